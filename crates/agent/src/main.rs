@@ -1,0 +1,3 @@
+//! The `infinistream` binary.
+
+fn main() {}

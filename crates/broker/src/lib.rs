@@ -1,0 +1,1 @@
+//! Core NATS server: listener, connections, subject routing, monitoring (layer 1).

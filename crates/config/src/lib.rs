@@ -1,0 +1,1 @@
+//! Figment configuration loading and validation for every role (layer 1).

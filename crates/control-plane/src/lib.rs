@@ -1,0 +1,1 @@
+//! Control plane: metadata service, sequencing, embedded and etcd stores (layer 2).

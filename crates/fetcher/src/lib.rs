@@ -1,0 +1,1 @@
+//! proxy-consume role: stream reads, consumers and the zone cache (layer 2).

@@ -1,0 +1,1 @@
+//! proxy-produce role: JetStream publish batching, upload, commit, PubAck (layer 2).

@@ -1,0 +1,1 @@
+//! jobs role: compaction, retention and garbage collection (layer 2).

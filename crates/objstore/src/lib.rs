@@ -1,0 +1,1 @@
+//! Bucket URLs, key naming and object-store decorators (layer 1).

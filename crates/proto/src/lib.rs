@@ -1,0 +1,1 @@
+//! Generated gRPC code from proto/ plus checked domain conversions (layer 0).

@@ -1,0 +1,1 @@
+//! Tracing setup, shutdown signals, role supervision and metrics registry (layer 1).
