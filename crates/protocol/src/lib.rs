@@ -4,3 +4,5 @@
 //! buffers and encodes server operations into them; the `jsapi` module holds the
 //! `$JS.API` request and response shapes and nats-server's error codes. Both are
 //! tested on byte slices, fuzzed and benchmarked without a network.
+
+pub mod jsapi;

