@@ -1,1 +1,127 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo
+//! does.
+//!
+//! - `test`            installs what the suite needs (see `tools`), then runs every test
+//!                     with cargo-nextest. This is the README's test command and `.ci/run`.
+//! - `run [ARGS…]`     installs the build prerequisites, then runs `infinistream agent`
+//!                     (all roles, embedded control plane, local bucket dir).
+//! - `install-tools`   only the installation step of `test`.
+//! - `bench core`      core NATS pub/sub, nats-server and InfiniStream side by side.
+//! - `check-deps`      fails if a crate depends on a crate of its own or a higher layer.
+//! - `fuzz-check`      type-checks the cargo-fuzz targets with the nightly toolchain.
+
+mod bench;
+mod deps;
+mod tools;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let (cmd, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
+    match cmd {
+        "test" => test(rest),
+        "run" => run_agent(rest),
+        "install-tools" => tools::install_all(),
+        "bench" => bench::run(rest),
+        "check-deps" => deps::check(),
+        "fuzz-check" => fuzz_check(),
+        "help" | "-h" | "--help" => {
+            println!(
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core | check-deps | fuzz-check>"
+            );
+            Ok(())
+        }
+        other => bail!("unknown command `{other}` (try `cargo xtask help`)"),
+    }
+}
+
+/// Runs a command, inheriting stdio, failing with its status.
+pub(crate) fn status(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    tools::install_all()?;
+    deps::check()?;
+    eprintln!("xtask: building and running the whole test suite with cargo-nextest");
+    let mut cmd = cargo();
+    cmd.args([
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-targets",
+        "--profile",
+        "ci",
+    ])
+    .env("INFINISTREAM_TOOLS_DIR", tools::tools_dir())
+    .args(extra);
+    status(&mut cmd)?;
+    eprintln!("xtask: test suite passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn run_agent(extra: &[String]) -> anyhow::Result<()> {
+    tools::ensure_build_prerequisites()?;
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "infinistream",
+        "--",
+        "agent",
+    ])
+    .args(extra);
+    status(&mut cmd)
+}
+
+fn fuzz_check() -> anyhow::Result<()> {
+    for dir in ["crates/protocol/fuzz", "crates/segment/fuzz"] {
+        let path = workspace_root().join(dir);
+        if !path.exists() {
+            continue;
+        }
+        eprintln!("xtask: checking fuzz targets in {dir}");
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(&path).args(["+nightly", "check", "--bins"]);
+        status(&mut cmd)?;
+    }
+    Ok(())
+}

@@ -1,1 +1,647 @@
-//! Figment configuration loading and validation for every role (layer 1).
+//! Configuration for every InfiniStream process.
+//!
+//! Sources merge in one order everywhere: built-in defaults < a TOML file
+//! (`--config`) < `INFINISTREAM_*` environment variables < command-line flags. Figment
+//! does the merging into a "raw" struct whose fields are all optional; [`RawAgentConfig::validate`]
+//! then applies defaults and checks every rule, so an error always names the setting
+//! the operator typed (`INFINISTREAM_BATCH_WRITE must be between 50 and 500 ms, got 20`).
+//!
+//! Environment names are mapped explicitly (figment would otherwise split
+//! `INFINISTREAM_BATCH_WRITE` on `_`). Unknown keys in the file or environment are
+//! ignored rather than fatal, so a config written for a newer version still starts an
+//! older agent during a rollback.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use infinistream_types::{Role, limits};
+use serde::{Deserialize, Serialize};
+
+/// A configuration error. The message names the setting and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value broke a rule.
+    #[error("{setting} {rule}")]
+    Invalid {
+        /// The setting as the operator names it (env var, or flag when there is none).
+        setting: &'static str,
+        /// What is wrong, ending with the offending value.
+        rule: String,
+    },
+    /// A source could not be read or a value had the wrong type.
+    #[error("configuration error: {0}")]
+    Source(Box<figment::Error>),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        ConfigError::Source(Box::new(err))
+    }
+}
+
+fn invalid(setting: &'static str, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        rule: rule.into(),
+    }
+}
+
+/// Maps an `INFINISTREAM_*` variable (prefix stripped) to its config key.
+fn env_key(name: &str) -> String {
+    match name.to_ascii_uppercase().as_str() {
+        "BUCKET_NAME" => "bucket".into(),
+        "BATCH_WRITE" => "batch_write".into(),
+        "AGENT_ROLES" => "roles".into(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// The environment provider shared by every process.
+fn env_provider() -> Env {
+    Env::prefixed("INFINISTREAM_").map(|key| env_key(key.as_str()).into())
+}
+
+/// A value that may be written as a number or a string (`250` or `"250ms"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrString {
+    Number(u64),
+    String(String),
+}
+
+/// A roles value: `"proxy,jobs"` or `["proxy", "jobs"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RolesValue {
+    List(String),
+    Items(Vec<String>),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Client authentication the NATS listener enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    UserPass { user: String, pass: String },
+    Token(String),
+}
+
+/// Every agent setting as merged from the sources, before defaults and checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawAgentConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_write: Option<NumberOrString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_payload: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A validated agent configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Group id; `None` in embedded mode means "generate locally".
+    pub group_id: Option<String>,
+    /// Group key; never logged.
+    pub group_key: Option<String>,
+    /// Bucket URL (`file://` paths are absolute after validation).
+    pub bucket: String,
+    /// Batch window.
+    pub batch_write: Duration,
+    /// Roles to run, `proxy` expanded.
+    pub roles: BTreeSet<Role>,
+    /// Remote control plane URL; `None` runs it embedded.
+    pub control_plane: Option<String>,
+    /// Availability zone.
+    pub zone: String,
+    /// Address the listeners bind.
+    pub host: String,
+    /// NATS client port.
+    pub port: u16,
+    /// HTTP monitoring port.
+    pub http_port: u16,
+    /// Agent-to-agent (zone cache) port.
+    pub peer_port: u16,
+    /// Local state: the embedded control plane's store and the default bucket.
+    pub data_dir: PathBuf,
+    /// Name shown in `INFO` and `/varz`.
+    pub server_name: String,
+    /// Largest accepted message payload.
+    pub max_payload: usize,
+    /// Largest outbound backlog per client before it is cut off as a slow consumer.
+    pub max_pending: usize,
+    /// Client authentication, if any.
+    pub auth: Option<ClientAuth>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl AgentConfig {
+    /// Whether the control plane runs inside this process.
+    pub fn embedded_control_plane(&self) -> bool {
+        self.control_plane.is_none()
+    }
+
+    /// The NATS client listen address.
+    pub fn client_addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The monitoring listen address.
+    pub fn http_addr(&self) -> String {
+        format!("{}:{}", self.host, self.http_port)
+    }
+
+    /// The peer listen address.
+    pub fn peer_addr(&self) -> String {
+        format!("{}:{}", self.host, self.peer_port)
+    }
+}
+
+/// Loads the agent configuration: defaults < file < environment < flags.
+pub fn load_agent(file: Option<&Path>, flags: &RawAgentConfig) -> Result<AgentConfig, ConfigError> {
+    agent_figment(file, flags)
+        .extract::<RawAgentConfig>()?
+        .validate()
+}
+
+/// The merged sources, exposed for tests and `infinistream config` style tooling.
+pub fn agent_figment(file: Option<&Path>, flags: &RawAgentConfig) -> Figment {
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(env_provider())
+        .merge(Serialized::globals(flags))
+}
+
+fn parse_millis(setting: &'static str, value: &NumberOrString) -> Result<u64, ConfigError> {
+    match value {
+        NumberOrString::Number(n) => Ok(*n),
+        NumberOrString::String(s) => {
+            let trimmed = s.trim();
+            let digits = trimmed.strip_suffix("ms").unwrap_or(trimmed).trim();
+            digits.parse::<u64>().map_err(|_| {
+                invalid(
+                    setting,
+                    format!("must be a number of milliseconds, got `{s}`"),
+                )
+            })
+        }
+    }
+}
+
+/// Parses a roles list (`proxy,jobs`), expanding `proxy`.
+pub fn parse_roles(value: &RolesValue) -> Result<BTreeSet<Role>, ConfigError> {
+    let items: Vec<String> = match value {
+        RolesValue::List(s) => s.split(',').map(str::to_owned).collect(),
+        RolesValue::Items(items) => items.clone(),
+    };
+    let mut roles = BTreeSet::new();
+    for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let parsed = Role::parse_one(item).ok_or_else(|| {
+            invalid(
+                "INFINISTREAM_AGENT_ROLES",
+                format!(
+                    "must be a comma-separated list of proxy-produce, proxy-consume, proxy, jobs; got unknown role `{item}`"
+                ),
+            )
+        })?;
+        roles.extend(parsed.iter().copied());
+    }
+    if roles.is_empty() {
+        return Err(invalid(
+            "INFINISTREAM_AGENT_ROLES",
+            "must name at least one role (proxy-produce, proxy-consume, proxy, jobs), got an empty list",
+        ));
+    }
+    Ok(roles)
+}
+
+fn check_name(setting: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() || value.len() > 128 {
+        return Err(invalid(
+            setting,
+            format!("must be 1 to 128 characters, got `{value}`"),
+        ));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(invalid(
+            setting,
+            format!("may only contain letters, digits, `-`, `_` and `.`, got `{value}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes a `file://` bucket URL absolute (relative paths resolve against the working
+/// directory), so every component and log line sees the same location.
+fn absolutize_bucket(bucket: &str) -> Result<String, ConfigError> {
+    let Some(path) = bucket.strip_prefix("file://") else {
+        return Ok(bucket.to_owned());
+    };
+    if path.is_empty() {
+        return Err(invalid(
+            "INFINISTREAM_BUCKET_NAME",
+            format!("must name a directory after file://, got `{bucket}`"),
+        ));
+    }
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return Ok(bucket.to_owned());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        invalid(
+            "INFINISTREAM_BUCKET_NAME",
+            format!("is relative but the working directory is unknown ({e}), got `{bucket}`"),
+        )
+    })?;
+    Ok(format!("file://{}", cwd.join(path).display()))
+}
+
+const SUPPORTED_SCHEMES: &[&str] = &["file://", "memory://", "s3://", "gs://", "az://"];
+
+impl RawAgentConfig {
+    /// Applies defaults and checks every rule.
+    pub fn validate(&self) -> Result<AgentConfig, ConfigError> {
+        let batch_ms = match &self.batch_write {
+            Some(v) => parse_millis("INFINISTREAM_BATCH_WRITE", v)?,
+            None => limits::BATCH_WRITE_DEFAULT.as_millis() as u64,
+        };
+        let (min, max) = (
+            limits::BATCH_WRITE_MIN.as_millis() as u64,
+            limits::BATCH_WRITE_MAX.as_millis() as u64,
+        );
+        if !(min..=max).contains(&batch_ms) {
+            return Err(invalid(
+                "INFINISTREAM_BATCH_WRITE",
+                format!("must be between {min} and {max} ms, got {batch_ms}"),
+            ));
+        }
+
+        let roles = parse_roles(
+            self.roles
+                .as_ref()
+                .unwrap_or(&RolesValue::List("proxy,jobs".into())),
+        )?;
+
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("INFINISTREAM_DATA_DIR", "must not be empty"));
+        }
+        let bucket = match &self.bucket {
+            Some(b) => b.trim().to_owned(),
+            None => format!("file://{}", data_dir.join("bucket").display()),
+        };
+        if !SUPPORTED_SCHEMES.iter().any(|s| bucket.starts_with(s)) {
+            return Err(invalid(
+                "INFINISTREAM_BUCKET_NAME",
+                format!(
+                    "must be a URL starting with one of {}, got `{bucket}`",
+                    SUPPORTED_SCHEMES.join(", ")
+                ),
+            ));
+        }
+        let bucket = absolutize_bucket(&bucket)?;
+
+        let control_plane = match self.control_plane.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.to_owned())
+            }
+            Some(url) => {
+                return Err(invalid(
+                    "INFINISTREAM_CONTROL_PLANE",
+                    format!("must be an http:// or https:// URL, got `{url}`"),
+                ));
+            }
+        };
+
+        if let Some(id) = &self.group_id {
+            check_name("INFINISTREAM_GROUP_ID", id)?;
+        }
+        if control_plane.is_some() {
+            if self.group_id.is_none() {
+                return Err(invalid(
+                    "INFINISTREAM_GROUP_ID",
+                    "is required when INFINISTREAM_CONTROL_PLANE is set",
+                ));
+            }
+            if self.group_key.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "INFINISTREAM_GROUP_KEY",
+                    "is required when INFINISTREAM_CONTROL_PLANE is set",
+                ));
+            }
+        }
+
+        let zone = self.zone.clone().unwrap_or_else(|| "default".into());
+        check_name("INFINISTREAM_ZONE", &zone)?;
+
+        let port = self.port.unwrap_or(limits::CLIENT_PORT_DEFAULT);
+        let http_port = self.http_port.unwrap_or(limits::HTTP_PORT_DEFAULT);
+        let peer_port = match self.peer_port {
+            Some(p) => p,
+            None if http_port == 0 => 0,
+            None => http_port.checked_add(limits::PEER_PORT_OFFSET).ok_or_else(|| {
+                invalid(
+                    "--http_port",
+                    format!(
+                        "must leave room for the peer port (http_port + {}); set --peer_port explicitly, got {http_port}",
+                        limits::PEER_PORT_OFFSET
+                    ),
+                )
+            })?,
+        };
+        if port != 0 && (port == http_port || port == peer_port) {
+            return Err(invalid(
+                "--port",
+                format!("must differ from --http_port and --peer_port, got {port}"),
+            ));
+        }
+        if http_port != 0 && http_port == peer_port {
+            return Err(invalid(
+                "--peer_port",
+                format!("must differ from --http_port, got {peer_port}"),
+            ));
+        }
+
+        let max_payload = self
+            .max_payload
+            .unwrap_or(limits::MAX_PAYLOAD_DEFAULT as u64);
+        if !(1..=64 * 1024 * 1024).contains(&max_payload) {
+            return Err(invalid(
+                "INFINISTREAM_MAX_PAYLOAD",
+                format!("must be between 1 byte and 64 MiB, got {max_payload}"),
+            ));
+        }
+        let max_pending = self.max_pending.unwrap_or(64 * 1024 * 1024);
+        if max_pending < max_payload {
+            return Err(invalid(
+                "INFINISTREAM_MAX_PENDING",
+                format!("must be at least max_payload ({max_payload}), got {max_pending}"),
+            ));
+        }
+
+        let auth = match (&self.user, &self.pass, &self.token) {
+            (None, None, None) => None,
+            (Some(user), Some(pass), None) => Some(ClientAuth::UserPass {
+                user: user.clone(),
+                pass: pass.clone(),
+            }),
+            (None, None, Some(token)) if !token.is_empty() => {
+                Some(ClientAuth::Token(token.clone()))
+            }
+            (None, None, Some(_)) => {
+                return Err(invalid("INFINISTREAM_TOKEN", "must not be empty"));
+            }
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(invalid(
+                    "INFINISTREAM_USER",
+                    "and INFINISTREAM_PASS must be set together",
+                ));
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(invalid(
+                    "INFINISTREAM_TOKEN",
+                    "cannot be combined with INFINISTREAM_USER / INFINISTREAM_PASS",
+                ));
+            }
+        };
+
+        let server_name = self
+            .server_name
+            .clone()
+            .unwrap_or_else(|| format!("infinistream-{}", std::process::id()));
+
+        Ok(AgentConfig {
+            group_id: self.group_id.clone(),
+            group_key: self.group_key.clone(),
+            bucket,
+            batch_write: Duration::from_millis(batch_ms),
+            roles,
+            control_plane,
+            zone,
+            host: self.host.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            port,
+            http_port,
+            peer_port,
+            data_dir,
+            server_name,
+            max_payload: max_payload as usize,
+            max_pending: max_pending as usize,
+            auth,
+            log_format: self.log_format.unwrap_or_default(),
+        })
+    }
+}
+
+/// Where the control-plane service keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// redb under a directory.
+    Embedded(PathBuf),
+    /// One or more etcd endpoints (`host:port`).
+    Etcd(Vec<String>),
+}
+
+impl StoreUrl {
+    /// Parses `embedded:<dir>` or `etcd://host:port[,host:port…]`.
+    pub fn parse(value: &str) -> Result<StoreUrl, ConfigError> {
+        if let Some(dir) = value.strip_prefix("embedded:") {
+            if dir.is_empty() {
+                return Err(invalid(
+                    "--store",
+                    format!("must name a directory after embedded:, got `{value}`"),
+                ));
+            }
+            return Ok(StoreUrl::Embedded(PathBuf::from(dir)));
+        }
+        if let Some(hosts) = value.strip_prefix("etcd://") {
+            let endpoints: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if endpoints.is_empty() || endpoints.iter().any(|e| !e.contains(':')) {
+                return Err(invalid(
+                    "--store",
+                    format!("must list host:port endpoints after etcd://, got `{value}`"),
+                ));
+            }
+            return Ok(StoreUrl::Etcd(endpoints));
+        }
+        Err(invalid(
+            "--store",
+            format!("must be embedded:<dir> or etcd://host:port[,host:port…], got `{value}`"),
+        ))
+    }
+}
+
+/// Settings of `infinistream control-plane` as merged from the sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawControlPlaneConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A validated control-plane configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPlaneConfig {
+    pub store: StoreUrl,
+    pub listen: SocketAddr,
+    /// Address other replicas and agents use to reach this one (defaults to `listen`).
+    pub advertise: String,
+    pub host: String,
+    pub http_port: u16,
+    /// Single group from the environment, if given.
+    pub group: Option<(String, String)>,
+    /// A TOML file of `[groups] id = "key"` entries, if given.
+    pub groups_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// Loads the control-plane configuration: defaults < file < environment < flags.
+pub fn load_control_plane(
+    file: Option<&Path>,
+    flags: &RawControlPlaneConfig,
+) -> Result<ControlPlaneConfig, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(env_provider())
+        .merge(Serialized::globals(flags))
+        .extract::<RawControlPlaneConfig>()?
+        .validate()
+}
+
+impl RawControlPlaneConfig {
+    /// Applies defaults and checks every rule.
+    pub fn validate(&self) -> Result<ControlPlaneConfig, ConfigError> {
+        let store = StoreUrl::parse(
+            self.store
+                .as_deref()
+                .unwrap_or("embedded:data/control-plane"),
+        )?;
+        let listen_text = self
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:7070".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "--listen",
+                format!("must be an ip:port socket address, got `{listen_text}`"),
+            )
+        })?;
+        let group = match (&self.group_id, &self.group_key) {
+            (Some(id), Some(key)) if !key.is_empty() => {
+                check_name("INFINISTREAM_GROUP_ID", id)?;
+                Some((id.clone(), key.clone()))
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "INFINISTREAM_GROUP_KEY",
+                    "is required when INFINISTREAM_GROUP_ID is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "INFINISTREAM_GROUP_ID",
+                    "is required when INFINISTREAM_GROUP_KEY is set",
+                ));
+            }
+            (None, None) => None,
+        };
+        if group.is_none() && self.groups.is_none() {
+            return Err(invalid(
+                "INFINISTREAM_GROUP_ID",
+                "and INFINISTREAM_GROUP_KEY (or --groups <file>) are required by the control plane",
+            ));
+        }
+        Ok(ControlPlaneConfig {
+            store,
+            listen,
+            advertise: self
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{listen}")),
+            host: self.host.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            http_port: self.http_port.unwrap_or(limits::HTTP_PORT_DEFAULT + 1),
+            group,
+            groups_file: self.groups.clone(),
+            log_format: self.log_format.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

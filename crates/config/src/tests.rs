@@ -1,0 +1,427 @@
+//! Precedence and validation tests. figment's `Jail` gives each test its own
+//! environment and working directory.
+
+use super::*;
+use figment::Jail;
+
+fn load(jail_file: Option<&str>, flags: &RawAgentConfig) -> Result<AgentConfig, ConfigError> {
+    load_agent(jail_file.map(Path::new), flags)
+}
+
+fn err_text(raw: RawAgentConfig) -> String {
+    match raw.validate() {
+        Ok(cfg) => panic!("expected an error, got {cfg:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_match_the_brief() {
+    Jail::expect_with(|_jail| {
+        let cfg = load(None, &RawAgentConfig::default()).expect("defaults load");
+        assert_eq!(cfg.batch_write, Duration::from_millis(250));
+        assert_eq!(
+            cfg.roles,
+            BTreeSet::from([Role::ProxyProduce, Role::ProxyConsume, Role::Jobs])
+        );
+        assert_eq!(cfg.port, 4222);
+        assert_eq!(cfg.http_port, 8222);
+        assert_eq!(cfg.peer_port, 9222);
+        assert_eq!(cfg.zone, "default");
+        assert!(cfg.embedded_control_plane());
+        assert!(cfg.bucket.starts_with("file:///"), "{}", cfg.bucket);
+        assert!(cfg.bucket.ends_with("data/bucket"), "{}", cfg.bucket);
+        assert_eq!(cfg.max_payload, 1024 * 1024);
+        assert_eq!(cfg.auth, None);
+        Ok(())
+    });
+}
+
+#[test]
+fn file_then_env_then_flags() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "agent.toml",
+            r#"
+                batch_write = 100
+                zone = "file-zone"
+                port = 5000
+                roles = ["proxy-consume", "jobs"]
+                bucket = "memory://"
+            "#,
+        )?;
+        // File alone.
+        let cfg = load(Some("agent.toml"), &RawAgentConfig::default()).expect("file");
+        assert_eq!(cfg.batch_write, Duration::from_millis(100));
+        assert_eq!(cfg.zone, "file-zone");
+        assert_eq!(cfg.port, 5000);
+        assert_eq!(cfg.roles, BTreeSet::from([Role::ProxyConsume, Role::Jobs]));
+        assert_eq!(cfg.bucket, "memory://");
+
+        // Env beats file.
+        jail.set_env("INFINISTREAM_BATCH_WRITE", "300");
+        jail.set_env("INFINISTREAM_ZONE", "env-zone");
+        jail.set_env("INFINISTREAM_AGENT_ROLES", "proxy-produce");
+        jail.set_env("INFINISTREAM_BUCKET_NAME", "s3://bucket");
+        let cfg = load(Some("agent.toml"), &RawAgentConfig::default()).expect("env");
+        assert_eq!(cfg.batch_write, Duration::from_millis(300));
+        assert_eq!(cfg.zone, "env-zone");
+        assert_eq!(cfg.roles, BTreeSet::from([Role::ProxyProduce]));
+        assert_eq!(cfg.bucket, "s3://bucket");
+        assert_eq!(cfg.port, 5000, "file value survives where env is silent");
+
+        // Flags beat env.
+        let flags = RawAgentConfig {
+            batch_write: Some(NumberOrString::Number(75)),
+            roles: Some(RolesValue::List("proxy,jobs".into())),
+            port: Some(6000),
+            ..Default::default()
+        };
+        let cfg = load(Some("agent.toml"), &flags).expect("flags");
+        assert_eq!(cfg.batch_write, Duration::from_millis(75));
+        assert_eq!(cfg.port, 6000);
+        assert_eq!(
+            cfg.zone, "env-zone",
+            "env value survives where flags are silent"
+        );
+        assert_eq!(cfg.roles.len(), 3);
+        Ok(())
+    });
+}
+
+#[test]
+fn env_names_are_mapped_explicitly() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INFINISTREAM_GROUP_ID", "g1");
+        jail.set_env("INFINISTREAM_GROUP_KEY", "secret");
+        jail.set_env("INFINISTREAM_CONTROL_PLANE", "http://127.0.0.1:7070");
+        jail.set_env("INFINISTREAM_BATCH_WRITE", "120ms");
+        jail.set_env("INFINISTREAM_UNKNOWN_SETTING", "ignored");
+        let cfg = load(None, &RawAgentConfig::default()).expect("env load");
+        assert_eq!(cfg.group_id.as_deref(), Some("g1"));
+        assert_eq!(cfg.group_key.as_deref(), Some("secret"));
+        assert_eq!(cfg.control_plane.as_deref(), Some("http://127.0.0.1:7070"));
+        assert_eq!(cfg.batch_write, Duration::from_millis(120));
+        Ok(())
+    });
+}
+
+#[test]
+fn batch_write_bounds_are_named() {
+    for (value, ok) in [
+        (49, false),
+        (50, true),
+        (500, true),
+        (501, false),
+        (20, false),
+    ] {
+        let raw = RawAgentConfig {
+            batch_write: Some(NumberOrString::Number(value)),
+            ..Default::default()
+        };
+        match raw.validate() {
+            Ok(cfg) => {
+                assert!(ok, "{value} should be refused");
+                assert_eq!(cfg.batch_write, Duration::from_millis(value));
+            }
+            Err(e) => {
+                assert!(!ok, "{value} should be accepted: {e}");
+                assert_eq!(
+                    e.to_string(),
+                    format!("INFINISTREAM_BATCH_WRITE must be between 50 and 500 ms, got {value}")
+                );
+            }
+        }
+    }
+    let text = err_text(RawAgentConfig {
+        batch_write: Some(NumberOrString::String("fast".into())),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_BATCH_WRITE must be a number of milliseconds, got `fast`"
+    );
+}
+
+#[test]
+fn env_batch_write_out_of_bounds_is_a_named_error() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INFINISTREAM_BATCH_WRITE", "20");
+        let err = load(None, &RawAgentConfig::default()).expect_err("20 ms refused");
+        assert_eq!(
+            err.to_string(),
+            "INFINISTREAM_BATCH_WRITE must be between 50 and 500 ms, got 20"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_and_empty_roles_are_errors() {
+    let text = err_text(RawAgentConfig {
+        roles: Some(RolesValue::List("proxy,compaction".into())),
+        ..Default::default()
+    });
+    assert!(
+        text.starts_with("INFINISTREAM_AGENT_ROLES must be"),
+        "{text}"
+    );
+    assert!(text.ends_with("got unknown role `compaction`"), "{text}");
+    let text = err_text(RawAgentConfig {
+        roles: Some(RolesValue::List(" , ".into())),
+        ..Default::default()
+    });
+    assert!(text.contains("at least one role"), "{text}");
+}
+
+#[test]
+fn roles_combine_and_expand() {
+    let cfg = RawAgentConfig {
+        roles: Some(RolesValue::List("proxy-produce,jobs".into())),
+        ..Default::default()
+    }
+    .validate()
+    .expect("valid roles");
+    assert_eq!(cfg.roles, BTreeSet::from([Role::ProxyProduce, Role::Jobs]));
+}
+
+#[test]
+fn bucket_scheme_is_checked() {
+    let text = err_text(RawAgentConfig {
+        bucket: Some("ftp://x".into()),
+        ..Default::default()
+    });
+    assert!(
+        text.starts_with("INFINISTREAM_BUCKET_NAME must be a URL starting with one of file://"),
+        "{text}"
+    );
+    assert!(text.ends_with("got `ftp://x`"), "{text}");
+    let text = err_text(RawAgentConfig {
+        bucket: Some("file://".into()),
+        ..Default::default()
+    });
+    assert!(text.contains("must name a directory"), "{text}");
+    let cfg = RawAgentConfig {
+        bucket: Some("file:///abs/dir".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect("absolute file URL");
+    assert_eq!(cfg.bucket, "file:///abs/dir");
+}
+
+#[test]
+fn remote_control_plane_needs_group_credentials() {
+    let text = err_text(RawAgentConfig {
+        control_plane: Some("http://cp:7070".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_GROUP_ID is required when INFINISTREAM_CONTROL_PLANE is set"
+    );
+    let text = err_text(RawAgentConfig {
+        control_plane: Some("http://cp:7070".into()),
+        group_id: Some("g".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_GROUP_KEY is required when INFINISTREAM_CONTROL_PLANE is set"
+    );
+    let text = err_text(RawAgentConfig {
+        control_plane: Some("cp:7070".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_CONTROL_PLANE must be an http:// or https:// URL, got `cp:7070`"
+    );
+}
+
+#[test]
+fn names_are_checked() {
+    let text = err_text(RawAgentConfig {
+        zone: Some("us east".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_ZONE may only contain letters, digits, `-`, `_` and `.`, got `us east`"
+    );
+    let text = err_text(RawAgentConfig {
+        group_id: Some(String::new()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_GROUP_ID must be 1 to 128 characters, got ``"
+    );
+}
+
+#[test]
+fn ports_derive_and_collide() {
+    let cfg = RawAgentConfig {
+        http_port: Some(8300),
+        ..Default::default()
+    }
+    .validate()
+    .expect("valid");
+    assert_eq!(cfg.peer_port, 9300);
+    let cfg = RawAgentConfig {
+        port: Some(0),
+        http_port: Some(0),
+        ..Default::default()
+    }
+    .validate()
+    .expect("port 0 everywhere for tests");
+    assert_eq!((cfg.port, cfg.http_port, cfg.peer_port), (0, 0, 0));
+    let text = err_text(RawAgentConfig {
+        http_port: Some(65000),
+        ..Default::default()
+    });
+    assert!(
+        text.starts_with("--http_port must leave room for the peer port"),
+        "{text}"
+    );
+    let text = err_text(RawAgentConfig {
+        port: Some(8222),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "--port must differ from --http_port and --peer_port, got 8222"
+    );
+    let text = err_text(RawAgentConfig {
+        peer_port: Some(8222),
+        ..Default::default()
+    });
+    assert_eq!(text, "--peer_port must differ from --http_port, got 8222");
+}
+
+#[test]
+fn payload_and_pending_bounds() {
+    let text = err_text(RawAgentConfig {
+        max_payload: Some(0),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_MAX_PAYLOAD must be between 1 byte and 64 MiB, got 0"
+    );
+    let text = err_text(RawAgentConfig {
+        max_payload: Some(1024),
+        max_pending: Some(10),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_MAX_PENDING must be at least max_payload (1024), got 10"
+    );
+}
+
+#[test]
+fn auth_combinations() {
+    let cfg = RawAgentConfig {
+        user: Some("u".into()),
+        pass: Some("p".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect("user/pass");
+    assert_eq!(
+        cfg.auth,
+        Some(ClientAuth::UserPass {
+            user: "u".into(),
+            pass: "p".into()
+        })
+    );
+    let text = err_text(RawAgentConfig {
+        user: Some("u".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_USER and INFINISTREAM_PASS must be set together"
+    );
+    let text = err_text(RawAgentConfig {
+        user: Some("u".into()),
+        pass: Some("p".into()),
+        token: Some("t".into()),
+        ..Default::default()
+    });
+    assert!(
+        text.starts_with("INFINISTREAM_TOKEN cannot be combined"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_types_in_the_file_are_reported_with_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("agent.toml", "port = \"not-a-port\"\n")?;
+        let err = load(Some("agent.toml"), &RawAgentConfig::default()).expect_err("bad type");
+        let text = err.to_string();
+        assert!(text.contains("port"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    Jail::expect_with(|_jail| {
+        let err = load(Some("nope.toml"), &RawAgentConfig::default()).expect_err("missing file");
+        assert!(err.to_string().contains("nope.toml"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn store_urls() {
+    assert_eq!(
+        StoreUrl::parse("embedded:/var/lib/cp").expect("embedded"),
+        StoreUrl::Embedded(PathBuf::from("/var/lib/cp"))
+    );
+    assert_eq!(
+        StoreUrl::parse("etcd://a:2379,b:2379").expect("etcd"),
+        StoreUrl::Etcd(vec!["a:2379".into(), "b:2379".into()])
+    );
+    for bad in ["embedded:", "etcd://", "etcd://nohost", "redis://x"] {
+        let text = StoreUrl::parse(bad).expect_err(bad).to_string();
+        assert!(text.starts_with("--store must"), "{text}");
+    }
+}
+
+#[test]
+fn control_plane_needs_a_group() {
+    let text = RawControlPlaneConfig::default()
+        .validate()
+        .expect_err("no group")
+        .to_string();
+    assert!(
+        text.starts_with("INFINISTREAM_GROUP_ID and INFINISTREAM_GROUP_KEY"),
+        "{text}"
+    );
+    let cfg = RawControlPlaneConfig {
+        group_id: Some("g".into()),
+        group_key: Some("k".into()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect("valid control plane config");
+    assert_eq!(cfg.group, Some(("g".into(), "k".into())));
+    let text = RawControlPlaneConfig {
+        group_id: Some("g".into()),
+        group_key: Some("k".into()),
+        listen: Some("nowhere".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect_err("bad listen")
+    .to_string();
+    assert_eq!(
+        text,
+        "--listen must be an ip:port socket address, got `nowhere`"
+    );
+}

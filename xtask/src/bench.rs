@@ -1,0 +1,196 @@
+//! Whole-system benchmarks: nats-server and InfiniStream on the same machine, the same
+//! workload and the same client (async-nats), in one run, reported as ratios.
+//!
+//! `cargo xtask bench core` — core pub/sub, 1 publisher → 1 subscriber, 16 B and 1 KiB.
+//! The publisher keeps at most a fixed window of messages ahead of the subscriber, so
+//! neither server is measured while shedding a slow consumer.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::{status, tools, workspace_root};
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        Some("core") => core(),
+        Some(other) => bail!("unknown benchmark `{other}`; available: core"),
+        None => bail!("name a benchmark: cargo xtask bench core"),
+    }
+}
+
+/// A server process killed on drop.
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listened on 127.0.0.1:{port} within 30 s")
+}
+
+fn start_nats_server() -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let bin = tools::tools_dir().join("venv/bin/nats-server");
+    let child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (run `cargo xtask install-tools`)",
+                bin.display()
+            )
+        })?;
+    wait_for_port(port)?;
+    Ok(Server {
+        name: "nats-server",
+        child,
+        port,
+        _dir: dir,
+    })
+}
+
+fn start_infinistream() -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let http = free_port()?;
+    let bin = workspace_root().join("target/release/infinistream");
+    let child = Command::new(&bin)
+        .args([
+            "agent",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &http.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    wait_for_port(port)?;
+    Ok(Server {
+        name: "infinistream",
+        child,
+        port,
+        _dir: dir,
+    })
+}
+
+/// Publishes `count` messages of `size` bytes and returns the subscriber's msgs/s.
+async fn pubsub(port: u16, size: usize, count: u64) -> anyhow::Result<f64> {
+    const WINDOW: u64 = 50_000;
+    let url = format!("nats://127.0.0.1:{port}");
+    let sub_client = async_nats::connect(&url).await?;
+    let pub_client = async_nats::connect(&url).await?;
+    let mut sub = sub_client.subscribe("bench.core").await?;
+    sub_client.flush().await?;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let reader = tokio::spawn(async move {
+        let mut n = 0u64;
+        while n < count {
+            match sub.next().await {
+                Some(_) => {
+                    n += 1;
+                    if n % 1024 == 0 {
+                        counter.store(n, Ordering::Relaxed);
+                    }
+                }
+                None => break,
+            }
+        }
+        counter.store(n, Ordering::Relaxed);
+        n
+    });
+    let payload = Bytes::from(vec![b'x'; size]);
+    let start = Instant::now();
+    for sent in 0..count {
+        while sent.saturating_sub(received.load(Ordering::Relaxed)) > WINDOW {
+            tokio::task::yield_now().await;
+        }
+        pub_client.publish("bench.core", payload.clone()).await?;
+    }
+    pub_client.flush().await?;
+    let got = tokio::time::timeout(Duration::from_secs(120), reader).await??;
+    let elapsed = start.elapsed().as_secs_f64();
+    if got != count {
+        bail!("subscriber got {got} of {count} messages");
+    }
+    Ok(count as f64 / elapsed)
+}
+
+fn core() -> anyhow::Result<()> {
+    tools::install_all()?;
+    tools::ensure_build_prerequisites()?;
+    eprintln!("xtask: building the release binary");
+    status(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args(["build", "--release", "--package", "infinistream"]),
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let nats = start_nats_server()?;
+    let inf = start_infinistream()?;
+    let workloads: [(&str, usize, u64); 2] = [("16 B", 16, 2_000_000), ("1 KiB", 1024, 500_000)];
+    println!("| workload | nats-server msgs/s | InfiniStream msgs/s | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (label, size, count) in workloads {
+        // Warm both up, then measure best of three.
+        let mut best = [0f64; 2];
+        for (i, server) in [&nats, &inf].into_iter().enumerate() {
+            rt.block_on(pubsub(server.port, size, count / 10))
+                .with_context(|| format!("{} warm-up", server.name))?;
+            for _ in 0..3 {
+                let rate = rt
+                    .block_on(pubsub(server.port, size, count))
+                    .with_context(|| format!("{} {label}", server.name))?;
+                best[i] = best[i].max(rate);
+            }
+        }
+        println!(
+            "| 1 pub → 1 sub, {label} | {:.0} | {:.0} | {:.2}× |",
+            best[0],
+            best[1],
+            best[1] / best[0]
+        );
+    }
+    Ok(())
+}

