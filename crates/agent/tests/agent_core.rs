@@ -1,0 +1,172 @@
+//! The `infinistream agent` as a whole: an in-process agent on port 0 serves core NATS
+//! to async-nats, reports on its monitoring port, answers JetStream with a clear error,
+//! and the binary refuses bad configuration with a message naming the setting.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use infinistream_agent::AgentHandle;
+use infinistream_config::{RawAgentConfig, RolesValue};
+use infinistream_runtime::CancellationToken;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
+    let raw = RawAgentConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        http_port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        roles: Some(RolesValue::List("proxy,jobs".into())),
+        server_name: Some("test-agent".into()),
+        ..Default::default()
+    };
+    let config = raw.validate().expect("valid test config");
+    AgentHandle::start(config, CancellationToken::new())
+        .await
+        .expect("agent starts")
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect http");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn core_pub_sub_through_the_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let url = format!("nats://{}", agent.client_addr());
+    let client = async_nats::connect(&url).await.expect("connect");
+    let mut sub = client.subscribe("orders.>").await.expect("subscribe");
+    client.flush().await.expect("flush");
+    for i in 0..100u32 {
+        client
+            .publish(format!("orders.{i}"), i.to_string().into())
+            .await
+            .expect("publish");
+    }
+    for i in 0..100u32 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("message in time")
+            .expect("subscription open");
+        assert_eq!(msg.subject.as_str(), format!("orders.{i}"));
+        assert_eq!(msg.payload, i.to_string().as_bytes());
+    }
+    let info = client.server_info();
+    assert_eq!(info.server_name, "test-agent");
+    assert!(info.headers);
+    agent.stop();
+    agent.wait().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn monitoring_endpoints_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    client.publish("a.b", "x".into()).await.expect("publish");
+    client.flush().await.expect("flush");
+
+    let (status, body) = http_get(agent.http_addr(), "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(agent.http_addr(), "/varz").await;
+    assert_eq!(status, 200);
+    let varz: serde_json::Value = serde_json::from_str(&body).expect("varz is JSON");
+    assert_eq!(varz["server_name"], "test-agent");
+    assert!(varz["connections"].as_u64().expect("connections") >= 1, "{varz}");
+    assert!(varz["in_msgs"].as_u64().expect("in_msgs") >= 1, "{varz}");
+    let (status, body) = http_get(agent.http_addr(), "/connz").await;
+    assert_eq!(status, 200);
+    let connz: serde_json::Value = serde_json::from_str(&body).expect("connz is JSON");
+    assert!(connz["num_connections"].as_u64().expect("num_connections") >= 1);
+    let (status, body) = http_get(agent.http_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("infinistream_"), "{body}");
+}
+
+#[tokio::test]
+async fn jetstream_requests_get_a_clear_not_built_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("$JS.API.INFO", "".into()),
+    )
+    .await
+    .expect("answered in time")
+    .expect("a reply, not no-responders");
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON");
+    assert_eq!(body["error"]["code"], 503, "{body}");
+    let description = body["error"]["description"].as_str().expect("description");
+    assert!(description.contains("not built yet"), "{description}");
+}
+
+#[test]
+fn binary_refuses_bad_settings_with_named_errors() {
+    let bin = env!("CARGO_BIN_EXE_infinistream");
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (
+            &["agent", "--batch-write", "20"],
+            &[],
+            "INFINISTREAM_BATCH_WRITE must be between 50 and 500 ms, got 20",
+        ),
+        (
+            &["agent"],
+            &[("INFINISTREAM_BATCH_WRITE", "900")],
+            "INFINISTREAM_BATCH_WRITE must be between 50 and 500 ms, got 900",
+        ),
+        (
+            &["agent", "--roles", "proxy,compactor"],
+            &[],
+            "got unknown role `compactor`",
+        ),
+        (
+            &["agent", "--bucket", "ftp://nope"],
+            &[],
+            "INFINISTREAM_BUCKET_NAME must be a URL",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let output = std::process::Command::new(bin)
+            .args(*args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn roles_are_reported_in_order() {
+    let config = RawAgentConfig {
+        roles: Some(RolesValue::List("jobs,proxy-consume".into())),
+        ..Default::default()
+    }
+    .validate()
+    .expect("valid");
+    let names: BTreeSet<&str> = config.roles.iter().map(|r| r.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["jobs", "proxy-consume"]));
+}
