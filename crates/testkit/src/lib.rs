@@ -4,3 +4,4 @@
 //! it started when dropped, so nothing is left running after a test.
 
 pub mod tools;
+pub mod etcd;

@@ -15,6 +15,9 @@
 
 use async_trait::async_trait;
 
+pub mod conformance;
+pub mod etcd;
+
 /// One stored key with its value and the store revision that last modified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
