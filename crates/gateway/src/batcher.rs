@@ -1,0 +1,659 @@
+//! The batcher: one buffer per agent, one object per batch window, ack after commit.
+//!
+//! Every JetStream publish the agent accepts, from any connection and for any stream,
+//! joins one buffer owned by a single writer task (the "one writer loop" of slatedb's
+//! `batch_write.rs`). The writer seals the buffer into one batch object when the batch
+//! window has passed since the first record arrived, or earlier when the encoded size
+//! reaches the size cap (4 MiB). Each sealed batch then goes through a flush:
+//!
+//! 1. PUT the object under a fresh time-ordered key (uploads of several flushes may run
+//!    at once);
+//! 2. one `CommitBatch` to the control plane, which assigns the sequences. Commits run
+//!    strictly in flush order, so one agent's publishes keep their order per stream
+//!    across flushes. A commit that fails transiently is retried with the same batch
+//!    id (the control plane answers a replay with the stored result, never appending
+//!    twice) until the flush deadline;
+//! 3. only then each publisher gets its answer: the sequence, the duplicate's original
+//!    sequence, or the JetStream error the control plane gave.
+//!
+//! Nothing is ever acknowledged before step 2 succeeded (invariant 1). Buffered bytes
+//! are bounded by a semaphore whose permits are bytes: a publisher that finds the
+//! buffer full waits in [`Batcher::submit`], which back-pressures only its own
+//! connection. A flush that cannot finish within the deadline answers its publishers
+//! with a 503-style JetStream error, releases its bytes, and the agent carries on; an
+//! object uploaded but never committed stays in the bucket for the jobs role to
+//! collect.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use infinistream_objstore::Bucket;
+use infinistream_proto::v1;
+use infinistream_segment::{BatchBuilder, BuildOptions, RecordRef};
+use infinistream_types::SharedClock;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::metrics::GatewayMetrics;
+
+/// A publish waiting to be stored.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// The stream that captures the subject.
+    pub stream: Arc<str>,
+    /// The subject published to.
+    pub subject: Bytes,
+    /// The raw NATS header block (empty when none).
+    pub headers: Bytes,
+    /// The payload.
+    pub payload: Bytes,
+    /// What the control plane checks at commit (msg id, expected headers, rollup, TTL).
+    /// `subject`, `size`, `header_size` and `timestamp_unix_nanos` are filled in by the
+    /// batcher.
+    pub meta: v1::RecordMeta,
+    /// Where the PubAck goes; `None` for a publish without a reply subject.
+    pub reply: Option<String>,
+}
+
+impl PendingRecord {
+    /// Bytes this record holds in the buffer (what the byte budget counts).
+    pub fn buffered_len(&self) -> usize {
+        self.subject.len() + self.headers.len() + self.payload.len()
+    }
+}
+
+/// A JetStream API error as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsError {
+    pub code: u16,
+    pub err_code: u16,
+    pub description: String,
+}
+
+impl JsError {
+    /// nats-server's "stream store failed" (503, 10077), used when a flush fails.
+    pub fn store_failed(cause: impl std::fmt::Display) -> Self {
+        JsError {
+            code: 503,
+            err_code: 10077,
+            description: cause.to_string(),
+        }
+    }
+
+    fn from_wire(err: &v1::JsError) -> Self {
+        JsError {
+            code: u16::try_from(err.code).unwrap_or(500),
+            err_code: u16::try_from(err.err_code).unwrap_or(10000),
+            description: err.description.clone(),
+        }
+    }
+}
+
+/// The answer to one publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Stored at this sequence.
+    Stored { seq: u64 },
+    /// A duplicate `Nats-Msg-Id`: the original's sequence.
+    Duplicate { seq: u64 },
+    /// Not stored.
+    Failed(JsError),
+}
+
+/// Receives the answers (the gateway turns them into PubAck messages).
+pub trait AckSink: Send + Sync + 'static {
+    /// Called once per publish that had a reply subject, after its flush finished.
+    fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome);
+}
+
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The control plane could not be reached or timed out: retry with the same id.
+    #[error("control plane unavailable: {0}")]
+    Unavailable(String),
+    /// The control plane refused the request as a whole: retrying will not help.
+    #[error("control plane refused the commit: {0}")]
+    Refused(String),
+}
+
+/// Commits batches to the control plane.
+#[async_trait]
+pub trait Committer: Send + Sync + 'static {
+    async fn commit(
+        &self,
+        request: v1::CommitBatchRequest,
+    ) -> Result<v1::CommitBatchResponse, CommitError>;
+}
+
+/// Batcher settings.
+#[derive(Debug, Clone)]
+pub struct BatcherConfig {
+    /// The batch window (`INFINISTREAM_BATCH_WRITE`).
+    pub window: Duration,
+    /// Seal early once the encoded batch reaches this many bytes.
+    pub size_cap: usize,
+    /// Most bytes buffered or in flight before publishers wait.
+    pub max_buffered_bytes: usize,
+    /// Most flushes uploading or committing at once.
+    pub max_concurrent_flushes: usize,
+    /// A flush not committed within this time fails its publishers.
+    pub flush_deadline: Duration,
+    /// Chunk compression.
+    pub build: BuildOptions,
+    /// This agent's id, sent with each commit.
+    pub agent_id: String,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        BatcherConfig {
+            window: infinistream_types::limits::BATCH_WRITE_DEFAULT,
+            size_cap: infinistream_types::limits::BATCH_SIZE_CAP,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            max_concurrent_flushes: 4,
+            flush_deadline: Duration::from_secs(4),
+            build: BuildOptions::default(),
+            agent_id: String::new(),
+        }
+    }
+}
+
+/// Why a publish could not join the buffer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The record alone is larger than the whole buffer.
+    #[error("message of {size} bytes exceeds the publish buffer of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// The batcher is shutting down.
+    #[error("the agent is shutting down")]
+    Closed,
+}
+
+struct Admitted {
+    record: PendingRecord,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Handle used by the intake to submit publishes. Cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<Admitted>,
+    budget: Arc<Semaphore>,
+    max_buffered_bytes: usize,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("available_bytes", &self.budget.available_permits())
+            .finish()
+    }
+}
+
+impl Batcher {
+    /// Starts the writer loop. It runs until `shutdown` is cancelled and every handle
+    /// is dropped, then flushes what it holds and waits for in-flight flushes.
+    pub fn start(
+        config: BatcherConfig,
+        bucket: Bucket,
+        committer: Arc<dyn Committer>,
+        acks: Arc<dyn AckSink>,
+        clock: SharedClock,
+        metrics: GatewayMetrics,
+        shutdown: CancellationToken,
+    ) -> (Batcher, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(8192);
+        let budget = Arc::new(Semaphore::new(config.max_buffered_bytes));
+        let batcher = Batcher {
+            tx,
+            budget,
+            max_buffered_bytes: config.max_buffered_bytes,
+        };
+        let writer = Writer {
+            builder: BatchBuilder::new(config.build),
+            pending: Vec::new(),
+            opened_at: None,
+            flush_slots: Arc::new(Semaphore::new(config.max_concurrent_flushes.max(1))),
+            previous_commit: None,
+            shared: Arc::new(FlushShared {
+                bucket,
+                committer,
+                acks,
+                metrics,
+                agent_id: config.agent_id.clone(),
+                deadline: config.flush_deadline,
+            }),
+            config,
+            clock,
+        };
+        let handle = tokio::spawn(writer.run(rx, shutdown));
+        (batcher, handle)
+    }
+
+    /// Adds a publish to the buffer, waiting while the buffer is full.
+    pub async fn submit(&self, record: PendingRecord) -> Result<(), SubmitError> {
+        let size = record.buffered_len().max(1);
+        if size > self.max_buffered_bytes {
+            return Err(SubmitError::TooLarge {
+                size,
+                limit: self.max_buffered_bytes,
+            });
+        }
+        let permits = u32::try_from(size).map_err(|_| SubmitError::TooLarge {
+            size,
+            limit: self.max_buffered_bytes,
+        })?;
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| SubmitError::Closed)?;
+        self.tx
+            .send(Admitted { record, permit })
+            .await
+            .map_err(|_| SubmitError::Closed)
+    }
+
+    /// Bytes currently buffered or in flight.
+    pub fn buffered_bytes(&self) -> usize {
+        self.max_buffered_bytes
+            .saturating_sub(self.budget.available_permits())
+    }
+}
+
+/// One record's bookkeeping between push and ack.
+struct Slot {
+    stream: Arc<str>,
+    meta: v1::RecordMeta,
+    reply: Option<String>,
+}
+
+struct FlushShared {
+    bucket: Bucket,
+    committer: Arc<dyn Committer>,
+    acks: Arc<dyn AckSink>,
+    metrics: GatewayMetrics,
+    agent_id: String,
+    deadline: Duration,
+}
+
+struct Writer {
+    config: BatcherConfig,
+    clock: SharedClock,
+    builder: BatchBuilder,
+    /// Per stream, the records in chunk order (push order).
+    pending: Vec<Slot>,
+    opened_at: Option<tokio::time::Instant>,
+    flush_slots: Arc<Semaphore>,
+    /// Fires when the previous flush's commit has finished (either way).
+    previous_commit: Option<oneshot::Receiver<()>>,
+    shared: Arc<FlushShared>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Admitted>, shutdown: CancellationToken) {
+        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+        loop {
+            let deadline = self.opened_at.map(|t| t + self.config.window);
+            tokio::select! {
+                biased;
+                item = rx.recv() => match item {
+                    Some(item) => {
+                        self.push(item, &mut permits);
+                        if self.builder.encoded_len_estimate() >= self.config.size_cap {
+                            self.seal("size", &mut permits).await;
+                        }
+                    }
+                    None => break,
+                },
+                () = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.seal("window", &mut permits).await,
+                () = shutdown.cancelled() => {
+                    // Stop taking new work, keep what was admitted.
+                    rx.close();
+                    while let Some(item) = rx.recv().await {
+                        self.push(item, &mut permits);
+                        if self.builder.encoded_len_estimate() >= self.config.size_cap {
+                            self.seal("size", &mut permits).await;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        if !self.builder.is_empty() {
+            self.seal("shutdown", &mut permits).await;
+        }
+        // Wait for in-flight flushes: they hold flush slots until they finish.
+        let slots = self.config.max_concurrent_flushes.max(1);
+        if let Ok(all) = self
+            .flush_slots
+            .acquire_many(u32::try_from(slots).unwrap_or(u32::MAX))
+            .await
+        {
+            drop(all);
+        }
+        tracing::info!("publish batcher stopped");
+    }
+
+    fn push(&mut self, item: Admitted, permits: &mut Vec<OwnedSemaphorePermit>) {
+        let Admitted { record, permit } = item;
+        let timestamp = self.clock.now_unix_nanos();
+        let msg_id = record.meta.msg_id.as_deref().map(str::as_bytes);
+        let pushed = self.builder.push(
+            &record.stream,
+            &RecordRef {
+                subject: &record.subject,
+                headers: &record.headers,
+                payload: &record.payload,
+                timestamp,
+                msg_id,
+            },
+        );
+        if let Err(error) = pushed {
+            // Only an invalid stream name can fail here; the intake checks names, so
+            // this is a bug, but the publisher still gets an answer.
+            tracing::error!(%error, stream = %record.stream, "cannot buffer a publish");
+            if let Some(reply) = record.reply.as_deref() {
+                self.shared.acks.deliver(
+                    reply,
+                    &record.stream,
+                    PublishOutcome::Failed(JsError::store_failed(error)),
+                );
+            }
+            return;
+        }
+        if self.opened_at.is_none() {
+            self.opened_at = Some(tokio::time::Instant::now());
+        }
+        let size = u32::try_from(record.buffered_len()).unwrap_or(u32::MAX);
+        let mut meta = record.meta;
+        meta.subject = String::from_utf8_lossy(&record.subject).into_owned();
+        meta.size = size;
+        meta.header_size = u32::try_from(record.headers.len()).unwrap_or(u32::MAX);
+        meta.timestamp_unix_nanos = timestamp;
+        self.pending.push(Slot {
+            stream: record.stream,
+            meta,
+            reply: record.reply,
+        });
+        permits.push(permit);
+    }
+
+    /// Seals the buffer into one object and hands it to a flush task.
+    async fn seal(&mut self, reason: &'static str, permits: &mut Vec<OwnedSemaphorePermit>) {
+        self.opened_at = None;
+        if self.builder.is_empty() {
+            return;
+        }
+        let slots = std::mem::take(&mut self.pending);
+        let bytes_held = std::mem::take(permits);
+        let finished = match self.builder.finish() {
+            Ok(finished) => finished,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a batch object");
+                let failure = JsError::store_failed(format!("batch encoding failed: {error}"));
+                for slot in &slots {
+                    if let Some(reply) = slot.reply.as_deref() {
+                        self.shared.acks.deliver(
+                            reply,
+                            &slot.stream,
+                            PublishOutcome::Failed(failure.clone()),
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        // Group the slots per stream in chunk order; the footer gives each stream's
+        // chunk index.
+        let mut by_stream: HashMap<Arc<str>, Vec<Slot>> = HashMap::new();
+        for slot in slots {
+            by_stream.entry(slot.stream.clone()).or_default().push(slot);
+        }
+        let mut chunks = Vec::with_capacity(by_stream.len());
+        for (stream, slots) in by_stream {
+            let Some(chunk) = finished.footer.chunk(&stream) else {
+                tracing::error!(%stream, "sealed batch lacks a chunk for a buffered stream");
+                continue;
+            };
+            chunks.push(SealedChunk {
+                stream,
+                chunk_index: chunk.index,
+                byte_size: u64::from(chunk.stored_len),
+                slots,
+            });
+        }
+        chunks.sort_by_key(|c| c.chunk_index);
+
+        // Wait for a flush slot: bounds the uploads and commits in flight.
+        let Ok(slot) = self.flush_slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        let previous = self.previous_commit.replace(done_rx);
+        let shared = self.shared.clone();
+        let batch_id = ulid::Ulid::generate().to_string();
+        let span = tracing::info_span!("flush", batch_id = %batch_id, reason, objects = 1);
+        shared.metrics.record_seal(reason);
+        tokio::spawn(
+            async move {
+                flush(
+                    shared,
+                    SealedBatch {
+                        batch_id,
+                        object: finished.object,
+                        chunks,
+                    },
+                    previous,
+                    done_tx,
+                )
+                .await;
+                drop(bytes_held);
+                drop(slot);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+struct SealedChunk {
+    stream: Arc<str>,
+    chunk_index: u32,
+    byte_size: u64,
+    slots: Vec<Slot>,
+}
+
+struct SealedBatch {
+    batch_id: String,
+    object: Bytes,
+    chunks: Vec<SealedChunk>,
+}
+
+async fn flush(
+    shared: Arc<FlushShared>,
+    batch: SealedBatch,
+    previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+) {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + shared.deadline;
+    let records: usize = batch.chunks.iter().map(|c| c.slots.len()).sum();
+    let object_len = batch.object.len();
+
+    // 1. Upload, concurrently with earlier flushes' commits.
+    let upload =
+        tokio::time::timeout_at(deadline, shared.bucket.put_batch(batch.object.clone())).await;
+    let key = match upload {
+        Ok(Ok(key)) => key,
+        Ok(Err(error)) => {
+            shared.metrics.flush_failed("upload");
+            tracing::warn!(%error, records, "flush failed: batch upload failed; publishers get errors");
+            finish_previous(previous).await;
+            let _ = done.send(());
+            fail_all(
+                &shared,
+                &batch,
+                &JsError::store_failed(format!("batch upload failed: {error}")),
+            );
+            return;
+        }
+        Err(_) => {
+            shared.metrics.flush_failed("upload");
+            tracing::warn!(
+                records,
+                "flush failed: batch upload timed out; publishers get errors"
+            );
+            finish_previous(previous).await;
+            let _ = done.send(());
+            fail_all(
+                &shared,
+                &batch,
+                &JsError::store_failed("batch upload timed out"),
+            );
+            return;
+        }
+    };
+    shared.metrics.record_upload(object_len, started.elapsed());
+
+    // 2. Commit in flush order.
+    let waited = tokio::time::timeout_at(deadline, finish_previous(previous)).await;
+    let request = v1::CommitBatchRequest {
+        batch_id: batch.batch_id.clone(),
+        object_key: key.to_string(),
+        agent_id: shared.agent_id.clone(),
+        chunks: batch
+            .chunks
+            .iter()
+            .map(|c| v1::ChunkMeta {
+                stream: c.stream.to_string(),
+                chunk_index: c.chunk_index,
+                record_count: u32::try_from(c.slots.len()).unwrap_or(u32::MAX),
+                byte_size: c.byte_size,
+                records: c.slots.iter().map(|s| s.meta.clone()).collect(),
+            })
+            .collect(),
+    };
+    let committed = match waited {
+        Ok(()) => commit_with_retry(&shared, request, deadline).await,
+        Err(_) => Err(CommitError::Unavailable(
+            "an earlier flush's commit did not finish in time".into(),
+        )),
+    };
+    let _ = done.send(());
+
+    // 3. Answer the publishers.
+    match committed {
+        Ok(response) => {
+            shared.metrics.record_commit(records, started.elapsed());
+            answer(&shared, &batch, &response);
+        }
+        Err(error) => {
+            shared.metrics.flush_failed("commit");
+            tracing::warn!(
+                %error, object = %key, records,
+                "flush failed: commit failed; object uploaded but not committed stays for the jobs role to collect"
+            );
+            fail_all(
+                &shared,
+                &batch,
+                &JsError::store_failed(format!("commit failed: {error}")),
+            );
+        }
+    }
+}
+
+async fn finish_previous(previous: Option<oneshot::Receiver<()>>) {
+    if let Some(previous) = previous {
+        // A dropped sender also means "finished".
+        let _ = previous.await;
+    }
+}
+
+async fn commit_with_retry(
+    shared: &FlushShared,
+    request: v1::CommitBatchRequest,
+    deadline: tokio::time::Instant,
+) -> Result<v1::CommitBatchResponse, CommitError> {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let attempt =
+            tokio::time::timeout_at(deadline, shared.committer.commit(request.clone())).await;
+        match attempt {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(CommitError::Refused(reason))) => return Err(CommitError::Refused(reason)),
+            Ok(Err(CommitError::Unavailable(reason))) => {
+                if tokio::time::Instant::now() + backoff >= deadline {
+                    return Err(CommitError::Unavailable(reason));
+                }
+                tracing::debug!(%reason, "commit failed transiently; retrying with the same batch id");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(_) => {
+                return Err(CommitError::Unavailable(
+                    "commit did not finish before the flush deadline".into(),
+                ));
+            }
+        }
+    }
+}
+
+fn fail_all(shared: &FlushShared, batch: &SealedBatch, error: &JsError) {
+    for chunk in &batch.chunks {
+        for slot in &chunk.slots {
+            if let Some(reply) = slot.reply.as_deref() {
+                shared
+                    .acks
+                    .deliver(reply, &chunk.stream, PublishOutcome::Failed(error.clone()));
+            }
+        }
+    }
+}
+
+fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchResponse) {
+    let results: HashMap<u32, &v1::ChunkResult> =
+        response.chunks.iter().map(|c| (c.chunk_index, c)).collect();
+    for chunk in &batch.chunks {
+        let result = results.get(&chunk.chunk_index);
+        for (position, slot) in chunk.slots.iter().enumerate() {
+            let outcome = match result {
+                None => PublishOutcome::Failed(JsError::store_failed(
+                    "the control plane returned no result for this stream",
+                )),
+                Some(result) => {
+                    match result.records.get(position).and_then(|r| r.result.as_ref()) {
+                        Some(v1::record_result::Result::Seq(seq)) => {
+                            PublishOutcome::Stored { seq: *seq }
+                        }
+                        Some(v1::record_result::Result::DuplicateOf(seq)) => {
+                            PublishOutcome::Duplicate { seq: *seq }
+                        }
+                        Some(v1::record_result::Result::Error(err)) => {
+                            PublishOutcome::Failed(JsError::from_wire(err))
+                        }
+                        None => match &result.error {
+                            Some(err) => PublishOutcome::Failed(JsError::from_wire(err)),
+                            None => PublishOutcome::Failed(JsError::store_failed(
+                                "the control plane returned no result for this message",
+                            )),
+                        },
+                    }
+                }
+            };
+            if let Some(reply) = slot.reply.as_deref() {
+                shared.acks.deliver(reply, &chunk.stream, outcome);
+            }
+        }
+    }
+}

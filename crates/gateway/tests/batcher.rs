@@ -1,0 +1,395 @@
+//! The batcher against a real (in-memory) object store, a scripted control plane and a
+//! recording ack sink: one object per window, ack only after commit, order per stream
+//! across flushes, bounded buffering, failures answered with errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use infinistream_gateway::{
+    AckSink, Batcher, BatcherConfig, CommitError, Committer, GatewayMetrics, PendingRecord,
+    PublishOutcome,
+};
+use infinistream_objstore::{Bucket, BucketOptions, RetryConfig};
+use infinistream_objstore::{FaultHandle, FaultRule, Op};
+use infinistream_proto::v1;
+use infinistream_types::{SharedClock, SystemClock};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A control plane that numbers records per stream, remembers batch ids, and can be
+/// told to fail or to hold commits.
+#[derive(Default)]
+struct FakeControlPlane {
+    state: Mutex<FakeState>,
+    release: Notify,
+}
+
+#[derive(Default)]
+struct FakeState {
+    next_seq: HashMap<String, u64>,
+    answered: HashMap<String, v1::CommitBatchResponse>,
+    commits: Vec<v1::CommitBatchRequest>,
+    fail_next: u32,
+    hold: bool,
+}
+
+#[async_trait]
+impl Committer for FakeControlPlane {
+    async fn commit(
+        &self,
+        request: v1::CommitBatchRequest,
+    ) -> Result<v1::CommitBatchResponse, CommitError> {
+        loop {
+            let hold = self.state.lock().hold;
+            if !hold {
+                break;
+            }
+            self.release.notified().await;
+        }
+        let mut state = self.state.lock();
+        if state.fail_next > 0 {
+            state.fail_next -= 1;
+            return Err(CommitError::Unavailable("injected".into()));
+        }
+        if let Some(answer) = state.answered.get(&request.batch_id) {
+            return Ok(answer.clone());
+        }
+        let mut chunks = Vec::new();
+        for chunk in &request.chunks {
+            let next = state.next_seq.entry(chunk.stream.clone()).or_insert(1);
+            let mut records = Vec::new();
+            for _ in &chunk.records {
+                records.push(v1::RecordResult {
+                    result: Some(v1::record_result::Result::Seq(*next)),
+                });
+                *next += 1;
+            }
+            chunks.push(v1::ChunkResult {
+                stream: chunk.stream.clone(),
+                chunk_index: chunk.chunk_index,
+                records,
+                error: None,
+            });
+        }
+        let response = v1::CommitBatchResponse {
+            chunks,
+            replayed: false,
+        };
+        state
+            .answered
+            .insert(request.batch_id.clone(), response.clone());
+        state.commits.push(request);
+        Ok(response)
+    }
+}
+
+#[derive(Default)]
+struct RecordingAcks {
+    acks: Mutex<Vec<(String, String, PublishOutcome)>>,
+    arrived: Notify,
+}
+
+impl AckSink for RecordingAcks {
+    fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome) {
+        self.acks
+            .lock()
+            .push((reply.to_owned(), stream.to_owned(), outcome));
+        self.arrived.notify_waiters();
+    }
+}
+
+impl RecordingAcks {
+    async fn wait_for(&self, n: usize) -> Vec<(String, String, PublishOutcome)> {
+        loop {
+            let notified = self.arrived.notified();
+            {
+                let acks = self.acks.lock();
+                if acks.len() >= n {
+                    return acks.clone();
+                }
+            }
+            tokio::time::timeout(Duration::from_secs(30), notified)
+                .await
+                .expect("acks arrive");
+        }
+    }
+}
+
+struct Harness {
+    batcher: Batcher,
+    cp: Arc<FakeControlPlane>,
+    acks: Arc<RecordingAcks>,
+    metrics: GatewayMetrics,
+    bucket: Bucket,
+    faults: FaultHandle,
+    shutdown: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+fn record(stream: &str, subject: &str, payload: &[u8], reply: Option<&str>) -> PendingRecord {
+    PendingRecord {
+        stream: Arc::from(stream),
+        subject: Bytes::from(subject.to_owned()),
+        headers: Bytes::new(),
+        payload: Bytes::copy_from_slice(payload),
+        meta: v1::RecordMeta::default(),
+        reply: reply.map(str::to_owned),
+    }
+}
+
+async fn harness(config: BatcherConfig) -> Harness {
+    let faults = FaultHandle::new();
+    let options = BucketOptions {
+        faults: Some(faults.clone()),
+        retry: RetryConfig {
+            max_attempts: 2,
+            ..RetryConfig::default()
+        },
+        ..BucketOptions::for_group("test")
+    };
+    let bucket = Bucket::open("memory://", options)
+        .await
+        .expect("memory bucket");
+    let cp = Arc::new(FakeControlPlane::default());
+    let acks = Arc::new(RecordingAcks::default());
+    let metrics = GatewayMetrics::new();
+    let shutdown = CancellationToken::new();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (batcher, writer) = Batcher::start(
+        config,
+        bucket.clone(),
+        cp.clone(),
+        acks.clone(),
+        clock,
+        metrics.clone(),
+        shutdown.clone(),
+    );
+    Harness {
+        batcher,
+        cp,
+        acks,
+        metrics,
+        bucket,
+        faults,
+        shutdown,
+        writer,
+    }
+}
+
+fn config(window_ms: u64) -> BatcherConfig {
+    BatcherConfig {
+        window: Duration::from_millis(window_ms),
+        agent_id: "agent-1".into(),
+        ..BatcherConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn one_object_per_window_for_many_streams() {
+    let h = harness(config(100)).await;
+    for i in 0..300u32 {
+        let stream = format!("S{}", i % 30);
+        h.batcher
+            .submit(record(
+                &stream,
+                &format!("s.{}", i % 30),
+                b"payload",
+                Some(&format!("r{i}")),
+            ))
+            .await
+            .expect("submit");
+    }
+    let acks = h.acks.wait_for(300).await;
+    assert_eq!(h.metrics.objects_written(), 1, "one object for one window");
+    assert_eq!(h.cp.state.lock().commits.len(), 1, "one commit per flush");
+    assert_eq!(h.bucket.list_batches().await.expect("list").len(), 1);
+    // Per stream, sequences are contiguous from 1 in publish order.
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    let mut by_reply: HashMap<String, (String, PublishOutcome)> = HashMap::new();
+    for (reply, stream, outcome) in acks {
+        by_reply.insert(reply, (stream, outcome));
+    }
+    for i in 0..300u32 {
+        let (stream, outcome) = by_reply.get(&format!("r{i}")).expect("every publish acked");
+        let next = expected.entry(stream.clone()).or_insert(1);
+        assert_eq!(outcome, &PublishOutcome::Stored { seq: *next });
+        *next += 1;
+    }
+}
+
+#[tokio::test]
+async fn size_cap_seals_early() {
+    let h = harness(BatcherConfig {
+        size_cap: 64 * 1024,
+        ..config(500)
+    })
+    .await;
+    let payload = vec![7u8; 16 * 1024];
+    for i in 0..16 {
+        h.batcher
+            .submit(record("BIG", "big", &payload, Some(&format!("r{i}"))))
+            .await
+            .expect("submit");
+    }
+    h.acks.wait_for(16).await;
+    assert!(
+        h.metrics.objects_written() >= 4,
+        "256 KiB at a 64 KiB cap takes at least 4 objects, got {}",
+        h.metrics.objects_written()
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_acked_before_commit_and_order_holds_across_flushes() {
+    let h = harness(config(50)).await;
+    h.cp.state.lock().hold = true;
+    h.batcher
+        .submit(record("ORD", "o", b"1", Some("a")))
+        .await
+        .expect("submit");
+    // Wait until the first flush has been uploaded (its commit is held).
+    while h.metrics.objects_written() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.batcher
+        .submit(record("ORD", "o", b"2", Some("b")))
+        .await
+        .expect("submit");
+    while h.metrics.objects_written() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        h.acks.acks.lock().is_empty(),
+        "no ack while commits are held"
+    );
+    h.cp.state.lock().hold = false;
+    h.cp.release.notify_waiters();
+    let acks = h.acks.wait_for(2).await;
+    let seq_of = |reply: &str| {
+        acks.iter()
+            .find(|(r, _, _)| r == reply)
+            .map(|(_, _, o)| o.clone())
+            .expect("acked")
+    };
+    assert_eq!(seq_of("a"), PublishOutcome::Stored { seq: 1 });
+    assert_eq!(seq_of("b"), PublishOutcome::Stored { seq: 2 });
+}
+
+#[tokio::test]
+async fn transient_commit_failures_retry_with_the_same_batch_id() {
+    let h = harness(config(50)).await;
+    h.cp.state.lock().fail_next = 2;
+    h.batcher
+        .submit(record("R", "r", b"x", Some("a")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(1).await;
+    assert_eq!(acks[0].2, PublishOutcome::Stored { seq: 1 });
+    assert_eq!(h.cp.state.lock().commits.len(), 1);
+}
+
+#[tokio::test]
+async fn upload_failures_answer_errors_then_recover() {
+    let h = harness(config(50)).await;
+    let rule = h.faults.add(FaultRule::fail(Op::Put));
+    h.batcher
+        .submit(record("F", "f", b"x", Some("a")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(1).await;
+    match &acks[0].2 {
+        PublishOutcome::Failed(err) => {
+            assert_eq!((err.code, err.err_code), (503, 10077));
+            assert!(err.description.contains("upload"), "{}", err.description);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(h.cp.state.lock().commits.is_empty(), "nothing committed");
+    h.faults.remove(rule);
+    h.batcher
+        .submit(record("F", "f", b"y", Some("b")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(2).await;
+    assert_eq!(acks[1].2, PublishOutcome::Stored { seq: 1 });
+}
+
+#[tokio::test]
+async fn commit_that_never_succeeds_fails_within_the_deadline() {
+    let h = harness(BatcherConfig {
+        flush_deadline: Duration::from_millis(300),
+        ..config(50)
+    })
+    .await;
+    h.cp.state.lock().fail_next = u32::MAX;
+    h.batcher
+        .submit(record("D", "d", b"x", Some("a")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(1).await;
+    assert!(matches!(acks[0].2, PublishOutcome::Failed(_)), "{acks:?}");
+    // The object was uploaded but never committed: it stays for the jobs role.
+    assert_eq!(h.bucket.list_batches().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn buffered_bytes_are_bounded() {
+    let h = harness(BatcherConfig {
+        max_buffered_bytes: 10_000,
+        ..config(50)
+    })
+    .await;
+    h.cp.state.lock().hold = true;
+    for i in 0..5 {
+        h.batcher
+            .submit(record("B", "b", &[0u8; 1999], Some(&format!("r{i}"))))
+            .await
+            .expect("fits");
+    }
+    // The buffer is full: the next submit waits until a flush completes.
+    let blocked = tokio::time::timeout(
+        Duration::from_millis(200),
+        h.batcher
+            .submit(record("B", "b", &[0u8; 1999], Some("late"))),
+    )
+    .await;
+    assert!(
+        blocked.is_err(),
+        "submit must wait while the buffer is full"
+    );
+    assert!(h.batcher.buffered_bytes() <= 10_000);
+    let too_big = h
+        .batcher
+        .submit(record("B", "b", &[0u8; 20_000], Some("huge")))
+        .await;
+    assert!(too_big.is_err());
+    h.cp.state.lock().hold = false;
+    h.cp.release.notify_waiters();
+    h.acks.wait_for(5).await;
+    h.batcher
+        .submit(record("B", "b", &[0u8; 1999], Some("after")))
+        .await
+        .expect("room again after the flush");
+}
+
+#[tokio::test]
+async fn shutdown_flushes_what_was_admitted() {
+    let h = harness(config(500)).await;
+    for i in 0..10 {
+        h.batcher
+            .submit(record("Z", "z", b"x", Some(&format!("r{i}"))))
+            .await
+            .expect("submit");
+    }
+    h.shutdown.cancel();
+    drop(h.batcher);
+    tokio::time::timeout(Duration::from_secs(10), h.writer)
+        .await
+        .expect("writer stops")
+        .expect("writer does not panic");
+    assert_eq!(h.acks.acks.lock().len(), 10);
+}
