@@ -16,7 +16,9 @@
 use async_trait::async_trait;
 
 pub mod conformance;
+pub mod embedded;
 pub mod etcd;
+pub mod memory;
 
 /// One stored key with its value and the store revision that last modified it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,104 @@
+//! The agents' handle on the control plane, remote or in-process.
+//!
+//! Both modes go through the same tonic clients, the same encoding and the same
+//! server-side authentication: remotely over a `Channel`, in-process by calling the
+//! control plane's routes as a tower service. So `infinistream agent` in its default
+//! single-process mode exercises exactly the interface a remote deployment does.
+
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use infinistream_proto::v1::{
+    agents_client::AgentsClient, consumers_client::ConsumersClient, jobs_client::JobsClient,
+    streams_client::StreamsClient,
+};
+
+use crate::auth::{ClientAuth, GroupKeysError};
+use crate::{ControlPlane, MAX_MESSAGE_BYTES};
+
+/// The transport under the clients: a socket channel or the in-process routes.
+pub type Transport =
+    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
+
+/// A transport that adds the group and key to every request.
+pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
+
+/// Errors creating a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid control plane url `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot connect to the control plane at `{url}`: {reason}")]
+    Connect { url: String, reason: String },
+    #[error(transparent)]
+    Auth(#[from] GroupKeysError),
+}
+
+/// Clients for every control-plane service, authenticated as one group.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneClient {
+    pub agents: AgentsClient<AuthedTransport>,
+    pub streams: StreamsClient<AuthedTransport>,
+    pub consumers: ConsumersClient<AuthedTransport>,
+    pub jobs: JobsClient<AuthedTransport>,
+}
+
+impl ControlPlaneClient {
+    fn over(transport: Transport, auth: ClientAuth) -> ControlPlaneClient {
+        let t = InterceptedService::new(transport, auth);
+        ControlPlaneClient {
+            agents: AgentsClient::new(t.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            streams: StreamsClient::new(t.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            consumers: ConsumersClient::new(t.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            jobs: JobsClient::new(t)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// Connects to a remote control plane (`http://host:port`), authenticating as
+    /// `group` with `key`. Connects eagerly so a wrong address fails here.
+    pub async fn connect(url: &str, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
+        let auth = ClientAuth::new(group, key)?;
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let channel: Channel = endpoint
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let transport = BoxCloneSyncService::new(channel.map_err(tower::BoxError::from));
+        Ok(ControlPlaneClient::over(transport, auth))
+    }
+
+    /// A client calling `control_plane`'s services in-process (no socket).
+    pub fn in_process(
+        control_plane: &ControlPlane,
+        group: &str,
+        key: &str,
+    ) -> Result<ControlPlaneClient, ClientError> {
+        let auth = ClientAuth::new(group, key)?;
+        let routes = control_plane.router().prepare();
+        let svc = ServiceExt::<http::Request<Body>>::map_err(
+            routes,
+            |never: std::convert::Infallible| -> tower::BoxError { match never {} },
+        );
+        let transport = BoxCloneSyncService::new(svc);
+        Ok(ControlPlaneClient::over(transport, auth))
+    }
+}

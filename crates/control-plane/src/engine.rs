@@ -1,0 +1,1103 @@
+//! The control-plane logic over a [`MetaStore`]: groups of streams in memory, one
+//! writer loop that group-commits CommitBatch calls, and every other operation.
+//!
+//! Why this shape:
+//! - **One writer, one transaction per round.** CommitBatch requests queue on a channel;
+//!   the writer drains whatever is waiting, applies each batch in arrival order to the
+//!   in-memory streams (so sequences follow commit order), and writes everything the
+//!   round changed in ONE store transaction; only then are the callers answered. Under
+//!   load many agent flushes share one durable write; alone, a flush costs one.
+//! - **Fenced writes.** Every writing transaction compares the `cp/leader` key with
+//!   this instance's id, so a deposed leader can never commit (two leaders can't both
+//!   append). Opening a control plane claims the fence.
+//! - **Memory is a cache of the store.** A group is loaded from the store on first use.
+//!   If a write fails or its outcome is unknown, every cached group is dropped and
+//!   re-read, so the cache never runs ahead of what is durable.
+//! - Other mutations (stream create/update/delete, purge, delete, swap) take the same
+//!   state lock, apply, and write their own fenced transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use infinistream_proto::domain::{AgentSpec, CommitBatch, StreamSpec};
+use infinistream_proto::subject;
+use infinistream_proto::v1::{self, JsError};
+use infinistream_types::SharedClock;
+use prost::Message;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::errors::{CpError, jserr};
+use crate::keys;
+use crate::model::{
+    AgentRecord, BatchRecord, EntryRecord, LeaseRecord, ReleasedRecord, StateRecord, StreamRecord,
+    decode,
+};
+use crate::store::{Compare, MetaStore, Op, StoreError};
+use crate::stream::Stream;
+
+/// Tunables of a control plane.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a CommitBatch answer is kept for idempotent retries.
+    pub batch_answer_ttl: Duration,
+    /// Agent lease when the agent asks for none.
+    pub agent_lease_default: Duration,
+    /// Most CommitBatch calls folded into one store transaction.
+    pub max_batches_per_txn: usize,
+    /// How often time-based limits (max_age, TTL) are applied; `None` = only on
+    /// commit and on `EnforceRetention` (tests drive it with a mock clock).
+    pub retention_interval: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_answer_ttl: Duration::from_secs(300),
+            agent_lease_default: Duration::from_secs(10),
+            max_batches_per_txn: 256,
+            retention_interval: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// A group's metadata, loaded.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    name: String,
+    streams: BTreeMap<String, Stream>,
+    /// Streams changed since the last write.
+    touched: BTreeSet<String>,
+    /// Streams deleted since the last write.
+    dropped: Vec<String>,
+    object_refs: HashMap<String, u64>,
+    /// Objects released since the last write.
+    released: Vec<String>,
+    batches: HashMap<String, Arc<v1::CommitBatchResponse>>,
+    batch_order: VecDeque<(i64, String)>,
+    new_batches: Vec<(String, i64)>,
+    expired_batches: Vec<String>,
+}
+
+impl Group {
+    async fn load(store: &dyn MetaStore, name: &str, now: i64) -> Result<Group, CpError> {
+        let mut g = Group {
+            name: name.to_owned(),
+            ..Default::default()
+        };
+        let cfg_prefix = keys::kind_prefix(name, "cfg");
+        for kv in store.scan_prefix(&cfg_prefix).await? {
+            let Some(stream) = keys::suffix(&kv.key, &cfg_prefix) else {
+                continue;
+            };
+            let rec: StreamRecord = decode(&kv.key, &kv.value)?;
+            let spec = StreamSpec::try_from(rec.config.unwrap_or_default()).map_err(|e| {
+                StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let st_key = keys::stream_state(name, stream);
+            let state: StateRecord = match store.get(&st_key).await? {
+                Some(kv) => decode(&kv.key, &kv.value)?,
+                None => StateRecord::default(),
+            };
+            let ix_prefix = keys::index_prefix(name, stream);
+            let mut entries = Vec::new();
+            for kv in store.scan_prefix(&ix_prefix).await? {
+                let e: EntryRecord = decode(&kv.key, &kv.value)?;
+                *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                entries.push(e);
+            }
+            let s = Stream::load(spec, rec.created_unix_nanos, state, entries, now);
+            g.streams.insert(stream.to_owned(), s);
+        }
+        let batch_prefix = keys::kind_prefix(name, "batch");
+        let mut order = Vec::new();
+        for kv in store.scan_prefix(&batch_prefix).await? {
+            let Some(id) = keys::suffix(&kv.key, &batch_prefix) else {
+                continue;
+            };
+            let rec: BatchRecord = decode(&kv.key, &kv.value)?;
+            if let Some(resp) = rec.response {
+                g.batches.insert(id.to_owned(), Arc::new(resp));
+                order.push((rec.committed_unix_nanos, id.to_owned()));
+            }
+        }
+        order.sort();
+        g.batch_order = order.into();
+        Ok(g)
+    }
+
+    fn stream_info(&self, name: &str, details: bool) -> v1::StreamInfoResponse {
+        match self.streams.get(name) {
+            Some(s) => info_of(s, details),
+            None => error_info(jserr::stream_not_found()),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        batch: &CommitBatch,
+        now: i64,
+        ttl: i64,
+    ) -> Arc<v1::CommitBatchResponse> {
+        // Forget answers past their retention (bounded work per round).
+        let cutoff = now.saturating_sub(ttl);
+        while self.expired_batches.len() < 1000 {
+            match self.batch_order.front() {
+                Some((at, _)) if *at < cutoff => {}
+                _ => break,
+            }
+            if let Some((_, id)) = self.batch_order.pop_front() {
+                self.batches.remove(&id);
+                self.expired_batches.push(id);
+            }
+        }
+        if let Some(prev) = self.batches.get(&batch.batch_id) {
+            let mut replay = (**prev).clone();
+            replay.replayed = true;
+            return Arc::new(replay);
+        }
+        let mut chunks = Vec::with_capacity(batch.chunks.len());
+        for chunk in &batch.chunks {
+            let result = match self.streams.get_mut(&chunk.stream) {
+                None => {
+                    let e = jserr::stream_not_found();
+                    v1::ChunkResult {
+                        stream: chunk.stream.clone(),
+                        chunk_index: chunk.chunk_index,
+                        records: chunk
+                            .records
+                            .iter()
+                            .map(|_| v1::RecordResult {
+                                result: Some(v1::record_result::Result::Error(e.clone())),
+                            })
+                            .collect(),
+                        error: Some(e),
+                    }
+                }
+                Some(s) => {
+                    let records = s.commit_chunk(chunk, &batch.object_key, now);
+                    self.touched.insert(chunk.stream.clone());
+                    v1::ChunkResult {
+                        stream: chunk.stream.clone(),
+                        chunk_index: chunk.chunk_index,
+                        records,
+                        error: None,
+                    }
+                }
+            };
+            chunks.push(result);
+        }
+        let resp = Arc::new(v1::CommitBatchResponse {
+            chunks,
+            replayed: false,
+        });
+        self.batches.insert(batch.batch_id.clone(), resp.clone());
+        self.batch_order.push_back((now, batch.batch_id.clone()));
+        self.new_batches.push((batch.batch_id.clone(), now));
+        resp
+    }
+
+    /// The store ops for everything changed since the last call.
+    fn take_ops(&mut self, now: i64, ops: &mut Vec<Op>) {
+        let g = self.name.clone();
+        for name in std::mem::take(&mut self.dropped) {
+            ops.push(Op::Delete {
+                key: keys::stream_cfg(&g, &name),
+            });
+            ops.push(Op::Delete {
+                key: keys::stream_state(&g, &name),
+            });
+            ops.push(Op::DeletePrefix {
+                prefix: keys::index_prefix(&g, &name),
+            });
+        }
+        for name in std::mem::take(&mut self.touched) {
+            let Some(s) = self.streams.get_mut(&name) else {
+                continue;
+            };
+            let (puts, deletes) = s.take_entry_changes();
+            for (seq, value) in puts {
+                ops.push(Op::Put {
+                    key: keys::index_entry(&g, &name, seq),
+                    value,
+                });
+            }
+            for seq in deletes {
+                ops.push(Op::Delete {
+                    key: keys::index_entry(&g, &name, seq),
+                });
+            }
+            if s.state_dirty {
+                s.state_dirty = false;
+                ops.push(Op::Put {
+                    key: keys::stream_state(&g, &name),
+                    value: s.state.encode_to_vec(),
+                });
+            }
+            for (obj, delta) in std::mem::take(&mut s.obj_delta) {
+                apply_delta(&mut self.object_refs, &mut self.released, obj, delta);
+            }
+        }
+        for obj in std::mem::take(&mut self.released) {
+            ops.push(Op::Put {
+                key: keys::released(&g, &obj),
+                value: ReleasedRecord {
+                    released_unix_nanos: now,
+                }
+                .encode_to_vec(),
+            });
+        }
+        for (id, at) in std::mem::take(&mut self.new_batches) {
+            if let Some(resp) = self.batches.get(&id) {
+                ops.push(Op::Put {
+                    key: keys::batch(&g, &id),
+                    value: BatchRecord {
+                        committed_unix_nanos: at,
+                        response: Some((**resp).clone()),
+                    }
+                    .encode_to_vec(),
+                });
+            }
+        }
+        for id in std::mem::take(&mut self.expired_batches) {
+            ops.push(Op::Delete {
+                key: keys::batch(&g, &id),
+            });
+        }
+    }
+}
+
+fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {
+    let cur = refs.get(&obj).copied().unwrap_or(0);
+    let next = i64::try_from(cur).unwrap_or(i64::MAX).saturating_add(d);
+    if next <= 0 {
+        if refs.remove(&obj).is_some() || d < 0 {
+            released.push(obj);
+        }
+    } else {
+        refs.insert(obj, u64::try_from(next).unwrap_or(0));
+    }
+}
+
+fn info_of(s: &Stream, details: bool) -> v1::StreamInfoResponse {
+    v1::StreamInfoResponse {
+        error: None,
+        config: Some((&s.spec).into()),
+        state: Some(s.state(details)),
+        created_unix_nanos: s.created,
+    }
+}
+
+fn error_info(e: JsError) -> v1::StreamInfoResponse {
+    v1::StreamInfoResponse {
+        error: Some(e),
+        ..Default::default()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    groups: HashMap<String, Group>,
+}
+
+/// A CommitBatch waiting for the writer.
+#[derive(Debug)]
+pub(crate) struct CommitCmd {
+    group: String,
+    batch: CommitBatch,
+    reply: oneshot::Sender<Result<Arc<v1::CommitBatchResponse>, CpError>>,
+}
+
+/// Re-creates an error for each waiter of a failed round.
+fn replicate(e: &CpError) -> CpError {
+    match e {
+        CpError::Store(StoreError::Unavailable(m)) => StoreError::Unavailable(m.clone()).into(),
+        CpError::Store(StoreError::Backend(m)) => StoreError::Backend(m.clone()).into(),
+        CpError::Store(StoreError::Corrupt { key, reason }) => StoreError::Corrupt {
+            key: key.clone(),
+            reason: reason.clone(),
+        }
+        .into(),
+        CpError::Invalid(i) => CpError::Invalid(i.clone()),
+        CpError::NotFound(m) => CpError::NotFound(m.clone()),
+        CpError::NotLeader(m) => CpError::NotLeader(m.clone()),
+        CpError::ShuttingDown => CpError::ShuttingDown,
+    }
+}
+
+/// The control-plane logic; shared by the gRPC services and the writer task.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    store: Arc<dyn MetaStore>,
+    clock: SharedClock,
+    fence: Vec<u8>,
+    opts: Options,
+    state: Mutex<State>,
+    commit_tx: mpsc::Sender<CommitCmd>,
+}
+
+impl Engine {
+    /// Claims the store's fence and starts the writer.
+    pub(crate) async fn start(
+        store: Arc<dyn MetaStore>,
+        clock: SharedClock,
+        opts: Options,
+    ) -> Result<Arc<Engine>, CpError> {
+        let fence = ulid::Ulid::generate().to_string().into_bytes();
+        store
+            .txn(
+                vec![],
+                vec![Op::Put {
+                    key: keys::LEADER.to_vec(),
+                    value: fence.clone(),
+                }],
+            )
+            .await?;
+        let (commit_tx, commit_rx) = mpsc::channel(4096);
+        let engine = Arc::new(Engine {
+            store,
+            clock,
+            fence,
+            opts,
+            state: Mutex::new(State::default()),
+            commit_tx,
+        });
+        tokio::spawn(writer(Arc::downgrade(&engine), commit_rx));
+        if let Some(every) = engine.opts.retention_interval {
+            tokio::spawn(retention_ticker(Arc::downgrade(&engine), every));
+        }
+        Ok(engine)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_unix_nanos()
+    }
+
+    async fn group_mut<'a>(&self, st: &'a mut State, group: &str) -> Result<&'a mut Group, CpError> {
+        if !st.groups.contains_key(group) {
+            let g = Group::load(self.store.as_ref(), group, self.now()).await?;
+            st.groups.insert(group.to_owned(), g);
+        }
+        st.groups
+            .get_mut(group)
+            .ok_or_else(|| CpError::NotFound(format!("group `{group}`")))
+    }
+
+    fn fence(&self) -> Compare {
+        Compare::ValueEquals {
+            key: keys::LEADER.to_vec(),
+            value: self.fence.clone(),
+        }
+    }
+
+    /// One fenced transaction. On any failure the caches are dropped.
+    async fn write_ops(&self, st: &mut State, ops: Vec<Op>) -> Result<i64, CpError> {
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        let res = self.store.txn(vec![self.fence()], ops).await;
+        match res {
+            Ok(out) if out.succeeded => Ok(out.revision),
+            Ok(_) => {
+                st.groups.clear();
+                tracing::error!("metadata store fence moved: another control plane took over");
+                Err(CpError::NotLeader(
+                    "the metadata store's fence names another instance".into(),
+                ))
+            }
+            Err(e) => {
+                st.groups.clear();
+                tracing::warn!(error = %e, "metadata write failed; cache dropped");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes what `group` changed.
+    async fn flush_group(&self, st: &mut State, group: &str) -> Result<(), CpError> {
+        let now = self.now();
+        let mut ops = Vec::new();
+        if let Some(g) = st.groups.get_mut(group) {
+            g.take_ops(now, &mut ops);
+        }
+        self.write_ops(st, ops).await.map(|_| ())
+    }
+
+    /// Fenced write outside the cached state (agents, leases).
+    async fn write_plain(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<bool, CpError> {
+        let mut all = vec![self.fence()];
+        all.extend(compares);
+        let out = self.store.txn(all, ops).await?;
+        if out.succeeded {
+            return Ok(true);
+        }
+        // Tell a lost fence apart from a lost compare.
+        match self.store.get(keys::LEADER).await? {
+            Some(kv) if kv.value == self.fence => Ok(false),
+            _ => Err(CpError::NotLeader(
+                "the metadata store's fence names another instance".into(),
+            )),
+        }
+    }
+
+    // ---------------- streams ----------------
+
+    pub(crate) async fn create_stream(
+        &self,
+        group: &str,
+        spec: StreamSpec,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        if let Some(existing) = g.streams.get(&spec.name) {
+            if existing.spec == spec {
+                return Ok(info_of(existing, false));
+            }
+            return Ok(error_info(jserr::stream_name_exist()));
+        }
+        if overlaps(g, &spec) {
+            return Ok(error_info(jserr::subject_overlap()));
+        }
+        let now = self.now();
+        let name = spec.name.clone();
+        let rec = StreamRecord {
+            config: Some((&spec).into()),
+            created_unix_nanos: now,
+        };
+        g.streams.insert(name.clone(), Stream::new(spec, now));
+        g.touched.insert(name.clone());
+        let mut ops = vec![Op::Put {
+            key: keys::stream_cfg(group, &name),
+            value: rec.encode_to_vec(),
+        }];
+        g.take_ops(now, &mut ops);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(&name, false))
+    }
+
+    pub(crate) async fn update_stream(
+        &self,
+        group: &str,
+        spec: StreamSpec,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(existing) = g.streams.get(&spec.name) else {
+            return Ok(error_info(jserr::stream_not_found()));
+        };
+        if existing.spec.limits.sealed && !spec.limits.sealed {
+            return Ok(error_info(jserr::invalid_config(
+                "stream configuration update can not unseal a sealed stream",
+            )));
+        }
+        if overlaps(g, &spec) {
+            return Ok(error_info(jserr::subject_overlap()));
+        }
+        let now = self.now();
+        let name = spec.name.clone();
+        let created = existing.created;
+        let rec = StreamRecord {
+            config: Some((&spec).into()),
+            created_unix_nanos: created,
+        };
+        if let Some(s) = g.streams.get_mut(&name) {
+            s.spec = spec;
+            s.enforce_all_limits(now);
+        }
+        g.touched.insert(name.clone());
+        let mut ops = vec![Op::Put {
+            key: keys::stream_cfg(group, &name),
+            value: rec.encode_to_vec(),
+        }];
+        g.take_ops(now, &mut ops);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(&name, false))
+    }
+
+    pub(crate) async fn delete_stream(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(mut s) = g.streams.remove(name) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        s.remove_all_entries();
+        for (obj, d) in std::mem::take(&mut s.obj_delta) {
+            apply_delta(&mut g.object_refs, &mut g.released, obj, d);
+        }
+        g.touched.remove(name);
+        g.dropped.push(name.to_owned());
+        self.flush_group(&mut st, group).await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn stream_info(
+        &self,
+        group: &str,
+        name: &str,
+        details: bool,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(name, details))
+    }
+
+    pub(crate) async fn list_streams(
+        &self,
+        group: &str,
+        filter: &str,
+    ) -> Result<Vec<v1::StreamInfoResponse>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.streams
+            .values()
+            .filter(|s| {
+                filter.is_empty() || s.spec.limits.subjects.iter().any(|x| subject::overlap(x, filter))
+            })
+            .map(|s| info_of(s, false))
+            .collect())
+    }
+
+    /// Queues a batch for the writer and waits for its durable answer.
+    pub(crate) async fn commit(
+        &self,
+        group: &str,
+        batch: CommitBatch,
+    ) -> Result<Arc<v1::CommitBatchResponse>, CpError> {
+        let (reply, rx) = oneshot::channel();
+        self.commit_tx
+            .send(CommitCmd {
+                group: group.to_owned(),
+                batch,
+                reply,
+            })
+            .await
+            .map_err(|_| CpError::ShuttingDown)?;
+        rx.await.map_err(|_| CpError::ShuttingDown)?
+    }
+
+    /// One writer round: apply every queued batch, write once, answer all.
+    async fn commit_round(&self, cmds: Vec<CommitCmd>) {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let ttl = nanos(self.opts.batch_answer_ttl);
+        let mut answered = Vec::with_capacity(cmds.len());
+        let mut groups = BTreeSet::new();
+        for cmd in cmds {
+            match self.group_mut(&mut st, &cmd.group).await {
+                Ok(g) => {
+                    let resp = g.commit(&cmd.batch, now, ttl);
+                    groups.insert(cmd.group.clone());
+                    answered.push((cmd.reply, resp));
+                }
+                Err(e) => {
+                    let _ = cmd.reply.send(Err(e));
+                }
+            }
+        }
+        let mut ops = Vec::new();
+        for name in &groups {
+            if let Some(g) = st.groups.get_mut(name) {
+                g.take_ops(now, &mut ops);
+            }
+        }
+        match self.write_ops(&mut st, ops).await {
+            Ok(_) => {
+                for (reply, resp) in answered {
+                    let _ = reply.send(Ok(resp));
+                }
+            }
+            Err(e) => {
+                for (reply, _) in answered {
+                    let _ = reply.send(Err(replicate(&e)));
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn read_index(
+        &self,
+        group: &str,
+        req: v1::ReadIndexRequest,
+    ) -> Result<v1::ReadIndexResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(&req.stream) else {
+            return Ok(v1::ReadIndexResponse {
+                error: Some(jserr::stream_not_found()),
+                ..Default::default()
+            });
+        };
+        let limit = if req.limit == 0 { 1000 } else { req.limit as usize };
+        Ok(v1::ReadIndexResponse {
+            error: None,
+            entries: s.read_index(req.start_seq, req.end_seq, limit),
+            state: Some(s.state(false)),
+        })
+    }
+
+    pub(crate) async fn seq_for_time(
+        &self,
+        group: &str,
+        stream: &str,
+        ts: i64,
+    ) -> Result<v1::SeqForTimeResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(match g.streams.get(stream) {
+            Some(s) => v1::SeqForTimeResponse {
+                error: None,
+                seq: s.seq_for_time(ts),
+            },
+            None => v1::SeqForTimeResponse {
+                error: Some(jserr::stream_not_found()),
+                seq: 0,
+            },
+        })
+    }
+
+    pub(crate) async fn last_by_subject(
+        &self,
+        group: &str,
+        stream: &str,
+        subjects: &[String],
+    ) -> Result<v1::LastBySubjectResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(match g.streams.get(stream) {
+            Some(s) => v1::LastBySubjectResponse {
+                error: None,
+                subjects: s.last_by_subject(subjects),
+            },
+            None => v1::LastBySubjectResponse {
+                error: Some(jserr::stream_not_found()),
+                subjects: Vec::new(),
+            },
+        })
+    }
+
+    pub(crate) async fn purge(
+        &self,
+        group: &str,
+        req: v1::PurgeStreamRequest,
+    ) -> Result<v1::PurgeStreamResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(&req.stream) else {
+            return Ok(v1::PurgeStreamResponse {
+                error: Some(jserr::stream_not_found()),
+                purged: 0,
+            });
+        };
+        let refuse = if s.spec.limits.sealed {
+            Some(jserr::sealed())
+        } else if s.spec.limits.deny_purge {
+            Some(jserr::purge_failed("stream purge not permitted"))
+        } else {
+            None
+        };
+        if let Some(e) = refuse {
+            return Ok(v1::PurgeStreamResponse {
+                error: Some(e),
+                purged: 0,
+            });
+        }
+        if !req.subject.is_empty() && !subject::is_valid(&req.subject, true) {
+            return Err(CpError::Invalid(infinistream_proto::InvalidArgument {
+                field: "subject",
+                reason: format!("invalid subject filter `{}`", req.subject),
+            }));
+        }
+        let purged = s.purge(&req.subject, req.keep, req.up_to_seq);
+        g.touched.insert(req.stream.clone());
+        self.flush_group(&mut st, group).await?;
+        Ok(v1::PurgeStreamResponse {
+            error: None,
+            purged,
+        })
+    }
+
+    pub(crate) async fn delete_message(
+        &self,
+        group: &str,
+        stream: &str,
+        seq: u64,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(stream) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        if s.spec.limits.sealed {
+            return Ok(Some(jserr::sealed()));
+        }
+        if s.spec.limits.deny_delete {
+            return Ok(Some(jserr::msg_delete_failed("message delete not permitted")));
+        }
+        if !s.remove_seq(seq) {
+            return Ok(Some(jserr::msg_delete_failed("no message found")));
+        }
+        g.touched.insert(stream.to_owned());
+        self.flush_group(&mut st, group).await?;
+        Ok(None)
+    }
+
+    /// Applies time-based limits to every loaded stream of `group` now.
+    pub(crate) async fn enforce_retention(&self, group: &str) -> Result<u64, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let mut removed = 0;
+        let names: Vec<String> = g.streams.keys().cloned().collect();
+        for name in names {
+            if let Some(s) = g.streams.get_mut(&name) {
+                let n = s.enforce_time(now);
+                if n > 0 {
+                    removed += n;
+                    g.touched.insert(name);
+                }
+            }
+        }
+        self.flush_group(&mut st, group).await?;
+        Ok(removed)
+    }
+
+    async fn loaded_groups(&self) -> Vec<String> {
+        self.state.lock().await.groups.keys().cloned().collect()
+    }
+
+    // ---------------- jobs ----------------
+
+    pub(crate) async fn swap_index(
+        &self,
+        group: &str,
+        req: v1::SwapIndexRequest,
+    ) -> Result<v1::SwapIndexResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(&req.stream) else {
+            return Ok(v1::SwapIndexResponse {
+                swapped: false,
+                reason: "stream not found".into(),
+            });
+        };
+        if let Err(reason) = s.swap(&req.replaced, &req.segment_object_key, req.segment_byte_size) {
+            return Ok(v1::SwapIndexResponse {
+                swapped: false,
+                reason,
+            });
+        }
+        g.touched.insert(req.stream.clone());
+        self.flush_group(&mut st, group).await?;
+        Ok(v1::SwapIndexResponse {
+            swapped: true,
+            reason: String::new(),
+        })
+    }
+
+    pub(crate) async fn list_objects(&self, group: &str) -> Result<v1::ListObjectsResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let mut referenced: Vec<String> = g.object_refs.keys().cloned().collect();
+        referenced.sort();
+        drop(st);
+        let prefix = keys::kind_prefix(group, "rel");
+        let mut released = Vec::new();
+        for kv in self.store.scan_prefix(&prefix).await? {
+            let Some(obj) = keys::suffix(&kv.key, &prefix) else {
+                continue;
+            };
+            let rec: ReleasedRecord = decode(&kv.key, &kv.value)?;
+            released.push(v1::ReleasedObject {
+                object_key: obj.to_owned(),
+                released_unix_nanos: rec.released_unix_nanos,
+            });
+        }
+        Ok(v1::ListObjectsResponse {
+            referenced,
+            released,
+        })
+    }
+
+    pub(crate) async fn forget_objects(&self, group: &str, objects: &[String]) -> Result<(), CpError> {
+        let ops = objects
+            .iter()
+            .map(|o| Op::Delete {
+                key: keys::released(group, o),
+            })
+            .collect::<Vec<_>>();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.write_plain(vec![], ops).await.map(|_| ())
+    }
+
+    pub(crate) async fn acquire_lease(
+        &self,
+        group: &str,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        renew_only: bool,
+    ) -> Result<v1::LeaseResponse, CpError> {
+        let key = keys::lease(group, name);
+        // A CAS loop: retried only when someone else changed the lease meanwhile.
+        for _ in 0..16 {
+            let now = self.now();
+            let current = self.store.get(&key).await?;
+            let (rec, rev) = match &current {
+                Some(kv) => (Some(decode::<LeaseRecord>(&kv.key, &kv.value)?), Some(kv.mod_revision)),
+                None => (None, None),
+            };
+            let free = rec
+                .as_ref()
+                .is_none_or(|r| r.expires_unix_nanos <= now || r.holder == holder);
+            let ours = rec.as_ref().is_some_and(|r| r.holder == holder && r.expires_unix_nanos > now);
+            if !free || (renew_only && !ours) {
+                let r = rec.unwrap_or_default();
+                return Ok(v1::LeaseResponse {
+                    acquired: false,
+                    holder: r.holder,
+                    expires_unix_nanos: r.expires_unix_nanos,
+                    generation: r.generation,
+                });
+            }
+            let generation = match &rec {
+                Some(r) if r.holder == holder && r.expires_unix_nanos > now => r.generation,
+                Some(r) => r.generation + 1,
+                None => 1,
+            };
+            let next = LeaseRecord {
+                holder: holder.to_owned(),
+                expires_unix_nanos: now.saturating_add(nanos(ttl)),
+                generation,
+            };
+            let ok = self
+                .write_plain(
+                    vec![Compare::ModRevision {
+                        key: key.clone(),
+                        revision: rev,
+                    }],
+                    vec![Op::Put {
+                        key: key.clone(),
+                        value: next.encode_to_vec(),
+                    }],
+                )
+                .await?;
+            if ok {
+                return Ok(v1::LeaseResponse {
+                    acquired: true,
+                    holder: next.holder,
+                    expires_unix_nanos: next.expires_unix_nanos,
+                    generation: next.generation,
+                });
+            }
+        }
+        Err(StoreError::Unavailable(format!("lease `{name}` is contended")).into())
+    }
+
+    pub(crate) async fn release_lease(
+        &self,
+        group: &str,
+        name: &str,
+        holder: &str,
+    ) -> Result<bool, CpError> {
+        let key = keys::lease(group, name);
+        let Some(kv) = self.store.get(&key).await? else {
+            return Ok(false);
+        };
+        let rec: LeaseRecord = decode(&kv.key, &kv.value)?;
+        if rec.holder != holder {
+            return Ok(false);
+        }
+        // Keep the generation: expire the lease instead of deleting it.
+        let expired = LeaseRecord {
+            expires_unix_nanos: 0,
+            ..rec
+        };
+        self.write_plain(
+            vec![Compare::ModRevision {
+                key: key.clone(),
+                revision: Some(kv.mod_revision),
+            }],
+            vec![Op::Put {
+                key,
+                value: expired.encode_to_vec(),
+            }],
+        )
+        .await
+    }
+
+    // ---------------- agents ----------------
+
+    pub(crate) async fn register_agent(
+        &self,
+        group: &str,
+        spec: AgentSpec,
+        lease: Duration,
+    ) -> Result<v1::RegisterResponse, CpError> {
+        let lease = if lease.is_zero() {
+            self.opts.agent_lease_default
+        } else {
+            lease.clamp(Duration::from_secs(1), Duration::from_secs(300))
+        };
+        let expires = self.now().saturating_add(nanos(lease));
+        let info = v1::AgentInfo {
+            agent_id: spec.agent_id.clone(),
+            roles: spec.roles,
+            zone: spec.zone,
+            client_address: spec.client_address,
+            peer_address: spec.peer_address,
+            lease_expires_unix_nanos: expires,
+            version: spec.version,
+        };
+        self.write_plain(
+            vec![],
+            vec![Op::Put {
+                key: keys::agent(group, &spec.agent_id),
+                value: AgentRecord {
+                    info: Some(info),
+                    lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+                }
+                .encode_to_vec(),
+            }],
+        )
+        .await?;
+        Ok(v1::RegisterResponse {
+            lease_expires_unix_nanos: expires,
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    pub(crate) async fn heartbeat(&self, group: &str, agent_id: &str) -> Result<i64, CpError> {
+        let key = keys::agent(group, agent_id);
+        for _ in 0..16 {
+            let now = self.now();
+            let Some(kv) = self.store.get(&key).await? else {
+                return Err(CpError::NotFound(format!("agent `{agent_id}`: register again")));
+            };
+            let rec: AgentRecord = decode(&kv.key, &kv.value)?;
+            let mut info = rec.info.unwrap_or_default();
+            let lease = info.lease_expires_unix_nanos;
+            if lease <= now {
+                return Err(CpError::NotFound(format!(
+                    "agent `{agent_id}`: lease expired, register again"
+                )));
+            }
+            let ext = nanos(Duration::from_millis(rec.lease_ms.max(1000)));
+            info.lease_expires_unix_nanos = now.saturating_add(ext).max(lease);
+            let expires = info.lease_expires_unix_nanos;
+            let ok = self
+                .write_plain(
+                    vec![Compare::ModRevision {
+                        key: key.clone(),
+                        revision: Some(kv.mod_revision),
+                    }],
+                    vec![Op::Put {
+                        key: key.clone(),
+                        value: AgentRecord {
+                            info: Some(info),
+                            lease_ms: rec.lease_ms,
+                        }
+                        .encode_to_vec(),
+                    }],
+                )
+                .await?;
+            if ok {
+                return Ok(expires);
+            }
+        }
+        Err(StoreError::Unavailable(format!("agent `{agent_id}` is contended")).into())
+    }
+
+    pub(crate) async fn deregister(&self, group: &str, agent_id: &str) -> Result<(), CpError> {
+        self.write_plain(
+            vec![],
+            vec![Op::Delete {
+                key: keys::agent(group, agent_id),
+            }],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn list_agents(
+        &self,
+        group: &str,
+        role: &str,
+        zone: &str,
+    ) -> Result<Vec<v1::AgentInfo>, CpError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        for kv in self.store.scan_prefix(&keys::kind_prefix(group, "agent")).await? {
+            let rec: AgentRecord = decode(&kv.key, &kv.value)?;
+            let Some(info) = rec.info else { continue };
+            if info.lease_expires_unix_nanos <= now
+                || (!role.is_empty() && !info.roles.iter().any(|r| r == role))
+                || (!zone.is_empty() && info.zone != zone)
+            {
+                continue;
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+}
+
+fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
+    g.streams.values().any(|other| {
+        other.name() != spec.name
+            && other.spec.limits.subjects.iter().any(|a| {
+                spec.limits
+                    .subjects
+                    .iter()
+                    .any(|b| subject::overlap(a, b))
+            })
+    })
+}
+
+/// The writer: drains queued batches into rounds until the engine is dropped.
+async fn writer(engine: std::sync::Weak<Engine>, mut rx: mpsc::Receiver<CommitCmd>) {
+    while let Some(first) = rx.recv().await {
+        let Some(engine) = engine.upgrade() else {
+            let _ = first.reply.send(Err(CpError::ShuttingDown));
+            break;
+        };
+        let mut cmds = vec![first];
+        while cmds.len() < engine.opts.max_batches_per_txn {
+            match rx.try_recv() {
+                Ok(c) => cmds.push(c),
+                Err(_) => break,
+            }
+        }
+        engine.commit_round(cmds).await;
+    }
+}
+
+async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            break;
+        };
+        for group in engine.loaded_groups().await {
+            if let Err(e) = engine.enforce_retention(&group).await {
+                tracing::warn!(group, error = %e, "retention pass failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The metadata key layout in the [`MetaStore`](crate::store::MetaStore).
+//!
+//! Everything of a group lives under `g/<group>/`, so groups are isolated by
+//! construction (a group id cannot contain `/`). Per stream the store holds a config
+//! key, a small state key and *one index key per committed chunk* (per batch per
+//! stream, never per message), keyed by the chunk's first sequence in fixed-width hex
+//! so a range read walks them in sequence order:
+//!
+//! ```text
+//! cp/leader                         fence: id of the instance allowed to write
+//! g/<group>/cfg/<stream>            StreamConfig (JSON + limits) + creation time
+//! g/<group>/st/<stream>             last seq, last msg id, first seq
+//! g/<group>/ix/<stream>/<seq:016x>  one committed chunk (or compacted segment)
+//! g/<group>/batch/<batch id>        stored CommitBatch answer, for idempotent retries
+//! g/<group>/agent/<agent id>        registration + lease expiry
+//! g/<group>/lease/<name>            job lease
+//! g/<group>/rel/<object key>        object no longer referenced, with release time
+//! ```
+
+/// The fence key every writing transaction compares on.
+pub const LEADER: &[u8] = b"cp/leader";
+
+fn key(group: &str, kind: &str, rest: &str) -> Vec<u8> {
+    format!("g/{group}/{kind}/{rest}").into_bytes()
+}
+
+pub fn kind_prefix(group: &str, kind: &str) -> Vec<u8> {
+    format!("g/{group}/{kind}/").into_bytes()
+}
+
+pub fn stream_cfg(group: &str, stream: &str) -> Vec<u8> {
+    key(group, "cfg", stream)
+}
+
+pub fn stream_state(group: &str, stream: &str) -> Vec<u8> {
+    key(group, "st", stream)
+}
+
+pub fn index_prefix(group: &str, stream: &str) -> Vec<u8> {
+    format!("g/{group}/ix/{stream}/").into_bytes()
+}
+
+pub fn index_entry(group: &str, stream: &str, first_seq: u64) -> Vec<u8> {
+    format!("g/{group}/ix/{stream}/{first_seq:016x}").into_bytes()
+}
+
+pub fn batch(group: &str, batch_id: &str) -> Vec<u8> {
+    key(group, "batch", batch_id)
+}
+
+pub fn agent(group: &str, agent_id: &str) -> Vec<u8> {
+    key(group, "agent", agent_id)
+}
+
+pub fn lease(group: &str, name: &str) -> Vec<u8> {
+    key(group, "lease", name)
+}
+
+pub fn released(group: &str, object_key: &str) -> Vec<u8> {
+    key(group, "rel", object_key)
+}
+
+/// The part of `key` after `prefix`, as UTF-8.
+pub fn suffix<'a>(key: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
+    key.strip_prefix(prefix)
+        .and_then(|s| std::str::from_utf8(s).ok())
+}

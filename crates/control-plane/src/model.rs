@@ -1,0 +1,127 @@
+//! Values stored in the metadata store (prost-encoded: compact and schema-evolvable).
+//!
+//! The index entry is the heart of the model: one per committed chunk, holding for each
+//! committed record the little the control plane needs to enforce limits without ever
+//! reading the object (subject as an index into a per-chunk subject table, size,
+//! timestamp, msg id, TTL) and which of its sequences were deleted since.
+
+use prost::Message;
+
+use crate::errors::CpError;
+use crate::store::StoreError;
+
+/// `g/<group>/cfg/<stream>`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamRecord {
+    #[prost(message, optional, tag = "1")]
+    pub config: Option<infinistream_proto::v1::StreamConfig>,
+    #[prost(int64, tag = "2")]
+    pub created_unix_nanos: i64,
+}
+
+/// `g/<group>/st/<stream>`: what cannot be derived from the index entries.
+#[derive(Clone, PartialEq, Message)]
+pub struct StateRecord {
+    #[prost(uint64, tag = "1")]
+    pub last_seq: u64,
+    /// First sequence (needed when the stream is empty after a purge).
+    #[prost(uint64, tag = "2")]
+    pub first_seq: u64,
+    /// Msg id of the last stored message ("" when it had none): Nats-Expected-Last-Msg-Id.
+    #[prost(string, tag = "3")]
+    pub last_msg_id: String,
+    #[prost(int64, tag = "4")]
+    pub last_ts_unix_nanos: i64,
+}
+
+/// Per committed record, inside an [`EntryRecord`].
+#[derive(Clone, PartialEq, Message)]
+pub struct RecMeta {
+    /// Index into [`EntryRecord::subjects`].
+    #[prost(uint32, tag = "1")]
+    pub subject: u32,
+    #[prost(uint32, tag = "2")]
+    pub size: u32,
+    #[prost(int64, tag = "3")]
+    pub ts: i64,
+    #[prost(string, optional, tag = "4")]
+    pub msg_id: Option<String>,
+    /// Expiry time from Nats-TTL (0 = none).
+    #[prost(int64, tag = "5")]
+    pub expires: i64,
+    /// Position of the record in its chunk.
+    #[prost(uint32, tag = "6")]
+    pub position: u32,
+    #[prost(bool, tag = "7")]
+    pub deleted: bool,
+}
+
+/// `g/<group>/ix/<stream>/<first_seq>`: one committed chunk or compacted segment.
+#[derive(Clone, PartialEq, Message)]
+pub struct EntryRecord {
+    #[prost(string, tag = "1")]
+    pub object_key: String,
+    #[prost(uint32, tag = "2")]
+    pub chunk_index: u32,
+    #[prost(uint64, tag = "3")]
+    pub byte_size: u64,
+    #[prost(uint64, tag = "4")]
+    pub first_seq: u64,
+    /// Commit time (control-plane clock): the de-duplication window runs from it.
+    #[prost(int64, tag = "5")]
+    pub committed_unix_nanos: i64,
+    #[prost(string, repeated, tag = "6")]
+    pub subjects: Vec<String>,
+    /// Record of `first_seq + i` at index `i`.
+    #[prost(message, repeated, tag = "7")]
+    pub records: Vec<RecMeta>,
+    #[prost(bool, tag = "8")]
+    pub segment: bool,
+}
+
+/// `g/<group>/batch/<batch id>`.
+#[derive(Clone, PartialEq, Message)]
+pub struct BatchRecord {
+    #[prost(int64, tag = "1")]
+    pub committed_unix_nanos: i64,
+    #[prost(message, optional, tag = "2")]
+    pub response: Option<infinistream_proto::v1::CommitBatchResponse>,
+}
+
+/// `g/<group>/agent/<id>`.
+#[derive(Clone, PartialEq, Message)]
+pub struct AgentRecord {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<infinistream_proto::v1::AgentInfo>,
+    /// Lease length granted at registration; each heartbeat extends by it.
+    #[prost(uint64, tag = "2")]
+    pub lease_ms: u64,
+}
+
+/// `g/<group>/lease/<name>`.
+#[derive(Clone, PartialEq, Message)]
+pub struct LeaseRecord {
+    #[prost(string, tag = "1")]
+    pub holder: String,
+    #[prost(int64, tag = "2")]
+    pub expires_unix_nanos: i64,
+    #[prost(uint64, tag = "3")]
+    pub generation: u64,
+}
+
+/// `g/<group>/rel/<object key>`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReleasedRecord {
+    #[prost(int64, tag = "1")]
+    pub released_unix_nanos: i64,
+}
+
+/// Decodes a stored value, naming the key when it is corrupt.
+pub fn decode<M: Message + Default>(key: &[u8], value: &[u8]) -> Result<M, CpError> {
+    M::decode(value).map_err(|e| {
+        CpError::Store(StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })
+    })
+}

@@ -1,0 +1,155 @@
+//! Serving the control plane: the `infinistream control-plane` subcommand's body.
+//!
+//! [`serve`] takes an already-bound listener (tests bind port 0) and a shutdown
+//! future; [`run_control_plane`] adds opening the store named by `--store`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use infinistream_types::{SharedClock, SystemClock};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::store::MetaStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::etcd::EtcdStore;
+use crate::{ControlPlane, CpError, GroupKeys, Options};
+
+/// Where the metadata lives (`--store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// `embedded:<dir>`: a redb file in `dir`.
+    Embedded(PathBuf),
+    /// `etcd://host:port[,host:port…]`.
+    Etcd(Vec<String>),
+}
+
+/// Errors of the control-plane server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid --store `{0}`: use `embedded:<dir>` or `etcd://host:port[,host:port…]`")]
+    BadStore(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no group configured: set INFINISTREAM_GROUP_ID/INFINISTREAM_GROUP_KEY or --groups")]
+    NoGroups,
+    #[error(transparent)]
+    ControlPlane(#[from] CpError),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl StoreSpec {
+    /// Parses `--store`.
+    pub fn parse(s: &str) -> Result<StoreSpec, ServeError> {
+        if let Some(dir) = s.strip_prefix("embedded:") {
+            if dir.is_empty() {
+                return Err(ServeError::BadStore(s.to_owned()));
+            }
+            return Ok(StoreSpec::Embedded(PathBuf::from(dir)));
+        }
+        if let Some(hosts) = s.strip_prefix("etcd://") {
+            let endpoints: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("http://{h}"))
+                .collect();
+            if endpoints.is_empty() {
+                return Err(ServeError::BadStore(s.to_owned()));
+            }
+            return Ok(StoreSpec::Etcd(endpoints));
+        }
+        Err(ServeError::BadStore(s.to_owned()))
+    }
+
+    /// Opens the store.
+    pub async fn open(&self) -> Result<Arc<dyn MetaStore>, CpError> {
+        Ok(match self {
+            StoreSpec::Embedded(dir) => Arc::new(EmbeddedStore::open(dir).await?),
+            StoreSpec::Etcd(endpoints) => {
+                Arc::new(EtcdStore::connect(endpoints, "infinistream/").await?)
+            }
+        })
+    }
+}
+
+/// Options of `infinistream control-plane`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub store: StoreSpec,
+    pub listen: SocketAddr,
+    pub groups: GroupKeys,
+    pub options: Options,
+}
+
+/// Serves `control_plane` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    control_plane: &ControlPlane,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let routes = control_plane.router();
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The whole `infinistream control-plane` subcommand: open the store, claim it, serve
+/// gRPC on `opts.listen` until `shutdown`.
+///
+/// Over etcd, several replicas may run, but until leader election lands the most
+/// recently started one holds the write fence and the others answer writes with
+/// `Unavailable` (never a double commit).
+pub async fn run_control_plane(
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    if opts.groups.is_empty() {
+        return Err(ServeError::NoGroups);
+    }
+    let store = opts.store.open().await?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cp = ControlPlane::open_with(store, opts.groups.clone(), clock, opts.options).await?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    tracing::info!(
+        listen = %opts.listen,
+        store = ?opts.store,
+        groups = ?opts.groups.group_ids().collect::<Vec<_>>(),
+        "control plane serving"
+    );
+    serve(&cp, listener, shutdown).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_spec_parses() {
+        assert_eq!(
+            StoreSpec::parse("embedded:/tmp/x").unwrap(),
+            StoreSpec::Embedded(PathBuf::from("/tmp/x"))
+        );
+        assert_eq!(
+            StoreSpec::parse("etcd://a:1,b:2").unwrap(),
+            StoreSpec::Etcd(vec!["http://a:1".into(), "http://b:2".into()])
+        );
+        assert!(StoreSpec::parse("redis://x").is_err());
+        assert!(StoreSpec::parse("embedded:").is_err());
+    }
+}

@@ -1,0 +1,971 @@
+//! One stream's sequencing state and the JetStream rules applied at commit.
+//!
+//! The leader keeps every loaded stream in memory: the tail (last sequence, last msg
+//! id), the index entries (one per committed chunk), live sequences per subject, the
+//! de-duplication window and pending TTL expiries. A commit is checked and applied
+//! here synchronously, record by record in chunk order, exactly in the order
+//! nats-server's `processJetStreamMsg` checks a publish (sealed, expected stream, TTL
+//! allowed, expected last subject sequence, expected last sequence, duplicate msg id,
+//! expected last msg id, rollup allowed, max message size, TTL valid, discard-new
+//! limits), so answers match nats-server's. The store is written afterwards from the
+//! set of keys a change touched (`dirty`/`removed`), never from a full snapshot.
+//!
+//! Everything here is pure (no I/O, time passed in) so it is unit-tested directly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use infinistream_proto::domain::{Chunk, Record, Rollup, StreamSpec};
+use infinistream_proto::subject;
+use infinistream_proto::v1::{self, JsError, RecordResult, record_result};
+
+use crate::errors::jserr;
+use crate::model::{EntryRecord, RecMeta, StateRecord};
+
+/// Most deleted sequences listed in a stream state.
+const MAX_DELETED_DETAILS: usize = 100_000;
+
+/// An index entry in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub rec: EntryRecord,
+    /// Records not deleted.
+    pub live: u32,
+}
+
+impl Entry {
+    fn last_seq(&self) -> u64 {
+        self.rec.first_seq + self.rec.records.len() as u64 - 1
+    }
+}
+
+/// One stream, loaded.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub spec: StreamSpec,
+    pub created: i64,
+    pub state: StateRecord,
+    pub msgs: u64,
+    pub bytes: u64,
+    pub entries: BTreeMap<u64, Entry>,
+    /// Live sequences per subject, ascending.
+    pub subjects: BTreeMap<String, VecDeque<u64>>,
+    /// msg id → (seq, commit time).
+    dedupe: HashMap<String, (u64, i64)>,
+    dedupe_order: VecDeque<(i64, String)>,
+    /// (expiry, seq) of records with a TTL.
+    ttls: BTreeSet<(i64, u64)>,
+    // ---- changes not yet written ----
+    /// Entry keys written or changed.
+    pub dirty: BTreeSet<u64>,
+    /// Entry keys removed.
+    pub removed: BTreeSet<u64>,
+    pub state_dirty: bool,
+    /// Object reference count changes.
+    pub obj_delta: HashMap<String, i64>,
+}
+
+/// Where the records of the chunk being committed go.
+struct ChunkCtx<'a> {
+    object_key: &'a str,
+    chunk_index: u32,
+    byte_size: u64,
+    committed: i64,
+    entry: Option<u64>,
+    subject_idx: HashMap<String, u32>,
+}
+
+fn ok_seq(seq: u64) -> RecordResult {
+    RecordResult {
+        result: Some(record_result::Result::Seq(seq)),
+    }
+}
+
+fn err(e: JsError) -> RecordResult {
+    RecordResult {
+        result: Some(record_result::Result::Error(e)),
+    }
+}
+
+impl Stream {
+    pub fn new(spec: StreamSpec, created: i64) -> Stream {
+        Stream {
+            spec,
+            created,
+            state: StateRecord::default(),
+            msgs: 0,
+            bytes: 0,
+            entries: BTreeMap::new(),
+            subjects: BTreeMap::new(),
+            dedupe: HashMap::new(),
+            dedupe_order: VecDeque::new(),
+            ttls: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            state_dirty: true,
+            obj_delta: HashMap::new(),
+        }
+    }
+
+    /// Rebuilds a stream from its stored config, state and index entries (in
+    /// sequence order).
+    pub fn load(
+        spec: StreamSpec,
+        created: i64,
+        state: StateRecord,
+        entries: Vec<EntryRecord>,
+        now: i64,
+    ) -> Stream {
+        let mut s = Stream::new(spec, created);
+        s.state = state;
+        s.state_dirty = false;
+        let window_start = now.saturating_sub(s.spec.limits.duplicate_window_nanos);
+        for rec in entries {
+            let mut live = 0;
+            for (i, r) in rec.records.iter().enumerate() {
+                let seq = rec.first_seq + i as u64;
+                if let Some(id) = &r.msg_id
+                    && rec.committed_unix_nanos >= window_start
+                {
+                    s.remember_msg_id(id, seq, rec.committed_unix_nanos);
+                }
+                if r.deleted {
+                    continue;
+                }
+                live += 1;
+                s.msgs += 1;
+                s.bytes += u64::from(r.size);
+                let subj = rec.subjects.get(r.subject as usize).cloned().unwrap_or_default();
+                s.subjects.entry(subj).or_default().push_back(seq);
+                if r.expires != 0 {
+                    s.ttls.insert((r.expires, seq));
+                }
+            }
+            if live > 0 {
+                s.entries.insert(rec.first_seq, Entry { rec, live });
+            }
+        }
+        s
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn remember_msg_id(&mut self, id: &str, seq: u64, at: i64) {
+        self.dedupe.insert(id.to_owned(), (seq, at));
+        self.dedupe_order.push_back((at, id.to_owned()));
+    }
+
+    fn expire_dedupe(&mut self, now: i64) {
+        let start = now.saturating_sub(self.spec.limits.duplicate_window_nanos);
+        while let Some((at, _)) = self.dedupe_order.front() {
+            if *at >= start {
+                break;
+            }
+            if let Some((at, id)) = self.dedupe_order.pop_front()
+                && self.dedupe.get(&id).is_some_and(|(_, t)| *t == at)
+            {
+                self.dedupe.remove(&id);
+            }
+        }
+    }
+
+    fn duplicate_of(&self, id: &str, now: i64) -> Option<u64> {
+        let start = now.saturating_sub(self.spec.limits.duplicate_window_nanos);
+        self.dedupe
+            .get(id)
+            .filter(|(_, at)| *at >= start && self.spec.limits.duplicate_window_nanos > 0)
+            .map(|(seq, _)| *seq)
+    }
+
+    /// Last live sequence on a subject filter (wildcards allowed), 0 if none.
+    pub fn last_seq_for(&self, filter: &str) -> u64 {
+        if subject::is_valid(filter, false) {
+            return self
+                .subjects
+                .get(filter)
+                .and_then(|d| d.back().copied())
+                .unwrap_or(0);
+        }
+        self.subjects
+            .iter()
+            .filter(|(s, _)| subject::matches(filter, s))
+            .filter_map(|(_, d)| d.back().copied())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn locate(&self, seq: u64) -> Option<(u64, usize)> {
+        let (key, e) = self.entries.range(..=seq).next_back()?;
+        let idx = usize::try_from(seq - key).ok()?;
+        (idx < e.rec.records.len()).then_some((*key, idx))
+    }
+
+    fn record(&self, seq: u64) -> Option<(&EntryRecord, &RecMeta)> {
+        let (key, idx) = self.locate(seq)?;
+        let e = self.entries.get(&key)?;
+        let r = e.rec.records.get(idx)?;
+        (!r.deleted).then_some((&e.rec, r))
+    }
+
+    fn size_of(&self, seq: u64) -> u64 {
+        self.record(seq).map_or(0, |(_, r)| u64::from(r.size))
+    }
+
+    /// Removes a live sequence from the index; false when it was not live.
+    pub fn remove_seq(&mut self, seq: u64) -> bool {
+        let Some((key, idx)) = self.locate(seq) else {
+            return false;
+        };
+        let Some(e) = self.entries.get_mut(&key) else {
+            return false;
+        };
+        let Some(r) = e.rec.records.get_mut(idx) else {
+            return false;
+        };
+        if r.deleted {
+            return false;
+        }
+        r.deleted = true;
+        let (size, expires, subj_idx) = (r.size, r.expires, r.subject);
+        e.live -= 1;
+        let subj = e.rec.subjects.get(subj_idx as usize).cloned().unwrap_or_default();
+        if e.live == 0 {
+            let object = e.rec.object_key.clone();
+            self.entries.remove(&key);
+            *self.obj_delta.entry(object).or_default() -= 1;
+            self.removed.insert(key);
+        } else {
+            self.dirty.insert(key);
+        }
+        self.msgs -= 1;
+        self.bytes = self.bytes.saturating_sub(u64::from(size));
+        if let Some(d) = self.subjects.get_mut(&subj) {
+            if let Ok(pos) = d.binary_search(&seq) {
+                d.remove(pos);
+            }
+            if d.is_empty() {
+                self.subjects.remove(&subj);
+            }
+        }
+        if expires != 0 {
+            self.ttls.remove(&(expires, seq));
+        }
+        self.state_dirty = true;
+        if seq == self.state.first_seq {
+            self.advance_first();
+        }
+        true
+    }
+
+    fn first_live(&self) -> Option<(u64, &RecMeta)> {
+        self.entries.values().find_map(|e| {
+            e.rec
+                .records
+                .iter()
+                .enumerate()
+                .find(|(_, r)| !r.deleted)
+                .map(|(i, r)| (e.rec.first_seq + i as u64, r))
+        })
+    }
+
+    fn advance_first(&mut self) {
+        self.state.first_seq = if self.msgs == 0 {
+            self.state.last_seq + 1
+        } else {
+            self.first_live()
+                .map_or(self.state.last_seq + 1, |(seq, _)| seq)
+        };
+        self.state_dirty = true;
+    }
+
+    fn append(&mut self, ctx: &mut ChunkCtx<'_>, position: u32, r: &Record, expires: i64) -> u64 {
+        let seq = self.state.last_seq + 1;
+        let key = match ctx.entry {
+            Some(k) if self.entries.contains_key(&k) => k,
+            _ => {
+                self.entries.insert(
+                    seq,
+                    Entry {
+                        rec: EntryRecord {
+                            object_key: ctx.object_key.to_owned(),
+                            chunk_index: ctx.chunk_index,
+                            byte_size: ctx.byte_size,
+                            first_seq: seq,
+                            committed_unix_nanos: ctx.committed,
+                            subjects: Vec::new(),
+                            records: Vec::new(),
+                            segment: false,
+                        },
+                        live: 0,
+                    },
+                );
+                *self.obj_delta.entry(ctx.object_key.to_owned()).or_default() += 1;
+                ctx.entry = Some(seq);
+                ctx.subject_idx.clear();
+                seq
+            }
+        };
+        let Some(e) = self.entries.get_mut(&key) else {
+            // Unreachable: inserted or checked above.
+            return seq;
+        };
+        // Contiguity: an entry holds first_seq..first_seq+len with nothing in between.
+        while e.rec.first_seq + (e.rec.records.len() as u64) < seq {
+            e.rec.records.push(RecMeta {
+                deleted: true,
+                ..Default::default()
+            });
+        }
+        let subj_idx = match ctx.subject_idx.get(&r.subject) {
+            Some(i) => *i,
+            None => {
+                let i = u32::try_from(e.rec.subjects.len()).unwrap_or(u32::MAX);
+                e.rec.subjects.push(r.subject.clone());
+                ctx.subject_idx.insert(r.subject.clone(), i);
+                i
+            }
+        };
+        e.rec.records.push(RecMeta {
+            subject: subj_idx,
+            size: r.size,
+            ts: r.timestamp_unix_nanos,
+            msg_id: r.msg_id.clone(),
+            expires,
+            position,
+            deleted: false,
+        });
+        e.live += 1;
+        self.dirty.insert(key);
+        self.msgs += 1;
+        self.bytes += u64::from(r.size);
+        self.subjects
+            .entry(r.subject.clone())
+            .or_default()
+            .push_back(seq);
+        if self.msgs == 1 {
+            self.state.first_seq = seq;
+        }
+        self.state.last_seq = seq;
+        self.state.last_msg_id = r.msg_id.clone().unwrap_or_default();
+        self.state.last_ts_unix_nanos = r.timestamp_unix_nanos;
+        self.state_dirty = true;
+        if let Some(id) = &r.msg_id {
+            self.remember_msg_id(id, seq, ctx.committed);
+        }
+        if expires != 0 {
+            self.ttls.insert((expires, seq));
+        }
+        seq
+    }
+
+    /// Checks one record against the stream, in nats-server's order. `Ok(Some(seq))`
+    /// = duplicate of seq; `Ok(None)` = may be stored.
+    fn check(&self, r: &Record, now: i64) -> Result<Option<u64>, JsError> {
+        let l = &self.spec.limits;
+        if l.sealed {
+            return Err(jserr::sealed());
+        }
+        if let Some(name) = &r.expected_stream
+            && name != self.name()
+        {
+            return Err(jserr::stream_not_match());
+        }
+        if let Some(ttl) = r.ttl_seconds
+            && ttl != 0
+            && !l.allow_msg_ttl
+        {
+            return Err(jserr::ttl_disabled());
+        }
+        if let Some(expected) = r.expected_last_subject_seq {
+            let subj = r
+                .expected_last_subject_seq_subject
+                .as_deref()
+                .unwrap_or(&r.subject);
+            let last = self.last_seq_for(subj);
+            if last != expected {
+                return Err(jserr::wrong_last_sequence(last));
+            }
+        } else if r.expected_last_subject_seq_subject.is_some() {
+            return Err(jserr::expected_last_seq_per_subject_invalid());
+        }
+        if let Some(expected) = r.expected_last_seq
+            && expected != self.state.last_seq
+        {
+            return Err(jserr::wrong_last_sequence(self.state.last_seq));
+        }
+        if let Some(id) = &r.msg_id
+            && let Some(seq) = self.duplicate_of(id, now)
+        {
+            return Ok(Some(seq));
+        }
+        if let Some(expected) = &r.expected_last_msg_id
+            && *expected != self.state.last_msg_id
+        {
+            return Err(jserr::wrong_last_msg_id(&self.state.last_msg_id));
+        }
+        if r.rollup != Rollup::None && (!l.allow_rollup || l.deny_purge) {
+            return Err(jserr::rollup_failed("rollup not permitted"));
+        }
+        if let Some(max) = l.max_msg_size {
+            let body = r.size.saturating_sub(u32::try_from(r.subject.len()).unwrap_or(u32::MAX));
+            if body > max {
+                return Err(jserr::message_exceeds_maximum());
+            }
+        }
+        if let Some(ttl) = r.ttl_seconds
+            && (ttl == 0 || ttl < -1)
+        {
+            return Err(jserr::ttl_invalid());
+        }
+        if l.discard_new {
+            let mut at_subject_limit = false;
+            if let Some(mps) = l.max_msgs_per_subject {
+                let count = self.subjects.get(&r.subject).map_or(0, |d| d.len() as u64);
+                if count + 1 > mps {
+                    if l.discard_new_per_subject && r.rollup == Rollup::None {
+                        return Err(jserr::max_msgs_per_subject());
+                    }
+                    at_subject_limit = true;
+                }
+            }
+            if let Some(mm) = l.max_msgs
+                && self.msgs >= mm
+                && !at_subject_limit
+            {
+                return Err(jserr::max_msgs());
+            }
+            if let Some(mb) = l.max_bytes
+                && self.bytes + u64::from(r.size) > mb
+            {
+                let first_of_subject = self
+                    .subjects
+                    .get(&r.subject)
+                    .and_then(|d| d.front().copied())
+                    .unwrap_or(0);
+                if !at_subject_limit || self.size_of(first_of_subject) < u64::from(r.size) {
+                    return Err(jserr::max_bytes());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Commits one chunk; answers per record.
+    pub fn commit_chunk(
+        &mut self,
+        chunk: &Chunk,
+        object_key: &str,
+        now: i64,
+    ) -> Vec<RecordResult> {
+        self.expire_dedupe(now);
+        self.enforce_time(now);
+        let mut ctx = ChunkCtx {
+            object_key,
+            chunk_index: chunk.chunk_index,
+            byte_size: chunk.byte_size,
+            committed: now,
+            entry: None,
+            subject_idx: HashMap::new(),
+        };
+        let mut out = Vec::with_capacity(chunk.records.len());
+        for (pos, r) in chunk.records.iter().enumerate() {
+            match self.check(r, now) {
+                Err(e) => out.push(err(e)),
+                Ok(Some(orig)) => out.push(RecordResult {
+                    result: Some(record_result::Result::DuplicateOf(orig)),
+                }),
+                Ok(None) => {
+                    let expires = match r.ttl_seconds {
+                        Some(ttl) if ttl > 0 => r
+                            .timestamp_unix_nanos
+                            .saturating_add(ttl.saturating_mul(1_000_000_000)),
+                        _ => 0,
+                    };
+                    let position = u32::try_from(pos).unwrap_or(u32::MAX);
+                    let seq = self.append(&mut ctx, position, r, expires);
+                    self.after_append(seq, r);
+                    out.push(ok_seq(seq));
+                }
+            }
+        }
+        out
+    }
+
+    fn after_append(&mut self, seq: u64, r: &Record) {
+        match r.rollup {
+            Rollup::Subject => {
+                let older: Vec<u64> = self
+                    .subjects
+                    .get(&r.subject)
+                    .map(|d| d.iter().copied().filter(|s| *s < seq).collect())
+                    .unwrap_or_default();
+                for s in older {
+                    self.remove_seq(s);
+                }
+            }
+            Rollup::All => {
+                let older = self.live_seqs_below(seq);
+                for s in older {
+                    self.remove_seq(s);
+                }
+            }
+            Rollup::None => {}
+        }
+        self.enforce_subject_limit(&r.subject);
+        self.enforce_count_limits();
+    }
+
+    fn live_seqs_below(&self, below: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        for e in self.entries.values() {
+            for (i, r) in e.rec.records.iter().enumerate() {
+                let seq = e.rec.first_seq + i as u64;
+                if seq >= below {
+                    return out;
+                }
+                if !r.deleted {
+                    out.push(seq);
+                }
+            }
+        }
+        out
+    }
+
+    fn enforce_subject_limit(&mut self, subj: &str) {
+        let Some(mps) = self.spec.limits.max_msgs_per_subject else {
+            return;
+        };
+        while let Some(d) = self.subjects.get(subj) {
+            if d.len() as u64 <= mps {
+                break;
+            }
+            let Some(first) = d.front().copied() else {
+                break;
+            };
+            if !self.remove_seq(first) {
+                break;
+            }
+        }
+    }
+
+    fn enforce_count_limits(&mut self) {
+        let l = &self.spec.limits;
+        if l.discard_new {
+            return;
+        }
+        let (mm, mb) = (l.max_msgs, l.max_bytes);
+        while mm.is_some_and(|m| self.msgs > m) || mb.is_some_and(|m| self.bytes > m && self.msgs > 1)
+        {
+            let first = self.state.first_seq;
+            if !self.remove_seq(first) {
+                break;
+            }
+        }
+    }
+
+    /// Applies every limit at once (after a config update).
+    pub fn enforce_all_limits(&mut self, now: i64) {
+        if self.spec.limits.max_msgs_per_subject.is_some() {
+            let subjects: Vec<String> = self.subjects.keys().cloned().collect();
+            for s in subjects {
+                self.enforce_subject_limit(&s);
+            }
+        }
+        let discard_new = self.spec.limits.discard_new;
+        self.spec.limits.discard_new = false;
+        self.enforce_count_limits();
+        self.spec.limits.discard_new = discard_new;
+        self.enforce_time(now);
+    }
+
+    /// Removes messages past max_age or their TTL; returns how many.
+    pub fn enforce_time(&mut self, now: i64) -> u64 {
+        let mut removed = 0;
+        if let Some(max_age) = self.spec.limits.max_age_nanos {
+            let cutoff = now.saturating_sub(max_age);
+            while let Some((seq, r)) = self.first_live() {
+                if r.ts >= cutoff {
+                    break;
+                }
+                if !self.remove_seq(seq) {
+                    break;
+                }
+                removed += 1;
+            }
+        }
+        while let Some(&(expires, seq)) = self.ttls.first() {
+            if expires > now {
+                break;
+            }
+            self.ttls.remove(&(expires, seq));
+            if self.remove_seq(seq) {
+                removed += 1;
+            }
+        }
+        self.expire_dedupe(now);
+        removed
+    }
+
+    /// Purges (JetStream purge request semantics); returns how many were removed.
+    pub fn purge(&mut self, filter: &str, keep: Option<u64>, up_to: Option<u64>) -> u64 {
+        let mut doomed: Vec<u64> = Vec::new();
+        if filter.is_empty() {
+            let all = self.live_seqs_below(u64::MAX);
+            doomed = match (keep, up_to) {
+                (Some(k), _) => {
+                    let n = all.len().saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
+                    all[..n].to_vec()
+                }
+                (None, Some(u)) => all.into_iter().filter(|s| *s < u).collect(),
+                (None, None) => all,
+            };
+        } else {
+            for (s, d) in &self.subjects {
+                if !subject::matches(filter, s) {
+                    continue;
+                }
+                match (keep, up_to) {
+                    (Some(k), _) => {
+                        let n = d.len().saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
+                        doomed.extend(d.iter().take(n));
+                    }
+                    (None, Some(u)) => doomed.extend(d.iter().filter(|x| **x < u)),
+                    (None, None) => doomed.extend(d.iter()),
+                }
+            }
+            doomed.sort_unstable();
+        }
+        let mut n = 0;
+        for s in doomed {
+            if self.remove_seq(s) {
+                n += 1;
+            }
+        }
+        if filter.is_empty() && keep.is_none() && up_to.is_none() {
+            // A full purge moves first_seq past the last sequence, as nats-server does.
+            self.state.first_seq = self.state.last_seq + 1;
+            self.state_dirty = true;
+        } else if n > 0 && self.msgs == 0 {
+            self.advance_first();
+        }
+        n
+    }
+
+    /// Removes every entry (stream delete); updates object reference deltas.
+    pub fn remove_all_entries(&mut self) {
+        let keys: Vec<u64> = self.entries.keys().copied().collect();
+        for k in keys {
+            if let Some(e) = self.entries.remove(&k) {
+                *self.obj_delta.entry(e.rec.object_key).or_default() -= 1;
+            }
+        }
+    }
+
+    /// Replaces consecutive entries by one segment entry. Fails, naming why, when the
+    /// entries are not the current ones.
+    pub fn swap(
+        &mut self,
+        replaced: &[v1::IndexEntryRef],
+        segment_key: &str,
+        segment_size: u64,
+    ) -> Result<(), String> {
+        let Some(first) = replaced.first() else {
+            return Err("no entries to replace".into());
+        };
+        let mut keys = self.entries.range(first.first_seq..).map(|(k, _)| *k);
+        for r in replaced {
+            let Some(k) = keys.next() else {
+                return Err(format!("entry at seq {} is gone", r.first_seq));
+            };
+            if k != r.first_seq {
+                return Err(format!(
+                    "entries are not consecutive or changed: expected seq {}, found {k}",
+                    r.first_seq
+                ));
+            }
+            match self.entries.get(&k) {
+                Some(e)
+                    if e.rec.object_key == r.object_key && e.rec.chunk_index == r.chunk_index => {}
+                _ => return Err(format!("entry at seq {k} changed")),
+            }
+        }
+        let mut seg = EntryRecord {
+            object_key: segment_key.to_owned(),
+            chunk_index: 0,
+            byte_size: segment_size,
+            first_seq: first.first_seq,
+            committed_unix_nanos: 0,
+            subjects: Vec::new(),
+            records: Vec::new(),
+            segment: true,
+        };
+        let mut subj_idx: HashMap<String, u32> = HashMap::new();
+        let mut live = 0;
+        for r in replaced {
+            let Some(e) = self.entries.remove(&r.first_seq) else {
+                continue;
+            };
+            while seg.first_seq + (seg.records.len() as u64) < e.rec.first_seq {
+                seg.records.push(RecMeta {
+                    deleted: true,
+                    ..Default::default()
+                });
+            }
+            seg.committed_unix_nanos = seg.committed_unix_nanos.max(e.rec.committed_unix_nanos);
+            for rec in &e.rec.records {
+                let subj = e.rec.subjects.get(rec.subject as usize).cloned().unwrap_or_default();
+                let next = u32::try_from(seg.subjects.len()).unwrap_or(u32::MAX);
+                let idx = *subj_idx.entry(subj.clone()).or_insert_with(|| {
+                    seg.subjects.push(subj);
+                    next
+                });
+                let position = u32::try_from(seg.records.len()).unwrap_or(u32::MAX);
+                seg.records.push(RecMeta {
+                    subject: idx,
+                    position,
+                    ..rec.clone()
+                });
+            }
+            live += e.live;
+            *self.obj_delta.entry(e.rec.object_key).or_default() -= 1;
+            if r.first_seq != first.first_seq {
+                self.removed.insert(r.first_seq);
+            }
+        }
+        *self.obj_delta.entry(segment_key.to_owned()).or_default() += 1;
+        self.entries.insert(first.first_seq, Entry { rec: seg, live });
+        self.dirty.insert(first.first_seq);
+        Ok(())
+    }
+
+    // ---- reads ----
+
+    pub fn state(&self, deleted_details: bool) -> v1::StreamState {
+        let first_ts = self.first_live().map_or(0, |(_, r)| r.ts);
+        let num_deleted = if self.msgs == 0 {
+            0
+        } else {
+            (self.state.last_seq + 1 - self.state.first_seq).saturating_sub(self.msgs)
+        };
+        let mut deleted = Vec::new();
+        if deleted_details && num_deleted > 0 {
+            let mut next = self.state.first_seq;
+            'outer: for e in self.entries.values() {
+                while next < e.rec.first_seq {
+                    deleted.push(next);
+                    next += 1;
+                    if deleted.len() >= MAX_DELETED_DETAILS {
+                        break 'outer;
+                    }
+                }
+                for (i, r) in e.rec.records.iter().enumerate() {
+                    let seq = e.rec.first_seq + i as u64;
+                    if seq < self.state.first_seq {
+                        continue;
+                    }
+                    if r.deleted {
+                        deleted.push(seq);
+                        if deleted.len() >= MAX_DELETED_DETAILS {
+                            break 'outer;
+                        }
+                    }
+                }
+                next = next.max(e.last_seq() + 1);
+            }
+        }
+        v1::StreamState {
+            messages: self.msgs,
+            bytes: self.bytes,
+            first_seq: self.state.first_seq,
+            first_ts_unix_nanos: first_ts,
+            last_seq: self.state.last_seq,
+            last_ts_unix_nanos: self.state.last_ts_unix_nanos,
+            num_subjects: self.subjects.len() as u64,
+            num_deleted,
+            deleted,
+            consumer_count: 0,
+        }
+    }
+
+    pub fn read_index(&self, start: u64, end: u64, limit: usize) -> Vec<v1::IndexEntry> {
+        let end = if end == 0 { u64::MAX } else { end };
+        let begin = self
+            .entries
+            .range(..=start)
+            .next_back()
+            .filter(|(_, e)| e.last_seq() >= start)
+            .map_or(start, |(k, _)| *k);
+        self.entries
+            .range(begin..=end)
+            .take(limit)
+            .map(|(_, e)| {
+                let positions = if e.rec.segment {
+                    Vec::new()
+                } else {
+                    e.rec.records.iter().map(|r| r.position).collect()
+                };
+                v1::IndexEntry {
+                    object_key: e.rec.object_key.clone(),
+                    chunk_index: e.rec.chunk_index,
+                    chunk_byte_size: e.rec.byte_size,
+                    first_seq: e.rec.first_seq,
+                    last_seq: e.last_seq(),
+                    positions,
+                    deleted: e
+                        .rec
+                        .records
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.deleted)
+                        .map(|(i, _)| e.rec.first_seq + i as u64)
+                        .collect(),
+                    segment: e.rec.segment,
+                }
+            })
+            .collect()
+    }
+
+    pub fn seq_for_time(&self, ts: i64) -> u64 {
+        for e in self.entries.values() {
+            for (i, r) in e.rec.records.iter().enumerate() {
+                if !r.deleted && r.ts >= ts {
+                    return e.rec.first_seq + i as u64;
+                }
+            }
+        }
+        0
+    }
+
+    pub fn last_by_subject(&self, subjects: &[String]) -> Vec<v1::SubjectLast> {
+        let one = |(s, d): (&String, &VecDeque<u64>)| {
+            d.back().map(|last| v1::SubjectLast {
+                subject: s.clone(),
+                last_seq: *last,
+                count: d.len() as u64,
+            })
+        };
+        if subjects.is_empty() {
+            self.subjects.iter().filter_map(one).collect()
+        } else {
+            let mut wanted: Vec<&String> = subjects.iter().collect();
+            wanted.sort();
+            wanted.dedup();
+            wanted
+                .into_iter()
+                .filter_map(|s| self.subjects.get_key_value(s).and_then(one))
+                .collect()
+        }
+    }
+
+    /// Takes the entry keys to write (with their encoded value) and to delete since
+    /// the last call.
+    pub fn take_entry_changes(&mut self) -> (Vec<(u64, Vec<u8>)>, Vec<u64>) {
+        use prost::Message;
+        let keys: BTreeSet<u64> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .chain(std::mem::take(&mut self.removed))
+            .collect();
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for k in keys {
+            match self.entries.get(&k) {
+                Some(e) => puts.push((k, e.rec.encode_to_vec())),
+                None => deletes.push(k),
+            }
+        }
+        (puts, deletes)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use infinistream_proto::domain::Limits;
+
+    fn spec(limits: Limits) -> StreamSpec {
+        StreamSpec {
+            name: "S".into(),
+            config_json: b"{}".to_vec(),
+            limits: Limits {
+                subjects: vec!["s.>".into()],
+                duplicate_window_nanos: 120_000_000_000,
+                ..limits
+            },
+        }
+    }
+
+    fn rec(subject: &str) -> Record {
+        Record {
+            subject: subject.into(),
+            size: 10,
+            header_size: 0,
+            timestamp_unix_nanos: 1,
+            msg_id: None,
+            expected_stream: None,
+            expected_last_seq: None,
+            expected_last_subject_seq: None,
+            expected_last_subject_seq_subject: None,
+            expected_last_msg_id: None,
+            rollup: Rollup::None,
+            ttl_seconds: None,
+        }
+    }
+
+    fn commit(s: &mut Stream, records: Vec<Record>) -> Vec<RecordResult> {
+        let chunk = Chunk {
+            stream: "S".into(),
+            chunk_index: 0,
+            byte_size: 100,
+            records,
+        };
+        s.commit_chunk(&chunk, "obj", 1_000)
+    }
+
+    fn seqs(r: &[RecordResult]) -> Vec<String> {
+        r.iter()
+            .map(|r| match &r.result {
+                Some(record_result::Result::Seq(s)) => format!("{s}"),
+                Some(record_result::Result::DuplicateOf(s)) => format!("dup{s}"),
+                Some(record_result::Result::Error(e)) => format!("e{}", e.err_code),
+                None => "none".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn max_msgs_discard_old_trims_from_the_front() {
+        let mut s = Stream::new(
+            spec(Limits {
+                max_msgs: Some(2),
+                ..Default::default()
+            }),
+            0,
+        );
+        let r = commit(&mut s, vec![rec("s.a"), rec("s.b"), rec("s.c")]);
+        assert_eq!(seqs(&r), ["1", "2", "3"]);
+        let st = s.state(true);
+        assert_eq!((st.messages, st.first_seq, st.last_seq), (2, 2, 3));
+    }
+
+    #[test]
+    fn rollup_subject_keeps_only_the_rollup() {
+        let mut s = Stream::new(
+            spec(Limits {
+                allow_rollup: true,
+                ..Default::default()
+            }),
+            0,
+        );
+        let mut roll = rec("s.a");
+        roll.rollup = Rollup::Subject;
+        let r = commit(&mut s, vec![rec("s.a"), rec("s.b"), rec("s.a"), roll]);
+        assert_eq!(seqs(&r), ["1", "2", "3", "4"]);
+        assert_eq!(s.last_by_subject(&[]).len(), 2);
+        let st = s.state(true);
+        assert_eq!(st.messages, 2);
+        assert_eq!(st.deleted, vec![3]);
+        assert_eq!(st.first_seq, 2);
+    }
+}
