@@ -5,3 +5,4 @@
 
 pub mod tools;
 pub mod etcd;
+pub mod s3;
