@@ -107,6 +107,20 @@ fn decode_batch(object: &Bytes) -> usize {
     n
 }
 
+fn decode_batch_borrowed(object: &Bytes) -> usize {
+    let footer = BatchFooter::decode(object).expect("footer");
+    let mut n = 0;
+    for meta in footer.chunks() {
+        let r = meta.range();
+        let chunk =
+            decode_chunk(meta, object.slice(r.start as usize..r.end as usize)).expect("chunk");
+        for rec in chunk.iter_refs() {
+            n += rec.payload.len();
+        }
+    }
+    n
+}
+
 fn encode_segment(input: &Input, opts: SegmentOptions) -> Bytes {
     let mut b = SegmentBuilder::new("ORDERS", opts).expect("builder");
     for i in 0..input.payloads.len() {
@@ -137,6 +151,9 @@ fn bench(c: &mut Criterion) {
             });
             let object = encode_batch(&mut builder, &input, &names);
             g.bench_function("decode", |b| b.iter(|| black_box(decode_batch(&object))));
+            g.bench_function("decode_borrowed", |b| {
+                b.iter(|| black_box(decode_batch_borrowed(&object)))
+            });
             g.finish();
 
             let sopts = SegmentOptions {

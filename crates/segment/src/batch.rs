@@ -17,7 +17,7 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{
-    self, Compression, Compressor, Cursor, Located, MAX_RAW_LEN, TRAILER_LEN, TailRead,
+    self, Compression, Compressor, Cursor, FastHash, Located, MAX_RAW_LEN, TRAILER_LEN, TailRead,
 };
 use crate::error::{BuildError, DecodeError, Part};
 use crate::record::{Record, RecordRef};
@@ -29,6 +29,10 @@ pub const BATCH_VERSION: u8 = 1;
 
 /// Fixed part of one footer entry (everything but the stream name bytes).
 const ENTRY_FIXED_LEN: usize = 2 + 8 + 4 + 4 + 4 + 8 + 8 + 1 + 4;
+
+/// Chunk buffers kept for reuse across flushes, and the largest one kept.
+const MAX_SPARE_BUFFERS: usize = 256;
+const MAX_SPARE_CAPACITY: usize = 8 << 20;
 
 /// How a builder compresses the regions it seals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +69,10 @@ struct StreamBuf {
 #[derive(Debug)]
 pub struct BatchBuilder {
     streams: Vec<StreamBuf>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, FastHash>,
+    /// Cleared chunk buffers from earlier flushes, reused so steady-state flushes
+    /// don't regrow (and page-fault) a buffer per stream.
+    spare: Vec<BytesMut>,
     /// Index of the stream pushed last: consecutive pushes to one stream skip hashing.
     last: Option<usize>,
     raw_bytes: usize,
@@ -88,7 +95,8 @@ impl BatchBuilder {
     pub fn new(options: BuildOptions) -> Self {
         BatchBuilder {
             streams: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
+            spare: Vec::new(),
             last: None,
             raw_bytes: 0,
             name_bytes: 0,
@@ -108,7 +116,7 @@ impl BatchBuilder {
                     let i = self.streams.len();
                     self.streams.push(StreamBuf {
                         name: stream.to_owned(),
-                        raw: BytesMut::new(),
+                        raw: self.spare.pop().unwrap_or_default(),
                         count: 0,
                         min_ts: i64::MAX,
                         max_ts: i64::MIN,
@@ -179,7 +187,7 @@ impl BatchBuilder {
         let data_len: usize = streams.iter().map(|s| s.raw.len()).sum();
         let mut out = BytesMut::with_capacity(data_len + 256 + streams.len() * 64);
         let mut chunks = Vec::with_capacity(streams.len());
-        for (index, s) in streams.into_iter().enumerate() {
+        for (index, mut s) in streams.into_iter().enumerate() {
             let offset = out.len();
             let (compression, stored_len) = self.compressor.seal(&s.raw, &mut out)?;
             let crc = codec::crc32c(out.get(offset..).unwrap_or_default());
@@ -195,6 +203,10 @@ impl BatchBuilder {
                 compression,
                 crc32c: crc,
             });
+            if self.spare.len() < MAX_SPARE_BUFFERS && s.raw.capacity() <= MAX_SPARE_CAPACITY {
+                s.raw.clear();
+                self.spare.push(s.raw);
+            }
         }
         let mut footer = BytesMut::with_capacity(4 + chunks.len() * (ENTRY_FIXED_LEN + 16));
         footer.put_u32_le(chunks.len() as u32);
@@ -249,7 +261,7 @@ pub struct ChunkMeta {
 impl ChunkMeta {
     /// The byte range to GET for this chunk.
     pub fn range(&self) -> Range<u64> {
-        self.offset..self.offset + u64::from(self.stored_len)
+        self.offset..self.offset.saturating_add(u64::from(self.stored_len))
     }
 }
 
@@ -475,6 +487,19 @@ impl Chunk {
     /// All records in publish order.
     pub fn iter(&self) -> ChunkIter<'_> {
         self.iter_from(0)
+    }
+
+    /// The record at `position`, borrowed from the chunk: no reference counting, for
+    /// hot loops such as compaction feeding a [`crate::SegmentBuilder`].
+    pub fn get_ref(&self, position: usize) -> Option<RecordRef<'_>> {
+        let start = *self.offsets.get(position)? as usize;
+        let mut c = Cursor::at(&self.data, start, Part::Record);
+        codec::scan_record(&mut c).ok()?.to_ref(&self.data)
+    }
+
+    /// All records in publish order, borrowed from the chunk.
+    pub fn iter_refs(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get_ref(i))
     }
 
     /// The raw (decompressed) chunk bytes.

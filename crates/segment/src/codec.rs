@@ -269,6 +269,82 @@ impl RecordSpan {
             msg_id: self.msg_id.map(s),
         }
     }
+
+    /// Borrows the record from `data` (the region scanned): no reference counting.
+    pub(crate) fn to_ref(self, data: &[u8]) -> Option<RecordRef<'_>> {
+        let s = |(a, b): (usize, usize)| data.get(a..b);
+        Some(RecordRef {
+            subject: s(self.subject)?,
+            headers: s(self.headers)?,
+            payload: s(self.payload)?,
+            timestamp: self.timestamp,
+            msg_id: match self.msg_id {
+                Some(r) => Some(s(r)?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// FxHash-style hasher for the builders' small in-memory maps (stream names, subjects).
+///
+/// SipHash showed up in profiles of the 16-byte-record benchmark; the keys are names of
+/// existing streams and subjects already accepted by the gateway, and a flood of
+/// colliding keys would only slow one flush down, so a fast non-keyed hash is enough.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            if let Some(dst) = w.get_mut(..rest.len()) {
+                dst.copy_from_slice(rest);
+            }
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Compresses regions with the builder's codec and applies the skip rule.

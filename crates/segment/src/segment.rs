@@ -23,7 +23,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::batch::BuildOptions;
 use crate::codec::{
-    self, Compression, Compressor, Cursor, Located, MAX_RAW_LEN, TRAILER_LEN, TailRead,
+    self, Compression, Compressor, Cursor, FastHash, Located, MAX_RAW_LEN, TRAILER_LEN, TailRead,
 };
 use crate::error::{BuildError, DecodeError, Part};
 use crate::record::{RecordRef, SeqRecord};
@@ -87,7 +87,7 @@ pub struct BlockMeta {
 impl BlockMeta {
     /// The byte range to GET for this block.
     pub fn range(&self) -> Range<u64> {
-        self.offset..self.offset + u64::from(self.stored_len)
+        self.offset..self.offset.saturating_add(u64::from(self.stored_len))
     }
 }
 
@@ -105,7 +105,7 @@ pub struct SegmentBuilder {
     sealed: BytesMut,
     taken: u64,
     blocks: Vec<BlockMeta>,
-    subjects: HashMap<Box<[u8]>, u64>,
+    subjects: HashMap<Box<[u8]>, u64, FastHash>,
     last_seq: Option<u64>,
     records: u64,
 }
@@ -139,7 +139,7 @@ impl SegmentBuilder {
             sealed: BytesMut::new(),
             taken: 0,
             blocks: Vec::new(),
-            subjects: HashMap::new(),
+            subjects: HashMap::default(),
             last_seq: None,
             records: 0,
         })
@@ -654,6 +654,14 @@ impl Block {
             seq,
             record: span.to_record(&self.data),
         })
+    }
+
+    /// The record at `position` with its sequence, borrowed from the block.
+    pub fn record_ref_at(&self, position: usize) -> Option<(u64, RecordRef<'_>)> {
+        let start = *self.offsets.get(position)? as usize;
+        let seq = *self.seqs.get(position)?;
+        let mut c = Cursor::at(&self.data, start.checked_add(8)?, Part::Record);
+        Some((seq, codec::scan_record(&mut c).ok()?.to_ref(&self.data)?))
     }
 
     /// The record with sequence `seq`, `None` if absent (deleted or another block).

@@ -57,6 +57,12 @@ proptest! {
                 prop_assert!(w.matches(r), "record differs in {}", stream);
             }
             let meta = footer.chunk(stream).expect("lookup");
+            let r = meta.range();
+            let chunk = infinistream_segment::decode_chunk(meta, done.object.slice(r.start as usize..r.end as usize)).expect("chunk");
+            prop_assert_eq!(chunk.iter_refs().count(), want.len());
+            for (got, w) in chunk.iter_refs().zip(want) {
+                prop_assert_eq!(got, w.as_ref());
+            }
             prop_assert_eq!(meta.record_count as usize, want.len());
             prop_assert_eq!(meta.min_timestamp, want.iter().map(|r| r.timestamp).min().expect("non-empty"));
             prop_assert_eq!(meta.max_timestamp, want.iter().map(|r| r.timestamp).max().expect("non-empty"));
@@ -108,6 +114,15 @@ proptest! {
             let got = seg.get(*s).expect("get").expect("present");
             prop_assert!(want.matches(&got.record));
             prop_assert_eq!(seg.get(s - 1).expect("get").is_some(), expected.iter().any(|(x, _)| *x == s - 1));
+        }
+        for meta in seg.index().blocks() {
+            let block = seg.block(meta).expect("block");
+            for i in 0..block.len() {
+                let (s, r) = block.record_ref_at(i).expect("in range");
+                let owned = block.record_at(i).expect("in range");
+                prop_assert_eq!(s, owned.seq);
+                prop_assert_eq!(r, owned.record.as_ref());
+            }
         }
         // Last sequence per subject.
         let mut last: HashMap<&[u8], u64> = HashMap::new();
