@@ -175,6 +175,8 @@ impl BatchBuilder {
 
     /// Seals every chunk (sorted by stream name), writes the footer and trailer, and
     /// resets the builder. An empty builder yields a valid object with no chunks.
+    /// The only possible error is the zstd context failing to allocate; the pushed
+    /// records are then dropped with the reset, and the caller fails their publishes.
     pub fn finish(&mut self) -> Result<FinishedBatch, BuildError> {
         let mut streams = std::mem::take(&mut self.streams);
         self.by_name.clear();

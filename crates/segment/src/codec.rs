@@ -341,9 +341,15 @@ impl std::hash::Hasher for FastHasher {
         self.add(i as u64);
     }
 
+    /// splitmix64's finalizer: the multiply-rotate above leaves the low bits (which
+    /// pick the hash-table bucket) depending only on the keys' low bits, so subjects
+    /// that differ only in their last bytes would all collide without it.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
