@@ -74,7 +74,9 @@ impl EtcdServer {
     /// Starts a fresh etcd and waits until it is healthy.
     pub fn start() -> io::Result<EtcdServer> {
         let etcd = etcd_binary()?;
-        let dir = tempfile::Builder::new().prefix("infinistream-etcd-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("infinistream-etcd-")
+            .tempdir()?;
         let server = EtcdServer {
             client_port: tools::free_port()?,
             peer_port: tools::free_port()?,
@@ -140,7 +142,9 @@ impl EtcdServer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Running> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn launch(&self, etcd: &Path) -> io::Result<()> {
@@ -220,7 +224,12 @@ impl EtcdServer {
         let deadline = Instant::now() + START_DEADLINE;
         let mut delay = Duration::from_millis(10);
         loop {
-            if let Some(status) = self.lock().etcd.as_mut().and_then(|c| c.try_wait().ok()).flatten()
+            if let Some(status) = self
+                .lock()
+                .etcd
+                .as_mut()
+                .and_then(|c| c.try_wait().ok())
+                .flatten()
             {
                 return Err(self.failure(&format!("etcd exited during start-up ({status})")));
             }

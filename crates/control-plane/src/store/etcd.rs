@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
-    KvClient, Txn, TxnOp,
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient,
+    Txn, TxnOp,
 };
 use tonic::Code;
 
@@ -222,14 +222,14 @@ impl EtcdStore {
 
     /// Checks the configured request limits before sending.
     fn check_limits(&self, compares: &[Compare], ops: &[Op]) -> Result<(), StoreError> {
-        if let Some(max) = self.options.max_txn_ops {
-            if compares.len() > max || ops.len() > max {
-                return Err(StoreError::Backend(format!(
-                    "transaction has {} compares and {} ops, more than etcd's --max-txn-ops: {max}",
-                    compares.len(),
-                    ops.len()
-                )));
-            }
+        if let Some(max) = self.options.max_txn_ops
+            && (compares.len() > max || ops.len() > max)
+        {
+            return Err(StoreError::Backend(format!(
+                "transaction has {} compares and {} ops, more than etcd's --max-txn-ops: {max}",
+                compares.len(),
+                ops.len()
+            )));
         }
         let root = self.root.len();
         let mut size = 0usize;
@@ -295,7 +295,9 @@ impl MetaStore for EtcdStore {
             options = options.with_limit(limit);
         }
         let mut kv = self.kv.clone();
-        let resp = self.timed("range", kv.get(full_start, Some(options))).await?;
+        let resp = self
+            .timed("range", kv.get(full_start, Some(options)))
+            .await?;
         resp.kvs().iter().map(|kv| self.to_key_value(kv)).collect()
     }
 
@@ -350,9 +352,14 @@ pub(crate) fn classify(err: etcd_client::Error) -> StoreError {
     match err {
         E::GRpcStatus(status) => {
             let message = status.message().to_owned();
-            let transient_message = ["leader changed", "no leader", "timed out", "too many requests"]
-                .iter()
-                .any(|m| message.contains(m));
+            let transient_message = [
+                "leader changed",
+                "no leader",
+                "timed out",
+                "too many requests",
+            ]
+            .iter()
+            .any(|m| message.contains(m));
             match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
                     StoreError::Unavailable(format!("etcd: {message}"))
@@ -360,10 +367,18 @@ pub(crate) fn classify(err: etcd_client::Error) -> StoreError {
                 Code::ResourceExhausted if message.contains("too many requests") => {
                     StoreError::Unavailable(format!("etcd: {message}"))
                 }
-                Code::Unknown if transient_message => {
+                // tonic reports broken connections as `Unknown: transport error`; etcd
+                // uses proper codes for its own refusals.
+                Code::Unknown if transient_message || message.contains("transport") => {
                     StoreError::Unavailable(format!("etcd: {message}"))
                 }
                 Code::InvalidArgument if message.contains("request is too large") => {
+                    StoreError::Backend(format!(
+                        "etcd refused the request ({message}): raise etcd's --max-request-bytes \
+                         or make the transaction smaller"
+                    ))
+                }
+                Code::ResourceExhausted if message.contains("larger than max") => {
                     StoreError::Backend(format!(
                         "etcd refused the request ({message}): raise etcd's --max-request-bytes \
                          or make the transaction smaller"
@@ -402,9 +417,8 @@ mod tests {
             classify(etcd_client::Error::GRpcStatus(status)),
             StoreError::Unavailable(_)
         ));
-        let status = tonic::Status::invalid_argument(
-            "etcdserver: too many operations in txn request",
-        );
+        let status =
+            tonic::Status::invalid_argument("etcdserver: too many operations in txn request");
         match classify(etcd_client::Error::GRpcStatus(status)) {
             StoreError::Backend(m) => assert!(m.contains("--max-txn-ops"), "{m}"),
             other => panic!("unexpected {other:?}"),
