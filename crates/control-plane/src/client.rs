@@ -21,8 +21,14 @@ use crate::auth::{ClientAuth, GroupKeysError};
 use crate::{ControlPlane, MAX_MESSAGE_BYTES};
 
 /// The transport under the clients: a socket channel or the in-process routes.
-pub type Transport =
-    BoxCloneSyncService<http::Request<Body>, http::Response<Body>, tower::BoxError>;
+pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
+
+/// A transport failure. A concrete type rather than `BoxError`: with `BoxError` as the
+/// service error, futures of the generated clients are not provably `Send` across
+/// `tokio::spawn` ("implementation of `From` is not general enough").
+#[derive(Debug, thiserror::Error)]
+#[error("control plane transport: {0}")]
+pub struct TransportError(String);
 
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
@@ -68,21 +74,28 @@ impl ControlPlaneClient {
 
     /// Connects to a remote control plane (`http://host:port`), authenticating as
     /// `group` with `key`. Connects eagerly so a wrong address fails here.
-    pub async fn connect(url: &str, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
+    pub async fn connect(
+        url: &str,
+        group: &str,
+        key: &str,
+    ) -> Result<ControlPlaneClient, ClientError> {
         let auth = ClientAuth::new(group, key)?;
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
             url: url.to_owned(),
             reason: e.to_string(),
         })?;
-        let channel: Channel = endpoint
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
-        let transport = BoxCloneSyncService::new(channel.map_err(tower::BoxError::from));
+        let channel: Channel =
+            endpoint
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(|e| ClientError::Connect {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        let transport = BoxCloneSyncService::new(
+            channel.map_err(|e: tonic::transport::Error| TransportError(e.to_string())),
+        );
         Ok(ControlPlaneClient::over(transport, auth))
     }
 
@@ -96,7 +109,7 @@ impl ControlPlaneClient {
         let routes = control_plane.router().prepare();
         let svc = ServiceExt::<http::Request<Body>>::map_err(
             routes,
-            |never: std::convert::Infallible| -> tower::BoxError { match never {} },
+            |never: std::convert::Infallible| -> TransportError { match never {} },
         );
         let transport = BoxCloneSyncService::new(svc);
         Ok(ControlPlaneClient::over(transport, auth))

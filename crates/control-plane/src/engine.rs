@@ -140,12 +140,7 @@ impl Group {
         }
     }
 
-    fn commit(
-        &mut self,
-        batch: &CommitBatch,
-        now: i64,
-        ttl: i64,
-    ) -> Arc<v1::CommitBatchResponse> {
+    fn commit(&mut self, batch: &CommitBatch, now: i64, ttl: i64) -> Arc<v1::CommitBatchResponse> {
         // Forget answers past their retention (bounded work per round).
         let cutoff = now.saturating_sub(ttl);
         while self.expired_batches.len() < 1000 {
@@ -380,7 +375,11 @@ impl Engine {
         self.clock.now_unix_nanos()
     }
 
-    async fn group_mut<'a>(&self, st: &'a mut State, group: &str) -> Result<&'a mut Group, CpError> {
+    async fn group_mut<'a>(
+        &self,
+        st: &'a mut State,
+        group: &str,
+    ) -> Result<&'a mut Group, CpError> {
         if !st.groups.contains_key(group) {
             let g = Group::load(self.store.as_ref(), group, self.now()).await?;
             st.groups.insert(group.to_owned(), g);
@@ -564,7 +563,12 @@ impl Engine {
         Ok(g.streams
             .values()
             .filter(|s| {
-                filter.is_empty() || s.spec.limits.subjects.iter().any(|x| subject::overlap(x, filter))
+                filter.is_empty()
+                    || s.spec
+                        .limits
+                        .subjects
+                        .iter()
+                        .any(|x| subject::overlap(x, filter))
             })
             .map(|s| info_of(s, false))
             .collect())
@@ -640,7 +644,11 @@ impl Engine {
                 ..Default::default()
             });
         };
-        let limit = if req.limit == 0 { 1000 } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            1000
+        } else {
+            req.limit as usize
+        };
         Ok(v1::ReadIndexResponse {
             error: None,
             entries: s.read_index(req.start_seq, req.end_seq, limit),
@@ -744,7 +752,9 @@ impl Engine {
             return Ok(Some(jserr::sealed()));
         }
         if s.spec.limits.deny_delete {
-            return Ok(Some(jserr::msg_delete_failed("message delete not permitted")));
+            return Ok(Some(jserr::msg_delete_failed(
+                "message delete not permitted",
+            )));
         }
         if !s.remove_seq(seq) {
             return Ok(Some(jserr::msg_delete_failed("no message found")));
@@ -793,7 +803,11 @@ impl Engine {
                 reason: "stream not found".into(),
             });
         };
-        if let Err(reason) = s.swap(&req.replaced, &req.segment_object_key, req.segment_byte_size) {
+        if let Err(reason) = s.swap(
+            &req.replaced,
+            &req.segment_object_key,
+            req.segment_byte_size,
+        ) {
             return Ok(v1::SwapIndexResponse {
                 swapped: false,
                 reason,
@@ -807,7 +821,10 @@ impl Engine {
         })
     }
 
-    pub(crate) async fn list_objects(&self, group: &str) -> Result<v1::ListObjectsResponse, CpError> {
+    pub(crate) async fn list_objects(
+        &self,
+        group: &str,
+    ) -> Result<v1::ListObjectsResponse, CpError> {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let mut referenced: Vec<String> = g.object_refs.keys().cloned().collect();
@@ -831,7 +848,11 @@ impl Engine {
         })
     }
 
-    pub(crate) async fn forget_objects(&self, group: &str, objects: &[String]) -> Result<(), CpError> {
+    pub(crate) async fn forget_objects(
+        &self,
+        group: &str,
+        objects: &[String],
+    ) -> Result<(), CpError> {
         let ops = objects
             .iter()
             .map(|o| Op::Delete {
@@ -858,13 +879,18 @@ impl Engine {
             let now = self.now();
             let current = self.store.get(&key).await?;
             let (rec, rev) = match &current {
-                Some(kv) => (Some(decode::<LeaseRecord>(&kv.key, &kv.value)?), Some(kv.mod_revision)),
+                Some(kv) => (
+                    Some(decode::<LeaseRecord>(&kv.key, &kv.value)?),
+                    Some(kv.mod_revision),
+                ),
                 None => (None, None),
             };
             let free = rec
                 .as_ref()
                 .is_none_or(|r| r.expires_unix_nanos <= now || r.holder == holder);
-            let ours = rec.as_ref().is_some_and(|r| r.holder == holder && r.expires_unix_nanos > now);
+            let ours = rec
+                .as_ref()
+                .is_some_and(|r| r.holder == holder && r.expires_unix_nanos > now);
             if !free || (renew_only && !ours) {
                 let r = rec.unwrap_or_default();
                 return Ok(v1::LeaseResponse {
@@ -986,7 +1012,9 @@ impl Engine {
         for _ in 0..16 {
             let now = self.now();
             let Some(kv) = self.store.get(&key).await? else {
-                return Err(CpError::NotFound(format!("agent `{agent_id}`: register again")));
+                return Err(CpError::NotFound(format!(
+                    "agent `{agent_id}`: register again"
+                )));
             };
             let rec: AgentRecord = decode(&kv.key, &kv.value)?;
             let mut info = rec.info.unwrap_or_default();
@@ -1041,7 +1069,11 @@ impl Engine {
     ) -> Result<Vec<v1::AgentInfo>, CpError> {
         let now = self.now();
         let mut out = Vec::new();
-        for kv in self.store.scan_prefix(&keys::kind_prefix(group, "agent")).await? {
+        for kv in self
+            .store
+            .scan_prefix(&keys::kind_prefix(group, "agent"))
+            .await?
+        {
             let rec: AgentRecord = decode(&kv.key, &kv.value)?;
             let Some(info) = rec.info else { continue };
             if info.lease_expires_unix_nanos <= now
@@ -1059,12 +1091,12 @@ impl Engine {
 fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
     g.streams.values().any(|other| {
         other.name() != spec.name
-            && other.spec.limits.subjects.iter().any(|a| {
-                spec.limits
-                    .subjects
-                    .iter()
-                    .any(|b| subject::overlap(a, b))
-            })
+            && other
+                .spec
+                .limits
+                .subjects
+                .iter()
+                .any(|a| spec.limits.subjects.iter().any(|b| subject::overlap(a, b)))
     })
 }
 

@@ -37,7 +37,7 @@ use infinistream_types::SharedClock;
 use tonic::service::interceptor::InterceptedService;
 
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError};
-pub use client::{ClientError, ControlPlaneClient};
+pub use client::{ClientError, ControlPlaneClient, TransportError};
 pub use engine::Options;
 pub use errors::CpError;
 pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};

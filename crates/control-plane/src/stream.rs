@@ -134,7 +134,11 @@ impl Stream {
                 live += 1;
                 s.msgs += 1;
                 s.bytes += u64::from(r.size);
-                let subj = rec.subjects.get(r.subject as usize).cloned().unwrap_or_default();
+                let subj = rec
+                    .subjects
+                    .get(r.subject as usize)
+                    .cloned()
+                    .unwrap_or_default();
                 s.subjects.entry(subj).or_default().push_back(seq);
                 if r.expires != 0 {
                     s.ttls.insert((r.expires, seq));
@@ -229,7 +233,12 @@ impl Stream {
         r.deleted = true;
         let (size, expires, subj_idx) = (r.size, r.expires, r.subject);
         e.live -= 1;
-        let subj = e.rec.subjects.get(subj_idx as usize).cloned().unwrap_or_default();
+        let subj = e
+            .rec
+            .subjects
+            .get(subj_idx as usize)
+            .cloned()
+            .unwrap_or_default();
         if e.live == 0 {
             let object = e.rec.object_key.clone();
             self.entries.remove(&key);
@@ -408,7 +417,9 @@ impl Stream {
             return Err(jserr::rollup_failed("rollup not permitted"));
         }
         if let Some(max) = l.max_msg_size {
-            let body = r.size.saturating_sub(u32::try_from(r.subject.len()).unwrap_or(u32::MAX));
+            let body = r
+                .size
+                .saturating_sub(u32::try_from(r.subject.len()).unwrap_or(u32::MAX));
             if body > max {
                 return Err(jserr::message_exceeds_maximum());
             }
@@ -452,12 +463,7 @@ impl Stream {
     }
 
     /// Commits one chunk; answers per record.
-    pub fn commit_chunk(
-        &mut self,
-        chunk: &Chunk,
-        object_key: &str,
-        now: i64,
-    ) -> Vec<RecordResult> {
+    pub fn commit_chunk(&mut self, chunk: &Chunk, object_key: &str, now: i64) -> Vec<RecordResult> {
         self.expire_dedupe(now);
         self.enforce_time(now);
         let mut ctx = ChunkCtx {
@@ -555,7 +561,8 @@ impl Stream {
             return;
         }
         let (mm, mb) = (l.max_msgs, l.max_bytes);
-        while mm.is_some_and(|m| self.msgs > m) || mb.is_some_and(|m| self.bytes > m && self.msgs > 1)
+        while mm.is_some_and(|m| self.msgs > m)
+            || mb.is_some_and(|m| self.bytes > m && self.msgs > 1)
         {
             let first = self.state.first_seq;
             if !self.remove_seq(first) {
@@ -614,7 +621,9 @@ impl Stream {
             let all = self.live_seqs_below(u64::MAX);
             doomed = match (keep, up_to) {
                 (Some(k), _) => {
-                    let n = all.len().saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
+                    let n = all
+                        .len()
+                        .saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
                     all[..n].to_vec()
                 }
                 (None, Some(u)) => all.into_iter().filter(|s| *s < u).collect(),
@@ -627,7 +636,9 @@ impl Stream {
                 }
                 match (keep, up_to) {
                     (Some(k), _) => {
-                        let n = d.len().saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
+                        let n = d
+                            .len()
+                            .saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
                         doomed.extend(d.iter().take(n));
                     }
                     (None, Some(u)) => doomed.extend(d.iter().filter(|x| **x < u)),
@@ -714,7 +725,12 @@ impl Stream {
             }
             seg.committed_unix_nanos = seg.committed_unix_nanos.max(e.rec.committed_unix_nanos);
             for rec in &e.rec.records {
-                let subj = e.rec.subjects.get(rec.subject as usize).cloned().unwrap_or_default();
+                let subj = e
+                    .rec
+                    .subjects
+                    .get(rec.subject as usize)
+                    .cloned()
+                    .unwrap_or_default();
                 let next = u32::try_from(seg.subjects.len()).unwrap_or(u32::MAX);
                 let idx = *subj_idx.entry(subj.clone()).or_insert_with(|| {
                     seg.subjects.push(subj);
@@ -734,7 +750,8 @@ impl Stream {
             }
         }
         *self.obj_delta.entry(segment_key.to_owned()).or_default() += 1;
-        self.entries.insert(first.first_seq, Entry { rec: seg, live });
+        self.entries
+            .insert(first.first_seq, Entry { rec: seg, live });
         self.dirty.insert(first.first_seq);
         Ok(())
     }

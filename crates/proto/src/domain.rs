@@ -109,7 +109,10 @@ impl TryFrom<v1::StreamLimits> for Limits {
         let discard = v1::Discard::try_from(l.discard)
             .map_err(|_| invalid("limits.discard", format!("unknown value {}", l.discard)))?;
         if l.duplicate_window_nanos < 0 {
-            return Err(invalid("limits.duplicate_window_nanos", "must not be negative"));
+            return Err(invalid(
+                "limits.duplicate_window_nanos",
+                "must not be negative",
+            ));
         }
         if l.max_age_nanos < 0 {
             return Err(invalid("limits.max_age_nanos", "must not be negative"));

@@ -11,7 +11,12 @@ pub mod domain;
 pub mod subject;
 
 /// Generated code for package `infinistream.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
 pub mod v1 {
     tonic::include_proto!("infinistream.v1");
 }

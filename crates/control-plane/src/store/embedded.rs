@@ -151,13 +151,11 @@ impl MetaStore for EmbeddedStore {
                 for c in &compares {
                     let holds = match c {
                         Compare::ModRevision { key, revision } => {
-                            let got = match data
-                                .get(key.as_slice())
-                                .map_err(|e| backend("get", e))?
-                            {
-                                Some(v) => Some(decode(key, v.value())?.mod_revision),
-                                None => None,
-                            };
+                            let got =
+                                match data.get(key.as_slice()).map_err(|e| backend("get", e))? {
+                                    Some(v) => Some(decode(key, v.value())?.mod_revision),
+                                    None => None,
+                                };
                             got == *revision
                         }
                         Compare::ValueEquals { key, value } => {
@@ -255,12 +253,7 @@ mod tests {
         let kv = s.get(b"k").await.unwrap().unwrap();
         assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"v"[..], rev));
         let next = s
-            .txn(
-                vec![],
-                vec![Op::Delete {
-                    key: b"k".to_vec(),
-                }],
-            )
+            .txn(vec![], vec![Op::Delete { key: b"k".to_vec() }])
             .await
             .unwrap();
         assert!(next.revision > rev);
