@@ -29,7 +29,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 /// A store operation, as labelled in metrics, retry logs and fault rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     /// `put_opts` (plain or conditional PUT).
     Put,
@@ -85,6 +85,15 @@ impl Op {
             Op::Multipart => "multipart",
             Op::Copy => "copy",
         }
+    }
+}
+
+impl EncodeLabelValue for Op {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), fmt::Error> {
+        fmt::Write::write_str(encoder, self.as_str())
     }
 }
 
