@@ -1,1 +1,22 @@
 //! Core NATS server: listener, connections, subject routing, monitoring (layer 1).
+//!
+//! Clients speak the NATS client protocol (parsed by `infinistream-protocol`); the
+//! gateway and fetcher plug in as internal subscribers (`$JS.API.>`, stream subjects)
+//! and publish replies and deliveries through [`Broker::publish`]. The design follows
+//! nats-server: per connection a reader task that parses and routes and a writer task
+//! that flushes a bounded outbound buffer, and a subscription index with a literal
+//! fast path and per-reader result caches.
+
+mod broker;
+mod client;
+pub mod config;
+mod error;
+pub mod monitor;
+mod sub;
+mod sublist;
+
+pub use broker::{Broker, InternalSubscription};
+pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
+pub use error::BrokerError;
+pub use monitor::{ConnInfo, Connz, Varz};
+pub use sub::InternalMsg;

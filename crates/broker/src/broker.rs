@@ -1,0 +1,583 @@
+//! The broker: shared state, the listener loop, and message routing.
+//!
+//! Routing is synchronous and lock-light: a publisher's reader looks the subject up
+//! (cached per reader, see [`crate::sublist`]), then appends the encoded `MSG` straight
+//! into each subscriber's outbound buffer under that buffer's short mutex and remembers
+//! which writers to wake. Wake-ups happen once per read batch, so a burst of publishes
+//! becomes one `write` per subscriber (write coalescing, as nats-server's "pcd").
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use infinistream_protocol::Info;
+use infinistream_protocol::subject;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::client::{self, Client};
+use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
+use crate::error::BrokerError;
+use crate::monitor::CpuSampler;
+use crate::sub::{InternalMsg, Subscription, Target};
+use crate::sublist::{MatchResult, Sublist};
+
+/// Server-wide counters (also exported to Prometheus).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub in_msgs: Counter,
+    pub in_bytes: Counter,
+    pub out_msgs: Counter,
+    pub out_bytes: Counter,
+    pub slow_consumers: Counter,
+    pub total_connections: Counter,
+    pub connections: Gauge,
+    pub subscriptions: Gauge,
+}
+
+impl Stats {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "infinistream_broker_in_msgs",
+            "Messages received from clients and internal publishers",
+            self.in_msgs.clone(),
+        );
+        registry.register(
+            "infinistream_broker_in_bytes",
+            "Payload bytes received",
+            self.in_bytes.clone(),
+        );
+        registry.register(
+            "infinistream_broker_out_msgs",
+            "Messages delivered to subscriptions",
+            self.out_msgs.clone(),
+        );
+        registry.register(
+            "infinistream_broker_out_bytes",
+            "Payload bytes delivered",
+            self.out_bytes.clone(),
+        );
+        registry.register(
+            "infinistream_broker_slow_consumers",
+            "Connections cut off for exceeding max_pending",
+            self.slow_consumers.clone(),
+        );
+        registry.register(
+            "infinistream_broker_connections_accepted",
+            "Client connections accepted",
+            self.total_connections.clone(),
+        );
+        registry.register(
+            "infinistream_broker_connections",
+            "Open client connections",
+            self.connections.clone(),
+        );
+        registry.register(
+            "infinistream_broker_subscriptions",
+            "Active subscriptions (client and internal)",
+            self.subscriptions.clone(),
+        );
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub config: BrokerConfig,
+    pub server_id: String,
+    pub sublist: RwLock<Sublist>,
+    /// Bumped (under the sublist write lock) whenever subscriptions change.
+    pub sub_generation: AtomicU64,
+    pub clients: Mutex<HashMap<u64, Arc<Client>>>,
+    pub next_cid: AtomicU64,
+    pub next_sub_id: AtomicU64,
+    pub stats: Stats,
+    pub start: SystemTime,
+    pub start_instant: Instant,
+    pub local_addr: OnceLock<SocketAddr>,
+    pub cpu: Mutex<CpuSampler>,
+    pub metrics_registered_externally: AtomicBool,
+    pub own_registry: Registry,
+}
+
+/// A core NATS server. Cheap to clone; all clones share one server.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// A message being routed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Msg<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub headers: Option<&'a Bytes>,
+    pub payload: &'a Bytes,
+}
+
+/// Work collected while routing a batch, done once at the end of the batch.
+#[derive(Debug, Default)]
+pub(crate) struct RouteCtx {
+    /// Writers to wake.
+    pub flush: Vec<Arc<Client>>,
+    /// Internal deliveries whose channel was full: the publisher awaits these.
+    pub blocked: Vec<(mpsc::Sender<InternalMsg>, InternalMsg)>,
+    /// Subscriptions that reached their auto-unsubscribe max or lost their receiver.
+    pub expired: Vec<Arc<Subscription>>,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+    rng: u64,
+}
+
+impl RouteCtx {
+    pub fn new(seed: u64) -> Self {
+        RouteCtx {
+            rng: seed | 1,
+            ..RouteCtx::default()
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: queue-member choice needs speed, not cryptographic quality.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Seed from std's randomly keyed hasher (no extra dependency).
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+/// A nats-style server id: `N` plus 55 base32 characters.
+fn generate_server_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut ctx = RouteCtx::new(random_seed());
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    for _ in 0..55 {
+        id.push(char::from(ALPHABET[(ctx.next_random() % 32) as usize]));
+    }
+    id
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Self {
+        let stats = Stats::default();
+        let mut own_registry = Registry::default();
+        stats.register(&mut own_registry);
+        Broker {
+            inner: Arc::new(Inner {
+                config,
+                server_id: generate_server_id(),
+                sublist: RwLock::new(Sublist::default()),
+                sub_generation: AtomicU64::new(1),
+                clients: Mutex::new(HashMap::new()),
+                next_cid: AtomicU64::new(1),
+                next_sub_id: AtomicU64::new(1),
+                stats,
+                start: SystemTime::now(),
+                start_instant: Instant::now(),
+                local_addr: OnceLock::new(),
+                cpu: Mutex::new(CpuSampler::default()),
+                metrics_registered_externally: AtomicBool::new(false),
+                own_registry,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    pub fn server_id(&self) -> &str {
+        &self.inner.server_id
+    }
+
+    /// The address `serve` is listening on, once it started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr.get().copied()
+    }
+
+    /// Accepts clients until `shutdown` is cancelled, then stops accepting, lets every
+    /// connection flush what is queued (bounded by `shutdown_grace`) and closes them.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        let _ = self.inner.local_addr.set(addr);
+        info!(%addr, server_id = %self.inner.server_id, "nats listener started");
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let inner = self.inner.clone();
+                        let shutdown = shutdown.clone();
+                        let cid = inner.next_cid.fetch_add(1, Ordering::Relaxed);
+                        let span = info_span!("nats_conn", cid, %peer);
+                        tracker.spawn(
+                            client::run(inner, stream, peer, cid, shutdown).instrument(span),
+                        );
+                    }
+                    Err(e) => {
+                        // Typically EMFILE/ECONNABORTED: keep serving the others.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        tracker.close();
+        info!(
+            connections = tracker.len(),
+            "nats listener stopped, draining connections"
+        );
+        if tokio::time::timeout(self.inner.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("connections did not drain in time, dropping them");
+            let clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+            for c in clients {
+                c.abort();
+            }
+            tracker.wait().await;
+        }
+        info!("nats listener drained");
+        Ok(())
+    }
+
+    /// Publishes from inside the server, routed exactly like a client `PUB`.
+    ///
+    /// Never blocks: if an internal subscriber's channel is full, the delivery is
+    /// handed to a spawned task (so it is not lost, but may be reordered relative to
+    /// later publishes to that same internal subscriber).
+    pub fn publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let _span = tracing::trace_span!("internal_publish", subject).entered();
+        let inner = &self.inner;
+        let result = Arc::new(inner.sublist.read().matches(subject.as_bytes()));
+        let mut ctx = RouteCtx::new(random_seed());
+        let msg = Msg {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            headers: headers.as_ref(),
+            payload: &payload,
+        };
+        inner.stats.in_msgs.inc();
+        inner
+            .stats
+            .in_bytes
+            .inc_by((payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64);
+        inner.route(&mut ctx, &result, None, true, msg);
+        inner.finish_sync(ctx);
+    }
+
+    /// Subscribes an in-process handler. Messages arrive on a bounded channel of
+    /// `capacity`; a client publishing into a full channel waits (only that client).
+    /// Dropping the returned value unsubscribes.
+    pub fn subscribe_internal(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        capacity: usize,
+    ) -> Result<InternalSubscription, BrokerError> {
+        if !subject::is_valid_subject(subject.as_bytes()) {
+            return Err(BrokerError::InvalidSubject(subject.to_owned()));
+        }
+        if let Some(q) = queue
+            && !subject::is_valid_queue(q.as_bytes())
+        {
+            return Err(BrokerError::InvalidQueue(q.to_owned()));
+        }
+        if capacity == 0 {
+            return Err(BrokerError::InvalidCapacity(capacity));
+        }
+        let (tx, rx) = mpsc::channel(capacity);
+        let sub = Arc::new(Subscription::new(
+            self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+            Bytes::copy_from_slice(subject.as_bytes()),
+            queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
+            Target::Internal { tx },
+        ));
+        self.inner.add_sub(sub.clone());
+        Ok(InternalSubscription {
+            rx,
+            sub,
+            broker: Arc::downgrade(&self.inner),
+        })
+    }
+
+    /// Whether anything (client or internal) subscribes to `subject`.
+    pub fn has_interest(&self, subject: &str) -> bool {
+        !self
+            .inner
+            .sublist
+            .read()
+            .matches(subject.as_bytes())
+            .is_empty()
+    }
+
+    /// Registers the broker's counters in `registry` (then `/metrics` stops rendering
+    /// them separately, so nothing is exported twice).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.stats.register(registry);
+        self.inner
+            .metrics_registered_externally
+            .store(true, Ordering::Release);
+    }
+
+    /// The `INFO` sent to a new connection.
+    pub(crate) fn base_info(inner: &Inner) -> Info {
+        let c = &inner.config;
+        Info {
+            server_id: inner.server_id.clone(),
+            server_name: c.server_name.clone(),
+            version: c.version.clone(),
+            go: "go1.24.0".to_owned(),
+            host: c.host.clone(),
+            port: inner.local_addr.get().map_or(0, SocketAddr::port),
+            headers: true,
+            max_payload: c.max_payload,
+            proto: 1,
+            client_id: None,
+            auth_required: c.auth.is_some(),
+            tls_required: false,
+            jetstream: c.jetstream,
+            client_ip: None,
+            connect_urls: c.connect_urls.clone(),
+            ldm: false,
+            nonce: None,
+            infinistream_version: Some(INFINISTREAM_VERSION.to_owned()),
+        }
+    }
+}
+
+/// An in-process subscription; see [`Broker::subscribe_internal`].
+#[derive(Debug)]
+pub struct InternalSubscription {
+    rx: mpsc::Receiver<InternalMsg>,
+    sub: Arc<Subscription>,
+    broker: Weak<Inner>,
+}
+
+impl InternalSubscription {
+    /// Next message; `None` once the broker is gone.
+    pub async fn recv(&mut self) -> Option<InternalMsg> {
+        self.rx.recv().await
+    }
+
+    pub fn try_recv(&mut self) -> Option<InternalMsg> {
+        self.rx.try_recv().ok()
+    }
+
+    pub fn subject(&self) -> &[u8] {
+        &self.sub.subject
+    }
+}
+
+impl Drop for InternalSubscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.broker.upgrade() {
+            inner.remove_sub(&self.sub);
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn add_sub(&self, sub: Arc<Subscription>) {
+        let mut list = self.sublist.write();
+        list.insert(sub);
+        self.sub_generation.fetch_add(1, Ordering::AcqRel);
+        self.stats.subscriptions.set(list.len() as i64);
+    }
+
+    /// Removes `sub` from the index and, for a client subscription, from its client.
+    pub(crate) fn remove_sub(&self, sub: &Subscription) {
+        sub.closed.store(true, Ordering::Release);
+        {
+            let mut list = self.sublist.write();
+            if list.remove(sub) {
+                self.sub_generation.fetch_add(1, Ordering::AcqRel);
+            }
+            self.stats.subscriptions.set(list.len() as i64);
+        }
+        if let Target::Client { client, sid } = &sub.target {
+            let mut subs = client.subs.lock();
+            if subs.get(sid).is_some_and(|s| s.id == sub.id) {
+                subs.remove(sid);
+            }
+        }
+    }
+
+    /// Delivers `msg` to everything in `result`. Returns whether anyone got it.
+    pub(crate) fn route(
+        &self,
+        ctx: &mut RouteCtx,
+        result: &MatchResult,
+        publisher: Option<u64>,
+        echo: bool,
+        msg: Msg<'_>,
+    ) -> bool {
+        let mut delivered = false;
+        for sub in &result.plain {
+            delivered |= self.deliver(ctx, sub, publisher, echo, msg);
+        }
+        for group in &result.groups {
+            let n = group.len();
+            let start = (ctx.next_random() % n as u64) as usize;
+            for i in 0..n {
+                if self.deliver(ctx, &group[(start + i) % n], publisher, echo, msg) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    fn deliver(
+        &self,
+        ctx: &mut RouteCtx,
+        sub: &Arc<Subscription>,
+        publisher: Option<u64>,
+        echo: bool,
+        msg: Msg<'_>,
+    ) -> bool {
+        if sub.is_closed() {
+            return false;
+        }
+        match &sub.target {
+            Target::Client { client, sid } => {
+                if !echo && publisher == Some(client.cid) {
+                    return false;
+                }
+                let (ok, last) = sub.take_delivery();
+                if !ok {
+                    return false;
+                }
+                if last {
+                    ctx.expired.push(sub.clone());
+                }
+                let headers = if client.wants_headers() {
+                    msg.headers
+                } else {
+                    None
+                };
+                client.enqueue_msg(self, ctx, sid, msg, headers)
+            }
+            Target::Internal { tx } => {
+                let (ok, last) = sub.take_delivery();
+                if !ok {
+                    return false;
+                }
+                if last {
+                    ctx.expired.push(sub.clone());
+                }
+                let m = InternalMsg {
+                    subject: String::from_utf8_lossy(msg.subject).into_owned(),
+                    reply: msg.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+                    headers: msg.headers.cloned(),
+                    payload: msg.payload.clone(),
+                    client_id: publisher.unwrap_or(0),
+                };
+                ctx.out_msgs += 1;
+                ctx.out_bytes += (msg.payload.len() + msg.headers.map_or(0, Bytes::len)) as u64;
+                match tx.try_send(m) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(m)) => {
+                        ctx.blocked.push((tx.clone(), m));
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        ctx.expired.push(sub.clone());
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a `503` no-responders status to the publisher's own reply subscription.
+    pub(crate) fn no_responders(&self, ctx: &mut RouteCtx, client: &Arc<Client>, reply: &[u8]) {
+        const STATUS_503: &[u8] = b"NATS/1.0 503\r\n\r\n";
+        let result = self.sublist.read().matches(reply);
+        let Some(sub) = result
+            .plain
+            .iter()
+            .find(|s| s.client_id() == Some(client.cid))
+        else {
+            return;
+        };
+        if let Target::Client { sid, .. } = &sub.target {
+            let headers = Bytes::from_static(STATUS_503);
+            let payload = Bytes::new();
+            let msg = Msg {
+                subject: reply,
+                reply: None,
+                headers: Some(&headers),
+                payload: &payload,
+            };
+            client.enqueue_msg(self, ctx, sid, msg, Some(&headers));
+        }
+    }
+
+    /// Finishes a batch routed outside a connection reader (cannot await).
+    pub(crate) fn finish_sync(&self, mut ctx: RouteCtx) {
+        for c in ctx.flush.drain(..) {
+            c.notify.notify_one();
+        }
+        for sub in ctx.expired.drain(..) {
+            self.remove_sub(&sub);
+        }
+        if !ctx.blocked.is_empty() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    let blocked = std::mem::take(&mut ctx.blocked);
+                    handle.spawn(async move {
+                        for (tx, m) in blocked {
+                            let _ = tx.send(m).await;
+                        }
+                    });
+                }
+                Err(_) => debug!(
+                    dropped = ctx.blocked.len(),
+                    "internal subscriber full outside a runtime; messages dropped"
+                ),
+            }
+        }
+        self.stats.out_msgs.inc_by(ctx.out_msgs);
+        self.stats.out_bytes.inc_by(ctx.out_bytes);
+    }
+}

@@ -1,0 +1,582 @@
+//! One client connection: a reader task that parses and routes, and a writer task
+//! that flushes the connection's outbound buffer.
+//!
+//! Publishers (other connections' readers, or in-process code) append encoded
+//! messages to [`Client::out`] under a short mutex and wake the writer, which swaps the
+//! whole buffer out and writes it in one call — however many messages piled up. The
+//! buffer is bounded by `max_pending`: a connection that cannot keep up is cut off as
+//! a slow consumer instead of growing memory or stalling its publishers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use infinistream_protocol::client::Publish;
+use infinistream_protocol::{ClientOp, ClientParser, Connect, Limits, server, subject};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, trace};
+
+use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
+use crate::config::Auth;
+use crate::sub::{Subscription, Target};
+use crate::sublist::{MatchCache, MatchResult};
+
+const READ_CHUNK: usize = 64 * 1024;
+const WRITE_SHRINK_ABOVE: usize = 1024 * 1024;
+
+/// Outbound state, guarded by [`Client::out`].
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    pub buf: Vec<u8>,
+    /// Bytes the writer took and is writing now.
+    pub in_flight: usize,
+    /// No more messages are accepted.
+    pub closed: bool,
+    pub out_msgs: u64,
+    pub out_bytes: u64,
+}
+
+/// What a client told us in `CONNECT`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientInfo {
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub cid: u64,
+    pub addr: SocketAddr,
+    pub start: SystemTime,
+    pub out: Mutex<Outbound>,
+    pub notify: Notify,
+    /// Cancelled to abort the connection (slow consumer, shutdown timeout).
+    pub token: CancellationToken,
+    pub info: Mutex<ClientInfo>,
+    headers: AtomicBool,
+    pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    max_pending: usize,
+}
+
+impl Client {
+    fn new(cid: u64, addr: SocketAddr, max_pending: usize) -> Self {
+        Client {
+            cid,
+            addr,
+            start: SystemTime::now(),
+            out: Mutex::new(Outbound::default()),
+            notify: Notify::new(),
+            token: CancellationToken::new(),
+            info: Mutex::new(ClientInfo::default()),
+            // Until CONNECT says otherwise, like nats-server: no headers.
+            headers: AtomicBool::new(false),
+            subs: Mutex::new(HashMap::new()),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            max_pending,
+        }
+    }
+
+    pub fn wants_headers(&self) -> bool {
+        self.headers.load(Ordering::Relaxed)
+    }
+
+    /// Aborts the connection without flushing.
+    pub fn abort(&self) {
+        self.out.lock().closed = true;
+        self.token.cancel();
+    }
+
+    /// Appends a message for subscription `sid`; false if the connection is closed or
+    /// just became a slow consumer.
+    pub fn enqueue_msg(
+        self: &Arc<Self>,
+        inner: &Inner,
+        ctx: &mut RouteCtx,
+        sid: &[u8],
+        msg: Msg<'_>,
+        headers: Option<&Bytes>,
+    ) -> bool {
+        let hdr = headers.map(|h| &h[..]);
+        let size = server::msg_len(msg.subject, sid, msg.reply, hdr, msg.payload);
+        let mut out = self.out.lock();
+        if out.closed {
+            return false;
+        }
+        if out.buf.len() + out.in_flight + size > self.max_pending {
+            out.closed = true;
+            out.buf.clear();
+            server::write_err(&mut out.buf, "Slow Consumer");
+            drop(out);
+            inner.stats.slow_consumers.inc();
+            info!(
+                cid = self.cid,
+                max_pending = self.max_pending,
+                "slow consumer detected: max_pending exceeded"
+            );
+            self.token.cancel();
+            return false;
+        }
+        let was_empty = out.buf.is_empty();
+        server::write_msg(&mut out.buf, msg.subject, sid, msg.reply, hdr, msg.payload);
+        let bytes = (msg.payload.len() + hdr.map_or(0, <[u8]>::len)) as u64;
+        out.out_msgs += 1;
+        out.out_bytes += bytes;
+        drop(out);
+        ctx.out_msgs += 1;
+        ctx.out_bytes += bytes;
+        if was_empty {
+            ctx.flush.push(self.clone());
+        }
+        true
+    }
+
+    /// Appends a protocol line (`PONG`, `+OK`, `-ERR`, `INFO`) and wakes the writer.
+    fn enqueue_proto(&self, bytes: &[u8]) {
+        let mut out = self.out.lock();
+        if out.closed {
+            return;
+        }
+        out.buf.extend_from_slice(bytes);
+        drop(out);
+        self.notify.notify_one();
+    }
+
+    fn send_err(&self, message: &str) {
+        debug!(cid = self.cid, error = message, "sending -ERR");
+        let mut line = Vec::with_capacity(message.len() + 10);
+        server::write_err(&mut line, message);
+        self.enqueue_proto(&line);
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        let out = self.out.lock();
+        out.buf.len() + out.in_flight
+    }
+}
+
+/// Runs one connection to completion.
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    cid: u64,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let client = Arc::new(Client::new(cid, addr, inner.config.max_pending));
+    inner.clients.lock().insert(cid, client.clone());
+    inner.stats.total_connections.inc();
+    inner.stats.connections.inc();
+    debug!("client connected");
+
+    let mut info = Broker::base_info(&inner);
+    info.client_id = Some(cid);
+    info.client_ip = Some(addr.ip().to_string());
+    let mut line = Vec::with_capacity(512);
+    server::write_info(&mut line, &info);
+    client.enqueue_proto(&line);
+
+    let writer = tokio::spawn(write_loop(client.clone(), wr));
+    let mut reader = Reader::new(inner.clone(), client.clone());
+    let reason = reader.run(rd, &shutdown).await;
+    debug!(reason, "client reader finished");
+
+    // Stop deliveries first, then let the writer flush what is queued.
+    let subs: Vec<_> = client.subs.lock().drain().map(|(_, s)| s).collect();
+    for sub in subs {
+        inner.remove_sub(&sub);
+    }
+    {
+        let mut out = client.out.lock();
+        out.closed = true;
+    }
+    client.notify.notify_one();
+    let mut writer = writer;
+    if tokio::time::timeout(inner.config.shutdown_grace, &mut writer)
+        .await
+        .is_err()
+    {
+        client.token.cancel();
+        let _ = writer.await;
+    }
+    inner.clients.lock().remove(&cid);
+    inner.stats.connections.dec();
+    debug!("client closed");
+}
+
+/// Drains the outbound buffer into the socket until the connection closes.
+async fn write_loop(client: Arc<Client>, mut wr: OwnedWriteHalf) {
+    let mut local: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        let idle = {
+            let mut out = client.out.lock();
+            out.in_flight = 0;
+            if out.buf.is_empty() {
+                if out.closed {
+                    break;
+                }
+                true
+            } else {
+                std::mem::swap(&mut out.buf, &mut local);
+                out.in_flight = local.len();
+                false
+            }
+        };
+        if idle {
+            tokio::select! {
+                _ = client.notify.notified() => continue,
+                _ = client.token.cancelled() => break,
+            }
+        }
+        tokio::select! {
+            r = wr.write_all(&local) => {
+                if let Err(e) = r {
+                    trace!(error = %e, "write failed");
+                    client.abort();
+                    break;
+                }
+            }
+            _ = client.token.cancelled() => break,
+        }
+        local.clear();
+        if local.capacity() > WRITE_SHRINK_ABOVE {
+            local = Vec::with_capacity(READ_CHUNK);
+        }
+    }
+    if client.token.is_cancelled() {
+        // Aborted (slow consumer): best effort to tell the client why, never blocking.
+        let tail = std::mem::take(&mut client.out.lock().buf);
+        if !tail.is_empty() {
+            let _ = wr.try_write(&tail);
+        }
+    }
+    let _ = wr.shutdown().await;
+    // Make the reader stop too (e.g. after a write error or a graceful close).
+    client.token.cancel();
+    let mut out = client.out.lock();
+    out.buf = Vec::new();
+    out.in_flight = 0;
+}
+
+/// Why a reader stopped (for logs).
+type Reason = &'static str;
+
+struct Reader {
+    inner: Arc<Inner>,
+    client: Arc<Client>,
+    parser: ClientParser,
+    cache: MatchCache,
+    ctx: RouteCtx,
+    connected: bool,
+    echo: bool,
+    headers: bool,
+    verbose: bool,
+    pedantic: bool,
+    no_responders: bool,
+    pings_out: u32,
+}
+
+impl Reader {
+    fn new(inner: Arc<Inner>, client: Arc<Client>) -> Self {
+        let parser = ClientParser::new(Limits {
+            max_control_line: inner.config.max_control_line,
+            max_payload: inner.config.max_payload,
+        });
+        Reader {
+            inner,
+            client,
+            parser,
+            cache: MatchCache::default(),
+            ctx: RouteCtx::new(random_seed()),
+            connected: false,
+            echo: true,
+            headers: false,
+            verbose: false,
+            pedantic: false,
+            no_responders: false,
+            pings_out: 0,
+        }
+    }
+
+    async fn run(&mut self, mut rd: OwnedReadHalf, shutdown: &CancellationToken) -> Reason {
+        let inner = self.inner.clone();
+        let config = &inner.config;
+        let auth_required = config.auth.is_some();
+        let auth_deadline = tokio::time::sleep(config.auth_timeout);
+        tokio::pin!(auth_deadline);
+        let ping_every = config.ping_interval.max(Duration::from_millis(1));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut data_since_tick = false;
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            if buf.capacity() - buf.len() < 4096 {
+                let want = self
+                    .parser
+                    .frame_len_hint(&buf)
+                    .map_or(READ_CHUNK, |n| n.saturating_sub(buf.len()).max(READ_CHUNK));
+                buf.reserve(want);
+            }
+            tokio::select! {
+                biased;
+                _ = self.client.token.cancelled() => return "aborted",
+                _ = shutdown.cancelled() => return "server shutdown",
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    self.client.send_err("Authentication Timeout");
+                    return "authentication timeout";
+                }
+                _ = ping.tick() => {
+                    if data_since_tick {
+                        data_since_tick = false;
+                        continue;
+                    }
+                    if self.pings_out + 1 > config.max_pings_out {
+                        self.client.send_err("Stale Connection");
+                        return "stale connection";
+                    }
+                    self.pings_out += 1;
+                    self.client.enqueue_proto(server::PING);
+                }
+                read = rd.read_buf(&mut buf) => match read {
+                    Ok(0) => return "client closed",
+                    Err(_) => return "read error",
+                    Ok(_) => {
+                        data_since_tick = true;
+                        let outcome = self.process(&mut buf);
+                        self.finish_batch(shutdown).await;
+                        if let Err(reason) = outcome {
+                            return reason;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Handles every whole frame in `buf`.
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), Reason> {
+        let mut in_msgs = 0u64;
+        let mut in_bytes = 0u64;
+        let result = loop {
+            match self.parser.parse(buf) {
+                Ok(Some(ClientOp::Pub(p))) => {
+                    if !self.connected && self.inner.config.auth.is_some() {
+                        self.client.send_err("Authorization Violation");
+                        break Err("publish before connect");
+                    }
+                    in_msgs += 1;
+                    in_bytes += (p.payload.len() + p.headers.as_ref().map_or(0, Bytes::len)) as u64;
+                    self.publish(p);
+                    if self.verbose {
+                        self.client.enqueue_proto(server::OK);
+                    }
+                }
+                Ok(Some(op)) => {
+                    if let Err(reason) = self.handle(op) {
+                        break Err(reason);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => {
+                    debug!(error = %e, "protocol error");
+                    self.client.send_err(e.wire_message());
+                    break Err("protocol error");
+                }
+            }
+        };
+        if in_msgs > 0 {
+            self.client.in_msgs.fetch_add(in_msgs, Ordering::Relaxed);
+            self.client.in_bytes.fetch_add(in_bytes, Ordering::Relaxed);
+            self.inner.stats.in_msgs.inc_by(in_msgs);
+            self.inner.stats.in_bytes.inc_by(in_bytes);
+        }
+        result
+    }
+
+    /// Wakes writers, waits for full internal subscribers, applies auto-unsubscribes.
+    async fn finish_batch(&mut self, shutdown: &CancellationToken) {
+        let ctx = &mut self.ctx;
+        for c in ctx.flush.drain(..) {
+            c.notify.notify_one();
+        }
+        for sub in ctx.expired.drain(..) {
+            self.inner.remove_sub(&sub);
+        }
+        self.inner
+            .stats
+            .out_msgs
+            .inc_by(std::mem::take(&mut ctx.out_msgs));
+        self.inner
+            .stats
+            .out_bytes
+            .inc_by(std::mem::take(&mut ctx.out_bytes));
+        // Backpressure: only this publisher waits for a full internal subscriber.
+        for (tx, m) in std::mem::take(&mut ctx.blocked) {
+            tokio::select! {
+                _ = tx.send(m) => {}
+                _ = self.client.token.cancelled() => return,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Publish) {
+        if self.pedantic && !subject::is_valid_publish_subject(&p.subject) {
+            self.client.send_err("Invalid Publish Subject");
+            return;
+        }
+        let generation = self.inner.sub_generation.load(Ordering::Acquire);
+        let result = match self.cache.get(generation, &p.subject) {
+            Some(r) => r,
+            None => {
+                let list = self.inner.sublist.read();
+                let generation = self.inner.sub_generation.load(Ordering::Acquire);
+                let r = Arc::new(list.matches(&p.subject));
+                drop(list);
+                self.cache.put(generation, &p.subject, r.clone());
+                r
+            }
+        };
+        let msg = Msg {
+            subject: &p.subject,
+            reply: p.reply.as_deref(),
+            headers: p.headers.as_ref(),
+            payload: &p.payload,
+        };
+        self.route(&result, msg);
+        if result.is_empty()
+            && self.no_responders
+            && self.headers
+            && let Some(reply) = &p.reply
+        {
+            self.inner.no_responders(&mut self.ctx, &self.client, reply);
+        }
+    }
+
+    fn route(&mut self, result: &MatchResult, msg: Msg<'_>) {
+        self.inner
+            .route(&mut self.ctx, result, Some(self.client.cid), self.echo, msg);
+    }
+
+    fn handle(&mut self, op: ClientOp) -> Result<(), Reason> {
+        let auth_required = self.inner.config.auth.is_some();
+        if auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
+            self.client.send_err("Authorization Violation");
+            return Err("operation before connect");
+        }
+        match op {
+            ClientOp::Connect(c) => self.connect(*c)?,
+            ClientOp::Sub {
+                subject: subj,
+                queue,
+                sid,
+            } => {
+                if !subject::is_valid_subject(&subj)
+                    || queue.as_ref().is_some_and(|q| !subject::is_valid_queue(q))
+                {
+                    self.client.send_err("Invalid Subject");
+                    return Ok(());
+                }
+                let mut subs = self.client.subs.lock();
+                if !subs.contains_key(&sid) {
+                    // Copy: the parsed slices pin the whole read buffer.
+                    let sid = Bytes::copy_from_slice(&sid);
+                    let sub = Arc::new(Subscription::new(
+                        self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+                        Bytes::copy_from_slice(&subj),
+                        queue.map(|q| Bytes::copy_from_slice(&q)),
+                        Target::Client {
+                            client: self.client.clone(),
+                            sid: sid.clone(),
+                        },
+                    ));
+                    subs.insert(sid, sub.clone());
+                    drop(subs);
+                    self.inner.add_sub(sub);
+                }
+                if self.verbose {
+                    self.client.enqueue_proto(server::OK);
+                }
+            }
+            ClientOp::Unsub { sid, max } => {
+                let sub = self.client.subs.lock().get(&sid).cloned();
+                if let Some(sub) = sub {
+                    match max {
+                        Some(n) if n > 0 && sub.delivered.load(Ordering::Acquire) < n => {
+                            sub.max.store(n, Ordering::Release);
+                        }
+                        _ => self.inner.remove_sub(&sub),
+                    }
+                }
+                if self.verbose {
+                    self.client.enqueue_proto(server::OK);
+                }
+            }
+            ClientOp::Ping => self.client.enqueue_proto(server::PONG),
+            ClientOp::Pong => self.pings_out = 0,
+            // Publishes are handled on the hot path in `process`.
+            ClientOp::Pub(p) => self.publish(p),
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, c: Connect) -> Result<(), Reason> {
+        if let Some(auth) = &self.inner.config.auth {
+            let ok = match auth {
+                Auth::UserPass { user, pass } => {
+                    c.user.as_deref() == Some(user.as_str())
+                        && c.pass.as_deref() == Some(pass.as_str())
+                }
+                Auth::Token(token) => c.auth_token.as_deref() == Some(token.as_str()),
+            };
+            if !ok {
+                info!(
+                    user = c.user.as_deref().unwrap_or(""),
+                    "authorization violation"
+                );
+                self.client.send_err("Authorization Violation");
+                return Err("authorization violation");
+            }
+        }
+        if !(0..=1).contains(&c.protocol) {
+            self.client.send_err("invalid client protocol");
+            return Err("bad client protocol");
+        }
+        if c.no_responders && !c.headers {
+            self.client
+                .send_err("no responders requires headers support");
+            return Err("no responders without headers");
+        }
+        self.connected = true;
+        self.echo = c.echo;
+        self.headers = c.headers;
+        self.verbose = c.verbose;
+        self.pedantic = c.pedantic;
+        self.no_responders = c.no_responders;
+        self.client.headers.store(c.headers, Ordering::Relaxed);
+        *self.client.info.lock() = ClientInfo {
+            name: c.name.clone().unwrap_or_default(),
+            lang: c.lang.clone(),
+            version: c.version.clone(),
+        };
+        debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
+        if self.verbose {
+            self.client.enqueue_proto(server::OK);
+        }
+        Ok(())
+    }
+}

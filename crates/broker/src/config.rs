@@ -1,0 +1,76 @@
+//! Broker settings. Defaults follow nats-server's so clients see familiar limits.
+
+use std::time::Duration;
+
+/// The nats-server version advertised in `INFO`. Clients gate JetStream features on
+/// it (e.g. async-nats and nats.go enable newer APIs from 2.10/2.11), so it names a
+/// current nats-server release rather than InfiniStream's own version, which goes in
+/// the `infinistream_version` field.
+pub const DEFAULT_ADVERTISED_VERSION: &str = "2.11.0";
+
+/// InfiniStream's own version.
+pub const INFINISTREAM_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How clients authenticate, when required.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    UserPass { user: String, pass: String },
+    Token(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            Auth::UserPass { user, .. } => f
+                .debug_struct("UserPass")
+                .field("user", user)
+                .field("pass", &"<redacted>")
+                .finish(),
+            Auth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub server_name: String,
+    /// nats-server version advertised in `INFO` (see [`DEFAULT_ADVERTISED_VERSION`]).
+    pub version: String,
+    /// Host advertised in `INFO`.
+    pub host: String,
+    pub max_payload: usize,
+    pub max_control_line: usize,
+    /// Bytes queued to one connection before it is cut off as a slow consumer.
+    pub max_pending: usize,
+    pub ping_interval: Duration,
+    pub max_pings_out: u32,
+    pub auth: Option<Auth>,
+    /// Time a client has to send `CONNECT` when auth is required.
+    pub auth_timeout: Duration,
+    /// Advertise JetStream in `INFO`.
+    pub jetstream: bool,
+    pub connect_urls: Vec<String>,
+    /// How long shutdown waits for connections to flush before dropping them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            server_name: "infinistream".to_owned(),
+            version: DEFAULT_ADVERTISED_VERSION.to_owned(),
+            host: "0.0.0.0".to_owned(),
+            max_payload: infinistream_protocol::DEFAULT_MAX_PAYLOAD,
+            max_control_line: infinistream_protocol::DEFAULT_MAX_CONTROL_LINE,
+            max_pending: 64 * 1024 * 1024,
+            ping_interval: Duration::from_secs(120),
+            max_pings_out: 2,
+            auth: None,
+            auth_timeout: Duration::from_secs(2),
+            jetstream: false,
+            connect_urls: Vec::new(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! A subscription and where its messages go: a client connection's outbound buffer or
+//! an internal (in-process) handler's bounded channel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+
+/// A message delivered to an internal subscription.
+#[derive(Debug, Clone)]
+pub struct InternalMsg {
+    pub subject: String,
+    pub reply: Option<String>,
+    /// Raw header block (`NATS/1.0\r\n...`), parse with `infinistream_protocol::HeaderMap`.
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+    /// Connection id of the publisher; 0 when published from inside the server.
+    pub client_id: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum Target {
+    Client { client: Arc<Client>, sid: Bytes },
+    Internal { tx: mpsc::Sender<InternalMsg> },
+}
+
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    /// Unique across the broker (sids are only unique per connection).
+    pub id: u64,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub target: Target,
+    /// Auto-unsubscribe after this many deliveries; 0 = unlimited.
+    pub max: AtomicU64,
+    pub delivered: AtomicU64,
+    pub closed: AtomicBool,
+}
+
+impl Subscription {
+    pub fn new(id: u64, subject: Bytes, queue: Option<Bytes>, target: Target) -> Self {
+        Subscription {
+            id,
+            subject,
+            queue,
+            target,
+            max: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn client_id(&self) -> Option<u64> {
+        match &self.target {
+            Target::Client { client, .. } => Some(client.cid),
+            Target::Internal { .. } => None,
+        }
+    }
+
+    /// Counts one delivery against `max`. Returns `(deliver, reached_max)`.
+    pub fn take_delivery(&self) -> (bool, bool) {
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
+            return (true, false);
+        }
+        let n = self.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        (n <= max, n == max)
+    }
+}

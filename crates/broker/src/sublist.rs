@@ -1,0 +1,135 @@
+//! The subscription index: which subscriptions a published subject reaches.
+//!
+//! Literal subscriptions (the common case: inboxes, stream subjects) sit in a hash map
+//! keyed by subject, so a publish costs one lookup; wildcard subscriptions are few and
+//! are checked token by token. Match results are cached: each connection's reader keeps
+//! its own cache tagged with the index's generation, which every insert/remove bumps,
+//! so a steady publisher reuses the previous result without taking any lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use infinistream_protocol::subject;
+
+use crate::sub::Subscription;
+
+/// Subscriptions a subject reaches: plain ones each get a copy, each queue group one.
+#[derive(Debug, Default)]
+pub(crate) struct MatchResult {
+    pub plain: Vec<Arc<Subscription>>,
+    pub groups: Vec<Vec<Arc<Subscription>>>,
+}
+
+impl MatchResult {
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.groups.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Sublist {
+    literal: HashMap<Bytes, Vec<Arc<Subscription>>>,
+    wildcard: Vec<Arc<Subscription>>,
+    count: usize,
+}
+
+impl Sublist {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn insert(&mut self, sub: Arc<Subscription>) {
+        if subject::is_literal(&sub.subject) {
+            self.literal
+                .entry(sub.subject.clone())
+                .or_default()
+                .push(sub);
+        } else {
+            self.wildcard.push(sub);
+        }
+        self.count += 1;
+    }
+
+    pub fn remove(&mut self, sub: &Subscription) -> bool {
+        let removed = if subject::is_literal(&sub.subject) {
+            match self.literal.get_mut(&sub.subject) {
+                Some(v) => {
+                    let before = v.len();
+                    v.retain(|s| s.id != sub.id);
+                    let removed = v.len() != before;
+                    if v.is_empty() {
+                        self.literal.remove(&sub.subject);
+                    }
+                    removed
+                }
+                None => false,
+            }
+        } else {
+            let before = self.wildcard.len();
+            self.wildcard.retain(|s| s.id != sub.id);
+            self.wildcard.len() != before
+        };
+        if removed {
+            self.count -= 1;
+        }
+        removed
+    }
+
+    /// Every subscription matching the literal `subject`, grouped by queue.
+    pub fn matches(&self, subject: &[u8]) -> MatchResult {
+        let mut result = MatchResult::default();
+        let mut add = |s: &Arc<Subscription>| match &s.queue {
+            None => result.plain.push(s.clone()),
+            Some(q) => match result
+                .groups
+                .iter_mut()
+                .find(|g| g.first().and_then(|f| f.queue.as_ref()) == Some(q))
+            {
+                Some(g) => g.push(s.clone()),
+                None => result.groups.push(vec![s.clone()]),
+            },
+        };
+        if let Some(v) = self.literal.get(subject) {
+            v.iter().for_each(&mut add);
+        }
+        for s in &self.wildcard {
+            if subject::matches(&s.subject, subject) {
+                add(s);
+            }
+        }
+        result
+    }
+}
+
+/// A per-reader cache of match results, valid for one sublist generation.
+#[derive(Debug, Default)]
+pub(crate) struct MatchCache {
+    generation: u64,
+    entries: HashMap<Bytes, Arc<MatchResult>>,
+}
+
+const MAX_CACHE_ENTRIES: usize = 1024;
+
+impl MatchCache {
+    pub fn get(&mut self, current_generation: u64, subject: &[u8]) -> Option<Arc<MatchResult>> {
+        if self.generation != current_generation {
+            self.entries.clear();
+            self.generation = current_generation;
+            return None;
+        }
+        self.entries.get(subject).cloned()
+    }
+
+    pub fn put(&mut self, generation: u64, subject: &[u8], result: Arc<MatchResult>) {
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        if self.entries.len() >= MAX_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        // Copy the key: `subject` may be a slice of a connection read buffer.
+        self.entries.insert(Bytes::copy_from_slice(subject), result);
+    }
+}
