@@ -84,7 +84,10 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(RANGE));
         group.bench_function(BenchmarkId::new("get_range_64k", name), |b| {
             b.to_async(&runtime).iter(|| async {
-                match bucket.get_range(key.path(), 1_000_000..1_000_000 + RANGE).await {
+                match bucket
+                    .get_range(key.path(), 1_000_000..1_000_000 + RANGE)
+                    .await
+                {
                     Ok(bytes) => bytes,
                     Err(error) => panic!("get_range: {error}"),
                 }

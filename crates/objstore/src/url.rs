@@ -3,7 +3,8 @@
 //! Forms (details and every option in docs/bucket.md):
 //!
 //! ```text
-//! file:///absolute/path                      local directory (created if missing)
+//! file:///absolute/path                      local directory (created if missing;
+//!                                            file://rel/path is relative to the cwd)
 //! memory://                                  in-process, for tests
 //! s3://bucket[/prefix][?key=value&...]       AWS S3 or an S3-compatible server
 //! gs://bucket[/prefix][?key=value&...]       Google Cloud Storage
@@ -246,8 +247,10 @@ impl BucketUrl {
         let path = percent_decode(path).ok_or_else(|| invalid("bad percent-encoding in path"))?;
         let (location, prefix) = match scheme {
             Scheme::File => {
-                if !path.starts_with('/') {
-                    return Err(invalid("file urls need an absolute path: file:///dir"));
+                // `file:///abs/dir`, or `file://rel/dir` relative to the working
+                // directory (what a `data/bucket` default turns into).
+                if path.is_empty() {
+                    return Err(invalid("file urls need a path: file:///dir"));
                 }
                 (path, String::new())
             }
@@ -469,7 +472,7 @@ mod tests {
         for (url, needle) in [
             ("bucket", "expected scheme"),
             ("ftp://x", "unsupported bucket url scheme `ftp`"),
-            ("file://relative", "absolute path"),
+            ("file://", "need a path"),
             ("memory://x", "takes no path"),
             ("s3://", "missing bucket"),
             (

@@ -246,11 +246,31 @@ async fn file_url_creates_the_directory() -> Result<()> {
 }
 
 #[tokio::test]
+async fn relative_file_url_resolves_against_the_working_directory() -> Result<()> {
+    let dir = tempfile::tempdir_in(".")?;
+    let name = dir
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("temp dir name")?;
+    let bucket = Bucket::open(&format!("file://{name}/bucket"), options()).await?;
+    let key = bucket.put_batch(Bytes::from_static(b"x")).await?;
+    ensure!(
+        dir.path()
+            .join("bucket")
+            .join(key.path().as_ref())
+            .is_file()
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_urls_fail_with_the_url() {
     for url in [
         "nope",
         "ftp://host/x",
-        "file://relative/dir",
+        "file://",
+        "memory://x",
         "s3://b?bogus=1",
     ] {
         let error = Bucket::open(url, options()).await.expect_err(url);
