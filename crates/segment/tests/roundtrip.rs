@@ -178,3 +178,65 @@ fn one_chunk_per_stream_many_streams() {
         assert_eq!(meta.record_count, 3);
     }
 }
+
+/// The whole path a message takes: several agents' flushes (batch objects), sequences
+/// assigned per stream in commit order from (object, chunk, position), then compaction
+/// of one stream's chunks into a segment that answers by sequence, time and subject.
+#[test]
+fn batches_compact_into_a_segment() {
+    let mut objects = Vec::new();
+    let mut ts = 1_000;
+    for flush in 0..3 {
+        let mut b = BatchBuilder::new(BuildOptions::default());
+        for i in 0..10 {
+            ts += 1;
+            let subject = format!("orders.{}", (flush + i) % 3);
+            let payload = format!("flush {flush} msg {i}");
+            for stream in ["AUDIT", "ORDERS"] {
+                b.push(
+                    stream,
+                    &infinistream_segment::RecordRef {
+                        subject: subject.as_bytes(),
+                        headers: b"",
+                        payload: payload.as_bytes(),
+                        timestamp: ts,
+                        msg_id: None,
+                    },
+                )
+                .expect("push");
+            }
+        }
+        objects.push(b.finish().expect("finish").object);
+    }
+    // Commit order = object order; ORDERS gets 1..=30, with seq 7 deleted later.
+    let mut seg = SegmentBuilder::new("ORDERS", SegmentOptions::default()).expect("builder");
+    let mut next_seq = 1u64;
+    for object in &objects {
+        let footer = BatchFooter::decode(object).expect("footer");
+        let meta = footer.chunk("ORDERS").expect("chunk");
+        let r = meta.range();
+        let chunk = infinistream_segment::decode_chunk(
+            meta,
+            object.slice(r.start as usize..r.end as usize),
+        )
+        .expect("chunk");
+        for rec in chunk.iter_refs() {
+            if next_seq != 7 {
+                seg.push(next_seq, &rec).expect("push");
+            }
+            next_seq += 1;
+        }
+    }
+    let done = seg.finish().expect("finish");
+    let seg = Segment::open(done.tail).expect("open");
+    assert_eq!(seg.index().record_count(), 29);
+    assert_eq!(seg.get(7).expect("get"), None);
+    let r = seg.get(12).expect("get").expect("present");
+    assert_eq!(&r.record.payload[..], b"flush 1 msg 1");
+    assert_eq!(
+        seg.first_seq_at_or_after_time(1_015).expect("time"),
+        Some(15)
+    );
+    assert_eq!(seg.last_seq_for_subject(b"orders.2"), Some(30));
+    assert_eq!(seg.last_seq_for_subject(b"orders.0"), Some(28));
+}
