@@ -552,3 +552,93 @@ fn async_nats_requests_are_accepted_with_server_defaults() {
     let cfg = cfg.config.check_create("KV_py", false).expect("valid");
     assert!(cfg.allow_msg_ttl && cfg.unsupported_features().is_none());
 }
+
+/// Every stream create the capture refused for a config reason: our
+/// `check_create` gives the identical error object. (10058/10065 need other
+/// streams and are covered above.)
+#[test]
+fn every_stream_create_error_matches() {
+    let mut checked = 0;
+    for e in exchanges() {
+        let Ok(ApiRoute::StreamCreate(name)) = ApiRoute::from_subject(&e.subject) else {
+            continue;
+        };
+        let Some(reply) = e.replies.first().and_then(|r| r["payload"].as_str()) else {
+            continue;
+        };
+        let reply = json(reply);
+        let Some(theirs) = reply.get("error") else {
+            continue;
+        };
+        if [10058, 10065, 10025].contains(&theirs["err_code"].as_u64().unwrap_or(0)) {
+            continue;
+        }
+        let req: StreamConfigRequest = parse_request(e.body.as_bytes()).expect("parses");
+        let err = req
+            .config
+            .check_create(&name, req.pedantic)
+            .expect_err(&e.body);
+        assert_eq!(
+            serde_json::to_value(&err).expect("json"),
+            *theirs,
+            "{} {}",
+            e.subject,
+            e.body
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "checked {checked}");
+}
+
+/// Every consumer create on `ORDERS` the capture answered: the same error, or the
+/// same defaulted config. InfiniStream deliberately differs in one place: it
+/// behaves like a clustered server, so `num_replicas` above the stream's gives
+/// 10126 rather than standalone nats-server's "replicas > 1 not supported" (10074).
+#[test]
+fn every_orders_consumer_create_matches() {
+    let orders = StreamConfig::new("ORDERS", ["orders.*"])
+        .check_and_default()
+        .expect("valid");
+    let mut checked = 0;
+    for e in exchanges() {
+        let Ok(ApiRoute::ConsumerCreate(route)) = ApiRoute::from_subject(&e.subject) else {
+            continue;
+        };
+        if route.stream() != "ORDERS" {
+            continue;
+        }
+        let reply = json(&payload(&e));
+        let req: CreateConsumerRequest = parse_request(e.body.as_bytes()).expect("parses");
+        let ours = req
+            .check_subject(&route)
+            .and_then(|c| c.check_and_default(&orders));
+        match reply.get("error") {
+            Some(theirs) if theirs["err_code"] == 10148 => continue, // needs the existing consumer
+            Some(theirs) if theirs["err_code"] == 10074 => {
+                assert_eq!(ours.expect_err("refused").err_code, 10126);
+            }
+            Some(theirs) => {
+                let err = ours.expect_err(&e.body);
+                assert_eq!(
+                    serde_json::to_value(&err).expect("json"),
+                    *theirs,
+                    "{}",
+                    e.body
+                );
+            }
+            None => {
+                let mut theirs = reply["config"].clone();
+                strip_nats_metadata(&mut theirs);
+                let cfg = ours.expect(&e.body);
+                assert_eq!(
+                    serde_json::to_value(&cfg).expect("json"),
+                    theirs,
+                    "{}",
+                    e.body
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "checked {checked}");
+}

@@ -16,12 +16,18 @@ fn formats_like_go() {
     );
     let t = Timestamp::parse("2026-11-22T07:48:44.121046507Z").expect("parses");
     assert_eq!(t.to_string(), "2026-11-22T07:48:44.121046507Z");
+    // Go keeps the offset a client sent and writes it back; the instant is what compares.
+    let local = Timestamp::parse("2024-02-29T23:59:59.1+01:00").expect("offset");
+    assert_eq!(local.to_string(), "2024-02-29T23:59:59.1+01:00");
+    assert_eq!(local.to_utc().to_string(), "2024-02-29T22:59:59.1Z");
     assert_eq!(
-        Timestamp::parse("2024-02-29T23:59:59.1+01:00")
-            .expect("offset")
-            .to_string(),
-        "2024-02-29T22:59:59.1Z"
+        local,
+        Timestamp::parse("2024-02-29T22:59:59.1Z").expect("utc")
     );
+    assert_eq!(local.offset_secs(), 3600);
+    let west = Timestamp::parse("2024-03-01T00:30:00-05:30").expect("west");
+    assert_eq!(west.to_string(), "2024-03-01T00:30:00-05:30");
+    assert_eq!(west.to_utc().to_string(), "2024-03-01T06:00:00Z");
     assert_eq!(
         Timestamp::parse("0001-01-01T00:00:00Z"),
         Ok(Timestamp::ZERO)

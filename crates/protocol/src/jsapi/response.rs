@@ -65,7 +65,9 @@ pub fn render_result<T: Serialize + ApiResponseType>(result: &Result<T, ApiError
 /// Parses a request payload: empty (or whitespace-only) means `T::default()`, as in
 /// nats-server; malformed JSON is nats-server's `invalid JSON: …` error.
 pub fn parse_request<T: DeserializeOwned + Default>(payload: &[u8]) -> Result<T, ApiError> {
-    if payload.iter().all(u8::is_ascii_whitespace) {
+    if payload.iter().all(u8::is_ascii_whitespace) || payload.trim_ascii() == b"null" {
+        // Go's json.Unmarshal of `null` into a struct is a no-op: nats-server reads
+        // it as "all defaults", and async-nats sends it for requests without a body.
         return Ok(T::default());
     }
     serde_json::from_slice(payload).map_err(ApiError::invalid_json)

@@ -3,18 +3,45 @@
 //! nats-server marshals times as RFC 3339 with nanoseconds and trailing zeros trimmed
 //! (`2026-11-22T07:48:44.121046507Z`), and an unset time as Go's zero time
 //! `0001-01-01T00:00:00Z` (e.g. `first_ts` of an empty stream). Clients parse both, and
-//! send times with offsets (`opt_start_time`), so [`Timestamp`] parses any RFC 3339
-//! offset and always writes UTC. Kept dependency-free: a few lines of civil-date
+//! send times with offsets (`opt_start_time`), which Go keeps and writes back as given
+//! (`2026-01-01T00:00:00+02:00`), so [`Timestamp`] remembers the offset it was parsed
+//! with; times InfiniStream makes are UTC. Equality and order compare the instant, as
+//! nats-server's `time.Equal` does. Kept dependency-free: a few lines of civil-date
 //! arithmetic instead of a calendar crate in a layer-0 library.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// A UTC instant with nanosecond precision, covering Go's zero time (year 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An instant with nanosecond precision, covering Go's zero time (year 1), and the
+/// UTC offset it is written with.
+#[derive(Debug, Clone, Copy)]
 pub struct Timestamp {
     secs: i64,
     nanos: u32,
+    /// Seconds east of UTC used when formatting (0 writes `Z`).
+    offset: i32,
+}
+
+impl PartialEq for Timestamp {
+    fn eq(&self, other: &Self) -> bool {
+        (self.secs, self.nanos) == (other.secs, other.nanos)
+    }
+}
+impl Eq for Timestamp {}
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.secs, self.nanos).cmp(&(other.secs, other.nanos))
+    }
+}
+impl std::hash::Hash for Timestamp {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.secs, self.nanos).hash(state);
+    }
 }
 
 /// Seconds from 0001-01-01T00:00:00Z to the Unix epoch.
@@ -30,6 +57,7 @@ impl Timestamp {
     pub const ZERO: Timestamp = Timestamp {
         secs: GO_ZERO_SECS,
         nanos: 0,
+        offset: 0,
     };
 
     /// The instant `nanos` nanoseconds after the Unix epoch (negative is before).
@@ -39,7 +67,18 @@ impl Timestamp {
         Self {
             secs: i64::try_from(secs).unwrap_or(if secs < 0 { i64::MIN } else { i64::MAX }),
             nanos: u32::try_from(sub).unwrap_or(0),
+            offset: 0,
         }
+    }
+
+    /// The same instant, written in UTC.
+    pub fn to_utc(self) -> Self {
+        Self { offset: 0, ..self }
+    }
+
+    /// The UTC offset (seconds east) this timestamp is written with.
+    pub fn offset_secs(&self) -> i32 {
+        self.offset
     }
 
     /// Nanoseconds since the Unix epoch.
@@ -163,14 +202,19 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let days = days_from_civil(year, month, day);
     let secs =
         days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec) - offset_secs;
-    Some(Timestamp { secs, nanos })
+    Some(Timestamp {
+        secs,
+        nanos,
+        offset: i32::try_from(offset_secs).ok()?,
+    })
 }
 
 impl fmt::Display for Timestamp {
-    /// Go's `time.RFC3339Nano` in UTC: fraction trimmed of trailing zeros.
+    /// Go's `time.RFC3339Nano`: fraction trimmed of trailing zeros, `Z` for UTC.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.secs.div_euclid(86_400);
-        let rem = self.secs.rem_euclid(86_400);
+        let local = self.secs.saturating_add(i64::from(self.offset));
+        let days = local.div_euclid(86_400);
+        let rem = local.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
         write!(
             f,
@@ -186,7 +230,12 @@ impl fmt::Display for Timestamp {
             let frac = format!("{:09}", self.nanos);
             write!(f, ".{}", frac.trim_end_matches('0'))?;
         }
-        f.write_str("Z")
+        if self.offset == 0 {
+            return f.write_str("Z");
+        }
+        let sign = if self.offset < 0 { '-' } else { '+' };
+        let off = self.offset.unsigned_abs();
+        write!(f, "{sign}{:02}:{:02}", off / 3600, (off % 3600) / 60)
     }
 }
 
