@@ -87,6 +87,39 @@ async fn conditional_create_conflicts(bucket: &Bucket) -> Result<()> {
     Ok(())
 }
 
+/// `PutMode::Update` (compare-and-swap on the ETag) passes through the decorators;
+/// the local file store does not implement it and says so.
+async fn conditional_update_passthrough(bucket: &Bucket) -> Result<()> {
+    use infinistream_objstore::object_store::{Error, PutMode, PutOptions, UpdateVersion};
+    let path = keys::group_prefix(bucket.group())?.join("manifest");
+    let first = bucket.store().put(&path, "v1".into()).await?;
+    let update = |version: UpdateVersion| PutOptions {
+        mode: PutMode::Update(version),
+        ..PutOptions::default()
+    };
+    let current = UpdateVersion {
+        e_tag: first.e_tag.clone(),
+        version: first.version.clone(),
+    };
+    match bucket
+        .store()
+        .put_opts(&path, "v2".into(), update(current.clone()))
+        .await
+    {
+        Ok(_) => {}
+        Err(Error::NotImplemented { .. } | Error::NotSupported { .. }) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    }
+    let stale = bucket
+        .store()
+        .put_opts(&path, "v3".into(), update(current))
+        .await
+        .expect_err("stale etag");
+    ensure!(matches!(stale, Error::Precondition { .. }), "{stale:?}");
+    ensure!(bucket.get(&path).await?.as_ref() == b"v2");
+    Ok(())
+}
+
 async fn listing_parses_keys_in_order(bucket: &Bucket) -> Result<()> {
     let mut written = Vec::new();
     for i in 0..5u8 {
@@ -226,6 +259,7 @@ cases!(
     put_get_head_delete,
     empty_object,
     conditional_create_conflicts,
+    conditional_update_passthrough,
     listing_parses_keys_in_order,
     multipart_segment,
     failed_source_aborts_upload,
