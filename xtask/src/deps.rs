@@ -18,10 +18,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("infinistream-runtime", 1),
     ("infinistream-broker", 1),
     ("infinistream-control-plane", 2),
-    ("infinistream-gateway", 2),
-    ("infinistream-fetcher", 2),
-    ("infinistream-jobs", 2),
-    ("infinistream", 3),
+    ("infinistream-jetstream", 3),
+    ("infinistream-gateway", 4),
+    ("infinistream-fetcher", 4),
+    ("infinistream-jobs", 4),
+    ("infinistream", 5),
 ];
 
 pub fn check() -> anyhow::Result<()> {

@@ -28,7 +28,9 @@ async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect http");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = String::new();
@@ -90,7 +92,10 @@ async fn monitoring_endpoints_answer() {
     assert_eq!(status, 200);
     let varz: serde_json::Value = serde_json::from_str(&body).expect("varz is JSON");
     assert_eq!(varz["server_name"], "test-agent");
-    assert!(varz["connections"].as_u64().expect("connections") >= 1, "{varz}");
+    assert!(
+        varz["connections"].as_u64().expect("connections") >= 1,
+        "{varz}"
+    );
     assert!(varz["in_msgs"].as_u64().expect("in_msgs") >= 1, "{varz}");
     let (status, body) = http_get(agent.http_addr(), "/connz").await;
     assert_eq!(status, 200);
@@ -102,7 +107,7 @@ async fn monitoring_endpoints_answer() {
 }
 
 #[tokio::test]
-async fn jetstream_requests_get_a_clear_not_built_error() {
+async fn unbuilt_jetstream_features_get_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = start_agent(&dir).await;
     let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
@@ -110,13 +115,17 @@ async fn jetstream_requests_get_a_clear_not_built_error() {
         .expect("connect");
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request("$JS.API.INFO", "".into()),
+        client.request("$JS.API.CONSUMER.NAMES.ORDERS", "".into()),
     )
     .await
     .expect("answered in time")
     .expect("a reply, not no-responders");
     let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON");
-    assert_eq!(body["error"]["code"], 503, "{body}");
+    assert_eq!(
+        body["type"], "io.nats.jetstream.api.v1.consumer_names_response",
+        "{body}"
+    );
+    assert_eq!(body["error"]["code"], 501, "{body}");
     let description = body["error"]["description"].as_str().expect("description");
     assert!(description.contains("not built yet"), "{description}");
 }

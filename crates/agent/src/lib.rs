@@ -1,0 +1,447 @@
+//! Agent wiring: builds the shared pieces once (bucket, control-plane client, NATS
+//! listener, monitoring, metrics) and starts the roles the configuration asks for.
+//!
+//! Start-up order, each step logged once:
+//! 1. open the bucket (a bad URL or unreachable bucket stops the agent here);
+//! 2. reach the control plane: embedded (the default: opened in-process over the data
+//!    directory and called through the same gRPC services) or remote
+//!    (`INFINISTREAM_CONTROL_PLANE`; unreachable or refused stops the agent);
+//! 3. register the agent (id, roles, zone, addresses) and keep its lease alive;
+//! 4. bind the NATS and monitoring listeners and start the roles.
+//!
+//! The binary's `main` only parses flags; everything here is callable from tests,
+//! which start agents in-process on port 0.
+
+pub mod control_plane;
+mod embedded;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use infinistream_broker::{Auth, Broker, BrokerConfig};
+use infinistream_config::{AgentConfig, ClientAuth};
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_gateway::{
+    Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
+};
+use infinistream_jetstream::{ApiContext, ApiServer, StreamCatalog};
+use infinistream_objstore::{Bucket, BucketOptions, StoreMetrics};
+use infinistream_proto::v1;
+use infinistream_runtime::{CancellationToken, Metrics, Supervisor};
+use infinistream_types::{Role, SharedClock, SystemClock};
+use tokio::net::TcpListener;
+
+/// The version clients see as `infinistream_version` (and `--version`).
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct AgentHandle {
+    id: String,
+    client_addr: SocketAddr,
+    http_addr: SocketAddr,
+    broker: Broker,
+    bucket: Bucket,
+    gateway_metrics: GatewayMetrics,
+    shutdown: CancellationToken,
+    supervisor: Supervisor,
+    // Keeps an embedded control plane alive for as long as the agent runs.
+    _embedded: Option<embedded::Embedded>,
+}
+
+impl AgentHandle {
+    /// Opens the dependencies, binds the listeners and starts every configured role.
+    /// Returns once the agent accepts clients.
+    pub async fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
+        let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
+        tracing::info!(
+            version = version(),
+            agent_id = %id,
+            roles = %roles.join(","),
+            zone = %config.zone,
+            bucket = %config.bucket,
+            batch_write_ms = config.batch_write.as_millis() as u64,
+            control_plane = config.control_plane.as_deref().unwrap_or("embedded"),
+            "starting infinistream agent"
+        );
+        let clock: SharedClock = Arc::new(SystemClock);
+        let metrics = Metrics::new();
+
+        // 1. The control plane (it also fixes the group in embedded mode).
+        let (cp, group, embedded) = match &config.control_plane {
+            None => {
+                let embedded = embedded::Embedded::open(&config, clock.clone()).await?;
+                let client = embedded.client()?;
+                let group = embedded.group().to_owned();
+                (client, group, Some(embedded))
+            }
+            Some(url) => {
+                let group = config.group_id.clone().unwrap_or_default();
+                let key = config.group_key.clone().unwrap_or_default();
+                let client = ControlPlaneClient::connect(url, &group, &key)
+                    .await
+                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
+                tracing::info!(url = %url, group = %group, "control plane reached");
+                (client, group, None)
+            }
+        };
+
+        // 2. The bucket.
+        let store_metrics = StoreMetrics::new();
+        let bucket = Bucket::open(
+            &config.bucket,
+            BucketOptions {
+                metrics: store_metrics.clone(),
+                ..BucketOptions::for_group(group.clone())
+            },
+        )
+        .await
+        .with_context(|| format!("cannot open the bucket {}", config.bucket))?;
+        metrics.register(|r| store_metrics.register(r));
+
+        // 3. Listeners.
+        let client_listener = TcpListener::bind(config.client_addr())
+            .await
+            .with_context(|| {
+                format!("cannot listen for NATS clients on {}", config.client_addr())
+            })?;
+        let client_addr = client_listener.local_addr()?;
+        let http_listener = TcpListener::bind(config.http_addr())
+            .await
+            .with_context(|| format!("cannot listen for monitoring on {}", config.http_addr()))?;
+        let http_addr = http_listener.local_addr()?;
+
+        // 4. Registration, with a lease kept alive in the background.
+        let agent_info = v1::AgentInfo {
+            agent_id: id.clone(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            zone: config.zone.clone(),
+            client_address: advertised(&config.host, client_addr),
+            peer_address: advertised(
+                &config.host,
+                SocketAddr::new(client_addr.ip(), config.peer_port),
+            ),
+            lease_expires_unix_nanos: 0,
+            version: version().to_owned(),
+        };
+        let lease_ms = register(&cp, agent_info.clone()).await?;
+        tracing::info!(agent_id = %id, lease_ms, "registered with the control plane");
+
+        let broker = Broker::new(broker_config(&config));
+        metrics.register(|registry| broker.register_metrics(registry));
+        let mut supervisor = Supervisor::new(shutdown.clone());
+        supervisor.spawn(
+            "agent-lease",
+            keep_lease(cp.clone(), agent_info, lease_ms, shutdown.clone()),
+        );
+
+        // The stream catalog every role reads.
+        let catalog = StreamCatalog::new();
+        if let Err(status) = catalog.refresh(&cp).await {
+            tracing::warn!(error = %status.message(), "initial stream catalog load failed; retrying in the background");
+        }
+        supervisor.spawn(
+            "stream-catalog",
+            catalog
+                .clone()
+                .run_refresh(cp.clone(), Duration::from_secs(1), shutdown.clone()),
+        );
+
+        // The JetStream API (admin on every agent; reads and consumers by role).
+        let api = ApiServer::new(ApiContext {
+            broker: broker.clone(),
+            cp: cp.clone(),
+            catalog: catalog.clone(),
+            clock: clock.clone(),
+            server_name: config.server_name.clone(),
+        });
+        let api = if config.roles.contains(&Role::ProxyConsume) {
+            api.with_reads(not_built(
+                "stream message reads (STREAM.MSG.GET, DIRECT.GET)",
+            ))
+            .with_consumers(not_built("consumers"))
+        } else {
+            api
+        };
+        let api = api.subscribe()?;
+        supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
+
+        let gateway_metrics = GatewayMetrics::new();
+        metrics.register(|r| gateway_metrics.register(r));
+        for role in &config.roles {
+            match role {
+                Role::ProxyProduce => {
+                    let committer: Arc<dyn Committer> = Arc::new(CpCommitter { cp: cp.clone() });
+                    let (batcher, writer) = Batcher::start(
+                        BatcherConfig {
+                            window: config.batch_write,
+                            agent_id: id.clone(),
+                            ..BatcherConfig::default()
+                        },
+                        bucket.clone(),
+                        committer,
+                        Arc::new(BrokerAcks::new(broker.clone())),
+                        clock.clone(),
+                        gateway_metrics.clone(),
+                        shutdown.clone(),
+                    );
+                    let intake = Intake::new(
+                        broker.clone(),
+                        batcher,
+                        catalog.clone(),
+                        Arc::new(BrokerAcks::new(broker.clone())),
+                    );
+                    supervisor.spawn("stream-intake", intake.run(shutdown.clone()));
+                    supervisor.spawn("publish-batcher", async move {
+                        writer
+                            .await
+                            .map_err(|e| format!("publish batcher crashed: {e}"))
+                    });
+                }
+                Role::ProxyConsume => {}
+                Role::Jobs => {}
+            }
+            tracing::info!(role = role.as_str(), "role started");
+        }
+
+        let serve_broker = broker.clone();
+        let serve_shutdown = shutdown.clone();
+        supervisor.spawn("nats-listener", async move {
+            serve_broker.serve(client_listener, serve_shutdown).await
+        });
+        tracing::info!(addr = %client_addr, "listening for NATS clients");
+
+        let render = metrics.clone();
+        let router =
+            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()));
+        let http_shutdown = shutdown.clone();
+        supervisor.spawn("monitoring", async move {
+            axum::serve(http_listener, router)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned())
+                .await
+        });
+        tracing::info!(addr = %http_addr, "monitoring on http://{http_addr}");
+
+        Ok(Self {
+            id,
+            client_addr,
+            http_addr,
+            broker,
+            bucket,
+            gateway_metrics,
+            shutdown,
+            supervisor,
+            _embedded: embedded,
+        })
+    }
+
+    /// This agent's registry id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The bound NATS client address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The bound monitoring address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The agent's broker (tests publish and inspect through it).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The agent's bucket (tests count objects through it).
+    pub fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
+
+    /// Produce-path metrics (objects written, flush latency).
+    pub fn gateway_metrics(&self) -> &GatewayMetrics {
+        &self.gateway_metrics
+    }
+
+    /// Asks the agent to stop.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Runs until shutdown; returns the first role failure, if any.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.supervisor.wait().await?;
+        tracing::info!("agent stopped");
+        Ok(())
+    }
+}
+
+fn advertised(host: &str, addr: SocketAddr) -> String {
+    if host == "0.0.0.0" || host == "::" {
+        format!("{}:{}", gethostname_or_loopback(), addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+fn gethostname_or_loopback() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+async fn register(cp: &ControlPlaneClient, agent: v1::AgentInfo) -> anyhow::Result<u64> {
+    let mut agents = cp.agents.clone();
+    let resp = agents
+        .register(v1::RegisterRequest {
+            agent: Some(agent),
+            lease_ms: 0,
+        })
+        .await
+        .map_err(|s| {
+            anyhow::anyhow!(
+                "the control plane refused to register this agent: {}",
+                s.message()
+            )
+        })?
+        .into_inner();
+    Ok(resp.lease_ms.max(1000))
+}
+
+/// Heartbeats at a third of the lease; re-registers when the lease was lost (e.g. the
+/// control plane restarted); logs, but never fails, while the control plane is away.
+async fn keep_lease(
+    cp: ControlPlaneClient,
+    agent: v1::AgentInfo,
+    lease_ms: u64,
+    shutdown: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let period = Duration::from_millis(lease_ms / 3);
+    let mut agents = cp.agents.clone();
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(period) => {}
+        }
+        let beat = agents
+            .heartbeat(v1::HeartbeatRequest {
+                agent_id: agent.agent_id.clone(),
+            })
+            .await;
+        let result = match beat {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::NotFound => register(&cp, agent.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(status) => Err(status.message().to_owned()),
+        };
+        match result {
+            Ok(()) if failing => {
+                tracing::info!("agent lease renewed again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                tracing::warn!(%error, "agent lease renewal failed; retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = agents
+        .deregister(v1::DeregisterRequest {
+            agent_id: agent.agent_id.clone(),
+        })
+        .await;
+    Ok(())
+}
+
+/// Commits through the control-plane client.
+#[derive(Debug)]
+struct CpCommitter {
+    cp: ControlPlaneClient,
+}
+
+#[async_trait]
+impl Committer for CpCommitter {
+    async fn commit(
+        &self,
+        request: v1::CommitBatchRequest,
+    ) -> Result<v1::CommitBatchResponse, CommitError> {
+        let mut streams = self.cp.streams.clone();
+        match streams.commit_batch(request).await {
+            Ok(resp) => Ok(resp.into_inner()),
+            Err(status) => match status.code() {
+                tonic::Code::InvalidArgument
+                | tonic::Code::Unauthenticated
+                | tonic::Code::PermissionDenied
+                | tonic::Code::FailedPrecondition => {
+                    Err(CommitError::Refused(status.message().to_owned()))
+                }
+                _ => Err(CommitError::Unavailable(status.message().to_owned())),
+            },
+        }
+    }
+}
+
+/// A route handler for a feature of a running role that is not built yet.
+fn not_built(what: &'static str) -> Arc<dyn infinistream_jetstream::RouteHandler> {
+    Arc::new(NotBuilt(what))
+}
+
+#[derive(Debug)]
+struct NotBuilt(&'static str);
+
+#[async_trait]
+impl infinistream_jetstream::RouteHandler for NotBuilt {
+    async fn handle(
+        &self,
+        route: infinistream_protocol::jsapi::subjects::ApiRoute,
+        _msg: infinistream_broker::InternalMsg,
+    ) -> Option<infinistream_jetstream::Reply> {
+        let kind = route
+            .response_type()
+            .unwrap_or("io.nats.jetstream.api.v1.system_response");
+        let error = infinistream_protocol::jsapi::ApiError::new(
+            501,
+            10003,
+            format!(
+                "{} not built yet in InfiniStream {} (see docs/compatibility.md)",
+                self.0,
+                version()
+            ),
+        );
+        Some(infinistream_jetstream::Reply::json(
+            infinistream_protocol::jsapi::render_error(kind, &error),
+        ))
+    }
+}
+
+fn broker_config(config: &AgentConfig) -> BrokerConfig {
+    BrokerConfig {
+        server_name: config.server_name.clone(),
+        max_payload: config.max_payload,
+        max_pending: config.max_pending,
+        auth: config.auth.as_ref().map(|auth| match auth {
+            ClientAuth::UserPass { user, pass } => Auth::UserPass {
+                user: user.clone(),
+                pass: pass.clone(),
+            },
+            ClientAuth::Token(token) => Auth::Token(token.clone()),
+        }),
+        jetstream: true,
+        ..BrokerConfig::default()
+    }
+}

@@ -1,0 +1,328 @@
+//! Stream capture: publishes on stream subjects become batcher records.
+//!
+//! For every subject of every stream in the catalog the intake holds one internal
+//! broker subscription; the broker's subscription index does the subject matching, so
+//! a publish costs no extra lookup here. Each subscription has a forwarding task that
+//! reads the JetStream headers the control plane checks at commit (`Nats-Msg-Id`,
+//! `Nats-Expected-*`, `Nats-Rollup`, `Nats-TTL`) and submits the record to the
+//! batcher, waiting while the batcher's buffer is full — which back-pressures the
+//! publishing connection through the broker's bounded internal channel, and only it.
+//!
+//! The subscriptions follow the catalog: when a stream appears, changes subjects or
+//! goes away, the intake reconciles. A core subscriber on the same subject still gets
+//! every message, as with nats-server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use infinistream_broker::{Broker, InternalMsg};
+use infinistream_jetstream::StreamCatalog;
+use infinistream_proto::v1;
+use infinistream_protocol::HeaderMap;
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::msg::{PubAck, headers, render_pub_ack};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
+
+/// Sends PubAcks back through the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerAcks {
+    broker: Broker,
+}
+
+impl BrokerAcks {
+    pub fn new(broker: Broker) -> Self {
+        BrokerAcks { broker }
+    }
+}
+
+impl AckSink for BrokerAcks {
+    fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome) {
+        let result = match outcome {
+            PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
+            PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
+            PublishOutcome::Failed(err) => Err((
+                stream.to_owned(),
+                ApiError::new(err.code, err.err_code, err.description),
+            )),
+        };
+        self.broker
+            .publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
+    }
+}
+
+/// Keeps one capture subscription per stream subject.
+#[derive(Debug)]
+pub struct Intake {
+    broker: Broker,
+    batcher: Batcher,
+    catalog: StreamCatalog,
+    acks: Arc<dyn AckSink>,
+    /// (stream, subject) → the forwarding task owning the subscription.
+    captures: HashMap<(Arc<str>, String), JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for dyn AckSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AckSink")
+    }
+}
+
+impl Intake {
+    pub fn new(
+        broker: Broker,
+        batcher: Batcher,
+        catalog: StreamCatalog,
+        acks: Arc<dyn AckSink>,
+    ) -> Self {
+        Intake {
+            broker,
+            batcher,
+            catalog,
+            acks,
+            captures: HashMap::new(),
+        }
+    }
+
+    /// Follows the catalog until shutdown.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let mut changes = self.catalog.watch();
+        loop {
+            self.reconcile();
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = changes.changed() => if changed.is_err() { break },
+            }
+        }
+        for (_, task) in self.captures.drain() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    /// Makes the subscriptions match the catalog.
+    pub fn reconcile(&mut self) {
+        let mut wanted: HashMap<(Arc<str>, String), ()> = HashMap::new();
+        for entry in self.catalog.snapshot() {
+            if entry.config.sealed {
+                continue;
+            }
+            for subject in &entry.config.subjects {
+                wanted.insert((entry.name.clone(), subject.clone()), ());
+            }
+        }
+        self.captures.retain(|key, task| {
+            let keep = wanted.contains_key(key) && !task.is_finished();
+            if !keep {
+                task.abort();
+                tracing::debug!(stream = %key.0, subject = %key.1, "stream capture removed");
+            }
+            keep
+        });
+        for key in wanted.into_keys() {
+            if self.captures.contains_key(&key) {
+                continue;
+            }
+            match self.broker.subscribe_internal(&key.1, None, 8192) {
+                Ok(mut subscription) => {
+                    let stream = key.0.clone();
+                    let batcher = self.batcher.clone();
+                    let acks = self.acks.clone();
+                    let task = tokio::spawn(async move {
+                        while let Some(msg) = subscription.recv().await {
+                            forward(&stream, msg, &batcher, acks.as_ref()).await;
+                        }
+                    });
+                    tracing::debug!(stream = %key.0, subject = %key.1, "stream capture added");
+                    self.captures.insert(key, task);
+                }
+                Err(error) => {
+                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot capture stream subject");
+                }
+            }
+        }
+    }
+}
+
+async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &dyn AckSink) {
+    let reply = msg.reply.clone();
+    let record = match record_from(stream, msg) {
+        Ok(record) => record,
+        Err(error) => {
+            if let Some(reply) = reply.as_deref() {
+                acks.deliver(reply, stream, PublishOutcome::Failed(error));
+            }
+            return;
+        }
+    };
+    match batcher.submit(record).await {
+        Ok(()) => {}
+        Err(error) => {
+            let js = match &error {
+                SubmitError::TooLarge { .. } => crate::JsError {
+                    code: 400,
+                    err_code: 10054,
+                    description: "message size exceeds maximum allowed".into(),
+                },
+                SubmitError::Closed => crate::JsError::store_failed(error.to_string()),
+            };
+            if let Some(reply) = reply.as_deref() {
+                acks.deliver(reply, stream, PublishOutcome::Failed(js));
+            }
+        }
+    }
+}
+
+/// Reads the publish headers into the commit metadata.
+pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord, crate::JsError> {
+    let mut meta = v1::RecordMeta::default();
+    let raw_headers = msg.headers.unwrap_or_default();
+    if !raw_headers.is_empty() {
+        let map = HeaderMap::parse(&raw_headers).map_err(|e| crate::JsError {
+            code: 400,
+            err_code: 10003,
+            description: format!("bad request: invalid message headers: {e}"),
+        })?;
+        meta.msg_id = map
+            .get(headers::MSG_ID)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        meta.expected_stream = map.get(headers::EXPECTED_STREAM).map(str::to_owned);
+        meta.expected_last_seq = map
+            .get(headers::EXPECTED_LAST_SEQ)
+            .and_then(|v| v.trim().parse().ok());
+        meta.expected_last_subject_seq = map
+            .get(headers::EXPECTED_LAST_SUBJ_SEQ)
+            .and_then(|v| v.trim().parse().ok());
+        meta.expected_last_subject_seq_subject = map
+            .get(headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        meta.expected_last_msg_id = map.get(headers::EXPECTED_LAST_MSG_ID).map(str::to_owned);
+        meta.rollup = match map.get(headers::ROLLUP) {
+            None => v1::Rollup::None,
+            Some(headers::ROLLUP_SUBJECT) => v1::Rollup::Subject,
+            Some(headers::ROLLUP_ALL) => v1::Rollup::All,
+            Some(other) => {
+                return Err(crate::JsError {
+                    code: 500,
+                    err_code: 10068,
+                    description: format!("rollup value invalid: {other}"),
+                });
+            }
+        } as i32;
+        if let Some(ttl) = map.get(headers::TTL) {
+            // Unparsable values go as 0 so the control plane answers 10165.
+            meta.ttl_seconds = Some(parse_ttl(ttl).unwrap_or(0));
+        }
+    }
+    Ok(PendingRecord {
+        stream: stream.clone(),
+        subject: Bytes::from(msg.subject),
+        headers: raw_headers,
+        payload: msg.payload,
+        meta,
+        reply: msg.reply,
+    })
+}
+
+/// `Nats-TTL`: whole seconds (`"30"`), a Go-style duration (`"1m30s"`, `"500ms"`
+/// rounds up to 1 s), or `"never"` (-1). `None` when unparsable or below 1 s.
+pub fn parse_ttl(value: &str) -> Option<i64> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("never") {
+        return Some(-1);
+    }
+    if let Ok(secs) = value.parse::<i64>() {
+        return (secs >= 1).then_some(secs);
+    }
+    let mut total_nanos: i128 = 0;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let number: f64 = number.parse().ok()?;
+        let scale: f64 = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total_nanos += (number * scale) as i128;
+        rest = next;
+    }
+    let secs = (total_nanos + 999_999_999) / 1_000_000_000;
+    (secs >= 1).then(|| i64::try_from(secs).ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_forms() {
+        assert_eq!(parse_ttl("30"), Some(30));
+        assert_eq!(parse_ttl("1m30s"), Some(90));
+        assert_eq!(parse_ttl("500ms"), Some(1));
+        assert_eq!(parse_ttl("never"), Some(-1));
+        assert_eq!(parse_ttl("0"), None);
+        assert_eq!(parse_ttl("soon"), None);
+        assert_eq!(parse_ttl("2h"), Some(7200));
+    }
+
+    #[test]
+    fn headers_become_commit_metadata() {
+        let mut map = HeaderMap::new();
+        map.insert(headers::MSG_ID, "abc");
+        map.insert(headers::EXPECTED_LAST_SEQ, "7");
+        map.insert(headers::ROLLUP, "sub");
+        map.insert(headers::TTL, "10s");
+        let msg = InternalMsg {
+            subject: "orders.1".into(),
+            reply: Some("_INBOX.1".into()),
+            headers: Some(map.to_bytes()),
+            payload: Bytes::from_static(b"x"),
+            client_id: 1,
+        };
+        let record = record_from(&Arc::from("ORDERS"), msg).expect("valid");
+        assert_eq!(record.meta.msg_id.as_deref(), Some("abc"));
+        assert_eq!(record.meta.expected_last_seq, Some(7));
+        assert_eq!(record.meta.rollup, v1::Rollup::Subject as i32);
+        assert_eq!(record.meta.ttl_seconds, Some(10));
+        assert_eq!(record.reply.as_deref(), Some("_INBOX.1"));
+    }
+
+    #[test]
+    fn bad_rollup_is_refused() {
+        let mut map = HeaderMap::new();
+        map.insert(headers::ROLLUP, "everything");
+        let msg = InternalMsg {
+            subject: "s".into(),
+            reply: None,
+            headers: Some(map.to_bytes()),
+            payload: Bytes::new(),
+            client_id: 1,
+        };
+        let err = record_from(&Arc::from("S"), msg).expect_err("invalid rollup");
+        assert!(
+            err.description.contains("rollup value invalid"),
+            "{}",
+            err.description
+        );
+    }
+}

@@ -1,0 +1,602 @@
+//! The `$JS.API` dispatcher and the stream administration handlers.
+//!
+//! One internal subscription on `$JS.API.>` receives every JetStream API request that
+//! reaches this agent. Each request is routed by subject ([`ApiRoute`]) and handled in
+//! its own task, so a slow control-plane call never holds up another request:
+//!
+//! - account info and stream administration (create, update, info, delete, names,
+//!   list, purge, message delete) are handled here, against the control plane;
+//! - message reads (`STREAM.MSG.GET`, `DIRECT.GET`) and consumers go to the handlers
+//!   the roles register ([`RouteHandler`]); an agent that does not run the role answers
+//!   with an error saying which role to target.
+//!
+//! Replies use nats-server's JSON shapes, `type` strings and error codes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription};
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
+use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
+use infinistream_protocol::jsapi::response::types;
+use infinistream_protocol::jsapi::stream::{
+    ApiPaged, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
+    StreamInfoRequest, StreamInfoResponse, StreamListRequest, StreamListResponse,
+    StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
+};
+use infinistream_protocol::jsapi::subjects::ApiRoute;
+use infinistream_protocol::jsapi::{
+    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
+    render_error, render_ok,
+};
+use infinistream_types::SharedClock;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::catalog::StreamCatalog;
+use crate::convert;
+
+/// A reply to an API request: optional NATS headers and the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+impl Reply {
+    /// A JSON body without headers.
+    pub fn json(payload: Vec<u8>) -> Self {
+        Reply {
+            headers: None,
+            payload: Bytes::from(payload),
+        }
+    }
+}
+
+/// Handles the API routes of one role (reads, consumers).
+#[async_trait]
+pub trait RouteHandler: Send + Sync + 'static {
+    /// Answers one request. `None` means the handler replied by itself (several
+    /// messages, or later) or that the request needs no reply.
+    async fn handle(&self, route: ApiRoute, msg: InternalMsg) -> Option<Reply>;
+}
+
+/// Which routes a role serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Admin,
+    Reads,
+    Consumers,
+    Unsupported,
+}
+
+fn owner(route: &ApiRoute) -> Owner {
+    match route {
+        ApiRoute::Info
+        | ApiRoute::StreamCreate(_)
+        | ApiRoute::StreamUpdate(_)
+        | ApiRoute::StreamInfo(_)
+        | ApiRoute::StreamDelete(_)
+        | ApiRoute::StreamPurge(_)
+        | ApiRoute::StreamNames
+        | ApiRoute::StreamList
+        | ApiRoute::StreamMsgDelete(_) => Owner::Admin,
+        ApiRoute::StreamMsgGet(_)
+        | ApiRoute::DirectGet(_)
+        | ApiRoute::DirectGetLastBySubject { .. } => Owner::Reads,
+        ApiRoute::ConsumerCreate(_)
+        | ApiRoute::ConsumerInfo { .. }
+        | ApiRoute::ConsumerDelete { .. }
+        | ApiRoute::ConsumerNames(_)
+        | ApiRoute::ConsumerList(_)
+        | ApiRoute::ConsumerMsgNext { .. }
+        | ApiRoute::ConsumerPause { .. }
+        | ApiRoute::ConsumerUnpin { .. }
+        | ApiRoute::ConsumerReset { .. } => Owner::Consumers,
+        _ => Owner::Unsupported,
+    }
+}
+
+/// Everything the admin handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiContext {
+    pub broker: Broker,
+    pub cp: ControlPlaneClient,
+    pub catalog: StreamCatalog,
+    pub clock: SharedClock,
+    /// Server name reported as the stream leader in infos.
+    pub server_name: String,
+}
+
+/// The `$JS.API.>` responder.
+pub struct ApiServer {
+    ctx: ApiContext,
+    reads: Option<Arc<dyn RouteHandler>>,
+    consumers: Option<Arc<dyn RouteHandler>>,
+    stats: Arc<ApiCounters>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("reads", &self.reads.is_some())
+            .field("consumers", &self.consumers.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ApiCounters {
+    total: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl ApiServer {
+    pub fn new(ctx: ApiContext) -> Self {
+        ApiServer {
+            ctx,
+            reads: None,
+            consumers: None,
+            stats: Arc::new(ApiCounters::default()),
+        }
+    }
+
+    /// Serves `STREAM.MSG.GET` and `DIRECT.GET` with `handler` (the proxy-consume role).
+    pub fn with_reads(mut self, handler: Arc<dyn RouteHandler>) -> Self {
+        self.reads = Some(handler);
+        self
+    }
+
+    /// Serves the consumer API with `handler` (the proxy-consume role).
+    pub fn with_consumers(mut self, handler: Arc<dyn RouteHandler>) -> Self {
+        self.consumers = Some(handler);
+        self
+    }
+
+    /// Subscribes to `$JS.API.>`; call [`RunningApi::run`] to serve.
+    pub fn subscribe(self) -> Result<RunningApi, BrokerError> {
+        let subscription = self
+            .ctx
+            .broker
+            .subscribe_internal("$JS.API.>", None, 4096)?;
+        Ok(RunningApi {
+            server: Arc::new(self),
+            subscription,
+        })
+    }
+}
+
+/// A subscribed API server.
+#[derive(Debug)]
+pub struct RunningApi {
+    server: Arc<ApiServer>,
+    subscription: InternalSubscription,
+}
+
+impl RunningApi {
+    /// Serves requests until shutdown.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        loop {
+            let msg = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                msg = self.subscription.recv() => match msg {
+                    Some(msg) => msg,
+                    None => return Ok(()),
+                },
+            };
+            let server = self.server.clone();
+            let span = tracing::debug_span!("jsapi", subject = %msg.subject);
+            tokio::spawn(async move { server.dispatch(msg).await }.instrument(span));
+        }
+    }
+}
+
+impl ApiServer {
+    async fn dispatch(self: Arc<Self>, msg: InternalMsg) {
+        let Some(reply_to) = msg.reply.clone() else {
+            // nats-server ignores API requests nobody waits for.
+            return;
+        };
+        self.stats.total.fetch_add(1, Ordering::Relaxed);
+        let route = match ApiRoute::from_subject(&msg.subject) {
+            Ok(route) => route,
+            Err(_) => return,
+        };
+        let kind = route.response_type().unwrap_or(types::SYSTEM);
+        let reply = match owner(&route) {
+            Owner::Admin => Some(
+                admin(
+                    self.ctx.clone(),
+                    self.stats.clone(),
+                    route.clone(),
+                    msg.payload.clone(),
+                )
+                .await,
+            ),
+            Owner::Reads => match &self.reads {
+                Some(handler) => handler.handle(route, msg).await,
+                None => Some(Reply::json(render_error(
+                    kind,
+                    &role_missing("proxy-consume", "message reads"),
+                ))),
+            },
+            Owner::Consumers => match &self.consumers {
+                Some(handler) => handler.handle(route, msg).await,
+                None => Some(Reply::json(render_error(
+                    kind,
+                    &role_missing("proxy-consume", "consumers"),
+                ))),
+            },
+            Owner::Unsupported => Some(Reply::json(render_error(
+                kind,
+                &ApiError::new(
+                    400,
+                    10003,
+                    "this JetStream API request is not supported by InfiniStream yet",
+                ),
+            ))),
+        };
+        if let Some(reply) = reply {
+            if is_error_reply(&reply.payload) {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            self.ctx
+                .broker
+                .publish(&reply_to, None, reply.headers, reply.payload);
+        }
+    }
+}
+
+async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payload: Bytes) -> Reply {
+    let body = match route {
+        ApiRoute::Info => respond(account_info(ctx, stats).await),
+        ApiRoute::StreamCreate(name) => respond(create(ctx, name, payload).await),
+        ApiRoute::StreamUpdate(name) => respond(update(ctx, name, payload).await),
+        ApiRoute::StreamInfo(name) => respond(info(ctx, name, payload).await),
+        ApiRoute::StreamDelete(name) => respond(delete(ctx, name).await),
+        ApiRoute::StreamNames => respond(names(ctx, payload).await),
+        ApiRoute::StreamList => respond(list(ctx, payload).await),
+        ApiRoute::StreamPurge(name) => respond(purge(ctx, name, payload).await),
+        ApiRoute::StreamMsgDelete(name) => respond(msg_delete(ctx, name, payload).await),
+        _ => render_error(
+            types::SYSTEM,
+            &ApiError::new(500, 10000, "route not handled by the admin API"),
+        ),
+    };
+    Reply::json(body)
+}
+
+async fn account_info(ctx: ApiContext, stats: Arc<ApiCounters>) -> Result<AccountInfo, ApiError> {
+    let streams = list_all(&ctx).await?;
+    let mut tier = AccountTier {
+        limits: AccountLimits {
+            max_memory: -1,
+            max_store: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            store_max_stream_bytes: -1,
+            max_bytes_required: false,
+        },
+        ..AccountTier::default()
+    };
+    for stream in &streams {
+        tier.streams += 1;
+        if let Some(state) = &stream.state {
+            tier.store += state.bytes;
+            tier.consumers += u64::from(state.consumer_count);
+        }
+    }
+    Ok(AccountInfo {
+        tier,
+        api: ApiStats {
+            level: API_LEVEL,
+            total: stats.total.load(Ordering::Relaxed),
+            errors: stats.errors.load(Ordering::Relaxed),
+            ..ApiStats::default()
+        },
+        ..AccountInfo::default()
+    })
+}
+
+fn is_error_reply(payload: &[u8]) -> bool {
+    memchr_find(payload, b"\"error\":")
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The error an agent gives for a route whose role it does not run.
+pub fn role_missing(role: &str, what: &str) -> ApiError {
+    ApiError::new(
+        503,
+        10008,
+        format!(
+            "this InfiniStream agent does not run the {role} role ({what}); connect to an agent that does, e.g. with a connection name ending in `,infinistream_proxy_target={role}`"
+        ),
+    )
+}
+
+fn respond<T: serde::Serialize + ApiResponseType>(result: Result<T, ApiError>) -> Vec<u8> {
+    match result {
+        Ok(body) => render_ok(&body),
+        Err(error) => render_error(T::TYPE, &error),
+    }
+}
+
+fn now(ctx: &ApiContext) -> Timestamp {
+    Timestamp::from_unix_nanos(i128::from(ctx.clock.now_unix_nanos()))
+}
+
+fn check_wire(error: &Option<v1::JsError>) -> Result<(), ApiError> {
+    match error {
+        Some(error) => Err(convert::api_error(error)),
+        None => Ok(()),
+    }
+}
+
+fn with_leader(ctx: &ApiContext, mut info: StreamInfo) -> StreamInfo {
+    info.cluster = Some(infinistream_protocol::jsapi::stream::ClusterInfo {
+        leader: ctx.server_name.clone(),
+        ..Default::default()
+    });
+    info
+}
+
+async fn create(
+    ctx: ApiContext,
+    name: String,
+    payload: Bytes,
+) -> Result<StreamCreateResponse, ApiError> {
+    let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
+    let request: StreamConfigRequest = parse_request(payload)?;
+    let config = request.config.check_create(name, request.pedantic)?;
+    if let Some(error) = config.unsupported_features() {
+        return Err(error);
+    }
+    let wire = convert::proto_config(&config)?;
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .create_stream(v1::CreateStreamRequest { config: Some(wire) })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    let info = convert::stream_info(&resp, now(ctx))?;
+    ctx.catalog.upsert(info.config.clone());
+    tracing::info!(stream = %name, "stream created");
+    Ok(StreamCreateResponse {
+        info: with_leader(ctx, info),
+        ..StreamCreateResponse::default()
+    })
+}
+
+async fn fetch_info(
+    ctx: &ApiContext,
+    name: &str,
+    deleted_details: bool,
+) -> Result<v1::StreamInfoResponse, ApiError> {
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .stream_info(v1::StreamInfoRequest {
+            name: name.to_owned(),
+            deleted_details,
+        })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    Ok(resp)
+}
+
+async fn update(
+    ctx: ApiContext,
+    name: String,
+    payload: Bytes,
+) -> Result<StreamUpdateResponse, ApiError> {
+    let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
+    let request: StreamConfigRequest = parse_request(payload)?;
+    let current = fetch_info(ctx, name, false).await?;
+    let old = convert::stream_info(&current, now(ctx))?.config;
+    let config = request
+        .config
+        .check_update_request(name, &old, request.pedantic)?;
+    if let Some(error) = config.unsupported_features() {
+        return Err(error);
+    }
+    let wire = convert::proto_config(&config)?;
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .update_stream(v1::UpdateStreamRequest { config: Some(wire) })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    let info = convert::stream_info(&resp, now(ctx))?;
+    ctx.catalog.upsert(info.config.clone());
+    tracing::info!(stream = %name, "stream updated");
+    Ok(StreamUpdateResponse {
+        info: with_leader(ctx, info),
+        ..StreamUpdateResponse::default()
+    })
+}
+
+async fn info(
+    ctx: ApiContext,
+    name: String,
+    payload: Bytes,
+) -> Result<StreamInfoResponse, ApiError> {
+    let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
+    let request: StreamInfoRequest = parse_request(payload)?;
+    let resp = fetch_info(ctx, name, request.deleted_details).await?;
+    let mut info = convert::stream_info(&resp, now(ctx))?;
+    let mut paged = ApiPaged::default();
+    if !request.subjects_filter.is_empty() {
+        let mut streams = ctx.cp.streams.clone();
+        let subjects = streams
+            .last_by_subject(v1::LastBySubjectRequest {
+                stream: name.to_owned(),
+                subjects: Vec::new(),
+            })
+            .await
+            .map_err(|s| convert::unavailable(&s))?
+            .into_inner();
+        check_wire(&subjects.error)?;
+        let filter = request.subjects_filter.as_str();
+        for entry in subjects.subjects {
+            if infinistream_protocol::jsapi::subject::subject_matches(filter, &entry.subject) {
+                info.state.subjects.insert(entry.subject, entry.count);
+            }
+        }
+        paged.total = info.state.subjects.len() as u64;
+        paged.limit = infinistream_protocol::jsapi::MAX_SUBJECT_DETAILS as u64;
+    }
+    Ok(StreamInfoResponse {
+        paged,
+        info: with_leader(ctx, info),
+    })
+}
+
+async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, ApiError> {
+    let (ctx, name) = (&ctx, name.as_str());
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .delete_stream(v1::DeleteStreamRequest {
+            name: name.to_owned(),
+        })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    ctx.catalog.remove(name);
+    tracing::info!(stream = %name, "stream deleted");
+    Ok(StreamDeleteResponse { success: true })
+}
+
+async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
+    list_filtered(ctx, "").await
+}
+
+async fn list_filtered(
+    ctx: &ApiContext,
+    subject: &str,
+) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
+    let mut streams = ctx.cp.streams.clone();
+    let mut list = streams
+        .list_streams(v1::ListStreamsRequest {
+            subject: subject.to_owned(),
+        })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner()
+        .streams;
+    list.sort_by(|a, b| {
+        let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
+        name(a).cmp(&name(b))
+    });
+    Ok(list)
+}
+
+fn page<T>(items: Vec<T>, offset: u64, limit: usize) -> (Vec<T>, ApiPaged) {
+    let total = items.len() as u64;
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
+    let page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+    (
+        page,
+        ApiPaged {
+            total,
+            offset,
+            limit: limit as u64,
+        },
+    )
+}
+
+async fn names(ctx: ApiContext, payload: Bytes) -> Result<StreamNamesResponse, ApiError> {
+    let (ctx, payload) = (&ctx, &payload[..]);
+    let request: StreamListRequest = parse_request(payload)?;
+    let all = list_filtered(ctx, &request.subject).await?;
+    let names: Vec<String> = all
+        .iter()
+        .filter_map(|r| r.config.as_ref().map(|c| c.name.clone()))
+        .collect();
+    let (streams, paged) = page(names, request.offset, NAMES_LIMIT);
+    Ok(StreamNamesResponse { paged, streams })
+}
+
+async fn list(ctx: ApiContext, payload: Bytes) -> Result<StreamListResponse, ApiError> {
+    let (ctx, payload) = (&ctx, &payload[..]);
+    let request: StreamListRequest = parse_request(payload)?;
+    let all = list_filtered(ctx, &request.subject).await?;
+    let (page_items, paged) = page(all, request.offset, LIST_LIMIT);
+    let now = now(ctx);
+    let mut streams = Vec::with_capacity(page_items.len());
+    for item in &page_items {
+        streams.push(with_leader(ctx, convert::stream_info(item, now)?));
+    }
+    Ok(StreamListResponse {
+        paged,
+        streams,
+        ..StreamListResponse::default()
+    })
+}
+
+async fn purge(
+    ctx: ApiContext,
+    name: String,
+    payload: Bytes,
+) -> Result<StreamPurgeResponse, ApiError> {
+    let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
+    let request: StreamPurgeRequest = parse_request(payload)?;
+    request.check()?;
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .purge_stream(v1::PurgeStreamRequest {
+            stream: name.to_owned(),
+            subject: request.filter.clone(),
+            keep: (request.keep > 0).then_some(request.keep),
+            up_to_seq: (request.sequence > 0).then_some(request.sequence),
+        })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    Ok(StreamPurgeResponse {
+        success: true,
+        purged: resp.purged,
+    })
+}
+
+async fn msg_delete(
+    ctx: ApiContext,
+    name: String,
+    payload: Bytes,
+) -> Result<MsgDeleteResponse, ApiError> {
+    let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
+    let request: MsgDeleteRequest =
+        infinistream_protocol::jsapi::response::parse_required(payload)?;
+    if request.seq == 0 {
+        return Err(ApiError::bad_request());
+    }
+    let mut streams = ctx.cp.streams.clone();
+    let resp = streams
+        .delete_message(v1::DeleteMessageRequest {
+            stream: name.to_owned(),
+            seq: request.seq,
+        })
+        .await
+        .map_err(|s| convert::unavailable(&s))?
+        .into_inner();
+    check_wire(&resp.error)?;
+    Ok(MsgDeleteResponse { success: true })
+}

@@ -1,0 +1,125 @@
+//! Conversions between the JetStream wire vocabulary (`infinistream_protocol::jsapi`)
+//! and the control plane's gRPC messages.
+//!
+//! The control plane stores a stream's full JetStream config as canonical JSON and
+//! enforces only the limits it needs at commit; this module derives those limits from
+//! a checked config and turns control-plane answers back into nats-server's shapes.
+
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::stream::{
+    DiscardPolicy, RetentionPolicy, StreamConfig, StreamInfo, StreamState,
+};
+use infinistream_protocol::jsapi::{ApiError, Timestamp};
+
+/// A control-plane JetStream error as the wire's [`ApiError`].
+pub fn api_error(err: &v1::JsError) -> ApiError {
+    ApiError::new(
+        u16::try_from(err.code).unwrap_or(500),
+        u16::try_from(err.err_code).unwrap_or(10000),
+        err.description.clone(),
+    )
+}
+
+/// A gRPC failure talking to the control plane, as nats-server would report a
+/// JetStream subsystem that cannot answer: 503, "JetStream system temporarily
+/// unavailable" (10008), with the cause appended for operators.
+pub fn unavailable(status: &tonic::Status) -> ApiError {
+    ApiError::new(
+        503,
+        10008,
+        format!(
+            "JetStream system temporarily unavailable: control plane: {}",
+            status.message()
+        ),
+    )
+}
+
+/// The control plane's form of a checked stream config.
+pub fn proto_config(cfg: &StreamConfig) -> Result<v1::StreamConfig, ApiError> {
+    let config_json = serde_json::to_vec(cfg)
+        .map_err(|e| ApiError::new(500, 10049, format!("encoding stream config: {e}")))?;
+    Ok(v1::StreamConfig {
+        name: cfg.name.clone(),
+        config_json,
+        limits: Some(limits(cfg)),
+    })
+}
+
+/// What the control plane enforces at commit.
+pub fn limits(cfg: &StreamConfig) -> v1::StreamLimits {
+    v1::StreamLimits {
+        subjects: cfg.subjects.clone(),
+        retention: match cfg.retention {
+            RetentionPolicy::Limits => v1::Retention::Limits,
+            RetentionPolicy::Interest => v1::Retention::Interest,
+            RetentionPolicy::WorkQueue => v1::Retention::WorkQueue,
+        } as i32,
+        max_msgs: cfg.max_msgs,
+        max_bytes: cfg.max_bytes,
+        max_age_nanos: cfg.max_age,
+        max_msgs_per_subject: cfg.max_msgs_per_subject,
+        max_msg_size: cfg.max_msg_size,
+        discard: match cfg.discard {
+            DiscardPolicy::Old => v1::Discard::Old,
+            DiscardPolicy::New => v1::Discard::New,
+        } as i32,
+        discard_new_per_subject: cfg.discard_new_per_subject,
+        duplicate_window_nanos: cfg.duplicate_window,
+        deny_delete: cfg.deny_delete,
+        deny_purge: cfg.deny_purge,
+        sealed: cfg.sealed,
+        allow_rollup: cfg.allow_rollup,
+        allow_msg_ttl: cfg.allow_msg_ttl,
+    }
+}
+
+/// Decodes the stored JetStream config of a control-plane stream.
+pub fn stored_config(cfg: &v1::StreamConfig) -> Result<StreamConfig, ApiError> {
+    serde_json::from_slice(&cfg.config_json).map_err(|e| {
+        ApiError::new(
+            500,
+            10049,
+            format!("stored config of stream `{}` is unreadable: {e}", cfg.name),
+        )
+    })
+}
+
+fn timestamp(nanos: i64) -> Timestamp {
+    if nanos == 0 {
+        Timestamp::ZERO
+    } else {
+        Timestamp::from_unix_nanos(i128::from(nanos))
+    }
+}
+
+/// nats-server's stream state from the control plane's.
+pub fn state(state: &v1::StreamState) -> StreamState {
+    StreamState {
+        msgs: state.messages,
+        bytes: state.bytes,
+        first_seq: state.first_seq,
+        first_time: timestamp(state.first_ts_unix_nanos),
+        last_seq: state.last_seq,
+        last_time: timestamp(state.last_ts_unix_nanos),
+        num_subjects: state.num_subjects,
+        num_deleted: state.num_deleted,
+        deleted: state.deleted.clone(),
+        consumers: u64::from(state.consumer_count),
+        ..StreamState::default()
+    }
+}
+
+/// nats-server's stream info from a control-plane answer (whose `error` is unset).
+pub fn stream_info(resp: &v1::StreamInfoResponse, now: Timestamp) -> Result<StreamInfo, ApiError> {
+    let config = resp
+        .config
+        .as_ref()
+        .ok_or_else(|| ApiError::new(500, 10049, "control plane returned no stream config"))?;
+    Ok(StreamInfo {
+        config: stored_config(config)?,
+        created: timestamp(resp.created_unix_nanos),
+        state: resp.state.as_ref().map(state).unwrap_or_default(),
+        timestamp: now,
+        ..StreamInfo::default()
+    })
+}

@@ -1,0 +1,13 @@
+//! JetStream API plumbing shared by the agent's roles.
+//!
+//! - [`api`]: the `$JS.API.>` dispatcher, account info and stream administration;
+//!   reads and consumers plug in as [`api::RouteHandler`]s from the roles that serve them.
+//! - [`catalog`]: the agent's copy of the group's stream configs, kept fresh.
+//! - [`convert`]: JetStream wire types ↔ control-plane messages.
+
+pub mod api;
+pub mod catalog;
+pub mod convert;
+
+pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
+pub use catalog::{StreamCatalog, StreamEntry};
