@@ -1,0 +1,312 @@
+//! Real processes: `kill -9` of an agent loses no acknowledged message, and two agents
+//! sharing one standalone control plane and one bucket de-duplicate across each other.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::Publish, stream};
+use infinistream_testkit::process::{ChildProcess, addr_in};
+
+const READY: Duration = Duration::from_secs(60);
+
+fn agent_cmd(data_dir: &std::path::Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cmd.args([
+        "agent",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "0",
+        "--batch-write",
+        "50",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .args(extra)
+    .env("RUST_LOG", "info")
+    .env_remove("INFINISTREAM_CONTROL_PLANE");
+    cmd
+}
+
+fn start(cmd: Command) -> (ChildProcess, SocketAddr) {
+    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
+    let line = child
+        .wait_for_line("listening for NATS clients", READY)
+        .expect("agent ready");
+    let addr = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    (child, addr)
+}
+
+async fn context(addr: SocketAddr) -> jetstream::Context {
+    let client = async_nats::connect(format!("nats://{addr}"))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(20));
+    js
+}
+
+const STREAMS: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_kill9_loses_no_acked_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut agent, addr) = start(agent_cmd(dir.path(), &[]));
+    let js = context(addr).await;
+    for i in 0..STREAMS {
+        js.create_stream(stream::Config {
+            name: format!("D{i}"),
+            subjects: vec![format!("d.{i}")],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    }
+
+    // 100,000 acknowledged publishes, 4,096 in flight, each with a unique Msg-Id.
+    const TOTAL: usize = 100_000;
+    const WINDOW: usize = 4096;
+    let mut acked: HashMap<usize, (u64, usize)> = HashMap::new(); // msg → (seq, stream)
+    let mut next = 0;
+    while next < TOTAL {
+        let end = (next + WINDOW).min(TOTAL);
+        let mut futures = Vec::with_capacity(end - next);
+        for n in next..end {
+            let s = n % STREAMS;
+            futures.push((
+                n,
+                s,
+                js.send_publish(
+                    format!("d.{s}"),
+                    Publish::build()
+                        .payload(n.to_string().into())
+                        .message_id(format!("m-{n}")),
+                )
+                .await
+                .expect("publish sent"),
+            ));
+        }
+        for (n, s, ack) in futures {
+            let ack = ack.await.expect("acked");
+            assert_eq!(ack.stream, format!("D{s}"));
+            acked.insert(n, (ack.sequence, s));
+        }
+        next = end;
+    }
+
+    // More publishes in flight, then kill -9 while they are being batched.
+    let mut in_flight = Vec::new();
+    for n in TOTAL..TOTAL + 2000 {
+        let s = n % STREAMS;
+        in_flight.push(
+            js.send_publish(
+                format!("d.{s}"),
+                Publish::build()
+                    .payload(n.to_string().into())
+                    .message_id(format!("m-{n}")),
+            )
+            .await
+            .expect("publish sent"),
+        );
+    }
+    agent.kill().expect("kill -9");
+    drop(in_flight);
+
+    // A new agent over the same data serves at once.
+    let (_agent2, addr2) = start(agent_cmd(dir.path(), &[]));
+    let js = context(addr2).await;
+
+    // Every acked message is there at its sequence: per stream, the acked sequences
+    // are distinct and no higher than the stream's last sequence, and the stream has
+    // no gaps.
+    let mut per_stream: Vec<Vec<u64>> = vec![Vec::new(); STREAMS];
+    for (seq, s) in acked.values() {
+        per_stream[*s].push(*seq);
+    }
+    for (s, seqs) in per_stream.iter_mut().enumerate() {
+        seqs.sort_unstable();
+        let before = seqs.len();
+        seqs.dedup();
+        assert_eq!(
+            seqs.len(),
+            before,
+            "stream D{s}: a sequence was acked twice"
+        );
+        let mut stream = js
+            .get_stream(format!("D{s}"))
+            .await
+            .expect("stream survives");
+        let info = stream.info().await.expect("info");
+        assert_eq!(info.state.first_sequence, 1);
+        assert!(
+            info.state.last_sequence >= *seqs.last().expect("acked some"),
+            "stream D{s}: last {} below an acked sequence",
+            info.state.last_sequence
+        );
+        assert_eq!(
+            info.state.messages, info.state.last_sequence,
+            "stream D{s}: sequences are contiguous"
+        );
+    }
+
+    // Republishing everything that was in flight at the kill, with the same Msg-Ids,
+    // never duplicates: each stream then holds exactly one message per Msg-Id.
+    let mut acks = Vec::new();
+    for n in TOTAL..TOTAL + 2000 {
+        let s = n % STREAMS;
+        acks.push(
+            js.send_publish(
+                format!("d.{s}"),
+                Publish::build()
+                    .payload(n.to_string().into())
+                    .message_id(format!("m-{n}")),
+            )
+            .await
+            .expect("publish sent"),
+        );
+    }
+    for ack in acks {
+        ack.await.expect("acked after restart");
+    }
+    for s in 0..STREAMS {
+        let mut stream = js.get_stream(format!("D{s}")).await.expect("stream");
+        let info = stream.info().await.expect("info");
+        assert_eq!(
+            info.state.messages,
+            ((TOTAL + 2000) / STREAMS) as u64,
+            "stream D{s}: one message per Msg-Id"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_cluster_dedupe_across_two_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket dir");
+    let port = infinistream_testkit::tools::free_port().expect("port");
+    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cp_cmd
+        .args([
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-m",
+            "0",
+        ])
+        .arg("--store")
+        .arg(format!("embedded:{}", dir.path().join("cp").display()))
+        .env("INFINISTREAM_GROUP_ID", "team")
+        .env("INFINISTREAM_GROUP_KEY", "s3cret")
+        .env("RUST_LOG", "info");
+    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
+    cp.wait_for_line("control plane serving", READY)
+        .expect("control plane ready");
+
+    let remote = format!("http://127.0.0.1:{port}");
+    let bucket_url = format!("file://{}", bucket.display());
+    let agent = |name: &str| {
+        let mut cmd = agent_cmd(
+            &dir.path().join(name),
+            &["--control-plane", &remote, "--bucket", &bucket_url],
+        );
+        cmd.env("INFINISTREAM_GROUP_ID", "team")
+            .env("INFINISTREAM_GROUP_KEY", "s3cret");
+        start(cmd)
+    };
+    let (_a, addr_a) = agent("a");
+    let (_b, addr_b) = agent("b");
+    let js_a = context(addr_a).await;
+    let js_b = context(addr_b).await;
+
+    js_a.create_stream(stream::Config {
+        name: "SHARED".into(),
+        subjects: vec!["shared.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create via A");
+
+    // Agent B learns of the stream from the control plane.
+    let mut learned = false;
+    for _ in 0..100 {
+        let ack = js_b
+            .send_publish(
+                "shared.x",
+                Publish::build().payload("via b".into()).message_id("same"),
+            )
+            .await
+            .expect("send")
+            .await;
+        if let Ok(ack) = ack {
+            assert_eq!(ack.sequence, 1);
+            assert!(!ack.duplicate);
+            learned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        learned,
+        "agent B never captured the stream created through A"
+    );
+    let dup = js_a
+        .send_publish(
+            "shared.x",
+            Publish::build().payload("via a".into()).message_id("same"),
+        )
+        .await
+        .expect("send")
+        .await
+        .expect("ack");
+    assert_eq!(
+        (dup.sequence, dup.duplicate),
+        (1, true),
+        "same Msg-Id via A is a duplicate"
+    );
+
+    // Interleaved publishes through both agents get contiguous sequences.
+    let mut acks = Vec::new();
+    for i in 0..50 {
+        let js = if i % 2 == 0 { &js_a } else { &js_b };
+        acks.push(
+            js.publish("shared.y", format!("{i}").into())
+                .await
+                .expect("send"),
+        );
+    }
+    let mut seqs: Vec<u64> = Vec::new();
+    for ack in acks {
+        seqs.push(ack.await.expect("ack").sequence);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (2..=51).collect::<Vec<u64>>());
+    let info = js_b
+        .get_stream("SHARED")
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .clone();
+    assert_eq!(info.state.messages, 51);
+
+    // A wrong group key is refused at startup with a clear message.
+    let mut bad = agent_cmd(
+        &dir.path().join("c"),
+        &["--control-plane", &remote, "--bucket", &bucket_url],
+    );
+    bad.env("INFINISTREAM_GROUP_ID", "team")
+        .env("INFINISTREAM_GROUP_KEY", "wrong");
+    let output = bad.output().expect("run agent with a wrong key");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.to_lowercase().contains("unauthenticated") || stderr.contains("refused"),
+        "{stderr}"
+    );
+}
