@@ -17,7 +17,12 @@ fn ack_subject() -> impl Strategy<Value = AckSubject> {
         any::<u64>(),
         any::<i64>(),
         any::<u64>(),
-        prop::option::of((prop::option::of(name()), name(), prop::option::of(name()))),
+        // `_` is the wire's "no domain", so it is never a domain name itself.
+        prop::option::of((
+            prop::option::of(name().prop_filter("not _", |d| d != "_")),
+            name(),
+            prop::option::of(name()),
+        )),
     )
         .prop_map(
             |(stream, consumer, delivered, sseq, cseq, ts, pending, v2)| {

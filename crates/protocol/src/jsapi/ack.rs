@@ -13,7 +13,7 @@
 //! `{"delay":ns}` (or a ` <duration>` suffix nats.go once sent), `+WPI`, `+TERM` with an
 //! optional reason, `+NXT` with an optional batch request.
 
-use super::consumer::{NextRequest, PullStatus};
+use super::consumer::{GoDuration, NextRequest, PullStatus};
 use super::{Nanos, Timestamp};
 use serde::Deserialize;
 use std::fmt;
@@ -204,45 +204,6 @@ struct NakOptions {
     delay: Nanos,
 }
 
-/// Parses a Go-style duration suffix (`"5s"`, `"1m30s"`, `"250ms"`) into nanoseconds.
-fn parse_go_duration(s: &str) -> Option<Nanos> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_end..];
-    }
-    let n = total as Nanos;
-    Some(if neg { -n } else { n })
-}
-
 impl AckKind {
     /// Parses an ack payload as nats-server's `processAck` does.
     pub fn parse(payload: &[u8]) -> Result<AckKind, AckKindError> {
@@ -269,7 +230,7 @@ impl AckKind {
                         .ok()
                         .map(|o| o.delay)
                 } else {
-                    std::str::from_utf8(rest).ok().and_then(parse_go_duration)
+                    std::str::from_utf8(rest).ok().and_then(GoDuration::parse)
                 };
                 Ok(AckKind::Nak { delay })
             }

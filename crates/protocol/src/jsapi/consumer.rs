@@ -819,6 +819,70 @@ impl ConsumerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GoDuration(pub Nanos);
 
+impl GoDuration {
+    /// Go's `time.ParseDuration`: `"300ms"`, `"-1.5h"`, `"2h45m"`, units `ns`, `us`
+    /// (`µs`), `ms`, `s`, `m`, `h`; a bare `"0"` is zero; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Nanos> {
+        let (neg, mut rest) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        if rest == "0" {
+            return Some(0);
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total: u128 = 0;
+        while !rest.is_empty() {
+            let int_end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let int_part = &rest[..int_end];
+            rest = &rest[int_end..];
+            let mut frac_part = "";
+            if let Some(after) = rest.strip_prefix('.') {
+                let frac_end = after
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(after.len());
+                frac_part = &after[..frac_end];
+                rest = &after[frac_end..];
+            }
+            if int_part.is_empty() && frac_part.is_empty() {
+                return None;
+            }
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let unit: u128 = match &rest[..unit_end] {
+                "ns" => 1,
+                "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60_000_000_000,
+                "h" => 3_600_000_000_000,
+                _ => return None,
+            };
+            rest = &rest[unit_end..];
+            let int: u128 = if int_part.is_empty() {
+                0
+            } else {
+                int_part.parse().ok()?
+            };
+            let mut value = int.checked_mul(unit)?;
+            if !frac_part.is_empty() {
+                let digits = &frac_part[..frac_part.len().min(18)];
+                let frac: u128 = digits.parse().ok()?;
+                value = value.checked_add(frac * unit / 10u128.pow(digits.len() as u32))?;
+            }
+            total = total.checked_add(value)?;
+        }
+        let total = i64::try_from(total).ok()?;
+        Some(if neg { -total } else { total })
+    }
+}
+
 impl std::fmt::Display for GoDuration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut n = i128::from(self.0);

@@ -18,6 +18,7 @@
 //! - [`account`]: `$JS.API.INFO` account info.
 //! - [`subjects`]: the `$JS.API` subject router.
 //! - [`time`]: Go-compatible RFC 3339 timestamps (`0001-01-01T00:00:00Z` for zero).
+//! - [`versioning`]: API levels, `_nats.*` metadata, `Nats-Required-Api-Level`.
 
 pub mod account;
 pub mod ack;
@@ -29,6 +30,7 @@ pub mod stream;
 pub mod subject;
 pub mod subjects;
 pub mod time;
+pub mod versioning;
 
 pub use errors::{ApiError, ErrorCode, codes};
 pub use response::{

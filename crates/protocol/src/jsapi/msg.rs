@@ -377,6 +377,42 @@ pub mod headers {
     pub const KV_OPERATION: &str = "KV-Operation";
 }
 
+/// A `Nats-TTL` header value as nats-server reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageTtl {
+    /// `never`: the message outlives the stream's `max_age`.
+    Never,
+    /// Expires this many seconds after it is stored.
+    Seconds(u64),
+}
+
+/// nats-server's `parseMessageTTL`: `never` (any case), a Go duration of at least 1 s
+/// (truncated to seconds), or a whole number of seconds. `Ok(None)` is "no TTL" (`0`).
+/// Anything else is `invalid per-message TTL` (10165). An empty value is no TTL, as
+/// nats-server treats an empty header like a missing one.
+pub fn parse_message_ttl(value: &str) -> Result<Option<MessageTtl>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.eq_ignore_ascii_case("never") {
+        return Ok(Some(MessageTtl::Never));
+    }
+    if let Some(nanos) = super::consumer::GoDuration::parse(value) {
+        if nanos < 1_000_000_000 {
+            return Err(ApiError::message_ttl_invalid());
+        }
+        return Ok(Some(MessageTtl::Seconds((nanos / 1_000_000_000) as u64)));
+    }
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::message_ttl_invalid());
+    }
+    match value.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(secs) if secs <= i64::MAX as u64 => Ok(Some(MessageTtl::Seconds(secs))),
+        _ => Err(ApiError::message_ttl_invalid()),
+    }
+}
+
 /// Status replies of direct get (a bare `NATS/1.0 <code> <text>` header block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectGetStatus {
