@@ -39,6 +39,20 @@ pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
+/// Hooks for tests; `Default` means none.
+#[derive(Debug, Clone, Default)]
+pub struct TestHooks {
+    /// Fault injection under the bucket's retry and metrics layers.
+    pub bucket_faults: Option<infinistream_objstore::FaultHandle>,
+}
+
+/// The bucket URL without credentials, for logs and errors.
+fn redacted_bucket(url: &str) -> String {
+    infinistream_objstore::BucketUrl::parse(url)
+        .map(|u| u.redacted())
+        .unwrap_or_else(|_| url.split('?').next().unwrap_or_default().to_owned())
+}
+
 /// A running agent.
 #[derive(Debug)]
 pub struct AgentHandle {
@@ -58,6 +72,15 @@ impl AgentHandle {
     /// Opens the dependencies, binds the listeners and starts every configured role.
     /// Returns once the agent accepts clients.
     pub async fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        Self::start_with(config, shutdown, TestHooks::default()).await
+    }
+
+    /// [`AgentHandle::start`] with test hooks (fault injection under the bucket).
+    pub async fn start_with(
+        config: AgentConfig,
+        shutdown: CancellationToken,
+        hooks: TestHooks,
+    ) -> anyhow::Result<Self> {
         let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
         let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
         tracing::info!(
@@ -65,7 +88,7 @@ impl AgentHandle {
             agent_id = %id,
             roles = %roles.join(","),
             zone = %config.zone,
-            bucket = %config.bucket,
+            bucket = %redacted_bucket(&config.bucket),
             batch_write_ms = config.batch_write.as_millis() as u64,
             control_plane = config.control_plane.as_deref().unwrap_or("embedded"),
             "starting infinistream agent"
@@ -98,11 +121,12 @@ impl AgentHandle {
             &config.bucket,
             BucketOptions {
                 metrics: store_metrics.clone(),
+                faults: hooks.bucket_faults.clone(),
                 ..BucketOptions::for_group(group.clone())
             },
         )
         .await
-        .with_context(|| format!("cannot open the bucket {}", config.bucket))?;
+        .with_context(|| format!("cannot open the bucket {}", redacted_bucket(&config.bucket)))?;
         metrics.register(|r| store_metrics.register(r));
 
         // 3. Listeners.
@@ -162,9 +186,16 @@ impl AgentHandle {
             server_name: config.server_name.clone(),
         });
         let api = if config.roles.contains(&Role::ProxyConsume) {
-            api.with_reads(not_built(
-                "stream message reads (STREAM.MSG.GET, DIRECT.GET)",
-            ))
+            let reader = infinistream_fetcher::StreamReader::new(
+                cp.clone(),
+                bucket.clone(),
+                infinistream_fetcher::ReaderOptions::default(),
+            );
+            metrics.register(|r| reader.register(r));
+            api.with_reads(
+                infinistream_fetcher::ReadHandler::new(reader, catalog.clone(), broker.clone())
+                    .into_route_handler(),
+            )
             .with_consumers(not_built("consumers"))
         } else {
             api
