@@ -1,4 +1,5 @@
-// Generated from nats-server's `server/errors.json` (2.15 line); do not edit by hand.
+// Generated from nats-server's `server/errors.json` (2.15 line) by
+// crates/protocol/tests/jsapi_golden/gen_error_codes.py; do not edit by hand.
 // Each entry keeps nats-server's HTTP-ish code, JetStream error code and description
 // template; constructors substitute `{placeholder}`s exactly as nats-server does.
 
