@@ -187,3 +187,23 @@ async fn etcd_leader_keeps_its_lease_past_the_ttl() -> TestResult {
     a.resign().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_leader_notices_when_etcd_is_gone() -> TestResult {
+    // Cut off from etcd, a leader cannot renew: it must report the term lost rather than
+    // go on believing it leads.
+    let etcd = EtcdServer::start()?;
+    let store = EtcdStore::connect(&[etcd.endpoint()], "/leader-test/").await?;
+    let election = LeaderElection::new(&store, "cp", TTL);
+    let leader = election.campaign("a:1").await?;
+    let lost = leader.lost();
+    etcd.kill()?;
+    within("the leader noticing", lost).await?;
+    assert!(leader.is_lost());
+
+    // Back up, a fresh campaign wins with a later term once the old lease has expired.
+    etcd.restart()?;
+    let again = within("a new term", election.campaign("a:2")).await??;
+    assert!(again.fencing_revision() > leader.fencing_revision());
+    Ok(())
+}
