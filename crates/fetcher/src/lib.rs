@@ -1,1 +1,18 @@
 //! proxy-consume role: stream reads, consumers and the zone cache (layer 2).
+//!
+//! Agents hold no stream data of their own: the control plane knows which object chunk
+//! holds which sequences, the bucket holds the bytes. This crate turns the two into
+//! reads that clients see as nats-server's:
+//!
+//! - [`reader`]: [`StreamReader`] — by sequence, last by subject, next matching a
+//!   filter — with footers and chunks cached in memory and concurrent misses coalesced
+//!   into one bucket GET;
+//! - [`handler`]: [`ReadHandler`], the `STREAM.MSG.GET` and `DIRECT.GET` routes of the
+//!   JetStream API (what KV clients use for `get`).
+
+mod cache;
+pub mod handler;
+pub mod reader;
+
+pub use handler::ReadHandler;
+pub use reader::{ReadError, ReaderMetrics, ReaderOptions, StoredMessage, StreamReader};

@@ -1,0 +1,478 @@
+//! Stream reads through an in-process agent with unmodified async-nats: `STREAM.MSG.GET`
+//! (by sequence, last by subject, next by subject), `DIRECT.GET` (by sequence, last by
+//! subject via the subject form, batch, multi-last), the status lines clients match on,
+//! deleted and purged messages staying invisible, and the read cache doing one bucket
+//! GET per chunk however many messages are read from it.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
+use infinistream_agent::AgentHandle;
+use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
+use infinistream_runtime::CancellationToken;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
+    let raw = RawAgentConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        http_port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        roles: Some(RolesValue::List("proxy,jobs".into())),
+        batch_write: Some(NumberOrString::Number(50)),
+        ..Default::default()
+    };
+    AgentHandle::start(
+        raw.validate().expect("valid config"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("agent starts")
+}
+
+async fn js(agent: &AgentHandle) -> (async_nats::Client, jetstream::Context) {
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    let mut ctx = jetstream::new(client.clone());
+    ctx.set_timeout(Duration::from_secs(10));
+    (client, ctx)
+}
+
+async fn create(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &str,
+    direct: bool,
+) -> stream::Stream {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        allow_direct: direct,
+        ..Default::default()
+    })
+    .await
+    .expect("create stream")
+}
+
+/// Publishes `(subject, payload, optional header)` in order and waits for every ack.
+async fn publish_all(js: &jetstream::Context, msgs: &[(&str, &str, Option<&str>)]) -> Vec<u64> {
+    let mut acks = Vec::new();
+    for (subject, payload, header) in msgs {
+        let ack = match header {
+            Some(value) => {
+                let mut headers = HeaderMap::new();
+                headers.insert("X-Test", *value);
+                js.publish_with_headers(subject.to_string(), headers, payload.to_string().into())
+                    .await
+            }
+            None => {
+                js.publish(subject.to_string(), payload.to_string().into())
+                    .await
+            }
+        };
+        acks.push(ack.expect("publish"));
+    }
+    let mut seqs = Vec::new();
+    for ack in acks {
+        seqs.push(ack.await.expect("ack").sequence);
+    }
+    seqs
+}
+
+const MSGS: &[(&str, &str, Option<&str>)] = &[
+    ("reads.a", "a1", None),
+    ("reads.b", "b1", Some("first")),
+    ("reads.a", "a2", None),
+    ("reads.c.x", "c1", Some("second")),
+    ("reads.b", "b2", None),
+    ("reads.a", "a3", Some("third")),
+];
+
+#[tokio::test]
+async fn msg_get_by_seq_last_and_next_by_subject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (_client, js) = js(&agent).await;
+    let stream = create(&js, "READS", "reads.>", false).await;
+    assert_eq!(publish_all(&js, MSGS).await, vec![1, 2, 3, 4, 5, 6]);
+
+    for (i, (subject, payload, header)) in MSGS.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let msg = stream.get_raw_message(seq).await.expect("get by seq");
+        assert_eq!(msg.sequence, seq);
+        assert_eq!(msg.subject.as_str(), *subject);
+        assert_eq!(&msg.payload[..], payload.as_bytes());
+        assert_eq!(
+            msg.headers.get("X-Test").map(|v| v.as_str()),
+            *header,
+            "headers round trip at seq {seq}"
+        );
+        assert!(msg.time.unix_timestamp() > 1_600_000_000);
+    }
+
+    let last = stream
+        .get_last_raw_message_by_subject("reads.a")
+        .await
+        .expect("last by subject");
+    assert_eq!((last.sequence, &last.payload[..]), (6, &b"a3"[..]));
+    assert_eq!(
+        last.headers.get("X-Test").map(|v| v.as_str()),
+        Some("third")
+    );
+
+    let next = stream
+        .get_first_raw_message_by_subject("reads.b", 3)
+        .await
+        .expect("next by subject");
+    assert_eq!(next.sequence, 5);
+    let next = stream
+        .get_first_raw_message_by_subject("reads.c.*", 1)
+        .await
+        .expect("next by wildcard");
+    assert_eq!(next.sequence, 4);
+    let first = stream
+        .get_first_raw_message_by_subject("reads.b", 1)
+        .await
+        .expect("first by subject");
+    assert_eq!(first.sequence, 2);
+
+    // Misses are nats-server's 10037.
+    let err = stream.get_raw_message(99).await.expect_err("past the end");
+    assert!(err.to_string().contains("no message found"), "{err}");
+    let err = stream
+        .get_last_raw_message_by_subject("reads.none")
+        .await
+        .expect_err("unknown subject");
+    assert!(err.to_string().contains("no message found"), "{err}");
+    let err = stream
+        .get_first_raw_message_by_subject("reads.a", 7)
+        .await
+        .expect_err("nothing after");
+    assert!(err.to_string().contains("no message found"), "{err}");
+}
+
+#[tokio::test]
+async fn direct_get_by_seq_and_last_for_subject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (_client, js) = js(&agent).await;
+    let stream = create(&js, "DIRECT", "reads.>", true).await;
+    publish_all(&js, MSGS).await;
+
+    let msg = stream.direct_get(4).await.expect("direct get");
+    assert_eq!(msg.sequence, 4);
+    assert_eq!(msg.subject.as_str(), "reads.c.x");
+    assert_eq!(&msg.payload[..], b"c1");
+    assert_eq!(
+        msg.headers.get("X-Test").map(|v| v.as_str()),
+        Some("second")
+    );
+    assert_eq!(
+        msg.headers.get("Nats-Stream").map(|v| v.as_str()),
+        Some("DIRECT")
+    );
+    assert_eq!(
+        msg.headers.get("Nats-Sequence").map(|v| v.as_str()),
+        Some("4")
+    );
+    assert_eq!(
+        msg.headers.get("Nats-Subject").map(|v| v.as_str()),
+        Some("reads.c.x")
+    );
+    assert!(msg.headers.get("Nats-Time-Stamp").is_some());
+
+    let last = stream
+        .direct_get_last_for_subject("reads.b")
+        .await
+        .expect("direct last");
+    assert_eq!((last.sequence, &last.payload[..]), (5, &b"b2"[..]));
+    let next = stream
+        .direct_get_next_for_subject("reads.a", Some(2))
+        .await
+        .expect("direct next");
+    assert_eq!(next.sequence, 3);
+    let first = stream
+        .direct_get_first_for_subject("reads.c.>")
+        .await
+        .expect("direct first");
+    assert_eq!(first.sequence, 4);
+
+    let err = stream.direct_get(99).await.expect_err("missing");
+    assert_eq!(
+        err.kind(),
+        jetstream::stream::DirectGetErrorKind::NotFound,
+        "{err}"
+    );
+    let err = stream
+        .direct_get_last_for_subject("reads.none")
+        .await
+        .expect_err("missing subject");
+    assert_eq!(err.kind(), jetstream::stream::DirectGetErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn deleted_and_purged_messages_are_not_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (_client, js) = js(&agent).await;
+    let mut stream = create(&js, "GONE", "reads.>", true).await;
+    publish_all(&js, MSGS).await;
+
+    assert!(stream.delete_message(6).await.expect("delete"));
+    let err = stream.get_raw_message(6).await.expect_err("deleted");
+    assert!(err.to_string().contains("no message found"), "{err}");
+    let err = stream.direct_get(6).await.expect_err("deleted");
+    assert_eq!(err.kind(), jetstream::stream::DirectGetErrorKind::NotFound);
+    // The subject's last message is now the previous one.
+    let last = stream
+        .get_last_raw_message_by_subject("reads.a")
+        .await
+        .expect("last");
+    assert_eq!(last.sequence, 3);
+    let last = stream
+        .direct_get_last_for_subject("reads.a")
+        .await
+        .expect("direct last");
+    assert_eq!(last.sequence, 3);
+    // Next-by-subject skips the deleted sequence.
+    let err = stream
+        .get_first_raw_message_by_subject("reads.a", 4)
+        .await
+        .expect_err("only the deleted one was after 4");
+    assert!(err.to_string().contains("no message found"), "{err}");
+
+    // Purge one subject, then everything.
+    stream
+        .purge()
+        .filter("reads.b")
+        .await
+        .expect("purge subject");
+    assert!(stream.get_raw_message(2).await.is_err());
+    assert!(stream.direct_get_last_for_subject("reads.b").await.is_err());
+    assert_eq!(stream.get_raw_message(1).await.expect("kept").sequence, 1);
+
+    stream.purge().await.expect("purge all");
+    for seq in 1..=6 {
+        assert!(
+            stream.get_raw_message(seq).await.is_err(),
+            "seq {seq} purged"
+        );
+        assert!(stream.direct_get(seq).await.is_err(), "seq {seq} purged");
+    }
+    assert_eq!(stream.info().await.expect("info").state.messages, 0);
+
+    // New messages after a purge are readable at their new sequences.
+    let seqs = publish_all(&js, &[("reads.a", "after", None)]).await;
+    assert_eq!(seqs, vec![7]);
+    let msg = stream.get_raw_message(7).await.expect("after purge");
+    assert_eq!(&msg.payload[..], b"after");
+}
+
+#[tokio::test]
+async fn direct_get_needs_allow_direct_and_unknown_streams_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (client, js) = js(&agent).await;
+    let stream = create(&js, "NODIRECT", "nodirect.>", false).await;
+    publish_all(&js, &[("nodirect.a", "x", None)]).await;
+
+    // As with nats-server, nothing answers direct gets of a stream without allow_direct.
+    let err = stream.direct_get(1).await.expect_err("not allowed");
+    assert!(
+        !matches!(err.kind(), jetstream::stream::DirectGetErrorKind::NotFound),
+        "{err:?}"
+    );
+    let reply = client
+        .request("$JS.API.DIRECT.GET.NODIRECT", r#"{"seq":1}"#.into())
+        .await;
+    assert!(
+        matches!(
+            reply.as_ref().map_err(|e| e.kind()),
+            Err(async_nats::RequestErrorKind::NoResponders)
+        ),
+        "{reply:?}"
+    );
+    // The JSON get still works.
+    assert_eq!(stream.get_raw_message(1).await.expect("get").sequence, 1);
+
+    // Unknown stream: 10059.
+    let reply = client
+        .request("$JS.API.STREAM.MSG.GET.MISSING", r#"{"seq":1}"#.into())
+        .await
+        .expect("reply");
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(body["error"]["err_code"], 10059, "{body}");
+    assert_eq!(
+        body["type"],
+        "io.nats.jetstream.api.v1.stream_msg_get_response"
+    );
+
+    // Bad requests: malformed JSON, no address, batch in a JSON get.
+    for bad in [&b"{nope"[..], b"{}", br#"{"seq":1,"batch":2}"#] {
+        let reply = client
+            .request("$JS.API.STREAM.MSG.GET.NODIRECT", bad.to_vec().into())
+            .await
+            .expect("reply");
+        let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+        assert!(body["error"]["code"] == 400, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn direct_get_status_lines_batch_and_multi_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (client, js) = js(&agent).await;
+    create(&js, "BATCH", "reads.>", true).await;
+    publish_all(&js, MSGS).await;
+
+    // Status lines for bad requests.
+    for (body, code, text) in [
+        (&b""[..], 408u16, "Empty Request"),
+        (b"{nope", 408, "Malformed Request"),
+        (br#"{"seq":1,"last_by_subj":"reads.a"}"#, 408, "Bad Request"),
+        (br#"{"seq":99}"#, 404, "Message Not Found"),
+    ] {
+        let reply = client
+            .request("$JS.API.DIRECT.GET.BATCH", body.to_vec().into())
+            .await
+            .expect("reply");
+        assert_eq!(reply.status.map(|s| s.as_u16()), Some(code), "{body:?}");
+        assert_eq!(reply.description.as_deref(), Some(text), "{body:?}");
+        assert!(reply.payload.is_empty());
+    }
+
+    // A batch of 3 from seq 2 on subject reads.a|b (wildcard filter), then EOB.
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(
+            "$JS.API.DIRECT.GET.BATCH",
+            inbox.clone(),
+            r#"{"seq":2,"batch":2,"next_by_subj":"reads.*"}"#.into(),
+        )
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("reply in time")
+            .expect("subscription open");
+        if msg.status.is_some() {
+            assert_eq!(msg.status.map(|s| s.as_u16()), Some(204));
+            let headers = msg.headers.expect("eob headers");
+            // After seqs 2 and 3, reads.b (5) and reads.a (6) still match.
+            assert_eq!(
+                headers.get("Nats-Num-Pending").map(|v| v.as_str()),
+                Some("2")
+            );
+            assert_eq!(
+                headers.get("Nats-Last-Sequence").map(|v| v.as_str()),
+                Some("3")
+            );
+            break;
+        }
+        let headers = msg.headers.expect("headers");
+        got.push((
+            headers.get("Nats-Sequence").map(|v| v.to_string()),
+            headers.get("Nats-Num-Pending").map(|v| v.to_string()),
+            headers.get("Nats-Last-Sequence").map(|v| v.to_string()),
+        ));
+    }
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        got,
+        vec![(s("2"), s("3"), s("0")), (s("3"), s("2"), s("2"))]
+    );
+
+    // Multi-last: the last message of each matching subject, in sequence order.
+    client
+        .publish_with_reply(
+            "$JS.API.DIRECT.GET.BATCH",
+            inbox.clone(),
+            r#"{"multi_last":["reads.a","reads.c.>"]}"#.into(),
+        )
+        .await
+        .expect("request");
+    let mut seqs = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("reply in time")
+            .expect("subscription open");
+        if msg.status.is_some() {
+            assert_eq!(msg.status.map(|s| s.as_u16()), Some(204));
+            break;
+        }
+        let headers = msg.headers.expect("headers");
+        seqs.push(headers.get("Nats-Sequence").map(|v| v.to_string()));
+    }
+    assert_eq!(seqs, vec![Some("4".to_owned()), Some("6".to_owned())]);
+}
+
+/// Reads of many messages from one chunk cost one footer GET and one chunk GET, and
+/// concurrent reads of a fresh chunk are coalesced.
+#[tokio::test]
+async fn read_cache_fetches_each_chunk_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let (_client, js) = js(&agent).await;
+    let stream = create(&js, "CACHED", "cached.>", true).await;
+    // One burst: acks arrive after one flush, so one object holds the whole chunk.
+    let mut acks = Vec::new();
+    for i in 0..50 {
+        acks.push(
+            js.publish(format!("cached.{}", i % 5), format!("m{i}").into())
+                .await
+                .expect("publish"),
+        );
+    }
+    let mut seqs = Vec::new();
+    for ack in acks {
+        seqs.push(ack.await.expect("ack").sequence);
+    }
+    let objects = agent.bucket().list_batches().await.expect("list").len() as f64;
+
+    let before = scrape(&agent).await;
+    let gets = futures::future::join_all(seqs.iter().map(|&seq| stream.direct_get(seq))).await;
+    for (seq, got) in seqs.iter().zip(gets) {
+        assert_eq!(got.expect("get").sequence, *seq);
+    }
+    for &seq in &seqs {
+        stream.get_raw_message(seq).await.expect("get again");
+    }
+    let after = scrape(&agent).await;
+    let chunk_gets = metric(&after, "fetcher_bucket_gets_total{cache=\"chunk\"}")
+        - metric(&before, "fetcher_bucket_gets_total{cache=\"chunk\"}");
+    let footer_gets = metric(&after, "fetcher_bucket_gets_total{cache=\"footer\"}")
+        - metric(&before, "fetcher_bucket_gets_total{cache=\"footer\"}");
+    assert!(
+        chunk_gets <= objects && footer_gets <= objects,
+        "{chunk_gets} chunk and {footer_gets} footer GETs for {objects} objects"
+    );
+    assert!(metric(&after, "fetcher_cache_hits_total{cache=\"chunk\"}") >= 50.0);
+    assert!(metric(&after, "fetcher_bucket_read_bytes_total{cache=\"chunk\"}") > 0.0);
+}
+
+async fn scrape(agent: &AgentHandle) -> String {
+    let mut conn = tokio::net::TcpStream::connect(agent.http_addr())
+        .await
+        .expect("connect monitoring");
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.expect("response");
+    out
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).map(str::trim))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,650 @@
+//! Reading single messages of a stream: the control-plane index says where a sequence
+//! lives, the bucket holds the bytes.
+//!
+//! A read is three steps, each cached so that reads of neighbouring sequences share
+//! the work:
+//! 1. `ReadIndex` (control plane) → the index entry holding the sequence: object key,
+//!    chunk index, chunk positions per sequence, deleted sequences;
+//! 2. the object's footer (batch) or index (compacted segment): one suffix-range GET of
+//!    the object's tail, decoded and kept in a bounded LRU keyed by object key;
+//! 3. the chunk (or segment block): one ranged GET, verified and decoded once, kept in an
+//!    LRU bounded by bytes.
+//!
+//! Concurrent misses for the same footer or chunk are coalesced: the first caller
+//! loads it, the others await the same cell, so a burst of KV gets against one fresh
+//! object costs one GET per range. Deleted sequences are never returned: the index
+//! marks them, and objects are immutable, so a cached chunk never goes stale — only
+//! the index (always asked) decides what is live.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_objstore::{Bucket, BucketError};
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::subject::subject_matches;
+use infinistream_segment::{
+    BatchFooter, Block, Chunk, DecodeError, SUGGESTED_TAIL_LEN, SegmentIndex, TailRead,
+    decode_block, decode_chunk,
+};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange};
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::sync::OnceCell;
+
+use crate::cache::WeightedLru;
+
+/// How many index entries one `ReadIndex` call asks for while scanning forward.
+const SCAN_ENTRIES: u32 = 32;
+
+/// One stored message, as the read APIs return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Stream sequence.
+    pub seq: u64,
+    /// The subject it was published to.
+    pub subject: String,
+    /// The raw NATS header block, empty when none.
+    pub headers: Bytes,
+    /// The payload.
+    pub payload: Bytes,
+    /// Store time, unix nanoseconds.
+    pub timestamp: i64,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The stream does not exist (10059).
+    #[error("stream not found: `{0}`")]
+    StreamNotFound(String),
+    /// No live message matches (10037).
+    #[error("no message found")]
+    NoMessage,
+    /// The control plane answered with a JetStream error other than the above.
+    #[error("control plane refused the read: {0}")]
+    Refused(ApiError),
+    /// The control plane could not be reached.
+    #[error("control plane unavailable: {0}")]
+    ControlPlane(String),
+    /// The index names an object key that is not a valid path.
+    #[error("invalid object key in the index: `{0}`")]
+    BadKey(String),
+    /// A bucket request failed (after the bucket's own retries).
+    #[error("bucket read failed: {0}")]
+    Bucket(#[from] BucketError),
+    /// A bucket request of the store itself failed.
+    #[error("bucket read of `{key}` failed: {source}")]
+    Store {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The object's bytes did not decode.
+    #[error("corrupt object `{key}`: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: DecodeError,
+    },
+    /// The index and the object disagree (wrong chunk, missing position).
+    #[error("index and object `{key}` disagree: {reason}")]
+    Inconsistent { key: String, reason: &'static str },
+}
+
+impl ReadError {
+    /// The JetStream API error for this failure, as nats-server would answer.
+    pub fn api_error(&self) -> ApiError {
+        match self {
+            Self::StreamNotFound(_) => ApiError::stream_not_found(),
+            Self::NoMessage => ApiError::no_message_found(),
+            Self::Refused(e) => e.clone(),
+            other => ApiError::new(500, 10000, other.to_string()),
+        }
+    }
+}
+
+/// Cache and read counters of a [`StreamReader`]; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ReaderMetrics {
+    hits: Family<CacheLabel, Counter>,
+    misses: Family<CacheLabel, Counter>,
+    gets: Family<CacheLabel, Counter>,
+    bytes: Family<CacheLabel, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CacheLabel {
+    cache: &'static str,
+}
+
+/// The footer/index cache (`cache="footer"`).
+pub const FOOTERS: &str = "footer";
+/// The chunk/block cache (`cache="chunk"`).
+pub const CHUNKS: &str = "chunk";
+
+impl ReaderMetrics {
+    /// Registers the counters under `fetcher_` in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("fetcher");
+        registry.register(
+            "cache_hits",
+            "Reads served from the in-memory cache, by cache (footer, chunk)",
+            self.hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Reads that missed the in-memory cache, by cache (footer, chunk)",
+            self.misses.clone(),
+        );
+        registry.register(
+            "bucket_gets",
+            "Ranged GETs sent to the bucket by the read path, by cache (footer, chunk)",
+            self.gets.clone(),
+        );
+        registry.register_with_unit(
+            "bucket_read",
+            "Bytes read from the bucket by the read path, by cache (footer, chunk)",
+            Unit::Bytes,
+            self.bytes.clone(),
+        );
+    }
+
+    /// Cache hits of `cache` ([`FOOTERS`] or [`CHUNKS`]).
+    pub fn hits(&self, cache: &'static str) -> u64 {
+        self.hits.get_or_create(&CacheLabel { cache }).get()
+    }
+
+    /// Cache misses of `cache`.
+    pub fn misses(&self, cache: &'static str) -> u64 {
+        self.misses.get_or_create(&CacheLabel { cache }).get()
+    }
+
+    /// Bucket GETs made for `cache`.
+    pub fn bucket_gets(&self, cache: &'static str) -> u64 {
+        self.gets.get_or_create(&CacheLabel { cache }).get()
+    }
+
+    /// Bytes read from the bucket for `cache`.
+    pub fn bucket_bytes(&self, cache: &'static str) -> u64 {
+        self.bytes.get_or_create(&CacheLabel { cache }).get()
+    }
+
+    fn got(&self, cache: &'static str, len: usize) {
+        self.gets.get_or_create(&CacheLabel { cache }).inc();
+        self.bytes
+            .get_or_create(&CacheLabel { cache })
+            .inc_by(len as u64);
+    }
+}
+
+/// Cache bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderOptions {
+    /// Decoded footers / segment indexes kept.
+    pub footer_entries: u64,
+    /// Decoded chunk / block bytes kept.
+    pub chunk_bytes: u64,
+    /// First tail GET length for a footer.
+    pub tail_len: u64,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        Self {
+            footer_entries: 4096,
+            chunk_bytes: 256 * 1024 * 1024,
+            tail_len: SUGGESTED_TAIL_LEN,
+        }
+    }
+}
+
+/// An object's decoded table of contents.
+#[derive(Debug)]
+enum Toc {
+    Batch(BatchFooter),
+    Segment(SegmentIndex),
+}
+
+/// A decoded data range.
+#[derive(Debug)]
+enum Data {
+    Chunk(Chunk),
+    Block(Block),
+}
+
+/// A cache tier with coalesced loads.
+#[derive(Debug)]
+struct Tier<K, V> {
+    name: &'static str,
+    lru: Mutex<WeightedLru<K, V>>,
+    loading: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Tier<K, V> {
+    fn new(name: &'static str, capacity: u64) -> Self {
+        Self {
+            name,
+            lru: Mutex::new(WeightedLru::new(capacity)),
+            loading: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached value, or the result of `load` (shared with concurrent callers of the
+    /// same key). `load` returns the value and its weight.
+    async fn get_or_load<F, Fut>(
+        &self,
+        key: K,
+        metrics: &ReaderMetrics,
+        load: F,
+    ) -> Result<V, ReadError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(V, u64), ReadError>>,
+    {
+        let label = CacheLabel { cache: self.name };
+        if let Some(v) = self.lru.lock().get(&key) {
+            metrics.hits.get_or_create(&label).inc();
+            return Ok(v);
+        }
+        metrics.misses.get_or_create(&label).inc();
+        let cell = self.loading.lock().entry(key.clone()).or_default().clone();
+        let result = cell
+            .get_or_try_init(|| async {
+                let (value, weight) = load().await?;
+                self.lru.lock().insert(key.clone(), value.clone(), weight);
+                Ok::<V, ReadError>(value)
+            })
+            .await
+            .cloned();
+        let mut loading = self.loading.lock();
+        if loading.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            loading.remove(&key);
+        }
+        result
+    }
+}
+
+/// Reads stream messages by sequence and by subject. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamReader {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cp: ControlPlaneClient,
+    bucket: Bucket,
+    tail_len: u64,
+    tocs: Tier<String, Arc<Toc>>,
+    data: Tier<(String, u32), Arc<Data>>,
+    metrics: ReaderMetrics,
+}
+
+impl StreamReader {
+    /// A reader over `bucket` using `cp`'s index.
+    pub fn new(cp: ControlPlaneClient, bucket: Bucket, options: ReaderOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cp,
+                bucket,
+                tail_len: options.tail_len.max(infinistream_segment::TRAILER_LEN as u64),
+                tocs: Tier::new(FOOTERS, options.footer_entries),
+                data: Tier::new(CHUNKS, options.chunk_bytes),
+                metrics: ReaderMetrics::default(),
+            }),
+        }
+    }
+
+    /// The reader's counters.
+    pub fn metrics(&self) -> &ReaderMetrics {
+        &self.inner.metrics
+    }
+
+    /// Bytes of decoded chunks held in memory, and how many there are.
+    pub fn cached_chunks(&self) -> (u64, usize) {
+        let lru = self.inner.data.lru.lock();
+        (lru.weight(), lru.len())
+    }
+
+    /// Registers the reader's counters (`fetcher_*`).
+    pub fn register(&self, registry: &mut Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    /// The live message at `seq`.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get(&self, stream: &str, seq: u64) -> Result<StoredMessage, ReadError> {
+        if seq == 0 {
+            return Err(ReadError::NoMessage);
+        }
+        let entries = self.read_index(stream, seq, seq, 1).await?;
+        let entry = entries
+            .into_iter()
+            .find(|e| e.first_seq <= seq && seq <= e.last_seq)
+            .ok_or(ReadError::NoMessage)?;
+        if entry.deleted.contains(&seq) {
+            return Err(ReadError::NoMessage);
+        }
+        self.load(stream, &entry, seq).await
+    }
+
+    /// The last live message on the literal subject `subject`.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn last_by_subject(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<StoredMessage, ReadError> {
+        let last = self.last_seqs(stream, vec![subject.to_owned()]).await?;
+        let seq = last
+            .iter()
+            .find(|s| s.subject == subject)
+            .map(|s| s.last_seq)
+            .ok_or(ReadError::NoMessage)?;
+        self.get(stream, seq).await
+    }
+
+    /// Last live sequence per subject (all subjects when `subjects` is empty).
+    pub async fn last_seqs(
+        &self,
+        stream: &str,
+        subjects: Vec<String>,
+    ) -> Result<Vec<v1::SubjectLast>, ReadError> {
+        let mut streams = self.inner.cp.streams.clone();
+        let resp = streams
+            .last_by_subject(v1::LastBySubjectRequest {
+                stream: stream.to_owned(),
+                subjects,
+            })
+            .await
+            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
+            .into_inner();
+        check(stream, resp.error.as_ref())?;
+        Ok(resp.subjects)
+    }
+
+    /// The first live sequence stored at or after `timestamp` (unix ns).
+    pub async fn seq_for_time(&self, stream: &str, timestamp: i64) -> Result<u64, ReadError> {
+        let mut streams = self.inner.cp.streams.clone();
+        let resp = streams
+            .seq_for_time(v1::SeqForTimeRequest {
+                stream: stream.to_owned(),
+                timestamp_unix_nanos: timestamp,
+            })
+            .await
+            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
+            .into_inner();
+        check(stream, resp.error.as_ref())?;
+        match resp.seq {
+            0 => Err(ReadError::NoMessage),
+            seq => Ok(seq),
+        }
+    }
+
+    /// The first live message with sequence ≥ `from` (and ≤ `up_to`, 0 = no bound)
+    /// whose subject matches `filter` (wildcards allowed; empty or `>` = any).
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn next_matching(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: u64,
+        up_to: u64,
+    ) -> Result<StoredMessage, ReadError> {
+        let any = filter.is_empty() || filter == ">";
+        let literal = !any && infinistream_protocol::jsapi::subject::is_literal(filter);
+        if literal {
+            // A literal subject with nothing at or after `from` needs no scan.
+            let last = self.last_seqs(stream, vec![filter.to_owned()]).await?;
+            match last.first() {
+                Some(s) if s.last_seq >= from.max(1) => {}
+                _ => return Err(ReadError::NoMessage),
+            }
+        }
+        let mut next = from.max(1);
+        loop {
+            if up_to != 0 && next > up_to {
+                return Err(ReadError::NoMessage);
+            }
+            let entries = self.read_index(stream, next, up_to, SCAN_ENTRIES).await?;
+            let Some(last_entry) = entries.last() else {
+                return Err(ReadError::NoMessage);
+            };
+            let after = last_entry.last_seq.saturating_add(1);
+            for entry in &entries {
+                let first = entry.first_seq.max(next);
+                let last = if up_to == 0 {
+                    entry.last_seq
+                } else {
+                    entry.last_seq.min(up_to)
+                };
+                for seq in first..=last {
+                    if entry.deleted.contains(&seq) {
+                        continue;
+                    }
+                    let msg = self.load(stream, entry, seq).await?;
+                    if any || subject_matches(filter, &msg.subject) {
+                        return Ok(msg);
+                    }
+                }
+            }
+            if after <= next {
+                return Err(ReadError::NoMessage);
+            }
+            next = after;
+        }
+    }
+
+    async fn read_index(
+        &self,
+        stream: &str,
+        start: u64,
+        end: u64,
+        limit: u32,
+    ) -> Result<Vec<v1::IndexEntry>, ReadError> {
+        let mut streams = self.inner.cp.streams.clone();
+        let resp = streams
+            .read_index(v1::ReadIndexRequest {
+                stream: stream.to_owned(),
+                start_seq: start,
+                end_seq: end,
+                limit,
+            })
+            .await
+            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
+            .into_inner();
+        check(stream, resp.error.as_ref())?;
+        Ok(resp.entries)
+    }
+
+    /// Loads `seq` (known live) from the object `entry` names.
+    async fn load(
+        &self,
+        stream: &str,
+        entry: &v1::IndexEntry,
+        seq: u64,
+    ) -> Result<StoredMessage, ReadError> {
+        let key = entry.object_key.as_str();
+        let inconsistent = |reason| ReadError::Inconsistent {
+            key: key.to_owned(),
+            reason,
+        };
+        let toc = self.toc(key, entry.segment).await?;
+        let record = match &*toc {
+            Toc::Batch(footer) => {
+                let offset = usize::try_from(seq - entry.first_seq)
+                    .map_err(|_| inconsistent("sequence offset overflows"))?;
+                let position = *entry
+                    .positions
+                    .get(offset)
+                    .ok_or_else(|| inconsistent("no chunk position for the sequence"))?;
+                let meta = footer
+                    .chunk_at(entry.chunk_index)
+                    .ok_or_else(|| inconsistent("chunk index past the footer"))?;
+                if meta.stream != stream {
+                    return Err(inconsistent("chunk belongs to another stream"));
+                }
+                let meta = meta.clone();
+                let data = self
+                    .data(key, entry.chunk_index, meta.range(), |bytes| {
+                        decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
+                    })
+                    .await?;
+                let Data::Chunk(chunk) = &*data else {
+                    return Err(inconsistent("object changed format"));
+                };
+                chunk
+                    .get(position as usize)
+                    .ok_or_else(|| inconsistent("chunk position past the chunk"))?
+            }
+            Toc::Segment(index) => {
+                if index.stream() != stream {
+                    return Err(inconsistent("segment belongs to another stream"));
+                }
+                let (block_index, meta) = index
+                    .block_at_or_after_seq(seq)
+                    .filter(|(_, b)| b.first_seq <= seq)
+                    .ok_or(ReadError::NoMessage)?;
+                let meta = *meta;
+                let block_index = u32::try_from(block_index)
+                    .map_err(|_| inconsistent("block index overflows"))?;
+                let data = self
+                    .data(key, block_index, meta.range(), |bytes| {
+                        decode_block(&meta, bytes).map(|b| (u64::from(meta.raw_len), Data::Block(b)))
+                    })
+                    .await?;
+                let Data::Block(block) = &*data else {
+                    return Err(inconsistent("object changed format"));
+                };
+                block.get(seq).ok_or(ReadError::NoMessage)?.record
+            }
+        };
+        Ok(StoredMessage {
+            seq,
+            subject: String::from_utf8_lossy(&record.subject).into_owned(),
+            headers: record.headers,
+            payload: record.payload,
+            timestamp: record.timestamp,
+        })
+    }
+
+    /// The decoded footer (batch) or index (compacted segment) of `key`.
+    async fn toc(&self, key: &str, is_segment: bool) -> Result<Arc<Toc>, ReadError> {
+        let inner = &self.inner;
+        inner
+            .tocs
+            .get_or_load(key.to_owned(), &inner.metrics, || async {
+                let path = parse_key(key)?;
+                let mut want = inner.tail_len;
+                loop {
+                    let (tail, object_len) = self.tail(key, &path, want).await?;
+                    let decode_err = |source| ReadError::Decode {
+                        key: key.to_owned(),
+                        source,
+                    };
+                    let (toc, needed) = if is_segment {
+                        match SegmentIndex::decode_from_tail(&tail, object_len)
+                            .map_err(decode_err)?
+                        {
+                            TailRead::Complete(i) => (Some(Toc::Segment(i)), 0),
+                            TailRead::NeedTail(n) => (None, n),
+                        }
+                    } else {
+                        match BatchFooter::decode_from_tail(&tail, object_len)
+                            .map_err(decode_err)?
+                        {
+                            TailRead::Complete(f) => (Some(Toc::Batch(f)), 0),
+                            TailRead::NeedTail(n) => (None, n),
+                        }
+                    };
+                    if let Some(toc) = toc {
+                        return Ok((Arc::new(toc), 1));
+                    }
+                    if needed <= want {
+                        return Err(ReadError::Inconsistent {
+                            key: key.to_owned(),
+                            reason: "footer needs no more than the tail it was given",
+                        });
+                    }
+                    want = needed;
+                }
+            })
+            .await
+    }
+
+    /// One suffix GET: the last `n` bytes and the object's length.
+    async fn tail(&self, key: &str, path: &Path, n: u64) -> Result<(Bytes, u64), ReadError> {
+        let store_err = |source| ReadError::Store {
+            key: key.to_owned(),
+            source,
+        };
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(n)),
+            ..GetOptions::default()
+        };
+        let result = self
+            .inner
+            .bucket
+            .store()
+            .get_opts(path, options)
+            .await
+            .map_err(store_err)?;
+        let object_len = result.meta.size;
+        let bytes = result.bytes().await.map_err(store_err)?;
+        self.inner.metrics.got(FOOTERS, bytes.len());
+        Ok((bytes, object_len))
+    }
+
+    /// The decoded data range `index` of `key` (one ranged GET on a miss).
+    async fn data<F>(
+        &self,
+        key: &str,
+        index: u32,
+        range: std::ops::Range<u64>,
+        decode: F,
+    ) -> Result<Arc<Data>, ReadError>
+    where
+        F: FnOnce(Bytes) -> Result<(u64, Data), DecodeError>,
+    {
+        let inner = &self.inner;
+        inner
+            .data
+            .get_or_load((key.to_owned(), index), &inner.metrics, || async {
+                let path = parse_key(key)?;
+                let bytes = inner.bucket.get_range(&path, range).await?;
+                inner.metrics.got(CHUNKS, bytes.len());
+                let (weight, data) = decode(bytes).map_err(|source| ReadError::Decode {
+                    key: key.to_owned(),
+                    source,
+                })?;
+                Ok((Arc::new(data), weight))
+            })
+            .await
+    }
+}
+
+fn parse_key(key: &str) -> Result<Path, ReadError> {
+    Path::parse(key).map_err(|_| ReadError::BadKey(key.to_owned()))
+}
+
+fn check(stream: &str, error: Option<&v1::JsError>) -> Result<(), ReadError> {
+    match error {
+        None => Ok(()),
+        Some(e) if e.err_code == 10059 => Err(ReadError::StreamNotFound(stream.to_owned())),
+        Some(e) if e.err_code == 10037 => Err(ReadError::NoMessage),
+        Some(e) => Err(ReadError::Refused(ApiError::new(
+            u16::try_from(e.code).unwrap_or(500),
+            u16::try_from(e.err_code).unwrap_or(10000),
+            e.description.clone(),
+        ))),
+    }
+}
