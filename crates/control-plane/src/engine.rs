@@ -27,11 +27,12 @@ use infinistream_types::SharedClock;
 use prost::Message;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::consumer;
 use crate::errors::{CpError, jserr};
 use crate::keys;
 use crate::model::{
-    AgentRecord, BatchRecord, EntryRecord, LeaseRecord, ReleasedRecord, StateRecord, StreamRecord,
-    decode,
+    AgentRecord, BatchRecord, ConsumerRecord, EntryRecord, LeaseRecord, ReleasedRecord,
+    StateRecord, StreamRecord, decode,
 };
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
@@ -81,6 +82,8 @@ pub(crate) struct Group {
     batch_order: VecDeque<(i64, String)>,
     new_batches: Vec<(String, i64)>,
     expired_batches: Vec<String>,
+    /// (stream, consumer) → state.
+    consumers: BTreeMap<(String, String), ConsumerRecord>,
 }
 
 impl Group {
@@ -130,14 +133,39 @@ impl Group {
         }
         order.sort();
         g.batch_order = order.into();
+        let con_prefix = keys::kind_prefix(name, "con");
+        for kv in store.scan_prefix(&con_prefix).await? {
+            let Some((stream, consumer)) =
+                keys::suffix(&kv.key, &con_prefix).and_then(|s| s.split_once('/'))
+            else {
+                continue;
+            };
+            let rec: ConsumerRecord = decode(&kv.key, &kv.value)?;
+            g.consumers
+                .insert((stream.to_owned(), consumer.to_owned()), rec);
+        }
         Ok(g)
     }
 
     fn stream_info(&self, name: &str, details: bool) -> v1::StreamInfoResponse {
         match self.streams.get(name) {
-            Some(s) => info_of(s, details),
+            Some(s) => {
+                let mut info = info_of(s, details);
+                if let Some(st) = info.state.as_mut() {
+                    st.consumer_count =
+                        u32::try_from(self.consumer_count(name)).unwrap_or(u32::MAX);
+                }
+                info
+            }
             None => error_info(jserr::stream_not_found()),
         }
+    }
+
+    fn consumer_count(&self, stream: &str) -> usize {
+        self.consumers
+            .range((stream.to_owned(), String::new())..)
+            .take_while(|((s, _), _)| s == stream)
+            .count()
     }
 
     fn commit(&mut self, batch: &CommitBatch, now: i64, ttl: i64) -> Arc<v1::CommitBatchResponse> {
@@ -211,6 +239,9 @@ impl Group {
             });
             ops.push(Op::DeletePrefix {
                 prefix: keys::index_prefix(&g, &name),
+            });
+            ops.push(Op::DeletePrefix {
+                prefix: keys::consumer_prefix(&g, &name),
             });
         }
         for name in std::mem::take(&mut self.touched) {
@@ -287,6 +318,13 @@ fn info_of(s: &Stream, details: bool) -> v1::StreamInfoResponse {
         config: Some((&s.spec).into()),
         state: Some(s.state(details)),
         created_unix_nanos: s.created,
+    }
+}
+
+fn consumer_error(e: JsError) -> v1::ConsumerInfoResponse {
+    v1::ConsumerInfoResponse {
+        error: Some(e),
+        ..Default::default()
     }
 }
 
@@ -538,6 +576,7 @@ impl Engine {
         }
         g.touched.remove(name);
         g.dropped.push(name.to_owned());
+        g.consumers.retain(|(s, _), _| s != name);
         self.flush_group(&mut st, group).await?;
         Ok(None)
     }
@@ -964,6 +1003,217 @@ impl Engine {
             }],
         )
         .await
+    }
+
+    // ---------------- consumers ----------------
+
+    /// Writes one consumer's record (fenced).
+    async fn put_consumer(
+        &self,
+        st: &mut State,
+        group: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<(), CpError> {
+        let value = st
+            .groups
+            .get(group)
+            .and_then(|g| g.consumers.get(&(stream.to_owned(), name.to_owned())))
+            .map(|r| r.encode_to_vec());
+        let Some(value) = value else {
+            return Ok(());
+        };
+        self.write_ops(
+            st,
+            vec![Op::Put {
+                key: keys::consumer(group, stream, name),
+                value,
+            }],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn consumer_info_of(g: &Group, stream: &str, name: &str) -> v1::ConsumerInfoResponse {
+        let Some(s) = g.streams.get(stream) else {
+            return consumer_error(jserr::stream_not_found());
+        };
+        match g.consumers.get(&(stream.to_owned(), name.to_owned())) {
+            Some(rec) => v1::ConsumerInfoResponse {
+                error: None,
+                config: rec.config.clone(),
+                state: Some(consumer::state(rec, s)),
+                created_unix_nanos: rec.created_unix_nanos,
+            },
+            None => consumer_error(jserr::consumer_not_found()),
+        }
+    }
+
+    pub(crate) async fn create_consumer(
+        &self,
+        group: &str,
+        config: v1::ConsumerConfig,
+    ) -> Result<v1::ConsumerInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let (stream, name) = (config.stream.clone(), config.name.clone());
+        let Some(s) = g.streams.get(&stream) else {
+            return Ok(consumer_error(jserr::stream_not_found()));
+        };
+        let key = (stream.clone(), name.clone());
+        if let Some(existing) = g.consumers.get(&key) {
+            if existing.config.as_ref() == Some(&config) {
+                return Ok(Self::consumer_info_of(g, &stream, &name));
+            }
+            return Ok(consumer_error(jserr::consumer_already_exists()));
+        }
+        let cursor = match consumer::start_cursor(&config, s) {
+            Ok(c) => c,
+            Err(reason) => return Ok(consumer_error(jserr::consumer_invalid_policy(&reason))),
+        };
+        g.consumers.insert(
+            key,
+            ConsumerRecord {
+                config: Some(config),
+                created_unix_nanos: now,
+                delivered_stream_seq: cursor,
+                ack_floor_stream_seq: cursor,
+                ..Default::default()
+            },
+        );
+        self.put_consumer(&mut st, group, &stream, &name).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(Self::consumer_info_of(g, &stream, &name))
+    }
+
+    pub(crate) async fn consumer_info(
+        &self,
+        group: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<v1::ConsumerInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(Self::consumer_info_of(g, stream, name))
+    }
+
+    pub(crate) async fn list_consumers(
+        &self,
+        group: &str,
+        stream: &str,
+    ) -> Result<v1::ListConsumersResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        if !g.streams.contains_key(stream) {
+            return Ok(v1::ListConsumersResponse {
+                error: Some(jserr::stream_not_found()),
+                consumers: Vec::new(),
+            });
+        }
+        let consumers = g
+            .consumers
+            .keys()
+            .filter(|(s, _)| s == stream)
+            .map(|(s, n)| Self::consumer_info_of(g, s, n))
+            .collect();
+        Ok(v1::ListConsumersResponse {
+            error: None,
+            consumers,
+        })
+    }
+
+    pub(crate) async fn delete_consumer(
+        &self,
+        group: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        if !g.streams.contains_key(stream) {
+            return Ok(Some(jserr::stream_not_found()));
+        }
+        if g.consumers
+            .remove(&(stream.to_owned(), name.to_owned()))
+            .is_none()
+        {
+            return Ok(Some(jserr::consumer_not_found()));
+        }
+        self.write_ops(
+            &mut st,
+            vec![Op::Delete {
+                key: keys::consumer(group, stream, name),
+            }],
+        )
+        .await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        group: &str,
+        req: v1::ClaimRequest,
+    ) -> Result<v1::ClaimResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(&req.stream) else {
+            return Ok(v1::ClaimResponse {
+                error: Some(jserr::stream_not_found()),
+                ..Default::default()
+            });
+        };
+        let Some(rec) = g
+            .consumers
+            .get_mut(&(req.stream.clone(), req.consumer.clone()))
+        else {
+            return Ok(v1::ClaimResponse {
+                error: Some(jserr::consumer_not_found()),
+                ..Default::default()
+            });
+        };
+        let before = rec.clone();
+        let deliveries = consumer::claim(rec, s, req.batch.max(1) as usize, now);
+        let num_pending = consumer::state(rec, s).num_pending;
+        if *rec != before {
+            self.put_consumer(&mut st, group, &req.stream, &req.consumer)
+                .await?;
+        }
+        Ok(v1::ClaimResponse {
+            error: None,
+            deliveries,
+            num_pending,
+        })
+    }
+
+    pub(crate) async fn acknowledge(
+        &self,
+        group: &str,
+        req: v1::AcknowledgeRequest,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        if !g.streams.contains_key(&req.stream) {
+            return Ok(Some(jserr::stream_not_found()));
+        }
+        let Some(rec) = g
+            .consumers
+            .get_mut(&(req.stream.clone(), req.consumer.clone()))
+        else {
+            return Ok(Some(jserr::consumer_not_found()));
+        };
+        let kind = v1::AckKind::try_from(req.kind).map_err(|_| {
+            CpError::Invalid(infinistream_proto::InvalidArgument {
+                field: "kind",
+                reason: format!("unknown value {}", req.kind),
+            })
+        })?;
+        consumer::acknowledge(rec, kind, &req.stream_seqs, req.nak_delay_nanos, now);
+        self.put_consumer(&mut st, group, &req.stream, &req.consumer)
+            .await?;
+        Ok(None)
     }
 
     // ---------------- agents ----------------

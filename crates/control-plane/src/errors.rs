@@ -126,6 +126,18 @@ pub mod jserr {
     pub fn msg_delete_failed(reason: &str) -> JsError {
         js(500, 10057, reason)
     }
+    /// 10014 JSConsumerNotFoundErr.
+    pub fn consumer_not_found() -> JsError {
+        js(404, 10014, "consumer not found")
+    }
+    /// 10148 JSConsumerAlreadyExists.
+    pub fn consumer_already_exists() -> JsError {
+        js(400, 10148, "consumer already exists")
+    }
+    /// 10094 JSConsumerInvalidPolicyErrF.
+    pub fn consumer_invalid_policy(reason: &str) -> JsError {
+        js(400, 10094, reason)
+    }
     /// 10052 JSStreamInvalidConfigF.
     pub fn invalid_config(reason: &str) -> JsError {
         js(500, 10052, reason)

@@ -65,3 +65,11 @@ pub fn suffix<'a>(key: &'a [u8], prefix: &[u8]) -> Option<&'a str> {
     key.strip_prefix(prefix)
         .and_then(|s| std::str::from_utf8(s).ok())
 }
+
+pub fn consumer_prefix(group: &str, stream: &str) -> Vec<u8> {
+    format!("g/{group}/con/{stream}/").into_bytes()
+}
+
+pub fn consumer(group: &str, stream: &str, name: &str) -> Vec<u8> {
+    format!("g/{group}/con/{stream}/{name}").into_bytes()
+}

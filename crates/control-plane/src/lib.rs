@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod client;
+mod consumer;
 mod engine;
 pub mod errors;
 mod keys;

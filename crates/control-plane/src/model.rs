@@ -125,3 +125,42 @@ pub fn decode<M: Message + Default>(key: &[u8], value: &[u8]) -> Result<M, CpErr
         })
     })
 }
+
+/// One delivered, unacknowledged message of a consumer.
+#[derive(Clone, PartialEq, Message)]
+pub struct PendingRec {
+    #[prost(uint64, tag = "1")]
+    pub stream_seq: u64,
+    #[prost(uint64, tag = "2")]
+    pub consumer_seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub deliveries: u64,
+    /// Claimable again from this time on.
+    #[prost(int64, tag = "4")]
+    pub deadline: i64,
+}
+
+/// `g/<group>/con/<stream>/<name>`: a consumer's config and delivery state.
+#[derive(Clone, PartialEq, Message)]
+pub struct ConsumerRecord {
+    #[prost(message, optional, tag = "1")]
+    pub config: Option<infinistream_proto::v1::ConsumerConfig>,
+    #[prost(int64, tag = "2")]
+    pub created_unix_nanos: i64,
+    /// Last stream sequence handed out for the first time (the cursor).
+    #[prost(uint64, tag = "3")]
+    pub delivered_stream_seq: u64,
+    #[prost(uint64, tag = "4")]
+    pub delivered_consumer_seq: u64,
+    #[prost(uint64, tag = "5")]
+    pub ack_floor_stream_seq: u64,
+    #[prost(uint64, tag = "6")]
+    pub ack_floor_consumer_seq: u64,
+    /// Ascending by stream sequence.
+    #[prost(message, repeated, tag = "7")]
+    pub pending: Vec<PendingRec>,
+    #[prost(uint64, tag = "8")]
+    pub num_redelivered: u64,
+    #[prost(int64, tag = "9")]
+    pub last_active_unix_nanos: i64,
+}

@@ -54,13 +54,6 @@ macro_rules! rpc {
     }};
 }
 
-fn unbuilt(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "consumer state in the control plane is not built yet ({what}); \
-         consumers are served agent-side until it lands"
-    ))
-}
-
 #[tonic::async_trait]
 impl agents_server::Agents for Service {
     async fn register(
@@ -255,48 +248,88 @@ impl streams_server::Streams for Service {
     }
 }
 
+#[allow(clippy::result_large_err)]
+fn consumer_names(stream: &str, name: &str) -> Result<(), Status> {
+    check_name("stream", stream).map_err(invalid)?;
+    check_name("name", name).map_err(invalid)
+}
+
 #[tonic::async_trait]
 impl consumers_server::Consumers for Service {
     async fn create_consumer(
         &self,
-        _request: Request<v1::CreateConsumerRequest>,
+        request: Request<v1::CreateConsumerRequest>,
     ) -> Result<Response<v1::ConsumerInfoResponse>, Status> {
-        Err(unbuilt("CreateConsumer"))
+        rpc!("CreateConsumer", request, |g, m| {
+            let config = m.config.ok_or_else(|| {
+                invalid(infinistream_proto::InvalidArgument {
+                    field: "config",
+                    reason: "required".into(),
+                })
+            })?;
+            consumer_names(&config.stream, &config.name)?;
+            for f in &config.filter_subjects {
+                if !infinistream_proto::subject::is_valid(f, true) {
+                    return Err(invalid(infinistream_proto::InvalidArgument {
+                        field: "config.filter_subjects",
+                        reason: format!("invalid subject `{f}`"),
+                    }));
+                }
+            }
+            Ok(self.engine.create_consumer(&g, config).await?)
+        })
     }
 
     async fn consumer_info(
         &self,
-        _request: Request<v1::ConsumerInfoRequest>,
+        request: Request<v1::ConsumerInfoRequest>,
     ) -> Result<Response<v1::ConsumerInfoResponse>, Status> {
-        Err(unbuilt("ConsumerInfo"))
+        rpc!("ConsumerInfo", request, |g, m| {
+            consumer_names(&m.stream, &m.name)?;
+            Ok(self.engine.consumer_info(&g, &m.stream, &m.name).await?)
+        })
     }
 
     async fn delete_consumer(
         &self,
-        _request: Request<v1::DeleteConsumerRequest>,
+        request: Request<v1::DeleteConsumerRequest>,
     ) -> Result<Response<v1::DeleteConsumerResponse>, Status> {
-        Err(unbuilt("DeleteConsumer"))
+        rpc!("DeleteConsumer", request, |g, m| {
+            consumer_names(&m.stream, &m.name)?;
+            let error = self.engine.delete_consumer(&g, &m.stream, &m.name).await?;
+            Ok(v1::DeleteConsumerResponse { error })
+        })
     }
 
     async fn list_consumers(
         &self,
-        _request: Request<v1::ListConsumersRequest>,
+        request: Request<v1::ListConsumersRequest>,
     ) -> Result<Response<v1::ListConsumersResponse>, Status> {
-        Err(unbuilt("ListConsumers"))
+        rpc!("ListConsumers", request, |g, m| {
+            stream_name("stream", &m.stream)?;
+            Ok(self.engine.list_consumers(&g, &m.stream).await?)
+        })
     }
 
     async fn claim(
         &self,
-        _request: Request<v1::ClaimRequest>,
+        request: Request<v1::ClaimRequest>,
     ) -> Result<Response<v1::ClaimResponse>, Status> {
-        Err(unbuilt("Claim"))
+        rpc!("Claim", request, |g, m| {
+            consumer_names(&m.stream, &m.consumer)?;
+            Ok(self.engine.claim(&g, m).await?)
+        })
     }
 
     async fn acknowledge(
         &self,
-        _request: Request<v1::AcknowledgeRequest>,
+        request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
-        Err(unbuilt("Acknowledge"))
+        rpc!("Acknowledge", request, |g, m| {
+            consumer_names(&m.stream, &m.consumer)?;
+            let error = self.engine.acknowledge(&g, m).await?;
+            Ok(v1::AcknowledgeResponse { error })
+        })
     }
 }
 

@@ -895,6 +895,52 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// The first live sequence at or after `from` whose subject matches one of
+    /// `filters` (all subjects when empty).
+    pub fn next_live(&self, from: u64, filters: &[String]) -> Option<u64> {
+        let begin = self
+            .entries
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(k, _)| *k);
+        for e in self.entries.range(begin..).map(|(_, e)| e) {
+            for (i, r) in e.rec.records.iter().enumerate() {
+                let seq = e.rec.first_seq + i as u64;
+                if seq < from || r.deleted {
+                    continue;
+                }
+                if filters.is_empty() {
+                    return Some(seq);
+                }
+                let subj = e
+                    .rec
+                    .subjects
+                    .get(r.subject as usize)
+                    .map_or("", String::as_str);
+                if filters.iter().any(|f| subject::matches(f, subj)) {
+                    return Some(seq);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether `seq` is live.
+    pub fn is_live(&self, seq: u64) -> bool {
+        self.record(seq).is_some()
+    }
+
+    /// Live messages after `after` matching the filters.
+    pub fn count_after(&self, after: u64, filters: &[String]) -> u64 {
+        self.subjects
+            .iter()
+            .filter(|(s, _)| filters.is_empty() || filters.iter().any(|f| subject::matches(f, s)))
+            .map(|(_, d)| (d.len() - d.partition_point(|x| *x <= after)) as u64)
+            .sum()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -77,6 +77,7 @@ suite_for!(memory:
     agents_and_job_leases,
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
+    consumer_claims_acks_and_redelivery,
 );
 
 suite_for!(embedded:
@@ -91,4 +92,5 @@ suite_for!(embedded:
     agents_and_job_leases,
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
+    consumer_claims_acks_and_redelivery,
 );

@@ -1133,3 +1133,202 @@ pub async fn served_over_tcp(backend: &dyn Backend) {
     server.await.unwrap().unwrap();
     let _ = Arc::clone(&Arc::new(()));
 }
+
+/// Consumer state: claims never overlap while their deadline runs, acks move the
+/// floor, expired claims are redelivered with a higher count, nak/term/in-progress,
+/// and the state survives a restart.
+pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
+    let clock = clock();
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "S", limits(&["s.>"])).await;
+        let recs = (0..10).map(|i| rec(&format!("s.{}", i % 2))).collect();
+        commit_one(&mut c, "b1", "S", recs).await;
+        let cfg = v1::ConsumerConfig {
+            stream: "S".into(),
+            name: "D".into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            max_deliver: 3,
+            ..Default::default()
+        };
+        let info = c
+            .consumers
+            .create_consumer(v1::CreateConsumerRequest {
+                config: Some(cfg.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(info.error.is_none(), "{:?}", info.error);
+        assert_eq!(info.state.unwrap().num_pending, 10);
+        assert_eq!(info_stream_consumers(&mut c).await, 1);
+        // Two agents claim concurrently: disjoint sets covering 1..=10.
+        let claim = |agent: &str| v1::ClaimRequest {
+            stream: "S".into(),
+            consumer: "D".into(),
+            agent_id: agent.into(),
+            batch: 5,
+        };
+        let (mut c1, mut c2) = (c.clone(), c.clone());
+        let (a, b) = tokio::join!(
+            c1.consumers.claim(claim("a1")),
+            c2.consumers.claim(claim("a2"))
+        );
+        let mut seqs: Vec<u64> = a
+            .unwrap()
+            .into_inner()
+            .deliveries
+            .iter()
+            .chain(b.unwrap().into_inner().deliveries.iter())
+            .map(|d| d.stream_seq)
+            .collect();
+        seqs.sort();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+        // Nothing more to claim while deadlines run.
+        assert!(
+            c.consumers
+                .claim(claim("a3"))
+                .await
+                .unwrap()
+                .into_inner()
+                .deliveries
+                .is_empty()
+        );
+        let ack = |kind: v1::AckKind, seqs: Vec<u64>, delay: i64| v1::AcknowledgeRequest {
+            stream: "S".into(),
+            consumer: "D".into(),
+            kind: kind as i32,
+            stream_seqs: seqs,
+            nak_delay_nanos: delay,
+        };
+        c.consumers
+            .acknowledge(ack(v1::AckKind::Ack, vec![1, 2, 3], 0))
+            .await
+            .unwrap();
+        c.consumers
+            .acknowledge(ack(v1::AckKind::Term, vec![5], 0))
+            .await
+            .unwrap();
+        c.consumers
+            .acknowledge(ack(v1::AckKind::Nak, vec![4], 0))
+            .await
+            .unwrap();
+        c.consumers
+            .acknowledge(ack(v1::AckKind::Nak, vec![6], 10_000_000_000))
+            .await
+            .unwrap();
+        // 4 was nak'ed without delay: claimable now, second delivery.
+        let d = c
+            .consumers
+            .claim(claim("a1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .deliveries;
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.stream_seq, d.delivery_count))
+                .collect::<Vec<_>>(),
+            [(4, 2)]
+        );
+        let st = c
+            .consumers
+            .consumer_info(v1::ConsumerInfoRequest {
+                stream: "S".into(),
+                name: "D".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .state
+            .unwrap();
+        assert_eq!(st.ack_floor.unwrap().stream_seq, 3);
+        assert_eq!(st.num_ack_pending, 6);
+        // After ack_wait everything unacked comes back (6 after its nak delay too).
+        clock.advance(Duration::from_secs(31));
+        let d = c
+            .consumers
+            .claim(v1::ClaimRequest {
+                batch: 100,
+                ..claim("a2")
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .deliveries;
+        let got: Vec<(u64, u64)> = d.iter().map(|d| (d.stream_seq, d.delivery_count)).collect();
+        assert_eq!(got, [(4, 3), (6, 2), (7, 2), (8, 2), (9, 2), (10, 2)]);
+        c.consumers
+            .acknowledge(ack(v1::AckKind::Ack, vec![6, 7, 8, 9, 10], 0))
+            .await
+            .unwrap();
+        // 4 reached max_deliver (3): it is not delivered again.
+        clock.advance(Duration::from_secs(31));
+        assert!(
+            c.consumers
+                .claim(claim("a1"))
+                .await
+                .unwrap()
+                .into_inner()
+                .deliveries
+                .is_empty()
+        );
+        // New messages flow to the consumer.
+        commit_one(&mut c, "b2", "S", vec![rec("s.0")]).await;
+        let d = c.consumers.claim(claim("a1")).await.unwrap().into_inner();
+        assert_eq!(
+            d.deliveries
+                .iter()
+                .map(|d| d.stream_seq)
+                .collect::<Vec<_>>(),
+            [11]
+        );
+        assert_eq!(d.num_pending, 0);
+    }
+    tokio::task::yield_now().await;
+    let (_cp, mut c) = start(backend, clock.clone()).await;
+    let info = c
+        .consumers
+        .consumer_info(v1::ConsumerInfoRequest {
+            stream: "S".into(),
+            name: "D".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let st = info.state.unwrap();
+    assert_eq!(st.delivered.unwrap().stream_seq, 11);
+    assert_eq!(st.num_ack_pending, 1);
+    let list = c
+        .consumers
+        .list_consumers(v1::ListConsumersRequest { stream: "S".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.consumers.len(), 1);
+    let del = c
+        .consumers
+        .delete_consumer(v1::DeleteConsumerRequest {
+            stream: "S".into(),
+            name: "D".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(del.error.is_none());
+    let gone = c
+        .consumers
+        .consumer_info(v1::ConsumerInfoRequest {
+            stream: "S".into(),
+            name: "D".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.error.unwrap().err_code, 10014);
+}
+
+async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
+    info(c, "S").await.state.unwrap().consumer_count
+}
