@@ -37,6 +37,14 @@ struct Replica {
 
 impl Replica {
     fn start(etcd: &SharedEtcd) -> Result<Replica, Box<dyn std::error::Error>> {
+        Replica::start_until(etcd, std::future::pending())
+    }
+
+    /// A replica that shuts down gracefully when `shutdown` resolves.
+    fn start_until(
+        etcd: &SharedEtcd,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Replica, Box<dyn std::error::Error>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -60,16 +68,7 @@ impl Replica {
                     retention_interval: None,
                     ..Options::default()
                 };
-                serve_replica(
-                    store,
-                    groups,
-                    clock,
-                    options,
-                    replica,
-                    listener,
-                    std::future::pending(),
-                )
-                .await?;
+                serve_replica(store, groups, clock, options, replica, listener, shutdown).await?;
                 Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
             }
             .await;
@@ -314,5 +313,67 @@ async fn etcd_failover_loses_no_batch_and_reuses_no_sequence() -> TestResult {
     }
     let total: usize = by_stream.values().map(BTreeMap::len).sum();
     assert!(total > 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_replica_shutdown_hands_over_leadership() -> TestResult {
+    // A leader shutting down resigns: the next leader is elected from the revoke, and
+    // the retiring replica's record is gone at once rather than after a TTL.
+    let etcd = EtcdServer::shared()?;
+    let observer = EtcdStore::connect(&[etcd.endpoint()], etcd.prefix()).await?;
+    let election = LeaderElection::new(&observer, "control-plane", TTL);
+    let mut leaders = election.watch_leader().await?;
+
+    let (stop_first, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = Replica::start_until(&etcd, async move {
+        let _ = stopped.await;
+    })?;
+    let leading = |address: String| {
+        move |l: &Option<infinistream_control_plane::leader::LeaderInfo>| {
+            l.as_ref().map(|l| l.address.as_str()) == Some(address.as_str())
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        leaders.wait_for(leading(first.address.clone())),
+    )
+    .await?
+    .map_err(|e| e.to_string())?;
+    let second = Replica::start(&etcd)?;
+
+    let _ = stop_first.send(());
+    // The resign deletes the record, then the second replica takes the key.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        leaders.wait_for(leading(second.address.clone())),
+    )
+    .await?
+    .map_err(|e| e.to_string())?;
+
+    // The new leader serves writes.
+    let urls = vec![second.url()];
+    with_failover(&urls, 0, |mut client| async move {
+        client
+            .streams
+            .create_stream(v1::CreateStreamRequest {
+                config: Some(v1::StreamConfig {
+                    name: "AFTER".into(),
+                    config_json: b"{\"name\":\"AFTER\"}".to_vec(),
+                    limits: Some(v1::StreamLimits {
+                        subjects: vec!["after.>".into()],
+                        max_msgs: -1,
+                        max_bytes: -1,
+                        max_msgs_per_subject: -1,
+                        max_msg_size: -1,
+                        ..Default::default()
+                    }),
+                }),
+            })
+            .await
+            .map(|_| ())
+    })
+    .await?;
+    drop(first);
     Ok(())
 }
