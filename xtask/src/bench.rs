@@ -19,16 +19,43 @@ use crate::{status, tools, workspace_root};
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("core") => core(),
-        Some(other) => bail!("unknown benchmark `{other}`; available: core"),
-        None => bail!("name a benchmark: cargo xtask bench core"),
+        Some("js") => crate::bench_js::run(),
+        Some(other) => bail!("unknown benchmark `{other}`; available: core, js"),
+        None => bail!("name a benchmark: cargo xtask bench core|js"),
     }
 }
 
+/// The release binary: `INFINISTREAM_BIN`, else `<target dir>/release/infinistream`.
+pub(crate) fn infinistream_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("INFINISTREAM_BIN") {
+        return bin.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("release/infinistream")
+}
+
+/// Builds the release binary unless `INFINISTREAM_BIN` names one.
+pub(crate) fn build_release() -> anyhow::Result<()> {
+    if std::env::var_os("INFINISTREAM_BIN").is_some() {
+        return Ok(());
+    }
+    tools::ensure_build_prerequisites()?;
+    eprintln!("xtask: building the release binary");
+    status(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args(["build", "--release", "--package", "infinistream"]),
+    )
+}
+
 /// A server process killed on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) http_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -39,13 +66,13 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port())
 }
 
-fn wait_for_port(port: u16) -> anyhow::Result<()> {
+pub(crate) fn wait_for_port(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -56,7 +83,7 @@ fn wait_for_port(port: u16) -> anyhow::Result<()> {
     bail!("nothing listened on 127.0.0.1:{port} within 30 s")
 }
 
-fn start_nats_server() -> anyhow::Result<Server> {
+pub(crate) fn start_nats_server() -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let bin = tools::tools_dir().join("venv/bin/nats-server");
@@ -77,15 +104,17 @@ fn start_nats_server() -> anyhow::Result<Server> {
         name: "nats-server",
         child,
         port,
+        http_port: 0,
         _dir: dir,
     })
 }
 
-fn start_infinistream() -> anyhow::Result<Server> {
+pub(crate) fn start_infinistream(batch_ms: u64) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let http = free_port()?;
-    let bin = workspace_root().join("target/release/infinistream");
+    let peer = free_port()?;
+    let bin = infinistream_bin();
     let child = Command::new(&bin)
         .args([
             "agent",
@@ -95,6 +124,10 @@ fn start_infinistream() -> anyhow::Result<Server> {
             &port.to_string(),
             "-m",
             &http.to_string(),
+            "--peer_port",
+            &peer.to_string(),
+            "--batch-write",
+            &batch_ms.to_string(),
         ])
         .arg("--data-dir")
         .arg(dir.path())
@@ -108,6 +141,7 @@ fn start_infinistream() -> anyhow::Result<Server> {
         name: "infinistream",
         child,
         port,
+        http_port: http,
         _dir: dir,
     })
 }
@@ -157,18 +191,12 @@ async fn pubsub(port: u16, size: usize, count: u64) -> anyhow::Result<f64> {
 
 fn core() -> anyhow::Result<()> {
     tools::install_all()?;
-    tools::ensure_build_prerequisites()?;
-    eprintln!("xtask: building the release binary");
-    status(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(workspace_root())
-            .args(["build", "--release", "--package", "infinistream"]),
-    )?;
+    build_release()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let nats = start_nats_server()?;
-    let inf = start_infinistream()?;
+    let inf = start_infinistream(250)?;
     let workloads: [(&str, usize, u64); 2] = [("16 B", 16, 2_000_000), ("1 KiB", 1024, 500_000)];
     println!("| workload | nats-server msgs/s | InfiniStream msgs/s | ratio |");
     println!("|---|---:|---:|---:|");

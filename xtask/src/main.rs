@@ -7,10 +7,12 @@
 //!                     (all roles, embedded control plane, local bucket dir).
 //! - `install-tools`   only the installation step of `test`.
 //! - `bench core`      core NATS pub/sub, nats-server and InfiniStream side by side.
+//! - `bench js`        JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `check-deps`      fails if a crate depends on a crate of its own or a higher layer.
 //! - `fuzz-check`      type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
+mod bench_js;
 mod deps;
 mod tools;
 

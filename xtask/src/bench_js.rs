@@ -1,0 +1,225 @@
+//! `cargo xtask bench js`: JetStream publishing, nats-server (file storage) and
+//! InfiniStream (local bucket, embedded control plane) side by side, same client
+//! (async-nats), same workloads, one run.
+//!
+//! - throughput: async publish with a fixed number of acks in flight spread over 8
+//!   connections, 16 B and 1 KiB, 1 and 100 streams, at 4,096 and 65,536 in flight;
+//!   msgs/s, MB/s and server CPU-seconds per GB ingested;
+//! - ack latency p50/p99 at a steady 1,000 msg/s, InfiniStream with 50, 100 and 250 ms
+//!   windows;
+//! - objects written per second by InfiniStream (from its `/metrics`).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::bench::{Server, build_release, start_infinistream, start_nats_server};
+use crate::tools;
+
+pub fn run() -> anyhow::Result<()> {
+    tools::install_all()?;
+    build_release()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async_main())
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    // utime + stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 Hz).
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(after_comm) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn objects_written(http_port: u16) -> f64 {
+    if http_port == 0 {
+        return 0.0;
+    }
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http_port)) else {
+        return 0.0;
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body.lines()
+        .find(|l| l.starts_with("infinistream_gateway_objects_written_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn setup_streams(port: u16, streams: usize) -> anyhow::Result<()> {
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}")).await?;
+    let js = jetstream::new(client);
+    for i in 0..streams {
+        let name = format!("B{i}");
+        let _ = js.delete_stream(&name).await;
+        js.create_stream(stream::Config {
+            name,
+            subjects: vec![format!("bench.{i}")],
+            ..Default::default()
+        })
+        .await
+        .context("create bench stream")?;
+    }
+    Ok(())
+}
+
+struct Throughput {
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    cpu_per_gb: f64,
+    objects_per_sec: f64,
+}
+
+async fn publish_throughput(
+    server: &Server,
+    streams: usize,
+    size: usize,
+    total: usize,
+    in_flight: usize,
+) -> anyhow::Result<Throughput> {
+    const CONNECTIONS: usize = 8;
+    setup_streams(server.port, streams).await?;
+    let payload = Bytes::from(vec![b'x'; size]);
+    let cpu_before = cpu_seconds(server.child.id());
+    let objects_before = objects_written(server.http_port);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_secs(30));
+        let payload = payload.clone();
+        let per_conn = total / CONNECTIONS;
+        let window = (in_flight / CONNECTIONS).max(1);
+        tasks.push(tokio::spawn(async move {
+            let mut pending = FuturesUnordered::new();
+            for n in 0..per_conn {
+                let subject = format!("bench.{}", (n * CONNECTIONS + c) % streams);
+                let ack = js.publish(subject, payload.clone()).await?;
+                pending.push(ack.into_future());
+                while pending.len() >= window {
+                    if let Some(result) = pending.next().await {
+                        result?;
+                    }
+                }
+            }
+            while let Some(result) = pending.next().await {
+                result?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    let bytes = (total * size) as f64;
+    Ok(Throughput {
+        msgs_per_sec: total as f64 / elapsed,
+        mb_per_sec: bytes / elapsed / 1e6,
+        cpu_per_gb: cpu / (bytes / 1e9),
+        objects_per_sec: (objects_written(server.http_port) - objects_before) / elapsed,
+    })
+}
+
+async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64)> {
+    setup_streams(server.port, 1).await?;
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(30));
+    let mut pending = FuturesUnordered::new();
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    let payload = Bytes::from(vec![b'x'; 1024]);
+    let total = seconds * 1000;
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut sent = 0;
+    while sent < total || !pending.is_empty() {
+        tokio::select! {
+            _ = interval.tick(), if sent < total => {
+                let started = Instant::now();
+                let ack = js.publish("bench.0", payload.clone()).await?;
+                pending.push(async move { ack.await.map(|_| started.elapsed()) });
+                sent += 1;
+            }
+            Some(result) = pending.next(), if !pending.is_empty() => {
+                latencies.push(result?.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Ok((pct(0.50), pct(0.99)))
+}
+
+async fn async_main() -> anyhow::Result<()> {
+    let nats = start_nats_server()?;
+    let inf = start_infinistream(250)?;
+    println!("### Async publish throughput (8 connections)\n");
+    println!(
+        "| workload | in flight | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | nats-server CPU s/GB | InfiniStream CPU s/GB | InfiniStream objects/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let cases: [(usize, usize, usize, usize); 6] = [
+        (1, 16, 200_000, 4096),
+        (1, 1024, 200_000, 4096),
+        (100, 1024, 200_000, 4096),
+        (1, 16, 400_000, 65_536),
+        (1, 1024, 400_000, 65_536),
+        (100, 1024, 400_000, 65_536),
+    ];
+    for (streams, size, total, in_flight) in cases {
+        let a = publish_throughput(&nats, streams, size, total, in_flight).await?;
+        let b = publish_throughput(&inf, streams, size, total, in_flight).await?;
+        println!(
+            "| {streams} stream(s), {} | {in_flight} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            if size == 16 { "16 B" } else { "1 KiB" },
+            a.msgs_per_sec,
+            b.msgs_per_sec,
+            b.msgs_per_sec / a.msgs_per_sec,
+            a.mb_per_sec,
+            b.mb_per_sec,
+            a.cpu_per_gb,
+            b.cpu_per_gb,
+            b.objects_per_sec
+        );
+    }
+    drop(inf);
+
+    println!("\n### Ack latency at 1,000 msg/s, 1 KiB\n");
+    println!("| server | p50 ms | p99 ms |");
+    println!("|---|---:|---:|");
+    let (p50, p99) = ack_latency(&nats, 3).await?;
+    println!("| nats-server (file) | {p50:.2} | {p99:.2} |");
+    for window in [50u64, 100, 250] {
+        let inf = start_infinistream(window)?;
+        let (p50, p99) = ack_latency(&inf, 3).await?;
+        println!("| InfiniStream, {window} ms window | {p50:.2} | {p99:.2} |");
+        if p99 > (window + 50) as f64 {
+            eprintln!("note: p99 above window + 50 ms for the {window} ms window");
+        }
+    }
+    if nats.port == 0 {
+        bail!("nats-server did not start");
+    }
+    Ok(())
+}
