@@ -346,6 +346,26 @@ mod tests {
         assert_eq!(escape_name("a.b"), "a!2Eb");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escape_round_trips_any_name(name in "\\PC{0,40}") {
+            let escaped = escape_name(&name);
+            proptest::prop_assert!(escaped
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'!'));
+            proptest::prop_assert_eq!(unescape_name(&escaped), Ok(name.clone()));
+            if !name.is_empty() {
+                let key = ObjectKey::new_segment(&name, &name).expect("segment key");
+                proptest::prop_assert_eq!(ObjectKey::parse(key.path()), Ok(key));
+            }
+        }
+
+        #[test]
+        fn unescape_never_panics(segment in "[!-~]{0,20}") {
+            let _ = unescape_name(&segment);
+        }
+    }
+
     #[test]
     fn unescape_rejects_non_canonical_forms() {
         for bad in ["!", "!4", "!zz", "!2e", "!41", "a.b", "a%2E"] {
