@@ -33,6 +33,18 @@ pub struct TransportError(String);
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
 
+/// `error: cause: cause…`, so a refused connection says why.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
 /// Errors creating a client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -94,7 +106,7 @@ impl ControlPlaneClient {
                     reason: e.to_string(),
                 })?;
         let transport = BoxCloneSyncService::new(
-            channel.map_err(|e: tonic::transport::Error| TransportError(e.to_string())),
+            channel.map_err(|e: tonic::transport::Error| TransportError(error_chain(&e))),
         );
         Ok(ControlPlaneClient::over(transport, auth))
     }

@@ -15,8 +15,9 @@
 //!   `infinistream control-plane` subcommand.
 //!
 //! Module map: [`store`] (the `MetaStore` trait and stores), `engine` (logic and
-//! the writer loop), `stream` (per-stream sequencing rules), `service` (gRPC
-//! adapters), [`auth`] (group keys), [`client`], [`server`].
+//! the writer loop), `stream` (per-stream sequencing rules), `consumer` (claims,
+//! acks, redelivery), `service` (gRPC adapters), [`auth`] (group keys), [`client`],
+//! [`server`], [`leader`] (etcd election and replica mode).
 
 pub mod auth;
 pub mod client;
