@@ -4,12 +4,15 @@
 //! touching 1, 100 and 1,000 streams: sequential p50/p99 latency and commits/s (one
 //! agent), and commits/s with 8 concurrent agents (group commit). The in-process
 //! client is used, so protobuf encoding and the auth interceptor are included.
-//! Set `COMMIT_BENCH_SECS` to change the time spent per case (default 3 s).
+//! Set `COMMIT_BENCH_SECS` to change the time spent per case (default 3 s), and
+//! `COMMIT_BENCH_STORE=memory` to measure the logic without redb's fsync.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use infinistream_control_plane::store::MetaStore;
 use infinistream_control_plane::store::embedded::EmbeddedStore;
+use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
 use infinistream_proto::v1;
 use infinistream_types::MockClock;
@@ -51,7 +54,12 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 async fn setup(streams: usize) -> (tempfile::TempDir, ControlPlane, ControlPlaneClient) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = EmbeddedStore::open(dir.path()).await.expect("open store");
+    let store: Arc<dyn MetaStore> =
+        if std::env::var("COMMIT_BENCH_STORE").as_deref() == Ok("memory") {
+            Arc::new(MemoryStore::new())
+        } else {
+            Arc::new(EmbeddedStore::open(dir.path()).await.expect("open store"))
+        };
     let groups = GroupKeys::new([("bench", "key")]).expect("groups");
     let clock = Arc::new(MockClock::new(
         UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -60,7 +68,7 @@ async fn setup(streams: usize) -> (tempfile::TempDir, ControlPlane, ControlPlane
         retention_interval: None,
         ..Options::default()
     };
-    let cp = ControlPlane::open_with(Arc::new(store), groups, clock, opts)
+    let cp = ControlPlane::open_with(store, groups, clock, opts)
         .await
         .expect("open control plane");
     let mut client = cp.client("bench", "key").expect("client");
