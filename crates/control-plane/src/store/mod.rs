@@ -43,10 +43,17 @@ pub enum Compare {
 /// A write inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Deletes every key starting with the prefix.
-    DeletePrefix { prefix: Vec<u8> },
+    DeletePrefix {
+        prefix: Vec<u8>,
+    },
 }
 
 /// The result of a transaction.
