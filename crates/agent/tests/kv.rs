@@ -1,0 +1,224 @@
+//! KV buckets through an in-process agent with unmodified clients: async-nats and
+//! nats.py `KeyValue` — create bucket, put, get, update (CAS on revision), create
+//! (refused when the key exists, allowed after delete), delete, purge.
+//!
+//! KV is a stream (`KV_<bucket>`, subjects `$KV.<bucket>.>`, max_msgs_per_subject =
+//! history, rollup headers, deny_delete, allow_direct) plus direct get by last subject:
+//! these tests are what proves the produce path's limits and the read path's status
+//! lines add up to what the clients expect.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use infinistream_agent::AgentHandle;
+use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
+use infinistream_runtime::CancellationToken;
+
+async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
+    let raw = RawAgentConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        http_port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        roles: Some(RolesValue::List("proxy,jobs".into())),
+        batch_write: Some(NumberOrString::Number(50)),
+        ..Default::default()
+    };
+    AgentHandle::start(
+        raw.validate().expect("valid config"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("agent starts")
+}
+
+#[tokio::test]
+async fn async_nats_key_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(10));
+
+    let store = js
+        .create_key_value(kv::Config {
+            bucket: "config".into(),
+            history: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("create bucket");
+
+    // put / get
+    let r1 = store.put("color", "red".into()).await.expect("put");
+    assert_eq!(r1, 1);
+    assert_eq!(
+        store.get("color").await.expect("get").as_deref(),
+        Some(&b"red"[..])
+    );
+    assert_eq!(store.get("missing").await.expect("get missing"), None);
+    let entry = store.entry("color").await.expect("entry").expect("present");
+    assert_eq!(entry.revision, 1);
+    assert_eq!(entry.operation, kv::Operation::Put);
+
+    // update: CAS on the revision
+    let r2 = store
+        .update("color", "green".into(), r1)
+        .await
+        .expect("update at the right revision");
+    assert!(r2 > r1);
+    let err = store
+        .update("color", "blue".into(), r1)
+        .await
+        .expect_err("stale revision refused");
+    assert_eq!(err.kind(), kv::UpdateErrorKind::WrongLastRevision, "{err}");
+    assert_eq!(
+        store.get("color").await.expect("get").as_deref(),
+        Some(&b"green"[..])
+    );
+
+    // create: only when absent
+    let err = store
+        .create("color", "x".into())
+        .await
+        .expect_err("key exists");
+    assert_eq!(err.kind(), kv::CreateErrorKind::AlreadyExists, "{err}");
+    let r3 = store.create("size", "xl".into()).await.expect("create new key");
+    assert!(r3 > r2);
+
+    // delete: get says none, entry says Delete; create works again after a delete
+    store.delete("size").await.expect("delete");
+    assert_eq!(store.get("size").await.expect("get deleted"), None);
+    let r4 = store
+        .create("size", "m".into())
+        .await
+        .expect("create after delete");
+    assert_eq!(
+        store.get("size").await.expect("get").as_deref(),
+        Some(&b"m"[..])
+    );
+    assert!(r4 > r3);
+
+    // purge: the history collapses to one marker, get says none
+    store.put("color", "blue".into()).await.expect("put");
+    store.purge("color").await.expect("purge");
+    assert_eq!(store.get("color").await.expect("get purged"), None);
+    let stream = js.get_stream("KV_config").await.expect("kv stream");
+    let last = stream
+        .get_last_raw_message_by_subject("$KV.config.color")
+        .await
+        .expect("purge marker");
+    assert_eq!(
+        last.headers.get("KV-Operation").map(|v| v.as_str()),
+        Some("PURGE")
+    );
+    let info = js
+        .get_stream("KV_config")
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .clone();
+    // color: only the purge marker (rollup); size: put, delete marker, put (≤ history).
+    assert_eq!(info.state.messages, 4, "{:?}", info.state);
+}
+
+/// nats.py drives the same operations against the agent's port.
+#[tokio::test]
+async fn nats_py_key_value() {
+    let python = infinistream_testkit::tools::venv_bin("python");
+    if !python.exists() {
+        panic!(
+            "nats.py venv missing at {}: run the README's tool setup",
+            python.display()
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let script = dir.path().join("kv.py");
+    std::fs::write(&script, PY_KV).expect("write script");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(format!("nats://{}", agent.client_addr()))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "nats.py KV script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("KV OK"), "{stdout}");
+}
+
+const PY_KV: &str = r#"
+import asyncio, sys
+import nats
+from nats.js.errors import KeyWrongLastSequenceError, KeyNotFoundError, KeyDeletedError, BadRequestError, APIError
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    kv = await js.create_key_value(bucket="pybucket", history=5)
+
+    rev1 = await kv.put("name", b"alice")
+    assert rev1 == 1, rev1
+    e = await kv.get("name")
+    assert e.value == b"alice" and e.revision == 1, e
+
+    rev2 = await kv.update("name", b"bob", last=rev1)
+    assert rev2 > rev1
+    try:
+        await kv.update("name", b"carol", last=rev1)
+        raise AssertionError("stale update accepted")
+    except KeyWrongLastSequenceError:
+        pass
+    assert (await kv.get("name")).value == b"bob"
+
+    try:
+        await kv.create("name", b"dave")
+        raise AssertionError("create over an existing key accepted")
+    except (KeyWrongLastSequenceError, BadRequestError, APIError):
+        pass
+    rev3 = await kv.create("other", b"1")
+    assert rev3 > rev2
+
+    try:
+        await kv.get("missing")
+        raise AssertionError("missing key found")
+    except KeyNotFoundError:
+        pass
+
+    await kv.delete("other")
+    try:
+        await kv.get("other")
+        raise AssertionError("deleted key found")
+    except (KeyDeletedError, KeyNotFoundError):
+        pass
+    rev4 = await kv.create("other", b"2")
+    assert rev4 > rev3
+    assert (await kv.get("other")).value == b"2"
+
+    await kv.purge("name")
+    try:
+        await kv.get("name")
+        raise AssertionError("purged key found")
+    except (KeyDeletedError, KeyNotFoundError):
+        pass
+
+    status = await kv.status()
+    assert status.bucket == "pybucket", status
+    await nc.close()
+    print("KV OK")
+
+asyncio.run(main(sys.argv[1]))
+"#;
