@@ -131,6 +131,8 @@ pub(crate) struct RouteCtx {
     pub flush: Vec<Arc<Client>>,
     /// Internal deliveries whose channel was full: the publisher awaits these.
     pub blocked: Vec<(mpsc::Sender<InternalMsg>, InternalMsg)>,
+    /// Subscribers above their stall threshold: the publisher pauses for them.
+    pub stalled: Vec<Arc<Client>>,
     /// Subscriptions that reached their auto-unsubscribe max or lost their receiver.
     pub expired: Vec<Arc<Subscription>>,
     pub out_msgs: u64,
@@ -555,6 +557,8 @@ impl Inner {
 
     /// Finishes a batch routed outside a connection reader (cannot await).
     pub(crate) fn finish_sync(&self, mut ctx: RouteCtx) {
+        // In-process publishers never block; only client readers stall.
+        ctx.stalled.clear();
         for c in ctx.flush.drain(..) {
             c.notify.notify_one();
         }

@@ -31,6 +31,8 @@ use crate::sublist::{MatchCache, MatchResult};
 
 const READ_CHUNK: usize = 64 * 1024;
 const WRITE_SHRINK_ABOVE: usize = 1024 * 1024;
+/// Longest a publisher's reader pauses per batch for one congested subscriber.
+const STALL_MAX: Duration = Duration::from_millis(50);
 
 /// Outbound state, guarded by [`Client::out`].
 #[derive(Debug, Default)]
@@ -59,6 +61,8 @@ pub(crate) struct Client {
     pub start: SystemTime,
     pub out: Mutex<Outbound>,
     pub notify: Notify,
+    /// Signalled by the writer after each completed write (publisher stalls wait on it).
+    pub drained: Notify,
     /// Cancelled to abort the connection (slow consumer, shutdown timeout).
     pub token: CancellationToken,
     pub info: Mutex<ClientInfo>,
@@ -77,6 +81,7 @@ impl Client {
             start: SystemTime::now(),
             out: Mutex::new(Outbound::default()),
             notify: Notify::new(),
+            drained: Notify::new(),
             token: CancellationToken::new(),
             info: Mutex::new(ClientInfo::default()),
             // Until CONNECT says otherwise, like nats-server: no headers.
@@ -130,6 +135,7 @@ impl Client {
         }
         let was_empty = out.buf.is_empty();
         server::write_msg(&mut out.buf, msg.subject, sid, msg.reply, hdr, msg.payload);
+        let stalled = out.buf.len() + out.in_flight > self.stall_threshold();
         let bytes = (msg.payload.len() + hdr.map_or(0, <[u8]>::len)) as u64;
         out.out_msgs += 1;
         out.out_bytes += bytes;
@@ -139,13 +145,35 @@ impl Client {
         if was_empty {
             ctx.flush.push(self.clone());
         }
+        if stalled && !ctx.stalled.iter().any(|c| c.cid == self.cid) {
+            ctx.stalled.push(self.clone());
+        }
         true
+    }
+
+    /// Above this many pending bytes, publishers into this connection pause briefly
+    /// (nats-server's stall gate), so a fast producer is slowed to its consumers' pace
+    /// before anyone is cut off as a slow consumer.
+    fn stall_threshold(&self) -> usize {
+        self.max_pending / 4 * 3
     }
 
     /// Appends a protocol line (`PONG`, `+OK`, `-ERR`, `INFO`) and wakes the writer.
     fn enqueue_proto(&self, bytes: &[u8]) {
         let mut out = self.out.lock();
         if out.closed {
+            return;
+        }
+        if out.buf.len() + out.in_flight + bytes.len() > self.max_pending {
+            // E.g. a client flooding PINGs without reading the PONGs.
+            out.closed = true;
+            out.buf.clear();
+            drop(out);
+            info!(
+                cid = self.cid,
+                "closing connection: protocol replies exceed max_pending"
+            );
+            self.token.cancel();
             return;
         }
         out.buf.extend_from_slice(bytes);
@@ -252,6 +280,7 @@ async fn write_loop(client: Arc<Client>, mut wr: OwnedWriteHalf) {
             _ = client.token.cancelled() => break,
         }
         local.clear();
+        client.drained.notify_waiters();
         if local.capacity() > WRITE_SHRINK_ABOVE {
             local = Vec::with_capacity(READ_CHUNK);
         }
@@ -424,6 +453,24 @@ impl Reader {
             .stats
             .out_bytes
             .inc_by(std::mem::take(&mut ctx.out_bytes));
+        // Stall gate: wait (bounded) for congested subscribers to drain.
+        for c in std::mem::take(&mut ctx.stalled) {
+            let deadline = tokio::time::Instant::now() + STALL_MAX;
+            loop {
+                let drained = c.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if c.pending_bytes() <= c.stall_threshold() || c.token.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    _ = drained => {}
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = self.client.token.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
         // Backpressure: only this publisher waits for a full internal subscriber.
         for (tx, m) in std::mem::take(&mut ctx.blocked) {
             tokio::select! {

@@ -133,3 +133,65 @@ impl MatchCache {
         self.entries.insert(Bytes::copy_from_slice(subject), result);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sub::Target;
+
+    fn sub(id: u64, subject: &str, queue: Option<&str>) -> Arc<Subscription> {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        Arc::new(Subscription::new(
+            id,
+            Bytes::copy_from_slice(subject.as_bytes()),
+            queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
+            Target::Internal { tx },
+        ))
+    }
+
+    #[test]
+    fn literal_wildcard_and_queues() {
+        let mut list = Sublist::default();
+        let subs = [
+            sub(1, "a.b", None),
+            sub(2, "a.*", None),
+            sub(3, "a.>", None),
+            sub(4, "a.b", Some("q")),
+            sub(5, "a.*", Some("q")),
+            sub(6, "a.b", Some("r")),
+            sub(7, "x.y", None),
+        ];
+        for s in &subs {
+            list.insert(s.clone());
+        }
+        assert_eq!(list.len(), 7);
+        let m = list.matches(b"a.b");
+        let mut plain: Vec<u64> = m.plain.iter().map(|s| s.id).collect();
+        plain.sort_unstable();
+        assert_eq!(plain, vec![1, 2, 3]);
+        assert_eq!(m.groups.len(), 2);
+        let q = m
+            .groups
+            .iter()
+            .find(|g| g[0].queue.as_deref() == Some(&b"q"[..]))
+            .expect("group q");
+        assert_eq!(q.len(), 2);
+        assert!(list.matches(b"a").is_empty());
+        assert_eq!(list.matches(b"a.b.c").plain.len(), 1);
+        assert!(list.remove(&subs[0]));
+        assert!(!list.remove(&subs[0]));
+        assert!(list.remove(&subs[2]));
+        assert_eq!(list.matches(b"a.b").plain.len(), 1);
+        assert_eq!(list.len(), 5);
+    }
+
+    #[test]
+    fn cache_is_dropped_on_generation_change() {
+        let mut cache = MatchCache::default();
+        let r = Arc::new(MatchResult::default());
+        cache.put(1, b"a", r);
+        assert!(cache.get(1, b"a").is_some());
+        assert!(cache.get(2, b"a").is_none());
+        assert!(cache.get(2, b"a").is_none());
+    }
+}

@@ -17,11 +17,12 @@ fn is_false(b: &bool) -> bool {
 /// Options a client sends in `CONNECT`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connect {
-    /// Ask for `+OK` after every operation.
-    #[serde(default)]
+    /// Ask for `+OK` after every operation. Absent means true, as in nats-server
+    /// (every real client sends it explicitly).
+    #[serde(default = "default_true")]
     pub verbose: bool,
-    /// Ask for strict subject checking.
-    #[serde(default)]
+    /// Ask for strict subject checking. Absent means true, as in nats-server.
+    #[serde(default = "default_true")]
     pub pedantic: bool,
     #[serde(default)]
     pub tls_required: bool,
