@@ -398,20 +398,54 @@ async fn direct_get_status_lines_batch_and_multi_last() {
         )
         .await
         .expect("request");
+    let (seqs, up_to) = collect_batch(&mut sub).await;
+    assert_eq!(seqs, vec![4, 6]);
+    assert_eq!(up_to.as_deref(), Some("6"));
+
+    // Bounded in the past: the last of each subject at or below seq 4.
+    client
+        .publish_with_reply(
+            "$JS.API.DIRECT.GET.BATCH",
+            inbox.clone(),
+            r#"{"multi_last":["reads.a","reads.b"],"up_to_seq":4}"#.into(),
+        )
+        .await
+        .expect("request");
+    let (seqs, up_to) = collect_batch(&mut sub).await;
+    assert_eq!(seqs, vec![2, 3]);
+    assert_eq!(up_to.as_deref(), Some("4"));
+
+    // Nothing matches: 404 No Results.
+    let reply = client
+        .request(
+            "$JS.API.DIRECT.GET.BATCH",
+            r#"{"multi_last":["other.>"]}"#.into(),
+        )
+        .await
+        .expect("reply");
+    assert_eq!(reply.status.map(|s| s.as_u16()), Some(404));
+    assert_eq!(reply.description.as_deref(), Some("No Results"));
+}
+
+/// Sequences of a batched direct-get reply, and the EOB's `Nats-UpTo-Sequence`.
+async fn collect_batch(sub: &mut async_nats::Subscriber) -> (Vec<u64>, Option<String>) {
     let mut seqs = Vec::new();
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
             .await
             .expect("reply in time")
             .expect("subscription open");
+        let headers = msg.headers.clone().expect("headers");
         if msg.status.is_some() {
             assert_eq!(msg.status.map(|s| s.as_u16()), Some(204));
-            break;
+            let up_to = headers.get("Nats-UpTo-Sequence").map(|v| v.to_string());
+            return (seqs, up_to);
         }
-        let headers = msg.headers.expect("headers");
-        seqs.push(headers.get("Nats-Sequence").map(|v| v.to_string()));
+        let seq = headers
+            .get("Nats-Sequence")
+            .map(|v| v.as_str().parse::<u64>());
+        seqs.push(seq.expect("sequence header").expect("numeric sequence"));
     }
-    assert_eq!(seqs, vec![Some("4".to_owned()), Some("6".to_owned())]);
 }
 
 /// Reads of many messages from one chunk cost one footer GET and one chunk GET, and
@@ -446,20 +480,38 @@ async fn read_cache_fetches_each_chunk_once() {
         stream.get_raw_message(seq).await.expect("get again");
     }
     let after = scrape(&agent).await;
-    let chunk_gets = metric(&after, "infinistream_fetcher_bucket_gets_total{cache=\"chunk\"}")
-        - metric(&before, "infinistream_fetcher_bucket_gets_total{cache=\"chunk\"}");
-    let footer_gets = metric(&after, "infinistream_fetcher_bucket_gets_total{cache=\"footer\"}")
-        - metric(&before, "infinistream_fetcher_bucket_gets_total{cache=\"footer\"}");
+    let chunk_gets = metric(
+        &after,
+        "infinistream_fetcher_bucket_gets_total{cache=\"chunk\"}",
+    ) - metric(
+        &before,
+        "infinistream_fetcher_bucket_gets_total{cache=\"chunk\"}",
+    );
+    let footer_gets = metric(
+        &after,
+        "infinistream_fetcher_bucket_gets_total{cache=\"footer\"}",
+    ) - metric(
+        &before,
+        "infinistream_fetcher_bucket_gets_total{cache=\"footer\"}",
+    );
     assert!(
         chunk_gets >= 1.0 && chunk_gets <= objects && footer_gets <= objects,
         "{chunk_gets} chunk and {footer_gets} footer GETs for {objects} objects"
     );
     let fetcher: Vec<&str> = after.lines().filter(|l| l.contains("fetcher")).collect();
     assert!(
-        metric(&after, "infinistream_fetcher_cache_hits_total{cache=\"chunk\"}") >= 50.0,
+        metric(
+            &after,
+            "infinistream_fetcher_cache_hits_total{cache=\"chunk\"}"
+        ) >= 50.0,
         "{fetcher:?}"
     );
-    assert!(metric(&after, "infinistream_fetcher_bucket_read_bytes_total{cache=\"chunk\"}") > 0.0);
+    assert!(
+        metric(
+            &after,
+            "infinistream_fetcher_bucket_read_bytes_total{cache=\"chunk\"}"
+        ) > 0.0
+    );
 }
 
 async fn scrape(agent: &AgentHandle) -> String {

@@ -136,7 +136,11 @@ mod tests {
         assert_eq!(lru.get("a"), Some(2));
         lru.insert("big", 9, 11);
         assert_eq!(lru.get("big"), None);
-        assert_eq!(lru.get("a"), None, "replacing with an oversize value drops the old one");
+        assert_eq!(
+            lru.get("a"),
+            None,
+            "replacing with an oversize value drops the old one"
+        );
         assert_eq!(lru.weight(), 0);
     }
 

@@ -128,7 +128,12 @@ impl ReadHandler {
             .is_some_and(|entry| entry.config.allow_direct)
     }
 
-    async fn direct_get(&self, stream: &str, request: MsgGetRequest, reply_to: &str) -> Option<Reply> {
+    async fn direct_get(
+        &self,
+        stream: &str,
+        request: MsgGetRequest,
+        reply_to: &str,
+    ) -> Option<Reply> {
         if !request.multi_last_for.is_empty() {
             self.multi_last(stream, &request, reply_to).await;
             return None;
@@ -150,7 +155,9 @@ impl ReadHandler {
     /// only those matching `next_by_subj`, each with `Nats-Num-Pending` and
     /// `Nats-Last-Sequence`, then the `204 EOB` status.
     async fn batch(&self, stream: &str, request: &MsgGetRequest, reply_to: &str) {
-        let limit = usize::try_from(request.batch).unwrap_or(MAX_BATCH).min(MAX_BATCH);
+        let limit = usize::try_from(request.batch)
+            .unwrap_or(MAX_BATCH)
+            .min(MAX_BATCH);
         let filter = request.next_for.as_str();
         let mut from = request.seq.max(1);
         if let Some(time) = &request.start_time {
@@ -218,38 +225,19 @@ impl ReadHandler {
         );
     }
 
-    /// `multi_last`: the last message of every subject matching one of the filters
-    /// (optionally only sequences ≤ `up_to_seq`), in sequence order, then `204 EOB`.
+    /// `multi_last`, as nats-server's `getDirectMulti`: the last message of every
+    /// subject matching one of the filters at or below `up_to_seq` (default: the
+    /// stream's last sequence), in sequence order, skipping sequences below `seq`, at
+    /// most `batch` (and about `max_bytes`), then `204 EOB` with `Nats-UpTo-Sequence`.
     async fn multi_last(&self, stream: &str, request: &MsgGetRequest, reply_to: &str) {
-        let literal_only = request.multi_last_for.iter().all(|f| is_literal(f));
-        let wanted = if literal_only {
-            request.multi_last_for.clone()
-        } else {
-            Vec::new()
-        };
-        let lasts = match self.reader.last_seqs(stream, wanted).await {
-            Ok(lasts) => lasts,
+        let seqs = match self.multi_last_seqs(stream, request).await {
+            Ok(seqs) => seqs,
             Err(e) => {
                 log_failure(stream, &e);
                 return self.publish_reply(reply_to, failure_reply(&e));
             }
         };
-        let mut seqs: Vec<u64> = lasts
-            .iter()
-            .filter(|s| {
-                request
-                    .multi_last_for
-                    .iter()
-                    .any(|f| subject_matches(f, &s.subject))
-            })
-            .map(|s| s.last_seq)
-            .collect();
-        let up_to = request.up_to_seq;
-        if up_to > 0 {
-            // The last message at or below `up_to` per subject needs a scan; only the
-            // subjects whose newest message is already in range are answered exactly.
-            seqs.retain(|&s| s <= up_to);
-        }
+        let (mut seqs, up_to) = seqs;
         seqs.sort_unstable();
         if seqs.len() > MAX_BATCH {
             return self.publish_status(reply_to, DirectGetStatus::TooManyResults);
@@ -257,37 +245,79 @@ impl ReadHandler {
         if seqs.is_empty() {
             return self.publish_status(reply_to, DirectGetStatus::NoResults);
         }
-        let mut sent = Vec::with_capacity(seqs.len());
+        let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+        let mut pending = seqs.len() as u64 - 1;
+        let (mut last, mut sent, mut bytes) = (0u64, 0i64, 0usize);
         for seq in seqs {
-            match self.reader.get(stream, seq).await {
-                Ok(msg) => sent.push(msg),
-                Err(ReadError::NoMessage) => {}
+            if seq < request.seq {
+                pending = pending.saturating_sub(1);
+                continue;
+            }
+            let msg = match self.reader.get(stream, seq).await {
+                Ok(msg) => msg,
+                // Deleted since the index answered: nothing to send for it.
+                Err(ReadError::NoMessage) => continue,
                 Err(e) => {
                     log_failure(stream, &e);
                     return self.publish_reply(reply_to, failure_reply(&e));
                 }
-            }
-        }
-        let up_to_seq = sent.last().map_or(up_to, |m| m.seq.max(up_to));
-        let total = sent.len() as u64;
-        let mut last = 0;
-        for (i, msg) in sent.iter().enumerate() {
-            let reply = direct_reply(
-                stream,
-                msg,
-                Some((total - i as u64 - 1, last)),
-                request.no_headers,
-            );
+            };
+            let reply = direct_reply(stream, &msg, Some((pending, last)), request.no_headers);
             self.broker
                 .publish(reply_to, None, reply.headers, reply.payload);
+            pending = pending.saturating_sub(1);
             last = msg.seq;
+            sent += 1;
+            bytes += msg.subject.len() + msg.headers.len() + msg.payload.len();
+            if (request.batch > 0 && sent >= request.batch) || (max_bytes > 0 && bytes >= max_bytes)
+            {
+                break;
+            }
         }
         self.broker.publish(
             reply_to,
             None,
-            Some(Bytes::from(direct_get_eob(0, last, Some(up_to_seq)))),
+            Some(Bytes::from(direct_get_eob(pending, last, Some(up_to)))),
             Bytes::new(),
         );
+    }
+
+    /// The sequences a multi-last request answers, and the sequence they hold up to.
+    async fn multi_last_seqs(
+        &self,
+        stream: &str,
+        request: &MsgGetRequest,
+    ) -> Result<(Vec<u64>, u64), ReadError> {
+        let mut up_to = request.up_to_seq;
+        if let Some(time) = &request.up_to_time {
+            // The first sequence at or after the time, less one: the ceiling.
+            let nanos = i64::try_from(time.unix_nanos()).unwrap_or(i64::MAX);
+            up_to = match self.reader.seq_for_time(stream, nanos).await {
+                Ok(seq) => seq.saturating_sub(1),
+                Err(ReadError::NoMessage) => self.reader.last_seq(stream).await?,
+                Err(e) => return Err(e),
+            };
+        }
+        if up_to == 0 && request.up_to_time.is_none() {
+            up_to = self.reader.last_seq(stream).await?;
+        }
+        let filters = &request.multi_last_for;
+        let wanted = if filters.iter().all(|f| is_literal(f)) {
+            filters.clone()
+        } else {
+            Vec::new()
+        };
+        let lasts = self.reader.last_seqs(stream, wanted).await?;
+        let matching: Vec<_> = lasts
+            .iter()
+            .filter(|s| filters.iter().any(|f| subject_matches(f, &s.subject)))
+            .collect();
+        if matching.iter().all(|s| s.last_seq <= up_to) {
+            return Ok((matching.iter().map(|s| s.last_seq).collect(), up_to));
+        }
+        // Some subject moved past the ceiling: scan up to it.
+        let lasts = self.reader.last_seqs_up_to(stream, filters, up_to).await?;
+        Ok((lasts.into_values().collect(), up_to))
     }
 
     fn publish_status(&self, reply_to: &str, status: DirectGetStatus) {
@@ -324,7 +354,8 @@ impl RouteHandler for ReadHandler {
                 .await
             }
             ApiRoute::DirectGetLastBySubject { stream, subject } => {
-                let span = tracing::debug_span!("direct_get_last", stream = %stream, subject = %subject);
+                let span =
+                    tracing::debug_span!("direct_get_last", stream = %stream, subject = %subject);
                 async {
                     if !self.direct_allowed(&stream) {
                         return Some(no_responders());

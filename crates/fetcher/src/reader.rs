@@ -296,7 +296,9 @@ impl StreamReader {
             inner: Arc::new(Inner {
                 cp,
                 bucket,
-                tail_len: options.tail_len.max(infinistream_segment::TRAILER_LEN as u64),
+                tail_len: options
+                    .tail_len
+                    .max(infinistream_segment::TRAILER_LEN as u64),
                 tocs: Tier::new(FOOTERS, options.footer_entries),
                 data: Tier::new(CHUNKS, options.chunk_bytes),
                 metrics: ReaderMetrics::default(),
@@ -444,6 +446,48 @@ impl StreamReader {
         }
     }
 
+    /// The stream's last assigned sequence (0 when nothing was ever stored).
+    pub async fn last_seq(&self, stream: &str) -> Result<u64, ReadError> {
+        let resp = self.read_index_raw(stream, u64::MAX, 0, 1).await?;
+        Ok(resp.state.map_or(0, |s| s.last_seq))
+    }
+
+    /// The last live sequence at or below `up_to` of every subject matching one of
+    /// `filters`: a forward scan of `1..=up_to`, for reads bounded in the past (the
+    /// index only knows each subject's newest sequence).
+    pub async fn last_seqs_up_to(
+        &self,
+        stream: &str,
+        filters: &[String],
+        up_to: u64,
+    ) -> Result<HashMap<String, u64>, ReadError> {
+        let mut lasts = HashMap::new();
+        let mut next = 1;
+        while up_to > 0 && next <= up_to {
+            let entries = self.read_index(stream, next, up_to, SCAN_ENTRIES).await?;
+            let Some(last_entry) = entries.last() else {
+                break;
+            };
+            let after = last_entry.last_seq.saturating_add(1);
+            for entry in &entries {
+                for seq in entry.first_seq.max(next)..=entry.last_seq.min(up_to) {
+                    if entry.deleted.contains(&seq) {
+                        continue;
+                    }
+                    let msg = self.load(stream, entry, seq).await?;
+                    if filters.iter().any(|f| subject_matches(f, &msg.subject)) {
+                        lasts.insert(msg.subject, seq);
+                    }
+                }
+            }
+            if after <= next {
+                break;
+            }
+            next = after;
+        }
+        Ok(lasts)
+    }
+
     async fn read_index(
         &self,
         stream: &str,
@@ -451,6 +495,19 @@ impl StreamReader {
         end: u64,
         limit: u32,
     ) -> Result<Vec<v1::IndexEntry>, ReadError> {
+        Ok(self
+            .read_index_raw(stream, start, end, limit)
+            .await?
+            .entries)
+    }
+
+    async fn read_index_raw(
+        &self,
+        stream: &str,
+        start: u64,
+        end: u64,
+        limit: u32,
+    ) -> Result<v1::ReadIndexResponse, ReadError> {
         let mut streams = self.inner.cp.streams.clone();
         let resp = streams
             .read_index(v1::ReadIndexRequest {
@@ -463,7 +520,7 @@ impl StreamReader {
             .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
             .into_inner();
         check(stream, resp.error.as_ref())?;
-        Ok(resp.entries)
+        Ok(resp)
     }
 
     /// Loads `seq` (known live) from the object `entry` names.
@@ -496,7 +553,8 @@ impl StreamReader {
                 let meta = meta.clone();
                 let data = self
                     .data(key, entry.chunk_index, meta.range(), |bytes| {
-                        decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
+                        decode_chunk(&meta, bytes)
+                            .map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
                     })
                     .await?;
                 let Data::Chunk(chunk) = &*data else {
@@ -519,7 +577,8 @@ impl StreamReader {
                     .map_err(|_| inconsistent("block index overflows"))?;
                 let data = self
                     .data(key, block_index, meta.range(), |bytes| {
-                        decode_block(&meta, bytes).map(|b| (u64::from(meta.raw_len), Data::Block(b)))
+                        decode_block(&meta, bytes)
+                            .map(|b| (u64::from(meta.raw_len), Data::Block(b)))
                     })
                     .await?;
                 let Data::Block(block) = &*data else {
