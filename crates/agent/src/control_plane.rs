@@ -1,10 +1,19 @@
 //! `infinistream control-plane`: the metadata service as its own process.
+//!
+//! Besides gRPC on `--listen`, it serves `/healthz` and `/metrics` on its HTTP port
+//! (`-m`), so orchestrators can probe it like the agents.
+
+use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
 use infinistream_config::{ControlPlaneConfig, StoreUrl};
 use infinistream_control_plane::server::{ServeOptions, StoreSpec, run_control_plane};
 use infinistream_control_plane::{GroupKeys, Options};
-use infinistream_runtime::CancellationToken;
+use infinistream_runtime::{CancellationToken, Metrics};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 
 /// Runs the control-plane service until shutdown.
 pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -14,15 +23,13 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
     }
     let groups = match &config.groups_file {
         Some(path) => {
-            let from_file = GroupKeys::from_toml_file(path)
-                .with_context(|| format!("cannot read the groups file {}", path.display()))?;
-            if pairs.is_empty() {
-                from_file
-            } else {
+            if !pairs.is_empty() {
                 anyhow::bail!(
                     "set either INFINISTREAM_GROUP_ID/INFINISTREAM_GROUP_KEY or --groups, not both"
                 );
             }
+            GroupKeys::from_toml_file(path)
+                .with_context(|| format!("cannot read the groups file {}", path.display()))?
         }
         None => GroupKeys::new(pairs).context("invalid group id or key")?,
     };
@@ -41,18 +48,68 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
                 .collect(),
         ),
     };
-    tracing::info!(version = crate::version(), store = ?config.store, listen = %config.listen, "starting infinistream control plane");
-    run_control_plane(
+    tracing::info!(
+        version = crate::version(),
+        store = ?config.store,
+        listen = %config.listen,
+        "starting infinistream control plane"
+    );
+
+    let http_addr = format!("{}:{}", config.host, config.http_port);
+    let http = tokio::net::TcpListener::bind(&http_addr)
+        .await
+        .with_context(|| format!("cannot listen for monitoring on {http_addr}"))?;
+    let metrics = Metrics::new();
+    let up = Gauge::<i64>::default();
+    up.set(1);
+    metrics.register(|r| {
+        r.register(
+            "control_plane_up",
+            "1 while the control plane process runs",
+            up.clone(),
+        );
+        r.register(
+            "control_plane_build",
+            "Build information",
+            Info::new(vec![("version", crate::version().to_owned())]),
+        );
+    });
+    let render = Arc::new(move || metrics.render());
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let render = render.clone();
+                async move { render() }
+            }),
+        );
+    tracing::info!(addr = %http.local_addr()?, "control plane monitoring listening");
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http, router)
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+    });
+
+    let served = run_control_plane(
         ServeOptions {
             store,
             listen: config.listen,
+            advertise: Some(config.advertise.clone()),
             groups,
             options: Options::default(),
         },
-        shutdown.cancelled_owned(),
+        shutdown.clone().cancelled_owned(),
     )
     .await
-    .context("control plane failed")?;
+    .context("control plane failed");
+    shutdown.cancel();
+    let _ = http_task.await;
+    served?;
     tracing::info!("control plane stopped");
     Ok(())
 }

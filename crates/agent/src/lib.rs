@@ -331,22 +331,46 @@ fn gethostname_or_loopback() -> String {
         .unwrap_or_else(|| "127.0.0.1".to_owned())
 }
 
+/// How long start-up waits for a control plane that answers `Unavailable` (e.g. while
+/// its replicas elect a leader) before giving up.
+const REGISTER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Registers the agent. A refusal (wrong key, bad request) fails at once; an
+/// unavailable control plane is retried with a log line until [`REGISTER_PATIENCE`].
 async fn register(cp: &ControlPlaneClient, agent: v1::AgentInfo) -> anyhow::Result<u64> {
     let mut agents = cp.agents.clone();
-    let resp = agents
-        .register(v1::RegisterRequest {
-            agent: Some(agent),
-            lease_ms: 0,
-        })
-        .await
-        .map_err(|s| {
-            anyhow::anyhow!(
-                "the control plane refused to register this agent: {}",
-                s.message()
-            )
-        })?
-        .into_inner();
-    Ok(resp.lease_ms.max(1000))
+    let deadline = tokio::time::Instant::now() + REGISTER_PATIENCE;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = agents
+            .register(v1::RegisterRequest {
+                agent: Some(agent.clone()),
+                lease_ms: 0,
+            })
+            .await;
+        match attempt {
+            Ok(resp) => return Ok(resp.into_inner().lease_ms.max(1000)),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() + backoff < deadline =>
+            {
+                tracing::warn!(
+                    error = %status.message(),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "control plane unavailable; retrying registration"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(status) => {
+                anyhow::bail!(
+                    "the control plane refused to register this agent ({:?}): {}",
+                    status.code(),
+                    status.message()
+                )
+            }
+        }
+    }
 }
 
 /// Heartbeats at a third of the lease; re-registers when the lease was lost (e.g. the

@@ -84,6 +84,9 @@ impl StoreSpec {
 pub struct ServeOptions {
     pub store: StoreSpec,
     pub listen: SocketAddr,
+    /// `host:port` other replicas dial to reach this one (defaults to `listen`); only
+    /// used over etcd, where followers forward to the elected leader.
+    pub advertise: Option<String>,
     pub groups: GroupKeys,
     pub options: Options,
 }
@@ -116,8 +119,46 @@ pub async fn run_control_plane(
     if opts.groups.is_empty() {
         return Err(ServeError::NoGroups);
     }
-    let store = opts.store.open().await?;
     let clock: SharedClock = Arc::new(SystemClock);
+    if let StoreSpec::Etcd(endpoints) = &opts.store {
+        // Several replicas may share one etcd: elect a leader, followers forward.
+        let store = EtcdStore::connect(endpoints, "infinistream/")
+            .await
+            .map_err(crate::CpError::from)?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let advertise = opts
+            .advertise
+            .clone()
+            .map(|a| {
+                a.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .to_owned()
+            })
+            .unwrap_or_else(|| opts.listen.to_string());
+        tracing::info!(
+            listen = %opts.listen,
+            advertise = %advertise,
+            store = ?opts.store,
+            groups = ?opts.groups.group_ids().collect::<Vec<_>>(),
+            "control plane serving (replica over etcd: leader election, followers forward)"
+        );
+        return crate::leader::serve_replica(
+            store,
+            opts.groups,
+            clock,
+            opts.options,
+            crate::leader::ReplicaOptions::new(advertise),
+            listener,
+            shutdown,
+        )
+        .await;
+    }
+    let store = opts.store.open().await?;
     let cp = ControlPlane::open_with(store, opts.groups.clone(), clock, opts.options).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
