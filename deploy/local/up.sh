@@ -25,7 +25,9 @@ export INFINISTREAM_GROUP_ID=local INFINISTREAM_GROUP_KEY=local-dev-key
 etcd --name local --data-dir "$state/etcd" \
   --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
   --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
-  --initial-cluster local=http://127.0.0.1:23800 >"$state/etcd.log" 2>&1 &
+  --initial-cluster local=http://127.0.0.1:23800 \
+  --max-txn-ops 10240 --max-request-bytes 10485760 \
+  --auto-compaction-mode periodic --auto-compaction-retention 30s >"$state/etcd.log" 2>&1 &
 pids+=($!)
 "$weed" mini -dir="$state/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
   -master.port=29333 -volume.port=28080 -filer.port=28888 -s3.port=28333 -bucket=infinistream \
@@ -33,7 +35,7 @@ pids+=($!)
 pids+=($!)
 sleep 2
 
-"$bin" control-plane --store etcd://127.0.0.1:23790 --listen 127.0.0.1:27070 -m 28223 >"$state/cp.log" 2>&1 &
+"$bin" control-plane --store etcd://127.0.0.1:23790 --listen 127.0.0.1:27070 --advertise 127.0.0.1:27070 -m 28223 >"$state/cp.log" 2>&1 &
 pids+=($!)
 sleep 1
 
