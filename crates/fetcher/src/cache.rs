@@ -135,11 +135,13 @@ mod tests {
         assert_eq!(lru.weight(), 6);
         assert_eq!(lru.get("a"), Some(2));
         lru.insert("big", 9, 11);
-        assert_eq!(lru.get("big"), None);
+        assert_eq!(lru.get("big"), None, "heavier than the capacity: not kept");
+        assert_eq!(lru.get("a"), Some(2));
+        lru.insert("a", 3, 11);
         assert_eq!(
             lru.get("a"),
             None,
-            "replacing with an oversize value drops the old one"
+            "an oversize replacement drops the old value"
         );
         assert_eq!(lru.weight(), 0);
     }
