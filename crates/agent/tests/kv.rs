@@ -85,7 +85,10 @@ async fn async_nats_key_value() {
         .await
         .expect_err("key exists");
     assert_eq!(err.kind(), kv::CreateErrorKind::AlreadyExists, "{err}");
-    let r3 = store.create("size", "xl".into()).await.expect("create new key");
+    let r3 = store
+        .create("size", "xl".into())
+        .await
+        .expect("create new key");
     assert!(r3 > r2);
 
     // delete: get says none, entry says Delete; create works again after a delete
