@@ -122,7 +122,16 @@ impl ReadHandler {
         self.reader.get(stream, from).await
     }
 
-    fn direct_allowed(&self, stream: &str) -> bool {
+    /// Whether the stream has `allow_direct`. A stream this agent's catalog does not
+    /// know yet (created through another agent less than a refresh ago — a KV bucket
+    /// created and read at once through different agents) triggers one catalog refresh
+    /// before the request is treated as having no responder.
+    async fn direct_allowed(&self, stream: &str) -> bool {
+        if self.catalog.get(stream).is_none()
+            && let Err(status) = self.catalog.refresh(self.reader.control_plane()).await
+        {
+            tracing::warn!(stream = %stream, error = %status.message(), "stream catalog refresh failed");
+        }
         self.catalog
             .get(stream)
             .is_some_and(|entry| entry.config.allow_direct)
@@ -341,7 +350,7 @@ impl RouteHandler for ReadHandler {
             ApiRoute::DirectGet(stream) => {
                 let span = tracing::debug_span!("direct_get", stream = %stream);
                 async {
-                    if !self.direct_allowed(&stream) {
+                    if !self.direct_allowed(&stream).await {
                         return Some(no_responders());
                     }
                     let reply_to = msg.reply.clone().unwrap_or_default();
@@ -357,7 +366,7 @@ impl RouteHandler for ReadHandler {
                 let span =
                     tracing::debug_span!("direct_get_last", stream = %stream, subject = %subject);
                 async {
-                    if !self.direct_allowed(&stream) {
+                    if !self.direct_allowed(&stream).await {
                         return Some(no_responders());
                     }
                     let reply_to = msg.reply.clone().unwrap_or_default();

@@ -306,6 +306,11 @@ impl StreamReader {
         }
     }
 
+    /// The control-plane client the reader asks.
+    pub fn control_plane(&self) -> &ControlPlaneClient {
+        &self.inner.cp
+    }
+
     /// The reader's counters.
     pub fn metrics(&self) -> &ReaderMetrics {
         &self.inner.metrics
