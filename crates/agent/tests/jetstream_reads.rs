@@ -389,6 +389,33 @@ async fn direct_get_status_lines_batch_and_multi_last() {
         vec![(s("2"), s("3"), s("0")), (s("3"), s("2"), s("2"))]
     );
 
+    // Without a filter the pending count comes from the index alone.
+    let inbox2 = client.new_inbox();
+    let mut sub2 = client.subscribe(inbox2.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(
+            "$JS.API.DIRECT.GET.BATCH",
+            inbox2,
+            r#"{"seq":1,"batch":2}"#.into(),
+        )
+        .await
+        .expect("request");
+    let mut seqs = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub2.next())
+            .await
+            .expect("reply in time")
+            .expect("subscription open");
+        let headers = msg.headers.clone().expect("headers");
+        let pending = headers.get("Nats-Num-Pending").map(|v| v.to_string());
+        if msg.status.is_some() {
+            assert_eq!(pending.as_deref(), Some("4"), "seqs 3..=6 left");
+            break;
+        }
+        seqs.push(headers.get("Nats-Sequence").map(|v| v.to_string()));
+    }
+    assert_eq!(seqs, vec![Some("1".to_owned()), Some("2".to_owned())]);
+
     // Multi-last: the last message of each matching subject, in sequence order.
     client
         .publish_with_reply(

@@ -206,17 +206,18 @@ impl ReadHandler {
         if found.is_empty() {
             return self.publish_status(reply_to, DirectGetStatus::NotFound);
         }
-        // Matching messages left after the batch, counted the way the batch read them.
-        let mut after = 0u64;
-        let mut next = from;
-        while let Ok(msg) = self
+        // Matching messages left after the batch.
+        let after = match self
             .reader
-            .next_matching(stream, filter, next, request.up_to_seq)
+            .count_matching(stream, filter, from, request.up_to_seq)
             .await
         {
-            after += 1;
-            next = msg.seq + 1;
-        }
+            Ok(n) => n,
+            Err(e) => {
+                log_failure(stream, &e);
+                return self.publish_reply(reply_to, failure_reply(&e));
+            }
+        };
         let total = found.len() as u64;
         let mut last = 0;
         for (i, msg) in found.iter().enumerate() {

@@ -451,6 +451,62 @@ impl StreamReader {
         }
     }
 
+    /// How many live messages with sequence ≥ `from` (and ≤ `up_to`, 0 = no bound)
+    /// match `filter` (empty or `>` = any). One index walk; without a filter no chunk
+    /// is read at all, with one each chunk is read once (and cached).
+    pub async fn count_matching(
+        &self,
+        stream: &str,
+        filter: &str,
+        from: u64,
+        up_to: u64,
+    ) -> Result<u64, ReadError> {
+        let any = filter.is_empty() || filter == ">";
+        let mut count = 0u64;
+        let mut next = from.max(1);
+        while up_to == 0 || next <= up_to {
+            let entries = self.read_index(stream, next, up_to, SCAN_ENTRIES).await?;
+            let Some(last_entry) = entries.last() else {
+                break;
+            };
+            let after = last_entry.last_seq.saturating_add(1);
+            for entry in &entries {
+                let first = entry.first_seq.max(next);
+                let last = if up_to == 0 {
+                    entry.last_seq
+                } else {
+                    entry.last_seq.min(up_to)
+                };
+                if first > last {
+                    continue;
+                }
+                if any {
+                    let deleted = entry
+                        .deleted
+                        .iter()
+                        .filter(|&&d| first <= d && d <= last)
+                        .count() as u64;
+                    count += last - first + 1 - deleted;
+                    continue;
+                }
+                for seq in first..=last {
+                    if entry.deleted.contains(&seq) {
+                        continue;
+                    }
+                    let msg = self.load(stream, entry, seq).await?;
+                    if subject_matches(filter, &msg.subject) {
+                        count += 1;
+                    }
+                }
+            }
+            if after <= next {
+                break;
+            }
+            next = after;
+        }
+        Ok(count)
+    }
+
     /// The stream's last assigned sequence (0 when nothing was ever stored).
     pub async fn last_seq(&self, stream: &str) -> Result<u64, ReadError> {
         let resp = self.read_index_raw(stream, u64::MAX, 0, 1).await?;
