@@ -1,15 +1,15 @@
 //! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo
 //! does.
 //!
-//! - `test`            installs what the suite needs (see `tools`), then runs every test
-//!                     with cargo-nextest. This is the README's test command and `.ci/run`.
-//! - `run [ARGS…]`     installs the build prerequisites, then runs `infinistream agent`
-//!                     (all roles, embedded control plane, local bucket dir).
-//! - `install-tools`   only the installation step of `test`.
-//! - `bench core`      core NATS pub/sub, nats-server and InfiniStream side by side.
-//! - `bench js`        JetStream publish throughput, ack latency and objects/s, side by side.
-//! - `check-deps`      fails if a crate depends on a crate of its own or a higher layer.
-//! - `fuzz-check`      type-checks the cargo-fuzz targets with the nightly toolchain.
+//! - `test`: installs what the suite needs (see `tools`), then runs every test with
+//!   cargo-nextest. This is the README's test command and `.ci/run`.
+//! - `run [ARGS…]`: installs the build prerequisites, then runs `infinistream agent`
+//!   (all roles, embedded control plane, local bucket dir).
+//! - `install-tools`: only the installation step of `test`.
+//! - `bench core`: core NATS pub/sub, nats-server and InfiniStream side by side.
+//! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
+//! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer.
+//! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
 mod bench_js;

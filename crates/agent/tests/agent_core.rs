@@ -133,7 +133,8 @@ async fn unbuilt_jetstream_features_get_a_clear_error() {
 #[test]
 fn binary_refuses_bad_settings_with_named_errors() {
     let bin = env!("CARGO_BIN_EXE_infinistream");
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         (
             &["agent", "--batch-write", "20"],
             &[],

@@ -3,6 +3,10 @@
 //! of the agent and a restart of the control plane; Msg-Id de-duplication holds across
 //! the restart.
 
+// `context::Publish` is deprecated in async-nats 0.51 but is still the way its
+// JetStream context sends Msg-Id and expected headers; keep it until a replacement lands.
+#![allow(deprecated)]
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;

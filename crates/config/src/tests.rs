@@ -1,6 +1,9 @@
 //! Precedence and validation tests. figment's `Jail` gives each test its own
 //! environment and working directory.
 
+// figment's `Jail` closures return `figment::Error`, which is large by design.
+#![allow(clippy::result_large_err)]
+
 use super::*;
 use figment::Jail;
 

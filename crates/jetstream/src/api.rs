@@ -426,7 +426,6 @@ async fn update(
     tracing::info!(stream = %name, "stream updated");
     Ok(StreamUpdateResponse {
         info: with_leader(ctx, info),
-        ..StreamUpdateResponse::default()
     })
 }
 
