@@ -84,11 +84,15 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     deps::check()?;
     eprintln!("xtask: building and running the whole test suite with cargo-nextest");
     let mut cmd = cargo();
+    // Benches and examples are programs, not tests: `cargo bench` and `cargo xtask
+    // bench` run them.
     cmd.args([
         "nextest",
         "run",
         "--workspace",
-        "--all-targets",
+        "--lib",
+        "--bins",
+        "--tests",
         "--profile",
         "ci",
     ])
