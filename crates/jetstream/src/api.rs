@@ -166,6 +166,7 @@ impl ApiServer {
         Ok(RunningApi {
             server: Arc::new(self),
             subscription,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         })
     }
 }
@@ -175,7 +176,11 @@ impl ApiServer {
 pub struct RunningApi {
     server: Arc<ApiServer>,
     subscription: InternalSubscription,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most API requests handled at once by one agent.
+const MAX_IN_FLIGHT: usize = 256;
 
 impl RunningApi {
     /// Serves requests until shutdown.
@@ -191,9 +196,20 @@ impl RunningApi {
                     None => return Ok(()),
                 },
             };
+            // Bound the requests in flight: past the limit the dispatcher waits, which
+            // back-pressures API publishers through the broker's bounded channel.
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                return Ok(());
+            };
             let server = self.server.clone();
             let span = tracing::debug_span!("jsapi", subject = %msg.subject);
-            tokio::spawn(async move { server.dispatch(msg).await }.instrument(span));
+            tokio::spawn(
+                async move {
+                    server.dispatch(msg).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
     }
 }
