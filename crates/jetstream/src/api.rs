@@ -24,8 +24,8 @@ use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountT
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{
-    ApiPaged, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse, StreamInfo,
-    StreamInfoRequest, StreamInfoResponse, StreamListRequest, StreamListResponse,
+    ApiPaged, StreamConfig, StreamConfigRequest, StreamCreateResponse, StreamDeleteResponse,
+    StreamInfo, StreamInfoRequest, StreamInfoResponse, StreamListRequest, StreamListResponse,
     StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse, StreamUpdateResponse,
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
@@ -376,24 +376,50 @@ async fn create(
     let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
     let request: StreamConfigRequest = parse_request(payload)?;
     let config = request.config.check_create(name, request.pedantic)?;
-    if let Some(error) = config.unsupported_features() {
-        return Err(error);
-    }
-    let wire = convert::proto_config(&config)?;
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .create_stream(v1::CreateStreamRequest { config: Some(wire) })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
-    check_wire(&resp.error)?;
-    let info = convert::stream_info(&resp, now(ctx))?;
-    ctx.catalog.upsert(info.config.clone());
-    tracing::info!(stream = %name, "stream created");
+    let info = store_config(ctx, config, Store::Create).await?;
     Ok(StreamCreateResponse {
         info: with_leader(ctx, info),
         ..StreamCreateResponse::default()
     })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    Create,
+    Update,
+}
+
+/// Refuses unbuilt features, stores a checked config in the control plane, and
+/// records the result in the catalog (so this agent captures the subjects at once).
+async fn store_config(
+    ctx: &ApiContext,
+    config: StreamConfig,
+    op: Store,
+) -> Result<StreamInfo, ApiError> {
+    if let Some(error) = config.unsupported_features() {
+        return Err(error);
+    }
+    let wire = Some(convert::proto_config(&config)?);
+    let mut streams = ctx.cp.streams.clone();
+    let resp = match op {
+        Store::Create => {
+            streams
+                .create_stream(v1::CreateStreamRequest { config: wire })
+                .await
+        }
+        Store::Update => {
+            streams
+                .update_stream(v1::UpdateStreamRequest { config: wire })
+                .await
+        }
+    }
+    .map_err(|s| convert::unavailable(&s))?
+    .into_inner();
+    check_wire(&resp.error)?;
+    let info = convert::stream_info(&resp, now(ctx))?;
+    ctx.catalog.upsert(info.config.clone());
+    tracing::info!(stream = %config.name, ?op, "stream stored");
+    Ok(info)
 }
 
 async fn fetch_info(
@@ -426,20 +452,7 @@ async fn update(
     let config = request
         .config
         .check_update_request(name, &old, request.pedantic)?;
-    if let Some(error) = config.unsupported_features() {
-        return Err(error);
-    }
-    let wire = convert::proto_config(&config)?;
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .update_stream(v1::UpdateStreamRequest { config: Some(wire) })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
-    check_wire(&resp.error)?;
-    let info = convert::stream_info(&resp, now(ctx))?;
-    ctx.catalog.upsert(info.config.clone());
-    tracing::info!(stream = %name, "stream updated");
+    let info = store_config(ctx, config, Store::Update).await?;
     Ok(StreamUpdateResponse {
         info: with_leader(ctx, info),
     })

@@ -186,33 +186,20 @@ impl EtcdServer {
         let child = cmd.spawn()?;
         let pid = child.id();
 
-        // The watchdog: kills etcd (and removes the directory) when our end of its stdin
-        // closes, i.e. when this server is dropped or this process dies.
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(r#"read -r _ignored; kill -9 "$1" 2>/dev/null; rm -rf "$2""#)
-            .arg("etcd-watchdog")
-            .arg(pid.to_string())
-            .arg(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let watchdog = match watchdog.as_mut() {
-            Ok(w) => w.stdin.take().map(|stdin| (stdin, watchdog)),
-            Err(_) => None,
-        };
+        let watchdog = tools::spawn_watchdog("etcd", pid, self.dir.path());
         let mut state = self.lock();
         state.etcd = Some(child);
         match watchdog {
-            Some((stdin, Ok(child))) => {
+            Ok((stdin, child)) => {
                 state.watchdog_stdin = Some(stdin);
                 state.watchdog = Some(child);
             }
-            _ => {
+            Err(error) => {
                 drop(state);
                 let _ = self.kill();
-                return Err(io::Error::other("cannot start the etcd watchdog (`sh`)"));
+                return Err(io::Error::other(format!(
+                    "cannot start the etcd watchdog (`sh`): {error}"
+                )));
             }
         }
         drop(state);

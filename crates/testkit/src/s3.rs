@@ -207,33 +207,20 @@ impl S3Server {
         let child = cmd.spawn()?;
         let pid = child.id();
 
-        // The watchdog: kills weed (and removes the directory) when our end of its stdin
-        // closes, i.e. when this server is dropped or this process dies.
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(r#"read -r _ignored; kill -9 "$1" 2>/dev/null; rm -rf "$2""#)
-            .arg("weed-watchdog")
-            .arg(pid.to_string())
-            .arg(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let watchdog = match watchdog.as_mut() {
-            Ok(w) => w.stdin.take().map(|stdin| (stdin, watchdog)),
-            Err(_) => None,
-        };
+        let watchdog = tools::spawn_watchdog("weed", pid, self.dir.path());
         let mut state = self.lock();
         state.weed = Some(child);
         match watchdog {
-            Some((stdin, Ok(child))) => {
+            Ok((stdin, child)) => {
                 state.watchdog_stdin = Some(stdin);
                 state.watchdog = Some(child);
             }
-            _ => {
+            Err(error) => {
                 drop(state);
                 self.stop();
-                return Err(io::Error::other("cannot start the weed watchdog (`sh`)"));
+                return Err(io::Error::other(format!(
+                    "cannot start the weed watchdog (`sh`): {error}"
+                )));
             }
         }
         drop(state);

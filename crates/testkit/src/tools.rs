@@ -42,3 +42,32 @@ pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
+
+/// Starts a watchdog for a server process: a `sh` that kills `pid` with SIGKILL and
+/// removes `dir` once our end of its stdin closes — when the fixture is dropped or the
+/// test process dies for any reason. Keep the returned stdin open while the server
+/// should live.
+pub fn spawn_watchdog(
+    name: &str,
+    pid: u32,
+    dir: &Path,
+) -> std::io::Result<(std::process::ChildStdin, std::process::Child)> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"read -r _ignored; kill -9 "$1" 2>/dev/null; rm -rf "$2""#)
+        .arg(format!("{name}-watchdog"))
+        .arg(pid.to_string())
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdin = child.stdin.take().ok_or_else(|| {
+        let _ = child.kill();
+        std::io::Error::other(format!(
+            "cannot start the {name} watchdog (`sh` has no stdin)"
+        ))
+    })?;
+    Ok((stdin, child))
+}
