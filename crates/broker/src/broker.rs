@@ -6,7 +6,7 @@
 //! which writers to wake. Wake-ups happen once per read batch, so a burst of publishes
 //! becomes one `write` per subscriber (write coalescing, as nats-server's "pcd").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -40,6 +40,7 @@ pub(crate) struct Stats {
     pub out_msgs: Counter,
     pub out_bytes: Counter,
     pub slow_consumers: Counter,
+    pub internal_dropped: Counter,
     pub total_connections: Counter,
     pub connections: Gauge,
     pub subscriptions: Gauge,
@@ -71,6 +72,11 @@ impl Stats {
             "infinistream_broker_slow_consumers",
             "Connections cut off for exceeding max_pending",
             self.slow_consumers.clone(),
+        );
+        registry.register(
+            "infinistream_broker_internal_dropped",
+            "Server-published messages without a reply subject dropped because an internal subscriber's backlog was full",
+            self.internal_dropped.clone(),
         );
         registry.register(
             "infinistream_broker_connections_accepted",
@@ -277,9 +283,12 @@ impl Broker {
 
     /// Publishes from inside the server, routed exactly like a client `PUB`.
     ///
-    /// Never blocks: if an internal subscriber's channel is full, the delivery is
-    /// handed to a spawned task (so it is not lost, but may be reordered relative to
-    /// later publishes to that same internal subscriber).
+    /// Never blocks. Client subscribers get the message like any other (a connection
+    /// past `max_pending` is cut off as a slow consumer, as nats-server does). An
+    /// internal subscriber whose channel is full gets it through that subscriber's
+    /// ordered backlog (see [`InternalQueue`]): server-published messages reach each
+    /// internal subscriber in publish order, memory stays bounded, and only messages
+    /// without a reply subject are ever dropped (counted as slow-consumer events).
     pub fn publish(
         &self,
         subject: &str,
@@ -331,7 +340,9 @@ impl Broker {
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
-            Target::Internal { tx },
+            Target::Internal {
+                queue: Arc::new(InternalQueue::new(tx, capacity)),
+            },
         ));
         self.inner.add_sub(sub.clone());
         Ok(InternalSubscription {
@@ -499,7 +510,7 @@ impl Inner {
                 };
                 client.enqueue_msg(self, ctx, sid, msg, headers)
             }
-            Target::Internal { tx } => {
+            Target::Internal { queue } => {
                 let (ok, last) = sub.take_delivery();
                 if !ok {
                     return false;
@@ -514,15 +525,19 @@ impl Inner {
                     payload: msg.payload.clone(),
                     client_id: publisher.unwrap_or(0),
                 };
-                ctx.out_msgs += 1;
-                ctx.out_bytes += (msg.payload.len() + msg.headers.map_or(0, Bytes::len)) as u64;
-                match tx.try_send(m) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(m)) => {
-                        ctx.blocked.push((tx.clone(), m));
+                let bytes = (msg.payload.len() + msg.headers.map_or(0, Bytes::len)) as u64;
+                let delivered = match publisher {
+                    Some(_) => queue.deliver_from_client(ctx, m),
+                    None => queue.deliver_from_server(self, m),
+                };
+                match delivered {
+                    Delivered::Yes => {
+                        ctx.out_msgs += 1;
+                        ctx.out_bytes += bytes;
                         true
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Delivered::Dropped => true,
+                    Delivered::Closed => {
                         ctx.expired.push(sub.clone());
                         false
                     }
@@ -565,23 +580,143 @@ impl Inner {
         for sub in ctx.expired.drain(..) {
             self.remove_sub(&sub);
         }
-        if !ctx.blocked.is_empty() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    let blocked = std::mem::take(&mut ctx.blocked);
-                    handle.spawn(async move {
-                        for (tx, m) in blocked {
-                            let _ = tx.send(m).await;
-                        }
-                    });
-                }
-                Err(_) => debug!(
-                    dropped = ctx.blocked.len(),
-                    "internal subscriber full outside a runtime; messages dropped"
-                ),
-            }
-        }
+        // Server publishes never wait on internal subscribers (their backlogs take
+        // the overflow), so nothing is ever blocked here.
+        debug_assert!(ctx.blocked.is_empty());
         self.stats.out_msgs.inc_by(ctx.out_msgs);
         self.stats.out_bytes.inc_by(ctx.out_bytes);
+    }
+}
+
+/// Whether an internal subscriber took a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Queued (in the channel, in the backlog, or for the publishing reader to await).
+    Yes,
+    /// The backlog was full and the message had no reply subject: dropped and counted.
+    Dropped,
+    /// The subscriber is gone.
+    Closed,
+}
+
+/// An internal subscriber's inbox: its bounded channel plus an ordered backlog for
+/// messages published from inside the server while the channel is full.
+///
+/// - A client's publish into a full channel makes that client's reader wait
+///   ([`RouteCtx::blocked`]), which back-pressures only that connection; later
+///   publishes of the same read batch to the same subscriber queue behind it, so one
+///   connection's messages keep their order.
+/// - A server publish (PubAcks, API replies, consumer deliveries) cannot wait. While
+///   the channel is full, or while earlier overflow is still being drained, it joins
+///   the backlog, which one drainer task moves into the channel in FIFO order, so
+///   server-published messages keep their order too. The backlog holds at most the
+///   channel's capacity; past that a message without a reply subject is dropped and
+///   counted as a slow-consumer event (nats-server drops messages for a slow consumer
+///   rather than grow without bound). A message with a reply subject expects an
+///   answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
+///   is never dropped: those are bounded by their publishers' own in-flight limits
+///   (pending acks, max_ack_pending, request timeouts).
+#[derive(Debug)]
+pub(crate) struct InternalQueue {
+    tx: mpsc::Sender<InternalMsg>,
+    backlog: Mutex<Backlog>,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct Backlog {
+    msgs: VecDeque<InternalMsg>,
+    /// A drainer task owns the channel's ordering until it finds the backlog empty.
+    draining: bool,
+    /// Set while dropping, so one overload episode logs one line.
+    dropping: bool,
+}
+
+impl InternalQueue {
+    pub(crate) fn new(tx: mpsc::Sender<InternalMsg>, limit: usize) -> Self {
+        InternalQueue {
+            tx,
+            backlog: Mutex::new(Backlog::default()),
+            limit: limit.max(1),
+        }
+    }
+
+    fn deliver_from_client(&self, ctx: &mut RouteCtx, m: InternalMsg) -> Delivered {
+        // Behind an earlier message of this batch that is waiting: keep the order.
+        if ctx.blocked.iter().any(|(tx, _)| tx.same_channel(&self.tx)) {
+            ctx.blocked.push((self.tx.clone(), m));
+            return Delivered::Yes;
+        }
+        match self.tx.try_send(m) {
+            Ok(()) => Delivered::Yes,
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                ctx.blocked.push((self.tx.clone(), m));
+                Delivered::Yes
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Closed,
+        }
+    }
+
+    fn deliver_from_server(self: &Arc<Self>, inner: &Inner, m: InternalMsg) -> Delivered {
+        let mut backlog = self.backlog.lock();
+        let m = if backlog.draining {
+            m
+        } else {
+            match self.tx.try_send(m) {
+                Ok(()) => return Delivered::Yes,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Delivered::Closed,
+                Err(mpsc::error::TrySendError::Full(m)) => m,
+            }
+        };
+        if backlog.msgs.len() >= self.limit && m.reply.is_none() {
+            inner.stats.internal_dropped.inc();
+            if !backlog.dropping {
+                backlog.dropping = true;
+                inner.stats.slow_consumers.inc();
+                warn!(
+                    subject = %m.subject,
+                    backlog = backlog.msgs.len(),
+                    "internal subscriber is a slow consumer: dropping server messages without a reply subject"
+                );
+            }
+            return Delivered::Dropped;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime to drain with (only possible from non-async code at shutdown).
+            inner.stats.internal_dropped.inc();
+            debug!(subject = %m.subject, "internal subscriber full outside a runtime; message dropped");
+            return Delivered::Dropped;
+        };
+        backlog.msgs.push_back(m);
+        if !backlog.draining {
+            backlog.draining = true;
+            let queue = self.clone();
+            handle.spawn(async move { queue.drain().await });
+        }
+        Delivered::Yes
+    }
+
+    /// Moves the backlog into the channel in order, waiting for room.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut backlog = self.backlog.lock();
+                match backlog.msgs.pop_front() {
+                    Some(m) => m,
+                    None => {
+                        backlog.draining = false;
+                        backlog.dropping = false;
+                        return;
+                    }
+                }
+            };
+            if self.tx.send(next).await.is_err() {
+                // The subscriber is gone: nothing left to deliver to.
+                let mut backlog = self.backlog.lock();
+                backlog.msgs.clear();
+                backlog.draining = false;
+                return;
+            }
+        }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
+use crate::broker::InternalQueue;
 use crate::client::Client;
 
 /// A message delivered to an internal subscription.
@@ -24,7 +24,7 @@ pub struct InternalMsg {
 #[derive(Debug)]
 pub(crate) enum Target {
     Client { client: Arc<Client>, sid: Bytes },
-    Internal { tx: mpsc::Sender<InternalMsg> },
+    Internal { queue: Arc<InternalQueue> },
 }
 
 #[derive(Debug)]

@@ -145,7 +145,9 @@ mod tests {
             id,
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
-            Target::Internal { tx },
+            Target::Internal {
+                queue: Arc::new(crate::broker::InternalQueue::new(tx, 1)),
+            },
         ))
     }
 

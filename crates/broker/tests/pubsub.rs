@@ -453,6 +453,75 @@ async fn internal_subscriber_backpressures_only_its_publisher() {
 }
 
 #[tokio::test]
+async fn server_publishes_into_a_full_internal_subscriber_keep_order() {
+    let tb = TestBroker::start(BrokerConfig::default()).await;
+    let mut capture = tb
+        .broker
+        .subscribe_internal("stream.in", None, 2)
+        .expect("internal sub");
+    // Far more than the channel holds, each expecting a reply (like a publish that
+    // waits for its PubAck): none may be lost or reordered.
+    for i in 0..200u32 {
+        tb.broker.publish(
+            "stream.in",
+            Some("reply.to"),
+            None,
+            Bytes::copy_from_slice(&i.to_be_bytes()),
+        );
+    }
+    for i in 0..200u32 {
+        let m = timeout(EVENTUALLY, capture.recv())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(&m.payload[..], &i.to_be_bytes(), "message {i} in order");
+        assert_eq!(m.client_id, 0);
+    }
+    assert_eq!(tb.broker.varz().slow_consumers, 0);
+}
+
+#[tokio::test]
+async fn server_publishes_without_reply_past_the_backlog_are_dropped_and_counted() {
+    let tb = TestBroker::start(BrokerConfig::default()).await;
+    let mut capture = tb
+        .broker
+        .subscribe_internal("events", None, 4)
+        .expect("internal sub");
+    // 4 fit the channel, 4 the backlog; the next 4 have no reply subject and are
+    // dropped; the last 4 carry a reply subject and are kept.
+    for i in 0..16u32 {
+        let reply = (i >= 12).then_some("reply.to");
+        tb.broker.publish(
+            "events",
+            reply,
+            None,
+            Bytes::copy_from_slice(&i.to_be_bytes()),
+        );
+    }
+    let mut got = Vec::new();
+    for _ in 0..12 {
+        let m = timeout(EVENTUALLY, capture.recv())
+            .await
+            .expect("in time")
+            .expect("message");
+        got.push(u32::from_be_bytes(
+            m.payload[..].try_into().expect("4 bytes"),
+        ));
+    }
+    let expected: Vec<u32> = (0..8).chain(12..16).collect();
+    assert_eq!(got, expected);
+    assert_eq!(tb.broker.varz().slow_consumers, 1, "one overload episode");
+    // Once drained, the subscriber is served again.
+    tb.broker
+        .publish("events", None, None, Bytes::from_static(b"after"));
+    let m = timeout(EVENTUALLY, capture.recv())
+        .await
+        .expect("in time")
+        .expect("message");
+    assert_eq!(&m.payload[..], b"after");
+}
+
+#[tokio::test]
 async fn connection_name_in_connz() {
     let tb = TestBroker::start(BrokerConfig::default()).await;
     let client = async_nats::ConnectOptions::new()
