@@ -428,3 +428,80 @@ fn control_plane_needs_a_group() {
         "--listen must be an ip:port socket address, got `nowhere`"
     );
 }
+
+#[test]
+fn jobs_defaults_and_env() {
+    Jail::expect_with(|jail| {
+        let cfg = load(None, &RawAgentConfig::default()).expect("defaults load");
+        assert_eq!(cfg.jobs.retention_interval, Duration::from_secs(10));
+        assert_eq!(cfg.jobs.gc_interval, Duration::from_secs(300));
+        assert_eq!(cfg.jobs.compaction_interval, Duration::from_secs(60));
+        assert_eq!(cfg.jobs.orphan_grace, Duration::from_secs(600));
+        assert_eq!(cfg.jobs.release_grace, Duration::from_secs(60));
+        assert_eq!(cfg.jobs.compaction_min_entries, 8);
+        assert_eq!(cfg.jobs.compaction_target_bytes, 32 * 1024 * 1024);
+
+        jail.set_env("INFINISTREAM_JOBS_RETENTION_INTERVAL", "2500");
+        jail.set_env("INFINISTREAM_JOBS_GC_INTERVAL", "60000ms");
+        jail.set_env("INFINISTREAM_JOBS_COMPACTION_INTERVAL", "1000");
+        jail.set_env("INFINISTREAM_JOBS_ORPHAN_GRACE", "120000");
+        jail.set_env("INFINISTREAM_JOBS_RELEASE_GRACE", "0");
+        jail.set_env("INFINISTREAM_JOBS_COMPACTION_MIN_ENTRIES", "4");
+        jail.set_env("INFINISTREAM_JOBS_COMPACTION_TARGET_BYTES", "2097152");
+        let cfg = load(None, &RawAgentConfig::default()).expect("env");
+        assert_eq!(cfg.jobs.retention_interval, Duration::from_millis(2500));
+        assert_eq!(cfg.jobs.gc_interval, Duration::from_secs(60));
+        assert_eq!(cfg.jobs.compaction_interval, Duration::from_secs(1));
+        assert_eq!(cfg.jobs.orphan_grace, Duration::from_secs(120));
+        assert_eq!(cfg.jobs.release_grace, Duration::ZERO);
+        assert_eq!(cfg.jobs.compaction_min_entries, 4);
+        assert_eq!(cfg.jobs.compaction_target_bytes, 2 * 1024 * 1024);
+        Ok(())
+    });
+}
+
+#[test]
+fn jobs_settings_are_checked_by_name() {
+    let text = err_text(RawAgentConfig {
+        jobs_orphan_grace: Some(NumberOrString::Number(1000)),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_JOBS_ORPHAN_GRACE must be at least 40000 ms (10 × the 4 s flush deadline, so a slow commit is never taken for an orphan), got 1000"
+    );
+    let text = err_text(RawAgentConfig {
+        jobs_retention_interval: Some(NumberOrString::Number(10)),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_JOBS_RETENTION_INTERVAL must be between 100 and 86400000 ms, got 10"
+    );
+    let text = err_text(RawAgentConfig {
+        jobs_gc_interval: Some(NumberOrString::String("soon".into())),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_JOBS_GC_INTERVAL must be a number of milliseconds, got `soon`"
+    );
+    let text = err_text(RawAgentConfig {
+        jobs_compaction_min_entries: Some(1),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_JOBS_COMPACTION_MIN_ENTRIES must be between 2 and 10000, got 1"
+    );
+    let text = err_text(RawAgentConfig {
+        jobs_compaction_target_bytes: Some(10),
+        ..Default::default()
+    });
+    assert!(
+        text.starts_with(
+            "INFINISTREAM_JOBS_COMPACTION_TARGET_BYTES must be between 1 MiB and 1 GiB"
+        ),
+        "{text}"
+    );
+}
