@@ -1,4 +1,5 @@
-//! A small weighted LRU map.
+//! A small weighted LRU map (the memory tiers of the read path and the index of the
+//! disk tier).
 //!
 //! Readers keep decoded footers and chunks in memory so that a burst of gets against
 //! the same batch object costs one footer GET and one chunk GET, not one of each per
@@ -61,9 +62,16 @@ impl<K: Hash + Eq + Clone, V: Clone> WeightedLru<K, V> {
 
     /// Inserts (or replaces) `key`, then evicts until the weight fits.
     pub(crate) fn insert(&mut self, key: K, value: V, weight: u64) {
+        self.insert_evicting(key, value, weight);
+    }
+
+    /// [`WeightedLru::insert`], returning the keys it pushed out (the inserted key
+    /// itself when it is heavier than the whole capacity), so a caller holding
+    /// resources per entry (files of the disk tier) can release them.
+    pub(crate) fn insert_evicting(&mut self, key: K, value: V, weight: u64) -> Vec<K> {
         self.remove(&key);
         if weight > self.capacity {
-            return;
+            return vec![key];
         }
         let tick = self.tick();
         self.order.insert(tick, key.clone());
@@ -76,6 +84,7 @@ impl<K: Hash + Eq + Clone, V: Clone> WeightedLru<K, V> {
             },
         );
         self.weight += weight;
+        let mut evicted = Vec::new();
         while self.weight > self.capacity {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
@@ -83,7 +92,19 @@ impl<K: Hash + Eq + Clone, V: Clone> WeightedLru<K, V> {
             if let Some(slot) = self.entries.remove(&oldest) {
                 self.weight -= slot.weight;
             }
+            evicted.push(oldest);
         }
+        evicted
+    }
+
+    /// Whether `key` is held (without marking it used).
+    #[cfg(test)]
+    pub(crate) fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.contains_key(key)
     }
 
     /// Removes `key` if present.
@@ -144,6 +165,16 @@ mod tests {
             "an oversize replacement drops the old value"
         );
         assert_eq!(lru.weight(), 0);
+    }
+
+    #[test]
+    fn insert_reports_what_it_evicted() {
+        let mut lru = WeightedLru::new(10);
+        assert!(lru.insert_evicting("a", 1, 4).is_empty());
+        assert!(lru.insert_evicting("b", 2, 4).is_empty());
+        assert_eq!(lru.insert_evicting("c", 3, 6), vec!["a"]);
+        assert_eq!(lru.insert_evicting("huge", 4, 11), vec!["huge"]);
+        assert!(lru.contains("b") && lru.contains("c") && !lru.contains("huge"));
     }
 
     #[test]

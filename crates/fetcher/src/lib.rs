@@ -8,11 +8,15 @@
 //!   filter — with footers and chunks cached in memory and concurrent misses coalesced
 //!   into one bucket GET;
 //! - [`handler`]: [`ReadHandler`], the `STREAM.MSG.GET` and `DIRECT.GET` routes of the
-//!   JetStream API (what KV clients use for `get`).
+//!   JetStream API (what KV clients use for `get`);
+//! - [`zone`]: the zone cache under the reader — object ranges in memory and on disk,
+//!   owned across a zone's agents on a rendezvous-hash ring and fetched from the owner
+//!   over the peer port before the bucket.
 
 mod cache;
 pub mod handler;
 pub mod reader;
+pub mod zone;
 
 pub use handler::ReadHandler;
 pub use reader::{ReadError, ReaderMetrics, ReaderOptions, StoredMessage, StreamReader};

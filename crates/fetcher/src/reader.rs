@@ -32,7 +32,6 @@ use infinistream_segment::{
     decode_block, decode_chunk,
 };
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -41,6 +40,7 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::OnceCell;
 
 use crate::cache::WeightedLru;
+use crate::zone::{RangeKey, ZoneCache, ZoneError};
 
 /// How many index entries one `ReadIndex` call asks for while scanning forward.
 const SCAN_ENTRIES: u32 = 32;
@@ -98,6 +98,16 @@ pub enum ReadError {
     /// The index and the object disagree (wrong chunk, missing position).
     #[error("index and object `{key}` disagree: {reason}")]
     Inconsistent { key: String, reason: &'static str },
+}
+
+impl From<ZoneError> for ReadError {
+    fn from(e: ZoneError) -> Self {
+        match e {
+            ZoneError::BadKey(key) => ReadError::BadKey(key),
+            ZoneError::Bucket(e) => ReadError::Bucket(e),
+            ZoneError::Store { key, source } => ReadError::Store { key, source },
+        }
+    }
 }
 
 impl ReadError {
@@ -178,7 +188,7 @@ impl ReaderMetrics {
         self.bytes.get_or_create(&CacheLabel { cache }).get()
     }
 
-    fn got(&self, cache: &'static str, len: usize) {
+    pub(crate) fn got(&self, cache: &'static str, len: usize) {
         self.gets.get_or_create(&CacheLabel { cache }).inc();
         self.bytes
             .get_or_create(&CacheLabel { cache })
@@ -282,7 +292,7 @@ pub struct StreamReader {
 #[derive(Debug)]
 struct Inner {
     cp: ControlPlaneClient,
-    bucket: Bucket,
+    zone: ZoneCache,
     tail_len: u64,
     tocs: Tier<String, Arc<Toc>>,
     data: Tier<(String, u32), Arc<Data>>,
@@ -290,18 +300,25 @@ struct Inner {
 }
 
 impl StreamReader {
-    /// A reader over `bucket` using `cp`'s index.
+    /// A reader over `bucket` using `cp`'s index, on its own (no zone ring, no disk).
     pub fn new(cp: ControlPlaneClient, bucket: Bucket, options: ReaderOptions) -> Self {
+        Self::with_zone(cp, ZoneCache::local(bucket, 0), options)
+    }
+
+    /// A reader whose bucket reads go through `zone` (memory, the range's owner in
+    /// the zone, disk, then the bucket).
+    pub fn with_zone(cp: ControlPlaneClient, zone: ZoneCache, options: ReaderOptions) -> Self {
+        let metrics = zone.reader_metrics().clone();
         Self {
             inner: Arc::new(Inner {
                 cp,
-                bucket,
+                zone,
                 tail_len: options
                     .tail_len
                     .max(infinistream_segment::TRAILER_LEN as u64),
                 tocs: Tier::new(FOOTERS, options.footer_entries),
                 data: Tier::new(CHUNKS, options.chunk_bytes),
-                metrics: ReaderMetrics::default(),
+                metrics,
             }),
         }
     }
@@ -316,15 +333,21 @@ impl StreamReader {
         &self.inner.metrics
     }
 
+    /// The zone cache under the reader.
+    pub fn zone(&self) -> &ZoneCache {
+        &self.inner.zone
+    }
+
     /// Bytes of decoded chunks held in memory, and how many there are.
     pub fn cached_chunks(&self) -> (u64, usize) {
         let lru = self.inner.data.lru.lock();
         (lru.weight(), lru.len())
     }
 
-    /// Registers the reader's counters (`fetcher_*`).
+    /// Registers the reader's counters (`fetcher_*`, zone cache `fetcher_zone_*`).
     pub fn register(&self, registry: &mut Registry) {
         self.inner.metrics.register(registry);
+        self.inner.zone.metrics().register(registry);
     }
 
     /// The live message at `seq`.
@@ -663,10 +686,10 @@ impl StreamReader {
         inner
             .tocs
             .get_or_load(key.to_owned(), &inner.metrics, || async {
-                let path = parse_key(key)?;
+                parse_key(key)?;
                 let mut want = inner.tail_len;
                 loop {
-                    let (tail, object_len) = self.tail(key, &path, want).await?;
+                    let (tail, object_len) = self.tail(key, want).await?;
                     let decode_err = |source| ReadError::Decode {
                         key: key.to_owned(),
                         source,
@@ -701,27 +724,11 @@ impl StreamReader {
             .await
     }
 
-    /// One suffix GET: the last `n` bytes and the object's length.
-    async fn tail(&self, key: &str, path: &Path, n: u64) -> Result<(Bytes, u64), ReadError> {
-        let store_err = |source| ReadError::Store {
-            key: key.to_owned(),
-            source,
-        };
-        let options = GetOptions {
-            range: Some(GetRange::Suffix(n)),
-            ..GetOptions::default()
-        };
-        let result = self
-            .inner
-            .bucket
-            .store()
-            .get_opts(path, options)
-            .await
-            .map_err(store_err)?;
-        let object_len = result.meta.size;
-        let bytes = result.bytes().await.map_err(store_err)?;
-        self.inner.metrics.got(FOOTERS, bytes.len());
-        Ok((bytes, object_len))
+    /// The last `n` bytes of `key` and the object's length (one suffix GET on a
+    /// zone-wide miss).
+    async fn tail(&self, key: &str, n: u64) -> Result<(Bytes, u64), ReadError> {
+        let data = self.inner.zone.get(&RangeKey::suffix(key, n)).await?;
+        Ok((data.bytes, data.object_len))
     }
 
     /// The decoded data range `index` of `key` (one ranged GET on a miss).
@@ -739,9 +746,8 @@ impl StreamReader {
         inner
             .data
             .get_or_load((key.to_owned(), index), &inner.metrics, || async {
-                let path = parse_key(key)?;
-                let bytes = inner.bucket.get_range(&path, range).await?;
-                inner.metrics.got(CHUNKS, bytes.len());
+                parse_key(key)?;
+                let bytes = inner.zone.get(&RangeKey::bounded(key, range)).await?.bytes;
                 let (weight, data) = decode(bytes).map_err(|source| ReadError::Decode {
                     key: key.to_owned(),
                     source,
