@@ -28,13 +28,13 @@ pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Bod
 /// `tokio::spawn` ("implementation of `From` is not general enough").
 #[derive(Debug, thiserror::Error)]
 #[error("control plane transport: {0}")]
-pub struct TransportError(String);
+pub struct TransportError(pub(crate) String);
 
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
 
 /// `error: cause: cause…`, so a refused connection says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -86,12 +86,29 @@ impl ControlPlaneClient {
 
     /// Connects to a remote control plane (`http://host:port`), authenticating as
     /// `group` with `key`. Connects eagerly so a wrong address fails here.
+    ///
+    /// Several replicas, comma-separated (`http://a:7070,http://b:7070`), give a client
+    /// that moves to the next replica when one fails at the transport level (see
+    /// `failover`); callers retry the failed call.
     pub async fn connect(
         url: &str,
         group: &str,
         key: &str,
     ) -> Result<ControlPlaneClient, ClientError> {
         let auth = ClientAuth::new(group, key)?;
+        let urls: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if urls.len() > 1 {
+            let failover = crate::failover::Failover::connect(&urls).await?;
+            return Ok(ControlPlaneClient::over(
+                BoxCloneSyncService::new(failover),
+                auth,
+            ));
+        }
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
             url: url.to_owned(),
             reason: e.to_string(),

@@ -24,6 +24,7 @@ pub mod client;
 mod consumer;
 mod engine;
 pub mod errors;
+mod failover;
 mod keys;
 pub mod leader;
 mod model;
