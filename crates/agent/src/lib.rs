@@ -14,6 +14,7 @@
 
 pub mod control_plane;
 mod embedded;
+mod jobs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub struct AgentHandle {
     supervisor: Supervisor,
     // Keeps an embedded control plane alive for as long as the agent runs.
     _embedded: Option<embedded::Embedded>,
+    jobs: Option<infinistream_jobs::Jobs>,
 }
 
 impl AgentHandle {
@@ -205,6 +207,7 @@ impl AgentHandle {
 
         let gateway_metrics = GatewayMetrics::new();
         metrics.register(|r| gateway_metrics.register(r));
+        let mut jobs_role = None;
         for role in &config.roles {
             match role {
                 Role::ProxyProduce => {
@@ -236,7 +239,12 @@ impl AgentHandle {
                     });
                 }
                 Role::ProxyConsume => {}
-                Role::Jobs => {}
+                Role::Jobs => {
+                    let j = jobs::build(&config, cp.clone(), bucket.clone(), clock.clone(), &id);
+                    metrics.register(|r| j.metrics().register(r));
+                    supervisor.spawn("jobs", j.clone().run(shutdown.clone()));
+                    jobs_role = Some(j);
+                }
             }
             tracing::info!(role = role.as_str(), "role started");
         }
@@ -269,6 +277,7 @@ impl AgentHandle {
             shutdown,
             supervisor,
             _embedded: embedded,
+            jobs: jobs_role,
         })
     }
 
@@ -295,6 +304,11 @@ impl AgentHandle {
     /// The agent's bucket (tests count objects through it).
     pub fn bucket(&self) -> &Bucket {
         &self.bucket
+    }
+
+    /// The jobs role, when this agent runs it (tests trigger passes through it).
+    pub fn jobs(&self) -> Option<&infinistream_jobs::Jobs> {
+        self.jobs.as_ref()
     }
 
     /// Produce-path metrics (objects written, flush latency).
