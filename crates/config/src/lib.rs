@@ -153,7 +153,22 @@ pub struct RawAgentConfig {
     pub jobs_compaction_min_entries: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobs_compaction_target_bytes: Option<u64>,
+    // ---- zone cache (INFINISTREAM_CACHE_*) ----
+    /// Memory tier (`INFINISTREAM_CACHE_MEMORY_BYTES`): bytes, or a size like `256MiB`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_memory_bytes: Option<NumberOrString>,
+    /// Disk tier (`INFINISTREAM_CACHE_DISK_BYTES`): 0 = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_disk_bytes: Option<NumberOrString>,
+    /// Disk tier directory (`INFINISTREAM_CACHE_DIR`, `--cache_dir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
+
+/// Default bytes of the zone cache's memory tier.
+pub const CACHE_MEMORY_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Smallest disk tier accepted (anything smaller holds too few chunks to help).
+pub const CACHE_DISK_MIN: u64 = 16 * 1024 * 1024;
 
 /// Settings of the jobs role (see docs/configuration.md, "Jobs").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +236,12 @@ pub struct AgentConfig {
     pub log_format: LogFormat,
     /// The jobs role.
     pub jobs: JobsSettings,
+    /// Zone cache: bytes of object ranges kept in memory (0 = none).
+    pub cache_memory_bytes: u64,
+    /// Zone cache: bytes of object ranges kept on disk (0 = no disk tier).
+    pub cache_disk_bytes: u64,
+    /// Zone cache: the disk tier's directory (default `<data_dir>/cache`).
+    pub cache_dir: PathBuf,
 }
 
 impl AgentConfig {
@@ -277,6 +298,43 @@ fn parse_millis(setting: &'static str, value: &NumberOrString) -> Result<u64, Co
             })
         }
     }
+}
+
+/// Parses a byte size: a number, or a string with an optional unit (`512`, `64KiB`,
+/// `256MiB`, `2GiB`, `1TiB`; `KB`/`MB`/`GB`/`TB` are powers of 1000).
+fn parse_bytes(setting: &'static str, value: &NumberOrString) -> Result<u64, ConfigError> {
+    let s = match value {
+        NumberOrString::Number(n) => return Ok(*n),
+        NumberOrString::String(s) => s,
+    };
+    let trimmed = s.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let multiplier: Option<u64> = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => Some(1),
+        "kib" | "k" => Some(1 << 10),
+        "mib" | "m" => Some(1 << 20),
+        "gib" | "g" => Some(1 << 30),
+        "tib" | "t" => Some(1 << 40),
+        "kb" => Some(1_000),
+        "mb" => Some(1_000_000),
+        "gb" => Some(1_000_000_000),
+        "tb" => Some(1_000_000_000_000),
+        _ => None,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .zip(multiplier)
+        .and_then(|(n, m)| n.checked_mul(m))
+        .ok_or_else(|| {
+            invalid(
+                setting,
+                format!("must be a byte size such as 268435456, 256MiB or 2GiB, got `{s}`"),
+            )
+        })
 }
 
 /// Parses a roles list (`proxy,jobs`), expanding `proxy`.
@@ -503,6 +561,28 @@ impl RawAgentConfig {
             }
         };
 
+        let cache_memory_bytes = match &self.cache_memory_bytes {
+            Some(v) => parse_bytes("INFINISTREAM_CACHE_MEMORY_BYTES", v)?,
+            None => CACHE_MEMORY_DEFAULT,
+        };
+        let cache_disk_bytes = match &self.cache_disk_bytes {
+            Some(v) => parse_bytes("INFINISTREAM_CACHE_DISK_BYTES", v)?,
+            None => 0,
+        };
+        if cache_disk_bytes != 0 && cache_disk_bytes < CACHE_DISK_MIN {
+            return Err(invalid(
+                "INFINISTREAM_CACHE_DISK_BYTES",
+                format!("must be 0 (no disk tier) or at least 16MiB, got {cache_disk_bytes}"),
+            ));
+        }
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cache"));
+        if cache_dir.as_os_str().is_empty() {
+            return Err(invalid("INFINISTREAM_CACHE_DIR", "must not be empty"));
+        }
+
         let server_name = self
             .server_name
             .clone()
@@ -528,6 +608,9 @@ impl RawAgentConfig {
             auth,
             log_format: self.log_format.unwrap_or_default(),
             jobs,
+            cache_memory_bytes,
+            cache_disk_bytes,
+            cache_dir,
         })
     }
 

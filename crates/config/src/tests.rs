@@ -505,3 +505,64 @@ fn jobs_settings_are_checked_by_name() {
         "{text}"
     );
 }
+
+#[test]
+fn zone_cache_sizes_and_directory() {
+    let cfg = RawAgentConfig {
+        data_dir: Some("/var/lib/is".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect("defaults");
+    assert_eq!(cfg.cache_memory_bytes, CACHE_MEMORY_DEFAULT);
+    assert_eq!(cfg.cache_disk_bytes, 0, "no disk tier by default");
+    assert_eq!(cfg.cache_dir, PathBuf::from("/var/lib/is/cache"));
+
+    let cfg = RawAgentConfig {
+        cache_memory_bytes: Some(NumberOrString::String("64MiB".into())),
+        cache_disk_bytes: Some(NumberOrString::String("2 GiB".into())),
+        cache_dir: Some("/ssd/cache".into()),
+        ..Default::default()
+    }
+    .validate()
+    .expect("sizes with units");
+    assert_eq!(cfg.cache_memory_bytes, 64 << 20);
+    assert_eq!(cfg.cache_disk_bytes, 2 << 30);
+    assert_eq!(cfg.cache_dir, PathBuf::from("/ssd/cache"));
+
+    let text = err_text(RawAgentConfig {
+        cache_disk_bytes: Some(NumberOrString::Number(1000)),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_CACHE_DISK_BYTES must be 0 (no disk tier) or at least 16MiB, got 1000"
+    );
+    let text = err_text(RawAgentConfig {
+        cache_memory_bytes: Some(NumberOrString::String("lots".into())),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_CACHE_MEMORY_BYTES must be a byte size such as 268435456, 256MiB or 2GiB, got `lots`"
+    );
+    let text = err_text(RawAgentConfig {
+        cache_dir: Some(PathBuf::new()),
+        ..Default::default()
+    });
+    assert_eq!(text, "INFINISTREAM_CACHE_DIR must not be empty");
+}
+
+#[test]
+fn zone_cache_from_environment() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INFINISTREAM_CACHE_MEMORY_BYTES", "1048576");
+        jail.set_env("INFINISTREAM_CACHE_DISK_BYTES", "1GiB");
+        jail.set_env("INFINISTREAM_CACHE_DIR", "/tmp/zc");
+        let cfg = load(None, &RawAgentConfig::default()).expect("env");
+        assert_eq!(cfg.cache_memory_bytes, 1 << 20);
+        assert_eq!(cfg.cache_disk_bytes, 1 << 30);
+        assert_eq!(cfg.cache_dir, PathBuf::from("/tmp/zc"));
+        Ok(())
+    });
+}
