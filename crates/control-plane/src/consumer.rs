@@ -145,6 +145,13 @@ pub fn claim(rec: &mut ConsumerRecord, s: &Stream, batch: usize, now: i64) -> Ve
     out
 }
 
+/// Whether the consumer is at its max_ack_pending (claims return nothing new).
+pub fn at_max_ack_pending(rec: &ConsumerRecord) -> bool {
+    let c = cfg(rec);
+    !ack_none(&c)
+        && u64::try_from(c.max_ack_pending).is_ok_and(|m| m > 0 && rec.pending.len() as u64 >= m)
+}
+
 /// Applies an ack / nak / term / in-progress to delivered sequences.
 pub fn acknowledge(
     rec: &mut ConsumerRecord,

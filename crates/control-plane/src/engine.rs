@@ -37,6 +37,8 @@ use crate::model::{
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
+mod watch;
+
 /// Tunables of a control plane.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -84,6 +86,8 @@ pub(crate) struct Group {
     expired_batches: Vec<String>,
     /// (stream, consumer) → state.
     consumers: BTreeMap<(String, String), ConsumerRecord>,
+    /// Watch events queued by changes not yet written (see `watch`).
+    events: Vec<v1::StreamEvent>,
 }
 
 impl Group {
@@ -231,6 +235,7 @@ impl Group {
     fn take_ops(&mut self, now: i64, ops: &mut Vec<Op>) {
         let g = self.name.clone();
         for name in std::mem::take(&mut self.dropped) {
+            self.note_stream_deleted(&name);
             ops.push(Op::Delete {
                 key: keys::stream_cfg(&g, &name),
             });
@@ -245,6 +250,7 @@ impl Group {
             });
         }
         for name in std::mem::take(&mut self.touched) {
+            self.note_stream(v1::StreamEventKind::StreamEventState, &name);
             let Some(s) = self.streams.get_mut(&name) else {
                 continue;
             };
@@ -374,6 +380,10 @@ pub(crate) struct Engine {
     opts: Options,
     state: Mutex<State>,
     commit_tx: mpsc::Sender<CommitCmd>,
+    /// Durable changes, for `WatchStreams`.
+    events: watch::EventSender,
+    /// Set when the server stops: ends every watch so a graceful shutdown completes.
+    watches_closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -401,6 +411,8 @@ impl Engine {
             opts,
             state: Mutex::new(State::default()),
             commit_tx,
+            events: watch::channel(),
+            watches_closed: tokio::sync::watch::Sender::new(false),
         });
         tokio::spawn(writer(Arc::downgrade(&engine), commit_rx));
         if let Some(every) = engine.opts.retention_interval {
@@ -441,7 +453,10 @@ impl Engine {
         }
         let res = self.store.txn(vec![self.fence()], ops).await;
         match res {
-            Ok(out) if out.succeeded => Ok(out.revision),
+            Ok(out) if out.succeeded => {
+                self.publish_events(st);
+                Ok(out.revision)
+            }
             Ok(_) => {
                 st.groups.clear();
                 tracing::error!("metadata store fence moved: another control plane took over");
@@ -510,6 +525,7 @@ impl Engine {
         };
         g.streams.insert(name.clone(), Stream::new(spec, now));
         g.touched.insert(name.clone());
+        g.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
         let mut ops = vec![Op::Put {
             key: keys::stream_cfg(group, &name),
             value: rec.encode_to_vec(),
@@ -550,6 +566,7 @@ impl Engine {
             s.enforce_all_limits(now);
         }
         g.touched.insert(name.clone());
+        g.note_stream(v1::StreamEventKind::StreamEventUpdated, &name);
         let mut ops = vec![Op::Put {
             key: keys::stream_cfg(group, &name),
             value: rec.encode_to_vec(),
@@ -1140,6 +1157,12 @@ impl Engine {
         {
             return Ok(Some(jserr::consumer_not_found()));
         }
+        g.note_consumer(
+            v1::StreamEventKind::StreamEventConsumerDeleted,
+            stream,
+            name,
+            0,
+        );
         self.write_ops(
             &mut st,
             vec![Op::Delete {
@@ -1210,7 +1233,21 @@ impl Engine {
                 reason: format!("unknown value {}", req.kind),
             })
         })?;
+        let was_full = consumer::at_max_ack_pending(rec);
         consumer::acknowledge(rec, kind, &req.stream_seqs, req.nak_delay_nanos, now);
+        let ready = match kind {
+            v1::AckKind::Nak => Some(now.saturating_add(req.nak_delay_nanos.max(0))),
+            v1::AckKind::Ack | v1::AckKind::Term if was_full => Some(0),
+            _ => None,
+        };
+        if let Some(ready) = ready {
+            g.note_consumer(
+                v1::StreamEventKind::StreamEventConsumer,
+                &req.stream,
+                &req.consumer,
+                ready,
+            );
+        }
         self.put_consumer(&mut st, group, &req.stream, &req.consumer)
             .await?;
         Ok(None)

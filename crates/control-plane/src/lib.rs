@@ -32,6 +32,7 @@ pub mod server;
 mod service;
 pub mod store;
 mod stream;
+pub mod watch_client;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub use client::{ClientError, ControlPlaneClient, TransportError};
 pub use engine::Options;
 pub use errors::CpError;
 pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};
+pub use watch_client::StreamWatch;
 
 use crate::auth::ServerAuth;
 use crate::engine::Engine;
@@ -81,6 +83,12 @@ impl ControlPlane {
     ) -> Result<ControlPlane, CpError> {
         let engine = Engine::start(store, clock, options).await?;
         Ok(ControlPlane { engine, groups })
+    }
+
+    /// Ends every open `WatchStreams` call (watchers reconnect and resync elsewhere).
+    /// Call it when the server stops: a graceful shutdown waits for open streams.
+    pub fn close_watches(&self) {
+        self.engine.close_watches();
     }
 
     /// The groups this control plane accepts.

@@ -98,6 +98,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let routes = control_plane.router();
+    let cp = control_plane.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Open watch streams would hold the graceful shutdown forever.
+        cp.close_watches();
+    };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_routes(routes)

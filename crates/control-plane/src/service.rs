@@ -246,6 +246,22 @@ impl streams_server::Streams for Service {
             Ok(v1::DeleteMessageResponse { error })
         })
     }
+
+    type WatchStreamsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<v1::StreamEvent, Status>>;
+
+    async fn watch_streams(
+        &self,
+        request: Request<v1::WatchStreamsRequest>,
+    ) -> Result<Response<Self::WatchStreamsStream>, Status> {
+        rpc!("WatchStreams", request, |g, m| {
+            for name in &m.streams {
+                stream_name("streams", name)?;
+            }
+            let rx = self.engine.watch_streams(&g, m).await?;
+            Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+        })
+    }
 }
 
 #[allow(clippy::result_large_err)]
