@@ -15,6 +15,7 @@
 pub mod control_plane;
 mod embedded;
 mod jobs;
+mod zone_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,6 +143,7 @@ impl AgentHandle {
             .await
             .with_context(|| format!("cannot listen for monitoring on {}", config.http_addr()))?;
         let http_addr = http_listener.local_addr()?;
+        let mut peer_listener = zone_cache::bind(&config).await?;
 
         // 4. Registration, with a lease kept alive in the background.
         let agent_info = v1::AgentInfo {
@@ -151,7 +153,10 @@ impl AgentHandle {
             client_address: advertised(&config.host, client_addr),
             peer_address: advertised(
                 &config.host,
-                SocketAddr::new(client_addr.ip(), config.peer_port),
+                peer_listener.as_ref().map_or(
+                    SocketAddr::new(client_addr.ip(), config.peer_port),
+                    |(_, addr)| *addr,
+                ),
             ),
             lease_expires_unix_nanos: 0,
             version: version().to_owned(),
@@ -188,11 +193,16 @@ impl AgentHandle {
             server_name: config.server_name.clone(),
         });
         let api = if config.roles.contains(&Role::ProxyConsume) {
-            let reader = infinistream_fetcher::StreamReader::new(
-                cp.clone(),
-                bucket.clone(),
-                infinistream_fetcher::ReaderOptions::default(),
-            );
+            let reader = zone_cache::start(
+                &config,
+                &id,
+                &group,
+                peer_listener.take(),
+                &cp,
+                &bucket,
+                &mut supervisor,
+                &shutdown,
+            )?;
             metrics.register(|r| reader.register(r));
             api.with_reads(
                 infinistream_fetcher::ReadHandler::new(reader, catalog.clone(), broker.clone())
