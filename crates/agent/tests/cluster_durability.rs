@@ -13,6 +13,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::Publish, stream};
 use infinistream_testkit::process::{ChildProcess, addr_in};
 
+#[path = "scenarios/cluster.rs"]
+mod cluster;
+
 const READY: Duration = Duration::from_secs(60);
 
 fn agent_cmd(data_dir: &std::path::Path, extra: &[&str]) -> Command {
@@ -227,77 +230,7 @@ async fn e2e_cluster_dedupe_across_two_agents() {
     let js_a = context(addr_a).await;
     let js_b = context(addr_b).await;
 
-    js_a.create_stream(stream::Config {
-        name: "SHARED".into(),
-        subjects: vec!["shared.>".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("create via A");
-
-    // Agent B learns of the stream from the control plane.
-    let mut learned = false;
-    for _ in 0..100 {
-        let ack = js_b
-            .send_publish(
-                "shared.x",
-                Publish::build().payload("via b".into()).message_id("same"),
-            )
-            .await
-            .expect("send")
-            .await;
-        if let Ok(ack) = ack {
-            assert_eq!(ack.sequence, 1);
-            assert!(!ack.duplicate);
-            learned = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        learned,
-        "agent B never captured the stream created through A"
-    );
-    let dup = js_a
-        .send_publish(
-            "shared.x",
-            Publish::build().payload("via a".into()).message_id("same"),
-        )
-        .await
-        .expect("send")
-        .await
-        .expect("ack");
-    assert_eq!(
-        (dup.sequence, dup.duplicate),
-        (1, true),
-        "same Msg-Id via A is a duplicate"
-    );
-
-    // Interleaved publishes through both agents get contiguous sequences.
-    let mut acks = Vec::new();
-    for i in 0..50 {
-        let js = if i % 2 == 0 { &js_a } else { &js_b };
-        acks.push(
-            js.publish("shared.y", format!("{i}").into())
-                .await
-                .expect("send"),
-        );
-    }
-    let mut seqs: Vec<u64> = Vec::new();
-    for ack in acks {
-        seqs.push(ack.await.expect("ack").sequence);
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (2..=51).collect::<Vec<u64>>());
-    let info = js_b
-        .get_stream("SHARED")
-        .await
-        .expect("stream")
-        .info()
-        .await
-        .expect("info")
-        .clone();
-    assert_eq!(info.state.messages, 51);
+    cluster::dedupe_across_two_agents(&js_a, &js_b).await;
 
     // A wrong group key is refused at startup with a clear message.
     let mut bad = agent_cmd(

@@ -1,7 +1,9 @@
 //! The distributed setup: a control plane over a real etcd, agents writing to a real
 //! S3-compatible server (SeaweedFS), both on loopback. Acked publishes survive `kill -9`
 //! of the agent and a restart of the control plane; Msg-Id de-duplication holds across
-//! the restart.
+//! the restart. The stream API, read, KV and two-agent de-duplication scenarios that
+//! the in-process tests run over a local bucket and the embedded control plane run
+//! here unchanged (`scenarios/`) over S3 and etcd.
 
 // `context::Publish` is deprecated in async-nats 0.51 but is still the way its
 // JetStream context sends Msg-Id and expected headers; keep it until a replacement lands.
@@ -15,6 +17,15 @@ use async_nats::jetstream::{self, context::Publish, stream};
 use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::{ChildProcess, addr_in};
 use infinistream_testkit::s3::S3Server;
+
+#[path = "scenarios/cluster.rs"]
+mod cluster;
+#[path = "scenarios/kv.rs"]
+mod kv_scenarios;
+#[path = "scenarios/reads.rs"]
+mod reads;
+#[path = "scenarios/streams.rs"]
+mod streams;
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -139,4 +150,68 @@ async fn e2e_s3_etcd_publish_kill_restart() {
         .await
         .expect("ack");
     assert_eq!((dup.sequence, dup.duplicate), (1, true));
+}
+
+/// etcd, a control plane over it, and `agents` agents on one S3 bucket.
+struct Deployment {
+    _etcd: EtcdServer,
+    _cp: ChildProcess,
+    _agents: Vec<ChildProcess>,
+    _dirs: Vec<tempfile::TempDir>,
+    contexts: Vec<jetstream::Context>,
+}
+
+impl Deployment {
+    async fn start(agents: usize) -> Deployment {
+        let etcd = EtcdServer::start().expect("etcd");
+        let s3 = S3Server::shared().expect("s3");
+        let bucket = s3.unique_url();
+        let cp_port = infinistream_testkit::tools::free_port().expect("port");
+        let cp = control_plane(&etcd.endpoint(), cp_port);
+        let mut children = Vec::new();
+        let mut dirs = Vec::new();
+        let mut contexts = Vec::new();
+        for _ in 0..agents {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (child, addr) = agent(dir.path(), cp_port, &bucket, s3.secret_access_key());
+            contexts.push(context(addr).await);
+            children.push(child);
+            dirs.push(dir);
+        }
+        Deployment {
+            _etcd: etcd,
+            _cp: cp,
+            _agents: children,
+            _dirs: dirs,
+            contexts,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_stream_api() {
+    let d = Deployment::start(1).await;
+    streams::stream_api_basics(&d.contexts[0]).await;
+    streams::dedupe_and_expected_headers(&d.contexts[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_reads() {
+    let d = Deployment::start(1).await;
+    let js = &d.contexts[0];
+    reads::msg_get_by_seq_last_and_next_by_subject(js).await;
+    reads::direct_get_by_seq_and_last_for_subject(js).await;
+    reads::deleted_and_purged_messages_are_not_returned(js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_kv() {
+    let d = Deployment::start(1).await;
+    kv_scenarios::async_nats_key_value(&d.contexts[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_dedupe_across_two_agents() {
+    let d = Deployment::start(2).await;
+    cluster::dedupe_across_two_agents(&d.contexts[0], &d.contexts[1]).await;
 }
