@@ -10,6 +10,8 @@
 //! - objects written per second by InfiniStream (from its `/metrics`).
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -48,6 +50,20 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The process's peak resident set so far (`VmHWM`), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 fn objects_written(http_port: u16) -> f64 {
     if http_port == 0 {
         return 0.0;
@@ -82,6 +98,11 @@ async fn setup_streams(port: u16, streams: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most one throughput row may take before it is reported as stalled.
+const ROW_BUDGET: Duration = Duration::from_secs(180);
+/// How long each ack-latency measurement publishes at 1,000 msg/s.
+const LATENCY_SECONDS: u64 = 10;
+
 struct Throughput {
     msgs_per_sec: f64,
     mb_per_sec: f64,
@@ -98,6 +119,7 @@ async fn publish_throughput(
 ) -> anyhow::Result<Throughput> {
     const CONNECTIONS: usize = 8;
     setup_streams(server.port, streams).await?;
+    let progress = Arc::new(AtomicUsize::new(0));
     let payload = Bytes::from(vec![b'x'; size]);
     let cpu_before = cpu_seconds(server.child.id());
     let objects_before = objects_written(server.http_port);
@@ -105,11 +127,18 @@ async fn publish_throughput(
     let mut tasks = Vec::new();
     for c in 0..CONNECTIONS {
         let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
-        let mut js = jetstream::new(client);
-        js.set_timeout(Duration::from_secs(30));
-        let payload = payload.clone();
         let per_conn = total / CONNECTIONS;
         let window = (in_flight / CONNECTIONS).max(1);
+        // async-nats bounds the acks a context keeps in flight (5,000 by default) and
+        // makes `publish` wait for a permit that only an awaited ack future returns:
+        // a window above that bound would deadlock this loop, so the context's bound is
+        // the window itself.
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .max_ack_inflight(window)
+            .build(client);
+        let payload = payload.clone();
+        let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let mut pending = FuturesUnordered::new();
             for n in 0..per_conn {
@@ -119,17 +148,30 @@ async fn publish_throughput(
                 while pending.len() >= window {
                     if let Some(result) = pending.next().await {
                         result?;
+                        progress.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             while let Some(result) = pending.next().await {
                 result?;
+                progress.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
         }));
     }
-    for task in tasks {
-        task.await??;
+    let all = async {
+        for task in tasks {
+            task.await??;
+        }
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(ROW_BUDGET, all).await {
+        Ok(done) => done?,
+        Err(_) => bail!(
+            "{}: {} of {total} publishes acked after {ROW_BUDGET:?}",
+            server.name,
+            progress.load(Ordering::Relaxed)
+        ),
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(server.child.id()) - cpu_before;
@@ -142,8 +184,12 @@ async fn publish_throughput(
     })
 }
 
-async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64)> {
+/// Ack latency p50 / p99 in ms and objects written per second, publishing 1 KiB at a
+/// steady 1,000 msg/s.
+async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
     setup_streams(server.port, 1).await?;
+    let objects_before = objects_written(server.http_port);
+    let start = Instant::now();
     let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
     let mut js = jetstream::new(client);
     js.set_timeout(Duration::from_secs(30));
@@ -166,9 +212,11 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64)
             }
         }
     }
+    let objects_per_sec =
+        (objects_written(server.http_port) - objects_before) / start.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok((pct(0.50), pct(0.99)))
+    Ok((pct(0.50), pct(0.99), objects_per_sec))
 }
 
 async fn async_main() -> anyhow::Result<()> {
@@ -176,9 +224,9 @@ async fn async_main() -> anyhow::Result<()> {
     let inf = start_infinistream(250)?;
     println!("### Async publish throughput (8 connections)\n");
     println!(
-        "| workload | in flight | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | nats-server CPU s/GB | InfiniStream CPU s/GB | InfiniStream objects/s |"
+        "| workload | in flight | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | nats-server CPU s/GB | InfiniStream CPU s/GB | InfiniStream objects/s | InfiniStream peak RSS MiB |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cases: [(usize, usize, usize, usize); 6] = [
         (1, 16, 200_000, 4096),
         (1, 1024, 200_000, 4096),
@@ -188,32 +236,54 @@ async fn async_main() -> anyhow::Result<()> {
         (100, 1024, 400_000, 65_536),
     ];
     for (streams, size, total, in_flight) in cases {
-        let a = publish_throughput(&nats, streams, size, total, in_flight).await?;
-        let b = publish_throughput(&inf, streams, size, total, in_flight).await?;
-        println!(
-            "| {streams} stream(s), {} | {in_flight} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            if size == 16 { "16 B" } else { "1 KiB" },
-            a.msgs_per_sec,
-            b.msgs_per_sec,
-            b.msgs_per_sec / a.msgs_per_sec,
-            a.mb_per_sec,
-            b.mb_per_sec,
-            a.cpu_per_gb,
-            b.cpu_per_gb,
-            b.objects_per_sec
+        let label = format!(
+            "{streams} stream{}, {}",
+            if streams == 1 { "" } else { "s" },
+            if size == 16 { "16 B" } else { "1 KiB" }
         );
+        let a = publish_throughput(&nats, streams, size, total, in_flight).await;
+        let b = publish_throughput(&inf, streams, size, total, in_flight).await;
+        let rss = peak_rss_mib(inf.child.id());
+        match (a, b) {
+            (Ok(a), Ok(b)) => println!(
+                "| {label} | {in_flight} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {rss:.0} |",
+                a.msgs_per_sec,
+                b.msgs_per_sec,
+                b.msgs_per_sec / a.msgs_per_sec,
+                a.mb_per_sec,
+                b.mb_per_sec,
+                a.cpu_per_gb,
+                b.cpu_per_gb,
+                b.objects_per_sec
+            ),
+            (a, b) => {
+                // Report the row and carry on with the others.
+                let show = |r: &anyhow::Result<Throughput>| match r {
+                    Ok(t) => format!("{:.0} msgs/s", t.msgs_per_sec),
+                    Err(e) => format!("failed: {e:#}"),
+                };
+                println!(
+                    "| {label} | {in_flight} | {} | {} | | | | | | | {rss:.0} |",
+                    show(&a),
+                    show(&b)
+                );
+            }
+        }
     }
     drop(inf);
 
     println!("\n### Ack latency at 1,000 msg/s, 1 KiB\n");
-    println!("| server | p50 ms | p99 ms |");
-    println!("|---|---:|---:|");
-    let (p50, p99) = ack_latency(&nats, 3).await?;
-    println!("| nats-server (file) | {p50:.2} | {p99:.2} |");
+    println!("| server | p50 ms | p99 ms | target p99 | objects/s |");
+    println!("|---|---:|---:|---:|---:|");
+    let (p50, p99, _) = ack_latency(&nats, LATENCY_SECONDS).await?;
+    println!("| nats-server (file) | {p50:.2} | {p99:.2} | | |");
     for window in [50u64, 100, 250] {
         let inf = start_infinistream(window)?;
-        let (p50, p99) = ack_latency(&inf, 3).await?;
-        println!("| InfiniStream, {window} ms window | {p50:.2} | {p99:.2} |");
+        let (p50, p99, objects) = ack_latency(&inf, LATENCY_SECONDS).await?;
+        println!(
+            "| InfiniStream, {window} ms window | {p50:.2} | {p99:.2} | ≤ {} | {objects:.1} |",
+            window + 50
+        );
         if p99 > (window + 50) as f64 {
             eprintln!("note: p99 above window + 50 ms for the {window} ms window");
         }
