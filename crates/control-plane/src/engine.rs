@@ -37,7 +37,7 @@ use crate::model::{
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
-mod watch;
+pub(crate) mod watch;
 
 /// Tunables of a control plane.
 #[derive(Debug, Clone)]

@@ -648,6 +648,8 @@ fn follower_mode(current: &Mode, leader: Option<&LeaderInfo>, advertise: &str) -
 #[derive(Clone)]
 struct ReplicaService {
     mode: SharedMode,
+    /// Set at shutdown: ends forwarded watch streams (see `engine::watch`).
+    stop: watch::Receiver<bool>,
 }
 
 type HttpRequest = tonic::codegen::http::Request<axum::body::Body>;
@@ -670,6 +672,8 @@ impl tower::Service<HttpRequest> for ReplicaService {
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         use tower::ServiceExt;
         let mode = read_mode(&self.mode);
+        let stop = self.stop.clone();
+        let watch = crate::engine::watch::is_watch(request.uri().path());
         Box::pin(async move {
             Ok(match mode {
                 Mode::Leader(routes) => match routes.oneshot(request).await {
@@ -682,6 +686,9 @@ impl tower::Service<HttpRequest> for ReplicaService {
                 } => {
                     let request = request.map(tonic::body::Body::new);
                     match channel.oneshot(request).await {
+                        Ok(response) if watch => response.map(|body| {
+                            crate::engine::watch::cut_on_stop(axum::body::Body::new(body), stop)
+                        }),
                         Ok(response) => response.map(axum::body::Body::new),
                         Err(e) => tonic::Status::unavailable(format!(
                             "not the leader; the leader at {address} is unreachable: {e}"
@@ -748,7 +755,10 @@ pub async fn serve_replica(
         stop_rx.clone(),
     ));
 
-    let router = axum::Router::new().fallback_service(ReplicaService { mode });
+    let router = axum::Router::new().fallback_service(ReplicaService {
+        mode,
+        stop: stop_rx.clone(),
+    });
     let mut server_stop = stop_rx;
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)

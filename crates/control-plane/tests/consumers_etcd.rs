@@ -75,6 +75,21 @@ struct Replica {
 
 impl Replica {
     fn start(etcd: &SharedEtcd) -> Result<Replica, Box<dyn std::error::Error>> {
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (replica, _done) = Replica::start_until(etcd, async move {
+            let _ = stopped.await;
+            std::future::pending::<()>().await;
+        })?;
+        Ok(replica)
+    }
+
+    /// A replica that shuts down gracefully when `shutdown` resolves; the receiver
+    /// fires once it has.
+    fn start_until(
+        etcd: &SharedEtcd,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(Replica, tokio::sync::oneshot::Receiver<()>), Box<dyn std::error::Error>> {
+        let (done_tx, done) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -97,16 +112,8 @@ impl Replica {
                     retention_interval: None,
                     ..Options::default()
                 };
-                serve_replica(
-                    store,
-                    groups,
-                    clock,
-                    options,
-                    replica,
-                    listener,
-                    std::future::pending(),
-                )
-                .await?;
+                serve_replica(store, groups, clock, options, replica, listener, shutdown).await?;
+                let _ = done_tx.send(());
                 Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
             }
             .await;
@@ -114,10 +121,13 @@ impl Replica {
                 panic!("replica failed: {e}");
             }
         });
-        Ok(Replica {
-            address,
-            runtime: Some(runtime),
-        })
+        Ok((
+            Replica {
+                address,
+                runtime: Some(runtime),
+            },
+            done,
+        ))
     }
 
     fn url(&self) -> String {
@@ -214,5 +224,35 @@ async fn etcd_cluster_watch_through_follower_survives_leader_crash() -> TestResu
     commit_to(&follower, "fb3", "f.c").await?;
     assert_eq!(next(&mut w).await, "state F 1..3 n3");
     drop(second);
+    Ok(())
+}
+
+/// A follower stopping gracefully does not wait forever for the watches it forwards:
+/// it cuts them, and the watcher reconnects to a live replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_cluster_follower_shutdown_cuts_forwarded_watches() -> TestResult {
+    let etcd = EtcdServer::shared()?;
+    let observer = EtcdStore::connect(&[etcd.endpoint()], etcd.prefix()).await?;
+    let election = LeaderElection::new(&observer, "control-plane", TTL);
+    let mut leaders = election.watch_leader().await?;
+    let leader = Replica::start(&etcd)?;
+    let leader_address = leader.address.clone();
+    tokio::time::timeout(
+        HANG_GUARD,
+        leaders.wait_for(|l| l.as_ref().map(|l| l.address.as_str()) == Some(&leader_address)),
+    )
+    .await??;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (follower, done) = Replica::start_until(&etcd, async move {
+        let _ = stopped.await;
+    })?;
+    let client = retry(&follower.url(), |c| async move { Ok(c) }).await?;
+    let mut w = client.watch_streams(v1::WatchStreamsRequest::default());
+    until(&mut w, "synced").await;
+    let _ = stop.send(());
+    tokio::time::timeout(HANG_GUARD, done)
+        .await
+        .map_err(|_| "follower shutdown hung on an open watch")??;
+    drop((follower, leader));
     Ok(())
 }

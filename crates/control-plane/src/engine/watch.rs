@@ -236,3 +236,38 @@ async fn forward(
         }
     }
 }
+
+/// Whether a gRPC path is the WatchStreams call.
+pub(crate) fn is_watch(path: &str) -> bool {
+    path == "/infinistream.v1.Streams/WatchStreams"
+}
+
+/// A watch stream a follower forwards from the leader, cut when the follower stops:
+/// a graceful shutdown waits for open streams, and this one would never end. The
+/// watcher sees the stream fail and reconnects elsewhere.
+pub(crate) fn cut_on_stop(
+    body: axum::body::Body,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> axum::body::Body {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = mpsc::channel::<Result<axum::body::Bytes, axum::Error>>(16);
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        loop {
+            let next = tokio::select! {
+                next = data.next() => next,
+                _ = stop.wait_for(|stop| *stop) => return,
+                () = tx.closed() => return,
+            };
+            match next {
+                Some(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    });
+    axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
