@@ -1,23 +1,71 @@
-//! CommitBatch throughput and latency on the embedded (redb) store.
+//! CommitBatch throughput and latency on the embedded (redb) and etcd stores.
 //!
-//! `cargo bench -p infinistream-control-plane --bench commit` prints, for batches
-//! touching 1, 100 and 1,000 streams: sequential p50/p99 latency and commits/s (one
-//! agent), and commits/s with 8 concurrent agents (group commit). The in-process
-//! client is used, so protobuf encoding and the auth interceptor are included.
-//! Set `COMMIT_BENCH_SECS` to change the time spent per case (default 3 s), and
-//! `COMMIT_BENCH_STORE=memory` to measure the logic without redb's fsync.
+//! `CARGO_TARGET_DIR=/work/target-bench cargo bench -p infinistream-control-plane --bench commit`
+//! prints, per store and for batches touching 1, 100 and 1,000 streams (2 records per
+//! stream): commits/s and p50/p99 commit latency with one committer (one agent
+//! committing back to back), with `COMMIT_BENCH_AGENTS` concurrent committers back to
+//! back (default 16: saturation, group-committed by the writer), and with
+//! `COMMIT_BENCH_PACED_AGENTS` agents (default 125) each committing once per 250 ms
+//! batch window (500 commits/s offered: the load the targets are stated for).
+//!
+//! - The in-process client is used, so protobuf encoding and the auth interceptor are
+//!   included; the network hop to a remote control plane is not.
+//! - etcd is a real `etcd` started by testkit on loopback (one member, its own temp
+//!   data dir, `--max-txn-ops` 10,240); the control plane runs as an elected leader with
+//!   every write fenced on the leader key's revision, as `infinistream control-plane`
+//!   does.
+//! - `COMMIT_BENCH_STORE` = `embedded`, `etcd`, `memory` (logic only, no durability)
+//!   or a comma-separated list; default `embedded,etcd`.
+//! - `COMMIT_BENCH_SECS` = time per case (default 3 s; 0.2 s without `--bench`, as
+//!   `cargo test --benches` runs it).
+//! - `COMMIT_BENCH_STREAMS` = comma-separated stream counts (default `1,100,1000`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use infinistream_control_plane::leader::{LeaderElection, Leadership};
 use infinistream_control_plane::store::MetaStore;
 use infinistream_control_plane::store::embedded::EmbeddedStore;
+use infinistream_control_plane::store::etcd::{EtcdStore, EtcdStoreOptions};
 use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
 use infinistream_proto::v1;
+use infinistream_testkit::etcd::{EtcdServer, MAX_TXN_OPS};
 use infinistream_types::MockClock;
 
-const AGENTS: usize = 8;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Embedded,
+    Etcd,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Kind {
+        match s.trim() {
+            "memory" => Kind::Memory,
+            "embedded" => Kind::Embedded,
+            "etcd" => Kind::Etcd,
+            other => panic!("COMMIT_BENCH_STORE: unknown store `{other}` (memory, embedded, etcd)"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Embedded => "embedded",
+            Kind::Etcd => "etcd",
+        }
+    }
+}
+
+/// What a case keeps alive while it runs.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _cp: ControlPlane,
+    _leadership: Option<Leadership>,
+    client: ControlPlaneClient,
+}
 
 fn request(id: String, streams: usize, round: usize) -> v1::CommitBatchRequest {
     let chunks = (0..streams)
@@ -37,7 +85,7 @@ fn request(id: String, streams: usize, round: usize) -> v1::CommitBatchRequest {
         })
         .collect();
     v1::CommitBatchRequest {
-        object_key: format!("objects/{id}"),
+        object_key: format!("g/batches/{id}"),
         batch_id: id,
         agent_id: "bench".into(),
         chunks,
@@ -52,14 +100,31 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn setup(streams: usize) -> (tempfile::TempDir, ControlPlane, ControlPlaneClient) {
+async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usize) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn MetaStore> =
-        if std::env::var("COMMIT_BENCH_STORE").as_deref() == Ok("memory") {
-            Arc::new(MemoryStore::new())
-        } else {
-            Arc::new(EmbeddedStore::open(dir.path()).await.expect("open store"))
-        };
+    let mut leadership = None;
+    let store: Arc<dyn MetaStore> = match kind {
+        Kind::Memory => Arc::new(MemoryStore::new()),
+        Kind::Embedded => Arc::new(EmbeddedStore::open(dir.path()).await.expect("open store")),
+        Kind::Etcd => {
+            let etcd = etcd.expect("etcd server");
+            let store = EtcdStore::connect_with(
+                &[etcd.endpoint()],
+                EtcdStoreOptions {
+                    prefix: format!("/bench-{case}/"),
+                    max_txn_ops: Some(MAX_TXN_OPS),
+                    ..EtcdStoreOptions::default()
+                },
+            )
+            .await
+            .expect("connect to etcd");
+            let election = LeaderElection::new(&store, "control-plane", Duration::from_secs(5));
+            let lead = election.campaign("bench").await.expect("leadership");
+            let fenced: Arc<dyn MetaStore> = Arc::new(lead.fenced_store(Arc::new(store)));
+            leadership = Some(lead);
+            fenced
+        }
+    };
     let groups = GroupKeys::new([("bench", "key")]).expect("groups");
     let clock = Arc::new(MockClock::new(
         UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -82,7 +147,7 @@ async fn setup(streams: usize) -> (tempfile::TempDir, ControlPlane, ControlPlane
             duplicate_window_nanos: 120_000_000_000,
             ..Default::default()
         };
-        client
+        let resp = client
             .streams
             .create_stream(v1::CreateStreamRequest {
                 config: Some(v1::StreamConfig {
@@ -92,48 +157,69 @@ async fn setup(streams: usize) -> (tempfile::TempDir, ControlPlane, ControlPlane
                 }),
             })
             .await
-            .expect("create stream");
+            .expect("create stream")
+            .into_inner();
+        assert!(resp.error.is_none(), "create stream: {:?}", resp.error);
     }
-    (dir, cp, client)
+    Fixture {
+        _dir: dir,
+        _cp: cp,
+        _leadership: leadership,
+        client,
+    }
 }
 
-async fn case(streams: usize, budget: Duration) {
-    // Sequential: one agent, one commit at a time.
-    let (_dir, _cp, mut client) = setup(streams).await;
-    let mut lat = Vec::new();
-    let start = Instant::now();
-    let mut i = 0;
-    while start.elapsed() < budget {
-        let req = request(format!("seq-{i}"), streams, i);
-        let t = Instant::now();
-        client.streams.commit_batch(req).await.expect("commit");
-        lat.push(t.elapsed());
-        i += 1;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    lat.sort();
-    println!(
-        "streams/batch={streams:>5}  sequential: {:>7.0} commits/s  p50 {:>8.2?}  p99 {:>8.2?}  (n={})",
-        lat.len() as f64 / secs,
-        pct(&lat, 0.50),
-        pct(&lat, 0.99),
-        lat.len()
-    );
+struct Row {
+    store: &'static str,
+    streams: usize,
+    committers: usize,
+    /// Each committer commits once per 250 ms window (else back to back).
+    paced: bool,
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    n: usize,
+}
 
-    // Concurrent: 8 agents committing as fast as they can (group commit).
-    let (_dir, _cp, client) = setup(streams).await;
+/// `committers` tasks commit for `budget`: back to back, or each once per `every`
+/// (like agents flushing every batch window; a commit that takes longer delays the
+/// next one, as an agent's flush does).
+async fn run(
+    client: &ControlPlaneClient,
+    streams: usize,
+    committers: usize,
+    every: Option<Duration>,
+    budget: Duration,
+) -> (f64, Vec<Duration>) {
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for a in 0..AGENTS {
+    for a in 0..committers {
         let mut client = client.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0;
+            let mut tick = every.map(|every| {
+                // Spread the agents' windows evenly.
+                let offset = every.mul_f64(a as f64 / committers as f64);
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            });
             while start.elapsed() < budget {
+                if let Some(tick) = tick.as_mut() {
+                    tick.tick().await;
+                }
                 let req = request(format!("a{a}-{i}"), streams, i);
                 let t = Instant::now();
-                client.streams.commit_batch(req).await.expect("commit");
+                let resp = client
+                    .streams
+                    .commit_batch(req)
+                    .await
+                    .expect("commit")
+                    .into_inner();
                 lat.push(t.elapsed());
+                assert_eq!(resp.chunks.len(), streams);
                 i += 1;
             }
             lat
@@ -141,38 +227,99 @@ async fn case(streams: usize, budget: Duration) {
     }
     let mut lat = Vec::new();
     for t in tasks {
-        lat.extend(t.await.expect("agent task"));
+        lat.extend(t.await.expect("committer task"));
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort();
-    println!(
-        "streams/batch={streams:>5}  {AGENTS} agents:   {:>7.0} commits/s  p50 {:>8.2?}  p99 {:>8.2?}  (n={})",
-        lat.len() as f64 / secs,
-        pct(&lat, 0.50),
-        pct(&lat, 0.99),
-        lat.len()
-    );
+    (lat.len() as f64 / secs, lat)
 }
 
 fn main() {
-    // `cargo test --benches` runs bench binaries with no arguments too; keep it short.
+    let bench = std::env::args().any(|a| a == "--bench");
     let secs: f64 = std::env::var("COMMIT_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
-            3.0
-        } else {
-            0.2
-        });
+        .unwrap_or(if bench { 3.0 } else { 0.2 });
     let budget = Duration::from_secs_f64(secs);
+    let agents: usize = std::env::var("COMMIT_BENCH_AGENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let paced: usize = std::env::var("COMMIT_BENCH_PACED_AGENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(125);
+    let kinds: Vec<Kind> = std::env::var("COMMIT_BENCH_STORE")
+        .unwrap_or_else(|_| "embedded,etcd".into())
+        .split(',')
+        .map(Kind::parse)
+        .collect();
+    let stream_counts: Vec<usize> = std::env::var("COMMIT_BENCH_STREAMS")
+        .unwrap_or_else(|_| "1,100,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("COMMIT_BENCH_STREAMS: numbers"))
+        .collect();
+    let etcd = kinds
+        .contains(&Kind::Etcd)
+        .then(|| EtcdServer::start().expect("start etcd (is etcd installed?)"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    let mut rows = Vec::new();
+    let mut case = 0;
     rt.block_on(async {
-        for streams in [1, 100, 1000] {
-            case(streams, budget).await;
+        for &kind in &kinds {
+            for &streams in &stream_counts {
+                let window = Duration::from_millis(250);
+                for (committers, every) in [(1, None), (agents, None), (paced, Some(window))] {
+                    case += 1;
+                    let fx = setup(kind, etcd.as_ref(), case, streams).await;
+                    let (per_sec, lat) = run(&fx.client, streams, committers, every, budget).await;
+                    let row = Row {
+                        store: kind.name(),
+                        streams,
+                        committers,
+                        paced: every.is_some(),
+                        per_sec,
+                        p50: pct(&lat, 0.50),
+                        p99: pct(&lat, 0.99),
+                        n: lat.len(),
+                    };
+                    println!(
+                        "{:>8}  streams/batch={:>5}  committers={:>3}{}: {:>7.0} commits/s  p50 {:>9.2?}  p99 {:>9.2?}  (n={})",
+                        row.store,
+                        row.streams,
+                        row.committers,
+                        if row.paced { " every 250 ms" } else { " back to back" },
+                        row.per_sec,
+                        row.p50,
+                        row.p99,
+                        row.n
+                    );
+                    rows.push(row);
+                }
+            }
         }
     });
+    println!();
+    println!("| store | streams per batch | committers | commits/s | p50 | p99 |");
+    println!("|---|---:|---|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} {} | {:.0} | {:.2} ms | {:.2} ms |",
+            r.store,
+            r.streams,
+            r.committers,
+            if r.paced {
+                "every 250 ms"
+            } else {
+                "back to back"
+            },
+            r.per_sec,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
 }

@@ -37,6 +37,7 @@ use crate::model::{
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
+mod round;
 pub(crate) mod watch;
 
 /// Tunables of a control plane.
@@ -108,18 +109,36 @@ impl Group {
                     reason: e.to_string(),
                 }
             })?;
+            // The state is the newest (by store revision) of the state key and the
+            // states written along with index keys.
             let st_key = keys::stream_state(name, stream);
-            let state: StateRecord = match store.get(&st_key).await? {
-                Some(kv) => decode(&kv.key, &kv.value)?,
-                None => StateRecord::default(),
+            let (mut state_rev, mut state): (i64, StateRecord) = match store.get(&st_key).await? {
+                Some(kv) => (kv.mod_revision, decode(&kv.key, &kv.value)?),
+                None => (0, StateRecord::default()),
             };
             let ix_prefix = keys::index_prefix(name, stream);
             let mut entries = Vec::new();
             for kv in store.scan_prefix(&ix_prefix).await? {
-                let e: EntryRecord = decode(&kv.key, &kv.value)?;
-                *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
-                entries.push(e);
+                let key = keys::suffix(&kv.key, &ix_prefix)
+                    .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&kv.key).into_owned(),
+                        reason: "index key without a hex sequence".into(),
+                    })?;
+                let mut head: EntryRecord = decode(&kv.key, &kv.value)?;
+                if let Some(st) = head.state.take()
+                    && kv.mod_revision > state_rev
+                {
+                    state_rev = kv.mod_revision;
+                    state = st;
+                }
+                let more = std::mem::take(&mut head.more);
+                for e in std::iter::once(head).chain(more) {
+                    *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    entries.push((key, e));
+                }
             }
+            entries.sort_by_key(|(_, e)| e.first_seq);
             let s = Stream::load(spec, rec.created_unix_nanos, state, entries, now);
             g.streams.insert(stream.to_owned(), s);
         }
@@ -172,10 +191,16 @@ impl Group {
             .count()
     }
 
-    fn commit(&mut self, batch: &CommitBatch, now: i64, ttl: i64) -> Arc<v1::CommitBatchResponse> {
+    fn commit(
+        &mut self,
+        batch: &CommitBatch,
+        now: i64,
+        ttl: i64,
+        expire_cap: usize,
+    ) -> Arc<v1::CommitBatchResponse> {
         // Forget answers past their retention (bounded work per round).
         let cutoff = now.saturating_sub(ttl);
-        while self.expired_batches.len() < 1000 {
+        while self.expired_batches.len() < expire_cap {
             match self.batch_order.front() {
                 Some((at, _)) if *at < cutoff => {}
                 _ => break,
@@ -255,6 +280,9 @@ impl Group {
                 continue;
             };
             let (puts, deletes) = s.take_entry_changes();
+            // Every index key written carries the state; the state key is written only
+            // when no index key is.
+            let state_carried = !puts.is_empty();
             for (seq, value) in puts {
                 ops.push(Op::Put {
                     key: keys::index_entry(&g, &name, seq),
@@ -266,8 +294,7 @@ impl Group {
                     key: keys::index_entry(&g, &name, seq),
                 });
             }
-            if s.state_dirty {
-                s.state_dirty = false;
+            if std::mem::take(&mut s.state_dirty) && !state_carried {
                 ops.push(Op::Put {
                     key: keys::stream_state(&g, &name),
                     value: s.state.encode_to_vec(),
@@ -288,13 +315,13 @@ impl Group {
         }
         for (id, at) in std::mem::take(&mut self.new_batches) {
             if let Some(resp) = self.batches.get(&id) {
+                // A `BatchRecord`, encoded field by field so the answer is not cloned.
+                let mut value = Vec::with_capacity(resp.encoded_len() + 16);
+                prost::encoding::int64::encode(1, &at, &mut value);
+                prost::encoding::message::encode(2, &**resp, &mut value);
                 ops.push(Op::Put {
                     key: keys::batch(&g, &id),
-                    value: BatchRecord {
-                        committed_unix_nanos: at,
-                        response: Some((**resp).clone()),
-                    }
-                    .encode_to_vec(),
+                    value,
                 });
             }
         }
@@ -653,12 +680,13 @@ impl Engine {
         let mut st = self.state.lock().await;
         let now = self.now();
         let ttl = nanos(self.opts.batch_answer_ttl);
+        let expire_cap = round::expire_cap(&self.store.txn_limits());
         let mut answered = Vec::with_capacity(cmds.len());
         let mut groups = BTreeSet::new();
         for cmd in cmds {
             match self.group_mut(&mut st, &cmd.group).await {
                 Ok(g) => {
-                    let resp = g.commit(&cmd.batch, now, ttl);
+                    let resp = g.commit(&cmd.batch, now, ttl, expire_cap);
                     groups.insert(cmd.group.clone());
                     answered.push((cmd.reply, resp));
                 }
@@ -1388,16 +1416,32 @@ fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
 }
 
 /// The writer: drains queued batches into rounds until the engine is dropped.
+/// A round takes what is queued, up to `max_batches_per_txn` and the store's
+/// transaction limits (see `round`); a batch that does not fit starts the next round.
 async fn writer(engine: std::sync::Weak<Engine>, mut rx: mpsc::Receiver<CommitCmd>) {
-    while let Some(first) = rx.recv().await {
+    let mut held: Option<CommitCmd> = None;
+    loop {
+        let first = match held.take() {
+            Some(cmd) => cmd,
+            None => match rx.recv().await {
+                Some(cmd) => cmd,
+                None => break,
+            },
+        };
         let Some(engine) = engine.upgrade() else {
             let _ = first.reply.send(Err(CpError::ShuttingDown));
             break;
         };
+        let mut budget = round::Budget::new(&engine.store.txn_limits());
+        budget.take(&first.batch);
         let mut cmds = vec![first];
         while cmds.len() < engine.opts.max_batches_per_txn {
             match rx.try_recv() {
-                Ok(c) => cmds.push(c),
+                Ok(c) if budget.take(&c.batch) => cmds.push(c),
+                Ok(c) => {
+                    held = Some(c);
+                    break;
+                }
                 Err(_) => break,
             }
         }

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout, timeout_at};
 
 use crate::store::etcd::{EtcdStore, classify};
-use crate::store::{Compare, KeyValue, MetaStore, Op, StoreError, TxnOutcome};
+use crate::store::{Compare, KeyValue, MetaStore, Op, StoreError, TxnLimits, TxnOutcome};
 
 /// Store keys of leader records: `_leader/<election name>`.
 pub const LEADER_KEY_PREFIX: &[u8] = b"_leader/";
@@ -326,6 +326,10 @@ impl MetaStore for FencedStore {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
         self.inner.range(start, end, limit).await
+    }
+
+    fn txn_limits(&self) -> TxnLimits {
+        self.inner.txn_limits()
     }
 
     /// Adds the fence. When the transaction fails, tells a failed fence (an error: this

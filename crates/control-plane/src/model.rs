@@ -56,7 +56,10 @@ pub struct RecMeta {
     pub deleted: bool,
 }
 
-/// `g/<group>/ix/<stream>/<first_seq>`: one committed chunk or compacted segment.
+/// One committed chunk or compacted segment. Stored under
+/// `g/<group>/ix/<stream>/<key seq>`, where one key holds every chunk of the stream
+/// committed in one writer round (group commit): this record for the first, `more`
+/// for the rest, and the stream's state after the round in `state`.
 #[derive(Clone, PartialEq, Message)]
 pub struct EntryRecord {
     #[prost(string, tag = "1")]
@@ -77,6 +80,13 @@ pub struct EntryRecord {
     pub records: Vec<RecMeta>,
     #[prost(bool, tag = "8")]
     pub segment: bool,
+    /// Further entries stored under the same key (empty in memory).
+    #[prost(message, repeated, tag = "9")]
+    pub more: Vec<EntryRecord>,
+    /// The stream's state when the key was written; the newest of these and the
+    /// `st/<stream>` key (by store revision) is the stream's state.
+    #[prost(message, optional, tag = "10")]
+    pub state: Option<StateRecord>,
 }
 
 /// `g/<group>/batch/<batch id>`.

@@ -8,7 +8,7 @@
 //! allowed, expected last subject sequence, expected last sequence, duplicate msg id,
 //! expected last msg id, rollup allowed, max message size, TTL valid, discard-new
 //! limits), so answers match nats-server's. The store is written afterwards from the
-//! set of keys a change touched (`dirty`/`removed`), never from a full snapshot.
+//! set of store keys a change touched (`dirty`), never from a full snapshot.
 //!
 //! Everything here is pure (no I/O, time passed in) so it is unit-tested directly.
 
@@ -30,6 +30,8 @@ pub(crate) struct Entry {
     pub rec: EntryRecord,
     /// Records not deleted.
     pub live: u32,
+    /// The store key (a sequence) this entry is stored under.
+    pub key: u64,
 }
 
 impl Entry {
@@ -54,11 +56,15 @@ pub(crate) struct Stream {
     dedupe_order: VecDeque<(i64, String)>,
     /// (expiry, seq) of records with a TTL.
     ttls: BTreeSet<(i64, u64)>,
+    /// Store key → first sequences of the entries stored under it. Entries appended in
+    /// one writer round share one key, so a round writes one index key per stream
+    /// however many batches it folds.
+    keys: BTreeMap<u64, BTreeSet<u64>>,
     // ---- changes not yet written ----
-    /// Entry keys written or changed.
+    /// Store keys whose entries changed (rewritten, or deleted when none is left).
     pub dirty: BTreeSet<u64>,
-    /// Entry keys removed.
-    pub removed: BTreeSet<u64>,
+    /// The store key new entries join until the next write.
+    open_key: Option<u64>,
     pub state_dirty: bool,
     /// Object reference count changes.
     pub obj_delta: HashMap<String, i64>,
@@ -99,27 +105,28 @@ impl Stream {
             dedupe: HashMap::new(),
             dedupe_order: VecDeque::new(),
             ttls: BTreeSet::new(),
+            keys: BTreeMap::new(),
             dirty: BTreeSet::new(),
-            removed: BTreeSet::new(),
+            open_key: None,
             state_dirty: true,
             obj_delta: HashMap::new(),
         }
     }
 
-    /// Rebuilds a stream from its stored config, state and index entries (in
-    /// sequence order).
+    /// Rebuilds a stream from its stored config, state and index entries with the
+    /// store key each was read from (in sequence order).
     pub fn load(
         spec: StreamSpec,
         created: i64,
         state: StateRecord,
-        entries: Vec<EntryRecord>,
+        entries: Vec<(u64, EntryRecord)>,
         now: i64,
     ) -> Stream {
         let mut s = Stream::new(spec, created);
         s.state = state;
         s.state_dirty = false;
         let window_start = now.saturating_sub(s.spec.limits.duplicate_window_nanos);
-        for rec in entries {
+        for (key, rec) in entries {
             let mut live = 0;
             for (i, r) in rec.records.iter().enumerate() {
                 let seq = rec.first_seq + i as u64;
@@ -145,7 +152,11 @@ impl Stream {
                 }
             }
             if live > 0 {
-                s.entries.insert(rec.first_seq, Entry { rec, live });
+                s.keys.entry(key).or_default().insert(rec.first_seq);
+                s.entries.insert(rec.first_seq, Entry { rec, live, key });
+            } else {
+                // Nothing live left: rewrite its key without it at the next write.
+                s.dirty.insert(key);
             }
         }
         s
@@ -239,14 +250,14 @@ impl Stream {
             .get(subj_idx as usize)
             .cloned()
             .unwrap_or_default();
+        let store_key = e.key;
         if e.live == 0 {
             let object = e.rec.object_key.clone();
             self.entries.remove(&key);
+            self.leave_key(store_key, key);
             *self.obj_delta.entry(object).or_default() -= 1;
-            self.removed.insert(key);
-        } else {
-            self.dirty.insert(key);
         }
+        self.dirty.insert(store_key);
         self.msgs -= 1;
         self.bytes = self.bytes.saturating_sub(u64::from(size));
         if let Some(d) = self.subjects.get_mut(&subj) {
@@ -293,9 +304,18 @@ impl Stream {
         let key = match ctx.entry {
             Some(k) if self.entries.contains_key(&k) => k,
             _ => {
+                let store_key = match self.open_key {
+                    Some(k) if self.keys.contains_key(&k) => k,
+                    _ => {
+                        self.open_key = Some(seq);
+                        seq
+                    }
+                };
+                self.keys.entry(store_key).or_default().insert(seq);
                 self.entries.insert(
                     seq,
                     Entry {
+                        key: store_key,
                         rec: EntryRecord {
                             object_key: ctx.object_key.to_owned(),
                             chunk_index: ctx.chunk_index,
@@ -305,6 +325,8 @@ impl Stream {
                             subjects: Vec::new(),
                             records: Vec::new(),
                             segment: false,
+                            more: Vec::new(),
+                            state: None,
                         },
                         live: 0,
                     },
@@ -345,7 +367,8 @@ impl Stream {
             deleted: false,
         });
         e.live += 1;
-        self.dirty.insert(key);
+        let store_key = e.key;
+        self.dirty.insert(store_key);
         self.msgs += 1;
         self.bytes += u64::from(r.size);
         self.subjects
@@ -671,6 +694,19 @@ impl Stream {
                 *self.obj_delta.entry(e.rec.object_key).or_default() -= 1;
             }
         }
+        self.keys.clear();
+        self.dirty.clear();
+        self.open_key = None;
+    }
+
+    /// Forgets that entry `first_seq` is stored under `store_key`.
+    fn leave_key(&mut self, store_key: u64, first_seq: u64) {
+        if let Some(members) = self.keys.get_mut(&store_key) {
+            members.remove(&first_seq);
+            if members.is_empty() {
+                self.keys.remove(&store_key);
+            }
+        }
     }
 
     /// Replaces consecutive entries by one segment entry. Fails, naming why, when the
@@ -710,6 +746,8 @@ impl Stream {
             subjects: Vec::new(),
             records: Vec::new(),
             segment: true,
+            more: Vec::new(),
+            state: None,
         };
         let mut subj_idx: HashMap<String, u32> = HashMap::new();
         let mut live = 0;
@@ -744,15 +782,27 @@ impl Stream {
                 });
             }
             live += e.live;
+            self.leave_key(e.key, r.first_seq);
+            self.dirty.insert(e.key);
             *self.obj_delta.entry(e.rec.object_key).or_default() -= 1;
-            if r.first_seq != first.first_seq {
-                self.removed.insert(r.first_seq);
-            }
         }
         *self.obj_delta.entry(segment_key.to_owned()).or_default() += 1;
-        self.entries
-            .insert(first.first_seq, Entry { rec: seg, live });
-        self.dirty.insert(first.first_seq);
+        // The segment is stored under its own first sequence (joining the entries
+        // still stored there, if that key is in use).
+        let store_key = first.first_seq;
+        self.keys
+            .entry(store_key)
+            .or_default()
+            .insert(first.first_seq);
+        self.entries.insert(
+            first.first_seq,
+            Entry {
+                rec: seg,
+                live,
+                key: store_key,
+            },
+        );
+        self.dirty.insert(store_key);
         Ok(())
     }
 
@@ -875,20 +925,34 @@ impl Stream {
         }
     }
 
-    /// Takes the entry keys to write (with their encoded value) and to delete since
-    /// the last call.
+    /// Takes the store keys to write (with their encoded value: every entry stored
+    /// under the key, and the stream's current state) and to delete since the last
+    /// call. New entries start a new key after this.
     pub fn take_entry_changes(&mut self) -> (Vec<(u64, Vec<u8>)>, Vec<u64>) {
         use prost::Message;
-        let keys: BTreeSet<u64> = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .chain(std::mem::take(&mut self.removed))
-            .collect();
+        self.open_key = None;
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
-        for k in keys {
-            match self.entries.get(&k) {
-                Some(e) => puts.push((k, e.rec.encode_to_vec())),
-                None => deletes.push(k),
+        for k in std::mem::take(&mut self.dirty) {
+            let members = self
+                .keys
+                .get(&k)
+                .into_iter()
+                .flatten()
+                .filter_map(|seq| self.entries.get(seq));
+            let mut buf = Vec::new();
+            for (i, e) in members.enumerate() {
+                if i == 0 {
+                    e.rec.encode_raw(&mut buf);
+                } else {
+                    prost::encoding::message::encode(9, &e.rec, &mut buf);
+                }
+            }
+            if buf.is_empty() {
+                deletes.push(k);
+            } else {
+                prost::encoding::message::encode(10, &self.state, &mut buf);
+                puts.push((k, buf));
             }
         }
         (puts, deletes)
@@ -1030,5 +1094,103 @@ mod tests {
         assert_eq!(st.messages, 2);
         assert_eq!(st.deleted, vec![3]);
         assert_eq!(st.first_seq, 2);
+    }
+
+    /// A store as the engine writes it: index keys and the state key, each with the
+    /// revision of its last write.
+    #[derive(Default)]
+    struct Mem {
+        rev: i64,
+        keys: BTreeMap<u64, (i64, Vec<u8>)>,
+        state: (i64, StateRecord),
+    }
+
+    /// Writes `s`'s changes as the engine's `take_ops` does; returns the ops count.
+    fn write(s: &mut Stream, store: &mut Mem) -> usize {
+        store.rev += 1;
+        let (puts, deletes) = s.take_entry_changes();
+        let mut n = puts.len() + deletes.len();
+        if std::mem::take(&mut s.state_dirty) && puts.is_empty() {
+            store.state = (store.rev, s.state.clone());
+            n += 1;
+        }
+        for (k, v) in puts {
+            store.keys.insert(k, (store.rev, v));
+        }
+        for k in deletes {
+            store.keys.remove(&k);
+        }
+        n
+    }
+
+    fn stored_keys(store: &Mem) -> Vec<u64> {
+        store.keys.keys().copied().collect()
+    }
+
+    /// Loads a stream back as the engine does: every entry of every key; the newest
+    /// state of the state key and the index keys.
+    fn reload(store: &Mem) -> Stream {
+        use prost::Message;
+        let mut entries = Vec::new();
+        let (mut rev, mut state) = store.state.clone();
+        for (k, (r, v)) in &store.keys {
+            let mut head = EntryRecord::decode(v.as_slice()).unwrap();
+            let st = head.state.take().unwrap();
+            if *r > rev {
+                (rev, state) = (*r, st);
+            }
+            let more = std::mem::take(&mut head.more);
+            entries.extend(std::iter::once(head).chain(more).map(|e| (*k, e)));
+        }
+        entries.sort_by_key(|(_, e)| e.first_seq);
+        Stream::load(spec(Limits::default()), 0, state, entries, 1_000)
+    }
+
+    #[test]
+    fn chunks_of_one_round_share_one_store_key_and_reload_exactly() {
+        let mut s = Stream::new(spec(Limits::default()), 0);
+        let mut store = Mem::default();
+        write(&mut s, &mut store);
+        // Three batches in one writer round: one key.
+        for obj in ["o1", "o2", "o3"] {
+            let chunk = Chunk {
+                stream: "S".into(),
+                chunk_index: 0,
+                byte_size: 100,
+                records: vec![rec("s.a"), rec("s.b")],
+            };
+            s.commit_chunk(&chunk, obj, 1_000);
+        }
+        assert_eq!(write(&mut s, &mut store), 1);
+        assert_eq!(stored_keys(&store), [1]);
+        // The next round starts a new key.
+        commit(&mut s, vec![rec("s.c")]);
+        assert_eq!(write(&mut s, &mut store), 1);
+        assert_eq!(stored_keys(&store), [1, 7]);
+
+        let back = reload(&store);
+        assert_eq!(back.state(true), s.state(true));
+        assert_eq!(back.read_index(1, 0, 100), s.read_index(1, 0, 100));
+
+        // Emptying the first chunk rewrites its key without it; emptying the key's
+        // every chunk deletes it.
+        assert!(s.remove_seq(1) && s.remove_seq(2));
+        assert_eq!(write(&mut s, &mut store), 1);
+        let back = reload(&store);
+        assert_eq!(back.state(true), s.state(true));
+        assert_eq!(back.state(true).first_seq, 3);
+        assert_eq!(back.read_index(1, 0, 100), s.read_index(1, 0, 100));
+        for seq in 3..=6 {
+            assert!(s.remove_seq(seq));
+        }
+        // Only a delete: the state key carries the state.
+        assert_eq!(write(&mut s, &mut store), 2);
+        assert_eq!(stored_keys(&store), [7]);
+        let back = reload(&store);
+        assert_eq!(back.state(true), s.state(true));
+        assert_eq!(
+            (back.state(true).first_seq, back.state(true).last_seq),
+            (7, 7)
+        );
     }
 }

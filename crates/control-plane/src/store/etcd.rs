@@ -35,7 +35,7 @@ use etcd_client::{
 };
 use tonic::Code;
 
-use super::{Compare, KeyValue, MetaStore, Op, StoreError, TxnOutcome, prefix_end};
+use super::{Compare, KeyValue, MetaStore, Op, StoreError, TxnLimits, TxnOutcome, prefix_end};
 
 /// Default root prefix of every key this store writes.
 pub const DEFAULT_PREFIX: &str = "/infinistream/";
@@ -299,6 +299,13 @@ impl MetaStore for EtcdStore {
             .timed("range", kv.get(full_start, Some(options)))
             .await?;
         resp.kvs().iter().map(|kv| self.to_key_value(kv)).collect()
+    }
+
+    fn txn_limits(&self) -> TxnLimits {
+        TxnLimits {
+            max_ops: self.options.max_txn_ops,
+            max_bytes: Some(self.options.max_request_bytes),
+        }
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {

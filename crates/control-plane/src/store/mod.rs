@@ -81,6 +81,15 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// Limits a store puts on one transaction (`None` = none known).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxnLimits {
+    /// Most compares or ops in one transaction (etcd's `--max-txn-ops`).
+    pub max_ops: Option<usize>,
+    /// Largest encoded transaction (etcd's `--max-request-bytes`).
+    pub max_bytes: Option<usize>,
+}
+
 /// An ordered key-value store with conditional transactions.
 #[async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
@@ -97,6 +106,12 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Atomically: if every compare holds, applies every op durably.
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
+
+    /// The limits one transaction must stay within; the control plane sizes its
+    /// group commits by them.
+    fn txn_limits(&self) -> TxnLimits {
+        TxnLimits::default()
+    }
 
     /// Reads every key starting with `prefix`, in key order.
     async fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
