@@ -14,9 +14,11 @@
 //!   over the peer port before the bucket.
 
 mod cache;
+pub mod consumer;
 pub mod handler;
 pub mod reader;
 pub mod zone;
 
+pub use consumer::{CommitWatch, ConsumerService, ControlPlaneWatch, TimerWatch};
 pub use handler::ReadHandler;
 pub use reader::{ReadError, ReaderMetrics, ReaderOptions, StoredMessage, StreamReader};

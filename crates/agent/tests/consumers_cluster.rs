@@ -1,0 +1,221 @@
+//! Work-queue semantics across agents: two clients pull one durable through two
+//! agents sharing a standalone control plane and bucket. Deliveries are claimed in the
+//! control plane, so each message reaches exactly one client when all are acked, and
+//! the unacked messages of a `kill -9`ed agent reach the other client after ack_wait.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use infinistream_testkit::process::{ChildProcess, addr_in};
+use tokio::sync::Mutex;
+
+const READY: Duration = Duration::from_secs(60);
+const TOTAL: u64 = 300;
+
+fn agent_cmd(data_dir: &std::path::Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cmd.args([
+        "agent",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "0",
+        "--batch-write",
+        "50",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .args(extra)
+    .env("RUST_LOG", "info")
+    .env("INFINISTREAM_GROUP_ID", "team")
+    .env("INFINISTREAM_GROUP_KEY", "s3cret");
+    cmd
+}
+
+fn start(cmd: Command) -> (ChildProcess, SocketAddr) {
+    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
+    let line = child
+        .wait_for_line("listening for NATS clients", READY)
+        .expect("agent ready");
+    let addr = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    (child, addr)
+}
+
+async fn context(addr: SocketAddr) -> jetstream::Context {
+    let client = async_nats::connect(format!("nats://{addr}"))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(20));
+    js
+}
+
+/// Pulls and acks until `seen` holds `total` sequences; returns what this client got.
+async fn drain(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    seen: Arc<Mutex<Vec<u64>>>,
+    total: usize,
+) -> Vec<u64> {
+    let mut mine = Vec::new();
+    while seen.lock().await.len() < total {
+        let mut batch = consumer
+            .batch()
+            .max_messages(10)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("batch");
+        while let Some(m) = batch.next().await {
+            let m = m.expect("message");
+            let seq = m.info().expect("info").stream_sequence;
+            m.double_ack().await.expect("ack confirmed");
+            mine.push(seq);
+            seen.lock().await.push(seq);
+        }
+    }
+    mine
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_cluster_work_queue_two_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket dir");
+    let port = infinistream_testkit::tools::free_port().expect("port");
+    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cp_cmd
+        .args([
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-m",
+            "0",
+        ])
+        .arg("--store")
+        .arg(format!("embedded:{}", dir.path().join("cp").display()))
+        .env("INFINISTREAM_GROUP_ID", "team")
+        .env("INFINISTREAM_GROUP_KEY", "s3cret")
+        .env("RUST_LOG", "info");
+    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
+    cp.wait_for_line("control plane serving", READY)
+        .expect("control plane ready");
+    let remote = format!("http://127.0.0.1:{port}");
+    let bucket_url = format!("file://{}", bucket.display());
+    let agent = |name: &str| {
+        start(agent_cmd(
+            &dir.path().join(name),
+            &["--control-plane", &remote, "--bucket", &bucket_url],
+        ))
+    };
+    let (mut agent_a, addr_a) = agent("a");
+    let (_agent_b, addr_b) = agent("b");
+    let js_a = context(addr_a).await;
+    let js_b = context(addr_b).await;
+
+    js_a.create_stream(stream::Config {
+        name: "WQ".into(),
+        subjects: vec!["wq.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    let mut acks = Vec::new();
+    for i in 0..TOTAL {
+        acks.push(
+            js_a.publish(format!("wq.{}", i % 7), i.to_string().into())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("acked");
+    }
+    let stream_a = js_a.get_stream("WQ").await.expect("stream via a");
+    let consumer_a = stream_a
+        .create_consumer(pull::Config {
+            durable_name: Some("W".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("create durable");
+    let stream_b = js_b.get_stream("WQ").await.expect("stream via b");
+    let consumer_b: jetstream::consumer::Consumer<pull::Config> =
+        stream_b.get_consumer("W").await.expect("durable via b");
+
+    // Both clients pull concurrently: every message exactly once.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let total = usize::try_from(TOTAL).expect("fits");
+    let (a, b) = tokio::join!(
+        drain(consumer_a.clone(), seen.clone(), total),
+        drain(consumer_b.clone(), seen.clone(), total),
+    );
+    let mut all: Vec<u64> = a.iter().chain(b.iter()).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=TOTAL).collect::<Vec<_>>(), "each message once");
+    let info = stream_b.consumer_info("W").await.expect("info");
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.ack_floor.stream_sequence, TOTAL);
+
+    // kill -9 agent a while its client holds unacked deliveries: they reach b's client
+    // after ack_wait, as redeliveries.
+    let mut acks = Vec::new();
+    for i in 0..20u64 {
+        acks.push(
+            js_b.publish("wq.k", i.to_string().into())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("acked");
+    }
+    let mut held = BTreeSet::new();
+    while held.len() < 10 {
+        let mut batch = consumer_a
+            .batch()
+            .max_messages(10 - held.len())
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .expect("batch");
+        while let Some(m) = batch.next().await {
+            held.insert(m.expect("message").info().expect("info").stream_sequence);
+        }
+    }
+    agent_a.kill().expect("kill -9 agent a");
+    let mut got = BTreeSet::new();
+    let mut redelivered = BTreeSet::new();
+    while got.len() < 20 {
+        let mut batch = consumer_b
+            .batch()
+            .max_messages(20)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .expect("batch");
+        while let Some(m) = batch.next().await {
+            let m = m.expect("message");
+            let meta = m.info().expect("info");
+            if meta.delivered > 1 {
+                redelivered.insert(meta.stream_sequence);
+            }
+            got.insert(meta.stream_sequence);
+            m.double_ack().await.expect("ack");
+        }
+    }
+    assert_eq!(
+        got,
+        (TOTAL + 1..=TOTAL + 20).collect::<BTreeSet<_>>(),
+        "every message reached the surviving client"
+    );
+    assert_eq!(redelivered, held, "the killed agent's deliveries came back");
+}

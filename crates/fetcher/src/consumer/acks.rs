@@ -1,0 +1,156 @@
+//! The `$JS.ACK.>` subscriber.
+//!
+//! The ack subject names the stream, consumer and sequences, so any agent can take an
+//! ack for a delivery another agent made. Acks arriving within [`COALESCE`] of each
+//! other are grouped into one control-plane Acknowledge per (consumer, kind): a busy
+//! consumer's acks cost one RPC per few milliseconds, not one per message. An ack sent
+//! with a reply subject (`ack_sync`, double ack) is answered with the empty message
+//! nats-server sends only after the control plane confirmed it durable; `+NXT` acks
+//! first, then queues a pull request for the ack's reply subject.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use infinistream_broker::{BrokerError, InternalMsg};
+use infinistream_jetstream::convert::api_error;
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::ack::{AckKind, AckSubject};
+use infinistream_protocol::jsapi::consumer::{NextRequest, PullStatus};
+use tokio::time::Instant;
+
+use super::Engine;
+
+/// How long the first ack of a group waits for others.
+pub const COALESCE: Duration = Duration::from_millis(2);
+/// Most acks taken into one round.
+const MAX_ROUND: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Ack,
+    Nak(i64),
+    Term,
+    Progress,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    seqs: Vec<u64>,
+    replies: Vec<String>,
+    next: Vec<(String, Result<NextRequest, PullStatus>)>,
+}
+
+pub(crate) fn start(engine: Arc<Engine>) -> Result<(), BrokerError> {
+    let mut sub = engine
+        .broker
+        .subscribe_internal("$JS.ACK.>", None, 65_536)?;
+    tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                () = engine.shutdown.cancelled() => return,
+                msg = sub.recv() => match msg { Some(m) => m, None => return },
+            };
+            let mut round = vec![first];
+            let deadline = Instant::now() + COALESCE;
+            while round.len() < MAX_ROUND {
+                if let Some(m) = sub.try_recv() {
+                    round.push(m);
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break,
+                    msg = sub.recv() => match msg {
+                        Some(m) => round.push(m),
+                        None => break,
+                    },
+                }
+            }
+            process(&engine, round);
+        }
+    });
+    Ok(())
+}
+
+fn process(engine: &Arc<Engine>, round: Vec<InternalMsg>) {
+    let mut groups: HashMap<(String, String, Kind), Group> = HashMap::new();
+    for msg in round {
+        let subject = match AckSubject::parse(&msg.subject) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "ignoring malformed ack subject");
+                continue;
+            }
+        };
+        let kind = match AckKind::parse(&msg.payload) {
+            Ok(k) => k,
+            Err(e) => {
+                // nats-server ignores acks it does not understand.
+                tracing::debug!(error = %e, "ignoring unknown ack payload");
+                continue;
+            }
+        };
+        let (key, next) = match kind {
+            AckKind::Ack => (Kind::Ack, None),
+            AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None),
+            AckKind::Progress => (Kind::Progress, None),
+            AckKind::Term { .. } => (Kind::Term, None),
+            AckKind::Next { request } => (Kind::Ack, Some(request)),
+        };
+        let g = groups
+            .entry((subject.stream.clone(), subject.consumer.clone(), key))
+            .or_default();
+        g.seqs.push(subject.stream_seq);
+        match (msg.reply, next) {
+            (Some(reply), Some(request)) => g.next.push((reply, request)),
+            (Some(reply), None) => g.replies.push(reply),
+            (None, _) => {}
+        }
+    }
+    for ((stream, consumer, kind), group) in groups {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let (kind_wire, delay) = match kind {
+                Kind::Ack => (v1::AckKind::Ack, 0),
+                Kind::Nak(d) => (v1::AckKind::Nak, d),
+                Kind::Term => (v1::AckKind::Term, 0),
+                Kind::Progress => (v1::AckKind::InProgress, 0),
+            };
+            let result = engine
+                .cp
+                .consumers
+                .clone()
+                .acknowledge(v1::AcknowledgeRequest {
+                    stream: stream.clone(),
+                    consumer: consumer.clone(),
+                    kind: kind_wire as i32,
+                    stream_seqs: group.seqs,
+                    nak_delay_nanos: delay,
+                })
+                .await;
+            match result {
+                Ok(resp) => {
+                    if let Some(e) = &resp.get_ref().error {
+                        tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(e).description, "ack refused");
+                        return;
+                    }
+                }
+                Err(status) => {
+                    // Unconfirmed: no reply, so ack_sync callers see a timeout and retry.
+                    tracing::warn!(stream = %stream, consumer = %consumer, error = %status.message(), "acknowledge failed: control plane unreachable");
+                    return;
+                }
+            }
+            for reply in group.replies {
+                engine.broker.publish(&reply, None, None, Bytes::new());
+            }
+            if let Some(rt) = engine.running(&stream, &consumer) {
+                rt.wake();
+            }
+            for (reply, request) in group.next {
+                engine.pull(&stream, &consumer, &reply, request).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,389 @@
+//! Consumer administration: create (named, ephemeral, durable, filter in the subject,
+//! create / update / create-or-update actions), info, delete, names and list.
+//!
+//! Configs are checked and defaulted exactly as nats-server does
+//! ([`ConsumerConfig::check_and_default_with`]) against the stream's config from the
+//! catalog, then stored in the control plane: the typed fields it needs to claim
+//! deliveries, plus the whole defaulted config as JSON, which `INFO` returns verbatim.
+
+use std::sync::Arc;
+
+use infinistream_jetstream::Reply;
+use infinistream_jetstream::convert::{api_error, unavailable};
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::consumer::{
+    AckPolicy, ConsumerAction, ConsumerConfig, ConsumerCreateResponse, ConsumerDeleteResponse,
+    ConsumerInfo, ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse,
+    ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy, SequenceInfo,
+};
+use infinistream_protocol::jsapi::response::types;
+use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
+use infinistream_protocol::jsapi::subjects::{ApiRoute, ConsumerCreateRoute};
+use infinistream_protocol::jsapi::{
+    ApiError, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request, render_error, render_ok,
+};
+use tracing::Instrument;
+
+use super::Engine;
+
+/// A consumer as the control plane reports it, with its JetStream config decoded.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredConsumer {
+    pub config: ConsumerConfig,
+    pub created_unix_nanos: i64,
+    pub state: v1::ConsumerState,
+}
+
+fn now_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+fn decode(resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer, ApiError> {
+    if let Some(e) = &resp.error {
+        return Err(api_error(e));
+    }
+    let proto = resp.config.unwrap_or_default();
+    let config: ConsumerConfig = serde_json::from_slice(&proto.config_json).map_err(|e| {
+        ApiError::new(
+            500,
+            10000,
+            format!(
+                "stored consumer config of `{}` does not decode: {e}",
+                proto.name
+            ),
+        )
+    })?;
+    Ok(StoredConsumer {
+        config,
+        created_unix_nanos: resp.created_unix_nanos,
+        state: resp.state.unwrap_or_default(),
+    })
+}
+
+/// The consumer's stored config and state from the control plane.
+pub(crate) async fn fetch_info(
+    engine: &Engine,
+    stream: &str,
+    name: &str,
+) -> Result<StoredConsumer, ApiError> {
+    let resp = engine
+        .cp
+        .consumers
+        .clone()
+        .consumer_info(v1::ConsumerInfoRequest {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        })
+        .await
+        .map_err(|s| unavailable(&s))?
+        .into_inner();
+    decode(resp)
+}
+
+/// The stream's config, refreshing the catalog once for a stream created elsewhere.
+async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, ApiError> {
+    if engine.catalog.get(stream).is_none()
+        && let Err(status) = engine.catalog.refresh(&engine.cp).await
+    {
+        return Err(unavailable(&status));
+    }
+    engine
+        .catalog
+        .get(stream)
+        .map(|e| (*e.config).clone())
+        .ok_or_else(ApiError::stream_not_found)
+}
+
+/// The control plane's form of a checked config.
+fn proto_config(stream: &str, cfg: &ConsumerConfig) -> Result<v1::ConsumerConfig, ApiError> {
+    let config_json = serde_json::to_vec(cfg)
+        .map_err(|e| ApiError::new(500, 10000, format!("encoding consumer config: {e}")))?;
+    let ack_policy = match cfg.ack_policy {
+        AckPolicy::None => v1::AckPolicy::AckNone,
+        AckPolicy::All => v1::AckPolicy::AckAll,
+        AckPolicy::Explicit | AckPolicy::FlowControl => v1::AckPolicy::AckExplicit,
+    };
+    let deliver_policy = match cfg.deliver_policy {
+        DeliverPolicy::All => v1::DeliverPolicy::DeliverAll,
+        DeliverPolicy::Last => v1::DeliverPolicy::DeliverLast,
+        DeliverPolicy::New => v1::DeliverPolicy::DeliverNew,
+        DeliverPolicy::ByStartSequence => v1::DeliverPolicy::DeliverByStartSequence,
+        DeliverPolicy::ByStartTime => v1::DeliverPolicy::DeliverByStartTime,
+        DeliverPolicy::LastPerSubject => v1::DeliverPolicy::DeliverLastPerSubject,
+    };
+    Ok(v1::ConsumerConfig {
+        stream: stream.to_owned(),
+        name: cfg.name.clone(),
+        config_json,
+        ack_policy: ack_policy as i32,
+        deliver_policy: deliver_policy as i32,
+        opt_start_seq: cfg.opt_start_seq,
+        opt_start_time_unix_nanos: cfg
+            .opt_start_time
+            .as_ref()
+            .map(|t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+        ack_wait_nanos: cfg.ack_wait,
+        max_deliver: cfg.max_deliver,
+        filter_subjects: cfg.filters().into_iter().map(str::to_owned).collect(),
+        backoff_nanos: cfg.backoff.clone(),
+        max_ack_pending: cfg.max_ack_pending,
+    })
+}
+
+/// nats-server's `ConsumerInfo` for a stored consumer.
+pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> ConsumerInfo {
+    let seq = |s: Option<v1::SequenceInfo>| {
+        let s = s.unwrap_or_default();
+        SequenceInfo {
+            consumer: s.consumer_seq,
+            stream: s.stream_seq,
+            last: (s.last_active_unix_nanos > 0)
+                .then(|| Timestamp::from_unix_nanos(i128::from(s.last_active_unix_nanos))),
+        }
+    };
+    let name = stored.config.name.clone();
+    let rt = engine.running(stream, &name);
+    ConsumerInfo {
+        stream: stream.to_owned(),
+        name,
+        created: Timestamp::from_unix_nanos(i128::from(stored.created_unix_nanos)),
+        delivered: seq(stored.state.delivered),
+        ack_floor: seq(stored.state.ack_floor),
+        num_ack_pending: stored.state.num_ack_pending,
+        num_redelivered: stored.state.num_redelivered,
+        num_waiting: rt.as_ref().map_or(0, |r| r.num_waiting()),
+        num_pending: stored.state.num_pending,
+        push_bound: !stored.config.deliver_subject.is_empty()
+            && engine.broker.has_interest(&stored.config.deliver_subject),
+        timestamp: Timestamp::from_unix_nanos(now_nanos()),
+        config: Some(stored.config),
+        ..ConsumerInfo::default()
+    }
+}
+
+/// Answers one admin route.
+pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]) -> Reply {
+    let kind = route.response_type().unwrap_or(types::SYSTEM);
+    let body = match route {
+        ApiRoute::ConsumerCreate(r) => {
+            let span = tracing::debug_span!("consumer_create", stream = %r.stream());
+            create(engine, &r, payload)
+                .instrument(span)
+                .await
+                .map(|info| render_ok(&ConsumerCreateResponse { info }))
+        }
+        ApiRoute::ConsumerInfo { stream, consumer } => {
+            fetch_info(engine, &stream, &consumer).await.map(|stored| {
+                render_ok(&ConsumerInfoResponse {
+                    info: info_of(engine, &stream, stored),
+                })
+            })
+        }
+        ApiRoute::ConsumerDelete { stream, consumer } => delete(engine, &stream, &consumer)
+            .await
+            .map(|()| render_ok(&ConsumerDeleteResponse { success: true })),
+        ApiRoute::ConsumerNames(stream) => {
+            names(engine, &stream, payload).await.map(|r| render_ok(&r))
+        }
+        ApiRoute::ConsumerList(stream) => {
+            list(engine, &stream, payload).await.map(|r| render_ok(&r))
+        }
+        ApiRoute::ConsumerPause { .. } => Err(ApiError::consumer_feature_unsupported("pause")),
+        ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
+        ApiRoute::ConsumerReset { .. } => Err(ApiError::consumer_feature_unsupported("reset")),
+        _ => Err(ApiError::new(
+            500,
+            10000,
+            "route not handled by the consumer API",
+        )),
+    };
+    Reply::json(match body {
+        Ok(b) => b,
+        Err(e) => render_error(kind, &e),
+    })
+}
+
+async fn create(
+    engine: &Arc<Engine>,
+    route: &ConsumerCreateRoute,
+    payload: &[u8],
+) -> Result<ConsumerInfo, ApiError> {
+    let request: CreateConsumerRequest = parse_request(payload)?;
+    let stream = route.stream().to_owned();
+    let cfg = request.check_subject(route)?;
+    let stream_cfg = stream_config(engine, &stream).await?;
+    let mut cfg = cfg.check_and_default_with(&stream_cfg, request.pedantic)?;
+    if let Some(e) = cfg.unsupported_features() {
+        return Err(e);
+    }
+    if cfg.replay_policy == ReplayPolicy::Original {
+        return Err(ApiError::consumer_feature_unsupported("replay_policy"));
+    }
+    if cfg.name.is_empty() {
+        cfg.name = engine.ephemeral_name();
+    }
+    // Existing consumer: the action decides (nats-server's create/update semantics).
+    let existing = match fetch_info(engine, &stream, &cfg.name).await {
+        Ok(stored) => Some(stored),
+        Err(e) if e.err_code == ApiError::consumer_not_found().err_code => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(stored) = existing {
+        if stored.config == cfg {
+            let info = info_of(engine, &stream, stored.clone());
+            engine.install(&stream, &cfg.name, stored.config, stored.created_unix_nanos);
+            return Ok(info);
+        }
+        if request.action == ConsumerAction::Create {
+            return Err(ApiError::consumer_already_exists());
+        }
+        cfg.check_update(&stored.config)?;
+        let resp = engine
+            .cp
+            .consumers
+            .clone()
+            .update_consumer(v1::UpdateConsumerRequest {
+                config: Some(proto_config(&stream, &cfg)?),
+                create_if_missing: false,
+            })
+            .await
+            .map_err(|s| unavailable(&s))?
+            .into_inner();
+        let stored = decode(resp)?;
+        tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
+        engine.replace(
+            &stream,
+            &stored.config.name,
+            stored.config.clone(),
+            stored.created_unix_nanos,
+        );
+        return Ok(info_of(engine, &stream, stored));
+    }
+    if request.action == ConsumerAction::Update {
+        return Err(ApiError::consumer_does_not_exist());
+    }
+    // Work-queue rules that need no other consumer; filter uniqueness against the
+    // stream's other consumers is checked atomically by the control plane.
+    cfg.check_workqueue(&stream_cfg)?;
+    let resp = engine
+        .cp
+        .consumers
+        .clone()
+        .create_consumer(v1::CreateConsumerRequest {
+            config: Some(proto_config(&stream, &cfg)?),
+        })
+        .await
+        .map_err(|s| unavailable(&s))?
+        .into_inner();
+    let stored = decode(resp)?;
+    tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
+    engine.install(
+        &stream,
+        &stored.config.name,
+        stored.config.clone(),
+        stored.created_unix_nanos,
+    );
+    Ok(info_of(engine, &stream, stored))
+}
+
+pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> Result<(), ApiError> {
+    let resp = engine
+        .cp
+        .consumers
+        .clone()
+        .delete_consumer(v1::DeleteConsumerRequest {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        })
+        .await
+        .map_err(|s| unavailable(&s))?
+        .into_inner();
+    if let Some(e) = &resp.error {
+        return Err(api_error(e));
+    }
+    engine.deleted(stream, name);
+    tracing::info!(stream = %stream, consumer = %name, "consumer deleted");
+    Ok(())
+}
+
+/// Every consumer of a stream, sorted by name.
+pub(crate) async fn list_stored(
+    engine: &Engine,
+    stream: &str,
+) -> Result<Vec<StoredConsumer>, ApiError> {
+    let resp = engine
+        .cp
+        .consumers
+        .clone()
+        .list_consumers(v1::ListConsumersRequest {
+            stream: stream.to_owned(),
+        })
+        .await
+        .map_err(|s| unavailable(&s))?
+        .into_inner();
+    if let Some(e) = &resp.error {
+        return Err(api_error(e));
+    }
+    let mut out = resp
+        .consumers
+        .into_iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+    Ok(out)
+}
+
+fn page<T>(items: Vec<T>, offset: u64, limit: usize) -> (ApiPaged, Vec<T>) {
+    let total = items.len() as u64;
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
+    let page = items.into_iter().skip(start).take(limit).collect();
+    (
+        ApiPaged {
+            total,
+            offset,
+            limit: limit as u64,
+        },
+        page,
+    )
+}
+
+async fn names(
+    engine: &Engine,
+    stream: &str,
+    payload: &[u8],
+) -> Result<ConsumerNamesResponse, ApiError> {
+    let request: ConsumerListRequest = parse_request(payload)?;
+    stream_config(engine, stream).await?;
+    let names = list_stored(engine, stream)
+        .await?
+        .into_iter()
+        .map(|c| c.config.name)
+        .collect();
+    let (paged, consumers) = page(names, request.offset, NAMES_LIMIT);
+    Ok(ConsumerNamesResponse { paged, consumers })
+}
+
+async fn list(
+    engine: &Engine,
+    stream: &str,
+    payload: &[u8],
+) -> Result<ConsumerListResponse, ApiError> {
+    let request: ConsumerListRequest = parse_request(payload)?;
+    stream_config(engine, stream).await?;
+    let all = list_stored(engine, stream).await?;
+    let (paged, stored) = page(all, request.offset, LIST_LIMIT);
+    Ok(ConsumerListResponse {
+        paged,
+        consumers: stored
+            .into_iter()
+            .map(|s| info_of(engine, stream, s))
+            .collect(),
+        ..ConsumerListResponse::default()
+    })
+}

@@ -1,0 +1,744 @@
+//! One task per consumer this agent serves.
+//!
+//! A pull consumer's task owns the pull requests parked on this agent: it claims
+//! deliveries for the oldest request, reads their bodies and publishes them to the
+//! request's reply subject, and answers with nats-server's status lines when a request
+//! ends without its batch (`404 No Messages` for no_wait, `408 Request Timeout` on
+//! expiry, `409 Message Size Exceeds MaxBytes`, `409 Consumer Deleted`) or idles
+//! (`100 Idle Heartbeat`). A push consumer's task delivers to the deliver subject while
+//! this agent has a subscriber for it, with flow control and idle heartbeats.
+//!
+//! Claims go to the control plane, so several agents can serve one consumer without
+//! handing out the same message twice; a claimed message this agent cannot deliver is
+//! released at once (nak without delay) rather than waiting for ack_wait.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use infinistream_broker::BrokerError;
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::ack::{AckSubject, flow_control_subject};
+use infinistream_protocol::jsapi::consumer::{ConsumerConfig, NextRequest, PullStatus};
+use infinistream_protocol::jsapi::msg::headers::MSG_SIZE;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::wake::wait_change;
+use super::{Engine, admin};
+use crate::reader::ReadError;
+
+/// Most deliveries claimed at once.
+const MAX_CLAIM: i64 = 256;
+/// Push flow control: ask the subscriber to confirm after this many bytes or messages.
+const FC_MAX_BYTES: usize = 1 << 20;
+const FC_MAX_MSGS: usize = 1024;
+/// A pull runtime with no requests for this long stops (it restarts on the next one).
+const IDLE_EXIT: Duration = Duration::from_secs(60);
+/// A push runtime without a local subscriber for this long stops.
+const PUSH_UNBOUND_EXIT: Duration = Duration::from_secs(10);
+/// Back-off after a failed control-plane call.
+const RETRY: Duration = Duration::from_millis(200);
+
+#[derive(Debug)]
+struct Waiter {
+    reply: String,
+    remaining: i64,
+    max_bytes: i64,
+    bytes_left: i64,
+    no_wait: bool,
+    expires_at: Option<Instant>,
+    heartbeat: Option<Duration>,
+    next_heartbeat: Instant,
+}
+
+impl Waiter {
+    fn pending_bytes(&self) -> i64 {
+        if self.max_bytes > 0 {
+            self.bytes_left
+        } else {
+            0
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    waiters: VecDeque<Waiter>,
+    last_consumer_seq: u64,
+    last_stream_seq: u64,
+    last_activity: Instant,
+    /// Push: the flow-control reply subject the consumer waits for.
+    fc_pending: Option<String>,
+    fc_counter: u64,
+}
+
+/// A consumer served by this agent.
+#[derive(Debug)]
+pub struct Runtime {
+    pub stream: String,
+    pub name: String,
+    pub(crate) created: i64,
+    pub(crate) config: ConsumerConfig,
+    state: Mutex<State>,
+    kick: Notify,
+    cancel: CancellationToken,
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        stream: &str,
+        name: &str,
+        config: ConsumerConfig,
+        created: i64,
+        cancel: CancellationToken,
+    ) -> Runtime {
+        Runtime {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+            created,
+            config,
+            state: Mutex::new(State {
+                waiters: VecDeque::new(),
+                last_consumer_seq: 0,
+                last_stream_seq: 0,
+                last_activity: Instant::now(),
+                fc_pending: None,
+                fc_counter: 0,
+            }),
+            kick: Notify::new(),
+            cancel,
+        }
+    }
+
+    /// Pull requests parked here.
+    pub fn num_waiting(&self) -> u64 {
+        self.state.lock().waiters.len() as u64
+    }
+
+    /// Takes over the parked requests of the runtime this one replaces.
+    pub(crate) fn adopt(&self, old: &Runtime) {
+        let moved: Vec<Waiter> = old.state.lock().waiters.drain(..).collect();
+        if moved.is_empty() {
+            return;
+        }
+        self.state.lock().waiters.extend(moved);
+        self.kick.notify_one();
+    }
+
+    /// Re-check now (an ack may have freed room, a request arrived).
+    pub(crate) fn wake(&self) {
+        self.kick.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// The consumer is gone: answer parked requests and stop.
+    pub(crate) fn deleted(&self, broker: &infinistream_broker::Broker) {
+        let waiters: Vec<Waiter> = self.state.lock().waiters.drain(..).collect();
+        let hdr = Bytes::from(PullStatus::ConsumerDeleted.header_block());
+        for w in waiters {
+            broker.publish(&w.reply, None, Some(hdr.clone()), Bytes::new());
+        }
+        self.cancel.cancel();
+    }
+
+    /// Parks a pull request (checked against the consumer's limits first).
+    pub(crate) fn enqueue(&self, engine: &Engine, reply: &str, request: NextRequest) {
+        if let Err(status) = request.check_limits(&self.config) {
+            return engine.publish_status(reply, &status);
+        }
+        let now = Instant::now();
+        let heartbeat = (request.heartbeat > 0)
+            .then(|| Duration::from_nanos(u64::try_from(request.heartbeat).unwrap_or(0)));
+        let waiter = Waiter {
+            reply: reply.to_owned(),
+            remaining: request.batch.max(1),
+            max_bytes: request.max_bytes.max(0),
+            bytes_left: request.max_bytes.max(0),
+            no_wait: request.no_wait,
+            expires_at: (request.expires > 0)
+                .then(|| now + Duration::from_nanos(u64::try_from(request.expires).unwrap_or(0))),
+            heartbeat,
+            next_heartbeat: now + heartbeat.unwrap_or(Duration::ZERO),
+        };
+        {
+            let mut st = self.state.lock();
+            st.last_activity = now;
+            let max_waiting = usize::try_from(self.config.max_waiting).unwrap_or(0);
+            if max_waiting > 0 && st.waiters.len() >= max_waiting {
+                st.waiters.retain(|w| {
+                    engine.broker.has_interest(&w.reply) && !w.expires_at.is_some_and(|e| e <= now)
+                });
+                if st.waiters.len() >= max_waiting {
+                    drop(st);
+                    return engine.publish_status(reply, &PullStatus::ExceededMaxWaiting);
+                }
+            }
+            st.waiters.push_back(waiter);
+        }
+        self.kick.notify_one();
+    }
+
+    /// Push: a flow-control reply arrived.
+    pub(crate) fn flow_control_reply(&self, subject: &str) {
+        let mut st = self.state.lock();
+        if st.fc_pending.as_deref() == Some(subject) {
+            st.fc_pending = None;
+            drop(st);
+            self.kick.notify_one();
+        }
+    }
+
+    /// Drops requests whose client went away, answers expired ones (408), sends due
+    /// heartbeats. Returns the front request (reply, batch to claim) and the next
+    /// time something is due.
+    fn housekeeping(&self, engine: &Engine) -> (Option<i64>, Option<Instant>) {
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        let (last_c, last_s) = (st.last_consumer_seq, st.last_stream_seq);
+        st.waiters.retain(|w| {
+            if !engine.broker.has_interest(&w.reply) {
+                return false;
+            }
+            if w.expires_at.is_some_and(|e| e <= now) {
+                engine.publish_status(
+                    &w.reply,
+                    &PullStatus::RequestTimeout {
+                        pending_msgs: w.remaining,
+                        pending_bytes: w.pending_bytes(),
+                    },
+                );
+                return false;
+            }
+            true
+        });
+        let mut next: Option<Instant> = None;
+        for w in st.waiters.iter_mut() {
+            if let Some(hb) = w.heartbeat {
+                if w.next_heartbeat <= now {
+                    engine.publish_status(
+                        &w.reply,
+                        &PullStatus::IdleHeartbeat {
+                            last_consumer: last_c,
+                            last_stream: last_s,
+                            stalled: None,
+                        },
+                    );
+                    w.next_heartbeat = now + hb;
+                }
+                next = Some(next.map_or(w.next_heartbeat, |n| n.min(w.next_heartbeat)));
+            }
+            if let Some(e) = w.expires_at {
+                next = Some(next.map_or(e, |n| n.min(e)));
+            }
+        }
+        let front = st.waiters.front().map(|w| {
+            if w.max_bytes > 0 {
+                1
+            } else {
+                w.remaining.min(MAX_CLAIM)
+            }
+        });
+        (front, next)
+    }
+
+    /// Nothing to deliver now: no_wait requests end with `404 No Messages`.
+    fn drained(&self, engine: &Engine) {
+        let mut st = self.state.lock();
+        st.waiters.retain(|w| {
+            if w.no_wait && w.expires_at.is_none() {
+                engine.publish_status(&w.reply, &PullStatus::NoMessages);
+                return false;
+            }
+            true
+        });
+    }
+}
+
+/// A message ready to publish.
+struct Outgoing {
+    subject: String,
+    ack: String,
+    headers: Option<Bytes>,
+    payload: Bytes,
+    stream_seq: u64,
+    consumer_seq: u64,
+}
+
+impl Outgoing {
+    /// What counts against a request's max_bytes (nats-server: subject, reply,
+    /// headers and payload).
+    fn size(&self) -> usize {
+        self.subject.len()
+            + self.ack.len()
+            + self.headers.as_ref().map_or(0, Bytes::len)
+            + self.payload.len()
+    }
+}
+
+enum Claimed {
+    Deliveries(v1::ClaimResponse),
+    Gone,
+    Failed,
+}
+
+async fn claim(engine: &Engine, rt: &Runtime, batch: i64) -> Claimed {
+    let result = engine
+        .cp
+        .consumers
+        .clone()
+        .claim(v1::ClaimRequest {
+            stream: rt.stream.clone(),
+            consumer: rt.name.clone(),
+            agent_id: engine.agent_id.clone(),
+            batch: u32::try_from(batch.clamp(1, MAX_CLAIM)).unwrap_or(1),
+        })
+        .await;
+    match result {
+        Ok(resp) => {
+            let resp = resp.into_inner();
+            match &resp.error {
+                None => Claimed::Deliveries(resp),
+                Some(e)
+                    if i64::from(e.err_code)
+                        == i64::from(ApiError::consumer_not_found().err_code)
+                        || i64::from(e.err_code)
+                            == i64::from(ApiError::stream_not_found().err_code) =>
+                {
+                    Claimed::Gone
+                }
+                Some(e) => {
+                    tracing::warn!(error = %e.description, "claim refused");
+                    Claimed::Failed
+                }
+            }
+        }
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "claim failed: control plane unreachable");
+            Claimed::Failed
+        }
+    }
+}
+
+/// Gives claimed deliveries back at once (a nak without delay).
+pub(crate) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
+    if seqs.is_empty()
+        || rt.config.ack_policy == infinistream_protocol::jsapi::consumer::AckPolicy::None
+    {
+        return;
+    }
+    let cp = engine.cp.clone();
+    let req = v1::AcknowledgeRequest {
+        stream: rt.stream.clone(),
+        consumer: rt.name.clone(),
+        kind: v1::AckKind::Nak as i32,
+        stream_seqs: seqs,
+        nak_delay_nanos: 0,
+    };
+    tokio::spawn(async move {
+        if let Err(status) = cp.consumers.clone().acknowledge(req).await {
+            tracing::warn!(error = %status.message(), "releasing claimed deliveries failed; they return after ack_wait");
+        }
+    });
+}
+
+/// Reads the claimed messages and builds what goes on the wire, in claim order.
+/// Messages that no longer exist are skipped; unreadable ones are released.
+async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &v1::ClaimResponse) -> Vec<Outgoing> {
+    let mut new_after = resp
+        .deliveries
+        .iter()
+        .filter(|d| d.delivery_count <= 1)
+        .count() as u64;
+    let mut out = Vec::with_capacity(resp.deliveries.len());
+    let mut failed = Vec::new();
+    for d in &resp.deliveries {
+        let pending = if d.delivery_count <= 1 {
+            new_after = new_after.saturating_sub(1);
+            resp.num_pending + new_after
+        } else {
+            resp.num_pending
+        };
+        let msg = match engine.reader.get(&rt.stream, d.stream_seq).await {
+            Ok(msg) => msg,
+            Err(ReadError::NoMessage) => continue,
+            Err(e) => {
+                tracing::warn!(seq = d.stream_seq, error = %e, "reading a claimed message failed; released");
+                failed.push(d.stream_seq);
+                continue;
+            }
+        };
+        let ack = AckSubject {
+            domain: None,
+            account_hash: None,
+            stream: rt.stream.clone(),
+            consumer: rt.name.clone(),
+            delivered: d.delivery_count,
+            stream_seq: d.stream_seq,
+            consumer_seq: d.consumer_seq,
+            timestamp_nanos: msg.timestamp,
+            pending,
+            token: None,
+        }
+        .to_string();
+        let (headers, payload) = if rt.config.headers_only {
+            (
+                Some(with_header(
+                    &msg.headers,
+                    MSG_SIZE,
+                    &msg.payload.len().to_string(),
+                )),
+                Bytes::new(),
+            )
+        } else {
+            (
+                (!msg.headers.is_empty()).then(|| msg.headers.clone()),
+                msg.payload.clone(),
+            )
+        };
+        out.push(Outgoing {
+            subject: msg.subject,
+            ack,
+            headers,
+            payload,
+            stream_seq: d.stream_seq,
+            consumer_seq: d.consumer_seq,
+        });
+    }
+    release(engine, rt, failed);
+    out
+}
+
+/// Appends one header to a raw header block (or starts one).
+fn with_header(block: &Bytes, name: &str, value: &str) -> Bytes {
+    let mut out = Vec::with_capacity(block.len() + name.len() + value.len() + 16);
+    match block.strip_suffix(b"\r\n\r\n") {
+        Some(head) if !block.is_empty() => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => out.extend_from_slice(b"NATS/1.0\r\n"),
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    Bytes::from(out)
+}
+
+/// Runs a consumer until it is deleted, stopped, or idle long enough to let go.
+pub(crate) async fn run(engine: Arc<Engine>, rt: Arc<Runtime>) {
+    // Start heartbeats from the consumer's real position.
+    if let Ok(stored) = admin::fetch_info(&engine, &rt.stream, &rt.name).await {
+        let d = stored.state.delivered.unwrap_or_default();
+        let mut st = rt.state.lock();
+        st.last_consumer_seq = d.consumer_seq;
+        st.last_stream_seq = d.stream_seq;
+    }
+    if rt.config.is_pull() {
+        pull_loop(&engine, &rt).await;
+    } else {
+        push_loop(&engine, &rt).await;
+    }
+    engine.remove(&rt);
+    tracing::debug!(stream = %rt.stream, consumer = %rt.name, "consumer runtime stopped");
+}
+
+/// Deletes a consumer idle past its inactive_threshold, as nats-server does, unless
+/// another agent served it meanwhile (the control plane's last activity says).
+async fn reap_if_inactive(engine: &Arc<Engine>, rt: &Runtime, idle: Duration) -> bool {
+    let threshold = rt.config.inactive_threshold;
+    if threshold <= 0 || idle.as_nanos() < threshold as u128 {
+        return false;
+    }
+    if let Ok(stored) = admin::fetch_info(engine, &rt.stream, &rt.name).await {
+        let last = stored
+            .state
+            .delivered
+            .map_or(0, |d| d.last_active_unix_nanos);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        if last > 0 && now.saturating_sub(last) < threshold {
+            return false;
+        }
+    }
+    match admin::delete(engine, &rt.stream, &rt.name).await {
+        Ok(()) => {
+            tracing::info!(stream = %rt.stream, consumer = %rt.name, "inactive consumer deleted");
+            true
+        }
+        Err(e) => {
+            tracing::debug!(error = %e.description, "deleting an inactive consumer failed");
+            e.err_code == ApiError::consumer_not_found().err_code
+        }
+    }
+}
+
+async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
+    let mut notes = engine.watch.subscribe(&rt.stream);
+    let fallback = engine.watch.fallback();
+    loop {
+        if rt.cancel.is_cancelled() {
+            return;
+        }
+        let (front, next_due) = rt.housekeeping(engine);
+        let Some(batch) = front else {
+            // Nothing parked: wait for a request, reap or let go when idle.
+            tokio::select! {
+                () = rt.kick.notified() => {}
+                () = rt.cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let idle = rt.state.lock().last_activity.elapsed();
+                    if reap_if_inactive(engine, rt, idle).await || idle >= IDLE_EXIT {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        match claim(engine, rt, batch).await {
+            Claimed::Gone => {
+                rt.deleted(&engine.broker);
+                return;
+            }
+            Claimed::Failed => {
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = rt.cancel.cancelled() => return,
+                }
+            }
+            Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+                rt.drained(engine);
+                if rt.state.lock().waiters.is_empty() {
+                    continue;
+                }
+                let deadline = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                tokio::select! {
+                    () = rt.kick.notified() => {}
+                    () = wait_change(&mut notes, fallback) => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = rt.cancel.cancelled() => return,
+                }
+            }
+            Claimed::Deliveries(resp) => {
+                let out = load(engine, rt, &resp).await;
+                deliver_pull(engine, rt, out);
+            }
+        }
+    }
+}
+
+/// Hands loaded messages to the parked requests, oldest first.
+fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
+    let mut unsent = Vec::new();
+    let now = Instant::now();
+    let mut st = rt.state.lock();
+    for msg in out {
+        let size = msg.size() as i64;
+        loop {
+            let Some(w) = st.waiters.front_mut() else {
+                unsent.push(msg.stream_seq);
+                break;
+            };
+            if w.max_bytes > 0 && size > w.bytes_left {
+                engine.publish_status(
+                    &w.reply,
+                    &PullStatus::MessageSizeExceedsMaxBytes {
+                        pending_msgs: w.remaining,
+                        pending_bytes: w.bytes_left,
+                    },
+                );
+                st.waiters.pop_front();
+                continue;
+            }
+            engine.broker.publish(
+                &w.reply,
+                Some(&msg.ack),
+                msg.headers.clone(),
+                msg.payload.clone(),
+            );
+            w.remaining -= 1;
+            w.bytes_left -= size;
+            if let Some(hb) = w.heartbeat {
+                w.next_heartbeat = now + hb;
+            }
+            if w.remaining <= 0 {
+                st.waiters.pop_front();
+            }
+            st.last_consumer_seq = st.last_consumer_seq.max(msg.consumer_seq);
+            st.last_stream_seq = msg.stream_seq;
+            st.last_activity = now;
+            break;
+        }
+    }
+    drop(st);
+    release(engine, rt, unsent);
+}
+
+async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
+    let deliver = rt.config.deliver_subject.clone();
+    let heartbeat = (rt.config.heartbeat > 0)
+        .then(|| Duration::from_nanos(u64::try_from(rt.config.heartbeat).unwrap_or(0)));
+    let mut last_sent = Instant::now();
+    let mut unbound_since: Option<Instant> = None;
+    let (mut fc_bytes, mut fc_msgs) = (0usize, 0usize);
+    let mut notes = engine.watch.subscribe(&rt.stream);
+    let fallback = engine.watch.fallback();
+    loop {
+        if rt.cancel.is_cancelled() {
+            return;
+        }
+        let now = Instant::now();
+        if !engine.broker.has_interest(&deliver) {
+            let since = *unbound_since.get_or_insert(now);
+            if reap_if_inactive(engine, rt, since.elapsed()).await {
+                return;
+            }
+            if rt.config.inactive_threshold <= 0 && since.elapsed() >= PUSH_UNBOUND_EXIT {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = rt.cancel.cancelled() => return,
+            }
+            continue;
+        }
+        unbound_since = None;
+        let heartbeat_due = heartbeat.is_some_and(|hb| last_sent + hb <= now);
+        let stalled = rt.state.lock().fc_pending.clone();
+        if heartbeat_due {
+            let (c, s) = {
+                let st = rt.state.lock();
+                (st.last_consumer_seq, st.last_stream_seq)
+            };
+            engine.publish_status(
+                &deliver,
+                &PullStatus::IdleHeartbeat {
+                    last_consumer: c,
+                    last_stream: s,
+                    stalled: stalled.clone(),
+                },
+            );
+            last_sent = now;
+        }
+        let next_hb = heartbeat.map(|hb| last_sent + hb);
+        if stalled.is_some() {
+            let deadline = next_hb.unwrap_or(now + Duration::from_millis(100));
+            tokio::select! {
+                () = rt.kick.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = rt.cancel.cancelled() => return,
+            }
+            continue;
+        }
+        match claim(engine, rt, MAX_CLAIM).await {
+            Claimed::Gone => {
+                rt.deleted(&engine.broker);
+                return;
+            }
+            Claimed::Failed => {
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = rt.cancel.cancelled() => return,
+                }
+            }
+            Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+                let deadline = next_hb.unwrap_or(now + Duration::from_secs(1));
+                tokio::select! {
+                    () = rt.kick.notified() => {}
+                    () = wait_change(&mut notes, fallback) => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = rt.cancel.cancelled() => return,
+                }
+            }
+            Claimed::Deliveries(resp) => {
+                let out = load(engine, rt, &resp).await;
+                let mut st = rt.state.lock();
+                for msg in out {
+                    fc_bytes += msg.size();
+                    fc_msgs += 1;
+                    engine.broker.publish(
+                        &deliver,
+                        Some(&msg.ack),
+                        msg.headers.clone(),
+                        msg.payload.clone(),
+                    );
+                    st.last_consumer_seq = st.last_consumer_seq.max(msg.consumer_seq);
+                    st.last_stream_seq = msg.stream_seq;
+                }
+                st.last_activity = Instant::now();
+                last_sent = Instant::now();
+                if rt.config.flow_control && (fc_bytes >= FC_MAX_BYTES || fc_msgs >= FC_MAX_MSGS) {
+                    st.fc_counter += 1;
+                    let subject =
+                        flow_control_subject(&rt.stream, &rt.name, &st.fc_counter.to_string());
+                    engine.broker.publish(
+                        &deliver,
+                        Some(&subject),
+                        Some(Bytes::from(PullStatus::FlowControlRequest.header_block())),
+                        Bytes::new(),
+                    );
+                    st.fc_pending = Some(subject);
+                    fc_bytes = 0;
+                    fc_msgs = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Subscribes to `$JS.FC.>`: subscribers' answers to flow-control requests.
+pub(crate) fn start_flow_control(engine: Arc<Engine>) -> Result<(), BrokerError> {
+    let mut sub = engine.broker.subscribe_internal("$JS.FC.>", None, 1024)?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                () = engine.shutdown.cancelled() => return,
+                msg = sub.recv() => match msg { Some(m) => m, None => return },
+            };
+            let tokens: Vec<&str> = msg.subject.split('.').collect();
+            if let [_, _, stream, consumer, _] = tokens.as_slice()
+                && let Some(rt) = engine.running(stream, consumer)
+            {
+                rt.flow_control_reply(&msg.subject);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Starts push consumers whose deliver subject gained a subscriber on this agent (a
+/// push consumer is served by the agents its subscribers are connected to).
+pub(crate) async fn push_scanner(engine: Arc<Engine>) {
+    loop {
+        tokio::select! {
+            () = engine.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        for entry in engine.catalog.snapshot() {
+            let stream = entry.name.to_string();
+            let Ok(all) = admin::list_stored(&engine, &stream).await else {
+                continue;
+            };
+            for c in all {
+                if c.config.deliver_subject.is_empty()
+                    || engine.running(&stream, &c.config.name).is_some()
+                    || !engine.broker.has_interest(&c.config.deliver_subject)
+                {
+                    continue;
+                }
+                let name = c.config.name.clone();
+                engine.install(&stream, &name, c.config, c.created_unix_nanos);
+            }
+        }
+    }
+}

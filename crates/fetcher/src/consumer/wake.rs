@@ -1,0 +1,131 @@
+//! How a parked pull request or a push consumer learns that a Claim may now return
+//! something, without busy polling: the control plane's `WatchStreams` commit
+//! notifications ([`ControlPlaneWatch`]), or a modest timer ([`TimerWatch`]). Either
+//! way a fallback re-check remains, because a redelivery deadline passing (ack_wait,
+//! backoff, a nak delay) is a moment, not an event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_proto::v1;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Where wake-ups come from.
+pub trait CommitWatch: Send + Sync + std::fmt::Debug + 'static {
+    /// A receiver that changes whenever a consumer of `stream` may have new
+    /// deliveries (a commit, a nak, an ack freeing room); `None` when this source has
+    /// no notifications and callers simply re-check every [`CommitWatch::fallback`].
+    fn subscribe(&self, stream: &str) -> Option<watch::Receiver<u64>>;
+
+    /// Longest wait without a notification before re-checking anyway.
+    fn fallback(&self) -> Duration;
+}
+
+/// Waits for a notification on `notes` or the fallback, whichever comes first. A
+/// closed notification source degrades to the fallback timer.
+pub(crate) async fn wait_change(notes: &mut Option<watch::Receiver<u64>>, fallback: Duration) {
+    match notes {
+        Some(rx) => match tokio::time::timeout(fallback, rx.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            Ok(Err(_)) => *notes = None,
+        },
+        None => tokio::time::sleep(fallback).await,
+    }
+}
+
+/// Re-checks every `interval`: polling, for when no commit notifications exist.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerWatch {
+    pub interval: Duration,
+}
+
+impl Default for TimerWatch {
+    fn default() -> Self {
+        TimerWatch {
+            interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl CommitWatch for TimerWatch {
+    fn subscribe(&self, _stream: &str) -> Option<watch::Receiver<u64>> {
+        None
+    }
+
+    fn fallback(&self) -> Duration {
+        self.interval
+    }
+}
+
+/// Wake-ups from the control plane's `WatchStreams` (stream commits and consumer
+/// events), one counter per stream.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneWatch {
+    streams: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    fallback: Duration,
+}
+
+impl ControlPlaneWatch {
+    /// Default re-check without a notification (redelivery deadlines).
+    pub const DEFAULT_FALLBACK: Duration = Duration::from_millis(200);
+
+    /// Starts watching; the watch reconnects by itself and stops on `shutdown`.
+    pub fn start(cp: &ControlPlaneClient, shutdown: CancellationToken) -> ControlPlaneWatch {
+        let this = ControlPlaneWatch {
+            streams: Arc::new(Mutex::new(HashMap::new())),
+            fallback: Self::DEFAULT_FALLBACK,
+        };
+        let mut events = cp.watch_streams(v1::WatchStreamsRequest {
+            streams: Vec::new(),
+            consumers: true,
+        });
+        let me = this.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    e = events.next() => e,
+                };
+                match event {
+                    Some(Ok(event)) if !event.stream.is_empty() => me.bump(&event.stream),
+                    Some(Ok(_)) => {}
+                    Some(Err(status)) => {
+                        tracing::warn!(error = %status.message(), "commit watch refused; consumers fall back to polling");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
+        tracing::info!("consumers wake on control-plane commit notifications");
+        this
+    }
+
+    fn bump(&self, stream: &str) {
+        let streams = self.streams.lock();
+        if let Some(tx) = streams.get(stream) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+}
+
+impl CommitWatch for ControlPlaneWatch {
+    fn subscribe(&self, stream: &str) -> Option<watch::Receiver<u64>> {
+        let mut streams = self.streams.lock();
+        Some(
+            streams
+                .entry(stream.to_owned())
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe(),
+        )
+    }
+
+    fn fallback(&self) -> Duration {
+        self.fallback
+    }
+}
