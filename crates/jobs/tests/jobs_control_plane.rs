@@ -1,0 +1,367 @@
+//! Jobs against a real in-process control plane (memory store) and a `memory://`
+//! bucket, with a mock clock: the swap refusal when the index changed under a
+//! compaction, the release and orphan grace periods, and two jobs instances competing
+//! for one stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use infinistream_control_plane::store::memory::MemoryStore;
+use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
+use infinistream_jobs::{Jobs, JobsMetrics, JobsOptions, SwapOutcome};
+use infinistream_objstore::{Bucket, BucketOptions};
+use infinistream_proto::v1;
+use infinistream_segment::{BatchBuilder, RecordRef};
+use infinistream_types::{Clock, MockClock, SharedClock};
+
+struct World {
+    cp: ControlPlaneClient,
+    bucket: Bucket,
+    clock: Arc<MockClock>,
+    _control_plane: ControlPlane,
+}
+
+async fn world() -> World {
+    let clock = Arc::new(MockClock::new(SystemTime::now()));
+    let shared: SharedClock = clock.clone();
+    let control_plane = ControlPlane::open_with(
+        Arc::new(MemoryStore::new()),
+        GroupKeys::new([("g", "k")]).expect("groups"),
+        shared,
+        Options {
+            retention_interval: None,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("control plane");
+    let cp = control_plane.client("g", "k").expect("client");
+    let bucket = Bucket::open("memory://", BucketOptions::for_group("g"))
+        .await
+        .expect("bucket");
+    let mut streams = cp.streams.clone();
+    let resp = streams
+        .create_stream(v1::CreateStreamRequest {
+            config: Some(v1::StreamConfig {
+                name: "S".into(),
+                config_json: b"{\"name\":\"S\"}".to_vec(),
+                limits: Some(v1::StreamLimits {
+                    subjects: vec!["s.>".into()],
+                    max_msgs: -1,
+                    max_bytes: -1,
+                    max_msgs_per_subject: -1,
+                    max_msg_size: -1,
+                    duplicate_window_nanos: 120_000_000_000,
+                    ..Default::default()
+                }),
+            }),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(resp.error, None);
+    World {
+        cp,
+        bucket,
+        clock,
+        _control_plane: control_plane,
+    }
+}
+
+fn jobs(w: &World, holder: &str, opts: JobsOptions) -> Jobs {
+    Jobs::new(
+        w.cp.clone(),
+        w.bucket.clone(),
+        w.clock.clone(),
+        holder,
+        opts,
+        JobsMetrics::new(),
+    )
+}
+
+fn opts() -> JobsOptions {
+    JobsOptions {
+        release_grace: Duration::from_secs(60),
+        orphan_grace: Duration::from_secs(600),
+        compaction_min_entries: 4,
+        ..JobsOptions::default()
+    }
+}
+
+/// Uploads one batch object with `n` records of stream S and commits it, like a
+/// gateway flush. Returns the object key.
+async fn flush(w: &World, tag: &str, n: usize) -> String {
+    let mut b = BatchBuilder::new(Default::default());
+    let now = w.clock.now_unix_nanos();
+    let mut records = Vec::new();
+    for i in 0..n {
+        let subject = format!("s.{}", i % 2);
+        let payload = format!("{tag}-{i}");
+        b.push(
+            "S",
+            &RecordRef {
+                subject: subject.as_bytes(),
+                headers: b"",
+                payload: payload.as_bytes(),
+                timestamp: now,
+                msg_id: None,
+            },
+        )
+        .expect("push");
+        records.push(v1::RecordMeta {
+            subject,
+            size: u32::try_from(payload.len() + 3).expect("small"),
+            timestamp_unix_nanos: now,
+            ..Default::default()
+        });
+    }
+    let finished = b.finish().expect("finish");
+    let chunk = finished.footer.chunk("S").expect("chunk").clone();
+    let key = w
+        .bucket
+        .put_batch(finished.object)
+        .await
+        .expect("put")
+        .to_string();
+    let resp =
+        w.cp.streams
+            .clone()
+            .commit_batch(v1::CommitBatchRequest {
+                batch_id: format!("batch-{tag}"),
+                object_key: key.clone(),
+                agent_id: "test".into(),
+                chunks: vec![v1::ChunkMeta {
+                    stream: "S".into(),
+                    chunk_index: chunk.index,
+                    record_count: n as u32,
+                    byte_size: u64::from(chunk.stored_len),
+                    records,
+                }],
+            })
+            .await
+            .expect("commit")
+            .into_inner();
+    assert!(resp.chunks.iter().all(|c| c.error.is_none()));
+    key
+}
+
+async fn objects(w: &World) -> usize {
+    w.bucket.list_batches().await.expect("list").len()
+        + w.bucket.list_segments(None).await.expect("list").len()
+}
+
+async fn index(w: &World) -> Vec<v1::IndexEntry> {
+    w.cp.streams
+        .clone()
+        .read_index(v1::ReadIndexRequest {
+            stream: "S".into(),
+            start_seq: 0,
+            end_seq: 0,
+            limit: 0,
+        })
+        .await
+        .expect("read index")
+        .into_inner()
+        .entries
+}
+
+#[tokio::test]
+async fn swap_is_refused_when_the_index_changed_and_the_segment_is_deleted() {
+    let w = world().await;
+    for i in 0..5 {
+        flush(&w, &format!("b{i}"), 2).await;
+    }
+    let j = jobs(&w, "a", opts());
+    let prepared = j
+        .prepare_compaction("S")
+        .await
+        .expect("prepare")
+        .expect("a run");
+    assert_eq!(prepared.records, 10);
+    assert_eq!(objects(&w).await, 6, "five batches and the new segment");
+    // Meanwhile the second entry dies completely (both its records deleted).
+    for seq in [3, 4] {
+        let err =
+            w.cp.streams
+                .clone()
+                .delete_message(v1::DeleteMessageRequest {
+                    stream: "S".into(),
+                    seq,
+                })
+                .await
+                .expect("delete")
+                .into_inner()
+                .error;
+        assert_eq!(err, None);
+    }
+    let before = index(&w).await;
+    let outcome = j.commit_compaction(&prepared).await.expect("commit");
+    let SwapOutcome::Refused(reason) = outcome else {
+        panic!("swap must be refused, got {outcome:?}");
+    };
+    assert!(reason.contains("seq 3"), "{reason}");
+    assert_eq!(index(&w).await, before, "index untouched");
+    assert_eq!(
+        objects(&w).await,
+        5,
+        "the unused segment is deleted at once"
+    );
+    assert!(before.iter().all(|e| !e.segment));
+
+    // The next pass compacts what is there now.
+    let report = j.compaction_pass().await.expect("pass");
+    assert_eq!(report.segments_written, 1, "{report:?}");
+    assert_eq!(report.records, 8);
+    let after = index(&w).await;
+    assert_eq!(after.len(), 1);
+    assert!(after[0].segment);
+    assert_eq!((after[0].first_seq, after[0].last_seq), (1, 10));
+    assert_eq!(after[0].deleted, vec![3, 4]);
+}
+
+#[tokio::test]
+async fn a_swap_of_entries_compacted_by_someone_else_is_refused() {
+    let w = world().await;
+    for i in 0..4 {
+        flush(&w, &format!("b{i}"), 1).await;
+    }
+    let (a, b) = (jobs(&w, "a", opts()), jobs(&w, "b", opts()));
+    let pa = a
+        .prepare_compaction("S")
+        .await
+        .expect("prepare")
+        .expect("run");
+    let pb = b
+        .prepare_compaction("S")
+        .await
+        .expect("prepare")
+        .expect("run");
+    assert_eq!(
+        a.commit_compaction(&pa).await.expect("a"),
+        SwapOutcome::Swapped
+    );
+    assert!(matches!(
+        b.commit_compaction(&pb).await.expect("b"),
+        SwapOutcome::Refused(_)
+    ));
+    // Four batches (released, not yet deleted) + a's segment.
+    assert_eq!(objects(&w).await, 5);
+}
+
+#[tokio::test]
+async fn released_objects_wait_for_the_release_grace() {
+    let w = world().await;
+    for i in 0..3 {
+        flush(&w, &format!("b{i}"), 2).await;
+    }
+    w.cp.streams
+        .clone()
+        .purge_stream(v1::PurgeStreamRequest {
+            stream: "S".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("purge");
+    let j = jobs(&w, "a", opts());
+    let early = j.retention_pass().await.expect("pass");
+    assert_eq!((early.waiting, early.objects_deleted), (3, 0), "{early:?}");
+    assert_eq!(objects(&w).await, 3, "a reader may still need them");
+    w.clock.advance(Duration::from_secs(61));
+    let late = j.retention_pass().await.expect("pass");
+    assert_eq!((late.waiting, late.objects_deleted), (0, 3), "{late:?}");
+    assert_eq!(objects(&w).await, 0);
+    assert_eq!(j.metrics().objects_deleted(), 3);
+}
+
+#[tokio::test]
+async fn orphans_wait_for_the_orphan_grace_and_committed_objects_stay() {
+    let w = world().await;
+    let committed = flush(&w, "kept", 2).await;
+    let orphan = w
+        .bucket
+        .put_batch(Bytes::from_static(b"uploaded, never committed"))
+        .await
+        .expect("put")
+        .to_string();
+    let j = jobs(&w, "a", opts());
+    let young = j.orphan_pass().await.expect("pass");
+    assert_eq!((young.young, young.deleted.len()), (1, 0), "{young:?}");
+    w.clock.advance(Duration::from_secs(601));
+    let old = j.orphan_pass().await.expect("pass");
+    assert_eq!(old.deleted, vec![orphan], "{old:?}");
+    let left: Vec<String> = w
+        .bucket
+        .list_batches()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(left, vec![committed]);
+}
+
+#[tokio::test]
+async fn max_age_is_enforced_by_the_retention_pass() {
+    let w = world().await;
+    let mut streams = w.cp.streams.clone();
+    let resp = streams
+        .update_stream(v1::UpdateStreamRequest {
+            config: Some(v1::StreamConfig {
+                name: "S".into(),
+                config_json: b"{\"name\":\"S\",\"max_age\":1000000000}".to_vec(),
+                limits: Some(v1::StreamLimits {
+                    subjects: vec!["s.>".into()],
+                    max_msgs: -1,
+                    max_bytes: -1,
+                    max_msgs_per_subject: -1,
+                    max_msg_size: -1,
+                    max_age_nanos: 1_000_000_000,
+                    duplicate_window_nanos: 1_000_000_000,
+                    ..Default::default()
+                }),
+            }),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(resp.error, None);
+    flush(&w, "old", 3).await;
+    w.clock.advance(Duration::from_secs(2));
+    let j = jobs(
+        &w,
+        "a",
+        JobsOptions {
+            release_grace: Duration::ZERO,
+            ..opts()
+        },
+    );
+    let report = j.retention_pass().await.expect("pass");
+    assert_eq!(report.expired_messages, 3, "{report:?}");
+    assert_eq!(report.objects_deleted, 1);
+    assert_eq!(objects(&w).await, 0);
+}
+
+#[tokio::test]
+async fn two_jobs_instances_write_one_segment_for_one_stream() {
+    let w = world().await;
+    for i in 0..6 {
+        flush(&w, &format!("b{i}"), 3).await;
+    }
+    let (a, b) = (jobs(&w, "a", opts()), jobs(&w, "b", opts()));
+    let (ra, rb) = tokio::join!(a.compaction_pass(), b.compaction_pass());
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(
+        ra.segments_written + rb.segments_written,
+        1,
+        "{ra:?} {rb:?}"
+    );
+    assert_eq!(
+        ra.swaps_refused + rb.swaps_refused,
+        0,
+        "the lease kept them apart"
+    );
+    let entries = index(&w).await;
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].segment);
+}
