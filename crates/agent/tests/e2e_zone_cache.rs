@@ -221,7 +221,24 @@ async fn e2e_zone_cache_reads_each_range_from_the_bucket_once_per_zone() {
     })
     .await
     .expect("create stream");
-    let mut next = 0u64;
+    // The producer's intake picks the new stream up from its catalog: retry the first
+    // publish until it is captured (no responders → StreamNotFound before that).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ack = js.publish("big", payload(0).into()).await.expect("publish");
+        match ack.await {
+            Ok(ack) => {
+                assert_eq!(ack.sequence, 1);
+                break;
+            }
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stream is never captured: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut next = 1u64;
     while next < count {
         let end = (next + 256).min(count);
         let mut acks = Vec::new();
