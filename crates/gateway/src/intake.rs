@@ -27,6 +27,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
 
+/// Messages one capture subscription holds between the publishing connections and its
+/// forwarding task. The channel is only a hand-off: the batcher's byte-bounded buffer
+/// is where publishes wait. Channels are per stream subject and count messages, not
+/// bytes, so their capacity multiplies with the number of streams: at 8,192 a publisher
+/// outrunning the agent across 100 streams held ~800 MiB here (`cargo xtask bench js
+/// outrun`); at 256 it is 25 MiB of 1 KiB messages.
+const CAPTURE_CHANNEL: usize = 256;
+
 /// Sends PubAcks back through the broker.
 #[derive(Debug, Clone)]
 pub struct BrokerAcks {
@@ -129,7 +137,10 @@ impl Intake {
             if self.captures.contains_key(&key) {
                 continue;
             }
-            match self.broker.subscribe_internal(&key.1, None, 8192) {
+            match self
+                .broker
+                .subscribe_internal(&key.1, None, CAPTURE_CHANNEL)
+            {
                 Ok(mut subscription) => {
                     let stream = key.0.clone();
                     let batcher = self.batcher.clone();
