@@ -19,9 +19,12 @@ use crate::{status, tools, workspace_root};
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("core") => core(),
-        Some("js") => crate::bench_js::run(),
-        Some(other) => bail!("unknown benchmark `{other}`; available: core, js"),
-        None => bail!("name a benchmark: cargo xtask bench core|js"),
+        Some("js") => crate::bench_js::run(&args[1..]),
+        Some("consume") => crate::bench_consume::run(),
+        Some(other) => bail!("unknown benchmark `{other}`; available: core, js, consume"),
+        None => bail!(
+            "name a benchmark: cargo xtask bench core | js [publish|outrun|latency]… | consume"
+        ),
     }
 }
 
@@ -56,7 +59,29 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) http_port: u16,
-    _dir: tempfile::TempDir,
+    /// How to start it again over the same data (see [`Server::restart`]).
+    launch: fn(&std::path::Path, &Ports) -> anyhow::Result<Child>,
+    ports: Ports,
+    dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    client: u16,
+    http: u16,
+    peer: u16,
+    batch_ms: u64,
+}
+
+impl Server {
+    /// Kills the process and starts a new one on the same ports and data directory
+    /// (a cold start: empty caches, state read back from disk or the bucket).
+    pub(crate) fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = (self.launch)(self.dir.path(), &self.ports)?;
+        wait_for_port(self.port)
+    }
 }
 
 impl Drop for Server {
@@ -83,13 +108,18 @@ pub(crate) fn wait_for_port(port: u16) -> anyhow::Result<()> {
     bail!("nothing listened on 127.0.0.1:{port} within 30 s")
 }
 
-pub(crate) fn start_nats_server() -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+fn launch_nats_server(dir: &std::path::Path, ports: &Ports) -> anyhow::Result<Child> {
     let bin = tools::tools_dir().join("venv/bin/nats-server");
-    let child = Command::new(&bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(dir.path())
+    Command::new(&bin)
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &ports.client.to_string(),
+            "-js",
+            "-sd",
+        ])
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -98,51 +128,73 @@ pub(crate) fn start_nats_server() -> anyhow::Result<Server> {
                 "cannot start {} (run `cargo xtask install-tools`)",
                 bin.display()
             )
-        })?;
-    wait_for_port(port)?;
+        })
+}
+
+pub(crate) fn start_nats_server() -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let ports = Ports {
+        client: free_port()?,
+        http: 0,
+        peer: 0,
+        batch_ms: 0,
+    };
+    let child = launch_nats_server(dir.path(), &ports)?;
+    wait_for_port(ports.client)?;
     Ok(Server {
         name: "nats-server",
         child,
-        port,
+        port: ports.client,
         http_port: 0,
-        _dir: dir,
+        launch: launch_nats_server,
+        ports,
+        dir,
     })
 }
 
-pub(crate) fn start_infinistream(batch_ms: u64) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let http = free_port()?;
-    let peer = free_port()?;
+fn launch_infinistream(dir: &std::path::Path, ports: &Ports) -> anyhow::Result<Child> {
     let bin = infinistream_bin();
-    let child = Command::new(&bin)
+    Command::new(&bin)
         .args([
             "agent",
             "-a",
             "127.0.0.1",
             "-p",
-            &port.to_string(),
+            &ports.client.to_string(),
             "-m",
-            &http.to_string(),
+            &ports.http.to_string(),
             "--peer_port",
-            &peer.to_string(),
+            &ports.peer.to_string(),
             "--batch-write",
-            &batch_ms.to_string(),
+            &ports.batch_ms.to_string(),
         ])
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    wait_for_port(port)?;
+        .with_context(|| format!("cannot start {}", bin.display()))
+}
+
+pub(crate) fn start_infinistream(batch_ms: u64) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let ports = Ports {
+        client: free_port()?,
+        http: free_port()?,
+        peer: free_port()?,
+        batch_ms,
+    };
+    let child = launch_infinistream(dir.path(), &ports)?;
+    wait_for_port(ports.client)?;
     Ok(Server {
         name: "infinistream",
         child,
-        port,
-        http_port: http,
-        _dir: dir,
+        port: ports.client,
+        http_port: ports.http,
+        launch: launch_infinistream,
+        ports,
+        dir,
     })
 }
 

@@ -23,13 +23,22 @@ use futures::stream::FuturesUnordered;
 use crate::bench::{Server, build_release, start_infinistream, start_nats_server};
 use crate::tools;
 
-pub fn run() -> anyhow::Result<()> {
+/// Sections of the benchmark; `cargo xtask bench js` runs them all, `cargo xtask bench
+/// js outrun latency` only those named.
+const SECTIONS: [&str; 3] = ["publish", "outrun", "latency"];
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(unknown) = args.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
+        bail!("unknown bench js section `{unknown}`; sections: {SECTIONS:?}");
+    }
+    let wanted = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
+    let sections = [wanted("publish"), wanted("outrun"), wanted("latency")];
     tools::install_all()?;
     build_release()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async_main())
+    rt.block_on(async_main(sections))
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -64,21 +73,37 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn objects_written(http_port: u16) -> f64 {
+/// The agent's Prometheus text from `/metrics` (empty when it has no HTTP port).
+pub(crate) fn scrape(http_port: u16) -> String {
     if http_port == 0 {
-        return 0.0;
+        return String::new();
     }
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http_port)) else {
-        return 0.0;
+        return String::new();
     };
     let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
     let mut body = String::new();
     let _ = stream.read_to_string(&mut body);
-    body.lines()
-        .find(|l| l.starts_with("infinistream_gateway_objects_written_total "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    body
+}
+
+/// The sum of every sample of metric `name` (all label sets).
+pub(crate) fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
+}
+
+fn objects_written(http_port: u16) -> f64 {
+    metric_sum(
+        &scrape(http_port),
+        "infinistream_gateway_objects_written_total",
+    )
 }
 
 async fn setup_streams(port: u16, streams: usize) -> anyhow::Result<()> {
@@ -103,14 +128,14 @@ const ROW_BUDGET: Duration = Duration::from_secs(180);
 /// How long each ack-latency measurement publishes at 1,000 msg/s.
 const LATENCY_SECONDS: u64 = 10;
 
-struct Throughput {
+pub(crate) struct Throughput {
     msgs_per_sec: f64,
     mb_per_sec: f64,
     cpu_per_gb: f64,
     objects_per_sec: f64,
 }
 
-async fn publish_throughput(
+pub(crate) async fn publish_throughput(
     server: &Server,
     streams: usize,
     size: usize,
@@ -184,6 +209,94 @@ async fn publish_throughput(
     })
 }
 
+/// The process's resident set now (`VmRSS`), in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+struct Outrun {
+    offered_per_sec: f64,
+    stored: u64,
+    rss_before: f64,
+    rss_peak: f64,
+}
+
+/// A publisher that outruns the server: 8 connections core-publish 1 KiB messages (no
+/// reply subject, so nothing waits for an ack) into `streams` streams as fast as the
+/// connections take them for `seconds`; the server's resident set is sampled every
+/// 50 ms. Then waits (up to 60 s) until the streams stop growing.
+async fn outrun(server: &Server, streams: usize, seconds: u64) -> anyhow::Result<Outrun> {
+    const CONNECTIONS: usize = 8;
+    setup_streams(server.port, streams).await?;
+    let pid = server.child.id();
+    let rss_before = rss_mib(pid);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+        let sent = sent.clone();
+        tasks.push(tokio::spawn(async move {
+            let payload = Bytes::from(vec![b'x'; 1024]);
+            let mut n = c;
+            while Instant::now() < stop {
+                for _ in 0..256 {
+                    client
+                        .publish(format!("bench.{}", n % streams), payload.clone())
+                        .await?;
+                    n += CONNECTIONS;
+                }
+                sent.fetch_add(256, Ordering::Relaxed);
+            }
+            client.flush().await?;
+            anyhow::Ok(())
+        }));
+    }
+    let mut rss_peak = rss_before;
+    let started = Instant::now();
+    while tasks.iter().any(|t| !t.is_finished()) {
+        rss_peak = rss_peak.max(rss_mib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let offered_per_sec = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    for task in tasks {
+        task.await??;
+    }
+    // Let the server store what it accepted, still sampling its memory.
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+    let js = jetstream::new(client);
+    let mut stored = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let mut total = 0;
+        for i in 0..streams {
+            let mut stream = js.get_stream(format!("B{i}")).await?;
+            total += stream.info().await?.state.messages;
+        }
+        rss_peak = rss_peak.max(rss_mib(pid));
+        if total == stored {
+            break;
+        }
+        stored = total;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(Outrun {
+        offered_per_sec,
+        stored,
+        rss_before,
+        rss_peak,
+    })
+}
+
 /// Ack latency p50 / p99 in ms and objects written per second, publishing 1 KiB at a
 /// steady 1,000 msg/s.
 async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
@@ -219,9 +332,23 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64,
     Ok((pct(0.50), pct(0.99), objects_per_sec))
 }
 
-async fn async_main() -> anyhow::Result<()> {
+async fn async_main([publish, outrun_section, latency]: [bool; 3]) -> anyhow::Result<()> {
     let nats = start_nats_server()?;
     let inf = start_infinistream(250)?;
+    if publish {
+        publish_table(&nats, &inf).await;
+    }
+    if outrun_section {
+        outrun_table(&nats, &inf).await;
+    }
+    drop(inf);
+    if latency {
+        latency_table(&nats).await?;
+    }
+    Ok(())
+}
+
+async fn publish_table(nats: &Server, inf: &Server) {
     println!("### Async publish throughput (8 connections)\n");
     println!(
         "| workload | in flight | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | nats-server CPU s/GB | InfiniStream CPU s/GB | InfiniStream objects/s | InfiniStream peak RSS MiB |"
@@ -241,8 +368,8 @@ async fn async_main() -> anyhow::Result<()> {
             if streams == 1 { "" } else { "s" },
             if size == 16 { "16 B" } else { "1 KiB" }
         );
-        let a = publish_throughput(&nats, streams, size, total, in_flight).await;
-        let b = publish_throughput(&inf, streams, size, total, in_flight).await;
+        let a = publish_throughput(nats, streams, size, total, in_flight).await;
+        let b = publish_throughput(inf, streams, size, total, in_flight).await;
         let rss = peak_rss_mib(inf.child.id());
         match (a, b) {
             (Ok(a), Ok(b)) => println!(
@@ -270,12 +397,32 @@ async fn async_main() -> anyhow::Result<()> {
             }
         }
     }
-    drop(inf);
+}
 
+async fn outrun_table(nats: &Server, inf: &Server) {
+    println!(
+        "\n### Publisher outrunning the server (core publish, 1 KiB, no acks, 8 connections, 10 s)\n"
+    );
+    println!("| server | streams | offered msgs/s | stored msgs | RSS before MiB | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for streams in [1usize, 100] {
+        for server in [nats, inf] {
+            match outrun(server, streams, 10).await {
+                Ok(o) => println!(
+                    "| {} | {streams} | {:.0} | {} | {:.0} | {:.0} |",
+                    server.name, o.offered_per_sec, o.stored, o.rss_before, o.rss_peak
+                ),
+                Err(e) => println!("| {} | {streams} | failed: {e:#} | | | |", server.name),
+            }
+        }
+    }
+}
+
+async fn latency_table(nats: &Server) -> anyhow::Result<()> {
     println!("\n### Ack latency at 1,000 msg/s, 1 KiB\n");
     println!("| server | p50 ms | p99 ms | target p99 | objects/s |");
     println!("|---|---:|---:|---:|---:|");
-    let (p50, p99, _) = ack_latency(&nats, LATENCY_SECONDS).await?;
+    let (p50, p99, _) = ack_latency(nats, LATENCY_SECONDS).await?;
     println!("| nats-server (file) | {p50:.2} | {p99:.2} | | |");
     for window in [50u64, 100, 250] {
         let inf = start_infinistream(window)?;
@@ -287,9 +434,6 @@ async fn async_main() -> anyhow::Result<()> {
         if p99 > (window + 50) as f64 {
             eprintln!("note: p99 above window + 50 ms for the {window} ms window");
         }
-    }
-    if nats.port == 0 {
-        bail!("nats-server did not start");
     }
     Ok(())
 }

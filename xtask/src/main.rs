@@ -8,10 +8,12 @@
 //! - `install-tools`: only the installation step of `test`.
 //! - `bench core`: core NATS pub/sub, nats-server and InfiniStream side by side.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
+//! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer.
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
+mod bench_consume;
 mod bench_js;
 mod deps;
 mod tools;
