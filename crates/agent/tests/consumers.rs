@@ -446,13 +446,16 @@ async fn pull_batch_and_status_replies() {
         })
         .await
         .expect("create W");
-    let _parked = raw_pull(
+    let mut parked = raw_pull(
         &s.client,
         "PULL",
         "W",
         serde_json::json!({"batch":1,"expires":10_000_000_000u64}),
     )
     .await;
+    while info(&stream, "W").await.num_waiting != 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut sub = raw_pull(
         &s.client,
         "PULL",
@@ -467,18 +470,7 @@ async fn pull_batch_and_status_replies() {
     assert_eq!(info(&stream, "W").await.num_waiting, 1);
 
     // Deleting the consumer answers parked requests with 409 Consumer Deleted.
-    let mut parked = raw_pull(
-        &s.client,
-        "PULL",
-        "P",
-        serde_json::json!({"batch":1,"expires":10_000_000_000u64}),
-    )
-    .await;
-    // The request is parked once num_waiting says so.
-    while info(&stream, "P").await.num_waiting != 1 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stream.delete_consumer("P").await.expect("delete");
+    stream.delete_consumer("W").await.expect("delete");
     assert_eq!(
         status(&next(&mut parked).await),
         Some((409, "Consumer Deleted".into()))
@@ -633,14 +625,8 @@ async fn backoff_and_max_ack_pending() {
         })
         .await
         .expect("create");
-    // max_ack_pending 2: a batch of 4 gets 2.
-    let mut batch = c
-        .batch()
-        .max_messages(4)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .expect("batch");
+    // max_ack_pending 2: a request for 4 gets 2.
+    let mut batch = c.fetch().max_messages(4).messages().await.expect("fetch");
     let mut got = Vec::new();
     while let Some(m) = batch.next().await {
         got.push(m.expect("message"));
