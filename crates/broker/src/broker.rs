@@ -296,9 +296,25 @@ impl Broker {
         headers: Option<Bytes>,
         payload: Bytes,
     ) {
-        let _span = tracing::trace_span!("internal_publish", subject).entered();
+        self.deliver(subject, subject, reply, headers, payload);
+    }
+
+    /// Routes a message to the subscribers of `deliver_subject` while the message
+    /// keeps its own `subject`: how JetStream hands a stored message to a consumer
+    /// (push deliver subject or pull request inbox) — the client sees the subject the
+    /// message was published on (KV watchers take the key from it), as with
+    /// nats-server. Otherwise exactly [`Broker::publish`].
+    pub fn deliver(
+        &self,
+        deliver_subject: &str,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let _span = tracing::trace_span!("internal_publish", deliver_subject, subject).entered();
         let inner = &self.inner;
-        let result = Arc::new(inner.sublist.read().matches(subject.as_bytes()));
+        let result = Arc::new(inner.sublist.read().matches(deliver_subject.as_bytes()));
         let mut ctx = RouteCtx::new(random_seed());
         let msg = Msg {
             subject: subject.as_bytes(),

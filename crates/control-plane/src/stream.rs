@@ -915,13 +915,24 @@ impl Stream {
         if subjects.is_empty() {
             self.subjects.iter().filter_map(one).collect()
         } else {
-            let mut wanted: Vec<&String> = subjects.iter().collect();
-            wanted.sort();
-            wanted.dedup();
-            wanted
-                .into_iter()
-                .filter_map(|s| self.subjects.get_key_value(s).and_then(one))
-                .collect()
+            // A filter with wildcards stands for every live subject it matches (as
+            // nats-server's last_by_subj does); overlapping filters list a subject once.
+            let mut out: Vec<v1::SubjectLast> = Vec::new();
+            for want in subjects {
+                if subject::is_valid(want, false) {
+                    out.extend(self.subjects.get_key_value(want).and_then(one));
+                } else {
+                    out.extend(
+                        self.subjects
+                            .iter()
+                            .filter(|(s, _)| subject::matches(want, s))
+                            .filter_map(one),
+                    );
+                }
+            }
+            out.sort_by(|a, b| a.subject.cmp(&b.subject));
+            out.dedup_by(|a, b| a.subject == b.subject);
+            out
         }
     }
 

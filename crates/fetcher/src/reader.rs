@@ -375,10 +375,13 @@ impl StreamReader {
         subject: &str,
     ) -> Result<StoredMessage, ReadError> {
         let last = self.last_seqs(stream, vec![subject.to_owned()]).await?;
+        // `subject` may be a filter with wildcards: the newest message on any
+        // subject it matches (nats-server's last_by_subj).
         let seq = last
             .iter()
-            .find(|s| s.subject == subject)
+            .filter(|s| infinistream_proto::subject::matches(subject, &s.subject))
             .map(|s| s.last_seq)
+            .max()
             .ok_or(ReadError::NoMessage)?;
         self.get(stream, seq).await
     }
