@@ -560,8 +560,9 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
                 st.waiters.pop_front();
                 continue;
             }
-            engine.broker.publish(
+            engine.broker.deliver(
                 &w.reply,
+                &msg.subject,
                 Some(&msg.ack),
                 msg.headers.clone(),
                 msg.payload.clone(),
@@ -666,8 +667,9 @@ async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                 for msg in out {
                     fc_bytes += msg.size();
                     fc_msgs += 1;
-                    engine.broker.publish(
+                    engine.broker.deliver(
                         &deliver,
+                        &msg.subject,
                         Some(&msg.ack),
                         msg.headers.clone(),
                         msg.payload.clone(),
