@@ -1,4 +1,5 @@
-//! Consumer delivery state: claims with deadlines, acks, redelivery.
+//! Consumer delivery state: claims with deadlines, acks, redelivery, and the
+//! retention rules that follow from acks (interest, work queue).
 //!
 //! Consumer state lives in the control plane so any agent can serve any consumer and
 //! a killed agent's in-flight messages come back. An agent *claims* deliveries: each
@@ -7,13 +8,22 @@
 //! serving one durable never deliver the same message at the same time. Pure logic
 //! over a [`ConsumerRecord`] and the stream, with time passed in.
 
-use infinistream_proto::v1;
+use infinistream_proto::subject;
+use infinistream_proto::v1::{self, JsError};
 
 use crate::model::{ConsumerRecord, PendingRec};
 use crate::stream::Stream;
 
 /// Default ack_wait (nats-server's).
 pub const DEFAULT_ACK_WAIT_NANOS: i64 = 30_000_000_000;
+
+fn js(code: u32, err_code: u32, description: &str) -> JsError {
+    JsError {
+        code,
+        err_code,
+        description: description.to_owned(),
+    }
+}
 
 fn cfg(rec: &ConsumerRecord) -> v1::ConsumerConfig {
     rec.config.clone().unwrap_or_default()
@@ -35,12 +45,29 @@ fn wait_for(c: &v1::ConsumerConfig, deliveries: u64) -> i64 {
     }
 }
 
-/// Where a new consumer starts: the cursor is the last stream sequence considered
-/// delivered. `Err` names an unsupported policy.
-pub fn start_cursor(c: &v1::ConsumerConfig, s: &Stream) -> Result<u64, String> {
+fn filtered(filters: &[String], subj: &str) -> bool {
+    filters.is_empty() || filters.iter().any(|f| subject::matches(f, subj))
+}
+
+/// The subject of live `seq`.
+fn subject_at(s: &Stream, seq: u64) -> Option<&str> {
+    let (first, e) = s.entries.range(..=seq).next_back()?;
+    let r = e.rec.records.get(usize::try_from(seq - first).ok()?)?;
+    if r.deleted {
+        return None;
+    }
+    e.rec.subjects.get(r.subject as usize).map(String::as_str)
+}
+
+/// A new consumer's delivery state for `c` on `s`.
+pub fn new_record(c: v1::ConsumerConfig, s: &Stream, now: i64) -> Result<ConsumerRecord, JsError> {
     let st = &s.state;
     let first = st.first_seq.max(1);
-    Ok(match v1::DeliverPolicy::try_from(c.deliver_policy) {
+    let mut rec = ConsumerRecord {
+        created_unix_nanos: now,
+        ..Default::default()
+    };
+    let cursor = match v1::DeliverPolicy::try_from(c.deliver_policy) {
         Ok(v1::DeliverPolicy::DeliverAll) => first - 1,
         Ok(v1::DeliverPolicy::DeliverLast) => st.last_seq.saturating_sub(1),
         Ok(v1::DeliverPolicy::DeliverNew) => st.last_seq,
@@ -51,13 +78,229 @@ pub fn start_cursor(c: &v1::ConsumerConfig, s: &Stream) -> Result<u64, String> {
                 seq => seq - 1,
             }
         }
-        Ok(v1::DeliverPolicy::DeliverLastPerSubject) | Err(_) => {
-            return Err(format!(
-                "deliver policy {} is not supported by the control plane",
-                c.deliver_policy
+        Ok(v1::DeliverPolicy::DeliverLastPerSubject) => {
+            if c.filter_subjects.is_empty() {
+                return Err(js(
+                    400,
+                    10094,
+                    "consumer delivery policy is deliver last per subject, but optional filter subject is not set",
+                ));
+            }
+            // The last message of every matching subject, then everything new.
+            let mut starts: Vec<u64> = s
+                .subjects
+                .iter()
+                .filter(|(subj, _)| filtered(&c.filter_subjects, subj))
+                .filter_map(|(_, seqs)| seqs.back().copied())
+                .collect();
+            starts.sort_unstable();
+            rec.start_upto = st.last_seq;
+            let cursor = starts.first().map_or(st.last_seq, |f| f - 1);
+            rec.start_seqs = starts;
+            cursor
+        }
+        Err(_) => {
+            return Err(js(
+                400,
+                10094,
+                &format!("unknown deliver policy {}", c.deliver_policy),
             ));
         }
-    })
+    };
+    rec.delivered_stream_seq = cursor;
+    rec.ack_floor_stream_seq = cursor;
+    rec.config = Some(c);
+    Ok(rec)
+}
+
+/// Checks a create or update against nats-server's rules for the stream's retention
+/// and the stream's other consumers (`others`: name → record, this one excluded).
+pub fn check(
+    c: &v1::ConsumerConfig,
+    s: &Stream,
+    others: &[&ConsumerRecord],
+) -> Result<(), JsError> {
+    if s.spec.limits.retention != v1::Retention::WorkQueue {
+        return Ok(());
+    }
+    match v1::AckPolicy::try_from(c.ack_policy) {
+        Ok(v1::AckPolicy::AckExplicit) => {}
+        Ok(v1::AckPolicy::AckNone) => {
+            return Err(js(
+                400,
+                10084,
+                "consumer in pull mode requires explicit ack policy on workqueue stream",
+            ));
+        }
+        _ => return Err(js(400, 10098, "workqueue stream requires explicit ack")),
+    }
+    if c.deliver_policy != v1::DeliverPolicy::DeliverAll as i32 {
+        return Err(js(
+            400,
+            10101,
+            "consumer must be deliver all on workqueue stream",
+        ));
+    }
+    for other in others {
+        let of = other
+            .config
+            .as_ref()
+            .map(|o| o.filter_subjects.as_slice())
+            .unwrap_or_default();
+        if c.filter_subjects.is_empty() || of.is_empty() {
+            if c.filter_subjects.is_empty() {
+                return Err(js(
+                    400,
+                    10099,
+                    "multiple non-filtered consumers not allowed on workqueue stream",
+                ));
+            }
+            return Err(js(
+                400,
+                10100,
+                "filtered consumer not unique on workqueue stream",
+            ));
+        }
+        if c.filter_subjects
+            .iter()
+            .any(|a| of.iter().any(|b| subject::overlap(a, b)))
+        {
+            return Err(js(
+                400,
+                10100,
+                "filtered consumer not unique on workqueue stream",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Applies an update to an existing consumer: non-editable fields are refused with
+/// nats-server's error, the rest replace the config; the delivery state is kept.
+pub fn update(rec: &mut ConsumerRecord, c: v1::ConsumerConfig) -> Result<(), JsError> {
+    let old = cfg(rec);
+    let refuse = |what: &str| js(500, 10012, &format!("{what} can not be updated"));
+    if old.deliver_policy != c.deliver_policy {
+        return Err(refuse("deliver policy"));
+    }
+    if old.ack_policy != c.ack_policy {
+        return Err(refuse("ack policy"));
+    }
+    if old.opt_start_seq != c.opt_start_seq {
+        return Err(refuse("start sequence"));
+    }
+    if old.opt_start_time_unix_nanos != c.opt_start_time_unix_nanos {
+        return Err(refuse("start time"));
+    }
+    rec.config = Some(c);
+    Ok(())
+}
+
+/// The next message to deliver for the first time after the cursor.
+fn next_new(rec: &mut ConsumerRecord, s: &Stream, filters: &[String]) -> Option<u64> {
+    if rec.delivered_stream_seq < rec.start_upto {
+        let cursor = rec.delivered_stream_seq;
+        let gone = rec
+            .start_seqs
+            .iter()
+            .take_while(|seq| **seq <= cursor || !s.is_live(**seq))
+            .count();
+        rec.start_seqs.drain(..gone);
+        match rec.start_seqs.first() {
+            Some(seq) => return Some(*seq),
+            None => rec.delivered_stream_seq = rec.start_upto,
+        }
+    }
+    s.next_live(rec.delivered_stream_seq + 1, filters)
+}
+
+/// What a claim handed out.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub deliveries: Vec<v1::Delivery>,
+    /// Dropped at max_deliver in this claim.
+    pub max_delivered: Vec<v1::Delivery>,
+}
+
+/// Claims up to `batch` deliveries: expired ones first, then new messages.
+pub fn claim(rec: &mut ConsumerRecord, s: &Stream, batch: usize, now: i64) -> Claimed {
+    let c = cfg(rec);
+    let mut out = Claimed::default();
+    let max_deliver = u64::try_from(c.max_deliver).ok().filter(|m| *m > 0);
+    // Drop pending messages that no longer exist or ran out of deliveries.
+    let mut kept = Vec::with_capacity(rec.pending.len());
+    for p in std::mem::take(&mut rec.pending) {
+        if !s.is_live(p.stream_seq) {
+            continue;
+        }
+        if p.deadline <= now && max_deliver.is_some_and(|m| p.deliveries >= m) {
+            out.max_delivered.push(v1::Delivery {
+                stream_seq: p.stream_seq,
+                consumer_seq: p.consumer_seq,
+                delivery_count: p.deliveries,
+                deadline_unix_nanos: p.deadline,
+            });
+            continue;
+        }
+        kept.push(p);
+    }
+    rec.pending = kept;
+    for p in rec.pending.iter_mut() {
+        if out.deliveries.len() >= batch {
+            break;
+        }
+        if p.deadline > now {
+            continue;
+        }
+        p.deliveries += 1;
+        rec.delivered_consumer_seq += 1;
+        p.consumer_seq = rec.delivered_consumer_seq;
+        p.deadline = now.saturating_add(wait_for(&c, p.deliveries));
+        rec.num_redelivered += 1;
+        out.deliveries.push(v1::Delivery {
+            stream_seq: p.stream_seq,
+            consumer_seq: p.consumer_seq,
+            delivery_count: p.deliveries,
+            deadline_unix_nanos: p.deadline,
+        });
+    }
+    let max_pending = usize::try_from(c.max_ack_pending)
+        .ok()
+        .filter(|m| *m > 0)
+        .unwrap_or(usize::MAX);
+    while out.deliveries.len() < batch && (ack_none(&c) || rec.pending.len() < max_pending) {
+        let Some(seq) = next_new(rec, s, &c.filter_subjects) else {
+            break;
+        };
+        rec.delivered_stream_seq = seq;
+        rec.delivered_consumer_seq += 1;
+        let deadline = now.saturating_add(wait_for(&c, 1));
+        if !ack_none(&c) {
+            rec.pending.push(PendingRec {
+                stream_seq: seq,
+                consumer_seq: rec.delivered_consumer_seq,
+                deliveries: 1,
+                deadline,
+            });
+        }
+        out.deliveries.push(v1::Delivery {
+            stream_seq: seq,
+            consumer_seq: rec.delivered_consumer_seq,
+            delivery_count: 1,
+            deadline_unix_nanos: deadline,
+        });
+    }
+    rec.pending.sort_by_key(|p| p.stream_seq);
+    if ack_none(&c) {
+        rec.ack_floor_stream_seq = rec.delivered_stream_seq;
+        rec.ack_floor_consumer_seq = rec.delivered_consumer_seq;
+    } else {
+        update_floor(rec);
+    }
+    if !out.deliveries.is_empty() {
+        rec.last_active_unix_nanos = now;
+    }
+    out
 }
 
 fn update_floor(rec: &mut ConsumerRecord) {
@@ -79,77 +322,16 @@ fn update_floor(rec: &mut ConsumerRecord) {
     }
 }
 
-/// Claims up to `batch` deliveries: expired ones first, then new messages.
-pub fn claim(rec: &mut ConsumerRecord, s: &Stream, batch: usize, now: i64) -> Vec<v1::Delivery> {
-    let c = cfg(rec);
-    let mut out = Vec::new();
-    // Drop pending messages that no longer exist or ran out of deliveries.
-    let max_deliver = u64::try_from(c.max_deliver).ok().filter(|m| *m > 0);
-    rec.pending.retain(|p| {
-        s.is_live(p.stream_seq)
-            && !(p.deadline <= now && max_deliver.is_some_and(|m| p.deliveries >= m))
-    });
-    for p in rec.pending.iter_mut() {
-        if out.len() >= batch {
-            break;
-        }
-        if p.deadline > now {
-            continue;
-        }
-        p.deliveries += 1;
-        rec.delivered_consumer_seq += 1;
-        p.consumer_seq = rec.delivered_consumer_seq;
-        p.deadline = now.saturating_add(wait_for(&c, p.deliveries));
-        rec.num_redelivered += 1;
-        out.push(v1::Delivery {
-            stream_seq: p.stream_seq,
-            consumer_seq: p.consumer_seq,
-            delivery_count: p.deliveries,
-            deadline_unix_nanos: p.deadline,
-        });
-    }
-    let max_pending = usize::try_from(c.max_ack_pending)
-        .ok()
-        .filter(|m| *m > 0)
-        .unwrap_or(usize::MAX);
-    while out.len() < batch && (ack_none(&c) || rec.pending.len() < max_pending) {
-        let Some(seq) = s.next_live(rec.delivered_stream_seq + 1, &c.filter_subjects) else {
-            break;
-        };
-        rec.delivered_stream_seq = seq;
-        rec.delivered_consumer_seq += 1;
-        let deadline = now.saturating_add(wait_for(&c, 1));
-        if !ack_none(&c) {
-            rec.pending.push(PendingRec {
-                stream_seq: seq,
-                consumer_seq: rec.delivered_consumer_seq,
-                deliveries: 1,
-                deadline,
-            });
-        }
-        out.push(v1::Delivery {
-            stream_seq: seq,
-            consumer_seq: rec.delivered_consumer_seq,
-            delivery_count: 1,
-            deadline_unix_nanos: deadline,
-        });
-    }
-    rec.pending.sort_by_key(|p| p.stream_seq);
-    if ack_none(&c) {
-        rec.ack_floor_stream_seq = rec.delivered_stream_seq;
-        rec.ack_floor_consumer_seq = rec.delivered_consumer_seq;
-    }
-    if !out.is_empty() {
-        rec.last_active_unix_nanos = now;
-    }
-    out
-}
-
 /// Whether the consumer is at its max_ack_pending (claims return nothing new).
 pub fn at_max_ack_pending(rec: &ConsumerRecord) -> bool {
     let c = cfg(rec);
     !ack_none(&c)
         && u64::try_from(c.max_ack_pending).is_ok_and(|m| m > 0 && rec.pending.len() as u64 >= m)
+}
+
+/// The earliest deadline among outstanding deliveries (0 = none).
+pub fn next_deadline(rec: &ConsumerRecord) -> i64 {
+    rec.pending.iter().map(|p| p.deadline).min().unwrap_or(0)
 }
 
 /// Applies an ack / nak / term / in-progress to delivered sequences.
@@ -192,6 +374,19 @@ pub fn acknowledge(
     update_floor(rec);
 }
 
+/// Messages not yet delivered for the first time.
+fn num_pending(rec: &ConsumerRecord, s: &Stream, filters: &[String]) -> u64 {
+    if rec.delivered_stream_seq < rec.start_upto {
+        let starts = rec
+            .start_seqs
+            .iter()
+            .filter(|seq| **seq > rec.delivered_stream_seq && s.is_live(**seq))
+            .count() as u64;
+        return starts + s.count_after(rec.start_upto, filters);
+    }
+    s.count_after(rec.delivered_stream_seq, filters)
+}
+
 /// The consumer's state as reported in ConsumerInfo.
 pub fn state(rec: &ConsumerRecord, s: &Stream) -> v1::ConsumerState {
     let c = cfg(rec);
@@ -207,7 +402,73 @@ pub fn state(rec: &ConsumerRecord, s: &Stream) -> v1::ConsumerState {
             last_active_unix_nanos: rec.last_active_unix_nanos,
         }),
         num_ack_pending: rec.pending.len() as u64,
-        num_redelivered: rec.num_redelivered,
-        num_pending: s.count_after(rec.delivered_stream_seq, &c.filter_subjects),
+        num_redelivered: rec.pending.iter().filter(|p| p.deliveries > 1).count() as u64,
+        num_pending: num_pending(rec, s, &c.filter_subjects),
     }
+}
+
+/// Whether `rec` is done with `seq` (on `subj`): `None` when it has no interest in
+/// the subject, else whether it acked it (delivered, or skipped, and not pending).
+fn done_with(rec: &ConsumerRecord, seq: u64, subj: &str) -> Option<bool> {
+    let c = rec.config.as_ref()?;
+    if !filtered(&c.filter_subjects, subj) {
+        return None;
+    }
+    Some(
+        seq <= rec.delivered_stream_seq
+            && rec
+                .pending
+                .binary_search_by_key(&seq, |p| p.stream_seq)
+                .is_err(),
+    )
+}
+
+/// The live sequences in `[from, to]` that interest or work-queue retention removes
+/// now, given the stream's consumers: interest — every interested consumer acked it
+/// (so with no interested consumer at all, at once); work queue — the interested
+/// consumer acked it (kept while no consumer is interested).
+pub fn removable(s: &Stream, consumers: &[&ConsumerRecord], from: u64, to: u64) -> Vec<u64> {
+    let retention = s.spec.limits.retention;
+    if retention == v1::Retention::Limits {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut next = from.max(s.state.first_seq);
+    while next <= to {
+        let Some(seq) = s.next_live(next, &[]) else {
+            break;
+        };
+        if seq > to {
+            break;
+        }
+        next = seq + 1;
+        let Some(subj) = subject_at(s, seq) else {
+            continue;
+        };
+        let mut interested = false;
+        let mut all_done = true;
+        for rec in consumers {
+            if let Some(done) = done_with(rec, seq, subj) {
+                interested = true;
+                all_done &= done;
+            }
+        }
+        let remove = match retention {
+            v1::Retention::Interest => all_done,
+            _ => interested && all_done,
+        };
+        if remove {
+            out.push(seq);
+        }
+    }
+    out
+}
+
+/// The highest sequence any of `consumers` may have acked.
+pub fn acked_upto(consumers: &[&ConsumerRecord]) -> u64 {
+    consumers
+        .iter()
+        .map(|r| r.delivered_stream_seq)
+        .max()
+        .unwrap_or(0)
 }

@@ -27,7 +27,6 @@ use infinistream_types::SharedClock;
 use prost::Message;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::consumer;
 use crate::errors::{CpError, jserr};
 use crate::keys;
 use crate::model::{
@@ -37,8 +36,11 @@ use crate::model::{
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
+mod consumers;
 mod round;
 pub(crate) mod watch;
+
+pub(crate) use consumers::CreateAction;
 
 /// Tunables of a control plane.
 #[derive(Debug, Clone)]
@@ -234,8 +236,10 @@ impl Group {
                     }
                 }
                 Some(s) => {
+                    let before = s.state.last_seq;
                     let records = s.commit_chunk(chunk, &batch.object_key, now);
                     self.touched.insert(chunk.stream.clone());
+                    self.interest_after_commit(&chunk.stream, before);
                     v1::ChunkResult {
                         stream: chunk.stream.clone(),
                         chunk_index: chunk.chunk_index,
@@ -1048,237 +1052,6 @@ impl Engine {
             }],
         )
         .await
-    }
-
-    // ---------------- consumers ----------------
-
-    /// Writes one consumer's record (fenced).
-    async fn put_consumer(
-        &self,
-        st: &mut State,
-        group: &str,
-        stream: &str,
-        name: &str,
-    ) -> Result<(), CpError> {
-        let value = st
-            .groups
-            .get(group)
-            .and_then(|g| g.consumers.get(&(stream.to_owned(), name.to_owned())))
-            .map(|r| r.encode_to_vec());
-        let Some(value) = value else {
-            return Ok(());
-        };
-        self.write_ops(
-            st,
-            vec![Op::Put {
-                key: keys::consumer(group, stream, name),
-                value,
-            }],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    fn consumer_info_of(g: &Group, stream: &str, name: &str) -> v1::ConsumerInfoResponse {
-        let Some(s) = g.streams.get(stream) else {
-            return consumer_error(jserr::stream_not_found());
-        };
-        match g.consumers.get(&(stream.to_owned(), name.to_owned())) {
-            Some(rec) => v1::ConsumerInfoResponse {
-                error: None,
-                config: rec.config.clone(),
-                state: Some(consumer::state(rec, s)),
-                created_unix_nanos: rec.created_unix_nanos,
-            },
-            None => consumer_error(jserr::consumer_not_found()),
-        }
-    }
-
-    pub(crate) async fn create_consumer(
-        &self,
-        group: &str,
-        config: v1::ConsumerConfig,
-    ) -> Result<v1::ConsumerInfoResponse, CpError> {
-        let mut st = self.state.lock().await;
-        let now = self.now();
-        let g = self.group_mut(&mut st, group).await?;
-        let (stream, name) = (config.stream.clone(), config.name.clone());
-        let Some(s) = g.streams.get(&stream) else {
-            return Ok(consumer_error(jserr::stream_not_found()));
-        };
-        let key = (stream.clone(), name.clone());
-        if let Some(existing) = g.consumers.get(&key) {
-            if existing.config.as_ref() == Some(&config) {
-                return Ok(Self::consumer_info_of(g, &stream, &name));
-            }
-            return Ok(consumer_error(jserr::consumer_already_exists()));
-        }
-        let cursor = match consumer::start_cursor(&config, s) {
-            Ok(c) => c,
-            Err(reason) => return Ok(consumer_error(jserr::consumer_invalid_policy(&reason))),
-        };
-        g.consumers.insert(
-            key,
-            ConsumerRecord {
-                config: Some(config),
-                created_unix_nanos: now,
-                delivered_stream_seq: cursor,
-                ack_floor_stream_seq: cursor,
-                ..Default::default()
-            },
-        );
-        self.put_consumer(&mut st, group, &stream, &name).await?;
-        let g = self.group_mut(&mut st, group).await?;
-        Ok(Self::consumer_info_of(g, &stream, &name))
-    }
-
-    pub(crate) async fn consumer_info(
-        &self,
-        group: &str,
-        stream: &str,
-        name: &str,
-    ) -> Result<v1::ConsumerInfoResponse, CpError> {
-        let mut st = self.state.lock().await;
-        let g = self.group_mut(&mut st, group).await?;
-        Ok(Self::consumer_info_of(g, stream, name))
-    }
-
-    pub(crate) async fn list_consumers(
-        &self,
-        group: &str,
-        stream: &str,
-    ) -> Result<v1::ListConsumersResponse, CpError> {
-        let mut st = self.state.lock().await;
-        let g = self.group_mut(&mut st, group).await?;
-        if !g.streams.contains_key(stream) {
-            return Ok(v1::ListConsumersResponse {
-                error: Some(jserr::stream_not_found()),
-                consumers: Vec::new(),
-            });
-        }
-        let consumers = g
-            .consumers
-            .keys()
-            .filter(|(s, _)| s == stream)
-            .map(|(s, n)| Self::consumer_info_of(g, s, n))
-            .collect();
-        Ok(v1::ListConsumersResponse {
-            error: None,
-            consumers,
-        })
-    }
-
-    pub(crate) async fn delete_consumer(
-        &self,
-        group: &str,
-        stream: &str,
-        name: &str,
-    ) -> Result<Option<JsError>, CpError> {
-        let mut st = self.state.lock().await;
-        let g = self.group_mut(&mut st, group).await?;
-        if !g.streams.contains_key(stream) {
-            return Ok(Some(jserr::stream_not_found()));
-        }
-        if g.consumers
-            .remove(&(stream.to_owned(), name.to_owned()))
-            .is_none()
-        {
-            return Ok(Some(jserr::consumer_not_found()));
-        }
-        g.note_consumer(
-            v1::StreamEventKind::StreamEventConsumerDeleted,
-            stream,
-            name,
-            0,
-        );
-        self.write_ops(
-            &mut st,
-            vec![Op::Delete {
-                key: keys::consumer(group, stream, name),
-            }],
-        )
-        .await?;
-        Ok(None)
-    }
-
-    pub(crate) async fn claim(
-        &self,
-        group: &str,
-        req: v1::ClaimRequest,
-    ) -> Result<v1::ClaimResponse, CpError> {
-        let mut st = self.state.lock().await;
-        let now = self.now();
-        let g = self.group_mut(&mut st, group).await?;
-        let Some(s) = g.streams.get(&req.stream) else {
-            return Ok(v1::ClaimResponse {
-                error: Some(jserr::stream_not_found()),
-                ..Default::default()
-            });
-        };
-        let Some(rec) = g
-            .consumers
-            .get_mut(&(req.stream.clone(), req.consumer.clone()))
-        else {
-            return Ok(v1::ClaimResponse {
-                error: Some(jserr::consumer_not_found()),
-                ..Default::default()
-            });
-        };
-        let before = rec.clone();
-        let deliveries = consumer::claim(rec, s, req.batch.max(1) as usize, now);
-        let num_pending = consumer::state(rec, s).num_pending;
-        if *rec != before {
-            self.put_consumer(&mut st, group, &req.stream, &req.consumer)
-                .await?;
-        }
-        Ok(v1::ClaimResponse {
-            error: None,
-            deliveries,
-            num_pending,
-        })
-    }
-
-    pub(crate) async fn acknowledge(
-        &self,
-        group: &str,
-        req: v1::AcknowledgeRequest,
-    ) -> Result<Option<JsError>, CpError> {
-        let mut st = self.state.lock().await;
-        let now = self.now();
-        let g = self.group_mut(&mut st, group).await?;
-        if !g.streams.contains_key(&req.stream) {
-            return Ok(Some(jserr::stream_not_found()));
-        }
-        let Some(rec) = g
-            .consumers
-            .get_mut(&(req.stream.clone(), req.consumer.clone()))
-        else {
-            return Ok(Some(jserr::consumer_not_found()));
-        };
-        let kind = v1::AckKind::try_from(req.kind).map_err(|_| {
-            CpError::Invalid(infinistream_proto::InvalidArgument {
-                field: "kind",
-                reason: format!("unknown value {}", req.kind),
-            })
-        })?;
-        let was_full = consumer::at_max_ack_pending(rec);
-        consumer::acknowledge(rec, kind, &req.stream_seqs, req.nak_delay_nanos, now);
-        let ready = match kind {
-            v1::AckKind::Nak => Some(now.saturating_add(req.nak_delay_nanos.max(0))),
-            v1::AckKind::Ack | v1::AckKind::Term if was_full => Some(0),
-            _ => None,
-        };
-        if let Some(ready) = ready {
-            g.note_consumer(
-                v1::StreamEventKind::StreamEventConsumer,
-                &req.stream,
-                &req.consumer,
-                ready,
-            );
-        }
-        self.put_consumer(&mut st, group, &req.stream, &req.consumer)
-            .await?;
-        Ok(None)
     }
 
     // ---------------- agents ----------------

@@ -173,4 +173,12 @@ pub struct ConsumerRecord {
     pub num_redelivered: u64,
     #[prost(int64, tag = "9")]
     pub last_active_unix_nanos: i64,
+    /// deliver_policy last_per_subject: the sequences still to deliver first (the
+    /// last per matching subject at creation, ascending; drained as delivered) ...
+    #[prost(uint64, repeated, tag = "10")]
+    pub start_seqs: Vec<u64>,
+    /// ... up to this sequence (the stream's last at creation); after it, every
+    /// matching message.
+    #[prost(uint64, tag = "11")]
+    pub start_upto: u64,
 }

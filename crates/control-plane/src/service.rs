@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::auth::AuthedGroup;
-use crate::engine::Engine;
+use crate::engine::{CreateAction, Engine};
 use crate::errors::CpError;
 
 /// Implements every control-plane service over one engine.
@@ -270,6 +270,27 @@ fn consumer_names(stream: &str, name: &str) -> Result<(), Status> {
     check_name("name", name).map_err(invalid)
 }
 
+/// A checked consumer config: names and filter subjects valid.
+#[allow(clippy::result_large_err)]
+fn consumer_config(config: Option<v1::ConsumerConfig>) -> Result<v1::ConsumerConfig, Status> {
+    let config = config.ok_or_else(|| {
+        invalid(infinistream_proto::InvalidArgument {
+            field: "config",
+            reason: "required".into(),
+        })
+    })?;
+    consumer_names(&config.stream, &config.name)?;
+    for f in &config.filter_subjects {
+        if !infinistream_proto::subject::is_valid(f, true) {
+            return Err(invalid(infinistream_proto::InvalidArgument {
+                field: "config.filter_subjects",
+                reason: format!("invalid subject `{f}`"),
+            }));
+        }
+    }
+    Ok(config)
+}
+
 #[tonic::async_trait]
 impl consumers_server::Consumers for Service {
     async fn create_consumer(
@@ -277,22 +298,26 @@ impl consumers_server::Consumers for Service {
         request: Request<v1::CreateConsumerRequest>,
     ) -> Result<Response<v1::ConsumerInfoResponse>, Status> {
         rpc!("CreateConsumer", request, |g, m| {
-            let config = m.config.ok_or_else(|| {
-                invalid(infinistream_proto::InvalidArgument {
-                    field: "config",
-                    reason: "required".into(),
-                })
-            })?;
-            consumer_names(&config.stream, &config.name)?;
-            for f in &config.filter_subjects {
-                if !infinistream_proto::subject::is_valid(f, true) {
-                    return Err(invalid(infinistream_proto::InvalidArgument {
-                        field: "config.filter_subjects",
-                        reason: format!("invalid subject `{f}`"),
-                    }));
-                }
-            }
-            Ok(self.engine.create_consumer(&g, config).await?)
+            let config = consumer_config(m.config)?;
+            Ok(self
+                .engine
+                .create_consumer(&g, config, CreateAction::Create)
+                .await?)
+        })
+    }
+
+    async fn update_consumer(
+        &self,
+        request: Request<v1::UpdateConsumerRequest>,
+    ) -> Result<Response<v1::ConsumerInfoResponse>, Status> {
+        rpc!("UpdateConsumer", request, |g, m| {
+            let config = consumer_config(m.config)?;
+            let action = if m.create_if_missing {
+                CreateAction::CreateOrUpdate
+            } else {
+                CreateAction::Update
+            };
+            Ok(self.engine.create_consumer(&g, config, action).await?)
         })
     }
 

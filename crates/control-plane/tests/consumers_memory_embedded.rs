@@ -70,9 +70,19 @@ macro_rules! cases_for {
 cases_for!(memory:
     watch_streams_reports_changes,
     watch_streams_survives_restart,
+    last_per_subject_delivers_last_of_each_subject,
+    workqueue_rules_and_removal_on_ack,
+    interest_removes_once_every_consumer_acked,
+    consumer_update_rules,
+    redelivery_after_dead_agent_and_restart,
 );
 
 cases_for!(embedded:
     watch_streams_reports_changes,
     watch_streams_survives_restart,
+    last_per_subject_delivers_last_of_each_subject,
+    workqueue_rules_and_removal_on_ack,
+    interest_removes_once_every_consumer_acked,
+    consumer_update_rules,
+    redelivery_after_dead_agent_and_restart,
 );

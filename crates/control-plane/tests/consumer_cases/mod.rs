@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use infinistream_control_plane::{ControlPlaneClient, StreamWatch};
 use infinistream_proto::v1::{self, StreamEventKind};
+use infinistream_types::Clock;
 use tokio_stream::StreamExt;
 
 use crate::suite::*;
@@ -195,6 +196,7 @@ pub async fn watch_streams_reports_changes(backend: &dyn Backend) {
 
     // Consumer events: a nak makes a message claimable; deletion stops serving.
     create_consumer(&mut c, consumer_config("W1", "D")).await;
+    assert_eq!(next(&mut all).await, "consumer W1/D");
     assert_eq!(claim(&mut c, "W1", "D", 10).await, [1, 2, 3, 4]);
     ack(&mut c, "W1", "D", v1::AckKind::Nak, vec![2]).await;
     assert_eq!(next(&mut all).await, "consumer W1/D");
@@ -283,4 +285,336 @@ pub async fn watch_streams_survives_restart(backend: &dyn Backend) {
         .expect("graceful shutdown")
         .unwrap()
         .unwrap();
+}
+
+/// Create or update, as JetStream's action "": the error code, if any.
+async fn create_consumer_err(c: &mut ControlPlaneClient, cfg: v1::ConsumerConfig) -> Option<u32> {
+    create_consumer_action(c, cfg, "").await
+}
+
+/// JetStream's action "create", "update" or "" through the RPCs an agent uses.
+async fn create_consumer_action(
+    c: &mut ControlPlaneClient,
+    cfg: v1::ConsumerConfig,
+    action: &str,
+) -> Option<u32> {
+    let resp = if action == "create" {
+        c.consumers
+            .create_consumer(v1::CreateConsumerRequest { config: Some(cfg) })
+            .await
+    } else {
+        c.consumers
+            .update_consumer(v1::UpdateConsumerRequest {
+                config: Some(cfg),
+                create_if_missing: action.is_empty(),
+            })
+            .await
+    };
+    resp.unwrap().into_inner().error.map(|e| e.err_code)
+}
+
+async fn consumer_state(c: &mut ControlPlaneClient, stream: &str, name: &str) -> v1::ConsumerState {
+    let info = c
+        .consumers
+        .consumer_info(v1::ConsumerInfoRequest {
+            stream: stream.into(),
+            name: name.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(info.error.is_none(), "{:?}", info.error);
+    info.state.unwrap()
+}
+
+fn filtered(stream: &str, name: &str, filters: &[&str]) -> v1::ConsumerConfig {
+    v1::ConsumerConfig {
+        filter_subjects: filters.iter().map(|f| f.to_string()).collect(),
+        ..consumer_config(stream, name)
+    }
+}
+
+/// deliver_policy last_per_subject, as nats-server 2.15.1 does it: with subjects
+/// l.a:1,3 l.b:2,5 l.c:4 and filter `l.>`, deliver 3, 4, 5 then new messages;
+/// delivered/ack floor start at 2 and num_pending at 3; without a filter: 10094.
+pub async fn last_per_subject_delivers_last_of_each_subject(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    create(&mut c, "L", limits(&["l.>"])).await;
+    let recs = ["l.a", "l.b", "l.a", "l.c", "l.b"].map(rec).to_vec();
+    commit_one(&mut c, "lb1", "L", recs).await;
+    let lps = |name: &str, filters: &[&str]| v1::ConsumerConfig {
+        deliver_policy: v1::DeliverPolicy::DeliverLastPerSubject as i32,
+        ..filtered("L", name, filters)
+    };
+    assert_eq!(
+        create_consumer_err(&mut c, lps("NOF", &[])).await,
+        Some(10094)
+    );
+    create_consumer(&mut c, lps("LP", &["l.>"])).await;
+    let st = consumer_state(&mut c, "L", "LP").await;
+    assert_eq!(st.num_pending, 3);
+    assert_eq!(st.delivered.unwrap().stream_seq, 2);
+    assert_eq!(st.ack_floor.unwrap().stream_seq, 2);
+    assert_eq!(claim(&mut c, "L", "LP", 2).await, [3, 4]);
+    assert_eq!(consumer_state(&mut c, "L", "LP").await.num_pending, 1);
+    commit_one(&mut c, "lb2", "L", vec![rec("l.d")]).await;
+    assert_eq!(consumer_state(&mut c, "L", "LP").await.num_pending, 2);
+    assert_eq!(claim(&mut c, "L", "LP", 10).await, [5, 6]);
+    let st = consumer_state(&mut c, "L", "LP").await;
+    assert_eq!((st.num_pending, st.delivered.unwrap().stream_seq), (0, 6));
+    // One subject: its last message only (nats-server: delivered 4, pending 1).
+    create_consumer(&mut c, lps("LPB", &["l.b"])).await;
+    let st = consumer_state(&mut c, "L", "LPB").await;
+    assert_eq!((st.num_pending, st.delivered.unwrap().stream_seq), (1, 4));
+    assert_eq!(claim(&mut c, "L", "LPB", 10).await, [5]);
+}
+
+fn wq_limits(subjects: &[&str], retention: v1::Retention) -> v1::StreamLimits {
+    v1::StreamLimits {
+        retention: retention as i32,
+        ..limits(subjects)
+    }
+}
+
+/// Work-queue retention as nats-server 2.15.1: the consumer rules (10099, 10100,
+/// 10084, 10098, 10101) and a message removed once acked, with the stream's counts
+/// reflecting it at once.
+pub async fn workqueue_rules_and_removal_on_ack(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    create(&mut c, "WQ", wq_limits(&["wq.>"], v1::Retention::WorkQueue)).await;
+    create_consumer(&mut c, consumer_config("WQ", "A")).await;
+    assert_eq!(
+        create_consumer_err(&mut c, consumer_config("WQ", "B")).await,
+        Some(10099)
+    );
+    assert_eq!(
+        create_consumer_err(&mut c, filtered("WQ", "F1", &["wq.a"])).await,
+        Some(10100)
+    );
+    let none = v1::ConsumerConfig {
+        ack_policy: v1::AckPolicy::AckNone as i32,
+        ..filtered("WQ", "N", &["wq.n"])
+    };
+    assert_eq!(create_consumer_err(&mut c, none).await, Some(10084));
+    let all = v1::ConsumerConfig {
+        ack_policy: v1::AckPolicy::AckAll as i32,
+        ..filtered("WQ", "AA", &["wq.x"])
+    };
+    assert_eq!(create_consumer_err(&mut c, all).await, Some(10098));
+    let last = v1::ConsumerConfig {
+        deliver_policy: v1::DeliverPolicy::DeliverNew as i32,
+        ..filtered("WQ", "NEW", &["wq.y"])
+    };
+    assert_eq!(create_consumer_err(&mut c, last).await, Some(10101));
+
+    create(
+        &mut c,
+        "WQ2",
+        wq_limits(&["wq2.>"], v1::Retention::WorkQueue),
+    )
+    .await;
+    create_consumer(&mut c, filtered("WQ2", "X", &["wq2.a"])).await;
+    assert_eq!(
+        create_consumer_err(&mut c, consumer_config("WQ2", "Y")).await,
+        Some(10099)
+    );
+    assert_eq!(
+        create_consumer_err(&mut c, filtered("WQ2", "Z", &["wq2.b", "wq2.a"])).await,
+        Some(10100)
+    );
+    create_consumer(&mut c, filtered("WQ2", "W", &["wq2.b"])).await;
+
+    commit_one(
+        &mut c,
+        "wq1",
+        "WQ",
+        vec![rec("wq.a"), rec("wq.a"), rec("wq.a")],
+    )
+    .await;
+    assert_eq!(state(&mut c, "WQ").await.messages, 3);
+    assert_eq!(claim(&mut c, "WQ", "A", 2).await, [1, 2]);
+    ack(&mut c, "WQ", "A", v1::AckKind::Ack, vec![1]).await;
+    let st = state(&mut c, "WQ").await;
+    assert_eq!((st.messages, st.first_seq), (2, 2));
+    // Out of order: acking 3's neighbour 2 later still removes exactly what is acked.
+    assert_eq!(claim(&mut c, "WQ", "A", 5).await, [3]);
+    ack(&mut c, "WQ", "A", v1::AckKind::Ack, vec![3]).await;
+    let st = state(&mut c, "WQ").await;
+    assert_eq!((st.messages, st.first_seq, st.last_seq), (1, 2, 3));
+    ack(&mut c, "WQ", "A", v1::AckKind::Ack, vec![2]).await;
+    let st = state(&mut c, "WQ").await;
+    assert_eq!((st.messages, st.first_seq), (0, 4));
+    let cs = consumer_state(&mut c, "WQ", "A").await;
+    assert_eq!((cs.num_pending, cs.num_ack_pending), (0, 0));
+    assert_eq!(cs.ack_floor.unwrap().stream_seq, 3);
+}
+
+/// Interest retention as nats-server 2.15.1: with no consumer a publish is acked but
+/// not kept; a message goes once every interested consumer acked it; deleting the
+/// last consumers drops what only they held; ack none counts delivery as ack.
+pub async fn interest_removes_once_every_consumer_acked(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    create(&mut c, "IN", wq_limits(&["in.>"], v1::Retention::Interest)).await;
+    assert_eq!(
+        commit_one(&mut c, "in1", "IN", vec![rec("in.a")]).await,
+        ["1"]
+    );
+    let st = state(&mut c, "IN").await;
+    assert_eq!((st.messages, st.first_seq, st.last_seq), (0, 2, 1));
+    create_consumer(&mut c, consumer_config("IN", "C1")).await;
+    create_consumer(&mut c, filtered("IN", "C2", &["in.a"])).await;
+    commit_one(&mut c, "in2", "IN", vec![rec("in.a"), rec("in.b")]).await;
+    assert_eq!(state(&mut c, "IN").await.messages, 2);
+    assert_eq!(claim(&mut c, "IN", "C1", 10).await, [2, 3]);
+    ack(&mut c, "IN", "C1", v1::AckKind::Ack, vec![2, 3]).await;
+    let st = state(&mut c, "IN").await;
+    assert_eq!((st.messages, st.first_seq), (1, 2));
+    assert_eq!(claim(&mut c, "IN", "C2", 10).await, [2]);
+    ack(&mut c, "IN", "C2", v1::AckKind::Ack, vec![2]).await;
+    let st = state(&mut c, "IN").await;
+    assert_eq!((st.messages, st.first_seq), (0, 4));
+    commit_one(&mut c, "in3", "IN", vec![rec("in.a")]).await;
+    assert_eq!(state(&mut c, "IN").await.messages, 1);
+    for name in ["C2", "C1"] {
+        let del = c
+            .consumers
+            .delete_consumer(v1::DeleteConsumerRequest {
+                stream: "IN".into(),
+                name: name.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(del.error.is_none());
+    }
+    assert_eq!(state(&mut c, "IN").await.messages, 0);
+    let none = v1::ConsumerConfig {
+        ack_policy: v1::AckPolicy::AckNone as i32,
+        ..consumer_config("IN", "N")
+    };
+    create_consumer(&mut c, none).await;
+    commit_one(&mut c, "in4", "IN", vec![rec("in.c")]).await;
+    assert_eq!(state(&mut c, "IN").await.messages, 1);
+    assert_eq!(claim(&mut c, "IN", "N", 10).await, [5]);
+    assert_eq!(state(&mut c, "IN").await.messages, 0);
+}
+
+/// CreateConsumer on an existing durable: editable fields update (state kept),
+/// non-editable ones fail with 10012 as nats-server; action CREATE refuses a changed
+/// config (10148), action UPDATE a missing consumer (10149).
+pub async fn consumer_update_rules(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    create(&mut c, "U", limits(&["u.>"])).await;
+    commit_one(&mut c, "ub1", "U", vec![rec("u.a"), rec("u.b")]).await;
+    let base = filtered("U", "D", &["u.>"]);
+    create_consumer(&mut c, base.clone()).await;
+    assert_eq!(claim(&mut c, "U", "D", 1).await, [1]);
+    let edited = v1::ConsumerConfig {
+        max_deliver: 5,
+        ack_wait_nanos: 10_000_000_000,
+        filter_subjects: vec!["u.b".into()],
+        config_json: b"{\"max_deliver\":5}".to_vec(),
+        ..base.clone()
+    };
+    assert_eq!(
+        create_consumer_action(&mut c, edited.clone(), "create").await,
+        Some(10148)
+    );
+    assert_eq!(create_consumer_err(&mut c, edited.clone()).await, None);
+    let st = consumer_state(&mut c, "U", "D").await;
+    assert_eq!((st.num_ack_pending, st.num_pending), (1, 1));
+    let policy = v1::ConsumerConfig {
+        deliver_policy: v1::DeliverPolicy::DeliverNew as i32,
+        ..edited.clone()
+    };
+    assert_eq!(create_consumer_err(&mut c, policy).await, Some(10012));
+    let ack_all = v1::ConsumerConfig {
+        ack_policy: v1::AckPolicy::AckAll as i32,
+        ..edited.clone()
+    };
+    assert_eq!(create_consumer_err(&mut c, ack_all).await, Some(10012));
+    assert_eq!(
+        create_consumer_action(&mut c, filtered("U", "NOPE", &[]), "update").await,
+        Some(10149)
+    );
+    let info = c
+        .consumers
+        .consumer_info(v1::ConsumerInfoRequest {
+            stream: "U".into(),
+            name: "D".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.config.unwrap().max_deliver, 5);
+}
+
+/// An agent claims and dies: after ack_wait the next claim (another agent) gets the
+/// messages again; ClaimResponse tells when to retry; max_deliver drops are reported
+/// once; counts (num_redelivered distinct, ack pending, floor) are exact; the state
+/// survives a control-plane restart.
+pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
+    let clock = clock();
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "R", limits(&["r.>"])).await;
+        commit_one(&mut c, "rb1", "R", vec![rec("r.a"), rec("r.b"), rec("r.c")]).await;
+        let cfg = v1::ConsumerConfig {
+            max_deliver: 2,
+            ..consumer_config("R", "D")
+        };
+        create_consumer(&mut c, cfg).await;
+        assert_eq!(claim(&mut c, "R", "D", 3).await, [1, 2, 3]);
+        let resp = c
+            .consumers
+            .claim(v1::ClaimRequest {
+                stream: "R".into(),
+                consumer: "D".into(),
+                agent_id: "agent-2".into(),
+                batch: 3,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.deliveries.is_empty());
+        let now = clock.now_unix_nanos();
+        assert_eq!(resp.next_deadline_unix_nanos, now + 30_000_000_000);
+        ack(&mut c, "R", "D", v1::AckKind::Ack, vec![1]).await;
+    }
+    // Restart: state as it was.
+    let (_cp, mut c) = start(backend, clock.clone()).await;
+    let st = consumer_state(&mut c, "R", "D").await;
+    assert_eq!(
+        (st.num_ack_pending, st.ack_floor.unwrap().stream_seq),
+        (2, 1)
+    );
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(claim(&mut c, "R", "D", 3).await, [2, 3]);
+    let st = consumer_state(&mut c, "R", "D").await;
+    assert_eq!((st.num_redelivered, st.num_ack_pending), (2, 2));
+    ack(&mut c, "R", "D", v1::AckKind::Ack, vec![3]).await;
+    assert_eq!(consumer_state(&mut c, "R", "D").await.num_redelivered, 1);
+    clock.advance(Duration::from_secs(31));
+    let resp = c
+        .consumers
+        .claim(v1::ClaimRequest {
+            stream: "R".into(),
+            consumer: "D".into(),
+            agent_id: "agent-2".into(),
+            batch: 3,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.deliveries.is_empty());
+    assert_eq!(
+        resp.max_delivered
+            .iter()
+            .map(|d| (d.stream_seq, d.delivery_count))
+            .collect::<Vec<_>>(),
+        [(2, 2)]
+    );
+    let st = consumer_state(&mut c, "R", "D").await;
+    assert_eq!((st.num_ack_pending, st.num_redelivered), (0, 0));
+    assert_eq!(st.ack_floor.unwrap().stream_seq, 3);
 }

@@ -1,0 +1,325 @@
+//! Consumer operations on the engine: create / update / info / list / delete, claims
+//! and acks, and the removals interest and work-queue retention make after them.
+//!
+//! Every operation takes the state lock, applies the pure logic of
+//! [`crate::consumer`], and writes what changed — the consumer's record and, when
+//! retention removed messages, the stream's index — in ONE fenced store transaction
+//! before answering. So a Claim or Acknowledge that succeeded is durable.
+
+use infinistream_proto::v1::{self, JsError, StreamEventKind};
+use prost::Message;
+
+use super::{Engine, Group, consumer_error};
+use crate::consumer;
+use crate::errors::{CpError, jserr};
+use crate::keys;
+use crate::model::ConsumerRecord;
+use crate::store::Op;
+
+impl Group {
+    /// The stream's consumers, except `skip`.
+    fn consumers_of(&self, stream: &str, skip: &str) -> Vec<&ConsumerRecord> {
+        self.consumers
+            .range((stream.to_owned(), String::new())..)
+            .take_while(|((s, _), _)| s == stream)
+            .filter(|((_, n), _)| n != skip)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// Removes what interest / work-queue retention allows in `[from, to]`; marks the
+    /// stream touched when something went. Returns how many.
+    pub(super) fn apply_ack_retention(&mut self, stream: &str, from: u64, to: u64) -> usize {
+        let Some(s) = self.streams.get(stream) else {
+            return 0;
+        };
+        if s.spec.limits.retention == v1::Retention::Limits {
+            return 0;
+        }
+        let consumers = self.consumers_of(stream, "");
+        let gone = consumer::removable(s, &consumers, from, to);
+        if gone.is_empty() {
+            return 0;
+        }
+        if let Some(s) = self.streams.get_mut(stream) {
+            for seq in &gone {
+                s.remove_seq(*seq);
+            }
+        }
+        self.touched.insert(stream.to_owned());
+        gone.len()
+    }
+
+    /// After a commit appended `(before, last]` to an interest stream: drops what no
+    /// consumer is interested in (nats-server still acks the publish).
+    pub(super) fn interest_after_commit(&mut self, stream: &str, before: u64) {
+        let Some(s) = self.streams.get(stream) else {
+            return;
+        };
+        if s.spec.limits.retention != v1::Retention::Interest || s.state.last_seq <= before {
+            return;
+        }
+        let last = s.state.last_seq;
+        self.apply_ack_retention(stream, before + 1, last);
+    }
+
+    /// Ops writing `stream`/`name`'s record (or deleting it) and whatever else the
+    /// group changed.
+    fn consumer_ops(&mut self, stream: &str, name: &str, now: i64) -> Vec<Op> {
+        let key = keys::consumer(&self.name, stream, name);
+        let mut ops = vec![
+            match self.consumers.get(&(stream.to_owned(), name.to_owned())) {
+                Some(rec) => Op::Put {
+                    key,
+                    value: rec.encode_to_vec(),
+                },
+                None => Op::Delete { key },
+            },
+        ];
+        self.take_ops(now, &mut ops);
+        ops
+    }
+
+    fn consumer_info_of(&self, stream: &str, name: &str) -> v1::ConsumerInfoResponse {
+        let Some(s) = self.streams.get(stream) else {
+            return consumer_error(jserr::stream_not_found());
+        };
+        match self.consumers.get(&(stream.to_owned(), name.to_owned())) {
+            Some(rec) => v1::ConsumerInfoResponse {
+                error: None,
+                config: rec.config.clone(),
+                state: Some(consumer::state(rec, s)),
+                created_unix_nanos: rec.created_unix_nanos,
+            },
+            None => consumer_error(jserr::consumer_not_found()),
+        }
+    }
+}
+
+/// What CreateConsumer / UpdateConsumer may do (JetStream's `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateAction {
+    Create,
+    Update,
+    CreateOrUpdate,
+}
+
+fn does_not_exist() -> JsError {
+    JsError {
+        code: 404,
+        err_code: 10149,
+        description: "consumer does not exist".into(),
+    }
+}
+
+impl Engine {
+    pub(crate) async fn create_consumer(
+        &self,
+        group: &str,
+        config: v1::ConsumerConfig,
+        action: CreateAction,
+    ) -> Result<v1::ConsumerInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let (stream, name) = (config.stream.clone(), config.name.clone());
+        let Some(s) = g.streams.get(&stream) else {
+            return Ok(consumer_error(jserr::stream_not_found()));
+        };
+        let key = (stream.clone(), name.clone());
+        let others = g.consumers_of(&stream, &name);
+        if let Err(e) = consumer::check(&config, s, &others) {
+            return Ok(consumer_error(e));
+        }
+        let updated = match g.consumers.get(&key) {
+            Some(existing) if existing.config.as_ref() == Some(&config) => {
+                return Ok(g.consumer_info_of(&stream, &name));
+            }
+            Some(_) if action == CreateAction::Create => {
+                return Ok(consumer_error(jserr::consumer_already_exists()));
+            }
+            Some(existing) => {
+                let mut rec = existing.clone();
+                if let Err(e) = consumer::update(&mut rec, config) {
+                    return Ok(consumer_error(e));
+                }
+                rec
+            }
+            None if action == CreateAction::Update => {
+                return Ok(consumer_error(does_not_exist()));
+            }
+            None => match consumer::new_record(config, s, now) {
+                Ok(rec) => rec,
+                Err(e) => return Ok(consumer_error(e)),
+            },
+        };
+        let first = s.state.first_seq;
+        let upto = consumer::acked_upto(&[&updated]);
+        g.consumers.insert(key, updated);
+        // A new interest consumer that starts past messages nobody else wants, or
+        // an update that changed the filter, may make messages removable.
+        g.apply_ack_retention(&stream, first, upto);
+        g.note_consumer(StreamEventKind::StreamEventConsumer, &stream, &name, 0);
+        let ops = g.consumer_ops(&stream, &name, now);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.consumer_info_of(&stream, &name))
+    }
+
+    pub(crate) async fn consumer_info(
+        &self,
+        group: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<v1::ConsumerInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.consumer_info_of(stream, name))
+    }
+
+    pub(crate) async fn list_consumers(
+        &self,
+        group: &str,
+        stream: &str,
+    ) -> Result<v1::ListConsumersResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        if !g.streams.contains_key(stream) {
+            return Ok(v1::ListConsumersResponse {
+                error: Some(jserr::stream_not_found()),
+                consumers: Vec::new(),
+            });
+        }
+        let consumers = g
+            .consumers
+            .keys()
+            .filter(|(s, _)| s == stream)
+            .map(|(s, n)| g.consumer_info_of(s, n))
+            .collect();
+        Ok(v1::ListConsumersResponse {
+            error: None,
+            consumers,
+        })
+    }
+
+    pub(crate) async fn delete_consumer(
+        &self,
+        group: &str,
+        stream: &str,
+        name: &str,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(stream) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        let (first, last) = (s.state.first_seq, s.state.last_seq);
+        if g.consumers
+            .remove(&(stream.to_owned(), name.to_owned()))
+            .is_none()
+        {
+            return Ok(Some(jserr::consumer_not_found()));
+        }
+        // Interest: what only this consumer still held goes now.
+        g.apply_ack_retention(stream, first, last);
+        g.note_consumer(StreamEventKind::StreamEventConsumerDeleted, stream, name, 0);
+        let ops = g.consumer_ops(stream, name, now);
+        self.write_ops(&mut st, ops).await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        group: &str,
+        req: v1::ClaimRequest,
+    ) -> Result<v1::ClaimResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(&req.stream) else {
+            return Ok(v1::ClaimResponse {
+                error: Some(jserr::stream_not_found()),
+                ..Default::default()
+            });
+        };
+        let first = s.state.first_seq;
+        let Some(rec) = g
+            .consumers
+            .get_mut(&(req.stream.clone(), req.consumer.clone()))
+        else {
+            return Ok(v1::ClaimResponse {
+                error: Some(jserr::consumer_not_found()),
+                ..Default::default()
+            });
+        };
+        let before = rec.clone();
+        let claimed = consumer::claim(rec, s, req.batch.max(1) as usize, now);
+        let num_pending = consumer::state(rec, s).num_pending;
+        let next_deadline = consumer::next_deadline(rec);
+        let changed = *rec != before;
+        let upto = rec.delivered_stream_seq;
+        if changed {
+            // ack none: delivered is acked; max_deliver drops count as acked too.
+            g.apply_ack_retention(&req.stream, first, upto);
+            let ops = g.consumer_ops(&req.stream, &req.consumer, now);
+            self.write_ops(&mut st, ops).await?;
+        }
+        Ok(v1::ClaimResponse {
+            error: None,
+            deliveries: claimed.deliveries,
+            num_pending,
+            next_deadline_unix_nanos: next_deadline,
+            max_delivered: claimed.max_delivered,
+        })
+    }
+
+    pub(crate) async fn acknowledge(
+        &self,
+        group: &str,
+        req: v1::AcknowledgeRequest,
+    ) -> Result<Option<JsError>, CpError> {
+        let kind = v1::AckKind::try_from(req.kind).map_err(|_| {
+            CpError::Invalid(infinistream_proto::InvalidArgument {
+                field: "kind",
+                reason: format!("unknown value {}", req.kind),
+            })
+        })?;
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(&req.stream) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        let first = s.state.first_seq;
+        let Some(rec) = g
+            .consumers
+            .get_mut(&(req.stream.clone(), req.consumer.clone()))
+        else {
+            return Ok(Some(jserr::consumer_not_found()));
+        };
+        let was_full = consumer::at_max_ack_pending(rec);
+        consumer::acknowledge(rec, kind, &req.stream_seqs, req.nak_delay_nanos, now);
+        let upto = rec.delivered_stream_seq;
+        let ready = match kind {
+            v1::AckKind::Nak => Some(now.saturating_add(req.nak_delay_nanos.max(0))),
+            v1::AckKind::Ack | v1::AckKind::Term if was_full => Some(0),
+            _ => None,
+        };
+        if let Some(ready) = ready {
+            g.note_consumer(
+                StreamEventKind::StreamEventConsumer,
+                &req.stream,
+                &req.consumer,
+                ready,
+            );
+        }
+        if matches!(kind, v1::AckKind::Ack | v1::AckKind::Term) {
+            g.apply_ack_retention(&req.stream, first, upto);
+        }
+        // Durable before the answer: a confirmed ack survives kill -9.
+        let ops = g.consumer_ops(&req.stream, &req.consumer, now);
+        self.write_ops(&mut st, ops).await?;
+        Ok(None)
+    }
+}
