@@ -174,7 +174,7 @@ impl Runtime {
             let max_waiting = usize::try_from(self.config.max_waiting).unwrap_or(0);
             if max_waiting > 0 && st.waiters.len() >= max_waiting {
                 st.waiters.retain(|w| {
-                    engine.broker.has_interest(&w.reply) && !w.expires_at.is_some_and(|e| e <= now)
+                    engine.broker.has_interest(&w.reply) && w.expires_at.is_none_or(|e| e > now)
                 });
                 if st.waiters.len() >= max_waiting {
                     drop(st);
