@@ -2,7 +2,8 @@
 //! standalone control plane and one bucket, each read a whole stream — and the zone
 //! reads each object range from the bucket about once (the agents' `fetcher_*`
 //! metrics say so), the other agents getting it from the range's owner over the peer
-//! port. A second zone's agents read it from the bucket once more, not once per agent.
+//! port; pull consumers on those agents then read it again without touching the bucket.
+//! A second zone's agents read it from the bucket once more, not once per agent.
 //!
 //! Stream size: `ZONE_CACHE_TEST_MB` MiB (default 50 MiB of 64 KiB messages, to fit
 //! the shared build machine; the 200 MB runs with `ZONE_CACHE_TEST_MB=200`).
@@ -187,6 +188,43 @@ async fn read_all(agent: &AgentHandle, stream: &str, last: u64) {
     }
 }
 
+/// Reads sequences `1..=last` through an ephemeral pull consumer (no acks), checking
+/// every payload.
+async fn pull_all(agent: &AgentHandle, stream: &str, last: u64) {
+    use jetstream::consumer::{AckPolicy, pull};
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(30));
+    let consumer: jetstream::consumer::PullConsumer = js
+        .get_stream(stream)
+        .await
+        .expect("stream")
+        .create_consumer(pull::Config {
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("create pull consumer");
+    let mut next = 1u64;
+    while next <= last {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(128)
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(msg) = batch.next().await {
+            let msg = msg.expect("message");
+            let seq = msg.info().expect("jetstream message").stream_sequence;
+            assert_eq!(seq, next, "pull consumer delivers in order with no gap");
+            assert_eq!(&msg.payload[..], &payload(seq - 1)[..], "payload of {seq}");
+            next += 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn e2e_zone_cache_reads_each_range_from_the_bucket_once_per_zone() {
     let megabytes: u64 = std::env::var("ZONE_CACHE_TEST_MB")
@@ -288,6 +326,18 @@ async fn e2e_zone_cache_reads_each_range_from_the_bucket_once_per_zone() {
     assert!(
         served > 0.0 && peer_hits > 0.0,
         "the agents used their peers"
+    );
+
+    // A pull consumer on each agent of zone A reads the whole stream again: every
+    // range is in the zone's cache now, so the bucket is not read at all.
+    futures::future::join_all(zone_a.iter().map(|a| pull_all(a, "BIG", count))).await;
+    let mut zone_a_pulled = 0.0;
+    for agent in &zone_a {
+        zone_a_pulled += bucket_read_bytes(agent).await;
+    }
+    assert_eq!(
+        zone_a_pulled, zone_a_bytes,
+        "pull consumers read from the zone cache only"
     );
 
     // Zone B: two more agents read it — from the bucket once more, not per agent.
