@@ -24,8 +24,8 @@ use infinistream_runtime::CancellationToken;
 const WAIT: Duration = Duration::from_secs(20);
 
 struct Setup {
-    _dir: tempfile::TempDir,
-    _agent: AgentHandle,
+    dir: tempfile::TempDir,
+    agent: AgentHandle,
     client: async_nats::Client,
     js: jetstream::Context,
 }
@@ -53,8 +53,8 @@ async fn setup() -> Setup {
     let mut js = jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
     Setup {
-        _dir: dir,
-        _agent: agent,
+        dir,
+        agent,
         client,
         js,
     }
@@ -924,3 +924,72 @@ async fn ordered_pull_consumer() {
     }
     assert_eq!(seqs, vec![1, 2, 3, 4]);
 }
+
+/// nats.py 2.16: pull fetch with ack_sync, consumer info counts, ordered push consumer,
+/// durable push with manual acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_pull_push_and_ordered() {
+    let python = infinistream_testkit::tools::venv_bin("python");
+    assert!(
+        python.exists(),
+        "nats.py venv missing at {}: run the README's tool setup",
+        python.display()
+    );
+    let s = setup().await;
+    let url = format!("nats://{}", s.agent.client_addr());
+    let script = s.dir.path().join("consumers.py");
+    std::fs::write(&script, PY_CONSUMERS).expect("write script");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "nats.py consumer script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("CONSUMERS OK"), "{stdout}");
+}
+
+const PY_CONSUMERS: &str = r#"
+import asyncio, sys
+import nats
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    await js.add_stream(name="PY", subjects=["py.>"])
+    for i in range(5):
+        await js.publish("py.a", str(i).encode())
+    psub = await js.pull_subscribe("py.>", durable="pd")
+    msgs = await psub.fetch(3, timeout=5)
+    assert [m.metadata.sequence.stream for m in msgs] == [1, 2, 3], msgs
+    for m in msgs:
+        await m.ack_sync()
+    ci = await js.consumer_info("PY", "pd")
+    assert (ci.num_ack_pending, ci.num_pending, ci.ack_floor.stream_seq) == (0, 2, 3), ci
+    msgs = await psub.fetch(5, timeout=2)
+    assert [m.metadata.sequence.stream for m in msgs] == [4, 5], msgs
+    sub = await js.subscribe("py.>", ordered_consumer=True)
+    got = [(await sub.next_msg(timeout=5)).metadata.sequence.stream for _ in range(5)]
+    assert got == [1, 2, 3, 4, 5], got
+    sub2 = await js.subscribe("py.>", durable="push1", manual_ack=True)
+    got = []
+    for _ in range(5):
+        m = await sub2.next_msg(timeout=5)
+        got.append(m.metadata.sequence.stream)
+        await m.ack()
+    assert got == [1, 2, 3, 4, 5], got
+    await nc.close()
+    print("CONSUMERS OK")
+
+asyncio.run(main(sys.argv[1]))
+"#;
