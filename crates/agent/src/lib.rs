@@ -483,40 +483,6 @@ impl Committer for CpCommitter {
     }
 }
 
-/// A route handler for a feature of a running role that is not built yet.
-#[allow(dead_code)] // every route has a handler now; kept for the next feature gate
-fn not_built(what: &'static str) -> Arc<dyn infinistream_jetstream::RouteHandler> {
-    Arc::new(NotBuilt(what))
-}
-
-#[derive(Debug)]
-struct NotBuilt(&'static str);
-
-#[async_trait]
-impl infinistream_jetstream::RouteHandler for NotBuilt {
-    async fn handle(
-        &self,
-        route: infinistream_protocol::jsapi::subjects::ApiRoute,
-        _msg: infinistream_broker::InternalMsg,
-    ) -> Option<infinistream_jetstream::Reply> {
-        let kind = route
-            .response_type()
-            .unwrap_or("io.nats.jetstream.api.v1.system_response");
-        let error = infinistream_protocol::jsapi::ApiError::new(
-            501,
-            10003,
-            format!(
-                "{} not built yet in InfiniStream {} (see docs/compatibility.md)",
-                self.0,
-                version()
-            ),
-        );
-        Some(infinistream_jetstream::Reply::json(
-            infinistream_protocol::jsapi::render_error(kind, &error),
-        ))
-    }
-}
-
 fn broker_config(config: &AgentConfig) -> BrokerConfig {
     BrokerConfig {
         server_name: config.server_name.clone(),

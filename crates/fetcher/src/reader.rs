@@ -60,6 +60,12 @@ pub struct StoredMessage {
     pub timestamp: i64,
 }
 
+/// Sequences closer than this to the first of a cluster share one index read in
+/// [`StreamReader::get_many`].
+const MANY_CLUSTER_SPAN: u64 = 4096;
+/// Most index entries one clustered read returns.
+const MANY_INDEX_LIMIT: u32 = 4096;
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -365,6 +371,56 @@ impl StreamReader {
             return Err(ReadError::NoMessage);
         }
         self.load(stream, &entry, seq).await
+    }
+
+    /// The messages at `seqs`, answered in the same order, with one index read per
+    /// cluster of nearby sequences rather than one per message (consumer deliveries
+    /// load whole claims through here). A sequence that is not live answers
+    /// [`ReadError::NoMessage`]; a sequence the clustered index read did not cover
+    /// (an index error, or more entries than one read returns) is read on its own.
+    #[tracing::instrument(level = "debug", skip(self, seqs), fields(count = seqs.len()))]
+    pub async fn get_many(
+        &self,
+        stream: &str,
+        seqs: &[u64],
+    ) -> Vec<Result<StoredMessage, ReadError>> {
+        let mut sorted: Vec<u64> = seqs.iter().copied().filter(|s| *s > 0).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut entries: Vec<v1::IndexEntry> = Vec::new();
+        let mut i = 0;
+        while i < sorted.len() {
+            let start = sorted[i];
+            let mut j = i;
+            while j + 1 < sorted.len() && sorted[j + 1] - start < MANY_CLUSTER_SPAN {
+                j += 1;
+            }
+            // Entries overlapping [start, end]; an error leaves these sequences to
+            // the single reads below, which report it.
+            if let Ok(mut found) = self
+                .read_index(stream, start, sorted[j], MANY_INDEX_LIMIT)
+                .await
+            {
+                entries.append(&mut found);
+            }
+            i = j + 1;
+        }
+        entries.sort_by_key(|e| e.first_seq);
+        let mut out = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            let at = entries.partition_point(|e| e.first_seq <= seq);
+            let entry = at
+                .checked_sub(1)
+                .and_then(|k| entries.get(k))
+                .filter(|e| seq <= e.last_seq);
+            out.push(match entry {
+                _ if seq == 0 => Err(ReadError::NoMessage),
+                Some(e) if e.deleted.contains(&seq) => Err(ReadError::NoMessage),
+                Some(e) => self.load(stream, e, seq).await,
+                None => self.get(stream, seq).await,
+            });
+        }
+        out
     }
 
     /// The last live message on the literal subject `subject`.

@@ -359,14 +359,17 @@ async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &v1::ClaimResponse) -> V
         .count() as u64;
     let mut out = Vec::with_capacity(resp.deliveries.len());
     let mut failed = Vec::new();
-    for d in &resp.deliveries {
+    // One clustered index read for the whole claim, not one per message.
+    let seqs: Vec<u64> = resp.deliveries.iter().map(|d| d.stream_seq).collect();
+    let loaded = engine.reader.get_many(&rt.stream, &seqs).await;
+    for (d, read) in resp.deliveries.iter().zip(loaded) {
         let pending = if d.delivery_count <= 1 {
             new_after = new_after.saturating_sub(1);
             resp.num_pending + new_after
         } else {
             resp.num_pending
         };
-        let msg = match engine.reader.get(&rt.stream, d.stream_seq).await {
+        let msg = match read {
             Ok(msg) => msg,
             Err(ReadError::NoMessage) => continue,
             Err(e) => {
