@@ -209,7 +209,10 @@ impl AgentHandle {
                 catalog.clone(),
                 broker.clone(),
                 id.clone(),
-                Arc::new(infinistream_fetcher::ControlPlaneWatch::start(&cp, shutdown.clone())),
+                Arc::new(infinistream_fetcher::ControlPlaneWatch::start(
+                    &cp,
+                    shutdown.clone(),
+                )),
                 shutdown.clone(),
             )?;
             api.with_reads(
