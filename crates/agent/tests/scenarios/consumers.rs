@@ -1,0 +1,267 @@
+//! Consumer scenarios, run by `e2e_consumers_s3_etcd` against an agent with the
+//! embedded control plane on a local bucket and against agents on a real S3 server and
+//! a control plane over etcd. Each scenario creates the streams it uses under its own
+//! names.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{self, AckPolicy, pull},
+    kv, stream,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The durable consumer the restart scenario leaves behind.
+pub const DURABLE_STREAM: &str = "DUR";
+pub const DURABLE: &str = "D";
+/// Short, so the redelivery after the restart comes quickly (time is under test here).
+const DURABLE_ACK_WAIT: Duration = Duration::from_secs(2);
+
+async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut batch = c
+            .batch()
+            .max_messages(n - out.len())
+            .expires(WAIT)
+            .messages()
+            .await
+            .expect("batch");
+        while let Some(m) = batch.next().await {
+            out.push(m.expect("message"));
+        }
+    }
+    out
+}
+
+fn sseq(m: &jetstream::Message) -> u64 {
+    m.info().expect("ack info").stream_sequence
+}
+
+async fn publish(js: &jetstream::Context, subject: &str, n: u64) {
+    let mut acks = Vec::new();
+    for i in 1..=n {
+        acks.push(
+            js.publish(subject.to_owned(), Bytes::from(i.to_string()))
+                .await
+                .expect("publish sent"),
+        );
+    }
+    for (i, ack) in acks.into_iter().enumerate() {
+        assert_eq!(ack.await.expect("publish acked").sequence, i as u64 + 1);
+    }
+}
+
+/// Before the restart: 10 messages, a durable pull consumer with explicit acks, 6
+/// fetched, 1 and 4 double-acked and 2 acked with a confirmed `+ACK` request; 3, 5
+/// and 6 left unacked.
+pub async fn durable_before_restart(js: &jetstream::Context) {
+    let stream = js
+        .create_stream(stream::Config {
+            name: DURABLE_STREAM.into(),
+            subjects: vec!["dur.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    publish(js, "dur.a", 10).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(DURABLE.into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: DURABLE_ACK_WAIT,
+            ..Default::default()
+        })
+        .await
+        .expect("create durable");
+    let msgs = fetch_n(&c, 6).await;
+    assert_eq!(
+        msgs.iter().map(sseq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    msgs[0].double_ack().await.expect("double ack 1");
+    js.client()
+        .request(
+            msgs[1].reply.clone().expect("ack subject"),
+            Bytes::from_static(b"+ACK"),
+        )
+        .await
+        .expect("ack 2 confirmed");
+    msgs[3].double_ack().await.expect("double ack 4");
+    durable_state_unchanged(js).await;
+}
+
+/// The state `durable_before_restart` left: ack floor 2, pending acks 3, 5, 6,
+/// delivered up to 6, 4 never delivered.
+pub async fn durable_state_unchanged(js: &jetstream::Context) {
+    let stream = js.get_stream(DURABLE_STREAM).await.expect("stream");
+    let i = stream.consumer_info(DURABLE).await.expect("consumer info");
+    assert_eq!(i.ack_floor.stream_sequence, 2, "{i:?}");
+    assert_eq!(i.ack_floor.consumer_sequence, 2, "{i:?}");
+    assert_eq!(i.num_ack_pending, 3, "{i:?}");
+    assert_eq!(i.delivered.stream_sequence, 6, "{i:?}");
+    assert_eq!(i.delivered.consumer_sequence, 6, "{i:?}");
+    assert_eq!(i.num_pending, 4, "{i:?}");
+    assert_eq!(i.config.ack_wait, DURABLE_ACK_WAIT, "{i:?}");
+}
+
+/// After the restart(s): the unacked 3, 5, 6 come back (delivered twice) after
+/// ack_wait along with the never-delivered 7..=10; 1, 2, 4 never come back. Once all
+/// are acked nothing is delivered for longer than ack_wait. Deletes the stream.
+pub async fn durable_after_restart(js: &jetstream::Context) {
+    let stream = js.get_stream(DURABLE_STREAM).await.expect("stream");
+    let c: consumer::Consumer<pull::Config> = stream
+        .get_consumer(DURABLE)
+        .await
+        .expect("durable survives");
+    let mut msgs = fetch_n(&c, 7).await;
+    msgs.sort_by_key(sseq);
+    let got: Vec<(u64, i64)> = msgs
+        .iter()
+        .map(|m| {
+            let info = m.info().expect("ack info");
+            (info.stream_sequence, info.delivered)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(3, 2), (5, 2), (6, 2), (7, 1), (8, 1), (9, 1), (10, 1)]
+    );
+    for m in &msgs {
+        m.double_ack().await.expect("double ack");
+    }
+    let i = stream.consumer_info(DURABLE).await.expect("consumer info");
+    assert_eq!(i.num_ack_pending, 0, "{i:?}");
+    assert_eq!(i.num_pending, 0, "{i:?}");
+    assert_eq!(i.num_redelivered, 0, "{i:?}");
+    assert_eq!(i.ack_floor.stream_sequence, 10, "{i:?}");
+    // Nothing comes back: a pull that outlives ack_wait ends with 408 and no message.
+    let client = js.client();
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(
+            format!("$JS.API.CONSUMER.MSG.NEXT.{DURABLE_STREAM}.{DURABLE}"),
+            inbox,
+            Bytes::from(
+                serde_json::json!({"batch": 1, "expires": (DURABLE_ACK_WAIT * 2).as_nanos() as u64})
+                    .to_string(),
+            ),
+        )
+        .await
+        .expect("pull request");
+    let reply = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a reply in time")
+        .expect("subscription open");
+    assert_eq!(
+        reply.status.map(|s| s.as_u16()),
+        Some(408),
+        "expected the request to expire, got {:?} {:?}",
+        reply.headers,
+        reply.payload
+    );
+    js.delete_stream(DURABLE_STREAM)
+        .await
+        .expect("delete stream");
+}
+
+/// A durable pull consumer with explicit acks consumed through async-nats' `messages()`
+/// stream: 200 messages in order, each acked; the consumer ends fully acked.
+pub async fn pull_consume_with_acks(js: &jetstream::Context) {
+    let stream = js
+        .create_stream(stream::Config {
+            name: "PULL".into(),
+            subjects: vec!["pull.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    publish(js, "pull.x", 200).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("C".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let mut messages = c.messages().await.expect("messages");
+    for expected in 1..=200u64 {
+        let m = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .expect("message in time")
+            .expect("stream open")
+            .expect("message");
+        assert_eq!(sseq(&m), expected);
+        assert_eq!(m.payload, expected.to_string().as_bytes());
+        m.double_ack().await.expect("double ack");
+    }
+    drop(messages);
+    let i = stream.consumer_info("C").await.expect("consumer info");
+    assert_eq!(i.num_ack_pending, 0, "{i:?}");
+    assert_eq!(i.num_pending, 0, "{i:?}");
+    assert_eq!(i.ack_floor.stream_sequence, 200, "{i:?}");
+    js.delete_stream("PULL").await.expect("delete stream");
+}
+
+async fn next_entry(watch: &mut kv::Watch) -> kv::Entry {
+    tokio::time::timeout(WAIT, watch.next())
+        .await
+        .expect("watch event in time")
+        .expect("watch still open")
+        .expect("watch entry")
+}
+
+/// KV watch: a key watch starts with the key's last value and then sees a put and a
+/// delete; a watch of everything sees another key's put. Deletes the bucket.
+pub async fn kv_watch(js: &jetstream::Context) {
+    let store = js
+        .create_key_value(kv::Config {
+            bucket: "watched".into(),
+            history: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("create bucket");
+    store.put("a", "1".into()).await.expect("put a");
+    let mut watch_a = store.watch_with_history("a").await.expect("watch a");
+    let e = next_entry(&mut watch_a).await;
+    assert_eq!(
+        (e.key.as_str(), e.value.as_ref(), e.operation),
+        ("a", &b"1"[..], kv::Operation::Put)
+    );
+    let mut watch_all = store.watch_all().await.expect("watch all");
+    store.put("a", "2".into()).await.expect("put a again");
+    store.put("b", "x".into()).await.expect("put b");
+    store.delete("a").await.expect("delete a");
+    let e = next_entry(&mut watch_a).await;
+    assert_eq!(
+        (e.key.as_str(), e.value.as_ref(), e.operation),
+        ("a", &b"2"[..], kv::Operation::Put)
+    );
+    let e = next_entry(&mut watch_a).await;
+    assert_eq!((e.key.as_str(), e.operation), ("a", kv::Operation::Delete));
+    let seen: Vec<(String, kv::Operation)> = [
+        next_entry(&mut watch_all).await,
+        next_entry(&mut watch_all).await,
+        next_entry(&mut watch_all).await,
+    ]
+    .into_iter()
+    .map(|e| (e.key, e.operation))
+    .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("a".to_owned(), kv::Operation::Put),
+            ("b".to_owned(), kv::Operation::Put),
+            ("a".to_owned(), kv::Operation::Delete),
+        ]
+    );
+    drop((watch_a, watch_all));
+    js.delete_key_value("watched").await.expect("delete bucket");
+}
