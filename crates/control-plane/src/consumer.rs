@@ -256,7 +256,10 @@ pub fn claim(rec: &mut ConsumerRecord, s: &Stream, batch: usize, now: i64) -> Cl
         rec.delivered_consumer_seq += 1;
         p.consumer_seq = rec.delivered_consumer_seq;
         p.deadline = now.saturating_add(wait_for(&c, p.deliveries));
-        rec.num_redelivered += 1;
+        // A released first delivery (deliveries back at 0) is no redelivery.
+        if p.deliveries > 1 {
+            rec.num_redelivered += 1;
+        }
         out.deliveries.push(v1::Delivery {
             stream_seq: p.stream_seq,
             consumer_seq: p.consumer_seq,
@@ -334,9 +337,10 @@ pub fn next_deadline(rec: &ConsumerRecord) -> i64 {
     rec.pending.iter().map(|p| p.deadline).min().unwrap_or(0)
 }
 
-/// Applies an ack / nak / term / in-progress to delivered sequences.
+/// Applies an ack / nak / term / in-progress / release to delivered sequences.
 pub fn acknowledge(
     rec: &mut ConsumerRecord,
+    s: &Stream,
     kind: v1::AckKind,
     seqs: &[u64],
     nak_delay: i64,
@@ -370,8 +374,66 @@ pub fn acknowledge(
                 p.deadline = now.saturating_add(wait_for(&c, p.deliveries));
             }
         }
+        v1::AckKind::Release => release(rec, s, seqs, now),
     }
     update_floor(rec);
+}
+
+/// Gives back claimed deliveries that were never sent, counting nothing (what
+/// nats-server does when a pull request cannot take a message). The released
+/// deliveries holding the top consumer sequences give those sequences back; among
+/// them, first deliveries the stream cursor can step back over (no other matching
+/// message between them and the cursor) leave pending and are new messages again.
+/// Every other released delivery stays pending, due now, with its delivery count
+/// lowered back, so its next claim does not count as a redelivery.
+fn release(rec: &mut ConsumerRecord, s: &Stream, seqs: &[u64], now: i64) {
+    let c = cfg(rec);
+    let mut released: Vec<(u64, u64, u64)> = rec
+        .pending
+        .iter()
+        .filter(|p| seqs.contains(&p.stream_seq))
+        .map(|p| (p.consumer_seq, p.stream_seq, p.deliveries))
+        .collect();
+    released.sort_unstable_by(|a, b| b.cmp(a));
+    let mut cursor = rec.delivered_stream_seq;
+    let mut cursor_movable = true;
+    let mut undone = Vec::new();
+    for (cseq, sseq, deliveries) in released {
+        if cseq == 0 || cseq != rec.delivered_consumer_seq {
+            break;
+        }
+        rec.delivered_consumer_seq -= 1;
+        if deliveries > 1 {
+            continue;
+        }
+        let nothing_between = sseq <= cursor
+            && s.next_live(sseq + 1, &c.filter_subjects)
+                .is_none_or(|next| next > cursor);
+        if cursor_movable && nothing_between {
+            cursor = sseq - 1;
+            undone.push(sseq);
+        } else {
+            cursor_movable = false;
+        }
+    }
+    rec.pending.retain(|p| !undone.contains(&p.stream_seq));
+    for p in rec
+        .pending
+        .iter_mut()
+        .filter(|p| seqs.contains(&p.stream_seq))
+    {
+        p.deliveries = p.deliveries.saturating_sub(1);
+        p.deadline = now;
+    }
+    if !undone.is_empty() {
+        rec.delivered_stream_seq = cursor;
+        rec.start_seqs
+            .extend(undone.iter().filter(|seq| **seq <= rec.start_upto));
+        rec.start_seqs.sort_unstable();
+        rec.start_seqs.dedup();
+        rec.ack_floor_stream_seq = rec.ack_floor_stream_seq.min(cursor);
+        rec.ack_floor_consumer_seq = rec.ack_floor_consumer_seq.min(rec.delivered_consumer_seq);
+    }
 }
 
 /// Messages not yet delivered for the first time.
@@ -471,4 +533,146 @@ pub fn acked_upto(consumers: &[&ConsumerRecord]) -> u64 {
         .map(|r| r.delivered_stream_seq)
         .max()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infinistream_proto::domain::{Chunk, Limits, Record, Rollup, StreamSpec};
+
+    const NOW: i64 = 1_000_000;
+
+    fn stream(subjects: &[&str]) -> Stream {
+        let mut s = Stream::new(
+            StreamSpec {
+                name: "S".into(),
+                config_json: b"{}".to_vec(),
+                limits: Limits {
+                    subjects: vec!["s.>".into()],
+                    ..Default::default()
+                },
+            },
+            1,
+        );
+        let records = subjects
+            .iter()
+            .map(|subject| Record {
+                subject: (*subject).into(),
+                size: 10,
+                header_size: 0,
+                timestamp_unix_nanos: 1,
+                msg_id: None,
+                expected_stream: None,
+                expected_last_seq: None,
+                expected_last_subject_seq: None,
+                expected_last_subject_seq_subject: None,
+                expected_last_msg_id: None,
+                rollup: Rollup::None,
+                ttl_seconds: None,
+            })
+            .collect();
+        let chunk = Chunk {
+            stream: "S".into(),
+            chunk_index: 0,
+            byte_size: 100,
+            records,
+        };
+        s.commit_chunk(&chunk, "obj", 1_000);
+        s
+    }
+
+    fn consumer(s: &Stream, filters: &[&str], max_deliver: i64) -> ConsumerRecord {
+        let c = v1::ConsumerConfig {
+            stream: "S".into(),
+            name: "C".into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            max_deliver,
+            filter_subjects: filters.iter().map(|f| (*f).into()).collect(),
+            ..Default::default()
+        };
+        new_record(c, s, 0).expect("valid consumer config")
+    }
+
+    fn seqs(c: &Claimed) -> Vec<(u64, u64, u64)> {
+        c.deliveries
+            .iter()
+            .map(|d| (d.stream_seq, d.consumer_seq, d.delivery_count))
+            .collect()
+    }
+
+    fn counts(rec: &ConsumerRecord, s: &Stream) -> (u64, u64, u64, u64, u64) {
+        let st = state(rec, s);
+        let d = st.delivered.expect("delivered is always set");
+        (
+            d.stream_seq,
+            d.consumer_seq,
+            st.num_ack_pending,
+            st.num_redelivered,
+            st.num_pending,
+        )
+    }
+
+    #[test]
+    fn release_of_the_newest_first_deliveries_rolls_the_cursor_back() {
+        let s = stream(&["s.a", "s.b", "s.a", "s.b", "s.a"]);
+        let mut rec = consumer(&s, &["s.a"], 0);
+        let c = claim(&mut rec, &s, 3, NOW);
+        assert_eq!(seqs(&c), [(1, 1, 1), (3, 2, 1), (5, 3, 1)]);
+        acknowledge(&mut rec, &s, v1::AckKind::Release, &[3, 5], 0, NOW);
+        assert_eq!(counts(&rec, &s), (2, 1, 1, 0, 2));
+        // Handed out again as first deliveries with the same consumer sequences.
+        let c = claim(&mut rec, &s, 5, NOW);
+        assert_eq!(seqs(&c), [(3, 2, 1), (5, 3, 1)]);
+        assert_eq!(rec.num_redelivered, 0);
+        assert_eq!(counts(&rec, &s), (5, 3, 3, 0, 0));
+        acknowledge(&mut rec, &s, v1::AckKind::Ack, &[1, 3, 5], 0, NOW);
+        assert_eq!(
+            (rec.ack_floor_stream_seq, rec.ack_floor_consumer_seq),
+            (5, 3)
+        );
+    }
+
+    #[test]
+    fn release_never_counts_toward_redelivery_or_max_deliver() {
+        let s = stream(&["s.a", "s.a", "s.a"]);
+        let mut rec = consumer(&s, &[], 2);
+        assert_eq!(claim(&mut rec, &s, 3, NOW).deliveries.len(), 3);
+        // 1 is not at the top of the consumer sequences: it stays pending, due now,
+        // and its next claim is still a first delivery.
+        acknowledge(&mut rec, &s, v1::AckKind::Release, &[1], 0, NOW);
+        assert_eq!(counts(&rec, &s), (3, 3, 3, 0, 0));
+        let c = claim(&mut rec, &s, 5, NOW);
+        assert_eq!(seqs(&c), [(1, 4, 1)]);
+        assert_eq!(rec.num_redelivered, 0);
+        // A nak counts: the second delivery is a redelivery.
+        acknowledge(&mut rec, &s, v1::AckKind::Nak, &[1], 0, NOW);
+        let c = claim(&mut rec, &s, 5, NOW);
+        assert_eq!(seqs(&c), [(1, 5, 2)]);
+        assert_eq!(counts(&rec, &s), (3, 5, 3, 1, 0));
+        // Released at the top: the consumer sequence goes back, the count too, and
+        // max_deliver (2) is not reached by the undelivered attempt.
+        acknowledge(&mut rec, &s, v1::AckKind::Release, &[1], 0, NOW);
+        assert_eq!(counts(&rec, &s), (3, 4, 3, 0, 0));
+        let c = claim(&mut rec, &s, 5, NOW);
+        assert_eq!(seqs(&c), [(1, 5, 2)]);
+        assert!(c.max_delivered.is_empty());
+    }
+
+    #[test]
+    fn release_keeps_the_cursor_when_a_newer_message_was_delivered() {
+        let s = stream(&["s.a", "s.a", "s.a"]);
+        let mut rec = consumer(&s, &[], 0);
+        assert_eq!(claim(&mut rec, &s, 2, NOW).deliveries.len(), 2);
+        acknowledge(&mut rec, &s, v1::AckKind::Release, &[1], 0, NOW);
+        assert_eq!(claim(&mut rec, &s, 1, NOW).deliveries[0].stream_seq, 1);
+        // 1 now holds the top consumer sequence, but 2 was delivered after it in
+        // stream order: the cursor cannot step back over 2.
+        acknowledge(&mut rec, &s, v1::AckKind::Ack, &[2], 0, NOW);
+        acknowledge(&mut rec, &s, v1::AckKind::Release, &[1], 0, NOW);
+        assert_eq!(counts(&rec, &s), (2, 2, 1, 0, 1));
+        let c = claim(&mut rec, &s, 5, NOW);
+        assert_eq!(seqs(&c), [(1, 3, 1), (3, 4, 1)]);
+        assert_eq!(rec.num_redelivered, 0);
+    }
 }

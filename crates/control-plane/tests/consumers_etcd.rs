@@ -66,6 +66,8 @@ cases_for!(etcd:
     interest_removes_once_every_consumer_acked,
     consumer_update_rules,
     redelivery_after_dead_agent_and_restart,
+    term_removes_on_workqueue_and_interest,
+    release_counts_nothing,
 );
 
 const GROUP: &str = "team-a";

@@ -75,6 +75,8 @@ cases_for!(memory:
     interest_removes_once_every_consumer_acked,
     consumer_update_rules,
     redelivery_after_dead_agent_and_restart,
+    term_removes_on_workqueue_and_interest,
+    release_counts_nothing,
 );
 
 cases_for!(embedded:
@@ -85,4 +87,6 @@ cases_for!(embedded:
     interest_removes_once_every_consumer_acked,
     consumer_update_rules,
     redelivery_after_dead_agent_and_restart,
+    term_removes_on_workqueue_and_interest,
+    release_counts_nothing,
 );

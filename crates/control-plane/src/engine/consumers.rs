@@ -299,10 +299,11 @@ impl Engine {
             return Ok(Some(jserr::consumer_not_found()));
         };
         let was_full = consumer::at_max_ack_pending(rec);
-        consumer::acknowledge(rec, kind, &req.stream_seqs, req.nak_delay_nanos, now);
+        consumer::acknowledge(rec, s, kind, &req.stream_seqs, req.nak_delay_nanos, now);
         let upto = rec.delivered_stream_seq;
         let ready = match kind {
             v1::AckKind::Nak => Some(now.saturating_add(req.nak_delay_nanos.max(0))),
+            v1::AckKind::Release => Some(now),
             v1::AckKind::Ack | v1::AckKind::Term if was_full => Some(0),
             _ => None,
         };

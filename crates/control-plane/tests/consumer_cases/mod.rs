@@ -499,6 +499,98 @@ pub async fn interest_removes_once_every_consumer_acked(backend: &dyn Backend) {
     assert_eq!(state(&mut c, "IN").await.messages, 0);
 }
 
+/// `+TERM` on work-queue and interest streams as nats-server 2.15.1 (checked with
+/// nats.py: publish 3, fetch 3, term 1, ack 2 → 1 message left, first_seq 3): a
+/// terminated message counts as done and is removed like an acked one.
+pub async fn term_removes_on_workqueue_and_interest(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    for (name, retention) in [
+        ("TWQ", v1::Retention::WorkQueue),
+        ("TIN", v1::Retention::Interest),
+    ] {
+        let subject = format!("{}.x", name.to_lowercase());
+        let wildcard = format!("{}.>", name.to_lowercase());
+        create(&mut c, name, wq_limits(&[wildcard.as_str()], retention)).await;
+        create_consumer(&mut c, consumer_config(name, "D")).await;
+        commit_one(
+            &mut c,
+            name,
+            name,
+            vec![rec(&subject), rec(&subject), rec(&subject)],
+        )
+        .await;
+        assert_eq!(claim(&mut c, name, "D", 3).await, [1, 2, 3]);
+        ack(&mut c, name, "D", v1::AckKind::Term, vec![1]).await;
+        ack(&mut c, name, "D", v1::AckKind::Ack, vec![2]).await;
+        let st = state(&mut c, name).await;
+        assert_eq!((st.messages, st.first_seq), (1, 3), "{name}");
+        let cs = consumer_state(&mut c, name, "D").await;
+        assert_eq!(cs.num_ack_pending, 1, "{name}");
+        assert_eq!(cs.ack_floor.unwrap().stream_seq, 2, "{name}");
+    }
+}
+
+/// Claimed deliveries given back unsent (RELEASE) count nothing, as nats-server
+/// never counts a message a pull request could not take: the newest first
+/// deliveries become new again (cursors back), others stay pending with their
+/// delivery count lowered back, and max_deliver is not reached by them.
+pub async fn release_counts_nothing(backend: &dyn Backend) {
+    let (_cp, mut c) = start(backend, clock()).await;
+    create(&mut c, "REL", limits(&["rel.>"])).await;
+    let cfg = v1::ConsumerConfig {
+        max_deliver: 1,
+        ..consumer_config("REL", "D")
+    };
+    create_consumer(&mut c, cfg).await;
+    commit_one(
+        &mut c,
+        "rel1",
+        "REL",
+        vec![rec("rel.a"), rec("rel.a"), rec("rel.a")],
+    )
+    .await;
+    assert_eq!(claim(&mut c, "REL", "D", 3).await, [1, 2, 3]);
+    ack(&mut c, "REL", "D", v1::AckKind::Release, vec![2, 3]).await;
+    let cs = consumer_state(&mut c, "REL", "D").await;
+    let d = cs.delivered.unwrap();
+    assert_eq!((d.stream_seq, d.consumer_seq), (1, 1));
+    assert_eq!(
+        (cs.num_ack_pending, cs.num_redelivered, cs.num_pending),
+        (1, 0, 2)
+    );
+    // 1 is released below the top: pending, due now, still a first delivery, so
+    // max_deliver 1 lets it out once more.
+    assert_eq!(claim(&mut c, "REL", "D", 1).await, [2]);
+    ack(&mut c, "REL", "D", v1::AckKind::Release, vec![1]).await;
+    let resp = c
+        .consumers
+        .claim(v1::ClaimRequest {
+            stream: "REL".into(),
+            consumer: "D".into(),
+            agent_id: "agent-1".into(),
+            batch: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_none(), "{:?}", resp.error);
+    assert!(resp.max_delivered.is_empty());
+    let got: Vec<(u64, u64, u64)> = resp
+        .deliveries
+        .iter()
+        .map(|d| (d.stream_seq, d.consumer_seq, d.delivery_count))
+        .collect();
+    assert_eq!(got, [(1, 3, 1), (3, 4, 1)]);
+    ack(&mut c, "REL", "D", v1::AckKind::Ack, vec![1, 2, 3]).await;
+    let cs = consumer_state(&mut c, "REL", "D").await;
+    let d = cs.delivered.unwrap();
+    assert_eq!((d.stream_seq, d.consumer_seq), (3, 4));
+    assert_eq!(
+        (cs.num_ack_pending, cs.num_redelivered, cs.num_pending),
+        (0, 0, 0)
+    );
+}
+
 /// CreateConsumer on an existing durable: editable fields update (state kept),
 /// non-editable ones fail with 10012 as nats-server; action CREATE refuses a changed
 /// config (10148), action UPDATE a missing consumer (10149).
