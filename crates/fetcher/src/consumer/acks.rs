@@ -3,7 +3,9 @@
 //! The ack subject names the stream, consumer and sequences, so any agent can take an
 //! ack for a delivery another agent made. Acks arriving within [`COALESCE`] of each
 //! other are grouped into one control-plane Acknowledge per (consumer, kind): a busy
-//! consumer's acks cost one RPC per few milliseconds, not one per message. An ack sent
+//! consumer's acks cost one RPC per few milliseconds, not one per message; and only one
+//! round is in flight at a time, so under load everything that arrived while the
+//! previous round was being written goes in the next one (group commit). An ack sent
 //! with a reply subject (`ack_sync`, double ack) is answered with the empty message
 //! nats-server sends only after the control plane confirmed it durable; `+NXT` acks
 //! first, then queues a pull request for the ack's reply subject.
@@ -47,6 +49,10 @@ pub(crate) fn start(engine: Arc<Engine>) -> Result<(), BrokerError> {
         .broker
         .subscribe_internal("$JS.ACK.>", None, 65_536)?;
     tokio::spawn(async move {
+        // The previous round's Acknowledge calls: at most one round in flight, so
+        // acks arriving meanwhile join the next round (group commit) instead of each
+        // few milliseconds of acks costing one more control-plane write.
+        let mut inflight: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let first = tokio::select! {
                 () = engine.shutdown.cancelled() => return,
@@ -67,13 +73,27 @@ pub(crate) fn start(engine: Arc<Engine>) -> Result<(), BrokerError> {
                     },
                 }
             }
-            process(&engine, round);
+            if let Some(previous) = inflight.take() {
+                tokio::select! {
+                    () = engine.shutdown.cancelled() => return,
+                    _ = previous => {}
+                }
+                while round.len() < MAX_ROUND {
+                    match sub.try_recv() {
+                        Some(m) => round.push(m),
+                        None => break,
+                    }
+                }
+            }
+            inflight = Some(tokio::spawn(process(engine.clone(), round)));
         }
     });
     Ok(())
 }
 
-fn process(engine: &Arc<Engine>, round: Vec<InternalMsg>) {
+/// Sends one round's acks, one Acknowledge per (consumer, kind), concurrently, and
+/// returns when all were answered.
+async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
     let mut groups: HashMap<(String, String, Kind), Group> = HashMap::new();
     for msg in round {
         let subject = match AckSubject::parse(&msg.subject) {
@@ -108,46 +128,60 @@ fn process(engine: &Arc<Engine>, round: Vec<InternalMsg>) {
             (None, _) => {}
         }
     }
-    for ((stream, consumer, kind), group) in groups {
+    let calls = groups.into_iter().map(|((stream, consumer, kind), group)| {
+        acknowledge(&engine, stream, consumer, kind, group)
+    });
+    futures::future::join_all(calls).await;
+}
+
+async fn acknowledge(
+    engine: &Arc<Engine>,
+    stream: String,
+    consumer: String,
+    kind: Kind,
+    group: Group,
+) {
+    let (kind_wire, delay) = match kind {
+        Kind::Ack => (v1::AckKind::Ack, 0),
+        Kind::Nak(d) => (v1::AckKind::Nak, d),
+        Kind::Term => (v1::AckKind::Term, 0),
+        Kind::Progress => (v1::AckKind::InProgress, 0),
+    };
+    let result = engine
+        .cp
+        .consumers
+        .clone()
+        .acknowledge(v1::AcknowledgeRequest {
+            stream: stream.clone(),
+            consumer: consumer.clone(),
+            kind: kind_wire as i32,
+            stream_seqs: group.seqs,
+            nak_delay_nanos: delay,
+        })
+        .await;
+    match result {
+        Ok(resp) => {
+            if let Some(e) = &resp.get_ref().error {
+                tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(e).description, "ack refused");
+                return;
+            }
+        }
+        Err(status) => {
+            // Unconfirmed: no reply, so ack_sync callers see a timeout and retry.
+            tracing::warn!(stream = %stream, consumer = %consumer, error = %status.message(), "acknowledge failed: control plane unreachable");
+            return;
+        }
+    }
+    for reply in group.replies {
+        engine.broker.publish(&reply, None, None, Bytes::new());
+    }
+    if let Some(rt) = engine.running(&stream, &consumer) {
+        rt.wake();
+    }
+    if !group.next.is_empty() {
+        // `+NXT` pulls may need a control-plane read: not on the ack round's path.
         let engine = engine.clone();
         tokio::spawn(async move {
-            let (kind_wire, delay) = match kind {
-                Kind::Ack => (v1::AckKind::Ack, 0),
-                Kind::Nak(d) => (v1::AckKind::Nak, d),
-                Kind::Term => (v1::AckKind::Term, 0),
-                Kind::Progress => (v1::AckKind::InProgress, 0),
-            };
-            let result = engine
-                .cp
-                .consumers
-                .clone()
-                .acknowledge(v1::AcknowledgeRequest {
-                    stream: stream.clone(),
-                    consumer: consumer.clone(),
-                    kind: kind_wire as i32,
-                    stream_seqs: group.seqs,
-                    nak_delay_nanos: delay,
-                })
-                .await;
-            match result {
-                Ok(resp) => {
-                    if let Some(e) = &resp.get_ref().error {
-                        tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(e).description, "ack refused");
-                        return;
-                    }
-                }
-                Err(status) => {
-                    // Unconfirmed: no reply, so ack_sync callers see a timeout and retry.
-                    tracing::warn!(stream = %stream, consumer = %consumer, error = %status.message(), "acknowledge failed: control plane unreachable");
-                    return;
-                }
-            }
-            for reply in group.replies {
-                engine.broker.publish(&reply, None, None, Bytes::new());
-            }
-            if let Some(rt) = engine.running(&stream, &consumer) {
-                rt.wake();
-            }
             for (reply, request) in group.next {
                 engine.pull(&stream, &consumer, &reply, request).await;
             }
