@@ -327,7 +327,8 @@ async fn claim(engine: &Engine, rt: &Runtime, batch: i64) -> Claimed {
     }
 }
 
-/// Gives claimed deliveries back at once (a nak without delay).
+/// Gives claimed deliveries that were never sent back at once (RELEASE: unlike a
+/// nak, nothing counts as delivered, as in nats-server).
 pub(crate) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
     if seqs.is_empty()
         || rt.config.ack_policy == infinistream_protocol::jsapi::consumer::AckPolicy::None
@@ -338,7 +339,7 @@ pub(crate) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
     let req = v1::AcknowledgeRequest {
         stream: rt.stream.clone(),
         consumer: rt.name.clone(),
-        kind: v1::AckKind::Nak as i32,
+        kind: v1::AckKind::Release as i32,
         stream_seqs: seqs,
         nak_delay_nanos: 0,
     };
