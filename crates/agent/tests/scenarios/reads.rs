@@ -57,8 +57,8 @@ pub const MSGS: &[(&str, &str, Option<&str>)] = &[
 
 /// `STREAM.MSG.GET` by sequence, last by subject and next by subject; misses are 10037.
 pub async fn msg_get_by_seq_last_and_next_by_subject(js: &jetstream::Context) {
-    let stream = create(&js, "READS", "reads.>", false).await;
-    assert_eq!(publish_all(&js, MSGS).await, vec![1, 2, 3, 4, 5, 6]);
+    let stream = create(js, "READS", "reads.>", false).await;
+    assert_eq!(publish_all(js, MSGS).await, vec![1, 2, 3, 4, 5, 6]);
 
     for (i, (subject, payload, header)) in MSGS.iter().enumerate() {
         let seq = i as u64 + 1;
@@ -118,8 +118,8 @@ pub async fn msg_get_by_seq_last_and_next_by_subject(js: &jetstream::Context) {
 
 /// `DIRECT.GET` by sequence, last / next / first for a subject, with nats-server's headers.
 pub async fn direct_get_by_seq_and_last_for_subject(js: &jetstream::Context) {
-    let stream = create(&js, "DIRECT", "reads.>", true).await;
-    publish_all(&js, MSGS).await;
+    let stream = create(js, "DIRECT", "reads.>", true).await;
+    publish_all(js, MSGS).await;
 
     let msg = stream.direct_get(4).await.expect("direct get");
     assert_eq!(msg.sequence, 4);
@@ -175,8 +175,8 @@ pub async fn direct_get_by_seq_and_last_for_subject(js: &jetstream::Context) {
 
 /// Deleted and purged messages stay invisible to every read; later ones read back.
 pub async fn deleted_and_purged_messages_are_not_returned(js: &jetstream::Context) {
-    let mut stream = create(&js, "GONE", "reads.>", true).await;
-    publish_all(&js, MSGS).await;
+    let mut stream = create(js, "GONE", "reads.>", true).await;
+    publish_all(js, MSGS).await;
 
     assert!(stream.delete_message(6).await.expect("delete"));
     let err = stream.get_raw_message(6).await.expect_err("deleted");
@@ -222,7 +222,7 @@ pub async fn deleted_and_purged_messages_are_not_returned(js: &jetstream::Contex
     assert_eq!(stream.info().await.expect("info").state.messages, 0);
 
     // New messages after a purge are readable at their new sequences.
-    let seqs = publish_all(&js, &[("reads.a", "after", None)]).await;
+    let seqs = publish_all(js, &[("reads.a", "after", None)]).await;
     assert_eq!(seqs, vec![7]);
     let msg = stream.get_raw_message(7).await.expect("after purge");
     assert_eq!(&msg.payload[..], b"after");
