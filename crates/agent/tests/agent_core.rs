@@ -115,19 +115,26 @@ async fn unbuilt_jetstream_features_get_a_clear_error() {
         .expect("connect");
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request("$JS.API.CONSUMER.NAMES.ORDERS", "".into()),
+        client.request(
+            "$JS.API.STREAM.SNAPSHOT.ORDERS",
+            r#"{"deliver_subject":"snap.inbox"}"#.into(),
+        ),
     )
     .await
     .expect("answered in time")
     .expect("a reply, not no-responders");
     let body: serde_json::Value = serde_json::from_slice(&reply.payload).expect("JSON");
     assert_eq!(
-        body["type"], "io.nats.jetstream.api.v1.consumer_names_response",
+        body["type"], "io.nats.jetstream.api.v1.stream_snapshot_response",
         "{body}"
     );
-    assert_eq!(body["error"]["code"], 501, "{body}");
+    assert_eq!(body["error"]["code"], 400, "{body}");
+    assert_eq!(body["error"]["err_code"], 10003, "{body}");
     let description = body["error"]["description"].as_str().expect("description");
-    assert!(description.contains("not built yet"), "{description}");
+    assert!(
+        description.contains("not supported by InfiniStream yet"),
+        "{description}"
+    );
 }
 
 #[test]
