@@ -1,55 +1,9 @@
 //! The shared control-plane suite against the memory and embedded (redb) stores.
 
+mod local_backends;
 mod suite;
 
-use std::sync::Arc;
-
-use infinistream_control_plane::store::MetaStore;
-use infinistream_control_plane::store::embedded::EmbeddedStore;
-use infinistream_control_plane::store::memory::MemoryStore;
-
-use suite::Backend;
-
-/// The memory store; "reopening" hands back the same map, as a restarted control
-/// plane would find it in a store that outlives it.
-struct Memory(Arc<MemoryStore>);
-
-#[async_trait::async_trait]
-impl Backend for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-    async fn open(&self) -> Arc<dyn MetaStore> {
-        self.0.clone()
-    }
-}
-
-/// A redb file in a temp dir, reopened from disk on every `open`.
-struct Embedded(tempfile::TempDir);
-
-#[async_trait::async_trait]
-impl Backend for Embedded {
-    fn name(&self) -> &'static str {
-        "embedded"
-    }
-    async fn open(&self) -> Arc<dyn MetaStore> {
-        match EmbeddedStore::open(self.0.path()).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => panic!("open embedded store: {e}"),
-        }
-    }
-}
-
-fn memory() -> Memory {
-    Memory(Arc::new(MemoryStore::new()))
-}
-
-fn embedded() -> Embedded {
-    match tempfile::tempdir() {
-        Ok(d) => Embedded(d),
-        Err(e) => panic!("tempdir: {e}"),
-    }
-}
+use local_backends::{embedded, memory};
 
 macro_rules! suite_for {
     ($backend:ident: $($test:ident),* $(,)?) => {
