@@ -268,7 +268,7 @@ async fn compact_locked(
     report: &mut CompactionReport,
 ) -> Result<(), JobsError> {
     for _ in 0..MAX_RUNS {
-        let Some(prepared) = prepare(ctx, stream).await? else {
+        let Some(prepared) = ctx.leases.hold(lease, prepare(ctx, stream)).await? else {
             return Ok(());
         };
         // Still ours? A lost lease means another agent may be compacting the same

@@ -6,6 +6,7 @@
 //! than the TTL. Leases make work exclusive; they are not what makes it safe: the
 //! index swap and the deletion rule are safe on their own (see the crate docs).
 
+use std::future::Future;
 use std::time::Duration;
 
 use infinistream_control_plane::ControlPlaneClient;
@@ -87,6 +88,47 @@ impl Leases {
         Ok(resp.acquired)
     }
 
+    /// Runs `work` while holding `name`: renews it every third of the TTL for as long
+    /// as `work` runs, so a job longer than the TTL (a big segment build on a slow
+    /// bucket) keeps its lease. If a renewal answers that the lease is gone, or
+    /// renewals keep failing for a whole TTL, `work` is dropped (cancelled) and
+    /// [`JobsError::LeaseLost`] returned: someone else may be doing the work now.
+    /// Dropping is safe for every job: an abandoned upload is an orphan that the
+    /// orphan collection deletes, and index changes are single atomic calls.
+    pub(crate) async fn hold<T>(
+        &self,
+        name: &str,
+        work: impl Future<Output = Result<T, JobsError>>,
+    ) -> Result<T, JobsError> {
+        let every = (self.ttl / 3).max(Duration::from_millis(1));
+        let renewals = async {
+            let mut renewed = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval_at(renewed + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match self.renew(name).await {
+                    Ok(true) => renewed = tokio::time::Instant::now(),
+                    Ok(false) => return JobsError::LeaseLost(name.to_owned()),
+                    Err(error) if renewed.elapsed() >= self.ttl => {
+                        tracing::warn!(lease = name, %error, "cannot renew lease for a whole TTL; giving the job up");
+                        return JobsError::LeaseLost(name.to_owned());
+                    }
+                    Err(error) => {
+                        tracing::warn!(lease = name, %error, "cannot renew lease; retrying")
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            out = work => out,
+            lost = renewals => {
+                tracing::warn!(lease = name, "lease lost while the job ran; job abandoned");
+                Err(lost)
+            }
+        }
+    }
+
     /// Gives `name` back; failures are logged (the lease then simply expires).
     pub(crate) async fn release(&self, name: &str) {
         let mut jobs = self.cp.jobs.clone();
@@ -120,5 +162,73 @@ mod tests {
         assert!(na.len() <= MAX_NAME && nb.len() <= MAX_NAME);
         assert_ne!(na, nb);
         assert!(na.starts_with("compact/aaa"));
+    }
+
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use infinistream_control_plane::store::memory::MemoryStore;
+    use infinistream_control_plane::{ControlPlane, GroupKeys, Options};
+    use infinistream_types::{MockClock, SharedClock};
+
+    /// A control plane judging lease expiry by `clock`, and two holders of `ttl`.
+    async fn two_holders(clock: &Arc<MockClock>, ttl: Duration) -> (ControlPlane, Leases, Leases) {
+        let shared: SharedClock = clock.clone();
+        let control_plane = ControlPlane::open_with(
+            Arc::new(MemoryStore::new()),
+            GroupKeys::new([("g", "k")]).expect("groups"),
+            shared,
+            Options {
+                retention_interval: None,
+                ..Options::default()
+            },
+        )
+        .await
+        .expect("control plane");
+        let cp = control_plane.client("g", "k").expect("client");
+        let holder = |name: &str| Leases {
+            cp: cp.clone(),
+            holder: name.to_owned(),
+            ttl,
+            metrics: JobsMetrics::new(),
+        };
+        (control_plane, holder("a"), holder("b"))
+    }
+
+    #[tokio::test]
+    async fn a_job_longer_than_the_ttl_keeps_its_lease() {
+        let clock = Arc::new(MockClock::new(SystemTime::now()));
+        let ttl = Duration::from_millis(600);
+        let (_cp, a, b) = two_holders(&clock, ttl).await;
+        assert!(a.acquire("compact/S").await.expect("acquire"));
+        // The job runs for 3 TTLs of the control plane's clock; a renewal is due every
+        // TTL/3 of real time while each step takes TTL/6 of both.
+        let work = async {
+            for _ in 0..18 {
+                clock.advance(ttl / 6);
+                tokio::time::sleep(ttl / 6).await;
+                assert!(
+                    !b.acquire("compact/S").await.expect("acquire"),
+                    "the lease expired under a running job"
+                );
+            }
+            Ok::<_, JobsError>("done")
+        };
+        assert_eq!(a.hold("compact/S", work).await.expect("held"), "done");
+    }
+
+    #[tokio::test]
+    async fn a_lost_lease_abandons_the_job() {
+        let clock = Arc::new(MockClock::new(SystemTime::now()));
+        let ttl = Duration::from_millis(30);
+        let (_cp, a, b) = two_holders(&clock, ttl).await;
+        assert!(a.acquire("gc").await.expect("acquire"));
+        clock.advance(ttl * 2);
+        assert!(b.acquire("gc").await.expect("b takes the expired lease"));
+        let never = std::future::pending::<Result<(), JobsError>>();
+        match a.hold("gc", never).await {
+            Err(JobsError::LeaseLost(name)) => assert_eq!(name, "gc"),
+            other => panic!("expected LeaseLost, got {other:?}"),
+        }
     }
 }

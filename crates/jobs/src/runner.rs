@@ -166,7 +166,7 @@ impl Jobs {
                     ..Default::default()
                 });
             }
-            let out = retention::run(ctx).await;
+            let out = ctx.leases.hold("retention", retention::run(ctx)).await;
             ctx.leases.release("retention").await;
             out
         }
@@ -207,7 +207,7 @@ impl Jobs {
                     ..Default::default()
                 });
             }
-            let out = orphans::run(ctx).await;
+            let out = ctx.leases.hold("gc", orphans::run(ctx)).await;
             ctx.leases.release("gc").await;
             out
         }
