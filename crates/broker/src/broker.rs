@@ -29,6 +29,7 @@ use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
 use crate::monitor::CpuSampler;
+use crate::routing::ClusterView;
 use crate::sub::{InternalMsg, Subscription, Target};
 use crate::sublist::{MatchResult, Sublist};
 
@@ -113,6 +114,8 @@ pub(crate) struct Inner {
     pub cpu: Mutex<CpuSampler>,
     pub metrics_registered_externally: AtomicBool,
     pub own_registry: Registry,
+    /// The live agents, once the agent wired the registry in (see [`crate::routing`]).
+    pub cluster: RwLock<Option<Arc<ClusterView>>>,
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
@@ -211,6 +214,7 @@ impl Broker {
                 cpu: Mutex::new(CpuSampler::default()),
                 metrics_registered_externally: AtomicBool::new(false),
                 own_registry,
+                cluster: RwLock::new(None),
             }),
         }
     }
@@ -405,7 +409,7 @@ impl Broker {
             tls_required: false,
             jetstream: c.jetstream,
             client_ip: None,
-            connect_urls: c.connect_urls.clone(),
+            connect_urls: inner.connect_urls_for(None),
             ldm: false,
             nonce: None,
             infinistream_version: Some(INFINISTREAM_VERSION.to_owned()),

@@ -26,6 +26,7 @@ use tracing::{debug, info, trace};
 
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::config::Auth;
+use crate::routing::{self, Decision, RouteRequest};
 use crate::sub::{Subscription, Target};
 use crate::sublist::{MatchCache, MatchResult};
 
@@ -44,6 +45,17 @@ pub(crate) struct Outbound {
     pub closed: bool,
     pub out_msgs: u64,
     pub out_bytes: u64,
+}
+
+/// Where a connection is pointed (see [`crate::routing`]).
+#[derive(Debug, Default)]
+pub(crate) struct ClientRouting {
+    /// Sent `CONNECT` with protocol 1, so it takes async `INFO` (as nats-server).
+    pub info_updates: bool,
+    /// What its name asked for.
+    pub request: RouteRequest,
+    /// The `connect_urls` it was last told.
+    pub sent_urls: Vec<String>,
 }
 
 /// What a client told us in `CONNECT`.
@@ -66,6 +78,7 @@ pub(crate) struct Client {
     /// Cancelled to abort the connection (slow consumer, shutdown timeout).
     pub token: CancellationToken,
     pub info: Mutex<ClientInfo>,
+    pub routing: Mutex<ClientRouting>,
     headers: AtomicBool,
     pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
     pub in_msgs: AtomicU64,
@@ -84,6 +97,7 @@ impl Client {
             drained: Notify::new(),
             token: CancellationToken::new(),
             info: Mutex::new(ClientInfo::default()),
+            routing: Mutex::new(ClientRouting::default()),
             // Until CONNECT says otherwise, like nats-server: no headers.
             headers: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
@@ -181,7 +195,23 @@ impl Client {
         self.notify.notify_one();
     }
 
-    fn send_err(&self, message: &str) {
+    /// Tells a connected client its new `connect_urls` with an async `INFO`, once per
+    /// change (nats-server does so when its cluster changes).
+    pub(crate) fn update_connect_urls(&self, inner: &Inner, urls: Vec<String>) {
+        let mut routing = self.routing.lock();
+        if !routing.info_updates || routing.sent_urls == urls {
+            return;
+        }
+        routing.sent_urls = urls.clone();
+        drop(routing);
+        let mut info = Broker::base_info(inner);
+        info.connect_urls = urls;
+        let mut line = Vec::with_capacity(512);
+        server::write_info(&mut line, &info);
+        self.enqueue_proto(&line);
+    }
+
+    pub(crate) fn send_err(&self, message: &str) {
         debug!(cid = self.cid, error = message, "sending -ERR");
         let mut line = Vec::with_capacity(message.len() + 10);
         server::write_err(&mut line, message);
@@ -215,6 +245,7 @@ pub(crate) async fn run(
     info.client_ip = Some(addr.ip().to_string());
     let mut line = Vec::with_capacity(512);
     server::write_info(&mut line, &info);
+    client.routing.lock().sent_urls = info.connect_urls;
     client.enqueue_proto(&line);
 
     let writer = tokio::spawn(write_loop(client.clone(), wr));
@@ -316,6 +347,9 @@ struct Reader {
     pedantic: bool,
     no_responders: bool,
     pings_out: u32,
+    /// Set by a `CONNECT` whose name asks for a role or zone another agent serves:
+    /// where to send the client once its handshake `PING` is answered.
+    redirect: Option<Vec<String>>,
 }
 
 impl Reader {
@@ -337,6 +371,7 @@ impl Reader {
             pedantic: false,
             no_responders: false,
             pings_out: 0,
+            redirect: None,
         }
     }
 
@@ -402,6 +437,9 @@ impl Reader {
         let mut in_bytes = 0u64;
         let result = loop {
             match self.parser.parse(buf) {
+                Ok(Some(ClientOp::Pub(_))) if self.redirect.is_some() => {
+                    break Err(self.redirect_now());
+                }
                 Ok(Some(ClientOp::Pub(p))) => {
                     if !self.connected && self.inner.config.auth.is_some() {
                         self.client.send_err("Authorization Violation");
@@ -415,8 +453,15 @@ impl Reader {
                     }
                 }
                 Ok(Some(op)) => {
+                    let ping = matches!(op, ClientOp::Ping);
+                    if self.redirect.is_some() && !ping && !matches!(op, ClientOp::Pong) {
+                        break Err(self.redirect_now());
+                    }
                     if let Err(reason) = self.handle(op) {
                         break Err(reason);
+                    }
+                    if ping && self.redirect.is_some() {
+                        break Err(self.redirect_now());
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -599,6 +644,18 @@ impl Reader {
                 return Err("authorization violation");
             }
         }
+        let request = match routing::parse_client_name(c.name.as_deref().unwrap_or_default()) {
+            Ok(request) => request,
+            Err(error) => {
+                info!(
+                    name = c.name.as_deref().unwrap_or_default(),
+                    %error,
+                    "refusing connection: bad routing suffix in its name"
+                );
+                self.client.send_err(&error.to_string());
+                return Err("bad routing suffix");
+            }
+        };
         if !(0..=1).contains(&c.protocol) {
             self.client.send_err("invalid client protocol");
             return Err("bad client protocol");
@@ -624,6 +681,66 @@ impl Reader {
         if self.verbose {
             self.client.enqueue_proto(server::OK);
         }
+        {
+            let mut routing = self.client.routing.lock();
+            routing.info_updates = c.protocol >= 1;
+            routing.request = request.clone();
+        }
+        if !request.is_empty() {
+            self.route_connection(&request);
+        }
         Ok(())
+    }
+
+    /// Points a connection whose name asked for a role or zone at the agents that
+    /// serve it: an async `INFO` when this agent is one of them, else a redirect.
+    fn route_connection(&mut self, request: &RouteRequest) {
+        let Some(view) = self.inner.cluster.read().clone() else {
+            // No registry wired in (a standalone broker): nothing to route on.
+            return;
+        };
+        let target = request.target.map_or("any proxy role", |r| r.as_str());
+        let zone = request.zone.as_deref().unwrap_or("");
+        let (_, fell_back) = view.urls_for(request);
+        if fell_back {
+            info!(
+                target,
+                zone,
+                "no live agent runs the requested role in the requested zone; using agents of any zone"
+            );
+        }
+        match routing::decide(&self.inner.config.roles, &view, request) {
+            Decision::Stay { urls } => {
+                if urls.is_empty() {
+                    info!(
+                        target,
+                        "no live agent runs the requested role; keeping the connection (requests for the role are refused)"
+                    );
+                }
+                self.client.update_connect_urls(&self.inner, urls);
+            }
+            Decision::Redirect { urls } => {
+                info!(
+                    target,
+                    zone,
+                    to = %urls.join(","),
+                    "this agent does not serve the role or zone the client asked for; redirecting it"
+                );
+                self.redirect = Some(urls);
+            }
+        }
+    }
+
+    /// Sends the lame-duck `INFO` with the agents to use instead; the caller closes
+    /// the connection (after the queued output is flushed), as nats-server does to
+    /// the clients of a server in lame-duck mode.
+    fn redirect_now(&mut self) -> Reason {
+        let mut info = Broker::base_info(&self.inner);
+        info.ldm = true;
+        info.connect_urls = self.redirect.take().unwrap_or_default();
+        let mut line = Vec::with_capacity(512);
+        server::write_info(&mut line, &info);
+        self.client.enqueue_proto(&line);
+        "redirected to an agent that serves the requested role"
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::routing::LocalRoles;
+
 /// The nats-server version advertised in `INFO`. Clients gate JetStream features on
 /// it (e.g. async-nats and nats.go enable newer APIs from 2.10/2.11), so it names a
 /// current nats-server release rather than InfiniStream's own version, which goes in
@@ -50,7 +52,12 @@ pub struct BrokerConfig {
     pub auth_timeout: Duration,
     /// Advertise JetStream in `INFO`.
     pub jetstream: bool,
+    /// `connect_urls` advertised until [`crate::Broker::set_cluster`] gives the live
+    /// agents (a standalone broker keeps these for good).
     pub connect_urls: Vec<String>,
+    /// The roles and zone of this agent, for routing by connection name
+    /// ([`crate::routing`]); the default serves every role, so it never redirects.
+    pub roles: LocalRoles,
     /// How long shutdown waits for connections to flush before dropping them.
     pub shutdown_grace: Duration,
 }
@@ -70,6 +77,7 @@ impl Default for BrokerConfig {
             auth_timeout: Duration::from_secs(2),
             jetstream: false,
             connect_urls: Vec::new(),
+            roles: LocalRoles::default(),
             shutdown_grace: Duration::from_secs(5),
         }
     }

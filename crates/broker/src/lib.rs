@@ -12,6 +12,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod monitor;
+pub mod routing;
 mod sub;
 mod sublist;
 

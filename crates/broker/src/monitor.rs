@@ -117,7 +117,7 @@ impl Broker {
             max_control_line: c.max_control_line,
             max_payload: c.max_payload,
             max_pending: c.max_pending,
-            connect_urls: c.connect_urls.clone(),
+            connect_urls: inner.connect_urls_for(None),
             start: rfc3339(inner.start),
             now: rfc3339(now),
             uptime: format_uptime(inner.start_instant.elapsed()),
