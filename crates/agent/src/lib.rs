@@ -15,6 +15,7 @@
 pub mod control_plane;
 mod embedded;
 mod jobs;
+mod routing;
 mod zone_cache;
 
 use std::net::SocketAddr;
@@ -172,6 +173,15 @@ impl AgentHandle {
             keep_lease(cp.clone(), agent_info, lease_ms, shutdown.clone()),
         );
 
+        // Routing by connection name: the live agents, before the first client comes.
+        if let Err(status) = routing::refresh_cluster(&cp, &broker).await {
+            tracing::warn!(error = %status.message(), "initial agent registry load failed; retrying in the background");
+        }
+        supervisor.spawn(
+            "cluster-view",
+            routing::run_cluster_view(cp.clone(), broker.clone(), shutdown.clone()),
+        );
+
         // The stream catalog every role reads.
         let catalog = StreamCatalog::new();
         if let Err(status) = catalog.refresh(&cp).await {
@@ -221,8 +231,15 @@ impl AgentHandle {
             )
             .with_consumers(consumers.into_route_handler())
         } else {
-            api
+            api.with_reads(routing::ConsumeRefusal::reads(broker.clone()))
+                .with_consumers(routing::ConsumeRefusal::consumers(broker.clone()))
         };
+        if !config.roles.contains(&Role::ProxyProduce) {
+            supervisor.spawn(
+                "produce-refusal",
+                routing::ProduceRefusal::new(broker.clone(), catalog.clone()).run(shutdown.clone()),
+            );
+        }
         let api = api.subscribe()?;
         supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
 
@@ -499,6 +516,7 @@ fn broker_config(config: &AgentConfig) -> BrokerConfig {
             ClientAuth::Token(token) => Auth::Token(token.clone()),
         }),
         jetstream: true,
+        roles: routing::local_roles(&config.roles, &config.zone),
         ..BrokerConfig::default()
     }
 }

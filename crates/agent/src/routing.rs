@@ -1,0 +1,260 @@
+//! Wires routing by connection name to the agent registry, and refuses requests for
+//! roles this agent does not run, naming the agents that do.
+//!
+//! The broker owns the protocol side (suffix parsing, `connect_urls`, lame-duck
+//! redirects; see `infinistream_broker::routing`); this module feeds it the live
+//! agents from the control plane's registry and answers, on an agent without a role:
+//! - proxy-consume missing: stream reads and the consumer API get nats-server's
+//!   JetStream API error JSON, and `CONSUMER.MSG.NEXT` a `400` status message (a pull
+//!   client reads status messages there, not API JSON), both naming the agents to use;
+//! - proxy-produce missing: a publish to a stream subject gets a PubAck error when it
+//!   has a reply subject, else `-ERR` on the publishing connection (it stays open).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use infinistream_broker::routing::{AgentEndpoint, ClusterView, ProxyRole};
+use infinistream_broker::{Broker, InternalMsg};
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::msg::render_pub_ack;
+use infinistream_protocol::jsapi::response::types;
+use infinistream_protocol::jsapi::subjects::ApiRoute;
+use infinistream_protocol::jsapi::{ApiError, render_error};
+use infinistream_runtime::CancellationToken;
+use infinistream_types::Role;
+
+/// How often the registry is asked for the live agents (one `ListAgents` call).
+pub const CLUSTER_REFRESH: Duration = Duration::from_secs(2);
+
+/// The broker's routing identity for an agent running `roles` in `zone`.
+pub fn local_roles(
+    roles: &std::collections::BTreeSet<Role>,
+    zone: &str,
+) -> infinistream_broker::routing::LocalRoles {
+    infinistream_broker::routing::LocalRoles {
+        produce: roles.contains(&Role::ProxyProduce),
+        consume: roles.contains(&Role::ProxyConsume),
+        zone: zone.to_owned(),
+    }
+}
+
+fn view_of(agents: Vec<v1::AgentInfo>) -> ClusterView {
+    ClusterView::new(
+        agents
+            .into_iter()
+            .filter(|a| !a.client_address.is_empty())
+            .map(|a| AgentEndpoint {
+                produce: a.roles.iter().any(|r| r == Role::ProxyProduce.as_str()),
+                consume: a.roles.iter().any(|r| r == Role::ProxyConsume.as_str()),
+                client_url: a.client_address,
+                zone: a.zone,
+            })
+            .collect(),
+    )
+}
+
+/// Asks the registry for the live agents once and hands them to the broker.
+pub async fn refresh_cluster(
+    cp: &ControlPlaneClient,
+    broker: &Broker,
+) -> Result<(), tonic::Status> {
+    let resp = cp
+        .agents
+        .clone()
+        .list_agents(v1::ListAgentsRequest {
+            role: String::new(),
+            zone: String::new(),
+        })
+        .await?;
+    broker.set_cluster(view_of(resp.into_inner().agents));
+    Ok(())
+}
+
+/// Keeps the broker's cluster view in step with the registry until shutdown; keeps the
+/// last view (and logs once) while the control plane is away.
+pub async fn run_cluster_view(
+    cp: ControlPlaneClient,
+    broker: Broker,
+    shutdown: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(CLUSTER_REFRESH) => {}
+        }
+        match refresh_cluster(&cp, &broker).await {
+            Ok(()) if failing => {
+                tracing::info!("agent registry refresh works again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(status) if !failing => {
+                tracing::warn!(error = %status.message(), "agent registry refresh failed; keeping the last list of agents");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// What a client is told about a role this agent does not run.
+fn role_missing_text(broker: &Broker, role: ProxyRole, what: &str) -> String {
+    let at = broker.agents_running(role);
+    let place = if at.is_empty() {
+        "no live agent of this group runs it now".to_owned()
+    } else {
+        format!("agents that run it: {}", at.join(", "))
+    };
+    format!(
+        "this InfiniStream agent does not run the {role} role ({what}); {place}; connect there, e.g. with a connection name ending in `,infinistream_proxy_target={role}`"
+    )
+}
+
+/// The JetStream API error for a role this agent does not run (the code nats-server
+/// uses for "JetStream system temporarily unavailable").
+fn role_missing_error(broker: &Broker, role: ProxyRole, what: &str) -> ApiError {
+    ApiError::new(503, 10008, role_missing_text(broker, role, what))
+}
+
+/// Answers stream reads and the consumer API on an agent without proxy-consume.
+#[derive(Debug)]
+pub struct ConsumeRefusal {
+    broker: Broker,
+    what: &'static str,
+}
+
+impl ConsumeRefusal {
+    pub fn reads(broker: Broker) -> Arc<dyn RouteHandler> {
+        Arc::new(ConsumeRefusal {
+            broker,
+            what: "message reads",
+        })
+    }
+
+    pub fn consumers(broker: Broker) -> Arc<dyn RouteHandler> {
+        Arc::new(ConsumeRefusal {
+            broker,
+            what: "consumers",
+        })
+    }
+}
+
+#[async_trait]
+impl RouteHandler for ConsumeRefusal {
+    async fn handle(&self, route: ApiRoute, msg: InternalMsg) -> Option<Reply> {
+        tracing::debug!(subject = %msg.subject, "refusing a proxy-consume request: role not run here");
+        if matches!(route, ApiRoute::ConsumerMsgNext { .. }) {
+            // A pull request's inbox carries messages and status messages; answer with
+            // a status a client reports as an error, as for a bad pull request.
+            let text = role_missing_text(&self.broker, ProxyRole::Consume, "pull requests")
+                .replace(['\r', '\n'], " ");
+            return Some(Reply {
+                headers: Some(Bytes::from(format!("NATS/1.0 400 {text}\r\n\r\n"))),
+                payload: Bytes::new(),
+            });
+        }
+        let kind = route.response_type().unwrap_or(types::SYSTEM);
+        Some(Reply::json(render_error(
+            kind,
+            &role_missing_error(&self.broker, ProxyRole::Consume, self.what),
+        )))
+    }
+}
+
+/// Refuses publishes to stream subjects on an agent without proxy-produce, following
+/// the catalog like the produce role's stream capture does.
+#[derive(Debug)]
+pub struct ProduceRefusal {
+    broker: Broker,
+    catalog: StreamCatalog,
+    subscriptions: HashMap<(Arc<str>, String), tokio::task::JoinHandle<()>>,
+}
+
+impl ProduceRefusal {
+    pub fn new(broker: Broker, catalog: StreamCatalog) -> Self {
+        ProduceRefusal {
+            broker,
+            catalog,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    /// Follows the catalog until shutdown.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let mut changes = self.catalog.watch();
+        loop {
+            self.reconcile();
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = changes.changed() => if changed.is_err() { break },
+            }
+        }
+        for (_, task) in self.subscriptions.drain() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    fn reconcile(&mut self) {
+        let mut wanted = HashMap::new();
+        for entry in self.catalog.snapshot() {
+            for subject in &entry.config.subjects {
+                wanted.insert((entry.name.clone(), subject.clone()), ());
+            }
+        }
+        self.subscriptions.retain(|key, task| {
+            let keep = wanted.contains_key(key) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for key in wanted.into_keys() {
+            if self.subscriptions.contains_key(&key) {
+                continue;
+            }
+            match self.broker.subscribe_internal(&key.1, None, 256) {
+                Ok(mut subscription) => {
+                    let broker = self.broker.clone();
+                    let stream = key.0.clone();
+                    let task = tokio::spawn(async move {
+                        while let Some(msg) = subscription.recv().await {
+                            refuse_publish(&broker, &stream, msg);
+                        }
+                    });
+                    self.subscriptions.insert(key, task);
+                }
+                Err(error) => {
+                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot watch stream subject for refusals");
+                }
+            }
+        }
+    }
+}
+
+fn refuse_publish(broker: &Broker, stream: &str, msg: InternalMsg) {
+    let what = format!("publishes to stream `{stream}`");
+    match &msg.reply {
+        Some(reply) => {
+            let error = role_missing_error(broker, ProxyRole::Produce, &what);
+            let body = render_pub_ack(&Err((stream.to_owned(), error)));
+            broker.publish(reply, None, None, Bytes::from(body));
+        }
+        None if msg.client_id != 0 => {
+            let text = role_missing_text(broker, ProxyRole::Produce, &what);
+            broker.send_client_error(msg.client_id, &text.replace('\'', "`"));
+        }
+        None => {}
+    }
+    tracing::debug!(stream, subject = %msg.subject, "refused a publish: proxy-produce not run here");
+}

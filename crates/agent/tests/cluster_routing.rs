@@ -1,0 +1,535 @@
+//! Routing by connection name across processes: a produce-only and a consume-only
+//! agent on one standalone control plane. Clients are unmodified async-nats (and
+//! nats-py) clients; they learn the agents from `INFO` `connect_urls` and follow the
+//! lame-duck redirect of an agent that does not run the role their name asks for.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::BytesMut;
+use futures::StreamExt;
+use infinistream_protocol::{Info, ServerOp, ServerParser};
+use infinistream_testkit::process::{ChildProcess, addr_in};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const READY: Duration = Duration::from_secs(60);
+/// Bound for "this should happen"; never a timing assertion.
+const EVENTUALLY: Duration = Duration::from_secs(60);
+
+struct Agent {
+    _child: ChildProcess,
+    client: SocketAddr,
+    http: SocketAddr,
+}
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    _cp: ChildProcess,
+    produce: Agent,
+    consume: Agent,
+}
+
+fn start_agent(dir: &std::path::Path, remote: &str, bucket: &str, roles: &str) -> Agent {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cmd.args([
+        "agent",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "0",
+        "--batch-write",
+        "50",
+        "--roles",
+        roles,
+        "--control-plane",
+        remote,
+        "--bucket",
+        bucket,
+    ])
+    .arg("--data-dir")
+    .arg(dir)
+    .env("RUST_LOG", "info")
+    .env("INFINISTREAM_GROUP_ID", "team")
+    .env("INFINISTREAM_GROUP_KEY", "s3cret");
+    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
+    let line = child
+        .wait_for_line("listening for NATS clients", READY)
+        .expect("agent ready");
+    let client = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    let line = child
+        .wait_for_line("monitoring on", READY)
+        .expect("monitoring ready");
+    let http = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    Agent {
+        _child: child,
+        client,
+        http,
+    }
+}
+
+async fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket dir");
+    let port = infinistream_testkit::tools::free_port().expect("port");
+    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cp_cmd
+        .args([
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-m",
+            "0",
+        ])
+        .arg("--store")
+        .arg(format!("embedded:{}", dir.path().join("cp").display()))
+        .env("INFINISTREAM_GROUP_ID", "team")
+        .env("INFINISTREAM_GROUP_KEY", "s3cret")
+        .env("RUST_LOG", "info");
+    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
+    cp.wait_for_line("control plane serving", READY)
+        .expect("control plane ready");
+    let remote = format!("http://127.0.0.1:{port}");
+    let bucket_url = format!("file://{}", bucket.display());
+    let produce = start_agent(&dir.path().join("p"), &remote, &bucket_url, "proxy-produce");
+    let consume = start_agent(&dir.path().join("c"), &remote, &bucket_url, "proxy-consume");
+    let cluster = Cluster {
+        _dir: dir,
+        _cp: cp,
+        produce,
+        consume,
+    };
+    // Both agents know both (the produce agent learns of the later one on its next
+    // registry refresh).
+    let mut want = vec![
+        cluster.produce.client.to_string(),
+        cluster.consume.client.to_string(),
+    ];
+    want.sort();
+    for http in [cluster.produce.http, cluster.consume.http] {
+        let want = serde_json::json!(want);
+        wait_for(|| {
+            let want = want.clone();
+            async move {
+                let varz: serde_json::Value =
+                    serde_json::from_str(&http_get(http, "/varz").await).expect("varz json");
+                varz["connect_urls"] == want
+            }
+        })
+        .await;
+    }
+    cluster
+}
+
+/// Polls `check` until it holds (bounded by [`EVENTUALLY`]).
+async fn wait_for<F, Fut>(check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(EVENTUALLY, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("condition never held");
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect http");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// A hand-driven protocol connection, for what clients hide (INFO contents).
+struct Raw {
+    stream: TcpStream,
+    buf: BytesMut,
+    parser: ServerParser,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> (Raw, Info) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut raw = Raw {
+            stream,
+            buf: BytesMut::new(),
+            parser: ServerParser::default(),
+        };
+        match raw.next().await {
+            Some(ServerOp::Info(info)) => (raw, *info),
+            other => panic!("expected INFO, got {other:?}"),
+        }
+    }
+
+    async fn next(&mut self) -> Option<ServerOp> {
+        loop {
+            if let Some(op) = self.parser.parse(&mut self.buf).expect("parsable") {
+                return Some(op);
+            }
+            let read = tokio::time::timeout(EVENTUALLY, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("server neither answered nor closed");
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn until_closed(&mut self) -> Vec<ServerOp> {
+        let mut ops = Vec::new();
+        while let Some(op) = self.next().await {
+            ops.push(op);
+        }
+        ops
+    }
+}
+
+fn connect_line(name: &str) -> Vec<u8> {
+    format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true,\"name\":\"{name}\"}}\r\nPING\r\n"
+    )
+    .into_bytes()
+}
+
+/// An async-nats client named `name` on `addr`, with its events.
+async fn named_client(
+    addr: SocketAddr,
+    name: &str,
+) -> (
+    async_nats::Client,
+    mpsc::UnboundedReceiver<async_nats::Event>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event);
+            }
+        })
+        .connect(format!("nats://{addr}"))
+        .await
+        .expect("connect");
+    (client, rx)
+}
+
+/// Waits until `client` is connected to `want` (following Connected events).
+async fn await_server(
+    client: &async_nats::Client,
+    events: &mut mpsc::UnboundedReceiver<async_nats::Event>,
+    want: SocketAddr,
+) -> usize {
+    let mut hops = 0;
+    tokio::time::timeout(EVENTUALLY, async {
+        loop {
+            if client.connection_state() == async_nats::connection::State::Connected
+                && client.server_info().port == want.port()
+            {
+                return;
+            }
+            match events.recv().await {
+                Some(async_nats::Event::Connected) => hops += 1,
+                Some(_) => {}
+                None => panic!("client closed"),
+            }
+        }
+    })
+    .await
+    .expect("client never reached the wanted agent");
+    hops
+}
+
+async fn connz_names(http: SocketAddr) -> Vec<String> {
+    let connz: serde_json::Value =
+        serde_json::from_str(&http_get(http, "/connz").await).expect("connz json");
+    connz["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_routing_by_connection_name() {
+    let c = cluster().await;
+    let (p_addr, c_addr) = (c.produce.client, c.consume.client);
+
+    // connect_urls: the first INFO names every proxy agent; a targeted CONNECT on an
+    // agent that runs the role gets an async INFO naming only the agents of that role.
+    let (mut raw, info) = Raw::connect(p_addr).await;
+    let mut all = vec![p_addr.to_string(), c_addr.to_string()];
+    all.sort();
+    assert_eq!(info.connect_urls, all);
+    raw.stream
+        .write_all(&connect_line("raw,infinistream_proxy_target=proxy-produce"))
+        .await
+        .expect("send");
+    match raw.next().await {
+        Some(ServerOp::Info(info)) => {
+            assert!(!info.ldm);
+            assert_eq!(info.connect_urls, vec![p_addr.to_string()]);
+        }
+        other => panic!("expected INFO, got {other:?}"),
+    }
+    assert!(matches!(raw.next().await, Some(ServerOp::Pong)));
+
+    // The wrong agent answers the handshake, then lame-duck INFO and close.
+    let (mut raw, _) = Raw::connect(p_addr).await;
+    raw.stream
+        .write_all(&connect_line(
+            "raw,infinistream_proxy_target=proxy-consume,infinistream_az=default",
+        ))
+        .await
+        .expect("send");
+    let ops = raw.until_closed().await;
+    assert!(matches!(ops.first(), Some(ServerOp::Pong)), "{ops:?}");
+    let ldm = ops
+        .iter()
+        .find_map(|op| match op {
+            ServerOp::Info(info) => Some(info.clone()),
+            _ => None,
+        })
+        .expect("lame-duck INFO");
+    assert!(ldm.ldm);
+    assert_eq!(ldm.connect_urls, vec![c_addr.to_string()]);
+
+    // An unmodified async-nats client named for proxy-consume, pointed at the produce
+    // agent, ends up served by the consume agent.
+    let name = "reader,infinistream_proxy_target=proxy-consume";
+    let (reader, mut reader_events) = named_client(p_addr, name).await;
+    let hops = await_server(&reader, &mut reader_events, c_addr).await;
+    assert!(hops >= 1, "the client moved");
+    let consume_http = c.consume.http;
+    wait_for(|| async move { connz_names(consume_http).await.contains(&name.to_owned()) }).await;
+    assert!(!connz_names(c.produce.http).await.contains(&name.to_owned()));
+
+    // A writer named for proxy-produce stays on the produce agent; the stream
+    // round-trips through the two roles.
+    let (writer, _writer_events) =
+        named_client(p_addr, "writer,infinistream_proxy_target=proxy-produce").await;
+    let writer_js = jetstream::new(writer.clone());
+    writer_js
+        .create_stream(stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    writer_js
+        .publish("orders.1", "one".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    let reader_js = jetstream::new(reader.clone());
+    let consumer = reader_js
+        .get_stream("ORDERS")
+        .await
+        .expect("stream")
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("r".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer on the consume agent");
+    let mut messages = consumer
+        .fetch()
+        .max_messages(1)
+        .messages()
+        .await
+        .expect("fetch");
+    let msg = messages.next().await.expect("one").expect("message");
+    assert_eq!(&msg.payload[..], b"one");
+    assert_eq!(writer.server_info().port, p_addr.port(), "writer stayed");
+
+    // Requests for a role the agent does not run: the consumer API on the produce
+    // agent names the role and where it runs.
+    let plain_p = jetstream::new(
+        async_nats::connect(format!("nats://{p_addr}"))
+            .await
+            .expect("connect"),
+    );
+    let err = plain_p
+        .get_stream("ORDERS")
+        .await
+        .expect("stream info works on every agent")
+        .get_consumer::<jetstream::consumer::pull::Config>("r")
+        .await
+        .expect_err("no consumers on a produce-only agent")
+        .to_string();
+    assert!(
+        err.contains("does not run the proxy-consume role") && err.contains(&c_addr.to_string()),
+        "{err}"
+    );
+    // A pull request gets a status message saying the same.
+    let raw_p = async_nats::connect(format!("nats://{p_addr}"))
+        .await
+        .expect("connect");
+    let reply = raw_p
+        .request("$JS.API.CONSUMER.MSG.NEXT.ORDERS.r", "{\"batch\":1}".into())
+        .await
+        .expect("reply");
+    assert_eq!(reply.status, async_nats::StatusCode::from_u16(400).ok());
+    let description = reply.description.unwrap_or_default();
+    assert!(
+        description.contains("proxy-consume") && description.contains(&c_addr.to_string()),
+        "{description}"
+    );
+
+    // A publish to a stream on the consume agent: a PubAck error naming the produce
+    // agent (once the consume agent's catalog has the stream), and -ERR without reply.
+    let (plain_c, mut plain_c_events) = named_client(c_addr, "plain").await;
+    let plain_c_js = jetstream::new(plain_c.clone());
+    let publish_err = tokio::time::timeout(EVENTUALLY, async {
+        loop {
+            if let Ok(ack) = plain_c_js.publish("orders.2", "two".into()).await {
+                match ack.await {
+                    Ok(ack) => panic!("stored through a consume-only agent: {ack:?}"),
+                    Err(e)
+                        if e.to_string()
+                            .contains("does not run the proxy-produce role") =>
+                    {
+                        return e.to_string();
+                    }
+                    // No responders until the consume agent's catalog has the stream.
+                    Err(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a PubAck error from the consume-only agent");
+    assert!(publish_err.contains(&p_addr.to_string()), "{publish_err}");
+    plain_c
+        .publish("orders.3", "three".into())
+        .await
+        .expect("core publish");
+    plain_c.flush().await.expect("flush");
+    let server_error = tokio::time::timeout(EVENTUALLY, async {
+        loop {
+            match plain_c_events.recv().await {
+                Some(async_nats::Event::ServerError(e)) => return e.to_string(),
+                Some(_) => {}
+                None => panic!("client closed"),
+            }
+        }
+    })
+    .await
+    .expect("-ERR for the core publish");
+    assert!(server_error.contains("proxy-produce"), "{server_error}");
+    assert_eq!(
+        plain_c.connection_state(),
+        async_nats::connection::State::Connected
+    );
+
+    // A bad suffix fails the connect with the -ERR text.
+    let err = async_nats::ConnectOptions::new()
+        .name("bad,infinistream_proxy_target=proxy")
+        .connect(format!("nats://{p_addr}"))
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("expected proxy-produce or proxy-consume"),
+        "{err}"
+    );
+
+    // nats.py follows the same redirect (async INFO + lame duck + close).
+    let python = infinistream_testkit::tools::venv_bin("python");
+    assert!(
+        python.exists(),
+        "nats.py venv missing at {}",
+        python.display()
+    );
+    let script = c._dir.path().join("routing.py");
+    std::fs::write(&script, PY_ROUTING).expect("write script");
+    let output = tokio::time::timeout(
+        EVENTUALLY,
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(p_addr.to_string())
+            .arg(c_addr.to_string())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("PY ROUTING OK"),
+        "nats.py routing script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    println!("nats.py: {stdout}");
+}
+
+const PY_ROUTING: &str = r#"
+import asyncio, sys, time
+import nats
+
+async def main():
+    p, c = sys.argv[1], sys.argv[2]
+    events = {"reconnects": 0, "ldm": 0}
+
+    async def reconnected():
+        events["reconnects"] += 1
+
+    async def lame_duck():
+        events["ldm"] += 1
+
+    async def errors(e):
+        pass
+
+    nc = await nats.connect(
+        servers=[f"nats://{p}"],
+        name="py,infinistream_az=default,infinistream_proxy_target=proxy-consume",
+        reconnected_cb=reconnected,
+        lame_duck_mode_cb=lame_duck,
+        error_cb=errors,
+        max_reconnect_attempts=-1,
+    )
+    deadline = time.monotonic() + 30
+    while nc.connected_url is None or nc.connected_url.netloc != c:
+        assert time.monotonic() < deadline, f"stuck on {nc.connected_url}"
+        await asyncio.sleep(0.05)
+    print("LANDED", nc.connected_url.netloc, "reconnects", events["reconnects"], "ldm", events["ldm"])
+    assert events["ldm"] >= 1, events
+
+    try:
+        bad = await nats.connect(
+            servers=[f"nats://{p}"],
+            name="py,infinistream_az=",
+            allow_reconnect=False,
+            connect_timeout=5,
+            error_cb=errors,
+        )
+        await bad.close()
+        raise SystemExit("bad suffix accepted")
+    except Exception as e:
+        assert "infinistream_az is empty" in str(e), repr(e)
+        print("BAD SUFFIX", repr(e))
+    await nc.close()
+    print("PY ROUTING OK")
+
+asyncio.run(main())
+"#;
