@@ -258,3 +258,68 @@ fn refuse_publish(broker: &Broker, stream: &str, msg: InternalMsg) {
     }
     tracing::debug!(stream, subject = %msg.subject, "refused a publish: proxy-produce not run here");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(addr: &str, zone: &str, roles: &[&str]) -> v1::AgentInfo {
+        v1::AgentInfo {
+            agent_id: addr.to_owned(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            zone: zone.to_owned(),
+            client_address: addr.to_owned(),
+            ..v1::AgentInfo::default()
+        }
+    }
+
+    #[test]
+    fn registry_entries_become_endpoints() {
+        let view = view_of(vec![
+            info("p:4222", "a", &["proxy-produce", "jobs"]),
+            info("c:4222", "b", &["proxy-consume"]),
+            info("", "a", &["proxy-consume"]),
+        ]);
+        assert_eq!(
+            view.agents(),
+            &[
+                AgentEndpoint {
+                    client_url: "c:4222".into(),
+                    zone: "b".into(),
+                    produce: false,
+                    consume: true,
+                },
+                AgentEndpoint {
+                    client_url: "p:4222".into(),
+                    zone: "a".into(),
+                    produce: true,
+                    consume: false,
+                },
+            ],
+            "agents without a client address are left out"
+        );
+    }
+
+    #[test]
+    fn role_errors_name_where_the_role_runs() {
+        let broker = Broker::new(infinistream_broker::BrokerConfig {
+            roles: local_roles(&[Role::ProxyProduce].into(), "a"),
+            ..Default::default()
+        });
+        let text = role_missing_text(&broker, ProxyRole::Consume, "consumers");
+        assert!(
+            text.contains("no live agent of this group runs it now"),
+            "{text}"
+        );
+        broker.set_cluster(view_of(vec![
+            info("c-b:4222", "b", &["proxy-consume"]),
+            info("c-a:4222", "a", &["proxy-consume"]),
+        ]));
+        let text = role_missing_text(&broker, ProxyRole::Consume, "consumers");
+        assert!(
+            text.contains("does not run the proxy-consume role (consumers)")
+                && text.contains("agents that run it: c-a:4222;"),
+            "this zone's agent only: {text}"
+        );
+    }
+}

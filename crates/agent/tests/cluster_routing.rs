@@ -316,6 +316,7 @@ async fn cluster_routing_by_connection_name() {
     let (reader, mut reader_events) = named_client(p_addr, name).await;
     let hops = await_server(&reader, &mut reader_events, c_addr).await;
     assert!(hops >= 1, "the client moved");
+    println!("async-nats: served by the consume agent after {hops} connects");
     let consume_http = c.consume.http;
     wait_for(|| async move { connz_names(consume_http).await.contains(&name.to_owned()) }).await;
     assert!(!connz_names(c.produce.http).await.contains(&name.to_owned()));
@@ -512,7 +513,8 @@ async def main():
     while nc.connected_url is None or nc.connected_url.netloc != c:
         assert time.monotonic() < deadline, f"stuck on {nc.connected_url}"
         await asyncio.sleep(0.05)
-    print("LANDED", nc.connected_url.netloc, "reconnects", events["reconnects"], "ldm", events["ldm"])
+    print("LANDED", nc.connected_url.netloc, "reconnects", events["reconnects"], "ldm", events["ldm"],
+          "pool", [s.uri.netloc for s in nc._server_pool])
     assert events["ldm"] >= 1, events
 
     try:

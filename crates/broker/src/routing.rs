@@ -293,8 +293,8 @@ impl Broker {
         self.inner.cluster.read().clone()
     }
 
-    /// Client addresses of the live agents running `role`, this agent's zone first
-    /// (for errors that say where a role runs).
+    /// Client addresses of the live agents running `role`: those in this agent's zone
+    /// when there are any, else all (for errors that say where a role runs).
     pub fn agents_running(&self, role: ProxyRole) -> Vec<String> {
         let request = RouteRequest {
             target: Some(role),
