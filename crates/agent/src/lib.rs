@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use infinistream_broker::{Auth, Broker, BrokerConfig};
-use infinistream_config::{AgentConfig, ClientAuth};
+use infinistream_config::{Advertise, AgentConfig, ClientAuth};
 use infinistream_control_plane::ControlPlaneClient;
 use infinistream_gateway::{
     Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
@@ -151,13 +151,22 @@ impl AgentHandle {
             agent_id: id.clone(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             zone: config.zone.clone(),
-            client_address: advertised(&config.host, client_addr),
+            client_address: advertised(&config, client_addr, config.client_advertise.as_ref()),
             peer_address: advertised(
-                &config.host,
+                &config,
                 peer_listener.as_ref().map_or(
                     SocketAddr::new(client_addr.ip(), config.peer_port),
                     |(_, addr)| *addr,
                 ),
+                // The peer port is never remapped: only the advertised host applies.
+                config
+                    .client_advertise
+                    .as_ref()
+                    .map(|a| Advertise {
+                        host: a.host.clone(),
+                        port: None,
+                    })
+                    .as_ref(),
             ),
             lease_expires_unix_nanos: 0,
             version: version().to_owned(),
@@ -367,7 +376,14 @@ impl AgentHandle {
     }
 }
 
-fn advertised(host: &str, addr: SocketAddr) -> String {
+/// The address the registry gives out for a listener bound to `addr`: the configured
+/// advertise address, else the bind address (the host name when bound to every
+/// interface).
+fn advertised(config: &AgentConfig, addr: SocketAddr, advertise: Option<&Advertise>) -> String {
+    if let Some(a) = advertise {
+        return a.address(addr.port());
+    }
+    let host = config.host.as_str();
     if host == "0.0.0.0" || host == "::" {
         format!("{}:{}", gethostname_or_loopback(), addr.port())
     } else {

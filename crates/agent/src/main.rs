@@ -49,6 +49,10 @@ struct AgentArgs {
     /// Address to bind [default: 0.0.0.0]
     #[arg(long, short = 'a')]
     host: Option<String>,
+    /// Address clients and peer agents are told to use, host or host:port, when it is
+    /// not the bind address [env: INFINISTREAM_CLIENT_ADVERTISE]
+    #[arg(long = "client_advertise", alias = "client-advertise")]
+    client_advertise: Option<String>,
     /// NATS client port [default: 4222]
     #[arg(long, short = 'p')]
     port: Option<u16>,
@@ -149,6 +153,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         control_plane: args.control_plane,
         zone: args.zone,
         host: args.host,
+        client_advertise: args.client_advertise,
         port: args.port,
         http_port: args.http_port,
         peer_port: args.peer_port,

@@ -535,3 +535,35 @@ async def main():
 
 asyncio.run(main())
 "#;
+
+/// `--client_advertise` is what the registry gives out (and so what `connect_urls`
+/// lists): the bind address stays private, as with nats-server's `client_advertise`.
+#[tokio::test]
+async fn cluster_client_advertise_replaces_the_bind_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cmd.args([
+        "agent",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "0",
+        "--client_advertise",
+        "agent-0.infinistream.example:4333",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .env("RUST_LOG", "info");
+    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
+    let line = child
+        .wait_for_line("listening for NATS clients", READY)
+        .expect("agent ready");
+    let client = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    let (_raw, info) = Raw::connect(client).await;
+    assert_eq!(
+        info.connect_urls,
+        vec!["agent-0.infinistream.example:4333".to_owned()]
+    );
+}

@@ -117,6 +117,8 @@ pub struct RawAgentConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_advertise: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
@@ -216,6 +218,9 @@ pub struct AgentConfig {
     pub zone: String,
     /// Address the listeners bind.
     pub host: String,
+    /// Where clients and peer agents reach this agent when that is not the bind
+    /// address (nats-server's `client_advertise`); `None`: the bind address.
+    pub client_advertise: Option<Advertise>,
     /// NATS client port.
     pub port: u16,
     /// HTTP monitoring port.
@@ -598,6 +603,11 @@ impl RawAgentConfig {
             control_plane,
             zone,
             host: self.host.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            client_advertise: self
+                .client_advertise
+                .as_deref()
+                .map(Advertise::parse)
+                .transpose()?,
             port,
             http_port,
             peer_port,
@@ -744,6 +754,75 @@ impl StoreUrl {
             "--store",
             format!("must be embedded:<dir> or etcd://host:port[,host:port…], got `{value}`"),
         ))
+    }
+}
+
+/// An advertised address: a host name or IP, with a port when it differs from the
+/// bound one (`nats.example.com`, `10.0.0.7:4222`, `[fd00::7]:4222`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertise {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Advertise {
+    /// Parses `INFINISTREAM_CLIENT_ADVERTISE`.
+    pub fn parse(value: &str) -> Result<Advertise, ConfigError> {
+        let bad = || {
+            invalid(
+                "INFINISTREAM_CLIENT_ADVERTISE",
+                format!(
+                    "must be host or host:port (e.g. nats.example.com or 10.0.0.7:4222), got `{value}`"
+                ),
+            )
+        };
+        if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(bad());
+        }
+        if let Ok(addr) = value.parse::<SocketAddr>() {
+            if addr.port() == 0 {
+                return Err(bad());
+            }
+            let host = match addr {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            };
+            return Ok(Advertise {
+                host,
+                port: Some(addr.port()),
+            });
+        }
+        if let Ok(ip) = value.parse::<std::net::Ipv6Addr>() {
+            return Ok(Advertise {
+                host: format!("[{ip}]"),
+                port: None,
+            });
+        }
+        match value.rsplit_once(':') {
+            None => Ok(Advertise {
+                host: value.to_owned(),
+                port: None,
+            }),
+            Some((host, port)) => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(bad)?;
+                if host.is_empty() || host.contains([':', '[', ']']) {
+                    return Err(bad());
+                }
+                Ok(Advertise {
+                    host: host.to_owned(),
+                    port: Some(port),
+                })
+            }
+        }
+    }
+
+    /// `host:port`, with `bound` when no port was given.
+    pub fn address(&self, bound: u16) -> String {
+        format!("{}:{}", self.host, self.port.unwrap_or(bound))
     }
 }
 

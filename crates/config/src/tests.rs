@@ -566,3 +566,68 @@ fn zone_cache_from_environment() {
         Ok(())
     });
 }
+
+#[test]
+fn client_advertise_forms() {
+    let parse = |v: &str| Advertise::parse(v);
+    assert_eq!(
+        parse("nats.example.com").expect("host"),
+        Advertise {
+            host: "nats.example.com".into(),
+            port: None
+        }
+    );
+    assert_eq!(
+        parse("10.0.0.7:4333").expect("ip:port"),
+        Advertise {
+            host: "10.0.0.7".into(),
+            port: Some(4333)
+        }
+    );
+    assert_eq!(
+        parse("[fd00::7]:4222").expect("v6:port"),
+        Advertise {
+            host: "[fd00::7]".into(),
+            port: Some(4222)
+        }
+    );
+    assert_eq!(
+        parse("fd00::7").expect("v6").address(4222),
+        "[fd00::7]:4222"
+    );
+    assert_eq!(
+        parse("agent-0.agents:5222").expect("dns").address(4222),
+        "agent-0.agents:5222"
+    );
+    for bad in [
+        "",
+        "host:",
+        "host:0",
+        "host:99999",
+        "nats://host:4222",
+        "a b",
+        ":4222",
+    ] {
+        let text = parse(bad).expect_err(bad).to_string();
+        assert!(
+            text.starts_with("INFINISTREAM_CLIENT_ADVERTISE must be host or host:port"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn client_advertise_from_environment() {
+    Jail::expect_with(|jail| {
+        jail.set_env("INFINISTREAM_CLIENT_ADVERTISE", "10.1.2.3");
+        let cfg = load(None, &RawAgentConfig::default()).expect("loads");
+        assert_eq!(
+            cfg.client_advertise,
+            Some(Advertise {
+                host: "10.1.2.3".into(),
+                port: None
+            })
+        );
+        Ok(())
+    });
+}
