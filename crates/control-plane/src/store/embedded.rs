@@ -1,19 +1,34 @@
-//! The embedded, durable single-node store: a redb file under the data directory.
+//! The embedded, durable single-node store: a redb file plus a write-ahead log under
+//! the data directory.
 //!
 //! It is the default when no control-plane URL is configured, so `infinistream agent`
-//! runs the control plane in-process with nothing else to install. Every transaction
-//! is one redb write transaction committed with redb's default (immediate) durability,
-//! so `txn` returning means the data is on disk. Values are stored with their
-//! `mod_revision` (8 bytes big-endian in front); the global revision counter lives in
-//! a second table and moves exactly once per successful writing transaction.
+//! runs the control plane in-process with nothing else to install. Values are stored
+//! in redb with their `mod_revision` (8 bytes big-endian in front); the global revision
+//! counter lives in a second table and moves exactly once per successful writing
+//! transaction.
 //!
-//! redb is synchronous, so every call runs on tokio's blocking pool.
+//! Why a log in front of redb: a redb commit with immediate durability writes back
+//! every B-tree page the transaction touched. A CommitBatch touching 100 streams
+//! changes ~100 keys spread over the tree, hundreds of KiB per commit. So each
+//! transaction is instead made durable by appending its ops (a few KiB, one record
+//! with a CRC) to `control-plane.wal` and `fdatasync`ing that, and only then committed
+//! to redb without durability (visible to readers at once). Every
+//! [`CHECKPOINT_BYTES`] of log or [`CHECKPOINT_EVERY`], a durable redb commit persists
+//! everything and the log is emptied. Opening replays the log records newer than
+//! redb's durable revision (a torn last record, never acknowledged, is dropped).
+//! `txn` returning `Ok` therefore still means the data is on disk.
+//!
+//! redb is synchronous, so every call runs on tokio's blocking pool; writers are
+//! serialized by the log's mutex (redb allows one writer anyway).
 
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Compare, KeyValue, MetaStore, Op, StoreError, TxnOutcome};
 
@@ -23,12 +38,40 @@ const REVISION: &str = "revision";
 
 /// File name of the database inside the store directory.
 pub const FILE_NAME: &str = "control-plane.redb";
+/// File name of the write-ahead log inside the store directory.
+pub const WAL_FILE_NAME: &str = "control-plane.wal";
+/// Log size after which redb is made durable and the log emptied.
+pub const CHECKPOINT_BYTES: u64 = 32 << 20;
+/// Longest time between checkpoints while writes happen.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
-/// A [`MetaStore`] in a redb file.
+const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_DELETE_PREFIX: u8 = 3;
+
+/// A [`MetaStore`] in a redb file with a write-ahead log.
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
     path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Database,
+    wal: Mutex<Wal>,
+    checkpoint_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Wal {
+    file: File,
+    len: u64,
+    last_checkpoint: Instant,
+    /// Set when a write failed half-way (log and redb may disagree): every later
+    /// write is refused until the store is reopened (which replays the log).
+    poisoned: Option<String>,
+    buf: Vec<u8>,
 }
 
 fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -53,26 +96,370 @@ fn decode(key: &[u8], raw: &[u8]) -> Result<KeyValue, StoreError> {
     })
 }
 
+fn put_len(buf: &mut Vec<u8>, n: usize) {
+    buf.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+/// Appends one log record: `len:u32 crc32c:u32 payload`, payload = `revision:i64
+/// op_count:u32` then per op `tag:u8 key_len:u32 key [value_len:u32 value]`.
+fn encode_record(buf: &mut Vec<u8>, revision: i64, ops: &[Op]) {
+    buf.clear();
+    buf.extend_from_slice(&[0u8; 8]);
+    buf.extend_from_slice(&revision.to_be_bytes());
+    put_len(buf, ops.len());
+    for op in ops {
+        match op {
+            Op::Put { key, value } => {
+                buf.push(OP_PUT);
+                put_len(buf, key.len());
+                buf.extend_from_slice(key);
+                put_len(buf, value.len());
+                buf.extend_from_slice(value);
+            }
+            Op::Delete { key } => {
+                buf.push(OP_DELETE);
+                put_len(buf, key.len());
+                buf.extend_from_slice(key);
+            }
+            Op::DeletePrefix { prefix } => {
+                buf.push(OP_DELETE_PREFIX);
+                put_len(buf, prefix.len());
+                buf.extend_from_slice(prefix);
+            }
+        }
+    }
+    let payload_len = u32::try_from(buf.len() - 8).unwrap_or(u32::MAX);
+    let crc = crc32c::crc32c(&buf[8..]);
+    buf[..4].copy_from_slice(&payload_len.to_be_bytes());
+    buf[4..8].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A cursor over a record payload; `None` = malformed.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+    fn u32(&mut self) -> Option<usize> {
+        let b: [u8; 4] = self.take(4)?.try_into().ok()?;
+        usize::try_from(u32::from_be_bytes(b)).ok()
+    }
+    fn i64(&mut self) -> Option<i64> {
+        let b: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(i64::from_be_bytes(b))
+    }
+}
+
+/// Decodes a record payload into its revision and ops.
+fn decode_payload(payload: &[u8]) -> Option<(i64, Vec<Op>)> {
+    let mut c = Cursor(payload);
+    let revision = c.i64()?;
+    let n = c.u32()?;
+    let mut ops = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let tag = *c.take(1)?.first()?;
+        let klen = c.u32()?;
+        let key = c.take(klen)?.to_vec();
+        ops.push(match tag {
+            OP_PUT => {
+                let vlen = c.u32()?;
+                Op::Put {
+                    key,
+                    value: c.take(vlen)?.to_vec(),
+                }
+            }
+            OP_DELETE => Op::Delete { key },
+            OP_DELETE_PREFIX => Op::DeletePrefix { prefix: key },
+            _ => return None,
+        });
+    }
+    c.0.is_empty().then_some((revision, ops))
+}
+
+/// The whole records of a log, in order; stops at the first torn or corrupt one.
+fn read_records(raw: &[u8]) -> Vec<(i64, Vec<Op>)> {
+    let mut out = Vec::new();
+    let mut c = Cursor(raw);
+    while let (Some(len), Some(crc)) = (c.u32(), c.u32()) {
+        let Some(payload) = c.take(len) else { break };
+        let Ok(crc) = u32::try_from(crc) else { break };
+        if crc32c::crc32c(payload) != crc {
+            break;
+        }
+        match decode_payload(payload) {
+            Some(rec) => out.push(rec),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Applies `ops` at `revision` inside an open write transaction.
+fn apply_ops(
+    data: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    revision: i64,
+    ops: Vec<Op>,
+) -> Result<(), StoreError> {
+    let mut buf = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put { key, value } => {
+                buf.clear();
+                buf.extend_from_slice(&revision.to_be_bytes());
+                buf.extend_from_slice(&value);
+                data.insert(key.as_slice(), buf.as_slice())
+                    .map_err(|e| backend("insert", e))?;
+            }
+            Op::Delete { key } => {
+                data.remove(key.as_slice())
+                    .map_err(|e| backend("remove", e))?;
+            }
+            Op::DeletePrefix { prefix } => {
+                let end = super::prefix_end(&prefix);
+                if end.is_empty() {
+                    data.retain_in(prefix.as_slice().., |_, _| false)
+                } else {
+                    data.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)
+                }
+                .map_err(|e| backend("delete prefix", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database, replays the log into it durably and empties the log.
+fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| backend(&format!("create dir `{}`", dir.display()), e))?;
+    let path = dir.join(FILE_NAME);
+    let db =
+        Database::create(&path).map_err(|e| backend(&format!("open `{}`", path.display()), e))?;
+    let wal_path = dir.join(WAL_FILE_NAME);
+    let io =
+        |what: &str, e: std::io::Error| backend(&format!("{what} `{}`", wal_path.display()), e);
+    let mut raw = Vec::new();
+    match File::open(&wal_path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut raw).map_err(|e| io("read", e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("open", e)),
+    }
+    // Make sure both tables exist so read transactions never fail on them, and
+    // replay what the log holds beyond redb's durable state.
+    let w = db.begin_write().map_err(|e| backend("begin write", e))?;
+    let mut replayed = 0usize;
+    {
+        let mut meta = w.open_table(META).map_err(|e| backend("open table", e))?;
+        let mut data = w.open_table(DATA).map_err(|e| backend("open table", e))?;
+        let mut current = meta
+            .get(REVISION)
+            .map_err(|e| backend("get revision", e))?
+            .map_or(0, |v| v.value());
+        for (revision, ops) in read_records(&raw) {
+            if revision <= current {
+                continue;
+            }
+            if revision != current + 1 {
+                return Err(StoreError::Corrupt {
+                    key: wal_path.display().to_string(),
+                    reason: format!("log record at revision {revision} follows revision {current}"),
+                });
+            }
+            apply_ops(&mut data, revision, ops)?;
+            current = revision;
+            replayed += 1;
+        }
+        meta.insert(REVISION, current)
+            .map_err(|e| backend("set revision", e))?;
+    }
+    w.commit().map_err(|e| backend("commit", e))?;
+    if replayed > 0 {
+        tracing::info!(
+            records = replayed,
+            "embedded store: replayed the write-ahead log"
+        );
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&wal_path)
+        .map_err(|e| io("open", e))?;
+    file.set_len(0).map_err(|e| io("truncate", e))?;
+    file.sync_all().map_err(|e| io("sync", e))?;
+    Ok(Inner {
+        db,
+        wal: Mutex::new(Wal {
+            file,
+            len: 0,
+            last_checkpoint: Instant::now(),
+            poisoned: None,
+            buf: Vec::new(),
+        }),
+        checkpoint_bytes,
+    })
+}
+
+impl Inner {
+    /// Makes every commit so far durable in redb, then empties the log.
+    fn checkpoint(&self, wal: &mut Wal) -> Result<(), StoreError> {
+        let w = self
+            .db
+            .begin_write()
+            .map_err(|e| backend("begin write", e))?;
+        {
+            // A real write, so the commit cannot be skipped as empty.
+            let mut meta = w.open_table(META).map_err(|e| backend("open table", e))?;
+            let current = meta
+                .get(REVISION)
+                .map_err(|e| backend("get revision", e))?
+                .map_or(0, |v| v.value());
+            meta.insert(REVISION, current)
+                .map_err(|e| backend("set revision", e))?;
+        }
+        w.commit().map_err(|e| backend("checkpoint commit", e))?;
+        // Records left behind by a crash before this truncation is durable are older
+        // than redb's durable revision and skipped at replay.
+        wal.file
+            .set_len(0)
+            .map_err(|e| backend("truncate log", e))?;
+        wal.len = 0;
+        wal.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+        let mut guard = self
+            .wal
+            .lock()
+            .map_err(|_| StoreError::Backend("embedded store lock poisoned".into()))?;
+        let wal = &mut *guard;
+        if let Some(why) = &wal.poisoned {
+            return Err(StoreError::Backend(format!(
+                "embedded store refuses writes until reopened: {why}"
+            )));
+        }
+        let mut w = self
+            .db
+            .begin_write()
+            .map_err(|e| backend("begin write", e))?;
+        w.set_durability(Durability::None)
+            .map_err(|e| backend("set durability", e))?;
+        let revision;
+        {
+            let mut meta = w.open_table(META).map_err(|e| backend("open table", e))?;
+            let current = meta
+                .get(REVISION)
+                .map_err(|e| backend("get revision", e))?
+                .map_or(0, |v| v.value());
+            let mut data = w.open_table(DATA).map_err(|e| backend("open table", e))?;
+            for c in &compares {
+                let holds = match c {
+                    Compare::ModRevision { key, revision } => {
+                        let got = match data.get(key.as_slice()).map_err(|e| backend("get", e))? {
+                            Some(v) => Some(decode(key, v.value())?.mod_revision),
+                            None => None,
+                        };
+                        got == *revision
+                    }
+                    Compare::ValueEquals { key, value } => {
+                        match data.get(key.as_slice()).map_err(|e| backend("get", e))? {
+                            Some(v) => decode(key, v.value())?.value == *value,
+                            None => false,
+                        }
+                    }
+                };
+                if !holds {
+                    // Dropping `w` aborts the transaction.
+                    return Ok(TxnOutcome {
+                        succeeded: false,
+                        revision: current,
+                    });
+                }
+            }
+            if ops.is_empty() {
+                return Ok(TxnOutcome {
+                    succeeded: true,
+                    revision: current,
+                });
+            }
+            revision = current + 1;
+            encode_record(&mut wal.buf, revision, &ops);
+            apply_ops(&mut data, revision, ops)?;
+            meta.insert(REVISION, revision)
+                .map_err(|e| backend("set revision", e))?;
+        }
+        // Durable first (the log), visible second (redb).
+        let logged = wal
+            .file
+            .write_all(&wal.buf)
+            .and_then(|()| wal.file.sync_data());
+        if let Err(e) = logged {
+            // The record may or may not be on disk: stop writing until a reopen
+            // replays whatever is.
+            wal.poisoned = Some(format!("log write failed: {e}"));
+            tracing::error!(error = %e, "embedded store: write-ahead log write failed");
+            return Err(StoreError::Unavailable(format!(
+                "embedded store log write failed: {e}"
+            )));
+        }
+        wal.len += wal.buf.len() as u64;
+        if let Err(e) = w.commit() {
+            wal.poisoned = Some(format!("commit failed after logging: {e}"));
+            tracing::error!(error = %e, "embedded store: redb commit failed after logging");
+            return Err(StoreError::Unavailable(format!(
+                "embedded store commit failed: {e}"
+            )));
+        }
+        let due =
+            wal.len >= self.checkpoint_bytes || wal.last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+        if due && let Err(e) = self.checkpoint(wal) {
+            // The log still holds everything: retried at the next write.
+            tracing::warn!(error = %e, "embedded store: checkpoint failed");
+        }
+        Ok(TxnOutcome {
+            succeeded: true,
+            revision,
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A clean close leaves nothing to replay.
+        if let Ok(mut wal) = self.wal.lock()
+            && wal.poisoned.is_none()
+            && wal.len > 0
+        {
+            let wal = &mut *wal;
+            if let Err(e) = self.checkpoint(wal) {
+                tracing::warn!(error = %e, "embedded store: checkpoint at close failed");
+            }
+        }
+    }
+}
+
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`, creating the directory if needed.
+    /// Opens (or creates) the store in `dir`, creating the directory if needed, and
+    /// replays its write-ahead log.
     pub async fn open(dir: impl AsRef<Path>) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(dir, CHECKPOINT_BYTES).await
+    }
+
+    async fn open_with(
+        dir: impl AsRef<Path>,
+        checkpoint_bytes: u64,
+    ) -> Result<EmbeddedStore, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| backend(&format!("create dir `{}`", dir.display()), e))?;
-            let path = dir.join(FILE_NAME);
-            let db = Database::create(&path)
-                .map_err(|e| backend(&format!("open `{}`", path.display()), e))?;
-            // Make sure both tables exist so read transactions never fail on them.
-            let w = db.begin_write().map_err(|e| backend("begin write", e))?;
-            {
-                w.open_table(DATA).map_err(|e| backend("open table", e))?;
-                w.open_table(META).map_err(|e| backend("open table", e))?;
-            }
-            w.commit().map_err(|e| backend("commit", e))?;
+            let inner = open_blocking(&dir, checkpoint_bytes)?;
             Ok(EmbeddedStore {
-                db: Arc::new(db),
-                path,
+                inner: Arc::new(inner),
+                path: dir.join(FILE_NAME),
             })
         })
         .await
@@ -88,10 +475,13 @@ impl EmbeddedStore {
 #[async_trait]
 impl MetaStore for EmbeddedStore {
     async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        let db = self.db.clone();
+        let inner = self.inner.clone();
         let key = key.to_vec();
         tokio::task::spawn_blocking(move || {
-            let r = db.begin_read().map_err(|e| backend("begin read", e))?;
+            let r = inner
+                .db
+                .begin_read()
+                .map_err(|e| backend("begin read", e))?;
             let t = r.open_table(DATA).map_err(|e| backend("open table", e))?;
             match t.get(key.as_slice()).map_err(|e| backend("get", e))? {
                 Some(v) => Ok(Some(decode(&key, v.value())?)),
@@ -108,10 +498,13 @@ impl MetaStore for EmbeddedStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let db = self.db.clone();
+        let inner = self.inner.clone();
         let (start, end) = (start.to_vec(), end.to_vec());
         tokio::task::spawn_blocking(move || {
-            let r = db.begin_read().map_err(|e| backend("begin read", e))?;
+            let r = inner
+                .db
+                .begin_read()
+                .map_err(|e| backend("begin read", e))?;
             let t = r.open_table(DATA).map_err(|e| backend("open table", e))?;
             let iter = if end.is_empty() {
                 t.range(start.as_slice()..)
@@ -137,86 +530,10 @@ impl MetaStore for EmbeddedStore {
     }
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let w = db.begin_write().map_err(|e| backend("begin write", e))?;
-            let revision;
-            {
-                let mut meta = w.open_table(META).map_err(|e| backend("open table", e))?;
-                let current = meta
-                    .get(REVISION)
-                    .map_err(|e| backend("get revision", e))?
-                    .map_or(0, |v| v.value());
-                let mut data = w.open_table(DATA).map_err(|e| backend("open table", e))?;
-                for c in &compares {
-                    let holds = match c {
-                        Compare::ModRevision { key, revision } => {
-                            let got =
-                                match data.get(key.as_slice()).map_err(|e| backend("get", e))? {
-                                    Some(v) => Some(decode(key, v.value())?.mod_revision),
-                                    None => None,
-                                };
-                            got == *revision
-                        }
-                        Compare::ValueEquals { key, value } => {
-                            match data.get(key.as_slice()).map_err(|e| backend("get", e))? {
-                                Some(v) => decode(key, v.value())?.value == *value,
-                                None => false,
-                            }
-                        }
-                    };
-                    if !holds {
-                        // Dropping `w` aborts the transaction.
-                        return Ok(TxnOutcome {
-                            succeeded: false,
-                            revision: current,
-                        });
-                    }
-                }
-                if ops.is_empty() {
-                    return Ok(TxnOutcome {
-                        succeeded: true,
-                        revision: current,
-                    });
-                }
-                revision = current + 1;
-                let mut buf = Vec::new();
-                for op in ops {
-                    match op {
-                        Op::Put { key, value } => {
-                            buf.clear();
-                            buf.extend_from_slice(&revision.to_be_bytes());
-                            buf.extend_from_slice(&value);
-                            data.insert(key.as_slice(), buf.as_slice())
-                                .map_err(|e| backend("insert", e))?;
-                        }
-                        Op::Delete { key } => {
-                            data.remove(key.as_slice())
-                                .map_err(|e| backend("remove", e))?;
-                        }
-                        Op::DeletePrefix { prefix } => {
-                            let end = super::prefix_end(&prefix);
-                            let p = prefix.clone();
-                            if end.is_empty() {
-                                data.retain_in(p.as_slice().., |_, _| false)
-                            } else {
-                                data.retain_in(p.as_slice()..end.as_slice(), |_, _| false)
-                            }
-                            .map_err(|e| backend("delete prefix", e))?;
-                        }
-                    }
-                }
-                meta.insert(REVISION, revision)
-                    .map_err(|e| backend("set revision", e))?;
-            }
-            w.commit().map_err(|e| backend("commit", e))?;
-            Ok(TxnOutcome {
-                succeeded: true,
-                revision,
-            })
-        })
-        .await
-        .map_err(unavailable)?
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.txn(compares, ops))
+            .await
+            .map_err(unavailable)?
     }
 }
 
@@ -257,5 +574,87 @@ mod tests {
             .await
             .unwrap();
         assert!(next.revision > rev);
+    }
+
+    async fn put(s: &EmbeddedStore, k: &str, v: &str) -> i64 {
+        s.txn(
+            vec![],
+            vec![Op::Put {
+                key: k.as_bytes().to_vec(),
+                value: v.as_bytes().to_vec(),
+            }],
+        )
+        .await
+        .unwrap()
+        .revision
+    }
+
+    #[tokio::test]
+    async fn embedded_store_replays_the_log_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        for i in 0..50 {
+            put(&s, &format!("k{i:02}"), &format!("v{i}")).await;
+        }
+        s.txn(
+            vec![],
+            vec![Op::DeletePrefix {
+                prefix: b"k4".to_vec(),
+            }],
+        )
+        .await
+        .unwrap();
+        // What the log holds on disk now, as a crash would leave it (the close below
+        // checkpoints and empties the log).
+        let wal = dir.path().join(WAL_FILE_NAME);
+        let mut logged = std::fs::read(&wal).unwrap();
+        assert!(!logged.is_empty());
+        drop(s);
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+
+        // A fresh database with only the log (the redb file lost every non-durable
+        // commit) plus half of an unacknowledged record: replay restores all of it.
+        let crashed = tempfile::tempdir().unwrap();
+        let mut torn = Vec::new();
+        encode_record(
+            &mut torn,
+            52,
+            &[Op::Put {
+                key: b"z".to_vec(),
+                value: b"torn".to_vec(),
+            }],
+        );
+        logged.extend_from_slice(&torn[..torn.len() - 3]);
+        std::fs::write(crashed.path().join(WAL_FILE_NAME), &logged).unwrap();
+        let s = EmbeddedStore::open(crashed.path()).await.unwrap();
+        let all = s.scan_prefix(b"").await.unwrap();
+        assert_eq!(all.len(), 40, "k40..k49 were deleted");
+        assert_eq!(s.get(b"k07").await.unwrap().unwrap().value, b"v7");
+        assert!(s.get(b"z").await.unwrap().is_none());
+        assert_eq!(
+            put(&s, "z", "next").await,
+            52,
+            "revisions continue after the replay"
+        );
+    }
+
+    #[tokio::test]
+    async fn embedded_store_checkpoints_and_stays_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with(dir.path(), 200).await.unwrap();
+        for i in 0..100 {
+            put(&s, &format!("k{i:03}"), "v").await;
+        }
+        let wal_len = std::fs::metadata(dir.path().join(WAL_FILE_NAME))
+            .unwrap()
+            .len();
+        assert!(
+            wal_len < 400,
+            "the log is emptied at checkpoints: {wal_len} bytes"
+        );
+        drop(s);
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        assert_eq!(s.scan_prefix(b"k").await.unwrap().len(), 100);
+        assert_eq!(put(&s, "x", "v").await, 101);
     }
 }
