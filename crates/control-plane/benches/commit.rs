@@ -19,6 +19,10 @@
 //! - `COMMIT_BENCH_SECS` = time per case (default 3 s; 0.2 s without `--bench`, as
 //!   `cargo test --benches` runs it).
 //! - `COMMIT_BENCH_STREAMS` = comma-separated stream counts (default `1,100,1000`).
+//! - `cpu/commit` = this process's CPU time (user + system, from `/proc/self/stat`,
+//!   all threads: the committers' client side, the control plane and the embedded
+//!   store, not etcd's process) divided by the commits: a load-independent measure on
+//!   a shared machine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -90,6 +94,22 @@ fn request(id: String, streams: usize, round: usize) -> v1::CommitBatchRequest {
         agent_id: "bench".into(),
         chunks,
     }
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th,
+    // stime the 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -179,6 +199,7 @@ struct Row {
     p50: Duration,
     p99: Duration,
     n: usize,
+    cpu_per_commit: Duration,
 }
 
 /// `committers` tasks commit for `budget`: back to back, or each once per `every`
@@ -276,7 +297,9 @@ fn main() {
                 for (committers, every) in [(1, None), (agents, None), (paced, Some(window))] {
                     case += 1;
                     let fx = setup(kind, etcd.as_ref(), case, streams).await;
+                    let cpu0 = cpu_time();
                     let (per_sec, lat) = run(&fx.client, streams, committers, every, budget).await;
+                    let cpu = cpu_time().saturating_sub(cpu0);
                     let row = Row {
                         store: kind.name(),
                         streams,
@@ -286,9 +309,10 @@ fn main() {
                         p50: pct(&lat, 0.50),
                         p99: pct(&lat, 0.99),
                         n: lat.len(),
+                        cpu_per_commit: cpu / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX),
                     };
                     println!(
-                        "{:>8}  streams/batch={:>5}  committers={:>3}{}: {:>7.0} commits/s  p50 {:>9.2?}  p99 {:>9.2?}  (n={})",
+                        "{:>8}  streams/batch={:>5}  committers={:>3}{}: {:>7.0} commits/s  p50 {:>9.2?}  p99 {:>9.2?}  cpu/commit {:>9.2?}  (n={})",
                         row.store,
                         row.streams,
                         row.committers,
@@ -296,6 +320,7 @@ fn main() {
                         row.per_sec,
                         row.p50,
                         row.p99,
+                        row.cpu_per_commit,
                         row.n
                     );
                     rows.push(row);
@@ -304,11 +329,11 @@ fn main() {
         }
     });
     println!();
-    println!("| store | streams per batch | committers | commits/s | p50 | p99 |");
-    println!("|---|---:|---|---:|---:|---:|");
+    println!("| store | streams per batch | committers | commits/s | p50 | p99 | CPU per commit |");
+    println!("|---|---:|---|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} {} | {:.0} | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {} {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
             r.store,
             r.streams,
             r.committers,
@@ -319,7 +344,8 @@ fn main() {
             },
             r.per_sec,
             r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3
+            r.p99.as_secs_f64() * 1e3,
+            r.cpu_per_commit.as_secs_f64() * 1e3
         );
     }
 }

@@ -83,9 +83,11 @@ pub(crate) struct Group {
     object_refs: HashMap<String, u64>,
     /// Objects released since the last write.
     released: Vec<String>,
-    batches: HashMap<String, Arc<v1::CommitBatchResponse>>,
+    /// Stored answers (an encoded `BatchRecord`, as written to the store) by batch id,
+    /// for idempotent retries: compact, and decoded only when a retry comes.
+    batches: HashMap<String, Arc<[u8]>>,
     batch_order: VecDeque<(i64, String)>,
-    new_batches: Vec<(String, i64)>,
+    new_batches: Vec<(String, Arc<[u8]>)>,
     expired_batches: Vec<String>,
     /// (stream, consumer) → state.
     consumers: BTreeMap<(String, String), ConsumerRecord>,
@@ -151,8 +153,8 @@ impl Group {
                 continue;
             };
             let rec: BatchRecord = decode(&kv.key, &kv.value)?;
-            if let Some(resp) = rec.response {
-                g.batches.insert(id.to_owned(), Arc::new(resp));
+            if rec.response.is_some() {
+                g.batches.insert(id.to_owned(), kv.value.into());
                 order.push((rec.committed_unix_nanos, id.to_owned()));
             }
         }
@@ -213,7 +215,11 @@ impl Group {
             }
         }
         if let Some(prev) = self.batches.get(&batch.batch_id) {
-            let mut replay = (**prev).clone();
+            // Decoded before (at load or when stored), so it decodes now.
+            let mut replay = BatchRecord::decode(&prev[..])
+                .ok()
+                .and_then(|r| r.response)
+                .unwrap_or_default();
             replay.replayed = true;
             return Arc::new(replay);
         }
@@ -238,7 +244,9 @@ impl Group {
                 Some(s) => {
                     let before = s.state.last_seq;
                     let records = s.commit_chunk(chunk, &batch.object_key, now);
-                    self.touched.insert(chunk.stream.clone());
+                    if !self.touched.contains(&chunk.stream) {
+                        self.touched.insert(chunk.stream.clone());
+                    }
                     self.interest_after_commit(&chunk.stream, before);
                     v1::ChunkResult {
                         stream: chunk.stream.clone(),
@@ -250,14 +258,20 @@ impl Group {
             };
             chunks.push(result);
         }
-        let resp = Arc::new(v1::CommitBatchResponse {
+        let resp = v1::CommitBatchResponse {
             chunks,
             replayed: false,
-        });
-        self.batches.insert(batch.batch_id.clone(), resp.clone());
+        };
+        // The stored answer: a `BatchRecord`, encoded field by field so the answer
+        // is not cloned; the caller gets the only copy of `resp`.
+        let mut value = Vec::with_capacity(resp.encoded_len() + 16);
+        prost::encoding::int64::encode(1, &now, &mut value);
+        prost::encoding::message::encode(2, &resp, &mut value);
+        let value: Arc<[u8]> = value.into();
+        self.batches.insert(batch.batch_id.clone(), value.clone());
         self.batch_order.push_back((now, batch.batch_id.clone()));
-        self.new_batches.push((batch.batch_id.clone(), now));
-        resp
+        self.new_batches.push((batch.batch_id.clone(), value));
+        Arc::new(resp)
     }
 
     /// The store ops for everything changed since the last call.
@@ -317,17 +331,11 @@ impl Group {
                 .encode_to_vec(),
             });
         }
-        for (id, at) in std::mem::take(&mut self.new_batches) {
-            if let Some(resp) = self.batches.get(&id) {
-                // A `BatchRecord`, encoded field by field so the answer is not cloned.
-                let mut value = Vec::with_capacity(resp.encoded_len() + 16);
-                prost::encoding::int64::encode(1, &at, &mut value);
-                prost::encoding::message::encode(2, &**resp, &mut value);
-                ops.push(Op::Put {
-                    key: keys::batch(&g, &id),
-                    value,
-                });
-            }
+        for (id, value) in std::mem::take(&mut self.new_batches) {
+            ops.push(Op::Put {
+                key: keys::batch(&g, &id),
+                value: value.to_vec(),
+            });
         }
         for id in std::mem::take(&mut self.expired_batches) {
             ops.push(Op::Delete {
