@@ -77,7 +77,8 @@ struct ChunkCtx<'a> {
     byte_size: u64,
     committed: i64,
     entry: Option<u64>,
-    subject_idx: HashMap<String, u32>,
+    /// Subject → index in the current entry's subject table (borrowed from the chunk).
+    subject_idx: HashMap<&'a str, u32>,
 }
 
 fn ok_seq(seq: u64) -> RecordResult {
@@ -299,7 +300,13 @@ impl Stream {
         self.state_dirty = true;
     }
 
-    fn append(&mut self, ctx: &mut ChunkCtx<'_>, position: u32, r: &Record, expires: i64) -> u64 {
+    fn append<'a>(
+        &mut self,
+        ctx: &mut ChunkCtx<'a>,
+        position: u32,
+        r: &'a Record,
+        expires: i64,
+    ) -> u64 {
         let seq = self.state.last_seq + 1;
         let key = match ctx.entry {
             Some(k) if self.entries.contains_key(&k) => k,
@@ -348,12 +355,12 @@ impl Stream {
                 ..Default::default()
             });
         }
-        let subj_idx = match ctx.subject_idx.get(&r.subject) {
+        let subj_idx = match ctx.subject_idx.get(r.subject.as_str()) {
             Some(i) => *i,
             None => {
                 let i = u32::try_from(e.rec.subjects.len()).unwrap_or(u32::MAX);
                 e.rec.subjects.push(r.subject.clone());
-                ctx.subject_idx.insert(r.subject.clone(), i);
+                ctx.subject_idx.insert(&r.subject, i);
                 i
             }
         };
@@ -371,15 +378,22 @@ impl Stream {
         self.dirty.insert(store_key);
         self.msgs += 1;
         self.bytes += u64::from(r.size);
-        self.subjects
-            .entry(r.subject.clone())
-            .or_default()
-            .push_back(seq);
+        // No key allocation when the subject is known (the common case).
+        match self.subjects.get_mut(&r.subject) {
+            Some(d) => d.push_back(seq),
+            None => {
+                self.subjects
+                    .insert(r.subject.clone(), VecDeque::from([seq]));
+            }
+        }
         if self.msgs == 1 {
             self.state.first_seq = seq;
         }
         self.state.last_seq = seq;
-        self.state.last_msg_id = r.msg_id.clone().unwrap_or_default();
+        match &r.msg_id {
+            Some(id) => self.state.last_msg_id.clone_from(id),
+            None => self.state.last_msg_id.clear(),
+        }
         self.state.last_ts_unix_nanos = r.timestamp_unix_nanos;
         self.state_dirty = true;
         if let Some(id) = &r.msg_id {
