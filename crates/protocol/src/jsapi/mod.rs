@@ -16,6 +16,7 @@
 //!   next requests.
 //! - [`ack`]: `$JS.ACK.…` reply subjects and ack payload kinds.
 //! - [`account`]: `$JS.API.INFO` account info.
+//! - [`jsz`]: the `/jsz` monitoring document and its query options.
 //! - [`subjects`]: the `$JS.API` subject router.
 //! - [`time`]: Go-compatible RFC 3339 timestamps (`0001-01-01T00:00:00Z` for zero).
 //! - [`versioning`]: API levels, `_nats.*` metadata, `Nats-Required-Api-Level`.
@@ -24,6 +25,7 @@ pub mod account;
 pub mod ack;
 pub mod consumer;
 pub mod errors;
+pub mod jsz;
 pub mod msg;
 pub mod response;
 pub mod stream;
