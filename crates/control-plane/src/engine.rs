@@ -7,6 +7,14 @@
 //!   in-memory streams (so sequences follow commit order), and writes everything the
 //!   round changed in ONE store transaction; only then are the callers answered. Under
 //!   load many agent flushes share one durable write; alone, a flush costs one.
+//! - **Pipelined rounds.** A round's transaction is written by its own task while the
+//!   writer applies the next round in memory. Writes are issued strictly in the order
+//!   their changes were taken (the `order` lock, FIFO, taken under the state lock),
+//!   so round N+1's transaction starts only after round N's returned. Nobody sees a
+//!   change before it is durable: answers go out after their round's write, and every
+//!   other caller (`group_mut`) first waits for the write in flight. If a write fails,
+//!   every write taken from the same cache generation (`epoch`) fails with it, and the
+//!   cache is dropped before anyone uses it again.
 //! - **Fenced writes.** Every writing transaction compares the `cp/leader` key with
 //!   this instance's id, so a deposed leader can never commit (two leaders can't both
 //!   append). Opening a control plane claims the fence.
@@ -383,6 +391,9 @@ fn error_info(e: JsError) -> v1::StreamInfoResponse {
 #[derive(Debug, Default)]
 struct State {
     groups: HashMap<String, Group>,
+    /// Generation of the cached groups; bumped when they are dropped after a failed
+    /// write (see `Engine::valid_from`).
+    epoch: u64,
 }
 
 /// A CommitBatch waiting for the writer.
@@ -423,6 +434,28 @@ pub(crate) struct Engine {
     events: watch::EventSender,
     /// Set when the server stops: ends every watch so a graceful shutdown completes.
     watches_closed: tokio::sync::watch::Sender<bool>,
+    /// Held while a transaction of cached changes is written; taken (FIFO) under the
+    /// state lock, so transactions reach the store in the order they were formed.
+    order: Arc<Mutex<()>>,
+    /// Writes formed from a cache generation older than this fail without being
+    /// issued: a write before them failed, so what they carry may build on changes
+    /// that are not durable.
+    valid_from: std::sync::atomic::AtomicU64,
+}
+
+type CommitReply = oneshot::Sender<Result<Arc<v1::CommitBatchResponse>, CpError>>;
+
+/// A formed round, written by its own task.
+struct RoundWrite {
+    epoch: u64,
+    ops: Vec<Op>,
+    answered: Vec<(CommitReply, Arc<v1::CommitBatchResponse>)>,
+    events: Vec<(String, Vec<v1::StreamEvent>)>,
+    _order: tokio::sync::OwnedMutexGuard<()>,
+}
+
+fn stale_cache() -> CpError {
+    StoreError::Unavailable("an earlier metadata write failed; retry".into()).into()
 }
 
 impl Engine {
@@ -452,6 +485,8 @@ impl Engine {
             commit_tx,
             events: watch::channel(),
             watches_closed: tokio::sync::watch::Sender::new(false),
+            order: Arc::new(Mutex::new(())),
+            valid_from: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(writer(Arc::downgrade(&engine), commit_rx));
         if let Some(every) = engine.opts.retention_interval {
@@ -464,11 +499,40 @@ impl Engine {
         self.clock.now_unix_nanos()
     }
 
+    /// The group, loaded if needed, once every change in it is durable: waits for the
+    /// round being written (if any) so callers never see an undurable change.
     async fn group_mut<'a>(
         &self,
         st: &'a mut State,
         group: &str,
     ) -> Result<&'a mut Group, CpError> {
+        drop(self.order.lock().await);
+        self.cached_group(st, group).await
+    }
+
+    /// Drops the cache if a write failed since it was formed.
+    fn check_epoch(&self, st: &mut State) {
+        let valid = self.valid_from.load(std::sync::atomic::Ordering::Acquire);
+        if st.epoch < valid {
+            st.groups.clear();
+            st.epoch = valid;
+        }
+    }
+
+    /// Marks writes formed from `epoch` (and older) as failed and drops the cache.
+    fn fail_epoch(&self, epoch: u64) {
+        self.valid_from
+            .fetch_max(epoch + 1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The group as cached, loaded if needed (without waiting for a write in flight:
+    /// the writer applies the next round meanwhile).
+    async fn cached_group<'a>(
+        &self,
+        st: &'a mut State,
+        group: &str,
+    ) -> Result<&'a mut Group, CpError> {
+        self.check_epoch(st);
         if !st.groups.contains_key(group) {
             let g = Group::load(self.store.as_ref(), group, self.now()).await?;
             st.groups.insert(group.to_owned(), g);
@@ -490,21 +554,36 @@ impl Engine {
         if ops.is_empty() {
             return Ok(0);
         }
-        let res = self.store.txn(vec![self.fence()], ops).await;
+        let _order = self.order.lock().await;
+        if st.epoch < self.valid_from.load(std::sync::atomic::Ordering::Acquire) {
+            self.check_epoch(st);
+            return Err(stale_cache());
+        }
+        let res = self.fenced_txn(ops).await;
         match res {
-            Ok(out) if out.succeeded => {
+            Ok(revision) => {
                 self.publish_events(st);
-                Ok(out.revision)
+                Ok(revision)
             }
+            Err(e) => {
+                self.fail_epoch(st.epoch);
+                self.check_epoch(st);
+                Err(e)
+            }
+        }
+    }
+
+    /// One fenced transaction; a moved fence is `NotLeader`.
+    async fn fenced_txn(&self, ops: Vec<Op>) -> Result<i64, CpError> {
+        match self.store.txn(vec![self.fence()], ops).await {
+            Ok(out) if out.succeeded => Ok(out.revision),
             Ok(_) => {
-                st.groups.clear();
                 tracing::error!("metadata store fence moved: another control plane took over");
                 Err(CpError::NotLeader(
                     "the metadata store's fence names another instance".into(),
                 ))
             }
             Err(e) => {
-                st.groups.clear();
                 tracing::warn!(error = %e, "metadata write failed; cache dropped");
                 Err(e.into())
             }
@@ -687,8 +766,9 @@ impl Engine {
         rx.await.map_err(|_| CpError::ShuttingDown)?
     }
 
-    /// One writer round: apply every queued batch, write once, answer all.
-    async fn commit_round(&self, cmds: Vec<CommitCmd>) {
+    /// Forms one writer round: applies every queued batch in memory and takes what
+    /// changed, in line for the store behind the round being written.
+    async fn apply_round(&self, cmds: Vec<CommitCmd>) -> RoundWrite {
         let mut st = self.state.lock().await;
         let now = self.now();
         let ttl = nanos(self.opts.batch_answer_ttl);
@@ -696,7 +776,7 @@ impl Engine {
         let mut answered = Vec::with_capacity(cmds.len());
         let mut groups = BTreeSet::new();
         for cmd in cmds {
-            match self.group_mut(&mut st, &cmd.group).await {
+            match self.cached_group(&mut st, &cmd.group).await {
                 Ok(g) => {
                     let resp = g.commit(&cmd.batch, now, ttl, expire_cap);
                     groups.insert(cmd.group.clone());
@@ -708,23 +788,52 @@ impl Engine {
             }
         }
         let mut ops = Vec::new();
+        let mut events = Vec::new();
         for name in &groups {
             if let Some(g) = st.groups.get_mut(name) {
                 g.take_ops(now, &mut ops);
+                events.push((name.clone(), std::mem::take(&mut g.events)));
             }
         }
-        match self.write_ops(&mut st, ops).await {
+        // In line behind the write in flight, before anyone else can change the cache.
+        let order = self.order.clone().lock_owned().await;
+        RoundWrite {
+            epoch: st.epoch,
+            ops,
+            answered,
+            events,
+            _order: order,
+        }
+    }
+
+    /// Writes a formed round (after the rounds before it) and answers its callers.
+    /// Even a round with nothing to write waits its turn: it may replay answers of a
+    /// round still being written.
+    async fn write_round(&self, round: RoundWrite) {
+        let res = if round.epoch < self.valid_from.load(std::sync::atomic::Ordering::Acquire) {
+            Err(stale_cache())
+        } else if round.ops.is_empty() {
+            Ok(0)
+        } else {
+            self.fenced_txn(round.ops).await
+        };
+        match res {
             Ok(_) => {
-                for (reply, resp) in answered {
+                for (group, events) in round.events {
+                    self.publish_group_events(group, events);
+                }
+                for (reply, resp) in round.answered {
                     let _ = reply.send(Ok(resp));
                 }
             }
             Err(e) => {
-                for (reply, _) in answered {
+                self.fail_epoch(round.epoch);
+                for (reply, _) in round.answered {
                     let _ = reply.send(Err(replicate(&e)));
                 }
             }
         }
+        // `round._order` is released here: the next write may go.
     }
 
     pub(crate) async fn read_index(
@@ -1226,7 +1335,11 @@ async fn writer(engine: std::sync::Weak<Engine>, mut rx: mpsc::Receiver<CommitCm
                 Err(_) => break,
             }
         }
-        engine.commit_round(cmds).await;
+        // Apply this round now (the previous one may still be writing), then write it
+        // in its own task and go on with the next round.
+        let round = engine.apply_round(cmds).await;
+        let writer = engine.clone();
+        tokio::spawn(async move { writer.write_round(round).await });
     }
 }
 

@@ -108,6 +108,14 @@ pub(crate) type WatchItem = Result<v1::StreamEvent, tonic::Status>;
 
 impl Engine {
     /// Publishes what the write that just succeeded made durable.
+    /// Publishes one group's events of a durable round.
+    pub(super) fn publish_group_events(&self, group: String, events: Vec<v1::StreamEvent>) {
+        if !events.is_empty() {
+            // No watcher is not an error.
+            let _ = self.events.send(Arc::new(GroupEvents { group, events }));
+        }
+    }
+
     pub(super) fn publish_events(&self, st: &mut State) {
         for g in st.groups.values_mut() {
             if g.events.is_empty() {
