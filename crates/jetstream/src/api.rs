@@ -129,10 +129,11 @@ impl std::fmt::Debug for ApiServer {
     }
 }
 
+/// `$JS.API` requests served and answered with an error (account info, `/jsz`).
 #[derive(Debug, Default)]
-struct ApiCounters {
-    total: AtomicU64,
-    errors: AtomicU64,
+pub(crate) struct ApiCounters {
+    pub(crate) total: AtomicU64,
+    pub(crate) errors: AtomicU64,
 }
 
 impl ApiServer {
@@ -155,6 +156,11 @@ impl ApiServer {
     pub fn with_consumers(mut self, handler: Arc<dyn RouteHandler>) -> Self {
         self.consumers = Some(handler);
         self
+    }
+
+    /// The `/jsz` monitoring document's source: this server's context and counters.
+    pub fn jsz_source(&self) -> crate::jsz::JszSource {
+        crate::jsz::JszSource::new(self.ctx.clone(), self.stats.clone())
     }
 
     /// Subscribes to `$JS.API.>`; call [`RunningApi::run`] to serve.
@@ -349,7 +355,7 @@ fn respond<T: serde::Serialize + ApiResponseType>(result: Result<T, ApiError>) -
     }
 }
 
-fn now(ctx: &ApiContext) -> Timestamp {
+pub(crate) fn now(ctx: &ApiContext) -> Timestamp {
     Timestamp::from_unix_nanos(i128::from(ctx.clock.now_unix_nanos()))
 }
 
@@ -510,7 +516,7 @@ async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, A
     Ok(StreamDeleteResponse { success: true })
 }
 
-async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
+pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
     list_filtered(ctx, "").await
 }
 

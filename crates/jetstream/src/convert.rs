@@ -6,6 +6,7 @@
 //! a checked config and turns control-plane answers back into nats-server's shapes.
 
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::consumer::{ConsumerConfig, ConsumerInfo, SequenceInfo};
 use infinistream_protocol::jsapi::stream::{
     DiscardPolicy, RetentionPolicy, StreamConfig, StreamInfo, StreamState,
 };
@@ -121,5 +122,54 @@ pub fn stream_info(resp: &v1::StreamInfoResponse, now: Timestamp) -> Result<Stre
         state: resp.state.as_ref().map(state).unwrap_or_default(),
         timestamp: now,
         ..StreamInfo::default()
+    })
+}
+
+/// nats-server's consumer info from the control plane's stored config and state.
+///
+/// What lives only in the consume role's memory on the agent holding the consumer
+/// (waiting pull requests, pause) is left at its default; `push_bound` is for the
+/// caller to set from its own interest table.
+pub fn consumer_info(
+    stream: &str,
+    resp: v1::ConsumerInfoResponse,
+    now: Timestamp,
+) -> Result<ConsumerInfo, ApiError> {
+    if let Some(error) = &resp.error {
+        return Err(api_error(error));
+    }
+    let stored = resp.config.unwrap_or_default();
+    let config: ConsumerConfig = serde_json::from_slice(&stored.config_json).map_err(|e| {
+        ApiError::new(
+            500,
+            10000,
+            format!(
+                "stored consumer config of `{}` does not decode: {e}",
+                stored.name
+            ),
+        )
+    })?;
+    let state = resp.state.unwrap_or_default();
+    let seq = |s: Option<v1::SequenceInfo>| {
+        let s = s.unwrap_or_default();
+        SequenceInfo {
+            consumer: s.consumer_seq,
+            stream: s.stream_seq,
+            last: (s.last_active_unix_nanos > 0)
+                .then(|| Timestamp::from_unix_nanos(i128::from(s.last_active_unix_nanos))),
+        }
+    };
+    Ok(ConsumerInfo {
+        stream: stream.to_owned(),
+        name: config.name.clone(),
+        created: timestamp(resp.created_unix_nanos),
+        delivered: seq(state.delivered),
+        ack_floor: seq(state.ack_floor),
+        num_ack_pending: state.num_ack_pending,
+        num_redelivered: state.num_redelivered,
+        num_pending: state.num_pending,
+        timestamp: now,
+        config: Some(config),
+        ..ConsumerInfo::default()
     })
 }
