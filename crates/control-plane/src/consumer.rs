@@ -347,30 +347,27 @@ pub fn acknowledge(
     now: i64,
 ) {
     let c = cfg(rec);
+    // A round of acks names hundreds of sequences: look them up, not scan for each.
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let named = |seq: &u64| sorted.binary_search(seq).is_ok();
     match kind {
         v1::AckKind::Ack | v1::AckKind::Term => {
             if c.ack_policy == v1::AckPolicy::AckAll as i32 && kind == v1::AckKind::Ack {
-                let upto = seqs.iter().copied().max().unwrap_or(0);
+                let upto = sorted.last().copied().unwrap_or(0);
                 rec.pending.retain(|p| p.stream_seq > upto);
             } else {
-                rec.pending.retain(|p| !seqs.contains(&p.stream_seq));
+                rec.pending.retain(|p| !named(&p.stream_seq));
             }
         }
         v1::AckKind::Nak => {
-            for p in rec
-                .pending
-                .iter_mut()
-                .filter(|p| seqs.contains(&p.stream_seq))
-            {
+            for p in rec.pending.iter_mut().filter(|p| named(&p.stream_seq)) {
                 p.deadline = now.saturating_add(nak_delay.max(0));
             }
         }
         v1::AckKind::InProgress => {
-            for p in rec
-                .pending
-                .iter_mut()
-                .filter(|p| seqs.contains(&p.stream_seq))
-            {
+            for p in rec.pending.iter_mut().filter(|p| named(&p.stream_seq)) {
                 p.deadline = now.saturating_add(wait_for(&c, p.deliveries));
             }
         }

@@ -994,7 +994,10 @@ impl Stream {
             .next_back()
             .map_or(from, |(k, _)| *k);
         for e in self.entries.range(begin..).map(|(_, e)| e) {
-            for (i, r) in e.rec.records.iter().enumerate() {
+            // Start at `from`'s offset, not at the entry's first record: an entry holds
+            // a whole writer round and claims ask once per message handed out.
+            let skip = usize::try_from(from.saturating_sub(e.rec.first_seq)).unwrap_or(usize::MAX);
+            for (i, r) in e.rec.records.iter().enumerate().skip(skip) {
                 let seq = e.rec.first_seq + i as u64;
                 if seq < from || r.deleted {
                     continue;
