@@ -98,7 +98,6 @@ impl<K: Hash + Eq + Clone, V: Clone> WeightedLru<K, V> {
     }
 
     /// Whether `key` is held (without marking it used).
-    #[cfg(test)]
     pub(crate) fn contains<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,

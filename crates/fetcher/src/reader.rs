@@ -405,18 +405,92 @@ impl StreamReader {
             }
             i = j + 1;
         }
+        self.load_many(stream, seqs, entries).await
+    }
+
+    /// The messages at `seqs` (answered in the same order) located through `entries`,
+    /// index entries the caller already holds (a consumer claim answers with those of
+    /// the claimed messages); a sequence none of them covers is read through the
+    /// index on its own.
+    #[tracing::instrument(level = "debug", skip(self, seqs, entries), fields(count = seqs.len()))]
+    pub async fn get_many_in(
+        &self,
+        stream: &str,
+        seqs: &[u64],
+        entries: Vec<v1::IndexEntry>,
+    ) -> Vec<Result<StoredMessage, ReadError>> {
+        self.load_many(stream, seqs, entries).await
+    }
+
+    /// Starts loading the footers and chunks `entries` name into the caches, in the
+    /// background (read-ahead: a consumer's next claim finds them loaded). What is
+    /// cached already costs a lookup; a load already under way is joined, not
+    /// repeated; a failed read-ahead is dropped (the real read reports errors).
+    pub fn prefetch(&self, stream: &str, entries: Vec<v1::IndexEntry>) {
+        for entry in entries {
+            let Some(seq) = (entry.first_seq..=entry.last_seq).find(|s| !entry.deleted.contains(s))
+            else {
+                continue;
+            };
+            let cached = self.inner.tocs.lru.lock().contains(&entry.object_key)
+                && (entry.segment
+                    || self
+                        .inner
+                        .data
+                        .lru
+                        .lock()
+                        .contains(&(entry.object_key.clone(), entry.chunk_index)));
+            if cached {
+                continue;
+            }
+            let reader = self.clone();
+            let stream = stream.to_owned();
+            tokio::spawn(async move {
+                if let Err(e) = reader.load(&stream, &entry, seq).await {
+                    tracing::debug!(key = %entry.object_key, error = %e, "read-ahead failed");
+                }
+            });
+        }
+    }
+
+    /// Loads `seqs` through `entries`, in order; see [`StreamReader::get_many`].
+    async fn load_many(
+        &self,
+        stream: &str,
+        seqs: &[u64],
+        mut entries: Vec<v1::IndexEntry>,
+    ) -> Vec<Result<StoredMessage, ReadError>> {
         entries.sort_by_key(|e| e.first_seq);
         let mut out = Vec::with_capacity(seqs.len());
+        // The decoded chunk of the entry read last: neighbouring sequences share it
+        // without a cache lookup (key copy, hash, lock) per message.
+        let mut memo: Option<(usize, Arc<Data>)> = None;
         for &seq in seqs {
             let at = entries.partition_point(|e| e.first_seq <= seq);
-            let entry = at
+            let found = at
                 .checked_sub(1)
-                .and_then(|k| entries.get(k))
-                .filter(|e| seq <= e.last_seq);
-            out.push(match entry {
+                .and_then(|k| entries.get(k).map(|e| (k, e)))
+                .filter(|(_, e)| seq <= e.last_seq);
+            out.push(match found {
                 _ if seq == 0 => Err(ReadError::NoMessage),
-                Some(e) if e.deleted.contains(&seq) => Err(ReadError::NoMessage),
-                Some(e) => self.load(stream, e, seq).await,
+                Some((_, e)) if e.deleted.contains(&seq) => Err(ReadError::NoMessage),
+                Some((k, e)) => match &memo {
+                    Some((mk, data)) if *mk == k => from_chunk(e, seq, data),
+                    _ => {
+                        let read = self.load(stream, e, seq).await;
+                        memo = if read.is_ok() && !e.segment {
+                            self.inner
+                                .data
+                                .lru
+                                .lock()
+                                .get(&(e.object_key.clone(), e.chunk_index))
+                                .map(|d| (k, d))
+                        } else {
+                            None
+                        };
+                        read
+                    }
+                },
                 None => self.get(stream, seq).await,
             });
         }
@@ -815,6 +889,34 @@ impl StreamReader {
             })
             .await
     }
+}
+
+/// Message `seq` of batch entry `entry` out of its decoded chunk `data` (which
+/// [`StreamReader::load`] checked belongs to the entry's stream).
+fn from_chunk(entry: &v1::IndexEntry, seq: u64, data: &Data) -> Result<StoredMessage, ReadError> {
+    let inconsistent = |reason| ReadError::Inconsistent {
+        key: entry.object_key.clone(),
+        reason,
+    };
+    let Data::Chunk(chunk) = data else {
+        return Err(inconsistent("object changed format"));
+    };
+    let offset = usize::try_from(seq - entry.first_seq)
+        .map_err(|_| inconsistent("sequence offset overflows"))?;
+    let position = *entry
+        .positions
+        .get(offset)
+        .ok_or_else(|| inconsistent("no chunk position for the sequence"))?;
+    let record = chunk
+        .get(position as usize)
+        .ok_or_else(|| inconsistent("chunk position past the chunk"))?;
+    Ok(StoredMessage {
+        seq,
+        subject: String::from_utf8_lossy(&record.subject).into_owned(),
+        headers: record.headers,
+        payload: record.payload,
+        timestamp: record.timestamp,
+    })
 }
 
 fn parse_key(key: &str) -> Result<Path, ReadError> {

@@ -15,6 +15,7 @@ use crate::errors::{CpError, jserr};
 use crate::keys;
 use crate::model::ConsumerRecord;
 use crate::store::Op;
+use crate::stream::Stream;
 
 impl Group {
     /// The stream's consumers, except `skip`.
@@ -94,6 +95,23 @@ impl Group {
             None => consumer_error(jserr::consumer_not_found()),
         }
     }
+}
+
+/// Most index entries one claim answers with.
+const CLAIM_ENTRIES: usize = 64;
+
+/// The index entries holding `deliveries` and the next `2 × batch` sequences after the
+/// last (read-ahead for the agent; see `ClaimResponse.entries`). Redeliveries far
+/// below the cursor may fall outside the span kept: the agent reads those itself.
+fn claim_entries(s: &Stream, deliveries: &[v1::Delivery], batch: u32) -> Vec<v1::IndexEntry> {
+    let (Some(lo), Some(hi)) = (
+        deliveries.iter().map(|d| d.stream_seq).min(),
+        deliveries.iter().map(|d| d.stream_seq).max(),
+    ) else {
+        return Vec::new();
+    };
+    let ahead = 2 * u64::from(batch.max(1));
+    s.read_index(lo, hi.saturating_add(ahead), CLAIM_ENTRIES)
 }
 
 /// What CreateConsumer / UpdateConsumer may do (JetStream's `action`).
@@ -255,6 +273,7 @@ impl Engine {
         };
         let before = rec.clone();
         let claimed = consumer::claim(rec, s, req.batch.max(1) as usize, now);
+        let entries = claim_entries(s, &claimed.deliveries, req.batch);
         let num_pending = consumer::state(rec, s).num_pending;
         let next_deadline = consumer::next_deadline(rec);
         let changed = *rec != before;
@@ -271,6 +290,7 @@ impl Engine {
             num_pending,
             next_deadline_unix_nanos: next_deadline,
             max_delivered: claimed.max_delivered,
+            entries,
         })
     }
 

@@ -352,7 +352,7 @@ pub(crate) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
 
 /// Reads the claimed messages and builds what goes on the wire, in claim order.
 /// Messages that no longer exist are skipped; unreadable ones are released.
-async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &v1::ClaimResponse) -> Vec<Outgoing> {
+async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &mut v1::ClaimResponse) -> Vec<Outgoing> {
     let mut new_after = resp
         .deliveries
         .iter()
@@ -360,9 +360,20 @@ async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &v1::ClaimResponse) -> V
         .count() as u64;
     let mut out = Vec::with_capacity(resp.deliveries.len());
     let mut failed = Vec::new();
-    // One clustered index read for the whole claim, not one per message.
     let seqs: Vec<u64> = resp.deliveries.iter().map(|d| d.stream_seq).collect();
-    let loaded = engine.reader.get_many(&rt.stream, &seqs).await;
+    // The claim brought the index entries of its messages (no index read here) and
+    // of the next ones: those start loading now, while this claim is delivered.
+    let last = seqs.iter().copied().max().unwrap_or(0);
+    let (ahead, entries): (Vec<_>, Vec<_>) = std::mem::take(&mut resp.entries)
+        .into_iter()
+        .partition(|e| e.first_seq > last);
+    engine.reader.prefetch(&rt.stream, ahead);
+    let loaded = if entries.is_empty() {
+        // One clustered index read for the whole claim, not one per message.
+        engine.reader.get_many(&rt.stream, &seqs).await
+    } else {
+        engine.reader.get_many_in(&rt.stream, &seqs, entries).await
+    };
     for (d, read) in resp.deliveries.iter().zip(loaded) {
         let pending = if d.delivery_count <= 1 {
             new_after = new_after.saturating_sub(1);
@@ -533,8 +544,8 @@ async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     () = rt.cancel.cancelled() => return,
                 }
             }
-            Claimed::Deliveries(resp) => {
-                let out = load(engine, rt, &resp).await;
+            Claimed::Deliveries(mut resp) => {
+                let out = load(engine, rt, &mut resp).await;
                 deliver_pull(engine, rt, out);
             }
         }
@@ -665,8 +676,8 @@ async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     () = rt.cancel.cancelled() => return,
                 }
             }
-            Claimed::Deliveries(resp) => {
-                let out = load(engine, rt, &resp).await;
+            Claimed::Deliveries(mut resp) => {
+                let out = load(engine, rt, &mut resp).await;
                 let mut st = rt.state.lock();
                 for msg in out {
                     fc_bytes += msg.size();
