@@ -20,7 +20,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("core") => core(),
         Some("js") => crate::bench_js::run(&args[1..]),
-        Some("consume") => crate::bench_consume::run(),
+        Some("consume") => crate::bench_consume::run(&args[1..]),
         Some(other) => bail!("unknown benchmark `{other}`; available: core, js, consume"),
         None => bail!(
             "name a benchmark: cargo xtask bench core | js [publish|outrun|latency]… | consume"

@@ -11,6 +11,12 @@
 //!
 //! A server whose consumers fail (e.g. not built yet) gets its rows reported as failed
 //! with the error, and the run goes on.
+//!
+//! Options for iterating (the documented numbers use none of them):
+//! `--only infinistream|nats-server` runs one server, `--messages N` consumes N
+//! instead of 200,000, `--ack explicit|all` runs one ack mode, `--no-latency` skips
+//! the latency part, `--pause` prints each InfiniStream agent's pid and waits a few
+//! seconds before each pass (time to attach `perf record -p`).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,20 +29,73 @@ use crate::bench::{Server, build_release, start_infinistream, start_nats_server}
 use crate::bench_js::{metric_sum, publish_throughput, scrape};
 use crate::tools;
 
-const TOTAL: usize = 200_000;
+const DEFAULT_TOTAL: usize = 200_000;
 const SIZE: usize = 1024;
 const BATCH: usize = 500;
 /// The most one consume run may take before it is reported as stalled.
 const RUN_BUDGET: Duration = Duration::from_secs(120);
 const LATENCY_SECONDS: u64 = 10;
 
-pub fn run() -> anyhow::Result<()> {
+/// What one run measures (see the module docs for the options).
+#[derive(Debug, Clone)]
+struct Opts {
+    total: usize,
+    nats: bool,
+    infinistream: bool,
+    ack_modes: Vec<bool>,
+    latency: bool,
+    pause: bool,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> anyhow::Result<Opts> {
+        let mut o = Opts {
+            total: DEFAULT_TOTAL,
+            nats: true,
+            infinistream: true,
+            ack_modes: vec![false, true],
+            latency: true,
+            pause: false,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--only" => match value()?.as_str() {
+                    "infinistream" => o.nats = false,
+                    "nats-server" => o.infinistream = false,
+                    other => bail!("--only infinistream|nats-server, not `{other}`"),
+                },
+                "--messages" => {
+                    o.total = value()?.parse().context("--messages takes a count")?;
+                    if o.total == 0 {
+                        bail!("--messages must be at least 1");
+                    }
+                }
+                "--ack" => {
+                    o.ack_modes = match value()?.as_str() {
+                        "explicit" => vec![false],
+                        "all" => vec![true],
+                        other => bail!("--ack explicit|all, not `{other}`"),
+                    }
+                }
+                "--no-latency" => o.latency = false,
+                "--pause" => o.pause = true,
+                other => bail!("unknown option `{other}` for bench consume"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let opts = Opts::parse(args)?;
     tools::install_all()?;
     build_release()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async_main())
+    rt.block_on(async_main(opts))
 }
 
 async fn context(server: &Server) -> anyhow::Result<jetstream::Context> {
@@ -61,7 +120,12 @@ struct Consumed {
 }
 
 /// Drains stream `B0` with a new durable pull consumer, `BATCH` per fetch.
-async fn consume(server: &Server, name: &str, ack_all: bool) -> anyhow::Result<Consumed> {
+async fn consume(
+    server: &Server,
+    name: &str,
+    ack_all: bool,
+    total: usize,
+) -> anyhow::Result<Consumed> {
     let js = context(server).await?;
     let stream = js.get_stream("B0").await.context("get stream B0")?;
     let consumer = stream
@@ -82,7 +146,7 @@ async fn consume(server: &Server, name: &str, ack_all: bool) -> anyhow::Result<C
     let mut got = 0usize;
     let drain = async {
         let mut empty = 0;
-        while got < TOTAL {
+        while got < total {
             let mut batch = consumer
                 .fetch()
                 .max_messages(BATCH)
@@ -110,7 +174,7 @@ async fn consume(server: &Server, name: &str, ack_all: bool) -> anyhow::Result<C
             if n == 0 {
                 empty += 1;
                 if empty == 5 {
-                    bail!("five fetches in a row returned nothing after {got} of {TOTAL}");
+                    bail!("five fetches in a row returned nothing after {got} of {total}");
                 }
             } else {
                 empty = 0;
@@ -120,14 +184,14 @@ async fn consume(server: &Server, name: &str, ack_all: bool) -> anyhow::Result<C
     };
     match tokio::time::timeout(RUN_BUDGET, drain).await {
         Ok(result) => result?,
-        Err(_) => bail!("{got} of {TOTAL} consumed after {RUN_BUDGET:?}"),
+        Err(_) => bail!("{got} of {total} consumed after {RUN_BUDGET:?}"),
     }
     let elapsed = start.elapsed().as_secs_f64();
     let read = bucket_read_bytes(server) - read_before;
     let _ = stream.delete_consumer(name).await;
-    let bytes = (TOTAL * SIZE) as f64;
+    let bytes = (total * SIZE) as f64;
     Ok(Consumed {
-        msgs_per_sec: TOTAL as f64 / elapsed,
+        msgs_per_sec: total as f64 / elapsed,
         mb_per_sec: bytes / elapsed / 1e6,
         get_bytes_per_byte: read / bytes,
     })
@@ -215,38 +279,87 @@ async fn e2e_latency(server: &Server) -> anyhow::Result<(f64, f64)> {
     Ok((pct(0.50), pct(0.99)))
 }
 
-/// Fills stream `B0` with `TOTAL` × 1 KiB, then runs the four consume passes.
-async fn throughput_rows(server: &mut Server) -> Vec<(String, anyhow::Result<Consumed>)> {
+/// `--pause`: names the server's pid and gives a profiler time to attach.
+async fn pause(server: &Server, opts: &Opts, pass: &str) {
+    if opts.pause {
+        eprintln!(
+            "xtask: {} pid {} — {pass} starts in 5 s",
+            server.name,
+            server.child.id()
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Fills stream `B0` with the run's message count × 1 KiB, then runs the consume
+/// passes (cold and warm per ack mode).
+async fn throughput_rows(
+    server: &mut Server,
+    opts: &Opts,
+) -> Vec<(String, anyhow::Result<Consumed>)> {
     let mut rows = Vec::new();
-    if let Err(e) = publish_throughput(server, 1, SIZE, TOTAL, 4096).await {
+    let total = opts.total;
+    if let Err(e) = publish_throughput(server, 1, SIZE, total, 4096).await {
         rows.push(("fill".to_owned(), Err(e.context("publishing the data set"))));
         return rows;
     }
-    for (ack_all, ack) in [(false, "explicit ack"), (true, "ack all")] {
+    for &ack_all in &opts.ack_modes {
+        let ack = if ack_all { "ack all" } else { "explicit ack" };
         let restarted = server.restart().context("restart for a cold run");
         let cold = match restarted {
-            Ok(()) => consume(server, &format!("cold{}", u8::from(ack_all)), ack_all).await,
+            Ok(()) => {
+                pause(server, opts, "cold").await;
+                consume(
+                    server,
+                    &format!("cold{}", u8::from(ack_all)),
+                    ack_all,
+                    total,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         rows.push((format!("cold, {ack}"), cold));
-        let warm = consume(server, &format!("warm{}", u8::from(ack_all)), ack_all).await;
+        pause(server, opts, "warm").await;
+        let warm = consume(
+            server,
+            &format!("warm{}", u8::from(ack_all)),
+            ack_all,
+            total,
+        )
+        .await;
         rows.push((format!("warm, {ack}"), warm));
     }
     rows
 }
 
-async fn async_main() -> anyhow::Result<()> {
-    let mut nats = start_nats_server()?;
-    let mut inf = start_infinistream(250)?;
+async fn async_main(opts: Opts) -> anyhow::Result<()> {
+    let total = opts.total;
     println!(
-        "### Pull consume, {TOTAL} × 1 KiB, fetches of {BATCH} (cold = right after a server restart)\n"
+        "### Pull consume, {total} × 1 KiB, fetches of {BATCH} (cold = right after a server restart)\n"
     );
     println!(
         "| pass | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | InfiniStream bucket GET bytes per consumed byte |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let a = throughput_rows(&mut nats).await;
-    let b = throughput_rows(&mut inf).await;
+    let mut nats = if opts.nats {
+        Some(start_nats_server()?)
+    } else {
+        None
+    };
+    let a = match nats.as_mut() {
+        Some(server) => throughput_rows(server, &opts).await,
+        None => Vec::new(),
+    };
+    let mut inf = if opts.infinistream {
+        Some(start_infinistream(250)?)
+    } else {
+        None
+    };
+    let b = match inf.as_mut() {
+        Some(server) => throughput_rows(server, &opts).await,
+        None => Vec::new(),
+    };
     let show = |r: &anyhow::Result<Consumed>| match r {
         Ok(c) => format!("{:.0}", c.msgs_per_sec),
         Err(e) => format!("failed: {e:#}"),
@@ -270,6 +383,9 @@ async fn async_main() -> anyhow::Result<()> {
         }
     }
 
+    if !opts.latency {
+        return Ok(());
+    }
     println!("\n### Publish → delivery latency at 1,000 msg/s, 1 KiB, pull consumer\n");
     println!("| server | p50 ms | p99 ms |");
     println!("|---|---:|---:|");
@@ -277,10 +393,14 @@ async fn async_main() -> anyhow::Result<()> {
         (&nats, "nats-server (file)"),
         (&inf, "InfiniStream, 250 ms window"),
     ] {
+        let Some(server) = server else { continue };
         match e2e_latency(server).await {
             Ok((p50, p99)) => println!("| {label} | {p50:.2} | {p99:.2} |"),
             Err(e) => println!("| {label} | failed: {e:#} | |"),
         }
+    }
+    if !opts.infinistream {
+        return Ok(());
     }
     drop(inf);
     let inf50 = start_infinistream(50)?;
