@@ -98,7 +98,18 @@ pub async fn durable_before_restart(js: &jetstream::Context) {
 /// The state `durable_before_restart` left: ack floor 2, pending acks 3, 5, 6,
 /// delivered up to 6, 4 never delivered.
 pub async fn durable_state_unchanged(js: &jetstream::Context) {
-    let stream = js.get_stream(DURABLE_STREAM).await.expect("stream");
+    // After a restart the agent may answer before a control-plane leader is elected
+    // (503, 10008 "retry"): wait for the API to serve the stream, then check.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stream = loop {
+        match js.get_stream(DURABLE_STREAM).await {
+            Ok(stream) => break stream,
+            Err(e) if e.to_string().contains("10008") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("stream: {e:?}"),
+        }
+    };
     let i = stream.consumer_info(DURABLE).await.expect("consumer info");
     assert_eq!(i.ack_floor.stream_sequence, 2, "{i:?}");
     assert_eq!(i.ack_floor.consumer_sequence, 2, "{i:?}");
