@@ -1358,3 +1358,149 @@ async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::UNIX_EPOCH;
+
+    use async_trait::async_trait;
+    use infinistream_proto::domain::{Chunk, Limits, Record, Rollup};
+    use infinistream_types::MockClock;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{KeyValue, TxnOutcome};
+
+    /// A memory store whose next transaction can be held in flight and then failed.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: MemoryStore,
+        hold: AtomicBool,
+        fail: AtomicBool,
+        entered: Notify,
+        release: Notify,
+    }
+
+    #[async_trait]
+    impl MetaStore for Flaky {
+        async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn range(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> Result<Vec<KeyValue>, StoreError> {
+            self.inner.range(start, end, limit).await
+        }
+        async fn txn(
+            &self,
+            compares: Vec<Compare>,
+            ops: Vec<Op>,
+        ) -> Result<TxnOutcome, StoreError> {
+            if self.hold.swap(false, Ordering::SeqCst) {
+                self.entered.notify_one();
+                self.release.notified().await;
+            }
+            if self.fail.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("injected".into()));
+            }
+            self.inner.txn(compares, ops).await
+        }
+    }
+
+    fn batch(id: &str) -> CommitBatch {
+        CommitBatch {
+            batch_id: id.into(),
+            object_key: format!("obj-{id}"),
+            agent_id: "a".into(),
+            chunks: vec![Chunk {
+                stream: "S".into(),
+                chunk_index: 0,
+                byte_size: 10,
+                records: vec![Record {
+                    subject: "s.a".into(),
+                    size: 10,
+                    header_size: 0,
+                    timestamp_unix_nanos: 1,
+                    msg_id: None,
+                    expected_stream: None,
+                    expected_last_seq: None,
+                    expected_last_subject_seq: None,
+                    expected_last_subject_seq_subject: None,
+                    expected_last_msg_id: None,
+                    rollup: Rollup::None,
+                    ttl_seconds: None,
+                }],
+            }],
+        }
+    }
+
+    fn first_seq(r: &v1::CommitBatchResponse) -> Option<u64> {
+        match r.chunks.first()?.records.first()?.result {
+            Some(v1::record_result::Result::Seq(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write
+    /// fails: round 2 must fail too (its sequence built on round 1's), nothing is
+    /// acked, and the next commits reuse no durable sequence.
+    #[tokio::test]
+    async fn a_failed_round_fails_the_round_pipelined_behind_it() {
+        let store = Arc::new(Flaky::default());
+        let clock = Arc::new(MockClock::new(
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ));
+        let opts = Options {
+            retention_interval: None,
+            ..Options::default()
+        };
+        let engine = Engine::start(store.clone(), clock, opts).await.unwrap();
+        let spec = StreamSpec {
+            name: "S".into(),
+            config_json: b"{}".to_vec(),
+            limits: Limits {
+                subjects: vec!["s.>".into()],
+                duplicate_window_nanos: 120_000_000_000,
+                ..Default::default()
+            },
+        };
+        assert!(
+            engine
+                .create_stream("g", spec)
+                .await
+                .unwrap()
+                .error
+                .is_none()
+        );
+
+        store.hold.store(true, Ordering::SeqCst);
+        store.fail.store(true, Ordering::SeqCst);
+        let e = engine.clone();
+        let a = tokio::spawn(async move { e.commit("g", batch("A")).await });
+        store.entered.notified().await;
+        // Round 1 is in flight; round 2 is applied in memory and waits its turn
+        // holding the state lock.
+        let e = engine.clone();
+        let b = tokio::spawn(async move { e.commit("g", batch("B")).await });
+        while engine.state.try_lock().is_ok() {
+            tokio::task::yield_now().await;
+        }
+        store.release.notify_one();
+        assert!(a.await.unwrap().is_err(), "round 1 failed");
+        assert!(b.await.unwrap().is_err(), "round 2 built on round 1");
+
+        let c = engine.commit("g", batch("C")).await.unwrap();
+        assert_eq!(first_seq(&c), Some(1), "nothing of A or B is durable");
+        let a = engine.commit("g", batch("A")).await.unwrap();
+        assert!(!a.replayed);
+        assert_eq!(first_seq(&a), Some(2));
+        let info = engine.stream_info("g", "S", false).await.unwrap();
+        assert_eq!(info.state.unwrap().last_seq, 2);
+    }
+}
