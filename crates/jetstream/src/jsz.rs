@@ -44,7 +44,11 @@ impl JszSource {
         let mut totals = Totals::default();
         let mut details = Vec::new();
         for resp in &listed {
-            let info = convert::stream_info(resp, now)?;
+            let mut info = convert::stream_info(resp, now)?;
+            // The control plane's stream list leaves `consumer_count` at 0 (only its
+            // STREAM.INFO answer counts them), so count them from the consumer list.
+            let consumers = self.consumers(&info.config.name, opts.config, now).await?;
+            info.state.consumers = consumers.len() as u64;
             totals.streams += 1;
             totals.consumers += info.state.consumers;
             totals.messages += info.state.msgs;
@@ -57,7 +61,7 @@ impl JszSource {
                 continue;
             }
             let consumer_detail = if opts.consumers {
-                self.consumers(&info.config.name, opts.config, now).await?
+                consumers
             } else {
                 Vec::new()
             };
