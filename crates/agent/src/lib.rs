@@ -15,6 +15,7 @@
 pub mod control_plane;
 mod embedded;
 mod jobs;
+mod jsz;
 mod routing;
 mod zone_cache;
 
@@ -249,6 +250,7 @@ impl AgentHandle {
                 routing::ProduceRefusal::new(broker.clone(), catalog.clone()).run(shutdown.clone()),
             );
         }
+        let jsz_source = api.jsz_source();
         let api = api.subscribe()?;
         supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
 
@@ -305,7 +307,8 @@ impl AgentHandle {
 
         let render = metrics.clone();
         let router =
-            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()));
+            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()))
+                .merge(jsz::router(jsz_source));
         let http_shutdown = shutdown.clone();
         supervisor.spawn("monitoring", async move {
             axum::serve(http_listener, router)

@@ -1,0 +1,357 @@
+//! `GET /jsz` on the monitoring port, against the JetStream API's own answers.
+//!
+//! A standalone control plane, an agent running the proxy roles (clients talk to it)
+//! and a jobs-only agent (no client API traffic). Streams, consumers and messages are
+//! made with unmodified async-nats; every `/jsz` number must equal what STREAM.INFO /
+//! CONSUMER.INFO / `$JS.API.INFO` say, and the API counters must count exactly the
+//! requests made.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap (rules)
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use infinistream_testkit::process::{ChildProcess, addr_in};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const READY: Duration = Duration::from_secs(60);
+/// Bound for "this should happen"; never a timing assertion.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+struct Agent {
+    _child: ChildProcess,
+    client: SocketAddr,
+    http: SocketAddr,
+}
+
+fn start_agent(dir: &std::path::Path, remote: &str, bucket: &str, roles: &str) -> Agent {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cmd.args([
+        "agent",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "0",
+        "--roles",
+        roles,
+        "--control-plane",
+        remote,
+        "--bucket",
+        bucket,
+    ])
+    .arg("--data-dir")
+    .arg(dir)
+    .env("RUST_LOG", "info")
+    .env("INFINISTREAM_GROUP_ID", "team")
+    .env("INFINISTREAM_GROUP_KEY", "s3cret");
+    let mut child = ChildProcess::spawn(cmd).unwrap();
+    let line = child
+        .wait_for_line("listening for NATS clients", READY)
+        .unwrap();
+    let client = addr_in(&line).unwrap();
+    let line = child.wait_for_line("monitoring on", READY).unwrap();
+    let http = addr_in(&line).unwrap();
+    Agent {
+        _child: child,
+        client,
+        http,
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn jsz(addr: SocketAddr, query: &str) -> Value {
+    let (status, body) = http_get(addr, &format!("/jsz{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// One `$JS.API` request; counts it in `sent`.
+async fn api(client: &async_nats::Client, sent: &mut u64, subject: &str, body: Value) -> Value {
+    *sent += 1;
+    let reply = client
+        .request(
+            format!("$JS.API.{subject}"),
+            Bytes::from(serde_json::to_vec(&body).unwrap()),
+        )
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test]
+async fn cluster_jsz_matches_stream_and_consumer_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let port = infinistream_testkit::tools::free_port().unwrap();
+    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
+    cp_cmd
+        .args([
+            "control-plane",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-m",
+            "0",
+        ])
+        .arg("--store")
+        .arg(format!("embedded:{}", dir.path().join("cp").display()))
+        .env("INFINISTREAM_GROUP_ID", "team")
+        .env("INFINISTREAM_GROUP_KEY", "s3cret")
+        .env("RUST_LOG", "info");
+    let mut cp = ChildProcess::spawn(cp_cmd).unwrap();
+    cp.wait_for_line("control plane serving", READY).unwrap();
+    let remote = format!("http://127.0.0.1:{port}");
+    let bucket_url = format!("file://{}", bucket.display());
+    let proxy = start_agent(&dir.path().join("p"), &remote, &bucket_url, "proxy");
+    let jobs = start_agent(&dir.path().join("j"), &remote, &bucket_url, "jobs");
+
+    // Before anything: no streams, this agent's API counters as they are.
+    let empty = jsz(proxy.http, "").await;
+    assert_eq!(empty["streams"], 0);
+    assert_eq!(empty["messages"], 0);
+    assert_eq!(empty["accounts"], 1);
+    assert_eq!(empty["total"], 1);
+    assert!(empty.get("account_details").is_none());
+    let base_total = empty["api"]["total"].as_u64().unwrap();
+    let base_errors = empty["api"]["errors"].as_u64().unwrap();
+
+    let client = async_nats::connect(format!("nats://{}", proxy.client))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut sent = 0u64;
+    let created = api(
+        &client,
+        &mut sent,
+        "STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "max_bytes": 1_000_000}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let created = api(
+        &client,
+        &mut sent,
+        "STREAM.CREATE.EVENTS",
+        json!({"name": "EVENTS", "subjects": ["events.>"]}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    for i in 0..5u32 {
+        js.publish(format!("orders.{i}"), format!("order-{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    for i in 0..3u32 {
+        js.publish(format!("events.{}", i % 2), "x".repeat(100).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    for (stream, name) in [("ORDERS", "C1"), ("ORDERS", "C2"), ("EVENTS", "E1")] {
+        let created = api(
+            &client,
+            &mut sent,
+            &format!("CONSUMER.CREATE.{stream}.{name}"),
+            json!({"stream_name": stream, "config": {"durable_name": name, "ack_policy": "explicit"}}),
+        )
+        .await;
+        assert!(created.get("error").is_none(), "{created}");
+    }
+
+    // Give C1 some state: two deliveries (one pull request), one confirmed ack.
+    let inbox = client.new_inbox();
+    let mut deliveries = client.subscribe(inbox.clone()).await.unwrap();
+    sent += 1;
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.ORDERS.C1",
+            inbox,
+            Bytes::from_static(br#"{"batch":2,"expires":10000000000}"#),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let msg = tokio::time::timeout(EVENTUALLY, deliveries.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if msg.reply.is_some() && !msg.payload.is_empty() {
+            got.push(msg);
+        }
+    }
+    client
+        .request(got[0].reply.clone().unwrap(), Bytes::from_static(b"+ACK"))
+        .await
+        .unwrap();
+
+    // One provoked error.
+    let missing = api(&client, &mut sent, "STREAM.INFO.NOPE", json!({})).await;
+    assert_eq!(missing["error"]["err_code"], 10059);
+
+    // The JetStream API's own view.
+    let orders = api(&client, &mut sent, "STREAM.INFO.ORDERS", json!({})).await;
+    let events = api(&client, &mut sent, "STREAM.INFO.EVENTS", json!({})).await;
+    let mut consumer_infos = Vec::new();
+    for (stream, name) in [("ORDERS", "C1"), ("ORDERS", "C2"), ("EVENTS", "E1")] {
+        consumer_infos.push(
+            api(
+                &client,
+                &mut sent,
+                &format!("CONSUMER.INFO.{stream}.{name}"),
+                json!({}),
+            )
+            .await,
+        );
+    }
+    assert_eq!(consumer_infos[0]["num_ack_pending"], 1);
+    assert_eq!(consumer_infos[0]["delivered"]["stream_seq"], 2);
+    let account = api(&client, &mut sent, "INFO", json!({})).await;
+    let messages = orders["state"]["messages"].as_u64().unwrap()
+        + events["state"]["messages"].as_u64().unwrap();
+    let bytes =
+        orders["state"]["bytes"].as_u64().unwrap() + events["state"]["bytes"].as_u64().unwrap();
+    assert_eq!(messages, 8);
+
+    // Top level: exact totals on both agents; this agent's counters count our requests.
+    for (agent, counts_requests) in [(&proxy, true), (&jobs, false)] {
+        let doc = jsz(agent.http, "").await;
+        assert_eq!(doc["streams"], 2, "{doc}");
+        assert_eq!(doc["consumers"], 3);
+        assert_eq!(doc["messages"], messages);
+        assert_eq!(doc["bytes"], bytes);
+        assert_eq!(doc["storage"], bytes);
+        assert_eq!(doc["storage"], account["storage"]);
+        assert_eq!(doc["memory"], 0);
+        assert_eq!(doc["reserved_storage"], 1_000_000);
+        assert_eq!(doc["config"]["sync_always"], true);
+        assert!(doc.get("account_details").is_none());
+        if counts_requests {
+            assert_eq!(doc["api"]["total"], base_total + sent, "{doc}");
+            assert_eq!(doc["api"]["errors"], base_errors + 1, "{doc}");
+            assert_eq!(account["api"]["total"], base_total + sent);
+        }
+    }
+
+    // Details without configs: stream state and consumer state as the API reports them.
+    let doc = jsz(proxy.http, "?streams=true&consumers=true").await;
+    let acc = &doc["account_details"][0];
+    assert_eq!(acc["name"], "$G");
+    assert_eq!(acc["id"], "$G");
+    assert_eq!(acc["storage"], bytes);
+    assert_eq!(acc["api"]["total"], doc["api"]["total"]);
+    let details = acc["stream_detail"].as_array().unwrap();
+    let names: Vec<&str> = details
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["EVENTS", "ORDERS"]);
+    for (detail, info) in details.iter().zip([&events, &orders]) {
+        assert_eq!(detail["state"], info["state"]);
+        assert_eq!(detail["created"], info["created"]);
+        assert_eq!(detail["cluster"], info["cluster"]);
+        assert!(detail.get("config").is_none());
+    }
+    let detail_consumers: Vec<&Value> = details
+        .iter()
+        .flat_map(|d| d["consumer_detail"].as_array().unwrap())
+        .collect();
+    assert_eq!(detail_consumers.len(), 3);
+    for info in &consumer_infos {
+        let found = detail_consumers
+            .iter()
+            .find(|c| c["name"] == info["name"] && c["stream_name"] == info["stream_name"])
+            .unwrap();
+        for key in [
+            "created",
+            "delivered",
+            "ack_floor",
+            "num_ack_pending",
+            "num_redelivered",
+            "num_pending",
+        ] {
+            assert_eq!(found[key], info[key], "{key} of {}", info["name"]);
+        }
+        assert!(found.get("config").is_none());
+    }
+
+    // config=true adds the configs STREAM.INFO / CONSUMER.INFO report.
+    let doc = jsz(proxy.http, "?consumers=1&config=true").await;
+    let details = doc["account_details"][0]["stream_detail"]
+        .as_array()
+        .unwrap();
+    for (detail, info) in details.iter().zip([&events, &orders]) {
+        assert_eq!(detail["config"], info["config"]);
+    }
+    let orders_consumers = details[1]["consumer_detail"].as_array().unwrap();
+    assert_eq!(orders_consumers[0]["config"], consumer_infos[0]["config"]);
+    assert_eq!(orders_consumers[1]["config"], consumer_infos[1]["config"]);
+
+    // Query options as nats-server reads them.
+    let doc = jsz(proxy.http, "?acc=%24G").await;
+    assert_eq!(doc["account_details"][0]["name"], "$G");
+    assert!(doc["account_details"][0].get("stream_detail").is_none());
+    assert!(
+        jsz(proxy.http, "?acc=OTHER")
+            .await
+            .get("account_details")
+            .is_none()
+    );
+    assert!(
+        jsz(proxy.http, "?accounts=true&offset=1")
+            .await
+            .get("account_details")
+            .is_none()
+    );
+    let doc = jsz(proxy.http, "?streams=true").await;
+    assert!(
+        doc["account_details"][0]["stream_detail"][0]
+            .get("consumer_detail")
+            .is_none()
+    );
+    let doc = jsz(jobs.http, "?raft=true").await;
+    assert_eq!(doc["streams_leader"], 2);
+    assert_eq!(doc["consumers_leader"], 3);
+    let (status, body) = http_get(proxy.http, "/jsz?streams=maybe").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("'streams'"), "{body}");
+    let (status, _) = http_get(proxy.http, "/jsz?limit=abc").await;
+    assert_eq!(status, 400);
+
+    // The jobs-only agent lists the same details from the control plane.
+    let doc = jsz(jobs.http, "?consumers=true").await;
+    let details = doc["account_details"][0]["stream_detail"]
+        .as_array()
+        .unwrap();
+    assert_eq!(details[1]["state"], orders["state"]);
+    assert_eq!(
+        details[1]["consumer_detail"][0]["num_ack_pending"],
+        consumer_infos[0]["num_ack_pending"]
+    );
+}
