@@ -360,6 +360,7 @@ async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &mut v1::ClaimResponse) 
         .count() as u64;
     let mut out = Vec::with_capacity(resp.deliveries.len());
     let mut failed = Vec::new();
+    let ack_prefix = ack_prefix(rt);
     let seqs: Vec<u64> = resp.deliveries.iter().map(|d| d.stream_seq).collect();
     // The claim brought the index entries of its messages (no index read here) and
     // of the next ones: those start loading now, while this claim is delivered.
@@ -390,19 +391,7 @@ async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &mut v1::ClaimResponse) 
                 continue;
             }
         };
-        let ack = AckSubject {
-            domain: None,
-            account_hash: None,
-            stream: rt.stream.clone(),
-            consumer: rt.name.clone(),
-            delivered: d.delivery_count,
-            stream_seq: d.stream_seq,
-            consumer_seq: d.consumer_seq,
-            timestamp_nanos: msg.timestamp,
-            pending,
-            token: None,
-        }
-        .to_string();
+        let ack = ack_subject(&ack_prefix, d, msg.timestamp, pending);
         let (headers, payload) = if rt.config.headers_only {
             (
                 Some(with_header(
@@ -429,6 +418,41 @@ async fn load(engine: &Arc<Engine>, rt: &Runtime, resp: &mut v1::ClaimResponse) 
     }
     release(engine, rt, failed);
     out
+}
+
+/// `$JS.ACK.<stream>.<consumer>.`: what every ack subject of `rt` starts with.
+fn ack_prefix(rt: &Runtime) -> String {
+    let mut prefix = AckSubject {
+        domain: None,
+        account_hash: None,
+        stream: rt.stream.clone(),
+        consumer: rt.name.clone(),
+        delivered: 0,
+        stream_seq: 0,
+        consumer_seq: 0,
+        timestamp_nanos: 0,
+        pending: 0,
+        token: None,
+    }
+    .to_string();
+    // Drop the five zero fields ("0.0.0.0.0"), keep the dot before them.
+    prefix.truncate(prefix.len() - "0.0.0.0.0".len());
+    prefix
+}
+
+/// The ack subject of delivery `d` ([`AckSubject`]'s form without domain or account
+/// hash), built on the consumer's prefix: no per-message copies of the stream and
+/// consumer names.
+fn ack_subject(prefix: &str, d: &v1::Delivery, timestamp: i64, pending: u64) -> String {
+    use std::fmt::Write as _;
+    let mut ack = String::with_capacity(prefix.len() + 64);
+    ack.push_str(prefix);
+    let _ = write!(
+        ack,
+        "{}.{}.{}.{}.{}",
+        d.delivery_count, d.stream_seq, d.consumer_seq, timestamp, pending
+    );
+    ack
 }
 
 /// Appends one header to a raw header block (or starts one).
@@ -757,5 +781,43 @@ pub(crate) async fn push_scanner(engine: Arc<Engine>) {
                 engine.install(&stream, &name, c.config, c.created_unix_nanos);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subjects_match_the_protocol_form() {
+        let rt = Runtime::new(
+            "ORDERS",
+            "C-1",
+            ConsumerConfig::default(),
+            0,
+            CancellationToken::new(),
+        );
+        let d = v1::Delivery {
+            stream_seq: 42,
+            consumer_seq: 7,
+            delivery_count: 2,
+            deadline_unix_nanos: 0,
+        };
+        let expected = AckSubject {
+            domain: None,
+            account_hash: None,
+            stream: "ORDERS".into(),
+            consumer: "C-1".into(),
+            delivered: 2,
+            stream_seq: 42,
+            consumer_seq: 7,
+            timestamp_nanos: 1_700_000_000_123_456_789,
+            pending: 10,
+            token: None,
+        }
+        .to_string();
+        let got = ack_subject(&ack_prefix(&rt), &d, 1_700_000_000_123_456_789, 10);
+        assert_eq!(got, expected);
+        assert_eq!(got, "$JS.ACK.ORDERS.C-1.2.42.7.1700000000123456789.10");
     }
 }
