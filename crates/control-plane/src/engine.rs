@@ -735,8 +735,8 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         Ok(g.streams
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(_, s)| {
                 filter.is_empty()
                     || s.spec
                         .limits
@@ -744,7 +744,7 @@ impl Engine {
                         .iter()
                         .any(|x| subject::overlap(x, filter))
             })
-            .map(|s| info_of(s, false))
+            .map(|(name, _)| g.stream_info(name, false))
             .collect())
     }
 

@@ -1329,6 +1329,22 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
     assert_eq!(gone.error.unwrap().err_code, 10014);
 }
 
+/// S's consumer count, as STREAM.INFO reports it; asserts that the stream list
+/// (STREAM.LIST, `$JS.API.INFO`) reports the same.
 async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
-    info(c, "S").await.state.unwrap().consumer_count
+    let count = info(c, "S").await.state.unwrap().consumer_count;
+    let list = c
+        .streams
+        .list_streams(v1::ListStreamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = list
+        .streams
+        .iter()
+        .find(|s| s.config.as_ref().is_some_and(|c| c.name == "S"))
+        .and_then(|s| s.state.as_ref())
+        .map(|st| st.consumer_count);
+    assert_eq!(listed, Some(count), "the stream list agrees with STREAM.INFO");
+    count
 }
