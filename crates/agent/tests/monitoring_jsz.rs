@@ -18,6 +18,10 @@ use infinistream_testkit::process::{ChildProcess, addr_in};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// `/jsz?streams=true&consumers=true&config=true&raft=true` of nats-server 2.15.1.
+const NATS_SERVER_JSZ: &str =
+    include_str!("../../protocol/tests/jsapi_golden/jsz_nats_server_2_15_1.txt");
+
 const READY: Duration = Duration::from_secs(60);
 /// Bound for "this should happen"; never a timing assertion.
 const EVENTUALLY: Duration = Duration::from_secs(30);
@@ -86,6 +90,25 @@ async fn jsz(addr: SocketAddr, query: &str) -> Value {
     let (status, body) = http_get(addr, &format!("/jsz{query}")).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
+}
+
+/// Every key path in `v` (`account_details.stream_detail.state.messages`).
+fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| key_paths(i, prefix, out)),
+        _ => {}
+    }
 }
 
 /// One `$JS.API` request; counts it in `sent`.
@@ -312,6 +335,57 @@ async fn cluster_jsz_matches_stream_and_consumer_info() {
     let orders_consumers = details[1]["consumer_detail"].as_array().unwrap();
     assert_eq!(orders_consumers[0]["config"], consumer_infos[0]["config"]);
     assert_eq!(orders_consumers[1]["config"], consumer_infos[1]["config"]);
+
+    // The same keys as nats-server's document for the same options.
+    let ours = jsz(
+        proxy.http,
+        "?streams=true&consumers=true&config=true&raft=true",
+    )
+    .await;
+    let theirs: Value = serde_json::from_str(
+        &NATS_SERVER_JSZ
+            .lines()
+            .filter(|l| !l.starts_with("//"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let (mut ours_keys, mut theirs_keys) = (Default::default(), Default::default());
+    key_paths(&ours, "", &mut ours_keys);
+    key_paths(&theirs, "", &mut theirs_keys);
+    let missing: Vec<&String> = theirs_keys.difference(&ours_keys).collect();
+    let extra: Vec<&String> = ours_keys.difference(&theirs_keys).collect();
+    // Left out on purpose: no local store dir or fsync interval, no strict mode or
+    // default consumer limit configured. The `_nats.req.level` metadata is what the
+    // stream/consumer create path stores (compared with STREAM.INFO above), not /jsz's.
+    let allowed_missing = [
+        "config.store_dir",
+        "config.strict",
+        "config.sync_interval",
+        "limits.default_max_consumers",
+        "account_details.stream_detail.config.metadata",
+        "account_details.stream_detail.config.metadata._nats.req.level",
+        "account_details.stream_detail.consumer_detail.config.metadata",
+        "account_details.stream_detail.consumer_detail.config.metadata._nats.req.level",
+    ];
+    // sync_always instead of sync_interval; last_active because C1 has deliveries
+    // (nats-server prints it too once a consumer delivered, the capture had none).
+    let allowed_extra = [
+        "config.sync_always",
+        "account_details.stream_detail.consumer_detail.delivered.last_active",
+        "account_details.stream_detail.consumer_detail.ack_floor.last_active",
+    ];
+    for key in &missing {
+        assert!(
+            allowed_missing.contains(&key.as_str()),
+            "missing {key}: {missing:?}"
+        );
+    }
+    for key in &extra {
+        assert!(
+            allowed_extra.contains(&key.as_str()),
+            "extra {key}: {extra:?}"
+        );
+    }
 
     // Query options as nats-server reads them.
     let doc = jsz(proxy.http, "?acc=%24G").await;
