@@ -44,11 +44,7 @@ impl JszSource {
         let mut totals = Totals::default();
         let mut details = Vec::new();
         for resp in &listed {
-            let mut info = convert::stream_info(resp, now)?;
-            // The control plane's stream list leaves `consumer_count` at 0 (only its
-            // STREAM.INFO answer counts them), so count them from the consumer list.
-            let consumers = self.consumers(&info.config.name, opts.config, now).await?;
-            info.state.consumers = consumers.len() as u64;
+            let info = convert::stream_info(resp, now)?;
             totals.streams += 1;
             totals.consumers += info.state.consumers;
             totals.messages += info.state.msgs;
@@ -61,7 +57,7 @@ impl JszSource {
                 continue;
             }
             let consumer_detail = if opts.consumers {
-                consumers
+                self.consumers(&info.config.name, opts.config, now).await?
             } else {
                 Vec::new()
             };
