@@ -766,27 +766,69 @@ impl Engine {
         rx.await.map_err(|_| CpError::ShuttingDown)?
     }
 
-    /// Forms one writer round: applies every queued batch in memory and takes what
-    /// changed, in line for the store behind the round being written.
-    async fn apply_round(&self, cmds: Vec<CommitCmd>) -> RoundWrite {
+    /// Forms one writer round: applies `first` and every batch queued after it in
+    /// memory, and goes on applying batches as they arrive until the round before is
+    /// written (or this round is full), so a round folds everything that queued
+    /// during the previous write, as without pipelining, but is applied already when
+    /// that write returns. Then takes what changed, first in line for the store. The
+    /// state lock is held throughout: nobody sees the undurable changes.
+    async fn apply_round(
+        &self,
+        first: CommitCmd,
+        rx: &mut mpsc::Receiver<CommitCmd>,
+        held: &mut Option<CommitCmd>,
+    ) -> RoundWrite {
         let mut st = self.state.lock().await;
-        let now = self.now();
-        let ttl = nanos(self.opts.batch_answer_ttl);
-        let expire_cap = round::expire_cap(&self.store.txn_limits());
-        let mut answered = Vec::with_capacity(cmds.len());
+        let limits = self.store.txn_limits();
+        let mut budget = round::Budget::new(&limits);
+        budget.take(&first.batch);
+        let mut count = 1;
+        let mut answered = Vec::new();
         let mut groups = BTreeSet::new();
-        for cmd in cmds {
-            match self.cached_group(&mut st, &cmd.group).await {
-                Ok(g) => {
-                    let resp = g.commit(&cmd.batch, now, ttl, expire_cap);
-                    groups.insert(cmd.group.clone());
-                    answered.push((cmd.reply, resp));
+        self.apply_one(&mut st, first, &limits, &mut answered, &mut groups)
+            .await;
+        let max = self.opts.max_batches_per_txn;
+        let mut open = true;
+        // Take what is queued now.
+        while open && count < max {
+            match rx.try_recv() {
+                Ok(c) if budget.take(&c.batch) => {
+                    count += 1;
+                    self.apply_one(&mut st, c, &limits, &mut answered, &mut groups)
+                        .await;
                 }
-                Err(e) => {
-                    let _ = cmd.reply.send(Err(e));
+                Ok(c) => {
+                    *held = Some(c);
+                    open = false;
                 }
+                Err(_) => break,
             }
         }
+        // Then what arrives until the write in flight returns.
+        let order = self.order.clone().lock_owned();
+        tokio::pin!(order);
+        let guard = loop {
+            if !open || count >= max {
+                break order.await;
+            }
+            tokio::select! {
+                biased;
+                guard = &mut order => break guard,
+                cmd = rx.recv() => match cmd {
+                    Some(c) if budget.take(&c.batch) => {
+                        count += 1;
+                        self.apply_one(&mut st, c, &limits, &mut answered, &mut groups)
+                            .await;
+                    }
+                    Some(c) => {
+                        *held = Some(c);
+                        open = false;
+                    }
+                    None => open = false,
+                },
+            }
+        };
+        let now = self.now();
         let mut ops = Vec::new();
         let mut events = Vec::new();
         for name in &groups {
@@ -795,14 +837,37 @@ impl Engine {
                 events.push((name.clone(), std::mem::take(&mut g.events)));
             }
         }
-        // In line behind the write in flight, before anyone else can change the cache.
-        let order = self.order.clone().lock_owned().await;
         RoundWrite {
             epoch: st.epoch,
             ops,
             answered,
             events,
-            _order: order,
+            _order: guard,
+        }
+    }
+
+    /// Applies one batch to the cached group (answered later, or now on error).
+    async fn apply_one(
+        &self,
+        st: &mut State,
+        cmd: CommitCmd,
+        limits: &crate::store::TxnLimits,
+        answered: &mut Vec<(CommitReply, Arc<v1::CommitBatchResponse>)>,
+        groups: &mut BTreeSet<String>,
+    ) {
+        let now = self.now();
+        let ttl = nanos(self.opts.batch_answer_ttl);
+        match self.cached_group(st, &cmd.group).await {
+            Ok(g) => {
+                let resp = g.commit(&cmd.batch, now, ttl, round::expire_cap(limits));
+                if !groups.contains(&cmd.group) {
+                    groups.insert(cmd.group.clone());
+                }
+                answered.push((cmd.reply, resp));
+            }
+            Err(e) => {
+                let _ = cmd.reply.send(Err(e));
+            }
         }
     }
 
@@ -1322,22 +1387,9 @@ async fn writer(engine: std::sync::Weak<Engine>, mut rx: mpsc::Receiver<CommitCm
             let _ = first.reply.send(Err(CpError::ShuttingDown));
             break;
         };
-        let mut budget = round::Budget::new(&engine.store.txn_limits());
-        budget.take(&first.batch);
-        let mut cmds = vec![first];
-        while cmds.len() < engine.opts.max_batches_per_txn {
-            match rx.try_recv() {
-                Ok(c) if budget.take(&c.batch) => cmds.push(c),
-                Ok(c) => {
-                    held = Some(c);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        // Apply this round now (the previous one may still be writing), then write it
-        // in its own task and go on with the next round.
-        let round = engine.apply_round(cmds).await;
+        // Apply this round (while the previous one may still be writing), then write
+        // it in its own task and go on with the next round.
+        let round = engine.apply_round(first, &mut rx, &mut held).await;
         let writer = engine.clone();
         tokio::spawn(async move { writer.write_round(round).await });
     }
@@ -1484,11 +1536,20 @@ mod tests {
         let e = engine.clone();
         let a = tokio::spawn(async move { e.commit("g", batch("A")).await });
         store.entered.notified().await;
-        // Round 1 is in flight; round 2 is applied in memory and waits its turn
-        // holding the state lock.
-        let e = engine.clone();
-        let b = tokio::spawn(async move { e.commit("g", batch("B")).await });
-        while engine.state.try_lock().is_ok() {
+        // Round 1 is in flight; B is taken into round 2 (applied in memory) while the
+        // writer waits for round 1's write. The test runtime has one thread, so once
+        // the writer has taken B off the queue it has applied it.
+        let (reply, b) = oneshot::channel();
+        engine
+            .commit_tx
+            .send(CommitCmd {
+                group: "g".into(),
+                batch: batch("B"),
+                reply,
+            })
+            .await
+            .unwrap();
+        while engine.commit_tx.capacity() < engine.commit_tx.max_capacity() {
             tokio::task::yield_now().await;
         }
         store.release.notify_one();
