@@ -6,64 +6,23 @@
 #![allow(deprecated)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::Command;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, context::Publish, stream};
-use infinistream_testkit::process::{ChildProcess, addr_in};
+use async_nats::jetstream::{context::Publish, stream};
 
 #[path = "scenarios/cluster.rs"]
 mod cluster;
 
-const READY: Duration = Duration::from_secs(60);
-
-fn agent_cmd(data_dir: &std::path::Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args([
-        "agent",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "-m",
-        "0",
-        "--batch-write",
-        "50",
-    ])
-    .arg("--data-dir")
-    .arg(data_dir)
-    .args(extra)
-    .env("RUST_LOG", "info")
-    .env_remove("INFINISTREAM_CONTROL_PLANE");
-    cmd
-}
-
-fn start(cmd: Command) -> (ChildProcess, SocketAddr) {
-    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
-    let line = child
-        .wait_for_line("listening for NATS clients", READY)
-        .expect("agent ready");
-    let addr = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
-    (child, addr)
-}
-
-async fn context(addr: SocketAddr) -> jetstream::Context {
-    let client = async_nats::connect(format!("nats://{addr}"))
-        .await
-        .expect("connect");
-    let mut js = jetstream::new(client);
-    js.set_timeout(Duration::from_secs(20));
-    js
-}
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{agent_cmd, context, remote_agent_cmd, start_agent};
 
 const STREAMS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_kill9_loses_no_acked_message() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut agent, addr) = start(agent_cmd(dir.path(), &[]));
-    let js = context(addr).await;
+    let mut agent = start_agent(agent_cmd(dir.path(), &[]));
+    let js = context(agent.client).await;
     for i in 0..STREAMS {
         js.create_stream(stream::Config {
             name: format!("D{i}"),
@@ -120,12 +79,12 @@ async fn e2e_kill9_loses_no_acked_message() {
             .expect("publish sent"),
         );
     }
-    agent.kill().expect("kill -9");
+    agent.child.kill().expect("kill -9");
     drop(in_flight);
 
     // A new agent over the same data serves at once.
-    let (_agent2, addr2) = start(agent_cmd(dir.path(), &[]));
-    let js = context(addr2).await;
+    let agent2 = start_agent(agent_cmd(dir.path(), &[]));
+    let js = context(agent2.client).await;
 
     // Every acked message is there at its sequence: per stream, the acked sequences
     // are distinct and no higher than the stream's last sequence, and the stream has
@@ -193,52 +152,19 @@ async fn e2e_kill9_loses_no_acked_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cluster_dedupe_across_two_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).expect("bucket dir");
-    let port = infinistream_testkit::tools::free_port().expect("port");
-    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cp_cmd
-        .args([
-            "control-plane",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "-m",
-            "0",
-        ])
-        .arg("--store")
-        .arg(format!("embedded:{}", dir.path().join("cp").display()))
-        .env("INFINISTREAM_GROUP_ID", "team")
-        .env("INFINISTREAM_GROUP_KEY", "s3cret")
-        .env("RUST_LOG", "info");
-    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
-    cp.wait_for_line("control plane serving", READY)
-        .expect("control plane ready");
-
-    let remote = format!("http://127.0.0.1:{port}");
-    let bucket_url = format!("file://{}", bucket.display());
-    let agent = |name: &str| {
-        let mut cmd = agent_cmd(
-            &dir.path().join(name),
-            &["--control-plane", &remote, "--bucket", &bucket_url],
-        );
-        cmd.env("INFINISTREAM_GROUP_ID", "team")
-            .env("INFINISTREAM_GROUP_KEY", "s3cret");
-        start(cmd)
-    };
-    let (_a, addr_a) = agent("a");
-    let (_b, addr_b) = agent("b");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent =
+        |name: &str| start_agent(remote_agent_cmd(&dir.path().join(name), &cp, &bucket, &[]));
+    let (a, b) = (agent("a"), agent("b"));
+    let (addr_a, addr_b) = (a.client, b.client);
     let js_a = context(addr_a).await;
     let js_b = context(addr_b).await;
 
     cluster::dedupe_across_two_agents(&js_a, &js_b).await;
 
     // A wrong group key is refused at startup with a clear message.
-    let mut bad = agent_cmd(
-        &dir.path().join("c"),
-        &["--control-plane", &remote, "--bucket", &bucket_url],
-    );
-    bad.env("INFINISTREAM_GROUP_ID", "team")
-        .env("INFINISTREAM_GROUP_KEY", "wrong");
+    let mut bad = remote_agent_cmd(&dir.path().join("c"), &cp, &bucket, &[]);
+    bad.env("INFINISTREAM_GROUP_KEY", "wrong");
     let output = bad.output().expect("run agent with a wrong key");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

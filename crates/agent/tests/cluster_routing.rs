@@ -4,101 +4,42 @@
 //! lame-duck redirect of an agent that does not run the role their name asks for.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use bytes::BytesMut;
 use futures::StreamExt;
 use infinistream_protocol::{Info, ServerOp, ServerParser};
-use infinistream_testkit::process::{ChildProcess, addr_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-const READY: Duration = Duration::from_secs(60);
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{Agent, ControlPlane, agent_cmd, http_get, remote_agent_cmd, start_agent};
+
 /// Bound for "this should happen"; never a timing assertion.
 const EVENTUALLY: Duration = Duration::from_secs(60);
 
-struct Agent {
-    _child: ChildProcess,
-    client: SocketAddr,
-    http: SocketAddr,
-}
-
 struct Cluster {
     _dir: tempfile::TempDir,
-    _cp: ChildProcess,
+    _cp: ControlPlane,
     produce: Agent,
     consume: Agent,
 }
 
-fn start_agent(dir: &std::path::Path, remote: &str, bucket: &str, roles: &str) -> Agent {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args([
-        "agent",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "-m",
-        "0",
-        "--batch-write",
-        "50",
-        "--roles",
-        roles,
-        "--control-plane",
-        remote,
-        "--bucket",
-        bucket,
-    ])
-    .arg("--data-dir")
-    .arg(dir)
-    .env("RUST_LOG", "info")
-    .env("INFINISTREAM_GROUP_ID", "team")
-    .env("INFINISTREAM_GROUP_KEY", "s3cret");
-    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
-    let line = child
-        .wait_for_line("listening for NATS clients", READY)
-        .expect("agent ready");
-    let client = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
-    let line = child
-        .wait_for_line("monitoring on", READY)
-        .expect("monitoring ready");
-    let http = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
-    Agent {
-        _child: child,
-        client,
-        http,
-    }
-}
-
 async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).expect("bucket dir");
-    let port = infinistream_testkit::tools::free_port().expect("port");
-    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cp_cmd
-        .args([
-            "control-plane",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "-m",
-            "0",
-        ])
-        .arg("--store")
-        .arg(format!("embedded:{}", dir.path().join("cp").display()))
-        .env("INFINISTREAM_GROUP_ID", "team")
-        .env("INFINISTREAM_GROUP_KEY", "s3cret")
-        .env("RUST_LOG", "info");
-    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
-    cp.wait_for_line("control plane serving", READY)
-        .expect("control plane ready");
-    let remote = format!("http://127.0.0.1:{port}");
-    let bucket_url = format!("file://{}", bucket.display());
-    let produce = start_agent(&dir.path().join("p"), &remote, &bucket_url, "proxy-produce");
-    let consume = start_agent(&dir.path().join("c"), &remote, &bucket_url, "proxy-consume");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str, role: &str| {
+        start_agent(remote_agent_cmd(
+            &dir.path().join(name),
+            &cp,
+            &bucket,
+            &["--roles", role],
+        ))
+    };
+    let (produce, consume) = (agent("p", "proxy-produce"), agent("c", "proxy-consume"));
     let cluster = Cluster {
         _dir: dir,
         _cp: cp,
@@ -118,7 +59,7 @@ async fn cluster() -> Cluster {
             let want = want.clone();
             async move {
                 let varz: serde_json::Value =
-                    serde_json::from_str(&http_get(http, "/varz").await).expect("varz json");
+                    serde_json::from_str(&http_get(http, "/varz").await.1).expect("varz json");
                 varz["connect_urls"] == want
             }
         })
@@ -140,18 +81,6 @@ where
     })
     .await
     .expect("condition never held");
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect http");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }
 
 /// A hand-driven protocol connection, for what clients hide (INFO contents).
@@ -257,7 +186,7 @@ async fn await_server(
 
 async fn connz_names(http: SocketAddr) -> Vec<String> {
     let connz: serde_json::Value =
-        serde_json::from_str(&http_get(http, "/connz").await).expect("connz json");
+        serde_json::from_str(&http_get(http, "/connz").await.1).expect("connz json");
     connz["connections"]
         .as_array()
         .into_iter()
@@ -541,26 +470,11 @@ asyncio.run(main())
 #[tokio::test]
 async fn cluster_client_advertise_replaces_the_bind_address() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args([
-        "agent",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "-m",
-        "0",
-        "--client_advertise",
-        "agent-0.infinistream.example:4333",
-    ])
-    .arg("--data-dir")
-    .arg(dir.path())
-    .env("RUST_LOG", "info");
-    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
-    let line = child
-        .wait_for_line("listening for NATS clients", READY)
-        .expect("agent ready");
-    let client = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
+    let agent = start_agent(agent_cmd(
+        dir.path(),
+        &["--client_advertise", "agent-0.infinistream.example:4333"],
+    ));
+    let client = agent.client;
     let (_raw, info) = Raw::connect(client).await;
     assert_eq!(
         info.connect_urls,

@@ -4,58 +4,18 @@
 //! the unacked messages of a `kill -9`ed agent reach the other client after ack_wait.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
-use infinistream_testkit::process::{ChildProcess, addr_in};
 use tokio::sync::Mutex;
 
-const READY: Duration = Duration::from_secs(60);
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{Agent, context, remote_agent_cmd, start_agent};
+
 const TOTAL: u64 = 300;
-
-fn agent_cmd(data_dir: &std::path::Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args([
-        "agent",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "-m",
-        "0",
-        "--batch-write",
-        "50",
-    ])
-    .arg("--data-dir")
-    .arg(data_dir)
-    .args(extra)
-    .env("RUST_LOG", "info")
-    .env("INFINISTREAM_GROUP_ID", "team")
-    .env("INFINISTREAM_GROUP_KEY", "s3cret");
-    cmd
-}
-
-fn start(cmd: Command) -> (ChildProcess, SocketAddr) {
-    let mut child = ChildProcess::spawn(cmd).expect("spawn infinistream");
-    let line = child
-        .wait_for_line("listening for NATS clients", READY)
-        .expect("agent ready");
-    let addr = addr_in(&line).unwrap_or_else(|| panic!("no address in `{line}`"));
-    (child, addr)
-}
-
-async fn context(addr: SocketAddr) -> jetstream::Context {
-    let client = async_nats::connect(format!("nats://{addr}"))
-        .await
-        .expect("connect");
-    let mut js = jetstream::new(client);
-    js.set_timeout(Duration::from_secs(20));
-    js
-}
 
 /// Pulls and acks until `seen` holds `total` sequences; returns what this client got.
 async fn drain(
@@ -86,36 +46,16 @@ async fn drain(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cluster_work_queue_two_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).expect("bucket dir");
-    let port = infinistream_testkit::tools::free_port().expect("port");
-    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cp_cmd
-        .args([
-            "control-plane",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "-m",
-            "0",
-        ])
-        .arg("--store")
-        .arg(format!("embedded:{}", dir.path().join("cp").display()))
-        .env("INFINISTREAM_GROUP_ID", "team")
-        .env("INFINISTREAM_GROUP_KEY", "s3cret")
-        .env("RUST_LOG", "info");
-    let mut cp = ChildProcess::spawn(cp_cmd).expect("spawn control plane");
-    cp.wait_for_line("control plane serving", READY)
-        .expect("control plane ready");
-    let remote = format!("http://127.0.0.1:{port}");
-    let bucket_url = format!("file://{}", bucket.display());
-    let agent = |name: &str| {
-        start(agent_cmd(
-            &dir.path().join(name),
-            &["--control-plane", &remote, "--bucket", &bucket_url],
-        ))
-    };
-    let (mut agent_a, addr_a) = agent("a");
-    let (_agent_b, addr_b) = agent("b");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent =
+        |name: &str| start_agent(remote_agent_cmd(&dir.path().join(name), &cp, &bucket, &[]));
+    let Agent {
+        child: mut agent_a,
+        client: addr_a,
+        ..
+    } = agent("a");
+    let agent_b = agent("b");
+    let addr_b = agent_b.client;
     let js_a = context(addr_a).await;
     let js_b = context(addr_b).await;
 

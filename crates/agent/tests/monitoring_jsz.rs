@@ -9,82 +9,22 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap (rules)
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use infinistream_testkit::process::{ChildProcess, addr_in};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `/jsz?streams=true&consumers=true&config=true&raft=true` of nats-server 2.15.1.
 const NATS_SERVER_JSZ: &str =
     include_str!("../../protocol/tests/jsapi_golden/jsz_nats_server_2_15_1.txt");
 
-const READY: Duration = Duration::from_secs(60);
+#[path = "support/procs.rs"]
+mod procs;
+use procs::{http_get, remote_agent_cmd, start_agent};
+
 /// Bound for "this should happen"; never a timing assertion.
 const EVENTUALLY: Duration = Duration::from_secs(30);
-
-struct Agent {
-    _child: ChildProcess,
-    client: SocketAddr,
-    http: SocketAddr,
-}
-
-fn start_agent(dir: &std::path::Path, remote: &str, bucket: &str, roles: &str) -> Agent {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args([
-        "agent",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "0",
-        "-m",
-        "0",
-        "--roles",
-        roles,
-        "--control-plane",
-        remote,
-        "--bucket",
-        bucket,
-    ])
-    .arg("--data-dir")
-    .arg(dir)
-    .env("RUST_LOG", "info")
-    .env("INFINISTREAM_GROUP_ID", "team")
-    .env("INFINISTREAM_GROUP_KEY", "s3cret");
-    let mut child = ChildProcess::spawn(cmd).unwrap();
-    let line = child
-        .wait_for_line("listening for NATS clients", READY)
-        .unwrap();
-    let client = addr_in(&line).unwrap();
-    let line = child.wait_for_line("monitoring on", READY).unwrap();
-    let http = addr_in(&line).unwrap();
-    Agent {
-        _child: child,
-        client,
-        http,
-    }
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 async fn jsz(addr: SocketAddr, query: &str) -> Value {
     let (status, body) = http_get(addr, &format!("/jsz{query}")).await;
@@ -127,29 +67,16 @@ async fn api(client: &async_nats::Client, sent: &mut u64, subject: &str, body: V
 #[tokio::test]
 async fn cluster_jsz_matches_stream_and_consumer_info() {
     let dir = tempfile::tempdir().unwrap();
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).unwrap();
-    let port = infinistream_testkit::tools::free_port().unwrap();
-    let mut cp_cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cp_cmd
-        .args([
-            "control-plane",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "-m",
-            "0",
-        ])
-        .arg("--store")
-        .arg(format!("embedded:{}", dir.path().join("cp").display()))
-        .env("INFINISTREAM_GROUP_ID", "team")
-        .env("INFINISTREAM_GROUP_KEY", "s3cret")
-        .env("RUST_LOG", "info");
-    let mut cp = ChildProcess::spawn(cp_cmd).unwrap();
-    cp.wait_for_line("control plane serving", READY).unwrap();
-    let remote = format!("http://127.0.0.1:{port}");
-    let bucket_url = format!("file://{}", bucket.display());
-    let proxy = start_agent(&dir.path().join("p"), &remote, &bucket_url, "proxy");
-    let jobs = start_agent(&dir.path().join("j"), &remote, &bucket_url, "jobs");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str, roles: &str| {
+        start_agent(remote_agent_cmd(
+            &dir.path().join(name),
+            &cp,
+            &bucket,
+            &["--roles", roles],
+        ))
+    };
+    let (proxy, jobs) = (agent("p", "proxy"), agent("j", "jobs"));
 
     // Before anything: no streams, this agent's API counters as they are.
     let empty = jsz(proxy.http, "").await;
