@@ -345,7 +345,9 @@ fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError>
 impl Inner {
     /// Writes the overlay into redb in one durable commit, then empties it and the log.
     fn checkpoint(&self, wal: &mut Wal) -> Result<(), StoreError> {
+        let started = Instant::now();
         let mut overlay = self.overlay.write().map_err(|_| lock_err())?;
+        let keys = overlay.len();
         let w = self
             .db
             .begin_write()
@@ -380,8 +382,16 @@ impl Inner {
         wal.file
             .set_len(0)
             .map_err(|e| backend("truncate log", e))?;
+        let log_bytes = wal.len;
         wal.len = 0;
         wal.last_checkpoint = Instant::now();
+        // Writers wait for this: its duration is the embedded store's latency spike.
+        tracing::debug!(
+            keys,
+            log_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "embedded store: checkpoint"
+        );
         Ok(())
     }
 
