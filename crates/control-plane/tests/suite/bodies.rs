@@ -1345,6 +1345,10 @@ async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
         .find(|s| s.config.as_ref().is_some_and(|c| c.name == "S"))
         .and_then(|s| s.state.as_ref())
         .map(|st| st.consumer_count);
-    assert_eq!(listed, Some(count), "the stream list agrees with STREAM.INFO");
+    assert_eq!(
+        listed,
+        Some(count),
+        "the stream list agrees with STREAM.INFO"
+    );
     count
 }
