@@ -179,10 +179,20 @@ fn launch_infinistream(dir: &std::path::Path, ports: &Ports) -> anyhow::Result<C
 
 pub(crate) fn start_infinistream(batch_ms: u64) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
+    // Three distinct ports: the OS may hand one back twice once its probe closed.
+    let client = free_port()?;
+    let mut http = free_port()?;
+    while http == client {
+        http = free_port()?;
+    }
+    let mut peer = free_port()?;
+    while peer == client || peer == http {
+        peer = free_port()?;
+    }
     let ports = Ports {
-        client: free_port()?,
-        http: free_port()?,
-        peer: free_port()?,
+        client,
+        http,
+        peer,
         batch_ms,
     };
     let child = launch_infinistream(dir.path(), &ports)?;
