@@ -213,22 +213,43 @@ fn decode_payload(payload: &[u8]) -> Option<(i64, Vec<Op>)> {
     c.0.is_empty().then_some((revision, ops))
 }
 
-/// The whole records of a log, in order; stops at the first torn or corrupt one.
-fn read_records(raw: &[u8]) -> Vec<(i64, Vec<Op>)> {
-    let mut out = Vec::new();
-    let mut c = Cursor(raw);
-    while let (Some(len), Some(crc)) = (c.u32(), c.u32()) {
-        let Some(payload) = c.take(len) else { break };
-        let Ok(crc) = u32::try_from(crc) else { break };
-        if crc32c::crc32c(payload) != crc {
+/// What a log holds: its whole records in order, and how many bytes of a torn last
+/// record (a write cut short by a crash, never acknowledged) follow them.
+#[derive(Debug, PartialEq)]
+struct LogContents {
+    records: Vec<(i64, Vec<Op>)>,
+    torn_tail: usize,
+}
+
+/// Reads a log. A bad record is accepted only as the log's last one (a torn append);
+/// a bad record with more log after it is corruption of acknowledged data, refused.
+fn read_records(raw: &[u8]) -> Result<LogContents, String> {
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while at < raw.len() {
+        let mut c = Cursor(&raw[at..]);
+        let (Some(len), Some(crc)) = (c.u32(), c.u32()) else {
             break;
+        };
+        let Some(payload) = c.take(len) else { break };
+        let end = at + 8 + len;
+        let whole = u32::try_from(crc).is_ok_and(|crc| crc32c::crc32c(payload) == crc);
+        match whole.then(|| decode_payload(payload)).flatten() {
+            Some(rec) => records.push(rec),
+            None if end == raw.len() => break,
+            None => {
+                return Err(format!(
+                    "record at byte {at} is damaged and {} bytes of log follow it",
+                    raw.len() - end
+                ));
+            }
         }
-        match decode_payload(payload) {
-            Some(rec) => out.push(rec),
-            None => break,
-        }
+        at = end;
     }
-    out
+    Ok(LogContents {
+        records,
+        torn_tail: raw.len() - at,
+    })
 }
 
 /// Applies `ops` at `revision` inside an open write transaction.
@@ -295,7 +316,17 @@ fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError>
             .get(REVISION)
             .map_err(|e| backend("get revision", e))?
             .map_or(0, |v| v.value());
-        for (revision, ops) in read_records(&raw) {
+        let log = read_records(&raw).map_err(|reason| StoreError::Corrupt {
+            key: wal_path.display().to_string(),
+            reason,
+        })?;
+        if log.torn_tail > 0 {
+            tracing::warn!(
+                bytes = log.torn_tail,
+                "embedded store: dropping a torn last write-ahead log record (cut short by a crash; never acknowledged)"
+            );
+        }
+        for (revision, ops) in log.records {
             if revision <= current {
                 continue;
             }
@@ -770,6 +801,66 @@ mod tests {
         .await
         .unwrap()
         .revision
+    }
+
+    fn record(revision: i64, key: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_record(
+            &mut out,
+            revision,
+            &[Op::Put {
+                key: key.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+            }],
+        );
+        out
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_a_torn_tail_but_damage_before_more_log_is_refused() {
+        let (a, b, c) = (record(1, "a"), record(2, "b"), record(3, "c"));
+        let whole = [a.clone(), b.clone(), c.clone()].concat();
+        let log = read_records(&whole).unwrap();
+        assert_eq!((log.records.len(), log.torn_tail), (3, 0));
+
+        // The last record complete in length but with a byte not written: torn.
+        let mut torn = whole.clone();
+        let last = torn.len() - 1;
+        torn[last] ^= 0xff;
+        let log = read_records(&torn).unwrap();
+        assert_eq!((log.records.len(), log.torn_tail), (2, c.len()));
+
+        // The same damage in the middle record: acknowledged records follow it, so
+        // dropping them would lose data silently.
+        let mut damaged = whole;
+        damaged[a.len() + b.len() - 1] ^= 0xff;
+        let err = read_records(&damaged).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "record at byte {} is damaged and {} bytes of log follow it",
+                a.len(),
+                c.len()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn embedded_store_refuses_to_open_a_log_damaged_in_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = [record(1, "a"), record(2, "b"), record(3, "c")].concat();
+        log[10] ^= 0xff;
+        std::fs::write(dir.path().join(WAL_FILE_NAME), &log).unwrap();
+        match EmbeddedStore::open(dir.path()).await {
+            Err(StoreError::Corrupt { key, reason }) => {
+                assert!(key.ends_with(WAL_FILE_NAME), "{key}");
+                assert!(
+                    reason.starts_with("record at byte 0 is damaged"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a corrupt-log error, got {other:?}"),
+        }
     }
 
     #[tokio::test]
