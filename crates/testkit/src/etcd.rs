@@ -72,19 +72,34 @@ impl SharedEtcd {
 
 impl EtcdServer {
     /// Starts a fresh etcd and waits until it is healthy.
+    ///
+    /// The ports are picked free but only taken when etcd binds them, and a port freed
+    /// by [`tools::free_port`] can meanwhile become another process's outgoing port; an
+    /// etcd that exits with "address already in use" is started again on new ports.
     pub fn start() -> io::Result<EtcdServer> {
+        const ATTEMPTS: usize = 5;
         let etcd = etcd_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("infinistream-etcd-")
-            .tempdir()?;
-        let server = EtcdServer {
-            client_port: tools::free_port()?,
-            peer_port: tools::free_port()?,
-            dir,
-            state: Mutex::new(Running::default()),
-        };
-        server.launch(&etcd)?;
-        Ok(server)
+        let mut attempt = 1;
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix("infinistream-etcd-")
+                .tempdir()?;
+            let server = EtcdServer {
+                client_port: tools::free_port()?,
+                peer_port: tools::free_port()?,
+                dir,
+                state: Mutex::new(Running::default()),
+            };
+            match server.launch(&etcd) {
+                Ok(()) => return Ok(server),
+                Err(e)
+                    if attempt < ATTEMPTS && e.to_string().contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// One server per test process, started on first use; every call returns a new

@@ -65,22 +65,35 @@ impl S3Server {
     }
 
     /// Starts a fresh server creating `bucket` (3–63 characters, S3 naming rules).
+    /// A server whose port was taken between picking and binding it (see
+    /// [`crate::etcd::EtcdServer::start`]) is started again on new ports.
     pub fn start_with_bucket(bucket: &str) -> io::Result<S3Server> {
+        const ATTEMPTS: usize = 5;
         let weed = weed_binary()?;
-        let dir = tempfile::Builder::new()
-            .prefix("infinistream-s3-")
-            .tempdir()?;
-        let s3_port = tools::free_port()?;
-        let server = S3Server {
-            s3_port,
-            bucket: bucket.to_owned(),
-            access_key_id: "infinistream-test".to_owned(),
-            secret_access_key: format!("infinistream-secret-{s3_port}"),
-            dir,
-            state: Mutex::new(Running::default()),
-        };
-        server.launch(&weed)?;
-        Ok(server)
+        let mut attempt = 1;
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix("infinistream-s3-")
+                .tempdir()?;
+            let s3_port = tools::free_port()?;
+            let server = S3Server {
+                s3_port,
+                bucket: bucket.to_owned(),
+                access_key_id: "infinistream-test".to_owned(),
+                secret_access_key: format!("infinistream-secret-{s3_port}"),
+                dir,
+                state: Mutex::new(Running::default()),
+            };
+            match server.launch(&weed) {
+                Ok(()) => return Ok(server),
+                Err(e)
+                    if attempt < ATTEMPTS && e.to_string().contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// One server per test process, started on first use. Pair it with
