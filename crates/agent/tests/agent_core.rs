@@ -9,7 +9,10 @@ use futures::StreamExt;
 use infinistream_agent::AgentHandle;
 use infinistream_config::{RawAgentConfig, RolesValue};
 use infinistream_runtime::CancellationToken;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/procs.rs"]
+mod procs;
+use procs::http_get;
 
 async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
     let raw = RawAgentConfig {
@@ -25,26 +28,6 @@ async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
     AgentHandle::start(config, CancellationToken::new())
         .await
         .expect("agent starts")
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect http");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[tokio::test]
