@@ -247,7 +247,7 @@ impl AgentHandle {
         if !config.roles.contains(&Role::ProxyProduce) {
             supervisor.spawn(
                 "produce-refusal",
-                routing::ProduceRefusal::new(broker.clone(), catalog.clone()).run(shutdown.clone()),
+                routing::refuse_produce(broker.clone(), catalog.clone(), shutdown.clone()),
             );
         }
         let jsz_source = api.jsz_source();

@@ -10,7 +10,6 @@
 //! - proxy-produce missing: a publish to a stream subject gets a PubAck error when it
 //!   has a reply subject, else `-ERR` on the publishing connection (it stays open).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use bytes::Bytes;
 use infinistream_broker::routing::{AgentEndpoint, ClusterView, ProxyRole};
 use infinistream_broker::{Broker, InternalMsg};
 use infinistream_control_plane::ControlPlaneClient;
-use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
+use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::msg::render_pub_ack;
 use infinistream_protocol::jsapi::response::types;
@@ -168,78 +167,22 @@ impl RouteHandler for ConsumeRefusal {
     }
 }
 
-/// Refuses publishes to stream subjects on an agent without proxy-produce, following
-/// the catalog like the produce role's stream capture does.
-#[derive(Debug)]
-pub struct ProduceRefusal {
+/// Refuses publishes to stream subjects on an agent without proxy-produce: serves the
+/// catalog's stream subjects as the produce role's capture does, answering each
+/// publish with the error instead of storing it.
+pub async fn refuse_produce(
     broker: Broker,
     catalog: StreamCatalog,
-    subscriptions: HashMap<(Arc<str>, String), tokio::task::JoinHandle<()>>,
-}
-
-impl ProduceRefusal {
-    pub fn new(broker: Broker, catalog: StreamCatalog) -> Self {
-        ProduceRefusal {
-            broker,
-            catalog,
-            subscriptions: HashMap::new(),
+    shutdown: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let refuse = {
+        let broker = broker.clone();
+        move |stream: Arc<str>, msg: InternalMsg| {
+            refuse_publish(&broker, &stream, msg);
+            std::future::ready(())
         }
-    }
-
-    /// Follows the catalog until shutdown.
-    pub async fn run(
-        mut self,
-        shutdown: CancellationToken,
-    ) -> Result<(), std::convert::Infallible> {
-        let mut changes = self.catalog.watch();
-        loop {
-            self.reconcile();
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                changed = changes.changed() => if changed.is_err() { break },
-            }
-        }
-        for (_, task) in self.subscriptions.drain() {
-            task.abort();
-        }
-        Ok(())
-    }
-
-    fn reconcile(&mut self) {
-        let mut wanted = HashMap::new();
-        for entry in self.catalog.snapshot() {
-            for subject in &entry.config.subjects {
-                wanted.insert((entry.name.clone(), subject.clone()), ());
-            }
-        }
-        self.subscriptions.retain(|key, task| {
-            let keep = wanted.contains_key(key) && !task.is_finished();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for key in wanted.into_keys() {
-            if self.subscriptions.contains_key(&key) {
-                continue;
-            }
-            match self.broker.subscribe_internal(&key.1, None, 256) {
-                Ok(mut subscription) => {
-                    let broker = self.broker.clone();
-                    let stream = key.0.clone();
-                    let task = tokio::spawn(async move {
-                        while let Some(msg) = subscription.recv().await {
-                            refuse_publish(&broker, &stream, msg);
-                        }
-                    });
-                    self.subscriptions.insert(key, task);
-                }
-                Err(error) => {
-                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot watch stream subject for refusals");
-                }
-            }
-        }
-    }
+    };
+    serve_stream_subjects(broker, catalog, 256, true, refuse, shutdown).await
 }
 
 fn refuse_publish(broker: &Broker, stream: &str, msg: InternalMsg) {

@@ -9,20 +9,18 @@
 //! publishing connection through the broker's bounded internal channel, and only it.
 //!
 //! The subscriptions follow the catalog: when a stream appears, changes subjects or
-//! goes away, the intake reconciles. A core subscriber on the same subject still gets
+//! goes away, the subscriptions follow (`serve_stream_subjects`). A core subscriber on the same subject still gets
 //! every message, as with nats-server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_jetstream::StreamCatalog;
+use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::msg::{PubAck, headers, render_pub_ack};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
@@ -62,15 +60,13 @@ impl AckSink for BrokerAcks {
     }
 }
 
-/// Keeps one capture subscription per stream subject.
+/// Captures every stream subject of the catalog into the batcher.
 #[derive(Debug)]
 pub struct Intake {
     broker: Broker,
     batcher: Batcher,
     catalog: StreamCatalog,
     acks: Arc<dyn AckSink>,
-    /// (stream, subject) → the forwarding task owning the subscription.
-    captures: HashMap<(Arc<str>, String), JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for dyn AckSink {
@@ -91,73 +87,26 @@ impl Intake {
             batcher,
             catalog,
             acks,
-            captures: HashMap::new(),
         }
     }
 
-    /// Follows the catalog until shutdown.
-    pub async fn run(
-        mut self,
-        shutdown: CancellationToken,
-    ) -> Result<(), std::convert::Infallible> {
-        let mut changes = self.catalog.watch();
-        loop {
-            self.reconcile();
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                changed = changes.changed() => if changed.is_err() { break },
-            }
-        }
-        for (_, task) in self.captures.drain() {
-            task.abort();
-        }
-        Ok(())
-    }
-
-    /// Makes the subscriptions match the catalog.
-    pub fn reconcile(&mut self) {
-        let mut wanted: HashMap<(Arc<str>, String), ()> = HashMap::new();
-        for entry in self.catalog.snapshot() {
-            if entry.config.sealed {
-                continue;
-            }
-            for subject in &entry.config.subjects {
-                wanted.insert((entry.name.clone(), subject.clone()), ());
-            }
-        }
-        self.captures.retain(|key, task| {
-            let keep = wanted.contains_key(key) && !task.is_finished();
-            if !keep {
-                task.abort();
-                tracing::debug!(stream = %key.0, subject = %key.1, "stream capture removed");
-            }
-            keep
-        });
-        for key in wanted.into_keys() {
-            if self.captures.contains_key(&key) {
-                continue;
-            }
-            match self
-                .broker
-                .subscribe_internal(&key.1, None, CAPTURE_CHANNEL)
-            {
-                Ok(mut subscription) => {
-                    let stream = key.0.clone();
-                    let batcher = self.batcher.clone();
-                    let acks = self.acks.clone();
-                    let task = tokio::spawn(async move {
-                        while let Some(msg) = subscription.recv().await {
-                            forward(&stream, msg, &batcher, acks.as_ref()).await;
-                        }
-                    });
-                    tracing::debug!(stream = %key.0, subject = %key.1, "stream capture added");
-                    self.captures.insert(key, task);
-                }
-                Err(error) => {
-                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot capture stream subject");
-                }
-            }
-        }
+    /// Captures, following the catalog, until shutdown. Sealed streams take no
+    /// publishes, so they are not captured.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), std::convert::Infallible> {
+        let Intake {
+            broker,
+            batcher,
+            catalog,
+            acks,
+        } = self;
+        // One shared handle: a captured publish costs one reference count, not clones
+        // of the batcher's sender and the ack sink.
+        let sinks = Arc::new((batcher, acks));
+        let capture = move |stream: Arc<str>, msg: InternalMsg| {
+            let sinks = sinks.clone();
+            async move { forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await }
+        };
+        serve_stream_subjects(broker, catalog, CAPTURE_CHANNEL, false, capture, shutdown).await
     }
 }
 

@@ -6,15 +6,19 @@
 //! right after this agent changes a stream and periodically for changes made through
 //! other agents; consumers of the catalog watch its version to reconcile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use infinistream_broker::{Broker, InternalMsg};
 
 use infinistream_control_plane::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use parking_lot::RwLock;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::convert;
@@ -168,6 +172,76 @@ impl StreamCatalog {
             }
         }
     }
+}
+
+/// Serves every subject of the catalog's streams: one internal broker subscription per
+/// (stream, subject), each drained by its own task calling `serve(stream, msg)` (the
+/// broker's subscription index does the matching, so a publish costs no lookup here).
+/// Subscriptions follow the catalog until `shutdown`: added, removed, and replaced when
+/// their task ended. Sealed streams are skipped unless `include_sealed`. `capacity` is
+/// each subscription's channel size; a slow `serve` back-pressures only the publishing
+/// connections of that subject.
+pub async fn serve_stream_subjects<F, Fut>(
+    broker: Broker,
+    catalog: StreamCatalog,
+    capacity: usize,
+    include_sealed: bool,
+    serve: F,
+    shutdown: CancellationToken,
+) -> Result<(), std::convert::Infallible>
+where
+    F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut tasks: HashMap<(Arc<str>, String), JoinHandle<()>> = HashMap::new();
+    let mut changes = catalog.watch();
+    loop {
+        let mut wanted = HashSet::new();
+        for entry in catalog.snapshot() {
+            if entry.config.sealed && !include_sealed {
+                continue;
+            }
+            for subject in &entry.config.subjects {
+                wanted.insert((entry.name.clone(), subject.clone()));
+            }
+        }
+        tasks.retain(|key, task| {
+            let keep = wanted.contains(key) && !task.is_finished();
+            if !keep {
+                task.abort();
+                tracing::debug!(stream = %key.0, subject = %key.1, "stream subject released");
+            }
+            keep
+        });
+        for key in wanted {
+            if tasks.contains_key(&key) {
+                continue;
+            }
+            match broker.subscribe_internal(&key.1, None, capacity) {
+                Ok(mut subscription) => {
+                    let (stream, serve) = (key.0.clone(), serve.clone());
+                    let task = tokio::spawn(async move {
+                        while let Some(msg) = subscription.recv().await {
+                            serve(stream.clone(), msg).await;
+                        }
+                    });
+                    tracing::debug!(stream = %key.0, subject = %key.1, "stream subject served");
+                    tasks.insert(key, task);
+                }
+                Err(error) => {
+                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot subscribe to a stream subject");
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = changes.changed() => if changed.is_err() { break },
+        }
+    }
+    for (_, task) in tasks.drain() {
+        task.abort();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ pub mod convert;
 pub mod jsz;
 
 pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
-pub use catalog::{StreamCatalog, StreamEntry};
+pub use catalog::{StreamCatalog, StreamEntry, serve_stream_subjects};
 pub use jsz::JszSource;
