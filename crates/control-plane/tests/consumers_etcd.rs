@@ -68,6 +68,7 @@ cases_for!(etcd:
     redelivery_after_dead_agent_and_restart,
     term_removes_on_workqueue_and_interest,
     release_counts_nothing,
+    claim_carries_acks,
 );
 
 const GROUP: &str = "team-a";

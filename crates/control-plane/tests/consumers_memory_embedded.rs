@@ -31,6 +31,7 @@ cases_for!(memory:
     redelivery_after_dead_agent_and_restart,
     term_removes_on_workqueue_and_interest,
     release_counts_nothing,
+    claim_carries_acks,
 );
 
 cases_for!(embedded:
@@ -43,4 +44,5 @@ cases_for!(embedded:
     redelivery_after_dead_agent_and_restart,
     term_removes_on_workqueue_and_interest,
     release_counts_nothing,
+    claim_carries_acks,
 );

@@ -272,6 +272,13 @@ impl Engine {
             });
         };
         let before = rec.clone();
+        // Plain acks the agent held back for this claim go first, in the same write:
+        // they may free room under max_ack_pending for what this claim hands out.
+        let was_full = consumer::at_max_ack_pending(rec);
+        if !req.acked_stream_seqs.is_empty() {
+            consumer::acknowledge(rec, s, v1::AckKind::Ack, &req.acked_stream_seqs, 0, now);
+        }
+        let freed = was_full && !consumer::at_max_ack_pending(rec);
         let claimed = consumer::claim(rec, s, req.batch.max(1) as usize, now);
         let entries = claim_entries(s, &claimed.deliveries, req.batch);
         let num_pending = consumer::state(rec, s).num_pending;
@@ -279,8 +286,18 @@ impl Engine {
         let changed = *rec != before;
         let upto = rec.delivered_stream_seq;
         if changed {
-            // ack none: delivered is acked; max_deliver drops count as acked too.
+            // ack none: delivered is acked; max_deliver drops count as acked too; and
+            // the acks above (all at or below the cursor).
             g.apply_ack_retention(&req.stream, first, upto);
+            if freed {
+                // As after an Acknowledge: agents waiting at max_ack_pending look again.
+                g.note_consumer(
+                    StreamEventKind::StreamEventConsumer,
+                    &req.stream,
+                    &req.consumer,
+                    0,
+                );
+            }
             let ops = g.consumer_ops(&req.stream, &req.consumer, now);
             self.write_ops(&mut st, ops).await?;
         }

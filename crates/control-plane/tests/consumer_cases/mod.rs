@@ -107,6 +107,7 @@ pub async fn claim(c: &mut ControlPlaneClient, stream: &str, name: &str, batch: 
             consumer: name.into(),
             agent_id: "agent-1".into(),
             batch,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -569,6 +570,7 @@ pub async fn release_counts_nothing(backend: &dyn Backend) {
             consumer: "D".into(),
             agent_id: "agent-1".into(),
             batch: 5,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -664,6 +666,7 @@ pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
                 consumer: "D".into(),
                 agent_id: "agent-2".into(),
                 batch: 3,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -694,6 +697,7 @@ pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
             consumer: "D".into(),
             agent_id: "agent-2".into(),
             batch: 3,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -709,4 +713,52 @@ pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
     let st = consumer_state(&mut c, "R", "D").await;
     assert_eq!((st.num_ack_pending, st.num_redelivered), (0, 0));
     assert_eq!(st.ack_floor.unwrap().stream_seq, 3);
+}
+
+/// A claim carrying plain acks (`acked_stream_seqs`) applies them before claiming, in
+/// the same durable write: room freed under max_ack_pending is used by that claim, the
+/// counts are exact, and both survive a control-plane restart.
+pub async fn claim_carries_acks(backend: &dyn Backend) {
+    let clock = clock();
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "CA", limits(&["ca.>"])).await;
+        commit_one(&mut c, "cab1", "CA", (0..6).map(|_| rec("ca.x")).collect()).await;
+        let cfg = v1::ConsumerConfig {
+            max_ack_pending: 2,
+            ..consumer_config("CA", "D")
+        };
+        create_consumer(&mut c, cfg).await;
+        assert_eq!(claim(&mut c, "CA", "D", 2).await, [1, 2]);
+        // At max_ack_pending: nothing without acks.
+        assert!(claim(&mut c, "CA", "D", 2).await.is_empty());
+        let resp = c
+            .consumers
+            .claim(v1::ClaimRequest {
+                stream: "CA".into(),
+                consumer: "D".into(),
+                agent_id: "agent-1".into(),
+                batch: 2,
+                acked_stream_seqs: vec![1, 2],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.error.is_none(), "{:?}", resp.error);
+        let got: Vec<u64> = resp.deliveries.iter().map(|d| d.stream_seq).collect();
+        assert_eq!(got, [3, 4]);
+        assert_eq!(resp.num_pending, 2);
+    }
+    // Restart: the acks and the claim are both there.
+    let (_cp, mut c) = start(backend, clock.clone()).await;
+    let st = consumer_state(&mut c, "CA", "D").await;
+    assert_eq!(
+        (
+            st.num_ack_pending,
+            st.ack_floor.unwrap().stream_seq,
+            st.delivered.unwrap().stream_seq,
+            st.num_pending
+        ),
+        (2, 2, 4, 2)
+    );
 }

@@ -1169,6 +1169,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             consumer: "D".into(),
             agent_id: agent.into(),
             batch: 5,
+            ..Default::default()
         };
         let (mut c1, mut c2) = (c.clone(), c.clone());
         let (a, b) = tokio::join!(

@@ -8,7 +8,9 @@
 //! previous round was being written goes in the next one (group commit). An ack sent
 //! with a reply subject (`ack_sync`, double ack) is answered with the empty message
 //! nats-server sends only after the control plane confirmed it durable; `+NXT` acks
-//! first, then queues a pull request for the ack's reply subject.
+//! first, then queues a pull request for the ack's reply subject. Plain acks of a
+//! consumer this agent serves are not sent here: its runtime holds them for its next
+//! claim (see [`super::runtime`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +21,10 @@ use infinistream_broker::{BrokerError, InternalMsg};
 use infinistream_jetstream::convert::api_error;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ack::{AckKind, AckSubject};
-use infinistream_protocol::jsapi::consumer::{NextRequest, PullStatus};
+use infinistream_protocol::jsapi::consumer::{AckPolicy, NextRequest, PullStatus};
 use tokio::time::Instant;
 
-use super::Engine;
+use super::{Engine, Runtime};
 
 /// How long the first ack of a group waits for others.
 pub const COALESCE: Duration = Duration::from_millis(2);
@@ -128,19 +130,34 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
             (None, _) => {}
         }
     }
-    let calls = groups.into_iter().map(|((stream, consumer, kind), group)| {
-        acknowledge(&engine, stream, consumer, kind, group)
-    });
+    let mut calls = Vec::with_capacity(groups.len());
+    for ((stream, consumer, kind), group) in groups {
+        let served = engine
+            .running(&stream, &consumer)
+            .filter(|rt| rt.config.ack_policy != AckPolicy::None);
+        match served {
+            // Nobody waits for these: they go with the consumer's next claim.
+            Some(rt) if kind == Kind::Ack && group.replies.is_empty() && group.next.is_empty() => {
+                rt.hold_acks(&engine, group.seqs);
+            }
+            served => calls.push(acknowledge(&engine, served, stream, consumer, kind, group)),
+        }
+    }
     futures::future::join_all(calls).await;
 }
 
 async fn acknowledge(
     engine: &Arc<Engine>,
+    served: Option<Arc<Runtime>>,
     stream: String,
     consumer: String,
     kind: Kind,
     group: Group,
 ) {
+    // Held plain acks of the consumer go first: a later ack must not overtake them.
+    if let Some(rt) = &served {
+        super::runtime::send_held_acks(engine, rt).await;
+    }
     let (kind_wire, delay) = match kind {
         Kind::Ack => (v1::AckKind::Ack, 0),
         Kind::Nak(d) => (v1::AckKind::Nak, d),

@@ -177,6 +177,10 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
                 .map(|info| render_ok(&ConsumerCreateResponse { info }))
         }
         ApiRoute::ConsumerInfo { stream, consumer } => {
+            // Acks held here for a claim count in the answer (read your own acks).
+            if let Some(rt) = engine.running(&stream, &consumer) {
+                super::runtime::send_held_acks(engine, &rt).await;
+            }
             fetch_info(engine, &stream, &consumer).await.map(|stored| {
                 render_ok(&ConsumerInfoResponse {
                     info: info_of(engine, &stream, stored),
@@ -190,6 +194,9 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             names(engine, &stream, payload).await.map(|r| render_ok(&r))
         }
         ApiRoute::ConsumerList(stream) => {
+            for rt in engine.running_on(&stream) {
+                super::runtime::send_held_acks(engine, &rt).await;
+            }
             list(engine, &stream, payload).await.map(|r| render_ok(&r))
         }
         ApiRoute::ConsumerPause { .. } => Err(ApiError::consumer_feature_unsupported("pause")),

@@ -110,6 +110,16 @@ impl Engine {
             .cloned()
     }
 
+    /// The runtimes of `stream`'s consumers on this agent.
+    pub(crate) fn running_on(&self, stream: &str) -> Vec<Arc<Runtime>> {
+        self.runtimes
+            .lock()
+            .iter()
+            .filter(|((s, _), _)| s == stream)
+            .map(|(_, rt)| rt.clone())
+            .collect()
+    }
+
     /// The runtime for a consumer, started from the control plane's config when this
     /// agent does not serve it yet.
     pub(crate) async fn runtime(

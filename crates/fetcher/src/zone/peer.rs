@@ -23,6 +23,10 @@ use super::metrics::{ResultLabel, ZoneMetrics};
 use super::ring::Member;
 use super::{PEER_BACKOFF, RangeData, RangeKey, RangeSpec, ZoneCache, ZoneError};
 
+/// HTTP/2 receive windows of the peer client, per stream and per connection.
+const PEER_STREAM_WINDOW: u32 = 8 << 20;
+const PEER_CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// Largest range sent or received over the peer port (a chunk is bounded by the batch
 /// size cap and the largest payload, far below this).
 pub const MAX_RANGE_BYTES: usize = 256 * 1024 * 1024;
@@ -101,6 +105,10 @@ impl Peers {
             .connect_timeout(self.timeout.min(Duration::from_secs(1)))
             .timeout(self.timeout)
             .tcp_nodelay(true)
+            // Answers are whole chunks (MiBs): with HTTP/2's default 64 KiB windows a
+            // 4 MiB range crawls through window updates.
+            .initial_stream_window_size(PEER_STREAM_WINDOW)
+            .initial_connection_window_size(PEER_CONNECTION_WINDOW)
             .connect_lazy();
         let client = ZoneCacheClient::new(InterceptedService::new(channel, auth.clone()))
             .max_decoding_message_size(MAX_RANGE_BYTES + 1024)

@@ -232,3 +232,31 @@ async fn peer_requests_are_validated() {
         .expect_err("missing object");
     assert_eq!(status.code(), tonic::Code::NotFound);
 }
+
+#[test]
+fn a_restarted_agents_previous_registration_is_not_a_ring_member() {
+    let agent = |id: &str, addr: &str| v1::AgentInfo {
+        agent_id: id.to_owned(),
+        peer_address: addr.to_owned(),
+        ..Default::default()
+    };
+    let listed = vec![
+        // This agent's previous process: same peer address, lease not run out yet.
+        agent("old", "10.0.0.1:9222"),
+        agent("me", "10.0.0.1:9222"),
+        agent("other", "10.0.0.2:9222"),
+        agent("no-peer", ""),
+    ];
+    let ids: Vec<String> = ring_members("me", listed.clone())
+        .into_iter()
+        .map(|m| m.agent_id)
+        .collect();
+    assert_eq!(ids, ["me", "other"]);
+    // Another agent keeps everyone with a distinct address (it cannot tell which of
+    // two registrations at one address is alive; the ring skips a dead owner).
+    let ids: Vec<String> = ring_members("other", listed)
+        .into_iter()
+        .map(|m| m.agent_id)
+        .collect();
+    assert_eq!(ids, ["old", "me", "other"]);
+}
