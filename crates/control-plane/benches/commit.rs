@@ -23,15 +23,25 @@
 //!   all threads: the committers' client side, the control plane and the embedded
 //!   store, not etcd's process) divided by the commits: a load-independent measure on
 //!   a shared machine.
+//! - `etcd cpu/commit` = the etcd server process's CPU time over the case (from
+//!   `/proc/<etcd pid>/stat`) divided by the commits.
+//! - `txn/commit`, `ops/txn`, `B/txn` = store transactions per commit, ops (puts and
+//!   deletes) per transaction and bytes (keys + values) written per transaction, counted
+//!   by a wrapper around the store: what the commit path asks of the store.
+//! - `COMMIT_BENCH_LOADS` = comma-separated loads to run: `single` (one committer back
+//!   to back), `saturated` (`COMMIT_BENCH_AGENTS` back to back), `paced`; default all.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use infinistream_control_plane::leader::{LeaderElection, Leadership};
-use infinistream_control_plane::store::MetaStore;
 use infinistream_control_plane::store::embedded::EmbeddedStore;
 use infinistream_control_plane::store::etcd::{EtcdStore, EtcdStoreOptions};
 use infinistream_control_plane::store::memory::MemoryStore;
+use infinistream_control_plane::store::{
+    Compare, KeyValue, MetaStore, Op, StoreError, TxnLimits, TxnOutcome,
+};
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
 use infinistream_proto::v1;
 use infinistream_testkit::etcd::{EtcdServer, MAX_TXN_OPS};
@@ -69,6 +79,66 @@ struct Fixture {
     _cp: ControlPlane,
     _leadership: Option<Leadership>,
     client: ControlPlaneClient,
+    counts: Arc<Counts>,
+}
+
+/// Store transactions, ops and bytes written, counted by [`Counting`].
+#[derive(Debug, Default)]
+struct Counts {
+    txns: AtomicU64,
+    ops: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.txns.load(Ordering::Relaxed),
+            self.ops.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A store that counts what is asked of the one it wraps.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn MetaStore>,
+    counts: Arc<Counts>,
+}
+
+#[async_trait::async_trait]
+impl MetaStore for Counting {
+    async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.range(start, end, limit).await
+    }
+    async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+        let bytes: usize = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value } => key.len() + value.len(),
+                Op::Delete { key } => key.len(),
+                Op::DeletePrefix { prefix } => prefix.len(),
+            })
+            .sum();
+        self.counts.txns.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .ops
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        self.counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.inner.txn(compares, ops).await
+    }
+    fn txn_limits(&self) -> TxnLimits {
+        self.inner.txn_limits()
+    }
 }
 
 fn request(id: String, streams: usize, round: usize) -> v1::CommitBatchRequest {
@@ -98,7 +168,37 @@ fn request(id: String, streams: usize, round: usize) -> v1::CommitBatchRequest {
 
 /// This process's CPU time so far (user + system), from `/proc/self/stat`.
 fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    proc_cpu_time("self")
+}
+
+/// The pid of the etcd serving `endpoint` (the process whose command line names it).
+fn etcd_pid(endpoint: &str) -> Option<String> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_etcd = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"etcd") || a.ends_with(b"etcd-server"));
+        if is_etcd
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"--listen-client-urls" && w[1] == endpoint.as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// A process's CPU time so far (user + system), from `/proc/<pid>/stat`.
+fn proc_cpu_time(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
     // Fields after the command name (which is in parentheses): utime is the 12th,
@@ -123,9 +223,18 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usize) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut leadership = None;
+    let counts = Arc::new(Counts::default());
+    let counted = |inner: Arc<dyn MetaStore>| -> Arc<dyn MetaStore> {
+        Arc::new(Counting {
+            inner,
+            counts: counts.clone(),
+        })
+    };
     let store: Arc<dyn MetaStore> = match kind {
-        Kind::Memory => Arc::new(MemoryStore::new()),
-        Kind::Embedded => Arc::new(EmbeddedStore::open(dir.path()).await.expect("open store")),
+        Kind::Memory => counted(Arc::new(MemoryStore::new())),
+        Kind::Embedded => counted(Arc::new(
+            EmbeddedStore::open(dir.path()).await.expect("open store"),
+        )),
         Kind::Etcd => {
             let etcd = etcd.expect("etcd server");
             let store = EtcdStore::connect_with(
@@ -140,7 +249,7 @@ async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usiz
             .expect("connect to etcd");
             let election = LeaderElection::new(&store, "control-plane", Duration::from_secs(5));
             let lead = election.campaign("bench").await.expect("leadership");
-            let fenced: Arc<dyn MetaStore> = Arc::new(lead.fenced_store(Arc::new(store)));
+            let fenced: Arc<dyn MetaStore> = counted(Arc::new(lead.fenced_store(Arc::new(store))));
             leadership = Some(lead);
             fenced
         }
@@ -186,6 +295,7 @@ async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usiz
         _cp: cp,
         _leadership: leadership,
         client,
+        counts,
     }
 }
 
@@ -200,6 +310,11 @@ struct Row {
     p99: Duration,
     n: usize,
     cpu_per_commit: Duration,
+    /// etcd's CPU per commit (etcd cases only).
+    etcd_cpu_per_commit: Option<Duration>,
+    txns_per_commit: f64,
+    ops_per_txn: f64,
+    bytes_per_txn: f64,
 }
 
 /// `committers` tasks commit for `budget`: back to back, or each once per `every`
@@ -280,9 +395,21 @@ fn main() {
         .split(',')
         .map(|s| s.trim().parse().expect("COMMIT_BENCH_STREAMS: numbers"))
         .collect();
+    let loads: Vec<String> = std::env::var("COMMIT_BENCH_LOADS")
+        .unwrap_or_else(|_| "single,saturated,paced".into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
+    for l in &loads {
+        assert!(
+            ["single", "saturated", "paced"].contains(&l.as_str()),
+            "COMMIT_BENCH_LOADS: unknown load `{l}` (single, saturated, paced)"
+        );
+    }
     let etcd = kinds
         .contains(&Kind::Etcd)
         .then(|| EtcdServer::start().expect("start etcd (is etcd installed?)"));
+    let etcd_pid = etcd.as_ref().and_then(|e| etcd_pid(&e.endpoint()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -294,12 +421,29 @@ fn main() {
         for &kind in &kinds {
             for &streams in &stream_counts {
                 let window = Duration::from_millis(250);
-                for (committers, every) in [(1, None), (agents, None), (paced, Some(window))] {
+                let all = [
+                    ("single", 1, None),
+                    ("saturated", agents, None),
+                    ("paced", paced, Some(window)),
+                ];
+                for (load, committers, every) in all {
+                    if !loads.iter().any(|l| l == load) {
+                        continue;
+                    }
                     case += 1;
                     let fx = setup(kind, etcd.as_ref(), case, streams).await;
+                    let etcd_pid = etcd_pid.as_deref().filter(|_| kind == Kind::Etcd);
                     let cpu0 = cpu_time();
+                    let etcd0 = etcd_pid.map(proc_cpu_time);
+                    let (txns0, ops0, bytes0) = fx.counts.snapshot();
                     let (per_sec, lat) = run(&fx.client, streams, committers, every, budget).await;
                     let cpu = cpu_time().saturating_sub(cpu0);
+                    let etcd_cpu = etcd_pid
+                        .zip(etcd0)
+                        .map(|(pid, t0)| proc_cpu_time(pid).saturating_sub(t0));
+                    let (txns1, ops1, bytes1) = fx.counts.snapshot();
+                    let (txns, ops, bytes) = (txns1 - txns0, ops1 - ops0, bytes1 - bytes0);
+                    let n = u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX);
                     let row = Row {
                         store: kind.name(),
                         streams,
@@ -309,10 +453,14 @@ fn main() {
                         p50: pct(&lat, 0.50),
                         p99: pct(&lat, 0.99),
                         n: lat.len(),
-                        cpu_per_commit: cpu / u32::try_from(lat.len().max(1)).unwrap_or(u32::MAX),
+                        cpu_per_commit: cpu / n,
+                        etcd_cpu_per_commit: etcd_cpu.map(|c| c / n),
+                        txns_per_commit: txns as f64 / f64::from(n),
+                        ops_per_txn: ops as f64 / txns.max(1) as f64,
+                        bytes_per_txn: bytes as f64 / txns.max(1) as f64,
                     };
                     println!(
-                        "{:>8}  streams/batch={:>5}  committers={:>3}{}: {:>7.0} commits/s  p50 {:>9.2?}  p99 {:>9.2?}  cpu/commit {:>9.2?}  (n={})",
+                        "{:>8}  streams/batch={:>5}  committers={:>3}{}: {:>7.0} commits/s  p50 {:>9.2?}  p99 {:>9.2?}  cpu/commit {:>9.2?}{}  txn/commit {:.3}  ops/txn {:.0}  B/txn {:.0}  (n={})",
                         row.store,
                         row.streams,
                         row.committers,
@@ -321,6 +469,12 @@ fn main() {
                         row.p50,
                         row.p99,
                         row.cpu_per_commit,
+                        row.etcd_cpu_per_commit
+                            .map(|c| format!("  etcd cpu/commit {c:>9.2?}"))
+                            .unwrap_or_default(),
+                        row.txns_per_commit,
+                        row.ops_per_txn,
+                        row.bytes_per_txn,
                         row.n
                     );
                     rows.push(row);
@@ -329,11 +483,13 @@ fn main() {
         }
     });
     println!();
-    println!("| store | streams per batch | committers | commits/s | p50 | p99 | CPU per commit |");
-    println!("|---|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| store | streams per batch | committers | commits/s | p50 | p99 | CPU per commit | etcd CPU per commit | txns per commit | ops per txn | bytes per txn |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {} {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.3} | {:.0} | {:.0} |",
             r.store,
             r.streams,
             r.committers,
@@ -345,7 +501,14 @@ fn main() {
             r.per_sec,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
-            r.cpu_per_commit.as_secs_f64() * 1e3
+            r.cpu_per_commit.as_secs_f64() * 1e3,
+            r.etcd_cpu_per_commit.map_or("-".to_owned(), |c| format!(
+                "{:.2} ms",
+                c.as_secs_f64() * 1e3
+            )),
+            r.txns_per_commit,
+            r.ops_per_txn,
+            r.bytes_per_txn
         );
     }
 }

@@ -38,11 +38,11 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::errors::{CpError, jserr};
 use crate::keys;
 use crate::model::{
-    AgentRecord, BatchRecord, ConsumerRecord, EntryRecord, LeaseRecord, ReleasedRecord,
-    StateRecord, StreamRecord, decode,
+    AgentRecord, BatchRecord, ConsumerRecord, EntryRecord, LeaseRecord, LogRecord, LogStream,
+    ReleasedRecord, StateRecord, StreamRecord, decode,
 };
 use crate::store::{Compare, MetaStore, Op, StoreError};
-use crate::stream::Stream;
+use crate::stream::{ObjectTable, Stream};
 
 mod consumers;
 mod round;
@@ -101,7 +101,26 @@ pub(crate) struct Group {
     consumers: BTreeMap<(String, String), ConsumerRecord>,
     /// Watch events queued by changes not yet written (see `watch`).
     events: Vec<v1::StreamEvent>,
+    /// Number of the last round log record formed (`take_ops` call); see
+    /// `model::LogRecord`.
+    log_round: u64,
+    /// Round log records in the store (or being written).
+    log_keys: BTreeSet<u64>,
+    /// (oldest unfolded log record, stream) of every stream with something unfolded.
+    pending: BTreeSet<(u64, String)>,
 }
+
+/// A pending stream is folded within about this many rounds (a few streams a round,
+/// so folds never come all at once).
+const LOG_SPREAD: usize = 16;
+/// A stream with something logged this many rounds ago is folded in this round.
+const LOG_MAX_AGE: u64 = 64;
+/// A stream with this many entries logged and not folded is folded in this round
+/// (bounds the size of the index key a fold writes).
+const MAX_UNFOLDED: usize = 128;
+/// Most streams folded in one round besides those changed otherwise than by appends
+/// (keeps a round within the store's transaction limits).
+const MAX_FOLDS_PER_ROUND: usize = 32;
 
 impl Group {
     async fn load(store: &dyn MetaStore, name: &str, now: i64) -> Result<Group, CpError> {
@@ -109,6 +128,43 @@ impl Group {
             name: name.to_owned(),
             ..Default::default()
         };
+        // The round log, per stream: (round, its part), oldest first.
+        let log_prefix = keys::kind_prefix(name, "log");
+        let mut logged: HashMap<String, Vec<(u64, LogStream)>> = HashMap::new();
+        for kv in store.scan_prefix(&log_prefix).await? {
+            let round = keys::suffix(&kv.key, &log_prefix)
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    reason: "round log key without a hex round".into(),
+                })?;
+            let rec: LogRecord = decode(&kv.key, &kv.value)?;
+            for mut part in rec.streams {
+                for e in &mut part.entries {
+                    if e.object_ref > 0 {
+                        let i = usize::try_from(e.object_ref - 1).unwrap_or(usize::MAX);
+                        e.object_key =
+                            rec.objects
+                                .get(i)
+                                .cloned()
+                                .ok_or_else(|| StoreError::Corrupt {
+                                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                                    reason: format!(
+                                        "object reference {} out of range",
+                                        e.object_ref
+                                    ),
+                                })?;
+                        e.object_ref = 0;
+                    }
+                }
+                logged
+                    .entry(part.stream.clone())
+                    .or_default()
+                    .push((round, part));
+            }
+            g.log_keys.insert(round);
+            g.log_round = g.log_round.max(round);
+        }
         let cfg_prefix = keys::kind_prefix(name, "cfg");
         for kv in store.scan_prefix(&cfg_prefix).await? {
             let Some(stream) = keys::suffix(&kv.key, &cfg_prefix) else {
@@ -150,8 +206,33 @@ impl Group {
                     entries.push((key, e));
                 }
             }
+            // Then what the round log holds past the last fold.
+            let folded = state.folded_round;
+            g.log_round = g.log_round.max(folded).max(rec.created_round);
+            let mut replayed: Option<(u64, u64)> = None;
+            let mut unfolded = 0;
+            for (round, part) in logged.remove(stream).unwrap_or_default() {
+                if round <= folded || round < rec.created_round {
+                    continue;
+                }
+                for e in part.entries {
+                    *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    entries.push((part.key, e));
+                    unfolded += 1;
+                }
+                if let Some(st) = part.state {
+                    state = st;
+                }
+                let since = replayed.map_or(round, |(since, _)| since);
+                replayed = Some((since, part.key));
+            }
             entries.sort_by_key(|(_, e)| e.first_seq);
-            let s = Stream::load(spec, rec.created_unix_nanos, state, entries, now);
+            let mut s = Stream::load(spec, rec.created_unix_nanos, state, entries, now);
+            s.created_round = rec.created_round;
+            if let Some((since, key)) = replayed {
+                s.restore_log(key, since, unfolded);
+                g.pending.insert((since, stream.to_owned()));
+            }
             g.streams.insert(stream.to_owned(), s);
         }
         let batch_prefix = keys::kind_prefix(name, "batch");
@@ -282,11 +363,17 @@ impl Group {
         Arc::new(resp)
     }
 
-    /// The store ops for everything changed since the last call.
+    /// The store ops for everything changed since the last call: one round log
+    /// record with what was appended to streams, folds of a few streams (and of every
+    /// stream changed otherwise than by appends) into their index keys, and deletes
+    /// of log records every stream is folded past.
     fn take_ops(&mut self, now: i64, ops: &mut Vec<Op>) {
         let g = self.name.clone();
+        self.log_round += 1;
+        let round = self.log_round;
         for name in std::mem::take(&mut self.dropped) {
             self.note_stream_deleted(&name);
+            self.pending.retain(|(_, s)| *s != name);
             ops.push(Op::Delete {
                 key: keys::stream_cfg(&g, &name),
             });
@@ -300,35 +387,89 @@ impl Group {
                 prefix: keys::consumer_prefix(&g, &name),
             });
         }
-        for name in std::mem::take(&mut self.touched) {
-            self.note_stream(v1::StreamEventKind::StreamEventState, &name);
-            let Some(s) = self.streams.get_mut(&name) else {
+        // Streams folded this round besides those that must be: the oldest pending,
+        // enough that each is folded within about `LOG_SPREAD` rounds, and every one
+        // logged `LOG_MAX_AGE` rounds ago, up to `MAX_FOLDS_PER_ROUND`.
+        let spread = self.pending.len().div_ceil(LOG_SPREAD);
+        let aged = self
+            .pending
+            .iter()
+            .take_while(|(since, _)| since.saturating_add(LOG_MAX_AGE) <= round)
+            .count();
+        let folds: BTreeSet<String> = self
+            .pending
+            .iter()
+            .take(spread.max(aged).min(MAX_FOLDS_PER_ROUND))
+            .map(|(_, name)| name.clone())
+            .collect();
+        let touched = std::mem::take(&mut self.touched);
+        let mut log = Vec::new();
+        let mut objects = ObjectTable::default();
+        for name in touched
+            .iter()
+            .chain(folds.iter().filter(|n| !touched.contains(*n)))
+        {
+            if touched.contains(name) {
+                self.note_stream(v1::StreamEventKind::StreamEventState, name);
+            }
+            let Some(s) = self.streams.get_mut(name) else {
                 continue;
             };
-            let (puts, deletes) = s.take_entry_changes();
-            // Every index key written carries the state; the state key is written only
-            // when no index key is.
-            let state_carried = !puts.is_empty();
-            for (seq, value) in puts {
-                ops.push(Op::Put {
-                    key: keys::index_entry(&g, &name, seq),
-                    value,
-                });
-            }
-            for seq in deletes {
-                ops.push(Op::Delete {
-                    key: keys::index_entry(&g, &name, seq),
-                });
-            }
-            if std::mem::take(&mut s.state_dirty) && !state_carried {
-                ops.push(Op::Put {
-                    key: keys::stream_state(&g, &name),
-                    value: s.state.encode_to_vec(),
-                });
+            if !folds.contains(name) && s.can_log(MAX_UNFOLDED) {
+                let was = s.since;
+                if s.take_log(round, &mut log, &mut objects) && was.is_none() {
+                    self.pending.insert((round, name.clone()));
+                }
+            } else {
+                if let Some(since) = s.since {
+                    self.pending.remove(&(since, name.clone()));
+                }
+                s.begin_fold(round);
+                let (puts, deletes) = s.take_entry_changes();
+                // Every index key written carries the state; the state key is written
+                // only when no index key is.
+                let state_carried = !puts.is_empty();
+                for (seq, value) in puts {
+                    ops.push(Op::Put {
+                        key: keys::index_entry(&g, name, seq),
+                        value,
+                    });
+                }
+                for seq in deletes {
+                    ops.push(Op::Delete {
+                        key: keys::index_entry(&g, name, seq),
+                    });
+                }
+                if std::mem::take(&mut s.state_dirty) && !state_carried {
+                    ops.push(Op::Put {
+                        key: keys::stream_state(&g, name),
+                        value: s.state.encode_to_vec(),
+                    });
+                }
             }
             for (obj, delta) in std::mem::take(&mut s.obj_delta) {
                 apply_delta(&mut self.object_refs, &mut self.released, obj, delta);
             }
+        }
+        if !log.is_empty() {
+            for key in &objects.keys {
+                prost::encoding::string::encode(2, key, &mut log);
+            }
+            ops.push(Op::Put {
+                key: keys::log_entry(&g, round),
+                value: log,
+            });
+            self.log_keys.insert(round);
+        }
+        // Log records every stream is folded past.
+        let oldest = self.pending.first().map_or(u64::MAX, |(since, _)| *since);
+        while let Some(&r) = self.log_keys.first()
+            && r < oldest
+        {
+            ops.push(Op::Delete {
+                key: keys::log_entry(&g, r),
+            });
+            self.log_keys.pop_first();
         }
         for obj in std::mem::take(&mut self.released) {
             ops.push(Op::Put {
@@ -452,6 +593,9 @@ struct RoundWrite {
     answered: Vec<(CommitReply, Arc<v1::CommitBatchResponse>)>,
     events: Vec<(String, Vec<v1::StreamEvent>)>,
     _order: tokio::sync::OwnedMutexGuard<()>,
+    /// Batches in the round, and when it was formed (for the round's debug line).
+    batches: usize,
+    formed: std::time::Instant,
 }
 
 fn stale_cache() -> CpError {
@@ -637,11 +781,16 @@ impl Engine {
         }
         let now = self.now();
         let name = spec.name.clone();
+        // The next `take_ops` (below) forms round `log_round + 1`.
+        let created_round = g.log_round + 1;
         let rec = StreamRecord {
             config: Some((&spec).into()),
             created_unix_nanos: now,
+            created_round,
         };
-        g.streams.insert(name.clone(), Stream::new(spec, now));
+        let mut stream = Stream::new(spec, now);
+        stream.created_round = created_round;
+        g.streams.insert(name.clone(), stream);
         g.touched.insert(name.clone());
         g.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
         let mut ops = vec![Op::Put {
@@ -678,6 +827,7 @@ impl Engine {
         let rec = StreamRecord {
             config: Some((&spec).into()),
             created_unix_nanos: created,
+            created_round: existing.created_round,
         };
         if let Some(s) = g.streams.get_mut(&name) {
             s.spec = spec;
@@ -843,6 +993,8 @@ impl Engine {
             answered,
             events,
             _order: guard,
+            batches: count,
+            formed: std::time::Instant::now(),
         }
     }
 
@@ -875,6 +1027,8 @@ impl Engine {
     /// Even a round with nothing to write waits its turn: it may replay answers of a
     /// round still being written.
     async fn write_round(&self, round: RoundWrite) {
+        let waited = round.formed.elapsed();
+        let ops = round.ops.len();
         let res = if round.epoch < self.valid_from.load(std::sync::atomic::Ordering::Acquire) {
             Err(stale_cache())
         } else if round.ops.is_empty() {
@@ -882,6 +1036,15 @@ impl Engine {
         } else {
             self.fenced_txn(round.ops).await
         };
+        tracing::debug!(
+            batches = round.batches,
+            ops,
+            waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            written_us = u64::try_from(round.formed.elapsed().saturating_sub(waited).as_micros())
+                .unwrap_or(u64::MAX),
+            ok = res.is_ok(),
+            "commit round written"
+        );
         match res {
             Ok(_) => {
                 for (group, events) in round.events {
@@ -1497,6 +1660,135 @@ mod tests {
             Some(v1::record_result::Result::Seq(s)) => Some(s),
             _ => None,
         }
+    }
+
+    fn spec_n(i: usize) -> StreamSpec {
+        StreamSpec {
+            name: format!("S{i}"),
+            config_json: b"{}".to_vec(),
+            limits: Limits {
+                subjects: vec![format!("s{i}.>")],
+                duplicate_window_nanos: 120_000_000_000,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// What a reload must reproduce: every stream's state and index.
+    async fn snapshot(engine: &Engine, streams: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..streams {
+            let name = format!("S{i}");
+            let info = engine.stream_info("g", &name, true).await.unwrap();
+            let index = engine
+                .read_index(
+                    "g",
+                    v1::ReadIndexRequest {
+                        stream: name.clone(),
+                        start_seq: 1,
+                        end_seq: 0,
+                        limit: 100_000,
+                    },
+                )
+                .await
+                .unwrap();
+            out.push(format!("{name}: {:?} {:?}", info.state, index.entries));
+        }
+        out
+    }
+
+    /// Rounds append through the round log and fold a few streams a round; removals,
+    /// purges and a deleted and re-created stream fold at once. A reload at any point
+    /// (log records pending or not) rebuilds exactly what was answered, and the round
+    /// log stays short.
+    #[tokio::test]
+    async fn the_round_log_folds_and_reloads_exactly() {
+        const STREAMS: usize = 12;
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(MockClock::new(
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ));
+        let opts = Options {
+            retention_interval: None,
+            ..Options::default()
+        };
+        let mut engine = Engine::start(store.clone(), clock.clone(), opts.clone())
+            .await
+            .unwrap();
+        for i in 0..STREAMS {
+            let r = engine.create_stream("g", spec_n(i)).await.unwrap();
+            assert!(r.error.is_none());
+        }
+        let mut logged_at_reload = 0;
+        for round in 0..120usize {
+            let mut b = batch(&format!("b{round}"));
+            b.chunks = (0..STREAMS)
+                .filter(|i| (i + round) % 3 != 0)
+                .map(|i| Chunk {
+                    stream: format!("S{i}"),
+                    chunk_index: i as u32,
+                    byte_size: 10,
+                    records: (0..2)
+                        .map(|k| Record {
+                            subject: format!("s{i}.k{}", (round + k) % 5),
+                            msg_id: (k == 0).then(|| format!("m{round}")),
+                            ..batch("x").chunks[0].records[0].clone()
+                        })
+                        .collect(),
+                })
+                .collect();
+            let resp = engine.commit("g", b).await.unwrap();
+            assert!(resp.chunks.iter().all(|c| c.error.is_none()));
+            if round % 10 == 7 {
+                let seq = (round as u64) / 2 + 1;
+                let _ = engine.delete_message("g", "S1", seq).await.unwrap();
+            }
+            if round % 25 == 24 {
+                let r = engine
+                    .purge(
+                        "g",
+                        v1::PurgeStreamRequest {
+                            stream: "S2".into(),
+                            subject: "s2.k1".into(),
+                            keep: None,
+                            up_to_seq: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert!(r.error.is_none());
+            }
+            if round == 50 {
+                assert!(engine.delete_stream("g", "S3").await.unwrap().is_none());
+                let r = engine.create_stream("g", spec_n(3)).await.unwrap();
+                assert!(r.error.is_none());
+            }
+            if round % 17 == 16 {
+                let logs = store.scan_prefix(b"g/g/log/").await.unwrap().len();
+                assert!(logs <= 70, "the round log stays short: {logs} records");
+                logged_at_reload += logs;
+                let before = snapshot(&engine, STREAMS).await;
+                drop(engine);
+                engine = Engine::start(store.clone(), clock.clone(), opts.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(snapshot(&engine, STREAMS).await, before, "round {round}");
+            }
+        }
+        assert!(logged_at_reload > 0, "reloads replayed the round log");
+        // A retried batch is answered from its stored answer after a reload.
+        let again = engine.commit("g", batch("b119")).await.unwrap();
+        assert!(again.replayed);
+        // Msg ids of replayed log entries still de-duplicate.
+        let mut dup = batch("late");
+        dup.chunks[0].stream = "S0".into();
+        dup.chunks[0].records[0].subject = "s0.k0".into();
+        dup.chunks[0].records[0].msg_id = Some("m118".into());
+        let resp = engine.commit("g", dup).await.unwrap();
+        assert!(matches!(
+            resp.chunks[0].records[0].result,
+            Some(v1::record_result::Result::DuplicateOf(_))
+        ));
     }
 
     /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write

@@ -2,15 +2,19 @@
 //!
 //! Everything of a group lives under `g/<group>/`, so groups are isolated by
 //! construction (a group id cannot contain `/`). Per stream the store holds a config
-//! key, a small state key and *one index key per committed chunk* (per batch per
-//! stream, never per message), keyed by the chunk's first sequence in fixed-width hex
-//! so a range read walks them in sequence order:
+//! key, a small state key and index keys holding committed chunks (per batch per
+//! stream, never per message), keyed by the first sequence in fixed-width hex so a
+//! range read walks them in sequence order. A writer round appends to every stream
+//! it touched with ONE round log key; streams are folded from the log into their
+//! index keys a few per round (see `model::LogRecord`):
 //!
 //! ```text
 //! cp/leader                         fence: id of the instance allowed to write
 //! g/<group>/cfg/<stream>            StreamConfig (JSON + limits) + creation time
 //! g/<group>/st/<stream>             last seq, last msg id, first seq
-//! g/<group>/ix/<stream>/<seq:016x>  one committed chunk (or compacted segment)
+//! g/<group>/ix/<stream>/<seq:016x>  the chunks (or compacted segments) of one or more
+//!                                   writer rounds, folded from the round log
+//! g/<group>/log/<round:016x>        what one writer round appended to every stream
 //! g/<group>/batch/<batch id>        stored CommitBatch answer, for idempotent retries
 //! g/<group>/agent/<agent id>        registration + lease expiry
 //! g/<group>/lease/<name>            job lease
@@ -42,6 +46,10 @@ pub fn index_prefix(group: &str, stream: &str) -> Vec<u8> {
 
 pub fn index_entry(group: &str, stream: &str, first_seq: u64) -> Vec<u8> {
     format!("g/{group}/ix/{stream}/{first_seq:016x}").into_bytes()
+}
+
+pub fn log_entry(group: &str, round: u64) -> Vec<u8> {
+    format!("g/{group}/log/{round:016x}").into_bytes()
 }
 
 pub fn batch(group: &str, batch_id: &str) -> Vec<u8> {

@@ -17,6 +17,10 @@ pub struct StreamRecord {
     pub config: Option<infinistream_proto::v1::StreamConfig>,
     #[prost(int64, tag = "2")]
     pub created_unix_nanos: i64,
+    /// The round log number the stream was created in: log records older than it
+    /// belong to an earlier stream of the same name (see [`LogRecord`]).
+    #[prost(uint64, tag = "3")]
+    pub created_round: u64,
 }
 
 /// `g/<group>/st/<stream>`: what cannot be derived from the index entries.
@@ -32,6 +36,10 @@ pub struct StateRecord {
     pub last_msg_id: String,
     #[prost(int64, tag = "4")]
     pub last_ts_unix_nanos: i64,
+    /// Every round log record up to this number that holds entries of the stream is
+    /// folded into its index keys (see [`LogRecord`]).
+    #[prost(uint64, tag = "5")]
+    pub folded_round: u64,
 }
 
 /// Per committed record, inside an [`EntryRecord`].
@@ -86,6 +94,41 @@ pub struct EntryRecord {
     /// The stream's state when the key was written; the newest of these and the
     /// `st/<stream>` key (by store revision) is the stream's state.
     #[prost(message, optional, tag = "10")]
+    pub state: Option<StateRecord>,
+    /// In a round log record only (`object_key` is then empty): 1 + the index of
+    /// the object key in [`LogRecord::objects`], which every chunk of a batch shares.
+    #[prost(uint32, tag = "11")]
+    pub object_ref: u32,
+}
+
+/// `g/<group>/log/<round>`: what one writer round appended, for every stream it did
+/// not fold, in ONE key (instead of one index key per stream per round). A stream's
+/// logged entries are later folded into its index key (written whole, with a state
+/// whose `folded_round` says which log records it covers); a log record is deleted
+/// once every stream in it is folded past it. Loading replays, per stream, the
+/// records newer than its `folded_round` (and not older than its `created_round`).
+#[derive(Clone, PartialEq, Message)]
+pub struct LogRecord {
+    #[prost(message, repeated, tag = "1")]
+    pub streams: Vec<LogStream>,
+    /// The object keys the entries refer to (`EntryRecord::object_ref`).
+    #[prost(string, repeated, tag = "2")]
+    pub objects: Vec<String>,
+}
+
+/// One stream's part of a [`LogRecord`].
+#[derive(Clone, PartialEq, Message)]
+pub struct LogStream {
+    #[prost(string, tag = "1")]
+    pub stream: String,
+    /// The index key (a sequence) the entries join when folded.
+    #[prost(uint64, tag = "2")]
+    pub key: u64,
+    /// Entries appended in the round, in sequence order.
+    #[prost(message, repeated, tag = "3")]
+    pub entries: Vec<EntryRecord>,
+    /// The stream's state after the round.
+    #[prost(message, optional, tag = "4")]
     pub state: Option<StateRecord>,
 }
 

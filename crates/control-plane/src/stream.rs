@@ -68,6 +68,38 @@ pub(crate) struct Stream {
     pub state_dirty: bool,
     /// Object reference count changes.
     pub obj_delta: HashMap<String, i64>,
+    // ---- the round log (see `model::LogRecord`) ----
+    /// The round log number the stream was created in.
+    pub created_round: u64,
+    /// A change other than an append (a removal, a swap) is not yet written: the next
+    /// write folds the stream instead of logging it.
+    needs_fold: bool,
+    /// Entries with a first sequence up to this are logged or folded.
+    logged_upto: u64,
+    /// The oldest round log record holding something of this stream not yet folded.
+    pub since: Option<u64>,
+    /// Entries logged but not folded.
+    unfolded: usize,
+}
+
+/// The object keys of one round log record (`LogRecord::objects`).
+#[derive(Debug, Default)]
+pub(crate) struct ObjectTable {
+    index: HashMap<String, u32>,
+    pub keys: Vec<String>,
+}
+
+impl ObjectTable {
+    /// 1 + the index of `key` in the table, added if new.
+    fn intern(&mut self, key: &str) -> u32 {
+        if let Some(i) = self.index.get(key) {
+            return *i;
+        }
+        self.keys.push(key.to_owned());
+        let i = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.index.insert(key.to_owned(), i);
+        i
+    }
 }
 
 /// Where the records of the chunk being committed go.
@@ -111,6 +143,11 @@ impl Stream {
             open_key: None,
             state_dirty: true,
             obj_delta: HashMap::new(),
+            created_round: 0,
+            needs_fold: false,
+            logged_upto: 0,
+            since: None,
+            unfolded: 0,
         }
     }
 
@@ -126,6 +163,7 @@ impl Stream {
         let mut s = Stream::new(spec, created);
         s.state = state;
         s.state_dirty = false;
+        s.logged_upto = s.state.last_seq;
         let window_start = now.saturating_sub(s.spec.limits.duplicate_window_nanos);
         for (key, rec) in entries {
             let mut live = 0;
@@ -158,6 +196,7 @@ impl Stream {
             } else {
                 // Nothing live left: rewrite its key without it at the next write.
                 s.dirty.insert(key);
+                s.needs_fold = true;
             }
         }
         s
@@ -259,6 +298,7 @@ impl Stream {
             *self.obj_delta.entry(object).or_default() -= 1;
         }
         self.dirty.insert(store_key);
+        self.needs_fold = true;
         self.msgs -= 1;
         self.bytes = self.bytes.saturating_sub(u64::from(size));
         if let Some(d) = self.subjects.get_mut(&subj) {
@@ -334,6 +374,7 @@ impl Stream {
                             segment: false,
                             more: Vec::new(),
                             state: None,
+                            object_ref: 0,
                         },
                         live: 0,
                     },
@@ -762,6 +803,7 @@ impl Stream {
             segment: true,
             more: Vec::new(),
             state: None,
+            object_ref: 0,
         };
         let mut subj_idx: HashMap<String, u32> = HashMap::new();
         let mut live = 0;
@@ -817,6 +859,7 @@ impl Stream {
             },
         );
         self.dirty.insert(store_key);
+        self.needs_fold = true;
         Ok(())
     }
 
@@ -948,6 +991,79 @@ impl Stream {
             out.dedup_by(|a, b| a.subject == b.subject);
             out
         }
+    }
+
+    /// Whether what changed since the last write can go to the round log: only
+    /// appends (to the open key), nothing removed or replaced.
+    pub fn can_log(&self, max_unfolded: usize) -> bool {
+        !self.needs_fold
+            && self.unfolded < max_unfolded
+            && self.dirty.iter().all(|k| Some(*k) == self.open_key)
+    }
+
+    /// Appends this stream's part of round `round`'s log record (an encoded
+    /// `LogStream` as field 1 of `LogRecord`) to `out`: the entries appended since the
+    /// last write and the state. False when nothing changed. The entries stay in the
+    /// open key, which the stream's next fold writes whole. Object keys go to
+    /// `objects` (the record's table) and the entries refer to them.
+    pub fn take_log(&mut self, round: u64, out: &mut Vec<u8>, objects: &mut ObjectTable) -> bool {
+        use prost::encoding;
+        let state_changed = std::mem::take(&mut self.state_dirty);
+        let key = self.open_key.unwrap_or(0);
+        let mut inner = Vec::new();
+        encoding::string::encode(1, &self.spec.name, &mut inner);
+        encoding::uint64::encode(2, &key, &mut inner);
+        let mut n = 0;
+        let Stream { keys, entries, .. } = self;
+        if let Some(members) = keys.get(&key) {
+            for seq in members.range(self.logged_upto.saturating_add(1)..) {
+                if let Some(e) = entries.get_mut(seq) {
+                    let object = std::mem::take(&mut e.rec.object_key);
+                    e.rec.object_ref = objects.intern(&object);
+                    encoding::message::encode(3, &e.rec, &mut inner);
+                    e.rec.object_ref = 0;
+                    e.rec.object_key = object;
+                    n += 1;
+                }
+            }
+        }
+        self.dirty.clear();
+        self.logged_upto = self.state.last_seq;
+        if n == 0 && !state_changed {
+            return false;
+        }
+        encoding::message::encode(4, &self.state, &mut inner);
+        encoding::bytes::encode(1, &inner, out);
+        self.unfolded += n;
+        self.since.get_or_insert(round);
+        true
+    }
+
+    /// Makes the next `take_entry_changes` write everything logged but not folded,
+    /// with a state saying that the log up to `round` is folded.
+    pub fn begin_fold(&mut self, round: u64) {
+        if self.unfolded > 0
+            && let Some(k) = self.open_key
+            && self.keys.contains_key(&k)
+        {
+            self.dirty.insert(k);
+        }
+        self.state.folded_round = round;
+        self.state_dirty = true;
+        self.needs_fold = false;
+        self.since = None;
+        self.unfolded = 0;
+        self.logged_upto = self.state.last_seq;
+    }
+
+    /// After loading: `unfolded` entries replayed from round log records (the oldest
+    /// `since`) live in `open_key`, which is not written yet.
+    pub fn restore_log(&mut self, open_key: u64, since: u64, unfolded: usize) {
+        if unfolded > 0 {
+            self.open_key = Some(open_key);
+        }
+        self.since = Some(since);
+        self.unfolded = unfolded;
     }
 
     /// Takes the store keys to write (with their encoded value: every entry stored
