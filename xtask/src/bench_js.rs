@@ -8,6 +8,13 @@
 //! - ack latency p50/p99 at a steady 1,000 msg/s, InfiniStream with 50, 100 and 250 ms
 //!   windows;
 //! - objects written per second by InfiniStream (from its `/metrics`).
+//!
+//! Options for iterating (the documented numbers use none of them):
+//! `--only infinistream|nats-server` runs one server, `--case STREAMS,SIZE,IN_FLIGHT`
+//! (repeatable) runs only those publish rows, `--pause` prints the agent's pid and waits
+//! a few seconds before each InfiniStream row (time to attach `perf record -p`). Each
+//! InfiniStream row also prints its flush timings (upload, commit call, seal to commit)
+//! from the agent's `/metrics` on stderr.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -27,18 +34,92 @@ use crate::tools;
 /// js outrun latency` only those named.
 const SECTIONS: [&str; 3] = ["publish", "outrun", "latency"];
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(unknown) = args.iter().find(|a| !SECTIONS.contains(&a.as_str())) {
-        bail!("unknown bench js section `{unknown}`; sections: {SECTIONS:?}");
+/// The publish rows: streams, payload size, messages, acks in flight.
+const CASES: [(usize, usize, usize, usize); 6] = [
+    (1, 16, 200_000, 4096),
+    (1, 1024, 200_000, 4096),
+    (100, 1024, 200_000, 4096),
+    (1, 16, 400_000, 65_536),
+    (1, 1024, 400_000, 65_536),
+    (100, 1024, 400_000, 65_536),
+];
+
+/// What one run measures (see the module docs for the options).
+#[derive(Debug, Clone)]
+struct Opts {
+    /// publish, outrun, latency.
+    sections: [bool; 3],
+    nats: bool,
+    infinistream: bool,
+    /// `(streams, size, in_flight)` filters on [`CASES`]; empty = all.
+    cases: Vec<(usize, usize, usize)>,
+    pause: bool,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> anyhow::Result<Opts> {
+        let mut o = Opts {
+            sections: [false; 3],
+            nats: true,
+            infinistream: true,
+            cases: Vec::new(),
+            pause: false,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--only" => match value()?.as_str() {
+                    "infinistream" => o.nats = false,
+                    "nats-server" => o.infinistream = false,
+                    other => bail!("--only infinistream|nats-server, not `{other}`"),
+                },
+                "--case" => {
+                    let v = value()?;
+                    let parts: Vec<usize> = v
+                        .split(',')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .with_context(|| format!("--case STREAMS,SIZE,IN_FLIGHT, not `{v}`"))?;
+                    let &[streams, size, in_flight] = parts.as_slice() else {
+                        bail!("--case STREAMS,SIZE,IN_FLIGHT, not `{v}`");
+                    };
+                    if !CASES
+                        .iter()
+                        .any(|c| (c.0, c.1, c.3) == (streams, size, in_flight))
+                    {
+                        bail!("--case `{v}` is not one of the publish rows {CASES:?}");
+                    }
+                    o.cases.push((streams, size, in_flight));
+                }
+                "--pause" => o.pause = true,
+                section => match SECTIONS.iter().position(|s| *s == section) {
+                    Some(i) => o.sections[i] = true,
+                    None => bail!(
+                        "unknown bench js section or option `{section}`; sections: {SECTIONS:?}, options: --only, --case, --pause"
+                    ),
+                },
+            }
+        }
+        if !o.sections.contains(&true) {
+            o.sections = [true; 3];
+        }
+        Ok(o)
     }
-    let wanted = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
-    let sections = [wanted("publish"), wanted("outrun"), wanted("latency")];
+
+    fn runs_case(&self, (streams, size, _, in_flight): (usize, usize, usize, usize)) -> bool {
+        self.cases.is_empty() || self.cases.contains(&(streams, size, in_flight))
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let opts = Opts::parse(args)?;
     tools::install_all()?;
     build_release()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async_main(sections))
+    rt.block_on(async_main(opts))
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -332,81 +413,128 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64,
     Ok((pct(0.50), pct(0.99), objects_per_sec))
 }
 
-async fn async_main([publish, outrun_section, latency]: [bool; 3]) -> anyhow::Result<()> {
-    let nats = start_nats_server()?;
-    let inf = start_infinistream(250)?;
+async fn async_main(opts: Opts) -> anyhow::Result<()> {
+    let [publish, outrun_section, latency] = opts.sections;
+    let nats = if opts.nats {
+        Some(start_nats_server()?)
+    } else {
+        None
+    };
+    let inf = if opts.infinistream && (publish || outrun_section) {
+        Some(start_infinistream(250)?)
+    } else {
+        None
+    };
     if publish {
-        publish_table(&nats, &inf).await;
+        publish_table(nats.as_ref(), inf.as_ref(), &opts).await;
     }
     if outrun_section {
-        outrun_table(&nats, &inf).await;
+        outrun_table(nats.as_ref(), inf.as_ref()).await;
     }
     drop(inf);
     if latency {
-        latency_table(&nats).await?;
+        latency_table(nats.as_ref(), &opts).await?;
     }
     Ok(())
 }
 
-async fn publish_table(nats: &Server, inf: &Server) {
+/// Average of a Prometheus histogram in milliseconds (`_sum / _count` between two scrapes).
+fn histogram_avg_ms(before: &str, after: &str, name: &str) -> f64 {
+    let sum =
+        metric_sum(after, &format!("{name}_sum")) - metric_sum(before, &format!("{name}_sum"));
+    let count =
+        metric_sum(after, &format!("{name}_count")) - metric_sum(before, &format!("{name}_count"));
+    if count > 0.0 { sum / count * 1e3 } else { 0.0 }
+}
+
+async fn publish_table(nats: Option<&Server>, inf: Option<&Server>, opts: &Opts) {
     println!("### Async publish throughput (8 connections)\n");
     println!(
         "| workload | in flight | nats-server msgs/s | InfiniStream msgs/s | ratio | nats-server MB/s | InfiniStream MB/s | nats-server CPU s/GB | InfiniStream CPU s/GB | InfiniStream objects/s | InfiniStream peak RSS MiB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let cases: [(usize, usize, usize, usize); 6] = [
-        (1, 16, 200_000, 4096),
-        (1, 1024, 200_000, 4096),
-        (100, 1024, 200_000, 4096),
-        (1, 16, 400_000, 65_536),
-        (1, 1024, 400_000, 65_536),
-        (100, 1024, 400_000, 65_536),
-    ];
-    for (streams, size, total, in_flight) in cases {
+    let show = |r: &Option<anyhow::Result<Throughput>>, f: fn(&Throughput) -> String| match r {
+        None => "–".to_string(),
+        Some(Ok(t)) => f(t),
+        Some(Err(_)) => "failed".to_string(),
+    };
+    for case in CASES {
+        if !opts.runs_case(case) {
+            continue;
+        }
+        let (streams, size, total, in_flight) = case;
         let label = format!(
             "{streams} stream{}, {}",
             if streams == 1 { "" } else { "s" },
             if size == 16 { "16 B" } else { "1 KiB" }
         );
-        let a = publish_throughput(nats, streams, size, total, in_flight).await;
-        let b = publish_throughput(inf, streams, size, total, in_flight).await;
-        let rss = peak_rss_mib(inf.child.id());
-        match (a, b) {
-            (Ok(a), Ok(b)) => println!(
-                "| {label} | {in_flight} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {rss:.0} |",
-                a.msgs_per_sec,
-                b.msgs_per_sec,
-                b.msgs_per_sec / a.msgs_per_sec,
-                a.mb_per_sec,
-                b.mb_per_sec,
-                a.cpu_per_gb,
-                b.cpu_per_gb,
-                b.objects_per_sec
-            ),
-            (a, b) => {
-                // Report the row and carry on with the others.
-                let show = |r: &anyhow::Result<Throughput>| match r {
-                    Ok(t) => format!("{:.0} msgs/s", t.msgs_per_sec),
-                    Err(e) => format!("failed: {e:#}"),
-                };
-                println!(
-                    "| {label} | {in_flight} | {} | {} | | | | | | | {rss:.0} |",
-                    show(&a),
-                    show(&b)
+        let a = match nats {
+            Some(nats) => Some(publish_throughput(nats, streams, size, total, in_flight).await),
+            None => None,
+        };
+        let b = match inf {
+            Some(inf) => {
+                if opts.pause {
+                    eprintln!(
+                        "xtask: infinistream pid {} — {label}, {in_flight} in flight starts in 5 s",
+                        inf.child.id()
+                    );
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                let before = scrape(inf.http_port);
+                let (client_cpu, agent_cpu, started) = (
+                    cpu_seconds(std::process::id()),
+                    cpu_seconds(inf.child.id()),
+                    Instant::now(),
                 );
+                let b = publish_throughput(inf, streams, size, total, in_flight).await;
+                let after = scrape(inf.http_port);
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "xtask: InfiniStream {label}, {in_flight} in flight: {:.2} cores in the agent, {:.2} in this load generator; flush avg {:.1} ms = upload {:.1} ms + commit call {:.1} ms (+ waiting for the previous commit)",
+                    (cpu_seconds(inf.child.id()) - agent_cpu) / secs,
+                    (cpu_seconds(std::process::id()) - client_cpu) / secs,
+                    histogram_avg_ms(&before, &after, "infinistream_gateway_flush_seconds"),
+                    histogram_avg_ms(&before, &after, "infinistream_gateway_upload_seconds"),
+                    histogram_avg_ms(&before, &after, "infinistream_gateway_commit_seconds"),
+                );
+                Some(b)
+            }
+            None => None,
+        };
+        for (name, r) in [("nats-server", &a), ("InfiniStream", &b)] {
+            if let Some(Err(e)) = r {
+                eprintln!("xtask: {name} {label}, {in_flight} in flight failed: {e:#}");
             }
         }
+        let ratio = match (&a, &b) {
+            (Some(Ok(a)), Some(Ok(b))) => format!("{:.2}×", b.msgs_per_sec / a.msgs_per_sec),
+            _ => String::new(),
+        };
+        let rss = inf.map_or("–".to_string(), |inf| {
+            format!("{:.0}", peak_rss_mib(inf.child.id()))
+        });
+        println!(
+            "| {label} | {in_flight} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {rss} |",
+            show(&a, |t| format!("{:.0}", t.msgs_per_sec)),
+            show(&b, |t| format!("{:.0}", t.msgs_per_sec)),
+            show(&a, |t| format!("{:.1}", t.mb_per_sec)),
+            show(&b, |t| format!("{:.1}", t.mb_per_sec)),
+            show(&a, |t| format!("{:.1}", t.cpu_per_gb)),
+            show(&b, |t| format!("{:.1}", t.cpu_per_gb)),
+            show(&b, |t| format!("{:.1}", t.objects_per_sec)),
+        );
     }
 }
 
-async fn outrun_table(nats: &Server, inf: &Server) {
+async fn outrun_table(nats: Option<&Server>, inf: Option<&Server>) {
     println!(
         "\n### Publisher outrunning the server (core publish, 1 KiB, no acks, 8 connections, 10 s)\n"
     );
     println!("| server | streams | offered msgs/s | stored msgs | RSS before MiB | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|---:|");
     for streams in [1usize, 100] {
-        for server in [nats, inf] {
+        for server in [nats, inf].into_iter().flatten() {
             match outrun(server, streams, 10).await {
                 Ok(o) => println!(
                     "| {} | {streams} | {:.0} | {} | {:.0} | {:.0} |",
@@ -418,12 +546,17 @@ async fn outrun_table(nats: &Server, inf: &Server) {
     }
 }
 
-async fn latency_table(nats: &Server) -> anyhow::Result<()> {
+async fn latency_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<()> {
     println!("\n### Ack latency at 1,000 msg/s, 1 KiB\n");
     println!("| server | p50 ms | p99 ms | target p99 | objects/s |");
     println!("|---|---:|---:|---:|---:|");
-    let (p50, p99, _) = ack_latency(nats, LATENCY_SECONDS).await?;
-    println!("| nats-server (file) | {p50:.2} | {p99:.2} | | |");
+    if let Some(nats) = nats {
+        let (p50, p99, _) = ack_latency(nats, LATENCY_SECONDS).await?;
+        println!("| nats-server (file) | {p50:.2} | {p99:.2} | | |");
+    }
+    if !opts.infinistream {
+        return Ok(());
+    }
     for window in [50u64, 100, 250] {
         let inf = start_infinistream(window)?;
         let (p50, p99, objects) = ack_latency(&inf, LATENCY_SECONDS).await?;

@@ -545,7 +545,12 @@ async fn flush(
             .collect(),
     };
     let committed = match waited {
-        Ok(()) => commit_with_retry(&shared, request, deadline).await,
+        Ok(()) => {
+            let called = Instant::now();
+            let committed = commit_with_retry(&shared, request, deadline).await;
+            shared.metrics.record_commit_call(called.elapsed());
+            committed
+        }
         Err(_) => Err(CommitError::Unavailable(
             "an earlier flush's commit did not finish in time".into(),
         )),

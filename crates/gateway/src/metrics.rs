@@ -27,6 +27,7 @@ struct Inner {
     flush_failures: Family<Labels, Counter>,
     upload_seconds: Histogram,
     flush_seconds: Histogram,
+    commit_seconds: Histogram,
     objects: AtomicU64,
 }
 
@@ -47,6 +48,7 @@ impl GatewayMetrics {
                 flush_failures: Family::default(),
                 upload_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
                 flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+                commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
                 objects: AtomicU64::new(0),
             }),
         }
@@ -91,6 +93,11 @@ impl GatewayMetrics {
             "Seal-to-commit latency of a flush",
             i.flush_seconds.clone(),
         );
+        r.register(
+            "commit_seconds",
+            "CommitBatch call latency of a flush (after the previous flush's commit finished)",
+            i.commit_seconds.clone(),
+        );
     }
 
     pub(crate) fn record_seal(&self, reason: &'static str) {
@@ -110,6 +117,10 @@ impl GatewayMetrics {
     pub(crate) fn record_commit(&self, records: usize, took: Duration) {
         self.inner.records_committed.inc_by(records as u64);
         self.inner.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_commit_call(&self, took: Duration) {
+        self.inner.commit_seconds.observe(took.as_secs_f64());
     }
 
     pub(crate) fn flush_failed(&self, stage: &'static str) {
