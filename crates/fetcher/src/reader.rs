@@ -446,7 +446,7 @@ impl StreamReader {
             let reader = self.clone();
             let stream = stream.to_owned();
             tokio::spawn(async move {
-                if let Err(e) = reader.load(&stream, &entry, seq).await {
+                if let Err(e) = reader.warm(&stream, &entry, seq).await {
                     tracing::debug!(key = %entry.object_key, error = %e, "read-ahead failed");
                 }
             });
@@ -741,6 +741,36 @@ impl StreamReader {
     }
 
     /// Loads `seq` (known live) from the object `entry` names.
+    /// Loads the footer and chunk of `entry` into the caches (read-ahead: entries
+    /// past a claim come without per-message positions, which only reading a message
+    /// needs). A segment entry loads the block holding `seq`.
+    async fn warm(&self, stream: &str, entry: &v1::IndexEntry, seq: u64) -> Result<(), ReadError> {
+        if entry.segment {
+            return self.load(stream, entry, seq).await.map(|_| ());
+        }
+        let key = entry.object_key.as_str();
+        let inconsistent = |reason| ReadError::Inconsistent {
+            key: key.to_owned(),
+            reason,
+        };
+        let toc = self.toc(key, false).await?;
+        let Toc::Batch(footer) = &*toc else {
+            return Err(inconsistent("object changed format"));
+        };
+        let meta = footer
+            .chunk_at(entry.chunk_index)
+            .ok_or_else(|| inconsistent("chunk index past the footer"))?;
+        if meta.stream != stream {
+            return Err(inconsistent("chunk belongs to another stream"));
+        }
+        let meta = meta.clone();
+        self.data(key, entry.chunk_index, meta.range(), |bytes| {
+            decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn load(
         &self,
         stream: &str,

@@ -99,19 +99,53 @@ impl Group {
 
 /// Most index entries one claim answers with.
 const CLAIM_ENTRIES: usize = 64;
+/// Read-ahead of an unfiltered consumer: entries up to this many batches past the
+/// claim, while their chunks add up to at most [`READ_AHEAD_BYTES`] (the first
+/// [`READ_AHEAD_MIN_BATCHES`] batches regardless).
+const READ_AHEAD_BATCHES: u64 = 8;
+const READ_AHEAD_MIN_BATCHES: u64 = 2;
+const READ_AHEAD_BYTES: u64 = 16 << 20;
 
-/// The index entries holding `deliveries` and the next `2 × batch` sequences after the
-/// last (read-ahead for the agent; see `ClaimResponse.entries`). Redeliveries far
-/// below the cursor may fall outside the span kept: the agent reads those itself.
-fn claim_entries(s: &Stream, deliveries: &[v1::Delivery], batch: u32) -> Vec<v1::IndexEntry> {
+/// The index entries holding `deliveries`, then read-ahead for the agent (see
+/// `ClaimResponse.entries`): the entries of the next `2 × batch` sequences and, for a
+/// consumer without a filter (every chunk ahead is its to read), further ones up to
+/// `8 × batch` sequences or 16 MiB of chunks — a draining consumer keeps whole objects
+/// loading ahead of it. Entries wholly past the claim serve only to load their chunks,
+/// so they go without per-message positions. Redeliveries far below the cursor may
+/// fall outside the span kept: the agent reads those itself.
+fn claim_entries(
+    s: &Stream,
+    deliveries: &[v1::Delivery],
+    batch: u32,
+    filtered: bool,
+) -> Vec<v1::IndexEntry> {
     let (Some(lo), Some(hi)) = (
         deliveries.iter().map(|d| d.stream_seq).min(),
         deliveries.iter().map(|d| d.stream_seq).max(),
     ) else {
         return Vec::new();
     };
-    let ahead = 2 * u64::from(batch.max(1));
-    s.read_index(lo, hi.saturating_add(ahead), CLAIM_ENTRIES)
+    let batch = u64::from(batch.max(1));
+    let near = hi.saturating_add(READ_AHEAD_MIN_BATCHES * batch);
+    let far = if filtered {
+        near
+    } else {
+        hi.saturating_add(READ_AHEAD_BATCHES * batch)
+    };
+    let mut ahead_bytes = 0u64;
+    let mut out = Vec::new();
+    for mut e in s.read_index(lo, far, CLAIM_ENTRIES) {
+        if e.first_seq > hi {
+            if e.first_seq > near && ahead_bytes >= READ_AHEAD_BYTES {
+                break;
+            }
+            ahead_bytes += e.chunk_byte_size;
+            e.positions = Vec::new();
+            e.deleted = Vec::new();
+        }
+        out.push(e);
+    }
+    out
 }
 
 /// What CreateConsumer / UpdateConsumer may do (JetStream's `action`).
@@ -280,7 +314,11 @@ impl Engine {
         }
         let freed = was_full && !consumer::at_max_ack_pending(rec);
         let claimed = consumer::claim(rec, s, req.batch.max(1) as usize, now);
-        let entries = claim_entries(s, &claimed.deliveries, req.batch);
+        let filtered = rec
+            .config
+            .as_ref()
+            .is_some_and(|c| !c.filter_subjects.is_empty());
+        let entries = claim_entries(s, &claimed.deliveries, req.batch, filtered);
         let num_pending = consumer::state(rec, s).num_pending;
         let next_deadline = consumer::next_deadline(rec);
         let changed = *rec != before;

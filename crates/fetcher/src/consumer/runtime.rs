@@ -56,7 +56,10 @@ pub(crate) const ACK_HOLD: Duration = Duration::from_millis(10);
 #[derive(Debug, Default)]
 struct HeldAcks {
     seqs: Vec<u64>,
-    /// A timer that sends them on their own is pending.
+    /// Bumped whenever the held acks are taken (by a claim or sent on their own).
+    generation: u64,
+    /// A timer is pending for the acks held since this generation began: it sends
+    /// them unless they were taken meanwhile.
     armed: bool,
 }
 
@@ -156,32 +159,34 @@ impl Runtime {
     /// Holds plain acks of this consumer for its next claim (see the module docs);
     /// after [`ACK_HOLD`] without one, they are sent on their own.
     pub(crate) fn hold_acks(self: &Arc<Self>, engine: &Arc<Engine>, seqs: Vec<u64>) {
+        if seqs.is_empty() {
+            return;
+        }
         let arm = {
             let mut held = self.held.lock();
             held.seqs.extend(seqs);
-            !std::mem::replace(&mut held.armed, true)
+            (!std::mem::replace(&mut held.armed, true)).then_some(held.generation)
         };
         // A request parked at max_ack_pending may fit now.
         self.kick.notify_one();
-        if arm {
+        if let Some(generation) = arm {
             let (engine, rt) = (engine.clone(), self.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(ACK_HOLD).await;
-                rt.held.lock().armed = false;
-                send_held_acks(&engine, &rt).await;
+                // Taken by a claim meanwhile: the acks held since are younger, and
+                // their own timer was armed when the first of them came.
+                if rt.held.lock().generation == generation {
+                    send_held_acks(&engine, &rt).await;
+                }
             });
         }
     }
 
     fn take_held_acks(&self) -> Vec<u64> {
-        std::mem::take(&mut self.held.lock().seqs)
-    }
-
-    /// Puts back acks a failed claim carried (the next claim or the timer sends them).
-    fn restore_held_acks(&self, mut seqs: Vec<u64>) {
         let mut held = self.held.lock();
-        seqs.append(&mut held.seqs);
-        held.seqs = seqs;
+        held.generation += 1;
+        held.armed = false;
+        std::mem::take(&mut held.seqs)
     }
 
     pub(crate) fn stop(&self) {
@@ -339,7 +344,7 @@ enum Claimed {
     Failed,
 }
 
-async fn claim(engine: &Engine, rt: &Runtime, batch: i64) -> Claimed {
+async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -> Claimed {
     // The held plain acks go with the claim, applied first in its write.
     let acked = rt.take_held_acks();
     let result = engine
@@ -369,14 +374,15 @@ async fn claim(engine: &Engine, rt: &Runtime, batch: i64) -> Claimed {
                 }
                 Some(e) => {
                     tracing::warn!(error = %e.description, "claim refused");
-                    rt.restore_held_acks(acked);
+                    // Held again: the retry or the timer sends them.
+                    rt.hold_acks(engine, acked);
                     Claimed::Failed
                 }
             }
         }
         Err(status) => {
             tracing::warn!(error = %status.message(), "claim failed: control plane unreachable");
-            rt.restore_held_acks(acked);
+            rt.hold_acks(engine, acked);
             Claimed::Failed
         }
     }
