@@ -108,6 +108,9 @@ pub(crate) struct Group {
     log_keys: BTreeSet<u64>,
     /// (oldest unfolded log record, stream) of every stream with something unfolded.
     pending: BTreeSet<(u64, String)>,
+    /// Append through the round log (the store's keys are costly); else every
+    /// touched stream is folded in its round (one index key per stream per round).
+    round_log: bool,
 }
 
 /// A pending stream is folded within about this many rounds (a few streams a round,
@@ -126,6 +129,7 @@ impl Group {
     async fn load(store: &dyn MetaStore, name: &str, now: i64) -> Result<Group, CpError> {
         let mut g = Group {
             name: name.to_owned(),
+            round_log: store.txn_limits().costly_keys,
             ..Default::default()
         };
         // The round log, per stream: (round, its part), oldest first.
@@ -415,7 +419,7 @@ impl Group {
             let Some(s) = self.streams.get_mut(name) else {
                 continue;
             };
-            if !folds.contains(name) && s.can_log(MAX_UNFOLDED) {
+            if self.round_log && !folds.contains(name) && s.can_log(MAX_UNFOLDED) {
                 let was = s.since;
                 if s.take_log(round, &mut log, &mut objects) && was.is_none() {
                     self.pending.insert((round, name.clone()));
@@ -1701,10 +1705,50 @@ mod tests {
     /// purges and a deleted and re-created stream fold at once. A reload at any point
     /// (log records pending or not) rebuilds exactly what was answered, and the round
     /// log stays short.
+    /// A memory store that says its keys are costly, as etcd does.
+    #[derive(Debug, Default)]
+    struct CostlyKeys(MemoryStore);
+
+    #[async_trait]
+    impl MetaStore for CostlyKeys {
+        async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn range(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> Result<Vec<KeyValue>, StoreError> {
+            self.0.range(start, end, limit).await
+        }
+        async fn txn(
+            &self,
+            compares: Vec<Compare>,
+            ops: Vec<Op>,
+        ) -> Result<TxnOutcome, StoreError> {
+            self.0.txn(compares, ops).await
+        }
+        fn txn_limits(&self) -> crate::store::TxnLimits {
+            crate::store::TxnLimits {
+                costly_keys: true,
+                ..Default::default()
+            }
+        }
+    }
+
     #[tokio::test]
     async fn the_round_log_folds_and_reloads_exactly() {
+        folds_and_reloads_exactly(Arc::new(CostlyKeys::default()), true).await;
+    }
+
+    #[tokio::test]
+    async fn without_the_round_log_every_round_writes_index_keys() {
+        folds_and_reloads_exactly(Arc::new(MemoryStore::new()), false).await;
+    }
+
+    async fn folds_and_reloads_exactly(store: Arc<dyn MetaStore>, round_log: bool) {
         const STREAMS: usize = 12;
-        let store = Arc::new(MemoryStore::new());
         let clock = Arc::new(MockClock::new(
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         ));
@@ -1775,7 +1819,11 @@ mod tests {
                 assert_eq!(snapshot(&engine, STREAMS).await, before, "round {round}");
             }
         }
-        assert!(logged_at_reload > 0, "reloads replayed the round log");
+        assert_eq!(
+            logged_at_reload > 0,
+            round_log,
+            "reloads replayed the round log"
+        );
         // A retried batch is answered from its stored answer after a reload.
         let again = engine.commit("g", batch("b119")).await.unwrap();
         assert!(again.replayed);

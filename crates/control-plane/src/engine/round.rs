@@ -95,6 +95,7 @@ mod tests {
         let limits = TxnLimits {
             max_ops: Some(1000),
             max_bytes: None,
+            costly_keys: false,
         };
         let mut budget = Budget::new(&limits);
         assert!(budget.take(&batch(2000)), "the first batch always goes");

@@ -305,6 +305,7 @@ impl MetaStore for EtcdStore {
         TxnLimits {
             max_ops: self.options.max_txn_ops,
             max_bytes: Some(self.options.max_request_bytes),
+            costly_keys: true,
         }
     }
 

@@ -81,13 +81,19 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
-/// Limits a store puts on one transaction (`None` = none known).
+/// Limits a store puts on one transaction (`None` = none known), and what a
+/// transaction costs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TxnLimits {
     /// Most compares or ops in one transaction (etcd's `--max-txn-ops`).
     pub max_ops: Option<usize>,
     /// Largest encoded transaction (etcd's `--max-request-bytes`).
     pub max_bytes: Option<usize>,
+    /// Each key written costs the store far more than its bytes (etcd: ~20 µs of
+    /// server CPU per key): the control plane then writes a commit round's appends as
+    /// ONE round log key and folds streams into their index keys a few per round,
+    /// instead of one index key per stream per round (which writes fewer bytes).
+    pub costly_keys: bool,
 }
 
 /// An ordered key-value store with conditional transactions.
