@@ -246,7 +246,7 @@ impl Group {
                 continue;
             };
             let rec: BatchRecord = decode(&kv.key, &kv.value)?;
-            if rec.response.is_some() {
+            if rec.response.is_some() || rec.answered {
                 g.batches.insert(id.to_owned(), kv.value.into());
                 order.push((rec.committed_unix_nanos, id.to_owned()));
             }
@@ -311,7 +311,7 @@ impl Group {
             // Decoded before (at load or when stored), so it decodes now.
             let mut replay = BatchRecord::decode(&prev[..])
                 .ok()
-                .and_then(|r| r.response)
+                .and_then(BatchRecord::answer)
                 .unwrap_or_default();
             replay.replayed = true;
             return Arc::new(replay);
@@ -355,11 +355,14 @@ impl Group {
             chunks,
             replayed: false,
         };
-        // The stored answer: a `BatchRecord`, encoded field by field so the answer
-        // is not cloned; the caller gets the only copy of `resp`.
-        let mut value = Vec::with_capacity(resp.encoded_len() + 16);
-        prost::encoding::int64::encode(1, &now, &mut value);
-        prost::encoding::message::encode(2, &resp, &mut value);
+        // The stored answer: a compact `BatchRecord` (a first sequence per chunk),
+        // encoded without cloning the answer; the caller gets the only copy of `resp`.
+        let value = BatchRecord::encode_compact(now, &resp).unwrap_or_else(|| {
+            let mut value = Vec::with_capacity(resp.encoded_len() + 16);
+            prost::encoding::int64::encode(1, &now, &mut value);
+            prost::encoding::message::encode(2, &resp, &mut value);
+            value
+        });
         let value: Arc<[u8]> = value.into();
         self.batches.insert(batch.batch_id.clone(), value.clone());
         self.batch_order.push_back((now, batch.batch_id.clone()));

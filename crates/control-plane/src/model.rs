@@ -132,13 +132,161 @@ pub struct LogStream {
     pub state: Option<StateRecord>,
 }
 
-/// `g/<group>/batch/<batch id>`.
+/// `g/<group>/batch/<batch id>`: the answer, compact (`chunks`; written since the
+/// round log) or in full (`response`; still read).
 #[derive(Clone, PartialEq, Message)]
 pub struct BatchRecord {
     #[prost(int64, tag = "1")]
     pub committed_unix_nanos: i64,
     #[prost(message, optional, tag = "2")]
     pub response: Option<infinistream_proto::v1::CommitBatchResponse>,
+    #[prost(message, repeated, tag = "3")]
+    pub chunks: Vec<AnswerChunk>,
+    /// Set with `chunks` (which a batch without chunks leaves empty).
+    #[prost(bool, tag = "4")]
+    pub answered: bool,
+}
+
+/// One chunk's answer in a [`BatchRecord`]: the records stored got `first_seq`,
+/// `first_seq + 1`, ... in chunk order, skipping the `exceptions`.
+#[derive(Clone, PartialEq, Message)]
+pub struct AnswerChunk {
+    #[prost(string, tag = "1")]
+    pub stream: String,
+    #[prost(uint32, tag = "2")]
+    pub chunk_index: u32,
+    #[prost(uint64, tag = "3")]
+    pub first_seq: u64,
+    /// Records in the chunk.
+    #[prost(uint32, tag = "4")]
+    pub records: u32,
+    #[prost(message, repeated, tag = "5")]
+    pub exceptions: Vec<AnswerException>,
+    /// The whole chunk was refused (every record has this error).
+    #[prost(message, optional, tag = "6")]
+    pub error: Option<infinistream_proto::v1::JsError>,
+}
+
+/// A record of an [`AnswerChunk`] not stored: a duplicate or an error.
+#[derive(Clone, PartialEq, Message)]
+pub struct AnswerException {
+    #[prost(uint32, tag = "1")]
+    pub position: u32,
+    #[prost(uint64, optional, tag = "2")]
+    pub duplicate_of: Option<u64>,
+    #[prost(message, optional, tag = "3")]
+    pub error: Option<infinistream_proto::v1::JsError>,
+}
+
+impl BatchRecord {
+    /// The stored answer, in full.
+    pub fn answer(self) -> Option<infinistream_proto::v1::CommitBatchResponse> {
+        use infinistream_proto::v1::{self, record_result::Result as R};
+        if let Some(r) = self.response {
+            return Some(r);
+        }
+        if !self.answered {
+            return None;
+        }
+        let chunks = self
+            .chunks
+            .into_iter()
+            .map(|c| {
+                let mut next = c.first_seq;
+                let mut exceptions = c.exceptions.into_iter().peekable();
+                let records = (0..c.records)
+                    .map(|pos| {
+                        let result = if let Some(e) = &c.error {
+                            R::Error(e.clone())
+                        } else if let Some(x) = exceptions.next_if(|x| x.position == pos) {
+                            match (x.duplicate_of, x.error) {
+                                (_, Some(e)) => R::Error(e),
+                                (Some(seq), None) => R::DuplicateOf(seq),
+                                (None, None) => R::Error(v1::JsError {
+                                    description: "stored answer damaged".into(),
+                                    ..Default::default()
+                                }),
+                            }
+                        } else {
+                            next += 1;
+                            R::Seq(next - 1)
+                        };
+                        v1::RecordResult {
+                            result: Some(result),
+                        }
+                    })
+                    .collect();
+                v1::ChunkResult {
+                    stream: c.stream,
+                    chunk_index: c.chunk_index,
+                    records,
+                    error: c.error,
+                }
+            })
+            .collect();
+        Some(v1::CommitBatchResponse {
+            chunks,
+            replayed: false,
+        })
+    }
+
+    /// Encodes `resp` as a compact `BatchRecord`; `None` when the stored records of a
+    /// chunk do not have consecutive sequences (then it is stored in full).
+    pub fn encode_compact(
+        committed_unix_nanos: i64,
+        resp: &infinistream_proto::v1::CommitBatchResponse,
+    ) -> Option<Vec<u8>> {
+        use infinistream_proto::v1::record_result::Result as R;
+        use prost::encoding;
+        let mut out = Vec::with_capacity(16 + 16 * resp.chunks.len());
+        encoding::int64::encode(1, &committed_unix_nanos, &mut out);
+        encoding::bool::encode(4, &true, &mut out);
+        let mut inner = Vec::new();
+        for c in &resp.chunks {
+            inner.clear();
+            let mut first = None;
+            let mut next = 0;
+            let mut exceptions = Vec::new();
+            for (pos, r) in c.records.iter().enumerate() {
+                let position = u32::try_from(pos).ok()?;
+                match &r.result {
+                    Some(R::Seq(seq)) => {
+                        if first.is_none() {
+                            first = Some(*seq);
+                        } else if *seq != next {
+                            return None;
+                        }
+                        next = seq + 1;
+                    }
+                    _ if c.error.is_some() => {}
+                    Some(R::DuplicateOf(seq)) => exceptions.push(AnswerException {
+                        position,
+                        duplicate_of: Some(*seq),
+                        error: None,
+                    }),
+                    Some(R::Error(e)) => exceptions.push(AnswerException {
+                        position,
+                        duplicate_of: None,
+                        error: Some(e.clone()),
+                    }),
+                    None => return None,
+                }
+            }
+            encoding::string::encode(1, &c.stream, &mut inner);
+            encoding::uint32::encode(2, &c.chunk_index, &mut inner);
+            encoding::uint64::encode(3, &first.unwrap_or(0), &mut inner);
+            let n = u32::try_from(c.records.len()).ok()?;
+            encoding::uint32::encode(4, &n, &mut inner);
+            for x in &exceptions {
+                encoding::message::encode(5, x, &mut inner);
+            }
+            if let Some(e) = &c.error {
+                encoding::message::encode(6, e, &mut inner);
+            }
+            encoding::bytes::encode(3, &inner, &mut out);
+        }
+        Some(out)
+    }
 }
 
 /// `g/<group>/agent/<id>`.
@@ -224,4 +372,73 @@ pub struct ConsumerRecord {
     /// matching message.
     #[prost(uint64, tag = "11")]
     pub start_upto: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use infinistream_proto::v1::{self, record_result::Result as R};
+
+    use super::*;
+
+    fn rr(r: R) -> v1::RecordResult {
+        v1::RecordResult { result: Some(r) }
+    }
+
+    #[test]
+    fn a_compact_answer_expands_to_the_answer() {
+        let e = v1::JsError {
+            code: 400,
+            err_code: 10071,
+            description: "wrong last sequence: 3".into(),
+        };
+        let resp = v1::CommitBatchResponse {
+            chunks: vec![
+                v1::ChunkResult {
+                    stream: "A".into(),
+                    chunk_index: 0,
+                    records: vec![
+                        rr(R::Seq(7)),
+                        rr(R::DuplicateOf(2)),
+                        rr(R::Seq(8)),
+                        rr(R::Error(e.clone())),
+                        rr(R::Seq(9)),
+                    ],
+                    error: None,
+                },
+                v1::ChunkResult {
+                    stream: "B".into(),
+                    chunk_index: 1,
+                    records: vec![rr(R::Error(e.clone())), rr(R::Error(e.clone()))],
+                    error: Some(e.clone()),
+                },
+                v1::ChunkResult {
+                    stream: "C".into(),
+                    chunk_index: 2,
+                    records: vec![rr(R::DuplicateOf(1))],
+                    error: None,
+                },
+            ],
+            replayed: false,
+        };
+        let value = BatchRecord::encode_compact(42, &resp).unwrap();
+        assert!(value.len() < resp.encoded_len());
+        let rec = BatchRecord::decode(value.as_slice()).unwrap();
+        assert_eq!(rec.committed_unix_nanos, 42);
+        assert_eq!(rec.answer().unwrap(), resp);
+        // No chunks is still an answer.
+        let empty = v1::CommitBatchResponse::default();
+        let value = BatchRecord::encode_compact(1, &empty).unwrap();
+        let rec = BatchRecord::decode(value.as_slice()).unwrap();
+        assert_eq!(rec.answer().unwrap(), empty);
+        // Sequences that are not consecutive are not made compact.
+        let gap = v1::CommitBatchResponse {
+            chunks: vec![v1::ChunkResult {
+                records: vec![rr(R::Seq(1)), rr(R::Seq(3))],
+                ..Default::default()
+            }],
+            replayed: false,
+        };
+        assert!(BatchRecord::encode_compact(1, &gap).is_none());
+    }
 }
