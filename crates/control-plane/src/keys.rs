@@ -4,9 +4,10 @@
 //! construction (a group id cannot contain `/`). Per stream the store holds a config
 //! key, a small state key and index keys holding committed chunks (per batch per
 //! stream, never per message), keyed by the first sequence in fixed-width hex so a
-//! range read walks them in sequence order. A writer round appends to every stream
-//! it touched with ONE round log key; streams are folded from the log into their
-//! index keys a few per round (see `model::LogRecord`):
+//! range read walks them in sequence order. On etcd (where every key of a
+//! transaction is costly) a writer round appends to every stream it touched with ONE
+//! round log key and streams are folded from the log into their index keys a few per
+//! round (see `model::LogRecord`); elsewhere a round writes one index key per stream:
 //!
 //! ```text
 //! cp/leader                         fence: id of the instance allowed to write
