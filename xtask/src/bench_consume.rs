@@ -378,7 +378,22 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
             ),
             (x, y) => {
                 let cell = |r: Option<&anyhow::Result<Consumed>>| r.map_or(String::new(), show);
-                println!("| {label} | {} | {} | | | | |", cell(x), cell(y));
+                let mb = |r: Option<&anyhow::Result<Consumed>>| match r {
+                    Some(Ok(c)) => format!("{:.1}", c.mb_per_sec),
+                    _ => String::new(),
+                };
+                // One server ran (`--only`) or one failed: its own columns still show.
+                let gets = match y {
+                    Some(Ok(c)) => format!("{:.3}", c.get_bytes_per_byte),
+                    _ => String::new(),
+                };
+                println!(
+                    "| {label} | {} | {} | | {} | {} | {gets} |",
+                    cell(x),
+                    cell(y),
+                    mb(x),
+                    mb(y)
+                );
             }
         }
     }
