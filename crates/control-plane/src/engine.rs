@@ -121,6 +121,8 @@ const LOG_MAX_AGE: u64 = 64;
 /// A stream with this many entries logged and not folded is folded in this round
 /// (bounds the size of the index key a fold writes).
 const MAX_UNFOLDED: usize = 128;
+/// Most round log records deleted in one round.
+const MAX_LOG_DELETES_PER_ROUND: usize = 16;
 /// Most streams folded in one round besides those changed otherwise than by appends
 /// (keeps a round within the store's transaction limits).
 const MAX_FOLDS_PER_ROUND: usize = 32;
@@ -468,11 +470,15 @@ impl Group {
             });
             self.log_keys.insert(round);
         }
-        // Log records every stream is folded past.
+        // Log records every stream is folded past (a bounded number a round: the
+        // rest go in the next rounds).
         let oldest = self.pending.first().map_or(u64::MAX, |(since, _)| *since);
+        let mut deletes = 0;
         while let Some(&r) = self.log_keys.first()
             && r < oldest
+            && deletes < MAX_LOG_DELETES_PER_ROUND
         {
+            deletes += 1;
             ops.push(Op::Delete {
                 key: keys::log_entry(&g, r),
             });
