@@ -221,6 +221,7 @@ impl Group {
                 if round <= folded || round < rec.created_round {
                     continue;
                 }
+                let has_entries = !part.entries.is_empty();
                 for e in part.entries {
                     *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
                     entries.push((part.key, e));
@@ -229,8 +230,14 @@ impl Group {
                 if let Some(st) = part.state {
                     state = st;
                 }
+                // The open key is the one the logged entries joined (a part with only
+                // a state names no entry).
+                let key = match replayed {
+                    Some((_, key)) if !has_entries => key,
+                    _ => part.key,
+                };
                 let since = replayed.map_or(round, |(since, _)| since);
-                replayed = Some((since, part.key));
+                replayed = Some((since, key));
             }
             entries.sort_by_key(|(_, e)| e.first_seq);
             let mut s = Stream::load(spec, rec.created_unix_nanos, state, entries, now);
