@@ -111,7 +111,9 @@ const READ_AHEAD_BYTES: u64 = 16 << 20;
 /// consumer without a filter (every chunk ahead is its to read), further ones up to
 /// `8 × batch` sequences or 16 MiB of chunks — a draining consumer keeps whole objects
 /// loading ahead of it. Entries wholly past the claim serve only to load their chunks,
-/// so they go without per-message positions. Redeliveries far below the cursor may
+/// so they go without per-message positions; the others are cut to the claimed span
+/// `[lo, hi]` (a claim of 500 in an entry of 4,000 messages sends 500 positions, not
+/// 4,000 on every claim through that entry). Redeliveries far below the cursor may
 /// fall outside the span kept: the agent reads those itself.
 fn claim_entries(
     s: &Stream,
@@ -142,10 +144,32 @@ fn claim_entries(
             ahead_bytes += e.chunk_byte_size;
             e.positions = Vec::new();
             e.deleted = Vec::new();
+        } else if !e.segment {
+            trim(&mut e, lo, hi);
         }
         out.push(e);
     }
     out
+}
+
+/// Cuts a batch entry to the sequences in `[lo, hi]` (positions and deletions with
+/// it); left whole if its positions do not cover it one per sequence.
+fn trim(e: &mut v1::IndexEntry, lo: u64, hi: u64) {
+    let (from, to) = (e.first_seq.max(lo), e.last_seq.min(hi));
+    if from > to || e.positions.len() as u64 != e.last_seq - e.first_seq + 1 {
+        return;
+    }
+    let (Ok(start), Ok(end)) = (
+        usize::try_from(from - e.first_seq),
+        usize::try_from(to - e.first_seq + 1),
+    ) else {
+        return;
+    };
+    e.positions.truncate(end);
+    e.positions.drain(..start);
+    e.deleted.retain(|seq| (from..=to).contains(seq));
+    e.first_seq = from;
+    e.last_seq = to;
 }
 
 /// What CreateConsumer / UpdateConsumer may do (JetStream's `action`).
@@ -397,5 +421,43 @@ impl Engine {
         let ops = g.consumer_ops(&req.stream, &req.consumer, now);
         self.write_ops(&mut st, ops).await?;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_entries_are_cut_to_the_claimed_span() {
+        let mut e = v1::IndexEntry {
+            object_key: "o".into(),
+            first_seq: 10,
+            last_seq: 19,
+            positions: (0..10).map(|i| i * 3).collect(),
+            deleted: vec![11, 15, 18],
+            ..Default::default()
+        };
+        trim(&mut e, 14, 16);
+        assert_eq!((e.first_seq, e.last_seq), (14, 16));
+        assert_eq!(e.positions, [12, 15, 18]);
+        assert_eq!(e.deleted, [15]);
+        // A span past the entry, or positions that do not match it: left as is.
+        let mut whole = v1::IndexEntry {
+            first_seq: 10,
+            last_seq: 19,
+            positions: vec![0, 1],
+            ..Default::default()
+        };
+        trim(&mut whole, 12, 13);
+        assert_eq!((whole.first_seq, whole.positions.len()), (10, 2));
+        let mut e = v1::IndexEntry {
+            first_seq: 10,
+            last_seq: 11,
+            positions: vec![0, 1],
+            ..Default::default()
+        };
+        trim(&mut e, 20, 30);
+        assert_eq!((e.first_seq, e.last_seq), (10, 11));
     }
 }
