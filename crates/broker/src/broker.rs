@@ -438,6 +438,32 @@ impl InternalSubscription {
     pub fn subject(&self) -> &[u8] {
         &self.sub.subject
     }
+
+    /// A handle that takes this subscription out of the subject index at once, from
+    /// anywhere, while its owner may still drain what was already queued.
+    pub fn closer(&self) -> SubscriptionCloser {
+        SubscriptionCloser {
+            sub: self.sub.clone(),
+            broker: self.broker.clone(),
+        }
+    }
+}
+
+/// See [`InternalSubscription::closer`].
+#[derive(Debug, Clone)]
+pub struct SubscriptionCloser {
+    sub: Arc<Subscription>,
+    broker: Weak<Inner>,
+}
+
+impl SubscriptionCloser {
+    /// Stops new messages from reaching the subscription; idempotent. Messages already
+    /// queued stay readable with [`InternalSubscription::try_recv`].
+    pub fn close(&self) {
+        if let Some(inner) = self.broker.upgrade() {
+            inner.remove_sub(&self.sub);
+        }
+    }
 }
 
 impl Drop for InternalSubscription {

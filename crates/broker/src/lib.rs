@@ -16,7 +16,7 @@ pub mod routing;
 mod sub;
 mod sublist;
 
-pub use broker::{Broker, InternalSubscription};
+pub use broker::{Broker, InternalSubscription, SubscriptionCloser};
 pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use monitor::{ConnInfo, Connz, Varz};

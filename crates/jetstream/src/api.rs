@@ -14,9 +14,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
 use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription};
 use infinistream_control_plane::ControlPlaneClient;
 use infinistream_proto::v1;
@@ -424,6 +426,7 @@ async fn store_config(
     check_wire(&resp.error)?;
     let info = convert::stream_info(&resp, now(ctx))?;
     ctx.catalog.upsert(info.config.clone());
+    settle(ctx, &config.name).await;
     tracing::info!(stream = %config.name, ?op, "stream stored");
     Ok(info)
 }
@@ -512,8 +515,20 @@ async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, A
         .into_inner();
     check_wire(&resp.error)?;
     ctx.catalog.remove(name);
+    settle(ctx, name).await;
     tracing::info!(stream = %name, "stream deleted");
     Ok(StreamDeleteResponse { success: true })
+}
+
+/// How long a stream change waits for this agent's subject subscriptions to follow it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits until this agent serves the catalog as changed, so the client's next publish
+/// reaches the stream as it now is (see [`StreamCatalog::settled`]).
+async fn settle(ctx: &ApiContext, stream: &str) {
+    if !ctx.catalog.settled(SETTLE_TIMEOUT).await {
+        tracing::warn!(%stream, timeout = ?SETTLE_TIMEOUT, "stream change answered before this agent's subscriptions followed it");
+    }
 }
 
 pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {

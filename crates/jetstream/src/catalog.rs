@@ -5,13 +5,19 @@
 //! allowed) so a publish never waits on a metadata round trip. The copy is refreshed
 //! right after this agent changes a stream and periodically for changes made through
 //! other agents; consumers of the catalog watch its version to reconcile.
+//!
+//! A stream created, updated or deleted through this agent is answered only once the
+//! agent's subject subscriptions follow the change ([`StreamCatalog::settled`]): a
+//! client that publishes right after the API reply reaches the new stream, never the
+//! deleted one that had the same subjects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use infinistream_broker::{Broker, InternalMsg};
+use infinistream_broker::{Broker, InternalMsg, SubscriptionCloser};
 
 use infinistream_control_plane::ControlPlaneClient;
 use infinistream_proto::v1;
@@ -35,6 +41,10 @@ pub struct StreamEntry {
 pub struct StreamCatalog {
     streams: Arc<RwLock<BTreeMap<String, StreamEntry>>>,
     version: Arc<watch::Sender<u64>>,
+    /// Per follower of the catalog (see [`serve_stream_subjects`]), the last version
+    /// whose subjects it serves.
+    served: Arc<watch::Sender<BTreeMap<u64, u64>>>,
+    next_follower: Arc<AtomicU64>,
 }
 
 impl Default for StreamCatalog {
@@ -46,9 +56,37 @@ impl Default for StreamCatalog {
 impl StreamCatalog {
     pub fn new() -> Self {
         let (tx, _rx) = watch::channel(0);
+        let (served, _rx) = watch::channel(BTreeMap::new());
         StreamCatalog {
             streams: Arc::new(RwLock::new(BTreeMap::new())),
             version: Arc::new(tx),
+            served: Arc::new(served),
+            next_follower: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Waits (at most `timeout`) until every follower serves the catalog as it is now;
+    /// returns at once when nothing follows it. Returns whether they caught up.
+    pub async fn settled(&self, timeout: Duration) -> bool {
+        let version = *self.version.borrow();
+        let mut served = self.served.subscribe();
+        tokio::time::timeout(
+            timeout,
+            served.wait_for(|followers| followers.values().all(|v| *v >= version)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Registers a follower; it reports with [`Follower::served`] and leaves on drop.
+    fn follow(&self) -> Follower {
+        let id = self.next_follower.fetch_add(1, Ordering::Relaxed);
+        self.served.send_modify(|f| {
+            f.insert(id, 0);
+        });
+        Follower {
+            id,
+            served: self.served.clone(),
         }
     }
 
@@ -174,14 +212,81 @@ impl StreamCatalog {
     }
 }
 
+/// A task that keeps something in step with the catalog (see [`StreamCatalog::settled`]).
+struct Follower {
+    id: u64,
+    served: Arc<watch::Sender<BTreeMap<u64, u64>>>,
+}
+
+impl Follower {
+    fn served(&self, version: u64) {
+        self.served.send_modify(|f| {
+            f.insert(self.id, version);
+        });
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.served.send_modify(|f| {
+            f.remove(&self.id);
+        });
+    }
+}
+
+/// One served (stream, subject): its task, how to stop new messages at once, and how
+/// to tell the task to finish what is queued.
+struct Served {
+    task: JoinHandle<()>,
+    closer: SubscriptionCloser,
+    stop: CancellationToken,
+}
+
+impl Served {
+    /// Out of the subject index now; the task answers what was already queued, then ends.
+    fn release(self) {
+        self.closer.close();
+        self.stop.cancel();
+    }
+}
+
 /// Serves every subject of the catalog's streams: one internal broker subscription per
 /// (stream, subject), each drained by its own task calling `serve(stream, msg)` (the
 /// broker's subscription index does the matching, so a publish costs no lookup here).
 /// Subscriptions follow the catalog until `shutdown`: added, removed, and replaced when
-/// their task ended. Sealed streams are skipped unless `include_sealed`. `capacity` is
-/// each subscription's channel size; a slow `serve` back-pressures only the publishing
-/// connections of that subject.
-pub async fn serve_stream_subjects<F, Fut>(
+/// their task ended; a removed one leaves the subject index at once and its task still
+/// serves what was queued before (so a publisher gets an answer, not silence). Each
+/// catalog version is reported served once reconciled ([`StreamCatalog::settled`]).
+/// Sealed streams are skipped unless `include_sealed`. `capacity` is each
+/// subscription's channel size; a slow `serve` back-pressures only the publishing
+/// connections of that subject. The follower is registered when this is called (not
+/// when the future first runs), so a change made right after is waited for.
+pub fn serve_stream_subjects<F, Fut>(
+    broker: Broker,
+    catalog: StreamCatalog,
+    capacity: usize,
+    include_sealed: bool,
+    serve: F,
+    shutdown: CancellationToken,
+) -> impl Future<Output = Result<(), std::convert::Infallible>> + Send
+where
+    F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let follower = catalog.follow();
+    follow_stream_subjects(
+        follower,
+        broker,
+        catalog,
+        capacity,
+        include_sealed,
+        serve,
+        shutdown,
+    )
+}
+
+async fn follow_stream_subjects<F, Fut>(
+    follower: Follower,
     broker: Broker,
     catalog: StreamCatalog,
     capacity: usize,
@@ -190,12 +295,14 @@ pub async fn serve_stream_subjects<F, Fut>(
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible>
 where
-    F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + 'static,
+    F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let mut tasks: HashMap<(Arc<str>, String), JoinHandle<()>> = HashMap::new();
+    let mut served: HashMap<(Arc<str>, String), Served> = HashMap::new();
     let mut changes = catalog.watch();
     loop {
+        // Read the version before the snapshot: a change after it wakes the loop again.
+        let version = *changes.borrow_and_update();
         let mut wanted = HashSet::new();
         for entry in catalog.snapshot() {
             if entry.config.sealed && !include_sealed {
@@ -205,47 +312,68 @@ where
                 wanted.insert((entry.name.clone(), subject.clone()));
             }
         }
-        tasks.retain(|key, task| {
-            let keep = wanted.contains(key) && !task.is_finished();
-            if !keep {
-                task.abort();
+        let gone: Vec<_> = served
+            .iter()
+            .filter(|(key, s)| !wanted.contains(*key) || s.task.is_finished())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
+            if let Some(s) = served.remove(&key) {
+                s.release();
                 tracing::debug!(stream = %key.0, subject = %key.1, "stream subject released");
             }
-            keep
-        });
+        }
         for key in wanted {
-            if tasks.contains_key(&key) {
+            if served.contains_key(&key) {
                 continue;
             }
             match broker.subscribe_internal(&key.1, None, capacity) {
                 Ok(mut subscription) => {
                     let (stream, serve) = (key.0.clone(), serve.clone());
+                    let closer = subscription.closer();
+                    let stop = shutdown.child_token();
+                    let stopped = stop.clone();
                     let task = tokio::spawn(async move {
-                        while let Some(msg) = subscription.recv().await {
+                        loop {
+                            tokio::select! {
+                                biased;
+                                msg = subscription.recv() => match msg {
+                                    Some(msg) => serve(stream.clone(), msg).await,
+                                    None => return,
+                                },
+                                () = stopped.cancelled() => break,
+                            }
+                        }
+                        // Released: answer what was queued before the subscription left.
+                        while let Some(msg) = subscription.try_recv() {
                             serve(stream.clone(), msg).await;
                         }
                     });
                     tracing::debug!(stream = %key.0, subject = %key.1, "stream subject served");
-                    tasks.insert(key, task);
+                    served.insert(key, Served { task, closer, stop });
                 }
                 Err(error) => {
                     tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot subscribe to a stream subject");
                 }
             }
         }
+        follower.served(version);
         tokio::select! {
             () = shutdown.cancelled() => break,
             changed = changes.changed() => if changed.is_err() { break },
         }
     }
-    for (_, task) in tasks.drain() {
-        task.abort();
+    for (_, s) in served.drain() {
+        s.closer.close();
+        s.task.abort();
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn cfg(name: &str, subjects: &[&str]) -> StreamConfig {
@@ -254,6 +382,68 @@ mod tests {
             subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
             ..StreamConfig::default()
         }
+    }
+
+    #[tokio::test]
+    async fn settled_without_followers_returns_at_once() {
+        let catalog = StreamCatalog::new();
+        catalog.upsert(cfg("A", &["a.>"]));
+        assert!(catalog.settled(Duration::from_secs(5)).await);
+    }
+
+    /// Stream A on `x.>` is deleted and B created on the same subjects: once the change
+    /// is settled, a publish reaches B only, and a message A had queued is still
+    /// answered by A's task.
+    #[tokio::test]
+    async fn a_settled_change_moves_the_subjects_to_the_new_stream() {
+        let broker = Broker::new(infinistream_broker::BrokerConfig::default());
+        let catalog = StreamCatalog::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Arc<str>, String)>();
+        let (gate_tx, gate_rx) = tokio::sync::watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let serve = move |stream: Arc<str>, msg: InternalMsg| {
+            let (tx, mut gate) = (tx.clone(), gate_rx.clone());
+            async move {
+                // A's task holds its first message until the test opens the gate.
+                if &*stream == "A" {
+                    let _ = gate.wait_for(|open| *open).await;
+                }
+                let _ = tx.send((stream, msg.subject));
+            }
+        };
+        let task = tokio::spawn(serve_stream_subjects(
+            broker.clone(),
+            catalog.clone(),
+            16,
+            false,
+            serve,
+            shutdown.clone(),
+        ));
+        catalog.upsert(cfg("A", &["x.>"]));
+        assert!(catalog.settled(Duration::from_secs(5)).await);
+        broker.publish("x.1", None, None, Bytes::from_static(b"1"));
+        broker.publish("x.2", None, None, Bytes::from_static(b"2"));
+
+        catalog.remove("A");
+        catalog.upsert(cfg("B", &["x.>"]));
+        assert!(catalog.settled(Duration::from_secs(5)).await);
+        broker.publish("x.3", None, None, Bytes::from_static(b"3"));
+        assert_eq!(rx.recv().await, Some((Arc::from("B"), "x.3".to_owned())));
+
+        // A's queued messages are answered after its release, by A.
+        gate_tx.send_replace(true);
+        let mut from_a = vec![rx.recv().await, rx.recv().await];
+        from_a.sort();
+        assert_eq!(
+            from_a,
+            vec![
+                Some((Arc::from("A"), "x.1".to_owned())),
+                Some((Arc::from("A"), "x.2".to_owned())),
+            ]
+        );
+        shutdown.cancel();
+        let _ = task.await;
+        assert!(rx.try_recv().is_err(), "no message was served twice");
     }
 
     #[test]
