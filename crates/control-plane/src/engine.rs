@@ -111,6 +111,10 @@ pub(crate) struct Group {
     /// Append through the round log (the store's keys are costly); else every
     /// touched stream is folded in its round (one index key per stream per round).
     round_log: bool,
+    /// Most bytes of index keys one round writes for folds it may put off (the
+    /// store's request limit minus what the round's batches take, see
+    /// `round::Budget`); `None` = no limit.
+    fold_budget: Option<usize>,
 }
 
 /// A pending stream is folded within about this many rounds (a few streams a round,
@@ -126,12 +130,16 @@ const MAX_LOG_DELETES_PER_ROUND: usize = 16;
 /// Most streams folded in one round besides those changed otherwise than by appends
 /// (keeps a round within the store's transaction limits).
 const MAX_FOLDS_PER_ROUND: usize = 32;
+/// A stream past `MAX_UNFOLDED` may go on logging while its round has spent its fold
+/// budget, up to this many unfolded entries (bounds one fold's key).
+const MAX_UNFOLDED_DEFERRED: usize = 4 * MAX_UNFOLDED;
 
 impl Group {
     async fn load(store: &dyn MetaStore, name: &str, now: i64) -> Result<Group, CpError> {
         let mut g = Group {
             name: name.to_owned(),
             round_log: store.txn_limits().costly_keys,
+            fold_budget: store.txn_limits().max_bytes.map(|max| max / 5),
             ..Default::default()
         };
         // The round log, per stream: (round, its part), oldest first.
@@ -421,6 +429,10 @@ impl Group {
         let touched = std::mem::take(&mut self.touched);
         let mut log = Vec::new();
         let mut objects = ObjectTable::default();
+        // Bytes of index keys written by folds so far: once past the fold budget, the
+        // folds that can wait (chosen above, or past `MAX_UNFOLDED`) go to later rounds,
+        // so a round with many full streams stays within the store's request limit.
+        let mut folded_bytes = 0usize;
         for name in touched
             .iter()
             .chain(folds.iter().filter(|n| !touched.contains(*n)))
@@ -431,7 +443,13 @@ impl Group {
             let Some(s) = self.streams.get_mut(name) else {
                 continue;
             };
-            if self.round_log && !folds.contains(name) && s.can_log(MAX_UNFOLDED) {
+            let budget_spent = self.fold_budget.is_some_and(|b| folded_bytes >= b);
+            let log_it = if budget_spent {
+                s.can_log(MAX_UNFOLDED_DEFERRED)
+            } else {
+                !folds.contains(name) && s.can_log(MAX_UNFOLDED)
+            };
+            if self.round_log && log_it {
                 let was = s.since;
                 if s.take_log(round, &mut log, &mut objects) && was.is_none() {
                     self.pending.insert((round, name.clone()));
@@ -445,6 +463,7 @@ impl Group {
                 // Every index key written carries the state; the state key is written
                 // only when no index key is.
                 let state_carried = !puts.is_empty();
+                folded_bytes += puts.iter().map(|(_, v)| v.len()).sum::<usize>();
                 for (seq, value) in puts {
                     ops.push(Op::Put {
                         key: keys::index_entry(&g, name, seq),
