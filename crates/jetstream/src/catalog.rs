@@ -36,10 +36,23 @@ pub struct StreamEntry {
     pub config: Arc<StreamConfig>,
 }
 
+/// The catalog's map plus what this agent changed itself and when.
+#[derive(Debug, Default)]
+struct Streams {
+    by_name: BTreeMap<String, StreamEntry>,
+    /// Stream → number of this agent's last change to it (create, update, delete),
+    /// kept until a control-plane list requested after it has been applied: a list
+    /// requested before the change must not undo it (a just-created stream would lose
+    /// its subscriptions until the next refresh).
+    local: HashMap<String, u64>,
+    /// Numbers this agent's changes.
+    local_epoch: u64,
+}
+
 /// Shared, cheaply cloned catalog of the group's streams.
 #[derive(Debug, Clone)]
 pub struct StreamCatalog {
-    streams: Arc<RwLock<BTreeMap<String, StreamEntry>>>,
+    streams: Arc<RwLock<Streams>>,
     version: Arc<watch::Sender<u64>>,
     /// Per follower of the catalog (see [`serve_stream_subjects`]), the last version
     /// whose subjects it serves.
@@ -58,7 +71,7 @@ impl StreamCatalog {
         let (tx, _rx) = watch::channel(0);
         let (served, _rx) = watch::channel(BTreeMap::new());
         StreamCatalog {
-            streams: Arc::new(RwLock::new(BTreeMap::new())),
+            streams: Arc::new(RwLock::new(Streams::default())),
             version: Arc::new(tx),
             served: Arc::new(served),
             next_follower: Arc::new(AtomicU64::new(0)),
@@ -92,12 +105,12 @@ impl StreamCatalog {
 
     /// Every stream, by name.
     pub fn snapshot(&self) -> Vec<StreamEntry> {
-        self.streams.read().values().cloned().collect()
+        self.streams.read().by_name.values().cloned().collect()
     }
 
     /// One stream.
     pub fn get(&self, name: &str) -> Option<StreamEntry> {
-        self.streams.read().get(name).cloned()
+        self.streams.read().by_name.get(name).cloned()
     }
 
     /// A receiver that changes whenever the catalog does.
@@ -118,8 +131,11 @@ impl StreamCatalog {
         };
         let changed = {
             let mut streams = self.streams.write();
-            let changed = streams.get(&name) != Some(&entry);
-            streams.insert(name, entry);
+            streams.local_epoch += 1;
+            let epoch = streams.local_epoch;
+            streams.local.insert(name.clone(), epoch);
+            let changed = streams.by_name.get(&name) != Some(&entry);
+            streams.by_name.insert(name, entry);
             changed
         };
         if changed {
@@ -129,14 +145,29 @@ impl StreamCatalog {
 
     /// Records a stream deleted through this agent.
     pub fn remove(&self, name: &str) {
-        if self.streams.write().remove(name).is_some() {
+        let removed = {
+            let mut streams = self.streams.write();
+            streams.local_epoch += 1;
+            let epoch = streams.local_epoch;
+            streams.local.insert(name.to_owned(), epoch);
+            streams.by_name.remove(name).is_some()
+        };
+        if removed {
             self.bump();
         }
     }
 
     /// Replaces the catalog with the control plane's list.
     pub fn replace(&self, streams: Vec<StreamConfig>) {
-        let next: BTreeMap<String, StreamEntry> = streams
+        let now = self.streams.read().local_epoch;
+        self.replace_since(streams, now);
+    }
+
+    /// Replaces the catalog with a control-plane list requested when this agent's
+    /// change counter was `asked_at`: streams this agent changed after that keep
+    /// their local state (the list may predate the change).
+    fn replace_since(&self, streams: Vec<StreamConfig>, asked_at: u64) {
+        let mut next: BTreeMap<String, StreamEntry> = streams
             .into_iter()
             .map(|cfg| {
                 (
@@ -150,8 +181,23 @@ impl StreamCatalog {
             .collect();
         let changed = {
             let mut current = self.streams.write();
-            let changed = *current != next;
-            *current = next;
+            let current = &mut *current;
+            current.local.retain(|name, epoch| {
+                let newer = *epoch > asked_at;
+                if newer {
+                    match current.by_name.get(name) {
+                        Some(entry) => {
+                            next.insert(name.clone(), entry.clone());
+                        }
+                        None => {
+                            next.remove(name);
+                        }
+                    }
+                }
+                newer
+            });
+            let changed = current.by_name != next;
+            current.by_name = next;
             changed
         };
         if changed {
@@ -161,6 +207,7 @@ impl StreamCatalog {
 
     /// Loads the stream list from the control plane once.
     pub async fn refresh(&self, cp: &ControlPlaneClient) -> Result<(), tonic::Status> {
+        let asked_at = self.streams.read().local_epoch;
         let mut streams = cp.streams.clone();
         let list = streams
             .list_streams(v1::ListStreamsRequest::default())
@@ -178,7 +225,7 @@ impl StreamCatalog {
                 }
             }
         }
-        self.replace(configs);
+        self.replace_since(configs, asked_at);
         Ok(())
     }
 
@@ -444,6 +491,37 @@ mod tests {
         shutdown.cancel();
         let _ = task.await;
         assert!(rx.try_recv().is_err(), "no message was served twice");
+    }
+
+    /// A list requested before this agent created B and deleted A must not undo
+    /// either; a list requested after both is taken as it is.
+    #[test]
+    fn a_list_older_than_a_local_change_does_not_undo_it() {
+        let catalog = StreamCatalog::new();
+        catalog.upsert(cfg("A", &["a"]));
+        let asked_at = catalog.streams.read().local_epoch;
+        catalog.upsert(cfg("B", &["b"]));
+        catalog.remove("A");
+        catalog.replace_since(vec![cfg("A", &["a"]), cfg("C", &["c"])], asked_at);
+        let mut names: Vec<_> = catalog
+            .snapshot()
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["B", "C"]);
+        let asked_at = catalog.streams.read().local_epoch;
+        catalog.replace_since(vec![cfg("C", &["c"])], asked_at);
+        let names: Vec<_> = catalog
+            .snapshot()
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect();
+        assert_eq!(names, ["C"], "B was deleted through another agent");
+        assert!(
+            catalog.streams.read().local.is_empty(),
+            "applied changes are forgotten"
+        );
     }
 
     #[test]
