@@ -91,6 +91,26 @@ impl Drop for Server {
     }
 }
 
+/// `--only infinistream|nats-server`: which servers run, as (nats-server, InfiniStream).
+pub(crate) fn parse_only(value: &str) -> anyhow::Result<(bool, bool)> {
+    match value {
+        "infinistream" => Ok((false, true)),
+        "nats-server" => Ok((true, false)),
+        other => anyhow::bail!("--only infinistream|nats-server, not `{other}`"),
+    }
+}
+
+/// `--pause`: names the server's pid and gives a profiler (`perf record -p`) time to
+/// attach before `what` starts.
+pub(crate) async fn pause_for_profiler(server: &Server, what: &str) {
+    eprintln!(
+        "xtask: {} pid {} — {what} starts in 5 s",
+        server.name,
+        server.child.id()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+}
+
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?

@@ -25,7 +25,9 @@ use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::bench::{Server, build_release, start_infinistream, start_nats_server};
+use crate::bench::{
+    Server, build_release, parse_only, pause_for_profiler, start_infinistream, start_nats_server,
+};
 use crate::bench_js::{metric_sum, publish_throughput, scrape};
 use crate::tools;
 
@@ -61,11 +63,7 @@ impl Opts {
         while let Some(arg) = it.next() {
             let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
-                "--only" => match value()?.as_str() {
-                    "infinistream" => o.nats = false,
-                    "nats-server" => o.infinistream = false,
-                    other => bail!("--only infinistream|nats-server, not `{other}`"),
-                },
+                "--only" => (o.nats, o.infinistream) = parse_only(value()?)?,
                 "--messages" => {
                     o.total = value()?.parse().context("--messages takes a count")?;
                     if o.total == 0 {
@@ -282,12 +280,7 @@ async fn e2e_latency(server: &Server) -> anyhow::Result<(f64, f64)> {
 /// `--pause`: names the server's pid and gives a profiler time to attach.
 async fn pause(server: &Server, opts: &Opts, pass: &str) {
     if opts.pause {
-        eprintln!(
-            "xtask: {} pid {} — {pass} starts in 5 s",
-            server.name,
-            server.child.id()
-        );
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        pause_for_profiler(server, pass).await;
     }
 }
 

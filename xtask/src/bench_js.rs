@@ -27,7 +27,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::bench::{Server, build_release, start_infinistream, start_nats_server};
+use crate::bench::{
+    Server, build_release, parse_only, pause_for_profiler, start_infinistream, start_nats_server,
+};
 use crate::tools;
 
 /// Sections of the benchmark; `cargo xtask bench js` runs them all, `cargo xtask bench
@@ -69,11 +71,7 @@ impl Opts {
         while let Some(arg) = it.next() {
             let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
-                "--only" => match value()?.as_str() {
-                    "infinistream" => o.nats = false,
-                    "nats-server" => o.infinistream = false,
-                    other => bail!("--only infinistream|nats-server, not `{other}`"),
-                },
+                "--only" => (o.nats, o.infinistream) = parse_only(value()?)?,
                 "--case" => {
                     let v = value()?;
                     let parts: Vec<usize> = v
@@ -475,11 +473,7 @@ async fn publish_table(nats: Option<&Server>, inf: Option<&Server>, opts: &Opts)
         let b = match inf {
             Some(inf) => {
                 if opts.pause {
-                    eprintln!(
-                        "xtask: infinistream pid {} — {label}, {in_flight} in flight starts in 5 s",
-                        inf.child.id()
-                    );
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    pause_for_profiler(inf, &format!("{label}, {in_flight} in flight")).await;
                 }
                 let before = scrape(inf.http_port);
                 let (client_cpu, agent_cpu, started) = (

@@ -146,28 +146,18 @@ impl Group {
         let log_prefix = keys::kind_prefix(name, "log");
         let mut logged: HashMap<String, Vec<(u64, LogStream)>> = HashMap::new();
         for kv in store.scan_prefix(&log_prefix).await? {
-            let round = keys::suffix(&kv.key, &log_prefix)
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&kv.key).into_owned(),
-                    reason: "round log key without a hex round".into(),
-                })?;
+            let round = hex_suffix(&kv.key, &log_prefix, "round log")?;
             let rec: LogRecord = decode(&kv.key, &kv.value)?;
             for mut part in rec.streams {
                 for e in &mut part.entries {
                     if e.object_ref > 0 {
                         let i = usize::try_from(e.object_ref - 1).unwrap_or(usize::MAX);
-                        e.object_key =
-                            rec.objects
-                                .get(i)
-                                .cloned()
-                                .ok_or_else(|| StoreError::Corrupt {
-                                    key: String::from_utf8_lossy(&kv.key).into_owned(),
-                                    reason: format!(
-                                        "object reference {} out of range",
-                                        e.object_ref
-                                    ),
-                                })?;
+                        e.object_key = rec.objects.get(i).cloned().ok_or_else(|| {
+                            corrupt(
+                                &kv.key,
+                                format!("object reference {} out of range", e.object_ref),
+                            )
+                        })?;
                         e.object_ref = 0;
                     }
                 }
@@ -185,12 +175,8 @@ impl Group {
                 continue;
             };
             let rec: StreamRecord = decode(&kv.key, &kv.value)?;
-            let spec = StreamSpec::try_from(rec.config.unwrap_or_default()).map_err(|e| {
-                StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&kv.key).into_owned(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let spec = StreamSpec::try_from(rec.config.unwrap_or_default())
+                .map_err(|e| corrupt(&kv.key, e.to_string()))?;
             // The state is the newest (by store revision) of the state key and the
             // states written along with index keys.
             let st_key = keys::stream_state(name, stream);
@@ -201,12 +187,7 @@ impl Group {
             let ix_prefix = keys::index_prefix(name, stream);
             let mut entries = Vec::new();
             for kv in store.scan_prefix(&ix_prefix).await? {
-                let key = keys::suffix(&kv.key, &ix_prefix)
-                    .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| StoreError::Corrupt {
-                        key: String::from_utf8_lossy(&kv.key).into_owned(),
-                        reason: "index key without a hex sequence".into(),
-                    })?;
+                let key = hex_suffix(&kv.key, &ix_prefix, "index")?;
                 let mut head: EntryRecord = decode(&kv.key, &kv.value)?;
                 if let Some(st) = head.state.take()
                     && kv.mod_revision > state_rev
@@ -531,6 +512,20 @@ impl Group {
             });
         }
     }
+}
+
+fn corrupt(key: &[u8], reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The fixed-width hex number (a sequence or a round) that ends a `what` key.
+fn hex_suffix(key: &[u8], prefix: &[u8], what: &str) -> Result<u64, StoreError> {
+    keys::suffix(key, prefix)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| corrupt(key, format!("{what} key without a hex number")))
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {

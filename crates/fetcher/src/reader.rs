@@ -740,7 +740,6 @@ impl StreamReader {
         Ok(resp)
     }
 
-    /// Loads `seq` (known live) from the object `entry` names.
     /// Loads the footer and chunk of `entry` into the caches (read-ahead: entries
     /// past a claim come without per-message positions, which only reading a message
     /// needs). A segment entry loads the block holding `seq`.
@@ -748,14 +747,26 @@ impl StreamReader {
         if entry.segment {
             return self.load(stream, entry, seq).await.map(|_| ());
         }
+        let Toc::Batch(footer) = &*self.toc(&entry.object_key, false).await? else {
+            return Err(ReadError::Inconsistent {
+                key: entry.object_key.clone(),
+                reason: "object changed format",
+            });
+        };
+        self.chunk(stream, entry, footer).await.map(|_| ())
+    }
+
+    /// The decoded chunk of batch `entry` (through the caches).
+    async fn chunk(
+        &self,
+        stream: &str,
+        entry: &v1::IndexEntry,
+        footer: &BatchFooter,
+    ) -> Result<Arc<Data>, ReadError> {
         let key = entry.object_key.as_str();
         let inconsistent = |reason| ReadError::Inconsistent {
             key: key.to_owned(),
             reason,
-        };
-        let toc = self.toc(key, false).await?;
-        let Toc::Batch(footer) = &*toc else {
-            return Err(inconsistent("object changed format"));
         };
         let meta = footer
             .chunk_at(entry.chunk_index)
@@ -764,13 +775,18 @@ impl StreamReader {
             return Err(inconsistent("chunk belongs to another stream"));
         }
         let meta = meta.clone();
-        self.data(key, entry.chunk_index, meta.range(), |bytes| {
-            decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
-        })
-        .await?;
-        Ok(())
+        let data = self
+            .data(key, entry.chunk_index, meta.range(), |bytes| {
+                decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
+            })
+            .await?;
+        if !matches!(&*data, Data::Chunk(_)) {
+            return Err(inconsistent("object changed format"));
+        }
+        Ok(data)
     }
 
+    /// Loads `seq` (known live) from the object `entry` names.
     async fn load(
         &self,
         stream: &str,
@@ -791,19 +807,7 @@ impl StreamReader {
                     .positions
                     .get(offset)
                     .ok_or_else(|| inconsistent("no chunk position for the sequence"))?;
-                let meta = footer
-                    .chunk_at(entry.chunk_index)
-                    .ok_or_else(|| inconsistent("chunk index past the footer"))?;
-                if meta.stream != stream {
-                    return Err(inconsistent("chunk belongs to another stream"));
-                }
-                let meta = meta.clone();
-                let data = self
-                    .data(key, entry.chunk_index, meta.range(), |bytes| {
-                        decode_chunk(&meta, bytes)
-                            .map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
-                    })
-                    .await?;
+                let data = self.chunk(stream, entry, footer).await?;
                 let Data::Chunk(chunk) = &*data else {
                     return Err(inconsistent("object changed format"));
                 };

@@ -77,10 +77,8 @@ impl EtcdServer {
     /// by [`tools::free_port`] can meanwhile become another process's outgoing port; an
     /// etcd that exits with "address already in use" is started again on new ports.
     pub fn start() -> io::Result<EtcdServer> {
-        const ATTEMPTS: usize = 5;
         let etcd = etcd_binary()?;
-        let mut attempt = 1;
-        loop {
+        tools::start_on_free_ports(|| {
             let dir = tempfile::Builder::new()
                 .prefix("infinistream-etcd-")
                 .tempdir()?;
@@ -90,16 +88,9 @@ impl EtcdServer {
                 dir,
                 state: Mutex::new(Running::default()),
             };
-            match server.launch(&etcd) {
-                Ok(()) => return Ok(server),
-                Err(e)
-                    if attempt < ATTEMPTS && e.to_string().contains("address already in use") =>
-                {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            server.launch(&etcd)?;
+            Ok(server)
+        })
     }
 
     /// One server per test process, started on first use; every call returns a new

@@ -68,10 +68,8 @@ impl S3Server {
     /// A server whose port was taken between picking and binding it (see
     /// [`crate::etcd::EtcdServer::start`]) is started again on new ports.
     pub fn start_with_bucket(bucket: &str) -> io::Result<S3Server> {
-        const ATTEMPTS: usize = 5;
         let weed = weed_binary()?;
-        let mut attempt = 1;
-        loop {
+        tools::start_on_free_ports(|| {
             let dir = tempfile::Builder::new()
                 .prefix("infinistream-s3-")
                 .tempdir()?;
@@ -84,16 +82,9 @@ impl S3Server {
                 dir,
                 state: Mutex::new(Running::default()),
             };
-            match server.launch(&weed) {
-                Ok(()) => return Ok(server),
-                Err(e)
-                    if attempt < ATTEMPTS && e.to_string().contains("address already in use") =>
-                {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            server.launch(&weed)?;
+            Ok(server)
+        })
     }
 
     /// One server per test process, started on first use. Pair it with

@@ -43,6 +43,22 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Starts a server on ports from [`free_port`] with `start`, again (up to 5 times) on
+/// new ports when it fails with "address already in use": a port picked free is only
+/// taken when the server binds it, and may meanwhile become another process's.
+pub fn start_on_free_ports<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(e) if attempt < ATTEMPTS && e.to_string().contains("address already in use") => {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Starts a watchdog for a server process: a `sh` that kills `pid` with SIGKILL and
 /// removes `dir` once our end of its stdin closes — when the fixture is dropped or the
 /// test process dies for any reason. Keep the returned stdin open while the server
