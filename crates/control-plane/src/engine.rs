@@ -563,6 +563,17 @@ fn error_info(e: JsError) -> v1::StreamInfoResponse {
     }
 }
 
+/// When a write is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Once durable: everything whose loss would lose data or an answer someone relies
+    /// on (commits, confirmed acks, configuration).
+    Synced,
+    /// Once ordered and visible, durable a moment later ([`MetaStore::txn_deferred`]):
+    /// claims, whose loss in a crash only delivers their messages again.
+    Deferred,
+}
+
 #[derive(Debug, Default)]
 struct State {
     groups: HashMap<String, Group>,
@@ -727,8 +738,19 @@ impl Engine {
         }
     }
 
-    /// One fenced transaction. On any failure the caches are dropped.
+    /// One fenced transaction, answered once durable. On any failure the caches are
+    /// dropped.
     async fn write_ops(&self, st: &mut State, ops: Vec<Op>) -> Result<i64, CpError> {
+        self.write_ops_with(st, ops, Durability::Synced).await
+    }
+
+    /// [`write_ops`](Self::write_ops), answered when `durability` says.
+    async fn write_ops_with(
+        &self,
+        st: &mut State,
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<i64, CpError> {
         if ops.is_empty() {
             return Ok(0);
         }
@@ -737,7 +759,7 @@ impl Engine {
             self.check_epoch(st);
             return Err(stale_cache());
         }
-        let res = self.fenced_txn(ops).await;
+        let res = self.fenced_txn(ops, durability).await;
         match res {
             Ok(revision) => {
                 self.publish_events(st);
@@ -752,8 +774,13 @@ impl Engine {
     }
 
     /// One fenced transaction; a moved fence is `NotLeader`.
-    async fn fenced_txn(&self, ops: Vec<Op>) -> Result<i64, CpError> {
-        match self.store.txn(vec![self.fence()], ops).await {
+    async fn fenced_txn(&self, ops: Vec<Op>, durability: Durability) -> Result<i64, CpError> {
+        let compares = vec![self.fence()];
+        let written = match durability {
+            Durability::Synced => self.store.txn(compares, ops).await,
+            Durability::Deferred => self.store.txn_deferred(compares, ops).await,
+        };
+        match written {
             Ok(out) if out.succeeded => Ok(out.revision),
             Ok(_) => {
                 tracing::error!("metadata store fence moved: another control plane took over");
@@ -1068,7 +1095,7 @@ impl Engine {
         } else if round.ops.is_empty() {
             Ok(0)
         } else {
-            self.fenced_txn(round.ops).await
+            self.fenced_txn(round.ops, Durability::Synced).await
         };
         tracing::debug!(
             batches = round.batches,

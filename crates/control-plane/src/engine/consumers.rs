@@ -9,7 +9,7 @@
 use infinistream_proto::v1::{self, JsError, StreamEventKind};
 use prost::Message;
 
-use super::{Engine, Group, consumer_error};
+use super::{Durability, Engine, Group, consumer_error};
 use crate::consumer;
 use crate::errors::{CpError, jserr};
 use crate::keys;
@@ -360,8 +360,13 @@ impl Engine {
                     0,
                 );
             }
+            // Answered before it is synced (the embedded store syncs it a moment
+            // later; etcd is synced anyway): a claim a power cut loses only hands its
+            // messages out again, their delivery count not raised, and the plain acks
+            // riding on it asked for no confirmation.
             let ops = g.consumer_ops(&req.stream, &req.consumer, now);
-            self.write_ops(&mut st, ops).await?;
+            self.write_ops_with(&mut st, ops, Durability::Deferred)
+                .await?;
         }
         Ok(v1::ClaimResponse {
             error: None,

@@ -18,7 +18,9 @@
 //!   key, several compares must all hold;
 //! - `range` is `[start, end)` in byte order with `limit` (0 = all) and an empty end
 //!   meaning "to the end"; `DeletePrefix` deletes exactly the keys with the prefix;
-//! - concurrent compare-and-swap loops never lose an update.
+//! - concurrent compare-and-swap loops never lose an update;
+//! - `txn_deferred` is a transaction like any other to everyone reading: compares,
+//!   one revision in the same sequence, visible to the next read.
 
 use std::sync::Arc;
 
@@ -73,6 +75,7 @@ pub async fn conformance(store: Arc<dyn MetaStore>) {
     compares(s).await;
     ranges(s).await;
     deletes(s).await;
+    deferred_writes(s).await;
     concurrent_compare_and_swap(store.clone(), 8, 25).await;
     txn(
         s,
@@ -82,6 +85,57 @@ pub async fn conformance(store: Arc<dyn MetaStore>) {
         }],
     )
     .await;
+}
+
+async fn deferred_writes(s: &dyn MetaStore) {
+    let a = k("deferred/a");
+    let before = txn(s, vec![], vec![put(&a, b"1")]).await;
+    let deferred = ok(
+        "txn_deferred",
+        s.txn_deferred(
+            vec![Compare::ModRevision {
+                key: a.clone(),
+                revision: Some(before.revision),
+            }],
+            vec![put(&a, b"2")],
+        )
+        .await,
+    );
+    assert!(
+        deferred.succeeded,
+        "a deferred txn whose compares hold applies"
+    );
+    assert!(
+        deferred.revision > before.revision,
+        "a deferred txn takes the next revision"
+    );
+    let kv = get(s, &a)
+        .await
+        .unwrap_or_else(|| panic!("deferred write not readable"));
+    assert_eq!(
+        (kv.value.as_slice(), kv.mod_revision),
+        (&b"2"[..], deferred.revision),
+        "a deferred write is visible to the next read"
+    );
+    let refused = ok(
+        "txn_deferred",
+        s.txn_deferred(
+            vec![Compare::ModRevision {
+                key: a.clone(),
+                revision: Some(before.revision),
+            }],
+            vec![put(&a, b"3")],
+        )
+        .await,
+    );
+    assert!(!refused.succeeded, "a deferred txn checks its compares");
+    assert_eq!(
+        get(s, &a).await.map(|kv| kv.value),
+        Some(b"2".to_vec()),
+        "a failed deferred compare applies nothing"
+    );
+    let after = txn(s, vec![], vec![put(&a, b"4")]).await;
+    assert!(after.revision > deferred.revision);
 }
 
 async fn reads_and_writes(s: &dyn MetaStore) {

@@ -20,6 +20,14 @@
 //! never acknowledged, is dropped). `txn` returning `Ok` therefore still means the
 //! data is on disk, and nothing is visible before it is.
 //!
+//! `txn_deferred` appends its record the same way but answers without the
+//! `fdatasync`: a background thread syncs the log within [`SYNC_BEHIND`] (one
+//! `fdatasync` for all the deferred writes of that moment), and any later `txn`'s own
+//! sync covers it sooner, since the log is one file written in order. A process kill
+//! loses nothing (the record is in the page cache); a power loss in that moment loses
+//! the deferred record with every record after it. A failed background sync refuses every later
+//! write until the store is reopened, as a failed log write does.
+//!
 //! redb is synchronous, so every call runs on tokio's blocking pool; writers are
 //! serialized by the log's mutex; readers take the overlay's read lock.
 
@@ -28,7 +36,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -48,6 +56,9 @@ pub const WAL_FILE_NAME: &str = "control-plane.wal";
 pub const CHECKPOINT_BYTES: u64 = 32 << 20;
 /// Longest time between checkpoints while writes happen.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// Longest a deferred write waits for the background sync (nats-server syncs its
+/// files every 2 minutes by default).
+pub const SYNC_BEHIND: Duration = Duration::from_millis(50);
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
@@ -68,6 +79,109 @@ struct Inner {
     /// for a deletion. Lock order: `wal`, then `overlay`.
     overlay: RwLock<Overlay>,
     checkpoint_bytes: u64,
+    sync_behind: Arc<SyncBehind>,
+}
+
+/// The background `fdatasync` of the log behind deferred writes.
+#[derive(Debug)]
+struct SyncBehind {
+    /// A second handle on the log file: syncing takes no log lock.
+    file: File,
+    state: Mutex<SyncState>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Deferred writes logged so far, and how many of them a sync has covered.
+    logged: u64,
+    synced: u64,
+    /// Why a background sync failed (the store then refuses writes).
+    failed: Option<String>,
+    closing: bool,
+}
+
+impl SyncBehind {
+    /// Starts the thread syncing `file` after deferred writes.
+    fn start(file: File) -> Result<Arc<SyncBehind>, std::io::Error> {
+        let sb = Arc::new(SyncBehind {
+            file,
+            state: Mutex::new(SyncState::default()),
+            wake: Condvar::new(),
+        });
+        let worker = sb.clone();
+        std::thread::Builder::new()
+            .name("cp-log-sync".into())
+            .spawn(move || worker.run())?;
+        Ok(sb)
+    }
+
+    fn run(&self) {
+        loop {
+            let target = {
+                let Ok(mut st) = self.state.lock() else {
+                    return;
+                };
+                while st.logged == st.synced && !st.closing {
+                    st = match self.wake.wait(st) {
+                        Ok(st) => st,
+                        Err(_) => return,
+                    };
+                }
+                if st.logged == st.synced {
+                    return;
+                }
+                // Gather the deferred writes of the next moment into this sync: an
+                // append to the page a sync is writing back waits for it.
+                st = match self
+                    .wake
+                    .wait_timeout_while(st, SYNC_BEHIND, |st| !st.closing)
+                {
+                    Ok((st, _)) => st,
+                    Err(_) => return,
+                };
+                st.logged
+            };
+            let res = self.file.sync_data();
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            match res {
+                Ok(()) => {
+                    st.synced = target;
+                    self.wake.notify_all();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "embedded store: syncing the write-ahead log failed");
+                    st.failed = Some(format!("background log sync failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A deferred write was logged: sync it soon.
+    fn logged(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.logged += 1;
+            self.wake.notify_all();
+        }
+    }
+
+
+    fn failed(&self) -> Option<String> {
+        self.state.lock().map_or_else(
+            |_| Some("log sync lock poisoned".into()),
+            |st| st.failed.clone(),
+        )
+    }
+
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closing = true;
+            self.wake.notify_all();
+        }
+    }
 }
 
 type Overlay = BTreeMap<Vec<u8>, Option<(i64, Vec<u8>)>>;
@@ -358,6 +472,10 @@ fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError>
         .map_err(|e| io("open", e))?;
     file.set_len(0).map_err(|e| io("truncate", e))?;
     file.sync_all().map_err(|e| io("sync", e))?;
+    let sync_behind = file
+        .try_clone()
+        .and_then(SyncBehind::start)
+        .map_err(|e| io("start the log sync for", e))?;
     Ok(Inner {
         db,
         wal: Mutex::new(Wal {
@@ -370,6 +488,7 @@ fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError>
         }),
         overlay: RwLock::new(BTreeMap::new()),
         checkpoint_bytes,
+        sync_behind,
     })
 }
 
@@ -426,9 +545,52 @@ impl Inner {
         Ok(())
     }
 
-    fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
+    /// One transaction; `synced`: the log is `fdatasync`ed before it answers, else by
+    /// the background sync right after.
+    fn txn(
+        &self,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+        synced: bool,
+    ) -> Result<TxnOutcome, StoreError> {
         let mut guard = self.wal.lock().map_err(|_| lock_err())?;
-        let wal = &mut *guard;
+        self.txn_locked(&mut guard, compares, ops, synced)
+    }
+
+    /// A deferred transaction on the caller's thread, when it only appends to the
+    /// page cache: the log is free (no synced write is waiting on its disk) and no
+    /// checkpoint is due. Otherwise hands the transaction back.
+    #[allow(clippy::type_complexity)]
+    fn try_deferred_inline(
+        &self,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    ) -> Result<Result<TxnOutcome, StoreError>, (Vec<Compare>, Vec<Op>)> {
+        let mut guard = match self.wal.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Err((compares, ops)),
+            Err(std::sync::TryLockError::Poisoned(_)) => return Ok(Err(lock_err())),
+        };
+        if self.checkpoint_due(&guard) {
+            return Err((compares, ops));
+        }
+        Ok(self.txn_locked(&mut guard, compares, ops, false))
+    }
+
+    fn checkpoint_due(&self, wal: &Wal) -> bool {
+        wal.len >= self.checkpoint_bytes || wal.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+    }
+
+    fn txn_locked(
+        &self,
+        wal: &mut Wal,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+        synced: bool,
+    ) -> Result<TxnOutcome, StoreError> {
+        if wal.poisoned.is_none() {
+            wal.poisoned = self.sync_behind.failed();
+        }
         if let Some(why) = &wal.poisoned {
             return Err(StoreError::Backend(format!(
                 "embedded store refuses writes until reopened: {why}"
@@ -474,11 +636,16 @@ impl Inner {
         }
         let revision = current + 1;
         encode_record(&mut wal.buf, revision, &ops);
-        // Durable first (the log), visible second (the overlay).
-        let logged = wal
-            .file
-            .write_all(&wal.buf)
-            .and_then(|()| wal.file.sync_data());
+        // Durable first (the log), visible second (the overlay); deferred: in the page
+        // cache first, synced by the background thread.
+        let logged = wal.file.write_all(&wal.buf).and_then(|()| {
+            if synced {
+                wal.file.sync_data()
+            } else {
+                self.sync_behind.logged();
+                Ok(())
+            }
+        });
         if let Err(e) = logged {
             // The record may or may not be on disk: stop writing until a reopen
             // replays whatever is.
@@ -528,9 +695,10 @@ impl Inner {
         }
         drop(data);
         drop(read);
-        let due =
-            wal.len >= self.checkpoint_bytes || wal.last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
-        if due && let Err(e) = self.checkpoint(wal) {
+        if synced
+            && self.checkpoint_due(wal)
+            && let Err(e) = self.checkpoint(wal)
+        {
             // The log and the overlay still hold everything: retried at the next write.
             tracing::warn!(error = %e, "embedded store: checkpoint failed");
         }
@@ -611,6 +779,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.sync_behind.close();
         // A clean close leaves nothing to replay.
         if let Ok(mut wal) = self.wal.lock()
             && wal.poisoned.is_none()
@@ -678,9 +847,35 @@ impl MetaStore for EmbeddedStore {
 
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.txn(compares, ops))
+        tokio::task::spawn_blocking(move || inner.txn(compares, ops, true))
             .await
             .map_err(unavailable)?
+    }
+
+    /// Usually on the caller's thread: appending a record to the page cache takes
+    /// microseconds, less than the two thread hops of the blocking pool. When the log
+    /// is busy with a synced write or a checkpoint is due, on the blocking pool.
+    async fn txn_deferred(
+        &self,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    ) -> Result<TxnOutcome, StoreError> {
+        let (compares, ops) = match self.inner.try_deferred_inline(compares, ops) {
+            Ok(done) => return done,
+            Err(handed_back) => handed_back,
+        };
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.wal.lock().map_err(|_| lock_err())?;
+            if inner.checkpoint_due(&guard)
+                && let Err(e) = inner.checkpoint(&mut guard)
+            {
+                tracing::warn!(error = %e, "embedded store: checkpoint failed");
+            }
+            inner.txn_locked(&mut guard, compares, ops, false)
+        })
+        .await
+        .map_err(unavailable)?
     }
 }
 
@@ -910,6 +1105,120 @@ mod tests {
             52,
             "revisions continue after the replay"
         );
+    }
+
+    /// Waits until every deferred write logged so far is synced (or syncing failed).
+    fn wait_synced(sb: &SyncBehind) {
+        let mut st = sb.state.lock().unwrap();
+        while st.synced < st.logged && st.failed.is_none() {
+            st = sb.wake.wait(st).unwrap();
+        }
+    }
+
+    async fn put_deferred(s: &EmbeddedStore, k: &str, v: &str) -> i64 {
+        s.txn_deferred(
+            vec![],
+            vec![Op::Put {
+                key: k.as_bytes().to_vec(),
+                value: v.as_bytes().to_vec(),
+            }],
+        )
+        .await
+        .unwrap()
+        .revision
+    }
+
+    /// Deferred writes answer before their sync, are visible at once, take their place
+    /// in the one log (so a crash keeps them in order with the synced writes around
+    /// them) and are synced behind.
+    #[tokio::test]
+    async fn deferred_writes_are_visible_at_once_ordered_in_the_log_and_synced_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        assert_eq!(put(&s, "a", "1").await, 1);
+        assert_eq!(put_deferred(&s, "b", "2").await, 2);
+        assert_eq!(s.get(b"b").await.unwrap().unwrap().value, b"2");
+        assert_eq!(put_deferred(&s, "a", "3").await, 3);
+        assert_eq!(put(&s, "c", "4").await, 4);
+        wait_synced(&s.inner.sync_behind);
+        {
+            let st = s.inner.sync_behind.state.lock().unwrap();
+            assert_eq!((st.logged, st.synced, st.failed.as_deref()), (2, 2, None));
+        }
+
+        // The log as a kill -9 now would leave it: replaying it alone gives every
+        // write, deferred or not, at its revision.
+        let logged = std::fs::read(dir.path().join(WAL_FILE_NAME)).unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        std::fs::write(crashed.path().join(WAL_FILE_NAME), &logged).unwrap();
+        let r = EmbeddedStore::open(crashed.path()).await.unwrap();
+        let got: Vec<(Vec<u8>, Vec<u8>, i64)> = r
+            .scan_prefix(b"")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|kv| (kv.key, kv.value, kv.mod_revision))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), b"3".to_vec(), 3),
+                (b"b".to_vec(), b"2".to_vec(), 2),
+                (b"c".to_vec(), b"4".to_vec(), 4),
+            ]
+        );
+        assert_eq!(put(&r, "d", "5").await, 5);
+    }
+
+    /// Deferred writes alone still checkpoint (on the blocking pool, not inline).
+    #[tokio::test]
+    async fn deferred_writes_checkpoint_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with(dir.path(), 200).await.unwrap();
+        for i in 0..100 {
+            put_deferred(&s, &format!("k{i:03}"), "v").await;
+        }
+        let wal_len = std::fs::metadata(dir.path().join(WAL_FILE_NAME))
+            .unwrap()
+            .len();
+        assert!(
+            wal_len < 400,
+            "the log is emptied at checkpoints: {wal_len} bytes"
+        );
+        drop(s);
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        assert_eq!(s.scan_prefix(b"k").await.unwrap().len(), 100);
+        assert_eq!(put(&s, "x", "v").await, 101);
+    }
+
+    /// A background sync that failed leaves it unknown what is on disk: the store
+    /// refuses every later write (synced or not), as after a failed log write.
+    #[tokio::test]
+    async fn a_failed_background_sync_refuses_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        put_deferred(&s, "a", "1").await;
+        s.inner.sync_behind.state.lock().unwrap().failed =
+            Some("background log sync failed: injected".into());
+        for deferred in [false, true] {
+            let ops = vec![Op::Put {
+                key: b"b".to_vec(),
+                value: b"2".to_vec(),
+            }];
+            let res = if deferred {
+                s.txn_deferred(vec![], ops).await
+            } else {
+                s.txn(vec![], ops).await
+            };
+            match res {
+                Err(StoreError::Backend(why)) => assert_eq!(
+                    why,
+                    "embedded store refuses writes until reopened: background log sync failed: injected"
+                ),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(s.get(b"b").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@
 //!
 //! Transactions are the unit of durability: when [`MetaStore::txn`] returns
 //! `Ok(outcome)` with `outcome.succeeded`, every op in it is durable and visible to
-//! every later read, on every replica.
+//! every later read, on every replica ([`MetaStore::txn_deferred`] lets a store answer
+//! before the durable part, for writes whose loss only repeats work).
 
 use async_trait::async_trait;
 
@@ -112,6 +113,21 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Atomically: if every compare holds, applies every op durably.
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<Op>) -> Result<TxnOutcome, StoreError>;
+
+    /// As [`txn`](Self::txn), but the store may answer once the write is ordered after
+    /// every earlier one and visible, and make it durable a moment later: a crash in
+    /// that moment loses it together with every write after it, never one without the
+    /// other (a later `txn` returning makes it durable too). For writes whose loss only
+    /// repeats work: a consumer's claims (lost, their messages are delivered again, as
+    /// after a crash of nats-server, which does not sync consumer state either). A
+    /// store with nothing cheaper (etcd: every write is a quorum write) runs `txn`.
+    async fn txn_deferred(
+        &self,
+        compares: Vec<Compare>,
+        ops: Vec<Op>,
+    ) -> Result<TxnOutcome, StoreError> {
+        self.txn(compares, ops).await
+    }
 
     /// The limits one transaction must stay within; the control plane sizes its
     /// group commits by them.
