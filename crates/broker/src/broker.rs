@@ -124,6 +124,67 @@ pub struct Broker {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Bytes queued by a [`Deliveries`] after which the connections it wrote to are woken
+/// without waiting for its end (their writers start while the rest is routed).
+pub const WAKE_EVERY_BYTES: u64 = 256 << 10;
+
+/// Messages routed to one deliver subject from inside the server (see
+/// [`Broker::deliveries`]); dropping it wakes the connections and applies
+/// auto-unsubscribes.
+pub struct Deliveries<'a> {
+    inner: &'a Inner,
+    result: MatchResult,
+    ctx: RouteCtx,
+    /// `ctx.out_bytes` when the connections were last woken.
+    woken_at: u64,
+}
+
+impl Deliveries<'_> {
+    /// Routes one message (see [`Broker::deliver`]).
+    pub fn send(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) {
+        let msg = Msg {
+            subject: subject.as_bytes(),
+            reply: reply.map(str::as_bytes),
+            headers: headers.as_ref(),
+            payload: &payload,
+        };
+        let stats = &self.inner.stats;
+        stats.in_msgs.inc();
+        stats
+            .in_bytes
+            .inc_by((payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64);
+        self.inner
+            .route(&mut self.ctx, &self.result, None, true, msg);
+        if self.ctx.out_bytes >= self.woken_at + WAKE_EVERY_BYTES {
+            self.woken_at = self.ctx.out_bytes;
+            for c in self.ctx.flush.drain(..) {
+                c.notify.notify_one();
+            }
+        }
+    }
+}
+
+impl Drop for Deliveries<'_> {
+    fn drop(&mut self) {
+        self.inner.finish_sync(std::mem::take(&mut self.ctx));
+    }
+}
+
+impl std::fmt::Debug for Deliveries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliveries")
+            .field("out_msgs", &self.ctx.out_msgs)
+            .field("out_bytes", &self.ctx.out_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A message being routed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Msg<'a> {
@@ -316,23 +377,22 @@ impl Broker {
         headers: Option<Bytes>,
         payload: Bytes,
     ) {
-        let _span = tracing::trace_span!("internal_publish", deliver_subject, subject).entered();
-        let inner = &self.inner;
-        let result = Arc::new(inner.sublist.read().matches(deliver_subject.as_bytes()));
-        let mut ctx = RouteCtx::new(random_seed());
-        let msg = Msg {
-            subject: subject.as_bytes(),
-            reply: reply.map(str::as_bytes),
-            headers: headers.as_ref(),
-            payload: &payload,
-        };
-        inner.stats.in_msgs.inc();
-        inner
-            .stats
-            .in_bytes
-            .inc_by((payload.len() + headers.as_ref().map_or(0, Bytes::len)) as u64);
-        inner.route(&mut ctx, &result, None, true, msg);
-        inner.finish_sync(ctx);
+        self.deliveries(deliver_subject)
+            .send(subject, reply, headers, payload);
+    }
+
+    /// Several [`Broker::deliver`]s to one `deliver_subject` (a consumer's batch):
+    /// its subscribers are matched once, and their connections are woken once per
+    /// [`WAKE_EVERY_BYTES`] and when the returned value is dropped, instead of per
+    /// message.
+    pub fn deliveries(&self, deliver_subject: &str) -> Deliveries<'_> {
+        let inner = &*self.inner;
+        Deliveries {
+            inner,
+            result: inner.sublist.read().matches(deliver_subject.as_bytes()),
+            ctx: RouteCtx::new(random_seed()),
+            woken_at: 0,
+        }
     }
 
     /// Subscribes an in-process handler. Messages arrive on a bounded channel of

@@ -16,7 +16,7 @@ pub mod routing;
 mod sub;
 mod sublist;
 
-pub use broker::{Broker, InternalSubscription, SubscriptionCloser};
+pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use monitor::{ConnInfo, Connz, Varz};

@@ -579,3 +579,55 @@ async fn stale_connection_after_unanswered_pings() {
     assert!(ops.iter().filter(|o| matches!(o, ServerOp::Ping)).count() >= 2);
     assert!(ops.iter().any(is_err("Stale Connection")), "{ops:?}");
 }
+
+/// A consumer's batch through `Broker::deliveries`: every message reaches the
+/// deliver subject's subscriber in order with its own subject and reply, a batch past
+/// the mid-batch wake size included, and an auto-unsubscribe max still cuts it off.
+#[tokio::test]
+async fn deliveries_reach_the_subscriber_in_order_and_honour_max() {
+    let tb = TestBroker::start(BrokerConfig::default()).await;
+    let client = tb.client().await;
+    let mut inbox = client.subscribe("_INBOX.batch").await.expect("sub");
+    let mut limited = client.subscribe("_INBOX.limited").await.expect("sub");
+    limited.unsubscribe_after(2).await.expect("unsub");
+    common::sync(&client).await;
+
+    let payload = Bytes::from(vec![7u8; 1024]);
+    let n = (infinistream_broker::WAKE_EVERY_BYTES / 1024) as usize * 2 + 3;
+    {
+        let mut d = tb.broker.deliveries("_INBOX.batch");
+        for i in 0..n {
+            d.send(
+                &format!("orders.{i}"),
+                Some(&format!("ack.{i}")),
+                None,
+                payload.clone(),
+            );
+        }
+        let mut d = tb.broker.deliveries("_INBOX.limited");
+        for i in 0..5 {
+            d.send("kv.key", None, None, Bytes::from(i.to_string()));
+        }
+    }
+    for i in 0..n {
+        let m = next(&mut inbox).await;
+        assert_eq!(m.subject.as_str(), format!("orders.{i}"));
+        assert_eq!(m.reply.as_deref(), Some(format!("ack.{i}").as_str()));
+        assert_eq!(m.payload.len(), 1024);
+    }
+    for i in 0..2 {
+        let m = next(&mut limited).await;
+        assert_eq!(
+            (m.subject.as_str(), m.payload),
+            ("kv.key", Bytes::from(i.to_string()))
+        );
+    }
+    assert!(
+        timeout(EVENTUALLY, limited.next())
+            .await
+            .expect("ends")
+            .is_none(),
+        "the subscription ends after its max"
+    );
+    assert!(!tb.broker.has_interest("_INBOX.limited"));
+}

@@ -168,7 +168,6 @@ impl SyncBehind {
         }
     }
 
-
     fn failed(&self) -> Option<String> {
         self.state.lock().map_or_else(
             |_| Some("log sync lock poisoned".into()),
