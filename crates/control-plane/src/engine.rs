@@ -258,7 +258,7 @@ impl Group {
             else {
                 continue;
             };
-            let rec: ConsumerRecord = decode(&kv.key, &kv.value)?;
+            let rec = decode::<ConsumerRecord>(&kv.key, &kv.value)?.into_memory();
             g.consumers
                 .insert((stream.to_owned(), consumer.to_owned()), rec);
         }

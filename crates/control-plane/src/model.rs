@@ -372,6 +372,78 @@ pub struct ConsumerRecord {
     /// matching message.
     #[prost(uint64, tag = "11")]
     pub start_upto: u64,
+    /// `pending` as stored (see [`ConsumerRecord::encode_stored`]); empty in memory
+    /// ([`ConsumerRecord::into_memory`]).
+    #[prost(message, repeated, tag = "12")]
+    pub pending_runs: Vec<PendingRun>,
+}
+
+/// Pending deliveries at consecutive stream and consumer sequences with one delivery
+/// count and deadline, stored as one entry: a claim's fresh deliveries are one run, so
+/// a record with 1,000 pending messages stores a few runs, not 1,000 entries.
+#[derive(Clone, PartialEq, Message)]
+pub struct PendingRun {
+    #[prost(uint64, tag = "1")]
+    pub stream_seq: u64,
+    #[prost(uint64, tag = "2")]
+    pub consumer_seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub deliveries: u64,
+    #[prost(int64, tag = "4")]
+    pub deadline: i64,
+    /// Messages in the run (at least 1).
+    #[prost(uint64, tag = "5")]
+    pub count: u64,
+}
+
+impl ConsumerRecord {
+    /// The stored form: `pending` as runs. (Written on every claim and ack, so it is
+    /// built in place rather than on a clone.)
+    pub fn encode_stored(&mut self) -> Vec<u8> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut runs: Vec<PendingRun> = Vec::new();
+        for p in &pending {
+            match runs.last_mut() {
+                Some(r)
+                    if r.stream_seq + r.count == p.stream_seq
+                        && r.consumer_seq + r.count == p.consumer_seq
+                        && r.deliveries == p.deliveries
+                        && r.deadline == p.deadline =>
+                {
+                    r.count += 1;
+                }
+                _ => runs.push(PendingRun {
+                    stream_seq: p.stream_seq,
+                    consumer_seq: p.consumer_seq,
+                    deliveries: p.deliveries,
+                    deadline: p.deadline,
+                    count: 1,
+                }),
+            }
+        }
+        self.pending_runs = runs;
+        let out = self.encode_to_vec();
+        self.pending_runs = Vec::new();
+        self.pending = pending;
+        out
+    }
+
+    /// A record as read from the store: runs expanded into `pending` (records written
+    /// before runs existed list every entry, and read the same).
+    pub fn into_memory(mut self) -> ConsumerRecord {
+        for r in std::mem::take(&mut self.pending_runs) {
+            for i in 0..r.count {
+                self.pending.push(PendingRec {
+                    stream_seq: r.stream_seq + i,
+                    consumer_seq: r.consumer_seq + i,
+                    deliveries: r.deliveries,
+                    deadline: r.deadline,
+                });
+            }
+        }
+        self.pending.sort_by_key(|p| p.stream_seq);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -380,6 +452,49 @@ mod tests {
     use infinistream_proto::v1::{self, record_result::Result as R};
 
     use super::*;
+
+    fn pending(stream_seq: u64, consumer_seq: u64, deliveries: u64, deadline: i64) -> PendingRec {
+        PendingRec {
+            stream_seq,
+            consumer_seq,
+            deliveries,
+            deadline,
+        }
+    }
+
+    #[test]
+    fn a_consumer_record_stores_pending_as_runs_and_reads_back_the_same() {
+        let mut rec = ConsumerRecord {
+            delivered_stream_seq: 2_000,
+            delivered_consumer_seq: 2_100,
+            ..Default::default()
+        };
+        // A claim of 500 (one run), a gap (acked), a redelivery with its own count and
+        // deadline inside the next claim's span, a stream gap (a filtered consumer).
+        rec.pending
+            .extend((0..500).map(|i| pending(100 + i, 10 + i, 1, 7_000)));
+        rec.pending.push(pending(700, 600, 2, 9_000));
+        rec.pending
+            .extend((701..=900).map(|s| pending(s, s - 100, 1, 8_000)));
+        rec.pending.push(pending(950, 850, 1, 8_000));
+        let want = rec.clone();
+        let stored = rec.encode_stored();
+        assert_eq!(rec, want, "encoding leaves the record as it was");
+        let raw = ConsumerRecord::decode(stored.as_slice()).unwrap();
+        assert_eq!(raw.pending_runs.len(), 4);
+        assert!(raw.pending.is_empty());
+        assert!(stored.len() < 120, "{} bytes", stored.len());
+        assert_eq!(raw.into_memory(), want);
+
+        // The form written before runs: every entry listed; read the same.
+        let old = want.encode_to_vec();
+        assert_eq!(
+            ConsumerRecord::decode(old.as_slice())
+                .unwrap()
+                .into_memory(),
+            want
+        );
+    }
 
     fn rr(r: R) -> v1::RecordResult {
         v1::RecordResult { result: Some(r) }

@@ -7,7 +7,6 @@
 //! before answering. So a Claim or Acknowledge that succeeded is durable.
 
 use infinistream_proto::v1::{self, JsError, StreamEventKind};
-use prost::Message;
 
 use super::{Durability, Engine, Group, consumer_error};
 use crate::consumer;
@@ -68,15 +67,16 @@ impl Group {
     /// group changed.
     fn consumer_ops(&mut self, stream: &str, name: &str, now: i64) -> Vec<Op> {
         let key = keys::consumer(&self.name, stream, name);
-        let mut ops = vec![
-            match self.consumers.get(&(stream.to_owned(), name.to_owned())) {
-                Some(rec) => Op::Put {
-                    key,
-                    value: rec.encode_to_vec(),
-                },
-                None => Op::Delete { key },
+        let mut ops = vec![match self
+            .consumers
+            .get_mut(&(stream.to_owned(), name.to_owned()))
+        {
+            Some(rec) => Op::Put {
+                key,
+                value: rec.encode_stored(),
             },
-        ];
+            None => Op::Delete { key },
+        }];
         self.take_ops(now, &mut ops);
         ops
     }
