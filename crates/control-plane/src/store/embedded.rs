@@ -25,7 +25,9 @@
 //! `fdatasync` for all the deferred writes of that moment), and any later `txn`'s own
 //! sync covers it sooner, since the log is one file written in order. A process kill
 //! loses nothing (the record is in the page cache); a power loss in that moment loses
-//! the deferred record with every record after it. A failed background sync refuses every later
+//! the deferred record with every record after it (should the disk have kept a later
+//! unsynced page but not an earlier one, opening refuses the log as damaged, as it
+//! refuses any log damaged before its end). A failed background sync refuses every later
 //! write until the store is reopened, as a failed log write does.
 //!
 //! redb is synchronous, so every call runs on tokio's blocking pool; writers are
