@@ -570,7 +570,7 @@ enum Durability {
     /// on (commits, confirmed acks, configuration).
     Synced,
     /// Once ordered and visible, durable a moment later ([`MetaStore::txn_deferred`]):
-    /// claims, whose loss in a crash only delivers their messages again.
+    /// claims, whose loss in a power cut only delivers their messages again.
     Deferred,
 }
 

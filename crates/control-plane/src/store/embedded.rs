@@ -30,8 +30,10 @@
 //! refuses any log damaged before its end). A failed background sync refuses every later
 //! write until the store is reopened, as a failed log write does.
 //!
-//! redb is synchronous, so every call runs on tokio's blocking pool; writers are
-//! serialized by the log's mutex; readers take the overlay's read lock.
+//! redb is synchronous, so every call runs on tokio's blocking pool (except a deferred
+//! write that finds the log free and no checkpoint due: it only appends to the page
+//! cache, on the caller's thread); writers are serialized by the log's mutex; readers
+//! take the overlay's read lock.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
