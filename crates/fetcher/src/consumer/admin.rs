@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use infinistream_jetstream::Reply;
-use infinistream_jetstream::convert::{api_error, unavailable};
+use infinistream_jetstream::convert::{self, api_error, unavailable};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
     AckPolicy, ConsumerAction, ConsumerConfig, ConsumerCreateResponse, ConsumerDeleteResponse,
     ConsumerInfo, ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse,
-    ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy, SequenceInfo,
+    ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -32,6 +32,10 @@ pub(crate) struct StoredConsumer {
     pub config: ConsumerConfig,
     pub created_unix_nanos: i64,
     pub state: v1::ConsumerState,
+    /// The same as JetStream reports it (jetstream's `convert::consumer_info`, shared
+    /// with `/jsz`), without `config` (above) and without what only this agent knows
+    /// ([`info_of`] adds both).
+    info: ConsumerInfo,
 }
 
 fn now_nanos() -> i128 {
@@ -41,25 +45,22 @@ fn now_nanos() -> i128 {
         .unwrap_or(0)
 }
 
-fn decode(resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer, ApiError> {
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    let proto = resp.config.unwrap_or_default();
-    let config: ConsumerConfig = serde_json::from_slice(&proto.config_json).map_err(|e| {
-        ApiError::new(
+fn decode(stream: &str, resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer, ApiError> {
+    let created_unix_nanos = resp.created_unix_nanos;
+    let state = resp.state.unwrap_or_default();
+    let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
+    let Some(config) = info.config.take() else {
+        return Err(ApiError::new(
             500,
             10000,
-            format!(
-                "stored consumer config of `{}` does not decode: {e}",
-                proto.name
-            ),
-        )
-    })?;
+            format!("consumer info of `{}` came without its config", info.name),
+        ));
+    };
     Ok(StoredConsumer {
         config,
-        created_unix_nanos: resp.created_unix_nanos,
-        state: resp.state.unwrap_or_default(),
+        created_unix_nanos,
+        state,
+        info,
     })
 }
 
@@ -80,7 +81,7 @@ pub(crate) async fn fetch_info(
         .await
         .map_err(|s| unavailable(&s))?
         .into_inner();
-    decode(resp)
+    decode(stream, resp)
 }
 
 /// The stream's config, refreshing the catalog once for a stream created elsewhere.
@@ -136,32 +137,14 @@ fn proto_config(stream: &str, cfg: &ConsumerConfig) -> Result<v1::ConsumerConfig
 
 /// nats-server's `ConsumerInfo` for a stored consumer.
 pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> ConsumerInfo {
-    let seq = |s: Option<v1::SequenceInfo>| {
-        let s = s.unwrap_or_default();
-        SequenceInfo {
-            consumer: s.consumer_seq,
-            stream: s.stream_seq,
-            last: (s.last_active_unix_nanos > 0)
-                .then(|| Timestamp::from_unix_nanos(i128::from(s.last_active_unix_nanos))),
-        }
-    };
-    let name = stored.config.name.clone();
-    let rt = engine.running(stream, &name);
+    let rt = engine.running(stream, &stored.config.name);
     ConsumerInfo {
-        stream: stream.to_owned(),
-        name,
-        created: Timestamp::from_unix_nanos(i128::from(stored.created_unix_nanos)),
-        delivered: seq(stored.state.delivered),
-        ack_floor: seq(stored.state.ack_floor),
-        num_ack_pending: stored.state.num_ack_pending,
-        num_redelivered: stored.state.num_redelivered,
         num_waiting: rt.as_ref().map_or(0, |r| r.num_waiting()),
-        num_pending: stored.state.num_pending,
         push_bound: !stored.config.deliver_subject.is_empty()
             && engine.broker.has_interest(&stored.config.deliver_subject),
         timestamp: Timestamp::from_unix_nanos(now_nanos()),
         config: Some(stored.config),
-        ..ConsumerInfo::default()
+        ..stored.info
     }
 }
 
@@ -260,7 +243,7 @@ async fn create(
             .await
             .map_err(|s| unavailable(&s))?
             .into_inner();
-        let stored = decode(resp)?;
+        let stored = decode(&stream, resp)?;
         tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
         engine.replace(
             &stream,
@@ -286,7 +269,7 @@ async fn create(
         .await
         .map_err(|s| unavailable(&s))?
         .into_inner();
-    let stored = decode(resp)?;
+    let stored = decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
     engine.install(
         &stream,
@@ -338,7 +321,7 @@ pub(crate) async fn list_stored(
     let mut out = resp
         .consumers
         .into_iter()
-        .map(decode)
+        .map(|resp| decode(stream, resp))
         .collect::<Result<Vec<_>, _>>()?;
     out.sort_by(|a, b| a.config.name.cmp(&b.config.name));
     Ok(out)
