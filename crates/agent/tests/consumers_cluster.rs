@@ -7,7 +7,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, pull, push},
+    stream,
+};
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
@@ -158,4 +162,81 @@ async fn e2e_cluster_work_queue_two_agents() {
         "every message reached the surviving client"
     );
     assert_eq!(redelivered, held, "the killed agent's deliveries came back");
+}
+
+/// Receives `n` messages on `sub` (payloads in order), each within `bound`.
+async fn receive(sub: &mut async_nats::Subscriber, n: usize, bound: Duration) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m = tokio::time::timeout(bound, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("push delivery {} did not come", got.len() + 1))
+            .expect("subscription open");
+        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    got
+}
+
+/// A push consumer is served by the agent its subscriber is connected to, found
+/// through the control plane's consumer events (created through another agent while
+/// the subscriber waits) and through this agent's own subscription changes (a
+/// subscriber arriving for an existing consumer) — well before the scanner's 10 s
+/// safety rescan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_consumers_start_on_the_subscribers_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent =
+        |name: &str| start_agent(remote_agent_cmd(&dir.path().join(name), &cp, &bucket, &[]));
+    let agent_a = agent("a");
+    let agent_b = agent("b");
+    let js_a = context(agent_a.client).await;
+    let client_b = async_nats::connect(format!("nats://{}", agent_b.client))
+        .await
+        .expect("connect b");
+    let stream_a = js_a
+        .create_stream(stream::Config {
+            name: "PUSHX".into(),
+            subjects: vec!["pushx.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    for i in 0..5 {
+        js_a.publish("pushx.k", i.to_string().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+    }
+    let want: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+    let bound = Duration::from_secs(8);
+
+    // The subscriber on b first, the consumer created through a.
+    let mut first = client_b.subscribe("deliver.first").await.expect("sub");
+    client_b.flush().await.expect("flush");
+    stream_a
+        .create_consumer(push::Config {
+            durable_name: Some("P1".into()),
+            deliver_subject: "deliver.first".into(),
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("create P1");
+    assert_eq!(receive(&mut first, 5, bound).await, want);
+
+    // The consumer first (no subscriber anywhere), then a subscriber on b.
+    stream_a
+        .create_consumer(push::Config {
+            durable_name: Some("P2".into()),
+            deliver_subject: "deliver.second".into(),
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("create P2");
+    let mut second = client_b.subscribe("deliver.second").await.expect("sub");
+    client_b.flush().await.expect("flush");
+    assert_eq!(receive(&mut second, 5, bound).await, want);
 }

@@ -432,6 +432,12 @@ impl Broker {
         })
     }
 
+    /// A number that changes whenever a subscription is added or removed (anyone
+    /// caching what [`Broker::has_interest`] said compares it to know when to ask again).
+    pub fn subscription_generation(&self) -> u64 {
+        self.inner.sub_generation.load(Ordering::Acquire)
+    }
+
     /// Whether anything (client or internal) subscribes to `subject`.
     pub fn has_interest(&self, subject: &str) -> bool {
         !self

@@ -55,6 +55,8 @@ pub struct Engine {
     pub(crate) shutdown: CancellationToken,
     /// Consumers this agent currently serves, by (stream, name).
     runtimes: Mutex<HashMap<(String, String), Arc<Runtime>>>,
+    /// Runtimes that ended (the push scanner looks again after one did).
+    pub(crate) ended: AtomicU64,
     name_counter: AtomicU64,
 }
 
@@ -86,6 +88,7 @@ impl ConsumerService {
             watch,
             shutdown,
             runtimes: Mutex::new(HashMap::new()),
+            ended: AtomicU64::new(0),
             name_counter: AtomicU64::new(0),
         });
         acks::start(engine.clone())?;
@@ -194,6 +197,7 @@ impl Engine {
         if map.get(&key).is_some_and(|r| Arc::ptr_eq(r, rt)) {
             map.remove(&key);
         }
+        self.ended.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Stops serving a deleted consumer: waiting pull requests get `409 Consumer Deleted`.

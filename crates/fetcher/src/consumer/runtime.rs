@@ -866,14 +866,50 @@ pub(crate) fn start_flow_control(engine: Arc<Engine>) -> Result<(), BrokerError>
     Ok(())
 }
 
+/// Longest a push consumer whose deliver subject has a subscriber here waits to be
+/// started when nothing announced it (a safety net: subscriptions, consumer events
+/// and ended runtimes are the path).
+const PUSH_RESCAN: Duration = Duration::from_secs(10);
+
 /// Starts push consumers whose deliver subject gained a subscriber on this agent (a
-/// push consumer is served by the agents its subscribers are connected to).
+/// push consumer is served by the agents its subscribers are connected to). Checks
+/// every second, but lists the consumers of every stream (one control-plane call per
+/// stream) only when something could have changed: a subscription came or went here,
+/// a consumer was created or updated anywhere (the control plane's consumer events),
+/// a runtime here ended, or [`PUSH_RESCAN`] passed. Without consumer events (no
+/// notifications), every second.
 pub(crate) async fn push_scanner(engine: Arc<Engine>) {
+    let mut events = engine.watch.consumer_events();
+    let mut seen: Option<(u64, u64)> = None;
+    let mut last_scan = Instant::now();
     loop {
         tokio::select! {
             () = engine.shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+        let now = (
+            engine.broker.subscription_generation(),
+            engine.ended.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let announced = match &mut events {
+            Some(rx) => match rx.has_changed() {
+                Ok(changed) => {
+                    rx.borrow_and_update();
+                    changed
+                }
+                Err(_) => {
+                    events = None;
+                    true
+                }
+            },
+            None => true,
+        };
+        if !announced && seen == Some(now) && last_scan.elapsed() < PUSH_RESCAN {
+            continue;
+        }
+        // Marked before the scan: what changes during it is seen next time.
+        seen = Some(now);
+        last_scan = Instant::now();
         for entry in engine.catalog.snapshot() {
             let stream = entry.name.to_string();
             let Ok(all) = admin::list_stored(&engine, &stream).await else {

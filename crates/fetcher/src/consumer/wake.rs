@@ -24,6 +24,13 @@ pub trait CommitWatch: Send + Sync + std::fmt::Debug + 'static {
 
     /// Longest wait without a notification before re-checking anyway.
     fn fallback(&self) -> Duration;
+
+    /// A receiver that changes whenever a consumer of any stream was created, updated
+    /// or changed state (see `StreamEventKind::StreamEventConsumer`); `None` when this
+    /// source has no notifications.
+    fn consumer_events(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Waits for a notification on `notes` or the fallback, whichever comes first. A
@@ -67,6 +74,7 @@ impl CommitWatch for TimerWatch {
 #[derive(Debug, Clone)]
 pub struct ControlPlaneWatch {
     streams: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    consumers: Arc<watch::Sender<u64>>,
     fallback: Duration,
 }
 
@@ -78,6 +86,7 @@ impl ControlPlaneWatch {
     pub fn start(cp: &ControlPlaneClient, shutdown: CancellationToken) -> ControlPlaneWatch {
         let this = ControlPlaneWatch {
             streams: Arc::new(Mutex::new(HashMap::new())),
+            consumers: Arc::new(watch::channel(0).0),
             fallback: Self::DEFAULT_FALLBACK,
         };
         let mut events = cp.watch_streams(v1::WatchStreamsRequest {
@@ -92,7 +101,12 @@ impl ControlPlaneWatch {
                     e = events.next() => e,
                 };
                 match event {
-                    Some(Ok(event)) if !event.stream.is_empty() => me.bump(&event.stream),
+                    Some(Ok(event)) if !event.stream.is_empty() => {
+                        if event.kind() == v1::StreamEventKind::StreamEventConsumer {
+                            me.consumers.send_modify(|v| *v = v.wrapping_add(1));
+                        }
+                        me.bump(&event.stream);
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(status)) => {
                         tracing::warn!(error = %status.message(), "commit watch refused; consumers fall back to polling");
@@ -127,5 +141,9 @@ impl CommitWatch for ControlPlaneWatch {
 
     fn fallback(&self) -> Duration {
         self.fallback
+    }
+
+    fn consumer_events(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.consumers.subscribe())
     }
 }
