@@ -258,7 +258,9 @@ impl Group {
             else {
                 continue;
             };
-            let rec = decode::<ConsumerRecord>(&kv.key, &kv.value)?.into_memory();
+            let rec = decode::<ConsumerRecord>(&kv.key, &kv.value)?
+                .into_memory()
+                .map_err(|reason| corrupt(&kv.key, reason))?;
             g.consumers
                 .insert((stream.to_owned(), consumer.to_owned()), rec);
         }

@@ -396,6 +396,10 @@ pub struct PendingRun {
     pub count: u64,
 }
 
+/// Most pending entries a stored consumer record may expand to (2 GiB in memory): a
+/// run beyond it is corruption, not a consumer.
+pub const MAX_PENDING_ENTRIES: u64 = 64 << 20;
+
 impl ConsumerRecord {
     /// The stored form: `pending` as runs. (Written on every claim and ack, so it is
     /// built in place rather than on a clone.)
@@ -405,8 +409,8 @@ impl ConsumerRecord {
         for p in &pending {
             match runs.last_mut() {
                 Some(r)
-                    if r.stream_seq + r.count == p.stream_seq
-                        && r.consumer_seq + r.count == p.consumer_seq
+                    if r.stream_seq.checked_add(r.count) == Some(p.stream_seq)
+                        && r.consumer_seq.checked_add(r.count) == Some(p.consumer_seq)
                         && r.deliveries == p.deliveries
                         && r.deadline == p.deadline =>
                 {
@@ -429,9 +433,21 @@ impl ConsumerRecord {
     }
 
     /// A record as read from the store: runs expanded into `pending` (records written
-    /// before runs existed list every entry, and read the same).
-    pub fn into_memory(mut self) -> ConsumerRecord {
+    /// before runs existed list every entry, and read the same). A run this code cannot
+    /// have written (empty, running off the sequence space, or expanding past
+    /// [`MAX_PENDING_ENTRIES`]) is an error rather than a huge allocation.
+    pub fn into_memory(mut self) -> Result<ConsumerRecord, String> {
         for r in std::mem::take(&mut self.pending_runs) {
+            let fits = r.count > 0
+                && r.stream_seq.checked_add(r.count - 1).is_some()
+                && r.consumer_seq.checked_add(r.count - 1).is_some()
+                && (self.pending.len() as u64).saturating_add(r.count) <= MAX_PENDING_ENTRIES;
+            if !fits {
+                return Err(format!(
+                    "pending run of {} from stream sequence {} / consumer sequence {} is not one a claim wrote",
+                    r.count, r.stream_seq, r.consumer_seq
+                ));
+            }
             for i in 0..r.count {
                 self.pending.push(PendingRec {
                     stream_seq: r.stream_seq + i,
@@ -442,7 +458,7 @@ impl ConsumerRecord {
             }
         }
         self.pending.sort_by_key(|p| p.stream_seq);
-        self
+        Ok(self)
     }
 }
 
@@ -484,7 +500,7 @@ mod tests {
         assert_eq!(raw.pending_runs.len(), 4);
         assert!(raw.pending.is_empty());
         assert!(stored.len() < 120, "{} bytes", stored.len());
-        assert_eq!(raw.into_memory(), want);
+        assert_eq!(raw.into_memory(), Ok(want.clone()));
 
         // The form written before runs: every entry listed; read the same.
         let old = want.encode_to_vec();
@@ -492,7 +508,23 @@ mod tests {
             ConsumerRecord::decode(old.as_slice())
                 .unwrap()
                 .into_memory(),
-            want
+            Ok(want.clone())
+        );
+
+        // A run no claim could have written is refused, not expanded.
+        let mut bad = want;
+        bad.pending.clear();
+        bad.pending_runs.push(PendingRun {
+            stream_seq: 1,
+            consumer_seq: 1,
+            deliveries: 1,
+            deadline: 0,
+            count: u64::MAX,
+        });
+        let err = bad.into_memory().unwrap_err();
+        assert!(
+            err.starts_with("pending run of 18446744073709551615"),
+            "{err}"
         );
     }
 
