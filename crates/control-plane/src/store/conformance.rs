@@ -87,20 +87,22 @@ pub async fn conformance(store: Arc<dyn MetaStore>) {
     .await;
 }
 
+/// A deferred put of `value` at `key` if the key is still at `revision`.
+async fn deferred_put_at(s: &dyn MetaStore, key: &[u8], revision: i64, value: &[u8]) -> TxnOutcome {
+    let compare = Compare::ModRevision {
+        key: key.to_vec(),
+        revision: Some(revision),
+    };
+    ok(
+        "txn_deferred",
+        s.txn_deferred(vec![compare], vec![put(key, value)]).await,
+    )
+}
+
 async fn deferred_writes(s: &dyn MetaStore) {
     let a = k("deferred/a");
     let before = txn(s, vec![], vec![put(&a, b"1")]).await;
-    let deferred = ok(
-        "txn_deferred",
-        s.txn_deferred(
-            vec![Compare::ModRevision {
-                key: a.clone(),
-                revision: Some(before.revision),
-            }],
-            vec![put(&a, b"2")],
-        )
-        .await,
-    );
+    let deferred = deferred_put_at(s, &a, before.revision, b"2").await;
     assert!(
         deferred.succeeded,
         "a deferred txn whose compares hold applies"
@@ -117,17 +119,7 @@ async fn deferred_writes(s: &dyn MetaStore) {
         (&b"2"[..], deferred.revision),
         "a deferred write is visible to the next read"
     );
-    let refused = ok(
-        "txn_deferred",
-        s.txn_deferred(
-            vec![Compare::ModRevision {
-                key: a.clone(),
-                revision: Some(before.revision),
-            }],
-            vec![put(&a, b"3")],
-        )
-        .await,
-    );
+    let refused = deferred_put_at(s, &a, before.revision, b"3").await;
     assert!(!refused.succeeded, "a deferred txn checks its compares");
     assert_eq!(
         get(s, &a).await.map(|kv| kv.value),

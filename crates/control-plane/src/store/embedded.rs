@@ -548,8 +548,9 @@ impl Inner {
         Ok(())
     }
 
-    /// One transaction; `synced`: the log is `fdatasync`ed before it answers, else by
-    /// the background sync right after.
+    /// One transaction on the blocking pool, then the checkpoint if one is due;
+    /// `synced`: the log is `fdatasync`ed before it answers, else by the background
+    /// sync right after.
     fn txn(
         &self,
         compares: Vec<Compare>,
@@ -557,7 +558,14 @@ impl Inner {
         synced: bool,
     ) -> Result<TxnOutcome, StoreError> {
         let mut guard = self.wal.lock().map_err(|_| lock_err())?;
-        self.txn_locked(&mut guard, compares, ops, synced)
+        let out = self.txn_locked(&mut guard, compares, ops, synced)?;
+        if self.checkpoint_due(&guard)
+            && let Err(e) = self.checkpoint(&mut guard)
+        {
+            // The log and the overlay still hold everything: retried at the next write.
+            tracing::warn!(error = %e, "embedded store: checkpoint failed");
+        }
+        Ok(out)
     }
 
     /// A deferred transaction on the caller's thread, when it only appends to the
@@ -698,13 +706,6 @@ impl Inner {
         }
         drop(data);
         drop(read);
-        if synced
-            && self.checkpoint_due(wal)
-            && let Err(e) = self.checkpoint(wal)
-        {
-            // The log and the overlay still hold everything: retried at the next write.
-            tracing::warn!(error = %e, "embedded store: checkpoint failed");
-        }
         Ok(TxnOutcome {
             succeeded: true,
             revision,
@@ -868,17 +869,9 @@ impl MetaStore for EmbeddedStore {
             Err(handed_back) => handed_back,
         };
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner.wal.lock().map_err(|_| lock_err())?;
-            if inner.checkpoint_due(&guard)
-                && let Err(e) = inner.checkpoint(&mut guard)
-            {
-                tracing::warn!(error = %e, "embedded store: checkpoint failed");
-            }
-            inner.txn_locked(&mut guard, compares, ops, false)
-        })
-        .await
-        .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || inner.txn(compares, ops, false))
+            .await
+            .map_err(unavailable)?
     }
 }
 
@@ -1173,27 +1166,6 @@ mod tests {
         assert_eq!(put(&r, "d", "5").await, 5);
     }
 
-    /// Deferred writes alone still checkpoint (on the blocking pool, not inline).
-    #[tokio::test]
-    async fn deferred_writes_checkpoint_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = EmbeddedStore::open_with(dir.path(), 200).await.unwrap();
-        for i in 0..100 {
-            put_deferred(&s, &format!("k{i:03}"), "v").await;
-        }
-        let wal_len = std::fs::metadata(dir.path().join(WAL_FILE_NAME))
-            .unwrap()
-            .len();
-        assert!(
-            wal_len < 400,
-            "the log is emptied at checkpoints: {wal_len} bytes"
-        );
-        drop(s);
-        let s = EmbeddedStore::open(dir.path()).await.unwrap();
-        assert_eq!(s.scan_prefix(b"k").await.unwrap().len(), 100);
-        assert_eq!(put(&s, "x", "v").await, 101);
-    }
-
     /// A background sync that failed leaves it unknown what is on disk: the store
     /// refuses every later write (synced or not), as after a failed log write.
     #[tokio::test]
@@ -1224,19 +1196,32 @@ mod tests {
         assert!(s.get(b"b").await.unwrap().is_none());
     }
 
+    /// Synced writes, and deferred writes alone (the inline path hands a due
+    /// checkpoint to the blocking pool), keep the log small.
     #[tokio::test]
     async fn embedded_store_checkpoints_and_stays_consistent() {
+        for deferred in [false, true] {
+            checkpoints_and_stays_consistent(deferred).await;
+        }
+    }
+
+    async fn checkpoints_and_stays_consistent(deferred: bool) {
         let dir = tempfile::tempdir().unwrap();
         let s = EmbeddedStore::open_with(dir.path(), 200).await.unwrap();
         for i in 0..100 {
-            put(&s, &format!("k{i:03}"), "v").await;
+            let key = format!("k{i:03}");
+            if deferred {
+                put_deferred(&s, &key, "v").await;
+            } else {
+                put(&s, &key, "v").await;
+            }
         }
         let wal_len = std::fs::metadata(dir.path().join(WAL_FILE_NAME))
             .unwrap()
             .len();
         assert!(
             wal_len < 400,
-            "the log is emptied at checkpoints: {wal_len} bytes"
+            "the log is emptied at checkpoints (deferred: {deferred}): {wal_len} bytes"
         );
         drop(s);
         let s = EmbeddedStore::open(dir.path()).await.unwrap();
