@@ -100,6 +100,11 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     ])
     .env("INFINISTREAM_TOOLS_DIR", tools::tools_dir())
     .args(extra);
+    // A CI run builds a clean clone once: incremental state would only take disk
+    // (gigabytes for this workspace) and time. A developer's own setting wins.
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     status(&mut cmd)?;
     eprintln!("xtask: test suite passed in {:.0?}", started.elapsed());
     Ok(())
