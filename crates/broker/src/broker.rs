@@ -29,6 +29,7 @@ use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
 use crate::monitor::CpuSampler;
+use crate::peer::{Forward, PeerLink, PeerMsg};
 use crate::routing::ClusterView;
 use crate::sub::{InternalMsg, Subscription, Target};
 use crate::sublist::{MatchResult, Sublist};
@@ -45,6 +46,9 @@ pub(crate) struct Stats {
     pub total_connections: Counter,
     pub connections: Gauge,
     pub subscriptions: Gauge,
+    pub route_out_msgs: Counter,
+    pub route_in_msgs: Counter,
+    pub route_dropped: Counter,
 }
 
 impl Stats {
@@ -94,6 +98,21 @@ impl Stats {
             "Active subscriptions (client and internal)",
             self.subscriptions.clone(),
         );
+        registry.register(
+            "infinistream_broker_route_out_msgs",
+            "Messages forwarded to peer agents for their clients",
+            self.route_out_msgs.clone(),
+        );
+        registry.register(
+            "infinistream_broker_route_in_msgs",
+            "Messages received from peer agents for this agent's clients",
+            self.route_in_msgs.clone(),
+        );
+        registry.register(
+            "infinistream_broker_route_dropped",
+            "Messages for a peer agent dropped because its link was over its pending limit",
+            self.route_dropped.clone(),
+        );
     }
 }
 
@@ -116,6 +135,8 @@ pub(crate) struct Inner {
     pub own_registry: Registry,
     /// The live agents, once the agent wired the registry in (see [`crate::routing`]).
     pub cluster: RwLock<Option<Arc<ClusterView>>>,
+    /// Links to the peer agents (see [`crate::peer`]). Lock order: `sublist`, then this.
+    pub peers: RwLock<Vec<Arc<PeerLink>>>,
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
@@ -207,6 +228,8 @@ pub(crate) struct RouteCtx {
     pub expired: Vec<Arc<Subscription>>,
     pub out_msgs: u64,
     pub out_bytes: u64,
+    /// Peers owed the message being routed (emptied at its end).
+    pub forwards: Vec<Forward>,
     rng: u64,
 }
 
@@ -218,7 +241,7 @@ impl RouteCtx {
         }
     }
 
-    fn next_random(&mut self) -> u64 {
+    pub(crate) fn next_random(&mut self) -> u64 {
         // xorshift64*: queue-member choice needs speed, not cryptographic quality.
         let mut x = self.rng;
         x ^= x >> 12;
@@ -276,6 +299,7 @@ impl Broker {
                 metrics_registered_externally: AtomicBool::new(false),
                 own_registry,
                 cluster: RwLock::new(None),
+                peers: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -438,14 +462,12 @@ impl Broker {
         self.inner.sub_generation.load(Ordering::Acquire)
     }
 
-    /// Whether anything (client or internal) subscribes to `subject`.
+    /// Whether anything on this agent (a client or an internal handler) subscribes to
+    /// `subject`; peer agents' interest does not count.
     pub fn has_interest(&self, subject: &str) -> bool {
-        !self
-            .inner
-            .sublist
-            .read()
-            .matches(subject.as_bytes())
-            .is_empty()
+        let result = self.inner.sublist.read().matches(subject.as_bytes());
+        result.plain.iter().any(|s| !s.is_route())
+            || result.groups.iter().flatten().any(|s| !s.is_route())
     }
 
     /// Registers the broker's counters in `registry` (then `/metrics` stops rendering
@@ -543,7 +565,9 @@ impl Drop for InternalSubscription {
 impl Inner {
     pub(crate) fn add_sub(&self, sub: Arc<Subscription>) {
         let mut list = self.sublist.write();
-        list.insert(sub);
+        if list.insert(sub.clone()) {
+            self.announce(&sub.subject, &sub.queue, true);
+        }
         self.sub_generation.fetch_add(1, Ordering::AcqRel);
         self.stats.subscriptions.set(list.len() as i64);
     }
@@ -553,8 +577,12 @@ impl Inner {
         sub.closed.store(true, Ordering::Release);
         {
             let mut list = self.sublist.write();
-            if list.remove(sub) {
+            let (removed, last) = list.remove_announced(sub);
+            if removed {
                 self.sub_generation.fetch_add(1, Ordering::AcqRel);
+            }
+            if last {
+                self.announce(&sub.subject, &sub.queue, false);
             }
             self.stats.subscriptions.set(list.len() as i64);
         }
@@ -577,22 +605,64 @@ impl Inner {
     ) -> bool {
         let mut delivered = false;
         for sub in &result.plain {
+            if let Target::Route { link } = &sub.target {
+                if !link.is_closed() {
+                    ctx.forward_to(link, None);
+                    delivered = true;
+                }
+                continue;
+            }
             delivered |= self.deliver(ctx, sub, publisher, echo, msg);
         }
         for group in &result.groups {
+            // A member on this agent first; else one member on one peer.
             let n = group.len();
             let start = (ctx.next_random() % n as u64) as usize;
+            let mut remote = None;
+            let mut served = false;
             for i in 0..n {
-                if self.deliver(ctx, &group[(start + i) % n], publisher, echo, msg) {
-                    delivered = true;
+                let sub = &group[(start + i) % n];
+                if let Target::Route { link } = &sub.target {
+                    if remote.is_none() && !link.is_closed() {
+                        remote = Some((link, &sub.queue));
+                    }
+                    continue;
+                }
+                if self.deliver(ctx, sub, publisher, echo, msg) {
+                    served = true;
                     break;
                 }
             }
+            if !served && let Some((link, queue)) = remote {
+                ctx.forward_to(link, queue.as_ref());
+                served = true;
+            }
+            delivered |= served;
+        }
+        if !ctx.forwards.is_empty() {
+            self.forward(ctx, msg);
         }
         delivered
     }
 
-    fn deliver(
+    /// Queues `msg` for the peers [`Inner::route`] found interested.
+    fn forward(&self, ctx: &mut RouteCtx, msg: Msg<'_>) {
+        for f in ctx.forwards.drain(..) {
+            f.link.push_msg(
+                self,
+                PeerMsg {
+                    subject: Bytes::copy_from_slice(msg.subject),
+                    reply: msg.reply.map(Bytes::copy_from_slice),
+                    headers: msg.headers.cloned(),
+                    payload: msg.payload.clone(),
+                    plain: f.plain,
+                    queues: f.queues,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn deliver(
         &self,
         ctx: &mut RouteCtx,
         sub: &Arc<Subscription>,
@@ -655,6 +725,8 @@ impl Inner {
                     }
                 }
             }
+            // Peers are owed a message through `Inner::route`, never one by one.
+            Target::Route { .. } => false,
         }
     }
 

@@ -12,6 +12,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod monitor;
+pub mod peer;
 pub mod routing;
 mod sub;
 mod sublist;
@@ -20,4 +21,5 @@ pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, W
 pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use monitor::{ConnInfo, Connz, Varz};
+pub use peer::{PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg};
 pub use sub::InternalMsg;

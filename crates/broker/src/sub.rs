@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::broker::InternalQueue;
 use crate::client::Client;
+use crate::peer::PeerLink;
 
 /// A message delivered to an internal subscription.
 #[derive(Debug, Clone)]
@@ -23,8 +24,17 @@ pub struct InternalMsg {
 
 #[derive(Debug)]
 pub(crate) enum Target {
-    Client { client: Arc<Client>, sid: Bytes },
-    Internal { queue: Arc<InternalQueue> },
+    Client {
+        client: Arc<Client>,
+        sid: Bytes,
+    },
+    Internal {
+        queue: Arc<InternalQueue>,
+    },
+    /// A peer agent's clients' interest (see [`crate::peer`]).
+    Route {
+        link: Arc<PeerLink>,
+    },
 }
 
 #[derive(Debug)]
@@ -60,8 +70,18 @@ impl Subscription {
     pub fn client_id(&self) -> Option<u64> {
         match &self.target {
             Target::Client { client, .. } => Some(client.cid),
-            Target::Internal { .. } => None,
+            Target::Internal { .. } | Target::Route { .. } => None,
         }
+    }
+
+    /// A client connection's subscription on this agent.
+    pub fn is_client(&self) -> bool {
+        matches!(self.target, Target::Client { .. })
+    }
+
+    /// A peer agent's interest rather than a subscriber on this agent.
+    pub fn is_route(&self) -> bool {
+        matches!(self.target, Target::Route { .. })
     }
 
     /// Counts one delivery against `max`. Returns `(deliver, reached_max)`.

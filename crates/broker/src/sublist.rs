@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use infinistream_protocol::subject;
 
+use crate::peer::ClientInterest;
 use crate::sub::Subscription;
 
 /// Subscriptions a subject reaches: plain ones each get a copy, each queue group one.
@@ -32,6 +33,8 @@ pub(crate) struct Sublist {
     literal: HashMap<Bytes, Vec<Arc<Subscription>>>,
     wildcard: Vec<Arc<Subscription>>,
     count: usize,
+    /// Client subscriptions per (subject, queue): what peers are told about.
+    interest: ClientInterest,
 }
 
 impl Sublist {
@@ -39,7 +42,10 @@ impl Sublist {
         self.count
     }
 
-    pub fn insert(&mut self, sub: Arc<Subscription>) {
+    /// Adds `sub`; true when it is a client subscription on a (subject, queue) no other
+    /// client subscription had (peers are to be told).
+    pub fn insert(&mut self, sub: Arc<Subscription>) -> bool {
+        let announce = sub.is_client() && self.interest.add(&sub);
         if subject::is_literal(&sub.subject) {
             self.literal
                 .entry(sub.subject.clone())
@@ -49,9 +55,28 @@ impl Sublist {
             self.wildcard.push(sub);
         }
         self.count += 1;
+        announce
     }
 
+    /// The (subject, queue) pairs client subscriptions cover now.
+    pub fn client_interest(&self) -> impl Iterator<Item = &(Bytes, Option<Bytes>)> {
+        self.interest.keys()
+    }
+
+    /// Removes `sub`; `(removed, last)`: `last` when it was the last client
+    /// subscription on its (subject, queue) (peers are to be told).
+    pub fn remove_announced(&mut self, sub: &Subscription) -> (bool, bool) {
+        let removed = self.remove_entry(sub);
+        let last = removed && sub.is_client() && self.interest.remove(sub);
+        (removed, last)
+    }
+
+    /// Removes `sub`; false when it was not in the index.
     pub fn remove(&mut self, sub: &Subscription) -> bool {
+        self.remove_announced(sub).0
+    }
+
+    fn remove_entry(&mut self, sub: &Subscription) -> bool {
         let removed = if subject::is_literal(&sub.subject) {
             match self.literal.get_mut(&sub.subject) {
                 Some(v) => {
