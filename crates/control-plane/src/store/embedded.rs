@@ -222,6 +222,9 @@ struct CpState {
     hold: Option<Hold>,
     #[cfg(test)]
     held: bool,
+    /// How many of the next commits fail.
+    #[cfg(test)]
+    fail_commits: u32,
 }
 
 impl Default for CpState {
@@ -235,6 +238,8 @@ impl Default for CpState {
             hold: None,
             #[cfg(test)]
             held: false,
+            #[cfg(test)]
+            fail_commits: 0,
         }
     }
 }
@@ -886,6 +891,13 @@ impl Shared {
             return Ok(());
         };
         let started = Instant::now();
+        #[cfg(test)]
+        if let Ok(mut st) = self.cp.lock()
+            && st.fail_commits > 0
+        {
+            st.fail_commits -= 1;
+            return Err(StoreError::Backend("injected checkpoint failure".into()));
+        }
         let keys = self.commit_overlays(&[&frozen.overlay], frozen.revision)?;
         // redb's commit is visible to every read transaction begun from here on, and
         // readers hold the overlay lock before they begin theirs (see `get`): the
@@ -1326,6 +1338,19 @@ impl Inner {
         let mut st = self.shared.cp.lock().unwrap_or_else(|e| e.into_inner());
         st.hold = hold;
         self.shared.cp_wake.notify_all();
+    }
+
+    /// Waits until a checkpoint failed and waits for its retry.
+    #[cfg(test)]
+    fn wait_checkpoint_failed(&self) {
+        let mut st = self.shared.cp.lock().unwrap_or_else(|e| e.into_inner());
+        while st.retry_at.is_none() {
+            st = self
+                .shared
+                .cp_wake
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Waits until the checkpoint thread is held (at `Hold::BeforeDrop`).
@@ -2238,5 +2263,79 @@ mod tests {
             assert_eq!(dump(&s).await, acknowledged, "{hold:?}");
             assert_eq!(put(&s, "y", "3").await, 14, "{hold:?}");
         }
+    }
+
+    fn wal_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(WAL_FILE_NAME)).unwrap().len()
+    }
+
+    /// A failed checkpoint commit keeps the frozen overlay and log, writes go on into
+    /// the active log (which grows past the threshold: no second rotation while one
+    /// is frozen), and the thread retries on its own.
+    #[tokio::test]
+    async fn a_failed_checkpoint_keeps_the_frozen_log_and_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with(dir.path(), 100).await.unwrap();
+        s.inner.shared.cp.lock().unwrap().fail_commits = 1;
+        let mut rev = 0;
+        while !frozen_layer(&s) {
+            rev = put(&s, &format!("k{rev:02}"), "1").await;
+        }
+        s.inner.wait_checkpoint_failed();
+        let frozen = std::fs::read(dir.path().join(FROZEN_WAL_FILE_NAME)).unwrap();
+        assert_eq!(redb_revision(&s), 0);
+        for i in 0..10 {
+            rev = put(&s, &format!("k{:02}", rev), "2").await;
+            if i == 5 {
+                write(&s, vec![], vec![delete("k00")]).await;
+            }
+        }
+        assert!(wal_len(dir.path()) > 100, "the active log grew");
+        assert_eq!(
+            std::fs::read(dir.path().join(FROZEN_WAL_FILE_NAME)).unwrap(),
+            frozen,
+            "no second rotation while one is frozen"
+        );
+        let acknowledged = dump(&s).await;
+        assert_eq!(acknowledged.len(), rev as usize - 2);
+        s.inner.wait_checkpoint_idle();
+        assert!(!frozen_layer(&s));
+        assert!(!dir.path().join(FROZEN_WAL_FILE_NAME).exists());
+        assert!(redb_revision(&s) > 0);
+        assert_eq!(dump(&s).await, acknowledged);
+        // The next write finds the log due and nothing frozen: it rotates again.
+        put(&s, "z", "3").await;
+        assert!(frozen_layer(&s) || redb_revision(&s) == rev + 1);
+        s.inner.wait_checkpoint_idle();
+        assert_eq!(redb_revision(&s), rev + 1);
+    }
+
+    /// A rotation that fails (the frozen log's name taken by a directory) loses
+    /// nothing and refuses nothing: writes go on in the active log, and the rotation
+    /// is tried again after a delay.
+    #[tokio::test]
+    async fn a_failed_rotation_is_retried_later_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open_with(dir.path(), 100).await.unwrap();
+        let blocker = dir.path().join(FROZEN_WAL_FILE_NAME);
+        std::fs::create_dir(&blocker).unwrap();
+        for i in 0..10 {
+            put(&s, &format!("k{i}"), "1").await;
+        }
+        assert!(!frozen_layer(&s));
+        assert!(wal_len(dir.path()) > 100);
+        assert!(s.inner.wal.lock().unwrap().next_rotation > Instant::now());
+        std::fs::remove_dir(&blocker).unwrap();
+        // The retry time reached (set instead of waited for).
+        s.inner.wal.lock().unwrap().next_rotation = Instant::now();
+        assert_eq!(put(&s, "z", "2").await, 11);
+        assert_eq!(wal_len(dir.path()), 0, "rotated");
+        s.inner.wait_checkpoint_idle();
+        assert_eq!(redb_revision(&s), 11);
+        let acknowledged = dump(&s).await;
+        assert_eq!(acknowledged.len(), 11);
+        drop(s);
+        let s = EmbeddedStore::open(dir.path()).await.unwrap();
+        assert_eq!(dump(&s).await, acknowledged);
     }
 }
