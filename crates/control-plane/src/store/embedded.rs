@@ -23,7 +23,7 @@
 //! [`WAL_FILE_NAME`], `fsync`s the directory (the rename and the new file are durable
 //! before any write in the new file is acknowledged), points the background log sync
 //! at the new file, and moves the active overlay into an immutable *frozen* overlay,
-//! starting an empty active one. That costs two or three syncs once per checkpoint;
+//! starting an empty active one. That costs one or two syncs once per checkpoint;
 //! the redb commit itself runs on the `cp-checkpoint` thread: it writes the frozen
 //! overlay into redb in ONE durable commit (a page touched by many transactions is
 //! written once) at the revision of the frozen log's last record, then removes the
@@ -62,7 +62,7 @@
 //! write that finds the log free and no checkpoint due: it only appends to the page
 //! cache, on the caller's thread); writers are serialized by the log's mutex; readers
 //! take the overlay's read lock and then open a redb read transaction (see
-//! [`Shared::get`] for why in that order).
+//! `Shared::get` for why in that order).
 
 use std::cmp::Ordering as KeyOrder;
 use std::collections::BTreeMap;
