@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Route messages carry NATS payloads: `Bytes`, so forwarding one copies nothing.
+        .bytes(".infinistream.v1.RouteInterest")
+        .bytes(".infinistream.v1.RouteMsg")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod control_plane;
 mod embedded;
 mod jobs;
 mod jsz;
+mod routes;
 mod routing;
 mod zone_cache;
 
@@ -27,7 +28,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use infinistream_broker::{Auth, Broker, BrokerConfig};
 use infinistream_config::{Advertise, AgentConfig, ClientAuth};
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_control_plane::auth::ServerAuth;
+use infinistream_control_plane::{ControlPlaneClient, GroupKeys};
 use infinistream_gateway::{
     Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
 };
@@ -37,6 +39,8 @@ use infinistream_proto::v1;
 use infinistream_runtime::{CancellationToken, Metrics, Supervisor};
 use infinistream_types::{Role, SharedClock, SystemClock};
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 /// The version clients see as `infinistream_version` (and `--version`).
 pub fn version() -> &'static str {
@@ -145,7 +149,15 @@ impl AgentHandle {
             .await
             .with_context(|| format!("cannot listen for monitoring on {}", config.http_addr()))?;
         let http_addr = http_listener.local_addr()?;
-        let mut peer_listener = zone_cache::bind(&config).await?;
+        let peer_listener = TcpListener::bind(config.peer_addr())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for peer agents on {} (--peer_port)",
+                    config.peer_addr()
+                )
+            })?;
+        let peer_addr = peer_listener.local_addr()?;
 
         // 4. Registration, with a lease kept alive in the background.
         let agent_info = v1::AgentInfo {
@@ -155,10 +167,7 @@ impl AgentHandle {
             client_address: advertised(&config, client_addr, config.client_advertise.as_ref()),
             peer_address: advertised(
                 &config,
-                peer_listener.as_ref().map_or(
-                    SocketAddr::new(client_addr.ip(), config.peer_port),
-                    |(_, addr)| *addr,
-                ),
+                peer_addr,
                 // The peer port is never remapped: only the advertised host applies.
                 config
                     .client_advertise
@@ -212,17 +221,25 @@ impl AgentHandle {
             clock: clock.clone(),
             server_name: config.server_name.clone(),
         });
+        // Peers present the group key. In embedded mode without a configured key no other
+        // agent shares this control plane, so a key only this process knows is right.
+        let peer_key = match &config.group_key {
+            Some(key) if !key.is_empty() => key.clone(),
+            _ => ulid::Ulid::generate().to_string(),
+        };
+        let mut zone_service = None;
         let api = if config.roles.contains(&Role::ProxyConsume) {
-            let reader = zone_cache::start(
+            let (reader, service) = zone_cache::start(
                 &config,
                 &id,
                 &group,
-                peer_listener.take(),
+                &peer_key,
                 &cp,
                 &bucket,
                 &mut supervisor,
                 &shutdown,
             )?;
+            zone_service = Some(service);
             metrics.register(|r| reader.register(r));
             let consumers = infinistream_fetcher::ConsumerService::start(
                 reader.clone(),
@@ -297,6 +314,40 @@ impl AgentHandle {
             }
             tracing::info!(role = role.as_str(), "role started");
         }
+
+        // The peer port: routes (core NATS subjects across agents) on every agent, the
+        // zone cache on proxy-consume agents.
+        let peer_keys = GroupKeys::new([(group.clone(), peer_key.clone())])
+            .context("invalid group id or key")?;
+        let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
+            .context("invalid group id or key")?;
+        let peer_server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(InterceptedService::new(
+                routes::RoutesService::new(broker.clone(), id.clone()).into_server(),
+                ServerAuth::new(peer_keys),
+            ))
+            .add_optional_service(zone_service);
+        let peer_shutdown = shutdown.clone();
+        supervisor.spawn("peer-port", async move {
+            peer_server
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(peer_listener),
+                    peer_shutdown.cancelled_owned(),
+                )
+                .await
+        });
+        tracing::info!(addr = %peer_addr, "peer port listening on {peer_addr}");
+        supervisor.spawn(
+            "route-mesh",
+            routes::run_mesh(
+                cp.clone(),
+                broker.clone(),
+                id.clone(),
+                peer_auth,
+                shutdown.clone(),
+            ),
+        );
 
         let serve_broker = broker.clone();
         let serve_shutdown = shutdown.clone();

@@ -31,7 +31,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::sub::{Subscription, Target};
@@ -175,6 +175,15 @@ impl Peer {
         self.link.is_closed() || self.broker.strong_count() == 0
     }
 
+    /// Ends the link from this side: the peer's interest is forgotten at once and
+    /// [`Peer::next_batch`] returns `None`. Idempotent (dropping does the same).
+    pub fn close(&self) {
+        match self.broker.upgrade() {
+            Some(inner) => inner.detach_peer(&self.link),
+            None => self.link.close(),
+        }
+    }
+
     /// Waits for frames to send and takes them, up to about `max_bytes` (at least one
     /// frame); `None` once the link is closed.
     pub async fn next_batch(&self, max_bytes: usize) -> Option<Vec<PeerFrame>> {
@@ -269,7 +278,7 @@ impl Broker {
             peers.push(link.clone());
             inner.stats.subscriptions.set(list.len() as i64);
         }
-        info!(peer = %peer_id, "route to peer agent attached");
+        debug!(peer = %peer_id, "route to peer agent attached");
         Peer {
             link,
             broker: Arc::downgrade(inner),
@@ -362,7 +371,7 @@ impl Inner {
         self.sub_generation.fetch_add(1, Ordering::AcqRel);
         self.stats.subscriptions.set(list.len() as i64);
         drop(list);
-        info!(peer = %link.peer_id, "route to peer agent detached");
+        debug!(peer = %link.peer_id, "route to peer agent detached");
     }
 
     /// Delivers a message a peer forwarded to this agent's client subscriptions.

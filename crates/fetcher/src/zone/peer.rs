@@ -274,18 +274,28 @@ impl v1::zone_cache_server::ZoneCache for PeerService {
 
 /// Serves `zone` to the zone's other agents on `listener` until `shutdown`, accepting
 /// only requests that carry a group key in `keys`.
+/// The `ZoneCache` service over `zone`, group-key authenticated, to add to the peer
+/// port's gRPC server.
+pub fn service(
+    zone: ZoneCache,
+    keys: GroupKeys,
+) -> InterceptedService<ZoneCacheServer<PeerService>, ServerAuth> {
+    let service = ZoneCacheServer::new(PeerService::new(zone))
+        .max_decoding_message_size(64 * 1024)
+        .max_encoding_message_size(MAX_RANGE_BYTES + 1024);
+    InterceptedService::new(service, ServerAuth::new(keys))
+}
+
+/// Serves only the `ZoneCache` service on `listener` until `shutdown`.
 pub async fn serve(
     zone: ZoneCache,
     listener: TcpListener,
     keys: GroupKeys,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = ZoneCacheServer::new(PeerService::new(zone))
-        .max_decoding_message_size(64 * 1024)
-        .max_encoding_message_size(MAX_RANGE_BYTES + 1024);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(InterceptedService::new(service, ServerAuth::new(keys)))
+        .add_service(service(zone, keys))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

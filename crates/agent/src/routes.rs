@@ -1,0 +1,420 @@
+//! The route mesh: core NATS subjects across the agents of a group.
+//!
+//! Every agent serves `Routes.Link` on its peer port and links to every other live
+//! agent in the control plane's registry (a full mesh: the agent whose id sorts lower
+//! dials, so each pair has one link). A link is one bidirectional gRPC stream; each
+//! direction starts with a hello naming its agent, then carries that agent's client
+//! interest and the messages the other side's clients want, as the broker hands them
+//! out (`infinistream_broker::peer` has the routing rules). A broken link forgets the
+//! peer's interest at once and is dialled again while the peer is in the registry;
+//! HTTP/2 keep-alives find a peer that vanished without closing its connection.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use infinistream_broker::{Broker, Peer, PeerFrame, PeerMsg};
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_control_plane::auth::ClientAuth;
+use infinistream_proto::v1;
+use infinistream_proto::v1::route_frame::Kind;
+use infinistream_proto::v1::routes_client::RoutesClient;
+use infinistream_runtime::CancellationToken;
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How often the registry is read for agents to link to.
+pub const MESH_REFRESH: Duration = Duration::from_secs(2);
+/// Wait before dialling a peer again after its link failed or closed.
+const REDIAL: Duration = Duration::from_secs(1);
+/// Frames sent in one batch, about (a single larger message goes alone).
+const BATCH_BYTES: usize = 1 << 20;
+/// Largest batch accepted: a batch plus one message of the largest payload nats-server
+/// allows (64 MiB), with room for its frame.
+pub const MAX_BATCH_BYTES: usize = BATCH_BYTES + (64 << 20) + (1 << 20);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Why a link ended or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot reach the peer: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the peer refused or broke the route: {}", .0.message())]
+    Status(#[from] Status),
+    #[error("malformed route frame: {0}")]
+    Malformed(&'static str),
+}
+
+/// The `Routes` service: the side of each link the lower-sorting peer dialled.
+#[derive(Debug, Clone)]
+pub struct RoutesService {
+    broker: Broker,
+    agent_id: String,
+}
+
+impl RoutesService {
+    pub fn new(broker: Broker, agent_id: String) -> Self {
+        RoutesService { broker, agent_id }
+    }
+
+    /// The gRPC server for this service, with the route size limits.
+    pub fn into_server(self) -> v1::routes_server::RoutesServer<Self> {
+        v1::routes_server::RoutesServer::new(self)
+            .max_decoding_message_size(MAX_BATCH_BYTES)
+            .max_encoding_message_size(MAX_BATCH_BYTES)
+    }
+}
+
+type BatchStream = Pin<Box<dyn Stream<Item = Result<v1::RouteBatch, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::routes_server::Routes for RoutesService {
+    type LinkStream = BatchStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<v1::RouteBatch>>,
+    ) -> Result<Response<BatchStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the route ended before its hello"))?;
+        let (peer_id, rest) =
+            split_hello(first).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if peer_id == self.agent_id {
+            return Err(Status::invalid_argument(
+                "a route from this agent to itself",
+            ));
+        }
+        let span = tracing::info_span!("route", peer = %peer_id, side = "accepted");
+        let peer = Arc::new(self.broker.attach_peer(&peer_id));
+        let rest = frames(rest).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        peer.receive(rest);
+        tracing::info!(parent: &span, peer = %peer_id, "route from peer agent {peer_id} up");
+        let reader = peer.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let ended = read_inbound(&reader, &mut inbound).await;
+                reader.close();
+                match ended {
+                    Ok(()) => tracing::info!("route closed by the peer"),
+                    Err(e) => tracing::info!(error = %e, "route broke"),
+                }
+            },
+            span,
+        ));
+        Ok(Response::new(Box::pin(
+            outbound(peer, Some(self.agent_id.clone())).map(Ok),
+        )))
+    }
+}
+
+/// Links this agent to the registry's other agents until `shutdown`.
+pub async fn run_mesh(
+    cp: ControlPlaneClient,
+    broker: Broker,
+    agent_id: String,
+    auth: ClientAuth,
+    shutdown: CancellationToken,
+) -> Result<(), std::convert::Infallible> {
+    let mut links: HashMap<String, (String, CancellationToken)> = HashMap::new();
+    let mut failing = false;
+    loop {
+        let listed = cp
+            .agents
+            .clone()
+            .list_agents(v1::ListAgentsRequest {
+                role: String::new(),
+                zone: String::new(),
+            })
+            .await;
+        match listed {
+            Ok(resp) => {
+                if failing {
+                    tracing::info!("route mesh: agent registry readable again");
+                    failing = false;
+                }
+                let wanted: HashMap<String, String> = resp
+                    .into_inner()
+                    .agents
+                    .into_iter()
+                    .filter(|a| a.agent_id > agent_id && !a.peer_address.is_empty())
+                    .map(|a| (a.agent_id, a.peer_address))
+                    .collect();
+                links.retain(|id, (addr, token)| {
+                    let keep = wanted.get(id) == Some(addr);
+                    if !keep {
+                        token.cancel();
+                    }
+                    keep
+                });
+                for (id, addr) in wanted {
+                    if links.contains_key(&id) {
+                        continue;
+                    }
+                    let token = shutdown.child_token();
+                    tokio::spawn(tracing::Instrument::instrument(
+                        dial(
+                            broker.clone(),
+                            agent_id.clone(),
+                            id.clone(),
+                            addr.clone(),
+                            auth.clone(),
+                            token.clone(),
+                        ),
+                        tracing::info_span!("route", peer = %id, side = "dialled"),
+                    ));
+                    links.insert(id, (addr, token));
+                }
+            }
+            Err(status) if !failing => {
+                tracing::warn!(error = %status.message(), "route mesh: agent registry unreadable; keeping the current links");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(MESH_REFRESH) => {}
+        }
+    }
+    for (_, (_, token)) in links {
+        token.cancel();
+    }
+    Ok(())
+}
+
+/// Keeps one link to `peer_id` up until `token` is cancelled (the peer left the
+/// registry, or shutdown).
+async fn dial(
+    broker: Broker,
+    agent_id: String,
+    peer_id: String,
+    addr: String,
+    auth: ClientAuth,
+    token: CancellationToken,
+) {
+    let mut failures = 0u32;
+    while !token.is_cancelled() {
+        match link_once(&broker, &agent_id, &peer_id, &addr, &auth, &token).await {
+            Ok(()) => {
+                failures = 0;
+                tracing::info!(%addr, "route to peer agent {peer_id} closed");
+            }
+            Err(e) => {
+                // One line per outage, not per attempt.
+                if failures == 0 {
+                    tracing::warn!(%addr, error = %e, "route to peer agent {peer_id} failed; redialling every {REDIAL:?}");
+                }
+                failures += 1;
+            }
+        }
+        tokio::select! {
+            () = token.cancelled() => break,
+            () = tokio::time::sleep(REDIAL) => {}
+        }
+    }
+}
+
+async fn link_once(
+    broker: &Broker,
+    agent_id: &str,
+    peer_id: &str,
+    addr: &str,
+    auth: &ClientAuth,
+    token: &CancellationToken,
+) -> Result<(), LinkError> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE)
+        .keep_alive_while_idle(true)
+        .connect()
+        .await?;
+    let mut client = RoutesClient::with_interceptor(channel, auth.clone())
+        .max_decoding_message_size(MAX_BATCH_BYTES)
+        .max_encoding_message_size(MAX_BATCH_BYTES);
+    let peer = Arc::new(broker.attach_peer(peer_id));
+    let result = async {
+        let mut inbound = client
+            .link(outbound(peer.clone(), Some(agent_id.to_owned())))
+            .await?
+            .into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or(LinkError::Malformed("the route ended before its hello"))?;
+        let (their_id, rest) = split_hello(first)?;
+        if their_id != peer_id {
+            // The registry's address now belongs to another agent: dial again later.
+            return Err(LinkError::Malformed(
+                "the peer answered with another agent id",
+            ));
+        }
+        peer.receive(frames(rest)?);
+        tracing::info!(%addr, "route to peer agent {peer_id} up");
+        tokio::select! {
+            ended = read_inbound(&peer, &mut inbound) => ended,
+            () = token.cancelled() => Ok(()),
+        }
+    }
+    .await;
+    peer.close();
+    result
+}
+
+/// Applies the peer's batches until its stream ends.
+async fn read_inbound(
+    peer: &Peer,
+    inbound: &mut Streaming<v1::RouteBatch>,
+) -> Result<(), LinkError> {
+    while let Some(batch) = inbound.message().await? {
+        if peer.is_closed() {
+            return Ok(());
+        }
+        peer.receive(frames(batch.frames)?);
+    }
+    Ok(())
+}
+
+/// This side's frames: the hello, then whatever the broker queues for the peer.
+fn outbound(peer: Arc<Peer>, hello: Option<String>) -> impl Stream<Item = v1::RouteBatch> {
+    futures::stream::unfold((peer, hello), |(peer, hello)| async move {
+        if let Some(agent_id) = hello {
+            let batch = v1::RouteBatch {
+                frames: vec![v1::RouteFrame {
+                    kind: Some(Kind::Hello(v1::RouteHello { agent_id })),
+                }],
+            };
+            return Some((batch, (peer, None)));
+        }
+        let batch = peer.next_batch(BATCH_BYTES).await?;
+        Some((to_proto(batch), (peer, None)))
+    })
+}
+
+/// The hello's agent id and the frames after it.
+fn split_hello(batch: v1::RouteBatch) -> Result<(String, Vec<v1::RouteFrame>), LinkError> {
+    let mut frames = batch.frames.into_iter();
+    match frames.next().and_then(|f| f.kind) {
+        Some(Kind::Hello(h)) if !h.agent_id.is_empty() => Ok((h.agent_id, frames.collect())),
+        _ => Err(LinkError::Malformed(
+            "a route must start with a hello naming its agent",
+        )),
+    }
+}
+
+fn frames(frames: Vec<v1::RouteFrame>) -> Result<Vec<PeerFrame>, LinkError> {
+    frames
+        .into_iter()
+        .map(|f| match f.kind {
+            Some(Kind::Interest(i)) => Ok(PeerFrame::Interest {
+                subject: i.subject,
+                queue: i.queue,
+                add: i.add,
+            }),
+            Some(Kind::Msg(m)) => Ok(PeerFrame::Msg(PeerMsg {
+                subject: m.subject,
+                reply: m.reply,
+                headers: m.headers,
+                payload: m.payload,
+                plain: m.plain,
+                queues: m.queues,
+            })),
+            Some(Kind::Hello(_)) => Err(LinkError::Malformed("a second hello on one route")),
+            None => Err(LinkError::Malformed("an empty route frame")),
+        })
+        .collect()
+}
+
+fn to_proto(frames: Vec<PeerFrame>) -> v1::RouteBatch {
+    v1::RouteBatch {
+        frames: frames
+            .into_iter()
+            .map(|f| v1::RouteFrame {
+                kind: Some(match f {
+                    PeerFrame::Interest {
+                        subject,
+                        queue,
+                        add,
+                    } => Kind::Interest(v1::RouteInterest {
+                        subject,
+                        queue,
+                        add,
+                    }),
+                    PeerFrame::Msg(m) => Kind::Msg(v1::RouteMsg {
+                        subject: m.subject,
+                        reply: m.reply,
+                        headers: m.headers,
+                        payload: m.payload,
+                        plain: m.plain,
+                        queues: m.queues,
+                    }),
+                }),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn frames_round_trip_through_the_wire_form() {
+        let sent = vec![
+            PeerFrame::Interest {
+                subject: Bytes::from_static(b"orders.*"),
+                queue: Some(Bytes::from_static(b"workers")),
+                add: true,
+            },
+            PeerFrame::Msg(PeerMsg {
+                subject: Bytes::from_static(b"orders.new"),
+                reply: Some(Bytes::from_static(b"_INBOX.x")),
+                headers: Some(Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n")),
+                payload: Bytes::from_static(b"hello"),
+                plain: true,
+                queues: vec![Bytes::from_static(b"workers")],
+            }),
+            PeerFrame::Msg(PeerMsg {
+                subject: Bytes::from_static(b"a"),
+                reply: None,
+                headers: None,
+                payload: Bytes::new(),
+                plain: false,
+                queues: Vec::new(),
+            }),
+        ];
+        let wire = to_proto(sent.clone());
+        assert_eq!(frames(wire.frames).expect("well formed"), sent);
+    }
+
+    #[test]
+    fn a_route_must_open_with_one_hello() {
+        let hello = v1::RouteFrame {
+            kind: Some(Kind::Hello(v1::RouteHello {
+                agent_id: "agent-b".into(),
+            })),
+        };
+        let (id, rest) = split_hello(v1::RouteBatch {
+            frames: vec![hello.clone()],
+        })
+        .expect("hello");
+        assert_eq!(id, "agent-b");
+        assert!(rest.is_empty());
+        assert!(split_hello(v1::RouteBatch { frames: vec![] }).is_err());
+        assert!(
+            split_hello(v1::RouteBatch {
+                frames: vec![v1::RouteFrame { kind: None }]
+            })
+            .is_err()
+        );
+        assert!(frames(vec![hello]).is_err(), "a second hello is refused");
+    }
+}
