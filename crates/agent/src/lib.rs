@@ -184,7 +184,7 @@ impl AgentHandle {
         let lease_ms = register(&cp, agent_info.clone()).await?;
         tracing::info!(agent_id = %id, lease_ms, "registered with the control plane");
 
-        let broker = Broker::new(broker_config(&config));
+        let broker = Broker::new(broker_config(&config)?);
         metrics.register(|registry| broker.register_metrics(registry));
         let mut supervisor = Supervisor::new(shutdown.clone());
         supervisor.spawn(
@@ -324,7 +324,8 @@ impl AgentHandle {
         let peer_server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(InterceptedService::new(
-                routes::RoutesService::new(broker.clone(), id.clone()).into_server(),
+                routes::RoutesService::new(broker.clone(), id.clone(), shutdown.clone())
+                    .into_server(),
                 ServerAuth::new(peer_keys),
             ))
             .add_optional_service(zone_service);
@@ -573,8 +574,27 @@ impl Committer for CpCommitter {
     }
 }
 
-fn broker_config(config: &AgentConfig) -> BrokerConfig {
-    BrokerConfig {
+fn broker_config(config: &AgentConfig) -> anyhow::Result<BrokerConfig> {
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            let mut tls = infinistream_broker::Tls::from_pem_files(
+                &files.cert,
+                &files.key,
+                files.client_ca.as_deref(),
+            )
+            .context("cannot set up TLS for NATS clients (INFINISTREAM_TLS_*)")?;
+            tls.handshake_first = files.handshake_first;
+            tracing::info!(
+                cert = %files.cert.display(),
+                verify_clients = tls.verify,
+                handshake_first = tls.handshake_first,
+                "TLS required for NATS clients"
+            );
+            Some(tls)
+        }
+    };
+    Ok(BrokerConfig {
         server_name: config.server_name.clone(),
         max_payload: config.max_payload,
         max_pending: config.max_pending,
@@ -587,6 +607,7 @@ fn broker_config(config: &AgentConfig) -> BrokerConfig {
         }),
         jetstream: true,
         roles: routing::local_roles(&config.roles, &config.zone),
+        tls,
         ..BrokerConfig::default()
-    }
+    })
 }

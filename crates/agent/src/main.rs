@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an agent: NATS listener plus the roles chosen with --roles.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Run the control-plane service (metadata only, state in the metadata store).
     ControlPlane(ControlPlaneArgs),
 }
@@ -74,6 +74,18 @@ struct AgentArgs {
     /// Log format: text or json [default: text]
     #[arg(long = "log-format")]
     log_format: Option<String>,
+    /// TLS for NATS clients: PEM certificate chain [env: INFINISTREAM_TLS_CERT]
+    #[arg(long = "tls-cert", alias = "tlscert")]
+    tls_cert: Option<PathBuf>,
+    /// TLS for NATS clients: PEM private key [env: INFINISTREAM_TLS_KEY]
+    #[arg(long = "tls-key", alias = "tlskey")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these PEM CAs [env: INFINISTREAM_TLS_CA]
+    #[arg(long = "tls-ca", alias = "tlscacert")]
+    tls_ca: Option<PathBuf>,
+    /// Clients start TLS before INFO (nats-server handshake_first) [env: INFINISTREAM_TLS_HANDSHAKE_FIRST]
+    #[arg(long = "tls-handshake-first")]
+    tls_handshake_first: bool,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +131,10 @@ fn rt_format(format: LogFormat) -> RtLogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Two rustls crypto providers are linked in (ring, used by the NATS TLS listener
+    // and async-nats; aws-lc-rs, by the object-store HTTP client): name the process
+    // default, so no library that asks for it can fail to pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,7 +147,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Agent(args) => run_agent(args).await,
+            Command::Agent(args) => run_agent(*args).await,
             Command::ControlPlane(args) => run_control_plane(args).await,
         }
     });
@@ -161,6 +177,10 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         server_name: args.server_name,
         max_payload: args.max_payload,
         log_format: parse_log_format(args.log_format.as_deref())?,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca: args.tls_ca,
+        tls_handshake_first: args.tls_handshake_first.then_some(true),
         ..Default::default()
     };
     let config = infinistream_config::load_agent(args.config.as_deref(), &flags)?;

@@ -53,11 +53,17 @@ pub enum LinkError {
 pub struct RoutesService {
     broker: Broker,
     agent_id: String,
+    /// Ends every accepted route (the peer port's graceful shutdown waits for them).
+    shutdown: CancellationToken,
 }
 
 impl RoutesService {
-    pub fn new(broker: Broker, agent_id: String) -> Self {
-        RoutesService { broker, agent_id }
+    pub fn new(broker: Broker, agent_id: String, shutdown: CancellationToken) -> Self {
+        RoutesService {
+            broker,
+            agent_id,
+            shutdown,
+        }
     }
 
     /// The gRPC server for this service, with the route size limits.
@@ -96,9 +102,14 @@ impl v1::routes_server::Routes for RoutesService {
         peer.receive(rest);
         tracing::info!(parent: &span, peer = %peer_id, "route from peer agent {peer_id} up");
         let reader = peer.clone();
+        let shutdown = self.shutdown.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let ended = read_inbound(&reader, &mut inbound).await;
+                let ended = tokio::select! {
+                    ended = read_inbound(&reader, &mut inbound) => ended,
+                    () = shutdown.cancelled() => Ok(()),
+                };
+                // Also ends the answer stream below (the link is closed).
                 reader.close();
                 match ended {
                     Ok(()) => tracing::info!("route closed by the peer"),
@@ -108,7 +119,9 @@ impl v1::routes_server::Routes for RoutesService {
             span,
         ));
         Ok(Response::new(Box::pin(
-            outbound(peer, Some(self.agent_id.clone())).map(Ok),
+            outbound(peer, Some(self.agent_id.clone()))
+                .take_until(self.shutdown.clone().cancelled_owned())
+                .map(Ok),
         )))
     }
 }

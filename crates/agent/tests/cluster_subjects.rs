@@ -83,7 +83,7 @@ async fn cluster_core_subjects_cross_agents() {
     let (cp, bucket) = procs::embedded_control_plane(dir.path());
     let agent =
         |name: &str| start_agent(remote_agent_cmd(&dir.path().join(name), &cp, &bucket, &[]));
-    let a = agent("a");
+    let mut a = agent("a");
     let Agent {
         child: mut b_child,
         client: b_addr,
@@ -184,4 +184,15 @@ async fn cluster_core_subjects_cross_agents() {
     until_unserved(&on_a, "svc.echo").await;
     let _service_c = serve(on_c.clone(), "svc.echo", "c");
     assert_eq!(until_served(&on_a, "svc.echo").await, "c:ping");
+
+    // A graceful stop of an agent with live routes completes: its peer port waits for
+    // its route streams, which end with it.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    a.child
+        .wait_for_line("agent stopped", EVENTUALLY)
+        .expect("agent a stops gracefully with routes up");
 }

@@ -494,7 +494,7 @@ impl Broker {
             proto: 1,
             client_id: None,
             auth_required: c.auth.is_some(),
-            tls_required: false,
+            tls_required: c.tls.is_some(),
             jetstream: c.jetstream,
             client_ip: None,
             connect_urls: inner.connect_urls_for(None),

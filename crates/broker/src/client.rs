@@ -17,9 +17,8 @@ use bytes::{Bytes, BytesMut};
 use infinistream_protocol::client::Publish;
 use infinistream_protocol::{ClientOp, ClientParser, Connect, Limits, server, subject};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace};
@@ -29,11 +28,15 @@ use crate::config::Auth;
 use crate::routing::{self, Decision, RouteRequest};
 use crate::sub::{Subscription, Target};
 use crate::sublist::{MatchCache, MatchResult};
+use crate::tls::Tls;
 
 const READ_CHUNK: usize = 64 * 1024;
 const WRITE_SHRINK_ABOVE: usize = 1024 * 1024;
 /// Longest a publisher's reader pauses per batch for one congested subscriber.
 const STALL_MAX: Duration = Duration::from_millis(50);
+/// Longest an aborted connection's writer waits to hand the kernel its last words
+/// (`-ERR 'Slow Consumer'`).
+const TAIL_WRITE: Duration = Duration::from_millis(10);
 
 /// Outbound state, guarded by [`Client::out`].
 #[derive(Debug, Default)]
@@ -233,7 +236,6 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
     let client = Arc::new(Client::new(cid, addr, inner.config.max_pending));
     inner.clients.lock().insert(cid, client.clone());
     inner.stats.total_connections.inc();
@@ -246,11 +248,71 @@ pub(crate) async fn run(
     let mut line = Vec::with_capacity(512);
     server::write_info(&mut line, &info);
     client.routing.lock().sent_urls = info.connect_urls;
-    client.enqueue_proto(&line);
 
+    match inner.config.tls.clone() {
+        None => {
+            client.enqueue_proto(&line);
+            let (rd, wr) = stream.into_split();
+            serve(&inner, &client, rd, wr, &shutdown).await;
+        }
+        Some(tls) => match handshake(stream, &tls, &line, &shutdown).await {
+            Ok(stream) => {
+                if tls.handshake_first {
+                    client.enqueue_proto(&line);
+                }
+                let (rd, wr) = tokio::io::split(stream);
+                serve(&inner, &client, rd, wr, &shutdown).await;
+            }
+            Err(reason) => debug!(reason, "TLS handshake failed; connection closed"),
+        },
+    }
+    inner.clients.lock().remove(&cid);
+    inner.stats.connections.dec();
+    debug!("client closed");
+}
+
+/// The TLS handshake: `INFO` in the clear first unless the client starts TLS itself
+/// (`handshake_first`), all within the TLS timeout.
+async fn handshake(
+    mut stream: TcpStream,
+    tls: &Tls,
+    info: &[u8],
+    shutdown: &CancellationToken,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Reason> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let steps = async {
+        if !tls.handshake_first {
+            stream
+                .write_all(info)
+                .await
+                .map_err(|_| "write error before TLS")?;
+        }
+        acceptor.accept(stream).await.map_err(|e| {
+            debug!(error = %e, "TLS handshake");
+            "TLS handshake error"
+        })
+    };
+    tokio::select! {
+        r = tokio::time::timeout(tls.timeout, steps) => r.map_err(|_| "TLS handshake timeout")?,
+        _ = shutdown.cancelled() => Err("server shutdown"),
+    }
+}
+
+/// Reads and writes one established connection until it ends, then unsubscribes it
+/// and lets its writer flush what is queued.
+async fn serve<R, W>(
+    inner: &Arc<Inner>,
+    client: &Arc<Client>,
+    rd: R,
+    wr: W,
+    shutdown: &CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let writer = tokio::spawn(write_loop(client.clone(), wr));
     let mut reader = Reader::new(inner.clone(), client.clone());
-    let reason = reader.run(rd, &shutdown).await;
+    let reason = reader.run(rd, shutdown).await;
     debug!(reason, "client reader finished");
 
     // Stop deliveries first, then let the writer flush what is queued.
@@ -271,13 +333,10 @@ pub(crate) async fn run(
         client.token.cancel();
         let _ = writer.await;
     }
-    inner.clients.lock().remove(&cid);
-    inner.stats.connections.dec();
-    debug!("client closed");
 }
 
 /// Drains the outbound buffer into the socket until the connection closes.
-async fn write_loop(client: Arc<Client>, mut wr: OwnedWriteHalf) {
+async fn write_loop<W: AsyncWrite + Unpin>(client: Arc<Client>, mut wr: W) {
     let mut local: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
         let idle = {
@@ -317,10 +376,10 @@ async fn write_loop(client: Arc<Client>, mut wr: OwnedWriteHalf) {
         }
     }
     if client.token.is_cancelled() {
-        // Aborted (slow consumer): best effort to tell the client why, never blocking.
+        // Aborted (slow consumer): best effort to tell the client why, hardly waiting.
         let tail = std::mem::take(&mut client.out.lock().buf);
         if !tail.is_empty() {
-            let _ = wr.try_write(&tail);
+            let _ = tokio::time::timeout(TAIL_WRITE, wr.write_all(&tail)).await;
         }
     }
     let _ = wr.shutdown().await;
@@ -375,7 +434,11 @@ impl Reader {
         }
     }
 
-    async fn run(&mut self, mut rd: OwnedReadHalf, shutdown: &CancellationToken) -> Reason {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        mut rd: R,
+        shutdown: &CancellationToken,
+    ) -> Reason {
         let inner = self.inner.clone();
         let config = &inner.config;
         let auth_required = config.auth.is_some();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::routing::LocalRoles;
+use crate::tls::Tls;
 
 /// The nats-server version advertised in `INFO`. Clients gate JetStream features on
 /// it (e.g. async-nats and nats.go enable newer APIs from 2.10/2.11), so it names a
@@ -60,6 +61,8 @@ pub struct BrokerConfig {
     pub roles: LocalRoles,
     /// How long shutdown waits for connections to flush before dropping them.
     pub shutdown_grace: Duration,
+    /// TLS for every client connection (none: plain TCP).
+    pub tls: Option<Tls>,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +82,7 @@ impl Default for BrokerConfig {
             connect_urls: Vec::new(),
             roles: LocalRoles::default(),
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

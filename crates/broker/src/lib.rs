@@ -16,6 +16,7 @@ pub mod peer;
 pub mod routing;
 mod sub;
 mod sublist;
+pub mod tls;
 
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
@@ -23,3 +24,4 @@ pub use error::BrokerError;
 pub use monitor::{ConnInfo, Connz, Varz};
 pub use peer::{PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg};
 pub use sub::InternalMsg;
+pub use tls::{Tls, TlsError};

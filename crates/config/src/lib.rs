@@ -140,6 +140,20 @@ pub struct RawAgentConfig {
     pub token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    // ---- TLS for NATS clients (INFINISTREAM_TLS_*) ----
+    /// PEM certificate chain of the client listener (`INFINISTREAM_TLS_CERT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate (`INFINISTREAM_TLS_KEY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates client certificates must chain to; set = clients must
+    /// present one (`INFINISTREAM_TLS_CA`, nats-server's `ca_file` + `verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// Clients start TLS before `INFO` (`INFINISTREAM_TLS_HANDSHAKE_FIRST`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_first: Option<bool>,
     // ---- jobs role (INFINISTREAM_JOBS_*) ----
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobs_retention_interval: Option<NumberOrString>,
@@ -165,6 +179,17 @@ pub struct RawAgentConfig {
     /// Disk tier directory (`INFINISTREAM_CACHE_DIR`, `--cache_dir`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// TLS on the NATS client listener: PEM files, checked to exist when loaded by the
+/// broker at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate chaining to these CAs.
+    pub client_ca: Option<PathBuf>,
+    pub handshake_first: bool,
 }
 
 /// Default bytes of the zone cache's memory tier.
@@ -237,6 +262,8 @@ pub struct AgentConfig {
     pub max_pending: usize,
     /// Client authentication, if any.
     pub auth: Option<ClientAuth>,
+    /// TLS for NATS clients, if any.
+    pub tls: Option<TlsFiles>,
     /// Log format.
     pub log_format: LogFormat,
     /// The jobs role.
@@ -566,6 +593,34 @@ impl RawAgentConfig {
             }
         };
 
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_ca.clone(),
+                handshake_first: self.tls_handshake_first.unwrap_or(false),
+            }),
+            (None, None) if self.tls_ca.is_some() => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_CA",
+                    "needs INFINISTREAM_TLS_CERT and INFINISTREAM_TLS_KEY (client certificates are checked inside TLS)",
+                ));
+            }
+            (None, None) if self.tls_handshake_first == Some(true) => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_HANDSHAKE_FIRST",
+                    "needs INFINISTREAM_TLS_CERT and INFINISTREAM_TLS_KEY",
+                ));
+            }
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_CERT",
+                    "and INFINISTREAM_TLS_KEY must be set together",
+                ));
+            }
+        };
+
         let cache_memory_bytes = match &self.cache_memory_bytes {
             Some(v) => parse_bytes("INFINISTREAM_CACHE_MEMORY_BYTES", v)?,
             None => CACHE_MEMORY_DEFAULT,
@@ -616,6 +671,7 @@ impl RawAgentConfig {
             max_payload: max_payload as usize,
             max_pending: max_pending as usize,
             auth,
+            tls,
             log_format: self.log_format.unwrap_or_default(),
             jobs,
             cache_memory_bytes,
