@@ -90,6 +90,9 @@ impl AgentHandle {
         shutdown: CancellationToken,
         hooks: TestHooks,
     ) -> anyhow::Result<Self> {
+        // Settings read from files (TLS) first: a bad one stops the agent before it
+        // touches the control plane or the bucket.
+        let broker_config = broker_config(&config)?;
         let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
         let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
         tracing::info!(
@@ -184,7 +187,7 @@ impl AgentHandle {
         let lease_ms = register(&cp, agent_info.clone()).await?;
         tracing::info!(agent_id = %id, lease_ms, "registered with the control plane");
 
-        let broker = Broker::new(broker_config(&config)?);
+        let broker = Broker::new(broker_config);
         metrics.register(|registry| broker.register_metrics(registry));
         let mut supervisor = Supervisor::new(shutdown.clone());
         supervisor.spawn(

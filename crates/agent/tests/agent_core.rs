@@ -171,9 +171,11 @@ fn binary_refuses_bad_settings_with_named_errors() {
             "/nonexistent/cert.pem",
         ),
     ];
+    let dir = tempfile::tempdir().expect("tempdir");
     for (args, env, expected) in cases {
         let output = std::process::Command::new(bin)
             .args(*args)
+            .current_dir(dir.path())
             .envs(env.iter().copied())
             .env("RUST_LOG", "off")
             .output()
