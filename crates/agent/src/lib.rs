@@ -39,8 +39,8 @@ use infinistream_proto::v1;
 use infinistream_runtime::{CancellationToken, Metrics, Supervisor};
 use infinistream_types::{Role, SharedClock, SystemClock};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 
 /// The version clients see as `infinistream_version` (and `--version`).
 pub fn version() -> &'static str {
@@ -325,7 +325,6 @@ impl AgentHandle {
         let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
             .context("invalid group id or key")?;
         let peer_server = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(InterceptedService::new(
                 routes::RoutesService::new(broker.clone(), id.clone(), shutdown.clone())
                     .into_server(),
@@ -336,7 +335,7 @@ impl AgentHandle {
         supervisor.spawn("peer-port", async move {
             peer_server
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(peer_listener),
+                    TcpIncoming::from(peer_listener).with_nodelay(Some(true)),
                     peer_shutdown.cancelled_owned(),
                 )
                 .await

@@ -126,8 +126,9 @@ impl Broker {
             cpu,
             connections: inner.clients.lock().len(),
             total_connections: inner.stats.total_connections.get(),
-            routes: 0,
-            remotes: 0,
+            // The route mesh's links to peer agents (nats-server counts its cluster routes).
+            routes: inner.peers.read().len() as u32,
+            remotes: inner.peers.read().len() as u32,
             in_msgs: inner.stats.in_msgs.get(),
             out_msgs: inner.stats.out_msgs.get(),
             in_bytes: inner.stats.in_bytes.get(),

@@ -276,8 +276,9 @@ async fn a_full_mesh_delivers_each_message_once_per_subscriber() {
             "no copies"
         );
     }
-    let forwarded = a.broker.peers();
-    assert_eq!(forwarded.len(), 2);
+    assert_eq!(a.broker.peers().len(), 2);
+    let varz = a.broker.varz();
+    assert_eq!((varz.routes, varz.remotes), (2, 2), "/varz counts the links");
 }
 
 #[tokio::test]
@@ -356,4 +357,51 @@ async fn a_newer_link_to_the_same_peer_replaces_the_older() {
     );
     drop(new);
     assert!(a.broker.peers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_after_a_burst_through_the_link() {
+    let tbs = brokers(2).await;
+    let (a, b) = (&tbs[0], &tbs[1]);
+    let _link = link(&("a", &a.broker), &("b", &b.broker));
+    let on_b = b.client().await;
+    let mut sub = on_b.subscribe("bench.core").await.expect("sub");
+    on_b.flush().await.expect("flush");
+    until("interest", || a.broker.has_peer_interest("bench.core")).await;
+    let on_a = a.client().await;
+    let payload = bytes::Bytes::from(vec![b'x'; 1024]);
+    for _ in 0..10_000 {
+        on_a.publish("bench.core", payload.clone())
+            .await
+            .expect("pub");
+    }
+    on_a.flush().await.expect("flush");
+    for _ in 0..10_000 {
+        next(&mut sub).await;
+    }
+    let service = b.client().await;
+    let mut requests = service.subscribe("bench.rr").await.expect("sub");
+    service.flush().await.expect("flush");
+    tokio::spawn({
+        let service = service.clone();
+        async move {
+            while let Some(req) = requests.next().await {
+                if let Some(reply) = req.reply {
+                    service.publish(reply, req.payload).await.expect("reply");
+                }
+            }
+        }
+    });
+    until("service", || a.broker.has_peer_interest("bench.rr")).await;
+    let requester = a.client().await;
+    for i in 0..1000 {
+        let resp = timeout(
+            EVENTUALLY,
+            requester.request("bench.rr", format!("{i}").into()),
+        )
+        .await
+        .expect("in time")
+        .expect("answered");
+        assert_eq!(resp.payload, format!("{i}").as_bytes());
+    }
 }

@@ -765,10 +765,9 @@ pub async fn serve_replica(
     });
     let mut server_stop = stop_rx;
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_routes(tonic::service::Routes::from(router))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             },

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use infinistream_types::{SharedClock, SystemClock};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::store::MetaStore;
 use crate::store::embedded::EmbeddedStore;
@@ -105,9 +105,11 @@ pub async fn serve(
         cp.close_watches();
     };
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }
