@@ -325,6 +325,8 @@ impl AgentHandle {
         let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
             .context("invalid group id or key")?;
         let peer_server = tonic::transport::Server::builder()
+            .initial_stream_window_size(routes::ROUTE_STREAM_WINDOW)
+            .initial_connection_window_size(routes::ROUTE_CONNECTION_WINDOW)
             .add_service(InterceptedService::new(
                 routes::RoutesService::new(broker.clone(), id.clone(), shutdown.clone())
                     .into_server(),
