@@ -278,7 +278,11 @@ async fn a_full_mesh_delivers_each_message_once_per_subscriber() {
     }
     assert_eq!(a.broker.peers().len(), 2);
     let varz = a.broker.varz();
-    assert_eq!((varz.routes, varz.remotes), (2, 2), "/varz counts the links");
+    assert_eq!(
+        (varz.routes, varz.remotes),
+        (2, 2),
+        "/varz counts the links"
+    );
 }
 
 #[tokio::test]
