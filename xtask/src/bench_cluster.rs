@@ -108,9 +108,8 @@ impl Cluster {
             .map(|&port| {
                 if self.name == "infinistream" {
                     let text = scrape(port);
-                    let metric = |name: &str| {
-                        metric_sum(&text, &format!("infinistream_infinistream_broker_{name}"))
-                    };
+                    let metric =
+                        |name: &str| metric_sum(&text, &format!("infinistream_broker_{name}"));
                     format!(
                         "route out {}, route in {}, route dropped {}, slow consumers {}",
                         metric("route_out_msgs_total"),

@@ -325,6 +325,10 @@ impl AgentHandle {
         let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
             .context("invalid group id or key")?;
         let peer_server = tonic::transport::Server::builder()
+            // Pings find a dialling peer that vanished without closing its connection
+            // (the dialling side pings too), so its interest does not linger.
+            .http2_keepalive_interval(Some(routes::KEEPALIVE))
+            .http2_keepalive_timeout(Some(routes::KEEPALIVE))
             .initial_stream_window_size(routes::ROUTE_STREAM_WINDOW)
             .initial_connection_window_size(routes::ROUTE_CONNECTION_WINDOW)
             .add_service(InterceptedService::new(

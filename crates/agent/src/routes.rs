@@ -40,7 +40,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// on loopback).
 pub const ROUTE_STREAM_WINDOW: u32 = 8 << 20;
 pub const ROUTE_CONNECTION_WINDOW: u32 = 16 << 20;
-const KEEPALIVE: Duration = Duration::from_secs(10);
+/// HTTP/2 keep-alive of a route, both sides: a peer silent this long (twice) is gone.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Why a link ended or could not start.
 #[derive(Debug, thiserror::Error)]

@@ -52,64 +52,63 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// Registers under `broker_` in `registry` (the agent's carries the `infinistream`
+    /// prefix, as does the broker's own).
     fn register(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_prefix("broker");
         registry.register(
-            "infinistream_broker_in_msgs",
+            "in_msgs",
             "Messages received from clients and internal publishers",
             self.in_msgs.clone(),
         );
+        registry.register("in_bytes", "Payload bytes received", self.in_bytes.clone());
         registry.register(
-            "infinistream_broker_in_bytes",
-            "Payload bytes received",
-            self.in_bytes.clone(),
-        );
-        registry.register(
-            "infinistream_broker_out_msgs",
+            "out_msgs",
             "Messages delivered to subscriptions",
             self.out_msgs.clone(),
         );
         registry.register(
-            "infinistream_broker_out_bytes",
+            "out_bytes",
             "Payload bytes delivered",
             self.out_bytes.clone(),
         );
         registry.register(
-            "infinistream_broker_slow_consumers",
+            "slow_consumers",
             "Connections cut off for exceeding max_pending",
             self.slow_consumers.clone(),
         );
         registry.register(
-            "infinistream_broker_internal_dropped",
+            "internal_dropped",
             "Server-published messages without a reply subject dropped because an internal subscriber's backlog was full",
             self.internal_dropped.clone(),
         );
         registry.register(
-            "infinistream_broker_connections_accepted",
+            "connections_accepted",
             "Client connections accepted",
             self.total_connections.clone(),
         );
         registry.register(
-            "infinistream_broker_connections",
+            "connections",
             "Open client connections",
             self.connections.clone(),
         );
         registry.register(
-            "infinistream_broker_subscriptions",
+            "subscriptions",
             "Active subscriptions (client and internal)",
             self.subscriptions.clone(),
         );
         registry.register(
-            "infinistream_broker_route_out_msgs",
+            "route_out_msgs",
             "Messages forwarded to peer agents for their clients",
             self.route_out_msgs.clone(),
         );
         registry.register(
-            "infinistream_broker_route_in_msgs",
+            "route_in_msgs",
             "Messages received from peer agents for this agent's clients",
             self.route_in_msgs.clone(),
         );
         registry.register(
-            "infinistream_broker_route_dropped",
+            "route_dropped",
             "Messages for a peer agent dropped because its link was over its pending limit",
             self.route_dropped.clone(),
         );
@@ -280,7 +279,7 @@ fn generate_server_id() -> String {
 impl Broker {
     pub fn new(config: BrokerConfig) -> Self {
         let stats = Stats::default();
-        let mut own_registry = Registry::default();
+        let mut own_registry = Registry::with_prefix("infinistream");
         stats.register(&mut own_registry);
         Broker {
             inner: Arc::new(Inner {

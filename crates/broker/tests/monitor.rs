@@ -102,7 +102,8 @@ async fn endpoints() {
 #[tokio::test]
 async fn metrics_in_external_registry() {
     let tb = TestBroker::start(BrokerConfig::default()).await;
-    let mut registry = prometheus_client::registry::Registry::default();
+    // The agent's registry carries the product prefix.
+    let mut registry = prometheus_client::registry::Registry::with_prefix("infinistream");
     tb.broker.register_metrics(&mut registry);
     let registry = Arc::new(registry);
     let http = serve_monitor(

@@ -27,6 +27,10 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    // A workspace build links rustls with ring and aws-lc-rs (feature unification), as
+    // the agent binary does (its main picks ring the same way): async-nats' TLS client
+    // asks for the process default provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, pem: String| {
         let path = dir.path().join(name);

@@ -31,9 +31,20 @@ impl Backend for Embedded {
         "embedded"
     }
     async fn open(&self) -> Arc<dyn MetaStore> {
-        match EmbeddedStore::open(self.0.path()).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => panic!("open embedded store: {e}"),
+        // A control plane dropped just before ("restart") lets go of the file when its
+        // background tasks have ended, a moment later: wait for that, boundedly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match EmbeddedStore::open(self.0.path()).await {
+                Ok(s) => return Arc::new(s),
+                Err(e)
+                    if e.to_string().contains("already open")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("open embedded store: {e}"),
+            }
         }
     }
 }
