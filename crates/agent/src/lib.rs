@@ -196,13 +196,13 @@ impl AgentHandle {
         );
 
         // Routing by connection name: the live agents, before the first client comes.
-        if let Err(status) = routing::refresh_cluster(&cp, &broker).await {
-            tracing::warn!(error = %status.message(), "initial agent registry load failed; retrying in the background");
-        }
-        supervisor.spawn(
-            "cluster-view",
-            routing::run_cluster_view(cp.clone(), broker.clone(), shutdown.clone()),
-        );
+        let initial_agents = match routing::refresh_cluster(&cp, &broker).await {
+            Ok(agents) => agents,
+            Err(status) => {
+                tracing::warn!(error = %status.message(), "initial agent registry load failed; retrying in the background");
+                Vec::new()
+            }
+        };
 
         // The stream catalog every role reads.
         let catalog = StreamCatalog::new();
@@ -347,15 +347,13 @@ impl AgentHandle {
                 .await
         });
         tracing::info!(addr = %peer_addr, "peer port listening on {peer_addr}");
+        // The registry refresh keeps both the connection-name routing view and the
+        // route mesh current.
+        let mut mesh = routes::Mesh::new(broker.clone(), id.clone(), peer_auth, shutdown.clone());
+        mesh.update(&initial_agents);
         supervisor.spawn(
-            "route-mesh",
-            routes::run_mesh(
-                cp.clone(),
-                broker.clone(),
-                id.clone(),
-                peer_auth,
-                shutdown.clone(),
-            ),
+            "cluster-view",
+            routing::run_cluster_view(cp.clone(), broker.clone(), mesh, shutdown.clone()),
         );
 
         let serve_broker = broker.clone();

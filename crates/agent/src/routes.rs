@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use infinistream_broker::{Broker, Peer, PeerFrame, PeerMsg};
-use infinistream_control_plane::ControlPlaneClient;
 use infinistream_control_plane::auth::ClientAuth;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
@@ -25,8 +24,6 @@ use infinistream_runtime::CancellationToken;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
-/// How often the registry is read for agents to link to.
-pub const MESH_REFRESH: Duration = Duration::from_secs(2);
 /// Wait before dialling a peer again after its link failed or closed.
 const REDIAL: Duration = Duration::from_secs(1);
 /// Frames sent in one batch, about (a single larger message goes alone).
@@ -132,79 +129,76 @@ impl v1::routes_server::Routes for RoutesService {
     }
 }
 
-/// Links this agent to the registry's other agents until `shutdown`.
-pub async fn run_mesh(
-    cp: ControlPlaneClient,
+/// This agent's dialled links, kept in step with the registry by the agent's one
+/// registry refresh ([`crate::routing::run_cluster_view`]).
+#[derive(Debug)]
+pub struct Mesh {
     broker: Broker,
     agent_id: String,
     auth: ClientAuth,
     shutdown: CancellationToken,
-) -> Result<(), std::convert::Infallible> {
-    let mut links: HashMap<String, (String, CancellationToken)> = HashMap::new();
-    let mut failing = false;
-    loop {
-        let listed = cp
-            .agents
-            .clone()
-            .list_agents(v1::ListAgentsRequest {
-                role: String::new(),
-                zone: String::new(),
-            })
-            .await;
-        match listed {
-            Ok(resp) => {
-                if failing {
-                    tracing::info!("route mesh: agent registry readable again");
-                    failing = false;
-                }
-                let wanted: HashMap<String, String> = resp
-                    .into_inner()
-                    .agents
-                    .into_iter()
-                    .filter(|a| a.agent_id > agent_id && !a.peer_address.is_empty())
-                    .map(|a| (a.agent_id, a.peer_address))
-                    .collect();
-                links.retain(|id, (addr, token)| {
-                    let keep = wanted.get(id) == Some(addr);
-                    if !keep {
-                        token.cancel();
-                    }
-                    keep
-                });
-                for (id, addr) in wanted {
-                    if links.contains_key(&id) {
-                        continue;
-                    }
-                    let token = shutdown.child_token();
-                    tokio::spawn(tracing::Instrument::instrument(
-                        dial(
-                            broker.clone(),
-                            agent_id.clone(),
-                            id.clone(),
-                            addr.clone(),
-                            auth.clone(),
-                            token.clone(),
-                        ),
-                        tracing::info_span!("route", peer = %id, side = "dialled"),
-                    ));
-                    links.insert(id, (addr, token));
-                }
-            }
-            Err(status) if !failing => {
-                tracing::warn!(error = %status.message(), "route mesh: agent registry unreadable; keeping the current links");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(MESH_REFRESH) => {}
+    /// Peer id → (its peer address, the token ending its dial task).
+    links: HashMap<String, (String, CancellationToken)>,
+}
+
+impl Mesh {
+    pub fn new(
+        broker: Broker,
+        agent_id: String,
+        auth: ClientAuth,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Mesh {
+            broker,
+            agent_id,
+            auth,
+            shutdown,
+            links: HashMap::new(),
         }
     }
-    for (_, (_, token)) in links {
-        token.cancel();
+
+    /// Dials the live agents this one should (those whose id sorts higher) and ends
+    /// the links to agents gone from the registry or moved to another address.
+    pub fn update(&mut self, agents: &[v1::AgentInfo]) {
+        let wanted: HashMap<&str, &str> = agents
+            .iter()
+            .filter(|a| a.agent_id > self.agent_id && !a.peer_address.is_empty())
+            .map(|a| (a.agent_id.as_str(), a.peer_address.as_str()))
+            .collect();
+        self.links.retain(|id, (addr, token)| {
+            let keep = wanted.get(id.as_str()) == Some(&addr.as_str());
+            if !keep {
+                token.cancel();
+            }
+            keep
+        });
+        for (id, addr) in wanted {
+            if self.links.contains_key(id) {
+                continue;
+            }
+            let token = self.shutdown.child_token();
+            tokio::spawn(tracing::Instrument::instrument(
+                dial(
+                    self.broker.clone(),
+                    self.agent_id.clone(),
+                    id.to_owned(),
+                    addr.to_owned(),
+                    self.auth.clone(),
+                    token.clone(),
+                ),
+                tracing::info_span!("route", peer = %id, side = "dialled"),
+            ));
+            self.links.insert(id.to_owned(), (addr.to_owned(), token));
+        }
     }
-    Ok(())
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for (_, token) in self.links.values() {
+            token.cancel();
+        }
+    }
 }
 
 /// Keeps one link to `peer_id` up until `token` is cancelled (the peer left the

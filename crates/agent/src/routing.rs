@@ -25,6 +25,8 @@ use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, render_error};
 use infinistream_runtime::CancellationToken;
+
+use crate::routes::Mesh;
 use infinistream_types::Role;
 
 /// How often the registry is asked for the live agents (one `ListAgents` call).
@@ -57,28 +59,33 @@ fn view_of(agents: Vec<v1::AgentInfo>) -> ClusterView {
     )
 }
 
-/// Asks the registry for the live agents once and hands them to the broker.
+/// Asks the registry for the live agents once, hands them to the broker and returns
+/// them.
 pub async fn refresh_cluster(
     cp: &ControlPlaneClient,
     broker: &Broker,
-) -> Result<(), tonic::Status> {
-    let resp = cp
+) -> Result<Vec<v1::AgentInfo>, tonic::Status> {
+    let agents = cp
         .agents
         .clone()
         .list_agents(v1::ListAgentsRequest {
             role: String::new(),
             zone: String::new(),
         })
-        .await?;
-    broker.set_cluster(view_of(resp.into_inner().agents));
-    Ok(())
+        .await?
+        .into_inner()
+        .agents;
+    broker.set_cluster(view_of(agents.clone()));
+    Ok(agents)
 }
 
-/// Keeps the broker's cluster view in step with the registry until shutdown; keeps the
-/// last view (and logs once) while the control plane is away.
+/// Keeps the broker's cluster view and the route mesh in step with the registry (one
+/// `ListAgents` per refresh for both) until shutdown; keeps the last view and links
+/// (and logs once) while the control plane is away.
 pub async fn run_cluster_view(
     cp: ControlPlaneClient,
     broker: Broker,
+    mut mesh: Mesh,
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
     let mut failing = false;
@@ -88,11 +95,13 @@ pub async fn run_cluster_view(
             () = tokio::time::sleep(CLUSTER_REFRESH) => {}
         }
         match refresh_cluster(&cp, &broker).await {
-            Ok(()) if failing => {
-                tracing::info!("agent registry refresh works again");
-                failing = false;
+            Ok(agents) => {
+                mesh.update(&agents);
+                if failing {
+                    tracing::info!("agent registry refresh works again");
+                    failing = false;
+                }
             }
-            Ok(()) => {}
             Err(status) if !failing => {
                 tracing::warn!(error = %status.message(), "agent registry refresh failed; keeping the last list of agents");
                 failing = true;

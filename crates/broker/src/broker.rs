@@ -464,9 +464,21 @@ impl Broker {
     /// Whether anything on this agent (a client or an internal handler) subscribes to
     /// `subject`; peer agents' interest does not count.
     pub fn has_interest(&self, subject: &str) -> bool {
+        self.any_subscription(subject, |s| !s.is_route())
+    }
+
+    /// Whether a subscription matching `subject` satisfies `pred`.
+    pub(crate) fn any_subscription(
+        &self,
+        subject: &str,
+        pred: impl Fn(&Subscription) -> bool,
+    ) -> bool {
         let result = self.inner.sublist.read().matches(subject.as_bytes());
-        result.plain.iter().any(|s| !s.is_route())
-            || result.groups.iter().flatten().any(|s| !s.is_route())
+        result
+            .plain
+            .iter()
+            .chain(result.groups.iter().flatten())
+            .any(|s| pred(s))
     }
 
     /// Registers the broker's counters in `registry` (then `/metrics` stops rendering

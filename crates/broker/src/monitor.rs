@@ -100,6 +100,7 @@ impl Broker {
         let inner = &self.inner;
         let c = &inner.config;
         let now = SystemTime::now();
+        let peer_links = inner.peers.read().len() as u32;
         let (mem, cpu) = inner.cpu.lock().sample();
         Varz {
             server_id: inner.server_id.clone(),
@@ -127,8 +128,8 @@ impl Broker {
             connections: inner.clients.lock().len(),
             total_connections: inner.stats.total_connections.get(),
             // The route mesh's links to peer agents (nats-server counts its cluster routes).
-            routes: inner.peers.read().len() as u32,
-            remotes: inner.peers.read().len() as u32,
+            routes: peer_links,
+            remotes: peer_links,
             in_msgs: inner.stats.in_msgs.get(),
             out_msgs: inner.stats.out_msgs.get(),
             in_bytes: inner.stats.in_bytes.get(),

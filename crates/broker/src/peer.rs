@@ -287,9 +287,7 @@ impl Broker {
 
     /// Whether a linked peer agent's clients subscribe to `subject`.
     pub fn has_peer_interest(&self, subject: &str) -> bool {
-        let result = self.inner.sublist.read().matches(subject.as_bytes());
-        result.plain.iter().any(|s| s.is_route())
-            || result.groups.iter().flatten().any(|s| s.is_route())
+        self.any_subscription(subject, Subscription::is_route)
     }
 
     /// The peer agents linked now.

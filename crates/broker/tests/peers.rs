@@ -65,6 +65,20 @@ async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
         .expect("subscription open")
 }
 
+/// Answers every request on `subject` with its own payload until aborted.
+async fn echo_service(service: &async_nats::Client, subject: &str) -> JoinHandle<()> {
+    let mut requests = service.subscribe(subject.to_owned()).await.expect("sub");
+    service.flush().await.expect("flush");
+    let service = service.clone();
+    tokio::spawn(async move {
+        while let Some(req) = requests.next().await {
+            if let Some(reply) = req.reply {
+                service.publish(reply, req.payload).await.expect("reply");
+            }
+        }
+    })
+}
+
 async fn brokers(n: usize) -> Vec<TestBroker> {
     let mut v = Vec::new();
     for _ in 0..n {
@@ -114,18 +128,7 @@ async fn request_reply_crosses_agents_and_no_responders_follows_interest() {
     let (a, b) = (&tbs[0], &tbs[1]);
     let _link = link(&("a", &a.broker), &("b", &b.broker));
     let service = b.client().await;
-    let mut requests = service.subscribe("svc.echo").await.expect("sub");
-    service.flush().await.expect("flush");
-    let responder = tokio::spawn({
-        let service = service.clone();
-        async move {
-            while let Some(req) = requests.next().await {
-                if let Some(reply) = req.reply {
-                    service.publish(reply, req.payload).await.expect("reply");
-                }
-            }
-        }
-    });
+    let responder = echo_service(&service, "svc.echo").await;
     until("a to learn of the service", || {
         a.broker.has_peer_interest("svc.echo")
     })
@@ -384,18 +387,7 @@ async fn request_reply_after_a_burst_through_the_link() {
         next(&mut sub).await;
     }
     let service = b.client().await;
-    let mut requests = service.subscribe("bench.rr").await.expect("sub");
-    service.flush().await.expect("flush");
-    tokio::spawn({
-        let service = service.clone();
-        async move {
-            while let Some(req) = requests.next().await {
-                if let Some(reply) = req.reply {
-                    service.publish(reply, req.payload).await.expect("reply");
-                }
-            }
-        }
-    });
+    let _responder = echo_service(&service, "bench.rr").await;
     until("service", || a.broker.has_peer_interest("bench.rr")).await;
     let requester = a.client().await;
     for i in 0..1000 {
