@@ -24,6 +24,8 @@ if [[ ! -s "$run/pids" ]]; then
   exit 0
 fi
 
+# Tells a foreground up.sh that the processes it watches are being stopped on purpose.
+touch "$run/stopping"
 # Lines are "pid name program", in start order; stop in reverse, one at a time, so the
 # agents drain while the control plane and the bucket still serve them.
 mapfile -t entries < <(tac "$run/pids")
@@ -52,7 +54,7 @@ for entry in "${entries[@]}"; do
     echo "$name (pid $pid) stopped"
   fi
 done
-rm -f "$run/pids"
+rm -f "$run/pids" "$run/stopping"
 if [[ -s "$run/state" ]]; then
   echo "data and logs kept in $(cat "$run/state")"
 fi

@@ -35,6 +35,7 @@ if [[ -s "$run/pids" ]]; then
   done <"$run/pids"
 fi
 : >"$run/pids"
+rm -f "$run/stopping"
 
 if [[ -n "${INFINISTREAM_BIN:-}" ]]; then
   bin=$INFINISTREAM_BIN
@@ -59,9 +60,14 @@ start() {
   echo "$! $name $(basename "$1")" >>"$run/pids"
 }
 
+# Ctrl-C, or any process exiting: stop everything with down.sh (unless down.sh, run from
+# elsewhere, is what stops them).
+on_exit() {
+  [[ -e "$run/stopping" ]] || "$root/deploy/local/down.sh" >/dev/null
+  echo "stopped; state kept in $state"
+}
 if ! $detach; then
-  # Ctrl-C, or any process exiting: stop everything with down.sh.
-  trap '"$root/deploy/local/down.sh" >/dev/null; echo "stopped; state kept in $state"' EXIT
+  trap on_exit EXIT
   trap 'exit 130' INT TERM
 fi
 
@@ -94,7 +100,8 @@ if $detach; then
 fi
 mapfile -t pids < <(cut -d' ' -f1 "$run/pids")
 wait -n "${pids[@]}" || true
-if [[ -s "$run/pids" ]]; then
-  echo "a process exited; see the logs in $state" >&2
-  exit 1
+if [[ -e "$run/stopping" || ! -s "$run/pids" ]]; then
+  exit 0 # down.sh is stopping them
 fi
+echo "a process exited; see the logs in $state" >&2
+exit 1
