@@ -296,8 +296,9 @@ class Structure(unittest.TestCase):
             self.assertEqual(field, f"metadata.labels['{ZONE_LABEL}']")
 
     def test_per_role_releases(self) -> None:
-        docs, _ = render(LAYOUTS["values-control-plane.yaml"])
+        docs, notes = render(LAYOUTS["values-control-plane.yaml"])
         self.assertEqual(self.agent_deployments(docs), {})
+        self.assertIn("none in this release", notes)
         self.assertIn("infinistream-control-plane", by_kind(docs, "Service"))
         self.assertIn("infinistream-group", by_kind(docs, "Secret"))
         for role in ("proxy-produce", "proxy-consume", "jobs"):
@@ -360,6 +361,7 @@ class Refusals(unittest.TestCase):
         self.assert_schema_refuses({"zones": ["US East"]}, "/zones/0")
         self.assert_schema_refuses({"roles": {"jobs": {"zone": "a b"}}}, "/roles/jobs/zone")
         self.assert_schema_refuses({"controlPlane": {"url": "etcd:2379"}}, "/controlPlane/url")
+        self.assert_schema_refuses({"cache": {"diskBytes": "lots"}}, "/cache/diskBytes")
         self.assert_schema_refuses({"batchWrite": 100}, "batchWrite")
 
     def test_a_control_plane_is_required(self) -> None:

@@ -66,12 +66,18 @@ async fn healthcheck_script_passes_against_a_running_agent() {
         data_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };
-    let agent = AgentHandle::start(raw.validate().expect("valid config"), CancellationToken::new())
-        .await
-        .expect("agent starts");
+    let agent = AgentHandle::start(
+        raw.validate().expect("valid config"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("agent starts");
     let output = tokio::process::Command::new("bash")
         .arg(workspace_root().join("deploy/healthcheck.sh"))
-        .env("INFINISTREAM_HTTP_PORT", agent.http_addr().port().to_string())
+        .env(
+            "INFINISTREAM_HTTP_PORT",
+            agent.http_addr().port().to_string(),
+        )
         .env("INFINISTREAM_HOST", "127.0.0.1")
         .kill_on_drop(true)
         .output()
