@@ -1,6 +1,6 @@
 """The Helm chart, checked with Helm's own engine and Kubernetes' API schemas.
 
-Run by `crates/agent/tests/chart.rs` (so by `cargo xtask test`) with the tools venv's
+Run by `crates/agent/tests/deploy.rs` (so by `cargo xtask test`) with the tools venv's
 Python, which has the pinned `helm-python-sdk` (Helm's Go SDK: lint, template, the values
 schema) and `kubernetes-validate` (Kubernetes' OpenAPI schemas, offline):
 
