@@ -332,6 +332,7 @@ impl AgentHandle {
 
         // The peer port: routes (core NATS subjects across agents) on every agent, the
         // zone cache on proxy-consume agents.
+        let refresh_view = Arc::new(tokio::sync::Notify::new());
         let peer_keys = GroupKeys::new([(group.clone(), peer_key.clone())])
             .context("invalid group id or key")?;
         let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
@@ -344,8 +345,13 @@ impl AgentHandle {
             .initial_stream_window_size(routes::ROUTE_STREAM_WINDOW)
             .initial_connection_window_size(routes::ROUTE_CONNECTION_WINDOW)
             .add_service(InterceptedService::new(
-                routes::RoutesService::new(broker.clone(), id.clone(), shutdown.clone())
-                    .into_server(),
+                routes::RoutesService::new(
+                    broker.clone(),
+                    id.clone(),
+                    refresh_view.clone(),
+                    shutdown.clone(),
+                )
+                .into_server(),
                 ServerAuth::new(peer_keys),
             ))
             .add_optional_service(zone_service);
@@ -365,7 +371,13 @@ impl AgentHandle {
         mesh.update(&initial_agents);
         supervisor.spawn(
             "cluster-view",
-            routing::run_cluster_view(cp.clone(), broker.clone(), mesh, shutdown.clone()),
+            routing::run_cluster_view(
+                cp.clone(),
+                broker.clone(),
+                mesh,
+                refresh_view,
+                shutdown.clone(),
+            ),
         );
 
         let serve_broker = broker.clone();

@@ -57,15 +57,23 @@ pub enum LinkError {
 pub struct RoutesService {
     broker: Broker,
     agent_id: String,
+    /// Wakes the registry refresh when a peer the cluster view does not list links.
+    refresh_view: Arc<tokio::sync::Notify>,
     /// Ends every accepted route (the peer port's graceful shutdown waits for them).
     shutdown: CancellationToken,
 }
 
 impl RoutesService {
-    pub fn new(broker: Broker, agent_id: String, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        broker: Broker,
+        agent_id: String,
+        refresh_view: Arc<tokio::sync::Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
         RoutesService {
             broker,
             agent_id,
+            refresh_view,
             shutdown,
         }
     }
@@ -105,6 +113,14 @@ impl v1::routes_server::Routes for RoutesService {
         let rest = frames(rest).map_err(|e| Status::invalid_argument(e.to_string()))?;
         peer.receive(rest);
         tracing::info!(parent: &span, peer = %peer_id, "route from peer agent {peer_id} up");
+        let listed = self
+            .broker
+            .cluster()
+            .is_some_and(|view| view.agents().iter().any(|a| a.agent_id == peer_id));
+        if !listed {
+            // A new agent: learn its roles now, not at the next periodic refresh.
+            self.refresh_view.notify_one();
+        }
         let reader = peer.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(tracing::Instrument::instrument(

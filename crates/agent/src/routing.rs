@@ -7,7 +7,10 @@
 //! step with the same list. What is forwarded for a role this agent does not run is
 //! decided in `infinistream_jetstream::forward`.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use infinistream_broker::Broker;
 use infinistream_broker::routing::{AgentEndpoint, ClusterView};
@@ -78,13 +81,17 @@ pub async fn run_cluster_view(
     cp: ControlPlaneClient,
     broker: Broker,
     mut mesh: Mesh,
+    refresh_now: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
     let mut failing = false;
     loop {
+        // Every CLUSTER_REFRESH, or at once when a peer this view does not list yet
+        // linked to this agent (so work can be forwarded to it without waiting).
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(CLUSTER_REFRESH) => {}
+            () = refresh_now.notified() => {}
         }
         match refresh_cluster(&cp, &broker).await {
             Ok(agents) => {
