@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_broker::routing::{AgentEndpoint, ClusterView, ProxyRole};
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::msg::render_pub_ack;
