@@ -105,6 +105,53 @@ impl LeaderElection {
             .map(|kv| LeaderInfo::from_kv(&kv)))
     }
 
+    /// Ends the term of `leader` without waiting for its lease to expire, when it is
+    /// still the term on record: revokes that term's lease, so etcd deletes the key and
+    /// the next candidate takes over at once. For a leader known to be dead (its port
+    /// refuses connections, or it is this replica's own previous process). Safe even if
+    /// the judgement is wrong: a leader that is in fact alive finds its fence broken and
+    /// steps down; nothing it writes after the revoke is applied. Returns whether a
+    /// lease was revoked.
+    pub async fn depose(&self, leader: &LeaderInfo) -> Result<bool, StoreError> {
+        let request_timeout = self.store.options().request_timeout;
+        let etcd_key = self.store.etcd_key(&self.key);
+        let mut kv = self.store.client().kv_client();
+        let resp = timeout(request_timeout, kv.get(etcd_key, None))
+            .await
+            .map_err(|_| StoreError::Unavailable("etcd get timed out".to_owned()))?
+            .map_err(classify)?;
+        let Some(current) = resp.kvs().first() else {
+            return Ok(false);
+        };
+        if current.mod_revision() != leader.revision || current.lease() == 0 {
+            // Another term already (or a key without a lease): nothing to depose.
+            return Ok(false);
+        }
+        let lease = current.lease();
+        let mut leases = self.store.client().lease_client();
+        match timeout(request_timeout, leases.revoke(lease)).await {
+            Err(_) => Err(StoreError::Unavailable(
+                "etcd lease revoke timed out".to_owned(),
+            )),
+            // Already expired or revoked: the term is over either way.
+            Ok(Err(etcd_client::Error::GRpcStatus(status)))
+                if status.code() == tonic::Code::NotFound =>
+            {
+                Ok(false)
+            }
+            Ok(Err(e)) => Err(classify(e)),
+            Ok(Ok(_)) => {
+                tracing::warn!(
+                    lease,
+                    term = leader.revision,
+                    address = %leader.address,
+                    "deposed a dead control-plane leader: revoked its lease"
+                );
+                Ok(true)
+            }
+        }
+    }
+
     /// Waits until this candidate is the leader, advertising `address`, and returns the
     /// leadership. The lease is kept alive from the start, so a waiting candidate's
     /// lease never lapses. Cancelling this future abandons the candidacy (the lease

@@ -172,6 +172,18 @@ pub async fn serve_replica(
         .watch_leader()
         .await
         .map_err(crate::CpError::from)?;
+    // A term on record at our own address is this replica's previous process (we hold
+    // that port now): it is dead, so end its term instead of waiting out its lease.
+    let stale = leaders
+        .borrow()
+        .clone()
+        .filter(|l| l.address == replica.advertise);
+    if let Some(stale) = stale {
+        match election.depose(&stale).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not end this replica's previous term"),
+        }
+    }
     let mode: SharedMode = Arc::new(std::sync::RwLock::new(follower_mode(
         &Mode::Follower {
             leader: None,
@@ -187,7 +199,12 @@ pub async fn serve_replica(
         leaders.clone(),
         replica.advertise.clone(),
     ));
-    let _follower = Tasks(vec![follower]);
+    let prober = tokio::spawn(depose_dead_leaders(
+        election.clone(),
+        leaders.clone(),
+        replica.advertise.clone(),
+    ));
+    let _follower = Tasks(vec![follower, prober]);
     let campaigner = tokio::spawn(lead_when_elected(
         election,
         store,
@@ -246,6 +263,62 @@ async fn follow(
         }
         if leaders.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// How often a follower checks that the leader's port still accepts connections.
+const LEADER_PROBE: Duration = Duration::from_millis(150);
+/// Bound on one probe's connect: a leader that does not answer within it is not judged
+/// (a slow or partitioned leader is left to its lease TTL).
+const LEADER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Consecutive refused probes after which the leader is taken for dead.
+const REFUSALS_TO_DEPOSE: u32 = 2;
+
+/// Ends the term of a leader whose process is gone, so failover takes a few probes
+/// instead of the lease TTL. A `kill -9`ed or crashed leader's port refuses connections
+/// at once (the host answers with a reset) while its lease would stay valid for up to
+/// the TTL; after [`REFUSALS_TO_DEPOSE`] refused probes in a row the follower revokes
+/// that term's lease ([`LeaderElection::depose`]). Only a refusal counts: a timeout or
+/// an unreachable host (a partition, a dead machine) leaves the decision to the TTL,
+/// and the fence keeps a wrongly deposed leader from writing anything either way.
+async fn depose_dead_leaders(
+    election: LeaderElection,
+    leaders: watch::Receiver<Option<LeaderInfo>>,
+    advertise: String,
+) {
+    let mut refused = 0u32;
+    let mut judged: Option<i64> = None;
+    loop {
+        sleep(LEADER_PROBE).await;
+        let leader = leaders.borrow().clone();
+        let Some(leader) = leader.filter(|l| l.address != advertise) else {
+            refused = 0;
+            continue;
+        };
+        if judged != Some(leader.revision) {
+            judged = Some(leader.revision);
+            refused = 0;
+        }
+        let probe = tokio::time::timeout(
+            LEADER_PROBE_TIMEOUT,
+            tokio::net::TcpStream::connect(&leader.address),
+        )
+        .await;
+        match probe {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            _ => refused = 0,
+        }
+        if refused >= REFUSALS_TO_DEPOSE {
+            refused = 0;
+            tracing::warn!(
+                leader = %leader.address,
+                term = leader.revision,
+                "the control-plane leader refuses connections: its process is gone"
+            );
+            if let Err(e) = election.depose(&leader).await {
+                tracing::warn!(error = %e, "could not depose the dead leader; its lease will expire");
+            }
         }
     }
 }
