@@ -7,6 +7,8 @@
 //! exactly once, in contiguous sequences, and the longest gap between two acks is
 //! reported: the failover target is under a second; a gap of several seconds (the lease
 //! TTL) means a dead leader was waited out instead of deposed, and fails the test.
+//! Likewise a single replica restarted on its address serves at once, not after its
+//! previous process's lease expired.
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
@@ -37,7 +39,10 @@ struct Replica {
 }
 
 fn replica(etcd: &str) -> Replica {
-    let address = format!("127.0.0.1:{}", free_port().expect("free port"));
+    replica_at(etcd, format!("127.0.0.1:{}", free_port().expect("free port")))
+}
+
+fn replica_at(etcd: &str, address: String) -> Replica {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
     cmd.args(["control-plane", "--listen", &address, "-m", "0"])
         .arg("--store")
@@ -197,5 +202,60 @@ async fn kill_9_of_the_leader_stalls_publishes_briefly_and_loses_nothing() {
     assert!(
         longest < CLEARLY_STALLED,
         "publishes stalled for {longest:?} after the leader was killed (target: under 1 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_single_replica_serves_without_waiting_out_its_old_lease() {
+    let etcd = EtcdServer::start().expect("etcd");
+    let mut only = replica(&etcd.endpoint());
+    only.process
+        .wait_for_line("leading: serving writes", READY)
+        .expect("leads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket dir");
+    let mut cmd = agent_cmd(
+        &dir.path().join("agent"),
+        &[
+            "--control-plane",
+            &format!("http://{}", only.address),
+            "--bucket",
+            &format!("file://{}", bucket.display()),
+        ],
+    );
+    cmd.env("INFINISTREAM_GROUP_ID", GROUP_ID)
+        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
+    let agent = start_agent(cmd);
+    let client = async_nats::connect(format!("nats://{}", agent.client))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(5));
+    js.create_stream(stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["events.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    let (_, seq, _) = publish_until_acked(&js, 0).await;
+    assert_eq!(seq, 1);
+
+    let address = only.address.clone();
+    only.process.kill().expect("kill -9 the only replica");
+    let restarted_at = Instant::now();
+    let mut again = replica_at(&etcd.endpoint(), address);
+    again
+        .process
+        .wait_for_line("leading: serving writes", READY)
+        .expect("the restarted replica leads");
+    let (_, seq, acked_at) = publish_until_acked(&js, 1).await;
+    assert_eq!(seq, 2, "the publish after the restart follows the first");
+    let stall = acked_at - restarted_at;
+    eprintln!("single replica kill -9 and restart: first ack {stall:?} after the restart began");
+    assert!(
+        stall < CLEARLY_STALLED,
+        "the restarted replica served only after {stall:?}: it waited out its old lease"
     );
 }
