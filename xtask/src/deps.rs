@@ -1,7 +1,12 @@
 //! Keeps the crate layers pointing one way (docs/architecture.md, "Crate map").
 //!
 //! Each internal crate has a layer; a normal dependency must point to a strictly lower
-//! layer, except the dev-only test kit, which only dev-dependencies may use.
+//! layer, except the dev-only test kit, which only dev-dependencies may use. The role
+//! crates share one layer, so none can depend on another.
+//!
+//! The agent-side crates reach the control plane through `cp-client` only, and must not
+//! link the server's storage: checked on `cargo tree -e normal` of each crate, which
+//! resolves its dependencies and features as a build of that crate alone would.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -17,27 +22,65 @@ const LAYERS: &[(&str, u8)] = &[
     ("infinistream-config", 1),
     ("infinistream-runtime", 1),
     ("infinistream-broker", 1),
-    ("infinistream-control-plane", 2),
-    ("infinistream-jetstream", 3),
-    ("infinistream-gateway", 4),
-    ("infinistream-fetcher", 4),
-    ("infinistream-jobs", 4),
-    ("infinistream", 5),
+    ("infinistream-cp-client", 1),
+    ("infinistream-metastore", 1),
+    ("infinistream-jetstream", 2),
+    // The roles: one layer, so none depends on another.
+    ("infinistream-control-plane", 3),
+    ("infinistream-gateway", 3),
+    ("infinistream-fetcher", 3),
+    ("infinistream-jobs", 3),
+    ("infinistream", 4),
 ];
 
+/// Crates of the agent side, which talk to the control plane through `cp-client`.
+const AGENT_SIDE: &[&str] = &[
+    "infinistream-cp-client",
+    "infinistream-jetstream",
+    "infinistream-gateway",
+    "infinistream-fetcher",
+    "infinistream-jobs",
+];
+
+/// What only the control-plane server links: its metadata stores.
+const SERVER_ONLY: &[&str] = &["redb", "etcd-client"];
+
+/// The crates through which an agent-side crate may link axum: the broker (its
+/// monitoring endpoints) and tonic's server router (a role serving the peer port).
+/// `cp-client` may not link axum at all.
+const AXUM_CARRIERS: &[&str] = &["infinistream-broker", "tonic"];
+
 pub fn check() -> anyhow::Result<()> {
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::workspace_root())
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+    let mut problems = layering()?;
+    problems.extend(agent_side_links()?);
+    if problems.is_empty() {
+        eprintln!(
+            "xtask: crate layers point one way; agent-side crates link no redb, etcd-client or server-side axum"
         );
+        Ok(())
+    } else {
+        bail!("dependency violations:\n  {}", problems.join("\n  "))
     }
-    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(crate::workspace_root());
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) -> anyhow::Result<Vec<u8>> {
+    let output = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(output.stdout)
+}
+
+fn layering() -> anyhow::Result<Vec<String>> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let meta: serde_json::Value = serde_json::from_slice(&run(cmd, "cargo metadata")?)?;
     let layers: HashMap<&str, u8> = LAYERS.iter().copied().collect();
     let mut problems = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
@@ -65,10 +108,74 @@ pub fn check() -> anyhow::Result<()> {
             }
         }
     }
-    if problems.is_empty() {
-        eprintln!("xtask: crate layers point one way");
-        Ok(())
-    } else {
-        bail!("layering violations:\n  {}", problems.join("\n  "))
+    Ok(problems)
+}
+
+/// The packages `package` links in a build of it alone (normal dependencies, features
+/// resolved for it), leaving out what is only reachable through `pruned`.
+fn linked(package: &str, pruned: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut cmd = cargo();
+    cmd.args([
+        "tree",
+        "--package",
+        package,
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    for p in pruned {
+        cmd.args(["--prune", p]);
     }
+    let out = run(cmd, &format!("cargo tree -p {package}"))?;
+    let mut names: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn agent_side_links() -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for &package in AGENT_SIDE {
+        let all = linked(package, &[])?;
+        for &forbidden in SERVER_ONLY {
+            if all.iter().any(|n| n == forbidden) {
+                problems.push(format!(
+                    "{package} links {forbidden}, which only the control-plane server may (see `cargo tree -p {package} -e normal -i {forbidden}`)"
+                ));
+            }
+        }
+        let carriers: Vec<&str> = if package == "infinistream-cp-client" {
+            Vec::new()
+        } else {
+            // `cargo tree --prune` refuses a package that is not in the tree.
+            AXUM_CARRIERS
+                .iter()
+                .copied()
+                .filter(|c| all.iter().any(|n| n == c))
+                .collect()
+        };
+        let without_carriers = if carriers.is_empty() {
+            all
+        } else {
+            linked(package, &carriers)?
+        };
+        if without_carriers.iter().any(|n| n == "axum") {
+            let through = if carriers.is_empty() {
+                String::new()
+            } else {
+                format!(" other than through {}", carriers.join(" or "))
+            };
+            problems.push(format!(
+                "{package} links axum{through} (see `cargo tree -p {package} -e normal -i axum`)"
+            ));
+        }
+    }
+    Ok(problems)
 }

@@ -11,7 +11,8 @@
 //!   pub/sub throughput and request/reply latency.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
-//! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer.
+//! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
+//!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;

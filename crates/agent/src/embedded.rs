@@ -62,7 +62,8 @@ impl Embedded {
     }
 
     pub(crate) fn client(&self) -> anyhow::Result<ControlPlaneClient> {
-        ControlPlaneClient::in_process(&self.control_plane, &self.group, &self.key)
+        self.control_plane
+            .client(&self.group, &self.key)
             .context("cannot create the in-process control-plane client")
     }
 }

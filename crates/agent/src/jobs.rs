@@ -1,7 +1,7 @@
 //! The jobs role's wiring: configuration → [`infinistream_jobs::Jobs`].
 
 use infinistream_config::AgentConfig;
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jobs::{Jobs, JobsMetrics, JobsOptions};
 use infinistream_objstore::Bucket;
 use infinistream_types::SharedClock;

@@ -28,8 +28,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use infinistream_broker::{Auth, Broker, BrokerConfig};
 use infinistream_config::{Advertise, AgentConfig, ClientAuth};
-use infinistream_control_plane::auth::ServerAuth;
-use infinistream_control_plane::{ControlPlaneClient, GroupKeys};
+use infinistream_cp_client::auth::ServerAuth;
+use infinistream_cp_client::{ControlPlaneClient, GroupKeys};
 use infinistream_gateway::{
     Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
 };
@@ -335,7 +335,7 @@ impl AgentHandle {
         let refresh_view = Arc::new(tokio::sync::Notify::new());
         let peer_keys = GroupKeys::new([(group.clone(), peer_key.clone())])
             .context("invalid group id or key")?;
-        let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
+        let peer_auth = infinistream_cp_client::auth::ClientAuth::new(&group, &peer_key)
             .context("invalid group id or key")?;
         let peer_server = tonic::transport::Server::builder()
             // Pings find a dialling peer that vanished without closing its connection

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg};
-use infinistream_control_plane::auth::ClientAuth;
+use infinistream_cp_client::auth::ClientAuth;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
 use infinistream_proto::v1::route_msg::Internal;

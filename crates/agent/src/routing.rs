@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use infinistream_broker::Broker;
 use infinistream_broker::routing::{AgentEndpoint, ClusterView};
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use infinistream_config::AgentConfig;
-use infinistream_control_plane::auth::ServerAuth;
-use infinistream_control_plane::{ControlPlaneClient, GroupKeys};
+use infinistream_cp_client::auth::ServerAuth;
+use infinistream_cp_client::{ControlPlaneClient, GroupKeys};
 use infinistream_fetcher::zone::peer::{self, PeerService};
 use infinistream_fetcher::zone::{ZoneCache, ZoneOptions};
 use infinistream_fetcher::{ReaderOptions, StreamReader};

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use infinistream_control_plane::ControlPlaneClient;
 use infinistream_control_plane::leader::{LeaderElection, LeaderInfo};
 use infinistream_control_plane::store::etcd::EtcdStore;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::ChildProcess;

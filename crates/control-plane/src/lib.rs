@@ -1,4 +1,4 @@
-//! Control plane: metadata service, sequencing, embedded and etcd stores (layer 2).
+//! Control plane: metadata service, sequencing, consumer state, election (layer 3).
 //!
 //! The control plane is the only holder of metadata (stream configs, the sequence
 //! index, agents, leases) and the one place sequences are assigned. It never sees a
@@ -7,32 +7,31 @@
 //!
 //! How to use it:
 //! - **Embedded** (single process, the default): open a store, build a
-//!   [`ControlPlane`], and talk to it with [`ControlPlaneClient::in_process`]; the
+//!   [`ControlPlane`], and talk to it with [`ControlPlane::client`]; the
 //!   same gRPC services, authentication and encoding run, without a socket.
 //! - **Served**: [`ControlPlane::router`] gives tonic routes to serve on any listener
 //!   ([`serve`] does it with graceful shutdown); agents use
 //!   [`ControlPlaneClient::connect`]. [`run_control_plane`] is the whole
 //!   `infinistream control-plane` subcommand.
 //!
-//! Module map: [`store`] (the `MetaStore` trait and stores), `engine` (logic and
-//! the writer loop), `stream` (per-stream sequencing rules), `consumer` (claims,
-//! acks, redelivery), `service` (gRPC adapters), [`auth`] (group keys), [`client`],
-//! [`server`], [`leader`] (etcd election and replica mode).
+//! Module map: `engine` (logic and the writer loop, split by concern), `stream`
+//! (per-stream sequencing rules), `consumer` (claims, acks, redelivery), `service`
+//! (gRPC adapters), [`server`], [`leader`] (etcd election, and the replica proxy
+//! that forwards to the leader). The stores are the `infinistream-metastore` crate
+//! ([`store`]); the client and group-key auth are `infinistream-cp-client`.
 
-pub mod auth;
-pub mod client;
 mod consumer;
 mod engine;
 pub mod errors;
-mod failover;
 mod keys;
 pub mod leader;
 mod model;
 pub mod server;
 mod service;
-pub mod store;
 mod stream;
-pub mod watch_client;
+
+/// The metadata stores (the `infinistream-metastore` crate).
+pub use infinistream_metastore as store;
 
 use std::sync::Arc;
 
@@ -40,20 +39,16 @@ use infinistream_proto::v1::{agents_server, consumers_server, jobs_server, strea
 use infinistream_types::SharedClock;
 use tonic::service::interceptor::InterceptedService;
 
-pub use auth::{ClientAuth, GroupKeys, GroupKeysError};
-pub use client::{ClientError, ControlPlaneClient, TransportError};
 pub use engine::Options;
 pub use errors::CpError;
+pub use infinistream_cp_client::{
+    ClientError, ControlPlaneClient, GroupKeys, GroupKeysError, MAX_MESSAGE_BYTES,
+};
 pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};
-pub use watch_client::StreamWatch;
 
-use crate::auth::ServerAuth;
 use crate::engine::Engine;
 use crate::service::Service;
-
-/// Largest gRPC message accepted or sent (a CommitBatch of a 4 MiB flush of tiny
-/// messages carries tens of thousands of record metadata).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+use infinistream_cp_client::ServerAuth;
 
 /// A running control plane over a metadata store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -135,6 +130,6 @@ impl ControlPlane {
 
     /// A client using this control plane's services without a socket.
     pub fn client(&self, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
-        ControlPlaneClient::in_process(self, group, key)
+        ControlPlaneClient::in_process(self.router().prepare(), group, key)
     }
 }

@@ -1,6 +1,6 @@
 //! The gRPC services: thin adapters from wire messages to the [`Engine`].
 //!
-//! Each RPC reads the group [`ServerAuth`](crate::auth::ServerAuth) stamped on the
+//! Each RPC reads the group [`ServerAuth`](infinistream_cp_client::ServerAuth) stamped on the
 //! request, converts the wire message to its checked domain type (invalid input →
 //! `InvalidArgument`), runs inside a tracing span naming the RPC and the group, and
 //! maps engine errors to statuses. JetStream-level refusals travel inside responses as
@@ -14,9 +14,9 @@ use infinistream_proto::v1::{self, agents_server, consumers_server, jobs_server,
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::auth::AuthedGroup;
 use crate::engine::{CreateAction, Engine};
 use crate::errors::CpError;
+use infinistream_cp_client::auth::AuthedGroup;
 
 /// Implements every control-plane service over one engine.
 #[derive(Debug, Clone)]

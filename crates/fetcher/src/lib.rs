@@ -1,4 +1,4 @@
-//! proxy-consume role: stream reads, consumers and the zone cache (layer 2).
+//! proxy-consume role: stream reads, consumers and the zone cache (layer 3).
 //!
 //! Agents hold no stream data of their own: the control plane knows which object chunk
 //! holds which sequences, the bucket holds the bytes. This crate turns the two into

@@ -22,7 +22,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_objstore::{Bucket, BucketError};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;

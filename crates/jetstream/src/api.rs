@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription};
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use infinistream_broker::{Broker, InternalMsg, SubscriptionCloser};
 
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use parking_lot::RwLock;

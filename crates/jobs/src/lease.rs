@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 
 use crate::error::JobsError;

@@ -1,4 +1,4 @@
-//! The jobs role: retention, garbage collection and compaction (layer 4).
+//! The jobs role: retention, garbage collection and compaction (layer 3).
 //!
 //! The control plane decides what is live; the bucket holds the bytes. Jobs keep the
 //! two in step, each pass under a lease from the control plane so that any number of

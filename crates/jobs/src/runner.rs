@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_objstore::object_store::path::Path;
 use infinistream_objstore::{Bucket, ObjectKey};
 use infinistream_proto::v1;

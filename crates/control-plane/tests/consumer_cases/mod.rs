@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use infinistream_control_plane::{ControlPlaneClient, StreamWatch};
+use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::StreamWatch;
 use infinistream_proto::v1::{self, StreamEventKind};
 use infinistream_types::Clock;
 use tokio_stream::StreamExt;

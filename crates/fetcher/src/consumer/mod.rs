@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_broker::{Broker, BrokerError, InternalMsg};
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::consumer::{ConsumerConfig, NextRequest, PullStatus};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use parking_lot::Mutex;
 use tokio::sync::watch;

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use infinistream_control_plane::ControlPlaneClient;
+use infinistream_cp_client::ControlPlaneClient;
 use infinistream_objstore::{Bucket, BucketError};
 use infinistream_proto::v1;
 use object_store::path::Path;

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use infinistream_control_plane::GroupKeys;
-use infinistream_control_plane::auth::{ClientAuth, ServerAuth};
+use infinistream_cp_client::GroupKeys;
+use infinistream_cp_client::auth::{ClientAuth, ServerAuth};
 use infinistream_proto::v1;
 use infinistream_proto::v1::zone_cache_client::ZoneCacheClient;
 use infinistream_proto::v1::zone_cache_server::ZoneCacheServer;

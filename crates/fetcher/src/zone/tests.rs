@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use infinistream_control_plane::GroupKeys;
+use infinistream_cp_client::GroupKeys;
 use infinistream_objstore::BucketOptions;
 use tokio::net::TcpListener;
 

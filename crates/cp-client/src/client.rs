@@ -17,8 +17,8 @@ use infinistream_proto::v1::{
     streams_client::StreamsClient,
 };
 
+use crate::MAX_MESSAGE_BYTES;
 use crate::auth::{ClientAuth, GroupKeysError};
-use crate::{ControlPlane, MAX_MESSAGE_BYTES};
 
 /// The transport under the clients: a socket channel or the in-process routes.
 pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
@@ -128,14 +128,26 @@ impl ControlPlaneClient {
         Ok(ControlPlaneClient::over(transport, auth))
     }
 
-    /// A client calling `control_plane`'s services in-process (no socket).
-    pub fn in_process(
-        control_plane: &ControlPlane,
+    /// A client calling a control plane's services in-process (no socket): `routes`
+    /// is the server's router as a tower service (`ControlPlane::client` of the
+    /// control-plane crate passes its own).
+    pub fn in_process<S>(
+        routes: S,
         group: &str,
         key: &str,
-    ) -> Result<ControlPlaneClient, ClientError> {
+    ) -> Result<ControlPlaneClient, ClientError>
+    where
+        S: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let auth = ClientAuth::new(group, key)?;
-        let routes = control_plane.router().prepare();
         let svc = ServiceExt::<http::Request<Body>>::map_err(
             routes,
             |never: std::convert::Infallible| -> TransportError { match never {} },

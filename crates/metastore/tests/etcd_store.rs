@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use infinistream_control_plane::store::conformance::conformance;
-use infinistream_control_plane::store::etcd::{EtcdStore, EtcdStoreOptions};
-use infinistream_control_plane::store::{Compare, MetaStore, Op, StoreError};
+use infinistream_metastore::conformance::conformance;
+use infinistream_metastore::etcd::{EtcdStore, EtcdStoreOptions};
+use infinistream_metastore::{Compare, MetaStore, Op, StoreError};
 use infinistream_testkit::etcd::{EtcdServer, MAX_TXN_OPS};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

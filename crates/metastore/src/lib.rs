@@ -1,4 +1,5 @@
-//! The metadata store abstraction.
+//! The metadata store abstraction (layer 1), a crate of its own so that only the
+//! control-plane server links redb and etcd-client.
 //!
 //! Everything the control plane knows lives in a [`MetaStore`]: a small, ordered
 //! key-value store with conditional multi-key transactions, the same shape as etcd's

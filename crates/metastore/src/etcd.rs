@@ -354,8 +354,9 @@ impl MetaStore for EtcdStore {
     }
 }
 
-/// Sorts an etcd client error into retryable ([`StoreError::Unavailable`]) or not.
-pub(crate) fn classify(err: etcd_client::Error) -> StoreError {
+/// Sorts an etcd client error into retryable ([`StoreError::Unavailable`]) or not
+/// (also used by the control plane's leader election, which talks to etcd directly).
+pub fn classify(err: etcd_client::Error) -> StoreError {
     use etcd_client::Error as E;
     match err {
         E::GRpcStatus(status) => {

@@ -1,0 +1,87 @@
+//! What jobs need of the index: swapping in compacted segments, the objects a group
+//! references or released, and forgetting released objects once deleted.
+
+use infinistream_proto::v1;
+
+use super::Engine;
+use crate::errors::CpError;
+use crate::keys;
+use crate::model::{ReleasedRecord, decode};
+use crate::store::Op;
+
+impl Engine {
+    pub(crate) async fn swap_index(
+        &self,
+        group: &str,
+        req: v1::SwapIndexRequest,
+    ) -> Result<v1::SwapIndexResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(&req.stream) else {
+            return Ok(v1::SwapIndexResponse {
+                swapped: false,
+                reason: "stream not found".into(),
+            });
+        };
+        if let Err(reason) = s.swap(
+            &req.replaced,
+            &req.segment_object_key,
+            req.segment_byte_size,
+        ) {
+            return Ok(v1::SwapIndexResponse {
+                swapped: false,
+                reason,
+            });
+        }
+        g.touched.insert(req.stream.clone());
+        self.flush_group(&mut st, group).await?;
+        Ok(v1::SwapIndexResponse {
+            swapped: true,
+            reason: String::new(),
+        })
+    }
+
+    pub(crate) async fn list_objects(
+        &self,
+        group: &str,
+    ) -> Result<v1::ListObjectsResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let mut referenced: Vec<String> = g.object_refs.keys().cloned().collect();
+        referenced.sort();
+        drop(st);
+        let prefix = keys::kind_prefix(group, "rel");
+        let mut released = Vec::new();
+        for kv in self.store.scan_prefix(&prefix).await? {
+            let Some(obj) = keys::suffix(&kv.key, &prefix) else {
+                continue;
+            };
+            let rec: ReleasedRecord = decode(&kv.key, &kv.value)?;
+            released.push(v1::ReleasedObject {
+                object_key: obj.to_owned(),
+                released_unix_nanos: rec.released_unix_nanos,
+            });
+        }
+        Ok(v1::ListObjectsResponse {
+            referenced,
+            released,
+        })
+    }
+
+    pub(crate) async fn forget_objects(
+        &self,
+        group: &str,
+        objects: &[String],
+    ) -> Result<(), CpError> {
+        let ops = objects
+            .iter()
+            .map(|o| Op::Delete {
+                key: keys::released(group, o),
+            })
+            .collect::<Vec<_>>();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.write_plain(vec![], ops).await.map(|_| ())
+    }
+}

@@ -1,0 +1,120 @@
+//! Removing messages: purge, delete, and time-based limits (max_age, TTL) applied
+//! now and on a timer.
+
+use std::time::Duration;
+
+use infinistream_proto::subject;
+use infinistream_proto::v1::{self, JsError};
+
+use super::Engine;
+use crate::errors::{CpError, jserr};
+
+impl Engine {
+    pub(crate) async fn purge(
+        &self,
+        group: &str,
+        req: v1::PurgeStreamRequest,
+    ) -> Result<v1::PurgeStreamResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(&req.stream) else {
+            return Ok(v1::PurgeStreamResponse {
+                error: Some(jserr::stream_not_found()),
+                purged: 0,
+            });
+        };
+        let refuse = if s.spec.limits.sealed {
+            Some(jserr::sealed())
+        } else if s.spec.limits.deny_purge {
+            Some(jserr::purge_failed("stream purge not permitted"))
+        } else {
+            None
+        };
+        if let Some(e) = refuse {
+            return Ok(v1::PurgeStreamResponse {
+                error: Some(e),
+                purged: 0,
+            });
+        }
+        if !req.subject.is_empty() && !subject::is_valid(&req.subject, true) {
+            return Err(CpError::Invalid(infinistream_proto::InvalidArgument {
+                field: "subject",
+                reason: format!("invalid subject filter `{}`", req.subject),
+            }));
+        }
+        let purged = s.purge(&req.subject, req.keep, req.up_to_seq);
+        g.touched.insert(req.stream.clone());
+        self.flush_group(&mut st, group).await?;
+        Ok(v1::PurgeStreamResponse {
+            error: None,
+            purged,
+        })
+    }
+
+    pub(crate) async fn delete_message(
+        &self,
+        group: &str,
+        stream: &str,
+        seq: u64,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get_mut(stream) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        if s.spec.limits.sealed {
+            return Ok(Some(jserr::sealed()));
+        }
+        if s.spec.limits.deny_delete {
+            return Ok(Some(jserr::msg_delete_failed(
+                "message delete not permitted",
+            )));
+        }
+        if !s.remove_seq(seq) {
+            return Ok(Some(jserr::msg_delete_failed("no message found")));
+        }
+        g.touched.insert(stream.to_owned());
+        self.flush_group(&mut st, group).await?;
+        Ok(None)
+    }
+
+    /// Applies time-based limits to every loaded stream of `group` now.
+    pub(crate) async fn enforce_retention(&self, group: &str) -> Result<u64, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let mut removed = 0;
+        let names: Vec<String> = g.streams.keys().cloned().collect();
+        for name in names {
+            if let Some(s) = g.streams.get_mut(&name) {
+                let n = s.enforce_time(now);
+                if n > 0 {
+                    removed += n;
+                    g.touched.insert(name);
+                }
+            }
+        }
+        self.flush_group(&mut st, group).await?;
+        Ok(removed)
+    }
+
+    async fn loaded_groups(&self) -> Vec<String> {
+        self.state.lock().await.groups.keys().cloned().collect()
+    }
+}
+
+pub(super) async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            break;
+        };
+        for group in engine.loaded_groups().await {
+            if let Err(e) = engine.enforce_retention(&group).await {
+                tracing::warn!(group, error = %e, "retention pass failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Stream administration: create, update, delete, info and list.
+
+use infinistream_proto::domain::StreamSpec;
+use infinistream_proto::subject;
+use infinistream_proto::v1::{self, JsError};
+use prost::Message;
+
+use super::{Engine, Group, apply_delta, error_info, info_of};
+use crate::errors::{CpError, jserr};
+use crate::keys;
+use crate::model::StreamRecord;
+use crate::store::Op;
+use crate::stream::Stream;
+
+impl Engine {
+    pub(crate) async fn create_stream(
+        &self,
+        group: &str,
+        spec: StreamSpec,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        if let Some(existing) = g.streams.get(&spec.name) {
+            if existing.spec == spec {
+                return Ok(info_of(existing, false));
+            }
+            return Ok(error_info(jserr::stream_name_exist()));
+        }
+        if overlaps(g, &spec) {
+            return Ok(error_info(jserr::subject_overlap()));
+        }
+        let now = self.now();
+        let name = spec.name.clone();
+        // The next `take_ops` (below) forms round `log_round + 1`.
+        let created_round = g.log_round + 1;
+        let rec = StreamRecord {
+            config: Some((&spec).into()),
+            created_unix_nanos: now,
+            created_round,
+        };
+        let mut stream = Stream::new(spec, now);
+        stream.created_round = created_round;
+        g.streams.insert(name.clone(), stream);
+        g.touched.insert(name.clone());
+        g.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
+        let mut ops = vec![Op::Put {
+            key: keys::stream_cfg(group, &name),
+            value: rec.encode_to_vec(),
+        }];
+        g.take_ops(now, &mut ops);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(&name, false))
+    }
+
+    pub(crate) async fn update_stream(
+        &self,
+        group: &str,
+        spec: StreamSpec,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(existing) = g.streams.get(&spec.name) else {
+            return Ok(error_info(jserr::stream_not_found()));
+        };
+        if existing.spec.limits.sealed && !spec.limits.sealed {
+            return Ok(error_info(jserr::invalid_config(
+                "stream configuration update can not unseal a sealed stream",
+            )));
+        }
+        if overlaps(g, &spec) {
+            return Ok(error_info(jserr::subject_overlap()));
+        }
+        let now = self.now();
+        let name = spec.name.clone();
+        let created = existing.created;
+        let rec = StreamRecord {
+            config: Some((&spec).into()),
+            created_unix_nanos: created,
+            created_round: existing.created_round,
+        };
+        if let Some(s) = g.streams.get_mut(&name) {
+            s.spec = spec;
+            s.enforce_all_limits(now);
+        }
+        g.touched.insert(name.clone());
+        g.note_stream(v1::StreamEventKind::StreamEventUpdated, &name);
+        let mut ops = vec![Op::Put {
+            key: keys::stream_cfg(group, &name),
+            value: rec.encode_to_vec(),
+        }];
+        g.take_ops(now, &mut ops);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(&name, false))
+    }
+
+    pub(crate) async fn delete_stream(
+        &self,
+        group: &str,
+        name: &str,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(mut s) = g.streams.remove(name) else {
+            return Ok(Some(jserr::stream_not_found()));
+        };
+        s.remove_all_entries();
+        for (obj, d) in std::mem::take(&mut s.obj_delta) {
+            apply_delta(&mut g.object_refs, &mut g.released, obj, d);
+        }
+        g.touched.remove(name);
+        g.dropped.push(name.to_owned());
+        g.consumers.retain(|(s, _), _| s != name);
+        self.flush_group(&mut st, group).await?;
+        Ok(None)
+    }
+
+    pub(crate) async fn stream_info(
+        &self,
+        group: &str,
+        name: &str,
+        details: bool,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.stream_info(name, details))
+    }
+
+    pub(crate) async fn list_streams(
+        &self,
+        group: &str,
+        filter: &str,
+    ) -> Result<Vec<v1::StreamInfoResponse>, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(g.streams
+            .iter()
+            .filter(|(_, s)| {
+                filter.is_empty()
+                    || s.spec
+                        .limits
+                        .subjects
+                        .iter()
+                        .any(|x| subject::overlap(x, filter))
+            })
+            .map(|(name, _)| g.stream_info(name, false))
+            .collect())
+    }
+}
+
+fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
+    g.streams.values().any(|other| {
+        other.name() != spec.name
+            && other
+                .spec
+                .limits
+                .subjects
+                .iter()
+                .any(|a| spec.limits.subjects.iter().any(|b| subject::overlap(a, b)))
+    })
+}

@@ -1,0 +1,23 @@
+//! The control-plane client (layer 1): what agents and role crates link to talk to
+//! the control plane, without linking the server (its stores, redb, etcd-client).
+//!
+//! - [`ControlPlaneClient`]: the gRPC clients of every control-plane service,
+//!   authenticated as one group, over a socket ([`ControlPlaneClient::connect`], with
+//!   failover when given several replicas) or in-process
+//!   ([`ControlPlaneClient::in_process`], the single-process default).
+//! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes.
+//! - [`auth`]: group keys, the client interceptor that sends them and the server
+//!   interceptor that checks them — agents use both on the peer port too.
+
+pub mod auth;
+pub mod client;
+mod failover;
+pub mod watch_client;
+
+pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};
+pub use client::{ClientError, ControlPlaneClient, TransportError};
+pub use watch_client::StreamWatch;
+
+/// Largest gRPC message accepted or sent (a CommitBatch of a 4 MiB flush of tiny
+/// messages carries tens of thousands of record metadata).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
