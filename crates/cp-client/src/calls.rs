@@ -78,6 +78,17 @@ impl CallError {
         }
     }
 
+    /// The control plane's own words: the status message, the API error's
+    /// description, or who holds what the caller held.
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Unavailable { message, .. }
+            | CallError::Fenced { message, .. }
+            | CallError::Failed { message, .. } => message,
+            CallError::Refused { error, .. } => &error.description,
+        }
+    }
+
     /// Whether retrying the call later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CallError::Unavailable { .. })
@@ -122,6 +133,76 @@ impl ControlPlaneClient {
             }),
             None => Ok(resp),
         }
+    }
+
+    /// The last live sequence of each of `subjects` (all subjects when empty) in
+    /// `stream`, in subject order; a JetStream error is `Refused`.
+    pub async fn last_by_subject(
+        &self,
+        stream: &str,
+        subjects: Vec<String>,
+    ) -> Result<Vec<v1::SubjectLast>, CallError> {
+        let resp = self
+            .streams
+            .clone()
+            .last_by_subject(v1::LastBySubjectRequest {
+                stream: stream.to_owned(),
+                subjects,
+            })
+            .await
+            .map_err(|s| CallError::from_status("LastBySubject", &s))?
+            .into_inner();
+        match resp.error {
+            Some(error) => Err(CallError::Refused {
+                call: "LastBySubject",
+                error,
+            }),
+            None => Ok(resp.subjects),
+        }
+    }
+
+    /// The first live sequence of `stream` stored at or after `timestamp_unix_nanos`
+    /// (0 when there is none); a JetStream error is `Refused`.
+    pub async fn seq_for_time(
+        &self,
+        stream: &str,
+        timestamp_unix_nanos: i64,
+    ) -> Result<u64, CallError> {
+        let resp = self
+            .streams
+            .clone()
+            .seq_for_time(v1::SeqForTimeRequest {
+                stream: stream.to_owned(),
+                timestamp_unix_nanos,
+            })
+            .await
+            .map_err(|s| CallError::from_status("SeqForTime", &s))?
+            .into_inner();
+        match resp.error {
+            Some(error) => Err(CallError::Refused {
+                call: "SeqForTime",
+                error,
+            }),
+            None => Ok(resp.seq),
+        }
+    }
+
+    /// The group's live agents with `role` in `zone` (empty = any), by agent id.
+    pub async fn list_agents(
+        &self,
+        role: &str,
+        zone: &str,
+    ) -> Result<Vec<v1::AgentInfo>, CallError> {
+        let resp = self
+            .agents
+            .clone()
+            .list_agents(v1::ListAgentsRequest {
+                role: role.to_owned(),
+                zone: zone.to_owned(),
+            })
+            .await
+            .map_err(|s| CallError::from_status("ListAgents", &s))?;
+        Ok(resp.into_inner().agents)
     }
 
     /// Applies time-based limits (max_age, TTL) to the group's streams now; returns
