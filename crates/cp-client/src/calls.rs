@@ -205,6 +205,48 @@ impl ControlPlaneClient {
         Ok(resp.into_inner().agents)
     }
 
+    /// Claims up to `request.batch` deliveries of a consumer for an agent (applying
+    /// the plain acks it carries first); a JetStream error (consumer or stream gone)
+    /// is `Refused`.
+    pub async fn claim(&self, request: v1::ClaimRequest) -> Result<v1::ClaimResponse, CallError> {
+        let resp = self
+            .consumers
+            .clone()
+            .claim(request)
+            .await
+            .map_err(|s| CallError::from_status("Claim", &s))?
+            .into_inner();
+        match resp.error {
+            Some(error) => Err(CallError::Refused {
+                call: "Claim",
+                error,
+            }),
+            None => Ok(resp),
+        }
+    }
+
+    /// Acknowledges deliveries of a consumer (ack, nak, term, progress, release); a
+    /// JetStream error is `Refused`.
+    pub async fn acknowledge(
+        &self,
+        request: v1::AcknowledgeRequest,
+    ) -> Result<v1::AcknowledgeResponse, CallError> {
+        let resp = self
+            .consumers
+            .clone()
+            .acknowledge(request)
+            .await
+            .map_err(|s| CallError::from_status("Acknowledge", &s))?
+            .into_inner();
+        match resp.error {
+            Some(error) => Err(CallError::Refused {
+                call: "Acknowledge",
+                error,
+            }),
+            None => Ok(resp),
+        }
+    }
+
     /// Applies time-based limits (max_age, TTL) to the group's streams now; returns
     /// how many messages they removed.
     pub async fn enforce_retention(&self) -> Result<u64, CallError> {
