@@ -95,6 +95,14 @@ impl CallError {
     }
 }
 
+/// `Refused` when a response carries a JetStream API error.
+fn refuse(call: &'static str, error: Option<v1::JsError>) -> Result<(), CallError> {
+    match error {
+        Some(error) => Err(CallError::Refused { call, error }),
+        None => Ok(()),
+    }
+}
+
 impl ControlPlaneClient {
     /// The group's streams (their configuration and state) whose subjects overlap
     /// `subject` (empty = all).
@@ -119,20 +127,15 @@ impl ControlPlaneClient {
         &self,
         request: v1::ReadIndexRequest,
     ) -> Result<v1::ReadIndexResponse, CallError> {
-        let resp = self
+        let mut resp = self
             .streams
             .clone()
             .read_index(request)
             .await
             .map_err(|s| CallError::from_status("ReadIndex", &s))?
             .into_inner();
-        match resp.error {
-            Some(error) => Err(CallError::Refused {
-                call: "ReadIndex",
-                error,
-            }),
-            None => Ok(resp),
-        }
+        refuse("ReadIndex", resp.error.take())?;
+        Ok(resp)
     }
 
     /// The last live sequence of each of `subjects` (all subjects when empty) in
@@ -142,7 +145,7 @@ impl ControlPlaneClient {
         stream: &str,
         subjects: Vec<String>,
     ) -> Result<Vec<v1::SubjectLast>, CallError> {
-        let resp = self
+        let mut resp = self
             .streams
             .clone()
             .last_by_subject(v1::LastBySubjectRequest {
@@ -152,13 +155,8 @@ impl ControlPlaneClient {
             .await
             .map_err(|s| CallError::from_status("LastBySubject", &s))?
             .into_inner();
-        match resp.error {
-            Some(error) => Err(CallError::Refused {
-                call: "LastBySubject",
-                error,
-            }),
-            None => Ok(resp.subjects),
-        }
+        refuse("LastBySubject", resp.error.take())?;
+        Ok(resp.subjects)
     }
 
     /// The first live sequence of `stream` stored at or after `timestamp_unix_nanos`
@@ -168,7 +166,7 @@ impl ControlPlaneClient {
         stream: &str,
         timestamp_unix_nanos: i64,
     ) -> Result<u64, CallError> {
-        let resp = self
+        let mut resp = self
             .streams
             .clone()
             .seq_for_time(v1::SeqForTimeRequest {
@@ -178,13 +176,8 @@ impl ControlPlaneClient {
             .await
             .map_err(|s| CallError::from_status("SeqForTime", &s))?
             .into_inner();
-        match resp.error {
-            Some(error) => Err(CallError::Refused {
-                call: "SeqForTime",
-                error,
-            }),
-            None => Ok(resp.seq),
-        }
+        refuse("SeqForTime", resp.error.take())?;
+        Ok(resp.seq)
     }
 
     /// The group's live agents with `role` in `zone` (empty = any), by agent id.
@@ -209,20 +202,15 @@ impl ControlPlaneClient {
     /// the plain acks it carries first); a JetStream error (consumer or stream gone)
     /// is `Refused`.
     pub async fn claim(&self, request: v1::ClaimRequest) -> Result<v1::ClaimResponse, CallError> {
-        let resp = self
+        let mut resp = self
             .consumers
             .clone()
             .claim(request)
             .await
             .map_err(|s| CallError::from_status("Claim", &s))?
             .into_inner();
-        match resp.error {
-            Some(error) => Err(CallError::Refused {
-                call: "Claim",
-                error,
-            }),
-            None => Ok(resp),
-        }
+        refuse("Claim", resp.error.take())?;
+        Ok(resp)
     }
 
     /// Acknowledges deliveries of a consumer (ack, nak, term, progress, release); a
@@ -231,20 +219,15 @@ impl ControlPlaneClient {
         &self,
         request: v1::AcknowledgeRequest,
     ) -> Result<v1::AcknowledgeResponse, CallError> {
-        let resp = self
+        let mut resp = self
             .consumers
             .clone()
             .acknowledge(request)
             .await
             .map_err(|s| CallError::from_status("Acknowledge", &s))?
             .into_inner();
-        match resp.error {
-            Some(error) => Err(CallError::Refused {
-                call: "Acknowledge",
-                error,
-            }),
-            None => Ok(resp),
-        }
+        refuse("Acknowledge", resp.error.take())?;
+        Ok(resp)
     }
 
     /// Applies time-based limits (max_age, TTL) to the group's streams now; returns
