@@ -5,16 +5,21 @@
 //!   authenticated as one group, over a socket ([`ControlPlaneClient::connect`], with
 //!   failover when given several replicas) or in-process
 //!   ([`ControlPlaneClient::in_process`], the single-process default).
+//! - Typed calls ([`calls`]): one method per request (`list_streams`, `read_index`,
+//!   `acquire_lease`…) failing with one [`CallError`]; the raw tonic stubs stay public
+//!   for callers not moved to them yet.
 //! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes.
 //! - [`auth`]: group keys, the client interceptor that sends them and the server
 //!   interceptor that checks them — agents use both on the peer port too.
 
 pub mod auth;
+pub mod calls;
 pub mod client;
 mod failover;
 pub mod watch_client;
 
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};
+pub use calls::CallError;
 pub use client::{ClientError, ControlPlaneClient, TransportError};
 pub use watch_client::StreamWatch;
 

@@ -22,7 +22,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_objstore::{Bucket, BucketError};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
@@ -522,32 +522,22 @@ impl StreamReader {
         stream: &str,
         subjects: Vec<String>,
     ) -> Result<Vec<v1::SubjectLast>, ReadError> {
-        let mut streams = self.inner.cp.streams.clone();
-        let resp = streams
-            .last_by_subject(v1::LastBySubjectRequest {
-                stream: stream.to_owned(),
-                subjects,
-            })
+        self.inner
+            .cp
+            .last_by_subject(stream, subjects)
             .await
-            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
-            .into_inner();
-        check(stream, resp.error.as_ref())?;
-        Ok(resp.subjects)
+            .map_err(|e| cp_error(stream, e))
     }
 
     /// The first live sequence stored at or after `timestamp` (unix ns).
     pub async fn seq_for_time(&self, stream: &str, timestamp: i64) -> Result<u64, ReadError> {
-        let mut streams = self.inner.cp.streams.clone();
-        let resp = streams
-            .seq_for_time(v1::SeqForTimeRequest {
-                stream: stream.to_owned(),
-                timestamp_unix_nanos: timestamp,
-            })
+        let seq = self
+            .inner
+            .cp
+            .seq_for_time(stream, timestamp)
             .await
-            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
-            .into_inner();
-        check(stream, resp.error.as_ref())?;
-        match resp.seq {
+            .map_err(|e| cp_error(stream, e))?;
+        match seq {
             0 => Err(ReadError::NoMessage),
             seq => Ok(seq),
         }
@@ -725,8 +715,8 @@ impl StreamReader {
         end: u64,
         limit: u32,
     ) -> Result<v1::ReadIndexResponse, ReadError> {
-        let mut streams = self.inner.cp.streams.clone();
-        let resp = streams
+        self.inner
+            .cp
             .read_index(v1::ReadIndexRequest {
                 stream: stream.to_owned(),
                 start_seq: start,
@@ -734,10 +724,7 @@ impl StreamReader {
                 limit,
             })
             .await
-            .map_err(|s| ReadError::ControlPlane(s.message().to_owned()))?
-            .into_inner();
-        check(stream, resp.error.as_ref())?;
-        Ok(resp)
+            .map_err(|e| cp_error(stream, e))
     }
 
     /// Loads the footer and chunk of `entry` into the caches (read-ahead: entries
@@ -957,16 +944,20 @@ fn parse_key(key: &str) -> Result<Path, ReadError> {
     Path::parse(key).map_err(|_| ReadError::BadKey(key.to_owned()))
 }
 
-fn check(stream: &str, error: Option<&v1::JsError>) -> Result<(), ReadError> {
+/// A failed control-plane call as a read error: a JetStream refusal by its code,
+/// anything else with the control plane's message.
+fn cp_error(stream: &str, error: CallError) -> ReadError {
     match error {
-        None => Ok(()),
-        Some(e) if e.err_code == 10059 => Err(ReadError::StreamNotFound(stream.to_owned())),
-        Some(e) if e.err_code == 10037 => Err(ReadError::NoMessage),
-        Some(e) => Err(ReadError::Refused(ApiError::new(
+        CallError::Refused { error: e, .. } if e.err_code == 10059 => {
+            ReadError::StreamNotFound(stream.to_owned())
+        }
+        CallError::Refused { error: e, .. } if e.err_code == 10037 => ReadError::NoMessage,
+        CallError::Refused { error: e, .. } => ReadError::Refused(ApiError::new(
             u16::try_from(e.code).unwrap_or(500),
             u16::try_from(e.err_code).unwrap_or(10000),
-            e.description.clone(),
-        ))),
+            e.description,
+        )),
+        other => ReadError::ControlPlane(other.message().to_owned()),
     }
 }
 

@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use infinistream_cp_client::CallError;
 use infinistream_objstore::ObjectKey;
 use infinistream_objstore::object_store::path::Path;
 use infinistream_objstore::object_store::{GetOptions, GetRange};
@@ -122,11 +123,11 @@ pub fn plan_run(
 
 /// The stream's index entries from the start (at most [`MAX_SCAN`]).
 async fn read_entries(ctx: &Ctx, stream: &str) -> Result<Vec<v1::IndexEntry>, JobsError> {
-    let mut streams = ctx.cp.streams.clone();
     let mut out: Vec<v1::IndexEntry> = Vec::new();
     let mut start = 0;
     loop {
-        let resp = streams
+        let resp = ctx
+            .cp
             .read_index(v1::ReadIndexRequest {
                 stream: stream.to_owned(),
                 start_seq: start,
@@ -134,15 +135,14 @@ async fn read_entries(ctx: &Ctx, stream: &str) -> Result<Vec<v1::IndexEntry>, Jo
                 limit: PAGE,
             })
             .await
-            .map_err(|s| JobsError::cp("ReadIndex", &s))?
-            .into_inner();
-        if let Some(e) = resp.error {
-            return Err(JobsError::Refused {
-                call: "ReadIndex",
-                stream: stream.to_owned(),
-                description: e.description,
-            });
-        }
+            .map_err(|e| match e {
+                CallError::Refused { call, error } => JobsError::Refused {
+                    call,
+                    stream: stream.to_owned(),
+                    description: error.description,
+                },
+                other => other.into(),
+            })?;
         let page = resp.entries.len();
         for e in resp.entries {
             // The first entry of a page may be the one the previous page ended with.
@@ -213,17 +213,13 @@ pub(crate) async fn commit(
 ) -> Result<SwapOutcome, JobsError> {
     let resp = ctx
         .cp
-        .jobs
-        .clone()
         .swap_index(v1::SwapIndexRequest {
             stream: prepared.stream.clone(),
             replaced: prepared.replaced.clone(),
             segment_object_key: prepared.key.to_string(),
             segment_byte_size: prepared.bytes,
         })
-        .await
-        .map_err(|s| JobsError::cp("SwapIndex", &s))?
-        .into_inner();
+        .await?;
     if resp.swapped {
         ctx.metrics
             .segment_written(prepared.bytes, prepared.replaced.len() as u64);

@@ -1,5 +1,6 @@
 //! Errors of the jobs role.
 
+use infinistream_cp_client::CallError;
 use infinistream_objstore::BucketError;
 use infinistream_segment::{BuildError, DecodeError};
 
@@ -7,13 +8,8 @@ use infinistream_segment::{BuildError, DecodeError};
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
     /// A control-plane call failed (unreachable, refused, timed out).
-    #[error("control plane call {call} failed: {message}")]
-    ControlPlane {
-        /// The RPC.
-        call: &'static str,
-        /// The status message.
-        message: String,
-    },
+    #[error(transparent)]
+    ControlPlane(#[from] CallError),
     /// The control plane answered with a JetStream error for a stream.
     #[error("control plane refused {call} for stream `{stream}`: {description}")]
     Refused {
@@ -56,13 +52,4 @@ pub enum JobsError {
     /// The lease was lost while the job ran (another agent took it over).
     #[error("lease `{0}` was lost while the job ran")]
     LeaseLost(String),
-}
-
-impl JobsError {
-    pub(crate) fn cp(call: &'static str, status: &tonic::Status) -> Self {
-        JobsError::ControlPlane {
-            call,
-            message: format!("{:?}: {}", status.code(), status.message()),
-        }
-    }
 }

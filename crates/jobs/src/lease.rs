@@ -9,8 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use infinistream_cp_client::ControlPlaneClient;
-use infinistream_proto::v1;
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 
 use crate::error::JobsError;
 use crate::metrics::JobsMetrics;
@@ -56,16 +55,10 @@ impl Leases {
 
     /// Takes `name`; `Ok(false)` (and a conflict counted) when someone else holds it.
     pub(crate) async fn acquire(&self, name: &str) -> Result<bool, JobsError> {
-        let mut jobs = self.cp.jobs.clone();
-        let resp = jobs
-            .acquire_lease(v1::AcquireLeaseRequest {
-                name: name.to_owned(),
-                holder: self.holder.clone(),
-                ttl_ms: self.ttl_ms(),
-            })
-            .await
-            .map_err(|s| JobsError::cp("AcquireLease", &s))?
-            .into_inner();
+        let resp = self
+            .cp
+            .acquire_lease(name, &self.holder, self.ttl_ms())
+            .await?;
         if !resp.acquired {
             self.metrics.lease_conflict();
             tracing::debug!(lease = name, holder = %resp.holder, "lease held by another agent; skipping");
@@ -75,17 +68,11 @@ impl Leases {
 
     /// Extends `name`; `Ok(false)` when it was lost.
     pub(crate) async fn renew(&self, name: &str) -> Result<bool, JobsError> {
-        let mut jobs = self.cp.jobs.clone();
-        let resp = jobs
-            .renew_lease(v1::RenewLeaseRequest {
-                name: name.to_owned(),
-                holder: self.holder.clone(),
-                ttl_ms: self.ttl_ms(),
-            })
-            .await
-            .map_err(|s| JobsError::cp("RenewLease", &s))?
-            .into_inner();
-        Ok(resp.acquired)
+        match self.cp.renew_lease(name, &self.holder, self.ttl_ms()).await {
+            Ok(_) => Ok(true),
+            Err(CallError::Fenced { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs `work` while holding `name`: renews it every third of the TTL for as long
@@ -131,15 +118,8 @@ impl Leases {
 
     /// Gives `name` back; failures are logged (the lease then simply expires).
     pub(crate) async fn release(&self, name: &str) {
-        let mut jobs = self.cp.jobs.clone();
-        if let Err(status) = jobs
-            .release_lease(v1::ReleaseLeaseRequest {
-                name: name.to_owned(),
-                holder: self.holder.clone(),
-            })
-            .await
-        {
-            tracing::warn!(lease = name, error = %status.message(), "cannot release lease; it will expire");
+        if let Err(error) = self.cp.release_lease(name, &self.holder).await {
+            tracing::warn!(lease = name, %error, "cannot release lease; it will expire");
         }
     }
 }

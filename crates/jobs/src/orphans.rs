@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use infinistream_proto::v1;
-
 use crate::error::JobsError;
 use crate::runner::Ctx;
 
@@ -32,14 +30,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<OrphanReport, JobsError> {
     let mut objects = ctx.bucket.list_batches().await?;
     objects.extend(ctx.bucket.list_segments(None).await?);
     report.listed = objects.len() as u64;
-    let listing = ctx
-        .cp
-        .jobs
-        .clone()
-        .list_objects(v1::ListObjectsRequest {})
-        .await
-        .map_err(|s| JobsError::cp("ListObjects", &s))?
-        .into_inner();
+    let listing = ctx.cp.list_objects().await?;
     let known: HashSet<&str> = listing
         .referenced
         .iter()

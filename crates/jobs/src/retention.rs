@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use infinistream_proto::v1;
-
 use crate::error::JobsError;
 use crate::runner::{Ctx, nanos};
 
@@ -28,21 +26,13 @@ pub struct RetentionReport {
 
 /// One retention pass (the caller holds the lease).
 pub(crate) async fn run(ctx: &Ctx) -> Result<RetentionReport, JobsError> {
-    let mut report = RetentionReport::default();
-    let mut jobs = ctx.cp.jobs.clone();
-    report.expired_messages = jobs
-        .enforce_retention(v1::EnforceRetentionRequest {})
-        .await
-        .map_err(|s| JobsError::cp("EnforceRetention", &s))?
-        .into_inner()
-        .removed;
+    let mut report = RetentionReport {
+        expired_messages: ctx.cp.enforce_retention().await?,
+        ..RetentionReport::default()
+    };
     ctx.metrics.expired(report.expired_messages);
 
-    let listing = jobs
-        .list_objects(v1::ListObjectsRequest {})
-        .await
-        .map_err(|s| JobsError::cp("ListObjects", &s))?
-        .into_inner();
+    let listing = ctx.cp.list_objects().await?;
     let referenced: HashSet<&str> = listing.referenced.iter().map(String::as_str).collect();
     let now = ctx.clock.now_unix_nanos();
     let grace = nanos(ctx.opts.release_grace);
@@ -94,11 +84,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<RetentionReport, JobsError> {
         forget.push(key.to_owned());
     }
     for keys in forget.chunks(1000) {
-        jobs.forget_objects(v1::ForgetObjectsRequest {
-            object_keys: keys.to_vec(),
-        })
-        .await
-        .map_err(|s| JobsError::cp("ForgetObjects", &s))?;
+        ctx.cp.forget_objects(keys.to_vec()).await?;
     }
     Ok(report)
 }

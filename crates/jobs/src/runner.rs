@@ -6,7 +6,6 @@ use std::time::Duration;
 use infinistream_cp_client::ControlPlaneClient;
 use infinistream_objstore::object_store::path::Path;
 use infinistream_objstore::{Bucket, ObjectKey};
-use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 use infinistream_segment::SegmentOptions;
 use infinistream_types::SharedClock;
@@ -275,19 +274,8 @@ impl Jobs {
     }
 
     async fn stream_names(&self) -> Result<Vec<String>, JobsError> {
-        let resp = self
-            .ctx
-            .cp
-            .streams
-            .clone()
-            .list_streams(v1::ListStreamsRequest {
-                subject: String::new(),
-            })
-            .await
-            .map_err(|s| JobsError::cp("ListStreams", &s))?
-            .into_inner();
-        Ok(resp
-            .streams
+        let streams = self.ctx.cp.list_streams("").await?;
+        Ok(streams
             .into_iter()
             .filter_map(|s| s.config.map(|c| c.name))
             .collect())

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use infinistream_broker::{BrokerError, InternalMsg};
+use infinistream_cp_client::CallError;
 use infinistream_jetstream::convert::api_error;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ack::{AckKind, AckSubject};
@@ -166,8 +167,6 @@ async fn acknowledge(
     };
     let result = engine
         .cp
-        .consumers
-        .clone()
         .acknowledge(v1::AcknowledgeRequest {
             stream: stream.clone(),
             consumer: consumer.clone(),
@@ -177,15 +176,14 @@ async fn acknowledge(
         })
         .await;
     match result {
-        Ok(resp) => {
-            if let Some(e) = &resp.get_ref().error {
-                tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(e).description, "ack refused");
-                return;
-            }
+        Ok(_) => {}
+        Err(CallError::Refused { error: e, .. }) => {
+            tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(&e).description, "ack refused");
+            return;
         }
-        Err(status) => {
+        Err(error) => {
             // Unconfirmed: no reply, so ack_sync callers see a timeout and retry.
-            tracing::warn!(stream = %stream, consumer = %consumer, error = %status.message(), "acknowledge failed: control plane unreachable");
+            tracing::warn!(stream = %stream, consumer = %consumer, error = %error.message(), "acknowledge failed: control plane unreachable");
             return;
         }
     }

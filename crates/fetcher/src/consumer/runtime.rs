@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use infinistream_broker::{BrokerError, Deliveries};
+use infinistream_cp_client::CallError;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::ack::{AckSubject, flow_control_subject};
@@ -351,8 +352,6 @@ async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -> Claimed {
     let acked = rt.take_held_acks();
     let result = engine
         .cp
-        .consumers
-        .clone()
         .claim(v1::ClaimRequest {
             stream: rt.stream.clone(),
             consumer: rt.name.clone(),
@@ -362,28 +361,21 @@ async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -> Claimed {
         })
         .await;
     match result {
-        Ok(resp) => {
-            let resp = resp.into_inner();
-            match &resp.error {
-                None => Claimed::Deliveries(resp),
-                Some(e)
-                    if i64::from(e.err_code)
-                        == i64::from(ApiError::consumer_not_found().err_code)
-                        || i64::from(e.err_code)
-                            == i64::from(ApiError::stream_not_found().err_code) =>
-                {
-                    Claimed::Gone
-                }
-                Some(e) => {
-                    tracing::warn!(error = %e.description, "claim refused");
-                    // Held again: the retry or the timer sends them.
-                    rt.hold_acks(engine, acked);
-                    Claimed::Failed
-                }
-            }
+        Ok(resp) => Claimed::Deliveries(resp),
+        Err(CallError::Refused { error: e, .. })
+            if i64::from(e.err_code) == i64::from(ApiError::consumer_not_found().err_code)
+                || i64::from(e.err_code) == i64::from(ApiError::stream_not_found().err_code) =>
+        {
+            Claimed::Gone
         }
-        Err(status) => {
-            tracing::warn!(error = %status.message(), "claim failed: control plane unreachable");
+        Err(CallError::Refused { error: e, .. }) => {
+            tracing::warn!(error = %e.description, "claim refused");
+            // Held again: the retry or the timer sends them.
+            rt.hold_acks(engine, acked);
+            Claimed::Failed
+        }
+        Err(error) => {
+            tracing::warn!(error = %error.message(), "claim failed: control plane unreachable");
             rt.hold_acks(engine, acked);
             Claimed::Failed
         }
@@ -400,8 +392,6 @@ pub(crate) async fn send_held_acks(engine: &Engine, rt: &Runtime) {
     }
     let result = engine
         .cp
-        .consumers
-        .clone()
         .acknowledge(v1::AcknowledgeRequest {
             stream: rt.stream.clone(),
             consumer: rt.name.clone(),
@@ -411,13 +401,12 @@ pub(crate) async fn send_held_acks(engine: &Engine, rt: &Runtime) {
         })
         .await;
     match result {
-        Ok(resp) => {
-            if let Some(e) = &resp.get_ref().error {
-                tracing::debug!(stream = %rt.stream, consumer = %rt.name, error = %e.description, "held acks refused");
-            }
+        Ok(_) => {}
+        Err(CallError::Refused { error: e, .. }) => {
+            tracing::debug!(stream = %rt.stream, consumer = %rt.name, error = %e.description, "held acks refused");
         }
-        Err(status) => {
-            tracing::warn!(stream = %rt.stream, consumer = %rt.name, error = %status.message(), "acknowledge failed: control plane unreachable");
+        Err(error) => {
+            tracing::warn!(stream = %rt.stream, consumer = %rt.name, error = %error.message(), "acknowledge failed: control plane unreachable");
         }
     }
     rt.wake();
@@ -440,8 +429,11 @@ pub(crate) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
         nak_delay_nanos: 0,
     };
     tokio::spawn(async move {
-        if let Err(status) = cp.consumers.clone().acknowledge(req).await {
-            tracing::warn!(error = %status.message(), "releasing claimed deliveries failed; they return after ack_wait");
+        match cp.acknowledge(req).await {
+            Ok(_) | Err(CallError::Refused { .. }) => {}
+            Err(error) => {
+                tracing::warn!(error = %error.message(), "releasing claimed deliveries failed; they return after ack_wait");
+            }
         }
     });
 }

@@ -485,28 +485,21 @@ impl ZoneCache {
         cp: ControlPlaneClient,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), std::convert::Infallible> {
-        let mut agents = cp.agents.clone();
         let mut failing = false;
         tokio::pin!(shutdown);
         loop {
-            let listed = agents
-                .list_agents(v1::ListAgentsRequest {
-                    role: RING_ROLE.to_owned(),
-                    zone: self.inner.options.zone.clone(),
-                })
-                .await;
+            let listed = cp.list_agents(RING_ROLE, &self.inner.options.zone).await;
             match listed {
-                Ok(resp) => {
+                Ok(agents) => {
                     if failing {
                         tracing::info!("zone cache ring refresh works again");
                         failing = false;
                     }
-                    let members =
-                        ring_members(&self.inner.options.agent_id, resp.into_inner().agents);
+                    let members = ring_members(&self.inner.options.agent_id, agents);
                     self.set_ring(Ring::new(members));
                 }
-                Err(status) if !failing => {
-                    tracing::warn!(error = %status.message(), "zone cache ring refresh failed; keeping the last ring");
+                Err(error) if !failing => {
+                    tracing::warn!(error = %error.message(), "zone cache ring refresh failed; keeping the last ring");
                     failing = true;
                 }
                 Err(_) => {}
