@@ -334,8 +334,11 @@ impl Writer {
                     Some(item) => {
                         self.push(item, &mut permits);
                         // Publishes already queued behind it reached the agent with it:
-                        // they join before the policy decides.
-                        while self.builder.encoded_len_estimate() < self.config.size_cap {
+                        // they join before the policy decides (up to the size cap).
+                        for _ in 0..rx.len() {
+                            if self.builder.encoded_len_estimate() >= self.config.size_cap {
+                                break;
+                            }
                             match rx.try_recv() {
                                 Ok(item) => self.push(item, &mut permits),
                                 Err(_) => break,
