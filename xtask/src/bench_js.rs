@@ -16,7 +16,7 @@
 //! `--only infinistream|nats-server` runs one server, `--case STREAMS,SIZE,IN_FLIGHT`
 //! (repeatable) runs only those publish rows, `--pause` prints the agent's pid and waits
 //! a few seconds before each InfiniStream row (time to attach `perf record -p`). Each
-//! InfiniStream row also prints its flush timings (upload, commit call, seal to commit)
+//! InfiniStream row also prints its flush timings (upload, commit call, upload to commit)
 //! from the agent's `/metrics` on stderr.
 
 use std::io::{Read, Write};
