@@ -7,13 +7,16 @@
 //!   msgs/s, MB/s and server CPU-seconds per GB ingested;
 //! - ack latency p50/p99 at a steady 1,000 msg/s, InfiniStream with 50, 100 and 250 ms
 //!   windows;
-//! - objects written per second by InfiniStream (from its `/metrics`).
+//! - objects written per second by InfiniStream (from its `/metrics`);
+//! - sequential publishing (`sequential`): a publish or KV put on an idle server, each
+//!   awaited, p50/p99, and 100 back-to-back awaited publishes, InfiniStream at 250 and
+//!   50 ms windows, with the average of each step of the idle path (from `/metrics`).
 //!
 //! Options for iterating (the documented numbers use none of them):
 //! `--only infinistream|nats-server` runs one server, `--case STREAMS,SIZE,IN_FLIGHT`
 //! (repeatable) runs only those publish rows, `--pause` prints the agent's pid and waits
 //! a few seconds before each InfiniStream row (time to attach `perf record -p`). Each
-//! InfiniStream row also prints its flush timings (upload, commit call, seal to commit)
+//! InfiniStream row also prints its flush timings (upload, commit call, upload to commit)
 //! from the agent's `/metrics` on stderr.
 
 use std::io::{Read, Write};
@@ -34,7 +37,7 @@ use crate::tools;
 
 /// Sections of the benchmark; `cargo xtask bench js` runs them all, `cargo xtask bench
 /// js outrun latency` only those named.
-const SECTIONS: [&str; 3] = ["publish", "outrun", "latency"];
+const SECTIONS: [&str; 4] = ["publish", "outrun", "latency", "sequential"];
 
 /// The publish rows: streams, payload size, messages, acks in flight.
 const CASES: [(usize, usize, usize, usize); 6] = [
@@ -49,8 +52,8 @@ const CASES: [(usize, usize, usize, usize); 6] = [
 /// What one run measures (see the module docs for the options).
 #[derive(Debug, Clone)]
 struct Opts {
-    /// publish, outrun, latency.
-    sections: [bool; 3],
+    /// publish, outrun, latency, sequential.
+    sections: [bool; 4],
     nats: bool,
     infinistream: bool,
     /// `(streams, size, in_flight)` filters on [`CASES`]; empty = all.
@@ -61,7 +64,7 @@ struct Opts {
 impl Opts {
     fn parse(args: &[String]) -> anyhow::Result<Opts> {
         let mut o = Opts {
-            sections: [false; 3],
+            sections: [false; 4],
             nats: true,
             infinistream: true,
             cases: Vec::new(),
@@ -100,7 +103,7 @@ impl Opts {
             }
         }
         if !o.sections.contains(&true) {
-            o.sections = [true; 3];
+            o.sections = [true; 4];
         }
         Ok(o)
     }
@@ -406,13 +409,138 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64,
     }
     let objects_per_sec =
         (objects_written(server.http_port) - objects_before) / start.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok((pct(0.50), pct(0.99), objects_per_sec))
+    Ok((
+        percentile(&mut latencies, 0.50),
+        percentile(&mut latencies, 0.99),
+        objects_per_sec,
+    ))
+}
+
+/// The `p` quantile (0..1) of `samples` (sorted in place; 0 when empty).
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let Some(last) = samples.len().checked_sub(1) else {
+        return 0.0;
+    };
+    samples[((samples.len() as f64 * p) as usize).min(last)]
+}
+
+/// Awaited publishes and KV puts, each after a pause longer than any window.
+const IDLE_SAMPLES: usize = 20;
+const QUIET: Duration = Duration::from_millis(300);
+/// Awaited publishes one right after the other.
+const BACK_TO_BACK: usize = 100;
+
+struct Sequential {
+    publish_ms: (f64, f64),
+    kv_put_ms: (f64, f64),
+    back_to_back_s: f64,
+    /// The idle publishes' and puts' metrics, to average each step of their path.
+    idle_metrics: (String, String),
+}
+
+/// A publish (and a KV put) reaching an idle server, then a back-to-back sequence, each
+/// awaiting its PubAck before the next.
+async fn sequential(server: &Server) -> anyhow::Result<Sequential> {
+    setup_streams(server.port, 1).await?;
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(30));
+    let _ = js.delete_key_value("SEQ").await;
+    let kv = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "SEQ".into(),
+            ..Default::default()
+        })
+        .await
+        .context("create KV bucket")?;
+    let payload = Bytes::from(vec![b'x'; 1024]);
+    let (mut publishes, mut puts) = (Vec::new(), Vec::new());
+    let before = scrape(server.http_port);
+    for _ in 0..IDLE_SAMPLES {
+        tokio::time::sleep(QUIET).await;
+        let started = Instant::now();
+        js.publish("bench.0", payload.clone()).await?.await?;
+        publishes.push(started.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(QUIET).await;
+        let started = Instant::now();
+        kv.put("key", payload.clone()).await?;
+        puts.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let after = scrape(server.http_port);
+    tokio::time::sleep(QUIET).await;
+    let started = Instant::now();
+    for _ in 0..BACK_TO_BACK {
+        js.publish("bench.0", payload.clone()).await?.await?;
+    }
+    let back_to_back_s = started.elapsed().as_secs_f64();
+    Ok(Sequential {
+        publish_ms: (
+            percentile(&mut publishes, 0.50),
+            percentile(&mut publishes, 0.99),
+        ),
+        kv_put_ms: (percentile(&mut puts, 0.50), percentile(&mut puts, 0.99)),
+        back_to_back_s,
+        idle_metrics: (before, after),
+    })
+}
+
+async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<()> {
+    println!(
+        "\n### Sequential publishing (1 KiB, each awaited): idle p50/p99 ms after {} ms quiet, {BACK_TO_BACK} back-to-back\n",
+        QUIET.as_millis()
+    );
+    println!(
+        "| server | publish p50 | publish p99 | KV put p50 | KV put p99 | {BACK_TO_BACK} back-to-back s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let row = |name: &str, r: &Sequential| {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            r.publish_ms.0, r.publish_ms.1, r.kv_put_ms.0, r.kv_put_ms.1, r.back_to_back_s
+        );
+    };
+    if let Some(nats) = nats {
+        row("nats-server (file)", &sequential(nats).await?);
+    }
+    if !opts.infinistream {
+        return Ok(());
+    }
+    let mut steps = Vec::new();
+    for window in [250u64, 50] {
+        let inf = start_infinistream(window)?;
+        let r = sequential(&inf).await?;
+        row(&format!("InfiniStream, {window} ms window"), &r);
+        steps.push((window, r.idle_metrics));
+    }
+    println!(
+        "\nInfiniStream's idle path, average ms per flush (`infinistream_gateway_*_seconds`):\n"
+    );
+    println!("| window | buffer wait | encode | PUT | commit wait | commit | answer |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (window, (before, after)) in steps {
+        let avg = |step: &str| {
+            histogram_avg_ms(
+                &before,
+                &after,
+                &format!("infinistream_gateway_{step}_seconds"),
+            )
+        };
+        println!(
+            "| {window} ms | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            avg("buffer_wait"),
+            avg("encode"),
+            avg("upload"),
+            avg("commit_wait"),
+            avg("commit"),
+            avg("answer"),
+        );
+    }
+    Ok(())
 }
 
 async fn async_main(opts: Opts) -> anyhow::Result<()> {
-    let [publish, outrun_section, latency] = opts.sections;
+    let [publish, outrun_section, latency, sequential] = opts.sections;
     let nats = if opts.nats {
         Some(start_nats_server()?)
     } else {
@@ -432,6 +560,9 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
     drop(inf);
     if latency {
         latency_table(nats.as_ref(), &opts).await?;
+    }
+    if sequential {
+        sequential_table(nats.as_ref(), &opts).await?;
     }
     Ok(())
 }

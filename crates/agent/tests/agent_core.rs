@@ -257,6 +257,59 @@ async fn tls_clients_publish_to_jetstream() {
     assert_eq!(ack.sequence, 1);
 }
 
+/// Issue 15 (BRIEF invariant 5: the window is a spacing, not a wait): on an idle agent
+/// with the default 250 ms window, a synchronous publish is acked after one PUT and one
+/// commit. Checked as an ordering of events rather than a wall-clock figure (which a
+/// loaded machine could push past any bound): the publish started its own flush (sealed
+/// as `idle` on arrival) and, by the time its PubAck arrived, no window timer had sealed
+/// anything. The gateway's tests check the same on tokio's paused clock, where the
+/// PubAck provably comes before half the window.
+#[tokio::test]
+async fn an_idle_agent_acks_a_publish_without_waiting_for_the_window() {
+    use infinistream_gateway::SealReason;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "IDLE".into(),
+        subjects: vec!["idle.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    let metrics = agent.gateway_metrics();
+    let sealed = |reason| metrics.batches_sealed(reason);
+    let before = (sealed(SealReason::Idle), sealed(SealReason::Window));
+    let objects = metrics.objects_written();
+
+    let ack = js
+        .publish("idle.one", "payload".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    let after = (sealed(SealReason::Idle), sealed(SealReason::Window));
+
+    assert_eq!(ack.sequence, 1);
+    assert_eq!(
+        after.0 - before.0,
+        1,
+        "the publish started its own flush on arrival"
+    );
+    assert_eq!(
+        after.1, before.1,
+        "no window timer sealed a batch before the PubAck"
+    );
+    assert_eq!(
+        metrics.objects_written() - objects,
+        1,
+        "one object, one PUT"
+    );
+}
+
 #[test]
 fn roles_are_reported_in_order() {
     let config = RawAgentConfig {

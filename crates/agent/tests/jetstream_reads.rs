@@ -280,7 +280,8 @@ async fn read_cache_fetches_each_chunk_once() {
     let agent = start_agent(&dir).await;
     let (_client, js) = js(&agent).await;
     let stream = create(&js, "CACHED", "cached.>", true).await;
-    // One burst: acks arrive after one flush, so one object holds the whole chunk.
+    // One burst: the first publish goes at once (the agent is idle), the rest in the next
+    // flush; the GETs below are bounded by the objects, however many that took.
     let mut acks = Vec::new();
     for i in 0..50 {
         acks.push(

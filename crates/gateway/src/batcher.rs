@@ -1,10 +1,25 @@
-//! The batcher: one buffer per agent, one object per batch window, ack after commit.
+//! The batcher: one buffer per agent, objects at least one batch window apart, ack after
+//! commit.
 //!
 //! Every JetStream publish the agent accepts, from any connection and for any stream,
 //! joins one buffer owned by a single writer task (the "one writer loop" of slatedb's
-//! `batch_write.rs`). The writer seals the buffer into one batch object when the batch
-//! window has passed since the first record arrived, or earlier when the encoded size
-//! reaches the size cap (4 MiB). Each sealed batch then goes through a flush:
+//! `batch_write.rs`). The batch window is the spacing between the agent's objects, not
+//! a wait (BRIEF invariant 5; the rule is the pure [`FlushPolicy`]):
+//!
+//! - a publish that reaches an agent which has not started a flush for a whole window
+//!   is sealed at once, together with the publishes already queued behind it (up to the
+//!   size cap), so an idle agent acks in one PUT plus one commit;
+//! - otherwise it joins the buffer, which is sealed one window after the previous flush
+//!   started, or as soon as its encoded size reaches the size cap (4 MiB).
+//!
+//! A flush *starts* when its sealed object is handed to its upload task, once a flush
+//! slot is free. The spacing is between starts — each start is one object, which is what
+//! the window bounds — so an upload still running or a commit still queued behind an
+//! earlier one does not delay the next flush. The consequence: after a quiet window the
+//! first publish goes alone and the rest of a burst goes one window later (two objects
+//! for the burst), and a publisher that awaits each PubAck before the next publish gets
+//! its first ack after one PUT plus one commit and the next ones about one window apart.
+//! Each sealed batch then goes through a flush:
 //!
 //! 1. PUT the object under a fresh time-ordered key (uploads of several flushes may run
 //!    at once);
@@ -16,13 +31,15 @@
 //! 3. only then each publisher gets its answer: the sequence, the duplicate's original
 //!    sequence, or the JetStream error the control plane gave.
 //!
-//! Nothing is ever acknowledged before step 2 succeeded (invariant 1). Buffered bytes
-//! are bounded by a semaphore whose permits are bytes: a publisher that finds the
-//! buffer full waits in [`Batcher::submit`], which back-pressures only its own
+//! Nothing is ever acknowledged before step 2 succeeded (invariant 1). Flushes other
+//! than size-triggered ones start at least one window apart, so over any span `T` an
+//! agent writes at most `T / window + 1` objects plus one per 4 MiB (invariant 5).
+//! Buffered bytes are bounded by a semaphore whose permits are bytes: a publisher that
+//! finds the buffer full waits in [`Batcher::submit`], which back-pressures only its own
 //! connection. A flush that cannot finish within the deadline answers its publishers
 //! with a 503-style JetStream error, releases its bytes, and the agent carries on; an
 //! object uploaded but never committed stays in the bucket for the jobs role to
-//! collect.
+//! collect. Each step's latency is a histogram in [`GatewayMetrics`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +55,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::flush_policy::{Decision, FlushPolicy, SealReason};
 use crate::metrics::GatewayMetrics;
 
 /// A publish waiting to be stored.
@@ -217,7 +235,7 @@ impl Batcher {
         let writer = Writer {
             builder: BatchBuilder::new(config.build),
             pending: Vec::new(),
-            opened_at: None,
+            policy: FlushPolicy::new(config.window, config.size_cap),
             flush_slots: Arc::new(Semaphore::new(config.max_concurrent_flushes.max(1))),
             previous_commit: None,
             shared: Arc::new(FlushShared {
@@ -289,7 +307,8 @@ struct Writer {
     builder: BatchBuilder,
     /// Per stream, the records in chunk order (push order).
     pending: Vec<Slot>,
-    opened_at: Option<tokio::time::Instant>,
+    /// When to seal (the window as a spacing between flush starts).
+    policy: FlushPolicy<tokio::time::Instant>,
     flush_slots: Arc<Semaphore>,
     /// Fires when the previous flush's commit has finished (either way).
     previous_commit: Option<oneshot::Receiver<()>>,
@@ -300,31 +319,47 @@ impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Admitted>, shutdown: CancellationToken) {
         let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
         loop {
-            let deadline = self.opened_at.map(|t| t + self.config.window);
+            let now = tokio::time::Instant::now();
+            let seal_at = match self.policy.decide(now, self.builder.encoded_len_estimate()) {
+                Decision::Seal(reason) => {
+                    self.seal(reason, &mut permits).await;
+                    continue;
+                }
+                Decision::SealAt(at) => Some(at),
+                Decision::Empty => None,
+            };
             tokio::select! {
                 biased;
                 item = rx.recv() => match item {
                     Some(item) => {
                         self.push(item, &mut permits);
-                        if self.builder.encoded_len_estimate() >= self.config.size_cap {
-                            self.seal("size", &mut permits).await;
+                        // Publishes already queued behind it reached the agent with it:
+                        // they join before the policy decides (up to the size cap).
+                        for _ in 0..rx.len() {
+                            if self.builder.encoded_len_estimate() >= self.config.size_cap {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(item) => self.push(item, &mut permits),
+                                Err(_) => break,
+                            }
                         }
                     }
                     None => break,
                 },
                 () = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
+                    match seal_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
-                } => self.seal("window", &mut permits).await,
+                } => {} // due: the policy says `Window` on the next turn
                 () = shutdown.cancelled() => {
                     // Stop taking new work, keep what was admitted.
                     rx.close();
                     while let Some(item) = rx.recv().await {
                         self.push(item, &mut permits);
                         if self.builder.encoded_len_estimate() >= self.config.size_cap {
-                            self.seal("size", &mut permits).await;
+                            self.seal(SealReason::Size, &mut permits).await;
                         }
                     }
                     break;
@@ -332,7 +367,7 @@ impl Writer {
             }
         }
         if !self.builder.is_empty() {
-            self.seal("shutdown", &mut permits).await;
+            self.seal(SealReason::Shutdown, &mut permits).await;
         }
         // Wait for in-flight flushes: they hold flush slots until they finish.
         let slots = self.config.max_concurrent_flushes.max(1);
@@ -373,9 +408,7 @@ impl Writer {
             }
             return;
         }
-        if self.opened_at.is_none() {
-            self.opened_at = Some(tokio::time::Instant::now());
-        }
+        self.policy.record_buffered(tokio::time::Instant::now());
         let size = u32::try_from(record.buffered_len()).unwrap_or(u32::MAX);
         let mut meta = record.meta;
         meta.subject = String::from_utf8_lossy(&record.subject).into_owned();
@@ -391,16 +424,20 @@ impl Writer {
     }
 
     /// Seals the buffer into one object and hands it to a flush task.
-    async fn seal(&mut self, reason: &'static str, permits: &mut Vec<OwnedSemaphorePermit>) {
-        self.opened_at = None;
+    async fn seal(&mut self, reason: SealReason, permits: &mut Vec<OwnedSemaphorePermit>) {
         if self.builder.is_empty() {
+            self.policy.buffer_dropped();
             return;
         }
         let slots = std::mem::take(&mut self.pending);
         let bytes_held = std::mem::take(permits);
-        let finished = match self.builder.finish() {
+        let encoding = Instant::now();
+        let encoded = self.builder.finish();
+        self.shared.metrics.record_encode(encoding.elapsed());
+        let finished = match encoded {
             Ok(finished) => finished,
             Err(error) => {
+                self.policy.buffer_dropped();
                 tracing::error!(%error, "cannot encode a batch object");
                 let failure = JsError::store_failed(format!("batch encoding failed: {error}"));
                 for slot in &slots {
@@ -438,13 +475,26 @@ impl Writer {
 
         // Wait for a flush slot: bounds the uploads and commits in flight.
         let Ok(slot) = self.flush_slots.clone().acquire_owned().await else {
+            self.policy.buffer_dropped();
             return;
         };
+        // The flush starts now: the next one is due a window from here.
+        let started = tokio::time::Instant::now();
+        if let Some(oldest) = self.policy.flush_started(started) {
+            self.shared
+                .metrics
+                .record_buffer_wait(started.saturating_duration_since(oldest));
+        }
         let (done_tx, done_rx) = oneshot::channel();
         let previous = self.previous_commit.replace(done_rx);
         let shared = self.shared.clone();
         let batch_id = ulid::Ulid::generate().to_string();
-        let span = tracing::info_span!("flush", batch_id = %batch_id, reason, objects = 1);
+        let span = tracing::info_span!(
+            "flush",
+            batch_id = %batch_id,
+            reason = reason.as_str(),
+            objects = 1
+        );
         shared.metrics.record_seal(reason);
         tokio::spawn(
             async move {
@@ -527,7 +577,9 @@ async fn flush(
     shared.metrics.record_upload(object_len, started.elapsed());
 
     // 2. Commit in flush order.
+    let queued = Instant::now();
     let waited = tokio::time::timeout_at(deadline, finish_previous(previous)).await;
+    shared.metrics.record_commit_wait(queued.elapsed());
     let request = v1::CommitBatchRequest {
         batch_id: batch.batch_id.clone(),
         object_key: key.to_string(),
@@ -561,7 +613,9 @@ async fn flush(
     match committed {
         Ok(response) => {
             shared.metrics.record_commit(records, started.elapsed());
+            let answering = Instant::now();
             answer(&shared, &batch, &response);
+            shared.metrics.record_answer(answering.elapsed());
         }
         Err(error) => {
             shared.metrics.flush_failed("commit");

@@ -1,10 +1,12 @@
 //! The proxy-produce role: JetStream publishes become batch objects, commits, PubAcks.
 //!
 //! - [`batcher`]: the agent's one publish buffer, its flushes and their ordering.
+//! - [`flush_policy`]: when the buffer is sealed (the window as a spacing).
 //! - [`intake`]: stream capture subscriptions and PubAck delivery.
 //! - [`metrics`]: objects written, flush latency, failures.
 
 pub mod batcher;
+pub mod flush_policy;
 pub mod intake;
 pub mod metrics;
 
@@ -12,5 +14,6 @@ pub use batcher::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, JsError, PendingRecord,
     PublishOutcome, SubmitError,
 };
+pub use flush_policy::SealReason;
 pub use intake::{BrokerAcks, Intake};
 pub use metrics::GatewayMetrics;

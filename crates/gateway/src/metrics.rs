@@ -1,5 +1,12 @@
 //! Produce-path metrics: what the cost invariant (one object per window) and the ack
 //! latency targets are checked against.
+//!
+//! The steps of a publish, each its own histogram, in order: `buffer_wait_seconds`
+//! (oldest record buffered → flush start; about zero on an idle agent), `encode_seconds`
+//! (sealing the buffer into an object), `upload_seconds` (the PUT),
+//! `commit_wait_seconds` (waiting for the previous flush's commit: commits go in flush
+//! order), `commit_seconds` (the CommitBatch call) and `answer_seconds` (handing every
+//! answer of the flush to its connection). `flush_seconds` spans upload to commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +16,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::flush_policy::SealReason;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -25,9 +34,13 @@ struct Inner {
     object_bytes: Counter,
     records_committed: Counter,
     flush_failures: Family<Labels, Counter>,
+    buffer_wait_seconds: Histogram,
+    encode_seconds: Histogram,
     upload_seconds: Histogram,
     flush_seconds: Histogram,
+    commit_wait_seconds: Histogram,
     commit_seconds: Histogram,
+    answer_seconds: Histogram,
     objects: AtomicU64,
 }
 
@@ -46,9 +59,13 @@ impl GatewayMetrics {
                 object_bytes: Counter::default(),
                 records_committed: Counter::default(),
                 flush_failures: Family::default(),
+                buffer_wait_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+                encode_seconds: Histogram::new(exponential_buckets(0.000_025, 2.0, 16)),
                 upload_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
                 flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+                commit_wait_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
                 commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+                answer_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
                 objects: AtomicU64::new(0),
             }),
         }
@@ -60,7 +77,7 @@ impl GatewayMetrics {
         let i = &self.inner;
         r.register(
             "batches_sealed",
-            "Batches sealed, by reason (window, size, shutdown)",
+            "Batches sealed, by reason (idle, window, size, shutdown)",
             i.seals.clone(),
         );
         r.register(
@@ -84,27 +101,63 @@ impl GatewayMetrics {
             i.flush_failures.clone(),
         );
         r.register(
+            "buffer_wait_seconds",
+            "Time a flush's oldest record waited in the buffer before the flush started",
+            i.buffer_wait_seconds.clone(),
+        );
+        r.register(
+            "encode_seconds",
+            "Time to encode a sealed buffer into a batch object",
+            i.encode_seconds.clone(),
+        );
+        r.register(
             "upload_seconds",
             "Batch object upload latency",
             i.upload_seconds.clone(),
         );
         r.register(
             "flush_seconds",
-            "Seal-to-commit latency of a flush",
+            "Upload-to-commit latency of a flush (the upload, the wait for the previous commit, the commit)",
             i.flush_seconds.clone(),
+        );
+        r.register(
+            "commit_wait_seconds",
+            "Time a flush's commit waited for the previous flush's commit (commits go in flush order)",
+            i.commit_wait_seconds.clone(),
         );
         r.register(
             "commit_seconds",
             "CommitBatch call latency of a flush (after the previous flush's commit finished)",
             i.commit_seconds.clone(),
         );
+        r.register(
+            "answer_seconds",
+            "Time to hand every answer of a committed flush to its connection",
+            i.answer_seconds.clone(),
+        );
     }
 
-    pub(crate) fn record_seal(&self, reason: &'static str) {
+    pub(crate) fn record_seal(&self, reason: SealReason) {
         self.inner
             .seals
-            .get_or_create(&vec![("reason", reason)])
+            .get_or_create(&vec![("reason", reason.as_str())])
             .inc();
+    }
+
+    pub(crate) fn record_buffer_wait(&self, took: Duration) {
+        self.inner.buffer_wait_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_encode(&self, took: Duration) {
+        self.inner.encode_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_commit_wait(&self, took: Duration) {
+        self.inner.commit_wait_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_answer(&self, took: Duration) {
+        self.inner.answer_seconds.observe(took.as_secs_f64());
     }
 
     pub(crate) fn record_upload(&self, bytes: usize, took: Duration) {
@@ -128,6 +181,14 @@ impl GatewayMetrics {
             .flush_failures
             .get_or_create(&vec![("stage", stage)])
             .inc();
+    }
+
+    /// Batches sealed so far for `reason` (for tests and benchmarks).
+    pub fn batches_sealed(&self, reason: SealReason) -> u64 {
+        self.inner
+            .seals
+            .get_or_create(&vec![("reason", reason.as_str())])
+            .get()
     }
 
     /// Batch objects uploaded so far (for tests and benchmarks).

@@ -1,6 +1,11 @@
 //! The batcher against a real (in-memory) object store, a scripted control plane and a
-//! recording ack sink: one object per window, ack only after commit, order per stream
-//! across flushes, bounded buffering, failures answered with errors.
+//! recording ack sink: an idle publish flushes at once, the rest of a window is one
+//! object, ack only after commit, order per stream across flushes, bounded buffering,
+//! failures answered with errors.
+//!
+//! Tests about when flushes happen run on tokio's paused clock: time moves only when
+//! every task waits on a timer, so "before the window" and "one window later" are
+//! orderings of events, not wall-clock figures.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_gateway::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, GatewayMetrics, PendingRecord,
-    PublishOutcome,
+    PublishOutcome, SealReason,
 };
 use infinistream_objstore::{Bucket, BucketOptions, RetryConfig};
 use infinistream_objstore::{FaultHandle, FaultRule, Op};
@@ -188,9 +193,45 @@ fn config(window_ms: u64) -> BatcherConfig {
     }
 }
 
-#[tokio::test]
-async fn one_object_per_window_for_many_streams() {
+#[tokio::test(start_paused = true)]
+async fn an_idle_publish_is_acked_before_half_the_window() {
+    let config = BatcherConfig {
+        agent_id: "agent-1".into(),
+        ..BatcherConfig::default()
+    };
+    let window = config.window;
+    assert_eq!(window, Duration::from_millis(250), "the default window");
+    let h = harness(config).await;
+    h.batcher
+        .submit(record("IDLE", "idle", b"x", Some("a")))
+        .await
+        .expect("submit");
+    let half_window = tokio::time::sleep(window / 2);
+    tokio::select! {
+        biased;
+        acks = h.acks.wait_for(1) => {
+            assert_eq!(acks[0].2, PublishOutcome::Stored { seq: 1 });
+        }
+        () = half_window => panic!("the PubAck waited for half a window on an idle agent"),
+    }
+    assert_eq!(h.metrics.batches_sealed(SealReason::Idle), 1);
+    assert_eq!(h.metrics.batches_sealed(SealReason::Window), 0);
+    assert_eq!(h.metrics.objects_written(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rest_of_a_burst_goes_one_window_after_the_idle_publish() {
+    let window = Duration::from_millis(100);
     let h = harness(config(100)).await;
+    let start = tokio::time::Instant::now();
+    h.batcher
+        .submit(record("S0", "s.0", b"first", Some("first")))
+        .await
+        .expect("submit");
+    h.acks.wait_for(1).await;
+    assert!(start.elapsed() < window, "the idle publish went at once");
+    // 300 publishes to 30 streams arrive within the window after that flush started:
+    // they make one object, due one window after it.
     for i in 0..300u32 {
         let stream = format!("S{}", i % 30);
         h.batcher
@@ -203,12 +244,20 @@ async fn one_object_per_window_for_many_streams() {
             .await
             .expect("submit");
     }
-    let acks = h.acks.wait_for(300).await;
-    assert_eq!(h.metrics.objects_written(), 1, "one object for one window");
-    assert_eq!(h.cp.state.lock().commits.len(), 1, "one commit per flush");
-    assert_eq!(h.bucket.list_batches().await.expect("list").len(), 1);
-    // Per stream, sequences are contiguous from 1 in publish order.
+    let acks = h.acks.wait_for(301).await;
+    assert!(start.elapsed() >= window, "the burst waited for its slot");
+    assert_eq!(
+        h.metrics.objects_written(),
+        2,
+        "the idle publish, then the rest"
+    );
+    assert_eq!(h.metrics.batches_sealed(SealReason::Idle), 1);
+    assert_eq!(h.metrics.batches_sealed(SealReason::Window), 1);
+    assert_eq!(h.cp.state.lock().commits.len(), 2, "one commit per flush");
+    assert_eq!(h.bucket.list_batches().await.expect("list").len(), 2);
+    // Per stream, sequences are contiguous in publish order (S0 starts after `first`).
     let mut expected: HashMap<String, u64> = HashMap::new();
+    expected.insert("S0".into(), 2);
     let mut by_reply: HashMap<String, (String, PublishOutcome)> = HashMap::new();
     for (reply, stream, outcome) in acks {
         by_reply.insert(reply, (stream, outcome));
