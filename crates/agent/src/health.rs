@@ -65,6 +65,21 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
     }
 }
 
+/// `error: cause: cause…` without the causes an outer message already quotes (the
+/// object store's errors repeat their sources in their own text).
+pub(crate) fn error_text(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// How one attempt failed.
 pub(crate) enum Failure {
     /// Not reachable (yet): try again.
@@ -141,6 +156,34 @@ mod tests {
         .await
         .expect("succeeds on the fourth attempt");
         assert_eq!(value, 4);
+    }
+
+    #[test]
+    fn error_text_skips_causes_already_quoted() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Leaf(&'static str);
+        #[derive(Debug, thiserror::Error)]
+        #[error("{text}")]
+        struct Wrap {
+            text: &'static str,
+            #[source]
+            source: Box<dyn std::error::Error + Send + Sync>,
+        }
+        let chain = Wrap {
+            text: "bucket is unreachable",
+            source: Box::new(Wrap {
+                text: "list failed: connect error",
+                source: Box::new(Wrap {
+                    text: "connect error",
+                    source: Box::new(Leaf("Connection refused (os error 111)")),
+                }),
+            }),
+        };
+        assert_eq!(
+            error_text(&chain),
+            "bucket is unreachable: list failed: connect error: Connection refused (os error 111)"
+        );
     }
 
     #[tokio::test]

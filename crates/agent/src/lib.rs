@@ -179,6 +179,8 @@ impl AgentHandle {
                 (client, group, None)
             }
         };
+        // Reached; registration (its own check) comes after the bucket.
+        readiness.ready(health::CONTROL_PLANE);
 
         // 4. The bucket.
         let store_metrics = StoreMetrics::new();
@@ -192,7 +194,7 @@ impl AgentHandle {
                 .await
                 .map_err(|error| match error {
                     OpenError::Unreachable { .. } | OpenError::ProbeTimeout { .. } => {
-                        health::Failure::Retry(format!("{:#}", anyhow::Error::new(error)))
+                        health::Failure::Retry(health::error_text(&error))
                     }
                     other => health::Failure::Fatal(anyhow::Error::new(other)),
                 })

@@ -40,6 +40,23 @@ async fn readyz(http: SocketAddr) -> (u16, serde_json::Value) {
     (code, json)
 }
 
+/// Polls `/readyz` until it answers `code` (bounded by [`READY`]); returns the body.
+async fn await_readyz(http: SocketAddr, code: u16, agent: &mut ChildProcess) -> serde_json::Value {
+    let deadline = Instant::now() + READY;
+    loop {
+        let (got, body) = readyz(http).await;
+        if got == code {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz not {code} within {READY:?}: {body}\n{}",
+            agent.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // Multi-threaded: the test blocks on the agent's log lines while the fake metadata
 // service and the forwarder answer on the other worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,10 +125,8 @@ async fn agent_started_before_control_plane_and_bucket_waits_then_serves() {
     assert!(error.contains("control plane: cannot connect"), "{body}");
 
     // The control plane comes up; the bucket is still unreachable.
-    let _cp = start_control_plane_at(
-        cp_port,
-        &format!("embedded:{}", dir.path().join("cp").display()),
-    );
+    let cp_store = format!("embedded:{}", dir.path().join("cp").display());
+    let mut cp = start_control_plane_at(cp_port, &cp_store);
     agent
         .wait_for_line("control plane reached", READY)
         .expect("reaches the control plane");
@@ -129,20 +144,8 @@ async fn agent_started_before_control_plane_and_bucket_waits_then_serves() {
 
     // The bucket comes up: ready within a bounded wait, then a publish acks.
     let _forwarder = forward(bucket_port, s3_addr).await;
-    let deadline = Instant::now() + READY;
-    loop {
-        let (code, body) = readyz(http).await;
-        if code == 200 {
-            assert_eq!(body, serde_json::json!({"status": "ok"}));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready within {READY:?}: {body}\n{}",
-            agent.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let body = await_readyz(http, 200, &mut agent).await;
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
     let line = agent
         .wait_for_line("listening for NATS clients", READY)
         .expect("serves clients");
@@ -166,4 +169,19 @@ async fn agent_started_before_control_plane_and_bucket_waits_then_serves() {
         imds.connections() >= 1,
         "the zone came from the fake metadata service"
     );
+
+    // The control plane goes away for longer than the agent's lease: not ready, and
+    // ready again once it is back.
+    cp.child.kill().expect("kill the control plane");
+    let body = await_readyz(http, 503, &mut agent).await;
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("control plane: not renewed for longer than its lease"),
+        "{body}"
+    );
+    let (code, _) = http_get(http, "/healthz").await;
+    assert_eq!(code, 200, "still alive");
+    let _cp = start_control_plane_at(cp_port, &cp_store);
+    let body = await_readyz(http, 200, &mut agent).await;
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
 }
