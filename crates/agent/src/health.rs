@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use infinistream_runtime::CancellationToken;
@@ -57,9 +57,14 @@ pub(crate) fn router(readiness: Readiness) -> Router {
 async fn readyz(State(readiness): State<Readiness>) -> Response {
     match readiness.status() {
         Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        // Written by hand for nats-server's key order (`status` first).
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "unavailable", "error": error })),
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(
+                r#"{{"status":"unavailable","error":{}}}"#,
+                serde_json::Value::String(error)
+            ),
         )
             .into_response(),
     }

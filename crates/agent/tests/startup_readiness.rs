@@ -123,6 +123,11 @@ async fn agent_started_before_control_plane_and_bucket_waits_then_serves() {
     assert_eq!(body["status"], "unavailable", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(error.contains("control plane: cannot connect"), "{body}");
+    let (_, raw) = http_get(http, "/readyz").await;
+    assert!(
+        raw.starts_with(r#"{"status":"unavailable","error":""#),
+        "nats-server's unhealthy shape: {raw}"
+    );
 
     // The control plane comes up; the bucket is still unreachable.
     let cp_store = format!("embedded:{}", dir.path().join("cp").display());
