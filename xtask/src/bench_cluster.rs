@@ -232,6 +232,7 @@ fn start_infinistream_cluster() -> anyhow::Result<Cluster> {
                 .args(["-m", &http.to_string(), "--peer_port", &peer.to_string()])
                 .args(["--batch-write", "250"])
                 .args(["--control-plane", &format!("http://127.0.0.1:{cp}")])
+                .args(["--zone", "default"])
                 .arg("--bucket")
                 .arg(format!("file://{}", bucket.display()))
                 .arg("--data-dir")

@@ -1,7 +1,10 @@
 //! `GET /jsz` on the monitoring port: nats-server's JetStream monitoring document.
 //!
 //! The broker's monitoring router knows nothing of JetStream (it must not depend on
-//! it); this route is merged into it here, with the agent's [`JszSource`].
+//! it); this route is merged into it here, with the agent's [`JszSource`] once the
+//! agent has one (before that, during start-up, it answers 503).
+
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
@@ -13,12 +16,22 @@ use infinistream_jetstream::JszSource;
 use infinistream_protocol::jsapi::jsz::JszOptions;
 use tracing::Instrument;
 
-/// The `/jsz` route.
-pub(crate) fn router(source: JszSource) -> Router {
+/// The `/jsz` route, answering from `source` once it is set.
+pub(crate) fn router(source: Arc<OnceLock<JszSource>>) -> Router {
     Router::new().route("/jsz", get(jsz)).with_state(source)
 }
 
-async fn jsz(State(source): State<JszSource>, RawQuery(query): RawQuery) -> Response {
+async fn jsz(
+    State(source): State<Arc<OnceLock<JszSource>>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(source) = source.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "JetStream is not ready: the agent is starting (see /readyz)",
+        )
+            .into_response();
+    };
     let query = query.unwrap_or_default();
     let span = tracing::debug_span!("monitor_jsz", query = %query);
     async move {

@@ -2,18 +2,27 @@
 //! listener, monitoring, metrics) and starts the roles the configuration asks for.
 //!
 //! Start-up order, each step logged once:
-//! 1. open the bucket (a bad URL or unreachable bucket stops the agent here);
-//! 2. reach the control plane: embedded (the default: opened in-process over the data
+//! 1. the zone: configured, else asked of the cloud's instance metadata (remote control
+//!    plane only: with an embedded one there are no peers for a zone to matter), else
+//!    `default`;
+//! 2. bind the NATS, monitoring and peer listeners (a taken port stops the agent here)
+//!    and serve monitoring at once: `/healthz` is 200 from now on, `/readyz` 503 until
+//!    step 6 (see [`health`]);
+//! 3. reach the control plane: embedded (the default: opened in-process over the data
 //!    directory and called through the same gRPC services) or remote
-//!    (`INFINISTREAM_CONTROL_PLANE`; unreachable or refused stops the agent);
-//! 3. register the agent (id, roles, zone, addresses) and keep its lease alive;
-//! 4. bind the NATS and monitoring listeners and start the roles.
+//!    (`INFINISTREAM_CONTROL_PLANE`; retried with backoff while unreachable);
+//! 4. open the bucket (retried with backoff while unreachable; a bad URL stops the
+//!    agent);
+//! 5. register the agent (id, roles, zone, addresses; retried while the control plane is
+//!    unavailable, a refusal stops the agent) and keep its lease alive;
+//! 6. start the roles and serve NATS clients; `/readyz` turns 200.
 //!
 //! The binary's `main` only parses flags; everything here is callable from tests,
 //! which start agents in-process on port 0.
 
 pub mod control_plane;
 mod embedded;
+mod health;
 mod jobs;
 mod jsz;
 mod routes;
@@ -21,21 +30,23 @@ mod routing;
 mod zone_cache;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use infinistream_broker::{Auth, Broker, BrokerConfig};
-use infinistream_config::{Advertise, AgentConfig, ClientAuth};
+use infinistream_config::{Advertise, AgentConfig, ClientAuth, ZoneSource};
 use infinistream_cp_client::auth::ServerAuth;
-use infinistream_cp_client::{ControlPlaneClient, GroupKeys};
+use infinistream_cp_client::{ClientError, ControlPlaneClient, GroupKeys};
 use infinistream_gateway::{
     Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
 };
 use infinistream_jetstream::{ApiContext, ApiServer, StreamCatalog};
-use infinistream_objstore::{Bucket, BucketOptions, StoreMetrics};
+use infinistream_objstore::{Bucket, BucketOptions, OpenError, StoreMetrics};
 use infinistream_proto::v1;
+use infinistream_runtime::health::Readiness;
+use infinistream_runtime::zone::{self, MetadataEndpoints, ZoneOrigin};
 use infinistream_runtime::{CancellationToken, Metrics, Supervisor};
 use infinistream_types::{Role, SharedClock, SystemClock};
 use tokio::net::TcpListener;
@@ -85,63 +96,35 @@ impl AgentHandle {
     }
 
     /// [`AgentHandle::start`] with test hooks (fault injection under the bucket).
+    ///
+    /// Waits (retrying) for an unreachable control plane or bucket; returns an error
+    /// for a refusal, a bad setting, or `shutdown` cancelled before the agent serves.
     pub async fn start_with(
-        config: AgentConfig,
+        mut config: AgentConfig,
         shutdown: CancellationToken,
         hooks: TestHooks,
     ) -> anyhow::Result<Self> {
-        // Settings read from files (TLS) first: a bad one stops the agent before it
-        // touches the control plane or the bucket.
-        let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
-        let broker_config = broker_config(&config, &id)?;
         let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
+        let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
         tracing::info!(
             version = version(),
             agent_id = %id,
             roles = %roles.join(","),
-            zone = %config.zone,
             bucket = %redacted_bucket(&config.bucket),
             batch_write_ms = config.batch_write.as_millis() as u64,
             control_plane = config.control_plane.as_deref().unwrap_or("embedded"),
             "starting infinistream agent"
         );
+        // 1. The zone (the broker's routing view and the registration carry it).
+        let source = resolve_zone(&mut config).await;
+        tracing::info!(zone = %config.zone, source = %source, "availability zone");
+        // Settings read from files (TLS) next: a bad one stops the agent before it
+        // touches the control plane or the bucket.
+        let broker_config = broker_config(&config, &id)?;
         let clock: SharedClock = Arc::new(SystemClock);
         let metrics = Metrics::new();
 
-        // 1. The control plane (it also fixes the group in embedded mode).
-        let (cp, group, embedded) = match &config.control_plane {
-            None => {
-                let embedded = embedded::Embedded::open(&config, clock.clone()).await?;
-                let client = embedded.client()?;
-                let group = embedded.group().to_owned();
-                (client, group, Some(embedded))
-            }
-            Some(url) => {
-                let group = config.group_id.clone().unwrap_or_default();
-                let key = config.group_key.clone().unwrap_or_default();
-                let client = ControlPlaneClient::connect(url, &group, &key)
-                    .await
-                    .with_context(|| format!("cannot reach the control plane at {url}"))?;
-                tracing::info!(url = %url, group = %group, "control plane reached");
-                (client, group, None)
-            }
-        };
-
-        // 2. The bucket.
-        let store_metrics = StoreMetrics::new();
-        let bucket = Bucket::open(
-            &config.bucket,
-            BucketOptions {
-                metrics: store_metrics.clone(),
-                faults: hooks.bucket_faults.clone(),
-                ..BucketOptions::for_group(group.clone())
-            },
-        )
-        .await
-        .with_context(|| format!("cannot open the bucket {}", redacted_bucket(&config.bucket)))?;
-        metrics.register(|r| store_metrics.register(r));
-
-        // 3. Listeners.
+        // 2. Listeners; monitoring serves from now on, readiness says what is missing.
         let client_listener = TcpListener::bind(config.client_addr())
             .await
             .with_context(|| {
@@ -161,8 +144,67 @@ impl AgentHandle {
                 )
             })?;
         let peer_addr = peer_listener.local_addr()?;
+        let broker = Broker::new(broker_config);
+        metrics.register(|registry| broker.register_metrics(registry));
+        let readiness = health::starting();
+        let jsz = Arc::new(OnceLock::new());
+        let mut supervisor = Supervisor::new(shutdown.clone());
+        let render = metrics.clone();
+        let router =
+            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()))
+                .merge(jsz::router(jsz.clone()))
+                .merge(health::router(readiness.clone()));
+        let http_shutdown = shutdown.clone();
+        supervisor.spawn("monitoring", async move {
+            axum::serve(http_listener, router)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned())
+                .await
+        });
+        tracing::info!(addr = %http_addr, "monitoring on http://{http_addr}");
 
-        // 4. Registration, with a lease kept alive in the background.
+        // 3. The control plane (it also fixes the group in embedded mode).
+        let (cp, group, embedded) = match &config.control_plane {
+            None => {
+                let embedded = embedded::Embedded::open(&config, clock.clone()).await?;
+                let client = embedded.client()?;
+                let group = embedded.group().to_owned();
+                (client, group, Some(embedded))
+            }
+            Some(url) => {
+                let group = config.group_id.clone().unwrap_or_default();
+                let key = config.group_key.clone().unwrap_or_default();
+                let client =
+                    connect_control_plane(url, &group, &key, &readiness, &shutdown).await?;
+                tracing::info!(url = %url, group = %group, "control plane reached");
+                (client, group, None)
+            }
+        };
+        // Reached; registration (its own check) comes after the bucket.
+        readiness.ready(health::CONTROL_PLANE);
+
+        // 4. The bucket.
+        let store_metrics = StoreMetrics::new();
+        let bucket_options = BucketOptions {
+            metrics: store_metrics.clone(),
+            faults: hooks.bucket_faults.clone(),
+            ..BucketOptions::for_group(group.clone())
+        };
+        let bucket = health::retry("bucket", health::BUCKET, &readiness, &shutdown, || async {
+            Bucket::open(&config.bucket, bucket_options.clone())
+                .await
+                .map_err(|error| match error {
+                    OpenError::Unreachable { .. } | OpenError::ProbeTimeout { .. } => {
+                        health::Failure::Retry(health::error_text(&error))
+                    }
+                    other => health::Failure::Fatal(anyhow::Error::new(other)),
+                })
+        })
+        .await
+        .with_context(|| format!("cannot open the bucket {}", redacted_bucket(&config.bucket)))?;
+        readiness.ready(health::BUCKET);
+        metrics.register(|r| store_metrics.register(r));
+
+        // 5. Registration, with a lease kept alive in the background.
         let agent_info = v1::AgentInfo {
             agent_id: id.clone(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
@@ -184,15 +226,21 @@ impl AgentHandle {
             lease_expires_unix_nanos: 0,
             version: version().to_owned(),
         };
-        let lease_ms = register(&cp, agent_info.clone()).await?;
-        tracing::info!(agent_id = %id, lease_ms, "registered with the control plane");
-
-        let broker = Broker::new(broker_config);
-        metrics.register(|registry| broker.register_metrics(registry));
-        let mut supervisor = Supervisor::new(shutdown.clone());
+        let lease = register(&cp, agent_info.clone(), &readiness, &shutdown).await?;
+        tracing::info!(
+            agent_id = %id,
+            lease_ms = lease.as_millis() as u64,
+            "registered with the control plane"
+        );
         supervisor.spawn(
             "agent-lease",
-            keep_lease(cp.clone(), agent_info, lease_ms, shutdown.clone()),
+            keep_lease(
+                cp.clone(),
+                agent_info,
+                lease,
+                readiness.clone(),
+                shutdown.clone(),
+            ),
         );
 
         // Routing by connection name: the live agents, before the first client comes.
@@ -282,7 +330,8 @@ impl AgentHandle {
                 ),
             );
         }
-        let jsz_source = api.jsz_source();
+        // Set once: nothing else fills the cell.
+        let _ = jsz.set(api.jsz_source());
         let api = api.subscribe()?;
         supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
 
@@ -386,18 +435,9 @@ impl AgentHandle {
             serve_broker.serve(client_listener, serve_shutdown).await
         });
         tracing::info!(addr = %client_addr, "listening for NATS clients");
-
-        let render = metrics.clone();
-        let router =
-            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()))
-                .merge(jsz::router(jsz_source));
-        let http_shutdown = shutdown.clone();
-        supervisor.spawn("monitoring", async move {
-            axum::serve(http_listener, router)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await
-        });
-        tracing::info!(addr = %http_addr, "monitoring on http://{http_addr}");
+        // 6. Serving: ready (the lease keeps the control-plane check fresh).
+        readiness.ready(health::REGISTRATION);
+        tracing::info!(agent_id = %id, "agent ready");
 
         Ok(Self {
             id,
@@ -484,57 +524,117 @@ fn gethostname_or_loopback() -> String {
         .unwrap_or_else(|| "127.0.0.1".to_owned())
 }
 
-/// How long start-up waits for a control plane that answers `Unavailable` (e.g. while
-/// its replicas elect a leader) before giving up.
-const REGISTER_PATIENCE: Duration = Duration::from_secs(60);
+/// The zone to run with, set in `config`; returns where it came from, as logged.
+/// Detection asks the cloud only with a remote control plane: an embedded one serves
+/// this agent alone, and a zone only matters between agents.
+async fn resolve_zone(config: &mut AgentConfig) -> &'static str {
+    if config.zone_source == ZoneSource::Unset && config.embedded_control_plane() {
+        return "default";
+    }
+    let configured = (config.zone_source != ZoneSource::Unset).then_some(config.zone.as_str());
+    let endpoints = MetadataEndpoints {
+        aws: config.metadata.aws.clone(),
+        gcp: config.metadata.gcp.clone(),
+        azure: config.metadata.azure.clone(),
+    };
+    let (zone, origin) = zone::resolve_zone(configured, &endpoints, zone::DETECT_TIMEOUT).await;
+    config.zone = zone;
+    match origin {
+        ZoneOrigin::Configured => config.zone_source.as_str(),
+        ZoneOrigin::Detected(cloud) => cloud.as_str(),
+        ZoneOrigin::Default => "default",
+    }
+}
 
-/// Registers the agent. A refusal (wrong key, bad request) fails at once; an
-/// unavailable control plane is retried with a log line until [`REGISTER_PATIENCE`].
-async fn register(cp: &ControlPlaneClient, agent: v1::AgentInfo) -> anyhow::Result<u64> {
-    let mut agents = cp.agents.clone();
-    let deadline = tokio::time::Instant::now() + REGISTER_PATIENCE;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let attempt = agents
-            .register(v1::RegisterRequest {
+/// Connects to a remote control plane, retrying while it is unreachable; a bad URL or
+/// key is fatal.
+async fn connect_control_plane(
+    url: &str,
+    group: &str,
+    key: &str,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ControlPlaneClient> {
+    health::retry(
+        "control plane",
+        health::CONTROL_PLANE,
+        readiness,
+        shutdown,
+        || async {
+            match ControlPlaneClient::connect(url, group, key).await {
+                Ok(client) => Ok(client),
+                Err(error @ ClientError::Connect { .. }) => {
+                    Err(health::Failure::Retry(error.to_string()))
+                }
+                Err(error) => Err(health::Failure::Fatal(
+                    anyhow::Error::new(error)
+                        .context(format!("cannot use the control plane at {url}")),
+                )),
+            }
+        },
+    )
+    .await
+}
+
+/// Registers the agent and returns its lease. A refusal (wrong key, bad request) fails
+/// at once; an unavailable control plane is retried (see [`health::retry`]). Success
+/// marks the control plane ready for one lease.
+async fn register(
+    cp: &ControlPlaneClient,
+    agent: v1::AgentInfo,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Duration> {
+    let lease = health::retry(
+        "control plane",
+        health::CONTROL_PLANE,
+        readiness,
+        shutdown,
+        || {
+            let mut agents = cp.agents.clone();
+            let request = v1::RegisterRequest {
                 agent: Some(agent.clone()),
                 lease_ms: 0,
-            })
-            .await;
-        match attempt {
-            Ok(resp) => return Ok(resp.into_inner().lease_ms.max(1000)),
-            Err(status)
-                if status.code() == tonic::Code::Unavailable
-                    && tokio::time::Instant::now() + backoff < deadline =>
-            {
-                tracing::warn!(
-                    error = %status.message(),
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "control plane unavailable; retrying registration"
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+            };
+            async move {
+                match agents.register(request).await {
+                    Ok(resp) => Ok(Duration::from_millis(resp.into_inner().lease_ms.max(1000))),
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                        ) =>
+                    {
+                        Err(health::Failure::Retry(format!(
+                            "registration: {}",
+                            status.message()
+                        )))
+                    }
+                    Err(status) => Err(health::Failure::Fatal(anyhow::anyhow!(
+                        "the control plane refused to register this agent ({:?}): {}",
+                        status.code(),
+                        status.message()
+                    ))),
+                }
             }
-            Err(status) => {
-                anyhow::bail!(
-                    "the control plane refused to register this agent ({:?}): {}",
-                    status.code(),
-                    status.message()
-                )
-            }
-        }
-    }
+        },
+    )
+    .await?;
+    readiness.ready_for(health::CONTROL_PLANE, lease);
+    Ok(lease)
 }
 
 /// Heartbeats at a third of the lease; re-registers when the lease was lost (e.g. the
 /// control plane restarted); logs, but never fails, while the control plane is away.
+/// Each renewal keeps the control-plane readiness check fresh for one lease.
 async fn keep_lease(
     cp: ControlPlaneClient,
     agent: v1::AgentInfo,
-    lease_ms: u64,
+    lease: Duration,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
-    let period = Duration::from_millis(lease_ms / 3);
+    let period = lease / 3;
     let mut agents = cp.agents.clone();
     let mut failing = false;
     loop {
@@ -548,12 +648,24 @@ async fn keep_lease(
             })
             .await;
         let result = match beat {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == tonic::Code::NotFound => register(&cp, agent.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Err(status) => Err(status.message().to_owned()),
+            Ok(_) => {
+                readiness.ready_for(health::CONTROL_PLANE, lease);
+                Ok(())
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                readiness.not_ready(health::REGISTRATION, "lease lost; registering again");
+                match register(&cp, agent.clone(), &readiness, &shutdown).await {
+                    Ok(_) => {
+                        readiness.ready(health::REGISTRATION);
+                        Ok(())
+                    }
+                    Err(error) => Err(format!("{error:#}")),
+                }
+            }
+            Err(status) => {
+                readiness.renewal_failed(health::CONTROL_PLANE, status.message());
+                Err(status.message().to_owned())
+            }
         };
         match result {
             Ok(()) if failing => {

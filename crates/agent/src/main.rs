@@ -43,7 +43,7 @@ struct AgentArgs {
     /// Remote control plane URL; unset runs it embedded [env: INFINISTREAM_CONTROL_PLANE]
     #[arg(long = "control-plane")]
     control_plane: Option<String>,
-    /// Availability zone [env: INFINISTREAM_ZONE] [default: default]
+    /// Availability zone [env: INFINISTREAM_ZONE] [default: from the cloud's instance metadata, else default]
     #[arg(long)]
     zone: Option<String>,
     /// Address to bind [default: 0.0.0.0]
@@ -186,7 +186,15 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let config = infinistream_config::load_agent(args.config.as_deref(), &flags)?;
     tracing_init(rt_format(config.log_format));
     let shutdown = shutdown_signal()?;
-    let agent = AgentHandle::start(config, shutdown).await?;
+    let agent = match AgentHandle::start(config, shutdown.clone()).await {
+        Ok(agent) => agent,
+        // SIGTERM while waiting for the control plane or the bucket: a clean stop.
+        Err(error) if shutdown.is_cancelled() => {
+            tracing::info!(reason = %format!("{error:#}"), "agent stopped before it was ready");
+            return Ok(());
+        }
+        Err(error) => return Err(error),
+    };
     agent.wait().await
 }
 

@@ -72,7 +72,9 @@ fn agent(dir: &Path, backend: &Backend<'_>) -> (ChildProcess, SocketAddr) {
         cmd.args(["--control-plane", &format!("http://127.0.0.1:{cp_port}")])
             .args(["--bucket", bucket])
             .env("INFINISTREAM_GROUP_ID", GROUP_ID)
-            .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
+            .env("INFINISTREAM_GROUP_KEY", GROUP_KEY)
+            // A set zone: no instance-metadata request leaves the test machine.
+            .env("INFINISTREAM_ZONE", "default");
     }
     let mut child = ChildProcess::spawn(cmd).expect("spawn agent");
     let line = child

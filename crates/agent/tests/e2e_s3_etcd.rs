@@ -73,6 +73,8 @@ fn agent(
     .args(["--bucket", bucket])
     .env("INFINISTREAM_GROUP_ID", "prod")
     .env("INFINISTREAM_GROUP_KEY", "k3y")
+    // A set zone: no instance-metadata request leaves the test machine.
+    .env("INFINISTREAM_ZONE", "default")
     .env("RUST_LOG", "info");
     let mut child = ChildProcess::spawn(cmd).expect("spawn agent");
     let line = child

@@ -44,6 +44,8 @@ async fn start_agent(s: Setup<'_>) -> AgentHandle {
         group_id: s.control_plane.as_ref().map(|_| "g".to_owned()),
         group_key: s.control_plane.as_ref().map(|_| "k3y".to_owned()),
         control_plane: s.control_plane,
+        // A set zone: no instance-metadata request leaves the test machine.
+        zone: Some("default".into()),
         // Passes run only when a test asks.
         jobs_retention_interval: Some(NumberOrString::Number(DAY_MS)),
         jobs_gc_interval: Some(NumberOrString::Number(DAY_MS)),

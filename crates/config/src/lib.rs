@@ -179,6 +179,53 @@ pub struct RawAgentConfig {
     /// Disk tier directory (`INFINISTREAM_CACHE_DIR`, `--cache_dir`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    // ---- zone detection (INFINISTREAM_METADATA_*_URL; tests point them at fakes) ----
+    /// AWS instance metadata base URL, or `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_aws_url: Option<String>,
+    /// GCP metadata server base URL, or `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_gcp_url: Option<String>,
+    /// Azure IMDS base URL, or `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_azure_url: Option<String>,
+}
+
+/// Where the clouds' instance metadata services answer (all three share this link-local
+/// address).
+pub const METADATA_URL_DEFAULT: &str = "http://169.254.169.254";
+
+/// Where the agent's zone setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneSource {
+    /// `--zone` (or a zone set by the program that built the configuration).
+    Flag,
+    /// `INFINISTREAM_ZONE`.
+    Env,
+    /// The `--config` file.
+    File,
+    /// Not set: the agent detects it (see [`AgentConfig::metadata`]) or uses `default`.
+    Unset,
+}
+
+impl ZoneSource {
+    /// `flag`, `env`, `file` or `unset`, as logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZoneSource::Flag => "flag",
+            ZoneSource::Env => "env",
+            ZoneSource::File => "file",
+            ZoneSource::Unset => "unset",
+        }
+    }
+}
+
+/// Base URLs of the instance metadata services asked for the zone; `None` = not asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataUrls {
+    pub aws: Option<String>,
+    pub gcp: Option<String>,
+    pub azure: Option<String>,
 }
 
 /// TLS on the NATS client listener: PEM files, checked to exist when loaded by the
@@ -239,8 +286,13 @@ pub struct AgentConfig {
     pub roles: BTreeSet<Role>,
     /// Remote control plane URL; `None` runs it embedded.
     pub control_plane: Option<String>,
-    /// Availability zone.
+    /// Availability zone: the configured one, else `default` until detected.
     pub zone: String,
+    /// Where [`AgentConfig::zone`] came from; [`ZoneSource::Unset`] asks the agent to
+    /// detect it.
+    pub zone_source: ZoneSource,
+    /// The instance metadata services zone detection asks.
+    pub metadata: MetadataUrls,
     /// Address the listeners bind.
     pub host: String,
     /// Where clients and peer agents reach this agent when that is not the bind
@@ -300,9 +352,21 @@ impl AgentConfig {
 
 /// Loads the agent configuration: defaults < file < environment < flags.
 pub fn load_agent(file: Option<&Path>, flags: &RawAgentConfig) -> Result<AgentConfig, ConfigError> {
-    agent_figment(file, flags)
+    let mut config = agent_figment(file, flags)
         .extract::<RawAgentConfig>()?
-        .validate()
+        .validate()?;
+    // `validate` sees merged values only; tell the zone's sources apart here.
+    if config.zone_source != ZoneSource::Unset && flags.zone.is_none() {
+        let from_env = Figment::from(env_provider())
+            .extract_inner::<String>("zone")
+            .is_ok();
+        config.zone_source = if from_env {
+            ZoneSource::Env
+        } else {
+            ZoneSource::File
+        };
+    }
+    Ok(config)
 }
 
 /// The merged sources, exposed for tests and `infinistream config` style tooling.
@@ -397,22 +461,47 @@ pub fn parse_roles(value: &RolesValue) -> Result<BTreeSet<Role>, ConfigError> {
 }
 
 fn check_name(setting: &'static str, value: &str) -> Result<(), ConfigError> {
-    if value.is_empty() || value.len() > 128 {
+    if value.is_empty() || value.len() > limits::NAME_MAX_LEN {
         return Err(invalid(
             setting,
-            format!("must be 1 to 128 characters, got `{value}`"),
+            format!(
+                "must be 1 to {} characters, got `{value}`",
+                limits::NAME_MAX_LEN
+            ),
         ));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
+    if !infinistream_types::is_plain_name(value) {
         return Err(invalid(
             setting,
             format!("may only contain letters, digits, `-`, `_` and `.`, got `{value}`"),
         ));
     }
     Ok(())
+}
+
+/// A metadata service base URL: `off` = not asked, unset = [`METADATA_URL_DEFAULT`].
+fn metadata_url(
+    setting: &'static str,
+    value: &Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let url = match value.as_deref().map(str::trim) {
+        None => return Ok(Some(METADATA_URL_DEFAULT.to_owned())),
+        Some("off") => return Ok(None),
+        Some(url) => url,
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(invalid(
+            setting,
+            format!("must be an http:// URL or `off`, got `{url}`"),
+        ));
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(invalid(
+            setting,
+            format!("must be a base URL such as {METADATA_URL_DEFAULT}, got `{url}`"),
+        ));
+    }
+    Ok(Some(url.trim_end_matches('/').to_owned()))
 }
 
 /// Makes a `file://` bucket URL absolute (relative paths resolve against the working
@@ -519,8 +608,16 @@ impl RawAgentConfig {
             }
         }
 
-        let zone = self.zone.clone().unwrap_or_else(|| "default".into());
+        let (zone, zone_source) = match &self.zone {
+            Some(zone) => (zone.clone(), ZoneSource::Flag),
+            None => ("default".to_owned(), ZoneSource::Unset),
+        };
         check_name("INFINISTREAM_ZONE", &zone)?;
+        let metadata = MetadataUrls {
+            aws: metadata_url("INFINISTREAM_METADATA_AWS_URL", &self.metadata_aws_url)?,
+            gcp: metadata_url("INFINISTREAM_METADATA_GCP_URL", &self.metadata_gcp_url)?,
+            azure: metadata_url("INFINISTREAM_METADATA_AZURE_URL", &self.metadata_azure_url)?,
+        };
 
         let port = self.port.unwrap_or(limits::CLIENT_PORT_DEFAULT);
         let http_port = self.http_port.unwrap_or(limits::HTTP_PORT_DEFAULT);
@@ -657,6 +754,8 @@ impl RawAgentConfig {
             roles,
             control_plane,
             zone,
+            zone_source,
+            metadata,
             host: self.host.clone().unwrap_or_else(|| "0.0.0.0".into()),
             client_advertise: self
                 .client_advertise

@@ -631,3 +631,69 @@ fn client_advertise_from_environment() {
         Ok(())
     });
 }
+
+#[test]
+fn zone_source_names_where_the_zone_came_from() {
+    Jail::expect_with(|jail| {
+        let cfg = load(None, &RawAgentConfig::default()).expect("defaults");
+        assert_eq!(
+            (cfg.zone.as_str(), cfg.zone_source),
+            ("default", ZoneSource::Unset)
+        );
+
+        jail.create_file("agent.toml", r#"zone = "file-zone""#)?;
+        let cfg = load(Some("agent.toml"), &RawAgentConfig::default()).expect("file");
+        assert_eq!(
+            (cfg.zone.as_str(), cfg.zone_source),
+            ("file-zone", ZoneSource::File)
+        );
+
+        jail.set_env("INFINISTREAM_ZONE", "env-zone");
+        let cfg = load(Some("agent.toml"), &RawAgentConfig::default()).expect("env");
+        assert_eq!(
+            (cfg.zone.as_str(), cfg.zone_source),
+            ("env-zone", ZoneSource::Env)
+        );
+
+        let flags = RawAgentConfig {
+            zone: Some("flag-zone".into()),
+            ..Default::default()
+        };
+        let cfg = load(Some("agent.toml"), &flags).expect("flag");
+        assert_eq!(
+            (cfg.zone.as_str(), cfg.zone_source),
+            ("flag-zone", ZoneSource::Flag)
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn metadata_urls_default_switch_off_and_are_checked() {
+    Jail::expect_with(|jail| {
+        let cfg = load(None, &RawAgentConfig::default()).expect("defaults");
+        let default = Some(METADATA_URL_DEFAULT.to_owned());
+        assert_eq!(
+            cfg.metadata,
+            MetadataUrls {
+                aws: default.clone(),
+                gcp: default.clone(),
+                azure: default,
+            }
+        );
+
+        jail.set_env("INFINISTREAM_METADATA_AWS_URL", "http://127.0.0.1:4567/");
+        jail.set_env("INFINISTREAM_METADATA_GCP_URL", "off");
+        let cfg = load(None, &RawAgentConfig::default()).expect("env");
+        assert_eq!(cfg.metadata.aws.as_deref(), Some("http://127.0.0.1:4567"));
+        assert_eq!(cfg.metadata.gcp, None);
+
+        jail.set_env("INFINISTREAM_METADATA_AZURE_URL", "169.254.169.254");
+        let err = load(None, &RawAgentConfig::default()).expect_err("no scheme");
+        assert_eq!(
+            err.to_string(),
+            "INFINISTREAM_METADATA_AZURE_URL must be an http:// URL or `off`, got `169.254.169.254`"
+        );
+        Ok(())
+    });
+}

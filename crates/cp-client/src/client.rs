@@ -120,7 +120,7 @@ impl ControlPlaneClient {
                 .await
                 .map_err(|e| ClientError::Connect {
                     url: url.to_owned(),
-                    reason: e.to_string(),
+                    reason: error_chain(&e),
                 })?;
         let transport = BoxCloneSyncService::new(
             channel.map_err(|e: tonic::transport::Error| TransportError(error_chain(&e))),

@@ -6,6 +6,11 @@
 //! - [`Supervisor`]: runs the role tasks of one process; the first task that fails
 //!   brings the others down with it and its error becomes the exit reason.
 //! - [`Metrics`]: the one Prometheus registry of a process, rendered on `/metrics`.
+//! - [`health::Readiness`]: what the process still lacks, for `/readyz`.
+//! - [`zone`]: the availability zone from the cloud's instance metadata.
+
+pub mod health;
+pub mod zone;
 
 use std::fmt;
 use std::future::Future;

@@ -31,6 +31,18 @@ pub mod limits {
     pub const HTTP_PORT_DEFAULT: u16 = 8222;
     /// The peer (zone cache) port is the monitoring port plus this offset.
     pub const PEER_PORT_OFFSET: u16 = 1000;
+    /// Longest group id or zone name.
+    pub const NAME_MAX_LEN: usize = 128;
+}
+
+/// Whether `value` can be a group id or a zone name: 1 to [`limits::NAME_MAX_LEN`]
+/// characters of `[A-Za-z0-9._-]` (they become key segments and log fields).
+pub fn is_plain_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= limits::NAME_MAX_LEN
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// A role an agent can run. `proxy` is shorthand for both proxy roles and is expanded
@@ -145,6 +157,16 @@ mod tests {
         );
         assert_eq!(Role::parse_one(" jobs "), Some(&[Role::Jobs][..]));
         assert_eq!(Role::parse_one("proxy-fetch"), None);
+    }
+
+    #[test]
+    fn plain_names_are_bounded_and_simple() {
+        assert!(is_plain_name("us-east-1a"));
+        assert!(is_plain_name(&"z".repeat(limits::NAME_MAX_LEN)));
+        assert!(!is_plain_name(""));
+        assert!(!is_plain_name(&"z".repeat(limits::NAME_MAX_LEN + 1)));
+        assert!(!is_plain_name("us east"));
+        assert!(!is_plain_name("projects/1/zones/a"));
     }
 
     #[test]

@@ -55,7 +55,10 @@ pub fn remote_agent_cmd(
     let mut cmd = agent_cmd(data_dir, &["--control-plane", &cp.url, "--bucket", bucket]);
     cmd.args(extra)
         .env("INFINISTREAM_GROUP_ID", GROUP_ID)
-        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
+        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY)
+        // A set zone (`--zone` in `extra` still wins): no instance-metadata request
+        // leaves the test machine.
+        .env("INFINISTREAM_ZONE", "default");
     cmd
 }
 
@@ -96,7 +99,14 @@ pub struct ControlPlane {
 /// Starts a control plane on a free loopback port over `store` (`embedded:<dir>` or
 /// `etcd://host:port`) and waits until it serves.
 pub fn start_control_plane(store: &str) -> ControlPlane {
-    let port = infinistream_testkit::tools::free_port().expect("free port");
+    start_control_plane_at(
+        infinistream_testkit::tools::free_port().expect("free port"),
+        store,
+    )
+}
+
+/// [`start_control_plane`] on 127.0.0.1:`port`.
+pub fn start_control_plane_at(port: u16, store: &str) -> ControlPlane {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
     cmd.args([
         "control-plane",
