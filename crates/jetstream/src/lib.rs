@@ -5,12 +5,15 @@
 //! - [`catalog`]: the agent's copy of the group's stream configs, kept fresh.
 //! - [`convert`]: JetStream wire types ↔ control-plane messages.
 //! - [`jsz`]: the `/jsz` monitoring document, from the control plane and the API counters.
+//! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
 
 pub mod api;
 pub mod catalog;
 pub mod convert;
 pub mod jsz;
+pub mod sysapi;
 
 pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
 pub use catalog::{StreamCatalog, StreamEntry, serve_stream_subjects};
 pub use jsz::JszSource;
+pub use sysapi::{RunningSysApi, SysApi};
