@@ -33,8 +33,7 @@ system_account: SYS
 "#;
 
 async fn connect(url: &str, user: Option<&str>) -> async_nats::Client {
-    let mut opts =
-        async_nats::ConnectOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let mut opts = async_nats::ConnectOptions::new().request_timeout(Some(Duration::from_secs(10)));
     if let Some(user) = user {
         opts = opts.user_and_password(user.to_owned(), user.to_owned());
     }
@@ -278,7 +277,10 @@ async fn system_api_answers_in_nats_server_shapes() {
     // Values the tools rely on.
     let statsz = request(&ours, "$SYS.REQ.SERVER.PING", "").await;
     let varz = request(&ours, "$SYS.REQ.SERVER.PING.VARZ", "").await;
-    let id = varz["data"]["server_id"].as_str().expect("server id").to_owned();
+    let id = varz["data"]["server_id"]
+        .as_str()
+        .expect("server id")
+        .to_owned();
     assert_eq!(statsz["server"]["id"], id);
     assert_eq!(statsz["server"]["flags"], 1, "JetStream capability");
     assert_eq!(statsz["server"]["jetstream"], true);
@@ -306,7 +308,13 @@ async fn system_api_answers_in_nats_server_shapes() {
         .subscribe(format!("{inbox}.>"))
         .await
         .expect("subscribe");
-    for (tag, body) in [("filtered", r#"{"server_name":"no-such-agent","exact_match":true}"#), ("selected", "{}")] {
+    for (tag, body) in [
+        (
+            "filtered",
+            r#"{"server_name":"no-such-agent","exact_match":true}"#,
+        ),
+        ("selected", "{}"),
+    ] {
         ours.publish_with_reply(
             "$SYS.REQ.SERVER.PING.VARZ",
             format!("{inbox}.{tag}"),
@@ -425,13 +433,147 @@ async fn a_ping_gets_one_answer_per_agent_of_the_group() {
                 let answer: Value = serde_json::from_slice(&msg.payload).expect("json");
                 let id = answer["server"]["id"].as_str().expect("id").to_owned();
                 assert!(ids.contains(&id), "answer from an unknown server {id}");
-                assert!(answered.insert(id.clone()), "{id} answered {endpoint} twice");
+                assert!(
+                    answered.insert(id.clone()),
+                    "{id} answered {endpoint} twice"
+                );
                 if endpoint.ends_with("PING") {
                     assert_eq!(answer["statsz"]["active_servers"], 3);
                 } else {
                     assert_eq!(answer["data"]["server_id"], id.as_str());
                 }
             }
+        }
+    }
+}
+
+/// The metadata keys of `config` in a JetStream answer, with `_nats.req.level`'s value.
+fn versioning(answer: &Value) -> (BTreeSet<String>, Value) {
+    let metadata = &answer["config"]["metadata"];
+    let keys = metadata
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    (keys, metadata["_nats.req.level"].clone())
+}
+
+fn keys(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// nats-server's `_nats.*` metadata (ADR-44): `_nats.req.level` stored on create and
+/// update (what the asset's features need), `_nats.ver` and `_nats.level` added to the
+/// create / update / info answers only (never stored, so not in LIST), and a request
+/// whose `Nats-Required-Api-Level` is above the server's level refused with 10185 (a
+/// 412 status for direct gets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_versioning_metadata_as_nats_server() {
+    let reference = NatsServer::start(REFERENCE_CONFIG).expect("start nats-server");
+    let app = connect(&reference.url(), Some("app")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(agent_cmd(dir.path(), &[]));
+    let ours = agent_client(agent.client).await;
+    for (server, client) in [("nats-server", &app), ("infinistream", &ours)] {
+        let created = request(client,
+            "$JS.API.STREAM.CREATE.VER",
+            r#"{"name":"VER","subjects":["ver.>"],"allow_direct":true,"metadata":{"app":"x","_nats.level":"99"}}"#,
+        )
+        .await;
+        let answered = keys(&["_nats.level", "_nats.req.level", "_nats.ver", "app"]);
+        assert_eq!(
+            versioning(&created),
+            (answered.clone(), "0".into()),
+            "{server} create"
+        );
+        let level = created["config"]["metadata"]["_nats.level"].clone();
+        // The same config again is the same stream (the level the client sent is not kept).
+        let again = request(
+            client,
+            "$JS.API.STREAM.CREATE.VER",
+            r#"{"name":"VER","subjects":["ver.>"],"allow_direct":true,"metadata":{"app":"x"}}"#,
+        )
+        .await;
+        assert!(again.get("error").is_none(), "{server}: {again}");
+        let info = request(client, "$JS.API.STREAM.INFO.VER", "").await;
+        assert_eq!(
+            versioning(&info),
+            (answered.clone(), "0".into()),
+            "{server} info"
+        );
+        let list = request(client, "$JS.API.STREAM.LIST", "{}").await;
+        let listed = &list["streams"][0];
+        assert_eq!(
+            versioning(listed),
+            (keys(&["_nats.req.level", "app"]), "0".into()),
+            "{server} list shows the stored metadata"
+        );
+        // Per-message TTL needs level 1.
+        let updated = request(
+            client,
+            "$JS.API.STREAM.UPDATE.VER",
+            r#"{"name":"VER","subjects":["ver.>"],"allow_direct":true,"allow_msg_ttl":true}"#,
+        )
+        .await;
+        assert_eq!(
+            versioning(&updated),
+            (
+                keys(&["_nats.level", "_nats.req.level", "_nats.ver"]),
+                "1".into()
+            ),
+            "{server} update"
+        );
+        let consumer = request(
+            client,
+            "$JS.API.CONSUMER.CREATE.VER.C",
+            r#"{"stream_name":"VER","config":{"durable_name":"C","ack_policy":"explicit"}}"#,
+        )
+        .await;
+        let consumer_keys = keys(&["_nats.level", "_nats.req.level", "_nats.ver"]);
+        assert_eq!(
+            versioning(&consumer),
+            (consumer_keys.clone(), "0".into()),
+            "{server} consumer create"
+        );
+        let cinfo = request(client, "$JS.API.CONSUMER.INFO.VER.C", "").await;
+        assert_eq!(versioning(&cinfo), (consumer_keys, "0".into()));
+        let clist = request(client, "$JS.API.CONSUMER.LIST.VER", "{}").await;
+        assert_eq!(
+            versioning(&clist["consumers"][0]),
+            (keys(&["_nats.req.level"]), "0".into()),
+            "{server} consumer list"
+        );
+        // Required API level above the server's: refused.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Required-Api-Level", "99");
+        let refused = client
+            .request_with_headers("$JS.API.STREAM.INFO.VER", headers.clone(), "".into())
+            .await
+            .expect("answer");
+        let refused: Value = serde_json::from_slice(&refused.payload).expect("json");
+        assert_eq!(refused["error"]["err_code"], 10185, "{server}: {refused}");
+        assert_eq!(refused["error"]["code"], 412);
+        let direct = client
+            .request_with_headers("$JS.API.DIRECT.GET.VER.ver.a", headers, "".into())
+            .await
+            .expect("answer");
+        assert_eq!(
+            direct.status.map(|s| s.as_u16()),
+            Some(412),
+            "{server}: direct get status"
+        );
+        // At or below the server's level: served.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Required-Api-Level", level.as_str().expect("level"));
+        let served = client
+            .request_with_headers("$JS.API.STREAM.INFO.VER", headers, "".into())
+            .await
+            .expect("answer");
+        let served: Value = serde_json::from_slice(&served.payload).expect("json");
+        assert!(served.get("error").is_none(), "{server}: {served}");
+        if server == "infinistream" {
+            assert_eq!(level, "1", "the API level InfiniStream implements");
+            let account = request(client, "$JS.API.INFO", "").await;
+            assert_eq!(account["api"]["level"], 1);
         }
     }
 }

@@ -376,7 +376,10 @@ async fn cluster_visible_internal_subscribers_hear_every_peers_clients_once() {
             got.push(String::from_utf8_lossy(&next(&mut answers).await.payload).into_owned());
         }
         got.sort_unstable();
-        let want: Vec<String> = ["a", "b", "c"].iter().map(|n| format!("{n}:{round}")).collect();
+        let want: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|n| format!("{n}:{round}"))
+            .collect();
         assert_eq!(got, want, "one answer per broker");
     }
     assert!(

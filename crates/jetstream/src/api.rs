@@ -32,9 +32,8 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    versioning,
     API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
-    render_error, render_ok,
+    render_error, render_ok, versioning,
 };
 use infinistream_types::SharedClock;
 use tokio_util::sync::CancellationToken;
@@ -245,37 +244,37 @@ impl ApiServer {
             Some(required_level_refusal(&route, kind))
         } else {
             match owner(&route) {
-            Owner::Admin => Some(
-                admin(
-                    self.ctx.clone(),
-                    self.stats.clone(),
-                    route.clone(),
-                    msg.payload.clone(),
-                )
-                .await,
-            ),
-            Owner::Reads => match &self.reads {
-                Some(handler) => handler.handle(route, msg).await,
-                None => Some(Reply::json(render_error(
-                    kind,
-                    &role_missing("proxy-consume", "message reads"),
-                ))),
-            },
-            Owner::Consumers => match &self.consumers {
-                Some(handler) => handler.handle(route, msg).await,
-                None => Some(Reply::json(render_error(
-                    kind,
-                    &role_missing("proxy-consume", "consumers"),
-                ))),
-            },
-            Owner::Unsupported => Some(Reply::json(render_error(
-                kind,
-                &ApiError::new(
-                    400,
-                    10003,
-                    "this JetStream API request is not supported by InfiniStream yet",
+                Owner::Admin => Some(
+                    admin(
+                        self.ctx.clone(),
+                        self.stats.clone(),
+                        route.clone(),
+                        msg.payload.clone(),
+                    )
+                    .await,
                 ),
-            ))),
+                Owner::Reads => match &self.reads {
+                    Some(handler) => handler.handle(route, msg).await,
+                    None => Some(Reply::json(render_error(
+                        kind,
+                        &role_missing("proxy-consume", "message reads"),
+                    ))),
+                },
+                Owner::Consumers => match &self.consumers {
+                    Some(handler) => handler.handle(route, msg).await,
+                    None => Some(Reply::json(render_error(
+                        kind,
+                        &role_missing("proxy-consume", "consumers"),
+                    ))),
+                },
+                Owner::Unsupported => Some(Reply::json(render_error(
+                    kind,
+                    &ApiError::new(
+                        400,
+                        10003,
+                        "this JetStream API request is not supported by InfiniStream yet",
+                    ),
+                ))),
             }
         };
         if let Some(reply) = reply {

@@ -216,8 +216,7 @@ impl SysApi {
                     Ok(opts) => opts,
                     Err(e) => return self.envelope::<Connz>(Err(e)),
                 };
-                let (offset, limit) =
-                    opts.page(infinistream_broker::monitor::DEFAULT_CONNZ_LIMIT);
+                let (offset, limit) = opts.page(infinistream_broker::monitor::DEFAULT_CONNZ_LIMIT);
                 self.filtered(&opts.filter, async {
                     Ok(self.broker().connz_page(offset, limit))
                 })

@@ -16,10 +16,10 @@ use infinistream_protocol::jsapi::consumer::{
     ConsumerInfo, ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse,
     ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy,
 };
-use infinistream_protocol::jsapi::versioning;
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
 use infinistream_protocol::jsapi::subjects::{ApiRoute, ConsumerCreateRoute};
+use infinistream_protocol::jsapi::versioning;
 use infinistream_protocol::jsapi::{
     ApiError, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request, render_error, render_ok,
 };
