@@ -508,7 +508,8 @@ mod tests {
 
     #[test]
     fn options_and_errors() {
-        let bad = parse_options::<ConnzEventOptions>(br#"{"offset":"x"}"#).unwrap_err();
+        let bad =
+            parse_options::<ConnzEventOptions>(br#"{"offset":"x"}"#).expect_err("a string offset");
         assert_eq!(bad.code, 400);
         assert!(parse_options::<FilterOnly>(b"{bad").is_err());
         let c: ConnzEventOptions = parse_options(br#"{"offset":2,"limit":0}"#).expect("connz");
