@@ -21,7 +21,7 @@ const NATS_SERVER_JSZ: &str =
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{http_get, remote_agent_cmd, start_agent};
+use procs::{http_get, key_paths, remote_agent_cmd, start_agent};
 
 /// Bound for "this should happen"; never a timing assertion.
 const EVENTUALLY: Duration = Duration::from_secs(30);
@@ -30,25 +30,6 @@ async fn jsz(addr: SocketAddr, query: &str) -> Value {
     let (status, body) = http_get(addr, &format!("/jsz{query}")).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
-}
-
-/// Every key path in `v` (`account_details.stream_detail.state.messages`).
-fn key_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                out.insert(path.clone());
-                key_paths(v, &path, out);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| key_paths(i, prefix, out)),
-        _ => {}
-    }
 }
 
 /// One `$JS.API` request; counts it in `sent`.
@@ -293,9 +274,7 @@ async fn cluster_jsz_matches_stream_and_consumer_info() {
             .collect::<String>(),
     )
     .unwrap();
-    let (mut ours_keys, mut theirs_keys) = (Default::default(), Default::default());
-    key_paths(&ours, "", &mut ours_keys);
-    key_paths(&theirs, "", &mut theirs_keys);
+    let (ours_keys, theirs_keys) = (key_paths(&ours), key_paths(&theirs));
     let missing: Vec<&String> = theirs_keys.difference(&ours_keys).collect();
     let extra: Vec<&String> = ours_keys.difference(&theirs_keys).collect();
     // Left out on purpose: no local store dir or fsync interval, no strict mode or

@@ -39,6 +39,15 @@ fn link(a: &(&str, &Broker), b: &(&str, &Broker)) -> Link {
     Link { pumps }
 }
 
+/// Links three brokers into a full mesh, as the agents' route mesh does.
+fn full_mesh(a: &TestBroker, b: &TestBroker, c: &TestBroker) -> [Link; 3] {
+    [
+        link(&("a", &a.broker), &("b", &b.broker)),
+        link(&("a", &a.broker), &("c", &c.broker)),
+        link(&("b", &b.broker), &("c", &c.broker)),
+    ]
+}
+
 fn pump_shared(from: std::sync::Arc<Peer>, to: std::sync::Arc<Peer>) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(batch) = from.next_batch(1 << 20).await {
@@ -163,11 +172,7 @@ async fn request_reply_crosses_agents_and_no_responders_follows_interest() {
 async fn queue_groups_prefer_local_members_and_deliver_once_across_agents() {
     let tbs = brokers(3).await;
     let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
-    let _links = [
-        link(&("a", &a.broker), &("b", &b.broker)),
-        link(&("a", &a.broker), &("c", &c.broker)),
-        link(&("b", &b.broker), &("c", &c.broker)),
-    ];
+    let _links = full_mesh(a, b, c);
     let on_a = a.client().await;
     let on_b = b.client().await;
     let mut members = Vec::new();
@@ -238,11 +243,7 @@ async fn queue_groups_prefer_local_members_and_deliver_once_across_agents() {
 async fn a_full_mesh_delivers_each_message_once_per_subscriber() {
     let tbs = brokers(3).await;
     let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
-    let _links = [
-        link(&("a", &a.broker), &("b", &b.broker)),
-        link(&("a", &a.broker), &("c", &c.broker)),
-        link(&("b", &b.broker), &("c", &c.broker)),
-    ];
+    let _links = full_mesh(a, b, c);
     let clients = [a.client().await, b.client().await, c.client().await];
     let mut subs = Vec::new();
     for cl in &clients {
@@ -325,11 +326,7 @@ async fn internal_subscribers_are_neither_announced_nor_fed_by_peers() {
 async fn cluster_visible_internal_subscribers_hear_every_peers_clients_once() {
     let tbs = brokers(3).await;
     let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
-    let _links = [
-        link(&("a", &a.broker), &("b", &b.broker)),
-        link(&("a", &a.broker), &("c", &c.broker)),
-        link(&("b", &b.broker), &("c", &c.broker)),
-    ];
+    let _links = full_mesh(a, b, c);
     let mut responders = Vec::new();
     for (name, tb) in [("a", a), ("b", b), ("c", c)] {
         let mut sub = tb
