@@ -32,7 +32,7 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
+    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, codes, parse_request,
     render_error, render_ok, versioning,
 };
 use infinistream_types::SharedClock;
@@ -436,7 +436,19 @@ async fn create(
     let request: StreamConfigRequest = parse_request(payload)?;
     let mut config = request.config.check_create(name, request.pedantic)?;
     config.set_static_metadata();
-    let info = store_config(ctx, config, Store::Create).await?;
+    let info = match store_config(ctx, config.clone(), Store::Create).await {
+        // A stream stored before `_nats.req.level` was stamped is the same stream when
+        // only that differs (nats-server's `copyStreamMetadata`): answer it as created.
+        Err(e) if e.err_code == codes::STREAM_NAME_EXIST.err_code => {
+            let current = fetch_info(ctx, name, false).await?;
+            let existing = convert::stream_info(&current, now(ctx))?;
+            if !existing.config.same_apart_from_required_level(&config) {
+                return Err(e);
+            }
+            existing
+        }
+        result => result?,
+    };
     Ok(StreamCreateResponse {
         info: answered(ctx, info),
         ..StreamCreateResponse::default()

@@ -19,7 +19,6 @@ use infinistream_protocol::jsapi::consumer::{
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
 use infinistream_protocol::jsapi::subjects::{ApiRoute, ConsumerCreateRoute};
-use infinistream_protocol::jsapi::versioning;
 use infinistream_protocol::jsapi::{
     ApiError, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request, render_error, render_ok,
 };
@@ -158,18 +157,6 @@ fn answered(engine: &Engine, mut info: ConsumerInfo) -> ConsumerInfo {
     info
 }
 
-/// The same consumer config, ignoring the stored `_nats.req.level` (a consumer stored
-/// before InfiniStream stamped it is still the same consumer, as nats-server's
-/// `copyConsumerMetadata` makes it).
-fn same_config(stored: &ConsumerConfig, requested: &ConsumerConfig) -> bool {
-    let strip = |c: &ConsumerConfig| {
-        let mut c = c.clone();
-        c.metadata.remove(versioning::REQUIRED_LEVEL_KEY);
-        c
-    };
-    strip(stored) == strip(requested)
-}
-
 /// Answers one admin route.
 pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]) -> Reply {
     let kind = route.response_type().unwrap_or(types::SYSTEM);
@@ -251,7 +238,7 @@ async fn create(
         Err(e) => return Err(e),
     };
     if let Some(stored) = existing {
-        if same_config(&stored.config, &cfg) {
+        if stored.config.same_apart_from_required_level(&cfg) {
             let info = info_of(engine, &stream, stored.clone());
             engine.install(&stream, &cfg.name, stored.config, stored.created_unix_nanos);
             return Ok(info);
