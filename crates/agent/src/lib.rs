@@ -92,9 +92,9 @@ impl AgentHandle {
     ) -> anyhow::Result<Self> {
         // Settings read from files (TLS) first: a bad one stops the agent before it
         // touches the control plane or the bucket.
-        let broker_config = broker_config(&config)?;
-        let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
         let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
+        let broker_config = broker_config(&config, &id)?;
+        let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(
             version = version(),
             agent_id = %id,
@@ -261,13 +261,25 @@ impl AgentHandle {
             )
             .with_consumers(consumers.into_route_handler())
         } else {
-            api.with_reads(routing::ConsumeRefusal::reads(broker.clone()))
-                .with_consumers(routing::ConsumeRefusal::consumers(broker.clone()))
+            // Reads and consumers go to proxy-consume peers (the API's default), and so
+            // do the acks and flow-control replies of this agent's clients.
+            supervisor.spawn(
+                "consumer-replies-forward",
+                infinistream_jetstream::forward::forward_consumer_replies(
+                    broker.clone(),
+                    shutdown.clone(),
+                ),
+            );
+            api
         };
         if !config.roles.contains(&Role::ProxyProduce) {
             supervisor.spawn(
-                "produce-refusal",
-                routing::refuse_produce(broker.clone(), catalog.clone(), shutdown.clone()),
+                "publish-forward",
+                infinistream_jetstream::forward::forward_publishes(
+                    broker.clone(),
+                    catalog.clone(),
+                    shutdown.clone(),
+                ),
             );
         }
         let jsz_source = api.jsz_source();
@@ -323,6 +335,7 @@ impl AgentHandle {
 
         // The peer port: routes (core NATS subjects across agents) on every agent, the
         // zone cache on proxy-consume agents.
+        let refresh_view = Arc::new(tokio::sync::Notify::new());
         let peer_keys = GroupKeys::new([(group.clone(), peer_key.clone())])
             .context("invalid group id or key")?;
         let peer_auth = infinistream_control_plane::auth::ClientAuth::new(&group, &peer_key)
@@ -335,8 +348,13 @@ impl AgentHandle {
             .initial_stream_window_size(routes::ROUTE_STREAM_WINDOW)
             .initial_connection_window_size(routes::ROUTE_CONNECTION_WINDOW)
             .add_service(InterceptedService::new(
-                routes::RoutesService::new(broker.clone(), id.clone(), shutdown.clone())
-                    .into_server(),
+                routes::RoutesService::new(
+                    broker.clone(),
+                    id.clone(),
+                    refresh_view.clone(),
+                    shutdown.clone(),
+                )
+                .into_server(),
                 ServerAuth::new(peer_keys),
             ))
             .add_optional_service(zone_service);
@@ -356,7 +374,13 @@ impl AgentHandle {
         mesh.update(&initial_agents);
         supervisor.spawn(
             "cluster-view",
-            routing::run_cluster_view(cp.clone(), broker.clone(), mesh, shutdown.clone()),
+            routing::run_cluster_view(
+                cp.clone(),
+                broker.clone(),
+                mesh,
+                refresh_view,
+                shutdown.clone(),
+            ),
         );
 
         let serve_broker = broker.clone();
@@ -583,7 +607,7 @@ impl Committer for CpCommitter {
     }
 }
 
-fn broker_config(config: &AgentConfig) -> anyhow::Result<BrokerConfig> {
+fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerConfig> {
     let tls = match &config.tls {
         None => None,
         Some(files) => {
@@ -617,7 +641,7 @@ fn broker_config(config: &AgentConfig) -> anyhow::Result<BrokerConfig> {
             ClientAuth::Token(token) => Auth::Token(token.clone()),
         }),
         jetstream: true,
-        roles: routing::local_roles(&config.roles, &config.zone),
+        roles: routing::local_roles(agent_id, &config.roles, &config.zone),
         tls,
         ..BrokerConfig::default()
     })

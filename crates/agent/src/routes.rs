@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use infinistream_broker::{Broker, Peer, PeerFrame, PeerMsg};
+use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg};
 use infinistream_control_plane::auth::ClientAuth;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
+use infinistream_proto::v1::route_msg::Internal;
 use infinistream_proto::v1::routes_client::RoutesClient;
 use infinistream_runtime::CancellationToken;
 use tonic::transport::Endpoint;
@@ -56,15 +57,23 @@ pub enum LinkError {
 pub struct RoutesService {
     broker: Broker,
     agent_id: String,
+    /// Wakes the registry refresh when a peer the cluster view does not list links.
+    refresh_view: Arc<tokio::sync::Notify>,
     /// Ends every accepted route (the peer port's graceful shutdown waits for them).
     shutdown: CancellationToken,
 }
 
 impl RoutesService {
-    pub fn new(broker: Broker, agent_id: String, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        broker: Broker,
+        agent_id: String,
+        refresh_view: Arc<tokio::sync::Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
         RoutesService {
             broker,
             agent_id,
+            refresh_view,
             shutdown,
         }
     }
@@ -104,6 +113,14 @@ impl v1::routes_server::Routes for RoutesService {
         let rest = frames(rest).map_err(|e| Status::invalid_argument(e.to_string()))?;
         peer.receive(rest);
         tracing::info!(parent: &span, peer = %peer_id, "route from peer agent {peer_id} up");
+        let listed = self
+            .broker
+            .cluster()
+            .is_some_and(|view| view.agents().iter().any(|a| a.agent_id == peer_id));
+        if !listed {
+            // A new agent: learn its roles now, not at the next periodic refresh.
+            self.refresh_view.notify_one();
+        }
         let reader = peer.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(tracing::Instrument::instrument(
@@ -334,7 +351,18 @@ fn frames(frames: Vec<v1::RouteFrame>) -> Result<Vec<PeerFrame>, LinkError> {
                 add: i.add,
             }),
             Some(Kind::Msg(m)) => Ok(PeerFrame::Msg(PeerMsg {
+                internal: match m.internal {
+                    None => None,
+                    Some(Internal::Handlers(_)) => Some(InternalTarget::Handlers),
+                    Some(Internal::CaptureStream(stream)) if !stream.is_empty() => {
+                        Some(InternalTarget::Capture(stream.into()))
+                    }
+                    Some(Internal::CaptureStream(_)) => {
+                        return Err(LinkError::Malformed("a capture forward without a stream"));
+                    }
+                },
                 subject: m.subject,
+                deliver: m.deliver,
                 reply: m.reply,
                 headers: m.headers,
                 payload: m.payload,
@@ -364,11 +392,18 @@ fn to_proto(frames: Vec<PeerFrame>) -> v1::RouteBatch {
                     }),
                     PeerFrame::Msg(m) => Kind::Msg(v1::RouteMsg {
                         subject: m.subject,
+                        deliver: m.deliver,
                         reply: m.reply,
                         headers: m.headers,
                         payload: m.payload,
                         plain: m.plain,
                         queues: m.queues,
+                        internal: m.internal.map(|target| match target {
+                            InternalTarget::Handlers => Internal::Handlers(v1::InternalHandlers {}),
+                            InternalTarget::Capture(stream) => {
+                                Internal::CaptureStream(stream.to_string())
+                            }
+                        }),
                     }),
                 }),
             })
@@ -391,19 +426,43 @@ mod tests {
             },
             PeerFrame::Msg(PeerMsg {
                 subject: Bytes::from_static(b"orders.new"),
+                deliver: Some(Bytes::from_static(b"_INBOX.deliver")),
                 reply: Some(Bytes::from_static(b"_INBOX.x")),
                 headers: Some(Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n")),
                 payload: Bytes::from_static(b"hello"),
                 plain: true,
                 queues: vec![Bytes::from_static(b"workers")],
+                internal: None,
             }),
             PeerFrame::Msg(PeerMsg {
                 subject: Bytes::from_static(b"a"),
+                deliver: None,
                 reply: None,
                 headers: None,
                 payload: Bytes::new(),
                 plain: false,
                 queues: Vec::new(),
+                internal: None,
+            }),
+            PeerFrame::Msg(PeerMsg {
+                subject: Bytes::from_static(b"$JS.API.CONSUMER.INFO.S.C"),
+                deliver: None,
+                reply: Some(Bytes::from_static(b"_INBOX.y")),
+                headers: None,
+                payload: Bytes::new(),
+                plain: false,
+                queues: Vec::new(),
+                internal: Some(InternalTarget::Handlers),
+            }),
+            PeerFrame::Msg(PeerMsg {
+                subject: Bytes::from_static(b"orders.new"),
+                deliver: None,
+                reply: None,
+                headers: None,
+                payload: Bytes::from_static(b"x"),
+                plain: false,
+                queues: Vec::new(),
+                internal: Some(InternalTarget::Capture("ORDERS".into())),
             }),
         ];
         let wire = to_proto(sent.clone());

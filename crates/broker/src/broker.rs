@@ -49,6 +49,8 @@ pub(crate) struct Stats {
     pub route_out_msgs: Counter,
     pub route_in_msgs: Counter,
     pub route_dropped: Counter,
+    pub forwarded_out: Counter,
+    pub forwarded_in: Counter,
 }
 
 impl Stats {
@@ -112,6 +114,16 @@ impl Stats {
             "Messages for a peer agent dropped because its link was over its pending limit",
             self.route_dropped.clone(),
         );
+        registry.register(
+            "forwarded_out",
+            "Requests and publishes forwarded to a peer agent that runs the role this agent does not",
+            self.forwarded_out.clone(),
+        );
+        registry.register(
+            "forwarded_in",
+            "Requests and publishes peer agents forwarded to this agent's role handlers",
+            self.forwarded_in.clone(),
+        );
     }
 }
 
@@ -136,6 +148,9 @@ pub(crate) struct Inner {
     pub cluster: RwLock<Option<Arc<ClusterView>>>,
     /// Links to the peer agents (see [`crate::peer`]). Lock order: `sublist`, then this.
     pub peers: RwLock<Vec<Arc<PeerLink>>>,
+    /// Where publishes forwarded by other agents for capture go (see
+    /// [`crate::forward`]); set while this agent runs the produce role.
+    pub captures: RwLock<Option<Arc<Subscription>>>,
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
@@ -229,6 +244,9 @@ pub(crate) struct RouteCtx {
     pub out_bytes: u64,
     /// Peers owed the message being routed (emptied at its end).
     pub forwards: Vec<Forward>,
+    /// The subject the routed messages were matched on when it is not their own (a
+    /// consumer's deliver subject, see [`Broker::deliver`]): a peer matches on it too.
+    pub deliver_subject: Option<Bytes>,
     rng: u64,
 }
 
@@ -299,6 +317,7 @@ impl Broker {
                 own_registry,
                 cluster: RwLock::new(None),
                 peers: RwLock::new(Vec::new()),
+                captures: RwLock::new(None),
             }),
         }
     }
@@ -410,10 +429,12 @@ impl Broker {
     /// message.
     pub fn deliveries(&self, deliver_subject: &str) -> Deliveries<'_> {
         let inner = &*self.inner;
+        let mut ctx = RouteCtx::new(random_seed());
+        ctx.deliver_subject = Some(Bytes::copy_from_slice(deliver_subject.as_bytes()));
         Deliveries {
             inner,
             result: inner.sublist.read().matches(deliver_subject.as_bytes()),
-            ctx: RouteCtx::new(random_seed()),
+            ctx,
             woken_at: 0,
         }
     }
@@ -474,11 +495,11 @@ impl Broker {
         sub.cluster_visible = cluster_visible;
         let sub = Arc::new(sub);
         self.inner.add_sub(sub.clone());
-        Ok(InternalSubscription {
+        Ok(InternalSubscription::new(
             rx,
             sub,
-            broker: Arc::downgrade(&self.inner),
-        })
+            Arc::downgrade(&self.inner),
+        ))
     }
 
     /// A number that changes whenever a subscription is added or removed (anyone
@@ -551,6 +572,14 @@ pub struct InternalSubscription {
 }
 
 impl InternalSubscription {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<InternalMsg>,
+        sub: Arc<Subscription>,
+        broker: Weak<Inner>,
+    ) -> Self {
+        InternalSubscription { rx, sub, broker }
+    }
+
     /// Next message; `None` once the broker is gone.
     pub async fn recv(&mut self) -> Option<InternalMsg> {
         self.rx.recv().await
@@ -689,11 +718,16 @@ impl Inner {
                 self,
                 PeerMsg {
                     subject: Bytes::copy_from_slice(msg.subject),
+                    deliver: ctx
+                        .deliver_subject
+                        .clone()
+                        .filter(|d| d[..] != *msg.subject),
                     reply: msg.reply.map(Bytes::copy_from_slice),
                     headers: msg.headers.cloned(),
                     payload: msg.payload.clone(),
                     plain: f.plain,
                     queues: f.queues,
+                    internal: None,
                 },
             );
         }
@@ -743,6 +777,7 @@ impl Inner {
                     headers: msg.headers.cloned(),
                     payload: msg.payload.clone(),
                     client_id: publisher.unwrap_or(0),
+                    capture_stream: None,
                 };
                 let bytes = (msg.payload.len() + msg.headers.map_or(0, Bytes::len)) as u64;
                 let delivered = match publisher {
@@ -878,7 +913,11 @@ impl InternalQueue {
         }
     }
 
-    fn deliver_from_server(self: &Arc<Self>, inner: &Inner, m: InternalMsg) -> Delivered {
+    pub(crate) fn deliver_from_server(
+        self: &Arc<Self>,
+        inner: &Inner,
+        m: InternalMsg,
+    ) -> Delivered {
         let mut backlog = self.backlog.lock();
         let m = if backlog.draining {
             m

@@ -412,6 +412,19 @@ struct Reader {
     /// Set by a `CONNECT` whose name asks for a role or zone another agent serves:
     /// where to send the client once its handshake `PING` is answered.
     redirect: Option<Vec<String>>,
+    /// What the handshake decided for async `INFO` updates, applied once the first
+    /// `PING` after `CONNECT` is answered: nats-server never sends an `INFO` between
+    /// `CONNECT` and the handshake's `PONG` (nats.go fails on it, nats.py stalls).
+    handshake: Option<Handshake>,
+}
+
+/// The `INFO` behaviour a `CONNECT` asked for, held until the handshake's `PONG`.
+#[derive(Debug)]
+struct Handshake {
+    /// The client accepts async `INFO` (`protocol` ≥ 1).
+    info_updates: bool,
+    /// A narrowed `connect_urls` to announce right after the `PONG`.
+    connect_urls: Option<Vec<String>>,
 }
 
 impl Reader {
@@ -434,6 +447,7 @@ impl Reader {
             no_responders: false,
             pings_out: 0,
             redirect: None,
+            handshake: None,
         }
     }
 
@@ -507,6 +521,7 @@ impl Reader {
                     break Err(self.redirect_now());
                 }
                 Ok(Some(ClientOp::Pub(p))) => {
+                    self.finish_handshake();
                     if !self.connected && self.inner.config.auth.is_some() {
                         self.client.send_err("Authorization Violation");
                         break Err("publish before connect");
@@ -523,11 +538,19 @@ impl Reader {
                     if self.redirect.is_some() && !ping && !matches!(op, ClientOp::Pong) {
                         break Err(self.redirect_now());
                     }
+                    let connect = matches!(op, ClientOp::Connect(_));
+                    if !connect && !ping {
+                        // A client that skips the handshake PING gets its updates now.
+                        self.finish_handshake();
+                    }
                     if let Err(reason) = self.handle(op) {
                         break Err(reason);
                     }
                     if ping && self.redirect.is_some() {
                         break Err(self.redirect_now());
+                    }
+                    if ping {
+                        self.finish_handshake();
                     }
                 }
                 Ok(None) => break Ok(()),
@@ -753,15 +776,28 @@ impl Reader {
         if self.verbose {
             self.client.enqueue_proto(server::OK);
         }
-        {
-            let mut routing = self.client.routing.lock();
-            routing.info_updates = c.protocol >= 1;
-            routing.request = request.clone();
-        }
+        self.client.routing.lock().request = request.clone();
+        self.handshake = Some(Handshake {
+            info_updates: c.protocol >= 1,
+            connect_urls: None,
+        });
         if !request.is_empty() {
             self.route_connection(&request);
         }
         Ok(())
+    }
+
+    /// Once the handshake's `PING` is answered (or the client moved on without one):
+    /// turns on async `INFO` updates and sends the narrowed `connect_urls` a routing
+    /// suffix asked for.
+    fn finish_handshake(&mut self) {
+        let Some(handshake) = self.handshake.take() else {
+            return;
+        };
+        self.client.routing.lock().info_updates = handshake.info_updates;
+        if let Some(urls) = handshake.connect_urls {
+            self.client.update_connect_urls(&self.inner, urls);
+        }
     }
 
     /// Points a connection whose name asked for a role or zone at the agents that
@@ -789,7 +825,9 @@ impl Reader {
                         "no live agent runs the requested role; keeping the connection (requests for the role are refused)"
                     );
                 }
-                self.client.update_connect_urls(&self.inner, urls);
+                if let Some(handshake) = &mut self.handshake {
+                    handshake.connect_urls = Some(urls);
+                }
             }
             Decision::Redirect { urls } => {
                 info!(

@@ -15,7 +15,8 @@
 //! - a message received from a peer goes to this agent's client subscriptions only: it
 //!   is never forwarded again (full mesh, one hop) and never handed to an internal
 //!   subscriber (the agent a client is connected to serves its JetStream requests,
-//!   stream publishes and acks);
+//!   stream publishes and acks) — except work the sender forwarded explicitly for a
+//!   role it does not run, which goes to internal handlers only ([`crate::forward`]);
 //! - interest and messages share one ordered queue per link, so a peer learns of a
 //!   requester's reply subscription before the request that names it.
 //!
@@ -61,6 +62,9 @@ pub enum PeerFrame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerMsg {
     pub subject: Bytes,
+    /// The subject to match subscriptions on when it is not `subject`: a consumer's
+    /// deliver subject (the message keeps the subject it was published on).
+    pub deliver: Option<Bytes>,
     pub reply: Option<Bytes>,
     /// Raw header block (`NATS/1.0\r\n...`).
     pub headers: Option<Bytes>,
@@ -69,6 +73,21 @@ pub struct PeerMsg {
     pub plain: bool,
     /// Deliver to one member of each of these queue groups.
     pub queues: Vec<Bytes>,
+    /// Work forwarded for a role the sender does not run: for this agent's internal
+    /// handlers, never its clients (`plain` and `queues` are then unused; see
+    /// [`crate::forward`]).
+    pub internal: Option<InternalTarget>,
+}
+
+/// Which of the receiver's internal handlers a forwarded message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InternalTarget {
+    /// The internal subscriptions matching its subject (JetStream API, acks, flow
+    /// control).
+    Handlers,
+    /// The produce role's capture, for stream `0` (the sender's catalog found the
+    /// subject captured by it; the receiver's catalog may not know the stream yet).
+    Capture(std::sync::Arc<str>),
 }
 
 impl PeerFrame {
@@ -79,10 +98,15 @@ impl PeerFrame {
             }
             PeerFrame::Msg(m) => {
                 m.subject.len()
+                    + m.deliver.as_ref().map_or(0, Bytes::len)
                     + m.reply.as_ref().map_or(0, Bytes::len)
                     + m.headers.as_ref().map_or(0, Bytes::len)
                     + m.payload.len()
                     + m.queues.iter().map(Bytes::len).sum::<usize>()
+                    + match &m.internal {
+                        Some(InternalTarget::Capture(stream)) => stream.len(),
+                        _ => 0,
+                    }
                     + 16
             }
         }
@@ -114,6 +138,10 @@ struct LinkQueue {
 }
 
 impl PeerLink {
+    pub(crate) fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -236,6 +264,9 @@ impl Peer {
                     queue,
                     add,
                 } => inner.peer_interest(&self.link, subject, queue, add),
+                PeerFrame::Msg(m) if m.internal.is_some() => {
+                    inner.deliver_forwarded(&mut ctx, &self.link.peer_id, &m);
+                }
                 PeerFrame::Msg(m) => inner.route_from_peer(&mut ctx, &m),
             }
         }
@@ -291,6 +322,12 @@ impl Broker {
     /// Whether a linked peer agent's clients subscribe to `subject`.
     pub fn has_peer_interest(&self, subject: &str) -> bool {
         self.any_subscription(subject, Subscription::is_route)
+    }
+
+    /// Whether anything here or on a linked peer agent subscribes to `subject` (a
+    /// request forwarded from another agent waits on its requester's interest there).
+    pub fn has_interest_anywhere(&self, subject: &str) -> bool {
+        self.any_subscription(subject, |_| true)
     }
 
     /// The peer agents linked now.
@@ -379,7 +416,10 @@ impl Inner {
     /// (clients' and cluster-visible internal ones).
     fn route_from_peer(&self, ctx: &mut RouteCtx, m: &PeerMsg) {
         self.stats.route_in_msgs.inc();
-        let result = self.sublist.read().matches(&m.subject);
+        let result = self
+            .sublist
+            .read()
+            .matches(m.deliver.as_ref().unwrap_or(&m.subject));
         let msg = Msg {
             subject: &m.subject,
             reply: m.reply.as_deref(),

@@ -137,10 +137,12 @@ pub struct AgentEndpoint {
     pub zone: String,
     pub produce: bool,
     pub consume: bool,
+    /// The agent's registry id: what its peer link is known by (empty when unknown).
+    pub agent_id: String,
 }
 
 impl AgentEndpoint {
-    fn runs(&self, target: Option<ProxyRole>) -> bool {
+    pub(crate) fn runs(&self, target: Option<ProxyRole>) -> bool {
         match target {
             Some(ProxyRole::Produce) => self.produce,
             Some(ProxyRole::Consume) => self.consume,
@@ -202,6 +204,8 @@ pub struct LocalRoles {
     pub produce: bool,
     pub consume: bool,
     pub zone: String,
+    /// This agent's registry id (how peers know it; empty for a standalone broker).
+    pub agent_id: String,
 }
 
 impl Default for LocalRoles {
@@ -211,6 +215,7 @@ impl Default for LocalRoles {
             produce: true,
             consume: true,
             zone: "default".to_owned(),
+            agent_id: String::new(),
         }
     }
 }
@@ -416,6 +421,7 @@ mod tests {
 
     fn agent(url: &str, zone: &str, produce: bool, consume: bool) -> AgentEndpoint {
         AgentEndpoint {
+            agent_id: String::new(),
             client_url: url.to_owned(),
             zone: zone.to_owned(),
             produce,
@@ -471,11 +477,13 @@ mod tests {
             produce: true,
             consume: false,
             zone: "a".into(),
+            agent_id: String::new(),
         };
         let consume_a = LocalRoles {
             produce: false,
             consume: true,
             zone: "a".into(),
+            agent_id: String::new(),
         };
         assert_eq!(
             decide(&produce_a, &v, &req(Some(ProxyRole::Consume), None)),

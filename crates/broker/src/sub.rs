@@ -20,6 +20,9 @@ pub struct InternalMsg {
     pub payload: Bytes,
     /// Connection id of the publisher; 0 when published from inside the server.
     pub client_id: u64,
+    /// For a publish another agent forwarded to be captured here (see
+    /// [`crate::forward`]): the stream that agent found capturing the subject.
+    pub capture_stream: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug)]

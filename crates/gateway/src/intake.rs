@@ -10,7 +10,9 @@
 //!
 //! The subscriptions follow the catalog: when a stream appears, changes subjects or
 //! goes away, the subscriptions follow (`serve_stream_subjects`). A core subscriber on the same subject still gets
-//! every message, as with nats-server.
+//! every message, as with nats-server. Publishes that agents without the produce role
+//! forward here arrive on one more subscription ([`Broker::subscribe_captures`]) naming
+//! their stream, and take the same path from there.
 
 use std::sync::Arc;
 
@@ -102,11 +104,47 @@ impl Intake {
         // One shared handle: a captured publish costs one reference count, not clones
         // of the batcher's sender and the ack sink.
         let sinks = Arc::new((batcher, acks));
-        let capture = move |stream: Arc<str>, msg: InternalMsg| {
+        let capture = {
             let sinks = sinks.clone();
-            async move { forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await }
+            move |stream: Arc<str>, msg: InternalMsg| {
+                let sinks = sinks.clone();
+                async move { forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await }
+            }
         };
-        serve_stream_subjects(broker, catalog, CAPTURE_CHANNEL, false, capture, shutdown).await
+        // Publishes other agents forward here (they do not run proxy-produce): each
+        // names the stream the forwarding agent found, as this agent's catalog may not
+        // list a just-created stream yet. One channel, in arrival order, so one
+        // forwarding agent's publishes to a stream keep their order.
+        let forwarded = match broker.subscribe_captures(CAPTURE_CHANNEL) {
+            Ok(mut subscription) => {
+                let shutdown = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    loop {
+                        let msg = tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            msg = subscription.recv() => match msg {
+                                Some(msg) => msg,
+                                None => return,
+                            },
+                        };
+                        let Some(stream) = msg.capture_stream.clone() else {
+                            continue;
+                        };
+                        forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await;
+                    }
+                }))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot take publishes forwarded by other agents");
+                None
+            }
+        };
+        let served =
+            serve_stream_subjects(broker, catalog, CAPTURE_CHANNEL, false, capture, shutdown).await;
+        if let Some(task) = forwarded {
+            task.abort();
+        }
+        served
     }
 }
 
@@ -258,6 +296,7 @@ mod tests {
             headers: Some(map.to_bytes()),
             payload: Bytes::from_static(b"x"),
             client_id: 1,
+            capture_stream: None,
         };
         let record = record_from(&Arc::from("ORDERS"), msg).expect("valid");
         assert_eq!(record.meta.msg_id.as_deref(), Some("abc"));
@@ -277,6 +316,7 @@ mod tests {
             headers: Some(map.to_bytes()),
             payload: Bytes::new(),
             client_id: 1,
+            capture_stream: None,
         };
         let err = record_from(&Arc::from("S"), msg).expect_err("invalid rollup");
         assert!(

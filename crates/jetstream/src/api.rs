@@ -7,8 +7,8 @@
 //! - account info and stream administration (create, update, info, delete, names,
 //!   list, purge, message delete) are handled here, against the control plane;
 //! - message reads (`STREAM.MSG.GET`, `DIRECT.GET`) and consumers go to the handlers
-//!   the roles register ([`RouteHandler`]); an agent that does not run the role answers
-//!   with an error saying which role to target.
+//!   the roles register ([`RouteHandler`]); an agent that does not run the role
+//!   forwards them to a peer agent that does ([`crate::forward`]).
 //!
 //! Replies use nats-server's JSON shapes, `type` strings and error codes.
 
@@ -41,6 +41,7 @@ use tracing::Instrument;
 
 use crate::catalog::StreamCatalog;
 use crate::convert;
+use crate::forward::ConsumeForwarder;
 
 /// A reply to an API request: optional NATS headers and the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,17 +118,14 @@ pub struct ApiContext {
 /// The `$JS.API.>` responder.
 pub struct ApiServer {
     ctx: ApiContext,
-    reads: Option<Arc<dyn RouteHandler>>,
-    consumers: Option<Arc<dyn RouteHandler>>,
+    reads: Arc<dyn RouteHandler>,
+    consumers: Arc<dyn RouteHandler>,
     stats: Arc<ApiCounters>,
 }
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer")
-            .field("reads", &self.reads.is_some())
-            .field("consumers", &self.consumers.is_some())
-            .finish()
+        f.debug_struct("ApiServer").finish_non_exhaustive()
     }
 }
 
@@ -139,24 +137,26 @@ pub(crate) struct ApiCounters {
 }
 
 impl ApiServer {
+    /// An API server whose reads and consumers are forwarded to proxy-consume peers
+    /// until [`ApiServer::with_reads`] and [`ApiServer::with_consumers`] serve them here.
     pub fn new(ctx: ApiContext) -> Self {
         ApiServer {
+            reads: ConsumeForwarder::reads(ctx.broker.clone()),
+            consumers: ConsumeForwarder::consumers(ctx.broker.clone()),
             ctx,
-            reads: None,
-            consumers: None,
             stats: Arc::new(ApiCounters::default()),
         }
     }
 
     /// Serves `STREAM.MSG.GET` and `DIRECT.GET` with `handler` (the proxy-consume role).
     pub fn with_reads(mut self, handler: Arc<dyn RouteHandler>) -> Self {
-        self.reads = Some(handler);
+        self.reads = handler;
         self
     }
 
     /// Serves the consumer API with `handler` (the proxy-consume role).
     pub fn with_consumers(mut self, handler: Arc<dyn RouteHandler>) -> Self {
-        self.consumers = Some(handler);
+        self.consumers = handler;
         self
     }
 
@@ -253,20 +253,8 @@ impl ApiServer {
                     )
                     .await,
                 ),
-                Owner::Reads => match &self.reads {
-                    Some(handler) => handler.handle(route, msg).await,
-                    None => Some(Reply::json(render_error(
-                        kind,
-                        &role_missing("proxy-consume", "message reads"),
-                    ))),
-                },
-                Owner::Consumers => match &self.consumers {
-                    Some(handler) => handler.handle(route, msg).await,
-                    None => Some(Reply::json(render_error(
-                        kind,
-                        &role_missing("proxy-consume", "consumers"),
-                    ))),
-                },
+                Owner::Reads => self.reads.handle(route, msg).await,
+                Owner::Consumers => self.consumers.handle(route, msg).await,
                 Owner::Unsupported => Some(Reply::json(render_error(
                     kind,
                     &ApiError::new(
@@ -377,17 +365,6 @@ fn is_error_reply(payload: &[u8]) -> bool {
 
 fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The error an agent gives for a route whose role it does not run.
-pub fn role_missing(role: &str, what: &str) -> ApiError {
-    ApiError::new(
-        503,
-        10008,
-        format!(
-            "this InfiniStream agent does not run the {role} role ({what}); connect to an agent that does, e.g. with a connection name ending in `,infinistream_proxy_target={role}`"
-        ),
-    )
 }
 
 fn respond<T: serde::Serialize + ApiResponseType>(result: Result<T, ApiError>) -> Vec<u8> {

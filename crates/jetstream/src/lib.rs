@@ -4,12 +4,15 @@
 //!   reads and consumers plug in as [`api::RouteHandler`]s from the roles that serve them.
 //! - [`catalog`]: the agent's copy of the group's stream configs, kept fresh.
 //! - [`convert`]: JetStream wire types ↔ control-plane messages.
+//! - [`forward`]: requests for a role this agent does not run, forwarded to a peer
+//!   agent that runs it.
 //! - [`jsz`]: the `/jsz` monitoring document, from the control plane and the API counters.
 //! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
 
 pub mod api;
 pub mod catalog;
 pub mod convert;
+pub mod forward;
 pub mod jsz;
 pub mod sysapi;
 

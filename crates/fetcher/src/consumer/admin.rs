@@ -141,7 +141,9 @@ pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> 
     ConsumerInfo {
         num_waiting: rt.as_ref().map_or(0, |r| r.num_waiting()),
         push_bound: !stored.config.deliver_subject.is_empty()
-            && engine.broker.has_interest(&stored.config.deliver_subject),
+            && engine
+                .broker
+                .has_interest_anywhere(&stored.config.deliver_subject),
         timestamp: Timestamp::from_unix_nanos(now_nanos()),
         config: Some(stored.config),
         ..stored.info

@@ -229,7 +229,8 @@ impl Runtime {
             let max_waiting = usize::try_from(self.config.max_waiting).unwrap_or(0);
             if max_waiting > 0 && st.waiters.len() >= max_waiting {
                 st.waiters.retain(|w| {
-                    engine.broker.has_interest(&w.reply) && w.expires_at.is_none_or(|e| e > now)
+                    engine.broker.has_interest_anywhere(&w.reply)
+                        && w.expires_at.is_none_or(|e| e > now)
                 });
                 if st.waiters.len() >= max_waiting {
                     drop(st);
@@ -259,7 +260,8 @@ impl Runtime {
         let mut st = self.state.lock();
         let (last_c, last_s) = (st.last_consumer_seq, st.last_stream_seq);
         st.waiters.retain(|w| {
-            if !engine.broker.has_interest(&w.reply) {
+            // The requester may be connected to another agent that forwarded its request.
+            if !engine.broker.has_interest_anywhere(&w.reply) {
                 return false;
             }
             if w.expires_at.is_some_and(|e| e <= now) {
@@ -746,7 +748,7 @@ async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             return;
         }
         let now = Instant::now();
-        if !engine.broker.has_interest(&deliver) {
+        if !engine.broker.serves_push(&deliver, rt.stream.as_bytes()) {
             let since = *unbound_since.get_or_insert(now);
             if reap_if_inactive(engine, rt, since.elapsed()).await {
                 return;
@@ -918,7 +920,9 @@ pub(crate) async fn push_scanner(engine: Arc<Engine>) {
             for c in all {
                 if c.config.deliver_subject.is_empty()
                     || engine.running(&stream, &c.config.name).is_some()
-                    || !engine.broker.has_interest(&c.config.deliver_subject)
+                    || !engine
+                        .broker
+                        .serves_push(&c.config.deliver_subject, stream.as_bytes())
                 {
                     continue;
                 }
