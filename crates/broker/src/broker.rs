@@ -589,6 +589,14 @@ impl InternalSubscription {
         self.rx.try_recv().ok()
     }
 
+    /// Next message; `None` once the broker is gone or `shutdown` is cancelled.
+    pub async fn recv_until(&mut self, shutdown: &CancellationToken) -> Option<InternalMsg> {
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            msg = self.rx.recv() => msg,
+        }
+    }
+
     pub fn subject(&self) -> &[u8] {
         &self.sub.subject
     }

@@ -347,14 +347,7 @@ impl RunningSysApi {
             let api = self.api.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                loop {
-                    let msg = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        msg = subscription.recv() => match msg {
-                            Some(msg) => msg,
-                            None => return,
-                        },
-                    };
+                while let Some(msg) = subscription.recv_until(&shutdown).await {
                     // nats-server answers only requests (no reply: nothing to do).
                     let Some(reply) = msg.reply.clone() else {
                         continue;
