@@ -222,6 +222,18 @@ async fn system_api_answers_in_nats_server_shapes() {
             &app,
             with(&["data.num_connections", "data.connections.cid"]),
         ),
+        (
+            "$SYS.REQ.ACCOUNT.PING.STATZ",
+            "",
+            &app,
+            with(&[
+                "data.server_id",
+                "data.account_statz.acc",
+                "data.account_statz.conns",
+                "data.account_statz.num_subscriptions",
+                "data.account_statz.sent.msgs",
+            ]),
+        ),
         // A body that is not the endpoint's options: a 400 error envelope.
         (
             "$SYS.REQ.SERVER.PING.HEALTHZ",

@@ -11,6 +11,7 @@
 //! | `$SYS.REQ.SERVER.PING` (STATSZ), `$SYS.REQ.SERVER.PING.<ENDPOINT>` | every agent of the group, once |
 //! | `$SYS.REQ.SERVER.<server id>.<ENDPOINT>` | that agent, from a client on any agent |
 //! | `$SYS.REQ.ACCOUNT.PING.CONNZ`, `$SYS.REQ.ACCOUNT.<account>.CONNZ` | every agent, its own connections |
+//! | `$SYS.REQ.ACCOUNT.PING.STATZ`, `$SYS.REQ.ACCOUNT.<account>.STATZ` | every agent with connections in the account |
 //! | `$SYS.REQ.USER.INFO` | the agent the requester is connected to |
 //!
 //! Endpoints: VARZ, JSZ, CONNZ, HEALTHZ, STATSZ, IDZ. "Every agent" works through
@@ -38,10 +39,10 @@ use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription
 use infinistream_protocol::jsapi::jsz::{GLOBAL_ACCOUNT, JszLimits, JszOptions};
 use infinistream_protocol::jsapi::time::Timestamp;
 use infinistream_protocol::sysapi::{
-    ACCOUNT_CONNZ, ConnzEventOptions, DataStats, Endpoint, FLAG_JETSTREAM, FilterOnly,
-    HealthStatus, JetStreamVarz, JszEventOptions, SERVER_PING, ServerApiResponse, ServerId,
-    ServerInfo, ServerStats, ServerStatsMsg, SysApiError, SysRequest, USER_INFO, UserInfo,
-    parse_options,
+    ACCOUNT_CONNZ, ACCOUNT_STATZ, AccountStat, AccountStatz, AccountStatzEventOptions,
+    ConnzEventOptions, DataStats, Endpoint, FLAG_JETSTREAM, FilterOnly, HealthStatus,
+    JetStreamVarz, JszEventOptions, SERVER_PING, ServerApiResponse, ServerId, ServerInfo,
+    ServerStats, ServerStatsMsg, SysApiError, SysRequest, USER_INFO, UserInfo, parse_options,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +97,7 @@ impl SysApi {
         let mut subscriptions = vec![
             broker.subscribe_cluster_internal(SERVER_PING, None, CAPACITY)?,
             broker.subscribe_cluster_internal(ACCOUNT_CONNZ, None, CAPACITY)?,
+            broker.subscribe_cluster_internal(ACCOUNT_STATZ, None, CAPACITY)?,
             broker.subscribe_internal(USER_INFO, None, CAPACITY)?,
         ];
         for endpoint in Endpoint::ALL {
@@ -157,6 +159,19 @@ impl SysApi {
                     return None;
                 }
                 let data = self.account_connz(account, &opts);
+                encode(&ServerApiResponse::from_result(server, Ok(data)))
+            }
+            SysRequest::AccountStatz { account } => {
+                let opts = match parse_options::<AccountStatzEventOptions>(&msg.payload) {
+                    Ok(opts) => opts,
+                    Err(e) => return self.envelope::<AccountStatz>(Err(e)),
+                };
+                let server = self.server_info();
+                if !opts.filter.selects(&server) {
+                    return None;
+                }
+                // nats-server stays silent when no asked-for account is in use here.
+                let data = self.account_statz(account, &opts)?;
                 encode(&ServerApiResponse::from_result(server, Ok(data)))
             }
         }
@@ -325,6 +340,46 @@ impl SysApi {
             limit,
             connections: Vec::new(),
         }
+    }
+}
+
+impl SysApi {
+    /// `$G`'s counters when it is asked for (`account`, else the body's `accounts`,
+    /// else every account) and in use here (or `include_unused`). Every connection is
+    /// in `$G`; its traffic is the broker's.
+    fn account_statz(
+        &self,
+        account: Option<&str>,
+        opts: &AccountStatzEventOptions,
+    ) -> Option<AccountStatz> {
+        let asked = match account {
+            Some(a) => a == GLOBAL_ACCOUNT,
+            None => opts.accounts.is_empty() || opts.accounts.iter().any(|a| a == GLOBAL_ACCOUNT),
+        };
+        let connz = self.broker().connz_page(0, usize::MAX);
+        if !asked || (connz.total == 0 && !opts.include_unused) {
+            return None;
+        }
+        let varz = self.broker().varz();
+        Some(AccountStatz {
+            server_id: self.broker().server_id().to_owned(),
+            now: now(&self.ctx),
+            account_statz: vec![AccountStat {
+                acc: GLOBAL_ACCOUNT.to_owned(),
+                name: GLOBAL_ACCOUNT.to_owned(),
+                conns: connz.total,
+                leafnodes: 0,
+                total_conns: connz.total,
+                num_subscriptions: connz
+                    .connections
+                    .iter()
+                    .map(|c| c.subscriptions as u64)
+                    .sum(),
+                sent: DataStats::new(varz.out_msgs, varz.out_bytes),
+                received: DataStats::new(varz.in_msgs, varz.in_bytes),
+                slow_consumers: i64::try_from(varz.slow_consumers).unwrap_or(i64::MAX),
+            }],
+        })
     }
 }
 

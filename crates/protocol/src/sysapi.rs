@@ -22,6 +22,8 @@ pub const SERVER_PING: &str = "$SYS.REQ.SERVER.PING";
 pub const USER_INFO: &str = "$SYS.REQ.USER.INFO";
 /// Connections of an account (`PING` in the account position: the requester's).
 pub const ACCOUNT_CONNZ: &str = "$SYS.REQ.ACCOUNT.*.CONNZ";
+/// Statistics of an account (`PING` in the account position: every account in use).
+pub const ACCOUNT_STATZ: &str = "$SYS.REQ.ACCOUNT.*.STATZ";
 /// The account token that means "the requester's account, on every server".
 pub const ACCOUNT_PING: &str = "PING";
 
@@ -88,6 +90,9 @@ pub enum SysRequest<'a> {
     UserInfo,
     /// `$SYS.REQ.ACCOUNT.<account>.CONNZ`; `None` for `PING` (the requester's account).
     AccountConnz { account: Option<&'a str> },
+    /// `$SYS.REQ.ACCOUNT.<account>.STATZ`; `None` for `PING` (the accounts the body
+    /// names, else every account in use).
+    AccountStatz { account: Option<&'a str> },
 }
 
 impl<'a> SysRequest<'a> {
@@ -103,6 +108,9 @@ impl<'a> SysRequest<'a> {
             }
             ["USER", "INFO"] => Some(SysRequest::UserInfo),
             ["ACCOUNT", acc, "CONNZ"] if !acc.is_empty() => Some(SysRequest::AccountConnz {
+                account: (*acc != ACCOUNT_PING).then_some(*acc),
+            }),
+            ["ACCOUNT", acc, "STATZ"] if !acc.is_empty() => Some(SysRequest::AccountStatz {
                 account: (*acc != ACCOUNT_PING).then_some(*acc),
             }),
             _ => None,
@@ -265,6 +273,40 @@ pub struct UserInfo {
     pub account: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub account_name: String,
+}
+
+/// ACCOUNT STATZ data (`AccountStatz`): the accounts asked for that are in use here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountStatz {
+    pub server_id: String,
+    pub now: Timestamp,
+    pub account_statz: Vec<AccountStat>,
+}
+
+/// One account's counters on one server (`AccountStat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountStat {
+    pub acc: String,
+    pub name: String,
+    pub conns: usize,
+    pub leafnodes: usize,
+    pub total_conns: usize,
+    pub num_subscriptions: u64,
+    pub sent: DataStats,
+    pub received: DataStats,
+    pub slow_consumers: i64,
+}
+
+/// ACCOUNT STATZ options (`AccountStatzEventOptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountStatzEventOptions {
+    #[serde(flatten)]
+    pub filter: EventFilterOptions,
+    /// Only these accounts (empty: every account).
+    pub accounts: Vec<String>,
+    /// Also accounts without connections here (else a server without any stays silent).
+    pub include_unused: bool,
 }
 
 /// What nats-server shows as the user of a token-authenticated connection.
@@ -465,7 +507,11 @@ mod tests {
                 account: Some("$G")
             })
         );
-        assert_eq!(SysRequest::parse("$SYS.REQ.ACCOUNT.PING.STATZ"), None);
+        assert_eq!(
+            SysRequest::parse("$SYS.REQ.ACCOUNT.PING.STATZ"),
+            Some(SysRequest::AccountStatz { account: None })
+        );
+        assert_eq!(SysRequest::parse("$SYS.REQ.ACCOUNT.PING.SUBSZ"), None);
         assert_eq!(SysRequest::parse("$JS.API.INFO"), None);
         for ep in Endpoint::ALL {
             assert_eq!(
