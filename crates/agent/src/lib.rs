@@ -332,6 +332,9 @@ impl AgentHandle {
         }
         // Set once: nothing else fills the cell.
         let _ = jsz.set(api.jsz_source());
+        // The system API (`$SYS.REQ.*`): this agent answers as one server of the group.
+        let sys_api = api.sys_api(group.clone()).subscribe()?;
+        supervisor.spawn("system-api", sys_api.run(shutdown.clone()));
         let api = api.subscribe()?;
         supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
 
@@ -738,6 +741,8 @@ fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerC
     };
     Ok(BrokerConfig {
         server_name: config.server_name.clone(),
+        // The listen host, as nats-server reports it (`INFO`, `/varz`, `$SYS` answers).
+        host: config.host.clone(),
         max_payload: config.max_payload,
         max_pending: config.max_pending,
         auth: config.auth.as_ref().map(|auth| match auth {

@@ -448,6 +448,30 @@ impl Broker {
         queue: Option<&str>,
         capacity: usize,
     ) -> Result<InternalSubscription, BrokerError> {
+        self.subscribe_internal_with(subject, queue, capacity, false)
+    }
+
+    /// [`Broker::subscribe_internal`] for a service every agent of the group answers:
+    /// the subscription is announced to peer agents like a client's, so what a client
+    /// on any agent publishes on `subject` reaches it (once, forwarded by the
+    /// publisher's agent). Stream capture and the JetStream API stay local
+    /// (a publish must be captured once); the system API's PINGs are cluster-visible.
+    pub fn subscribe_cluster_internal(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        capacity: usize,
+    ) -> Result<InternalSubscription, BrokerError> {
+        self.subscribe_internal_with(subject, queue, capacity, true)
+    }
+
+    fn subscribe_internal_with(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        capacity: usize,
+        cluster_visible: bool,
+    ) -> Result<InternalSubscription, BrokerError> {
         if !subject::is_valid_subject(subject.as_bytes()) {
             return Err(BrokerError::InvalidSubject(subject.to_owned()));
         }
@@ -460,14 +484,16 @@ impl Broker {
             return Err(BrokerError::InvalidCapacity(capacity));
         }
         let (tx, rx) = mpsc::channel(capacity);
-        let sub = Arc::new(Subscription::new(
+        let mut sub = Subscription::new(
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
             Target::Internal {
                 queue: Arc::new(InternalQueue::new(tx, capacity)),
             },
-        ));
+        );
+        sub.cluster_visible = cluster_visible;
+        let sub = Arc::new(sub);
         self.inner.add_sub(sub.clone());
         Ok(InternalSubscription::new(
             rx,
@@ -561,6 +587,14 @@ impl InternalSubscription {
 
     pub fn try_recv(&mut self) -> Option<InternalMsg> {
         self.rx.try_recv().ok()
+    }
+
+    /// Next message; `None` once the broker is gone or `shutdown` is cancelled.
+    pub async fn recv_until(&mut self, shutdown: &CancellationToken) -> Option<InternalMsg> {
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            msg = self.rx.recv() => msg,
+        }
     }
 
     pub fn subject(&self) -> &[u8] {

@@ -67,6 +67,9 @@ pub(crate) struct ClientInfo {
     pub name: String,
     pub lang: String,
     pub version: String,
+    /// The user it authenticated as, as nats-server reports it: the user name,
+    /// `[REDACTED]` for a token, empty without authentication.
+    pub user: String,
 }
 
 #[derive(Debug)]
@@ -758,10 +761,16 @@ impl Reader {
         self.pedantic = c.pedantic;
         self.no_responders = c.no_responders;
         self.client.headers.store(c.headers, Ordering::Relaxed);
+        let user = match &self.inner.config.auth {
+            Some(Auth::UserPass { user, .. }) => user.clone(),
+            Some(Auth::Token(_)) => infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
+            None => String::new(),
+        };
         *self.client.info.lock() = ClientInfo {
             name: c.name.clone().unwrap_or_default(),
             lang: c.lang.clone(),
             version: c.version.clone(),
+            user,
         };
         debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
         if self.verbose {

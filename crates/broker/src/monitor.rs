@@ -192,6 +192,15 @@ impl Broker {
         }
     }
 
+    /// The user connection `cid` authenticated as (see `$SYS.REQ.USER.INFO`): the
+    /// user name, `[REDACTED]` for a token, empty without authentication; `None` when
+    /// no such connection is open.
+    pub fn connection_user(&self, cid: u64) -> Option<String> {
+        let client = self.inner.clients.lock().get(&cid).cloned()?;
+        let user = client.info.lock().user.clone();
+        Some(user)
+    }
+
     /// The broker's own counters in Prometheus text format.
     pub fn encode_metrics(&self) -> String {
         let mut out = String::new();

@@ -20,7 +20,10 @@
 //! - interest and messages share one ordered queue per link, so a peer learns of a
 //!   requester's reply subscription before the request that names it.
 //!
-//! Internal subscriptions are not announced, for the same reason. A link's queue is
+//! Internal subscriptions are not announced, for the same reason — except those made
+//! cluster-visible ([`Broker::subscribe_cluster_internal`]: services every agent
+//! answers, like the system API's PINGs), which are announced and fed like a client's
+//! (a peer's message reaches them once, from the publisher's agent). A link's queue is
 //! bounded in bytes: past [`PEER_PENDING_LIMIT`], messages for that peer are dropped and
 //! counted (a slow route, as nats-server drops for a slow consumer); interest frames are
 //! never dropped, so the peer's view of this agent's interest stays exact.
@@ -409,7 +412,8 @@ impl Inner {
         debug!(peer = %link.peer_id, "route to peer agent detached");
     }
 
-    /// Delivers a message a peer forwarded to this agent's client subscriptions.
+    /// Delivers a message a peer forwarded to this agent's announced subscriptions
+    /// (clients' and cluster-visible internal ones).
     fn route_from_peer(&self, ctx: &mut RouteCtx, m: &PeerMsg) {
         self.stats.route_in_msgs.inc();
         let result = self
@@ -423,7 +427,7 @@ impl Inner {
             payload: &m.payload,
         };
         if m.plain {
-            for sub in result.plain.iter().filter(|s| s.is_client()) {
+            for sub in result.plain.iter().filter(|s| s.is_announced()) {
                 self.deliver(ctx, sub, None, true, msg);
             }
         }
@@ -439,7 +443,7 @@ impl Inner {
             let start = (ctx.next_random() % n as u64) as usize;
             for i in 0..n {
                 let sub = &group[(start + i) % n];
-                if sub.is_client() && self.deliver(ctx, sub, None, true, msg) {
+                if sub.is_announced() && self.deliver(ctx, sub, None, true, msg) {
                     break;
                 }
             }

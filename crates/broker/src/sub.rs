@@ -51,6 +51,10 @@ pub(crate) struct Subscription {
     pub max: AtomicU64,
     pub delivered: AtomicU64,
     pub closed: AtomicBool,
+    /// An internal subscription the route mesh treats like a client's: announced to
+    /// peer agents and fed what their clients publish (see
+    /// [`crate::Broker::subscribe_cluster_internal`]).
+    pub cluster_visible: bool,
 }
 
 impl Subscription {
@@ -63,6 +67,7 @@ impl Subscription {
             max: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            cluster_visible: false,
         }
     }
 
@@ -80,6 +85,12 @@ impl Subscription {
     /// A client connection's subscription on this agent.
     pub fn is_client(&self) -> bool {
         matches!(self.target, Target::Client { .. })
+    }
+
+    /// Whether peer agents are told of this subscription and may feed it: client
+    /// subscriptions, and cluster-visible internal ones.
+    pub fn is_announced(&self) -> bool {
+        self.is_client() || self.cluster_visible
     }
 
     /// A peer agent's interest rather than a subscriber on this agent.

@@ -33,7 +33,7 @@ pub(crate) struct Sublist {
     literal: HashMap<Bytes, Vec<Arc<Subscription>>>,
     wildcard: Vec<Arc<Subscription>>,
     count: usize,
-    /// Client subscriptions per (subject, queue): what peers are told about.
+    /// Announced subscriptions per (subject, queue): what peers are told about.
     interest: ClientInterest,
 }
 
@@ -42,10 +42,11 @@ impl Sublist {
         self.count
     }
 
-    /// Adds `sub`; true when it is a client subscription on a (subject, queue) no other
-    /// client subscription had (peers are to be told).
+    /// Adds `sub`; true when it is an announced subscription (a client's, or a
+    /// cluster-visible internal one) on a (subject, queue) no other had (peers are to
+    /// be told).
     pub fn insert(&mut self, sub: Arc<Subscription>) -> bool {
-        let announce = sub.is_client() && self.interest.add(&sub);
+        let announce = sub.is_announced() && self.interest.add(&sub);
         if subject::is_literal(&sub.subject) {
             self.literal
                 .entry(sub.subject.clone())
@@ -58,16 +59,16 @@ impl Sublist {
         announce
     }
 
-    /// The (subject, queue) pairs client subscriptions cover now.
+    /// The (subject, queue) pairs announced subscriptions cover now.
     pub fn client_interest(&self) -> impl Iterator<Item = &(Bytes, Option<Bytes>)> {
         self.interest.keys()
     }
 
-    /// Removes `sub`; `(removed, last)`: `last` when it was the last client
+    /// Removes `sub`; `(removed, last)`: `last` when it was the last announced
     /// subscription on its (subject, queue) (peers are to be told).
     pub fn remove_announced(&mut self, sub: &Subscription) -> (bool, bool) {
         let removed = self.remove_entry(sub);
-        let last = removed && sub.is_client() && self.interest.remove(sub);
+        let last = removed && sub.is_announced() && self.interest.remove(sub);
         (removed, last)
     }
 

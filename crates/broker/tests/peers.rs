@@ -39,6 +39,15 @@ fn link(a: &(&str, &Broker), b: &(&str, &Broker)) -> Link {
     Link { pumps }
 }
 
+/// Links three brokers into a full mesh, as the agents' route mesh does.
+fn full_mesh(a: &TestBroker, b: &TestBroker, c: &TestBroker) -> [Link; 3] {
+    [
+        link(&("a", &a.broker), &("b", &b.broker)),
+        link(&("a", &a.broker), &("c", &c.broker)),
+        link(&("b", &b.broker), &("c", &c.broker)),
+    ]
+}
+
 fn pump_shared(from: std::sync::Arc<Peer>, to: std::sync::Arc<Peer>) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(batch) = from.next_batch(1 << 20).await {
@@ -163,11 +172,7 @@ async fn request_reply_crosses_agents_and_no_responders_follows_interest() {
 async fn queue_groups_prefer_local_members_and_deliver_once_across_agents() {
     let tbs = brokers(3).await;
     let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
-    let _links = [
-        link(&("a", &a.broker), &("b", &b.broker)),
-        link(&("a", &a.broker), &("c", &c.broker)),
-        link(&("b", &b.broker), &("c", &c.broker)),
-    ];
+    let _links = full_mesh(a, b, c);
     let on_a = a.client().await;
     let on_b = b.client().await;
     let mut members = Vec::new();
@@ -238,11 +243,7 @@ async fn queue_groups_prefer_local_members_and_deliver_once_across_agents() {
 async fn a_full_mesh_delivers_each_message_once_per_subscriber() {
     let tbs = brokers(3).await;
     let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
-    let _links = [
-        link(&("a", &a.broker), &("b", &b.broker)),
-        link(&("a", &a.broker), &("c", &c.broker)),
-        link(&("b", &b.broker), &("c", &c.broker)),
-    ];
+    let _links = full_mesh(a, b, c);
     let clients = [a.client().await, b.client().await, c.client().await];
     let mut subs = Vec::new();
     for cl in &clients {
@@ -315,6 +316,76 @@ async fn internal_subscribers_are_neither_announced_nor_fed_by_peers() {
         internal.try_recv().is_none(),
         "a peer's publish never reaches b's handlers"
     );
+}
+
+/// A cluster-visible internal subscription (the system API's PING responders) is
+/// announced and fed like a client's: a request from a client on any broker reaches the
+/// responder of every broker once, and each answer comes back; a plain internal
+/// subscription on the same subject still sees only its own broker's clients.
+#[tokio::test]
+async fn cluster_visible_internal_subscribers_hear_every_peers_clients_once() {
+    let tbs = brokers(3).await;
+    let (a, b, c) = (&tbs[0], &tbs[1], &tbs[2]);
+    let _links = full_mesh(a, b, c);
+    let mut responders = Vec::new();
+    for (name, tb) in [("a", a), ("b", b), ("c", c)] {
+        let mut sub = tb
+            .broker
+            .subscribe_cluster_internal("svc.ping", None, 16)
+            .expect("sub");
+        let broker = tb.broker.clone();
+        responders.push(tokio::spawn(async move {
+            while let Some(m) = sub.recv().await {
+                if let Some(reply) = m.reply {
+                    let body = format!("{name}:{}", String::from_utf8_lossy(&m.payload));
+                    broker.publish(&reply, None, None, body.into());
+                }
+            }
+        }));
+    }
+    let mut local_only = b
+        .broker
+        .subscribe_internal("svc.ping", None, 16)
+        .expect("sub");
+    for tb in [a, b, c] {
+        until("every peer's responder to be announced", || {
+            tb.broker.has_peer_interest("svc.ping")
+        })
+        .await;
+    }
+    let on_a = a.client().await;
+    let inbox = on_a.new_inbox();
+    let mut answers = on_a.subscribe(inbox.clone()).await.expect("sub");
+    on_a.flush().await.expect("flush");
+    until("a's reply interest to reach its peers", || {
+        b.broker.has_peer_interest(&inbox) && c.broker.has_peer_interest(&inbox)
+    })
+    .await;
+    // Round 2 is the barrier for round 1: each responder and each link is FIFO, so a
+    // second answer to round 1 would arrive before that broker's answer to round 2.
+    for round in ["1", "2"] {
+        on_a.publish_with_reply("svc.ping", inbox.clone(), round.into())
+            .await
+            .expect("pub");
+        on_a.flush().await.expect("flush");
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(String::from_utf8_lossy(&next(&mut answers).await.payload).into_owned());
+        }
+        got.sort_unstable();
+        let want: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|n| format!("{n}:{round}"))
+            .collect();
+        assert_eq!(got, want, "one answer per broker");
+    }
+    assert!(
+        local_only.try_recv().is_none(),
+        "a plain internal subscription is not fed by peers"
+    );
+    for r in responders {
+        r.abort();
+    }
 }
 
 #[tokio::test]

@@ -32,8 +32,8 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
-    render_error, render_ok,
+    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, codes, parse_request,
+    render_error, render_ok, versioning,
 };
 use infinistream_types::SharedClock;
 use tokio_util::sync::CancellationToken;
@@ -165,6 +165,12 @@ impl ApiServer {
         crate::jsz::JszSource::new(self.ctx.clone(), self.stats.clone())
     }
 
+    /// The system API responder (`$SYS.REQ.*`), answering for this agent as a member of
+    /// `cluster` (the agent group).
+    pub fn sys_api(&self, cluster: impl Into<String>) -> crate::sysapi::SysApi {
+        crate::sysapi::SysApi::new(self.ctx.clone(), self.jsz_source(), cluster.into())
+    }
+
     /// Subscribes to `$JS.API.>`; call [`RunningApi::run`] to serve.
     pub fn subscribe(self) -> Result<RunningApi, BrokerError> {
         let subscription = self
@@ -234,26 +240,30 @@ impl ApiServer {
             Err(_) => return,
         };
         let kind = route.response_type().unwrap_or(types::SYSTEM);
-        let reply = match owner(&route) {
-            Owner::Admin => Some(
-                admin(
-                    self.ctx.clone(),
-                    self.stats.clone(),
-                    route.clone(),
-                    msg.payload.clone(),
-                )
-                .await,
-            ),
-            Owner::Reads => self.reads.handle(route, msg).await,
-            Owner::Consumers => self.consumers.handle(route, msg).await,
-            Owner::Unsupported => Some(Reply::json(render_error(
-                kind,
-                &ApiError::new(
-                    400,
-                    10003,
-                    "this JetStream API request is not supported by InfiniStream yet",
+        let reply = if refuses_required_level(&msg) {
+            Some(required_level_refusal(&route, kind))
+        } else {
+            match owner(&route) {
+                Owner::Admin => Some(
+                    admin(
+                        self.ctx.clone(),
+                        self.stats.clone(),
+                        route.clone(),
+                        msg.payload.clone(),
+                    )
+                    .await,
                 ),
-            ))),
+                Owner::Reads => self.reads.handle(route, msg).await,
+                Owner::Consumers => self.consumers.handle(route, msg).await,
+                Owner::Unsupported => Some(Reply::json(render_error(
+                    kind,
+                    &ApiError::new(
+                        400,
+                        10003,
+                        "this JetStream API request is not supported by InfiniStream yet",
+                    ),
+                ))),
+            }
         };
         if let Some(reply) = reply {
             if is_error_reply(&reply.payload) {
@@ -263,6 +273,36 @@ impl ApiServer {
                 .broker
                 .publish(&reply_to, None, reply.headers, reply.payload);
         }
+    }
+}
+
+/// Whether the request's `Nats-Required-Api-Level` asks for more than [`API_LEVEL`]
+/// (or is not a number), as nats-server's `errorOnRequiredApiLevel`.
+fn refuses_required_level(msg: &InternalMsg) -> bool {
+    let Some(raw) = &msg.headers else {
+        return false;
+    };
+    let Ok(headers) = infinistream_protocol::HeaderMap::parse(raw) else {
+        return false;
+    };
+    versioning::refuses_required_api_level(
+        headers.get(infinistream_protocol::jsapi::msg::headers::REQUIRED_API_LEVEL),
+    )
+}
+
+/// nats-server's answer to a too-high required level: a `412` status for the routes
+/// answered with messages (direct get, pull requests), else the JSON error 10185.
+fn required_level_refusal(route: &ApiRoute, kind: &str) -> Reply {
+    match route {
+        ApiRoute::DirectGet(_)
+        | ApiRoute::DirectGetLastBySubject { .. }
+        | ApiRoute::ConsumerMsgNext { .. } => Reply {
+            headers: Some(Bytes::from_static(
+                b"NATS/1.0 412 Required Api Level\r\n\r\n",
+            )),
+            payload: Bytes::new(),
+        },
+        _ => Reply::json(render_error(kind, &ApiError::required_api_level())),
     }
 }
 
@@ -353,6 +393,17 @@ fn with_leader(ctx: &ApiContext, mut info: StreamInfo) -> StreamInfo {
     info
 }
 
+/// A stream info as create, update and info answer it: with the leader and, as
+/// nats-server adds to those answers (not to `STREAM.LIST`), the server's version and
+/// API level in the metadata (`_nats.ver`, `_nats.level`).
+fn answered(ctx: &ApiContext, info: StreamInfo) -> StreamInfo {
+    let mut info = with_leader(ctx, info);
+    info.config = info
+        .config
+        .with_dynamic_metadata(&ctx.broker.config().version);
+    info
+}
+
 async fn create(
     ctx: ApiContext,
     name: String,
@@ -360,10 +411,23 @@ async fn create(
 ) -> Result<StreamCreateResponse, ApiError> {
     let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
     let request: StreamConfigRequest = parse_request(payload)?;
-    let config = request.config.check_create(name, request.pedantic)?;
-    let info = store_config(ctx, config, Store::Create).await?;
+    let mut config = request.config.check_create(name, request.pedantic)?;
+    config.set_static_metadata();
+    let info = match store_config(ctx, config.clone(), Store::Create).await {
+        // A stream stored before `_nats.req.level` was stamped is the same stream when
+        // only that differs (nats-server's `copyStreamMetadata`): answer it as created.
+        Err(e) if e.err_code == codes::STREAM_NAME_EXIST.err_code => {
+            let current = fetch_info(ctx, name, false).await?;
+            let existing = convert::stream_info(&current, now(ctx))?;
+            if !existing.config.same_apart_from_required_level(&config) {
+                return Err(e);
+            }
+            existing
+        }
+        result => result?,
+    };
     Ok(StreamCreateResponse {
-        info: with_leader(ctx, info),
+        info: answered(ctx, info),
         ..StreamCreateResponse::default()
     })
 }
@@ -435,12 +499,13 @@ async fn update(
     let request: StreamConfigRequest = parse_request(payload)?;
     let current = fetch_info(ctx, name, false).await?;
     let old = convert::stream_info(&current, now(ctx))?.config;
-    let config = request
+    let mut config = request
         .config
         .check_update_request(name, &old, request.pedantic)?;
+    config.set_static_metadata();
     let info = store_config(ctx, config, Store::Update).await?;
     Ok(StreamUpdateResponse {
-        info: with_leader(ctx, info),
+        info: answered(ctx, info),
     })
 }
 
@@ -476,7 +541,7 @@ async fn info(
     }
     Ok(StreamInfoResponse {
         paged,
-        info: with_leader(ctx, info),
+        info: answered(ctx, info),
     })
 }
 

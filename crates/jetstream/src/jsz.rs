@@ -123,14 +123,7 @@ impl JszSource {
             server_id: ctx.broker.server_id().to_owned(),
             now,
             disabled: false,
-            config: JszConfig {
-                // No local memory or disk tier to bound: the bucket holds everything.
-                max_memory: -1,
-                max_storage: -1,
-                // A publish is acknowledged only once its batch is in the bucket.
-                sync_always: true,
-                ..JszConfig::default()
-            },
+            config: server_config(),
             limits: JszLimits::default(),
             streams: totals.streams,
             // Every agent answers for every stream (STREAM.INFO names it the leader).
@@ -182,6 +175,18 @@ impl JszSource {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+}
+
+/// The agent's JetStream configuration, as `/jsz`, VARZ and STATSZ show it.
+pub(crate) fn server_config() -> JszConfig {
+    JszConfig {
+        // No local memory or disk tier to bound: the bucket holds everything.
+        max_memory: -1,
+        max_storage: -1,
+        // A publish is acknowledged only once its batch is in the bucket.
+        sync_always: true,
+        ..JszConfig::default()
     }
 }
 

@@ -7,13 +7,16 @@
 //! - [`forward`]: requests for a role this agent does not run, forwarded to a peer
 //!   agent that runs it.
 //! - [`jsz`]: the `/jsz` monitoring document, from the control plane and the API counters.
+//! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
 
 pub mod api;
 pub mod catalog;
 pub mod convert;
 pub mod forward;
 pub mod jsz;
+pub mod sysapi;
 
 pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
 pub use catalog::{StreamCatalog, StreamEntry, serve_stream_subjects};
 pub use jsz::JszSource;
+pub use sysapi::{RunningSysApi, SysApi};

@@ -13,6 +13,7 @@
 //!   `-ERR`): hot-path encoders and a parser (for tests and tools).
 //! * [`subject`]: subject validation and wildcard matching.
 //! * [`headers`]: the `NATS/1.0` header block (status lines, multi-value keys).
+//! * [`sysapi`]: the system API (`$SYS.REQ.*`): subjects, request options, answer shapes.
 
 pub mod client;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod info;
 pub mod jsapi;
 pub mod server;
 pub mod subject;
+pub mod sysapi;
 
 pub use client::{ClientOp, ClientParser, Limits};
 pub use error::ProtocolError;

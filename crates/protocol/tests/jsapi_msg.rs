@@ -220,8 +220,19 @@ fn api_levels_and_metadata() {
     assert_eq!(c.required_api_level(), 0);
     c.priority_policy = PriorityPolicy::Overflow;
     assert_eq!(c.required_api_level(), 1);
+    let unstamped = c.clone();
     c.set_static_metadata();
     assert!(supports_required_api_level(&c.metadata));
+    // An asset stored before the level was stamped is the same asset.
+    assert!(c.same_apart_from_required_level(&unstamped));
+    let mut other = unstamped.clone();
+    other.metadata.insert("app".into(), "x".into());
+    assert!(!c.same_apart_from_required_level(&other));
+    let plain = StreamConfig::new("S", ["s"]);
+    let mut stamped = plain.clone();
+    stamped.set_static_metadata();
+    assert!(stamped.same_apart_from_required_level(&plain));
+    assert!(!stamped.same_apart_from_required_level(&s));
     assert!(!refuses_required_api_level(None));
     assert!(!refuses_required_api_level(Some("1")));
     assert!(refuses_required_api_level(Some("2")));

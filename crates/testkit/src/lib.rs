@@ -5,6 +5,7 @@
 
 pub mod etcd;
 pub mod metadata;
+pub mod nats;
 pub mod process;
 pub mod s3;
 pub mod tools;

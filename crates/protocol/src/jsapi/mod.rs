@@ -55,10 +55,12 @@ pub const NAMES_LIMIT: usize = 1024;
 pub const LIST_LIMIT: usize = 256;
 /// Most subject details a stream info reply holds (`JSMaxSubjectDetails`).
 pub const MAX_SUBJECT_DETAILS: usize = 100_000;
-/// The JetStream API level InfiniStream reports in `api.level` and checks
+/// The JetStream API level InfiniStream reports in `api.level` (account info, `/jsz`,
+/// the system API's VARZ and STATSZ), in `_nats.level`, and checks
 /// `Nats-Required-Api-Level` against. Level 1 is nats-server 2.11's (per-message TTL);
 /// level 2 (2.12) adds counters, atomic batches and schedules, which InfiniStream does
-/// not build yet, so claiming it would invite clients to rely on them.
+/// not build yet, so claiming it would invite clients to rely on them (nats-server
+/// 2.15 reports 5; docs/compatibility.md lists what each level adds).
 pub const API_LEVEL: u32 = 1;
 
 /// Whether `name` is a valid stream or consumer name (nats-server's `isValidAssetName`):

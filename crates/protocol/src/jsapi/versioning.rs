@@ -51,6 +51,17 @@ impl StreamConfig {
         add_dynamic(&mut cfg.metadata, version);
         cfg
     }
+
+    /// Equal but for `_nats.req.level`: an asset stored before the level was stamped
+    /// is still the same asset (nats-server's `copyStreamMetadata` before comparing).
+    pub fn same_apart_from_required_level(&self, other: &StreamConfig) -> bool {
+        let strip = |c: &StreamConfig| {
+            let mut c = c.clone();
+            c.metadata.remove(REQUIRED_LEVEL_KEY);
+            c
+        };
+        strip(self) == strip(other)
+    }
 }
 
 impl ConsumerConfig {
@@ -83,6 +94,16 @@ impl ConsumerConfig {
         let mut cfg = self.clone();
         add_dynamic(&mut cfg.metadata, version);
         cfg
+    }
+
+    /// Equal but for `_nats.req.level` (nats-server's `copyConsumerMetadata`).
+    pub fn same_apart_from_required_level(&self, other: &ConsumerConfig) -> bool {
+        let strip = |c: &ConsumerConfig| {
+            let mut c = c.clone();
+            c.metadata.remove(REQUIRED_LEVEL_KEY);
+            c
+        };
+        strip(self) == strip(other)
     }
 }
 
