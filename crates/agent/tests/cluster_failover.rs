@@ -39,7 +39,10 @@ struct Replica {
 }
 
 fn replica(etcd: &str) -> Replica {
-    replica_at(etcd, format!("127.0.0.1:{}", free_port().expect("free port")))
+    replica_at(
+        etcd,
+        format!("127.0.0.1:{}", free_port().expect("free port")),
+    )
 }
 
 fn replica_at(etcd: &str, address: String) -> Replica {
