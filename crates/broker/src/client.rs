@@ -412,11 +412,37 @@ struct Reader {
     /// Set by a `CONNECT` whose name asks for a role or zone another agent serves:
     /// where to send the client once its handshake `PING` is answered.
     redirect: Option<Vec<String>>,
+    /// Set once the lame-duck `INFO` of a redirect went out: the connection is served
+    /// until it can be closed without cutting off an answer (see [`LameDuck`]).
+    lame_duck: Option<LameDuck>,
     /// What the handshake decided for async `INFO` updates, applied once the first
     /// `PING` after `CONNECT` is answered: nats-server never sends an `INFO` between
     /// `CONNECT` and the handshake's `PONG` (nats.go fails on it, nats.py stalls).
     handshake: Option<Handshake>,
 }
+
+/// A redirected connection on its way out, as nats-server's lame-duck mode does it:
+/// the client was told where to go (`INFO` with `ldm: true` after the handshake's
+/// `PONG`) and is still served meanwhile — clients send their first requests as soon
+/// as the `PONG` arrives, and work for a role this agent does not run is forwarded —
+/// then closed at the first quiet moment: nothing received for [`LAME_DUCK_QUIET`],
+/// and every request it sent answered by at least one message, at least
+/// [`LAME_DUCK_GRACE`] after the `INFO`, and at the latest after [`LAME_DUCK_MAX`].
+/// The client then reconnects to one of the agents the `INFO` named.
+#[derive(Debug)]
+struct LameDuck {
+    since: tokio::time::Instant,
+    /// The client's outbound message count when it last published with a reply
+    /// subject: a request is answered once the count has moved past it.
+    out_at_last_request: Option<u64>,
+}
+
+/// Least time between the lame-duck `INFO` and the close.
+const LAME_DUCK_GRACE: Duration = Duration::from_millis(250);
+/// Time without anything received from the client that counts as quiet.
+const LAME_DUCK_QUIET: Duration = Duration::from_millis(100);
+/// Longest a redirected connection is served before it is closed anyway.
+const LAME_DUCK_MAX: Duration = Duration::from_secs(10);
 
 /// The `INFO` behaviour a `CONNECT` asked for, held until the handshake's `PONG`.
 #[derive(Debug)]
@@ -447,6 +473,7 @@ impl Reader {
             no_responders: false,
             pings_out: 0,
             redirect: None,
+            lame_duck: None,
             handshake: None,
         }
     }
@@ -466,8 +493,17 @@ impl Reader {
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut data_since_tick = false;
+        let mut last_read = tokio::time::Instant::now();
+        // After a lame-duck check that could not close yet: not again before this.
+        let mut next_check = tokio::time::Instant::now();
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
+            let close_check = self.lame_duck.as_ref().map(|ld| {
+                (ld.since + LAME_DUCK_GRACE)
+                    .max(last_read + LAME_DUCK_QUIET)
+                    .min(ld.since + LAME_DUCK_MAX)
+                    .max(next_check)
+            });
             if buf.capacity() - buf.len() < 4096 {
                 let want = self
                     .parser
@@ -495,11 +531,18 @@ impl Reader {
                     self.pings_out += 1;
                     self.client.enqueue_proto(server::PING);
                 }
+                () = sleep_until_or_never(close_check) => {
+                    if self.lame_duck_may_close(last_read) {
+                        return "redirected to an agent that serves the requested role";
+                    }
+                    next_check = tokio::time::Instant::now() + LAME_DUCK_QUIET / 4;
+                }
                 read = rd.read_buf(&mut buf) => match read {
                     Ok(0) => return "client closed",
                     Err(_) => return "read error",
                     Ok(_) => {
                         data_since_tick = true;
+                        last_read = tokio::time::Instant::now();
                         let outcome = self.process(&mut buf);
                         self.finish_batch(shutdown).await;
                         if let Err(reason) = outcome {
@@ -517,11 +560,12 @@ impl Reader {
         let mut in_bytes = 0u64;
         let result = loop {
             match self.parser.parse(buf) {
-                Ok(Some(ClientOp::Pub(_))) if self.redirect.is_some() => {
-                    break Err(self.redirect_now());
-                }
                 Ok(Some(ClientOp::Pub(p))) => {
-                    self.finish_handshake();
+                    if p.reply.is_some()
+                        && let Some(ld) = &mut self.lame_duck
+                    {
+                        ld.out_at_last_request = Some(self.client.out.lock().out_msgs);
+                    }
                     if !self.connected && self.inner.config.auth.is_some() {
                         self.client.send_err("Authorization Violation");
                         break Err("publish before connect");
@@ -535,21 +579,12 @@ impl Reader {
                 }
                 Ok(Some(op)) => {
                     let ping = matches!(op, ClientOp::Ping);
-                    if self.redirect.is_some() && !ping && !matches!(op, ClientOp::Pong) {
-                        break Err(self.redirect_now());
-                    }
-                    let connect = matches!(op, ClientOp::Connect(_));
-                    if !connect && !ping {
-                        // A client that skips the handshake PING gets its updates now.
-                        self.finish_handshake();
-                    }
                     if let Err(reason) = self.handle(op) {
                         break Err(reason);
                     }
-                    if ping && self.redirect.is_some() {
-                        break Err(self.redirect_now());
-                    }
                     if ping {
+                        // The handshake ends with the PONG to the first PING: only
+                        // then may an INFO follow (nats-server never sends one before).
                         self.finish_handshake();
                     }
                 }
@@ -794,6 +829,10 @@ impl Reader {
         let Some(handshake) = self.handshake.take() else {
             return;
         };
+        if self.redirect.is_some() {
+            self.start_lame_duck();
+            return;
+        }
         self.client.routing.lock().info_updates = handshake.info_updates;
         if let Some(urls) = handshake.connect_urls {
             self.client.update_connect_urls(&self.inner, urls);
@@ -841,16 +880,42 @@ impl Reader {
         }
     }
 
-    /// Sends the lame-duck `INFO` with the agents to use instead; the caller closes
-    /// the connection (after the queued output is flushed), as nats-server does to
-    /// the clients of a server in lame-duck mode.
-    fn redirect_now(&mut self) -> Reason {
+    /// Sends the lame-duck `INFO` with the agents to use instead and starts serving the
+    /// connection on its way out ([`LameDuck`]), as nats-server does for the clients of
+    /// a server in lame-duck mode.
+    fn start_lame_duck(&mut self) {
         let mut info = Broker::base_info(&self.inner);
         info.ldm = true;
         info.connect_urls = self.redirect.take().unwrap_or_default();
         let mut line = Vec::with_capacity(512);
         server::write_info(&mut line, &info);
         self.client.enqueue_proto(&line);
-        "redirected to an agent that serves the requested role"
+        self.lame_duck = Some(LameDuck {
+            since: tokio::time::Instant::now(),
+            out_at_last_request: None,
+        });
+    }
+
+    /// Whether a lame-duck connection may be closed now (see [`LameDuck`]).
+    fn lame_duck_may_close(&self, last_read: tokio::time::Instant) -> bool {
+        let Some(ld) = &self.lame_duck else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        if now >= ld.since + LAME_DUCK_MAX {
+            return true;
+        }
+        let answered = ld
+            .out_at_last_request
+            .is_none_or(|at| self.client.out.lock().out_msgs > at);
+        now >= ld.since + LAME_DUCK_GRACE && now >= last_read + LAME_DUCK_QUIET && answered
+    }
+}
+
+/// Sleeps until `at`, or forever when `None` (a disabled `select!` branch).
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

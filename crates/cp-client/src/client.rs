@@ -26,9 +26,24 @@ pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Bod
 /// A transport failure. A concrete type rather than `BoxError`: with `BoxError` as the
 /// service error, futures of the generated clients are not provably `Send` across
 /// `tokio::spawn` ("implementation of `From` is not general enough").
+///
+/// It carries an `Unavailable` status as its source, so a call that failed at the
+/// transport (the replica in use is gone: the failover moves on) reaches the caller as
+/// `Unavailable`, retryable like a replica's "no leader yet", rather than `Unknown`.
 #[derive(Debug, thiserror::Error)]
-#[error("control plane transport: {0}")]
-pub struct TransportError(pub(crate) String);
+#[error("control plane transport: {message}")]
+pub struct TransportError {
+    message: String,
+    #[source]
+    status: tonic::Status,
+}
+
+impl TransportError {
+    pub(crate) fn new(message: String) -> Self {
+        let status = tonic::Status::unavailable(format!("control plane unreachable: {message}"));
+        TransportError { message, status }
+    }
+}
 
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
@@ -123,7 +138,7 @@ impl ControlPlaneClient {
                     reason: error_chain(&e),
                 })?;
         let transport = BoxCloneSyncService::new(
-            channel.map_err(|e: tonic::transport::Error| TransportError(error_chain(&e))),
+            channel.map_err(|e: tonic::transport::Error| TransportError::new(error_chain(&e))),
         );
         Ok(ControlPlaneClient::over(transport, auth))
     }

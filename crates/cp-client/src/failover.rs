@@ -117,7 +117,7 @@ impl tower::Service<http::Request<Body>> for Failover {
                         let (next, _) = &replicas[(turn + 1) % replicas.len()];
                         tracing::warn!(failed = %url, next = %next, error = %reason, "control-plane replica failed; failing over");
                     }
-                    Err(TransportError(format!("{url}: {reason}")))
+                    Err(TransportError::new(format!("{url}: {reason}")))
                 }
             }
         })

@@ -8,6 +8,8 @@
 //! - Typed calls ([`calls`]): one method per request (`list_streams`, `read_index`,
 //!   `acquire_lease`…) failing with one [`CallError`]; the raw tonic stubs stay public
 //!   for callers not moved to them yet.
+//! - [`retry`]: riding out a leader change on a request path (bounded retries of
+//!   `Unavailable`).
 //! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes.
 //! - [`auth`]: group keys, the client interceptor that sends them and the server
 //!   interceptor that checks them — agents use both on the peer port too.
@@ -16,6 +18,7 @@ pub mod auth;
 pub mod calls;
 pub mod client;
 mod failover;
+pub mod retry;
 pub mod watch_client;
 
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};

@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription};
 use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::retry::{LEADER_CHANGE_BUDGET, retry_unavailable};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
@@ -378,6 +379,20 @@ pub(crate) fn now(ctx: &ApiContext) -> Timestamp {
     Timestamp::from_unix_nanos(i128::from(ctx.clock.now_unix_nanos()))
 }
 
+/// One control-plane call on the request path: retried while the control plane
+/// changes leader (bounded well inside the clients' timeouts), then answered as
+/// nats-server's "temporarily unavailable" when it still cannot be reached.
+pub async fn cp_call<T, F, Fut>(call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    retry_unavailable(LEADER_CHANGE_BUDGET, call)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| convert::unavailable(&s))
+}
+
 fn check_wire(error: &Option<v1::JsError>) -> Result<(), ApiError> {
     match error {
         Some(error) => Err(convert::api_error(error)),
@@ -449,21 +464,25 @@ async fn store_config(
         return Err(error);
     }
     let wire = Some(convert::proto_config(&config)?);
-    let mut streams = ctx.cp.streams.clone();
-    let resp = match op {
-        Store::Create => {
-            streams
-                .create_stream(v1::CreateStreamRequest { config: wire })
-                .await
+    let resp = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let config = wire.clone();
+        async move {
+            match op {
+                Store::Create => {
+                    streams
+                        .create_stream(v1::CreateStreamRequest { config })
+                        .await
+                }
+                Store::Update => {
+                    streams
+                        .update_stream(v1::UpdateStreamRequest { config })
+                        .await
+                }
+            }
         }
-        Store::Update => {
-            streams
-                .update_stream(v1::UpdateStreamRequest { config: wire })
-                .await
-        }
-    }
-    .map_err(|s| convert::unavailable(&s))?
-    .into_inner();
+    })
+    .await?;
     check_wire(&resp.error)?;
     let info = convert::stream_info(&resp, now(ctx))?;
     ctx.catalog.upsert(info.config.clone());
@@ -477,15 +496,15 @@ async fn fetch_info(
     name: &str,
     deleted_details: bool,
 ) -> Result<v1::StreamInfoResponse, ApiError> {
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .stream_info(v1::StreamInfoRequest {
-            name: name.to_owned(),
-            deleted_details,
-        })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let request = v1::StreamInfoRequest {
+                name: name.to_owned(),
+                deleted_details,
+            };
+        async move { streams.stream_info(request).await }
+    })
+    .await?;
     check_wire(&resp.error)?;
     Ok(resp)
 }
@@ -520,15 +539,15 @@ async fn info(
     let mut info = convert::stream_info(&resp, now(ctx))?;
     let mut paged = ApiPaged::default();
     if !request.subjects_filter.is_empty() {
-        let mut streams = ctx.cp.streams.clone();
-        let subjects = streams
-            .last_by_subject(v1::LastBySubjectRequest {
-                stream: name.to_owned(),
-                subjects: Vec::new(),
-            })
-            .await
-            .map_err(|s| convert::unavailable(&s))?
-            .into_inner();
+        let subjects = cp_call(|| {
+            let mut streams = ctx.cp.streams.clone();
+            let request = v1::LastBySubjectRequest {
+                    stream: name.to_owned(),
+                    subjects: Vec::new(),
+                };
+            async move { streams.last_by_subject(request).await }
+        })
+        .await?;
         check_wire(&subjects.error)?;
         let filter = request.subjects_filter.as_str();
         for entry in subjects.subjects {
@@ -547,14 +566,14 @@ async fn info(
 
 async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, ApiError> {
     let (ctx, name) = (&ctx, name.as_str());
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .delete_stream(v1::DeleteStreamRequest {
-            name: name.to_owned(),
-        })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let request = v1::DeleteStreamRequest {
+                name: name.to_owned(),
+            };
+        async move { streams.delete_stream(request).await }
+    })
+    .await?;
     check_wire(&resp.error)?;
     ctx.catalog.remove(name);
     settle(ctx, name).await;
@@ -581,14 +600,14 @@ async fn list_filtered(
     ctx: &ApiContext,
     subject: &str,
 ) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    let mut streams = ctx.cp.streams.clone();
-    let mut list = streams
-        .list_streams(v1::ListStreamsRequest {
-            subject: subject.to_owned(),
-        })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner()
+    let mut list = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let request = v1::ListStreamsRequest {
+                subject: subject.to_owned(),
+            };
+        async move { streams.list_streams(request).await }
+    })
+    .await?
         .streams;
     list.sort_by(|a, b| {
         let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
@@ -650,17 +669,17 @@ async fn purge(
     let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
     let request: StreamPurgeRequest = parse_request(payload)?;
     request.check()?;
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .purge_stream(v1::PurgeStreamRequest {
-            stream: name.to_owned(),
-            subject: request.filter.clone(),
-            keep: (request.keep > 0).then_some(request.keep),
-            up_to_seq: (request.sequence > 0).then_some(request.sequence),
-        })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let request = v1::PurgeStreamRequest {
+                stream: name.to_owned(),
+                subject: request.filter.clone(),
+                keep: (request.keep > 0).then_some(request.keep),
+                up_to_seq: (request.sequence > 0).then_some(request.sequence),
+            };
+        async move { streams.purge_stream(request).await }
+    })
+    .await?;
     check_wire(&resp.error)?;
     Ok(StreamPurgeResponse {
         success: true,
@@ -679,15 +698,15 @@ async fn msg_delete(
     if request.seq == 0 {
         return Err(ApiError::bad_request());
     }
-    let mut streams = ctx.cp.streams.clone();
-    let resp = streams
-        .delete_message(v1::DeleteMessageRequest {
-            stream: name.to_owned(),
-            seq: request.seq,
-        })
-        .await
-        .map_err(|s| convert::unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut streams = ctx.cp.streams.clone();
+        let request = v1::DeleteMessageRequest {
+                stream: name.to_owned(),
+                seq: request.seq,
+            };
+        async move { streams.delete_message(request).await }
+    })
+    .await?;
     check_wire(&resp.error)?;
     Ok(MsgDeleteResponse { success: true })
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use infinistream_jetstream::Reply;
+use infinistream_jetstream::api::cp_call;
 use infinistream_jetstream::convert::{self, api_error, unavailable};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
@@ -70,17 +71,15 @@ pub(crate) async fn fetch_info(
     stream: &str,
     name: &str,
 ) -> Result<StoredConsumer, ApiError> {
-    let resp = engine
-        .cp
-        .consumers
-        .clone()
-        .consumer_info(v1::ConsumerInfoRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        })
-        .await
-        .map_err(|s| unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut consumers = engine.cp.consumers.clone();
+        let request = v1::ConsumerInfoRequest {
+                stream: stream.to_owned(),
+                name: name.to_owned(),
+            };
+        async move { consumers.consumer_info(request).await }
+    })
+    .await?;
     decode(stream, resp)
 }
 
@@ -249,17 +248,16 @@ async fn create(
             return Err(ApiError::consumer_already_exists());
         }
         cfg.check_update(&stored.config)?;
-        let resp = engine
-            .cp
-            .consumers
-            .clone()
-            .update_consumer(v1::UpdateConsumerRequest {
-                config: Some(proto_config(&stream, &cfg)?),
+        let wire = proto_config(&stream, &cfg)?;
+        let resp = cp_call(|| {
+            let mut consumers = engine.cp.consumers.clone();
+            let request = v1::UpdateConsumerRequest {
+                config: Some(wire.clone()),
                 create_if_missing: false,
-            })
-            .await
-            .map_err(|s| unavailable(&s))?
-            .into_inner();
+            };
+            async move { consumers.update_consumer(request).await }
+        })
+        .await?;
         let stored = decode(&stream, resp)?;
         tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
         engine.replace(
@@ -276,16 +274,15 @@ async fn create(
     // Work-queue rules that need no other consumer; filter uniqueness against the
     // stream's other consumers is checked atomically by the control plane.
     cfg.check_workqueue(&stream_cfg)?;
-    let resp = engine
-        .cp
-        .consumers
-        .clone()
-        .create_consumer(v1::CreateConsumerRequest {
-            config: Some(proto_config(&stream, &cfg)?),
-        })
-        .await
-        .map_err(|s| unavailable(&s))?
-        .into_inner();
+    let wire = proto_config(&stream, &cfg)?;
+    let resp = cp_call(|| {
+        let mut consumers = engine.cp.consumers.clone();
+        let request = v1::CreateConsumerRequest {
+            config: Some(wire.clone()),
+        };
+        async move { consumers.create_consumer(request).await }
+    })
+    .await?;
     let stored = decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
     engine.install(
@@ -298,17 +295,15 @@ async fn create(
 }
 
 pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> Result<(), ApiError> {
-    let resp = engine
-        .cp
-        .consumers
-        .clone()
-        .delete_consumer(v1::DeleteConsumerRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        })
-        .await
-        .map_err(|s| unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut consumers = engine.cp.consumers.clone();
+        let request = v1::DeleteConsumerRequest {
+                stream: stream.to_owned(),
+                name: name.to_owned(),
+            };
+        async move { consumers.delete_consumer(request).await }
+    })
+    .await?;
     if let Some(e) = &resp.error {
         return Err(api_error(e));
     }
@@ -322,16 +317,14 @@ pub(crate) async fn list_stored(
     engine: &Engine,
     stream: &str,
 ) -> Result<Vec<StoredConsumer>, ApiError> {
-    let resp = engine
-        .cp
-        .consumers
-        .clone()
-        .list_consumers(v1::ListConsumersRequest {
-            stream: stream.to_owned(),
-        })
-        .await
-        .map_err(|s| unavailable(&s))?
-        .into_inner();
+    let resp = cp_call(|| {
+        let mut consumers = engine.cp.consumers.clone();
+        let request = v1::ListConsumersRequest {
+                stream: stream.to_owned(),
+            };
+        async move { consumers.list_consumers(request).await }
+    })
+    .await?;
     if let Some(e) = &resp.error {
         return Err(api_error(e));
     }
