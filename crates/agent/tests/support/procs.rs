@@ -52,7 +52,21 @@ pub fn remote_agent_cmd(
     bucket: &str,
     extra: &[&str],
 ) -> Command {
-    let mut cmd = agent_cmd(data_dir, &["--control-plane", &cp.url, "--bucket", bucket]);
+    group_agent_cmd(data_dir, &cp.url, bucket, extra)
+}
+
+/// [`agent_cmd`] for an agent of the [`GROUP_ID`] group served by the control-plane
+/// replicas at `control_plane` (comma-separated URLs), writing to `bucket`.
+pub fn group_agent_cmd(
+    data_dir: &Path,
+    control_plane: &str,
+    bucket: &str,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = agent_cmd(
+        data_dir,
+        &["--control-plane", control_plane, "--bucket", bucket],
+    );
     cmd.args(extra)
         .env("INFINISTREAM_GROUP_ID", GROUP_ID)
         .env("INFINISTREAM_GROUP_KEY", GROUP_KEY)

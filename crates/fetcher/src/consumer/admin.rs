@@ -178,7 +178,13 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             if let Some(rt) = engine.running(&stream, &consumer) {
                 super::runtime::send_held_acks(engine, &rt).await;
             }
-            fetch_info(engine, &stream, &consumer).await.map(|stored| {
+            let stored = fetch_info(engine, &stream, &consumer).await;
+            // Deliveries the answer counts go out before it (a claim it counts was
+            // begun before the control plane answered, by a runtime running now).
+            if let Some(rt) = engine.running(&stream, &consumer) {
+                rt.claims_settled().await;
+            }
+            stored.map(|stored| {
                 render_ok(&ConsumerInfoResponse {
                     info: answered(engine, info_of(engine, &stream, stored)),
                 })

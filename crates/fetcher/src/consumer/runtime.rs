@@ -17,9 +17,17 @@
 //! which applies them first in the same durable write: a draining consumer costs one
 //! control-plane write per fetch, not one per fetch plus one per ack round. Acks no
 //! claim picks up within [`ACK_HOLD`] go in an Acknowledge of their own.
+//!
+//! A claim counts in the control plane's consumer state (`delivered`, `num_pending`)
+//! before its messages are read and sent. So that a `CONSUMER.INFO` answered here never
+//! reports a delivery its subscriber has not been sent yet (nats-server sends the
+//! message first; nats.py's KV watch takes `num_pending == 0` with nothing received as
+//! "no initial values"), the runtime counts its claims in flight and the INFO waits
+//! for those begun before its answer ([`Runtime::claims_settled`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,6 +60,8 @@ const PUSH_UNBOUND_EXIT: Duration = Duration::from_secs(10);
 const RETRY: Duration = Duration::from_millis(200);
 /// Longest a held plain ack waits for a claim to carry it.
 pub(crate) const ACK_HOLD: Duration = Duration::from_millis(10);
+/// Longest a `CONSUMER.INFO` waits for the claims in flight to be sent.
+const SETTLE_BOUND: Duration = Duration::from_secs(5);
 
 /// Plain acks held for the next claim.
 #[derive(Debug, Default)]
@@ -108,6 +118,21 @@ pub struct Runtime {
     held: Mutex<HeldAcks>,
     kick: Notify,
     cancel: CancellationToken,
+    /// Claims sent to the control plane, and those whose messages were handed to the
+    /// broker since (or that brought none): see the module docs.
+    claims_begun: AtomicU64,
+    claims_done: AtomicU64,
+    claim_settled: Notify,
+}
+
+/// A claim in flight: counted done when dropped.
+struct ClaimFlight<'a>(&'a Runtime);
+
+impl Drop for ClaimFlight<'_> {
+    fn drop(&mut self) {
+        self.0.claims_done.fetch_add(1, Ordering::AcqRel);
+        self.0.claim_settled.notify_waiters();
+    }
 }
 
 impl Runtime {
@@ -134,6 +159,37 @@ impl Runtime {
             held: Mutex::new(HeldAcks::default()),
             kick: Notify::new(),
             cancel,
+            claims_begun: AtomicU64::new(0),
+            claims_done: AtomicU64::new(0),
+            claim_settled: Notify::new(),
+        }
+    }
+
+    fn claim_flight(&self) -> ClaimFlight<'_> {
+        self.claims_begun.fetch_add(1, Ordering::AcqRel);
+        ClaimFlight(self)
+    }
+
+    /// Waits (at most [`SETTLE_BOUND`]) until every claim begun so far has its
+    /// messages handed to the broker, so an answer built from the control plane's
+    /// state after this call's start never runs ahead of the deliveries it counts.
+    pub(crate) async fn claims_settled(&self) {
+        let target = self.claims_begun.load(Ordering::Acquire);
+        let settled = async {
+            loop {
+                let notified = self.claim_settled.notified();
+                if self.claims_done.load(Ordering::Acquire) >= target {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(SETTLE_BOUND, settled).await.is_err() {
+            tracing::debug!(
+                stream = %self.stream,
+                consumer = %self.name,
+                "claims still in flight after the settle bound; answering anyway"
+            );
         }
     }
 
@@ -639,18 +695,22 @@ async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             continue;
         };
+        let flight = rt.claim_flight();
         match claim(engine, rt, batch).await {
             Claimed::Gone => {
+                drop(flight);
                 rt.deleted(&engine.broker);
                 return;
             }
             Claimed::Failed => {
+                drop(flight);
                 tokio::select! {
                     () = tokio::time::sleep(RETRY) => {}
                     () = rt.cancel.cancelled() => return,
                 }
             }
             Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+                drop(flight);
                 rt.drained(engine);
                 if rt.state.lock().waiters.is_empty() {
                     continue;
@@ -666,6 +726,7 @@ async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             Claimed::Deliveries(mut resp) => {
                 let out = load(engine, rt, &mut resp).await;
                 deliver_pull(engine, rt, out);
+                drop(flight);
             }
         }
     }
@@ -782,18 +843,22 @@ async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             continue;
         }
+        let flight = rt.claim_flight();
         match claim(engine, rt, MAX_CLAIM).await {
             Claimed::Gone => {
+                drop(flight);
                 rt.deleted(&engine.broker);
                 return;
             }
             Claimed::Failed => {
+                drop(flight);
                 tokio::select! {
                     () = tokio::time::sleep(RETRY) => {}
                     () = rt.cancel.cancelled() => return,
                 }
             }
             Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+                drop(flight);
                 let deadline = next_hb.unwrap_or(now + Duration::from_secs(1));
                 tokio::select! {
                     () = rt.kick.notified() => {}
@@ -819,6 +884,7 @@ async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     st.last_stream_seq = msg.stream_seq;
                 }
                 drop(deliveries);
+                drop(flight);
                 st.last_activity = Instant::now();
                 last_sent = Instant::now();
                 if rt.config.flow_control && (fc_bytes >= FC_MAX_BYTES || fc_msgs >= FC_MAX_MSGS) {
