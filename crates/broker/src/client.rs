@@ -425,8 +425,8 @@ struct Reader {
 /// the client was told where to go (`INFO` with `ldm: true` after the handshake's
 /// `PONG`) and is still served meanwhile — clients send their first requests as soon
 /// as the `PONG` arrives, and work for a role this agent does not run is forwarded —
-/// then closed at the first quiet moment: nothing received for [`LAME_DUCK_QUIET`],
-/// and every request it sent answered by at least one message, at least
+/// then closed at the first quiet moment: nothing received from it or sent to it for
+/// [`LAME_DUCK_QUIET`], and every request it sent answered by at least one message, at least
 /// [`LAME_DUCK_GRACE`] after the `INFO`, and at the latest after [`LAME_DUCK_MAX`].
 /// The client then reconnects to one of the agents the `INFO` named.
 #[derive(Debug)]
@@ -435,12 +435,15 @@ struct LameDuck {
     /// The client's outbound message count when it last published with a reply
     /// subject: a request is answered once the count has moved past it.
     out_at_last_request: Option<u64>,
+    /// The outbound message count last seen, and since when it has not moved: quiet
+    /// means nothing sent to the client either (a consumer delivering to it, a watch).
+    out_seen: (u64, tokio::time::Instant),
 }
 
 /// Least time between the lame-duck `INFO` and the close.
 const LAME_DUCK_GRACE: Duration = Duration::from_millis(250);
-/// Time without anything received from the client that counts as quiet.
-const LAME_DUCK_QUIET: Duration = Duration::from_millis(100);
+/// Time without anything received from or sent to the client that counts as quiet.
+const LAME_DUCK_QUIET: Duration = Duration::from_millis(250);
 /// Longest a redirected connection is served before it is closed anyway.
 const LAME_DUCK_MAX: Duration = Duration::from_secs(10);
 
@@ -890,25 +893,32 @@ impl Reader {
         let mut line = Vec::with_capacity(512);
         server::write_info(&mut line, &info);
         self.client.enqueue_proto(&line);
+        let now = tokio::time::Instant::now();
         self.lame_duck = Some(LameDuck {
-            since: tokio::time::Instant::now(),
+            since: now,
             out_at_last_request: None,
+            out_seen: (self.client.out.lock().out_msgs, now),
         });
     }
 
     /// Whether a lame-duck connection may be closed now (see [`LameDuck`]).
-    fn lame_duck_may_close(&self, last_read: tokio::time::Instant) -> bool {
-        let Some(ld) = &self.lame_duck else {
+    fn lame_duck_may_close(&mut self, last_read: tokio::time::Instant) -> bool {
+        let out_msgs = self.client.out.lock().out_msgs;
+        let Some(ld) = &mut self.lame_duck else {
             return false;
         };
         let now = tokio::time::Instant::now();
         if now >= ld.since + LAME_DUCK_MAX {
             return true;
         }
-        let answered = ld
-            .out_at_last_request
-            .is_none_or(|at| self.client.out.lock().out_msgs > at);
-        now >= ld.since + LAME_DUCK_GRACE && now >= last_read + LAME_DUCK_QUIET && answered
+        if out_msgs != ld.out_seen.0 {
+            ld.out_seen = (out_msgs, now);
+        }
+        let answered = ld.out_at_last_request.is_none_or(|at| out_msgs > at);
+        now >= ld.since + LAME_DUCK_GRACE
+            && now >= last_read + LAME_DUCK_QUIET
+            && now >= ld.out_seen.1 + LAME_DUCK_QUIET
+            && answered
     }
 }
 

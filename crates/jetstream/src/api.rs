@@ -499,9 +499,9 @@ async fn fetch_info(
     let resp = cp_call(|| {
         let mut streams = ctx.cp.streams.clone();
         let request = v1::StreamInfoRequest {
-                name: name.to_owned(),
-                deleted_details,
-            };
+            name: name.to_owned(),
+            deleted_details,
+        };
         async move { streams.stream_info(request).await }
     })
     .await?;
@@ -542,9 +542,9 @@ async fn info(
         let subjects = cp_call(|| {
             let mut streams = ctx.cp.streams.clone();
             let request = v1::LastBySubjectRequest {
-                    stream: name.to_owned(),
-                    subjects: Vec::new(),
-                };
+                stream: name.to_owned(),
+                subjects: Vec::new(),
+            };
             async move { streams.last_by_subject(request).await }
         })
         .await?;
@@ -569,8 +569,8 @@ async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, A
     let resp = cp_call(|| {
         let mut streams = ctx.cp.streams.clone();
         let request = v1::DeleteStreamRequest {
-                name: name.to_owned(),
-            };
+            name: name.to_owned(),
+        };
         async move { streams.delete_stream(request).await }
     })
     .await?;
@@ -603,12 +603,12 @@ async fn list_filtered(
     let mut list = cp_call(|| {
         let mut streams = ctx.cp.streams.clone();
         let request = v1::ListStreamsRequest {
-                subject: subject.to_owned(),
-            };
+            subject: subject.to_owned(),
+        };
         async move { streams.list_streams(request).await }
     })
     .await?
-        .streams;
+    .streams;
     list.sort_by(|a, b| {
         let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
         name(a).cmp(&name(b))
@@ -672,11 +672,11 @@ async fn purge(
     let resp = cp_call(|| {
         let mut streams = ctx.cp.streams.clone();
         let request = v1::PurgeStreamRequest {
-                stream: name.to_owned(),
-                subject: request.filter.clone(),
-                keep: (request.keep > 0).then_some(request.keep),
-                up_to_seq: (request.sequence > 0).then_some(request.sequence),
-            };
+            stream: name.to_owned(),
+            subject: request.filter.clone(),
+            keep: (request.keep > 0).then_some(request.keep),
+            up_to_seq: (request.sequence > 0).then_some(request.sequence),
+        };
         async move { streams.purge_stream(request).await }
     })
     .await?;
@@ -701,9 +701,9 @@ async fn msg_delete(
     let resp = cp_call(|| {
         let mut streams = ctx.cp.streams.clone();
         let request = v1::DeleteMessageRequest {
-                stream: name.to_owned(),
-                seq: request.seq,
-            };
+            stream: name.to_owned(),
+            seq: request.seq,
+        };
         async move { streams.delete_message(request).await }
     })
     .await?;

@@ -74,9 +74,9 @@ pub(crate) async fn fetch_info(
     let resp = cp_call(|| {
         let mut consumers = engine.cp.consumers.clone();
         let request = v1::ConsumerInfoRequest {
-                stream: stream.to_owned(),
-                name: name.to_owned(),
-            };
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        };
         async move { consumers.consumer_info(request).await }
     })
     .await?;
@@ -304,9 +304,9 @@ pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> Result<
     let resp = cp_call(|| {
         let mut consumers = engine.cp.consumers.clone();
         let request = v1::DeleteConsumerRequest {
-                stream: stream.to_owned(),
-                name: name.to_owned(),
-            };
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        };
         async move { consumers.delete_consumer(request).await }
     })
     .await?;
@@ -326,8 +326,8 @@ pub(crate) async fn list_stored(
     let resp = cp_call(|| {
         let mut consumers = engine.cp.consumers.clone();
         let request = v1::ListConsumersRequest {
-                stream: stream.to_owned(),
-            };
+            stream: stream.to_owned(),
+        };
         async move { consumers.list_consumers(request).await }
     })
     .await?;
