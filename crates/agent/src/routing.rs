@@ -23,7 +23,7 @@ use infinistream_proto::v1;
 use infinistream_protocol::jsapi::msg::render_pub_ack;
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
-use infinistream_protocol::jsapi::{ApiError, render_error};
+use infinistream_protocol::jsapi::{ApiError, codes, render_error};
 use infinistream_runtime::CancellationToken;
 
 use crate::routes::Mesh;
@@ -128,7 +128,7 @@ fn role_missing_text(broker: &Broker, role: ProxyRole, what: &str) -> String {
 /// The JetStream API error for a role this agent does not run (the code nats-server
 /// uses for "JetStream system temporarily unavailable").
 fn role_missing_error(broker: &Broker, role: ProxyRole, what: &str) -> ApiError {
-    ApiError::new(503, 10008, role_missing_text(broker, role, what))
+    ApiError::with_description(codes::CLUSTER_NOT_AVAIL, role_missing_text(broker, role, what))
 }
 
 /// Answers stream reads and the consumer API on an agent without proxy-consume.

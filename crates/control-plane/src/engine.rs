@@ -29,13 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infinistream_proto::domain::{AgentSpec, CommitBatch, StreamSpec};
-use infinistream_proto::subject;
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::subject;
 use infinistream_proto::v1::{self, JsError};
 use infinistream_types::SharedClock;
 use prost::Message;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
 use crate::keys;
 use crate::model::{
     AgentRecord, BatchRecord, ConsumerRecord, EntryRecord, LeaseRecord, LogRecord, LogStream,
@@ -277,7 +278,7 @@ impl Group {
                 }
                 info
             }
-            None => error_info(jserr::stream_not_found()),
+            None => error_info(ApiError::stream_not_found().into()),
         }
     }
 
@@ -320,7 +321,7 @@ impl Group {
         for chunk in &batch.chunks {
             let result = match self.streams.get_mut(&chunk.stream) {
                 None => {
-                    let e = jserr::stream_not_found();
+                    let e: JsError = ApiError::stream_not_found().into();
                     v1::ChunkResult {
                         stream: chunk.stream.clone(),
                         chunk_index: chunk.chunk_index,
@@ -837,10 +838,10 @@ impl Engine {
             if existing.spec == spec {
                 return Ok(info_of(existing, false));
             }
-            return Ok(error_info(jserr::stream_name_exist()));
+            return Ok(error_info(ApiError::stream_name_exist().into()));
         }
         if overlaps(g, &spec) {
-            return Ok(error_info(jserr::subject_overlap()));
+            return Ok(error_info(ApiError::stream_subject_overlap().into()));
         }
         let now = self.now();
         let name = spec.name.clone();
@@ -874,15 +875,15 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(existing) = g.streams.get(&spec.name) else {
-            return Ok(error_info(jserr::stream_not_found()));
+            return Ok(error_info(ApiError::stream_not_found().into()));
         };
         if existing.spec.limits.sealed && !spec.limits.sealed {
-            return Ok(error_info(jserr::invalid_config(
+            return Ok(error_info(ApiError::stream_invalid_config(
                 "stream configuration update can not unseal a sealed stream",
-            )));
+            ).into()));
         }
         if overlaps(g, &spec) {
-            return Ok(error_info(jserr::subject_overlap()));
+            return Ok(error_info(ApiError::stream_subject_overlap().into()));
         }
         let now = self.now();
         let name = spec.name.clone();
@@ -916,7 +917,7 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(mut s) = g.streams.remove(name) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         s.remove_all_entries();
         for (obj, d) in std::mem::take(&mut s.obj_delta) {
@@ -955,7 +956,7 @@ impl Engine {
                         .limits
                         .subjects
                         .iter()
-                        .any(|x| subject::overlap(x, filter))
+                        .any(|x| subject::subjects_collide(x, filter))
             })
             .map(|(name, _)| g.stream_info(name, false))
             .collect())
@@ -1136,7 +1137,7 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(&req.stream) else {
             return Ok(v1::ReadIndexResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 ..Default::default()
             });
         };
@@ -1166,7 +1167,7 @@ impl Engine {
                 seq: s.seq_for_time(ts),
             },
             None => v1::SeqForTimeResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 seq: 0,
             },
         })
@@ -1186,7 +1187,7 @@ impl Engine {
                 subjects: s.last_by_subject(subjects),
             },
             None => v1::LastBySubjectResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 subjects: Vec::new(),
             },
         })
@@ -1201,14 +1202,14 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get_mut(&req.stream) else {
             return Ok(v1::PurgeStreamResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 purged: 0,
             });
         };
         let refuse = if s.spec.limits.sealed {
-            Some(jserr::sealed())
+            Some(ApiError::stream_sealed().into())
         } else if s.spec.limits.deny_purge {
-            Some(jserr::purge_failed("stream purge not permitted"))
+            Some(ApiError::stream_purge_failed("stream purge not permitted").into())
         } else {
             None
         };
@@ -1218,7 +1219,7 @@ impl Engine {
                 purged: 0,
             });
         }
-        if !req.subject.is_empty() && !subject::is_valid(&req.subject, true) {
+        if !req.subject.is_empty() && !subject::is_valid_subject(&req.subject) {
             return Err(CpError::Invalid(infinistream_proto::InvalidArgument {
                 field: "subject",
                 reason: format!("invalid subject filter `{}`", req.subject),
@@ -1242,18 +1243,18 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get_mut(stream) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         if s.spec.limits.sealed {
-            return Ok(Some(jserr::sealed()));
+            return Ok(Some(ApiError::stream_sealed().into()));
         }
         if s.spec.limits.deny_delete {
-            return Ok(Some(jserr::msg_delete_failed(
+            return Ok(Some(ApiError::stream_msg_delete_failed(
                 "message delete not permitted",
-            )));
+            ).into()));
         }
         if !s.remove_seq(seq) {
-            return Ok(Some(jserr::msg_delete_failed("no message found")));
+            return Ok(Some(ApiError::stream_msg_delete_failed("no message found").into()));
         }
         g.touched.insert(stream.to_owned());
         self.flush_group(&mut st, group).await?;
@@ -1592,7 +1593,7 @@ fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
                 .limits
                 .subjects
                 .iter()
-                .any(|a| spec.limits.subjects.iter().any(|b| subject::overlap(a, b)))
+                .any(|a| spec.limits.subjects.iter().any(|b| subject::subjects_collide(a, b)))
     })
 }
 

@@ -28,7 +28,7 @@ use infinistream_protocol::jsapi::msg::{
     status_header,
 };
 use infinistream_protocol::jsapi::response::types;
-use infinistream_protocol::jsapi::subject::{is_literal, subject_matches};
+use infinistream_protocol::subject::{is_literal, matches as subject_matches};
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, Timestamp, parse_request, render_error, render_ok};
 use tracing::Instrument;
@@ -383,7 +383,7 @@ impl RouteHandler for ReadHandler {
                 let kind = other.response_type().unwrap_or(types::SYSTEM);
                 Some(Reply::json(render_error(
                     kind,
-                    &ApiError::new(500, 10000, "route not handled by the read handler"),
+                    &ApiError::internal("route not handled by the read handler"),
                 )))
             }
         }

@@ -32,7 +32,7 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
+    API_LEVEL, ApiError, ApiResponseType, codes, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
     render_error, render_ok,
 };
 use infinistream_types::SharedClock;
@@ -260,9 +260,8 @@ impl ApiServer {
             },
             Owner::Unsupported => Some(Reply::json(render_error(
                 kind,
-                &ApiError::new(
-                    400,
-                    10003,
+                &ApiError::with_description(
+                    codes::BAD_REQUEST,
                     "this JetStream API request is not supported by InfiniStream yet",
                 ),
             ))),
@@ -291,7 +290,7 @@ async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payloa
         ApiRoute::StreamMsgDelete(name) => respond(msg_delete(ctx, name, payload).await),
         _ => render_error(
             types::SYSTEM,
-            &ApiError::new(500, 10000, "route not handled by the admin API"),
+            &ApiError::internal("route not handled by the admin API"),
         ),
     };
     Reply::json(body)
@@ -341,9 +340,8 @@ fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The error an agent gives for a route whose role it does not run.
 pub fn role_missing(role: &str, what: &str) -> ApiError {
-    ApiError::new(
-        503,
-        10008,
+    ApiError::with_description(
+        codes::CLUSTER_NOT_AVAIL,
         format!(
             "this InfiniStream agent does not run the {role} role ({what}); connect to an agent that does, e.g. with a connection name ending in `,infinistream_proxy_target={role}`"
         ),
@@ -490,7 +488,7 @@ async fn info(
         check_wire(&subjects.error)?;
         let filter = request.subjects_filter.as_str();
         for entry in subjects.subjects {
-            if infinistream_protocol::jsapi::subject::subject_matches(filter, &entry.subject) {
+            if infinistream_protocol::subject::matches(filter, &entry.subject) {
                 info.state.subjects.insert(entry.subject, entry.count);
             }
         }

@@ -4,7 +4,7 @@
 //! names, subjects, counts that must agree) so logic never re-checks a wire message.
 //! Failures name the field, so the gRPC `InvalidArgument` status says what to fix.
 
-use crate::subject;
+use infinistream_protocol::subject;
 use crate::v1;
 
 /// A wire message failed validation.
@@ -90,13 +90,13 @@ impl TryFrom<v1::StreamLimits> for Limits {
 
     fn try_from(l: v1::StreamLimits) -> Result<Self, Self::Error> {
         for s in &l.subjects {
-            if !subject::is_valid(s, true) {
+            if !subject::is_valid_subject(s) {
                 return Err(invalid("limits.subjects", format!("invalid subject `{s}`")));
             }
         }
         for (i, a) in l.subjects.iter().enumerate() {
             for b in &l.subjects[i + 1..] {
-                if subject::overlap(a, b) {
+                if subject::subjects_collide(a, b) {
                     return Err(invalid(
                         "limits.subjects",
                         format!("subjects overlap: `{a}` and `{b}`"),
@@ -251,11 +251,13 @@ impl TryFrom<v1::AgentInfo> for AgentSpec {
 }
 
 /// Nats-Rollup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rollup {
     None,
     Subject,
     All,
+    /// A value that is neither `sub` nor `all` (lowercased), refused at commit.
+    Invalid(String),
 }
 
 /// One checked record (message) of a chunk.
@@ -279,17 +281,19 @@ impl TryFrom<v1::RecordMeta> for Record {
     type Error = InvalidArgument;
 
     fn try_from(r: v1::RecordMeta) -> Result<Self, Self::Error> {
-        if !subject::is_valid(&r.subject, false) {
+        if !subject::is_valid_publish_subject(&r.subject) {
             return Err(invalid(
                 "chunks.records.subject",
                 format!("not a valid publish subject: `{}`", r.subject),
             ));
         }
-        let rollup = match v1::Rollup::try_from(r.rollup) {
-            Ok(v1::Rollup::None) => Rollup::None,
-            Ok(v1::Rollup::Subject) => Rollup::Subject,
-            Ok(v1::Rollup::All) => Rollup::All,
-            Err(_) => {
+        let invalid_rollup = r.rollup_invalid.filter(|v| !v.is_empty());
+        let rollup = match (invalid_rollup, v1::Rollup::try_from(r.rollup)) {
+            (Some(value), _) => Rollup::Invalid(value),
+            (None, Ok(v1::Rollup::None)) => Rollup::None,
+            (None, Ok(v1::Rollup::Subject)) => Rollup::Subject,
+            (None, Ok(v1::Rollup::All)) => Rollup::All,
+            (None, Err(_)) => {
                 return Err(invalid(
                     "chunks.records.rollup",
                     format!("unknown value {}", r.rollup),
