@@ -83,7 +83,9 @@ fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
         if rel_str != HEADER_NAMES {
             for (line, s) in scan.strings() {
                 if s.starts_with("Nats-") {
-                    out.push(format!("{rel_str}:{line}: header name \"{s}\" written as a literal"));
+                    out.push(format!(
+                        "{rel_str}:{line}: header name \"{s}\" written as a literal"
+                    ));
                 }
             }
         }
@@ -154,12 +156,14 @@ impl Scan {
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
         while i < b.len() {
             // `r"…"` / `br"…"` open raw strings; `xr"…"` is an identifier then a string.
-            let prev_ident = i > 0
-                && ident(b[i - 1])
-                && !(b[i - 1] == b'b' && (i < 2 || !ident(b[i - 2])));
+            let prev_ident =
+                i > 0 && ident(b[i - 1]) && !(b[i - 1] == b'b' && (i < 2 || !ident(b[i - 2])));
             match b[i] {
                 b'/' if b.get(i + 1) == Some(&b'/') => {
-                    let end = b[i..].iter().position(|c| *c == b'\n').map_or(b.len(), |p| i + p);
+                    let end = b[i..]
+                        .iter()
+                        .position(|c| *c == b'\n')
+                        .map_or(b.len(), |p| i + p);
                     blank(&mut code, i, end);
                     i = end;
                 }
@@ -239,7 +243,12 @@ impl Scan {
             test_ranges: Vec::new(),
             test_modules: Vec::new(),
             line_starts: std::iter::once(0)
-                .chain(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1))
+                .chain(
+                    b.iter()
+                        .enumerate()
+                        .filter(|(_, c)| **c == b'\n')
+                        .map(|(i, _)| i + 1),
+                )
                 .collect(),
         };
         scan.mark_test_items();
@@ -261,7 +270,8 @@ impl Scan {
                     b';' if depth == 0 => {
                         end = j + 1;
                         let item = String::from_utf8_lossy(&code[start + ATTR.len()..j]);
-                        if let Some(name) = item.split_whitespace().skip_while(|w| *w != "mod").nth(1)
+                        if let Some(name) =
+                            item.split_whitespace().skip_while(|w| *w != "mod").nth(1)
                         {
                             self.test_modules.push(name.to_owned());
                         }
@@ -389,7 +399,10 @@ const AFTER: u32 = 10059;
         assert!(strings.contains(&"Nats-Raw"), "{strings:?}");
         assert!(strings.contains(&"Nats-Rollup \"quoted\""), "{strings:?}");
         assert_eq!(
-            strings.iter().filter(|s| s.starts_with("Nats-Msg-Id")).count(),
+            strings
+                .iter()
+                .filter(|s| s.starts_with("Nats-Msg-Id"))
+                .count(),
             0,
             "{strings:?}"
         );

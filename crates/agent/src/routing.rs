@@ -128,7 +128,10 @@ fn role_missing_text(broker: &Broker, role: ProxyRole, what: &str) -> String {
 /// The JetStream API error for a role this agent does not run (the code nats-server
 /// uses for "JetStream system temporarily unavailable").
 fn role_missing_error(broker: &Broker, role: ProxyRole, what: &str) -> ApiError {
-    ApiError::with_description(codes::CLUSTER_NOT_AVAIL, role_missing_text(broker, role, what))
+    ApiError::with_description(
+        codes::CLUSTER_NOT_AVAIL,
+        role_missing_text(broker, role, what),
+    )
 }
 
 /// Answers stream reads and the consumer API on an agent without proxy-consume.

@@ -8,9 +8,9 @@
 //! serving one durable never deliver the same message at the same time. Pure logic
 //! over a [`ConsumerRecord`] and the stream, with time passed in.
 
-use infinistream_protocol::subject;
 use infinistream_proto::v1::{self, JsError};
 use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::subject;
 
 use crate::model::{ConsumerRecord, PendingRec};
 use crate::stream::Stream;

@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infinistream_proto::domain::{AgentSpec, CommitBatch, StreamSpec};
+use infinistream_proto::v1::{self, JsError};
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::subject;
-use infinistream_proto::v1::{self, JsError};
 use infinistream_types::SharedClock;
 use prost::Message;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -878,9 +878,12 @@ impl Engine {
             return Ok(error_info(ApiError::stream_not_found().into()));
         };
         if existing.spec.limits.sealed && !spec.limits.sealed {
-            return Ok(error_info(ApiError::stream_invalid_config(
-                "stream configuration update can not unseal a sealed stream",
-            ).into()));
+            return Ok(error_info(
+                ApiError::stream_invalid_config(
+                    "stream configuration update can not unseal a sealed stream",
+                )
+                .into(),
+            ));
         }
         if overlaps(g, &spec) {
             return Ok(error_info(ApiError::stream_subject_overlap().into()));
@@ -1249,12 +1252,14 @@ impl Engine {
             return Ok(Some(ApiError::stream_sealed().into()));
         }
         if s.spec.limits.deny_delete {
-            return Ok(Some(ApiError::stream_msg_delete_failed(
-                "message delete not permitted",
-            ).into()));
+            return Ok(Some(
+                ApiError::stream_msg_delete_failed("message delete not permitted").into(),
+            ));
         }
         if !s.remove_seq(seq) {
-            return Ok(Some(ApiError::stream_msg_delete_failed("no message found").into()));
+            return Ok(Some(
+                ApiError::stream_msg_delete_failed("no message found").into(),
+            ));
         }
         g.touched.insert(stream.to_owned());
         self.flush_group(&mut st, group).await?;
@@ -1588,12 +1593,12 @@ impl Engine {
 fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
     g.streams.values().any(|other| {
         other.name() != spec.name
-            && other
-                .spec
-                .limits
-                .subjects
-                .iter()
-                .any(|a| spec.limits.subjects.iter().any(|b| subject::subjects_collide(a, b)))
+            && other.spec.limits.subjects.iter().any(|a| {
+                spec.limits
+                    .subjects
+                    .iter()
+                    .any(|b| subject::subjects_collide(a, b))
+            })
     })
 }
 

@@ -203,9 +203,9 @@ impl BatchRecord {
                             match (x.duplicate_of, x.error) {
                                 (_, Some(e)) => R::Error(e),
                                 (Some(seq), None) => R::DuplicateOf(seq),
-                                (None, None) => R::Error(
-                                    ApiError::internal("stored answer damaged").into(),
-                                ),
+                                (None, None) => {
+                                    R::Error(ApiError::internal("stored answer damaged").into())
+                                }
                             }
                         } else {
                             next += 1;

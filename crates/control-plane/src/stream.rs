@@ -15,11 +15,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use infinistream_proto::domain::{Chunk, Record, Rollup, StreamSpec};
+use infinistream_proto::v1::{self, JsError, RecordResult, record_result};
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::errors::store;
 use infinistream_protocol::jsapi::headers;
 use infinistream_protocol::subject;
-use infinistream_proto::v1::{self, JsError, RecordResult, record_result};
 
 use crate::model::{EntryRecord, RecMeta, StateRecord};
 
@@ -518,7 +518,9 @@ impl Stream {
                 let count = self.subjects.get(&r.subject).map_or(0, |d| d.len() as u64);
                 if count + 1 > mps {
                     if l.discard_new_per_subject && r.rollup == Rollup::None {
-                        return Err(ApiError::stream_store_failed(store::MAX_MSGS_PER_SUBJECT).into());
+                        return Err(
+                            ApiError::stream_store_failed(store::MAX_MSGS_PER_SUBJECT).into()
+                        );
                     }
                     at_subject_limit = true;
                 }

@@ -28,9 +28,9 @@ use infinistream_protocol::jsapi::msg::{
     status_header,
 };
 use infinistream_protocol::jsapi::response::types;
-use infinistream_protocol::subject::{is_literal, matches as subject_matches};
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, Timestamp, parse_request, render_error, render_ok};
+use infinistream_protocol::subject::{is_literal, matches as subject_matches};
 use tracing::Instrument;
 
 use crate::reader::{ReadError, StoredMessage, StreamReader};

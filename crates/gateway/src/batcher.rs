@@ -376,7 +376,8 @@ impl Writer {
             Ok(finished) => finished,
             Err(error) => {
                 tracing::error!(%error, "cannot encode a batch object");
-                let failure = ApiError::stream_store_failed(format!("batch encoding failed: {error}"));
+                let failure =
+                    ApiError::stream_store_failed(format!("batch encoding failed: {error}"));
                 for slot in &slots {
                     if let Some(reply) = slot.reply.as_deref() {
                         self.shared.acks.deliver(

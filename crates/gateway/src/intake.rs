@@ -20,7 +20,9 @@ use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
-use infinistream_protocol::jsapi::headers::{self, MessageTtl, Rollup, parse_message_ttl, parse_rollup};
+use infinistream_protocol::jsapi::headers::{
+    self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
+};
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
 use tokio_util::sync::CancellationToken;
 
@@ -177,7 +179,9 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
             meta.ttl_seconds = match parse_message_ttl(ttl) {
                 Ok(None) => None,
                 Ok(Some(MessageTtl::Never)) => Some(-1),
-                Ok(Some(MessageTtl::Seconds(secs))) => Some(i64::try_from(secs).unwrap_or(i64::MAX)),
+                Ok(Some(MessageTtl::Seconds(secs))) => {
+                    Some(i64::try_from(secs).unwrap_or(i64::MAX))
+                }
                 Err(_) => Some(0),
             };
         }
@@ -196,9 +200,10 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
 mod tests {
     use super::*;
 
-    fn ttl_of(value: &str) -> Option<i64> {
+    /// The commit metadata of a publish to `s` with one header.
+    fn meta_with(name: &str, value: &str) -> v1::RecordMeta {
         let mut map = HeaderMap::new();
-        map.insert(headers::TTL, value);
+        map.insert(name, value);
         let msg = InternalMsg {
             subject: "s".into(),
             reply: None,
@@ -207,9 +212,12 @@ mod tests {
             client_id: 1,
         };
         record_from(&Arc::from("S"), msg)
-            .expect("a TTL never fails the intake")
+            .expect("headers never fail the intake")
             .meta
-            .ttl_seconds
+    }
+
+    fn ttl_of(value: &str) -> Option<i64> {
+        meta_with(headers::TTL, value).ttl_seconds
     }
 
     /// `Nats-TTL` as nats-server reads it: invalid values travel as 0 for the control
@@ -253,17 +261,8 @@ mod tests {
     /// first); the intake only carries it, lowercased as nats-server reports it.
     #[test]
     fn bad_rollup_travels_to_the_control_plane() {
-        let mut map = HeaderMap::new();
-        map.insert(headers::ROLLUP, "Everything");
-        let msg = InternalMsg {
-            subject: "s".into(),
-            reply: None,
-            headers: Some(map.to_bytes()),
-            payload: Bytes::new(),
-            client_id: 1,
-        };
-        let record = record_from(&Arc::from("S"), msg).expect("carried");
-        assert_eq!(record.meta.rollup, v1::Rollup::None as i32);
-        assert_eq!(record.meta.rollup_invalid.as_deref(), Some("everything"));
+        let meta = meta_with(headers::ROLLUP, "Everything");
+        assert_eq!(meta.rollup, v1::Rollup::None as i32);
+        assert_eq!(meta.rollup_invalid.as_deref(), Some("everything"));
     }
 }

@@ -32,7 +32,7 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    API_LEVEL, ApiError, ApiResponseType, codes, LIST_LIMIT, NAMES_LIMIT, Timestamp, parse_request,
+    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, codes, parse_request,
     render_error, render_ok,
 };
 use infinistream_types::SharedClock;

@@ -4,8 +4,8 @@
 //! names, subjects, counts that must agree) so logic never re-checks a wire message.
 //! Failures name the field, so the gRPC `InvalidArgument` status says what to fix.
 
-use infinistream_protocol::subject;
 use crate::v1;
+use infinistream_protocol::subject;
 
 /// A wire message failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +25,9 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidArgument {
 /// Longest stream, consumer, agent or lease name accepted.
 pub const MAX_NAME_LEN: usize = 255;
 
-/// Checks a stream or consumer name the way nats-server does: not empty, at most
-/// 255 bytes, no whitespace, `.`, `*`, `>` or path separators.
+/// Checks a stream or consumer name the way nats-server does (protocol's
+/// `is_valid_asset_name`): not empty, at most 255 bytes, no whitespace, `.`, `*`, `>` or
+/// path separators.
 pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidArgument> {
     if name.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -34,10 +35,7 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidArgument
     if name.len() > MAX_NAME_LEN {
         return Err(invalid(field, format!("longer than {MAX_NAME_LEN} bytes")));
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
-    {
+    if !infinistream_protocol::jsapi::is_valid_asset_name(name) {
         return Err(invalid(
             field,
             format!("contains whitespace, '.', '*', '>' or a path separator: `{name}`"),

@@ -32,7 +32,11 @@ fn callers_differ() {
     ];
     for (value, sub, publish, name) in cases {
         assert_eq!(is_valid_subject(value), sub, "subscription {value:?}");
-        assert_eq!(is_valid_publish_subject(value), publish, "publish {value:?}");
+        assert_eq!(
+            is_valid_publish_subject(value),
+            publish,
+            "publish {value:?}"
+        );
         assert_eq!(is_valid_asset_name(value), name, "name {value:?}");
     }
 }

@@ -4,6 +4,7 @@
 //! it started when dropped, so nothing is left running after a test.
 
 pub mod etcd;
+pub mod nats_server;
 pub mod process;
 pub mod s3;
 pub mod tools;

@@ -14,11 +14,11 @@ use super::stream::{
     ApiPaged, ClusterInfo, RetentionPolicy, StreamConfig, is_false, is_zero_i64, is_zero_u64,
     null_default,
 };
-use crate::subject::{is_literal, is_subset_match, is_valid_subject, subjects_collide};
 use super::subjects::ConsumerCreateRoute;
 use super::time::GoDuration;
 use super::{ApiError, MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, Nanos, Timestamp};
 use super::{is_valid_asset_name, metadata_len};
+use crate::subject::{is_literal, is_subset_match, is_valid_subject, subjects_collide};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -733,8 +733,7 @@ impl ConsumerConfig {
         if a.is_empty() || b.is_empty() {
             return true;
         }
-        a.iter()
-            .any(|x| b.iter().any(|y| subjects_collide(x, y)))
+        a.iter().any(|x| b.iter().any(|y| subjects_collide(x, y)))
     }
 
     /// nats-server's `checkNewConsumerConfig`: which fields an update may change.

@@ -6,9 +6,9 @@
 //! gets. Their request checks, header names and status lines are nats-server's, because
 //! clients match on them (`404 Message Not Found` makes a KV `get` return none).
 
+use super::headers;
 use super::response::{ApiResponseType, types};
 use super::stream::{is_false, is_zero_u64, null_default};
-use super::headers;
 use super::{ApiError, Timestamp};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -11,11 +11,11 @@
 //! being silently ignored.
 
 use super::response::{ApiResponseType, types};
+use super::{ApiError, Nanos, Timestamp, is_valid_asset_name, metadata_len};
+use super::{MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN};
 use crate::subject::{
     is_subset_match, is_valid_publish_subject, is_valid_subject, subjects_collide,
 };
-use super::{ApiError, Nanos, Timestamp, is_valid_asset_name, metadata_len};
-use super::{MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1113,8 +1113,7 @@ fn check_subjects(cfg: &StreamConfig) -> Result<(), ApiError> {
                     ));
                 }
             }
-            if subjects_collide(subj, "$SYS.>") && !is_subset_match(subj, "$SYS.ACCOUNT.>")
-            {
+            if subjects_collide(subj, "$SYS.>") && !is_subset_match(subj, "$SYS.ACCOUNT.>") {
                 return Err(invalid(
                     "subjects that overlap with system api require no-ack to be true",
                 ));
