@@ -201,7 +201,7 @@ mod tests {
         let h = HeaderMap::with_status(STATUS_NO_RESPONDERS, None);
         assert_eq!(&h.to_bytes()[..], b"NATS/1.0 503\r\n\r\n");
         let mut h = HeaderMap::new();
-        h.insert(NATS_MSG_ID, "abc");
+        h.insert(crate::jsapi::headers::MSG_ID, "abc");
         assert_eq!(&h.to_bytes()[..], b"NATS/1.0\r\nNats-Msg-Id: abc\r\n\r\n");
         assert_eq!(HeaderMap::parse(&h.to_bytes()).expect("parse"), h);
     }
