@@ -312,7 +312,7 @@ impl ReadHandler {
             up_to = self.reader.last_seq(stream).await?;
         }
         let filters = &request.multi_last_for;
-        let wanted = if filters.iter().all(|f| is_literal(f)) {
+        let wanted = if filters.iter().all(is_literal) {
             filters.clone()
         } else {
             Vec::new()

@@ -71,8 +71,7 @@ pub fn is_literal(subject: impl AsRef<[u8]>) -> bool {
 }
 
 /// A valid queue group name: non-empty, no whitespace or NUL.
-pub fn is_valid_queue(queue: impl AsRef<[u8]>) -> bool {
-    let queue = queue.as_ref();
+pub fn is_valid_queue(queue: &[u8]) -> bool {
     !queue.is_empty() && !queue.iter().any(|b| is_space(*b) || *b == 0)
 }
 
@@ -96,8 +95,8 @@ pub fn matches(filter: impl AsRef<[u8]>, subject: impl AsRef<[u8]>) -> bool {
 
 /// Token kinds of a subject, as nats-server's `analyzeTokens` counts them.
 fn wildcards(toks: &[&[u8]]) -> (bool, bool) {
-    let pwc = toks.iter().any(|t| *t == PWC);
-    let fwc = toks.iter().any(|t| *t == FWC);
+    let pwc = toks.contains(&PWC);
+    let fwc = toks.contains(&FWC);
     (pwc, fwc)
 }
 
@@ -214,9 +213,9 @@ mod tests {
         assert!(!is_valid_publish_subject("a..b"));
         assert!(is_literal("a..b"), "is_literal does not check validity");
         assert!(!is_literal("*"));
-        assert!(is_valid_queue("q1"));
-        assert!(!is_valid_queue("q 1"));
-        assert!(!is_valid_queue(""));
+        assert!(is_valid_queue(b"q1"));
+        assert!(!is_valid_queue(b"q 1"));
+        assert!(!is_valid_queue(b""));
     }
 
     #[test]
