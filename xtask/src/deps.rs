@@ -1,7 +1,8 @@
 //! Keeps the crate layers pointing one way (docs/architecture.md, "Crate map").
 //!
 //! Each internal crate has a layer; a normal dependency must point to a strictly lower
-//! layer, except the dev-only test kit, which only dev-dependencies may use. The role
+//! layer, except the dev-only test kit, which only dev-dependencies may use, and the
+//! same-layer pairs in [`SAME_LAYER`]. The role
 //! crates share one layer, so none can depend on another.
 //!
 //! The agent-side crates reach the control plane through `cp-client` only, and must not
@@ -49,6 +50,10 @@ const SERVER_ONLY: &[&str] = &["redb", "etcd-client"];
 /// monitoring endpoints) and tonic's server router (a role serving the peer port).
 /// `cp-client` may not link axum at all.
 const AXUM_CARRIERS: &[&str] = &["infinistream-broker", "tonic"];
+
+/// Layer-0 dependencies allowed inside the layer: proto's checked domain types use the
+/// subject rules and error table of protocol, their one home.
+const SAME_LAYER: &[(&str, &str)] = &[("infinistream-proto", "infinistream-protocol")];
 
 pub fn check() -> anyhow::Result<()> {
     let mut problems = layering()?;
@@ -101,6 +106,7 @@ fn layering() -> anyhow::Result<Vec<String>> {
             }
             if let Some(&dep_layer) = layers.get(dep_name)
                 && dep_layer >= layer
+                && !SAME_LAYER.contains(&(name, dep_name))
             {
                 problems.push(format!(
                     "{name} (layer {layer}) depends on {dep_name} (layer {dep_layer}): dependencies must point to a lower layer"

@@ -13,6 +13,8 @@
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
 //!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
+//!   if non-test code spells a JetStream error code or `Nats-*` header name outside
+//!   `crates/protocol` (see `rules`).
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
@@ -20,6 +22,7 @@ mod bench_cluster;
 mod bench_consume;
 mod bench_js;
 mod deps;
+mod rules;
 mod tools;
 
 use std::process::{Command, ExitCode};
@@ -47,7 +50,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "run" => run_agent(rest),
         "install-tools" => tools::install_all(),
         "bench" => bench::run(rest),
-        "check-deps" => deps::check(),
+        "check-deps" => deps::check().and_then(|()| rules::check()),
         "fuzz-check" => fuzz_check(),
         "help" | "-h" | "--help" => {
             println!(
@@ -88,6 +91,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     tools::install_all()?;
     deps::check()?;
+    rules::check()?;
     eprintln!("xtask: building and running the whole test suite with cargo-nextest");
     let mut cmd = cargo();
     // Benches and examples are programs, not tests: `cargo bench` and `cargo xtask

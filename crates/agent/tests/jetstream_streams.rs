@@ -93,3 +93,79 @@ async fn many_streams_one_object_per_window() {
         "100 publishes to 20 streams inside one 500 ms window took {objects} objects"
     );
 }
+
+/// An invalid `Nats-Rollup` is answered exactly as nats-server 2.15.1 answers it: the
+/// same publishes go to a real nats-server and to the agent and the PubAck JSON must
+/// be equal. On a stream with `allow_rollup_hdrs` it is "rollup value invalid" (10111,
+/// the value lowercased and quoted); on one without, "rollup not permitted" (10111)
+/// whatever the value; values are case-insensitive; the expected-sequence check comes
+/// before the rollup check, and a duplicate Msg-Id wins over an invalid rollup.
+#[tokio::test]
+async fn invalid_rollup_answers_like_nats_server() {
+    let reference = infinistream_testkit::nats_server::NatsServer::start()
+        .expect("nats-server starts (INFINISTREAM_TOOLS_DIR)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir, 50).await;
+    let ours = async_nats::connect(format!("nats://{}", agent.client_addr()))
+        .await
+        .expect("connect to the agent");
+    let theirs = async_nats::connect(reference.url())
+        .await
+        .expect("connect to nats-server");
+    let streams = [
+        (
+            "ROLL",
+            r#"{"name":"ROLL","subjects":["roll.>"],"allow_rollup_hdrs":true}"#,
+        ),
+        ("NOROLL", r#"{"name":"NOROLL","subjects":["noroll.>"]}"#),
+    ];
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("roll.a", &[("Nats-Rollup", "everything")]),
+        ("roll.a", &[("Nats-Rollup", "Bogus")]),
+        ("roll.a", &[("Nats-Rollup", "SUB")]),
+        ("roll.a", &[("Nats-Rollup", "")]),
+        (
+            "roll.a",
+            &[
+                ("Nats-Rollup", "bad"),
+                ("Nats-Expected-Last-Sequence", "999"),
+            ],
+        ),
+        ("roll.b", &[("Nats-Msg-Id", "m1")]),
+        ("roll.b", &[("Nats-Rollup", "bad"), ("Nats-Msg-Id", "m1")]),
+        ("noroll.a", &[("Nats-Rollup", "everything")]),
+        ("noroll.a", &[("Nats-Rollup", "sub")]),
+        ("noroll.a", &[("Nats-Rollup", "")]),
+    ];
+    for client in [&ours, &theirs] {
+        for (name, config) in streams {
+            let reply = client
+                .request(format!("$JS.API.STREAM.CREATE.{name}"), config.into())
+                .await
+                .expect("stream create answered");
+            let body: serde_json::Value =
+                serde_json::from_slice(&reply.payload).expect("json reply");
+            assert!(body.get("error").is_none(), "{name}: {body}");
+        }
+    }
+    for (subject, headers) in cases {
+        let mut answers = Vec::new();
+        for client in [&ours, &theirs] {
+            let mut map = async_nats::HeaderMap::new();
+            for (k, v) in *headers {
+                map.insert(*k, *v);
+            }
+            let reply = client
+                .request_with_headers(subject.to_string(), map, "x".into())
+                .await
+                .expect("publish answered");
+            let body: serde_json::Value =
+                serde_json::from_slice(&reply.payload).expect("json PubAck");
+            answers.push(body);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{subject} {headers:?}: InfiniStream (left) vs nats-server 2.15.1 (right)"
+        );
+    }
+}

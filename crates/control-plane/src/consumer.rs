@@ -8,22 +8,15 @@
 //! serving one durable never deliver the same message at the same time. Pure logic
 //! over a [`ConsumerRecord`] and the stream, with time passed in.
 
-use infinistream_proto::subject;
 use infinistream_proto::v1::{self, JsError};
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::subject;
 
 use crate::model::{ConsumerRecord, PendingRec};
 use crate::stream::Stream;
 
 /// Default ack_wait (nats-server's).
 pub const DEFAULT_ACK_WAIT_NANOS: i64 = 30_000_000_000;
-
-fn js(code: u32, err_code: u32, description: &str) -> JsError {
-    JsError {
-        code,
-        err_code,
-        description: description.to_owned(),
-    }
-}
 
 fn cfg(rec: &ConsumerRecord) -> v1::ConsumerConfig {
     rec.config.clone().unwrap_or_default()
@@ -80,11 +73,10 @@ pub fn new_record(c: v1::ConsumerConfig, s: &Stream, now: i64) -> Result<Consume
         }
         Ok(v1::DeliverPolicy::DeliverLastPerSubject) => {
             if c.filter_subjects.is_empty() {
-                return Err(js(
-                    400,
-                    10094,
+                return Err(ApiError::consumer_invalid_policy(
                     "consumer delivery policy is deliver last per subject, but optional filter subject is not set",
-                ));
+                )
+                .into());
             }
             // The last message of every matching subject, then everything new.
             let mut starts: Vec<u64> = s
@@ -100,11 +92,11 @@ pub fn new_record(c: v1::ConsumerConfig, s: &Stream, now: i64) -> Result<Consume
             cursor
         }
         Err(_) => {
-            return Err(js(
-                400,
-                10094,
-                &format!("unknown deliver policy {}", c.deliver_policy),
-            ));
+            return Err(ApiError::consumer_invalid_policy(format_args!(
+                "unknown deliver policy {}",
+                c.deliver_policy
+            ))
+            .into());
         }
     };
     rec.delivered_stream_seq = cursor;
@@ -126,20 +118,12 @@ pub fn check(
     match v1::AckPolicy::try_from(c.ack_policy) {
         Ok(v1::AckPolicy::AckExplicit) => {}
         Ok(v1::AckPolicy::AckNone) => {
-            return Err(js(
-                400,
-                10084,
-                "consumer in pull mode requires explicit ack policy on workqueue stream",
-            ));
+            return Err(ApiError::consumer_pull_requires_ack().into());
         }
-        _ => return Err(js(400, 10098, "workqueue stream requires explicit ack")),
+        _ => return Err(ApiError::consumer_wq_requires_explicit_ack().into()),
     }
     if c.deliver_policy != v1::DeliverPolicy::DeliverAll as i32 {
-        return Err(js(
-            400,
-            10101,
-            "consumer must be deliver all on workqueue stream",
-        ));
+        return Err(ApiError::consumer_wq_consumer_not_deliver_all().into());
     }
     for other in others {
         let of = other
@@ -149,27 +133,15 @@ pub fn check(
             .unwrap_or_default();
         if c.filter_subjects.is_empty() || of.is_empty() {
             if c.filter_subjects.is_empty() {
-                return Err(js(
-                    400,
-                    10099,
-                    "multiple non-filtered consumers not allowed on workqueue stream",
-                ));
+                return Err(ApiError::consumer_wq_multiple_unfiltered().into());
             }
-            return Err(js(
-                400,
-                10100,
-                "filtered consumer not unique on workqueue stream",
-            ));
+            return Err(ApiError::consumer_wq_consumer_not_unique().into());
         }
         if c.filter_subjects
             .iter()
-            .any(|a| of.iter().any(|b| subject::overlap(a, b)))
+            .any(|a| of.iter().any(|b| subject::subjects_collide(a, b)))
         {
-            return Err(js(
-                400,
-                10100,
-                "filtered consumer not unique on workqueue stream",
-            ));
+            return Err(ApiError::consumer_wq_consumer_not_unique().into());
         }
     }
     Ok(())
@@ -179,7 +151,9 @@ pub fn check(
 /// nats-server's error, the rest replace the config; the delivery state is kept.
 pub fn update(rec: &mut ConsumerRecord, c: v1::ConsumerConfig) -> Result<(), JsError> {
     let old = cfg(rec);
-    let refuse = |what: &str| js(500, 10012, &format!("{what} can not be updated"));
+    let refuse = |what: &str| -> JsError {
+        ApiError::consumer_create(format_args!("{what} can not be updated")).into()
+    };
     if old.deliver_policy != c.deliver_policy {
         return Err(refuse("deliver policy"));
     }

@@ -5,6 +5,7 @@
 //! reading the object (subject as an index into a per-chunk subject table, size,
 //! timestamp, msg id, TTL) and which of its sequences were deleted since.
 
+use infinistream_protocol::jsapi::ApiError;
 use prost::Message;
 
 use crate::errors::CpError;
@@ -202,10 +203,9 @@ impl BatchRecord {
                             match (x.duplicate_of, x.error) {
                                 (_, Some(e)) => R::Error(e),
                                 (Some(seq), None) => R::DuplicateOf(seq),
-                                (None, None) => R::Error(v1::JsError {
-                                    description: "stored answer damaged".into(),
-                                    ..Default::default()
-                                }),
+                                (None, None) => {
+                                    R::Error(ApiError::internal("stored answer damaged").into())
+                                }
                             }
                         } else {
                             next += 1;

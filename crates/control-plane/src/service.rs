@@ -281,7 +281,7 @@ fn consumer_config(config: Option<v1::ConsumerConfig>) -> Result<v1::ConsumerCon
     })?;
     consumer_names(&config.stream, &config.name)?;
     for f in &config.filter_subjects {
-        if !infinistream_proto::subject::is_valid(f, true) {
+        if !infinistream_protocol::subject::is_valid_subject(f) {
             return Err(invalid(infinistream_proto::InvalidArgument {
                 field: "config.filter_subjects",
                 reason: format!("invalid subject `{f}`"),

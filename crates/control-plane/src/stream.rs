@@ -15,10 +15,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use infinistream_proto::domain::{Chunk, Record, Rollup, StreamSpec};
-use infinistream_proto::subject;
 use infinistream_proto::v1::{self, JsError, RecordResult, record_result};
+use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::errors::store;
+use infinistream_protocol::jsapi::headers;
+use infinistream_protocol::subject;
 
-use crate::errors::jserr;
 use crate::model::{EntryRecord, RecMeta, StateRecord};
 
 /// Most deleted sequences listed in a stream state.
@@ -235,7 +237,7 @@ impl Stream {
 
     /// Last live sequence on a subject filter (wildcards allowed), 0 if none.
     pub fn last_seq_for(&self, filter: &str) -> u64 {
-        if subject::is_valid(filter, false) {
+        if subject::is_literal(filter) {
             return self
                 .subjects
                 .get(filter)
@@ -451,18 +453,18 @@ impl Stream {
     fn check(&self, r: &Record, now: i64) -> Result<Option<u64>, JsError> {
         let l = &self.spec.limits;
         if l.sealed {
-            return Err(jserr::sealed());
+            return Err(ApiError::stream_sealed().into());
         }
         if let Some(name) = &r.expected_stream
             && name != self.name()
         {
-            return Err(jserr::stream_not_match());
+            return Err(ApiError::stream_not_match().into());
         }
         if let Some(ttl) = r.ttl_seconds
             && ttl != 0
             && !l.allow_msg_ttl
         {
-            return Err(jserr::ttl_disabled());
+            return Err(ApiError::message_ttl_disabled().into());
         }
         if let Some(expected) = r.expected_last_subject_seq {
             let subj = r
@@ -471,15 +473,15 @@ impl Stream {
                 .unwrap_or(&r.subject);
             let last = self.last_seq_for(subj);
             if last != expected {
-                return Err(jserr::wrong_last_sequence(last));
+                return Err(ApiError::stream_wrong_last_sequence(last).into());
             }
         } else if r.expected_last_subject_seq_subject.is_some() {
-            return Err(jserr::expected_last_seq_per_subject_invalid());
+            return Err(ApiError::stream_expected_last_seq_per_subject_invalid().into());
         }
         if let Some(expected) = r.expected_last_seq
             && expected != self.state.last_seq
         {
-            return Err(jserr::wrong_last_sequence(self.state.last_seq));
+            return Err(ApiError::stream_wrong_last_sequence(self.state.last_seq).into());
         }
         if let Some(id) = &r.msg_id
             && let Some(seq) = self.duplicate_of(id, now)
@@ -489,23 +491,26 @@ impl Stream {
         if let Some(expected) = &r.expected_last_msg_id
             && *expected != self.state.last_msg_id
         {
-            return Err(jserr::wrong_last_msg_id(&self.state.last_msg_id));
+            return Err(ApiError::stream_wrong_last_msg_id(&self.state.last_msg_id).into());
         }
         if r.rollup != Rollup::None && (!l.allow_rollup || l.deny_purge) {
-            return Err(jserr::rollup_failed("rollup not permitted"));
+            return Err(headers::rollup_not_permitted().into());
+        }
+        if let Rollup::Invalid(value) = &r.rollup {
+            return Err(headers::rollup_invalid(value).into());
         }
         if let Some(max) = l.max_msg_size {
             let body = r
                 .size
                 .saturating_sub(u32::try_from(r.subject.len()).unwrap_or(u32::MAX));
             if body > max {
-                return Err(jserr::message_exceeds_maximum());
+                return Err(ApiError::stream_message_exceeds_maximum().into());
             }
         }
         if let Some(ttl) = r.ttl_seconds
             && (ttl == 0 || ttl < -1)
         {
-            return Err(jserr::ttl_invalid());
+            return Err(ApiError::message_ttl_invalid().into());
         }
         if l.discard_new {
             let mut at_subject_limit = false;
@@ -513,7 +518,9 @@ impl Stream {
                 let count = self.subjects.get(&r.subject).map_or(0, |d| d.len() as u64);
                 if count + 1 > mps {
                     if l.discard_new_per_subject && r.rollup == Rollup::None {
-                        return Err(jserr::max_msgs_per_subject());
+                        return Err(
+                            ApiError::stream_store_failed(store::MAX_MSGS_PER_SUBJECT).into()
+                        );
                     }
                     at_subject_limit = true;
                 }
@@ -522,7 +529,7 @@ impl Stream {
                 && self.msgs >= mm
                 && !at_subject_limit
             {
-                return Err(jserr::max_msgs());
+                return Err(ApiError::stream_store_failed(store::MAX_MSGS).into());
             }
             if let Some(mb) = l.max_bytes
                 && self.bytes + u64::from(r.size) > mb
@@ -533,7 +540,7 @@ impl Stream {
                     .and_then(|d| d.front().copied())
                     .unwrap_or(0);
                 if !at_subject_limit || self.size_of(first_of_subject) < u64::from(r.size) {
-                    return Err(jserr::max_bytes());
+                    return Err(ApiError::stream_store_failed(store::MAX_BYTES).into());
                 }
             }
         }
@@ -594,7 +601,7 @@ impl Stream {
                     self.remove_seq(s);
                 }
             }
-            Rollup::None => {}
+            Rollup::None | Rollup::Invalid(_) => {}
         }
         self.enforce_subject_limit(&r.subject);
         self.enforce_count_limits();
@@ -976,7 +983,7 @@ impl Stream {
             // nats-server's last_by_subj does); overlapping filters list a subject once.
             let mut out: Vec<v1::SubjectLast> = Vec::new();
             for want in subjects {
-                if subject::is_valid(want, false) {
+                if subject::is_literal(want) {
                     out.extend(self.subjects.get_key_value(want).and_then(one));
                 } else {
                     out.extend(

@@ -28,9 +28,9 @@ use infinistream_protocol::jsapi::msg::{
     status_header,
 };
 use infinistream_protocol::jsapi::response::types;
-use infinistream_protocol::jsapi::subject::{is_literal, subject_matches};
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, Timestamp, parse_request, render_error, render_ok};
+use infinistream_protocol::subject::{is_literal, matches as subject_matches};
 use tracing::Instrument;
 
 use crate::reader::{ReadError, StoredMessage, StreamReader};
@@ -312,7 +312,7 @@ impl ReadHandler {
             up_to = self.reader.last_seq(stream).await?;
         }
         let filters = &request.multi_last_for;
-        let wanted = if filters.iter().all(|f| is_literal(f)) {
+        let wanted = if filters.iter().all(is_literal) {
             filters.clone()
         } else {
             Vec::new()
@@ -383,7 +383,7 @@ impl RouteHandler for ReadHandler {
                 let kind = other.response_type().unwrap_or(types::SYSTEM);
                 Some(Reply::json(render_error(
                     kind,
-                    &ApiError::new(500, 10000, "route not handled by the read handler"),
+                    &ApiError::internal("route not handled by the read handler"),
                 )))
             }
         }

@@ -25,8 +25,8 @@ use bytes::Bytes;
 use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_objstore::{Bucket, BucketError};
 use infinistream_proto::v1;
-use infinistream_protocol::jsapi::ApiError;
-use infinistream_protocol::jsapi::subject::subject_matches;
+use infinistream_protocol::jsapi::{ApiError, codes};
+use infinistream_protocol::subject::matches as subject_matches;
 use infinistream_segment::{
     BatchFooter, Block, Chunk, DecodeError, SUGGESTED_TAIL_LEN, SegmentIndex, TailRead,
     decode_block, decode_chunk,
@@ -123,7 +123,7 @@ impl ReadError {
             Self::StreamNotFound(_) => ApiError::stream_not_found(),
             Self::NoMessage => ApiError::no_message_found(),
             Self::Refused(e) => e.clone(),
-            other => ApiError::new(500, 10000, other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -509,7 +509,7 @@ impl StreamReader {
         // subject it matches (nats-server's last_by_subj).
         let seq = last
             .iter()
-            .filter(|s| infinistream_proto::subject::matches(subject, &s.subject))
+            .filter(|s| infinistream_protocol::subject::matches(subject, &s.subject))
             .map(|s| s.last_seq)
             .max()
             .ok_or(ReadError::NoMessage)?;
@@ -554,7 +554,7 @@ impl StreamReader {
         up_to: u64,
     ) -> Result<StoredMessage, ReadError> {
         let any = filter.is_empty() || filter == ">";
-        let literal = !any && infinistream_protocol::jsapi::subject::is_literal(filter);
+        let literal = !any && infinistream_protocol::subject::is_literal(filter);
         if literal {
             // A literal subject with nothing at or after `from` needs no scan.
             let last = self.last_seqs(stream, vec![filter.to_owned()]).await?;
@@ -948,15 +948,16 @@ fn parse_key(key: &str) -> Result<Path, ReadError> {
 /// anything else with the control plane's message.
 fn cp_error(stream: &str, error: CallError) -> ReadError {
     match error {
-        CallError::Refused { error: e, .. } if e.err_code == 10059 => {
-            ReadError::StreamNotFound(stream.to_owned())
+        CallError::Refused { error: e, .. } => {
+            let e = ApiError::from(&e);
+            if e.is(codes::STREAM_NOT_FOUND) {
+                ReadError::StreamNotFound(stream.to_owned())
+            } else if e.is(codes::NO_MESSAGE_FOUND) {
+                ReadError::NoMessage
+            } else {
+                ReadError::Refused(e)
+            }
         }
-        CallError::Refused { error: e, .. } if e.err_code == 10037 => ReadError::NoMessage,
-        CallError::Refused { error: e, .. } => ReadError::Refused(ApiError::new(
-            u16::try_from(e.code).unwrap_or(500),
-            u16::try_from(e.err_code).unwrap_or(10000),
-            e.description,
-        )),
         other => ReadError::ControlPlane(other.message().to_owned()),
     }
 }

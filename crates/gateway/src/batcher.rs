@@ -49,6 +49,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_objstore::Bucket;
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::ApiError;
 use infinistream_segment::{BatchBuilder, BuildOptions, RecordRef};
 use infinistream_types::SharedClock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -84,33 +85,6 @@ impl PendingRecord {
     }
 }
 
-/// A JetStream API error as it goes on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsError {
-    pub code: u16,
-    pub err_code: u16,
-    pub description: String,
-}
-
-impl JsError {
-    /// nats-server's "stream store failed" (503, 10077), used when a flush fails.
-    pub fn store_failed(cause: impl std::fmt::Display) -> Self {
-        JsError {
-            code: 503,
-            err_code: 10077,
-            description: cause.to_string(),
-        }
-    }
-
-    fn from_wire(err: &v1::JsError) -> Self {
-        JsError {
-            code: u16::try_from(err.code).unwrap_or(500),
-            err_code: u16::try_from(err.err_code).unwrap_or(10000),
-            description: err.description.clone(),
-        }
-    }
-}
-
 /// The answer to one publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
@@ -119,7 +93,7 @@ pub enum PublishOutcome {
     /// A duplicate `Nats-Msg-Id`: the original's sequence.
     Duplicate { seq: u64 },
     /// Not stored.
-    Failed(JsError),
+    Failed(ApiError),
 }
 
 /// Receives the answers (the gateway turns them into PubAck messages).
@@ -403,7 +377,7 @@ impl Writer {
                 self.shared.acks.deliver(
                     reply,
                     &record.stream,
-                    PublishOutcome::Failed(JsError::store_failed(error)),
+                    PublishOutcome::Failed(ApiError::stream_store_failed(error)),
                 );
             }
             return;
@@ -439,7 +413,8 @@ impl Writer {
             Err(error) => {
                 self.policy.buffer_dropped();
                 tracing::error!(%error, "cannot encode a batch object");
-                let failure = JsError::store_failed(format!("batch encoding failed: {error}"));
+                let failure =
+                    ApiError::stream_store_failed(format!("batch encoding failed: {error}"));
                 for slot in &slots {
                     if let Some(reply) = slot.reply.as_deref() {
                         self.shared.acks.deliver(
@@ -554,7 +529,7 @@ async fn flush(
             fail_all(
                 &shared,
                 &batch,
-                &JsError::store_failed(format!("batch upload failed: {error}")),
+                &ApiError::stream_store_failed(format!("batch upload failed: {error}")),
             );
             return;
         }
@@ -569,7 +544,7 @@ async fn flush(
             fail_all(
                 &shared,
                 &batch,
-                &JsError::store_failed("batch upload timed out"),
+                &ApiError::stream_store_failed("batch upload timed out"),
             );
             return;
         }
@@ -626,7 +601,7 @@ async fn flush(
             fail_all(
                 &shared,
                 &batch,
-                &JsError::store_failed(format!("commit failed: {error}")),
+                &ApiError::stream_store_failed(format!("commit failed: {error}")),
             );
         }
     }
@@ -668,7 +643,7 @@ async fn commit_with_retry(
     }
 }
 
-fn fail_all(shared: &FlushShared, batch: &SealedBatch, error: &JsError) {
+fn fail_all(shared: &FlushShared, batch: &SealedBatch, error: &ApiError) {
     for chunk in &batch.chunks {
         for slot in &chunk.slots {
             if let Some(reply) = slot.reply.as_deref() {
@@ -687,7 +662,7 @@ fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchR
         let result = results.get(&chunk.chunk_index);
         for (position, slot) in chunk.slots.iter().enumerate() {
             let outcome = match result {
-                None => PublishOutcome::Failed(JsError::store_failed(
+                None => PublishOutcome::Failed(ApiError::stream_store_failed(
                     "the control plane returned no result for this stream",
                 )),
                 Some(result) => {
@@ -699,11 +674,11 @@ fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchR
                             PublishOutcome::Duplicate { seq: *seq }
                         }
                         Some(v1::record_result::Result::Error(err)) => {
-                            PublishOutcome::Failed(JsError::from_wire(err))
+                            PublishOutcome::Failed(ApiError::from(err))
                         }
                         None => match &result.error {
-                            Some(err) => PublishOutcome::Failed(JsError::from_wire(err)),
-                            None => PublishOutcome::Failed(JsError::store_failed(
+                            Some(err) => PublishOutcome::Failed(ApiError::from(err)),
+                            None => PublishOutcome::Failed(ApiError::stream_store_failed(
                                 "the control plane returned no result for this message",
                             )),
                         },

@@ -22,7 +22,10 @@ use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
-use infinistream_protocol::jsapi::msg::{PubAck, headers, render_pub_ack};
+use infinistream_protocol::jsapi::headers::{
+    self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
+};
+use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
@@ -52,10 +55,7 @@ impl AckSink for BrokerAcks {
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
             PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
-            PublishOutcome::Failed(err) => Err((
-                stream.to_owned(),
-                ApiError::new(err.code, err.err_code, err.description),
-            )),
+            PublishOutcome::Failed(err) => Err((stream.to_owned(), err)),
         };
         self.broker
             .publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
@@ -163,12 +163,8 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &
         Ok(()) => {}
         Err(error) => {
             let js = match &error {
-                SubmitError::TooLarge { .. } => crate::JsError {
-                    code: 400,
-                    err_code: 10054,
-                    description: "message size exceeds maximum allowed".into(),
-                },
-                SubmitError::Closed => crate::JsError::store_failed(error.to_string()),
+                SubmitError::TooLarge { .. } => ApiError::stream_message_exceeds_maximum(),
+                SubmitError::Closed => ApiError::stream_store_failed(&error),
             };
             if let Some(reply) = reply.as_deref() {
                 acks.deliver(reply, stream, PublishOutcome::Failed(js));
@@ -177,15 +173,19 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &
     }
 }
 
-/// Reads the publish headers into the commit metadata.
-pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord, crate::JsError> {
+/// Reads the publish headers into the commit metadata. Values the control plane must
+/// refuse (an invalid `Nats-TTL` or `Nats-Rollup`) travel with the record, so it
+/// answers them at nats-server's point in its checks, after de-duplication and the
+/// expected-* headers.
+pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord, ApiError> {
     let mut meta = v1::RecordMeta::default();
     let raw_headers = msg.headers.unwrap_or_default();
     if !raw_headers.is_empty() {
-        let map = HeaderMap::parse(&raw_headers).map_err(|e| crate::JsError {
-            code: 400,
-            err_code: 10003,
-            description: format!("bad request: invalid message headers: {e}"),
+        let map = HeaderMap::parse(&raw_headers).map_err(|e| {
+            ApiError::with_description(
+                infinistream_protocol::jsapi::codes::BAD_REQUEST,
+                format!("bad request: invalid message headers: {e}"),
+            )
         })?;
         meta.msg_id = map
             .get(headers::MSG_ID)
@@ -203,21 +203,25 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
             .filter(|v| !v.is_empty())
             .map(str::to_owned);
         meta.expected_last_msg_id = map.get(headers::EXPECTED_LAST_MSG_ID).map(str::to_owned);
-        meta.rollup = match map.get(headers::ROLLUP) {
+        meta.rollup = match map.get(headers::ROLLUP).and_then(parse_rollup) {
             None => v1::Rollup::None,
-            Some(headers::ROLLUP_SUBJECT) => v1::Rollup::Subject,
-            Some(headers::ROLLUP_ALL) => v1::Rollup::All,
-            Some(other) => {
-                return Err(crate::JsError {
-                    code: 500,
-                    err_code: 10068,
-                    description: format!("rollup value invalid: {other}"),
-                });
+            Some(Rollup::Subject) => v1::Rollup::Subject,
+            Some(Rollup::All) => v1::Rollup::All,
+            Some(Rollup::Invalid(value)) => {
+                meta.rollup_invalid = Some(value);
+                v1::Rollup::None
             }
         } as i32;
         if let Some(ttl) = map.get(headers::TTL) {
-            // Unparsable values go as 0 so the control plane answers 10165.
-            meta.ttl_seconds = Some(parse_ttl(ttl).unwrap_or(0));
+            // An invalid value goes as 0, which the control plane answers with 10165.
+            meta.ttl_seconds = match parse_message_ttl(ttl) {
+                Ok(None) => None,
+                Ok(Some(MessageTtl::Never)) => Some(-1),
+                Ok(Some(MessageTtl::Seconds(secs))) => {
+                    Some(i64::try_from(secs).unwrap_or(i64::MAX))
+                }
+                Err(_) => Some(0),
+            };
         }
     }
     Ok(PendingRecord {
@@ -230,57 +234,44 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
     })
 }
 
-/// `Nats-TTL`: whole seconds (`"30"`), a Go-style duration (`"1m30s"`, `"500ms"`
-/// rounds up to 1 s), or `"never"` (-1). `None` when unparsable or below 1 s.
-pub fn parse_ttl(value: &str) -> Option<i64> {
-    let value = value.trim();
-    if value.eq_ignore_ascii_case("never") {
-        return Some(-1);
-    }
-    if let Ok(secs) = value.parse::<i64>() {
-        return (secs >= 1).then_some(secs);
-    }
-    let mut total_nanos: i128 = 0;
-    let mut rest = value;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let number: f64 = number.parse().ok()?;
-        let scale: f64 = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total_nanos += (number * scale) as i128;
-        rest = next;
-    }
-    let secs = (total_nanos + 999_999_999) / 1_000_000_000;
-    (secs >= 1).then(|| i64::try_from(secs).ok()).flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The commit metadata of a publish to `s` with one header.
+    fn meta_with(name: &str, value: &str) -> v1::RecordMeta {
+        let mut map = HeaderMap::new();
+        map.insert(name, value);
+        let msg = InternalMsg {
+            subject: "s".into(),
+            reply: None,
+            headers: Some(map.to_bytes()),
+            payload: Bytes::new(),
+            client_id: 1,
+            capture_stream: None,
+        };
+        record_from(&Arc::from("S"), msg)
+            .expect("headers never fail the intake")
+            .meta
+    }
+
+    fn ttl_of(value: &str) -> Option<i64> {
+        meta_with(headers::TTL, value).ttl_seconds
+    }
+
+    /// `Nats-TTL` as nats-server reads it: invalid values travel as 0 for the control
+    /// plane to refuse (10165) in its order; sub-second durations are invalid, not 1 s.
     #[test]
     fn ttl_forms() {
-        assert_eq!(parse_ttl("30"), Some(30));
-        assert_eq!(parse_ttl("1m30s"), Some(90));
-        assert_eq!(parse_ttl("500ms"), Some(1));
-        assert_eq!(parse_ttl("never"), Some(-1));
-        assert_eq!(parse_ttl("0"), None);
-        assert_eq!(parse_ttl("soon"), None);
-        assert_eq!(parse_ttl("2h"), Some(7200));
+        assert_eq!(ttl_of("30"), Some(30));
+        assert_eq!(ttl_of("1m30s"), Some(90));
+        assert_eq!(ttl_of("1.9s"), Some(1));
+        assert_eq!(ttl_of("never"), Some(-1));
+        assert_eq!(ttl_of("2h"), Some(7200));
+        assert_eq!(ttl_of("500ms"), Some(0));
+        assert_eq!(ttl_of("0"), Some(0));
+        assert_eq!(ttl_of("soon"), Some(0));
+        assert_eq!(ttl_of(""), None);
     }
 
     #[test]
@@ -306,23 +297,12 @@ mod tests {
         assert_eq!(record.reply.as_deref(), Some("_INBOX.1"));
     }
 
+    /// The control plane refuses an invalid rollup (after the checks nats-server runs
+    /// first); the intake only carries it, lowercased as nats-server reports it.
     #[test]
-    fn bad_rollup_is_refused() {
-        let mut map = HeaderMap::new();
-        map.insert(headers::ROLLUP, "everything");
-        let msg = InternalMsg {
-            subject: "s".into(),
-            reply: None,
-            headers: Some(map.to_bytes()),
-            payload: Bytes::new(),
-            client_id: 1,
-            capture_stream: None,
-        };
-        let err = record_from(&Arc::from("S"), msg).expect_err("invalid rollup");
-        assert!(
-            err.description.contains("rollup value invalid"),
-            "{}",
-            err.description
-        );
+    fn bad_rollup_travels_to_the_control_plane() {
+        let meta = meta_with(headers::ROLLUP, "Everything");
+        assert_eq!(meta.rollup, v1::Rollup::None as i32);
+        assert_eq!(meta.rollup_invalid.as_deref(), Some("everything"));
     }
 }

@@ -11,8 +11,8 @@ pub mod intake;
 pub mod metrics;
 
 pub use batcher::{
-    AckSink, Batcher, BatcherConfig, CommitError, Committer, JsError, PendingRecord,
-    PublishOutcome, SubmitError,
+    AckSink, Batcher, BatcherConfig, CommitError, Committer, PendingRecord, PublishOutcome,
+    SubmitError,
 };
 pub use flush_policy::SealReason;
 pub use intake::{BrokerAcks, Intake};

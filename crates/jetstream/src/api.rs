@@ -258,9 +258,8 @@ impl ApiServer {
                 Owner::Consumers => self.consumers.handle(route, msg).await,
                 Owner::Unsupported => Some(Reply::json(render_error(
                     kind,
-                    &ApiError::new(
-                        400,
-                        10003,
+                    &ApiError::with_description(
+                        codes::BAD_REQUEST,
                         "this JetStream API request is not supported by InfiniStream yet",
                     ),
                 ))),
@@ -287,7 +286,7 @@ fn refuses_required_level(msg: &InternalMsg) -> bool {
         return false;
     };
     versioning::refuses_required_api_level(
-        headers.get(infinistream_protocol::jsapi::msg::headers::REQUIRED_API_LEVEL),
+        headers.get(infinistream_protocol::jsapi::headers::REQUIRED_API_LEVEL),
     )
 }
 
@@ -320,7 +319,7 @@ async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payloa
         ApiRoute::StreamMsgDelete(name) => respond(msg_delete(ctx, name, payload).await),
         _ => render_error(
             types::SYSTEM,
-            &ApiError::new(500, 10000, "route not handled by the admin API"),
+            &ApiError::internal("route not handled by the admin API"),
         ),
     };
     Reply::json(body)
@@ -551,7 +550,7 @@ async fn info(
         check_wire(&subjects.error)?;
         let filter = request.subjects_filter.as_str();
         for entry in subjects.subjects {
-            if infinistream_protocol::jsapi::subject::subject_matches(filter, &entry.subject) {
+            if infinistream_protocol::subject::matches(filter, &entry.subject) {
                 info.state.subjects.insert(entry.subject, entry.count);
             }
         }

@@ -10,24 +10,19 @@ use infinistream_protocol::jsapi::consumer::{ConsumerConfig, ConsumerInfo, Seque
 use infinistream_protocol::jsapi::stream::{
     DiscardPolicy, RetentionPolicy, StreamConfig, StreamInfo, StreamState,
 };
-use infinistream_protocol::jsapi::{ApiError, Timestamp};
+use infinistream_protocol::jsapi::{ApiError, Timestamp, codes};
 
 /// A control-plane JetStream error as the wire's [`ApiError`].
 pub fn api_error(err: &v1::JsError) -> ApiError {
-    ApiError::new(
-        u16::try_from(err.code).unwrap_or(500),
-        u16::try_from(err.err_code).unwrap_or(10000),
-        err.description.clone(),
-    )
+    ApiError::from(err)
 }
 
 /// A gRPC failure talking to the control plane, as nats-server would report a
 /// JetStream subsystem that cannot answer: 503, "JetStream system temporarily
 /// unavailable" (10008), with the cause appended for operators.
 pub fn unavailable(status: &tonic::Status) -> ApiError {
-    ApiError::new(
-        503,
-        10008,
+    ApiError::with_description(
+        codes::CLUSTER_NOT_AVAIL,
         format!(
             "JetStream system temporarily unavailable: control plane: {}",
             status.message()
@@ -38,7 +33,7 @@ pub fn unavailable(status: &tonic::Status) -> ApiError {
 /// The control plane's form of a checked stream config.
 pub fn proto_config(cfg: &StreamConfig) -> Result<v1::StreamConfig, ApiError> {
     let config_json = serde_json::to_vec(cfg)
-        .map_err(|e| ApiError::new(500, 10049, format!("encoding stream config: {e}")))?;
+        .map_err(|e| ApiError::stream_create(format_args!("encoding stream config: {e}")))?;
     Ok(v1::StreamConfig {
         name: cfg.name.clone(),
         config_json,
@@ -77,11 +72,10 @@ pub fn limits(cfg: &StreamConfig) -> v1::StreamLimits {
 /// Decodes the stored JetStream config of a control-plane stream.
 pub fn stored_config(cfg: &v1::StreamConfig) -> Result<StreamConfig, ApiError> {
     serde_json::from_slice(&cfg.config_json).map_err(|e| {
-        ApiError::new(
-            500,
-            10049,
-            format!("stored config of stream `{}` is unreadable: {e}", cfg.name),
-        )
+        ApiError::stream_create(format_args!(
+            "stored config of stream `{}` is unreadable: {e}",
+            cfg.name
+        ))
     })
 }
 
@@ -115,7 +109,7 @@ pub fn stream_info(resp: &v1::StreamInfoResponse, now: Timestamp) -> Result<Stre
     let config = resp
         .config
         .as_ref()
-        .ok_or_else(|| ApiError::new(500, 10049, "control plane returned no stream config"))?;
+        .ok_or_else(|| ApiError::stream_create("control plane returned no stream config"))?;
     Ok(StreamInfo {
         config: stored_config(config)?,
         created: timestamp(resp.created_unix_nanos),
@@ -140,14 +134,10 @@ pub fn consumer_info(
     }
     let stored = resp.config.unwrap_or_default();
     let config: ConsumerConfig = serde_json::from_slice(&stored.config_json).map_err(|e| {
-        ApiError::new(
-            500,
-            10000,
-            format!(
-                "stored consumer config of `{}` does not decode: {e}",
-                stored.name
-            ),
-        )
+        ApiError::internal(format_args!(
+            "stored consumer config of `{}` does not decode: {e}",
+            stored.name
+        ))
     })?;
     let state = resp.state.unwrap_or_default();
     let seq = |s: Option<v1::SequenceInfo>| {

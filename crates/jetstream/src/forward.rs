@@ -28,7 +28,7 @@ use infinistream_broker::{Broker, BrokerError, Forwarded, InternalMsg, InternalT
 use infinistream_protocol::jsapi::msg::render_pub_ack;
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
-use infinistream_protocol::jsapi::{ApiError, render_error};
+use infinistream_protocol::jsapi::{ApiError, codes, render_error};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Reply, RouteHandler};
@@ -50,7 +50,10 @@ pub fn role_missing_text(broker: &Broker, role: ProxyRole, what: &str) -> String
 /// The JetStream API error for a role no reachable agent runs (the code nats-server
 /// uses for "JetStream system temporarily unavailable").
 pub fn role_missing(broker: &Broker, role: ProxyRole, what: &str) -> ApiError {
-    ApiError::new(503, 10008, role_missing_text(broker, role, what))
+    ApiError::with_description(
+        codes::CLUSTER_NOT_AVAIL,
+        role_missing_text(broker, role, what),
+    )
 }
 
 /// Forwards `msg` to the peer that takes `role` work for `key`; false when none took it.

@@ -4,8 +4,8 @@
 //! names, subjects, counts that must agree) so logic never re-checks a wire message.
 //! Failures name the field, so the gRPC `InvalidArgument` status says what to fix.
 
-use crate::subject;
 use crate::v1;
+use infinistream_protocol::subject;
 
 /// A wire message failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,8 +25,9 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidArgument {
 /// Longest stream, consumer, agent or lease name accepted.
 pub const MAX_NAME_LEN: usize = 255;
 
-/// Checks a stream or consumer name the way nats-server does: not empty, at most
-/// 255 bytes, no whitespace, `.`, `*`, `>` or path separators.
+/// Checks a stream or consumer name the way nats-server does (protocol's
+/// `is_valid_asset_name`): not empty, at most 255 bytes, no whitespace, `.`, `*`, `>` or
+/// path separators.
 pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidArgument> {
     if name.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -34,10 +35,7 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidArgument
     if name.len() > MAX_NAME_LEN {
         return Err(invalid(field, format!("longer than {MAX_NAME_LEN} bytes")));
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
-    {
+    if !infinistream_protocol::jsapi::is_valid_asset_name(name) {
         return Err(invalid(
             field,
             format!("contains whitespace, '.', '*', '>' or a path separator: `{name}`"),
@@ -90,13 +88,13 @@ impl TryFrom<v1::StreamLimits> for Limits {
 
     fn try_from(l: v1::StreamLimits) -> Result<Self, Self::Error> {
         for s in &l.subjects {
-            if !subject::is_valid(s, true) {
+            if !subject::is_valid_subject(s) {
                 return Err(invalid("limits.subjects", format!("invalid subject `{s}`")));
             }
         }
         for (i, a) in l.subjects.iter().enumerate() {
             for b in &l.subjects[i + 1..] {
-                if subject::overlap(a, b) {
+                if subject::subjects_collide(a, b) {
                     return Err(invalid(
                         "limits.subjects",
                         format!("subjects overlap: `{a}` and `{b}`"),
@@ -251,11 +249,13 @@ impl TryFrom<v1::AgentInfo> for AgentSpec {
 }
 
 /// Nats-Rollup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rollup {
     None,
     Subject,
     All,
+    /// A value that is neither `sub` nor `all` (lowercased), refused at commit.
+    Invalid(String),
 }
 
 /// One checked record (message) of a chunk.
@@ -279,17 +279,19 @@ impl TryFrom<v1::RecordMeta> for Record {
     type Error = InvalidArgument;
 
     fn try_from(r: v1::RecordMeta) -> Result<Self, Self::Error> {
-        if !subject::is_valid(&r.subject, false) {
+        if !subject::is_valid_publish_subject(&r.subject) {
             return Err(invalid(
                 "chunks.records.subject",
                 format!("not a valid publish subject: `{}`", r.subject),
             ));
         }
-        let rollup = match v1::Rollup::try_from(r.rollup) {
-            Ok(v1::Rollup::None) => Rollup::None,
-            Ok(v1::Rollup::Subject) => Rollup::Subject,
-            Ok(v1::Rollup::All) => Rollup::All,
-            Err(_) => {
+        let invalid_rollup = r.rollup_invalid.filter(|v| !v.is_empty());
+        let rollup = match (invalid_rollup, v1::Rollup::try_from(r.rollup)) {
+            (Some(value), _) => Rollup::Invalid(value),
+            (None, Ok(v1::Rollup::None)) => Rollup::None,
+            (None, Ok(v1::Rollup::Subject)) => Rollup::Subject,
+            (None, Ok(v1::Rollup::All)) => Rollup::All,
+            (None, Err(_)) => {
                 return Err(invalid(
                     "chunks.records.rollup",
                     format!("unknown value {}", r.rollup),

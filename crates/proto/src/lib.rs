@@ -8,7 +8,7 @@
 //! checked forms.
 
 pub mod domain;
-pub mod subject;
+mod jserror;
 
 /// Generated code for package `infinistream.v1`.
 #[allow(

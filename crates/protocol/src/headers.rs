@@ -1,7 +1,7 @@
 //! NATS message headers: `NATS/1.0[ status[ description]]\r\nKey: Value\r\n...\r\n\r\n`.
 //!
-//! JetStream reads `Nats-Msg-Id` and `Nats-Expected-*` from published headers and
-//! answers fetches and heartbeats with status-only header blocks (503, 404, 408, 409,
+//! JetStream reads `Nats-Msg-Id` and `Nats-Expected-*` from published headers (their
+//! names are in `jsapi::headers`) and answers fetches and heartbeats with status-only header blocks (503, 404, 408, 409,
 //! 100). Keys keep their case and may repeat; lookups ignore ASCII case.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -16,12 +16,6 @@ pub const STATUS_NOT_FOUND: u16 = 404;
 pub const STATUS_REQUEST_TIMEOUT: u16 = 408;
 pub const STATUS_CONFLICT: u16 = 409;
 pub const STATUS_NO_RESPONDERS: u16 = 503;
-
-pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
-pub const NATS_EXPECTED_STREAM: &str = "Nats-Expected-Stream";
-pub const NATS_EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
-pub const NATS_EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
-pub const NATS_EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
 
 /// A header block that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -207,7 +201,7 @@ mod tests {
         let h = HeaderMap::with_status(STATUS_NO_RESPONDERS, None);
         assert_eq!(&h.to_bytes()[..], b"NATS/1.0 503\r\n\r\n");
         let mut h = HeaderMap::new();
-        h.insert(NATS_MSG_ID, "abc");
+        h.insert(crate::jsapi::headers::MSG_ID, "abc");
         assert_eq!(&h.to_bytes()[..], b"NATS/1.0\r\nNats-Msg-Id: abc\r\n\r\n");
         assert_eq!(HeaderMap::parse(&h.to_bytes()).expect("parse"), h);
     }

@@ -1,10 +1,21 @@
-//! Subject validation and wildcard matching.
+//! NATS subject rules, the one implementation every crate uses.
 //!
-//! Subjects are dot-separated tokens. In subscriptions a token may be `*` (exactly one
-//! token) or, as the last token, `>` (one or more tokens); wildcard characters inside a
-//! longer token are ordinary characters, as in nats-server. Publish subjects carry no
-//! wildcard tokens. Everything works on bytes so the broker never needs UTF-8 checks
-//! on its hot path.
+//! Subjects are `.`-separated tokens. A token `*` matches exactly one token and a final
+//! token `>` matches one or more; `*` or `>` inside a longer token (`a*b`) is an ordinary
+//! character, as in nats-server. These functions follow nats-server 2.15's
+//! `server/sublist.go` and the stream checks in `server/stream.go`:
+//!
+//! | rule | nats-server | used for |
+//! |---|---|---|
+//! | [`is_valid_subject`] | `IsValidSubject` | `SUB`, stream subjects, consumer filters, purge filters |
+//! | [`is_valid_publish_subject`] | `IsValidPublishSubject` | pedantic `PUB`, deliver subjects, republish and API prefixes |
+//! | [`is_literal`] | `subjectIsLiteral` | fast paths that look one subject up instead of scanning |
+//! | [`matches`] | the sublist's `Match` | routing a published subject to subscriptions and filters |
+//! | [`subjects_collide`] | `SubjectsCollide` | overlapping stream subjects, work-queue filters |
+//! | [`is_subset_match`] | `subjectIsSubsetMatch` | one filter inside another (delivery cycles) |
+//!
+//! Everything takes bytes (`&str`, `&[u8]`, `Bytes`, …) so the broker's hot path needs
+//! no UTF-8 check and the JetStream checks need no conversion.
 
 /// Token separator.
 pub const SEP: u8 = b'.';
@@ -13,64 +24,154 @@ pub const PWC: &[u8] = b"*";
 /// Tail wildcard (last token only).
 pub const FWC: &[u8] = b">";
 
+/// Whitespace nats-server refuses inside a subject (`"\t\n\f\r "`).
 #[inline]
-fn bad_char(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0)
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
 }
 
-/// A valid subscription subject: non-empty tokens, no whitespace, `>` only last.
-pub fn is_valid_subject(subject: &[u8]) -> bool {
+#[inline]
+fn tokens(subject: &[u8]) -> std::slice::Split<'_, u8, impl FnMut(&u8) -> bool> {
+    subject.split(|b| *b == SEP)
+}
+
+/// nats-server's `IsValidSubject`: non-empty, no empty token, no whitespace
+/// (`' '`, `\t`, `\n`, `\r`, `\f`), nothing after a `>` token. Wildcards are allowed;
+/// other bytes (NUL, non-ASCII) are, too, as in nats-server.
+pub fn is_valid_subject(subject: impl AsRef<[u8]>) -> bool {
+    let subject = subject.as_ref();
     if subject.is_empty() {
         return false;
     }
-    let mut tokens = subject.split(|b| *b == SEP).peekable();
-    while let Some(t) = tokens.next() {
-        if t.is_empty() || t.iter().any(|b| bad_char(*b)) {
+    let mut after_fwc = false;
+    for t in tokens(subject) {
+        if t.is_empty() || after_fwc || t.iter().any(|b| is_space(*b)) {
             return false;
         }
-        if t == FWC && tokens.peek().is_some() {
-            return false;
-        }
+        after_fwc = t == FWC;
     }
     true
 }
 
-/// A valid publish subject: a valid subject without wildcard tokens.
-pub fn is_valid_publish_subject(subject: &[u8]) -> bool {
+/// nats-server's `IsValidPublishSubject`: a valid subject without wildcard tokens.
+pub fn is_valid_publish_subject(subject: impl AsRef<[u8]>) -> bool {
+    let subject = subject.as_ref();
     is_valid_subject(subject) && is_literal(subject)
 }
 
-/// True when no token is `*` or `>` (the subject matches only itself).
+/// nats-server's `subjectIsLiteral`: no token is `*` or `>`. Does not check validity.
 #[inline]
-pub fn is_literal(subject: &[u8]) -> bool {
+pub fn is_literal(subject: impl AsRef<[u8]>) -> bool {
+    let subject = subject.as_ref();
     // Fast path: no wildcard byte at all.
     if memchr::memchr2(b'*', b'>', subject).is_none() {
         return true;
     }
-    !subject.split(|b| *b == SEP).any(|t| t == PWC || t == FWC)
+    !tokens(subject).any(|t| t == PWC || t == FWC)
 }
 
-/// A valid queue group name: non-empty, no whitespace.
+/// A valid queue group name: non-empty, no whitespace or NUL.
 pub fn is_valid_queue(queue: &[u8]) -> bool {
-    !queue.is_empty() && !queue.iter().any(|b| bad_char(*b))
+    !queue.is_empty() && !queue.iter().any(|b| is_space(*b) || *b == 0)
 }
 
-/// Whether the literal `subject` matches the subscription `pattern`.
-pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
-    let mut p = pattern.split(|b| *b == SEP);
-    let mut s = subject.split(|b| *b == SEP);
+/// Whether the published `subject` matches `filter` (which may hold wildcards).
+///
+/// As in nats-server's subscription index, only the filter's tokens are wildcards: a
+/// `*` token in the published subject is an ordinary token (a non-pedantic client may
+/// publish to `a.*`; `a.*` and `a.>` filters receive it, `a.b` does not).
+pub fn matches(filter: impl AsRef<[u8]>, subject: impl AsRef<[u8]>) -> bool {
+    let mut f = tokens(filter.as_ref());
+    let mut s = tokens(subject.as_ref());
     loop {
-        match (p.next(), s.next()) {
+        match (f.next(), s.next()) {
             (None, None) => return true,
-            (Some(pt), Some(_)) if pt == FWC => return true,
-            (Some(pt), Some(st)) => {
-                if pt != PWC && pt != st {
-                    return false;
-                }
-            }
+            (Some(ft), Some(_)) if ft == FWC => return true,
+            (Some(ft), Some(st)) if ft == PWC || ft == st => {}
             _ => return false,
         }
     }
+}
+
+/// Token kinds of a subject, as nats-server's `analyzeTokens` counts them.
+fn wildcards(toks: &[&[u8]]) -> (bool, bool) {
+    let pwc = toks.contains(&PWC);
+    let fwc = toks.contains(&FWC);
+    (pwc, fwc)
+}
+
+/// nats-server's `SubjectsCollide`: whether some literal subject could match both
+/// `a` and `b` (stream subjects may not collide; work-queue filters neither).
+///
+/// Where both sides hold wildcards nats-server compares tokens by their first byte
+/// (`tokensCanMatch`), so a token starting with `*` or `>` collides with anything;
+/// that is kept, since it decides which stream configs are refused.
+pub fn subjects_collide(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
+    if a == b {
+        return true;
+    }
+    let ta: Vec<&[u8]> = tokens(a).collect();
+    let tb: Vec<&[u8]> = tokens(b).collect();
+    let (pwc_a, fwc_a) = wildcards(&ta);
+    let (pwc_b, fwc_b) = wildcards(&tb);
+    let literal_a = !(pwc_a || fwc_a);
+    let literal_b = !(pwc_b || fwc_b);
+    match (literal_a, literal_b) {
+        (true, true) => return false, // equal literals returned above
+        (true, false) => return subset_tokens(&ta, &tb),
+        (false, true) => return subset_tokens(&tb, &ta),
+        (false, false) => {}
+    }
+    if ta.len() != tb.len() {
+        // Only a `>` lets different lengths meet, and it must be on the shorter side.
+        let shorter_has_fwc = if ta.len() < tb.len() { fwc_a } else { fwc_b };
+        if !shorter_has_fwc {
+            return false;
+        }
+    }
+    ta.iter()
+        .zip(&tb)
+        .all(|(x, y)| match (x.first(), y.first()) {
+            (Some(&cx), Some(&cy)) => {
+                matches!(cx, b'*' | b'>') || matches!(cy, b'*' | b'>') || x == y
+            }
+            _ => false,
+        })
+}
+
+/// nats-server's `subjectIsSubsetMatch`: whether every subject `subject` stands for is
+/// also matched by `test` (both may hold wildcards): `a.b` and `a.*` are inside `a.>`,
+/// `a.>` is not inside `a.*`.
+pub fn is_subset_match(subject: impl AsRef<[u8]>, test: impl AsRef<[u8]>) -> bool {
+    let ts: Vec<&[u8]> = tokens(subject.as_ref()).collect();
+    let tt: Vec<&[u8]> = tokens(test.as_ref()).collect();
+    subset_tokens(&ts, &tt)
+}
+
+fn subset_tokens(subject: &[&[u8]], test: &[&[u8]]) -> bool {
+    for (i, t) in test.iter().enumerate() {
+        let Some(s) = subject.get(i) else {
+            return false;
+        };
+        if t.is_empty() {
+            return false;
+        }
+        if *t == FWC {
+            return true;
+        }
+        if s.is_empty() || *s == FWC {
+            return false;
+        }
+        if *s == PWC {
+            if *t != PWC {
+                return false;
+            }
+        } else if *t != PWC && s != t {
+            return false;
+        }
+    }
+    subject.len() == test.len()
 }
 
 #[cfg(test)]
@@ -89,31 +190,58 @@ mod tests {
             "a*b.c",
             "$JS.API.>",
             "_INBOX.x.y",
+            "a.b*c",
+            "a\0b",
+            "a\u{b}b",
+            "ünï.cödé",
         ] {
-            assert!(is_valid_subject(ok.as_bytes()), "{ok}");
+            assert!(is_valid_subject(ok), "{ok:?}");
         }
-        for bad in ["", ".", "a.", ".a", "a..b", "a.>.b", "a b", "a\tb", ">.a"] {
-            assert!(!is_valid_subject(bad.as_bytes()), "{bad}");
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a.>.b", ">.a", "a b", "a\tb", "a\nb", "a\rb", "a\u{c}b",
+        ] {
+            assert!(!is_valid_subject(bad), "{bad:?}");
         }
-        assert!(is_valid_publish_subject(b"a.b"));
-        assert!(is_valid_publish_subject(b"a*b.c>"));
-        assert!(!is_valid_publish_subject(b"a.*"));
-        assert!(!is_valid_publish_subject(b"a.>"));
+    }
+
+    #[test]
+    fn publish_subjects_are_literal() {
+        assert!(is_valid_publish_subject("a.b"));
+        assert!(is_valid_publish_subject("a*b.c>"));
+        assert!(!is_valid_publish_subject("a.*"));
+        assert!(!is_valid_publish_subject("a.>"));
+        assert!(!is_valid_publish_subject("a..b"));
+        assert!(is_literal("a..b"), "is_literal does not check validity");
+        assert!(!is_literal("*"));
         assert!(is_valid_queue(b"q1"));
         assert!(!is_valid_queue(b"q 1"));
+        assert!(!is_valid_queue(b""));
     }
 
     #[test]
     fn matches_wildcards() {
-        assert!(matches(b"a.b", b"a.b"));
-        assert!(!matches(b"a.b", b"a.c"));
-        assert!(matches(b"a.*", b"a.b"));
-        assert!(!matches(b"a.*", b"a.b.c"));
-        assert!(!matches(b"a.*", b"a"));
-        assert!(matches(b"a.>", b"a.b.c"));
-        assert!(!matches(b"a.>", b"a"));
-        assert!(matches(b">", b"x"));
-        assert!(matches(b"*.*.c", b"a.b.c"));
-        assert!(!matches(b"a.b.c", b"a.b"));
+        assert!(matches("a.b", "a.b"));
+        assert!(!matches("a.b", "a.c"));
+        assert!(matches("a.*", "a.b"));
+        assert!(!matches("a.*", "a.b.c"));
+        assert!(!matches("a.*", "a"));
+        assert!(matches("a.>", "a.b.c"));
+        assert!(!matches("a.>", "a"));
+        assert!(matches(">", "x"));
+        assert!(matches("*.*.c", "a.b.c"));
+        assert!(!matches("a.b.c", "a.b"));
+        // A published `*` token is an ordinary token.
+        assert!(matches("a.*", "a.*"));
+        assert!(!matches("a.b", "a.*"));
+    }
+
+    /// nats-server compares tokens by their first byte when both sides hold wildcards.
+    #[test]
+    fn collision_quirk_is_kept() {
+        assert!(subjects_collide("a.*x.>", "a.b.*"));
+        assert!(subjects_collide("a.*.>", "a.>"));
+        assert!(!subjects_collide("a.b.>", "a.*"));
+        assert!(is_subset_match("a.*", "a.*"));
+        assert!(!is_subset_match("a", "a.>"));
     }
 }

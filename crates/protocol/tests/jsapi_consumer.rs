@@ -1,9 +1,10 @@
 //! `ConsumerConfig::check_and_default`, the create-subject checks, update rules and
 //! pull request parsing, one case per nats-server rule.
 
+use infinistream_protocol::jsapi::GoDuration;
 use infinistream_protocol::jsapi::consumer::{
-    AckPolicy, ConsumerAction, ConsumerConfig, CreateConsumerRequest, DeliverPolicy, GoDuration,
-    NextRequest, PriorityPolicy, PullStatus,
+    AckPolicy, ConsumerAction, ConsumerConfig, CreateConsumerRequest, DeliverPolicy, NextRequest,
+    PriorityPolicy, PullStatus,
 };
 use infinistream_protocol::jsapi::stream::{RetentionPolicy, StreamConfig};
 use infinistream_protocol::jsapi::subjects::{ApiRoute, ConsumerCreateRoute};

@@ -1,11 +1,10 @@
 //! Message get / direct get request checks, `Nats-TTL`, PubAck shapes, API levels.
 
-use infinistream_protocol::jsapi::consumer::{
-    AckPolicy, ConsumerConfig, GoDuration, PriorityPolicy,
-};
+use infinistream_protocol::jsapi::GoDuration;
+use infinistream_protocol::jsapi::consumer::{AckPolicy, ConsumerConfig, PriorityPolicy};
+use infinistream_protocol::jsapi::headers::{MessageTtl, parse_message_ttl};
 use infinistream_protocol::jsapi::msg::{
-    DirectGetStatus, MessageTtl, MsgGetRequest, PubAck, StoredMsg, parse_message_ttl,
-    render_pub_ack,
+    DirectGetStatus, MsgGetRequest, PubAck, StoredMsg, render_pub_ack,
 };
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use infinistream_protocol::jsapi::versioning::{
@@ -133,6 +132,42 @@ fn pub_ack_errors_without_stream() {
         String::from_utf8(render_pub_ack(&Ok(ack))).expect("utf8"),
         r#"{"stream":"S","seq":9,"domain":"hub"}"#
     );
+}
+
+/// What nats-server 2.15.1 answered to these `Nats-TTL` values on a stream with
+/// `allow_msg_ttl` (published with nats-py): stored with this TTL, or 10165.
+#[test]
+fn message_ttl_matches_nats_server_2_15_1() {
+    let stored = [
+        ("1.5s", Some(1)),
+        ("00", None),
+        ("never", Some(-1)),
+        ("NEVER", Some(-1)),
+        ("30", Some(30)),
+        ("1m30s", Some(90)),
+        ("+5s", Some(5)),
+        ("5.s", Some(5)),
+        ("1h", Some(3600)),
+        // parseInt64 wraps: 2^64 reads as 0, no TTL.
+        ("18446744073709551616", None),
+        ("9223372036854775807", Some(i64::MAX)),
+    ];
+    for (value, ttl) in stored {
+        let got = parse_message_ttl(value).map(|t| {
+            t.map(|t| match t {
+                MessageTtl::Never => -1,
+                MessageTtl::Seconds(s) => i64::try_from(s).expect("fits"),
+            })
+        });
+        assert_eq!(got, Ok(ttl), "{value:?}");
+    }
+    for refused in ["500ms", "0", "-1", "5 s", "1e3s", ".5s", "5µs"] {
+        assert_eq!(
+            parse_message_ttl(refused),
+            Err(ApiError::message_ttl_invalid()),
+            "{refused:?}"
+        );
+    }
 }
 
 #[test]

@@ -7,10 +7,11 @@
 //! before answering. So a Claim or Acknowledge that succeeded is durable.
 
 use infinistream_proto::v1::{self, JsError, StreamEventKind};
+use infinistream_protocol::jsapi::ApiError;
 
 use super::{Durability, Engine, Group, consumer_error};
 use crate::consumer;
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
 use crate::keys;
 use crate::model::ConsumerRecord;
 use crate::store::Op;
@@ -83,7 +84,7 @@ impl Group {
 
     fn consumer_info_of(&self, stream: &str, name: &str) -> v1::ConsumerInfoResponse {
         let Some(s) = self.streams.get(stream) else {
-            return consumer_error(jserr::stream_not_found());
+            return consumer_error(ApiError::stream_not_found().into());
         };
         match self.consumers.get(&(stream.to_owned(), name.to_owned())) {
             Some(rec) => v1::ConsumerInfoResponse {
@@ -92,7 +93,7 @@ impl Group {
                 state: Some(consumer::state(rec, s)),
                 created_unix_nanos: rec.created_unix_nanos,
             },
-            None => consumer_error(jserr::consumer_not_found()),
+            None => consumer_error(ApiError::consumer_not_found().into()),
         }
     }
 }
@@ -180,14 +181,6 @@ pub(crate) enum CreateAction {
     CreateOrUpdate,
 }
 
-fn does_not_exist() -> JsError {
-    JsError {
-        code: 404,
-        err_code: 10149,
-        description: "consumer does not exist".into(),
-    }
-}
-
 impl Engine {
     pub(crate) async fn create_consumer(
         &self,
@@ -200,7 +193,7 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let (stream, name) = (config.stream.clone(), config.name.clone());
         let Some(s) = g.streams.get(&stream) else {
-            return Ok(consumer_error(jserr::stream_not_found()));
+            return Ok(consumer_error(ApiError::stream_not_found().into()));
         };
         let key = (stream.clone(), name.clone());
         let others = g.consumers_of(&stream, &name);
@@ -212,7 +205,7 @@ impl Engine {
                 return Ok(g.consumer_info_of(&stream, &name));
             }
             Some(_) if action == CreateAction::Create => {
-                return Ok(consumer_error(jserr::consumer_already_exists()));
+                return Ok(consumer_error(ApiError::consumer_already_exists().into()));
             }
             Some(existing) => {
                 let mut rec = existing.clone();
@@ -222,7 +215,7 @@ impl Engine {
                 rec
             }
             None if action == CreateAction::Update => {
-                return Ok(consumer_error(does_not_exist()));
+                return Ok(consumer_error(ApiError::consumer_does_not_exist().into()));
             }
             None => match consumer::new_record(config, s, now) {
                 Ok(rec) => rec,
@@ -262,7 +255,7 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         if !g.streams.contains_key(stream) {
             return Ok(v1::ListConsumersResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 consumers: Vec::new(),
             });
         }
@@ -288,14 +281,14 @@ impl Engine {
         let now = self.now();
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(stream) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         let (first, last) = (s.state.first_seq, s.state.last_seq);
         if g.consumers
             .remove(&(stream.to_owned(), name.to_owned()))
             .is_none()
         {
-            return Ok(Some(jserr::consumer_not_found()));
+            return Ok(Some(ApiError::consumer_not_found().into()));
         }
         // Interest: what only this consumer still held goes now.
         g.apply_ack_retention(stream, first, last);
@@ -315,7 +308,7 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(&req.stream) else {
             return Ok(v1::ClaimResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 ..Default::default()
             });
         };
@@ -325,7 +318,7 @@ impl Engine {
             .get_mut(&(req.stream.clone(), req.consumer.clone()))
         else {
             return Ok(v1::ClaimResponse {
-                error: Some(jserr::consumer_not_found()),
+                error: Some(ApiError::consumer_not_found().into()),
                 ..Default::default()
             });
         };
@@ -393,14 +386,14 @@ impl Engine {
         let now = self.now();
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(&req.stream) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         let first = s.state.first_seq;
         let Some(rec) = g
             .consumers
             .get_mut(&(req.stream.clone(), req.consumer.clone()))
         else {
-            return Ok(Some(jserr::consumer_not_found()));
+            return Ok(Some(ApiError::consumer_not_found().into()));
         };
         let was_full = consumer::at_max_ack_pending(rec);
         consumer::acknowledge(rec, s, kind, &req.stream_seqs, req.nak_delay_nanos, now);

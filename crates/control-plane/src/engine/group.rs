@@ -10,7 +10,7 @@ use infinistream_proto::v1;
 use prost::Message;
 
 use super::{Group, apply_delta, error_info, info_of};
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
 use crate::keys;
 use crate::model::{
     BatchRecord, ConsumerRecord, EntryRecord, LogRecord, LogStream, ReleasedRecord, StateRecord,
@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::store::{MetaStore, Op, StoreError};
 use crate::stream::{ObjectTable, Stream};
+use infinistream_protocol::jsapi::ApiError;
 
 /// A pending stream is folded within about this many rounds (a few streams a round,
 /// so folds never come all at once).
@@ -183,7 +184,7 @@ impl Group {
                 }
                 info
             }
-            None => error_info(jserr::stream_not_found()),
+            None => error_info(ApiError::stream_not_found().into()),
         }
     }
 
@@ -226,7 +227,7 @@ impl Group {
         for chunk in &batch.chunks {
             let result = match self.streams.get_mut(&chunk.stream) {
                 None => {
-                    let e = jserr::stream_not_found();
+                    let e: v1::JsError = ApiError::stream_not_found().into();
                     v1::ChunkResult {
                         stream: chunk.stream.clone(),
                         chunk_index: chunk.chunk_index,

@@ -3,7 +3,8 @@
 use infinistream_proto::v1;
 
 use super::Engine;
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
+use infinistream_protocol::jsapi::ApiError;
 
 impl Engine {
     pub(crate) async fn read_index(
@@ -15,7 +16,7 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(&req.stream) else {
             return Ok(v1::ReadIndexResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 ..Default::default()
             });
         };
@@ -45,7 +46,7 @@ impl Engine {
                 seq: s.seq_for_time(ts),
             },
             None => v1::SeqForTimeResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 seq: 0,
             },
         })
@@ -65,7 +66,7 @@ impl Engine {
                 subjects: s.last_by_subject(subjects),
             },
             None => v1::LastBySubjectResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 subjects: Vec::new(),
             },
         })

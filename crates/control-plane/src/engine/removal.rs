@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use infinistream_proto::subject;
 use infinistream_proto::v1::{self, JsError};
+use infinistream_protocol::subject;
 
 use super::Engine;
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
+use infinistream_protocol::jsapi::ApiError;
 
 impl Engine {
     pub(crate) async fn purge(
@@ -19,14 +20,14 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get_mut(&req.stream) else {
             return Ok(v1::PurgeStreamResponse {
-                error: Some(jserr::stream_not_found()),
+                error: Some(ApiError::stream_not_found().into()),
                 purged: 0,
             });
         };
         let refuse = if s.spec.limits.sealed {
-            Some(jserr::sealed())
+            Some(ApiError::stream_sealed().into())
         } else if s.spec.limits.deny_purge {
-            Some(jserr::purge_failed("stream purge not permitted"))
+            Some(ApiError::stream_purge_failed("stream purge not permitted").into())
         } else {
             None
         };
@@ -36,7 +37,7 @@ impl Engine {
                 purged: 0,
             });
         }
-        if !req.subject.is_empty() && !subject::is_valid(&req.subject, true) {
+        if !req.subject.is_empty() && !subject::is_valid_subject(&req.subject) {
             return Err(CpError::Invalid(infinistream_proto::InvalidArgument {
                 field: "subject",
                 reason: format!("invalid subject filter `{}`", req.subject),
@@ -60,18 +61,20 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get_mut(stream) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         if s.spec.limits.sealed {
-            return Ok(Some(jserr::sealed()));
+            return Ok(Some(ApiError::stream_sealed().into()));
         }
         if s.spec.limits.deny_delete {
-            return Ok(Some(jserr::msg_delete_failed(
-                "message delete not permitted",
-            )));
+            return Ok(Some(
+                ApiError::stream_msg_delete_failed("message delete not permitted").into(),
+            ));
         }
         if !s.remove_seq(seq) {
-            return Ok(Some(jserr::msg_delete_failed("no message found")));
+            return Ok(Some(
+                ApiError::stream_msg_delete_failed("no message found").into(),
+            ));
         }
         g.touched.insert(stream.to_owned());
         self.flush_group(&mut st, group).await?;

@@ -1,16 +1,17 @@
 //! Stream administration: create, update, delete, info and list.
 
 use infinistream_proto::domain::StreamSpec;
-use infinistream_proto::subject;
 use infinistream_proto::v1::{self, JsError};
+use infinistream_protocol::subject;
 use prost::Message;
 
 use super::{Engine, Group, apply_delta, error_info, info_of};
-use crate::errors::{CpError, jserr};
+use crate::errors::CpError;
 use crate::keys;
 use crate::model::StreamRecord;
 use crate::store::Op;
 use crate::stream::Stream;
+use infinistream_protocol::jsapi::ApiError;
 
 impl Engine {
     pub(crate) async fn create_stream(
@@ -24,10 +25,10 @@ impl Engine {
             if existing.spec == spec {
                 return Ok(info_of(existing, false));
             }
-            return Ok(error_info(jserr::stream_name_exist()));
+            return Ok(error_info(ApiError::stream_name_exist().into()));
         }
         if overlaps(g, &spec) {
-            return Ok(error_info(jserr::subject_overlap()));
+            return Ok(error_info(ApiError::stream_subject_overlap().into()));
         }
         let now = self.now();
         let name = spec.name.clone();
@@ -61,15 +62,18 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(existing) = g.streams.get(&spec.name) else {
-            return Ok(error_info(jserr::stream_not_found()));
+            return Ok(error_info(ApiError::stream_not_found().into()));
         };
         if existing.spec.limits.sealed && !spec.limits.sealed {
-            return Ok(error_info(jserr::invalid_config(
-                "stream configuration update can not unseal a sealed stream",
-            )));
+            return Ok(error_info(
+                ApiError::stream_invalid_config(
+                    "stream configuration update can not unseal a sealed stream",
+                )
+                .into(),
+            ));
         }
         if overlaps(g, &spec) {
-            return Ok(error_info(jserr::subject_overlap()));
+            return Ok(error_info(ApiError::stream_subject_overlap().into()));
         }
         let now = self.now();
         let name = spec.name.clone();
@@ -103,7 +107,7 @@ impl Engine {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         let Some(mut s) = g.streams.remove(name) else {
-            return Ok(Some(jserr::stream_not_found()));
+            return Ok(Some(ApiError::stream_not_found().into()));
         };
         s.remove_all_entries();
         for (obj, d) in std::mem::take(&mut s.obj_delta) {
@@ -142,7 +146,7 @@ impl Engine {
                         .limits
                         .subjects
                         .iter()
-                        .any(|x| subject::overlap(x, filter))
+                        .any(|x| subject::subjects_collide(x, filter))
             })
             .map(|(name, _)| g.stream_info(name, false))
             .collect())
@@ -152,11 +156,11 @@ impl Engine {
 fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
     g.streams.values().any(|other| {
         other.name() != spec.name
-            && other
-                .spec
-                .limits
-                .subjects
-                .iter()
-                .any(|a| spec.limits.subjects.iter().any(|b| subject::overlap(a, b)))
+            && other.spec.limits.subjects.iter().any(|a| {
+                spec.limits
+                    .subjects
+                    .iter()
+                    .any(|b| subject::subjects_collide(a, b))
+            })
     })
 }

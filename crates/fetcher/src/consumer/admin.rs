@@ -51,11 +51,10 @@ fn decode(stream: &str, resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer
     let state = resp.state.unwrap_or_default();
     let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
     let Some(config) = info.config.take() else {
-        return Err(ApiError::new(
-            500,
-            10000,
-            format!("consumer info of `{}` came without its config", info.name),
-        ));
+        return Err(ApiError::internal(format_args!(
+            "consumer info of `{}` came without its config",
+            info.name
+        )));
     };
     Ok(StoredConsumer {
         config,
@@ -100,7 +99,7 @@ async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, Ap
 /// The control plane's form of a checked config.
 fn proto_config(stream: &str, cfg: &ConsumerConfig) -> Result<v1::ConsumerConfig, ApiError> {
     let config_json = serde_json::to_vec(cfg)
-        .map_err(|e| ApiError::new(500, 10000, format!("encoding consumer config: {e}")))?;
+        .map_err(|e| ApiError::internal(format_args!("encoding consumer config: {e}")))?;
     let ack_policy = match cfg.ack_policy {
         AckPolicy::None => v1::AckPolicy::AckNone,
         AckPolicy::All => v1::AckPolicy::AckAll,
@@ -205,11 +204,7 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         ApiRoute::ConsumerPause { .. } => Err(ApiError::consumer_feature_unsupported("pause")),
         ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
         ApiRoute::ConsumerReset { .. } => Err(ApiError::consumer_feature_unsupported("reset")),
-        _ => Err(ApiError::new(
-            500,
-            10000,
-            "route not handled by the consumer API",
-        )),
+        _ => Err(ApiError::internal("route not handled by the consumer API")),
     };
     Reply::json(match body {
         Ok(b) => b,

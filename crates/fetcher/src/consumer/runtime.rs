@@ -37,7 +37,7 @@ use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::ack::{AckSubject, flow_control_subject};
 use infinistream_protocol::jsapi::consumer::{ConsumerConfig, NextRequest, PullStatus};
-use infinistream_protocol::jsapi::msg::headers::MSG_SIZE;
+use infinistream_protocol::jsapi::headers::MSG_SIZE;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;

@@ -13,7 +13,8 @@
 //! `{"delay":ns}` (or a ` <duration>` suffix nats.go once sent), `+WPI`, `+TERM` with an
 //! optional reason, `+NXT` with an optional batch request.
 
-use super::consumer::{GoDuration, NextRequest, PullStatus};
+use super::consumer::{NextRequest, PullStatus};
+use super::time::GoDuration;
 use super::{Nanos, Timestamp};
 use serde::Deserialize;
 use std::fmt;

@@ -14,10 +14,11 @@ use super::stream::{
     ApiPaged, ClusterInfo, RetentionPolicy, StreamConfig, is_false, is_zero_i64, is_zero_u64,
     null_default,
 };
-use super::subject::{is_literal, is_valid_subject, subject_is_subset_match};
 use super::subjects::ConsumerCreateRoute;
+use super::time::GoDuration;
 use super::{ApiError, MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, Nanos, Timestamp};
 use super::{is_valid_asset_name, metadata_len};
+use crate::subject::{is_literal, is_subset_match, is_valid_subject, subjects_collide};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -504,7 +505,7 @@ impl ConsumerConfig {
             if stream
                 .subjects
                 .iter()
-                .any(|s| subject_is_subset_match(&self.deliver_subject, s))
+                .any(|s| is_subset_match(&self.deliver_subject, s))
             {
                 return Err(ApiError::consumer_deliver_cycle());
             }
@@ -575,7 +576,7 @@ impl ConsumerConfig {
                 return Err(ApiError::stream_invalid_config("invalid subject"));
             }
             for (j, g) in filters.iter().enumerate() {
-                if i != j && subject_is_subset_match(f, g) {
+                if i != j && is_subset_match(f, g) {
                     return Err(ApiError::consumer_overlapping_subject_filters());
                 }
             }
@@ -732,8 +733,7 @@ impl ConsumerConfig {
         if a.is_empty() || b.is_empty() {
             return true;
         }
-        a.iter()
-            .any(|x| b.iter().any(|y| super::subject::subjects_collide(x, y)))
+        a.iter().any(|x| b.iter().any(|y| subjects_collide(x, y)))
     }
 
     /// nats-server's `checkNewConsumerConfig`: which fields an update may change.
@@ -811,119 +811,6 @@ impl ConsumerConfig {
             .iter()
             .find(|(_, set)| *set)
             .map(|(field, _)| ApiError::consumer_feature_unsupported(field))
-    }
-}
-
-/// Formats nanoseconds like Go's `time.Duration.String()` (`5s`, `1m30s`, `1.5s`,
-/// `100ms`), which nats-server puts into some error descriptions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GoDuration(pub Nanos);
-
-impl GoDuration {
-    /// Go's `time.ParseDuration`: `"300ms"`, `"-1.5h"`, `"2h45m"`, units `ns`, `us`
-    /// (`µs`), `ms`, `s`, `m`, `h`; a bare `"0"` is zero; anything else is `None`.
-    pub fn parse(s: &str) -> Option<Nanos> {
-        let (neg, mut rest) = match s.as_bytes().first() {
-            Some(b'-') => (true, &s[1..]),
-            Some(b'+') => (false, &s[1..]),
-            _ => (false, s),
-        };
-        if rest == "0" {
-            return Some(0);
-        }
-        if rest.is_empty() {
-            return None;
-        }
-        let mut total: u128 = 0;
-        while !rest.is_empty() {
-            let int_end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let int_part = &rest[..int_end];
-            rest = &rest[int_end..];
-            let mut frac_part = "";
-            if let Some(after) = rest.strip_prefix('.') {
-                let frac_end = after
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after.len());
-                frac_part = &after[..frac_end];
-                rest = &after[frac_end..];
-            }
-            if int_part.is_empty() && frac_part.is_empty() {
-                return None;
-            }
-            let unit_end = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
-            let unit: u128 = match &rest[..unit_end] {
-                "ns" => 1,
-                "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-                "ms" => 1_000_000,
-                "s" => 1_000_000_000,
-                "m" => 60_000_000_000,
-                "h" => 3_600_000_000_000,
-                _ => return None,
-            };
-            rest = &rest[unit_end..];
-            let int: u128 = if int_part.is_empty() {
-                0
-            } else {
-                int_part.parse().ok()?
-            };
-            let mut value = int.checked_mul(unit)?;
-            if !frac_part.is_empty() {
-                let digits = &frac_part[..frac_part.len().min(18)];
-                let frac: u128 = digits.parse().ok()?;
-                value = value.checked_add(frac * unit / 10u128.pow(digits.len() as u32))?;
-            }
-            total = total.checked_add(value)?;
-        }
-        let total = i64::try_from(total).ok()?;
-        Some(if neg { -total } else { total })
-    }
-}
-
-impl std::fmt::Display for GoDuration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut n = i128::from(self.0);
-        if n == 0 {
-            return f.write_str("0s");
-        }
-        if n < 0 {
-            f.write_str("-")?;
-            n = -n;
-        }
-        let frac = |v: i128, unit: i128| -> String {
-            let whole = v / unit;
-            let rem = v % unit;
-            if rem == 0 {
-                whole.to_string()
-            } else {
-                let width = (unit as f64).log10().round() as usize;
-                let s = format!("{rem:0width$}");
-                format!("{whole}.{}", s.trim_end_matches('0'))
-            }
-        };
-        if n < 1_000 {
-            return write!(f, "{n}ns");
-        }
-        if n < 1_000_000 {
-            return write!(f, "{}µs", frac(n, 1_000));
-        }
-        if n < 1_000_000_000 {
-            return write!(f, "{}ms", frac(n, 1_000_000));
-        }
-        let total_secs_ns = n;
-        let hours = total_secs_ns / 3_600_000_000_000;
-        let rem = total_secs_ns % 3_600_000_000_000;
-        let mins = rem / 60_000_000_000;
-        let secs_ns = rem % 60_000_000_000;
-        if hours > 0 {
-            write!(f, "{hours}h{mins}m")?;
-        } else if mins > 0 {
-            write!(f, "{mins}m")?;
-        }
-        write!(f, "{}s", frac(secs_ns, 1_000_000_000))
     }
 }
 
@@ -1375,7 +1262,7 @@ pub enum PullStatus {
 impl PullStatus {
     /// The header block (no payload) nats-server sends for this status.
     pub fn header_block(&self) -> Vec<u8> {
-        use super::msg::headers::{
+        use super::headers::{
             CONSUMER_STALLED, LAST_CONSUMER, LAST_STREAM, PENDING_BYTES, PENDING_MESSAGES,
         };
         use super::msg::{status_header, status_header_with};

@@ -49,7 +49,9 @@ fn is_zero_u16(v: &u16) -> bool {
 }
 
 impl ApiError {
-    /// An error with an explicit code, error code and description.
+    /// An error with explicit codes: for rebuilding one received from elsewhere (the
+    /// control plane's answer, a reply parsed by a client). New errors come from the
+    /// table's constructors.
     pub fn new(code: u16, err_code: u16, description: impl Into<String>) -> Self {
         Self {
             code,
@@ -73,6 +75,21 @@ impl ApiError {
         Self::new(code.code, code.err_code, description)
     }
 
+    /// `code`'s status and error code with a description of InfiniStream's own, for
+    /// answers where InfiniStream has more to say than nats-server's fixed text (which
+    /// agent runs a missing role, why the control plane is unavailable). Clients
+    /// branch on the codes, which still come from the table.
+    pub fn with_description(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self::new(code.code, code.err_code, description)
+    }
+
+    /// An internal failure while serving a request (an unexpected answer from the
+    /// control plane, a config that does not encode): nats-server's general stream
+    /// error, 500 / 10051, with the cause as the description.
+    pub fn internal(err: impl fmt::Display) -> Self {
+        Self::stream_general(err)
+    }
+
     /// Whether this error carries `code`'s JetStream error code.
     pub fn is(&self, code: ErrorCode) -> bool {
         self.err_code == code.err_code
@@ -94,6 +111,18 @@ impl ApiError {
             "consumer configuration `{field}` is not supported by InfiniStream yet"
         ))
     }
+}
+
+/// filestore's limit errors, which nats-server answers inside `JSStreamStoreFailedF`
+/// (503 / 10077) when a stream with `discard: new` is full:
+/// `ApiError::stream_store_failed(store::MAX_MSGS)`.
+pub mod store {
+    /// `ErrMaxMsgs`.
+    pub const MAX_MSGS: &str = "maximum messages exceeded";
+    /// `ErrMaxBytes`.
+    pub const MAX_BYTES: &str = "maximum bytes exceeded";
+    /// `ErrMaxMsgsPerSubject`.
+    pub const MAX_MSGS_PER_SUBJECT: &str = "maximum messages per subject exceeded";
 }
 
 impl fmt::Display for ApiError {

@@ -1,4 +1,5 @@
-//! `$JS.API` request and response shapes and nats-server's error codes.
+//! `$JS.API` request and response shapes, nats-server's error codes, header names and
+//! Go durations. Subject rules are [`crate::subject`].
 //!
 //! InfiniStream serves unmodified NATS clients, so every byte its JetStream layer
 //! speaks must be what nats-server would say: the same JSON field names, the same
@@ -18,18 +19,21 @@
 //! - [`account`]: `$JS.API.INFO` account info.
 //! - [`jsz`]: the `/jsz` monitoring document and its query options.
 //! - [`subjects`]: the `$JS.API` subject router.
-//! - [`time`]: Go-compatible RFC 3339 timestamps (`0001-01-01T00:00:00Z` for zero).
+//! - [`time`]: Go-compatible RFC 3339 timestamps (`0001-01-01T00:00:00Z` for zero) and
+//!   Go durations ([`GoDuration`]).
+//! - [`headers`]: every `Nats-*` header name, and `Nats-TTL` / `Nats-Rollup` values as
+//!   nats-server reads them.
 //! - [`versioning`]: API levels, `_nats.*` metadata, `Nats-Required-Api-Level`.
 
 pub mod account;
 pub mod ack;
 pub mod consumer;
 pub mod errors;
+pub mod headers;
 pub mod jsz;
 pub mod msg;
 pub mod response;
 pub mod stream;
-pub mod subject;
 pub mod subjects;
 pub mod time;
 pub mod versioning;
@@ -38,7 +42,7 @@ pub use errors::{ApiError, ErrorCode, codes};
 pub use response::{
     ApiResponseType, parse_request, parse_response, render_error, render_ok, render_result,
 };
-pub use time::Timestamp;
+pub use time::{GoDuration, Timestamp};
 
 /// Durations on the JetStream wire are Go `time.Duration`s: signed nanoseconds.
 pub type Nanos = i64;

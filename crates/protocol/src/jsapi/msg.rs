@@ -6,6 +6,7 @@
 //! gets. Their request checks, header names and status lines are nats-server's, because
 //! clients match on them (`404 Message Not Found` makes a KV `get` return none).
 
+use super::headers;
 use super::response::{ApiResponseType, types};
 use super::stream::{is_false, is_zero_u64, null_default};
 use super::{ApiError, Timestamp};
@@ -318,98 +319,6 @@ pub fn parse_pub_ack(payload: &[u8]) -> Result<Result<PubAck, ApiError>, serde_j
     match probe.error {
         Some(e) => Ok(Err(e)),
         None => Ok(Ok(serde_json::from_slice(payload)?)),
-    }
-}
-
-/// Header names nats-server reads on publish and writes on direct get and delivery.
-pub mod headers {
-    /// De-duplication id.
-    pub const MSG_ID: &str = "Nats-Msg-Id";
-    /// Publish only if the stream has this name.
-    pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
-    /// Publish only if the stream's last sequence is this.
-    pub const EXPECTED_LAST_SEQ: &str = "Nats-Expected-Last-Sequence";
-    /// Publish only if the subject's last sequence is this.
-    pub const EXPECTED_LAST_SUBJ_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
-    /// Subject (filter) the last-subject-sequence check applies to.
-    pub const EXPECTED_LAST_SUBJ_SEQ_SUBJ: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
-    /// Publish only if the stream's last `Nats-Msg-Id` is this.
-    pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
-    /// Rollup: `sub` or `all`.
-    pub const ROLLUP: &str = "Nats-Rollup";
-    /// Rollup value: purge the subject.
-    pub const ROLLUP_SUBJECT: &str = "sub";
-    /// Rollup value: purge the stream.
-    pub const ROLLUP_ALL: &str = "all";
-    /// Per-message TTL.
-    pub const TTL: &str = "Nats-TTL";
-    /// Why a marker message was written.
-    pub const MARKER_REASON: &str = "Nats-Marker-Reason";
-    /// Size of the omitted payload (headers-only delivery).
-    pub const MSG_SIZE: &str = "Nats-Msg-Size";
-    /// Stream name on direct get / republish.
-    pub const STREAM: &str = "Nats-Stream";
-    /// Stream sequence on direct get / republish.
-    pub const SEQUENCE: &str = "Nats-Sequence";
-    /// Store time (RFC 3339 nanos) on direct get.
-    pub const TIME_STAMP: &str = "Nats-Time-Stamp";
-    /// Original subject on direct get.
-    pub const SUBJECT: &str = "Nats-Subject";
-    /// Previous sequence in a batch reply (0 for the first).
-    pub const LAST_SEQUENCE: &str = "Nats-Last-Sequence";
-    /// Messages left after this one in a batch reply.
-    pub const NUM_PENDING: &str = "Nats-Num-Pending";
-    /// Sequence a multi-last batch was computed up to.
-    pub const UP_TO_SEQUENCE: &str = "Nats-UpTo-Sequence";
-    /// Pull status: messages left of the request.
-    pub const PENDING_MESSAGES: &str = "Nats-Pending-Messages";
-    /// Pull status: bytes left of the request.
-    pub const PENDING_BYTES: &str = "Nats-Pending-Bytes";
-    /// Heartbeat: last consumer sequence delivered.
-    pub const LAST_CONSUMER: &str = "Nats-Last-Consumer";
-    /// Heartbeat: last stream sequence delivered.
-    pub const LAST_STREAM: &str = "Nats-Last-Stream";
-    /// Heartbeat: stalled on this flow-control reply.
-    pub const CONSUMER_STALLED: &str = "Nats-Consumer-Stalled";
-    /// Minimum API level a request needs (answered 412 when higher than ours).
-    pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
-    /// KV operation (`DEL`, `PURGE`).
-    pub const KV_OPERATION: &str = "KV-Operation";
-}
-
-/// A `Nats-TTL` header value as nats-server reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageTtl {
-    /// `never`: the message outlives the stream's `max_age`.
-    Never,
-    /// Expires this many seconds after it is stored.
-    Seconds(u64),
-}
-
-/// nats-server's `parseMessageTTL`: `never` (any case), a Go duration of at least 1 s
-/// (truncated to seconds), or a whole number of seconds. `Ok(None)` is "no TTL" (`0`).
-/// Anything else is `invalid per-message TTL` (10165). An empty value is no TTL, as
-/// nats-server treats an empty header like a missing one.
-pub fn parse_message_ttl(value: &str) -> Result<Option<MessageTtl>, ApiError> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if value.eq_ignore_ascii_case("never") {
-        return Ok(Some(MessageTtl::Never));
-    }
-    if let Some(nanos) = super::consumer::GoDuration::parse(value) {
-        if nanos < 1_000_000_000 {
-            return Err(ApiError::message_ttl_invalid());
-        }
-        return Ok(Some(MessageTtl::Seconds((nanos / 1_000_000_000) as u64)));
-    }
-    if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::message_ttl_invalid());
-    }
-    match value.parse::<u64>() {
-        Ok(0) => Ok(None),
-        Ok(secs) if secs <= i64::MAX as u64 => Ok(Some(MessageTtl::Seconds(secs))),
-        _ => Err(ApiError::message_ttl_invalid()),
     }
 }
 

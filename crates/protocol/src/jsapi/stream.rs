@@ -11,11 +11,11 @@
 //! being silently ignored.
 
 use super::response::{ApiResponseType, types};
-use super::subject::{
-    is_valid_literal_subject, is_valid_subject, subject_is_subset_match, subjects_collide,
-};
 use super::{ApiError, Nanos, Timestamp, is_valid_asset_name, metadata_len};
 use super::{MAX_DESCRIPTION_LEN, MAX_METADATA_LEN, MAX_NAME_LEN};
+use crate::subject::{
+    is_subset_match, is_valid_publish_subject, is_valid_subject, subjects_collide,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -734,12 +734,12 @@ impl StreamConfig {
             }
         }
         for pfx in &delivery_prefixes {
-            if !is_valid_literal_subject(pfx) {
+            if !is_valid_publish_subject(pfx) {
                 return Err(ApiError::stream_invalid_external_delivery_subj(pfx));
             }
         }
         for pfx in &api_prefixes {
-            if !is_valid_literal_subject(pfx) {
+            if !is_valid_publish_subject(pfx) {
                 return Err(invalid(format_args!(
                     "stream external api prefix {pfx:?} must be a valid subject without wildcards"
                 )));
@@ -1006,7 +1006,7 @@ fn check_mirror(cfg: &StreamConfig, mirror: &StreamSource) -> Result<(), ApiErro
     }
     if let Some(c) = &mirror.consumer
         && (!is_valid_asset_name(&c.name)
-            || !is_valid_literal_subject(&c.deliver_subject)
+            || !is_valid_publish_subject(&c.deliver_subject)
             || mirror.opt_start_seq != 0
             || mirror.opt_start_time.is_some()
             || !mirror.filter_subject.is_empty())
@@ -1061,14 +1061,14 @@ fn check_sources(sources: &[StreamSource]) -> Result<(), ApiError> {
         }
         for (i, tr) in src.subject_transforms.iter().enumerate() {
             for (j, other) in src.subject_transforms.iter().enumerate() {
-                if i != j && subject_is_subset_match(&tr.source, &other.source) {
+                if i != j && is_subset_match(&tr.source, &other.source) {
                     return Err(ApiError::source_overlapping_subject_filters());
                 }
             }
         }
         if let Some(c) = &src.consumer {
             if !is_valid_asset_name(&c.name)
-                || !is_valid_literal_subject(&c.deliver_subject)
+                || !is_valid_publish_subject(&c.deliver_subject)
                 || src.opt_start_seq != 0
                 || src.opt_start_time.is_some()
                 || !src.filter_subject.is_empty()
@@ -1107,14 +1107,13 @@ fn check_subjects(cfg: &StreamConfig) -> Result<(), ApiError> {
         }
         if !cfg.no_ack {
             for ns in ["$JS.>", "$JSC.>", "$NRG.>"] {
-                if subjects_collide(subj, ns) && !subject_is_subset_match(subj, "$JS.EVENT.>") {
+                if subjects_collide(subj, ns) && !is_subset_match(subj, "$JS.EVENT.>") {
                     return Err(invalid(
                         "subjects that overlap with jetstream api require no-ack to be true",
                     ));
                 }
             }
-            if subjects_collide(subj, "$SYS.>") && !subject_is_subset_match(subj, "$SYS.ACCOUNT.>")
-            {
+            if subjects_collide(subj, "$SYS.>") && !is_subset_match(subj, "$SYS.ACCOUNT.>") {
                 return Err(invalid(
                     "subjects that overlap with system api require no-ack to be true",
                 ));

@@ -1,4 +1,6 @@
-//! Timestamps as Go's `encoding/json` writes `time.Time`.
+//! Go's time values on the JetStream wire: timestamps as `encoding/json` writes
+//! `time.Time`, and [`GoDuration`], the one parser and formatter of Go's
+//! `time.Duration` text (`Nats-TTL` headers, pull-request expiries, error texts).
 //!
 //! nats-server marshals times as RFC 3339 with nanoseconds and trailing zeros trimmed
 //! (`2026-11-22T07:48:44.121046507Z`), and an unset time as Go's zero time
@@ -11,6 +13,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+
+use super::Nanos;
 
 /// An instant with nanosecond precision, covering Go's zero time (year 1), and the
 /// UTC offset it is written with.
@@ -249,5 +253,118 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Formats nanoseconds like Go's `time.Duration.String()` (`5s`, `1m30s`, `1.5s`,
+/// `100ms`), which nats-server puts into some error descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration(pub Nanos);
+
+impl GoDuration {
+    /// Go's `time.ParseDuration`: `"300ms"`, `"-1.5h"`, `"2h45m"`, units `ns`, `us`
+    /// (`µs`), `ms`, `s`, `m`, `h`; a bare `"0"` is zero; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Nanos> {
+        let (neg, mut rest) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        if rest == "0" {
+            return Some(0);
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total: u128 = 0;
+        while !rest.is_empty() {
+            let int_end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let int_part = &rest[..int_end];
+            rest = &rest[int_end..];
+            let mut frac_part = "";
+            if let Some(after) = rest.strip_prefix('.') {
+                let frac_end = after
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(after.len());
+                frac_part = &after[..frac_end];
+                rest = &after[frac_end..];
+            }
+            if int_part.is_empty() && frac_part.is_empty() {
+                return None;
+            }
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let unit: u128 = match &rest[..unit_end] {
+                "ns" => 1,
+                "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60_000_000_000,
+                "h" => 3_600_000_000_000,
+                _ => return None,
+            };
+            rest = &rest[unit_end..];
+            let int: u128 = if int_part.is_empty() {
+                0
+            } else {
+                int_part.parse().ok()?
+            };
+            let mut value = int.checked_mul(unit)?;
+            if !frac_part.is_empty() {
+                let digits = &frac_part[..frac_part.len().min(18)];
+                let frac: u128 = digits.parse().ok()?;
+                value = value.checked_add(frac * unit / 10u128.pow(digits.len() as u32))?;
+            }
+            total = total.checked_add(value)?;
+        }
+        let total = i64::try_from(total).ok()?;
+        Some(if neg { -total } else { total })
+    }
+}
+
+impl std::fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut n = i128::from(self.0);
+        if n == 0 {
+            return f.write_str("0s");
+        }
+        if n < 0 {
+            f.write_str("-")?;
+            n = -n;
+        }
+        let frac = |v: i128, unit: i128| -> String {
+            let whole = v / unit;
+            let rem = v % unit;
+            if rem == 0 {
+                whole.to_string()
+            } else {
+                let width = (unit as f64).log10().round() as usize;
+                let s = format!("{rem:0width$}");
+                format!("{whole}.{}", s.trim_end_matches('0'))
+            }
+        };
+        if n < 1_000 {
+            return write!(f, "{n}ns");
+        }
+        if n < 1_000_000 {
+            return write!(f, "{}µs", frac(n, 1_000));
+        }
+        if n < 1_000_000_000 {
+            return write!(f, "{}ms", frac(n, 1_000_000));
+        }
+        let total_secs_ns = n;
+        let hours = total_secs_ns / 3_600_000_000_000;
+        let rem = total_secs_ns % 3_600_000_000_000;
+        let mins = rem / 60_000_000_000;
+        let secs_ns = rem % 60_000_000_000;
+        if hours > 0 {
+            write!(f, "{hours}h{mins}m")?;
+        } else if mins > 0 {
+            write!(f, "{mins}m")?;
+        }
+        write!(f, "{}s", frac(secs_ns, 1_000_000_000))
     }
 }
