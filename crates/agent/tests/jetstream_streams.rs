@@ -102,7 +102,7 @@ async fn many_streams_one_object_per_window() {
 /// before the rollup check, and a duplicate Msg-Id wins over an invalid rollup.
 #[tokio::test]
 async fn invalid_rollup_answers_like_nats_server() {
-    let reference = infinistream_testkit::nats_server::NatsServer::start()
+    let reference = infinistream_testkit::nats::NatsServer::start("")
         .expect("nats-server starts (INFINISTREAM_TOOLS_DIR)");
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = start_agent(&dir, 50).await;

@@ -6,7 +6,6 @@
 pub mod etcd;
 pub mod metadata;
 pub mod nats;
-pub mod nats_server;
 pub mod process;
 pub mod s3;
 pub mod tools;
