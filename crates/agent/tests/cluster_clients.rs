@@ -115,13 +115,15 @@ fn redirecting(kind: Kind) -> [&'static str; 2] {
 /// - nats.py adds the `INFO`'s servers but drops none, and takes the next server of its
 ///   (shuffled) pool: it may visit the other wrong agent once more.
 /// - async-nats ignores the `connect_urls` of an async `INFO` and picks at random from
-///   every server it has seen (each wrong one redirects it again), so its hop count has
-///   no bound; only its flow is checked.
+///   every server it has seen, so a reconnect may land on a wrong agent again. Each
+///   wrong agent serves the connection until a quiet moment at least 250 ms after its
+///   lame-duck `INFO`, so during one flow (a few seconds at most) it can be redirected
+///   only a few times: 8 connections bound it with a wide margin.
 fn hop_bound(client: Client) -> Option<u64> {
     match client {
         Client::Go | Client::Js => Some(2),
         Client::Py => Some(3),
-        Client::AsyncNats => None,
+        Client::AsyncNats => Some(8),
     }
 }
 
