@@ -333,7 +333,13 @@ impl AgentHandle {
         // Set once: nothing else fills the cell.
         let _ = jsz.set(api.jsz_source());
         // The system API (`$SYS.REQ.*`): this agent answers as one server of the group.
-        let sys_api = api.sys_api(group.clone()).subscribe()?;
+        let sys_api = api
+            .sys_api(group.clone())
+            .with_health({
+                let readiness = readiness.clone();
+                Arc::new(move || readiness.status())
+            })
+            .subscribe()?;
         supervisor.spawn("system-api", sys_api.run(shutdown.clone()));
         let api = api.subscribe()?;
         supervisor.spawn("jetstream-api", api.run(shutdown.clone()));

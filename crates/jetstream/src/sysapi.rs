@@ -54,15 +54,28 @@ use crate::jsz::{JszSource, server_config};
 /// Requests queued per subscription before publishers are back-pressured.
 const CAPACITY: usize = 256;
 
+/// What HEALTHZ reports: `Err(reason)` while the agent is not ready (the agent's
+/// readiness, the same as its `/readyz`).
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The system API responder of one agent.
-#[derive(Debug)]
 pub struct SysApi {
     ctx: ApiContext,
+    health: Option<HealthCheck>,
     jsz: JszSource,
     /// Reported as the server's cluster: the agent group.
     cluster: String,
     /// `ServerInfo.seq`: one counter for every answer this agent sends.
     seq: AtomicU64,
+}
+
+impl std::fmt::Debug for SysApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SysApi")
+            .field("cluster", &self.cluster)
+            .field("health", &self.health.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A subscribed [`SysApi`]; [`RunningSysApi::run`] serves it.
@@ -84,10 +97,17 @@ impl SysApi {
     pub(crate) fn new(ctx: ApiContext, jsz: JszSource, cluster: String) -> Self {
         SysApi {
             ctx,
+            health: None,
             jsz,
             cluster,
             seq: AtomicU64::new(0),
         }
+    }
+
+    /// HEALTHZ answers from `check` instead of always "ok".
+    pub fn with_health(mut self, check: HealthCheck) -> Self {
+        self.health = Some(check);
+        self
     }
 
     /// Subscribes to the system API's subjects (see the module doc for which are
@@ -242,9 +262,13 @@ impl SysApi {
                     Ok(opts) => opts,
                     Err(e) => return self.envelope::<HealthStatus>(Err(e)),
                 };
-                // An agent that answers is serving; it has no local store to check.
-                self.filtered(&opts.filter, async { Ok(HealthStatus::ok()) })
-                    .await
+                // The agent's readiness (registered, control plane and bucket
+                // reachable): it has no local store to check beyond that.
+                let status = match self.health.as_ref().map(|check| check()) {
+                    Some(Err(reason)) => HealthStatus::unavailable(reason),
+                    _ => HealthStatus::ok(),
+                };
+                self.filtered(&opts.filter, async { Ok(status) }).await
             }
         }
     }

@@ -325,6 +325,9 @@ pub struct ServerId {
 pub struct HealthStatus {
     pub status: String,
     pub status_code: u16,
+    /// Why the server is not healthy (nats-server's `error`), absent when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl HealthStatus {
@@ -332,6 +335,16 @@ impl HealthStatus {
         HealthStatus {
             status: "ok".to_owned(),
             status_code: 200,
+            error: None,
+        }
+    }
+
+    /// nats-server's unhealthy answer: `unavailable`, 503, and the reason.
+    pub fn unavailable(error: impl Into<String>) -> Self {
+        HealthStatus {
+            status: "unavailable".to_owned(),
+            status_code: 503,
+            error: Some(error.into()),
         }
     }
 }
