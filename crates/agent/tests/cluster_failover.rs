@@ -74,6 +74,43 @@ async fn leader_of(replicas: &mut [Replica]) -> usize {
     }
 }
 
+/// An agent of the control plane at `control_plane` (a `file://` bucket in a fresh
+/// directory) and a JetStream context on it with stream `EVENTS` (`events.>`).
+async fn agent_with_stream(
+    control_plane: &str,
+) -> (tempfile::TempDir, procs::Agent, jetstream::Context) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket dir");
+    let mut cmd = agent_cmd(
+        &dir.path().join("agent"),
+        &[
+            "--control-plane",
+            control_plane,
+            "--bucket",
+            &format!("file://{}", bucket.display()),
+        ],
+    );
+    cmd.env("INFINISTREAM_GROUP_ID", GROUP_ID)
+        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
+    let agent = start_agent(cmd);
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(format!("nats://{}", agent.client))
+        .await
+        .expect("connect");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(5));
+    js.create_stream(stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["events.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    (dir, agent, js)
+}
+
 /// Publishes message `i` until it is acked; returns its sequence and when it was acked.
 async fn publish_until_acked(js: &jetstream::Context, i: usize) -> (usize, u64, Instant) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -107,37 +144,7 @@ async fn kill_9_of_the_leader_stalls_publishes_briefly_and_loses_nothing() {
         .iter()
         .map(|r| format!("http://{}", r.address))
         .collect();
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).expect("bucket dir");
-    let mut cmd = agent_cmd(
-        &dir.path().join("agent"),
-        &[
-            "--control-plane",
-            &urls.join(","),
-            "--bucket",
-            &format!("file://{}", bucket.display()),
-        ],
-    );
-    cmd.env("INFINISTREAM_GROUP_ID", GROUP_ID)
-        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
-    let agent = start_agent(cmd);
-
-    let client = async_nats::ConnectOptions::new()
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(format!("nats://{}", agent.client))
-        .await
-        .expect("connect");
-    let mut js = jetstream::new(client);
-    js.set_timeout(Duration::from_secs(5));
-    js.create_stream(stream::Config {
-        name: "EVENTS".into(),
-        subjects: vec!["events.>".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("create stream");
+    let (_dir, _agent, js) = agent_with_stream(&urls.join(",")).await;
 
     // Steady publishing, a few in flight; the leader dies after BEFORE_KILL acks.
     let total = BEFORE_KILL + AFTER_KILL;
@@ -215,33 +222,7 @@ async fn a_restarted_single_replica_serves_without_waiting_out_its_old_lease() {
     only.process
         .wait_for_line("leading: serving writes", READY)
         .expect("leads");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bucket = dir.path().join("bucket");
-    std::fs::create_dir_all(&bucket).expect("bucket dir");
-    let mut cmd = agent_cmd(
-        &dir.path().join("agent"),
-        &[
-            "--control-plane",
-            &format!("http://{}", only.address),
-            "--bucket",
-            &format!("file://{}", bucket.display()),
-        ],
-    );
-    cmd.env("INFINISTREAM_GROUP_ID", GROUP_ID)
-        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY);
-    let agent = start_agent(cmd);
-    let client = async_nats::connect(format!("nats://{}", agent.client))
-        .await
-        .expect("connect");
-    let mut js = jetstream::new(client);
-    js.set_timeout(Duration::from_secs(5));
-    js.create_stream(stream::Config {
-        name: "EVENTS".into(),
-        subjects: vec!["events.>".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("create stream");
+    let (_dir, _agent, js) = agent_with_stream(&format!("http://{}", only.address)).await;
     let (_, seq, _) = publish_until_acked(&js, 0).await;
     assert_eq!(seq, 1);
 
