@@ -11,18 +11,18 @@
 //! previous process's lease expired.
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use futures::stream::{FuturesOrdered, StreamExt};
 use infinistream_testkit::etcd::EtcdServer;
-use infinistream_testkit::process::ChildProcess;
 use infinistream_testkit::tools::free_port;
 
 #[path = "support/procs.rs"]
 mod procs;
-use procs::{GROUP_ID, GROUP_KEY, READY, agent_cmd, start_agent};
+use procs::{
+    ControlPlane, GROUP_ID, GROUP_KEY, READY, agent_cmd, start_agent, start_control_plane_at,
+};
 
 /// Messages acked before the leader is killed, and after.
 const BEFORE_KILL: usize = 150;
@@ -33,39 +33,24 @@ const IN_FLIGHT: usize = 8;
 /// waits for the dead leader's lease to expire exceeds it.
 const CLEARLY_STALLED: Duration = Duration::from_secs(3);
 
-struct Replica {
-    process: ChildProcess,
-    address: String,
-}
-
-fn replica(etcd: &str) -> Replica {
-    replica_at(
-        etcd,
-        format!("127.0.0.1:{}", free_port().expect("free port")),
+/// A control-plane replica over the etcd at `etcd` on 127.0.0.1:`port`.
+fn replica_at(etcd: &str, port: u16) -> ControlPlane {
+    start_control_plane_at(
+        port,
+        &format!("etcd://{}", etcd.trim_start_matches("http://")),
     )
 }
 
-fn replica_at(etcd: &str, address: String) -> Replica {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_infinistream"));
-    cmd.args(["control-plane", "--listen", &address, "-m", "0"])
-        .arg("--store")
-        .arg(format!("etcd://{}", etcd.trim_start_matches("http://")))
-        .env("INFINISTREAM_GROUP_ID", GROUP_ID)
-        .env("INFINISTREAM_GROUP_KEY", GROUP_KEY)
-        .env("RUST_LOG", "info");
-    let mut process = ChildProcess::spawn(cmd).expect("spawn control plane");
-    process
-        .wait_for_line("control-plane replica serving", READY)
-        .expect("replica serving");
-    Replica { process, address }
+fn replica(etcd: &str) -> ControlPlane {
+    replica_at(etcd, free_port().expect("free port"))
 }
 
 /// The index of the replica that leads now (the one that logged it).
-async fn leader_of(replicas: &mut [Replica]) -> usize {
+async fn leader_of(replicas: &mut [ControlPlane]) -> usize {
     let deadline = Instant::now() + READY;
     loop {
         for (i, r) in replicas.iter_mut().enumerate() {
-            if r.process.output().contains("leading: serving writes") {
+            if r.child.output().contains("leading: serving writes") {
                 return i;
             }
         }
@@ -140,10 +125,7 @@ async fn kill_9_of_the_leader_stalls_publishes_briefly_and_loses_nothing() {
     let etcd = EtcdServer::start().expect("etcd");
     let mut replicas = vec![replica(&etcd.endpoint()), replica(&etcd.endpoint())];
     let leader = leader_of(&mut replicas).await;
-    let urls: Vec<String> = replicas
-        .iter()
-        .map(|r| format!("http://{}", r.address))
-        .collect();
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let (_dir, _agent, js) = agent_with_stream(&urls.join(",")).await;
 
     // Steady publishing, a few in flight; the leader dies after BEFORE_KILL acks.
@@ -162,7 +144,7 @@ async fn kill_9_of_the_leader_stalls_publishes_briefly_and_loses_nothing() {
         };
         acks.push(ack);
         if acks.len() == BEFORE_KILL {
-            replicas[leader].process.kill().expect("kill -9 the leader");
+            replicas[leader].child.kill().expect("kill -9 the leader");
             killed_at = Some(Instant::now());
         }
     }
@@ -219,19 +201,24 @@ async fn kill_9_of_the_leader_stalls_publishes_briefly_and_loses_nothing() {
 async fn a_restarted_single_replica_serves_without_waiting_out_its_old_lease() {
     let etcd = EtcdServer::start().expect("etcd");
     let mut only = replica(&etcd.endpoint());
-    only.process
+    only.child
         .wait_for_line("leading: serving writes", READY)
         .expect("leads");
-    let (_dir, _agent, js) = agent_with_stream(&format!("http://{}", only.address)).await;
+    let (_dir, _agent, js) = agent_with_stream(&only.url).await;
     let (_, seq, _) = publish_until_acked(&js, 0).await;
     assert_eq!(seq, 1);
 
-    let address = only.address.clone();
-    only.process.kill().expect("kill -9 the only replica");
+    let port: u16 = only
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the replica's port");
+    only.child.kill().expect("kill -9 the only replica");
     let restarted_at = Instant::now();
-    let mut again = replica_at(&etcd.endpoint(), address);
+    let mut again = replica_at(&etcd.endpoint(), port);
     again
-        .process
+        .child
         .wait_for_line("leading: serving writes", READY)
         .expect("the restarted replica leads");
     let (_, seq, acked_at) = publish_until_acked(&js, 1).await;
