@@ -111,7 +111,7 @@ impl Broker {
             go: "go1.24.0".to_owned(),
             host: c.host.clone(),
             port: self.local_addr().map_or(0, |a| a.port()),
-            auth_required: c.auth.is_some(),
+            auth_required: inner.auth_required(),
             max_connections: 65536,
             ping_interval: u64::try_from(c.ping_interval.as_nanos()).unwrap_or(u64::MAX),
             ping_max: c.max_pings_out,
