@@ -20,6 +20,7 @@
 //! The binary's `main` only parses flags; everything here is callable from tests,
 //! which start agents in-process on port 0.
 
+pub mod client_auth;
 pub mod control_plane;
 mod embedded;
 mod health;
@@ -35,8 +36,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use infinistream_broker::{Auth, Broker, BrokerConfig};
-use infinistream_config::{Advertise, AgentConfig, ClientAuth, ZoneSource};
+use infinistream_broker::{Broker, BrokerConfig};
+use infinistream_config::{Advertise, AgentConfig, ZoneSource};
 use infinistream_cp_client::auth::ServerAuth;
 use infinistream_cp_client::{ClientError, ControlPlaneClient, GroupKeys};
 use infinistream_gateway::{
@@ -751,13 +752,11 @@ fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerC
         host: config.host.clone(),
         max_payload: config.max_payload,
         max_pending: config.max_pending,
-        auth: config.auth.as_ref().map(|auth| match auth {
-            ClientAuth::UserPass { user, pass } => Auth::UserPass {
-                user: user.clone(),
-                pass: pass.clone(),
-            },
-            ClientAuth::Token(token) => Auth::Token(token.clone()),
-        }),
+        auth: config
+            .auth
+            .as_ref()
+            .map(client_auth::broker_auth)
+            .transpose()?,
         jetstream: true,
         roles: routing::local_roles(agent_id, &config.roles, &config.zone),
         tls,

@@ -91,10 +91,30 @@ pub enum LogFormat {
 }
 
 /// Client authentication the NATS listener enforces.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
-    UserPass { user: String, pass: String },
+    UserPass {
+        user: String,
+        pass: String,
+    },
     Token(String),
+    /// The config file's `[[users]]` (see [`users`]).
+    Users(Vec<UserSpec>),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            ClientAuth::UserPass { user, .. } => f
+                .debug_struct("UserPass")
+                .field("user", user)
+                .field("pass", &"<redacted>")
+                .finish(),
+            ClientAuth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+            ClientAuth::Users(users) => f.debug_tuple("Users").field(users).finish(),
+        }
+    }
 }
 
 /// Every agent setting as merged from the sources, before defaults and checks.
@@ -138,6 +158,9 @@ pub struct RawAgentConfig {
     pub pass: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Users with their own credentials and permissions (config file only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<RawUser>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     // ---- TLS for NATS clients (INFINISTREAM_TLS_*) ----
@@ -665,6 +688,15 @@ impl RawAgentConfig {
         }
 
         let auth = match (&self.user, &self.pass, &self.token) {
+            (None, None, None) if self.users.as_ref().is_some_and(|u| !u.is_empty()) => Some(
+                ClientAuth::Users(users::resolve(self.users.as_deref().unwrap_or_default())?),
+            ),
+            _ if self.users.as_ref().is_some_and(|u| !u.is_empty()) => {
+                return Err(invalid(
+                    "users",
+                    "cannot be combined with INFINISTREAM_USER / INFINISTREAM_PASS / INFINISTREAM_TOKEN",
+                ));
+            }
             (None, None, None) => None,
             (Some(user), Some(pass), None) => Some(ClientAuth::UserPass {
                 user: user.clone(),
@@ -1097,3 +1129,5 @@ impl RawControlPlaneConfig {
 
 #[cfg(test)]
 mod tests;
+pub mod users;
+pub use users::{PermissionsSpec, RawUser, UserSpec};
