@@ -107,6 +107,55 @@ impl Raw {
         Ok((raw, answer))
     }
 
+    /// Reads until the server closes the connection (sends nothing: data sent to a
+    /// closed socket can reset it before what the server said was read).
+    async fn until_closed(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), self.rd.read_line(&mut line))
+                .await
+                .context("closed within 10 s")?;
+            match read {
+                Ok(0) => return Ok(out),
+                Err(e) => {
+                    out.push(format!("<{e}>"));
+                    return Ok(out);
+                }
+                Ok(_) => out.push(line.trim_end().to_owned()),
+            }
+        }
+    }
+
+    /// Reads up to the next message (its `MSG` line), skipping `PONG` and `INFO`.
+    async fn next_msg(&mut self) -> anyhow::Result<String> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.rd.read_line(&mut line))
+                .await
+                .context("a message within 10 s")??;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            if let Some(rest) = line.strip_prefix("MSG ") {
+                let size: usize = rest.trim_end().rsplit(' ').next().unwrap_or("0").parse()?;
+                let mut payload = vec![0; size + 2];
+                self.rd.read_exact(&mut payload).await?;
+                return Ok(line.trim_end().to_owned());
+            }
+        }
+    }
+
+    /// Sends a `CONNECT` the server is expected to refuse, and reads until it closes
+    /// (no `PING`: a closed socket may reset on data sent after the close).
+    async fn refused(addr: &str, connect: serde_json::Value) -> anyhow::Result<Vec<String>> {
+        let mut raw = Raw::open(addr).await?;
+        raw.wr
+            .write_all(format!("CONNECT {connect}\r\n").as_bytes())
+            .await?;
+        raw.until_closed().await
+    }
+
     async fn login(addr: &str, user: &str, pass: &str) -> anyhow::Result<Raw> {
         let connect = serde_json::json!({"user": user, "pass": pass, "verbose": false,
             "pedantic": false, "headers": true, "protocol": 1});
@@ -176,7 +225,11 @@ async fn permission_matrix(addr: &str) -> anyhow::Result<Vec<(String, Vec<String
     let mut raw = Raw::login(addr, "pub", "pub-secret-1").await?;
     let mut answers = Vec::new();
     for step in steps {
-        answers.push((step.trim_end().to_owned(), raw.exchange(step).await?));
+        let answer = raw
+            .exchange(step)
+            .await
+            .with_context(|| format!("step `{}`", step.trim_end()))?;
+        answers.push((step.trim_end().to_owned(), answer));
     }
     // The connection is still open after the violations.
     answers.push(("PING".to_owned(), raw.exchange("").await?));
@@ -342,18 +395,18 @@ async fn a_worker_allowed_one_consumer_pulls_and_acks_and_nothing_else() {
             .is_empty()
     );
     let body = r#"{"batch":1,"expires":5000000000}"#;
-    let mut got = worker
-        .exchange(&format!(
-            "PUB $JS.API.CONSUMER.MSG.NEXT.ORDERS.worker _INBOX.w {}\r\n{body}\r\n",
-            body.len()
-        ))
+    worker
+        .wr
+        .write_all(
+            format!(
+                "PUB $JS.API.CONSUMER.MSG.NEXT.ORDERS.worker _INBOX.w {}\r\n{body}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
         .await
         .expect("pull");
-    if got.is_empty() {
-        // The message may arrive just after the PONG.
-        got = worker.exchange("").await.expect("the message");
-    }
-    let msg = got.first().expect("a message").clone();
+    let msg = worker.next_msg().await.expect("a message");
     assert!(
         msg.starts_with("MSG orders.1 1 $JS.ACK.ORDERS.worker."),
         "{msg}"
@@ -471,12 +524,8 @@ async fn reload_changes_one_users_permissions_without_dropping_the_others() {
         svc.exchange("").await.expect("svc").is_empty(),
         "svc keeps its connection"
     );
-    let gone = worker.exchange("").await.expect("worker");
-    assert_eq!(
-        gone.first().map(String::as_str),
-        Some("-ERR 'Authorization Violation'")
-    );
-    assert_eq!(gone.last().map(String::as_str), Some("<closed>"));
+    let gone = worker.until_closed().await.expect("worker");
+    assert_eq!(gone, vec!["-ERR 'Authorization Violation'".to_owned()]);
 
     // A broken file is refused and the running users stay.
     write_config(&file, "[[users]]\nuser = \"x\"\n");
@@ -500,7 +549,7 @@ async fn secrets_stay_out_of_monitoring_and_errors() {
     let (agent, _, _) = start_agent(&dir, USERS_TOML).await;
     let addr = agent.client_addr().to_string();
     let _pub = Raw::login(&addr, "pub", "pub-secret-1").await.expect("pub");
-    let (_, refused) = Raw::connect(
+    let refused = Raw::refused(
         &addr,
         serde_json::json!({"user": "pub", "pass": "wrong-secret-9", "protocol": 1}),
     )
@@ -536,4 +585,33 @@ async fn get(url: &str) -> String {
     let mut body = String::new();
     stream.read_to_string(&mut body).await.expect("response");
     body
+}
+
+#[tokio::test]
+async fn nats_py_meets_permissions_like_on_nats_server() {
+    let reference = NatsServer::start(USERS_NATS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _, _) = start_agent(&dir, USERS_TOML).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/py/permissions.py");
+    let python = infinistream_testkit::tools::venv_bin("python");
+    for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&python)
+                .arg(&script)
+                .arg(&url)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("nats.py finishes")
+        .expect("python runs");
+        assert!(
+            output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "OK",
+            "nats.py against {url}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

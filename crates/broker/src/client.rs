@@ -418,7 +418,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(client: Arc<Client>, mut wr: W) {
                 _ = client.token.cancelled() => break,
             }
         }
+        // Write first: a closing `-ERR` (see `Client::close_with_err`) was swapped in
+        // with the cancellation already set, and a write that completes at once must
+        // not lose the race to it.
         tokio::select! {
+            biased;
             r = wr.write_all(&local) => {
                 if let Err(e) = r {
                     trace!(error = %e, "write failed");
