@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, invalid};
+use crate::error::{ConfigError, invalid};
 
 /// One `[[users]]` entry as written.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
