@@ -394,18 +394,7 @@ impl StreamCatalog {
                 }
                 result
             };
-            match result {
-                Ok(()) if failing => {
-                    tracing::info!("stream catalog in step with the control plane again");
-                    failing = false;
-                }
-                Ok(()) => {}
-                Err(status) if !failing => {
-                    tracing::warn!(error = %status.message(), "stream catalog reload failed; serving the last known streams and retrying");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
+            log_outcome(&mut failing, result);
         }
     }
 
@@ -419,23 +408,28 @@ impl StreamCatalog {
     ) -> Result<(), std::convert::Infallible> {
         let mut failing = false;
         loop {
-            match self.refresh(&cp).await {
-                Ok(()) if failing => {
-                    tracing::info!("stream catalog refresh recovered");
-                    failing = false;
-                }
-                Ok(()) => {}
-                Err(status) if !failing => {
-                    tracing::warn!(error = %status.message(), "stream catalog refresh failed; serving the last known streams");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
+            log_outcome(&mut failing, self.refresh(&cp).await);
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(period) => {}
             }
         }
+    }
+}
+
+/// Logs a catalog reload's outcome once per outage: the first failure, and the recovery.
+fn log_outcome(failing: &mut bool, result: Result<(), tonic::Status>) {
+    match result {
+        Ok(()) if *failing => {
+            tracing::info!("stream catalog in step with the control plane again");
+            *failing = false;
+        }
+        Ok(()) => {}
+        Err(status) if !*failing => {
+            tracing::warn!(error = %status.message(), "stream catalog reload failed; serving the last known streams and retrying");
+            *failing = true;
+        }
+        Err(_) => {}
     }
 }
 
