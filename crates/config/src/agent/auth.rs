@@ -9,7 +9,10 @@ use crate::users::{self, UserSpec};
 /// Client authentication the NATS listener enforces.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
-    UserPass { user: String, pass: String },
+    UserPass {
+        user: String,
+        pass: String,
+    },
     Token(String),
     /// The config file's `[[users]]` (see [`crate::users`]).
     Users(Vec<UserSpec>),
@@ -47,9 +50,9 @@ impl RawAgentConfig {
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
         let users = self.users.as_deref().filter(|u| !u.is_empty());
         let auth = match (&self.user, &self.pass, &self.token) {
-            (None, None, None) if users.is_some() => {
-                Some(ClientAuth::Users(users::resolve(users.unwrap_or_default())?))
-            }
+            (None, None, None) if users.is_some() => Some(ClientAuth::Users(users::resolve(
+                users.unwrap_or_default(),
+            )?)),
             _ if users.is_some() => {
                 return Err(invalid(
                     "users",
