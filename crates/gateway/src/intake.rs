@@ -15,11 +15,11 @@
 //! their stream, and take the same path from there.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
+use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
@@ -184,7 +184,7 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
         }
     };
     let submitted = if is_batch {
-        match stage_atomic(stream, record, sinks) {
+        match stage_atomic(stream, record, sinks).await {
             Some(records) => sinks.batcher.submit_group(records).await,
             None => return,
         }
@@ -207,7 +207,7 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
 
 /// Holds a message of an atomic batch; the whole batch once its commit arrived.
 /// Refusals and staged messages are answered here.
-fn stage_atomic(
+async fn stage_atomic(
     stream: &Arc<str>,
     record: PendingRecord,
     sinks: &Sinks,
@@ -221,7 +221,7 @@ fn stage_atomic(
         }
         None
     };
-    let Some(entry) = sinks.catalog.get(stream) else {
+    let Some(entry) = catalog_entry(&sinks.catalog, stream).await else {
         return refuse(ApiError::stream_not_found());
     };
     let map = match HeaderMap::parse(&record.headers) {
@@ -245,6 +245,28 @@ fn stage_atomic(
         Staged::Commit(records) => Some(records),
         Staged::Refused(error) => refuse(error),
     }
+}
+
+/// How long a publish forwarded by another agent waits for this agent's catalog to
+/// list its stream (the catalog refreshes every second).
+const CATALOG_WAIT: Duration = Duration::from_secs(3);
+
+/// The stream's catalog entry; a stream just created through another agent may not be
+/// listed yet, so a miss waits for the catalog to change, up to [`CATALOG_WAIT`].
+async fn catalog_entry(catalog: &StreamCatalog, stream: &str) -> Option<StreamEntry> {
+    let mut changes = catalog.watch();
+    let found = tokio::time::timeout(CATALOG_WAIT, async {
+        loop {
+            if let Some(entry) = catalog.get(stream) {
+                return Some(entry);
+            }
+            if changes.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .await;
+    found.ok().flatten()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -41,9 +41,11 @@ pub async fn ask(client: &async_nats::Client, subject: &str, headers: HeaderMap)
     String::from_utf8_lossy(&reply.payload).into_owned()
 }
 
-/// Publishes messages `1..n` of batch `id`, message `i` on `<prefix>.<i>`, without
-/// replies (header `extra` on message `extra.0`), then commits with message `n` and
-/// returns the commit's answer.
+/// Sends batch `id` as ADR-50 clients do: message 1 and every 100th as a request (the
+/// empty reply says they are staged: flow control, as the Go batch publisher's
+/// ack-every option), the others without replies, message `i` on
+/// `<prefix>.<i>` (header `extra` on message `extra.0`), then the commit with message
+/// `n`; returns the commit's answer.
 pub async fn batch(
     client: &async_nats::Client,
     prefix: &str,
@@ -58,10 +60,20 @@ pub async fn batch(
         {
             h.insert(name, value);
         }
-        client
-            .publish_with_headers(format!("{prefix}.{seq}"), h, Bytes::from(vec![b'x'; 1024]))
-            .await
-            .expect("publish");
+        let subject = format!("{prefix}.{seq}");
+        let payload = Bytes::from(vec![b'x'; 1024]);
+        if seq == 1 || seq % 100 == 0 {
+            let started = client
+                .request_with_headers(subject, h, payload)
+                .await
+                .expect("staged message answered");
+            assert!(started.payload.is_empty(), "message {seq} staged");
+        } else {
+            client
+                .publish_with_headers(subject, h, payload)
+                .await
+                .expect("publish");
+        }
     }
     ask(
         client,
