@@ -16,6 +16,8 @@ use tokio::time::timeout;
 mod procs;
 use procs::{Agent, http_get, remote_agent_cmd, start_agent};
 
+#[path = "scenarios/atomic.rs"]
+mod atomic;
 #[path = "scenarios/kv.rs"]
 mod kv_scenarios;
 
@@ -234,6 +236,45 @@ async fn one_connection_to_any_agent_does_everything() {
 
     whole_flow(connect(agents.0[0].client, "app-on-produce").await, "p").await;
     whole_flow(connect(agents.0[1].client, "app-on-consume").await, "c").await;
+}
+
+/// An atomic batch sent to an agent without proxy-produce is forwarded message by
+/// message, and every message of it reaches the same one of two produce agents (the
+/// stream's rendezvous peer), which holds it until the commit: 1,000 messages in, one
+/// PubAck for 1,000, for several streams (so both produce agents take batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_batches_forwarded_to_one_produce_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let mut agents = Vec::new();
+    for (name, roles) in [
+        ("p1", "proxy-produce,jobs"),
+        ("p2", "proxy-produce"),
+        ("c", "proxy-consume"),
+    ] {
+        agents.push(start_agent(remote_agent_cmd(
+            &dir.path().join(name),
+            &cp,
+            &bucket,
+            &["--roles", roles],
+        )));
+    }
+    for agent in &agents {
+        until_linked(agent, 2).await;
+    }
+    let agents = LogsOnFailure(agents);
+    let client = connect(agents.0[2].client, "batches-on-consume").await;
+    let js = jetstream::new(client.clone());
+    for i in 0..4 {
+        let name = format!("FWD{i}");
+        let prefix = format!("fwd{i}");
+        atomic::create(&js, &name, &prefix, true).await;
+        let ack = atomic::batch(&client, &prefix, "b", 1000, None).await;
+        assert_eq!(
+            ack,
+            format!(r#"{{"stream":"{name}","seq":1000,"batch":"b","count":1000}}"#)
+        );
+    }
 }
 
 /// Agents whose logs are printed when the test fails.

@@ -18,6 +18,8 @@ use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::{ChildProcess, addr_in};
 use infinistream_testkit::s3::S3Server;
 
+#[path = "scenarios/atomic.rs"]
+mod atomic;
 #[path = "scenarios/cluster.rs"]
 mod cluster;
 #[path = "scenarios/kv.rs"]
@@ -216,4 +218,11 @@ async fn e2e_s3_etcd_kv() {
 async fn e2e_s3_etcd_dedupe_across_two_agents() {
     let d = Deployment::start(2).await;
     cluster::dedupe_across_two_agents(&d.contexts[0], &d.contexts[1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_atomic_batch() {
+    let d = Deployment::start(1).await;
+    let js = &d.contexts[0];
+    atomic::thousand_all_or_nothing(&js.client(), js).await;
 }

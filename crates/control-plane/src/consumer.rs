@@ -540,6 +540,7 @@ mod tests {
                 expected_last_msg_id: None,
                 rollup: Rollup::None,
                 ttl_seconds: None,
+                atomic_batch: None,
             })
             .collect();
         let chunk = Chunk {

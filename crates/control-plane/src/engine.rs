@@ -469,6 +469,7 @@ mod tests {
                     expected_last_msg_id: None,
                     rollup: Rollup::None,
                     ttl_seconds: None,
+                    atomic_batch: None,
                 }],
             }],
         }

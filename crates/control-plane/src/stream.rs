@@ -23,6 +23,8 @@ use infinistream_protocol::subject;
 
 use crate::model::{EntryRecord, RecMeta, StateRecord};
 
+mod atomic;
+
 /// Most deleted sequences listed in a stream state.
 const MAX_DELETED_DETAILS: usize = 100_000;
 
@@ -560,27 +562,42 @@ impl Stream {
             subject_idx: HashMap::new(),
         };
         let mut out = Vec::with_capacity(chunk.records.len());
-        for (pos, r) in chunk.records.iter().enumerate() {
+        let mut pos = 0;
+        while let Some(r) = chunk.records.get(pos) {
+            if let Some(batch) = r.atomic_batch.as_deref() {
+                // An atomic batch: its records are contiguous; all are stored or none.
+                let len = chunk.records[pos..]
+                    .iter()
+                    .take_while(|b| b.atomic_batch.as_deref() == Some(batch))
+                    .count();
+                self.commit_atomic(&mut ctx, &chunk.records, pos..pos + len, now, &mut out);
+                pos += len;
+                continue;
+            }
             match self.check(r, now) {
                 Err(e) => out.push(err(e)),
                 Ok(Some(orig)) => out.push(RecordResult {
                     result: Some(record_result::Result::DuplicateOf(orig)),
                 }),
-                Ok(None) => {
-                    let expires = match r.ttl_seconds {
-                        Some(ttl) if ttl > 0 => r
-                            .timestamp_unix_nanos
-                            .saturating_add(ttl.saturating_mul(1_000_000_000)),
-                        _ => 0,
-                    };
-                    let position = u32::try_from(pos).unwrap_or(u32::MAX);
-                    let seq = self.append(&mut ctx, position, r, expires);
-                    self.after_append(seq, r);
-                    out.push(ok_seq(seq));
-                }
+                Ok(None) => out.push(ok_seq(self.store_checked(&mut ctx, pos, r))),
             }
+            pos += 1;
         }
         out
+    }
+
+    /// Appends a record that passed its checks, then applies rollups and limits.
+    fn store_checked<'a>(&mut self, ctx: &mut ChunkCtx<'a>, pos: usize, r: &'a Record) -> u64 {
+        let expires = match r.ttl_seconds {
+            Some(ttl) if ttl > 0 => r
+                .timestamp_unix_nanos
+                .saturating_add(ttl.saturating_mul(1_000_000_000)),
+            _ => 0,
+        };
+        let position = u32::try_from(pos).unwrap_or(u32::MAX);
+        let seq = self.append(ctx, position, r, expires);
+        self.after_append(seq, r);
+        seq
     }
 
     fn after_append(&mut self, seq: u64, r: &Record) {
@@ -1162,7 +1179,7 @@ mod tests {
     use super::*;
     use infinistream_proto::domain::Limits;
 
-    fn spec(limits: Limits) -> StreamSpec {
+    pub(super) fn spec(limits: Limits) -> StreamSpec {
         StreamSpec {
             name: "S".into(),
             config_json: b"{}".to_vec(),
@@ -1174,7 +1191,7 @@ mod tests {
         }
     }
 
-    fn rec(subject: &str) -> Record {
+    pub(super) fn rec(subject: &str) -> Record {
         Record {
             subject: subject.into(),
             size: 10,
@@ -1188,6 +1205,7 @@ mod tests {
             expected_last_msg_id: None,
             rollup: Rollup::None,
             ttl_seconds: None,
+            atomic_batch: None,
         }
     }
 

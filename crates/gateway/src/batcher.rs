@@ -31,6 +31,10 @@
 //! 3. only then each publisher gets its answer: the sequence, the duplicate's original
 //!    sequence, or the JetStream error the control plane gave.
 //!
+//! An atomic batch (ADR-50) arrives as one group ([`Batcher::submit_group`]) and is
+//! pushed whole, so its records sit contiguously in one chunk of one flush and the
+//! control plane can store them all or none.
+//!
 //! Nothing is ever acknowledged before step 2 succeeded (invariant 1). Flushes other
 //! than size-triggered ones start at least one window apart, so over any span `T` an
 //! agent writes at most `T / window + 1` objects plus one per 4 MiB (invariant 5).
@@ -56,6 +60,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::atomic::BatchTag;
 use crate::flush_policy::{Decision, FlushPolicy, SealReason};
 use crate::metrics::GatewayMetrics;
 
@@ -76,6 +81,8 @@ pub struct PendingRecord {
     pub meta: v1::RecordMeta,
     /// Where the PubAck goes; `None` for a publish without a reply subject.
     pub reply: Option<String>,
+    /// On the last record of an atomic batch: the batch id and size its PubAck carries.
+    pub batch: Option<BatchTag>,
 }
 
 impl PendingRecord {
@@ -90,6 +97,8 @@ impl PendingRecord {
 pub enum PublishOutcome {
     /// Stored at this sequence.
     Stored { seq: u64 },
+    /// An atomic batch was stored; this is its last record's sequence.
+    BatchStored { seq: u64, batch: BatchTag },
     /// A duplicate `Nats-Msg-Id`: the original's sequence.
     Duplicate { seq: u64 },
     /// Not stored.
@@ -167,8 +176,17 @@ pub enum SubmitError {
 }
 
 struct Admitted {
-    record: PendingRecord,
+    records: Admission,
     permit: OwnedSemaphorePermit,
+}
+
+/// What one admission holds: a publish, or an atomic batch, which the writer pushes
+/// whole so that it lands contiguously in one chunk of one flush. `One` stays unboxed:
+/// it is every plain publish, and a box would cost each an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Admission {
+    One(PendingRecord),
+    Group(Vec<PendingRecord>),
 }
 
 /// Handle used by the intake to submit publishes. Cheap to clone.
@@ -230,16 +248,28 @@ impl Batcher {
     /// Adds a publish to the buffer, waiting while the buffer is full.
     pub async fn submit(&self, record: PendingRecord) -> Result<(), SubmitError> {
         let size = record.buffered_len().max(1);
-        if size > self.max_buffered_bytes {
-            return Err(SubmitError::TooLarge {
-                size,
-                limit: self.max_buffered_bytes,
-            });
-        }
-        let permits = u32::try_from(size).map_err(|_| SubmitError::TooLarge {
+        self.admit(size, Admission::One(record)).await
+    }
+
+    /// Adds an atomic batch to the buffer as one unit: its records go to the same
+    /// flush, contiguous in their stream's chunk, and the control plane stores all of
+    /// them or none. Waits while the buffer is full.
+    pub async fn submit_group(&self, records: Vec<PendingRecord>) -> Result<(), SubmitError> {
+        let size = records.iter().map(|r| r.buffered_len().max(1)).sum();
+        self.admit(size, Admission::Group(records)).await
+    }
+
+    /// Takes `size` bytes of the budget (waiting while the buffer is full) and hands
+    /// the records to the writer.
+    async fn admit(&self, size: usize, records: Admission) -> Result<(), SubmitError> {
+        let too_large = || SubmitError::TooLarge {
             size,
             limit: self.max_buffered_bytes,
-        })?;
+        };
+        if size > self.max_buffered_bytes {
+            return Err(too_large());
+        }
+        let permits = u32::try_from(size.max(1)).map_err(|_| too_large())?;
         let permit = self
             .budget
             .clone()
@@ -247,7 +277,7 @@ impl Batcher {
             .await
             .map_err(|_| SubmitError::Closed)?;
         self.tx
-            .send(Admitted { record, permit })
+            .send(Admitted { records, permit })
             .await
             .map_err(|_| SubmitError::Closed)
     }
@@ -264,6 +294,7 @@ struct Slot {
     stream: Arc<str>,
     meta: v1::RecordMeta,
     reply: Option<String>,
+    batch: Option<BatchTag>,
 }
 
 struct FlushShared {
@@ -356,7 +387,19 @@ impl Writer {
     }
 
     fn push(&mut self, item: Admitted, permits: &mut Vec<OwnedSemaphorePermit>) {
-        let Admitted { record, permit } = item;
+        let Admitted { records, permit } = item;
+        match records {
+            Admission::One(record) => self.push_record(record),
+            Admission::Group(records) => {
+                for record in records {
+                    self.push_record(record);
+                }
+            }
+        }
+        permits.push(permit);
+    }
+
+    fn push_record(&mut self, record: PendingRecord) {
         let timestamp = self.clock.now_unix_nanos();
         let msg_id = record.meta.msg_id.as_deref().map(str::as_bytes);
         let pushed = self.builder.push(
@@ -393,8 +436,8 @@ impl Writer {
             stream: record.stream,
             meta,
             reply: record.reply,
+            batch: record.batch,
         });
-        permits.push(permit);
     }
 
     /// Seals the buffer into one object and hands it to a flush task.
@@ -667,9 +710,13 @@ fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchR
                 )),
                 Some(result) => {
                     match result.records.get(position).and_then(|r| r.result.as_ref()) {
-                        Some(v1::record_result::Result::Seq(seq)) => {
-                            PublishOutcome::Stored { seq: *seq }
-                        }
+                        Some(v1::record_result::Result::Seq(seq)) => match &slot.batch {
+                            None => PublishOutcome::Stored { seq: *seq },
+                            Some(batch) => PublishOutcome::BatchStored {
+                                seq: *seq,
+                                batch: batch.clone(),
+                            },
+                        },
                         Some(v1::record_result::Result::DuplicateOf(seq)) => {
                             PublishOutcome::Duplicate { seq: *seq }
                         }

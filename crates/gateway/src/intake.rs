@@ -14,11 +14,12 @@
 //! forward here arrive on one more subscription ([`Broker::subscribe_captures`]) naming
 //! their stream, and take the same path from there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
+use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
@@ -28,6 +29,7 @@ use infinistream_protocol::jsapi::headers::{
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
 use tokio_util::sync::CancellationToken;
 
+use crate::atomic::{self, AtomicBatches, Staged};
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
 
 /// Messages one capture subscription holds between the publishing connections and its
@@ -54,6 +56,7 @@ impl AckSink for BrokerAcks {
     fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome) {
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
+            PublishOutcome::BatchStored { seq, batch } => Ok(batch.pub_ack(stream, seq)),
             PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
             PublishOutcome::Failed(err) => Err((stream.to_owned(), err)),
         };
@@ -103,12 +106,18 @@ impl Intake {
         } = self;
         // One shared handle: a captured publish costs one reference count, not clones
         // of the batcher's sender and the ack sink.
-        let sinks = Arc::new((batcher, acks));
+        let sinks = Arc::new(Sinks {
+            batcher,
+            acks,
+            broker: broker.clone(),
+            catalog: catalog.clone(),
+            atomic: Mutex::new(AtomicBatches::new()),
+        });
         let capture = {
             let sinks = sinks.clone();
             move |stream: Arc<str>, msg: InternalMsg| {
                 let sinks = sinks.clone();
-                async move { forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await }
+                async move { forward(&stream, msg, &sinks).await }
             }
         };
         // Publishes other agents forward here (they do not run proxy-produce): each
@@ -130,7 +139,7 @@ impl Intake {
                         let Some(stream) = msg.capture_stream.clone() else {
                             continue;
                         };
-                        forward(&stream, msg, &sinks.0, sinks.1.as_ref()).await;
+                        forward(&stream, msg, &sinks).await;
                     }
                 }))
             }
@@ -148,8 +157,23 @@ impl Intake {
     }
 }
 
-async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &dyn AckSink) {
+/// What the capture tasks share.
+struct Sinks {
+    batcher: Batcher,
+    acks: Arc<dyn AckSink>,
+    broker: Broker,
+    catalog: StreamCatalog,
+    /// Atomic batches held until their commit (`atomic`); never locked across an await.
+    atomic: Mutex<AtomicBatches>,
+}
+
+async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
+    let acks = sinks.acks.as_ref();
     let reply = msg.reply.clone();
+    let is_batch = msg
+        .headers
+        .as_deref()
+        .is_some_and(|h| contains(h, headers::BATCH_ID.as_bytes()));
     let record = match record_from(stream, msg) {
         Ok(record) => record,
         Err(error) => {
@@ -159,7 +183,15 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &
             return;
         }
     };
-    match batcher.submit(record).await {
+    let submitted = if is_batch {
+        match stage_atomic(stream, record, sinks).await {
+            Some(records) => sinks.batcher.submit_group(records).await,
+            None => return,
+        }
+    } else {
+        sinks.batcher.submit(record).await
+    };
+    match submitted {
         Ok(()) => {}
         Err(error) => {
             let js = match &error {
@@ -171,6 +203,74 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, batcher: &Batcher, acks: &
             }
         }
     }
+}
+
+/// Holds a message of an atomic batch; the whole batch once its commit arrived.
+/// Refusals and staged messages are answered here.
+async fn stage_atomic(
+    stream: &Arc<str>,
+    record: PendingRecord,
+    sinks: &Sinks,
+) -> Option<Vec<PendingRecord>> {
+    let reply = record.reply.clone();
+    let refuse = |error: ApiError| {
+        if let Some(reply) = reply.as_deref() {
+            sinks
+                .acks
+                .deliver(reply, stream, PublishOutcome::Failed(error));
+        }
+        None
+    };
+    let Some(entry) = catalog_entry(&sinks.catalog, stream).await else {
+        return refuse(ApiError::stream_not_found());
+    };
+    let map = match HeaderMap::parse(&record.headers) {
+        Ok(map) => map,
+        Err(_) => return refuse(ApiError::atomic_publish_incomplete_batch()),
+    };
+    let Some(id) = atomic::batch_id(&map).map(str::to_owned) else {
+        return refuse(ApiError::atomic_publish_missing_seq());
+    };
+    let staged = match sinks.atomic.lock() {
+        Ok(mut batches) => batches.stage(&entry.config, &id, &map, record, Instant::now()),
+        Err(_) => Staged::Refused(ApiError::atomic_publish_incomplete_batch()),
+    };
+    match staged {
+        Staged::Held { reply } => {
+            if let Some(reply) = reply.as_deref() {
+                sinks.broker.publish(reply, None, None, Bytes::new());
+            }
+            None
+        }
+        Staged::Commit(records) => Some(records),
+        Staged::Refused(error) => refuse(error),
+    }
+}
+
+/// How long a publish forwarded by another agent waits for this agent's catalog to
+/// list its stream (the catalog refreshes every second).
+const CATALOG_WAIT: Duration = Duration::from_secs(3);
+
+/// The stream's catalog entry; a stream just created through another agent may not be
+/// listed yet, so a miss waits for the catalog to change, up to [`CATALOG_WAIT`].
+async fn catalog_entry(catalog: &StreamCatalog, stream: &str) -> Option<StreamEntry> {
+    let mut changes = catalog.watch();
+    let found = tokio::time::timeout(CATALOG_WAIT, async {
+        loop {
+            if let Some(entry) = catalog.get(stream) {
+                return Some(entry);
+            }
+            if changes.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+    .await;
+    found.ok().flatten()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Reads the publish headers into the commit metadata. Values the control plane must
@@ -231,6 +331,7 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         payload: msg.payload,
         meta,
         reply: msg.reply,
+        batch: None,
     })
 }
 

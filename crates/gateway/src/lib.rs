@@ -1,5 +1,6 @@
 //! The proxy-produce role: JetStream publishes become batch objects, commits, PubAcks.
 //!
+//! - [`atomic`]: atomic batch publish (ADR-50), held until its commit.
 //! - [`batcher`]: the agent's one publish buffer, its flushes and their ordering.
 //! - [`flush_policy`]: when the buffer is sealed (the window as a spacing).
 //! - [`intake`]: stream capture subscriptions and PubAck delivery.
@@ -7,6 +8,7 @@
 //! - [`role`]: [`start`], the role's entry point, and the commit adapter over the
 //!   control-plane client.
 
+pub mod atomic;
 pub mod batcher;
 pub mod flush_policy;
 pub mod intake;

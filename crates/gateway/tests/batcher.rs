@@ -143,6 +143,7 @@ fn record(stream: &str, subject: &str, payload: &[u8], reply: Option<&str>) -> P
         payload: Bytes::copy_from_slice(payload),
         meta: v1::RecordMeta::default(),
         reply: reply.map(str::to_owned),
+        batch: None,
     }
 }
 

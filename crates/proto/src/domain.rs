@@ -273,6 +273,8 @@ pub struct Record {
     pub expected_last_msg_id: Option<String>,
     pub rollup: Rollup,
     pub ttl_seconds: Option<i64>,
+    /// The atomic batch (ADR-50) this record belongs to.
+    pub atomic_batch: Option<String>,
 }
 
 impl TryFrom<v1::RecordMeta> for Record {
@@ -313,6 +315,7 @@ impl TryFrom<v1::RecordMeta> for Record {
             expected_last_msg_id: r.expected_last_msg_id.filter(|m| !m.is_empty()),
             rollup,
             ttl_seconds: r.ttl_seconds,
+            atomic_batch: r.atomic_batch.filter(|b| !b.is_empty()),
         })
     }
 }

@@ -59,6 +59,16 @@ pub const CONSUMER_STALLED: &str = "Nats-Consumer-Stalled";
 pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 /// KV operation (`DEL`, `PURGE`).
 pub const KV_OPERATION: &str = "KV-Operation";
+/// Atomic batch publish (ADR-50): the batch a message belongs to (at most 64 bytes).
+pub const BATCH_ID: &str = "Nats-Batch-Id";
+/// Atomic batch publish: the message's 1-based position in its batch.
+pub const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
+/// Atomic batch publish: `1` commits with this message, `eob` commits without it.
+pub const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+/// The `Nats-Batch-Commit` value that commits and stores the message.
+pub const BATCH_COMMIT_STORE: &str = "1";
+/// The `Nats-Batch-Commit` value that commits without storing the message.
+pub const BATCH_COMMIT_EOB: &str = "eob";
 
 /// A `Nats-TTL` header value as nats-server reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -962,7 +962,6 @@ impl StreamConfig {
                 self.subject_delete_marker_ttl != 0,
             ),
             ("allow_msg_counter", self.allow_msg_counter),
-            ("allow_atomic", self.allow_atomic_publish),
             ("allow_msg_schedules", self.allow_msg_schedules),
             ("allow_batched", self.allow_batch_publish),
             ("template_owner", !self.template_owner.is_empty()),
