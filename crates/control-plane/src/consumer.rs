@@ -540,6 +540,8 @@ mod tests {
                 expected_last_msg_id: None,
                 rollup: Rollup::None,
                 ttl_seconds: None,
+                incr: None,
+                incr_problem: infinistream_proto::v1::IncrProblem::None,
             })
             .collect();
         let chunk = Chunk {

@@ -130,6 +130,10 @@ pub(crate) struct Group {
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {
+    if obj.is_empty() {
+        // Subject delete markers live in the index only: no object to count.
+        return;
+    }
     let cur = refs.get(&obj).copied().unwrap_or(0);
     let next = i64::try_from(cur).unwrap_or(i64::MAX).saturating_add(d);
     if next <= 0 {
@@ -469,6 +473,8 @@ mod tests {
                     expected_last_msg_id: None,
                     rollup: Rollup::None,
                     ttl_seconds: None,
+                    incr: None,
+                    incr_problem: infinistream_proto::v1::IncrProblem::None,
                 }],
             }],
         }

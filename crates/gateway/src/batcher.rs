@@ -90,6 +90,8 @@ impl PendingRecord {
 pub enum PublishOutcome {
     /// Stored at this sequence.
     Stored { seq: u64 },
+    /// Stored at this sequence in a counter stream: the subject's new total.
+    Counted { seq: u64, value: String },
     /// A duplicate `Nats-Msg-Id`: the original's sequence.
     Duplicate { seq: u64 },
     /// Not stored.
@@ -666,10 +668,15 @@ fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchR
                     "the control plane returned no result for this stream",
                 )),
                 Some(result) => {
-                    match result.records.get(position).and_then(|r| r.result.as_ref()) {
-                        Some(v1::record_result::Result::Seq(seq)) => {
-                            PublishOutcome::Stored { seq: *seq }
-                        }
+                    let record = result.records.get(position);
+                    match record.and_then(|r| r.result.as_ref()) {
+                        Some(v1::record_result::Result::Seq(seq)) => match record {
+                            Some(r) if !r.counter_value.is_empty() => PublishOutcome::Counted {
+                                seq: *seq,
+                                value: r.counter_value.clone(),
+                            },
+                            _ => PublishOutcome::Stored { seq: *seq },
+                        },
                         Some(v1::record_result::Result::DuplicateOf(seq)) => {
                             PublishOutcome::Duplicate { seq: *seq }
                         }

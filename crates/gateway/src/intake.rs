@@ -21,7 +21,7 @@ use infinistream_broker::{Broker, InternalMsg};
 use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
-use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::{ApiError, counter};
 use infinistream_protocol::jsapi::headers::{
     self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
 };
@@ -54,6 +54,10 @@ impl AckSink for BrokerAcks {
     fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome) {
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
+            PublishOutcome::Counted { seq, value } => Ok(PubAck {
+                value,
+                ..PubAck::new(stream, seq)
+            }),
             PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
             PublishOutcome::Failed(err) => Err((stream.to_owned(), err)),
         };
@@ -223,6 +227,9 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
                 Err(_) => Some(0),
             };
         }
+        if let Some(value) = map.get(headers::INCR).filter(|v| !v.is_empty()) {
+            read_incr(&mut meta, &map, value, msg.payload.is_empty());
+        }
     }
     Ok(PendingRecord {
         stream: stream.clone(),
@@ -232,6 +239,36 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         meta,
         reply: msg.reply,
     })
+}
+
+/// `Nats-Incr` as nats-server's pre-checks read it: an integer, on a message without
+/// a payload and without the headers a counter refuses (Nats-Rollup, Nats-Expected-*).
+/// What is wrong travels as `incr_problem`, answered by the control plane in its order
+/// (after it knows the stream counts at all).
+fn read_incr(meta: &mut v1::RecordMeta, map: &HeaderMap, value: &str, no_payload: bool) {
+    let Some(incr) = counter::parse_incr(value) else {
+        meta.incr_problem = v1::IncrProblem::Invalid as i32;
+        return;
+    };
+    let refused = [
+        headers::ROLLUP,
+        headers::EXPECTED_STREAM,
+        headers::EXPECTED_LAST_MSG_ID,
+        headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ,
+    ]
+    .iter()
+    .any(|h| map.get(h).is_some_and(|v| !v.is_empty()))
+        || [headers::EXPECTED_LAST_SEQ, headers::EXPECTED_LAST_SUBJ_SEQ]
+            .iter()
+            .any(|h| map.get(h).is_some_and(|v| v.trim().parse::<u64>().is_ok()));
+    meta.incr_problem = if !no_payload {
+        v1::IncrProblem::Payload
+    } else if refused {
+        v1::IncrProblem::Invalid
+    } else {
+        v1::IncrProblem::None
+    } as i32;
+    meta.incr = Some(incr);
 }
 
 #[cfg(test)]
