@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use infinistream_proto::domain::{Chunk, Record, Rollup, StreamSpec};
 use infinistream_proto::v1::{self, IncrProblem, JsError, RecordResult, record_result};
 use infinistream_protocol::HeaderMap;
-use infinistream_protocol::jsapi::{ApiError, GoDuration, counter};
 use infinistream_protocol::jsapi::errors::store;
 use infinistream_protocol::jsapi::headers;
+use infinistream_protocol::jsapi::{ApiError, GoDuration, counter};
 use infinistream_protocol::subject;
 
 use crate::model::{EntryRecord, RecMeta, StateRecord};
@@ -642,7 +642,7 @@ impl Stream {
                     ..Default::default()
                 }),
                 Ok(None) => {
-                    let expires = match r.ttl_seconds {
+                    let expires = match self.effective_ttl(r.ttl_seconds) {
                         Some(ttl) if ttl > 0 => r
                             .timestamp_unix_nanos
                             .saturating_add(ttl.saturating_mul(1_000_000_000)),
@@ -668,6 +668,23 @@ impl Stream {
             }
         }
         out
+    }
+
+    /// A message TTL as nats-server applies it: with subject delete markers, a TTL
+    /// shorter than the marker TTL is raised to it (whole seconds), so a marker never
+    /// outlives the message whose removal it reports.
+    pub fn effective_ttl(&self, ttl_seconds: Option<i64>) -> Option<i64> {
+        let ttl = ttl_seconds?;
+        let marker_secs = self
+            .spec
+            .limits
+            .subject_delete_marker_ttl_nanos
+            .map_or(0, |n| n / 1_000_000_000);
+        Some(if ttl > 0 && ttl < marker_secs {
+            marker_secs
+        } else {
+            ttl
+        })
     }
 
     fn after_append(&mut self, seq: u64, r: &Record) {
@@ -1137,7 +1154,12 @@ impl Stream {
                     } else {
                         Vec::new()
                     },
-                    marker: e.rec.object_key.is_empty().then(|| marker_record(&e.rec)).flatten(),
+                    marker: e
+                        .rec
+                        .object_key
+                        .is_empty()
+                        .then(|| marker_record(&e.rec))
+                        .flatten(),
                 }
             })
             .collect()
@@ -1471,7 +1493,10 @@ mod tests {
         assert_eq!(index[0].counter_values[..3], ["1", "6", "-2"]);
         // Increments on a stream without counters: 10168.
         let mut plain = Stream::new(spec(Limits::default()), 0);
-        assert_eq!(totals(&commit(&mut plain, vec![incr("s.a", "1")])), ["e10168"]);
+        assert_eq!(
+            totals(&commit(&mut plain, vec![incr("s.a", "1")])),
+            ["e10168"]
+        );
     }
 
     /// A stream created with `first_seq` starts there, as nats-server's does.
@@ -1487,7 +1512,10 @@ mod tests {
         s.start_at_first_seq();
         let st = s.state(false);
         assert_eq!((st.messages, st.first_seq, st.last_seq), (0, 100, 99));
-        assert_eq!(seqs(&commit(&mut s, vec![rec("s.a"), rec("s.b")])), ["100", "101"]);
+        assert_eq!(
+            seqs(&commit(&mut s, vec![rec("s.a"), rec("s.b")])),
+            ["100", "101"]
+        );
         let st = s.state(false);
         assert_eq!((st.first_seq, st.last_seq), (100, 101));
     }

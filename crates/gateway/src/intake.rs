@@ -21,11 +21,11 @@ use infinistream_broker::{Broker, InternalMsg};
 use infinistream_jetstream::{StreamCatalog, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
-use infinistream_protocol::jsapi::{ApiError, counter};
 use infinistream_protocol::jsapi::headers::{
     self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
 };
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
+use infinistream_protocol::jsapi::{ApiError, counter};
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};

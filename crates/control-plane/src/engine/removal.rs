@@ -133,7 +133,10 @@ pub(super) async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Dur
                 break;
             };
             let now = engine.now();
-            let cap = engine.shortest_max_age().await.map_or(every, |a| a.min(every));
+            let cap = engine
+                .shortest_max_age()
+                .await
+                .map_or(every, |a| a.min(every));
             match engine.next_expiry().await {
                 Some(at) => {
                     let until = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
