@@ -1529,7 +1529,7 @@ mod tests {
         let mut s = Stream::new(
             spec(Limits {
                 allow_msg_ttl: true,
-                subject_delete_marker_ttl_nanos: Some(2 * SEC),
+                subject_delete_marker_ttl_nanos: Some(SEC),
                 ..Default::default()
             }),
             0,
@@ -1550,12 +1550,30 @@ mod tests {
         assert_eq!(marker.subject, "s.a");
         assert_eq!(
             marker.headers,
-            b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 2s\r\nNats-Rollup: sub\r\n\r\n"
+            b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1s\r\nNats-Rollup: sub\r\n\r\n"
         );
-        assert_eq!(s.next_expiry(), Some(1 + 3 * SEC));
-        assert_eq!(s.enforce_time(1 + 3 * SEC), 1, "the marker expires");
+        assert_eq!(s.next_expiry(), Some(1 + 2 * SEC));
+        assert_eq!(s.enforce_time(1 + 2 * SEC), 1, "the marker expires");
         let st = s.state(false);
         assert_eq!((st.messages, st.last_seq), (1, 4), "no marker for a marker");
+    }
+
+    /// With markers, a TTL below the marker TTL is raised to it (nats-server 2.15.1
+    /// stores `Nats-TTL: 5` for a `1s` TTL on a stream with 5 s markers).
+    #[test]
+    fn a_ttl_below_the_marker_ttl_is_raised_to_it() {
+        let s = Stream::new(
+            spec(Limits {
+                allow_msg_ttl: true,
+                subject_delete_marker_ttl_nanos: Some(5_000_000_000),
+                ..Default::default()
+            }),
+            0,
+        );
+        assert_eq!(s.effective_ttl(Some(1)), Some(5));
+        assert_eq!(s.effective_ttl(Some(10)), Some(10));
+        assert_eq!(s.effective_ttl(Some(-1)), Some(-1));
+        assert_eq!(s.effective_ttl(None), None);
     }
 
     #[test]
