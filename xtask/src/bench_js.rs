@@ -716,7 +716,10 @@ async fn counters_table(nats: Option<&Server>, inf: Option<&Server>) {
                 "| {} | {COUNTER_INCREMENTS} | {per_sec:.0} | {total} |",
                 server.name
             ),
-            Err(e) => println!("| {} | {COUNTER_INCREMENTS} | failed: {e:#} | |", server.name),
+            Err(e) => println!(
+                "| {} | {COUNTER_INCREMENTS} | failed: {e:#} | |",
+                server.name
+            ),
         }
     }
 }
@@ -789,7 +792,10 @@ async fn counter_increments(
     let elapsed = start.elapsed().as_secs_f64();
     let expected = (total / CONNECTIONS * CONNECTIONS) as u64;
     if highest != expected {
-        bail!("{}: the counter ended at {highest}, not {expected}", server.name);
+        bail!(
+            "{}: the counter ended at {highest}, not {expected}",
+            server.name
+        );
     }
     Ok((expected as f64 / elapsed, highest))
 }

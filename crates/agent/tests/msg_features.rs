@@ -114,3 +114,64 @@ async fn counters_are_exact_from_four_clients_on_two_agents() {
     }
     msg_features::counters_from_many(&contexts, 4, 10_000).await;
 }
+
+/// nats.py 2.16 KV with `limit_marker_ttl` and `create(..., msg_ttl=1)`: its watcher
+/// sees the put, then the expiry as a purge — on nats-server and on InfiniStream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_kv_key_ttl_watcher_sees_the_expiry() {
+    let python = infinistream_testkit::tools::venv_bin("python");
+    assert!(
+        python.exists(),
+        "nats.py venv missing at {}: run the README's tool setup",
+        python.display()
+    );
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let script = dir.path().join("kv_ttl.py");
+    std::fs::write(&script, PY_KV_TTL).expect("write script");
+    for url in [reference.url(), format!("nats://{}", agent.client_addr())] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&python)
+                .arg(&script)
+                .arg(&url)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("python finished in time")
+        .expect("python runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("KV TTL OK"),
+            "nats.py KV TTL script failed against {url}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+}
+
+const PY_KV_TTL: &str = r#"
+import asyncio, sys
+import nats
+from nats.js.api import KeyValueConfig
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    kv = await js.create_key_value(KeyValueConfig(bucket="pyttl", history=1, limit_marker_ttl=1))
+    w = await kv.watch("k")
+    first = await w.updates(timeout=20)
+    assert first is None, first  # no initial values
+    await kv.create("k", b"v", msg_ttl=1)
+    put = await w.updates(timeout=20)
+    assert put is not None and put.value == b"v" and put.operation is None, put
+    gone = await w.updates(timeout=20)
+    assert gone is not None and gone.operation == "PURGE", gone
+    assert gone.revision > put.revision, (gone, put)
+    await js.delete_key_value("pyttl")
+    print("KV TTL OK")
+    await nc.close()
+
+asyncio.run(main(sys.argv[1]))
+"#;

@@ -292,6 +292,67 @@ mod tests {
             .meta
     }
 
+    /// `Nats-Incr` with other headers and a payload, as the intake reads it.
+    fn incr_meta(headers: &[(&str, &str)], payload: &'static [u8]) -> v1::RecordMeta {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, *v);
+        }
+        let msg = InternalMsg {
+            subject: "s".into(),
+            reply: None,
+            headers: Some(map.to_bytes()),
+            payload: Bytes::from_static(payload),
+            client_id: 1,
+            capture_stream: None,
+        };
+        record_from(&Arc::from("S"), msg)
+            .expect("headers never fail the intake")
+            .meta
+    }
+
+    /// The increment travels canonical; what only the agent sees (a payload, a header
+    /// a counter refuses, an unparsable value) travels as the problem the control
+    /// plane answers in nats-server's order.
+    #[test]
+    fn incr_forms() {
+        let read = |h: &[(&str, &str)], p: &'static [u8]| {
+            let m = incr_meta(h, p);
+            (m.incr, v1::IncrProblem::try_from(m.incr_problem).ok())
+        };
+        let none = Some(v1::IncrProblem::None);
+        assert_eq!(
+            read(&[(headers::INCR, "+5")], b""),
+            (Some("5".into()), none)
+        );
+        assert_eq!(
+            read(&[(headers::INCR, "-0")], b""),
+            (Some("0".into()), none)
+        );
+        assert_eq!(read(&[(headers::INCR, "")], b""), (None, none));
+        assert_eq!(
+            read(&[(headers::INCR, "1.5")], b""),
+            (None, Some(v1::IncrProblem::Invalid))
+        );
+        assert_eq!(
+            read(&[(headers::INCR, "1")], b"body"),
+            (Some("1".into()), Some(v1::IncrProblem::Payload))
+        );
+        for refused in [
+            (headers::ROLLUP, "sub"),
+            (headers::EXPECTED_LAST_SEQ, "3"),
+            (headers::EXPECTED_LAST_SUBJ_SEQ, "0"),
+            (headers::EXPECTED_STREAM, "S"),
+            (headers::EXPECTED_LAST_MSG_ID, "m"),
+        ] {
+            assert_eq!(
+                read(&[(headers::INCR, "1"), refused], b""),
+                (Some("1".into()), Some(v1::IncrProblem::Invalid)),
+                "{refused:?}"
+            );
+        }
+    }
+
     fn ttl_of(value: &str) -> Option<i64> {
         meta_with(headers::TTL, value).ttl_seconds
     }
