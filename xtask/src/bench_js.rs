@@ -10,7 +10,9 @@
 //! - objects written per second by InfiniStream (from its `/metrics`);
 //! - sequential publishing (`sequential`): a publish or KV put on an idle server, each
 //!   awaited, p50/p99, and 100 back-to-back awaited publishes, InfiniStream at 250 and
-//!   50 ms windows, with the average of each step of the idle path (from `/metrics`).
+//!   50 ms windows, with the average of each step of the idle path (from `/metrics`);
+//! - counter increments (`counters`): `Nats-Incr: 1` on one counter from 8 connections,
+//!   4,096 in flight; increments/s, and the final total checked.
 //!
 //! Options for iterating (the documented numbers use none of them):
 //! `--only infinistream|nats-server` runs one server, `--case STREAMS,SIZE,IN_FLIGHT`
@@ -37,7 +39,7 @@ use crate::tools;
 
 /// Sections of the benchmark; `cargo xtask bench js` runs them all, `cargo xtask bench
 /// js outrun latency` only those named.
-const SECTIONS: [&str; 4] = ["publish", "outrun", "latency", "sequential"];
+const SECTIONS: [&str; 5] = ["publish", "outrun", "latency", "sequential", "counters"];
 
 /// The publish rows: streams, payload size, messages, acks in flight.
 const CASES: [(usize, usize, usize, usize); 6] = [
@@ -52,8 +54,8 @@ const CASES: [(usize, usize, usize, usize); 6] = [
 /// What one run measures (see the module docs for the options).
 #[derive(Debug, Clone)]
 struct Opts {
-    /// publish, outrun, latency, sequential.
-    sections: [bool; 4],
+    /// publish, outrun, latency, sequential, counters.
+    sections: [bool; 5],
     nats: bool,
     infinistream: bool,
     /// `(streams, size, in_flight)` filters on [`CASES`]; empty = all.
@@ -64,7 +66,7 @@ struct Opts {
 impl Opts {
     fn parse(args: &[String]) -> anyhow::Result<Opts> {
         let mut o = Opts {
-            sections: [false; 4],
+            sections: [false; 5],
             nats: true,
             infinistream: true,
             cases: Vec::new(),
@@ -103,7 +105,7 @@ impl Opts {
             }
         }
         if !o.sections.contains(&true) {
-            o.sections = [true; 4];
+            o.sections = [true; 5];
         }
         Ok(o)
     }
@@ -540,13 +542,13 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
 }
 
 async fn async_main(opts: Opts) -> anyhow::Result<()> {
-    let [publish, outrun_section, latency, sequential] = opts.sections;
+    let [publish, outrun_section, latency, sequential, counters] = opts.sections;
     let nats = if opts.nats {
         Some(start_nats_server()?)
     } else {
         None
     };
-    let inf = if opts.infinistream && (publish || outrun_section) {
+    let inf = if opts.infinistream && (publish || outrun_section || counters) {
         Some(start_infinistream(250)?)
     } else {
         None
@@ -556,6 +558,9 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
     }
     if outrun_section {
         outrun_table(nats.as_ref(), inf.as_ref()).await;
+    }
+    if counters {
+        counters_table(nats.as_ref(), inf.as_ref()).await;
     }
     drop(inf);
     if latency {
@@ -694,4 +699,103 @@ async fn latency_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Increments in the counter row.
+const COUNTER_INCREMENTS: usize = 100_000;
+
+async fn counters_table(nats: Option<&Server>, inf: Option<&Server>) {
+    println!(
+        "\n### Counter increments (`Nats-Incr: 1` on one subject, 8 connections, 4,096 in flight)\n"
+    );
+    println!("| server | increments | increments/s | final total |");
+    println!("|---|---:|---:|---:|");
+    for server in [nats, inf].into_iter().flatten() {
+        match counter_increments(server, COUNTER_INCREMENTS, 4096).await {
+            Ok((per_sec, total)) => println!(
+                "| {} | {COUNTER_INCREMENTS} | {per_sec:.0} | {total} |",
+                server.name
+            ),
+            Err(e) => println!(
+                "| {} | {COUNTER_INCREMENTS} | failed: {e:#} | |",
+                server.name
+            ),
+        }
+    }
+}
+
+/// `total` increments of 1 on one counter from 8 connections with `in_flight` acks
+/// outstanding; increments/s and the counter's final value (from the last PubAck).
+async fn counter_increments(
+    server: &Server,
+    total: usize,
+    in_flight: usize,
+) -> anyhow::Result<(f64, u64)> {
+    const CONNECTIONS: usize = 8;
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+    let js = jetstream::new(client);
+    let _ = js.delete_stream("COUNTERS").await;
+    js.create_stream(stream::Config {
+        name: "COUNTERS".into(),
+        subjects: vec!["count.>".into()],
+        allow_message_counter: true,
+        ..Default::default()
+    })
+    .await
+    .context("create counter stream")?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
+        let window = (in_flight / CONNECTIONS).max(1);
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .max_ack_inflight(window)
+            .build(client);
+        tasks.push(tokio::spawn(async move {
+            let mut pending = FuturesUnordered::new();
+            let mut highest = 0u64;
+            let mut seen = |ack: jetstream::publish::PublishAck| -> anyhow::Result<()> {
+                let value = ack.value.context("a counter PubAck without `val`")?;
+                highest = highest.max(value.parse().context("`val` is not a number")?);
+                Ok(())
+            };
+            for _ in 0..total / CONNECTIONS {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Incr", "1");
+                let ack = js
+                    .publish_with_headers("count.hits", headers, Bytes::new())
+                    .await?;
+                pending.push(ack.into_future());
+                while pending.len() >= window {
+                    if let Some(result) = pending.next().await {
+                        seen(result?)?;
+                    }
+                }
+            }
+            while let Some(result) = pending.next().await {
+                seen(result?)?;
+            }
+            anyhow::Ok(highest)
+        }));
+    }
+    let all = async {
+        let mut highest = 0;
+        for task in tasks {
+            highest = highest.max(task.await??);
+        }
+        anyhow::Ok(highest)
+    };
+    let highest = tokio::time::timeout(ROW_BUDGET, all)
+        .await
+        .map_err(|_| anyhow::anyhow!("{}: counter row over {ROW_BUDGET:?}", server.name))??;
+    let elapsed = start.elapsed().as_secs_f64();
+    let expected = (total / CONNECTIONS * CONNECTIONS) as u64;
+    if highest != expected {
+        bail!(
+            "{}: the counter ended at {highest}, not {expected}",
+            server.name
+        );
+    }
+    Ok((expected as f64 / elapsed, highest))
 }

@@ -24,6 +24,8 @@ mod atomic;
 mod cluster;
 #[path = "scenarios/kv.rs"]
 mod kv_scenarios;
+#[path = "scenarios/msg_features.rs"]
+mod msg_features;
 #[path = "scenarios/reads.rs"]
 mod reads;
 #[path = "scenarios/streams.rs"]
@@ -163,6 +165,7 @@ struct Deployment {
     _agents: Vec<ChildProcess>,
     _dirs: Vec<tempfile::TempDir>,
     contexts: Vec<jetstream::Context>,
+    addrs: Vec<SocketAddr>,
 }
 
 impl Deployment {
@@ -175,10 +178,12 @@ impl Deployment {
         let mut children = Vec::new();
         let mut dirs = Vec::new();
         let mut contexts = Vec::new();
+        let mut addrs = Vec::new();
         for _ in 0..agents {
             let dir = tempfile::tempdir().expect("tempdir");
             let (child, addr) = agent(dir.path(), cp_port, &bucket, s3.secret_access_key());
             contexts.push(context(addr).await);
+            addrs.push(addr);
             children.push(child);
             dirs.push(dir);
         }
@@ -188,6 +193,7 @@ impl Deployment {
             _agents: children,
             _dirs: dirs,
             contexts,
+            addrs,
         }
     }
 }
@@ -225,4 +231,22 @@ async fn e2e_s3_etcd_atomic_batch() {
     let d = Deployment::start(1).await;
     let js = &d.contexts[0];
     atomic::thousand_all_or_nothing(&js.client(), js).await;
+}
+
+/// Issue 17's message features over S3 and etcd: TTL expiry with a subject delete
+/// marker, KV per-key TTL seen by a watcher, counters and `first_seq`; then counters
+/// from 4 clients on 2 agents stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_message_features() {
+    let d = Deployment::start(2).await;
+    let client = d.contexts[0].client();
+    msg_features::ttl_expiry_and_marker(&client).await;
+    msg_features::kv_key_ttl_watch(&d.contexts[0]).await;
+    msg_features::counters(&client).await;
+    msg_features::first_seq(&client).await;
+    let mut contexts = d.contexts.clone();
+    for addr in d.addrs.clone() {
+        contexts.push(context(addr).await);
+    }
+    msg_features::counters_from_many(&contexts, 4, 10_000).await;
 }

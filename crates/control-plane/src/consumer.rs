@@ -541,6 +541,8 @@ mod tests {
                 rollup: Rollup::None,
                 ttl_seconds: None,
                 atomic_batch: None,
+                incr: None,
+                incr_problem: infinistream_proto::v1::IncrProblem::None,
             })
             .collect();
         let chunk = Chunk {

@@ -130,6 +130,10 @@ pub(crate) struct Group {
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {
+    if obj.is_empty() {
+        // Subject delete markers live in the index only: no object to count.
+        return;
+    }
     let cur = refs.get(&obj).copied().unwrap_or(0);
     let next = i64::try_from(cur).unwrap_or(i64::MAX).saturating_add(d);
     if next <= 0 {
@@ -470,6 +474,8 @@ mod tests {
                     rollup: Rollup::None,
                     ttl_seconds: None,
                     atomic_batch: None,
+                    incr: None,
+                    incr_problem: infinistream_proto::v1::IncrProblem::None,
                 }],
             }],
         }
@@ -653,6 +659,113 @@ mod tests {
             resp.chunks[0].records[0].result,
             Some(v1::record_result::Result::DuplicateOf(_))
         ));
+    }
+
+    /// Counter totals and subject delete markers are index metadata: they survive a
+    /// reload exactly (through the round log or folded keys), and markers count no
+    /// object reference (nothing for GC to release).
+    #[tokio::test]
+    async fn counters_and_markers_reload_exactly() {
+        for store in [
+            Arc::new(CostlyKeys::default()) as Arc<dyn MetaStore>,
+            Arc::new(MemoryStore::new()),
+        ] {
+            let clock = Arc::new(MockClock::new(
+                UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            ));
+            let opts = Options {
+                retention_interval: None,
+                ..Options::default()
+            };
+            let mut engine = Engine::start(store.clone(), clock.clone(), opts.clone())
+                .await
+                .unwrap();
+            let mut ttl_spec = spec_n(0);
+            ttl_spec.limits.allow_msg_ttl = true;
+            ttl_spec.limits.subject_delete_marker_ttl_nanos = Some(5_000_000_000);
+            let mut counter_spec = spec_n(1);
+            counter_spec.limits.allow_msg_counter = true;
+            for spec in [ttl_spec, counter_spec] {
+                assert!(
+                    engine
+                        .create_stream("g", spec)
+                        .await
+                        .unwrap()
+                        .error
+                        .is_none()
+                );
+            }
+            let now = infinistream_types::Clock::now_unix_nanos(clock.as_ref());
+            let record = |subject: &str| Record {
+                subject: subject.into(),
+                timestamp_unix_nanos: now,
+                ..batch("x").chunks[0].records[0].clone()
+            };
+            let mut b = batch("b1");
+            b.chunks = vec![
+                Chunk {
+                    stream: "S0".into(),
+                    chunk_index: 0,
+                    byte_size: 10,
+                    records: vec![Record {
+                        ttl_seconds: Some(1),
+                        ..record("s0.a")
+                    }],
+                },
+                Chunk {
+                    stream: "S1".into(),
+                    chunk_index: 1,
+                    byte_size: 10,
+                    records: ["3", "-1"]
+                        .iter()
+                        .map(|by| Record {
+                            incr: Some((*by).into()),
+                            ..record("s1.c")
+                        })
+                        .collect(),
+                },
+            ];
+            let resp = engine.commit("g", b).await.unwrap();
+            let totals: Vec<&str> = resp.chunks[1]
+                .records
+                .iter()
+                .map(|r| r.counter_value.as_str())
+                .collect();
+            assert_eq!(totals, ["3", "2"]);
+            clock.advance(Duration::from_secs(6));
+            assert_eq!(engine.enforce_retention("g").await.unwrap(), 1);
+            let before = snapshot(&engine, 2).await;
+            assert!(
+                before[0].contains("marker: Some"),
+                "a marker: {}",
+                before[0]
+            );
+            assert!(
+                before[1].contains("\"2\""),
+                "totals in the index: {}",
+                before[1]
+            );
+            let objects = engine.list_objects("g").await.unwrap();
+            assert!(
+                objects.referenced.iter().all(|k| !k.is_empty()),
+                "{objects:?}"
+            );
+            drop(engine);
+            engine = Engine::start(store.clone(), clock.clone(), opts.clone())
+                .await
+                .unwrap();
+            assert_eq!(snapshot(&engine, 2).await, before);
+            // The marker expires after its own TTL and leaves no other.
+            clock.advance(Duration::from_secs(5));
+            assert_eq!(engine.enforce_retention("g").await.unwrap(), 1);
+            let info = engine.stream_info("g", "S0", false).await.unwrap();
+            let st = info.state.unwrap();
+            assert_eq!((st.messages, st.last_seq), (0, 2));
+            // A retried counter batch answers with its totals.
+            let again = engine.commit("g", batch("b1")).await.unwrap();
+            assert!(again.replayed);
+            assert_eq!(again.chunks[1].records[1].counter_value, "2");
+        }
     }
 
     /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write

@@ -63,6 +63,13 @@ pub struct RecMeta {
     pub position: u32,
     #[prost(bool, tag = "7")]
     pub deleted: bool,
+    /// Counter streams: the subject's total after this record.
+    #[prost(string, optional, tag = "8")]
+    pub counter: Option<String>,
+    /// A subject delete marker the control plane stored (no object): its
+    /// `Nats-Marker-Reason`. Its `Nats-TTL` is `expires - ts`.
+    #[prost(string, optional, tag = "9")]
+    pub marker: Option<String>,
 }
 
 /// One committed chunk or compacted segment. Stored under
@@ -213,6 +220,7 @@ impl BatchRecord {
                         };
                         v1::RecordResult {
                             result: Some(result),
+                            ..Default::default()
                         }
                     })
                     .collect();
@@ -231,7 +239,8 @@ impl BatchRecord {
     }
 
     /// Encodes `resp` as a compact `BatchRecord`; `None` when the stored records of a
-    /// chunk do not have consecutive sequences (then it is stored in full).
+    /// chunk do not have consecutive sequences or carry counter totals (then it is
+    /// stored in full).
     pub fn encode_compact(
         committed_unix_nanos: i64,
         resp: &infinistream_proto::v1::CommitBatchResponse,
@@ -249,6 +258,9 @@ impl BatchRecord {
             let mut exceptions = Vec::new();
             for (pos, r) in c.records.iter().enumerate() {
                 let position = u32::try_from(pos).ok()?;
+                if !r.counter_value.is_empty() {
+                    return None;
+                }
                 match &r.result {
                     Some(R::Seq(seq)) => {
                         if first.is_none() {
@@ -529,7 +541,10 @@ mod tests {
     }
 
     fn rr(r: R) -> v1::RecordResult {
-        v1::RecordResult { result: Some(r) }
+        v1::RecordResult {
+            result: Some(r),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -15,18 +15,42 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use infinistream_proto::domain::{Chunk, Record, Rollup, StreamSpec};
-use infinistream_proto::v1::{self, JsError, RecordResult, record_result};
-use infinistream_protocol::jsapi::ApiError;
+use infinistream_proto::v1::{self, IncrProblem, JsError, RecordResult, record_result};
+use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::errors::store;
 use infinistream_protocol::jsapi::headers;
+use infinistream_protocol::jsapi::{ApiError, GoDuration, counter};
 use infinistream_protocol::subject;
 
 use crate::model::{EntryRecord, RecMeta, StateRecord};
 
 mod atomic;
 
+/// The marker an index-only entry holds, as readers serve it.
+fn marker_record(rec: &EntryRecord) -> Option<v1::MarkerRecord> {
+    let r = rec.records.first()?;
+    let reason = r.marker.as_deref()?;
+    Some(v1::MarkerRecord {
+        subject: rec.subjects.get(r.subject as usize)?.clone(),
+        headers: marker_headers(reason, r.expires.saturating_sub(r.ts)),
+        timestamp_unix_nanos: r.ts,
+    })
+}
+
 /// Most deleted sequences listed in a stream state.
 const MAX_DELETED_DETAILS: usize = 100_000;
+
+/// `Nats-Marker-Reason` of a marker left by max_age or a message TTL.
+const MARKER_MAX_AGE: &str = "MaxAge";
+
+/// The header block of a subject delete marker, as nats-server writes it.
+pub(crate) fn marker_headers(reason: &str, ttl_nanos: i64) -> Vec<u8> {
+    let mut map = HeaderMap::new();
+    map.insert(headers::MARKER_REASON, reason);
+    map.insert(headers::TTL, GoDuration(ttl_nanos).to_string());
+    map.insert(headers::ROLLUP, headers::ROLLUP_SUBJECT);
+    map.to_bytes().to_vec()
+}
 
 /// An index entry in memory.
 #[derive(Debug, Clone)]
@@ -120,12 +144,14 @@ struct ChunkCtx<'a> {
 fn ok_seq(seq: u64) -> RecordResult {
     RecordResult {
         result: Some(record_result::Result::Seq(seq)),
+        counter_value: String::new(),
     }
 }
 
 fn err(e: JsError) -> RecordResult {
     RecordResult {
         result: Some(record_result::Result::Error(e)),
+        counter_value: String::new(),
     }
 }
 
@@ -204,6 +230,18 @@ impl Stream {
             }
         }
         s
+    }
+
+    /// A new stream with `first_seq` set starts there: its state is
+    /// `first_seq`..`first_seq - 1`, as nats-server reports an empty stream that will
+    /// store its first message at `first_seq`.
+    pub fn start_at_first_seq(&mut self) {
+        let first = self.spec.limits.first_seq;
+        if first > 0 {
+            self.state.first_seq = first;
+            self.state.last_seq = first - 1;
+            self.state_dirty = true;
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -350,6 +388,7 @@ impl Stream {
         position: u32,
         r: &'a Record,
         expires: i64,
+        counter: Option<String>,
     ) -> u64 {
         let seq = self.state.last_seq + 1;
         let key = match ctx.entry {
@@ -417,6 +456,8 @@ impl Stream {
             expires,
             position,
             deleted: false,
+            counter,
+            marker: None,
         });
         e.live += 1;
         let store_key = e.key;
@@ -457,6 +498,7 @@ impl Stream {
         if l.sealed {
             return Err(ApiError::stream_sealed().into());
         }
+        self.check_incr(r)?;
         if let Some(name) = &r.expected_stream
             && name != self.name()
         {
@@ -489,6 +531,9 @@ impl Stream {
             && let Some(seq) = self.duplicate_of(id, now)
         {
             return Ok(Some(seq));
+        }
+        if l.allow_msg_counter && r.incr.is_none() {
+            return Err(ApiError::message_incr_missing().into());
         }
         if let Some(expected) = &r.expected_last_msg_id
             && *expected != self.state.last_msg_id
@@ -549,6 +594,35 @@ impl Stream {
         Ok(None)
     }
 
+    /// nats-server's `Nats-Incr` pre-checks (ADR-49): an invalid value first, then a
+    /// stream without counters, then a payload or a refused header.
+    fn check_incr(&self, r: &Record) -> Result<(), JsError> {
+        let problem = r.incr_problem;
+        if r.incr.is_none() {
+            return match problem {
+                IncrProblem::None => Ok(()),
+                _ => Err(ApiError::message_incr_invalid().into()),
+            };
+        }
+        if !self.spec.limits.allow_msg_counter {
+            return Err(ApiError::message_incr_disabled().into());
+        }
+        match problem {
+            IncrProblem::None => Ok(()),
+            IncrProblem::Payload => Err(ApiError::message_incr_payload().into()),
+            IncrProblem::Invalid => Err(ApiError::message_incr_invalid().into()),
+        }
+    }
+
+    /// The subject's counter total after adding `incr` to its last live message's.
+    fn counter_total(&self, subject: &str, incr: &str) -> Option<String> {
+        let last = self.subjects.get(subject).and_then(|d| d.back().copied());
+        let total = last
+            .and_then(|seq| self.record(seq))
+            .and_then(|(_, m)| m.counter.as_deref());
+        counter::add(total, incr)
+    }
+
     /// Commits one chunk; answers per record.
     pub fn commit_chunk(&mut self, chunk: &Chunk, object_key: &str, now: i64) -> Vec<RecordResult> {
         self.expire_dedupe(now);
@@ -578,26 +652,59 @@ impl Stream {
                 Err(e) => out.push(err(e)),
                 Ok(Some(orig)) => out.push(RecordResult {
                     result: Some(record_result::Result::DuplicateOf(orig)),
+                    ..Default::default()
                 }),
-                Ok(None) => out.push(ok_seq(self.store_checked(&mut ctx, pos, r))),
+                Ok(None) => out.push(self.store_checked(&mut ctx, pos, r)),
             }
             pos += 1;
         }
         out
     }
 
-    /// Appends a record that passed its checks, then applies rollups and limits.
-    fn store_checked<'a>(&mut self, ctx: &mut ChunkCtx<'a>, pos: usize, r: &'a Record) -> u64 {
-        let expires = match r.ttl_seconds {
+    /// Appends a record that passed its checks, then applies rollups and limits; a
+    /// counter's increment is added to its subject's total here.
+    fn store_checked<'a>(
+        &mut self,
+        ctx: &mut ChunkCtx<'a>,
+        pos: usize,
+        r: &'a Record,
+    ) -> RecordResult {
+        let expires = match self.effective_ttl(r.ttl_seconds) {
             Some(ttl) if ttl > 0 => r
                 .timestamp_unix_nanos
                 .saturating_add(ttl.saturating_mul(1_000_000_000)),
             _ => 0,
         };
+        let total = match (&r.incr, self.spec.limits.allow_msg_counter) {
+            (Some(incr), true) => match self.counter_total(&r.subject, incr) {
+                Some(t) => Some(t),
+                None => return err(ApiError::message_incr_invalid().into()),
+            },
+            _ => None,
+        };
         let position = u32::try_from(pos).unwrap_or(u32::MAX);
-        let seq = self.append(ctx, position, r, expires);
+        let seq = self.append(ctx, position, r, expires, total.clone());
         self.after_append(seq, r);
-        seq
+        let mut res = ok_seq(seq);
+        res.counter_value = total.unwrap_or_default();
+        res
+    }
+
+    /// A message TTL as nats-server applies it: with subject delete markers, a TTL
+    /// shorter than the marker TTL is raised to it (whole seconds), so a marker never
+    /// outlives the message whose removal it reports.
+    pub fn effective_ttl(&self, ttl_seconds: Option<i64>) -> Option<i64> {
+        let ttl = ttl_seconds?;
+        let marker_secs = self
+            .spec
+            .limits
+            .subject_delete_marker_ttl_nanos
+            .map_or(0, |n| n / 1_000_000_000);
+        Some(if ttl > 0 && ttl < marker_secs {
+            marker_secs
+        } else {
+            ttl
+        })
     }
 
     fn after_append(&mut self, seq: u64, r: &Record) {
@@ -688,19 +795,38 @@ impl Stream {
         self.enforce_time(now);
     }
 
-    /// Removes messages past max_age or their TTL; returns how many.
+    /// When the next message expires (by its TTL or max_age), if any does.
+    pub fn next_expiry(&self) -> Option<i64> {
+        let by_ttl = self.ttls.first().map(|(at, _)| *at);
+        let by_age = self
+            .spec
+            .limits
+            .max_age_nanos
+            .and_then(|age| self.first_live().map(|(_, r)| r.ts.saturating_add(age)));
+        match (by_ttl, by_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Removes messages past max_age or their TTL; returns how many. With
+    /// `subject_delete_marker_ttl`, a subject whose last message this removed gets a
+    /// marker (see [`Stream::append_marker`]); a marker's own expiry leaves none.
     pub fn enforce_time(&mut self, now: i64) -> u64 {
         let mut removed = 0;
+        let mut emptied: Vec<String> = Vec::new();
         if let Some(max_age) = self.spec.limits.max_age_nanos {
             let cutoff = now.saturating_sub(max_age);
             while let Some((seq, r)) = self.first_live() {
                 if r.ts >= cutoff {
                     break;
                 }
+                let subject = self.marker_candidate(seq);
                 if !self.remove_seq(seq) {
                     break;
                 }
                 removed += 1;
+                self.note_emptied(subject, &mut emptied);
             }
         }
         while let Some(&(expires, seq)) = self.ttls.first() {
@@ -708,12 +834,83 @@ impl Stream {
                 break;
             }
             self.ttls.remove(&(expires, seq));
+            let subject = self.marker_candidate(seq);
             if self.remove_seq(seq) {
                 removed += 1;
+                self.note_emptied(subject, &mut emptied);
+            }
+        }
+        if let Some(ttl) = self.spec.limits.subject_delete_marker_ttl_nanos {
+            for subject in emptied {
+                self.append_marker(&subject, MARKER_MAX_AGE, now, ttl);
             }
         }
         self.expire_dedupe(now);
         removed
+    }
+
+    /// The subject of `seq` when removing it may call for a marker: markers are on,
+    /// and `seq` is a live message that is not itself a marker.
+    fn marker_candidate(&self, seq: u64) -> Option<String> {
+        self.spec.limits.subject_delete_marker_ttl_nanos?;
+        let (e, r) = self.record(seq)?;
+        if r.marker.is_some() {
+            return None;
+        }
+        e.subjects.get(r.subject as usize).cloned()
+    }
+
+    fn note_emptied(&self, subject: Option<String>, emptied: &mut Vec<String>) {
+        if let Some(subject) = subject
+            && !self.subjects.contains_key(&subject)
+            && !emptied.contains(&subject)
+        {
+            emptied.push(subject);
+        }
+    }
+
+    /// Stores a subject delete marker on `subject` (nats-server's: an empty message
+    /// with `Nats-Marker-Reason`, `Nats-TTL` and `Nats-Rollup: sub`). The control plane
+    /// never writes objects, so the marker lives in the index alone: an entry of its
+    /// own without an object key, which readers serve from the index
+    /// (`IndexEntry::marker`). It expires like any message with a TTL.
+    fn append_marker(&mut self, subject: &str, reason: &str, now: i64, ttl_nanos: i64) -> u64 {
+        let headers = marker_headers(reason, ttl_nanos);
+        let record = Record {
+            subject: subject.to_owned(),
+            size: u32::try_from(subject.len() + headers.len()).unwrap_or(u32::MAX),
+            header_size: u32::try_from(headers.len()).unwrap_or(u32::MAX),
+            timestamp_unix_nanos: now,
+            msg_id: None,
+            expected_stream: None,
+            expected_last_seq: None,
+            expected_last_subject_seq: None,
+            expected_last_subject_seq_subject: None,
+            expected_last_msg_id: None,
+            rollup: Rollup::None,
+            ttl_seconds: None,
+            incr: None,
+            incr_problem: IncrProblem::None,
+            atomic_batch: None,
+        };
+        let mut ctx = ChunkCtx {
+            object_key: "",
+            chunk_index: 0,
+            byte_size: 0,
+            committed: now,
+            entry: None,
+            subject_idx: HashMap::new(),
+        };
+        let seq = self.append(&mut ctx, 0, &record, now.saturating_add(ttl_nanos), None);
+        if let Some((key, idx)) = self.locate(seq)
+            && let Some(r) = self
+                .entries
+                .get_mut(&key)
+                .and_then(|e| e.rec.records.get_mut(idx))
+        {
+            r.marker = Some(reason.to_owned());
+        }
+        seq
     }
 
     /// Purges (JetStream purge request semantics); returns how many were removed.
@@ -969,6 +1166,21 @@ impl Stream {
                         .map(|(i, _)| e.rec.first_seq + i as u64)
                         .collect(),
                     segment: e.rec.segment,
+                    counter_values: if e.rec.records.iter().any(|r| r.counter.is_some()) {
+                        e.rec
+                            .records
+                            .iter()
+                            .map(|r| r.counter.clone().unwrap_or_default())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    marker: e
+                        .rec
+                        .object_key
+                        .is_empty()
+                        .then(|| marker_record(&e.rec))
+                        .flatten(),
                 }
             })
             .collect()
@@ -1206,6 +1418,8 @@ mod tests {
             rollup: Rollup::None,
             ttl_seconds: None,
             atomic_batch: None,
+            incr: None,
+            incr_problem: infinistream_proto::v1::IncrProblem::None,
         }
     }
 
@@ -1228,6 +1442,160 @@ mod tests {
                 None => "none".into(),
             })
             .collect()
+    }
+
+    fn incr(subject: &str, by: &str) -> Record {
+        Record {
+            incr: Some(by.into()),
+            ..rec(subject)
+        }
+    }
+
+    fn totals(r: &[RecordResult]) -> Vec<String> {
+        r.iter()
+            .map(|r| match &r.result {
+                Some(record_result::Result::Seq(_)) => r.counter_value.clone(),
+                Some(record_result::Result::Error(e)) => format!("e{}", e.err_code),
+                _ => "other".into(),
+            })
+            .collect()
+    }
+
+    /// Counter streams keep a total per subject from the Nats-Incr values, in commit
+    /// order; the errors are nats-server's (probed against 2.15.1).
+    #[test]
+    fn counters_add_increments_per_subject() {
+        let mut s = Stream::new(
+            spec(Limits {
+                allow_msg_counter: true,
+                ..Default::default()
+            }),
+            0,
+        );
+        let mut payload = incr("s.a", "1");
+        payload.incr_problem = IncrProblem::Payload;
+        let mut refused = incr("s.a", "1");
+        refused.incr_problem = IncrProblem::Invalid;
+        let mut unparsable = rec("s.a");
+        unparsable.incr_problem = IncrProblem::Invalid;
+        let r = commit(
+            &mut s,
+            vec![
+                incr("s.a", "1"),
+                incr("s.a", "5"),
+                incr("s.b", "-2"),
+                incr("s.a", "-2"),
+                rec("s.a"),
+                payload,
+                refused,
+                unparsable,
+                incr("s.b", "99999999999999999999999999"),
+            ],
+        );
+        assert_eq!(
+            totals(&r),
+            [
+                "1",
+                "6",
+                "-2",
+                "4",
+                "e10169",
+                "e10170",
+                "e10171",
+                "e10171",
+                "99999999999999999999999997"
+            ]
+        );
+        // The total is the last live message's: deleting it steps back.
+        assert!(s.remove_seq(4));
+        let r = commit(&mut s, vec![incr("s.a", "0")]);
+        assert_eq!(totals(&r), ["6"]);
+        // The index carries each record's total for readers.
+        let index = s.read_index(1, 0, 10);
+        assert_eq!(index[0].counter_values[..3], ["1", "6", "-2"]);
+        // Increments on a stream without counters: 10168.
+        let mut plain = Stream::new(spec(Limits::default()), 0);
+        assert_eq!(
+            totals(&commit(&mut plain, vec![incr("s.a", "1")])),
+            ["e10168"]
+        );
+    }
+
+    /// A stream created with `first_seq` starts there, as nats-server's does.
+    #[test]
+    fn first_seq_starts_the_stream() {
+        let mut s = Stream::new(
+            spec(Limits {
+                first_seq: 100,
+                ..Default::default()
+            }),
+            0,
+        );
+        s.start_at_first_seq();
+        let st = s.state(false);
+        assert_eq!((st.messages, st.first_seq, st.last_seq), (0, 100, 99));
+        assert_eq!(
+            seqs(&commit(&mut s, vec![rec("s.a"), rec("s.b")])),
+            ["100", "101"]
+        );
+        let st = s.state(false);
+        assert_eq!((st.first_seq, st.last_seq), (100, 101));
+    }
+
+    /// When a TTL removes the last message on a subject, a marker takes its place and
+    /// expires after the marker TTL; the marker's expiry leaves no new marker, and a
+    /// subject that still has messages gets none.
+    #[test]
+    fn markers_replace_expired_subjects_and_expire() {
+        const SEC: i64 = 1_000_000_000;
+        let mut s = Stream::new(
+            spec(Limits {
+                allow_msg_ttl: true,
+                subject_delete_marker_ttl_nanos: Some(SEC),
+                ..Default::default()
+            }),
+            0,
+        );
+        let ttl = |subject: &str| Record {
+            ttl_seconds: Some(1),
+            ..rec(subject)
+        };
+        commit(&mut s, vec![ttl("s.a"), ttl("s.b"), rec("s.b")]);
+        assert_eq!(s.next_expiry(), Some(1 + SEC));
+        assert_eq!(s.enforce_time(SEC), 0, "not yet");
+        assert_eq!(s.enforce_time(1 + SEC), 2);
+        let st = s.state(false);
+        assert_eq!((st.messages, st.first_seq, st.last_seq), (2, 3, 4));
+        let index = s.read_index(4, 4, 1);
+        let marker = index[0].marker.as_ref().expect("a marker entry");
+        assert_eq!(index[0].object_key, "");
+        assert_eq!(marker.subject, "s.a");
+        assert_eq!(
+            marker.headers,
+            b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1s\r\nNats-Rollup: sub\r\n\r\n"
+        );
+        assert_eq!(s.next_expiry(), Some(1 + 2 * SEC));
+        assert_eq!(s.enforce_time(1 + 2 * SEC), 1, "the marker expires");
+        let st = s.state(false);
+        assert_eq!((st.messages, st.last_seq), (1, 4), "no marker for a marker");
+    }
+
+    /// With markers, a TTL below the marker TTL is raised to it (nats-server 2.15.1
+    /// stores `Nats-TTL: 5` for a `1s` TTL on a stream with 5 s markers).
+    #[test]
+    fn a_ttl_below_the_marker_ttl_is_raised_to_it() {
+        let s = Stream::new(
+            spec(Limits {
+                allow_msg_ttl: true,
+                subject_delete_marker_ttl_nanos: Some(5_000_000_000),
+                ..Default::default()
+            }),
+            0,
+        );
+        assert_eq!(s.effective_ttl(Some(1)), Some(5));
+        assert_eq!(s.effective_ttl(Some(10)), Some(10));
+        assert_eq!(s.effective_ttl(Some(-1)), Some(-1));
+        assert_eq!(s.effective_ttl(None), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_objstore::{Bucket, BucketError};
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::counter::value_body;
 use infinistream_protocol::jsapi::{ApiError, codes};
 use infinistream_protocol::subject::matches as subject_matches;
 use infinistream_segment::{
@@ -428,6 +429,9 @@ impl StreamReader {
     /// repeated; a failed read-ahead is dropped (the real read reports errors).
     pub fn prefetch(&self, stream: &str, entries: Vec<v1::IndexEntry>) {
         for entry in entries {
+            if entry.marker.is_some() {
+                continue;
+            }
             let Some(seq) = (entry.first_seq..=entry.last_seq).find(|s| !entry.deleted.contains(s))
             else {
                 continue;
@@ -731,7 +735,7 @@ impl StreamReader {
     /// past a claim come without per-message positions, which only reading a message
     /// needs). A segment entry loads the block holding `seq`.
     async fn warm(&self, stream: &str, entry: &v1::IndexEntry, seq: u64) -> Result<(), ReadError> {
-        if entry.segment {
+        if entry.segment || entry.marker.is_some() {
             return self.load(stream, entry, seq).await.map(|_| ());
         }
         let Toc::Batch(footer) = &*self.toc(&entry.object_key, false).await? else {
@@ -780,6 +784,16 @@ impl StreamReader {
         entry: &v1::IndexEntry,
         seq: u64,
     ) -> Result<StoredMessage, ReadError> {
+        if let Some(marker) = &entry.marker {
+            // A subject delete marker: the control plane's index holds all of it.
+            return Ok(StoredMessage {
+                seq,
+                subject: marker.subject.clone(),
+                headers: Bytes::from(marker.headers.clone()),
+                payload: Bytes::new(),
+                timestamp: marker.timestamp_unix_nanos,
+            });
+        }
         let key = entry.object_key.as_str();
         let inconsistent = |reason| ReadError::Inconsistent {
             key: key.to_owned(),
@@ -825,13 +839,7 @@ impl StreamReader {
                 block.get(seq).ok_or(ReadError::NoMessage)?.record
             }
         };
-        Ok(StoredMessage {
-            seq,
-            subject: String::from_utf8_lossy(&record.subject).into_owned(),
-            headers: record.headers,
-            payload: record.payload,
-            timestamp: record.timestamp,
-        })
+        Ok(stored(entry, seq, record))
     }
 
     /// The decoded footer (batch) or index (compacted segment) of `key`.
@@ -931,13 +939,27 @@ fn from_chunk(entry: &v1::IndexEntry, seq: u64, data: &Data) -> Result<StoredMes
     let record = chunk
         .get(position as usize)
         .ok_or_else(|| inconsistent("chunk position past the chunk"))?;
-    Ok(StoredMessage {
+    Ok(stored(entry, seq, record))
+}
+
+/// Message `seq` as stored: the record's bytes, except that a counter stream's body is
+/// the subject's total after it (`{"val":"…"}`, which the index carries because the
+/// control plane computes it at commit and the object holds the empty increment).
+fn stored(entry: &v1::IndexEntry, seq: u64, record: infinistream_segment::Record) -> StoredMessage {
+    let total = usize::try_from(seq - entry.first_seq)
+        .ok()
+        .and_then(|i| entry.counter_values.get(i))
+        .filter(|v| !v.is_empty());
+    StoredMessage {
         seq,
         subject: String::from_utf8_lossy(&record.subject).into_owned(),
         headers: record.headers,
-        payload: record.payload,
+        payload: match total {
+            Some(total) => Bytes::from(value_body(total)),
+            None => record.payload,
+        },
         timestamp: record.timestamp,
-    })
+    }
 }
 
 fn parse_key(key: &str) -> Result<Path, ReadError> {

@@ -99,6 +99,8 @@ pub enum PublishOutcome {
     Stored { seq: u64 },
     /// An atomic batch was stored; this is its last record's sequence.
     BatchStored { seq: u64, batch: BatchTag },
+    /// Stored at this sequence in a counter stream: the subject's new total.
+    Counted { seq: u64, value: String },
     /// A duplicate `Nats-Msg-Id`: the original's sequence.
     Duplicate { seq: u64 },
     /// Not stored.
@@ -709,13 +711,20 @@ fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchR
                     "the control plane returned no result for this stream",
                 )),
                 Some(result) => {
-                    match result.records.get(position).and_then(|r| r.result.as_ref()) {
-                        Some(v1::record_result::Result::Seq(seq)) => match &slot.batch {
-                            None => PublishOutcome::Stored { seq: *seq },
-                            Some(batch) => PublishOutcome::BatchStored {
+                    let record = result.records.get(position);
+                    match record.and_then(|r| r.result.as_ref()) {
+                        Some(v1::record_result::Result::Seq(seq)) => match (&slot.batch, record) {
+                            (Some(batch), _) => PublishOutcome::BatchStored {
                                 seq: *seq,
                                 batch: batch.clone(),
                             },
+                            (None, Some(r)) if !r.counter_value.is_empty() => {
+                                PublishOutcome::Counted {
+                                    seq: *seq,
+                                    value: r.counter_value.clone(),
+                                }
+                            }
+                            _ => PublishOutcome::Stored { seq: *seq },
                         },
                         Some(v1::record_result::Result::DuplicateOf(seq)) => {
                             PublishOutcome::Duplicate { seq: *seq }

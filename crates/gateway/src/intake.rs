@@ -22,11 +22,11 @@ use infinistream_broker::{Broker, InternalMsg};
 use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
-use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::headers::{
     self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
 };
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
+use infinistream_protocol::jsapi::{ApiError, counter};
 use tokio_util::sync::CancellationToken;
 
 use crate::atomic::{self, AtomicBatches, Staged};
@@ -57,6 +57,10 @@ impl AckSink for BrokerAcks {
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
             PublishOutcome::BatchStored { seq, batch } => Ok(batch.pub_ack(stream, seq)),
+            PublishOutcome::Counted { seq, value } => Ok(PubAck {
+                value,
+                ..PubAck::new(stream, seq)
+            }),
             PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
             PublishOutcome::Failed(err) => Err((stream.to_owned(), err)),
         };
@@ -323,6 +327,9 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
                 Err(_) => Some(0),
             };
         }
+        if let Some(value) = map.get(headers::INCR).filter(|v| !v.is_empty()) {
+            read_incr(&mut meta, &map, value, msg.payload.is_empty());
+        }
     }
     Ok(PendingRecord {
         stream: stream.clone(),
@@ -333,6 +340,36 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         reply: msg.reply,
         batch: None,
     })
+}
+
+/// `Nats-Incr` as nats-server's pre-checks read it: an integer, on a message without
+/// a payload and without the headers a counter refuses (Nats-Rollup, Nats-Expected-*).
+/// What is wrong travels as `incr_problem`, answered by the control plane in its order
+/// (after it knows the stream counts at all).
+fn read_incr(meta: &mut v1::RecordMeta, map: &HeaderMap, value: &str, no_payload: bool) {
+    let Some(incr) = counter::parse_incr(value) else {
+        meta.incr_problem = v1::IncrProblem::Invalid as i32;
+        return;
+    };
+    let refused = [
+        headers::ROLLUP,
+        headers::EXPECTED_STREAM,
+        headers::EXPECTED_LAST_MSG_ID,
+        headers::EXPECTED_LAST_SUBJ_SEQ_SUBJ,
+    ]
+    .iter()
+    .any(|h| map.get(h).is_some_and(|v| !v.is_empty()))
+        || [headers::EXPECTED_LAST_SEQ, headers::EXPECTED_LAST_SUBJ_SEQ]
+            .iter()
+            .any(|h| map.get(h).is_some_and(|v| v.trim().parse::<u64>().is_ok()));
+    meta.incr_problem = if !no_payload {
+        v1::IncrProblem::Payload
+    } else if refused {
+        v1::IncrProblem::Invalid
+    } else {
+        v1::IncrProblem::None
+    } as i32;
+    meta.incr = Some(incr);
 }
 
 #[cfg(test)]
@@ -354,6 +391,67 @@ mod tests {
         record_from(&Arc::from("S"), msg)
             .expect("headers never fail the intake")
             .meta
+    }
+
+    /// `Nats-Incr` with other headers and a payload, as the intake reads it.
+    fn incr_meta(headers: &[(&str, &str)], payload: &'static [u8]) -> v1::RecordMeta {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, *v);
+        }
+        let msg = InternalMsg {
+            subject: "s".into(),
+            reply: None,
+            headers: Some(map.to_bytes()),
+            payload: Bytes::from_static(payload),
+            client_id: 1,
+            capture_stream: None,
+        };
+        record_from(&Arc::from("S"), msg)
+            .expect("headers never fail the intake")
+            .meta
+    }
+
+    /// The increment travels canonical; what only the agent sees (a payload, a header
+    /// a counter refuses, an unparsable value) travels as the problem the control
+    /// plane answers in nats-server's order.
+    #[test]
+    fn incr_forms() {
+        let read = |h: &[(&str, &str)], p: &'static [u8]| {
+            let m = incr_meta(h, p);
+            (m.incr, v1::IncrProblem::try_from(m.incr_problem).ok())
+        };
+        let none = Some(v1::IncrProblem::None);
+        assert_eq!(
+            read(&[(headers::INCR, "+5")], b""),
+            (Some("5".into()), none)
+        );
+        assert_eq!(
+            read(&[(headers::INCR, "-0")], b""),
+            (Some("0".into()), none)
+        );
+        assert_eq!(read(&[(headers::INCR, "")], b""), (None, none));
+        assert_eq!(
+            read(&[(headers::INCR, "1.5")], b""),
+            (None, Some(v1::IncrProblem::Invalid))
+        );
+        assert_eq!(
+            read(&[(headers::INCR, "1")], b"body"),
+            (Some("1".into()), Some(v1::IncrProblem::Payload))
+        );
+        for refused in [
+            (headers::ROLLUP, "sub"),
+            (headers::EXPECTED_LAST_SEQ, "3"),
+            (headers::EXPECTED_LAST_SUBJ_SEQ, "0"),
+            (headers::EXPECTED_STREAM, "S"),
+            (headers::EXPECTED_LAST_MSG_ID, "m"),
+        ] {
+            assert_eq!(
+                read(&[(headers::INCR, "1"), refused], b""),
+                (Some("1".into()), Some(v1::IncrProblem::Invalid)),
+                "{refused:?}"
+            );
+        }
     }
 
     fn ttl_of(value: &str) -> Option<i64> {

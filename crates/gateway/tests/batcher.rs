@@ -70,6 +70,7 @@ impl Committer for FakeControlPlane {
             for _ in &chunk.records {
                 records.push(v1::RecordResult {
                     result: Some(v1::record_result::Result::Seq(*next)),
+                    ..Default::default()
                 });
                 *next += 1;
             }

@@ -66,6 +66,9 @@ pub fn limits(cfg: &StreamConfig) -> v1::StreamLimits {
         sealed: cfg.sealed,
         allow_rollup: cfg.allow_rollup,
         allow_msg_ttl: cfg.allow_msg_ttl,
+        first_seq: cfg.first_seq,
+        subject_delete_marker_ttl_nanos: cfg.subject_delete_marker_ttl,
+        allow_msg_counter: cfg.allow_msg_counter,
     }
 }
 

@@ -95,7 +95,11 @@ pub fn plan_run(
     target_bytes: u64,
 ) -> Option<Range<usize>> {
     let min_entries = min_entries.max(2);
-    let small = |e: &v1::IndexEntry| !e.segment || e.chunk_byte_size < target_bytes / 2;
+    // A subject delete marker lives in the index alone (no object to rewrite): it
+    // ends a run like a large segment does.
+    let small = |e: &v1::IndexEntry| {
+        e.marker.is_none() && (!e.segment || e.chunk_byte_size < target_bytes / 2)
+    };
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, e) in entries.iter().enumerate() {

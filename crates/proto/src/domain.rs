@@ -77,6 +77,11 @@ pub struct Limits {
     pub sealed: bool,
     pub allow_rollup: bool,
     pub allow_msg_ttl: bool,
+    /// The first sequence of a new stream (0 = unset, which starts at 1).
+    pub first_seq: u64,
+    /// Subject delete marker TTL in nanoseconds; `None` = no markers.
+    pub subject_delete_marker_ttl_nanos: Option<i64>,
+    pub allow_msg_counter: bool,
 }
 
 fn positive_u64(v: i64) -> Option<u64> {
@@ -115,6 +120,12 @@ impl TryFrom<v1::StreamLimits> for Limits {
         if l.max_age_nanos < 0 {
             return Err(invalid("limits.max_age_nanos", "must not be negative"));
         }
+        if l.subject_delete_marker_ttl_nanos < 0 {
+            return Err(invalid(
+                "limits.subject_delete_marker_ttl_nanos",
+                "must not be negative",
+            ));
+        }
         Ok(Limits {
             subjects: l.subjects,
             retention,
@@ -131,6 +142,10 @@ impl TryFrom<v1::StreamLimits> for Limits {
             sealed: l.sealed,
             allow_rollup: l.allow_rollup,
             allow_msg_ttl: l.allow_msg_ttl,
+            first_seq: l.first_seq,
+            subject_delete_marker_ttl_nanos: Some(l.subject_delete_marker_ttl_nanos)
+                .filter(|v| *v > 0),
+            allow_msg_counter: l.allow_msg_counter,
         })
     }
 }
@@ -163,6 +178,9 @@ impl From<&Limits> for v1::StreamLimits {
             sealed: l.sealed,
             allow_rollup: l.allow_rollup,
             allow_msg_ttl: l.allow_msg_ttl,
+            first_seq: l.first_seq,
+            subject_delete_marker_ttl_nanos: l.subject_delete_marker_ttl_nanos.unwrap_or(0),
+            allow_msg_counter: l.allow_msg_counter,
         }
     }
 }
@@ -275,6 +293,9 @@ pub struct Record {
     pub ttl_seconds: Option<i64>,
     /// The atomic batch (ADR-50) this record belongs to.
     pub atomic_batch: Option<String>,
+    /// Nats-Incr as a canonical decimal.
+    pub incr: Option<String>,
+    pub incr_problem: v1::IncrProblem,
 }
 
 impl TryFrom<v1::RecordMeta> for Record {
@@ -316,6 +337,9 @@ impl TryFrom<v1::RecordMeta> for Record {
             rollup,
             ttl_seconds: r.ttl_seconds,
             atomic_batch: r.atomic_batch.filter(|b| !b.is_empty()),
+            incr: r.incr.filter(|v| !v.is_empty()),
+            incr_problem: v1::IncrProblem::try_from(r.incr_problem)
+                .unwrap_or(v1::IncrProblem::Invalid),
         })
     }
 }

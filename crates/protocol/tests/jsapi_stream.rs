@@ -502,12 +502,7 @@ fn unsupported_features_are_named() {
         ("subject_transform", |c| {
             c.subject_transform = Some(SubjectTransform::default())
         }),
-        ("first_seq", |c| c.first_seq = 100),
-        ("allow_msg_counter", |c| c.allow_msg_counter = true),
         ("allow_msg_schedules", |c| c.allow_msg_schedules = true),
-        ("subject_delete_marker_ttl", |c| {
-            c.subject_delete_marker_ttl = 1_000_000_000
-        }),
     ] {
         let mut c = base();
         set(&mut c);

@@ -168,6 +168,10 @@ fn trim(e: &mut v1::IndexEntry, lo: u64, hi: u64) {
     };
     e.positions.truncate(end);
     e.positions.drain(..start);
+    if !e.counter_values.is_empty() {
+        e.counter_values.truncate(end);
+        e.counter_values.drain(..start.min(e.counter_values.len()));
+    }
     e.deleted.retain(|seq| (from..=to).contains(seq));
     e.first_seq = from;
     e.last_seq = to;

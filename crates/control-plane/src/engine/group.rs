@@ -104,7 +104,9 @@ impl Group {
                 }
                 let more = std::mem::take(&mut head.more);
                 for e in std::iter::once(head).chain(more) {
-                    *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    if !e.object_key.is_empty() {
+                        *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    }
                     entries.push((key, e));
                 }
             }
@@ -119,7 +121,9 @@ impl Group {
                 }
                 let has_entries = !part.entries.is_empty();
                 for e in part.entries {
-                    *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    if !e.object_key.is_empty() {
+                        *g.object_refs.entry(e.object_key.clone()).or_default() += 1;
+                    }
                     entries.push((part.key, e));
                     unfolded += 1;
                 }
@@ -236,6 +240,7 @@ impl Group {
                             .iter()
                             .map(|_| v1::RecordResult {
                                 result: Some(v1::record_result::Result::Error(e.clone())),
+                                ..Default::default()
                             })
                             .collect(),
                         error: Some(e),

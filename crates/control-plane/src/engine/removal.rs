@@ -8,6 +8,7 @@ use infinistream_protocol::subject;
 
 use super::Engine;
 use crate::errors::CpError;
+use crate::stream::Stream;
 use infinistream_protocol::jsapi::ApiError;
 
 impl Engine {
@@ -101,16 +102,52 @@ impl Engine {
         Ok(removed)
     }
 
+    /// The earliest time a message of a loaded stream expires (TTL or max_age).
+    async fn next_expiry(&self) -> Option<i64> {
+        let st = self.state.lock().await;
+        st.groups
+            .values()
+            .flat_map(|g| g.streams.values())
+            .filter_map(Stream::next_expiry)
+            .min()
+    }
+
     async fn loaded_groups(&self) -> Vec<String> {
         self.state.lock().await.groups.keys().cloned().collect()
     }
 }
 
+/// Shortest sleep between two passes: expiries closer together than this share one
+/// pass and one metadata write (at most 20 removal writes a second however many
+/// messages expire), and a clock that disagrees with the timer never makes the ticker
+/// spin. An expired message is gone at most this long after its expiry time.
+const MIN_WAIT: Duration = Duration::from_millis(50);
+
+/// Applies time-based limits when the next message expires (and at least every
+/// `every`), so an expired message leaves reads, counts and consumers at its expiry
+/// time rather than at the next jobs pass. A message committed while the ticker
+/// sleeps expires no earlier than `every` from now unless its stream's max_age is
+/// shorter: the wait is capped by that too.
 pub(super) async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tick.tick().await;
+        let wait = {
+            let Some(engine) = engine.upgrade() else {
+                break;
+            };
+            let now = engine.now();
+            let cap = engine
+                .shortest_max_age()
+                .await
+                .map_or(every, |a| a.min(every));
+            match engine.next_expiry().await {
+                Some(at) => {
+                    let until = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+                    Duration::from_nanos(until).min(cap)
+                }
+                None => cap,
+            }
+        };
+        tokio::time::sleep(wait.max(MIN_WAIT)).await;
         let Some(engine) = engine.upgrade() else {
             break;
         };
@@ -119,5 +156,18 @@ pub(super) async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Dur
                 tracing::warn!(group, error = %e, "retention pass failed");
             }
         }
+    }
+}
+
+impl Engine {
+    /// The shortest max_age of a loaded stream.
+    async fn shortest_max_age(&self) -> Option<Duration> {
+        let st = self.state.lock().await;
+        st.groups
+            .values()
+            .flat_map(|g| g.streams.values())
+            .filter_map(|s| s.spec.limits.max_age_nanos)
+            .min()
+            .map(|n| Duration::from_nanos(u64::try_from(n).unwrap_or(0)))
     }
 }

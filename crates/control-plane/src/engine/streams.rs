@@ -40,6 +40,7 @@ impl Engine {
             created_round,
         };
         let mut stream = Stream::new(spec, now);
+        stream.start_at_first_seq();
         stream.created_round = created_round;
         g.streams.insert(name.clone(), stream);
         g.touched.insert(name.clone());

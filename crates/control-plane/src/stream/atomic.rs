@@ -20,7 +20,7 @@ use infinistream_proto::v1::{JsError, RecordResult};
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::errors::store;
 
-use super::{ChunkCtx, Stream, err, ok_seq};
+use super::{ChunkCtx, Stream, err};
 
 /// What the batch's earlier records would change, for the checks of the later ones.
 #[derive(Default)]
@@ -49,8 +49,7 @@ impl Stream {
             Err(e) => out.extend(batch.iter().map(|_| err(e.clone()))),
             Ok(()) => {
                 for pos in range {
-                    let seq = self.store_checked(ctx, pos, &records[pos]);
-                    out.push(ok_seq(seq));
+                    out.push(self.store_checked(ctx, pos, &records[pos]));
                 }
             }
         }

@@ -27,6 +27,8 @@ pub const ROLLUP_SUBJECT: &str = "sub";
 pub const ROLLUP_ALL: &str = "all";
 /// Per-message TTL.
 pub const TTL: &str = "Nats-TTL";
+/// Counter increment (counter streams).
+pub const INCR: &str = "Nats-Incr";
 /// Why a marker message was written.
 pub const MARKER_REASON: &str = "Nats-Marker-Reason";
 /// Size of the omitted payload (headers-only delivery).

@@ -28,6 +28,7 @@
 pub mod account;
 pub mod ack;
 pub mod consumer;
+pub mod counter;
 pub mod errors;
 pub mod headers;
 pub mod jsz;

@@ -956,12 +956,6 @@ impl StreamConfig {
             ("mirror_direct", self.mirror_direct),
             ("republish", self.republish.is_some()),
             ("subject_transform", self.subject_transform.is_some()),
-            ("first_seq", self.first_seq > 1),
-            (
-                "subject_delete_marker_ttl",
-                self.subject_delete_marker_ttl != 0,
-            ),
-            ("allow_msg_counter", self.allow_msg_counter),
             ("allow_msg_schedules", self.allow_msg_schedules),
             ("allow_batched", self.allow_batch_publish),
             ("template_owner", !self.template_owner.is_empty()),

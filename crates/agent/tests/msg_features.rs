@@ -1,0 +1,177 @@
+//! Message features of nats-server 2.11–2.14 (issue 17): per-message TTL expiring at
+//! its time with subject delete markers, KV per-key TTL seen by a watcher, counters
+//! (exact under concurrency across agents), and `first_seq` — each run against an
+//! in-process agent on a local bucket and against nats-server 2.15.1, whose answers
+//! must match.
+
+use std::time::Duration;
+
+use infinistream_agent::AgentHandle;
+use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
+use infinistream_runtime::CancellationToken;
+use infinistream_testkit::nats::NatsServer;
+
+#[path = "scenarios/msg_features.rs"]
+mod msg_features;
+#[path = "support/procs.rs"]
+mod procs;
+
+async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
+    let raw = RawAgentConfig {
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        http_port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        roles: Some(RolesValue::List("proxy,jobs".into())),
+        batch_write: Some(NumberOrString::Number(50)),
+        ..Default::default()
+    };
+    AgentHandle::start(
+        raw.validate().expect("valid config"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("agent starts")
+}
+
+async fn connect(url: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .connect(url)
+        .await
+        .expect("connect")
+}
+
+fn js(client: &async_nats::Client) -> async_nats::jetstream::Context {
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(Duration::from_secs(20));
+    js
+}
+
+/// Both servers, fresh: (nats-server's client, InfiniStream's client).
+async fn both() -> (
+    NatsServer,
+    tempfile::TempDir,
+    AgentHandle,
+    [async_nats::Client; 2],
+) {
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let theirs = connect(&reference.url()).await;
+    let ours = connect(&format!("nats://{}", agent.client_addr())).await;
+    (reference, dir, agent, [theirs, ours])
+}
+
+/// TTL 1 s: gone from get, info and a new consumer when its marker is stored, within
+/// 1 s of the expiry; the marker expires; the same answers as nats-server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_and_subject_delete_marker_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::ttl_expiry_and_marker(&theirs).await;
+    let got = msg_features::ttl_expiry_and_marker(&ours).await;
+    assert_eq!(got, expected);
+}
+
+/// KV `limit_markers` and `create_with_ttl` (async-nats): a watcher sees the expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_key_ttl_watcher_sees_the_expiry() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    msg_features::kv_key_ttl_watch(&js(&theirs)).await;
+    msg_features::kv_key_ttl_watch(&js(&ours)).await;
+}
+
+/// Counter PubAcks, stored values and errors, and `first_seq`, as nats-server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_and_first_seq_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::counters(&theirs).await;
+    let got = msg_features::counters(&ours).await;
+    assert_eq!(got, expected);
+    let expected = msg_features::first_seq(&theirs).await;
+    let got = msg_features::first_seq(&ours).await;
+    assert_eq!(got, expected);
+}
+
+/// 4 clients on 2 agents (one embedded control plane, one local bucket) each add 1
+/// 10,000 times: the total is 40,000 and every PubAck total is distinct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_exact_from_four_clients_on_two_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str| {
+        procs::start_agent(procs::remote_agent_cmd(
+            &dir.path().join(name),
+            &cp,
+            &bucket,
+            &[],
+        ))
+    };
+    let (a, b) = (agent("a"), agent("b"));
+    let mut contexts = Vec::new();
+    for addr in [a.client, b.client, a.client, b.client] {
+        contexts.push(procs::context(addr).await);
+    }
+    msg_features::counters_from_many(&contexts, 4, 10_000).await;
+}
+
+/// nats.py 2.16 KV with `limit_marker_ttl` and `create(..., msg_ttl=1)`: its watcher
+/// sees the put, then the expiry as a purge — on nats-server and on InfiniStream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_kv_key_ttl_watcher_sees_the_expiry() {
+    let python = infinistream_testkit::tools::venv_bin("python");
+    assert!(
+        python.exists(),
+        "nats.py venv missing at {}: run the README's tool setup",
+        python.display()
+    );
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let script = dir.path().join("kv_ttl.py");
+    std::fs::write(&script, PY_KV_TTL).expect("write script");
+    for url in [reference.url(), format!("nats://{}", agent.client_addr())] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&python)
+                .arg(&script)
+                .arg(&url)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("python finished in time")
+        .expect("python runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stdout.contains("KV TTL OK"),
+            "nats.py KV TTL script failed against {url}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+}
+
+const PY_KV_TTL: &str = r#"
+import asyncio, sys
+import nats
+from nats.js.api import KeyValueConfig
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    kv = await js.create_key_value(KeyValueConfig(bucket="pyttl", history=1, limit_marker_ttl=1))
+    w = await kv.watch("k")
+    first = await w.updates(timeout=20)
+    assert first is None, first  # no initial values
+    await kv.create("k", b"v", msg_ttl=1)
+    put = await w.updates(timeout=20)
+    assert put is not None and put.value == b"v" and put.operation is None, put
+    gone = await w.updates(timeout=20)
+    assert gone is not None and gone.operation == "PURGE", gone
+    assert gone.revision > put.revision, (gone, put)
+    await js.delete_key_value("pyttl")
+    print("KV TTL OK")
+    await nc.close()
+
+asyncio.run(main(sys.argv[1]))
+"#;
