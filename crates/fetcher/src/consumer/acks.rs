@@ -157,7 +157,7 @@ async fn acknowledge(
 ) {
     // Held plain acks of the consumer go first: a later ack must not overtake them.
     if let Some(rt) = &served {
-        super::runtime::send_held_acks(engine, rt).await;
+        rt.send_held_acks(engine).await;
     }
     let (kind_wire, delay) = match kind {
         Kind::Ack => (v1::AckKind::Ack, 0),

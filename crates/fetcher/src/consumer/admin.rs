@@ -2,20 +2,19 @@
 //! create / update / create-or-update actions), info, delete, names and list.
 //!
 //! Configs are checked and defaulted exactly as nats-server does
-//! ([`ConsumerConfig::check_and_default_with`]) against the stream's config from the
-//! catalog, then stored in the control plane: the typed fields it needs to claim
-//! deliveries, plus the whole defaulted config as JSON, which `INFO` returns verbatim.
+//! (`ConsumerConfig::check_and_default_with`) against the stream's config from the
+//! catalog, then stored in the control plane ([`super::store`]).
 
 use std::sync::Arc;
 
 use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
-use infinistream_jetstream::convert::{self, api_error, unavailable};
+use infinistream_jetstream::convert::unavailable;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
-    AckPolicy, ConsumerAction, ConsumerConfig, ConsumerCreateResponse, ConsumerDeleteResponse,
-    ConsumerInfo, ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse,
-    ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy,
+    ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
+    ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
+    CreateConsumerRequest, ReplayPolicy,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -26,61 +25,7 @@ use infinistream_protocol::jsapi::{
 use tracing::Instrument;
 
 use super::Engine;
-
-/// A consumer as the control plane reports it, with its JetStream config decoded.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredConsumer {
-    pub config: ConsumerConfig,
-    pub created_unix_nanos: i64,
-    pub state: v1::ConsumerState,
-    /// The same as JetStream reports it (jetstream's `convert::consumer_info`, shared
-    /// with `/jsz`), without `config` (above) and without what only this agent knows
-    /// ([`info_of`] adds both).
-    info: ConsumerInfo,
-}
-
-fn now_nanos() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
-fn decode(stream: &str, resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer, ApiError> {
-    let created_unix_nanos = resp.created_unix_nanos;
-    let state = resp.state.unwrap_or_default();
-    let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
-    let Some(config) = info.config.take() else {
-        return Err(ApiError::internal(format_args!(
-            "consumer info of `{}` came without its config",
-            info.name
-        )));
-    };
-    Ok(StoredConsumer {
-        config,
-        created_unix_nanos,
-        state,
-        info,
-    })
-}
-
-/// The consumer's stored config and state from the control plane.
-pub(crate) async fn fetch_info(
-    engine: &Engine,
-    stream: &str,
-    name: &str,
-) -> Result<StoredConsumer, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::ConsumerInfoRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.consumer_info(request).await }
-    })
-    .await?;
-    decode(stream, resp)
-}
+use super::store::{self, StoredConsumer};
 
 /// The stream's config, refreshing the catalog once for a stream created elsewhere.
 async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, ApiError> {
@@ -96,43 +41,6 @@ async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, Ap
         .ok_or_else(ApiError::stream_not_found)
 }
 
-/// The control plane's form of a checked config.
-fn proto_config(stream: &str, cfg: &ConsumerConfig) -> Result<v1::ConsumerConfig, ApiError> {
-    let config_json = serde_json::to_vec(cfg)
-        .map_err(|e| ApiError::internal(format_args!("encoding consumer config: {e}")))?;
-    let ack_policy = match cfg.ack_policy {
-        AckPolicy::None => v1::AckPolicy::AckNone,
-        AckPolicy::All => v1::AckPolicy::AckAll,
-        AckPolicy::Explicit | AckPolicy::FlowControl => v1::AckPolicy::AckExplicit,
-    };
-    let deliver_policy = match cfg.deliver_policy {
-        DeliverPolicy::All => v1::DeliverPolicy::DeliverAll,
-        DeliverPolicy::Last => v1::DeliverPolicy::DeliverLast,
-        DeliverPolicy::New => v1::DeliverPolicy::DeliverNew,
-        DeliverPolicy::ByStartSequence => v1::DeliverPolicy::DeliverByStartSequence,
-        DeliverPolicy::ByStartTime => v1::DeliverPolicy::DeliverByStartTime,
-        DeliverPolicy::LastPerSubject => v1::DeliverPolicy::DeliverLastPerSubject,
-    };
-    Ok(v1::ConsumerConfig {
-        stream: stream.to_owned(),
-        name: cfg.name.clone(),
-        config_json,
-        ack_policy: ack_policy as i32,
-        deliver_policy: deliver_policy as i32,
-        opt_start_seq: cfg.opt_start_seq,
-        opt_start_time_unix_nanos: cfg
-            .opt_start_time
-            .as_ref()
-            .map(|t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
-        ack_wait_nanos: cfg.ack_wait,
-        max_deliver: cfg.max_deliver,
-        filter_subjects: cfg.filters().into_iter().map(str::to_owned).collect(),
-        backoff_nanos: cfg.backoff.clone(),
-        max_ack_pending: cfg.max_ack_pending,
-    })
-}
-
 /// nats-server's `ConsumerInfo` for a stored consumer.
 pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> ConsumerInfo {
     let rt = engine.running(stream, &stored.config.name);
@@ -142,7 +50,7 @@ pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> 
             && engine
                 .broker
                 .has_interest_anywhere(&stored.config.deliver_subject),
-        timestamp: Timestamp::from_unix_nanos(now_nanos()),
+        timestamp: Timestamp::from_unix_nanos(store::now_nanos()),
         config: Some(stored.config),
         ..stored.info
     }
@@ -175,9 +83,9 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         ApiRoute::ConsumerInfo { stream, consumer } => {
             // Acks held here for a claim count in the answer (read your own acks).
             if let Some(rt) = engine.running(&stream, &consumer) {
-                super::runtime::send_held_acks(engine, &rt).await;
+                rt.send_held_acks(engine).await;
             }
-            let stored = fetch_info(engine, &stream, &consumer).await;
+            let stored = store::fetch_info(&engine.cp, &stream, &consumer).await;
             // Deliveries the answer counts go out before it (a claim it counts was
             // begun before the control plane answered, by a runtime running now).
             if let Some(rt) = engine.running(&stream, &consumer) {
@@ -189,7 +97,8 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
                 })
             })
         }
-        ApiRoute::ConsumerDelete { stream, consumer } => delete(engine, &stream, &consumer)
+        ApiRoute::ConsumerDelete { stream, consumer } => engine
+            .delete_consumer(&stream, &consumer)
             .await
             .map(|()| render_ok(&ConsumerDeleteResponse { success: true })),
         ApiRoute::ConsumerNames(stream) => {
@@ -197,7 +106,7 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         }
         ApiRoute::ConsumerList(stream) => {
             for rt in engine.running_on(&stream) {
-                super::runtime::send_held_acks(engine, &rt).await;
+                rt.send_held_acks(engine).await;
             }
             list(engine, &stream, payload).await.map(|r| render_ok(&r))
         }
@@ -234,7 +143,7 @@ async fn create(
     // `_nats.req.level`, stored (nats-server's `setStaticConsumerMetadata`).
     cfg.set_static_metadata();
     // Existing consumer: the action decides (nats-server's create/update semantics).
-    let existing = match fetch_info(engine, &stream, &cfg.name).await {
+    let existing = match store::fetch_info(&engine.cp, &stream, &cfg.name).await {
         Ok(stored) => Some(stored),
         Err(e) if e.err_code == ApiError::consumer_not_found().err_code => None,
         Err(e) => return Err(e),
@@ -249,7 +158,7 @@ async fn create(
             return Err(ApiError::consumer_already_exists());
         }
         cfg.check_update(&stored.config)?;
-        let wire = proto_config(&stream, &cfg)?;
+        let wire = store::proto_config(&stream, &cfg)?;
         let resp = cp_call(|| {
             let mut consumers = engine.cp.consumers.clone();
             let request = v1::UpdateConsumerRequest {
@@ -259,7 +168,7 @@ async fn create(
             async move { consumers.update_consumer(request).await }
         })
         .await?;
-        let stored = decode(&stream, resp)?;
+        let stored = store::decode(&stream, resp)?;
         tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
         engine.replace(
             &stream,
@@ -275,7 +184,7 @@ async fn create(
     // Work-queue rules that need no other consumer; filter uniqueness against the
     // stream's other consumers is checked atomically by the control plane.
     cfg.check_workqueue(&stream_cfg)?;
-    let wire = proto_config(&stream, &cfg)?;
+    let wire = store::proto_config(&stream, &cfg)?;
     let resp = cp_call(|| {
         let mut consumers = engine.cp.consumers.clone();
         let request = v1::CreateConsumerRequest {
@@ -284,7 +193,7 @@ async fn create(
         async move { consumers.create_consumer(request).await }
     })
     .await?;
-    let stored = decode(&stream, resp)?;
+    let stored = store::decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
     engine.install(
         &stream,
@@ -293,49 +202,6 @@ async fn create(
         stored.created_unix_nanos,
     );
     Ok(info_of(engine, &stream, stored))
-}
-
-pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> Result<(), ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::DeleteConsumerRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.delete_consumer(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    engine.deleted(stream, name);
-    tracing::info!(stream = %stream, consumer = %name, "consumer deleted");
-    Ok(())
-}
-
-/// Every consumer of a stream, sorted by name.
-pub(crate) async fn list_stored(
-    engine: &Engine,
-    stream: &str,
-) -> Result<Vec<StoredConsumer>, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::ListConsumersRequest {
-            stream: stream.to_owned(),
-        };
-        async move { consumers.list_consumers(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    let mut out = resp
-        .consumers
-        .into_iter()
-        .map(|resp| decode(stream, resp))
-        .collect::<Result<Vec<_>, _>>()?;
-    out.sort_by(|a, b| a.config.name.cmp(&b.config.name));
-    Ok(out)
 }
 
 fn page<T>(items: Vec<T>, offset: u64, limit: usize) -> (ApiPaged, Vec<T>) {
@@ -361,7 +227,7 @@ async fn names(
 ) -> Result<ConsumerNamesResponse, ApiError> {
     let request: ConsumerListRequest = parse_request(payload)?;
     stream_config(engine, stream).await?;
-    let names = list_stored(engine, stream)
+    let names = store::list_stored(&engine.cp, stream)
         .await?
         .into_iter()
         .map(|c| c.config.name)
@@ -377,7 +243,7 @@ async fn list(
 ) -> Result<ConsumerListResponse, ApiError> {
     let request: ConsumerListRequest = parse_request(payload)?;
     stream_config(engine, stream).await?;
-    let all = list_stored(engine, stream).await?;
+    let all = store::list_stored(&engine.cp, stream).await?;
     let (paged, stored) = page(all, request.offset, LIST_LIMIT);
     Ok(ConsumerListResponse {
         paged,
