@@ -993,3 +993,70 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 "#;
+
+/// nats.py: pause a pull consumer (its fetch finds nothing while messages wait,
+/// consumer info says paused), resume it, and the fetch gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_pause_and_resume() {
+    let python = infinistream_testkit::tools::venv_bin("python");
+    assert!(
+        python.exists(),
+        "nats.py venv missing at {}: run the README's tool setup",
+        python.display()
+    );
+    let s = setup().await;
+    let url = format!("nats://{}", s.agent.client_addr());
+    let script = s.dir.path().join("pause.py");
+    std::fs::write(&script, PY_PAUSE).expect("write script");
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "nats.py pause script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("PAUSE OK"), "{stdout}");
+}
+
+const PY_PAUSE: &str = r#"
+import asyncio, sys
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    await js.add_stream(name="PYP", subjects=["pyp.>"])
+    for i in range(3):
+        await js.publish("pyp.a", str(i).encode())
+    psub = await js.pull_subscribe("pyp.>", durable="pp")
+    r = await js.pause_consumer("PYP", "pp", "2099-01-01T00:00:00Z")
+    assert r.paused, r
+    ci = await js.consumer_info("PYP", "pp")
+    assert ci.paused, ci
+    try:
+        msgs = await psub.fetch(1, timeout=1)
+        raise AssertionError(f"paused consumer delivered {msgs}")
+    except NatsTimeout:
+        pass
+    r = await js.resume_consumer("PYP", "pp")
+    assert not r.paused, r
+    msgs = await psub.fetch(3, timeout=10)
+    assert [m.metadata.sequence.stream for m in msgs] == [1, 2, 3], msgs
+    ci = await js.consumer_info("PYP", "pp")
+    assert not ci.paused, ci
+    await nc.close()
+    print("PAUSE OK")
+
+asyncio.run(main(sys.argv[1]))
+"#;

@@ -11,10 +11,11 @@ use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
 use infinistream_jetstream::convert::unavailable;
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
-    CreateConsumerRequest, ReplayPolicy,
+    ConsumerPauseRequest, ConsumerPauseResponse, CreateConsumerRequest, ReplayPolicy, pause_state,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -24,8 +25,8 @@ use infinistream_protocol::jsapi::{
 };
 use tracing::Instrument;
 
-use super::Engine;
 use super::store::{self, StoredConsumer};
+use super::{Engine, events};
 
 /// The stream's config, refreshing the catalog once for a stream created elsewhere.
 async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, ApiError> {
@@ -44,13 +45,17 @@ async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, Ap
 /// nats-server's `ConsumerInfo` for a stored consumer.
 pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> ConsumerInfo {
     let rt = engine.running(stream, &stored.config.name);
+    let now = store::now_nanos();
+    let (paused, pause_remaining) = pause_state(stored.config.pause_until, now);
     ConsumerInfo {
+        paused,
+        pause_remaining,
         num_waiting: rt.as_ref().map_or(0, |r| r.num_waiting()),
         push_bound: !stored.config.deliver_subject.is_empty()
             && engine
                 .broker
                 .has_interest_anywhere(&stored.config.deliver_subject),
-        timestamp: Timestamp::from_unix_nanos(store::now_nanos()),
+        timestamp: Timestamp::from_unix_nanos(now),
         config: Some(stored.config),
         ..stored.info
     }
@@ -110,7 +115,20 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             }
             list(engine, &stream, payload).await.map(|r| render_ok(&r))
         }
-        ApiRoute::ConsumerPause { .. } => Err(ApiError::consumer_feature_unsupported("pause")),
+        ApiRoute::ConsumerPause { stream, consumer } => {
+            let span =
+                tracing::debug_span!("consumer_pause", stream = %stream, consumer = %consumer);
+            // nats-server answers errors of this route with the body's fields too.
+            return Reply::json(
+                match pause(engine, &stream, &consumer, payload)
+                    .instrument(span)
+                    .await
+                {
+                    Ok(answer) => render_ok(&answer),
+                    Err(e) => ConsumerPauseResponse::render_error(&e),
+                },
+            );
+        }
         ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
         ApiRoute::ConsumerReset { .. } => Err(ApiError::consumer_feature_unsupported("reset")),
         _ => Err(ApiError::internal("route not handled by the consumer API")),
@@ -119,6 +137,52 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         Ok(b) => b,
         Err(e) => render_error(kind, &e),
     })
+}
+
+/// `CONSUMER.PAUSE`: sets or clears the consumer's `pause_until` in its stored config.
+/// The control plane hands out nothing for a paused consumer, so every agent serving
+/// it stops delivering; clearing the pause (or the time passing) lets them go on.
+async fn pause(
+    engine: &Arc<Engine>,
+    stream: &str,
+    name: &str,
+    payload: &[u8],
+) -> Result<ConsumerPauseResponse, ApiError> {
+    // Like nats-server, only a JSON object or array is read; anything else resumes.
+    let json = payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    let request: ConsumerPauseRequest = if json {
+        parse_request(payload)?
+    } else {
+        ConsumerPauseRequest::default()
+    };
+    let stored = store::fetch_info(&engine.cp, stream, name).await?;
+    let mut cfg = stored.config;
+    let before = cfg.pause_until;
+    cfg.pause_until = request.pause_until();
+    cfg.set_static_metadata();
+    let wire = store::proto_config(stream, &cfg)?;
+    let resp = cp_call(|| {
+        let mut consumers = engine.cp.consumers.clone();
+        let request = v1::UpdateConsumerRequest {
+            config: Some(wire.clone()),
+            create_if_missing: false,
+        };
+        async move { consumers.update_consumer(request).await }
+    })
+    .await?;
+    let stored = store::decode(stream, resp)?;
+    let answer = ConsumerPauseResponse::new(cfg.pause_until, store::now_nanos());
+    if before != cfg.pause_until {
+        tracing::info!(stream = %stream, consumer = %name, paused = answer.paused, "consumer pause changed");
+        events::pause(&engine.broker, stream, name, answer.paused, cfg.pause_until);
+    }
+    if engine.running(stream, name).is_some() {
+        engine.replace(stream, name, stored.config, stored.created_unix_nanos);
+    }
+    Ok(answer)
 }
 
 async fn create(
@@ -195,6 +259,7 @@ async fn create(
     .await?;
     let stored = store::decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
+    events::consumer_action(&engine.broker, &stream, &cfg.name, Action::Create);
     engine.install(
         &stream,
         &stored.config.name,

@@ -14,9 +14,10 @@ use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::headers::MSG_SIZE;
+use tokio::time::Instant;
 
-use super::Engine;
 use super::runtime::Runtime;
+use super::{Engine, events};
 use crate::reader::ReadError;
 
 /// Most deliveries claimed at once.
@@ -65,7 +66,10 @@ pub(super) async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -
         })
         .await;
     match result {
-        Ok(resp) => Claimed::Deliveries(resp),
+        Ok(resp) => {
+            events::max_deliveries(&engine.broker, &rt.stream, &rt.name, &resp.max_delivered);
+            Claimed::Deliveries(resp)
+        }
         Err(CallError::Refused { error: e, .. })
             if i64::from(e.err_code) == i64::from(ApiError::consumer_not_found().err_code)
                 || i64::from(e.err_code) == i64::from(ApiError::stream_not_found().err_code) =>
@@ -84,6 +88,17 @@ pub(super) async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -
             Claimed::Failed
         }
     }
+}
+
+/// When a claim found the consumer paused: the end of the pause, when claiming is
+/// worth trying again.
+pub(super) fn paused_until(resp: &v1::ClaimResponse) -> Option<Instant> {
+    if resp.paused_until_unix_nanos <= 0 {
+        return None;
+    }
+    let left = i128::from(resp.paused_until_unix_nanos) - super::store::now_nanos();
+    let left = u64::try_from(left.max(0)).unwrap_or(u64::MAX);
+    Some(Instant::now() + Duration::from_nanos(left))
 }
 
 /// Gives claimed deliveries that were never sent back at once (RELEASE: unlike a

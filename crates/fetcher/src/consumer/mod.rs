@@ -17,9 +17,10 @@
 //! - [`acks`]: the `$JS.ACK.>` subscriber; acks arriving within a few milliseconds are
 //!   coalesced into one Acknowledge per consumer and kind, and an ack sent with a reply
 //!   subject is answered only once the control plane confirmed it;
-//! - [`wake`]: how parked consumers learn that a Claim may return something.
+//! - [`wake`]: how parked consumers learn that a Claim may return something;
+//! - [`events`]: the consumer advisories.
 //!
-//! The modules depend one way: `store` and `wake` on nothing here; `runtime` on
+//! The modules depend one way: `store`, `wake` and `events` on nothing here; `runtime` on
 //! `store`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
 //! `runtime`. This file ties them together ([`Engine`]) and is the only one that
 //! names them all.
@@ -27,6 +28,7 @@
 pub mod acks;
 pub mod admin;
 pub mod claim;
+pub mod events;
 pub mod pull;
 pub mod push;
 pub mod runtime;
@@ -43,6 +45,7 @@ use infinistream_broker::{Broker, BrokerError, InternalMsg};
 use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
 use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{ConsumerConfig, NextRequest, PullStatus};
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use parking_lot::Mutex;
@@ -214,6 +217,7 @@ impl Engine {
     pub(crate) async fn delete_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
         store::delete(&self.cp, stream, name).await?;
         self.deleted(stream, name);
+        events::consumer_action(&self.broker, stream, name, Action::Delete);
         tracing::info!(stream = %stream, consumer = %name, "consumer deleted");
         Ok(())
     }

@@ -13,7 +13,7 @@ use infinistream_protocol::jsapi::consumer::{NextRequest, PullStatus};
 use tokio::time::Instant;
 
 use super::Engine;
-use super::claim::{Claimed, MAX_CLAIM, Outgoing, RETRY, claim, load, release};
+use super::claim::{Claimed, MAX_CLAIM, Outgoing, RETRY, claim, load, paused_until, release};
 use super::runtime::{Runtime, Waiter};
 use super::wake::wait_change;
 
@@ -168,7 +168,12 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                 if rt.state.lock().waiters.is_empty() {
                     continue;
                 }
-                let deadline = next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                let mut deadline =
+                    next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                // Paused: requests wait (heartbeats, expiry) until the pause ends.
+                if let Some(until) = paused_until(&resp) {
+                    deadline = deadline.min(until);
+                }
                 tokio::select! {
                     () = rt.kick.notified() => {}
                     () = wait_change(&mut notes, fallback) => {}

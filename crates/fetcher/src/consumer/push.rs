@@ -11,7 +11,7 @@ use infinistream_protocol::jsapi::ack::flow_control_subject;
 use infinistream_protocol::jsapi::consumer::PullStatus;
 use tokio::time::Instant;
 
-use super::claim::{Claimed, MAX_CLAIM, RETRY, claim, load};
+use super::claim::{Claimed, MAX_CLAIM, RETRY, claim, load, paused_until};
 use super::runtime::Runtime;
 use super::wake::wait_change;
 use super::{Engine, store};
@@ -94,7 +94,11 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
                 drop(flight);
-                let deadline = next_hb.unwrap_or(now + Duration::from_secs(1));
+                let mut deadline = next_hb.unwrap_or(now + Duration::from_secs(1));
+                // Paused: heartbeats go on, deliveries resume when the pause ends.
+                if let Some(until) = paused_until(&resp) {
+                    deadline = deadline.min(until);
+                }
                 tokio::select! {
                     () = rt.kick.notified() => {}
                     () = wait_change(&mut notes, fallback) => {}

@@ -106,6 +106,10 @@ pub(crate) fn proto_config(
         filter_subjects: cfg.filters().into_iter().map(str::to_owned).collect(),
         backoff_nanos: cfg.backoff.clone(),
         max_ack_pending: cfg.max_ack_pending,
+        pause_until_unix_nanos: cfg
+            .pause_until
+            .as_ref()
+            .map_or(0, |t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX)),
     })
 }
 
