@@ -292,7 +292,7 @@ async fn pause_holds_pull_and_push_on_every_agent() {
     let created = api(
         &client_a,
         "$JS.API.CONSUMER.CREATE.PZ.PUSH",
-        &format!(r#"{{"stream_name":"PZ","config":{{"durable_name":"PUSH","ack_policy":"none","deliver_subject":"pz.out","idle_heartbeat":300000000,"pause_until":"{until}"}}}}"#),
+        &format!(r#"{{"stream_name":"PZ","config":{{"durable_name":"PUSH","ack_policy":"none","deliver_subject":"pzout","idle_heartbeat":300000000,"pause_until":"{until}"}}}}"#),
     )
     .await;
     assert!(created["error"].is_null(), "{created}");
@@ -300,7 +300,7 @@ async fn pause_holds_pull_and_push_on_every_agent() {
     // Push on b: while paused, the first thing its subscriber gets is an idle
     // heartbeat that says nothing was delivered (unpaused, the runtime claims before
     // its first heartbeat is due).
-    let mut pushed = client_b.subscribe("pz.out").await.expect("sub");
+    let mut pushed = client_b.subscribe("pzout").await.expect("sub");
     client_b.flush().await.expect("flush");
     let first = tokio::time::timeout(Duration::from_secs(20), pushed.next())
         .await

@@ -43,8 +43,8 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Group {
     seqs: Vec<u64>,
-    /// `+TERM`: the acks and their reasons, for the advisories.
-    terms: Vec<(AckSubject, Option<String>)>,
+    /// `-NAK` and `+TERM`: the acks (and term reasons), for the advisories.
+    advised: Vec<(AckSubject, Option<String>)>,
     replies: Vec<String>,
     next: Vec<(String, Result<NextRequest, PullStatus>)>,
 }
@@ -116,9 +116,9 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
                 continue;
             }
         };
-        let (key, next, term) = match kind {
+        let (key, next, advised) = match kind {
             AckKind::Ack => (Kind::Ack, None, None),
-            AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None, None),
+            AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None, Some(None)),
             AckKind::Progress => (Kind::Progress, None, None),
             AckKind::Term { reason } => (Kind::Term, None, Some(reason)),
             AckKind::Next { request } => (Kind::Ack, Some(request), None),
@@ -127,8 +127,8 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
             .entry((subject.stream.clone(), subject.consumer.clone(), key))
             .or_default();
         g.seqs.push(subject.stream_seq);
-        if let Some(reason) = term {
-            g.terms.push((subject, reason));
+        if let Some(reason) = advised {
+            g.advised.push((subject, reason));
         }
         match (msg.reply, next) {
             (Some(reply), Some(request)) => g.next.push((reply, request)),
@@ -192,8 +192,12 @@ async fn acknowledge(
             return;
         }
     }
-    for (ack, reason) in &group.terms {
-        events::terminated(&engine.broker, ack, reason.as_deref());
+    for (ack, reason) in &group.advised {
+        match kind {
+            Kind::Term => events::terminated(&engine.broker, ack, reason.as_deref()),
+            Kind::Nak(_) => events::naked(&engine.broker, ack),
+            Kind::Ack | Kind::Progress => {}
+        }
     }
     for reply in group.replies {
         engine.broker.publish(&reply, None, None, Bytes::new());

@@ -1,6 +1,6 @@
 //! The consumer advisories nats-server publishes (shapes in
 //! [`infinistream_protocol::jsapi::advisory`]): created and deleted, paused and
-//! resumed, a message that ran out of deliveries, a terminated message. Each comes
+//! resumed, a message that ran out of deliveries, a naked or terminated message. Each comes
 //! from the agent that did the work — answered the request, made the claim that found
 //! the message exhausted, applied the `+TERM` — so once per event for the group.
 
@@ -10,7 +10,7 @@ use infinistream_proto::v1;
 use infinistream_protocol::jsapi::Timestamp;
 use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::advisory::{
-    self, Action, ConsumerAction, ConsumerPause, MaxDeliveries, Terminated, types,
+    self, Action, ConsumerAction, ConsumerPause, MaxDeliveries, Naked, Terminated, types,
 };
 
 /// `CONSUMER.CREATED` / `CONSUMER.DELETED`.
@@ -88,6 +88,23 @@ pub(crate) fn terminated(broker: &Broker, ack: &AckSubject, reason: Option<&str>
             stream_seq: ack.stream_seq,
             deliveries: ack.delivered,
             reason: reason.unwrap_or_default().to_owned(),
+            domain: String::new(),
+        },
+    );
+}
+
+/// `CONSUMER.MSG_NAKED` for a `-NAK` the control plane applied.
+pub(crate) fn naked(broker: &Broker, ack: &AckSubject) {
+    publish(
+        broker,
+        &advisory::naked_subject(&ack.stream, &ack.consumer),
+        &Naked {
+            event: event(types::NAK),
+            stream: ack.stream.clone(),
+            consumer: ack.consumer.clone(),
+            consumer_seq: ack.consumer_seq,
+            stream_seq: ack.stream_seq,
+            deliveries: ack.delivered,
             domain: String::new(),
         },
     );

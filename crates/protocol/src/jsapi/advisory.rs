@@ -1,6 +1,6 @@
 //! JetStream advisories: the `$JS.EVENT.ADVISORY.…` subjects and JSON bodies
 //! nats-server publishes when a stream or consumer is created, updated or deleted, a
-//! consumer is paused, a message runs out of deliveries or is terminated. Users build
+//! consumer is paused, a message is naked, runs out of deliveries or is terminated. Users build
 //! dead-letter queues and alerting on them, so subjects, `type` strings and field
 //! names are nats-server's (`server/jetstream_events.go`).
 
@@ -79,6 +79,20 @@ pub struct MaxDeliveries {
     pub domain: String,
 }
 
+/// A message was negatively acknowledged (`-NAK`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Naked {
+    #[serde(flatten)]
+    pub event: TypedEvent,
+    pub stream: String,
+    pub consumer: String,
+    pub consumer_seq: u64,
+    pub stream_seq: u64,
+    pub deliveries: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+}
+
 /// A message was terminated by its consumer (`+TERM`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Terminated {
@@ -102,6 +116,7 @@ pub mod types {
     pub const CONSUMER_PAUSE: &str = "io.nats.jetstream.advisory.v1.consumer_pause";
     pub const MAX_DELIVER: &str = "io.nats.jetstream.advisory.v1.max_deliver";
     pub const TERMINATED: &str = "io.nats.jetstream.advisory.v1.terminated";
+    pub const NAK: &str = "io.nats.jetstream.advisory.v1.nak";
 }
 
 const PREFIX: &str = "$JS.EVENT.ADVISORY";
@@ -135,6 +150,11 @@ pub fn consumer_pause_subject(stream: &str, consumer: &str) -> String {
 /// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`.
 pub fn max_deliveries_subject(stream: &str, consumer: &str) -> String {
     format!("{PREFIX}.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}")
+}
+
+/// `$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.<stream>.<consumer>`.
+pub fn naked_subject(stream: &str, consumer: &str) -> String {
+    format!("{PREFIX}.CONSUMER.MSG_NAKED.{stream}.{consumer}")
 }
 
 /// `$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<consumer>`.
