@@ -139,7 +139,7 @@ async fn whole_flow(client: async_nats::Client, tag: &str) {
         let msg = msg.expect("message");
         seen += 1;
         assert_eq!(msg.info().expect("ack info").stream_sequence, seen);
-        if seen % 2 == 0 {
+        if seen.is_multiple_of(2) {
             // nats-server 2.14's v2 ack subject, as a client that received it sends it
             // back: accepted too (and forwarded by an agent without proxy-consume).
             let reply = msg.reply.clone().expect("ack subject");

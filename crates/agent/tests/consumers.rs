@@ -929,6 +929,11 @@ async fn ordered_pull_consumer() {
 /// durable push with manual acks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_pull_push_and_ordered() {
+    run_py("consumers.py", PY_CONSUMERS, "CONSUMERS OK").await;
+}
+
+/// Runs a nats.py script against a fresh agent; it must print `marker`.
+async fn run_py(name: &str, source: &str, marker: &str) {
     let python = infinistream_testkit::tools::venv_bin("python");
     assert!(
         python.exists(),
@@ -937,8 +942,8 @@ async fn nats_py_pull_push_and_ordered() {
     );
     let s = setup().await;
     let url = format!("nats://{}", s.agent.client_addr());
-    let script = s.dir.path().join("consumers.py");
-    std::fs::write(&script, PY_CONSUMERS).expect("write script");
+    let script = s.dir.path().join(name);
+    std::fs::write(&script, source).expect("write script");
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(&python)
@@ -954,9 +959,9 @@ async fn nats_py_pull_push_and_ordered() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "nats.py consumer script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "nats.py script {name} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("CONSUMERS OK"), "{stdout}");
+    assert!(stdout.contains(marker), "{stdout}");
 }
 
 const PY_CONSUMERS: &str = r#"
@@ -998,34 +1003,7 @@ asyncio.run(main(sys.argv[1]))
 /// consumer info says paused), resume it, and the fetch gets them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_pause_and_resume() {
-    let python = infinistream_testkit::tools::venv_bin("python");
-    assert!(
-        python.exists(),
-        "nats.py venv missing at {}: run the README's tool setup",
-        python.display()
-    );
-    let s = setup().await;
-    let url = format!("nats://{}", s.agent.client_addr());
-    let script = s.dir.path().join("pause.py");
-    std::fs::write(&script, PY_PAUSE).expect("write script");
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(url)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("python finished in time")
-    .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "nats.py pause script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("PAUSE OK"), "{stdout}");
+    run_py("pause.py", PY_PAUSE, "PAUSE OK").await;
 }
 
 const PY_PAUSE: &str = r#"

@@ -372,8 +372,8 @@ pub async fn pause_resume(js: &jetstream::Context) {
         .await
         .expect("batch");
     let r = stream.resume_consumer("P").await.expect("resume");
-    assert!(!r.paused, "{r:?}");
-    assert_eq!(r.pause_remaining, None, "{r:?}");
+    assert!(!r.paused, "resumed");
+    assert_eq!(r.pause_remaining, None, "resumed");
     let mut got = Vec::new();
     while let Some(m) = batch.next().await {
         let m = m.expect("message");
@@ -389,7 +389,7 @@ pub async fn pause_resume(js: &jetstream::Context) {
         .pause_consumer("P", pause_time(5))
         .await
         .expect("pause");
-    assert!(r.paused && r.pause_remaining.is_some(), "{r:?}");
+    assert!(r.paused && r.pause_remaining.is_some(), "paused again");
     publish_more(js, "pause.x", 4).await;
     let m = raw_pull_reply(&client, "PAUSE", "P", r#"{"batch":1,"no_wait":true}"#).await;
     assert_eq!(status_of(&m), Some((404, "No Messages".into())));

@@ -163,17 +163,7 @@ async fn pause(
     let before = cfg.pause_until;
     cfg.pause_until = request.pause_until();
     cfg.set_static_metadata();
-    let wire = store::proto_config(stream, &cfg)?;
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::UpdateConsumerRequest {
-            config: Some(wire.clone()),
-            create_if_missing: false,
-        };
-        async move { consumers.update_consumer(request).await }
-    })
-    .await?;
-    let stored = store::decode(stream, resp)?;
+    let stored = store::update(&engine.cp, stream, store::proto_config(stream, &cfg)?).await?;
     let answer = ConsumerPauseResponse::new(cfg.pause_until, store::now_nanos());
     if before != cfg.pause_until {
         tracing::info!(stream = %stream, consumer = %name, paused = answer.paused, "consumer pause changed");
@@ -222,17 +212,8 @@ async fn create(
             return Err(ApiError::consumer_already_exists());
         }
         cfg.check_update(&stored.config)?;
-        let wire = store::proto_config(&stream, &cfg)?;
-        let resp = cp_call(|| {
-            let mut consumers = engine.cp.consumers.clone();
-            let request = v1::UpdateConsumerRequest {
-                config: Some(wire.clone()),
-                create_if_missing: false,
-            };
-            async move { consumers.update_consumer(request).await }
-        })
-        .await?;
-        let stored = store::decode(&stream, resp)?;
+        let stored =
+            store::update(&engine.cp, &stream, store::proto_config(&stream, &cfg)?).await?;
         tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
         engine.replace(
             &stream,

@@ -134,6 +134,24 @@ pub(crate) async fn delete(
     Ok(())
 }
 
+/// Replaces a consumer's stored config (checked by the caller); the stored consumer.
+pub(crate) async fn update(
+    cp: &ControlPlaneClient,
+    stream: &str,
+    config: v1::ConsumerConfig,
+) -> Result<StoredConsumer, ApiError> {
+    let resp = cp_call(|| {
+        let mut consumers = cp.consumers.clone();
+        let request = v1::UpdateConsumerRequest {
+            config: Some(config.clone()),
+            create_if_missing: false,
+        };
+        async move { consumers.update_consumer(request).await }
+    })
+    .await?;
+    decode(stream, resp)
+}
+
 /// Every consumer of a stream, sorted by name.
 pub(crate) async fn list_stored(
     cp: &ControlPlaneClient,
