@@ -929,6 +929,11 @@ async fn ordered_pull_consumer() {
 /// durable push with manual acks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_pull_push_and_ordered() {
+    run_py("consumers.py", PY_CONSUMERS, "CONSUMERS OK").await;
+}
+
+/// Runs a nats.py script against a fresh agent; it must print `marker`.
+async fn run_py(name: &str, source: &str, marker: &str) {
     let python = infinistream_testkit::tools::venv_bin("python");
     assert!(
         python.exists(),
@@ -937,8 +942,8 @@ async fn nats_py_pull_push_and_ordered() {
     );
     let s = setup().await;
     let url = format!("nats://{}", s.agent.client_addr());
-    let script = s.dir.path().join("consumers.py");
-    std::fs::write(&script, PY_CONSUMERS).expect("write script");
+    let script = s.dir.path().join(name);
+    std::fs::write(&script, source).expect("write script");
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(&python)
@@ -954,9 +959,9 @@ async fn nats_py_pull_push_and_ordered() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "nats.py consumer script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "nats.py script {name} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("CONSUMERS OK"), "{stdout}");
+    assert!(stdout.contains(marker), "{stdout}");
 }
 
 const PY_CONSUMERS: &str = r#"
@@ -993,3 +998,255 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 "#;
+
+/// nats.py: pause a pull consumer (its fetch finds nothing while messages wait,
+/// consumer info says paused), resume it, and the fetch gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_py_pause_and_resume() {
+    run_py("pause.py", PY_PAUSE, "PAUSE OK").await;
+}
+
+const PY_PAUSE: &str = r#"
+import asyncio, sys
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+
+async def main(url):
+    nc = await nats.connect(url)
+    js = nc.jetstream(timeout=10)
+    await js.add_stream(name="PYP", subjects=["pyp.>"])
+    for i in range(3):
+        await js.publish("pyp.a", str(i).encode())
+    psub = await js.pull_subscribe("pyp.>", durable="pp")
+    r = await js.pause_consumer("PYP", "pp", "2099-01-01T00:00:00Z")
+    assert r.paused, r
+    ci = await js.consumer_info("PYP", "pp")
+    assert ci.paused, ci
+    try:
+        msgs = await psub.fetch(1, timeout=1)
+        raise AssertionError(f"paused consumer delivered {msgs}")
+    except NatsTimeout:
+        pass
+    r = await js.resume_consumer("PYP", "pp")
+    assert not r.paused, r
+    msgs = await psub.fetch(3, timeout=10)
+    assert [m.metadata.sequence.stream for m in msgs] == [1, 2, 3], msgs
+    ci = await js.consumer_info("PYP", "pp")
+    assert not ci.paused, ci
+    await nc.close()
+    print("PAUSE OK")
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+/// Advisories as nats-server 2.15.1 sends them for the same calls (its API audit
+/// events aside), and a dead-letter queue built on them the way users do: a stream
+/// capturing `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`, a consumer with
+/// max_deliver 3 and a client that always naks; the advisory names the sequence, and
+/// the original message is fetched by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisories_and_a_dead_letter_queue() {
+    let s = setup().await;
+    let mut advisories = s
+        .client
+        .subscribe("$JS.EVENT.ADVISORY.>")
+        .await
+        .expect("subscribe");
+    s.client.flush().await.expect("flush");
+    let dlq = make_stream(
+        &s.js,
+        "DLQ",
+        &["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"],
+    )
+    .await;
+    let orders = make_stream(&s.js, "ADV", &["adv.>"]).await;
+    s.js.update_stream(stream::Config {
+        name: "ADV".into(),
+        subjects: vec!["adv.>".into()],
+        max_messages: 100,
+        ..Default::default()
+    })
+    .await
+    .expect("update stream");
+    publish(&s.js, "adv.a", &["poison", "term"]).await;
+    let c = orders
+        .create_consumer(pull::Config {
+            durable_name: Some("W".into()),
+            ack_policy: AckPolicy::Explicit,
+            max_deliver: 3,
+            filter_subject: "adv.a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+
+    // The client naks "poison" every time it comes and terminates "term".
+    let mut naks = 0;
+    while naks < 3 {
+        for m in fetch_n(&c, if naks == 0 { 2 } else { 1 }).await {
+            if m.payload.as_ref() == b"term" {
+                ack_sync(&s.client, &m, "+TERM").await;
+            } else {
+                ack_sync(&s.client, &m, "-NAK").await;
+                naks += 1;
+            }
+        }
+    }
+    // The next claim finds it exhausted: nothing more to deliver, the advisory goes out.
+    let mut sub = raw_pull(
+        &s.client,
+        "ADV",
+        "W",
+        serde_json::json!({"batch": 1, "no_wait": true}),
+    )
+    .await;
+    assert_eq!(
+        status(&next(&mut sub).await),
+        Some((404, "No Messages".into()))
+    );
+
+    // The dead-letter queue holds the advisory; it leads back to the message.
+    let dead = dlq
+        .create_consumer(pull::Config {
+            durable_name: Some("dlq".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("dlq consumer");
+    let got = fetch_n(&dead, 1).await;
+    assert_eq!(
+        got[0].subject.as_str(),
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ADV.W"
+    );
+    let advisory: serde_json::Value = serde_json::from_slice(&got[0].payload).expect("json");
+    assert_eq!(
+        advisory["type"],
+        "io.nats.jetstream.advisory.v1.max_deliver"
+    );
+    assert_eq!(
+        (
+            &advisory["stream"],
+            &advisory["consumer"],
+            &advisory["deliveries"]
+        ),
+        (&"ADV".into(), &"W".into(), &3.into()),
+        "{advisory}"
+    );
+    let mut keys: Vec<&str> = advisory
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut want_keys = [
+        "type",
+        "id",
+        "timestamp",
+        "stream",
+        "consumer",
+        "stream_seq",
+        "deliveries",
+    ];
+    want_keys.sort_unstable();
+    assert_eq!(keys, want_keys, "nats-server's fields");
+    let seq = advisory["stream_seq"].as_u64().expect("stream_seq");
+    let original = orders.get_raw_message(seq).await.expect("original message");
+    assert_eq!(original.payload.as_ref(), b"poison");
+
+    let until = infinistream_protocol::jsapi::Timestamp::parse("2099-01-01T00:00:00Z")
+        .expect("time")
+        .to_string();
+    orders
+        .pause_consumer(
+            "W",
+            async_nats::datetime::parse_rfc3339(&until).expect("rfc3339"),
+        )
+        .await
+        .expect("pause");
+    orders.resume_consumer("W").await.expect("resume");
+    orders.delete_consumer("W").await.expect("delete consumer");
+    s.js.delete_stream("ADV").await.expect("delete stream");
+
+    // What nats-server 2.15.1 publishes for the same calls, in order.
+    let want = [
+        "STREAM.CREATED.DLQ",
+        "STREAM.CREATED.ADV",
+        "STREAM.UPDATED.ADV",
+        "CONSUMER.CREATED.ADV.W",
+        "CONSUMER.MSG_NAKED.ADV.W",
+        "CONSUMER.MSG_TERMINATED.ADV.W",
+        "CONSUMER.MSG_NAKED.ADV.W",
+        "CONSUMER.MSG_NAKED.ADV.W",
+        "CONSUMER.MAX_DELIVERIES.ADV.W",
+        "CONSUMER.CREATED.DLQ.dlq",
+        "CONSUMER.PAUSE.ADV.W",
+        "CONSUMER.PAUSE.ADV.W",
+        "CONSUMER.DELETED.ADV.W",
+        "STREAM.DELETED.ADV",
+    ];
+    let mut seen = Vec::new();
+    let mut bodies = Vec::new();
+    while seen.len() < want.len() {
+        let m = next(&mut advisories).await;
+        let subject = m
+            .subject
+            .as_str()
+            .trim_start_matches("$JS.EVENT.ADVISORY.")
+            .to_owned();
+        bodies.push(serde_json::from_slice::<serde_json::Value>(&m.payload).expect("json"));
+        seen.push(subject);
+    }
+    assert_eq!(seen, want);
+    let term = &bodies[5];
+    assert_eq!(term["type"], "io.nats.jetstream.advisory.v1.terminated");
+    assert_eq!(
+        (&term["stream_seq"], &term["deliveries"]),
+        (&2.into(), &1.into()),
+        "{term}"
+    );
+    let pause = &bodies[10];
+    assert_eq!(
+        (&pause["paused"], &pause["pause_until"]),
+        (&true.into(), &"2099-01-01T00:00:00Z".into()),
+        "{pause}"
+    );
+    let resume = &bodies[11];
+    assert_eq!(resume["pause_until"], "0001-01-01T00:00:00Z", "{resume}");
+    assert_eq!(bodies[0]["action"], "create");
+    assert_eq!(bodies[2]["action"], "modify");
+    assert_eq!(bodies[12]["action"], "delete");
+}
+
+/// Both ack subject forms: v1 (`$JS.ACK.<stream>.<consumer>.…`) and nats-server 2.14's
+/// v2 (`$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.….<token>`), each applied
+/// and confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_subjects_v1_and_v2() {
+    let s = setup().await;
+    let stream = make_stream(&s.js, "ACKS", &["acks.>"]).await;
+    publish(&s.js, "acks.a", &["1", "2", "3"]).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("A".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let msgs = fetch_n(&c, 3).await;
+    // v1, as delivered.
+    ack_sync(&s.client, &msgs[0], "+ACK").await;
+    // v2 without a domain, and with one and no token.
+    for (m, prefix, token) in [(&msgs[1], "_.HASH", ".t0k"), (&msgs[2], "hub.HASH", "")] {
+        let v1 = m.reply.clone().expect("ack subject");
+        let rest = v1.as_str().strip_prefix("$JS.ACK.").expect("v1 form");
+        s.client
+            .request(format!("$JS.ACK.{prefix}.{rest}{token}"), "+ACK".into())
+            .await
+            .expect("v2 ack confirmed");
+    }
+    let i = info(&stream, "A").await;
+    assert_eq!(i.ack_floor.stream_sequence, 3, "{i:?}");
+    assert_eq!(i.num_ack_pending, 0, "{i:?}");
+}

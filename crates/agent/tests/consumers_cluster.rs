@@ -240,3 +240,137 @@ async fn push_consumers_start_on_the_subscribers_agent() {
     client_b.flush().await.expect("flush");
     assert_eq!(receive(&mut second, 5, bound).await, want);
 }
+
+/// A JetStream API request with a raw JSON body; the parsed reply.
+async fn api(client: &async_nats::Client, subject: &str, body: &str) -> serde_json::Value {
+    let reply = client
+        .request(subject.to_owned(), body.to_owned().into())
+        .await
+        .expect("api reply");
+    serde_json::from_slice(&reply.payload).expect("json reply")
+}
+
+/// Pause across agents: the pause lives in the consumer's stored config and the
+/// control plane hands out nothing for a paused consumer, so a pull on agent A and a
+/// push subscriber on agent B are both held, and both get their messages once the
+/// consumers are resumed (through agent A).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_pull_and_push_on_every_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent =
+        |name: &str| start_agent(remote_agent_cmd(&dir.path().join(name), &cp, &bucket, &[]));
+    let agent_a = agent("a");
+    let agent_b = agent("b");
+    let js_a = context(agent_a.client).await;
+    let client_a = js_a.client();
+    let client_b = async_nats::connect(format!("nats://{}", agent_b.client))
+        .await
+        .expect("connect b");
+    js_a.create_stream(stream::Config {
+        name: "PZ".into(),
+        subjects: vec!["pz.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    for i in 0..3 {
+        js_a.publish("pz.k", i.to_string().into())
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+    }
+    let until = "2099-01-01T00:00:00Z";
+    let created = api(
+        &client_a,
+        "$JS.API.CONSUMER.CREATE.PZ.PULL",
+        &format!(r#"{{"stream_name":"PZ","config":{{"durable_name":"PULL","ack_policy":"explicit","pause_until":"{until}"}}}}"#),
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+    let created = api(
+        &client_a,
+        "$JS.API.CONSUMER.CREATE.PZ.PUSH",
+        &format!(r#"{{"stream_name":"PZ","config":{{"durable_name":"PUSH","ack_policy":"none","deliver_subject":"pzout","idle_heartbeat":300000000,"pause_until":"{until}"}}}}"#),
+    )
+    .await;
+    assert!(created["error"].is_null(), "{created}");
+
+    // Push on b: while paused, the first thing its subscriber gets is an idle
+    // heartbeat that says nothing was delivered (unpaused, the runtime claims before
+    // its first heartbeat is due).
+    let mut pushed = client_b.subscribe("pzout").await.expect("sub");
+    client_b.flush().await.expect("flush");
+    let first = tokio::time::timeout(Duration::from_secs(20), pushed.next())
+        .await
+        .expect("heartbeat in time")
+        .expect("subscription open");
+    assert_eq!(first.status.map(|s| s.as_u16()), Some(100), "{first:?}");
+    let last_stream = first
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Last-Stream"))
+        .map(|v| v.as_str().to_owned());
+    assert_eq!(last_stream.as_deref(), Some("0"), "{first:?}");
+
+    // Pull on a: no_wait finds nothing although three messages wait; a waiting
+    // request stays parked.
+    let inbox = client_a.new_inbox();
+    let mut pulled = client_a.subscribe(inbox.clone()).await.expect("sub");
+    client_a
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.PZ.PULL",
+            inbox.clone(),
+            r#"{"batch":1,"no_wait":true}"#.into(),
+        )
+        .await
+        .expect("pull");
+    let m = tokio::time::timeout(Duration::from_secs(20), pulled.next())
+        .await
+        .expect("reply in time")
+        .expect("open");
+    assert_eq!(m.status.map(|s| s.as_u16()), Some(404), "{m:?}");
+    client_a
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.PZ.PULL",
+            inbox,
+            r#"{"batch":3,"expires":30000000000}"#.into(),
+        )
+        .await
+        .expect("pull");
+    client_a.flush().await.expect("flush");
+    let info = api(&client_b, "$JS.API.CONSUMER.INFO.PZ.PULL", "").await;
+    assert_eq!(info["paused"], true, "{info}");
+    assert!(
+        info["pause_remaining"].as_i64().is_some_and(|n| n > 0),
+        "{info}"
+    );
+
+    // Resume both through a: both agents deliver.
+    for name in ["PULL", "PUSH"] {
+        let r = api(&client_a, &format!("$JS.API.CONSUMER.PAUSE.PZ.{name}"), "").await;
+        assert_eq!(r["paused"], false, "{r}");
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(20), pulled.next())
+            .await
+            .expect("pulled message in time")
+            .expect("open");
+        assert!(m.status.is_none(), "{m:?}");
+        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    assert_eq!(got, ["0", "1", "2"]);
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(20), pushed.next())
+            .await
+            .expect("pushed message in time")
+            .expect("open");
+        if m.status.is_none() {
+            got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        }
+    }
+    assert_eq!(got, ["0", "1", "2"]);
+}

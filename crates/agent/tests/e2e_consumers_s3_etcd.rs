@@ -153,6 +153,7 @@ async fn e2e_embedded_pull_consume_and_kv_watch() {
     let js = context(addr).await;
     consumers::pull_consume_with_acks(&js).await;
     consumers::kv_watch(&js).await;
+    consumers::pause_resume(&js).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,4 +174,5 @@ async fn e2e_s3_etcd_pull_consume_and_kv_watch() {
     let js = context(addr).await;
     consumers::pull_consume_with_acks(&js).await;
     consumers::kv_watch(&js).await;
+    consumers::pause_resume(&js).await;
 }

@@ -197,6 +197,13 @@ pub struct Claimed {
 }
 
 /// Claims up to `batch` deliveries: expired ones first, then new messages.
+/// When the consumer is paused at `now`, the end of its pause (JetStream's
+/// `pause_until`); 0 when it is not paused.
+pub fn paused_until(rec: &ConsumerRecord, now: i64) -> i64 {
+    let until = rec.config.as_ref().map_or(0, |c| c.pause_until_unix_nanos);
+    if until > now { until } else { 0 }
+}
+
 pub fn claim(rec: &mut ConsumerRecord, s: &Stream, batch: usize, now: i64) -> Claimed {
     let c = cfg(rec);
     let mut out = Claimed::default();

@@ -24,6 +24,7 @@ use infinistream_cp_client::ControlPlaneClient;
 use infinistream_cp_client::retry::{LEADER_CHANGE_BUDGET, retry_unavailable};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
+use infinistream_protocol::jsapi::advisory;
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{
@@ -438,7 +439,11 @@ async fn create(
             }
             existing
         }
-        result => result?,
+        result => {
+            let info = result?;
+            stream_advisory(ctx, name, advisory::Action::Create);
+            info
+        }
     };
     Ok(StreamCreateResponse {
         info: answered(ctx, info),
@@ -522,6 +527,7 @@ async fn update(
         .check_update_request(name, &old, request.pedantic)?;
     config.set_static_metadata();
     let info = store_config(ctx, config, Store::Update).await?;
+    stream_advisory(ctx, name, advisory::Action::Modify);
     Ok(StreamUpdateResponse {
         info: answered(ctx, info),
     })
@@ -577,7 +583,22 @@ async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, A
     ctx.catalog.remove(name);
     settle(ctx, name).await;
     tracing::info!(stream = %name, "stream deleted");
+    stream_advisory(ctx, name, advisory::Action::Delete);
     Ok(StreamDeleteResponse { success: true })
+}
+
+/// nats-server's `$JS.EVENT.ADVISORY.STREAM.{CREATED,UPDATED,DELETED}.<stream>`.
+fn stream_advisory(ctx: &ApiContext, name: &str, action: advisory::Action) {
+    crate::advisory::publish(
+        &ctx.broker,
+        &advisory::stream_action_subject(action, name),
+        &advisory::StreamAction {
+            event: crate::advisory::event(advisory::types::STREAM_ACTION),
+            stream: name.to_owned(),
+            action,
+            domain: String::new(),
+        },
+    );
 }
 
 /// How long a stream change waits for this agent's subject subscriptions to follow it.

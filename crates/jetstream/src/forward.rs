@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_broker::routing::ProxyRole;
 use infinistream_broker::{Broker, BrokerError, Forwarded, InternalMsg, InternalTarget};
+use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::msg::render_pub_ack;
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
@@ -153,8 +154,9 @@ pub async fn forward_consumer_replies(
             () = shutdown.cancelled() => return Ok(()),
             msg = acks.recv() => {
                 let Some(msg) = msg else { return Ok(()) };
-                // `$JS.ACK.<stream>.…`: the stream keeps one consumer's acks on one peer.
-                let stream = msg.subject.split('.').nth(2).unwrap_or_default().to_owned();
+                // The stream (v1 `$JS.ACK.<stream>.…` or v2 `$JS.ACK.<domain>.<account
+                // hash>.<stream>.…`) keeps one consumer's acks on one peer.
+                let stream = ack_stream(&msg.subject);
                 if !forward_to_role(&broker, ProxyRole::Consume, &stream, &msg, InternalTarget::Handlers) {
                     tracing::debug!(subject = %msg.subject, "ack dropped: no reachable proxy-consume agent (the delivery is redelivered after ack_wait)");
                 }
@@ -166,6 +168,16 @@ pub async fn forward_consumer_replies(
                 }
             }
         }
+    }
+}
+
+/// The stream an ack subject names, in either form; a malformed one is still
+/// forwarded (the consumer agent ignores it as nats-server does), keyed by its third
+/// token.
+fn ack_stream(subject: &str) -> String {
+    match AckSubject::parse(subject) {
+        Ok(ack) => ack.stream,
+        Err(_) => subject.split('.').nth(2).unwrap_or_default().to_owned(),
     }
 }
 

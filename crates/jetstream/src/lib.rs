@@ -1,5 +1,6 @@
 //! JetStream API plumbing shared by the agent's roles.
 //!
+//! - [`advisory`]: publishing `$JS.EVENT.ADVISORY.…` events.
 //! - [`api`]: the `$JS.API.>` dispatcher, account info and stream administration;
 //!   reads and consumers plug in as [`api::RouteHandler`]s from the roles that serve them.
 //! - [`catalog`]: the agent's copy of the group's stream configs, kept fresh.
@@ -10,6 +11,7 @@
 //! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
 //! - [`role`]: [`start`], the entry point that serves all of the above on an agent.
 
+pub mod advisory;
 pub mod api;
 pub mod catalog;
 pub mod convert;

@@ -276,3 +276,160 @@ pub async fn kv_watch(js: &jetstream::Context) {
     drop((watch_a, watch_all));
     js.delete_key_value("watched").await.expect("delete bucket");
 }
+
+/// `pause_until` as async-nats takes it: `secs` seconds from now.
+fn pause_time(secs: i64) -> async_nats::datetime::DateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as i128;
+    let at = infinistream_protocol::jsapi::Timestamp::from_unix_nanos(
+        now + i128::from(secs) * 1_000_000_000,
+    );
+    async_nats::datetime::parse_rfc3339(&at.to_string()).expect("rfc3339 time")
+}
+
+/// A raw pull request; the first reply on its inbox.
+async fn raw_pull_reply(
+    client: &async_nats::Client,
+    stream: &str,
+    consumer: &str,
+    body: &str,
+) -> async_nats::Message {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+            inbox,
+            Bytes::from(body.to_owned()),
+        )
+        .await
+        .expect("pull request");
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a reply in time")
+        .expect("subscription open")
+}
+
+fn status_of(m: &async_nats::Message) -> Option<(u16, String)> {
+    m.status
+        .map(|s| (s.as_u16(), m.description.clone().unwrap_or_default()))
+}
+
+/// Pause and resume, as nats-server 2.15.1 answers them: a consumer created paused
+/// reports `paused` and `pause_remaining`; pull requests get `404 No Messages`
+/// (no_wait) or `408 Request Timeout` (expires) while messages wait; `CONSUMER.PAUSE`
+/// without a time resumes it and delivery goes on; a pause that runs out ends by
+/// itself. Deletes the stream.
+pub async fn pause_resume(js: &jetstream::Context) {
+    let client = js.client();
+    let stream = js
+        .create_stream(stream::Config {
+            name: "PAUSE".into(),
+            subjects: vec!["pause.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    publish(js, "pause.x", 3).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("P".into()),
+            ack_policy: AckPolicy::Explicit,
+            pause_until: Some(pause_time(3600)),
+            ..Default::default()
+        })
+        .await
+        .expect("create paused consumer");
+    let i = stream.consumer_info("P").await.expect("consumer info");
+    assert!(i.paused, "{i:?}");
+    assert!(
+        i.pause_remaining
+            .is_some_and(|d| d > Duration::from_secs(3000)),
+        "{i:?}"
+    );
+    assert!(i.config.pause_until.is_some(), "{i:?}");
+
+    let m = raw_pull_reply(&client, "PAUSE", "P", r#"{"batch":1,"no_wait":true}"#).await;
+    assert_eq!(status_of(&m), Some((404, "No Messages".into())));
+    let m = raw_pull_reply(&client, "PAUSE", "P", r#"{"batch":1,"expires":300000000}"#).await;
+    assert_eq!(status_of(&m), Some((408, "Request Timeout".into())));
+    assert_eq!(
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Pending-Messages"))
+            .map(|v| v.as_str().to_owned()),
+        Some("1".into())
+    );
+
+    // Resume: the waiting request gets its messages.
+    let mut batch = c
+        .batch()
+        .max_messages(3)
+        .expires(WAIT)
+        .messages()
+        .await
+        .expect("batch");
+    let r = stream.resume_consumer("P").await.expect("resume");
+    assert!(!r.paused, "resumed");
+    assert_eq!(r.pause_remaining, None, "resumed");
+    let mut got = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.expect("message");
+        got.push(sseq(&m));
+        m.double_ack().await.expect("ack");
+    }
+    assert_eq!(got, vec![1, 2, 3]);
+    let i = stream.consumer_info("P").await.expect("consumer info");
+    assert!(!i.paused && i.config.pause_until.is_none(), "{i:?}");
+
+    // Paused again, then the pause runs out by itself.
+    let r = stream
+        .pause_consumer("P", pause_time(5))
+        .await
+        .expect("pause");
+    assert!(r.paused && r.pause_remaining.is_some(), "paused again");
+    publish_more(js, "pause.x", 4).await;
+    let m = raw_pull_reply(&client, "PAUSE", "P", r#"{"batch":1,"no_wait":true}"#).await;
+    assert_eq!(status_of(&m), Some((404, "No Messages".into())));
+    let m = fetch_n(&c, 1).await;
+    assert_eq!(sseq(&m[0]), 4);
+    let i = stream.consumer_info("P").await.expect("consumer info");
+    assert!(!i.paused, "{i:?}");
+
+    // Errors as nats-server's: the error, with `paused` and a zero `pause_until`.
+    let reply = client
+        .request("$JS.API.CONSUMER.PAUSE.PAUSE.NOPE", Bytes::new())
+        .await
+        .expect("pause reply");
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(
+        v["type"],
+        "io.nats.jetstream.api.v1.consumer_pause_response"
+    );
+    assert_eq!(v["error"]["err_code"], 10014, "{v}");
+    assert_eq!(v["paused"], false, "{v}");
+    assert_eq!(v["pause_until"], "0001-01-01T00:00:00Z", "{v}");
+    let reply = client
+        .request(
+            "$JS.API.CONSUMER.PAUSE.PAUSE.P",
+            Bytes::from_static(b"{bad"),
+        )
+        .await
+        .expect("pause reply");
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(v["error"]["err_code"], 10025, "{v}");
+    js.delete_stream("PAUSE").await.expect("delete stream");
+}
+
+/// Publishes one more message and checks it got `seq`.
+async fn publish_more(js: &jetstream::Context, subject: &str, seq: u64) {
+    let ack = js
+        .publish(subject.to_owned(), Bytes::from(seq.to_string()))
+        .await
+        .expect("publish sent")
+        .await
+        .expect("publish acked");
+    assert_eq!(ack.sequence, seq);
+}

@@ -334,7 +334,13 @@ impl Engine {
             consumer::acknowledge(rec, s, v1::AckKind::Ack, &req.acked_stream_seqs, 0, now);
         }
         let freed = was_full && !consumer::at_max_ack_pending(rec);
-        let claimed = consumer::claim(rec, s, req.batch.max(1) as usize, now);
+        // A paused consumer hands out nothing (its acks above still count).
+        let paused_until = consumer::paused_until(rec, now);
+        let claimed = if paused_until > 0 {
+            consumer::Claimed::default()
+        } else {
+            consumer::claim(rec, s, req.batch.max(1) as usize, now)
+        };
         let filtered = rec
             .config
             .as_ref()
@@ -372,6 +378,7 @@ impl Engine {
             next_deadline_unix_nanos: next_deadline,
             max_delivered: claimed.max_delivered,
             entries,
+            paused_until_unix_nanos: paused_until,
         })
     }
 

@@ -25,7 +25,7 @@ use infinistream_protocol::jsapi::ack::{AckKind, AckSubject};
 use infinistream_protocol::jsapi::consumer::{AckPolicy, NextRequest, PullStatus};
 use tokio::time::Instant;
 
-use super::{Engine, Runtime};
+use super::{Engine, Runtime, events};
 
 /// How long the first ack of a group waits for others.
 pub const COALESCE: Duration = Duration::from_millis(2);
@@ -43,6 +43,8 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Group {
     seqs: Vec<u64>,
+    /// `-NAK` and `+TERM`: the acks (and term reasons), for the advisories.
+    advised: Vec<(AckSubject, Option<String>)>,
     replies: Vec<String>,
     next: Vec<(String, Result<NextRequest, PullStatus>)>,
 }
@@ -114,17 +116,20 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
                 continue;
             }
         };
-        let (key, next) = match kind {
-            AckKind::Ack => (Kind::Ack, None),
-            AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None),
-            AckKind::Progress => (Kind::Progress, None),
-            AckKind::Term { .. } => (Kind::Term, None),
-            AckKind::Next { request } => (Kind::Ack, Some(request)),
+        let (key, next, advised) = match kind {
+            AckKind::Ack => (Kind::Ack, None, None),
+            AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None, Some(None)),
+            AckKind::Progress => (Kind::Progress, None, None),
+            AckKind::Term { reason } => (Kind::Term, None, Some(reason)),
+            AckKind::Next { request } => (Kind::Ack, Some(request), None),
         };
         let g = groups
             .entry((subject.stream.clone(), subject.consumer.clone(), key))
             .or_default();
         g.seqs.push(subject.stream_seq);
+        if let Some(reason) = advised {
+            g.advised.push((subject, reason));
+        }
         match (msg.reply, next) {
             (Some(reply), Some(request)) => g.next.push((reply, request)),
             (Some(reply), None) => g.replies.push(reply),
@@ -157,7 +162,7 @@ async fn acknowledge(
 ) {
     // Held plain acks of the consumer go first: a later ack must not overtake them.
     if let Some(rt) = &served {
-        super::runtime::send_held_acks(engine, rt).await;
+        rt.send_held_acks(engine).await;
     }
     let (kind_wire, delay) = match kind {
         Kind::Ack => (v1::AckKind::Ack, 0),
@@ -185,6 +190,13 @@ async fn acknowledge(
             // Unconfirmed: no reply, so ack_sync callers see a timeout and retry.
             tracing::warn!(stream = %stream, consumer = %consumer, error = %error.message(), "acknowledge failed: control plane unreachable");
             return;
+        }
+    }
+    for (ack, reason) in &group.advised {
+        match kind {
+            Kind::Term => events::terminated(&engine.broker, ack, reason.as_deref()),
+            Kind::Nak(_) => events::naked(&engine.broker, ack),
+            Kind::Ack | Kind::Progress => {}
         }
     }
     for reply in group.replies {

@@ -2,20 +2,20 @@
 //! create / update / create-or-update actions), info, delete, names and list.
 //!
 //! Configs are checked and defaulted exactly as nats-server does
-//! ([`ConsumerConfig::check_and_default_with`]) against the stream's config from the
-//! catalog, then stored in the control plane: the typed fields it needs to claim
-//! deliveries, plus the whole defaulted config as JSON, which `INFO` returns verbatim.
+//! (`ConsumerConfig::check_and_default_with`) against the stream's config from the
+//! catalog, then stored in the control plane ([`super::store`]).
 
 use std::sync::Arc;
 
 use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
-use infinistream_jetstream::convert::{self, api_error, unavailable};
+use infinistream_jetstream::convert::unavailable;
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{
-    AckPolicy, ConsumerAction, ConsumerConfig, ConsumerCreateResponse, ConsumerDeleteResponse,
-    ConsumerInfo, ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse,
-    ConsumerNamesResponse, CreateConsumerRequest, DeliverPolicy, ReplayPolicy,
+    ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
+    ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
+    ConsumerPauseRequest, ConsumerPauseResponse, CreateConsumerRequest, ReplayPolicy, pause_state,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -25,62 +25,8 @@ use infinistream_protocol::jsapi::{
 };
 use tracing::Instrument;
 
-use super::Engine;
-
-/// A consumer as the control plane reports it, with its JetStream config decoded.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredConsumer {
-    pub config: ConsumerConfig,
-    pub created_unix_nanos: i64,
-    pub state: v1::ConsumerState,
-    /// The same as JetStream reports it (jetstream's `convert::consumer_info`, shared
-    /// with `/jsz`), without `config` (above) and without what only this agent knows
-    /// ([`info_of`] adds both).
-    info: ConsumerInfo,
-}
-
-fn now_nanos() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
-fn decode(stream: &str, resp: v1::ConsumerInfoResponse) -> Result<StoredConsumer, ApiError> {
-    let created_unix_nanos = resp.created_unix_nanos;
-    let state = resp.state.unwrap_or_default();
-    let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
-    let Some(config) = info.config.take() else {
-        return Err(ApiError::internal(format_args!(
-            "consumer info of `{}` came without its config",
-            info.name
-        )));
-    };
-    Ok(StoredConsumer {
-        config,
-        created_unix_nanos,
-        state,
-        info,
-    })
-}
-
-/// The consumer's stored config and state from the control plane.
-pub(crate) async fn fetch_info(
-    engine: &Engine,
-    stream: &str,
-    name: &str,
-) -> Result<StoredConsumer, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::ConsumerInfoRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.consumer_info(request).await }
-    })
-    .await?;
-    decode(stream, resp)
-}
+use super::store::{self, StoredConsumer};
+use super::{Engine, events};
 
 /// The stream's config, refreshing the catalog once for a stream created elsewhere.
 async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, ApiError> {
@@ -96,53 +42,20 @@ async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, Ap
         .ok_or_else(ApiError::stream_not_found)
 }
 
-/// The control plane's form of a checked config.
-fn proto_config(stream: &str, cfg: &ConsumerConfig) -> Result<v1::ConsumerConfig, ApiError> {
-    let config_json = serde_json::to_vec(cfg)
-        .map_err(|e| ApiError::internal(format_args!("encoding consumer config: {e}")))?;
-    let ack_policy = match cfg.ack_policy {
-        AckPolicy::None => v1::AckPolicy::AckNone,
-        AckPolicy::All => v1::AckPolicy::AckAll,
-        AckPolicy::Explicit | AckPolicy::FlowControl => v1::AckPolicy::AckExplicit,
-    };
-    let deliver_policy = match cfg.deliver_policy {
-        DeliverPolicy::All => v1::DeliverPolicy::DeliverAll,
-        DeliverPolicy::Last => v1::DeliverPolicy::DeliverLast,
-        DeliverPolicy::New => v1::DeliverPolicy::DeliverNew,
-        DeliverPolicy::ByStartSequence => v1::DeliverPolicy::DeliverByStartSequence,
-        DeliverPolicy::ByStartTime => v1::DeliverPolicy::DeliverByStartTime,
-        DeliverPolicy::LastPerSubject => v1::DeliverPolicy::DeliverLastPerSubject,
-    };
-    Ok(v1::ConsumerConfig {
-        stream: stream.to_owned(),
-        name: cfg.name.clone(),
-        config_json,
-        ack_policy: ack_policy as i32,
-        deliver_policy: deliver_policy as i32,
-        opt_start_seq: cfg.opt_start_seq,
-        opt_start_time_unix_nanos: cfg
-            .opt_start_time
-            .as_ref()
-            .map(|t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
-        ack_wait_nanos: cfg.ack_wait,
-        max_deliver: cfg.max_deliver,
-        filter_subjects: cfg.filters().into_iter().map(str::to_owned).collect(),
-        backoff_nanos: cfg.backoff.clone(),
-        max_ack_pending: cfg.max_ack_pending,
-    })
-}
-
 /// nats-server's `ConsumerInfo` for a stored consumer.
 pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> ConsumerInfo {
     let rt = engine.running(stream, &stored.config.name);
+    let now = store::now_nanos();
+    let (paused, pause_remaining) = pause_state(stored.config.pause_until, now);
     ConsumerInfo {
+        paused,
+        pause_remaining,
         num_waiting: rt.as_ref().map_or(0, |r| r.num_waiting()),
         push_bound: !stored.config.deliver_subject.is_empty()
             && engine
                 .broker
                 .has_interest_anywhere(&stored.config.deliver_subject),
-        timestamp: Timestamp::from_unix_nanos(now_nanos()),
+        timestamp: Timestamp::from_unix_nanos(now),
         config: Some(stored.config),
         ..stored.info
     }
@@ -175,9 +88,9 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         ApiRoute::ConsumerInfo { stream, consumer } => {
             // Acks held here for a claim count in the answer (read your own acks).
             if let Some(rt) = engine.running(&stream, &consumer) {
-                super::runtime::send_held_acks(engine, &rt).await;
+                rt.send_held_acks(engine).await;
             }
-            let stored = fetch_info(engine, &stream, &consumer).await;
+            let stored = store::fetch_info(&engine.cp, &stream, &consumer).await;
             // Deliveries the answer counts go out before it (a claim it counts was
             // begun before the control plane answered, by a runtime running now).
             if let Some(rt) = engine.running(&stream, &consumer) {
@@ -189,7 +102,8 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
                 })
             })
         }
-        ApiRoute::ConsumerDelete { stream, consumer } => delete(engine, &stream, &consumer)
+        ApiRoute::ConsumerDelete { stream, consumer } => engine
+            .delete_consumer(&stream, &consumer)
             .await
             .map(|()| render_ok(&ConsumerDeleteResponse { success: true })),
         ApiRoute::ConsumerNames(stream) => {
@@ -197,11 +111,24 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         }
         ApiRoute::ConsumerList(stream) => {
             for rt in engine.running_on(&stream) {
-                super::runtime::send_held_acks(engine, &rt).await;
+                rt.send_held_acks(engine).await;
             }
             list(engine, &stream, payload).await.map(|r| render_ok(&r))
         }
-        ApiRoute::ConsumerPause { .. } => Err(ApiError::consumer_feature_unsupported("pause")),
+        ApiRoute::ConsumerPause { stream, consumer } => {
+            let span =
+                tracing::debug_span!("consumer_pause", stream = %stream, consumer = %consumer);
+            // nats-server answers errors of this route with the body's fields too.
+            return Reply::json(
+                match pause(engine, &stream, &consumer, payload)
+                    .instrument(span)
+                    .await
+                {
+                    Ok(answer) => render_ok(&answer),
+                    Err(e) => ConsumerPauseResponse::render_error(&e),
+                },
+            );
+        }
         ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
         ApiRoute::ConsumerReset { .. } => Err(ApiError::consumer_feature_unsupported("reset")),
         _ => Err(ApiError::internal("route not handled by the consumer API")),
@@ -210,6 +137,42 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
         Ok(b) => b,
         Err(e) => render_error(kind, &e),
     })
+}
+
+/// `CONSUMER.PAUSE`: sets or clears the consumer's `pause_until` in its stored config.
+/// The control plane hands out nothing for a paused consumer, so every agent serving
+/// it stops delivering; clearing the pause (or the time passing) lets them go on.
+async fn pause(
+    engine: &Arc<Engine>,
+    stream: &str,
+    name: &str,
+    payload: &[u8],
+) -> Result<ConsumerPauseResponse, ApiError> {
+    // Like nats-server, only a JSON object or array is read; anything else resumes.
+    let json = payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    let request: ConsumerPauseRequest = if json {
+        parse_request(payload)?
+    } else {
+        ConsumerPauseRequest::default()
+    };
+    let stored = store::fetch_info(&engine.cp, stream, name).await?;
+    let mut cfg = stored.config;
+    let before = cfg.pause_until;
+    cfg.pause_until = request.pause_until();
+    cfg.set_static_metadata();
+    let stored = store::update(&engine.cp, stream, store::proto_config(stream, &cfg)?).await?;
+    let answer = ConsumerPauseResponse::new(cfg.pause_until, store::now_nanos());
+    if before != cfg.pause_until {
+        tracing::info!(stream = %stream, consumer = %name, paused = answer.paused, "consumer pause changed");
+        events::pause(&engine.broker, stream, name, answer.paused, cfg.pause_until);
+    }
+    if engine.running(stream, name).is_some() {
+        engine.replace(stream, name, stored.config, stored.created_unix_nanos);
+    }
+    Ok(answer)
 }
 
 async fn create(
@@ -234,7 +197,7 @@ async fn create(
     // `_nats.req.level`, stored (nats-server's `setStaticConsumerMetadata`).
     cfg.set_static_metadata();
     // Existing consumer: the action decides (nats-server's create/update semantics).
-    let existing = match fetch_info(engine, &stream, &cfg.name).await {
+    let existing = match store::fetch_info(&engine.cp, &stream, &cfg.name).await {
         Ok(stored) => Some(stored),
         Err(e) if e.err_code == ApiError::consumer_not_found().err_code => None,
         Err(e) => return Err(e),
@@ -249,17 +212,8 @@ async fn create(
             return Err(ApiError::consumer_already_exists());
         }
         cfg.check_update(&stored.config)?;
-        let wire = proto_config(&stream, &cfg)?;
-        let resp = cp_call(|| {
-            let mut consumers = engine.cp.consumers.clone();
-            let request = v1::UpdateConsumerRequest {
-                config: Some(wire.clone()),
-                create_if_missing: false,
-            };
-            async move { consumers.update_consumer(request).await }
-        })
-        .await?;
-        let stored = decode(&stream, resp)?;
+        let stored =
+            store::update(&engine.cp, &stream, store::proto_config(&stream, &cfg)?).await?;
         tracing::info!(stream = %stream, consumer = %cfg.name, "consumer updated");
         engine.replace(
             &stream,
@@ -275,7 +229,7 @@ async fn create(
     // Work-queue rules that need no other consumer; filter uniqueness against the
     // stream's other consumers is checked atomically by the control plane.
     cfg.check_workqueue(&stream_cfg)?;
-    let wire = proto_config(&stream, &cfg)?;
+    let wire = store::proto_config(&stream, &cfg)?;
     let resp = cp_call(|| {
         let mut consumers = engine.cp.consumers.clone();
         let request = v1::CreateConsumerRequest {
@@ -284,8 +238,9 @@ async fn create(
         async move { consumers.create_consumer(request).await }
     })
     .await?;
-    let stored = decode(&stream, resp)?;
+    let stored = store::decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
+    events::consumer_action(&engine.broker, &stream, &cfg.name, Action::Create);
     engine.install(
         &stream,
         &stored.config.name,
@@ -293,49 +248,6 @@ async fn create(
         stored.created_unix_nanos,
     );
     Ok(info_of(engine, &stream, stored))
-}
-
-pub(crate) async fn delete(engine: &Engine, stream: &str, name: &str) -> Result<(), ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::DeleteConsumerRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.delete_consumer(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    engine.deleted(stream, name);
-    tracing::info!(stream = %stream, consumer = %name, "consumer deleted");
-    Ok(())
-}
-
-/// Every consumer of a stream, sorted by name.
-pub(crate) async fn list_stored(
-    engine: &Engine,
-    stream: &str,
-) -> Result<Vec<StoredConsumer>, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::ListConsumersRequest {
-            stream: stream.to_owned(),
-        };
-        async move { consumers.list_consumers(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    let mut out = resp
-        .consumers
-        .into_iter()
-        .map(|resp| decode(stream, resp))
-        .collect::<Result<Vec<_>, _>>()?;
-    out.sort_by(|a, b| a.config.name.cmp(&b.config.name));
-    Ok(out)
 }
 
 fn page<T>(items: Vec<T>, offset: u64, limit: usize) -> (ApiPaged, Vec<T>) {
@@ -361,7 +273,7 @@ async fn names(
 ) -> Result<ConsumerNamesResponse, ApiError> {
     let request: ConsumerListRequest = parse_request(payload)?;
     stream_config(engine, stream).await?;
-    let names = list_stored(engine, stream)
+    let names = store::list_stored(&engine.cp, stream)
         .await?
         .into_iter()
         .map(|c| c.config.name)
@@ -377,7 +289,7 @@ async fn list(
 ) -> Result<ConsumerListResponse, ApiError> {
     let request: ConsumerListRequest = parse_request(payload)?;
     stream_config(engine, stream).await?;
-    let all = list_stored(engine, stream).await?;
+    let all = store::list_stored(&engine.cp, stream).await?;
     let (paged, stored) = page(all, request.offset, LIST_LIMIT);
     Ok(ConsumerListResponse {
         paged,

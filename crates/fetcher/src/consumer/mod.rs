@@ -7,20 +7,32 @@
 //! - [`admin`]: `CONSUMER.CREATE` / `DURABLE.CREATE` / `INFO` / `DELETE` / `LIST` /
 //!   `NAMES`, config checks and defaults with nats-server's error codes; the full
 //!   config is stored as JSON in the control plane;
-//! - [`runtime`]: one task per consumer this agent serves — parked pull requests
-//!   (`CONSUMER.MSG.NEXT`) with batch / expires / no_wait / max_bytes / heartbeats and
-//!   their status replies, or a push consumer's delivery loop with flow control and idle
-//!   heartbeats. Deliveries are *claimed* from the control plane (so any agent can
-//!   serve any consumer, and two agents never hold one message at once), bodies read
-//!   through the [`StreamReader`](crate::StreamReader);
+//! - [`store`]: the consumer records in the control plane;
+//! - [`runtime`]: one per consumer this agent serves, driven by one task: [`pull`]
+//!   (parked `CONSUMER.MSG.NEXT` requests with batch / expires / no_wait / max_bytes /
+//!   heartbeats and their status replies) or [`push`] (delivery to the deliver subject
+//!   with flow control and idle heartbeats). Deliveries are *claimed* from the control
+//!   plane ([`claim`]: any agent can serve any consumer, and two agents never hold one
+//!   message at once), bodies read through the [`StreamReader`](crate::StreamReader);
 //! - [`acks`]: the `$JS.ACK.>` subscriber; acks arriving within a few milliseconds are
 //!   coalesced into one Acknowledge per consumer and kind, and an ack sent with a reply
 //!   subject is answered only once the control plane confirmed it;
-//! - [`wake`]: how parked consumers learn that a Claim may return something.
+//! - [`wake`]: how parked consumers learn that a Claim may return something;
+//! - [`events`]: the consumer advisories.
+//!
+//! The modules depend one way: `store`, `wake` and `events` on nothing here; `runtime` on
+//! `store`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
+//! `runtime`. This file ties them together ([`Engine`]) and is the only one that
+//! names them all.
 
 pub mod acks;
 pub mod admin;
+pub mod claim;
+pub mod events;
+pub mod pull;
+pub mod push;
 pub mod runtime;
+pub mod store;
 pub mod wake;
 
 use std::collections::HashMap;
@@ -33,6 +45,7 @@ use infinistream_broker::{Broker, BrokerError, InternalMsg};
 use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
 use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{ConsumerConfig, NextRequest, PullStatus};
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use parking_lot::Mutex;
@@ -92,8 +105,8 @@ impl ConsumerService {
             name_counter: AtomicU64::new(0),
         });
         acks::start(engine.clone())?;
-        runtime::start_flow_control(engine.clone())?;
-        tokio::spawn(runtime::push_scanner(engine.clone()));
+        push::start_flow_control(engine.clone())?;
+        tokio::spawn(push::push_scanner(engine.clone()));
         tracing::info!("consumer service started");
         Ok(ConsumerService { engine })
     }
@@ -133,7 +146,7 @@ impl Engine {
         if let Some(rt) = self.running(stream, name) {
             return Ok(rt);
         }
-        let info = admin::fetch_info(self, stream, name).await?;
+        let info = store::fetch_info(&self.cp, stream, name).await?;
         Ok(self.install(stream, name, info.config, info.created_unix_nanos))
     }
 
@@ -165,7 +178,7 @@ impl Engine {
         map.insert(key, rt.clone());
         drop(map);
         let span = tracing::info_span!("consumer", stream = %stream, consumer = %name);
-        tokio::spawn(runtime::run(self.clone(), rt.clone()).instrument(span));
+        tokio::spawn(serve(self.clone(), rt.clone()).instrument(span));
         tracing::info!(stream = %stream, consumer = %name, "serving consumer");
         rt
     }
@@ -198,6 +211,15 @@ impl Engine {
             map.remove(&key);
         }
         self.ended.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Deletes a consumer and stops serving it here.
+    pub(crate) async fn delete_consumer(&self, stream: &str, name: &str) -> Result<(), ApiError> {
+        store::delete(&self.cp, stream, name).await?;
+        self.deleted(stream, name);
+        events::consumer_action(&self.broker, stream, name, Action::Delete);
+        tracing::info!(stream = %stream, consumer = %name, "consumer deleted");
+        Ok(())
     }
 
     /// Stops serving a deleted consumer: waiting pull requests get `409 Consumer Deleted`.
@@ -263,6 +285,24 @@ impl Engine {
             }
         }
     }
+}
+
+/// Runs a consumer until it is deleted, stopped, or idle long enough to let go.
+async fn serve(engine: Arc<Engine>, rt: Arc<Runtime>) {
+    // Start heartbeats from the consumer's real position.
+    if let Ok(stored) = store::fetch_info(&engine.cp, &rt.stream, &rt.name).await {
+        let d = stored.state.delivered.unwrap_or_default();
+        rt.set_position(d.consumer_seq, d.stream_seq);
+    }
+    if rt.config.is_pull() {
+        pull::pull_loop(&engine, &rt).await;
+    } else {
+        push::push_loop(&engine, &rt).await;
+    }
+    engine.remove(&rt);
+    // Acks arriving from now on go straight to the control plane; these go now.
+    rt.send_held_acks(&engine).await;
+    tracing::debug!(stream = %rt.stream, consumer = %rt.name, "consumer runtime stopped");
 }
 
 #[async_trait]

@@ -353,6 +353,8 @@ impl ConsumerConfig {
         if !cfg.is_durable() && cfg.inactive_threshold <= 0 {
             cfg.inactive_threshold = DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD;
         }
+        // nats-server stores pause_until in UTC.
+        cfg.pause_until = cfg.pause_until.map(Timestamp::to_utc);
         Ok(cfg)
     }
 
@@ -805,7 +807,6 @@ impl ConsumerConfig {
             ("direct", self.direct),
             ("sourcing", self.sourcing),
             ("ack_policy", self.ack_policy == AckPolicy::FlowControl),
-            ("pause_until", self.pause_until.is_some()),
         ];
         refused
             .iter()
@@ -1044,6 +1045,71 @@ pub struct ConsumerDeleteResponse {
 }
 impl ApiResponseType for ConsumerDeleteResponse {
     const TYPE: &'static str = types::CONSUMER_DELETE;
+}
+
+/// `CONSUMER.PAUSE` request. No body, no `pause_until` or Go's zero time resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerPauseRequest {
+    /// Paused until this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<Timestamp>,
+}
+
+impl ConsumerPauseRequest {
+    /// The `pause_until` a consumer gets from this request: `None` resumes.
+    pub fn pause_until(&self) -> Option<Timestamp> {
+        self.pause_until
+            .map(Timestamp::to_utc)
+            .filter(|t| !t.is_zero())
+    }
+}
+
+/// `CONSUMER.PAUSE` reply body. nats-server sends `paused` and `pause_until` (Go's
+/// zero time) with errors too ([`ConsumerPauseResponse::render_error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConsumerPauseResponse {
+    /// Paused now.
+    pub paused: bool,
+    /// Paused until this time (Go's zero time when resumed).
+    pub pause_until: Timestamp,
+    /// Pause time left (nanoseconds).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pause_remaining: Nanos,
+}
+
+impl ConsumerPauseResponse {
+    /// The answer for a consumer now paused until `pause_until` (`None`: resumed).
+    pub fn new(pause_until: Option<Timestamp>, now_unix_nanos: i128) -> Self {
+        let until = pause_until.unwrap_or_default();
+        let (paused, pause_remaining) = pause_state(pause_until, now_unix_nanos);
+        Self {
+            paused,
+            pause_until: until,
+            pause_remaining,
+        }
+    }
+
+    /// nats-server's error answer: the error, `"paused":false` and a zero `pause_until`.
+    pub fn render_error(error: &ApiError) -> Vec<u8> {
+        super::response::render_error_with(error, &Self::default())
+    }
+}
+
+impl ApiResponseType for ConsumerPauseResponse {
+    const TYPE: &'static str = types::CONSUMER_PAUSE;
+}
+
+/// nats-server's `paused` and `pause_remaining` for a consumer paused until
+/// `pause_until`, at `now_unix_nanos`.
+pub fn pause_state(pause_until: Option<Timestamp>, now_unix_nanos: i128) -> (bool, Nanos) {
+    match pause_until {
+        Some(t) if t.unix_nanos() > now_unix_nanos => (
+            true,
+            Nanos::try_from(t.unix_nanos() - now_unix_nanos).unwrap_or(Nanos::MAX),
+        ),
+        _ => (false, 0),
+    }
 }
 
 /// `CONSUMER.NAMES` / `CONSUMER.LIST` request (optional body).

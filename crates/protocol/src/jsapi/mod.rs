@@ -16,6 +16,7 @@
 //! - [`consumer`]: consumer config (mirroring `checkConsumerCfg`), info, create and
 //!   next requests.
 //! - [`ack`]: `$JS.ACK.…` reply subjects and ack payload kinds.
+//! - [`advisory`]: `$JS.EVENT.ADVISORY.…` subjects and bodies.
 //! - [`account`]: `$JS.API.INFO` account info.
 //! - [`jsz`]: the `/jsz` monitoring document and its query options.
 //! - [`subjects`]: the `$JS.API` subject router.
@@ -27,6 +28,7 @@
 
 pub mod account;
 pub mod ack;
+pub mod advisory;
 pub mod consumer;
 pub mod counter;
 pub mod errors;

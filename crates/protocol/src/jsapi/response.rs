@@ -54,6 +54,26 @@ pub fn render_error(kind: &str, error: &ApiError) -> Vec<u8> {
     serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
+#[derive(Serialize)]
+struct ErrWithEnvelope<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: &'a ApiError,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Renders an error reply that carries body fields as well, as some of nats-server's
+/// do (`CONSUMER.PAUSE`): `{"type":T::TYPE,"error":{…}, …body}`.
+pub fn render_error_with<T: Serialize + ApiResponseType>(error: &ApiError, body: &T) -> Vec<u8> {
+    let envelope = ErrWithEnvelope {
+        kind: T::TYPE,
+        error,
+        body,
+    };
+    serde_json::to_vec(&envelope).unwrap_or_else(|_| render_error(T::TYPE, error))
+}
+
 /// Renders either outcome under `T`'s type.
 pub fn render_result<T: Serialize + ApiResponseType>(result: &Result<T, ApiError>) -> Vec<u8> {
     match result {

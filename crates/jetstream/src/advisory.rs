@@ -1,0 +1,49 @@
+//! Publishing JetStream advisories (`$JS.EVENT.ADVISORY.…`, shapes in
+//! [`infinistream_protocol::jsapi::advisory`]). Each is published by the one agent
+//! that did the work (answered the API request, made the claim, applied the ack), so
+//! the group sends it once, not once per agent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use infinistream_broker::Broker;
+use infinistream_protocol::jsapi::advisory::TypedEvent;
+use serde::Serialize;
+
+/// Publishes `body` on `subject`. An advisory nobody listens to costs nothing more
+/// than the routing lookup.
+pub fn publish<T: Serialize>(broker: &Broker, subject: &str, body: &T) {
+    match serde_json::to_vec(body) {
+        Ok(json) => broker.publish(subject, None, None, Bytes::from(json)),
+        Err(e) => tracing::warn!(subject = %subject, error = %e, "encoding an advisory failed"),
+    }
+}
+
+/// A new event of `kind`, now, with a unique id (22 characters, like nats-server's
+/// nuid).
+pub fn event(kind: &'static str) -> TypedEvent {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    TypedEvent::new(kind, unique_id(), now)
+}
+
+fn unique_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut out = String::with_capacity(22);
+    for half in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u64(half);
+        let mut v = h.finish();
+        for _ in 0..11 {
+            out.push(char::from(ALPHABET[(v % ALPHABET.len() as u64) as usize]));
+            v /= ALPHABET.len() as u64;
+        }
+    }
+    out
+}
