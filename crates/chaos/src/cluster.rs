@@ -327,18 +327,26 @@ impl Cluster {
         Ok(())
     }
 
-    /// The control-plane replica holding the leader key in etcd, if one does.
-    pub fn cp_leader(&self) -> Option<usize> {
+    /// The control-plane replica holding the leader key in etcd, or what etcd held.
+    pub fn cp_leader(&self) -> Result<usize, String> {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.etcd.hosts(), "--command-timeout=3s"])
-            .args(["get", "_leader/control-plane", "--print-value-only"])
+            .args(["get", "--prefix", "/infinistream/_leader/control-plane"])
+            .args(["--print-value-only"])
             .output()
-            .ok()?;
+            .map_err(|e| format!("etcdctl: {e}"))?;
         let value = String::from_utf8_lossy(&out.stdout);
         self.cps
             .iter()
             .position(|cp| value.contains(&format!(":{}", cp.port)))
+            .ok_or_else(|| {
+                format!(
+                    "leader key holds `{}` ({})",
+                    value.trim(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            })
     }
 
     /// The etcd member that leads, asking each running member.

@@ -133,10 +133,10 @@ fn inject(t: &Targets, kind: FaultKind, rng: &mut Rng) -> (String, Result<(), St
         }
         FaultKind::CpLeaderKill => {
             let (i, how) = match c.cp_leader() {
-                Some(i) => (i, "leader"),
-                None => (
+                Ok(i) => (i, "leader".to_owned()),
+                Err(why) => (
                     rng.below(c.cp_count() as u64) as usize,
-                    "random (no leader key found)",
+                    format!("random: {why}"),
                 ),
             };
             let r = c.kill_cp(i).and_then(|()| {

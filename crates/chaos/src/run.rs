@@ -21,7 +21,7 @@ use crate::Error;
 /// Memory bound per process (resident set), checked on every sample.
 pub const RSS_BOUND: u64 = 768 * 1024 * 1024;
 /// Search steps per KV key before the checker gives up on it.
-const LINEARIZABILITY_BUDGET: u64 = 20_000_000;
+const LINEARIZABILITY_BUDGET: u64 = 5_000_000;
 /// How long after its end a fault's stall is measured.
 const STALL_TAIL_MS: u64 = 15_000;
 
@@ -47,7 +47,7 @@ impl Config {
             seed,
             publishers: 3,
             kv_clients: 4,
-            kv_keys: 4,
+            kv_keys: 32,
             workers: 2,
         }
     }
@@ -80,6 +80,8 @@ pub struct WorkCounts {
     pub delivered_after_ack: u64,
     /// Messages left in the stream after the drain beyond those never acked.
     pub acked_left_in_stream: u64,
+    /// The never-done items: (number, publish ack time ms, deliveries seen).
+    pub never_done_items: Vec<(u64, u64, usize)>,
 }
 
 /// The whole report (also written as JSON).
@@ -92,6 +94,10 @@ pub struct Report {
     pub ack_rate_per_s: f64,
     pub kv: linearizability::Summary,
     pub kv_verdict: Verdict,
+    /// KV client errors by operation and message (ambiguous writes, failed reads).
+    pub kv_errors: BTreeMap<String, u64>,
+    /// Each agent, alone, before the faults: a stream publish, a KV put and a KV get.
+    pub agent_probes: BTreeMap<String, Vec<String>>,
     pub work_queue: WorkCounts,
     /// Longest gap between stream acks from each fault's start to 15 s after its end.
     pub longest_stall_ms: BTreeMap<FaultKind, u64>,
@@ -154,6 +160,10 @@ pub async fn run(config: Config) -> Result<Report, Error> {
 
     let admin = workloads::connect(&urls).await?;
     workloads::setup(&admin).await?;
+    let mut agent_probes = BTreeMap::new();
+    for (i, url) in urls.iter().enumerate() {
+        agent_probes.insert(cluster.agent_name(i).to_owned(), workloads::probe(url).await);
+    }
 
     // Memory sampler.
     let sampling = Arc::new(AtomicBool::new(true));
@@ -178,6 +188,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     let stop = Arc::new(Notify::new());
     let stream_record: Arc<Mutex<StreamRecord>> = Arc::default();
     let history: Arc<Mutex<Vec<linearizability::Operation>>> = Arc::default();
+    let kv_errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let work_record: Arc<Mutex<WorkRecord>> = Arc::default();
     let workers_done = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -201,6 +212,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
             clock,
             stop.clone(),
             history.clone(),
+            kv_errors.clone(),
         )));
     }
     let producer = tokio::spawn(workloads::work_producer(
@@ -245,8 +257,8 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         let _ = tokio::time::timeout(Duration::from_secs(120), task).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(120), producer).await;
-    // Drain the work queue: every acked publish confirmed, or a minute passes.
-    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    // Drain the work queue: every acked publish confirmed, or 30 s pass.
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let done = {
             let r = work_record.lock().unwrap_or_else(|p| p.into_inner());
@@ -334,6 +346,8 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         stream,
         kv,
         kv_verdict,
+        agent_probes,
+        kv_errors: std::mem::take(&mut *kv_errors.lock().unwrap_or_else(|p| p.into_inner())),
         work_queue,
         longest_stall_ms,
         max_rss_bytes,
@@ -364,7 +378,8 @@ async fn check_stream(
             counts.sequence_gaps += 1;
         }
         expected = seq + 1;
-        if seq_of.insert(id.as_str(), *seq).is_some() {
+        // Only the publishers' messages carry a Msg-Id (the agent probes' do not).
+        if !id.is_empty() && seq_of.insert(id.as_str(), *seq).is_some() {
             counts.duplicated += 1;
         }
     }
@@ -396,11 +411,16 @@ async fn check_work(
     js: &async_nats::jetstream::Context,
     record: &WorkRecord,
 ) -> Result<WorkCounts, Error> {
-    let never_done = record
+    let never_done_items: Vec<(u64, u64, usize)> = record
         .published
-        .keys()
-        .filter(|n| !record.confirmed.contains_key(n))
-        .count() as u64;
+        .iter()
+        .filter(|(n, _)| !record.confirmed.contains_key(n))
+        .map(|(&n, &at)| {
+            let seen = record.deliveries.iter().filter(|(d, _)| *d == n).count();
+            (n, at, seen)
+        })
+        .collect();
+    let never_done = never_done_items.len() as u64;
     let delivered_after_ack = record
         .deliveries
         .iter()
@@ -426,6 +446,7 @@ async fn check_work(
         never_done,
         delivered_after_ack,
         acked_left_in_stream: left.saturating_sub(may_remain),
+        never_done_items,
     })
 }
 
@@ -495,6 +516,16 @@ impl Report {
                 Verdict::Undecided { key } => format!("undecided on {key}"),
             }
         );
+        let mut errors: Vec<_> = self.kv_errors.iter().collect();
+        errors.sort_by(|a, b| b.1.cmp(a.1));
+        for (e, n) in errors.iter().take(5) {
+            let _ = writeln!(s, "  kv error ×{n}: {e}");
+        }
+        for (agent, answers) in &self.agent_probes {
+            if answers.iter().any(|a| !a.contains(": ok")) {
+                let _ = writeln!(s, "  probe of agent {agent}: {}", answers.join("; "));
+            }
+        }
         let w = &self.work_queue;
         let _ = writeln!(
             s,

@@ -11,7 +11,7 @@
 //!
 //! Times are milliseconds (microseconds for the KV history) since the run's start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,47 @@ fn tracing_note(line: &str) {
     if std::env::var_os("CHAOS_VERBOSE").is_some() {
         eprintln!("chaos: {line}");
     }
+}
+
+/// Connects to the agent at `url` alone (no other server to fail over to) and tries a
+/// stream publish, a KV put and a KV get through it: what each answered, so a run
+/// names the agent behind client errors.
+pub async fn probe(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let client = match async_nats::ConnectOptions::new()
+        .request_timeout(Some(REQUEST))
+        .connect(url)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return vec![format!("connect: {e}")],
+    };
+    let js = jetstream::new(client);
+    let published = async {
+        js.publish("chaos.probe", Bytes::from_static(b"probe"))
+            .await?
+            .await
+            .map_err(async_nats::Error::from)
+    };
+    out.push(match published.await {
+        Ok(ack) => format!("stream publish: ok seq {}", ack.sequence),
+        Err(e) => format!("stream publish: {e}"),
+    });
+    match js.get_key_value(KV_BUCKET).await {
+        Err(e) => out.push(format!("kv bucket: {e}")),
+        Ok(store) => {
+            out.push(match store.put("probe", Bytes::from_static(b"1")).await {
+                Ok(rev) => format!("kv put: ok revision {rev}"),
+                Err(e) => format!("kv put: {e}"),
+            });
+            out.push(match store.entry("probe").await {
+                Ok(Some(e)) => format!("kv get: ok revision {}", e.revision),
+                Ok(None) => "kv get: not found".into(),
+                Err(e) => format!("kv get: {e}"),
+            });
+        }
+    }
+    out
 }
 
 /// What a publisher saw for one message.
@@ -274,7 +315,17 @@ pub async fn kv_client(
     clock: Clock,
     stop: Arc<tokio::sync::Notify>,
     history: Arc<Mutex<Vec<Operation>>>,
+    errors: Arc<Mutex<BTreeMap<String, u64>>>,
 ) {
+    let note = |what: &str, e: &dyn std::fmt::Display| {
+        // One line per kind of error: object names and addresses cut off.
+        let mut line = format!("{what}: {e}");
+        if let Some(cut) = line.find('`') {
+            line.truncate(cut);
+        }
+        line.truncate(120);
+        *lock(&errors).entry(line).or_default() += 1;
+    };
     let store = loop {
         match js.get_key_value(KV_BUCKET).await {
             Ok(store) => break store,
@@ -310,14 +361,31 @@ pub async fn kv_client(
                 }
                 Ok(Ok(_)) => Output::NotFound,
                 // A failed read has no effect: leave it out of the history.
-                _ => continue,
+                Ok(Err(e)) => {
+                    note("get", &e);
+                    continue;
+                }
+                Err(e) => {
+                    note("get", &e);
+                    continue;
+                }
             };
             (Input::Get, output)
         } else if roll < 55 {
             let out = tokio::time::timeout(REQUEST, store.put(&key, payload)).await;
             let output = match out {
                 Ok(Ok(rev)) => Output::Written(rev),
-                _ => Output::Unknown,
+                Ok(Err(e)) => {
+                    note("put", &e);
+                    if definitely_failed(&e) {
+                        continue;
+                    }
+                    Output::Unknown
+                }
+                Err(e) => {
+                    note("put", &e);
+                    Output::Unknown
+                }
             };
             (Input::Put(value), output)
         } else if roll < 65 {
@@ -325,7 +393,17 @@ pub async fn kv_client(
             let output = match out {
                 Ok(Ok(rev)) => Output::Written(rev),
                 Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Output::Exists,
-                _ => Output::Unknown,
+                Ok(Err(e)) => {
+                    note("create", &e);
+                    if definitely_failed(&e) {
+                        continue;
+                    }
+                    Output::Unknown
+                }
+                Err(e) => {
+                    note("create", &e);
+                    Output::Unknown
+                }
             };
             (Input::Create(value), output)
         } else if roll < 90 {
@@ -336,7 +414,17 @@ pub async fn kv_client(
                 Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     Output::WrongRevision
                 }
-                _ => Output::Unknown,
+                Ok(Err(e)) => {
+                    note("update", &e);
+                    if definitely_failed(&e) {
+                        continue;
+                    }
+                    Output::Unknown
+                }
+                Err(e) => {
+                    note("update", &e);
+                    Output::Unknown
+                }
             };
             (Input::Update(value, expected), output)
         } else {
@@ -352,7 +440,17 @@ pub async fn kv_client(
             };
             let output = match tokio::time::timeout(REQUEST, sent).await {
                 Ok(Ok(ack)) => Output::Written(ack.sequence),
-                _ => Output::Unknown,
+                Ok(Err(e)) => {
+                    note("delete", &e);
+                    if definitely_failed(&e) {
+                        continue;
+                    }
+                    Output::Unknown
+                }
+                Err(e) => {
+                    note("delete", &e);
+                    Output::Unknown
+                }
             };
             (Input::Delete, output)
         };
@@ -369,6 +467,14 @@ pub async fn kv_client(
             ret,
         });
     }
+}
+
+/// An error that proves the write never happened, so the operation leaves the
+/// history: no stream took the publish (the server answered "no responders"), or the
+/// agent's batch upload failed (nothing is committed without its object).
+fn definitely_failed(e: &dyn std::fmt::Display) -> bool {
+    let e = e.to_string();
+    e.contains("no stream found for given subject") || e.contains("batch upload failed")
 }
 
 /// The work-queue workload's record.
