@@ -23,7 +23,9 @@ pub fn chaos(args: &[String]) -> anyhow::Result<()> {
             "--duration" => duration = parse_duration(value()?)?,
             "--seed" => seed = value()?.parse().context("--seed must be a number")?,
             "--report" => report_path = Some(std::path::PathBuf::from(value()?)),
-            other => bail!("unknown argument `{other}` (usage: cargo xtask chaos [--duration D] [--seed S] [--report PATH])"),
+            other => bail!(
+                "unknown argument `{other}` (usage: cargo xtask chaos [--duration D] [--seed S] [--report PATH])"
+            ),
         }
     }
     crate::bench::build_release()?;
@@ -31,7 +33,10 @@ pub fn chaos(args: &[String]) -> anyhow::Result<()> {
     let report_path = report_path.unwrap_or_else(|| {
         crate::workspace_root().join(format!("target/chaos-report-{seed}.json"))
     });
-    eprintln!("xtask: chaos run for {duration:?} with seed {seed} ({})", binary.display());
+    eprintln!(
+        "xtask: chaos run for {duration:?} with seed {seed} ({})",
+        binary.display()
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

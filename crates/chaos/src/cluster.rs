@@ -332,7 +332,7 @@ impl Cluster {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.etcd.hosts(), "--command-timeout=3s"])
-            .args(["get", "--prefix", "/infinistream/_leader/control-plane"])
+            .args(["get", "--prefix", "infinistream/_leader/control-plane"])
             .args(["--print-value-only"])
             .output()
             .map_err(|e| format!("etcdctl: {e}"))?;
@@ -355,7 +355,11 @@ impl Cluster {
             self.etcd.pid(i)?;
             let out = Command::new("etcdctl")
                 .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &self.etcd.endpoint(i), "--command-timeout=3s"])
+                .args([
+                    "--endpoints",
+                    &self.etcd.endpoint(i),
+                    "--command-timeout=3s",
+                ])
                 .args(["endpoint", "status", "-w", "json"])
                 .output()
                 .ok()?;

@@ -139,12 +139,10 @@ fn step(state: State, input: Input, output: Output) -> Option<State> {
         } else {
             state
         }),
-        (Input::Update(v, e), Output::Written(r)) if state.rev.may_be(e) && r > e => {
-            Some(State {
-                value: Some(v),
-                rev: Rev::Known(r),
-            })
-        }
+        (Input::Update(v, e), Output::Written(r)) if state.rev.may_be(e) && r > e => Some(State {
+            value: Some(v),
+            rev: Rev::Known(r),
+        }),
         (Input::Update(_, e), Output::WrongRevision) if state.rev != Rev::Known(e) => Some(state),
         (Input::Update(v, e), Output::Unknown) => Some(if state.rev.may_be(e) {
             State {
@@ -180,7 +178,9 @@ pub enum Verdict {
         operations: Vec<Operation>,
     },
     /// The search ran out of its step budget on this key.
-    Undecided { key: String },
+    Undecided {
+        key: String,
+    },
 }
 
 /// Per-history figures for the report.

@@ -167,7 +167,10 @@ fn inject(t: &Targets, kind: FaultKind, rng: &mut Rng) -> (String, Result<(), St
                     c.etcd.restart(i)
                 })
                 .map_err(|e| e.to_string());
-            (format!("kill -9 etcd member {i} (leader was {leader:?})"), r)
+            (
+                format!("kill -9 etcd member {i} (leader was {leader:?})"),
+                r,
+            )
         }
         FaultKind::AgentPause => {
             let i = random_agent(rng);

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::Error;
 use crate::cluster::{self, Cluster, Wiring};
 use crate::linearizability::{self, Verdict};
 use crate::nemesis::{self, FaultEvent, FaultKind, Targets};
 use crate::proxy::{BucketProxy, Partition};
 use crate::rng::Rng;
 use crate::workloads::{self, Clock, StreamRecord, WorkRecord};
-use crate::Error;
 
 /// Memory bound per process (resident set), checked on every sample.
 pub const RSS_BOUND: u64 = 768 * 1024 * 1024;
@@ -80,6 +80,8 @@ pub struct WorkCounts {
     pub delivered_after_ack: u64,
     /// Messages left in the stream after the drain beyond those never acked.
     pub acked_left_in_stream: u64,
+    /// Items delivered whose ack confirmation was lost but which left the stream.
+    pub ack_unconfirmed: u64,
     /// The never-done items: (number, publish ack time ms, deliveries seen).
     pub never_done_items: Vec<(u64, u64, usize)>,
 }
@@ -162,7 +164,10 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     workloads::setup(&admin).await?;
     let mut agent_probes = BTreeMap::new();
     for (i, url) in urls.iter().enumerate() {
-        agent_probes.insert(cluster.agent_name(i).to_owned(), workloads::probe(url).await);
+        agent_probes.insert(
+            cluster.agent_name(i).to_owned(),
+            workloads::probe(url).await,
+        );
     }
 
     // Memory sampler.
@@ -276,13 +281,15 @@ pub async fn run(config: Config) -> Result<Report, Error> {
 
     // Checks.
     let mut failures = Vec::new();
-    let stream_record = std::mem::take(&mut *stream_record.lock().unwrap_or_else(|p| p.into_inner()));
+    let stream_record =
+        std::mem::take(&mut *stream_record.lock().unwrap_or_else(|p| p.into_inner()));
     let stream = check_stream(&admin, &stream_record).await?;
     let history = std::mem::take(&mut *history.lock().unwrap_or_else(|p| p.into_inner()));
-    let (kv_verdict, kv) =
-        tokio::task::spawn_blocking(move || linearizability::check(&history, LINEARIZABILITY_BUDGET))
-            .await
-            .map_err(|e| Error::Setup(e.to_string()))?;
+    let (kv_verdict, kv) = tokio::task::spawn_blocking(move || {
+        linearizability::check(&history, LINEARIZABILITY_BUDGET)
+    })
+    .await
+    .map_err(|e| Error::Setup(e.to_string()))?;
     let work_record = std::mem::take(&mut *work_record.lock().unwrap_or_else(|p| p.into_inner()));
     let work_queue = check_work(&admin, &work_record).await?;
     let ack_times: Vec<u64> = {
@@ -301,9 +308,18 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         ("acks with a wrong sequence", stream.wrong_sequence),
         ("gaps in the stream's sequences", stream.sequence_gaps),
         ("messages out of order per publisher", stream.out_of_order),
-        ("acked work items never delivered and acked", work_queue.never_done),
-        ("work items delivered after their ack was confirmed", work_queue.delivered_after_ack),
-        ("acked work items left in the stream", work_queue.acked_left_in_stream),
+        (
+            "acked work items never delivered and acked",
+            work_queue.never_done,
+        ),
+        (
+            "work items delivered after their ack was confirmed",
+            work_queue.delivered_after_ack,
+        ),
+        (
+            "acked work items left in the stream",
+            work_queue.acked_left_in_stream,
+        ),
     ] {
         if n > 0 {
             failures.push(format!("{n} {what}"));
@@ -411,25 +427,38 @@ async fn check_work(
     js: &async_nats::jetstream::Context,
     record: &WorkRecord,
 ) -> Result<WorkCounts, Error> {
-    let never_done_items: Vec<(u64, u64, usize)> = record
-        .published
-        .iter()
-        .filter(|(n, _)| !record.confirmed.contains_key(n))
-        .map(|(&n, &at)| {
-            let seen = record.deliveries.iter().filter(|(d, _)| *d == n).count();
-            (n, at, seen)
-        })
-        .collect();
+    let stream = js
+        .get_stream(workloads::WORK_STREAM)
+        .await
+        .map_err(|e| Error::Nats(format!("work stream: {e}")))?;
+    // An item whose ack was never confirmed but which left the stream was acked (the
+    // confirmation was lost); one still in the stream was neither redelivered nor done.
+    let mut ack_unconfirmed = 0u64;
+    let mut never_done_items = Vec::new();
+    for (&n, &(at, seq)) in &record.published {
+        if record.confirmed.contains_key(&n) {
+            continue;
+        }
+        let seen = record.deliveries.iter().filter(|(d, _)| *d == n).count();
+        match stream.get_raw_message(seq).await {
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    && seen > 0 =>
+            {
+                ack_unconfirmed += 1
+            }
+            _ => never_done_items.push((n, at, seen)),
+        }
+    }
     let never_done = never_done_items.len() as u64;
     let delivered_after_ack = record
         .deliveries
         .iter()
         .filter(|(n, fetch_started)| record.confirmed.get(n).is_some_and(|c| fetch_started > c))
         .count() as u64;
-    let left = js
-        .get_stream(workloads::WORK_STREAM)
-        .await
-        .map_err(|e| Error::Nats(format!("work stream: {e}")))?
+    let left = stream
+        .clone()
         .info()
         .await
         .map_err(|e| Error::Nats(format!("work stream info: {e}")))?
@@ -437,7 +466,7 @@ async fn check_work(
         .messages;
     // Messages still in the stream beyond those never confirmed (published but unacked
     // ones may be in it too).
-    let may_remain = never_done + record.unacked_publishes;
+    let may_remain = never_done + ack_unconfirmed + record.unacked_publishes;
     Ok(WorkCounts {
         published: record.published.len() as u64,
         unacked_publishes: record.unacked_publishes,
@@ -447,6 +476,7 @@ async fn check_work(
         delivered_after_ack,
         acked_left_in_stream: left.saturating_sub(may_remain),
         never_done_items,
+        ack_unconfirmed,
     })
 }
 
@@ -529,10 +559,11 @@ impl Report {
         let w = &self.work_queue;
         let _ = writeln!(
             s,
-            "work queue: {} published, {} deliveries, {} acks confirmed; never done {}, delivered after ack {}, acked left in stream {}",
+            "work queue: {} published, {} deliveries, {} acks confirmed, {} acked without confirmation; never done {}, delivered after ack {}, acked left in stream {}",
             w.published,
             w.deliveries,
             w.confirmed_acks,
+            w.ack_unconfirmed,
             w.never_done,
             w.delivered_after_ack,
             w.acked_left_in_stream

@@ -480,8 +480,8 @@ fn definitely_failed(e: &dyn std::fmt::Display) -> bool {
 /// The work-queue workload's record.
 #[derive(Debug, Default)]
 pub struct WorkRecord {
-    /// Msg-Id number → ack time of its publish.
-    pub published: HashMap<u64, u64>,
+    /// Msg-Id number → (ack time of its publish, its stream sequence).
+    pub published: HashMap<u64, (u64, u64)>,
     /// (number, start time of the fetch that delivered it).
     pub deliveries: Vec<(u64, u64)>,
     /// Number → time its ack was confirmed (first confirmation).
@@ -507,7 +507,10 @@ pub async fn work_producer(
         let started = Instant::now();
         loop {
             let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("w-{n}").as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                format!("w-{n}").as_str(),
+            );
             let sent = async {
                 js.publish_with_headers(format!("wq.{}", n % 4), headers, n.to_string().into())
                     .await?
@@ -515,8 +518,10 @@ pub async fn work_producer(
                     .map_err(async_nats::Error::from)
             };
             match sent.await {
-                Ok(_) => {
-                    lock(&record).published.insert(n, clock.ms());
+                Ok(ack) => {
+                    lock(&record)
+                        .published
+                        .insert(n, (clock.ms(), ack.sequence));
                     break;
                 }
                 Err(_) if started.elapsed() < RETRY_FOR => {
