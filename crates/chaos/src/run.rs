@@ -16,7 +16,7 @@ use crate::linearizability::{self, Verdict};
 use crate::nemesis::{self, FaultEvent, FaultKind, Targets};
 use crate::proxy::{BucketProxy, Partition};
 use crate::rng::Rng;
-use crate::workloads::{self, Clock, StreamRecord, WorkRecord};
+use crate::workloads::{self, Clock, KvRecord, StreamRecord, WorkRecord};
 
 /// Memory bound per process (resident set), checked on every sample.
 pub const RSS_BOUND: u64 = 768 * 1024 * 1024;
@@ -192,8 +192,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     // Workloads.
     let stop = Arc::new(Notify::new());
     let stream_record: Arc<Mutex<StreamRecord>> = Arc::default();
-    let history: Arc<Mutex<Vec<linearizability::Operation>>> = Arc::default();
-    let kv_errors: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let kv_record: Arc<Mutex<KvRecord>> = Arc::default();
     let work_record: Arc<Mutex<WorkRecord>> = Arc::default();
     let workers_done = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -216,8 +215,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
             rng.fork(),
             clock,
             stop.clone(),
-            history.clone(),
-            kv_errors.clone(),
+            kv_record.clone(),
         )));
     }
     let producer = tokio::spawn(workloads::work_producer(
@@ -284,7 +282,10 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     let stream_record =
         std::mem::take(&mut *stream_record.lock().unwrap_or_else(|p| p.into_inner()));
     let stream = check_stream(&admin, &stream_record).await?;
-    let history = std::mem::take(&mut *history.lock().unwrap_or_else(|p| p.into_inner()));
+    let KvRecord {
+        history,
+        errors: kv_errors,
+    } = std::mem::take(&mut *kv_record.lock().unwrap_or_else(|p| p.into_inner()));
     let (kv_verdict, kv) = tokio::task::spawn_blocking(move || {
         linearizability::check(&history, LINEARIZABILITY_BUDGET)
     })
@@ -363,7 +364,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         kv,
         kv_verdict,
         agent_probes,
-        kv_errors: std::mem::take(&mut *kv_errors.lock().unwrap_or_else(|p| p.into_inner())),
+        kv_errors,
         work_queue,
         longest_stall_ms,
         max_rss_bytes,

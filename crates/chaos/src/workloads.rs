@@ -306,6 +306,14 @@ pub async fn read_all(
     Ok(out)
 }
 
+/// The KV workload's record.
+#[derive(Debug, Default)]
+pub struct KvRecord {
+    pub history: Vec<Operation>,
+    /// Client errors by operation and kind (ambiguous writes, failed reads).
+    pub errors: BTreeMap<String, u64>,
+}
+
 /// One KV client: random operations on `keys` keys until `stop`.
 pub async fn kv_client(
     js: jetstream::Context,
@@ -314,8 +322,7 @@ pub async fn kv_client(
     mut rng: Rng,
     clock: Clock,
     stop: Arc<tokio::sync::Notify>,
-    history: Arc<Mutex<Vec<Operation>>>,
-    errors: Arc<Mutex<BTreeMap<String, u64>>>,
+    record: Arc<Mutex<KvRecord>>,
 ) {
     let note = |what: &str, e: &dyn std::fmt::Display| {
         // One line per kind of error: object names and addresses cut off.
@@ -324,7 +331,7 @@ pub async fn kv_client(
             line.truncate(cut);
         }
         line.truncate(120);
-        *lock(&errors).entry(line).or_default() += 1;
+        *lock(&record).errors.entry(line).or_default() += 1;
     };
     let store = loop {
         match js.get_key_value(KV_BUCKET).await {
@@ -458,7 +465,7 @@ pub async fn kv_client(
             seen.insert(key.clone(), rev);
         }
         let ret = clock.us();
-        lock(&history).push(Operation {
+        lock(&record).history.push(Operation {
             client,
             key,
             input,
