@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod linearizability;
 pub mod nemesis;
 pub mod proxy;
+pub mod reference;
 pub mod rng;
 pub mod run;
 pub mod workloads;

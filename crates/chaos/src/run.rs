@@ -376,7 +376,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     })
 }
 
-async fn check_stream(
+pub(crate) async fn check_stream(
     js: &async_nats::jetstream::Context,
     record: &StreamRecord,
 ) -> Result<StreamCounts, Error> {
