@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("infinistream-cp-client", 1),
     ("infinistream-metastore", 1),
     ("infinistream-jetstream", 2),
+    ("infinistream-peer", 2),
     // The roles: one layer, so none depends on another.
     ("infinistream-control-plane", 3),
     ("infinistream-gateway", 3),
@@ -43,6 +44,7 @@ const TEST_TOOLING: &[&str] = &["infinistream-testkit", "infinistream-chaos"];
 const AGENT_SIDE: &[&str] = &[
     "infinistream-cp-client",
     "infinistream-jetstream",
+    "infinistream-peer",
     "infinistream-gateway",
     "infinistream-fetcher",
     "infinistream-jobs",

@@ -1,7 +1,8 @@
 //! `infinistream control-plane`: the metadata service as its own process.
 //!
 //! Besides gRPC on `--listen`, it serves `/healthz` and `/metrics` on its HTTP port
-//! (`-m`), so orchestrators can probe it like the agents.
+//! (`-m`), so orchestrators can probe it like the agents; `/metrics` counts the gRPC
+//! requests by method (`infinistream_control_plane_requests_total`).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use infinistream_config::{ControlPlaneConfig, StoreUrl};
 use infinistream_control_plane::server::{ServeOptions, StoreSpec, run_control_plane};
-use infinistream_control_plane::{GroupKeys, Options};
+use infinistream_control_plane::{GroupKeys, Options, RequestMetrics};
 use infinistream_runtime::{CancellationToken, Metrics};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
@@ -62,7 +63,9 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
     let metrics = Metrics::new();
     let up = Gauge::<i64>::default();
     up.set(1);
+    let requests = RequestMetrics::new();
     metrics.register(|r| {
+        requests.register(r);
         r.register(
             "control_plane_up",
             "1 while the control plane process runs",
@@ -102,6 +105,7 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
             advertise: Some(config.advertise.clone()),
             groups,
             options: Options::default(),
+            requests,
         },
         shutdown.clone().cancelled_owned(),
     )

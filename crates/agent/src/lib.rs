@@ -1,5 +1,6 @@
 //! Agent wiring: builds the shared pieces once (bucket, control-plane client, NATS
-//! listener, monitoring, metrics) and starts the roles the configuration asks for.
+//! listener, peer port, stream watch and catalog, monitoring, metrics) and starts the
+//! roles the configuration asks for, each through its crate's one entry point.
 //!
 //! Start-up order, each step logged once:
 //! 1. the zone: configured, else asked of the cloud's instance metadata (remote control
@@ -7,7 +8,7 @@
 //!    `default`;
 //! 2. bind the NATS, monitoring and peer listeners (a taken port stops the agent here)
 //!    and serve monitoring at once: `/healthz` is 200 from now on, `/readyz` 503 until
-//!    step 6 (see [`health`]);
+//!    step 7 (see [`health`]);
 //! 3. reach the control plane: embedded (the default: opened in-process over the data
 //!    directory and called through the same gRPC services) or remote
 //!    (`INFINISTREAM_CONTROL_PLANE`; retried with backoff while unreachable);
@@ -15,43 +16,45 @@
 //!    agent);
 //! 5. register the agent (id, roles, zone, addresses; retried while the control plane is
 //!    unavailable, a refusal stops the agent) and keep its lease alive;
-//! 6. start the roles and serve NATS clients; `/readyz` turns 200.
+//! 6. the shared pieces: the peer port with the route mesh and the registry refresh
+//!    (`infinistream_peer`), the agent's one stream watch and the stream catalog's
+//!    first load from it;
+//! 7. the roles, from the table in [`AgentHandle::start_with`]: `gateway::start`,
+//!    `fetcher::start`, `jobs::start`, then `jetstream::start` (the JetStream and system
+//!    APIs on every agent); serve the peer port and NATS clients; `/readyz` turns 200.
 //!
 //! The binary's `main` only parses flags; everything here is callable from tests,
 //! which start agents in-process on port 0.
 
+pub mod client_auth;
 pub mod control_plane;
 mod embedded;
 mod health;
-mod jobs;
 mod jsz;
-mod routes;
-mod routing;
-mod zone_cache;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use infinistream_broker::{Auth, Broker, BrokerConfig};
-use infinistream_config::{Advertise, AgentConfig, ClientAuth, ZoneSource};
-use infinistream_cp_client::auth::ServerAuth;
-use infinistream_cp_client::{ClientError, ControlPlaneClient, GroupKeys};
-use infinistream_gateway::{
-    Batcher, BatcherConfig, BrokerAcks, CommitError, Committer, GatewayMetrics, Intake,
-};
-use infinistream_jetstream::{ApiContext, ApiServer, StreamCatalog};
+use infinistream_broker::{Broker, BrokerConfig};
+use infinistream_config::{Advertise, AgentConfig, ZoneSource};
+use infinistream_cp_client::{ClientError, ControlPlaneClient};
+use infinistream_fetcher::{ControlPlaneWatch, FetcherDeps, FetcherOptions};
+use infinistream_gateway::{GatewayDeps, GatewayMetrics};
+use infinistream_jetstream::{ApiDeps, LocalRoutes, StreamCatalog};
+use infinistream_jobs::JobsOptions;
 use infinistream_objstore::{Bucket, BucketOptions, OpenError, StoreMetrics};
+use infinistream_peer::PeerPort;
 use infinistream_proto::v1;
 use infinistream_runtime::health::Readiness;
 use infinistream_runtime::zone::{self, MetadataEndpoints, ZoneOrigin};
-use infinistream_runtime::{CancellationToken, Metrics, Supervisor};
+use infinistream_runtime::{CancellationToken, Metrics, RoleContext, Supervisor};
 use infinistream_types::{Role, SharedClock, SystemClock};
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+
+/// Longest start-up wait for the stream catalog's first load.
+const CATALOG_LOAD: Duration = Duration::from_secs(5);
 
 /// The version clients see as `infinistream_version` (and `--version`).
 pub fn version() -> &'static str {
@@ -80,6 +83,7 @@ pub struct AgentHandle {
     http_addr: SocketAddr,
     broker: Broker,
     bucket: Bucket,
+    catalog: StreamCatalog,
     gateway_metrics: GatewayMetrics,
     shutdown: CancellationToken,
     supervisor: Supervisor,
@@ -243,199 +247,127 @@ impl AgentHandle {
             ),
         );
 
-        // Routing by connection name: the live agents, before the first client comes.
-        let initial_agents = match routing::refresh_cluster(&cp, &broker).await {
-            Ok(agents) => agents,
-            Err(status) => {
-                tracing::warn!(error = %status.message(), "initial agent registry load failed; retrying in the background");
-                Vec::new()
-            }
-        };
-
-        // The stream catalog every role reads.
-        let catalog = StreamCatalog::new();
-        if let Err(status) = catalog.refresh(&cp).await {
-            tracing::warn!(error = %status.message(), "initial stream catalog load failed; retrying in the background");
-        }
-        supervisor.spawn(
-            "stream-catalog",
-            catalog
-                .clone()
-                .run_refresh(cp.clone(), Duration::from_secs(1), shutdown.clone()),
-        );
-
-        // The JetStream API (admin on every agent; reads and consumers by role).
-        let api = ApiServer::new(ApiContext {
-            broker: broker.clone(),
-            cp: cp.clone(),
-            catalog: catalog.clone(),
-            clock: clock.clone(),
-            server_name: config.server_name.clone(),
-        });
+        // 6. What the roles share: the peer port (the route mesh on every agent and the
+        // zone cache on proxy-consume agents register with it), the stream watch and
+        // catalog, and the role context.
         // Peers present the group key. In embedded mode without a configured key no other
         // agent shares this control plane, so a key only this process knows is right.
         let peer_key = match &config.group_key {
             Some(key) if !key.is_empty() => key.clone(),
             _ => ulid::Ulid::generate().to_string(),
         };
-        let mut zone_service = None;
-        let api = if config.roles.contains(&Role::ProxyConsume) {
-            let (reader, service) = zone_cache::start(
-                &config,
-                &id,
-                &group,
-                &peer_key,
-                &cp,
-                &bucket,
-                &mut supervisor,
-                &shutdown,
-            )?;
-            zone_service = Some(service);
-            metrics.register(|r| reader.register(r));
-            let consumers = infinistream_fetcher::ConsumerService::start(
-                reader.clone(),
-                catalog.clone(),
-                broker.clone(),
-                id.clone(),
-                Arc::new(infinistream_fetcher::ControlPlaneWatch::start(
-                    &cp,
-                    shutdown.clone(),
-                )),
-                shutdown.clone(),
-            )?;
-            api.with_reads(
-                infinistream_fetcher::ReadHandler::new(reader, catalog.clone(), broker.clone())
-                    .into_route_handler(),
-            )
-            .with_consumers(consumers.into_route_handler())
-        } else {
-            // Reads and consumers go to proxy-consume peers (the API's default), and so
-            // do the acks and flow-control replies of this agent's clients.
-            supervisor.spawn(
-                "consumer-replies-forward",
-                infinistream_jetstream::forward::forward_consumer_replies(
-                    broker.clone(),
-                    shutdown.clone(),
-                ),
-            );
-            api
+        let mut peer_port =
+            PeerPort::new(peer_listener, &group, &peer_key).context("invalid group id or key")?;
+        let mut ctx = RoleContext {
+            agent_id: &id,
+            clock: clock.clone(),
+            metrics: &metrics,
+            supervisor: &mut supervisor,
         };
-        if !config.roles.contains(&Role::ProxyProduce) {
-            supervisor.spawn(
-                "publish-forward",
-                infinistream_jetstream::forward::forward_publishes(
-                    broker.clone(),
-                    catalog.clone(),
-                    shutdown.clone(),
-                ),
-            );
+        // Routing by connection name and the route mesh: the live agents, before the
+        // first client comes.
+        infinistream_peer::cluster::start(
+            &mut peer_port,
+            cp.clone(),
+            broker.clone(),
+            &id,
+            ctx.supervisor,
+        )
+        .await;
+
+        // The agent's one stream watch, shared by the stream catalog every role reads
+        // and the consumers' wake-ups; the catalog's first list is loaded before the
+        // roles start.
+        let stream_watch = cp.shared_watch(v1::WatchStreamsRequest {
+            streams: Vec::new(),
+            consumers: config.roles.contains(&Role::ProxyConsume),
+        });
+        let catalog = StreamCatalog::new();
+        ctx.supervisor.spawn(
+            "stream-catalog",
+            catalog
+                .clone()
+                .follow(cp.clone(), stream_watch.subscribe(), shutdown.clone()),
+        );
+        if !catalog.loaded(CATALOG_LOAD).await {
+            tracing::warn!("initial stream catalog load not done; it goes on in the background");
         }
-        // Set once: nothing else fills the cell.
-        let _ = jsz.set(api.jsz_source());
-        // The system API (`$SYS.REQ.*`): this agent answers as one server of the group.
-        let sys_api = api
-            .sys_api(group.clone())
-            .with_health({
-                let readiness = readiness.clone();
-                Arc::new(move || readiness.status())
-            })
-            .subscribe()?;
-        supervisor.spawn("system-api", sys_api.run(shutdown.clone()));
-        let api = api.subscribe()?;
-        supervisor.spawn("jetstream-api", api.run(shutdown.clone()));
 
         let gateway_metrics = GatewayMetrics::new();
         metrics.register(|r| gateway_metrics.register(r));
         let mut jobs_role = None;
+        let mut consume = None;
         for role in &config.roles {
             match role {
-                Role::ProxyProduce => {
-                    let committer: Arc<dyn Committer> = Arc::new(CpCommitter { cp: cp.clone() });
-                    let (batcher, writer) = Batcher::start(
-                        BatcherConfig {
-                            window: config.batch_write,
-                            agent_id: id.clone(),
-                            ..BatcherConfig::default()
+                Role::ProxyProduce => infinistream_gateway::start(
+                    &mut ctx,
+                    GatewayDeps {
+                        broker: broker.clone(),
+                        bucket: bucket.clone(),
+                        cp: cp.clone(),
+                        catalog: catalog.clone(),
+                        metrics: gateway_metrics.clone(),
+                    },
+                    config.batch_write,
+                ),
+                Role::ProxyConsume => {
+                    let commits =
+                        ControlPlaneWatch::follow(stream_watch.subscribe(), shutdown.clone());
+                    let fetcher = infinistream_fetcher::start(
+                        &mut ctx,
+                        FetcherDeps {
+                            broker: broker.clone(),
+                            bucket: bucket.clone(),
+                            cp: cp.clone(),
+                            catalog: catalog.clone(),
+                            commits: Arc::new(commits),
                         },
-                        bucket.clone(),
-                        committer,
-                        Arc::new(BrokerAcks::new(broker.clone())),
-                        clock.clone(),
-                        gateway_metrics.clone(),
-                        shutdown.clone(),
-                    );
-                    let intake = Intake::new(
-                        broker.clone(),
-                        batcher,
-                        catalog.clone(),
-                        Arc::new(BrokerAcks::new(broker.clone())),
-                    );
-                    supervisor.spawn("stream-intake", intake.run(shutdown.clone()));
-                    supervisor.spawn("publish-batcher", async move {
-                        writer
-                            .await
-                            .map_err(|e| format!("publish batcher crashed: {e}"))
-                    });
+                        FetcherOptions {
+                            zone: config.zone.clone(),
+                            cache_memory_bytes: config.cache_memory_bytes,
+                            cache_dir: config.cache_dir.clone(),
+                            cache_disk_bytes: config.cache_disk_bytes,
+                        },
+                        &mut peer_port,
+                    )?;
+                    consume = Some((fetcher.reads, fetcher.consumers));
                 }
-                Role::ProxyConsume => {}
                 Role::Jobs => {
-                    let j = jobs::build(&config, cp.clone(), bucket.clone(), clock.clone(), &id);
-                    metrics.register(|r| j.metrics().register(r));
-                    supervisor.spawn("jobs", j.clone().run(shutdown.clone()));
-                    jobs_role = Some(j);
+                    jobs_role = Some(infinistream_jobs::start(
+                        &mut ctx,
+                        cp.clone(),
+                        bucket.clone(),
+                        jobs_options(&config),
+                    ));
                 }
             }
             tracing::info!(role = role.as_str(), "role started");
         }
-
-        // The peer port: routes (core NATS subjects across agents) on every agent, the
-        // zone cache on proxy-consume agents.
-        let refresh_view = Arc::new(tokio::sync::Notify::new());
-        let peer_keys = GroupKeys::new([(group.clone(), peer_key.clone())])
-            .context("invalid group id or key")?;
-        let peer_auth = infinistream_cp_client::auth::ClientAuth::new(&group, &peer_key)
-            .context("invalid group id or key")?;
-        let peer_server = tonic::transport::Server::builder()
-            // Pings find a dialling peer that vanished without closing its connection
-            // (the dialling side pings too), so its interest does not linger.
-            .http2_keepalive_interval(Some(routes::KEEPALIVE))
-            .http2_keepalive_timeout(Some(routes::KEEPALIVE))
-            .initial_stream_window_size(routes::ROUTE_STREAM_WINDOW)
-            .initial_connection_window_size(routes::ROUTE_CONNECTION_WINDOW)
-            .add_service(InterceptedService::new(
-                routes::RoutesService::new(
-                    broker.clone(),
-                    id.clone(),
-                    refresh_view.clone(),
-                    shutdown.clone(),
-                )
-                .into_server(),
-                ServerAuth::new(peer_keys),
-            ))
-            .add_optional_service(zone_service);
-        let peer_shutdown = shutdown.clone();
-        supervisor.spawn("peer-port", async move {
-            peer_server
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(peer_listener).with_nodelay(Some(true)),
-                    peer_shutdown.cancelled_owned(),
-                )
-                .await
-        });
-        tracing::info!(addr = %peer_addr, "peer port listening on {peer_addr}");
-        // The registry refresh keeps both the connection-name routing view and the
-        // route mesh current.
-        let mut mesh = routes::Mesh::new(broker.clone(), id.clone(), peer_auth, shutdown.clone());
-        mesh.update(&initial_agents);
+        // The JetStream API on every agent: what this agent's roles do not serve is
+        // forwarded to a peer that runs them.
+        let jsz_source = infinistream_jetstream::start(
+            &mut ctx,
+            ApiDeps {
+                broker: broker.clone(),
+                cp: cp.clone(),
+                catalog: catalog.clone(),
+                server_name: config.server_name.clone(),
+                group: group.clone(),
+                health: {
+                    let readiness = readiness.clone();
+                    Arc::new(move || readiness.status())
+                },
+            },
+            LocalRoutes {
+                consume,
+                produce: config.roles.contains(&Role::ProxyProduce),
+            },
+        )?;
+        // Set once: nothing else fills the cell.
+        let _ = jsz.set(jsz_source);
         supervisor.spawn(
-            "cluster-view",
-            routing::run_cluster_view(
-                cp.clone(),
-                broker.clone(),
-                mesh,
-                refresh_view,
-                shutdown.clone(),
-            ),
+            "peer-port",
+            peer_port.serve(shutdown.clone().cancelled_owned()),
         );
 
         let serve_broker = broker.clone();
@@ -444,7 +376,7 @@ impl AgentHandle {
             serve_broker.serve(client_listener, serve_shutdown).await
         });
         tracing::info!(addr = %client_addr, "listening for NATS clients");
-        // 6. Serving: ready (the lease keeps the control-plane check fresh).
+        // 7. Serving: ready (the lease keeps the control-plane check fresh).
         readiness.ready(health::REGISTRATION);
         tracing::info!(agent_id = %id, "agent ready");
 
@@ -454,6 +386,7 @@ impl AgentHandle {
             http_addr,
             broker,
             bucket,
+            catalog,
             gateway_metrics,
             shutdown,
             supervisor,
@@ -485,6 +418,11 @@ impl AgentHandle {
     /// The agent's bucket (tests count objects through it).
     pub fn bucket(&self) -> &Bucket {
         &self.bucket
+    }
+
+    /// The agent's copy of the group's stream configs (tests watch it follow changes).
+    pub fn catalog(&self) -> &StreamCatalog {
+        &self.catalog
     }
 
     /// The jobs role, when this agent runs it (tests trigger passes through it).
@@ -697,31 +635,18 @@ async fn keep_lease(
     Ok(())
 }
 
-/// Commits through the control-plane client.
-#[derive(Debug)]
-struct CpCommitter {
-    cp: ControlPlaneClient,
-}
-
-#[async_trait]
-impl Committer for CpCommitter {
-    async fn commit(
-        &self,
-        request: v1::CommitBatchRequest,
-    ) -> Result<v1::CommitBatchResponse, CommitError> {
-        let mut streams = self.cp.streams.clone();
-        match streams.commit_batch(request).await {
-            Ok(resp) => Ok(resp.into_inner()),
-            Err(status) => match status.code() {
-                tonic::Code::InvalidArgument
-                | tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition => {
-                    Err(CommitError::Refused(status.message().to_owned()))
-                }
-                _ => Err(CommitError::Unavailable(status.message().to_owned())),
-            },
-        }
+/// The jobs role's settings.
+fn jobs_options(config: &AgentConfig) -> JobsOptions {
+    let s = &config.jobs;
+    JobsOptions {
+        retention_interval: s.retention_interval,
+        orphan_interval: s.gc_interval,
+        compaction_interval: s.compaction_interval,
+        orphan_grace: s.orphan_grace,
+        release_grace: s.release_grace,
+        compaction_min_entries: s.compaction_min_entries,
+        compaction_target_bytes: s.compaction_target_bytes,
+        ..JobsOptions::default()
     }
 }
 
@@ -751,15 +676,13 @@ fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerC
         host: config.host.clone(),
         max_payload: config.max_payload,
         max_pending: config.max_pending,
-        auth: config.auth.as_ref().map(|auth| match auth {
-            ClientAuth::UserPass { user, pass } => Auth::UserPass {
-                user: user.clone(),
-                pass: pass.clone(),
-            },
-            ClientAuth::Token(token) => Auth::Token(token.clone()),
-        }),
+        auth: config
+            .auth
+            .as_ref()
+            .map(client_auth::broker_auth)
+            .transpose()?,
         jetstream: true,
-        roles: routing::local_roles(agent_id, &config.roles, &config.zone),
+        roles: infinistream_peer::cluster::local_roles(agent_id, &config.roles, &config.zone),
         tls,
         ..BrokerConfig::default()
     })

@@ -186,6 +186,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let config = infinistream_config::load_agent(args.config.as_deref(), &flags)?;
     tracing_init(rt_format(config.log_format));
     let shutdown = shutdown_signal()?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let agent = match AgentHandle::start(config, shutdown.clone()).await {
         Ok(agent) => agent,
         // SIGTERM while waiting for the control plane or the bucket: a clean stop.
@@ -195,6 +196,19 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error),
     };
+    // SIGHUP reloads client authorization from the config file, as nats-server's
+    // reload does; a bad file is logged and the running settings stay.
+    let broker = agent.broker().clone();
+    let file = args.config.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if let Err(error) =
+                infinistream_agent::client_auth::reload(&broker, file.as_deref(), &flags)
+            {
+                tracing::error!(error = %format!("{error:#}"), "configuration reload failed; keeping the running settings");
+            }
+        }
+    });
     agent.wait().await
 }
 

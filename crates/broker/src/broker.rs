@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::auth::Auth;
 use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
@@ -151,6 +152,19 @@ pub(crate) struct Inner {
     /// Where publishes forwarded by other agents for capture go (see
     /// [`crate::forward`]); set while this agent runs the produce role.
     pub captures: RwLock<Option<Arc<Subscription>>>,
+    /// How clients authenticate; starts as `config.auth`, replaced by
+    /// [`Broker::reload_auth`].
+    pub auth: RwLock<Option<Auth>>,
+}
+
+impl Inner {
+    pub(crate) fn auth(&self) -> Option<Auth> {
+        self.auth.read().clone()
+    }
+
+    pub(crate) fn auth_required(&self) -> bool {
+        self.auth.read().is_some()
+    }
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
@@ -299,8 +313,10 @@ impl Broker {
         let stats = Stats::default();
         let mut own_registry = Registry::with_prefix("infinistream");
         stats.register(&mut own_registry);
+        let auth = RwLock::new(config.auth.clone());
         Broker {
             inner: Arc::new(Inner {
+                auth,
                 config,
                 server_id: generate_server_id(),
                 sublist: RwLock::new(Sublist::default()),
@@ -324,6 +340,30 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
+    }
+
+    /// Replaces how clients authenticate (a configuration reload), as nats-server
+    /// does on `SIGHUP`: connections whose user is gone or whose credential changed
+    /// are closed with `Authorization Violation`; the others keep going under their
+    /// user's new permissions. Returns how many connections were closed.
+    pub fn reload_auth(&self, auth: Option<Auth>) -> usize {
+        let old = std::mem::replace(&mut *self.inner.auth.write(), auth.clone());
+        let clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+        let mut closed = 0;
+        for client in clients {
+            let Some(login) = client.login() else {
+                continue;
+            };
+            match crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) {
+                Some(login) => client.set_login(login),
+                None => {
+                    tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
+                    client.close_with_err("Authorization Violation");
+                    closed += 1;
+                }
+            }
+        }
+        closed
     }
 
     pub fn server_id(&self) -> &str {
@@ -551,7 +591,7 @@ impl Broker {
             max_payload: c.max_payload,
             proto: 1,
             client_id: None,
-            auth_required: c.auth.is_some(),
+            auth_required: inner.auth_required(),
             tls_required: c.tls.is_some(),
             jetstream: c.jetstream,
             client_ip: None,

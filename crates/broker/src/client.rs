@@ -9,22 +9,22 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use infinistream_protocol::client::Publish;
 use infinistream_protocol::{ClientOp, ClientParser, Connect, Limits, server, subject};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace};
 
+use crate::auth::{self, Auth, ConnPermissions, Login};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
-use crate::config::Auth;
 use crate::routing::{self, Decision, RouteRequest};
 use crate::sub::{Subscription, Target};
 use crate::sublist::{MatchCache, MatchResult};
@@ -90,6 +90,15 @@ pub(crate) struct Client {
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
     max_pending: usize,
+    /// The nonce this connection's `INFO` carried, when NKey users may sign in.
+    nonce: OnceLock<String>,
+    /// Who the connection authenticated as (None: no auth configured, or before
+    /// `CONNECT`).
+    login: Mutex<Option<Login>>,
+    /// The permissions of `login`, read on every delivery (None: all allowed).
+    permissions: RwLock<Option<Arc<ConnPermissions>>>,
+    /// Bumped when `permissions` change, so the reader refreshes its copy.
+    permissions_version: AtomicU64,
 }
 
 impl Client {
@@ -110,7 +119,46 @@ impl Client {
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             max_pending,
+            nonce: OnceLock::new(),
+            login: Mutex::new(None),
+            permissions: RwLock::new(None),
+            permissions_version: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn login(&self) -> Option<Login> {
+        self.login.lock().clone()
+    }
+
+    /// Sets who the connection is (at `CONNECT`, and again after a reload).
+    pub(crate) fn set_login(&self, login: Login) {
+        *self.permissions.write() = login.permissions.clone();
+        self.permissions_version.fetch_add(1, Ordering::AcqRel);
+        self.info.lock().user = login.user.clone();
+        *self.login.lock() = Some(login);
+    }
+
+    /// Whether a message on `subject` may be delivered to this connection (see
+    /// [`ConnPermissions::on_delivery`]).
+    fn admits(&self, subject: &[u8], reply: Option<&[u8]>) -> bool {
+        match &*self.permissions.read() {
+            None => true,
+            Some(p) => p.on_delivery(subject, reply),
+        }
+    }
+
+    /// Sends `-ERR '<message>'` instead of whatever is still queued and closes the
+    /// connection.
+    pub(crate) fn close_with_err(&self, message: &str) {
+        let mut out = self.out.lock();
+        if out.closed {
+            return;
+        }
+        out.closed = true;
+        out.buf.clear();
+        server::write_err(&mut out.buf, message);
+        drop(out);
+        self.token.cancel();
     }
 
     pub fn wants_headers(&self) -> bool {
@@ -133,6 +181,9 @@ impl Client {
         msg: Msg<'_>,
         headers: Option<&Bytes>,
     ) -> bool {
+        if !self.admits(msg.subject, msg.reply) {
+            return false;
+        }
         let hdr = headers.map(|h| &h[..]);
         let size = server::msg_len(msg.subject, sid, msg.reply, hdr, msg.payload);
         let mut out = self.out.lock();
@@ -248,6 +299,11 @@ pub(crate) async fn run(
     let mut info = Broker::base_info(&inner);
     info.client_id = Some(cid);
     info.client_ip = Some(addr.ip().to_string());
+    if matches!(inner.auth(), Some(Auth::Users(users)) if users.has_nkeys()) {
+        let nonce = auth::new_nonce();
+        info.nonce = Some(nonce.clone());
+        let _ = client.nonce.set(nonce);
+    }
     let mut line = Vec::with_capacity(512);
     server::write_info(&mut line, &info);
     client.routing.lock().sent_urls = info.connect_urls;
@@ -362,7 +418,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(client: Arc<Client>, mut wr: W) {
                 _ = client.token.cancelled() => break,
             }
         }
+        // Write first: a closing `-ERR` (see `Client::close_with_err`) was swapped in
+        // with the cancellation already set, and a write that completes at once must
+        // not lose the race to it.
         tokio::select! {
+            biased;
             r = wr.write_all(&local) => {
                 if let Err(e) = r {
                     trace!(error = %e, "write failed");
@@ -419,6 +479,12 @@ struct Reader {
     /// `PING` after `CONNECT` is answered: nats-server never sends an `INFO` between
     /// `CONNECT` and the handshake's `PONG` (nats.go fails on it, nats.py stalls).
     handshake: Option<Handshake>,
+    /// This connection's permissions as last read from the client (see
+    /// [`Reader::permissions`]).
+    permissions: Option<Arc<ConnPermissions>>,
+    permissions_seen: u64,
+    /// Publish verdicts of `permissions`, by subject (bounded).
+    publish_verdicts: HashMap<Bytes, bool>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -478,7 +544,41 @@ impl Reader {
             redirect: None,
             lame_duck: None,
             handshake: None,
+            permissions: None,
+            permissions_seen: 0,
+            publish_verdicts: HashMap::new(),
         }
+    }
+
+    /// The connection's permissions, refreshed after a reload changed them.
+    fn permissions(&mut self) -> Option<&Arc<ConnPermissions>> {
+        let version = self.client.permissions_version.load(Ordering::Acquire);
+        if version != self.permissions_seen {
+            self.permissions_seen = version;
+            self.permissions = self.client.permissions.read().clone();
+            self.publish_verdicts.clear();
+        }
+        self.permissions.as_ref()
+    }
+
+    /// nats-server's publish check: the permissions (cached per subject), else a
+    /// reply this connection may still send under `allow_responses`.
+    fn may_publish(&mut self, subject: &Bytes) -> bool {
+        let Some(perms) = self.permissions().cloned() else {
+            return true;
+        };
+        let allowed = match self.publish_verdicts.get(subject) {
+            Some(v) => *v,
+            None => {
+                let v = perms.publish_rule(subject);
+                if self.publish_verdicts.len() >= auth::PUBLISH_CACHE {
+                    self.publish_verdicts.clear();
+                }
+                self.publish_verdicts.insert(subject.clone(), v);
+                v
+            }
+        };
+        allowed || perms.response_allowed(subject)
     }
 
     async fn run<R: AsyncRead + Unpin>(
@@ -488,7 +588,7 @@ impl Reader {
     ) -> Reason {
         let inner = self.inner.clone();
         let config = &inner.config;
-        let auth_required = config.auth.is_some();
+        let auth_required = inner.auth_required();
         let auth_deadline = tokio::time::sleep(config.auth_timeout);
         tokio::pin!(auth_deadline);
         let ping_every = config.ping_interval.max(Duration::from_millis(1));
@@ -569,7 +669,7 @@ impl Reader {
                     {
                         ld.out_at_last_request = Some(self.client.out.lock().out_msgs);
                     }
-                    if !self.connected && self.inner.config.auth.is_some() {
+                    if !self.connected && self.inner.auth_required() {
                         self.client.send_err("Authorization Violation");
                         break Err("publish before connect");
                     }
@@ -658,6 +758,13 @@ impl Reader {
             self.client.send_err("Invalid Publish Subject");
             return;
         }
+        if !self.may_publish(&p.subject) {
+            let subject = auth::quote(&p.subject);
+            debug!(cid = self.client.cid, %subject, "publish permission violation");
+            self.client
+                .send_err(&format!("Permissions Violation for Publish to {subject}"));
+            return;
+        }
         let generation = self.inner.sub_generation.load(Ordering::Acquire);
         let result = match self.cache.get(generation, &p.subject) {
             Some(r) => r,
@@ -692,7 +799,7 @@ impl Reader {
     }
 
     fn handle(&mut self, op: ClientOp) -> Result<(), Reason> {
-        let auth_required = self.inner.config.auth.is_some();
+        let auth_required = self.inner.auth_required();
         if auth_required && !self.connected && !matches!(op, ClientOp::Connect(_)) {
             self.client.send_err("Authorization Violation");
             return Err("operation before connect");
@@ -708,6 +815,24 @@ impl Reader {
                     || queue.as_ref().is_some_and(|q| !subject::is_valid_queue(q))
                 {
                     self.client.send_err("Invalid Subject");
+                    return Ok(());
+                }
+                if let Some(perms) = self.permissions()
+                    && !perms.may_subscribe(&subj, queue.as_deref())
+                {
+                    let message = match &queue {
+                        Some(q) => format!(
+                            "Permissions Violation for Subscription to {} using queue {}",
+                            auth::quote(&subj),
+                            auth::quote(q)
+                        ),
+                        None => format!(
+                            "Permissions Violation for Subscription to {}",
+                            auth::quote(&subj)
+                        ),
+                    };
+                    debug!(cid = self.client.cid, "{message}");
+                    self.client.send_err(&message);
                     return Ok(());
                 }
                 let mut subs = self.client.subs.lock();
@@ -754,23 +879,23 @@ impl Reader {
     }
 
     fn connect(&mut self, c: Connect) -> Result<(), Reason> {
-        if let Some(auth) = &self.inner.config.auth {
-            let ok = match auth {
-                Auth::UserPass { user, pass } => {
-                    c.user.as_deref() == Some(user.as_str())
-                        && c.pass.as_deref() == Some(pass.as_str())
+        let login = match self.inner.auth() {
+            None => None,
+            Some(auth) => {
+                match auth::authenticate(&auth, &c, self.client.nonce.get().map(String::as_str)) {
+                    Some(login) => Some(login),
+                    None => {
+                        info!(
+                            cid = self.client.cid,
+                            user = c.user.as_deref().or(c.nkey.as_deref()).unwrap_or(""),
+                            "authorization violation"
+                        );
+                        self.client.send_err("Authorization Violation");
+                        return Err("authorization violation");
+                    }
                 }
-                Auth::Token(token) => c.auth_token.as_deref() == Some(token.as_str()),
-            };
-            if !ok {
-                info!(
-                    user = c.user.as_deref().unwrap_or(""),
-                    "authorization violation"
-                );
-                self.client.send_err("Authorization Violation");
-                return Err("authorization violation");
             }
-        }
+        };
         let request = match routing::parse_client_name(c.name.as_deref().unwrap_or_default()) {
             Ok(request) => request,
             Err(error) => {
@@ -799,17 +924,15 @@ impl Reader {
         self.pedantic = c.pedantic;
         self.no_responders = c.no_responders;
         self.client.headers.store(c.headers, Ordering::Relaxed);
-        let user = match &self.inner.config.auth {
-            Some(Auth::UserPass { user, .. }) => user.clone(),
-            Some(Auth::Token(_)) => infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
-            None => String::new(),
-        };
         *self.client.info.lock() = ClientInfo {
             name: c.name.clone().unwrap_or_default(),
             lang: c.lang.clone(),
             version: c.version.clone(),
-            user,
+            user: String::new(),
         };
+        if let Some(login) = login {
+            self.client.set_login(login);
+        }
         debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
         if self.verbose {
             self.client.enqueue_proto(server::OK);

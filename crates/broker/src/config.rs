@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::Auth;
 use crate::routing::LocalRoles;
 use crate::tls::Tls;
 
@@ -13,27 +14,6 @@ pub const DEFAULT_ADVERTISED_VERSION: &str = "2.11.0";
 
 /// InfiniStream's own version.
 pub const INFINISTREAM_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// How clients authenticate, when required.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Auth {
-    UserPass { user: String, pass: String },
-    Token(String),
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print secrets.
-        match self {
-            Auth::UserPass { user, .. } => f
-                .debug_struct("UserPass")
-                .field("user", user)
-                .field("pass", &"<redacted>")
-                .finish(),
-            Auth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

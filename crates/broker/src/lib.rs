@@ -7,6 +7,7 @@
 //! that flushes a bounded outbound buffer, and a subscription index with a literal
 //! fast path and per-reader result caches.
 
+pub mod auth;
 mod broker;
 mod client;
 pub mod config;
@@ -19,8 +20,11 @@ mod sub;
 mod sublist;
 pub mod tls;
 
+pub use auth::{
+    Auth, Credential, Permissions, ResponsePermission, SubjectPermission, User, Users, UsersError,
+};
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
-pub use config::{Auth, BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
+pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use forward::Forwarded;
 pub use monitor::{ConnInfo, Connz, Varz};

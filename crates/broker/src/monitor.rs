@@ -78,6 +78,10 @@ pub struct ConnInfo {
     pub lang: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// The user it authenticated as (nats-server shows it with `auth=true`; never a
+    /// password or token).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub authorized_user: String,
 }
 
 /// `/connz`.
@@ -111,7 +115,7 @@ impl Broker {
             go: "go1.24.0".to_owned(),
             host: c.host.clone(),
             port: self.local_addr().map_or(0, |a| a.port()),
-            auth_required: c.auth.is_some(),
+            auth_required: inner.auth_required(),
             max_connections: 65536,
             ping_interval: u64::try_from(c.ping_interval.as_nanos()).unwrap_or(u64::MAX),
             ping_max: c.max_pings_out,
@@ -178,6 +182,7 @@ impl Broker {
                     name: info.name,
                     lang: info.lang,
                     version: info.version,
+                    authorized_user: info.user,
                 }
             })
             .collect();
@@ -223,6 +228,9 @@ struct MonitorState {
 struct ConnzQuery {
     offset: Option<usize>,
     limit: Option<usize>,
+    /// nats-server's `auth=true`: include who each connection authenticated as.
+    #[serde(default)]
+    auth: bool,
 }
 
 /// The monitoring HTTP routes.
@@ -246,10 +254,16 @@ async fn varz(State(s): State<MonitorState>) -> Json<Varz> {
 
 async fn connz(State(s): State<MonitorState>, Query(q): Query<ConnzQuery>) -> Json<Connz> {
     let _span = tracing::debug_span!("monitor_connz").entered();
-    Json(s.broker.connz_page(
+    let mut page = s.broker.connz_page(
         q.offset.unwrap_or(0),
         q.limit.unwrap_or(DEFAULT_CONNZ_LIMIT),
-    ))
+    );
+    if !q.auth {
+        for c in &mut page.connections {
+            c.authorized_user.clear();
+        }
+    }
+    Json(page)
 }
 
 async fn prometheus(State(s): State<MonitorState>) -> impl IntoResponse {

@@ -4,8 +4,13 @@
 // figment's `Jail` closures return `figment::Error`, which is large by design.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use super::*;
 use figment::Jail;
+use infinistream_types::Role;
 
 fn load(jail_file: Option<&str>, flags: &RawAgentConfig) -> Result<AgentConfig, ConfigError> {
     load_agent(jail_file.map(Path::new), flags)

@@ -25,6 +25,7 @@ mod engine;
 pub mod errors;
 mod keys;
 pub mod leader;
+pub mod metrics;
 mod model;
 pub mod server;
 mod service;
@@ -44,6 +45,7 @@ pub use errors::CpError;
 pub use infinistream_cp_client::{
     ClientError, ControlPlaneClient, GroupKeys, GroupKeysError, MAX_MESSAGE_BYTES,
 };
+pub use metrics::RequestMetrics;
 pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};
 
 use crate::engine::Engine;
@@ -55,6 +57,8 @@ use infinistream_cp_client::ServerAuth;
 pub struct ControlPlane {
     engine: Arc<Engine>,
     groups: GroupKeys,
+    /// Counts the requests [`serve`] receives.
+    requests: RequestMetrics,
 }
 
 impl ControlPlane {
@@ -77,13 +81,29 @@ impl ControlPlane {
         options: Options,
     ) -> Result<ControlPlane, CpError> {
         let engine = Engine::start(store, clock, options).await?;
-        Ok(ControlPlane { engine, groups })
+        Ok(ControlPlane {
+            engine,
+            groups,
+            requests: RequestMetrics::new(),
+        })
     }
 
     /// Ends every open `WatchStreams` call (watchers reconnect and resync elsewhere).
     /// Call it when the server stops: a graceful shutdown waits for open streams.
     pub fn close_watches(&self) {
         self.engine.close_watches();
+    }
+
+    /// Counts served requests into `requests` (a process-wide family) instead of this
+    /// control plane's own.
+    pub fn with_request_metrics(mut self, requests: RequestMetrics) -> Self {
+        self.requests = requests;
+        self
+    }
+
+    /// The request counters of [`serve`].
+    pub fn request_metrics(&self) -> &RequestMetrics {
+        &self.requests
     }
 
     /// The groups this control plane accepts.

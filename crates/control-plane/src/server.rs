@@ -89,6 +89,8 @@ pub struct ServeOptions {
     pub advertise: Option<String>,
     pub groups: GroupKeys,
     pub options: Options,
+    /// Where served requests are counted (see [`crate::metrics`]).
+    pub requests: crate::RequestMetrics,
 }
 
 /// Serves `control_plane` on `listener` until `shutdown` resolves.
@@ -97,7 +99,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let routes = control_plane.router();
+    let routes = tonic::service::Routes::from(
+        control_plane
+            .request_metrics()
+            .layer(control_plane.router().into_axum_router()),
+    );
     let cp = control_plane.clone();
     let shutdown = async move {
         shutdown.await;
@@ -160,14 +166,19 @@ pub async fn run_control_plane(
             opts.groups,
             clock,
             opts.options,
-            crate::leader::ReplicaOptions::new(advertise),
+            crate::leader::ReplicaOptions {
+                requests: opts.requests,
+                ..crate::leader::ReplicaOptions::new(advertise)
+            },
             listener,
             shutdown,
         )
         .await;
     }
     let store = opts.store.open().await?;
-    let cp = ControlPlane::open_with(store, opts.groups.clone(), clock, opts.options).await?;
+    let cp = ControlPlane::open_with(store, opts.groups.clone(), clock, opts.options)
+        .await?
+        .with_request_metrics(opts.requests);
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -10,7 +10,8 @@
 //!   for callers not moved to them yet.
 //! - [`retry`]: riding out a leader change on a request path (bounded retries of
 //!   `Unavailable`).
-//! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes.
+//! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes, and
+//!   shared by all of an agent's listeners ([`SharedWatch`]).
 //! - [`auth`]: group keys, the client interceptor that sends them and the server
 //!   interceptor that checks them — agents use both on the peer port too.
 
@@ -24,7 +25,7 @@ pub mod watch_client;
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};
 pub use calls::CallError;
 pub use client::{ClientError, ControlPlaneClient, TransportError};
-pub use watch_client::StreamWatch;
+pub use watch_client::{SharedWatch, StreamWatch, WatchSubscription, Watched};
 
 /// Largest gRPC message accepted or sent (a CommitBatch of a 4 MiB flush of tiny
 /// messages carries tens of thousands of record metadata).

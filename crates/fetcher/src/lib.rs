@@ -11,14 +11,17 @@
 //!   JetStream API (what KV clients use for `get`);
 //! - [`zone`]: the zone cache under the reader — object ranges in memory and on disk,
 //!   owned across a zone's agents on a rendezvous-hash ring and fetched from the owner
-//!   over the peer port before the bucket.
+//!   over the peer port before the bucket;
+//! - [`role`]: [`start`], the role's entry point.
 
 mod cache;
 pub mod consumer;
 pub mod handler;
 pub mod reader;
+pub mod role;
 pub mod zone;
 
 pub use consumer::{CommitWatch, ConsumerService, ControlPlaneWatch, TimerWatch};
 pub use handler::ReadHandler;
 pub use reader::{ReadError, ReaderMetrics, ReaderOptions, StoredMessage, StreamReader};
+pub use role::{Fetcher, FetcherDeps, FetcherOptions, StartError, start};

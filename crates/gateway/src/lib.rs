@@ -4,11 +4,14 @@
 //! - [`flush_policy`]: when the buffer is sealed (the window as a spacing).
 //! - [`intake`]: stream capture subscriptions and PubAck delivery.
 //! - [`metrics`]: objects written, flush latency, failures.
+//! - [`role`]: [`start`], the role's entry point, and the commit adapter over the
+//!   control-plane client.
 
 pub mod batcher;
 pub mod flush_policy;
 pub mod intake;
 pub mod metrics;
+pub mod role;
 
 pub use batcher::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, PendingRecord, PublishOutcome,
@@ -17,3 +20,4 @@ pub use batcher::{
 pub use flush_policy::SealReason;
 pub use intake::{BrokerAcks, Intake};
 pub use metrics::GatewayMetrics;
+pub use role::{CpCommitter, GatewayDeps, start};

@@ -2,16 +2,21 @@
 //!
 //! The control plane is the truth; every agent keeps a copy of the stream configs it
 //! needs on hot paths (which subjects to capture for publishing, whether direct get is
-//! allowed) so a publish never waits on a metadata round trip. The copy is refreshed
-//! right after this agent changes a stream and periodically for changes made through
-//! other agents; consumers of the catalog watch its version to reconcile.
+//! allowed) so a publish never waits on a metadata round trip. The copy is updated
+//! right after this agent changes a stream, and follows changes made through other
+//! agents from the agent's one `WatchStreams` subscription ([`StreamCatalog::follow`]):
+//! a stream created, updated or deleted is reloaded alone (`StreamInfo`), and the whole
+//! list is loaded (`ListStreams`) only when the watch (re)starts — at start-up, after a
+//! reconnect or a leader change — or reports a gap. An idle group costs the control
+//! plane nothing for the catalog but the open watch. Consumers of the catalog watch
+//! its version to reconcile.
 //!
 //! A stream created, updated or deleted through this agent is answered only once the
 //! agent's subject subscriptions follow the change ([`StreamCatalog::settled`]): a
 //! client that publishes right after the API reply reaches the new stream, never the
 //! deleted one that had the same subjects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +24,9 @@ use std::time::Duration;
 
 use infinistream_broker::{Broker, InternalMsg, SubscriptionCloser};
 
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{ControlPlaneClient, WatchSubscription, Watched};
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::codes;
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -28,6 +34,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::convert;
+
+/// Wait before retrying a resync that failed.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
+/// More streams changed at once than this are reloaded with one `ListStreams`.
+const MAX_SINGLE_RELOADS: usize = 32;
+/// Listing period when the control plane refuses the watch.
+const POLL_FALLBACK: Duration = Duration::from_secs(1);
 
 /// One stream as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +71,8 @@ pub struct StreamCatalog {
     /// whose subjects it serves.
     served: Arc<watch::Sender<BTreeMap<u64, u64>>>,
     next_follower: Arc<AtomicU64>,
+    /// Whether a whole list has been loaded once.
+    loaded: Arc<watch::Sender<bool>>,
 }
 
 impl Default for StreamCatalog {
@@ -75,7 +90,17 @@ impl StreamCatalog {
             version: Arc::new(tx),
             served: Arc::new(served),
             next_follower: Arc::new(AtomicU64::new(0)),
+            loaded: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Waits (at most `timeout`) until the control plane's list of streams has been
+    /// loaded once; returns whether it was.
+    pub async fn loaded(&self, timeout: Duration) -> bool {
+        let mut loaded = self.loaded.subscribe();
+        tokio::time::timeout(timeout, loaded.wait_for(|l| *l))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Waits (at most `timeout`) until every follower serves the catalog as it is now;
@@ -92,7 +117,7 @@ impl StreamCatalog {
     }
 
     /// Registers a follower; it reports with [`Follower::served`] and leaves on drop.
-    fn follow(&self) -> Follower {
+    fn register_follower(&self) -> Follower {
         let id = self.next_follower.fetch_add(1, Ordering::Relaxed);
         self.served.send_modify(|f| {
             f.insert(id, 0);
@@ -226,7 +251,162 @@ impl StreamCatalog {
             }
         }
         self.replace_since(configs, asked_at);
+        self.loaded.send_replace(true);
         Ok(())
+    }
+
+    /// Reloads one stream from the control plane (`StreamInfo`): its config now, or
+    /// its removal when the control plane no longer has it. A change this agent made
+    /// after asking keeps its local state.
+    pub async fn refresh_stream(
+        &self,
+        cp: &ControlPlaneClient,
+        name: &str,
+    ) -> Result<(), tonic::Status> {
+        let asked_at = self.streams.read().local_epoch;
+        let info = cp
+            .streams
+            .clone()
+            .stream_info(v1::StreamInfoRequest {
+                name: name.to_owned(),
+                deleted_details: false,
+            })
+            .await?
+            .into_inner();
+        let config = match (info.error, info.config) {
+            (Some(error), _) if error.err_code == u32::from(codes::STREAM_NOT_FOUND.err_code) => {
+                None
+            }
+            (Some(error), _) => return Err(tonic::Status::unavailable(error.description)),
+            (None, None) => None,
+            (None, Some(config)) => match convert::stored_config(&config) {
+                Ok(config) => Some(config),
+                Err(error) => {
+                    tracing::warn!(stream = %name, %error, "skipping a stream with an unreadable config");
+                    return Ok(());
+                }
+            },
+        };
+        self.apply_since(name, config, asked_at);
+        Ok(())
+    }
+
+    /// Sets one stream (`None`: removes it) as the control plane had it when this
+    /// agent's change counter was `asked_at`, unless this agent changed it since.
+    fn apply_since(&self, name: &str, config: Option<StreamConfig>, asked_at: u64) {
+        let changed = {
+            let mut streams = self.streams.write();
+            match streams.local.get(name) {
+                Some(epoch) if *epoch > asked_at => return,
+                Some(_) => {
+                    streams.local.remove(name);
+                }
+                None => {}
+            }
+            match config {
+                Some(config) => {
+                    let entry = StreamEntry {
+                        name: Arc::from(name),
+                        config: Arc::new(config),
+                    };
+                    let changed = streams.by_name.get(name) != Some(&entry);
+                    streams.by_name.insert(name.to_owned(), entry);
+                    changed
+                }
+                None => streams.by_name.remove(name).is_some(),
+            }
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// Keeps the catalog in step with the control plane until `shutdown`, from
+    /// `events`, a subscription to the agent's one stream watch (see the module doc):
+    /// each SYNCED (the watch started or resynced after a reconnect or leader change)
+    /// and each gap reloads the whole list, a stream created, updated or deleted is
+    /// reloaded alone. Failures are logged, not fatal: the catalog serves what it knows
+    /// and retries the list every [`RESYNC_RETRY`]. A control plane that refuses the
+    /// watch is listed every second instead.
+    pub async fn follow(
+        self,
+        cp: ControlPlaneClient,
+        mut events: WatchSubscription,
+        shutdown: CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let mut resync = false;
+        let mut failing = false;
+        loop {
+            let retry = async {
+                if resync {
+                    tokio::time::sleep(RESYNC_RETRY).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = retry => None,
+                item = events.next() => Some(item),
+            };
+            let mut changed = BTreeSet::new();
+            if let Some(mut item) = first {
+                // This event and whatever else is ready, handled in one go.
+                loop {
+                    match item {
+                        // The shared watch is gone: the agent is stopping.
+                        None => return Ok(()),
+                        Some(Err(status)) => {
+                            tracing::warn!(error = %status.message(), "stream watch refused; listing streams every {POLL_FALLBACK:?} instead");
+                            return self.run_refresh(cp, POLL_FALLBACK, shutdown).await;
+                        }
+                        Some(Ok(Watched::Gap)) => resync = true,
+                        Some(Ok(Watched::Event(event))) => match event.kind() {
+                            v1::StreamEventKind::StreamEventSynced => resync = true,
+                            v1::StreamEventKind::StreamEventCreated
+                            | v1::StreamEventKind::StreamEventUpdated
+                            | v1::StreamEventKind::StreamEventDeleted => {
+                                changed.insert(event.stream);
+                            }
+                            _ => {}
+                        },
+                    }
+                    match events.try_next() {
+                        Some(next) => item = Some(next),
+                        None => break,
+                    }
+                }
+            }
+            if changed.len() > MAX_SINGLE_RELOADS {
+                resync = true;
+            }
+            let result = if resync {
+                self.refresh(&cp).await.map(|()| resync = false)
+            } else {
+                let mut result = Ok(());
+                for name in &changed {
+                    if let Err(status) = self.refresh_stream(&cp, name).await {
+                        // The list reloads it, and anything else missed meanwhile.
+                        resync = true;
+                        result = Err(status);
+                        break;
+                    }
+                }
+                result
+            };
+            match result {
+                Ok(()) if failing => {
+                    tracing::info!("stream catalog in step with the control plane again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(status) if !failing => {
+                    tracing::warn!(error = %status.message(), "stream catalog reload failed; serving the last known streams and retrying");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Refreshes every `period` until shutdown, logging (not failing) on errors, so a
@@ -320,7 +500,7 @@ where
     F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let follower = catalog.follow();
+    let follower = catalog.register_follower();
     follow_stream_subjects(
         follower,
         broker,
@@ -522,6 +702,28 @@ mod tests {
             catalog.streams.read().local.is_empty(),
             "applied changes are forgotten"
         );
+    }
+
+    /// A single-stream reload requested before this agent changed the stream keeps the
+    /// local change; one requested after it is taken, and forgets the local mark.
+    #[test]
+    fn a_stream_reload_older_than_a_local_change_does_not_undo_it() {
+        let catalog = StreamCatalog::new();
+        let asked_at = catalog.streams.read().local_epoch;
+        catalog.upsert(cfg("A", &["a.new"]));
+        catalog.apply_since("A", Some(cfg("A", &["a.old"])), asked_at);
+        assert_eq!(
+            catalog.get("A").map(|e| e.config.subjects.clone()),
+            Some(vec!["a.new".to_owned()])
+        );
+        catalog.apply_since("A", None, asked_at);
+        assert!(catalog.get("A").is_some(), "a stale 'not found' keeps it");
+        let asked_at = catalog.streams.read().local_epoch;
+        catalog.apply_since("A", None, asked_at);
+        assert!(catalog.get("A").is_none(), "deleted through another agent");
+        assert!(catalog.streams.read().local.is_empty());
+        catalog.apply_since("B", Some(cfg("B", &["b"])), asked_at);
+        assert!(catalog.get("B").is_some());
     }
 
     #[test]

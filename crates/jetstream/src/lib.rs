@@ -8,15 +8,18 @@
 //!   agent that runs it.
 //! - [`jsz`]: the `/jsz` monitoring document, from the control plane and the API counters.
 //! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
+//! - [`role`]: [`start`], the entry point that serves all of the above on an agent.
 
 pub mod api;
 pub mod catalog;
 pub mod convert;
 pub mod forward;
 pub mod jsz;
+pub mod role;
 pub mod sysapi;
 
 pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
 pub use catalog::{StreamCatalog, StreamEntry, serve_stream_subjects};
 pub use jsz::JszSource;
+pub use role::{ApiDeps, LocalRoutes, start};
 pub use sysapi::{RunningSysApi, SysApi};

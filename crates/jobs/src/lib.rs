@@ -49,6 +49,7 @@ mod lease;
 mod metrics;
 mod orphans;
 mod retention;
+mod role;
 mod runner;
 
 pub use compaction::{CompactionReport, PreparedSegment, SwapOutcome, plan_run};
@@ -56,4 +57,5 @@ pub use error::JobsError;
 pub use metrics::JobsMetrics;
 pub use orphans::OrphanReport;
 pub use retention::RetentionReport;
+pub use role::start;
 pub use runner::{Jobs, JobsOptions, PassReport};

@@ -6,6 +6,7 @@
 //! - [`Supervisor`]: runs the role tasks of one process; the first task that fails
 //!   brings the others down with it and its error becomes the exit reason.
 //! - [`Metrics`]: the one Prometheus registry of a process, rendered on `/metrics`.
+//! - [`RoleContext`]: what every role's entry point gets from the agent starting it.
 //! - [`health::Readiness`]: what the process still lacks, for `/readyz`.
 //! - [`zone`]: the availability zone from the cloud's instance metadata.
 
@@ -134,6 +135,33 @@ impl Supervisor {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// What the agent shares with each role it starts: who it is, the clock, the metrics
+/// registry and the supervisor the role's tasks run under (its token is the shutdown
+/// signal). Each role crate's `start` takes this plus the role's own dependencies and
+/// settings, and returns a handle.
+pub struct RoleContext<'a> {
+    /// The agent's registry id (lease holder, consumer claims, batch ids).
+    pub agent_id: &'a str,
+    pub clock: infinistream_types::SharedClock,
+    pub metrics: &'a Metrics,
+    pub supervisor: &'a mut Supervisor,
+}
+
+impl fmt::Debug for RoleContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoleContext")
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RoleContext<'_> {
+    /// The token every task of the role watches.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.supervisor.shutdown()
     }
 }
 

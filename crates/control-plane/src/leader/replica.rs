@@ -22,6 +22,8 @@ pub struct ReplicaOptions {
     pub ttl: Duration,
     /// Election name; replicas of one cluster use the same one.
     pub election: String,
+    /// Where requests reaching this replica are counted (led or forwarded).
+    pub requests: crate::RequestMetrics,
 }
 
 impl ReplicaOptions {
@@ -32,6 +34,7 @@ impl ReplicaOptions {
             advertise: advertise.into(),
             ttl: Duration::from_secs(5),
             election: "control-plane".to_owned(),
+            requests: crate::RequestMetrics::new(),
         }
     }
 }
@@ -217,10 +220,12 @@ pub async fn serve_replica(
         stop_rx.clone(),
     ));
 
-    let router = axum::Router::new().fallback_service(ReplicaService {
-        mode,
-        stop: stop_rx.clone(),
-    });
+    let router = replica
+        .requests
+        .layer(axum::Router::new().fallback_service(ReplicaService {
+            mode,
+            stop: stop_rx.clone(),
+        }));
     let mut server_stop = stop_rx;
     let server = tonic::transport::Server::builder()
         .add_routes(tonic::service::Routes::from(router))

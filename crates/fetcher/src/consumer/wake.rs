@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{ControlPlaneClient, WatchSubscription, Watched};
 use infinistream_proto::v1;
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -82,17 +81,24 @@ impl ControlPlaneWatch {
     /// Default re-check without a notification (redelivery deadlines).
     pub const DEFAULT_FALLBACK: Duration = Duration::from_millis(200);
 
-    /// Starts watching; the watch reconnects by itself and stops on `shutdown`.
+    /// Starts watching with a watch of its own; the watch reconnects by itself and
+    /// stops on `shutdown`.
     pub fn start(cp: &ControlPlaneClient, shutdown: CancellationToken) -> ControlPlaneWatch {
+        let watch = cp.shared_watch(v1::WatchStreamsRequest {
+            streams: Vec::new(),
+            consumers: true,
+        });
+        Self::follow(watch.subscribe(), shutdown)
+    }
+
+    /// Wakes from `events`, a subscription to the agent's one shared watch (which must
+    /// carry consumer events), until `shutdown`. A gap in the events wakes everyone.
+    pub fn follow(mut events: WatchSubscription, shutdown: CancellationToken) -> ControlPlaneWatch {
         let this = ControlPlaneWatch {
             streams: Arc::new(Mutex::new(HashMap::new())),
             consumers: Arc::new(watch::channel(0).0),
             fallback: Self::DEFAULT_FALLBACK,
         };
-        let mut events = cp.watch_streams(v1::WatchStreamsRequest {
-            streams: Vec::new(),
-            consumers: true,
-        });
         let me = this.clone();
         tokio::spawn(async move {
             loop {
@@ -101,13 +107,14 @@ impl ControlPlaneWatch {
                     e = events.next() => e,
                 };
                 match event {
-                    Some(Ok(event)) if !event.stream.is_empty() => {
+                    Some(Ok(Watched::Event(event))) if !event.stream.is_empty() => {
                         if event.kind() == v1::StreamEventKind::StreamEventConsumer {
                             me.consumers.send_modify(|v| *v = v.wrapping_add(1));
                         }
                         me.bump(&event.stream);
                     }
-                    Some(Ok(_)) => {}
+                    Some(Ok(Watched::Event(_))) => {}
+                    Some(Ok(Watched::Gap)) => me.bump_all(),
                     Some(Err(status)) => {
                         tracing::warn!(error = %status.message(), "commit watch refused; consumers fall back to polling");
                         return;
@@ -118,6 +125,14 @@ impl ControlPlaneWatch {
         });
         tracing::info!("consumers wake on control-plane commit notifications");
         this
+    }
+
+    /// Wakes every waiter: what they wait for may have happened unseen.
+    fn bump_all(&self) {
+        for tx in self.streams.lock().values() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+        self.consumers.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     fn bump(&self, stream: &str) {

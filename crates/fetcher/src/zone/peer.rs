@@ -1,21 +1,17 @@
-//! The peer port: asking a range's owner (client side) and answering other agents of
-//! the zone (the `ZoneCache` gRPC service, group-key authenticated like the control
-//! plane).
+//! The zone cache on the peer port: asking a range's owner (client side) and answering
+//! other agents of the zone (the `ZoneCache` gRPC service, registered on the agent's
+//! `infinistream_peer::PeerPort`, which checks the group key).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use infinistream_cp_client::GroupKeys;
-use infinistream_cp_client::auth::{ClientAuth, ServerAuth};
+use infinistream_cp_client::auth::ClientAuth;
 use infinistream_proto::v1;
 use infinistream_proto::v1::zone_cache_client::ZoneCacheClient;
 use infinistream_proto::v1::zone_cache_server::ZoneCacheServer;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -272,32 +268,10 @@ impl v1::zone_cache_server::ZoneCache for PeerService {
     }
 }
 
-/// Serves `zone` to the zone's other agents on `listener` until `shutdown`, accepting
-/// only requests that carry a group key in `keys`.
-/// The `ZoneCache` service over `zone`, group-key authenticated, to add to the peer
-/// port's gRPC server.
-pub fn service(
-    zone: ZoneCache,
-    keys: GroupKeys,
-) -> InterceptedService<ZoneCacheServer<PeerService>, ServerAuth> {
-    let service = ZoneCacheServer::new(PeerService::new(zone))
+/// The `ZoneCache` service over `zone`, to register on the agent's peer port (which
+/// checks the group key).
+pub fn service(zone: ZoneCache) -> ZoneCacheServer<PeerService> {
+    ZoneCacheServer::new(PeerService::new(zone))
         .max_decoding_message_size(64 * 1024)
-        .max_encoding_message_size(MAX_RANGE_BYTES + 1024);
-    InterceptedService::new(service, ServerAuth::new(keys))
-}
-
-/// Serves only the `ZoneCache` service on `listener` until `shutdown`.
-pub async fn serve(
-    zone: ZoneCache,
-    listener: TcpListener,
-    keys: GroupKeys,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_service(service(zone, keys))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
+        .max_encoding_message_size(MAX_RANGE_BYTES + 1024)
 }

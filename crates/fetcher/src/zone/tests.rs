@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use infinistream_cp_client::GroupKeys;
 use infinistream_objstore::BucketOptions;
-use tokio::net::TcpListener;
+use infinistream_peer::PeerPort;
 
 use super::*;
 
@@ -38,13 +37,15 @@ fn options(id: &str, key: &str) -> ZoneOptions {
     }
 }
 
-/// Serves `zone` on a loopback port with group key `s3cret`; returns its address.
+/// Serves `zone` on a loopback peer port with group key `s3cret`; returns its address.
 async fn serve(zone: &ZoneCache) -> (String, Shutdown) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let keys = GroupKeys::new([("team", "s3cret")]).expect("keys");
+    let mut port = PeerPort::bind("127.0.0.1:0", "team", "s3cret")
+        .await
+        .expect("bind");
+    let addr = port.local_addr().to_string();
+    port.register(peer::service(zone.clone()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(peer::serve(zone.clone(), listener, keys, async move {
+    tokio::spawn(port.serve(async move {
         let _ = rx.await;
     }));
     (addr, Shutdown(tx))
@@ -105,7 +106,9 @@ async fn a_down_or_refusing_owner_falls_back_to_the_bucket() {
     let (obj, body) = object(&bucket, 10_000).await;
 
     // Nothing listens at the owner's address.
-    let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let dead_addr = dead.local_addr().expect("addr").to_string();
     drop(dead);
     let asker = ZoneCache::open(bucket.clone(), options("b", "s3cret")).expect("open");

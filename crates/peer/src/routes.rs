@@ -25,6 +25,8 @@ use infinistream_runtime::CancellationToken;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::PeerPort;
+
 /// Wait before dialling a peer again after its link failed or closed.
 const REDIAL: Duration = Duration::from_secs(1);
 /// Frames sent in one batch, about (a single larger message goes alone).
@@ -33,13 +35,6 @@ const BATCH_BYTES: usize = 1 << 20;
 /// allows (64 MiB), with room for its frame.
 pub const MAX_BATCH_BYTES: usize = BATCH_BYTES + (64 << 20) + (1 << 20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// HTTP/2 receive windows of a route, per stream and per connection: h2's default
-/// 64 KiB would cap a route at one window per round trip (~70 MB/s of 1 KiB messages
-/// on loopback).
-pub const ROUTE_STREAM_WINDOW: u32 = 8 << 20;
-pub const ROUTE_CONNECTION_WINDOW: u32 = 16 << 20;
-/// HTTP/2 keep-alive of a route, both sides: a peer silent this long (twice) is gone.
-pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Why a link ended or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +49,7 @@ pub enum LinkError {
 
 /// The `Routes` service: the side of each link the lower-sorting peer dialled.
 #[derive(Debug, Clone)]
-pub struct RoutesService {
+struct RoutesService {
     broker: Broker,
     agent_id: String,
     /// Wakes the registry refresh when a peer the cluster view does not list links.
@@ -64,7 +59,7 @@ pub struct RoutesService {
 }
 
 impl RoutesService {
-    pub fn new(
+    fn new(
         broker: Broker,
         agent_id: String,
         refresh_view: Arc<tokio::sync::Notify>,
@@ -79,7 +74,7 @@ impl RoutesService {
     }
 
     /// The gRPC server for this service, with the route size limits.
-    pub fn into_server(self) -> v1::routes_server::RoutesServer<Self> {
+    fn into_server(self) -> v1::routes_server::RoutesServer<Self> {
         v1::routes_server::RoutesServer::new(self)
             .max_decoding_message_size(MAX_BATCH_BYTES)
             .max_encoding_message_size(MAX_BATCH_BYTES)
@@ -146,8 +141,30 @@ impl v1::routes_server::Routes for RoutesService {
     }
 }
 
+/// Registers the `Routes` service on `port` and returns the mesh of links this agent
+/// dials. `refresh_view` is notified when a peer the broker's cluster view does not list
+/// yet links to this agent; every accepted route ends on `shutdown`.
+pub fn register(
+    port: &mut PeerPort,
+    broker: Broker,
+    agent_id: &str,
+    refresh_view: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) -> Mesh {
+    port.register(
+        RoutesService::new(
+            broker.clone(),
+            agent_id.to_owned(),
+            refresh_view,
+            shutdown.clone(),
+        )
+        .into_server(),
+    );
+    Mesh::new(broker, agent_id.to_owned(), port.client_auth(), shutdown)
+}
+
 /// This agent's dialled links, kept in step with the registry by the agent's one
-/// registry refresh ([`crate::routing::run_cluster_view`]).
+/// registry refresh ([`crate::cluster::run_cluster_view`]).
 #[derive(Debug)]
 pub struct Mesh {
     broker: Broker,
@@ -159,7 +176,7 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    pub fn new(
+    fn new(
         broker: Broker,
         agent_id: String,
         auth: ClientAuth,
@@ -261,10 +278,10 @@ async fn link_once(
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .initial_stream_window_size(ROUTE_STREAM_WINDOW)
-        .initial_connection_window_size(ROUTE_CONNECTION_WINDOW)
-        .http2_keep_alive_interval(KEEPALIVE)
-        .keep_alive_timeout(KEEPALIVE)
+        .initial_stream_window_size(crate::STREAM_WINDOW)
+        .initial_connection_window_size(crate::CONNECTION_WINDOW)
+        .http2_keep_alive_interval(crate::KEEPALIVE)
+        .keep_alive_timeout(crate::KEEPALIVE)
         .keep_alive_while_idle(true)
         .connect()
         .await?;

@@ -1,11 +1,12 @@
-//! Wires routing by connection name and role forwarding to the agent registry.
+//! The group's agents, as routing by connection name, role forwarding and the route
+//! mesh see them.
 //!
 //! The broker owns the protocol side (suffix parsing, `connect_urls`, lame-duck
 //! redirects, and the peer choice for forwarded work; see
 //! `infinistream_broker::routing` and `infinistream_broker::forward`); this module feeds
 //! it the live agents from the control plane's registry, and keeps the route mesh in
-//! step with the same list. What is forwarded for a role this agent does not run is
-//! decided in `infinistream_jetstream::forward`.
+//! step with the same list ([`start`]). What is forwarded for a role this agent does
+//! not run is decided in `infinistream_jetstream::forward`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,11 @@ use infinistream_cp_client::ControlPlaneClient;
 use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 
-use crate::routes::Mesh;
+use infinistream_runtime::Supervisor;
 use infinistream_types::Role;
+
+use crate::PeerPort;
+use crate::routes::{self, Mesh};
 
 /// How often the registry is asked for the live agents (one `ListAgents` call).
 pub const CLUSTER_REFRESH: Duration = Duration::from_secs(2);
@@ -36,6 +40,38 @@ pub fn local_roles(
         consume: roles.contains(&Role::ProxyConsume),
         zone: zone.to_owned(),
     }
+}
+
+/// Starts the route mesh on `port` and the registry refresh that keeps it and the
+/// broker's cluster view current. The first list of agents is loaded before this
+/// returns (so routing by connection name works for the first client); a failure is
+/// logged and retried in the background.
+pub async fn start(
+    port: &mut PeerPort,
+    cp: ControlPlaneClient,
+    broker: Broker,
+    agent_id: &str,
+    supervisor: &mut Supervisor,
+) {
+    let shutdown = supervisor.shutdown();
+    let refresh = Arc::new(Notify::new());
+    let mut mesh = routes::register(
+        port,
+        broker.clone(),
+        agent_id,
+        refresh.clone(),
+        shutdown.clone(),
+    );
+    match refresh_cluster(&cp, &broker).await {
+        Ok(agents) => mesh.update(&agents),
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "initial agent registry load failed; retrying in the background");
+        }
+    }
+    supervisor.spawn(
+        "cluster-view",
+        run_cluster_view(cp, broker, mesh, refresh, shutdown),
+    );
 }
 
 fn view_of(agents: Vec<v1::AgentInfo>) -> ClusterView {
@@ -56,7 +92,7 @@ fn view_of(agents: Vec<v1::AgentInfo>) -> ClusterView {
 
 /// Asks the registry for the live agents once, hands them to the broker and returns
 /// them.
-pub async fn refresh_cluster(
+async fn refresh_cluster(
     cp: &ControlPlaneClient,
     broker: &Broker,
 ) -> Result<Vec<v1::AgentInfo>, tonic::Status> {
@@ -77,7 +113,7 @@ pub async fn refresh_cluster(
 /// Keeps the broker's cluster view and the route mesh in step with the registry (one
 /// `ListAgents` per refresh for both) until shutdown; keeps the last view and links
 /// (and logs once) while the control plane is away.
-pub async fn run_cluster_view(
+async fn run_cluster_view(
     cp: ControlPlaneClient,
     broker: Broker,
     mut mesh: Mesh,

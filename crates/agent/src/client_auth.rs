@@ -1,0 +1,74 @@
+//! Client authentication from the agent's configuration to the broker, at start-up
+//! and on `SIGHUP` (nats-server's config reload for `authorization`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use infinistream_broker::{
+    Auth, Broker, Credential, Permissions, ResponsePermission, SubjectPermission, User, Users,
+};
+use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
+
+/// The broker's form of the configured client authentication.
+pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
+    Ok(match auth {
+        ClientAuth::UserPass { user, pass } => Auth::UserPass {
+            user: user.clone(),
+            pass: pass.clone(),
+        },
+        ClientAuth::Token(token) => Auth::Token(token.clone()),
+        ClientAuth::Users(specs) => {
+            let users = specs
+                .iter()
+                .map(|spec| User {
+                    name: spec.name.clone(),
+                    credential: match &spec.password {
+                        Some(pass) => Credential::password(pass.clone()),
+                        None => Credential::NKey,
+                    },
+                    permissions: spec.permissions.as_ref().map(permissions),
+                })
+                .collect();
+            Auth::Users(Arc::new(Users::new(users).context("users")?))
+        }
+    })
+}
+
+fn permissions(spec: &PermissionsSpec) -> Permissions {
+    let rule = |r: &(Option<Vec<String>>, Vec<String>)| SubjectPermission {
+        allow: r.0.clone(),
+        deny: r.1.clone(),
+    };
+    Permissions {
+        publish: spec.publish.as_ref().map(rule),
+        subscribe: spec.subscribe.as_ref().map(rule),
+        allow_responses: spec
+            .allow_responses
+            .map(|(max, expires)| ResponsePermission {
+                max_msgs: usize::try_from(max).unwrap_or(usize::MAX),
+                expires,
+            }),
+    }
+}
+
+/// Re-reads the config file (with the same flags) and applies its client
+/// authentication to `broker`: the others' connections stay up; those whose user went
+/// away or changed its credential are closed. Other settings need a restart.
+pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> anyhow::Result<()> {
+    let config =
+        infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
+    let auth = config.auth.as_ref().map(broker_auth).transpose()?;
+    let users = match &config.auth {
+        Some(ClientAuth::Users(users)) => users.len(),
+        Some(_) => 1,
+        None => 0,
+    };
+    let closed = broker.reload_auth(auth);
+    tracing::info!(
+        users,
+        closed_connections = closed,
+        "configuration reloaded: client authorization replaced"
+    );
+    Ok(())
+}

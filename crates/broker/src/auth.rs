@@ -1,0 +1,641 @@
+//! Who may connect and what each connection may do: nats-server's `authorization`
+//! model — one user/password or token for everyone, or a list of users (password,
+//! bcrypt hash or NKey) each with publish and subscribe permissions.
+//!
+//! Checks run where nats-server runs them, with its answers:
+//! - `CONNECT`: credentials; a mismatch is `-ERR 'Authorization Violation'` and the
+//!   connection closes. An NKey user signs the `nonce` of this connection's `INFO`.
+//! - `PUB`: the publish permissions (allow, then deny; a subject allowed only as the
+//!   reply to a request this connection received passes under `allow_responses`).
+//!   A refusal is `-ERR 'Permissions Violation for Publish to "<subject>"'`, the
+//!   message is dropped and the connection stays open.
+//! - `SUB`: the subscribe permissions, `…for Subscription to "<subject>"`; the
+//!   subscription is not made and the connection stays open. A wildcard subscription
+//!   that overlaps a denied subject is allowed, and messages on the denied subjects are
+//!   then filtered at delivery.
+//!
+//! JetStream needs nothing of its own: its API, acks and flow control are subjects a
+//! connection publishes to and inboxes it subscribes to, so a user allowed only
+//! `$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker`, `$JS.ACK.ORDERS.worker.>` and its inbox
+//! can pull from that one consumer and do nothing else.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use infinistream_protocol::info::Connect;
+use infinistream_protocol::subject;
+use parking_lot::Mutex;
+
+/// How clients authenticate, when required.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// One user and password for every connection.
+    UserPass { user: String, pass: String },
+    /// One token for every connection.
+    Token(String),
+    /// A list of users, each with its own credential and permissions.
+    Users(Arc<Users>),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print secrets.
+        match self {
+            Auth::UserPass { user, .. } => f
+                .debug_struct("UserPass")
+                .field("user", user)
+                .field("pass", &"<redacted>")
+                .finish(),
+            Auth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+            Auth::Users(users) => f.debug_tuple("Users").field(users).finish(),
+        }
+    }
+}
+
+/// The users of an `authorization { users = [...] }` block.
+#[derive(Default, PartialEq, Eq)]
+pub struct Users {
+    users: Vec<User>,
+    /// Plain passwords already checked against a bcrypt hash, by user: bcrypt costs
+    /// ~100 ms by design, which every reconnect would otherwise pay on a runtime
+    /// thread.
+    bcrypt_verified: BcryptCache,
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.users).finish()
+    }
+}
+
+#[derive(Default)]
+struct BcryptCache(Mutex<HashMap<String, String>>);
+
+impl PartialEq for BcryptCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for BcryptCache {}
+
+/// Why a user list was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsersError {
+    #[error("user `{0}` is listed twice")]
+    Duplicate(String),
+    #[error("`{0}` is not a valid user NKey (a public key starting with U)")]
+    BadNKey(String),
+    #[error("user `{user}`: permission subject `{subject}` is not a valid subject")]
+    BadSubject { user: String, subject: String },
+}
+
+impl Users {
+    /// Checks and indexes `users`.
+    pub fn new(users: Vec<User>) -> Result<Users, UsersError> {
+        let mut seen = std::collections::HashSet::new();
+        for user in &users {
+            if !seen.insert(user.name.as_str()) {
+                return Err(UsersError::Duplicate(user.name.clone()));
+            }
+            if user.credential == Credential::NKey
+                && nkeys::KeyPair::from_public_key(&user.name).map_or(true, |k| {
+                    !user.name.starts_with('U') || k.public_key() != user.name
+                })
+            {
+                return Err(UsersError::BadNKey(user.name.clone()));
+            }
+            if let Some(p) = &user.permissions {
+                for rule in [&p.publish, &p.subscribe].into_iter().flatten() {
+                    for s in rule.allow.iter().flatten().chain(&rule.deny) {
+                        if !subject::is_valid_subject(s) {
+                            return Err(UsersError::BadSubject {
+                                user: user.name.clone(),
+                                subject: s.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Users {
+            users,
+            bcrypt_verified: BcryptCache::default(),
+        })
+    }
+
+    /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
+    pub fn has_nkeys(&self) -> bool {
+        self.users.iter().any(|u| u.credential == Credential::NKey)
+    }
+
+    fn find(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    fn password_ok(&self, user: &User, given: &str) -> bool {
+        match &user.credential {
+            Credential::Password(pass) => constant_time_eq(pass.as_bytes(), given.as_bytes()),
+            Credential::Bcrypt(hash) => {
+                let mut cache = self.bcrypt_verified.0.lock();
+                if cache
+                    .get(&user.name)
+                    .is_some_and(|ok| constant_time_eq(ok.as_bytes(), given.as_bytes()))
+                {
+                    return true;
+                }
+                let ok = bcrypt::verify(given, hash).unwrap_or(false);
+                if ok {
+                    cache.insert(user.name.clone(), given.to_owned());
+                }
+                ok
+            }
+            Credential::NKey => false,
+        }
+    }
+}
+
+/// One user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user name, or the public NKey of an NKey user.
+    pub name: String,
+    pub credential: Credential,
+    /// None: everything is allowed.
+    pub permissions: Option<Permissions>,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("credential", &self.credential)
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+/// How a user proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A password in the clear.
+    Password(String),
+    /// A bcrypt hash of the password (`$2a$…`, `$2b$…`), as nats-server accepts.
+    Bcrypt(String),
+    /// An ed25519 signature of the connection's nonce by the user's NKey.
+    NKey,
+}
+
+impl Credential {
+    /// A password as configured: bcrypt when it looks like a bcrypt hash.
+    pub fn password(pass: String) -> Credential {
+        if pass.starts_with("$2") {
+            Credential::Bcrypt(pass)
+        } else {
+            Credential::Password(pass)
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Password(<redacted>)",
+            Credential::Bcrypt(_) => "Bcrypt(<redacted>)",
+            Credential::NKey => "NKey",
+        })
+    }
+}
+
+/// A user's permissions (nats-server's `permissions` block).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// None: any subject may be published to (unless `allow_responses` is set, which,
+    /// as in nats-server, turns the blanket allow off).
+    pub publish: Option<SubjectPermission>,
+    /// None: any subject may be subscribed to.
+    pub subscribe: Option<SubjectPermission>,
+    /// Replies to requests this connection received may be published even where the
+    /// publish permissions do not allow them.
+    pub allow_responses: Option<ResponsePermission>,
+}
+
+/// Allow and deny lists of subjects (wildcards allowed); deny wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectPermission {
+    /// None: everything not denied is allowed; `Some(vec![])`: nothing is.
+    pub allow: Option<Vec<String>>,
+    pub deny: Vec<String>,
+}
+
+/// nats-server's `allow_responses`: how many replies per request, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePermission {
+    pub max_msgs: usize,
+    pub expires: Duration,
+}
+
+impl Default for ResponsePermission {
+    /// nats-server's `allow_responses: true`: one reply within two minutes.
+    fn default() -> Self {
+        ResponsePermission {
+            max_msgs: 1,
+            expires: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    /// Shown in `/connz` and `$SYS` answers (never a password or token).
+    pub user: String,
+    pub permissions: Option<Arc<ConnPermissions>>,
+}
+
+/// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
+/// `None`: refused.
+pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) -> Option<Login> {
+    match auth {
+        Auth::UserPass { user, pass } => {
+            let ok = connect.user.as_deref() == Some(user.as_str())
+                && connect
+                    .pass
+                    .as_deref()
+                    .is_some_and(|p| constant_time_eq(p.as_bytes(), pass.as_bytes()));
+            ok.then(|| Login {
+                user: user.clone(),
+                permissions: None,
+            })
+        }
+        Auth::Token(token) => connect
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+            .then(|| Login {
+                user: infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
+                permissions: None,
+            }),
+        Auth::Users(users) => {
+            let user = if let Some(nkey) = connect.nkey.as_deref() {
+                let user = users
+                    .find(nkey)
+                    .filter(|u| u.credential == Credential::NKey)?;
+                let signed = nonce.zip(connect.sig.as_deref())?;
+                verify_nkey(nkey, signed.0, signed.1).then_some(user)?
+            } else {
+                let user = users.find(connect.user.as_deref()?)?;
+                users
+                    .password_ok(user, connect.pass.as_deref()?)
+                    .then_some(user)?
+            };
+            Some(Login {
+                user: user.name.clone(),
+                permissions: user
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(ConnPermissions::new(p))),
+            })
+        }
+    }
+}
+
+/// After a reload: what a connection logged in as `login` keeps. `None`: it must go
+/// (its user is gone or its credential changed).
+pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> Option<Login> {
+    match (old, new) {
+        (_, None) => Some(Login {
+            user: String::new(),
+            permissions: None,
+        }),
+        (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
+            let before = old.find(&login.user)?;
+            let after = new.find(&login.user)?;
+            (before.credential == after.credential).then(|| Login {
+                user: after.name.clone(),
+                permissions: after
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(ConnPermissions::new(p))),
+            })
+        }
+        (Some(old), Some(new)) if old == new => Some(login.clone()),
+        _ => None,
+    }
+}
+
+/// The nonce an NKey user signs: random, URL-safe base64, as nats-server sends.
+pub(crate) fn new_nonce() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 11];
+    rand::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `sig` (base64, URL-safe or standard, as clients send it) is `nkey`'s
+/// signature of `nonce`.
+fn verify_nkey(nkey: &str, nonce: &str, sig: &str) -> bool {
+    use base64::Engine as _;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(sig));
+    let Ok(sig) = sig else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(nkey).is_ok_and(|k| k.verify(nonce.as_bytes(), &sig).is_ok())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One connection's permissions, compiled from its user's.
+#[derive(Debug)]
+pub(crate) struct ConnPermissions {
+    publish: Option<Rules>,
+    subscribe: Option<Rules>,
+    responses: Option<ResponsePermission>,
+    /// Reply subjects of requests delivered to this connection, while
+    /// `allow_responses` lets it answer them: subject → (answers so far, since).
+    replies: Mutex<HashMap<Bytes, (usize, Instant)>>,
+    /// Set once a wildcard or queue subscription overlaps a denied subject: then
+    /// deliveries are checked against the subscribe deny list.
+    filter_deliveries: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Rules {
+    allow: Option<Vec<Bytes>>,
+    deny: Vec<Bytes>,
+}
+
+impl Rules {
+    fn new(p: &SubjectPermission) -> Rules {
+        let bytes = |v: &Vec<String>| v.iter().map(|s| Bytes::from(s.clone())).collect();
+        Rules {
+            allow: p.allow.as_ref().map(bytes),
+            deny: bytes(&p.deny),
+        }
+    }
+
+    /// nats-server's check: some allow entry matches (wildcards in `subject` match
+    /// only the same wildcard), and no deny entry does.
+    fn admits(&self, subject: &[u8]) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|p| subject::matches(p, subject)))
+            && !self.denies(subject)
+    }
+
+    fn denies(&self, subject: &[u8]) -> bool {
+        self.deny.iter().any(|p| subject::matches(p, subject))
+    }
+}
+
+/// How many publish verdicts a connection remembers (nats-server's
+/// `maxPermCacheSize`).
+pub(crate) const PUBLISH_CACHE: usize = 128;
+
+impl ConnPermissions {
+    fn new(p: &Permissions) -> ConnPermissions {
+        let mut publish = p.publish.as_ref().map(Rules::new);
+        if p.allow_responses.is_some() {
+            // As nats-server: with responses allowed, publishing is allowed only
+            // where the publish permissions say so explicitly.
+            let rules = publish.get_or_insert(Rules {
+                allow: None,
+                deny: Vec::new(),
+            });
+            rules.allow.get_or_insert_with(Vec::new);
+        }
+        ConnPermissions {
+            publish,
+            subscribe: p.subscribe.as_ref().map(Rules::new),
+            responses: p.allow_responses,
+            replies: Mutex::new(HashMap::new()),
+            filter_deliveries: AtomicBool::new(false),
+        }
+    }
+
+    /// The publish verdict the permissions alone give (cacheable).
+    pub(crate) fn publish_rule(&self, subject: &[u8]) -> bool {
+        self.publish.as_ref().is_none_or(|r| r.admits(subject))
+    }
+
+    /// Whether `subject` is the reply to a request this connection received and may
+    /// still be answered (counts the answer).
+    pub(crate) fn response_allowed(&self, subject: &[u8]) -> bool {
+        let Some(limit) = self.responses else {
+            return false;
+        };
+        let mut replies = self.replies.lock();
+        let Some((n, since)) = replies.get_mut(subject) else {
+            return false;
+        };
+        *n += 1;
+        if *n > limit.max_msgs || since.elapsed() > limit.expires {
+            replies.remove(subject);
+            return false;
+        }
+        true
+    }
+
+    /// Whether a subscription to `subject` (in `queue`) is allowed; remembers whether
+    /// deliveries must be filtered from now on.
+    pub(crate) fn may_subscribe(&self, subject: &[u8], queue: Option<&[u8]>) -> bool {
+        let Some(rules) = &self.subscribe else {
+            return true;
+        };
+        if !rules.admits(subject) {
+            return false;
+        }
+        if (queue.is_some() || !subject::is_literal(subject))
+            && rules
+                .deny
+                .iter()
+                .any(|d| subject::subjects_collide(d, subject))
+        {
+            self.filter_deliveries.store(true, Ordering::Release);
+        }
+        true
+    }
+
+    /// Called for each message delivered to this connection: false drops it (a
+    /// denied subject reached through a wildcard subscription). Tracks reply subjects
+    /// for `allow_responses`.
+    pub(crate) fn on_delivery(&self, subject: &[u8], reply: Option<&[u8]>) -> bool {
+        if self.filter_deliveries.load(Ordering::Acquire)
+            && self.subscribe.as_ref().is_some_and(|r| r.denies(subject))
+        {
+            return false;
+        }
+        if let (Some(limit), Some(reply)) = (self.responses, reply) {
+            let mut replies = self.replies.lock();
+            if replies.len() >= REPLIES_PRUNE_AT {
+                replies.retain(|_, (n, since)| {
+                    *n < limit.max_msgs && since.elapsed() <= limit.expires
+                });
+            }
+            replies.insert(Bytes::copy_from_slice(reply), (0, Instant::now()));
+        }
+        true
+    }
+}
+
+/// Tracked replies past which expired or used ones are swept.
+const REPLIES_PRUNE_AT: usize = 4096;
+
+/// Go's `%q` for the subjects in permission errors (nats-server's wording).
+pub(crate) fn quote(subject: &[u8]) -> String {
+    let mut out = String::with_capacity(subject.len() + 2);
+    out.push('"');
+    for c in String::from_utf8_lossy(subject).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perms(
+        publish: Option<SubjectPermission>,
+        subscribe: Option<SubjectPermission>,
+    ) -> ConnPermissions {
+        ConnPermissions::new(&Permissions {
+            publish,
+            subscribe,
+            allow_responses: None,
+        })
+    }
+
+    fn rule(allow: Option<&[&str]>, deny: &[&str]) -> Option<SubjectPermission> {
+        Some(SubjectPermission {
+            allow: allow.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            deny: deny.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+
+    #[test]
+    fn publish_allow_then_deny() {
+        let p = perms(rule(Some(&["orders.>"]), &["orders.secret"]), None);
+        assert!(p.publish_rule(b"orders.new"));
+        assert!(p.publish_rule(b"orders.eu.new"));
+        assert!(!p.publish_rule(b"orders.secret"));
+        assert!(!p.publish_rule(b"billing.new"));
+        let deny_only = perms(rule(None, &["admin.*"]), None);
+        assert!(deny_only.publish_rule(b"anything"));
+        assert!(!deny_only.publish_rule(b"admin.reset"));
+    }
+
+    #[test]
+    fn subscribe_wildcards_match_like_nats_server() {
+        let p = perms(None, rule(Some(&["foo.*", "bar.>"]), &[]));
+        assert!(p.may_subscribe(b"foo.x", None));
+        assert!(p.may_subscribe(b"foo.*", None));
+        assert!(p.may_subscribe(b"bar.a.b", None));
+        assert!(p.may_subscribe(b"bar.>", None));
+        // nats-server 2.15.1 matches the subscription's own tokens against the
+        // allow list, so `foo.>` passes `foo.*` (its `>` is one token there).
+        assert!(p.may_subscribe(b"foo.>", None));
+        assert!(!p.may_subscribe(b">", None));
+        assert!(!p.may_subscribe(b"baz", None));
+    }
+
+    #[test]
+    fn wildcard_subscription_over_a_denied_subject_filters_deliveries() {
+        let p = perms(None, rule(None, &["orders.secret"]));
+        assert!(!p.may_subscribe(b"orders.secret", None));
+        assert!(
+            p.on_delivery(b"orders.secret", None),
+            "no filter before a wildcard sub"
+        );
+        assert!(p.may_subscribe(b"orders.*", None));
+        assert!(!p.on_delivery(b"orders.secret", None));
+        assert!(p.on_delivery(b"orders.new", None));
+    }
+
+    #[test]
+    fn responses_allowed_once_within_expiry() {
+        let p = ConnPermissions::new(&Permissions {
+            publish: None,
+            subscribe: None,
+            allow_responses: Some(ResponsePermission::default()),
+        });
+        // allow_responses turns the blanket publish allow off.
+        assert!(!p.publish_rule(b"svc.reply"));
+        assert!(!p.response_allowed(b"_INBOX.abc"));
+        assert!(p.on_delivery(b"svc.req", Some(b"_INBOX.abc")));
+        assert!(p.response_allowed(b"_INBOX.abc"));
+        assert!(!p.response_allowed(b"_INBOX.abc"), "max_msgs 1");
+    }
+
+    #[test]
+    fn nkey_signatures_verify() {
+        let kp = nkeys::KeyPair::new_user();
+        let nonce = new_nonce();
+        let sig = kp.sign(nonce.as_bytes()).expect("sign");
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sig);
+        assert!(verify_nkey(&kp.public_key(), &nonce, &encoded));
+        assert!(!verify_nkey(&kp.public_key(), "other", &encoded));
+        let other = nkeys::KeyPair::new_user();
+        assert!(!verify_nkey(&other.public_key(), &nonce, &encoded));
+        assert!(!verify_nkey(&kp.public_key(), &nonce, "not base64!"));
+    }
+
+    #[test]
+    fn users_are_checked() {
+        let dup = Users::new(vec![
+            User {
+                name: "a".into(),
+                credential: Credential::password("x".into()),
+                permissions: None,
+            },
+            User {
+                name: "a".into(),
+                credential: Credential::password("y".into()),
+                permissions: None,
+            },
+        ]);
+        assert_eq!(dup.err(), Some(UsersError::Duplicate("a".into())));
+        let bad = Users::new(vec![User {
+            name: "UNOTAKEY".into(),
+            credential: Credential::NKey,
+            permissions: None,
+        }]);
+        assert!(matches!(bad, Err(UsersError::BadNKey(_))));
+    }
+
+    #[test]
+    fn bcrypt_passwords_verify() {
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        let users = Users::new(vec![User {
+            name: "alice".into(),
+            credential: Credential::password(hash),
+            permissions: None,
+        }])
+        .expect("users");
+        let user = users.find("alice").expect("alice");
+        assert!(users.password_ok(user, "s3cret"));
+        assert!(users.password_ok(user, "s3cret"), "cached");
+        assert!(!users.password_ok(user, "wrong"));
+    }
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(quote(b"foo.bar"), "\"foo.bar\"");
+        assert_eq!(quote(b"a\"b"), "\"a\\\"b\"");
+    }
+}

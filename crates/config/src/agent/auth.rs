@@ -1,0 +1,117 @@
+//! Client authentication and TLS on the NATS client listener.
+
+use std::path::PathBuf;
+
+use super::RawAgentConfig;
+use crate::error::{ConfigError, invalid};
+use crate::users::{self, UserSpec};
+
+/// Client authentication the NATS listener enforces.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientAuth {
+    UserPass { user: String, pass: String },
+    Token(String),
+    /// The config file's `[[users]]` (see [`crate::users`]).
+    Users(Vec<UserSpec>),
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            ClientAuth::UserPass { user, .. } => f
+                .debug_struct("UserPass")
+                .field("user", user)
+                .field("pass", &"<redacted>")
+                .finish(),
+            ClientAuth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
+            ClientAuth::Users(users) => f.debug_tuple("Users").field(users).finish(),
+        }
+    }
+}
+
+/// TLS on the NATS client listener: PEM files, checked to exist when loaded by the
+/// broker at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Clients must present a certificate chaining to these CAs.
+    pub client_ca: Option<PathBuf>,
+    pub handshake_first: bool,
+}
+
+impl RawAgentConfig {
+    /// The client listener's authentication: user and password, or a token, or the
+    /// `[[users]]` of the file, or none.
+    pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
+        let users = self.users.as_deref().filter(|u| !u.is_empty());
+        let auth = match (&self.user, &self.pass, &self.token) {
+            (None, None, None) if users.is_some() => {
+                Some(ClientAuth::Users(users::resolve(users.unwrap_or_default())?))
+            }
+            _ if users.is_some() => {
+                return Err(invalid(
+                    "users",
+                    "cannot be combined with INFINISTREAM_USER / INFINISTREAM_PASS / INFINISTREAM_TOKEN",
+                ));
+            }
+            (None, None, None) => None,
+            (Some(user), Some(pass), None) => Some(ClientAuth::UserPass {
+                user: user.clone(),
+                pass: pass.clone(),
+            }),
+            (None, None, Some(token)) if !token.is_empty() => {
+                Some(ClientAuth::Token(token.clone()))
+            }
+            (None, None, Some(_)) => {
+                return Err(invalid("INFINISTREAM_TOKEN", "must not be empty"));
+            }
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err(invalid(
+                    "INFINISTREAM_USER",
+                    "and INFINISTREAM_PASS must be set together",
+                ));
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(invalid(
+                    "INFINISTREAM_TOKEN",
+                    "cannot be combined with INFINISTREAM_USER / INFINISTREAM_PASS",
+                ));
+            }
+        };
+        Ok(auth)
+    }
+
+    /// The client listener's TLS files: certificate and key together, a CA only with them.
+    pub(super) fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_ca.clone(),
+                handshake_first: self.tls_handshake_first.unwrap_or(false),
+            }),
+            (None, None) if self.tls_ca.is_some() => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_CA",
+                    "needs INFINISTREAM_TLS_CERT and INFINISTREAM_TLS_KEY (client certificates are checked inside TLS)",
+                ));
+            }
+            (None, None) if self.tls_handshake_first == Some(true) => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_HANDSHAKE_FIRST",
+                    "needs INFINISTREAM_TLS_CERT and INFINISTREAM_TLS_KEY",
+                ));
+            }
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "INFINISTREAM_TLS_CERT",
+                    "and INFINISTREAM_TLS_KEY must be set together",
+                ));
+            }
+        };
+        Ok(tls)
+    }
+}
