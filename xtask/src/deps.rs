@@ -1,7 +1,8 @@
 //! Keeps the crate layers pointing one way (docs/architecture.md, "Crate map").
 //!
 //! Each internal crate has a layer; a normal dependency must point to a strictly lower
-//! layer, except the dev-only test kit, which only dev-dependencies may use, and the
+//! layer, except the dev-only test tooling (test kit, chaos suite), which only
+//! dev-dependencies may use, and the
 //! same-layer pairs in [`SAME_LAYER`]. The role
 //! crates share one layer, so none can depend on another.
 //!
@@ -34,6 +35,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("infinistream-jobs", 3),
     ("infinistream", 4),
 ];
+
+/// Test tooling at the top of the graph: only dev-dependencies may use it, so nothing in
+/// production links it (the chaos suite may use the test kit).
+const TEST_TOOLING: &[&str] = &["infinistream-testkit", "infinistream-chaos"];
 
 /// Crates of the agent side, which talk to the control plane through `cp-client`.
 const AGENT_SIDE: &[&str] = &[
@@ -98,9 +103,9 @@ fn layering() -> anyhow::Result<Vec<String>> {
         for dep in package["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let is_dev = dep["kind"].as_str() == Some("dev");
-            if dep_name == "infinistream-testkit" && !is_dev {
+            if TEST_TOOLING.contains(&dep_name) && !is_dev {
                 problems.push(format!(
-                    "{name} depends on the test kit outside dev-dependencies"
+                    "{name} depends on the test tooling {dep_name} outside dev-dependencies"
                 ));
             }
             if is_dev {

@@ -11,6 +11,9 @@
 //!   pub/sub throughput and request/reply latency.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
+//! - `chaos [--duration D] [--seed S] [--report PATH]`: the chaos suite's long form
+//!   (docs/reliability.md): the group on loopback under every nemesis, with the
+//!   workloads and checkers; prints a summary and writes a JSON report.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
 //!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
 //!   if non-test code spells a JetStream error code or `Nats-*` header name outside
@@ -21,6 +24,7 @@ mod bench;
 mod bench_cluster;
 mod bench_consume;
 mod bench_js;
+mod chaos;
 mod deps;
 mod rules;
 mod tools;
@@ -50,11 +54,12 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "run" => run_agent(rest),
         "install-tools" => tools::install_all(),
         "bench" => bench::run(rest),
+        "chaos" => chaos::chaos(rest),
         "check-deps" => deps::check().and_then(|()| rules::check()),
         "fuzz-check" => fuzz_check(),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | check-deps | fuzz-check>"
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | chaos [--duration D] [--seed S] [--report PATH] | check-deps | fuzz-check>"
             );
             Ok(())
         }

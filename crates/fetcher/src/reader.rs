@@ -508,16 +508,32 @@ impl StreamReader {
         stream: &str,
         subject: &str,
     ) -> Result<StoredMessage, ReadError> {
-        let last = self.last_seqs(stream, vec![subject.to_owned()]).await?;
-        // `subject` may be a filter with wildcards: the newest message on any
-        // subject it matches (nats-server's last_by_subj).
-        let seq = last
-            .iter()
-            .filter(|s| infinistream_protocol::subject::matches(subject, &s.subject))
-            .map(|s| s.last_seq)
-            .max()
-            .ok_or(ReadError::NoMessage)?;
-        self.get(stream, seq).await
+        // The last sequence and the message are two reads: a commit between them can
+        // supersede the message (a KV put under `max_msgs_per_subject`), and its
+        // sequence then reads as deleted. Ask again while the answer moves on, so a
+        // subject that always had a message never reads as "no message" (found by the
+        // chaos suite's linearizability check; regression test in
+        // crates/agent/tests/kv.rs).
+        const ATTEMPTS: usize = 16;
+        let mut previous = None;
+        for _ in 0..ATTEMPTS {
+            let last = self.last_seqs(stream, vec![subject.to_owned()]).await?;
+            // `subject` may be a filter with wildcards: the newest message on any
+            // subject it matches (nats-server's last_by_subj).
+            let seq = last
+                .iter()
+                .filter(|s| infinistream_protocol::subject::matches(subject, &s.subject))
+                .map(|s| s.last_seq)
+                .max()
+                .ok_or(ReadError::NoMessage)?;
+            match self.get(stream, seq).await {
+                Err(ReadError::NoMessage) if previous != Some(seq) => previous = Some(seq),
+                done => return done,
+            }
+        }
+        Err(ReadError::ControlPlane(format!(
+            "the last message on `{subject}` kept changing during {ATTEMPTS} reads"
+        )))
     }
 
     /// Last live sequence per subject (all subjects when `subjects` is empty).

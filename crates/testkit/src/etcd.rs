@@ -160,35 +160,18 @@ impl EtcdServer {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let mut cmd = Command::new(etcd);
-        cmd.arg("--name")
-            .arg("infinistream-test")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--listen-client-urls")
-            .arg(&client_url)
-            .arg("--advertise-client-urls")
-            .arg(&client_url)
-            .arg("--listen-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
-            .arg("--initial-cluster")
-            .arg(format!("infinistream-test={peer_url}"))
-            .arg("--initial-cluster-state")
-            .arg("new")
-            .arg("--initial-cluster-token")
-            .arg(format!("infinistream-test-{}", self.client_port))
-            .arg("--max-txn-ops")
-            .arg(MAX_TXN_OPS.to_string())
-            .arg("--logger")
-            .arg("zap")
-            .arg("--log-level")
-            .arg("warn")
-            .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        let mut cmd = member_command(
+            etcd,
+            &Member {
+                name: "infinistream-test",
+                data_dir: &self.data_dir(),
+                client_url: &client_url,
+                peer_url: &peer_url,
+                initial_cluster: &format!("infinistream-test={peer_url}"),
+                token: &format!("infinistream-test-{}", self.client_port),
+            },
+        );
+        cmd.stdout(log.try_clone()?).stderr(log);
         let child = cmd.spawn()?;
         let pid = child.id();
 
@@ -265,6 +248,208 @@ impl Drop for EtcdServer {
         if let Some(mut etcd) = state.etcd.take() {
             let _ = etcd.kill();
             let _ = etcd.wait();
+        }
+    }
+}
+
+/// What distinguishes one etcd member's command line.
+struct Member<'a> {
+    name: &'a str,
+    data_dir: &'a Path,
+    client_url: &'a str,
+    peer_url: &'a str,
+    initial_cluster: &'a str,
+    token: &'a str,
+}
+
+/// The command line of one etcd member (stdin null; the caller sets stdout/stderr).
+fn member_command(etcd: &Path, m: &Member<'_>) -> Command {
+    let mut cmd = Command::new(etcd);
+    cmd.arg("--name")
+        .arg(m.name)
+        .arg("--data-dir")
+        .arg(m.data_dir)
+        .arg("--listen-client-urls")
+        .arg(m.client_url)
+        .arg("--advertise-client-urls")
+        .arg(m.client_url)
+        .arg("--listen-peer-urls")
+        .arg(m.peer_url)
+        .arg("--initial-advertise-peer-urls")
+        .arg(m.peer_url)
+        .arg("--initial-cluster")
+        .arg(m.initial_cluster)
+        .arg("--initial-cluster-state")
+        .arg("new")
+        .arg("--initial-cluster-token")
+        .arg(m.token)
+        .arg("--max-txn-ops")
+        .arg(MAX_TXN_OPS.to_string())
+        .arg("--logger")
+        .arg("zap")
+        .arg("--log-level")
+        .arg("warn")
+        .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A multi-member etcd cluster on 127.0.0.1 for fault tests: members are killed and
+/// restarted one by one (same ports and data), and the cluster keeps a quorum while a
+/// majority runs. Members are paired with watchdogs like [`EtcdServer`]; dropping the
+/// cluster kills every member and removes the directory.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    /// (client port, peer port) per member.
+    ports: Vec<(u16, u16)>,
+    dir: tempfile::TempDir,
+    members: Mutex<Vec<Running>>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until every one reports a healthy cluster.
+    pub fn start(n: usize) -> io::Result<EtcdCluster> {
+        let etcd = etcd_binary()?;
+        tools::start_on_free_ports(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("infinistream-etcd-cluster-")
+                .tempdir()?;
+            let mut ports = Vec::with_capacity(n);
+            for _ in 0..n {
+                ports.push((tools::free_port()?, tools::free_port()?));
+            }
+            let cluster = EtcdCluster {
+                ports,
+                dir,
+                members: Mutex::new((0..n).map(|_| Running::default()).collect()),
+            };
+            for i in 0..n {
+                cluster.launch(&etcd, i)?;
+            }
+            for i in 0..n {
+                cluster.wait_healthy(i)?;
+            }
+            Ok(cluster)
+        })
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Whether the cluster has no member.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Member `i`'s client URL.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i].0)
+    }
+
+    /// Every member's `host:port`, comma-separated (for `--store etcd://…`).
+    pub fn hosts(&self) -> String {
+        self.ports
+            .iter()
+            .map(|(client, _)| format!("127.0.0.1:{client}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Member `i`'s process id while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.lock()[i].etcd.as_ref().map(Child::id)
+    }
+
+    /// `kill -9` of member `i`; its data stays for [`EtcdCluster::restart`].
+    pub fn kill(&self, i: usize) -> io::Result<()> {
+        let mut members = self.lock();
+        let running = &mut members[i];
+        if let Some(mut watchdog) = running.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        running.watchdog_stdin = None;
+        if let Some(mut etcd) = running.etcd.take() {
+            let _ = etcd.kill();
+            etcd.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts member `i` again on its ports and data, and waits until it is healthy.
+    pub fn restart(&self, i: usize) -> io::Result<()> {
+        self.kill(i)?;
+        self.launch(&etcd_binary()?, i)?;
+        self.wait_healthy(i)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Running>> {
+        self.members
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn launch(&self, etcd: &Path, i: usize) -> io::Result<()> {
+        let peer = |j: usize| format!("http://127.0.0.1:{}", self.ports[j].1);
+        let initial_cluster = (0..self.len())
+            .map(|j| format!("m{j}={}", peer(j)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let data_dir = self.dir.path().join(format!("m{i}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("m{i}.log")))?;
+        let mut cmd = member_command(
+            etcd,
+            &Member {
+                name: &format!("m{i}"),
+                data_dir: &data_dir,
+                client_url: &self.endpoint(i),
+                peer_url: &peer(i),
+                initial_cluster: &initial_cluster,
+                token: &format!("infinistream-cluster-{}", self.ports[0].0),
+            },
+        );
+        cmd.stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn()?;
+        let (stdin, watchdog) = tools::spawn_watchdog("etcd", child.id(), &data_dir)?;
+        let mut members = self.lock();
+        members[i] = Running {
+            etcd: Some(child),
+            watchdog_stdin: Some(stdin),
+            watchdog: Some(watchdog),
+        };
+        Ok(())
+    }
+
+    fn wait_healthy(&self, i: usize) -> io::Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if health(self.ports[i].0).unwrap_or(false) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("m{i}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                return Err(io::Error::other(format!(
+                    "etcd member {i} not healthy after {}s; log tail (newest first):\n{}",
+                    START_DEADLINE.as_secs(),
+                    tail.join("\n")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.len() {
+            let _ = self.kill(i);
         }
     }
 }
