@@ -12,7 +12,8 @@
 //! - nats.js for the client matrix: `npm ci` of the pinned `package.json` and
 //!   `package-lock.json` in `crates/agent/tests/clients/js` into `.tools/node`
 //!   (`@nats-io/transport-node`, `jetstream`, `kv`, `obj`), on Debian's `nodejs`/`npm`
-//!   when no `node` is on the PATH.
+//!   when no `node` is on the PATH;
+//! - Debian's `faketime` (libfaketime) for the chaos suite's clock-skew fault.
 //!
 //! Each step checks first and does nothing when the tool is already there.
 
@@ -88,6 +89,9 @@ pub fn ensure_build_prerequisites() -> anyhow::Result<()> {
     apt_install(&["protobuf-compiler", "libprotobuf-dev"])
 }
 
+/// Debian's `faketime` package's preload library.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
 /// Everything the test suite needs.
 pub fn install_all() -> anyhow::Result<()> {
     let mut missing = Vec::new();
@@ -105,6 +109,10 @@ pub fn install_all() -> anyhow::Result<()> {
     }
     if !(on_path("node") && on_path("npm")) {
         missing.extend(["nodejs", "npm"]);
+    }
+    // libfaketime for the chaos suite's clock-skew nemesis (crates/chaos/src/cluster.rs).
+    if !std::path::Path::new(LIBFAKETIME).is_file() {
+        missing.push("faketime");
     }
     if !missing.is_empty() {
         apt_install(&missing)?;
