@@ -2,7 +2,8 @@
 //!
 //! Each internal crate has a layer; a normal dependency must point to a strictly lower
 //! layer, except the dev-only test kit, which only dev-dependencies may use, and the
-//! same-layer pairs in [`SAME_LAYER`]. The role
+//! same-layer pairs in [`SAME_LAYER`]. Nothing may depend on the simulation crate
+//! (`crates/sim`), which drives production crates from outside. The role
 //! crates share one layer, so none can depend on another.
 //!
 //! The agent-side crates reach the control plane through `cp-client` only, and must not
@@ -99,6 +100,11 @@ fn layering() -> anyhow::Result<Vec<String>> {
             if dep_name == "infinistream-testkit" && !is_dev {
                 problems.push(format!(
                     "{name} depends on the test kit outside dev-dependencies"
+                ));
+            }
+            if dep_name == "infinistream-sim" {
+                problems.push(format!(
+                    "{name} depends on the simulation crate, which nothing may depend on"
                 ));
             }
             if is_dev {
