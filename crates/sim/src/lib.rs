@@ -19,6 +19,7 @@
 //!
 //! Nothing in the product depends on this crate (`cargo xtask check-deps` keeps it so).
 
+pub mod harness;
 pub mod meta;
 pub mod rng;
 pub mod world;

@@ -67,6 +67,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::harness::commit_call;
 use crate::meta::FaultyMeta;
 use crate::rng::SimRng;
 
@@ -942,25 +943,6 @@ struct SimCommitter {
     node: Arc<Node>,
 }
 
-async fn commit_call(
-    client: &mut ControlPlaneClient,
-    request: v1::CommitBatchRequest,
-) -> Result<v1::CommitBatchResponse, CommitError> {
-    match timeout(RPC_TIMEOUT, client.streams.commit_batch(request)).await {
-        Err(_) => Err(CommitError::Unavailable("rpc deadline exceeded".into())),
-        Ok(Ok(resp)) => Ok(resp.into_inner()),
-        Ok(Err(status)) => match status.code() {
-            tonic::Code::InvalidArgument
-            | tonic::Code::Unauthenticated
-            | tonic::Code::PermissionDenied
-            | tonic::Code::FailedPrecondition => {
-                Err(CommitError::Refused(status.message().to_owned()))
-            }
-            _ => Err(CommitError::Unavailable(status.message().to_owned())),
-        },
-    }
-}
-
 #[async_trait]
 impl Committer for SimCommitter {
     async fn commit(
@@ -980,13 +962,13 @@ impl Committer for SimCommitter {
             sleep(Duration::from_millis(1 + ctx.below(500))).await;
         }
         let mut client = self.world.route();
-        let mut result = commit_call(&mut client, request.clone()).await;
+        let mut result = commit_call(&mut client, request.clone(), RPC_TIMEOUT).await;
         if let Ok(first) = &result
             && ctx.draw("rpc.commit_answer_duplicated", rates.rpc_duplicated)
         {
             // The same request arrives again (a retry racing the answer): it must
             // answer what the first did.
-            let again = commit_call(&mut client, request.clone()).await;
+            let again = commit_call(&mut client, request.clone(), RPC_TIMEOUT).await;
             if let Ok(again) = &again
                 && again.chunks != first.chunks
             {
@@ -1122,7 +1104,12 @@ async fn consumer(world: Arc<World>) {
                 history.delivered.insert(*seq);
             }
         }
-        let read = world.reader(true).get_many(STREAM, &seqs).await;
+        // A read through a control plane that crashed meanwhile never answers: give up
+        // as the agent's RPC deadline would, and let ack_wait redeliver.
+        let Ok(read) = timeout(RPC_TIMEOUT, world.reader(true).get_many(STREAM, &seqs)).await
+        else {
+            continue;
+        };
         let mut readable = Vec::new();
         for (seq, message) in seqs.iter().zip(read) {
             let Ok(message) = message else { continue };
