@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
@@ -14,9 +14,40 @@ use infinistream_gateway::{AckSink, CommitError, Committer, PublishOutcome};
 use infinistream_metastore::MetaStore;
 use infinistream_objstore::Bucket;
 use infinistream_proto::v1;
-use infinistream_types::SharedClock;
+use infinistream_types::{Clock, SharedClock};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// Wall-clock time that follows tokio's clock (paused in tests), so ack_wait, leases
+/// and timestamps move with `tokio::time::sleep` and the simulation's steps.
+#[derive(Debug)]
+pub struct TokioClock {
+    base: SystemTime,
+    start: Instant,
+}
+
+impl TokioClock {
+    /// A clock at a fixed date (2023-11-14) when created; call inside a runtime.
+    pub fn new() -> Self {
+        TokioClock {
+            base: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.base + self.start.elapsed()
+    }
+}
 
 /// The group and key the harness uses.
 pub const GROUP: &str = "sim";
@@ -63,6 +94,38 @@ pub async fn create_stream(
         .into_inner();
     match info.error {
         Some(e) => Err(format!("create stream {name}: {e:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Creates durable pull consumer `name` on `stream`: explicit acks, deliver all, no
+/// delivery or ack-pending limits.
+pub async fn create_consumer(
+    client: &mut ControlPlaneClient,
+    stream: &str,
+    name: &str,
+    ack_wait: Duration,
+) -> Result<(), String> {
+    let info = client
+        .consumers
+        .create_consumer(v1::CreateConsumerRequest {
+            config: Some(v1::ConsumerConfig {
+                stream: stream.into(),
+                name: name.into(),
+                config_json: format!("{{\"durable_name\":\"{name}\"}}").into_bytes(),
+                ack_policy: v1::AckPolicy::AckExplicit as i32,
+                deliver_policy: v1::DeliverPolicy::DeliverAll as i32,
+                ack_wait_nanos: i64::try_from(ack_wait.as_nanos()).unwrap_or(i64::MAX),
+                max_deliver: -1,
+                max_ack_pending: -1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(|e| format!("create consumer {name}: {e}"))?
+        .into_inner();
+    match info.error {
+        Some(e) => Err(format!("create consumer {name}: {e:?}")),
         None => Ok(()),
     }
 }

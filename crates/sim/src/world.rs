@@ -42,7 +42,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -60,19 +60,18 @@ use infinistream_objstore::{
     RetryConfig,
 };
 use infinistream_proto::v1;
-use infinistream_types::{Clock, SharedClock};
+use infinistream_types::SharedClock;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::commit_call;
+use crate::harness::{self, TokioClock, commit_call};
 use crate::meta::FaultyMeta;
 use crate::rng::SimRng;
 
-const GROUP: &str = "sim";
-const KEY: &str = "sim-group-key";
+use crate::harness::{GROUP, KEY};
 const STREAM: &str = "S";
 const CONSUMER: &str = "C";
 /// An RPC's deadline (the control-plane client's order of magnitude).
@@ -299,20 +298,6 @@ impl Node {
     }
 }
 
-/// Wall-clock time that follows tokio's (paused) clock, so ack_wait and timestamps
-/// move with the simulation.
-#[derive(Debug)]
-struct SimClock {
-    base: SystemTime,
-    start: Instant,
-}
-
-impl Clock for SimClock {
-    fn now(&self) -> SystemTime {
-        self.base + self.start.elapsed()
-    }
-}
-
 struct CpNode {
     node: Arc<Node>,
     client: ControlPlaneClient,
@@ -473,10 +458,7 @@ impl World {
             bucket_store,
             bucket_faults,
             raw_store: raw,
-            clock: Arc::new(SimClock {
-                base: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-                start: Instant::now(),
-            }),
+            clock: Arc::new(TokioClock::new()),
             groups,
             cps: Mutex::new(Vec::new()),
             agents: Mutex::new(Vec::new()),
@@ -545,51 +527,8 @@ impl World {
 
     async fn setup(&self) -> Result<(), String> {
         let (_, mut client) = self.leader();
-        let info = client
-            .streams
-            .create_stream(v1::CreateStreamRequest {
-                config: Some(v1::StreamConfig {
-                    name: STREAM.into(),
-                    config_json: format!("{{\"name\":\"{STREAM}\"}}").into_bytes(),
-                    limits: Some(v1::StreamLimits {
-                        subjects: vec!["s.>".into()],
-                        max_msgs: -1,
-                        max_bytes: -1,
-                        max_msgs_per_subject: -1,
-                        max_msg_size: -1,
-                        duplicate_window_nanos: 600_000_000_000,
-                        ..Default::default()
-                    }),
-                }),
-            })
-            .await
-            .map_err(|e| format!("create stream: {e}"))?
-            .into_inner();
-        if let Some(e) = info.error {
-            return Err(format!("create stream: {e:?}"));
-        }
-        let consumer = client
-            .consumers
-            .create_consumer(v1::CreateConsumerRequest {
-                config: Some(v1::ConsumerConfig {
-                    stream: STREAM.into(),
-                    name: CONSUMER.into(),
-                    config_json: format!("{{\"durable_name\":\"{CONSUMER}\"}}").into_bytes(),
-                    ack_policy: v1::AckPolicy::AckExplicit as i32,
-                    deliver_policy: v1::DeliverPolicy::DeliverAll as i32,
-                    ack_wait_nanos: ACK_WAIT.as_nanos() as i64,
-                    max_deliver: -1,
-                    max_ack_pending: -1,
-                    ..Default::default()
-                }),
-            })
-            .await
-            .map_err(|e| format!("create consumer: {e}"))?
-            .into_inner();
-        if let Some(e) = consumer.error {
-            return Err(format!("create consumer: {e:?}"));
-        }
-        Ok(())
+        harness::create_stream(&mut client, STREAM, &["s.>"]).await?;
+        harness::create_consumer(&mut client, STREAM, CONSUMER, ACK_WAIT).await
     }
 
     fn start_agent(self: &Arc<Self>, slot: usize) -> Agent {

@@ -14,8 +14,8 @@ use infinistream_metastore::memory::MemoryStore;
 use infinistream_objstore::object_store::memory::InMemory;
 use infinistream_objstore::{Bucket, BucketOptions, FaultError, FaultHandle, FaultRule, Op};
 use infinistream_proto::v1;
-use infinistream_sim::harness::{self, ClientCommitter, ReplyAcks};
-use infinistream_types::{SharedClock, SystemClock};
+use infinistream_sim::harness::{self, ClientCommitter, ReplyAcks, TokioClock};
+use infinistream_types::SharedClock;
 use tokio_util::sync::CancellationToken;
 
 struct Rig {
@@ -29,7 +29,7 @@ struct Rig {
 }
 
 async fn rig(config: BatcherConfig) -> Rig {
-    let clock: SharedClock = Arc::new(SystemClock);
+    let clock: SharedClock = Arc::new(TokioClock::new());
     let (cp, mut client) = harness::control_plane(Arc::new(MemoryStore::new()), clock.clone())
         .await
         .expect("control plane");
@@ -207,4 +207,116 @@ async fn a_bucket_that_refuses_writes_fails_publishes_clearly_and_recovers() {
         (1..=10).collect::<Vec<_>>()
     );
     assert_eq!(assert_acked_stored(&mut rig, &acked).await, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_slow_consumers_get_redeliveries_and_hold_up_no_one() {
+    const SLOW: usize = 1000;
+    let mut rig = rig(BatcherConfig {
+        window: Duration::from_millis(50),
+        agent_id: "agent-slow".into(),
+        ..BatcherConfig::default()
+    })
+    .await;
+    async fn publish(rig: &Rig, range: std::ops::Range<usize>) -> Vec<u64> {
+        let answers: Vec<_> = range
+            .clone()
+            .map(|i| rig.acks.expect(&format!("r{i}")))
+            .collect();
+        for i in range {
+            rig.batcher.submit(record(i, 64)).await.expect("submit");
+        }
+        let mut seqs = Vec::new();
+        for rx in answers {
+            match rx.await.expect("an answer") {
+                PublishOutcome::Stored { seq } => seqs.push(seq),
+                other => panic!("{other:?}"),
+            }
+        }
+        seqs
+    }
+    async fn claim(
+        client: &mut infinistream_control_plane::ControlPlaneClient,
+        name: &str,
+    ) -> Vec<v1::Delivery> {
+        let resp = client
+            .consumers
+            .claim(v1::ClaimRequest {
+                stream: "S".into(),
+                consumer: name.into(),
+                agent_id: "agent-slow".into(),
+                batch: 100,
+                acked_stream_seqs: Vec::new(),
+            })
+            .await
+            .expect("claim")
+            .into_inner();
+        assert!(resp.error.is_none(), "{name}: {:?}", resp.error);
+        resp.deliveries
+    }
+    assert_eq!(publish(&rig, 0..20).await, (1..=20).collect::<Vec<_>>());
+    let ack_wait = Duration::from_secs(1);
+    for c in 0..SLOW {
+        harness::create_consumer(&mut rig.client, "S", &format!("slow{c}"), ack_wait)
+            .await
+            .expect("consumer");
+    }
+    harness::create_consumer(&mut rig.client, "S", "fast", ack_wait)
+        .await
+        .expect("consumer");
+    // Every slow consumer takes everything and never acks.
+    for c in 0..SLOW {
+        assert_eq!(claim(&mut rig.client, &format!("slow{c}")).await.len(), 20);
+    }
+    // Publishing and a consumer that keeps up are not held up by them.
+    assert_eq!(publish(&rig, 20..40).await, (21..=40).collect::<Vec<_>>());
+    let fast: Vec<u64> = claim(&mut rig.client, "fast")
+        .await
+        .iter()
+        .map(|d| d.stream_seq)
+        .collect();
+    assert_eq!(fast, (1..=40).collect::<Vec<_>>());
+    let acked = rig
+        .client
+        .consumers
+        .acknowledge(v1::AcknowledgeRequest {
+            stream: "S".into(),
+            consumer: "fast".into(),
+            kind: v1::AckKind::Ack as i32,
+            stream_seqs: fast,
+            nak_delay_nanos: 0,
+        })
+        .await
+        .expect("ack")
+        .into_inner();
+    assert!(acked.error.is_none(), "{:?}", acked.error);
+    // After ack_wait each slow consumer gets its 20 again, plus the 20 new ones.
+    tokio::time::sleep(ack_wait + Duration::from_millis(100)).await;
+    for c in 0..SLOW {
+        let name = format!("slow{c}");
+        let deliveries = claim(&mut rig.client, &name).await;
+        let again = deliveries.iter().filter(|d| d.delivery_count == 2).count();
+        assert_eq!((deliveries.len(), again), (40, 20), "{name}");
+    }
+    let info = |name: &'static str| {
+        let mut client = rig.client.clone();
+        async move {
+            client
+                .consumers
+                .consumer_info(v1::ConsumerInfoRequest {
+                    stream: "S".into(),
+                    name: name.into(),
+                })
+                .await
+                .expect("info")
+                .into_inner()
+                .state
+                .unwrap_or_default()
+        }
+    };
+    let slow = info("slow999").await;
+    assert_eq!((slow.num_ack_pending, slow.num_redelivered), (40, 20));
+    let fast = info("fast").await;
+    assert_eq!(fast.ack_floor.unwrap_or_default().stream_seq, 40);
+    assert_eq!(fast.num_ack_pending, 0);
 }
