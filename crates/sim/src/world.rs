@@ -733,15 +733,16 @@ impl World {
         let cs = info.state.unwrap_or_default();
         let floor = cs.ack_floor.unwrap_or_default().stream_seq;
         let delivered = cs.delivered.unwrap_or_default().stream_seq;
-        let mut history = self.history.lock();
-        if floor < history.ack_floor {
-            return Err(format!(
-                "ack floor moved back from {} to {floor}",
-                history.ack_floor
-            ));
+        {
+            let mut history = self.history.lock();
+            if floor < history.ack_floor {
+                return Err(format!(
+                    "ack floor moved back from {} to {floor}",
+                    history.ack_floor
+                ));
+            }
+            history.ack_floor = floor;
         }
-        history.ack_floor = floor;
-        drop(history);
         // The index, entry by entry, must cover 1..=last with no gap.
         let mut entries: Vec<v1::IndexEntry> = Vec::new();
         let mut state;
