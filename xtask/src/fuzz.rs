@@ -2,7 +2,9 @@
 //! stated time.
 //!
 //! The targets are thin wrappers around harnesses in `crates/*/fuzz/harness/`, which the
-//! stable suite also runs on random inputs. A crash leaves its input in
+//! stable suite also runs on random inputs. Inputs in `crates/*/fuzz/seeds/<target>/`
+//! (committed) start the search alongside the working corpus `corpus/<target>/` (not
+//! committed). A crash leaves its input in
 //! `crates/*/fuzz/artifacts/<target>/`; turn it into a case of that crate's
 //! `tests/fuzz_harness.rs` `regressions` test before fixing it.
 
@@ -40,9 +42,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         eprintln!("xtask: fuzzing {target} for {seconds} s");
         let started = Instant::now();
+        // The working corpus (ignored by git) first, then the committed seeds, if any.
+        let fuzz_dir = crate::workspace_root().join(dir);
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)
+            .with_context(|| format!("cannot create {}", corpus.display()))?;
+        let seeds = fuzz_dir.join("seeds").join(target);
         let mut cmd = Command::new("cargo");
-        cmd.current_dir(crate::workspace_root().join(dir))
-            .args(["+nightly", "fuzz", "run", target, "--"])
+        cmd.current_dir(&fuzz_dir)
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&corpus)
+            .args(seeds.is_dir().then_some(&seeds))
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg("-rss_limit_mb=2048");
         let result = crate::status(&mut cmd);
