@@ -2,8 +2,9 @@
 //!
 //! Each internal crate has a layer; a normal dependency must point to a strictly lower
 //! layer, except the dev-only test tooling (test kit, chaos suite), which only
-//! dev-dependencies may use, and the
-//! same-layer pairs in [`SAME_LAYER`]. The role
+//! dev-dependencies may use, and the same-layer pairs in [`SAME_LAYER`]. Nothing may
+//! depend on the simulation crate (`crates/sim`), which drives production crates from
+//! outside. The role
 //! crates share one layer, so none can depend on another.
 //!
 //! The agent-side crates reach the control plane through `cp-client` only, and must not
@@ -106,6 +107,11 @@ fn layering() -> anyhow::Result<Vec<String>> {
             if TEST_TOOLING.contains(&dep_name) && !is_dev {
                 problems.push(format!(
                     "{name} depends on the test tooling {dep_name} outside dev-dependencies"
+                ));
+            }
+            if dep_name == "infinistream-sim" {
+                problems.push(format!(
+                    "{name} depends on the simulation crate, which nothing may depend on"
                 ));
             }
             if is_dev {

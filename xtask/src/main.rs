@@ -19,6 +19,10 @@
 //!   if non-test code spells a JetStream error code or `Nats-*` header name outside
 //!   `crates/protocol` (see `rules`).
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
+//! - `fuzz [SECONDS] [TARGET…]`: runs every cargo-fuzz target (or the named ones) for
+//!   SECONDS each (default 60) under libFuzzer, with the nightly toolchain, installing
+//!   cargo-fuzz first if it is missing. Not part of CI: the suite runs the same
+//!   harnesses on random inputs (`tests/fuzz_harness.rs` of protocol and segment).
 
 mod bench;
 mod bench_cluster;
@@ -26,6 +30,7 @@ mod bench_consume;
 mod bench_js;
 mod chaos;
 mod deps;
+mod fuzz;
 mod rules;
 mod tools;
 
@@ -57,9 +62,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "chaos" => chaos::chaos(rest),
         "check-deps" => deps::check().and_then(|()| rules::check()),
         "fuzz-check" => fuzz_check(),
+        "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | chaos [--duration D] [--seed S] [--report PATH] | check-deps | fuzz-check>"
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | chaos [--duration D] [--seed S] [--report PATH] | check-deps | fuzz-check | fuzz [seconds] [target…]>"
             );
             Ok(())
         }

@@ -40,6 +40,8 @@ pub struct EtcdServer {
     client_port: u16,
     peer_port: u16,
     dir: tempfile::TempDir,
+    /// Flags added to every launch (e.g. `--quota-backend-bytes`).
+    extra_args: Vec<String>,
     state: Mutex<Running>,
 }
 
@@ -77,6 +79,11 @@ impl EtcdServer {
     /// by [`tools::free_port`] can meanwhile become another process's outgoing port; an
     /// etcd that exits with "address already in use" is started again on new ports.
     pub fn start() -> io::Result<EtcdServer> {
+        EtcdServer::start_with_args(&[])
+    }
+
+    /// [`EtcdServer::start`] with extra etcd flags, kept across restarts.
+    pub fn start_with_args(args: &[&str]) -> io::Result<EtcdServer> {
         let etcd = etcd_binary()?;
         tools::start_on_free_ports(|| {
             let dir = tempfile::Builder::new()
@@ -86,6 +93,7 @@ impl EtcdServer {
                 client_port: tools::free_port()?,
                 peer_port: tools::free_port()?,
                 dir,
+                extra_args: args.iter().map(|a| (*a).to_owned()).collect(),
                 state: Mutex::new(Running::default()),
             };
             server.launch(&etcd)?;
@@ -171,7 +179,9 @@ impl EtcdServer {
                 token: &format!("infinistream-test-{}", self.client_port),
             },
         );
-        cmd.stdout(log.try_clone()?).stderr(log);
+        cmd.args(&self.extra_args)
+            .stdout(log.try_clone()?)
+            .stderr(log);
         let child = cmd.spawn()?;
         let pid = child.id();
 

@@ -140,9 +140,11 @@ impl DiskTier {
         }
     }
 
-    /// Stores the range `name`; evicts older files past the bound. Failures are logged
-    /// and leave the tier without the range (it is only a cache).
-    pub(crate) async fn put(&self, name: &str, data: &Bytes, object_len: u64) {
+    /// Stores the range `name`; evicts older files past the bound. Failures (a full
+    /// disk) are logged, remove the partly written temporary file so they free what
+    /// they took, and leave the tier without the range (it is only a cache); returns
+    /// false then.
+    pub(crate) async fn put(&self, name: &str, data: &Bytes, object_len: u64) -> bool {
         let file = file_name(name);
         let encoded = encode(name, data, object_len);
         let len = encoded.len() as u64;
@@ -150,17 +152,21 @@ impl DiskTier {
         let tmp = dir.join(format!("{file}{TMP_SUFFIX}"));
         let dest = dir.join(&file);
         let write = tokio::task::spawn_blocking(move || {
-            std::fs::write(&tmp, &encoded)?;
-            std::fs::rename(&tmp, &dest)
+            let written =
+                std::fs::write(&tmp, &encoded).and_then(|()| std::fs::rename(&tmp, &dest));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written
         })
         .await;
         match write {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::warn!(file = %file, %error, "zone cache file write failed; range not cached on disk");
-                return;
+                return false;
             }
-            Err(_) => return,
+            Err(_) => return false,
         }
         let evicted = self.inner.index.lock().insert_evicting(file, (), len);
         if !evicted.is_empty() {
@@ -172,6 +178,7 @@ impl DiskTier {
             })
             .await;
         }
+        true
     }
 
     async fn drop_file(&self, file: &str) {

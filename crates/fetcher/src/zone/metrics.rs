@@ -34,6 +34,7 @@ pub struct ZoneMetrics {
     pub(crate) peer_served_bytes: Counter,
     pub(crate) fallbacks: Counter,
     pub(crate) disk_corrupt: Counter,
+    pub(crate) disk_write_failures: Counter,
     pub(crate) ring_members: Gauge,
     pub(crate) memory_bytes: Gauge,
     pub(crate) disk_bytes: Gauge,
@@ -83,6 +84,11 @@ impl ZoneMetrics {
             "disk_corrupt",
             "Disk-tier files dropped because they failed their checksum (torn or damaged)",
             self.disk_corrupt.clone(),
+        );
+        r.register(
+            "disk_write_failures",
+            "Ranges the disk tier could not write (a full or failing disk); they are read from the bucket instead",
+            self.disk_write_failures.clone(),
         );
         r.register(
             "ring_members",
@@ -136,6 +142,11 @@ impl ZoneMetrics {
     /// Disk files dropped as corrupt.
     pub fn disk_corrupt(&self) -> u64 {
         self.disk_corrupt.get()
+    }
+
+    /// Ranges the disk tier failed to write.
+    pub fn disk_write_failures(&self) -> u64 {
+        self.disk_write_failures.get()
     }
 
     pub(crate) fn hit(&self, tier: &'static str) {

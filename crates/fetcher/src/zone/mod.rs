@@ -466,14 +466,12 @@ impl ZoneCache {
         let Ok(permit) = self.inner.disk_writes.clone().try_acquire_owned() else {
             return;
         };
-        let (name, data, gauge) = (
-            key.name(),
-            data.clone(),
-            self.inner.metrics.disk_bytes.clone(),
-        );
+        let (name, data, metrics) = (key.name(), data.clone(), self.inner.metrics.clone());
         tokio::spawn(async move {
-            disk.put(&name, &data.bytes, data.object_len).await;
-            gauge.set(disk.bytes() as i64);
+            if !disk.put(&name, &data.bytes, data.object_len).await {
+                metrics.disk_write_failures.inc();
+            }
+            metrics.disk_bytes.set(disk.bytes() as i64);
             drop(permit);
         });
     }

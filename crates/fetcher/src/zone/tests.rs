@@ -189,6 +189,72 @@ async fn owned_ranges_survive_on_disk_and_corruption_is_reread() {
     assert_eq!(zone.reader_metrics().bucket_gets(CHUNKS), 1);
 }
 
+/// A 64 KiB tmpfs mounted on a temporary directory (tests run as root, as the
+/// project's machines do), unmounted on drop.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn mount() -> TinyDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=65536", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a 64 KiB tmpfs failed ({status}): this test needs root"
+        );
+        TinyDisk { dir }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_disk_tier_reads_from_the_bucket_and_counts_the_failures() {
+    let bucket = bucket().await;
+    let disk = TinyDisk::mount();
+    let mut opts = options("a", "s3cret");
+    // The bound is far above what the filesystem holds: the disk fills first.
+    opts.disk = Some((disk.dir.path().to_path_buf(), 64 << 20));
+    opts.memory_bytes = 0;
+    let zone = ZoneCache::open(bucket.clone(), opts).expect("open");
+    let mut ranges = Vec::new();
+    for _ in 0..8 {
+        let (obj, body) = object(&bucket, 30_000).await;
+        ranges.push((RangeKey::bounded(&obj, 0..30_000), body));
+    }
+    for _ in 0..2 {
+        for (key, body) in &ranges {
+            let data = zone.get(key).await.expect("a read with the disk full");
+            assert_eq!(&data.bytes[..], &body[..]);
+        }
+        // Let the background writes finish.
+        while zone.inner.disk_writes.available_permits() < DISK_WRITES {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(
+        zone.metrics().disk_write_failures() > 0,
+        "240 KB of ranges fitted a 64 KiB disk"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(disk.dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "failed writes left {leftovers:?}");
+}
+
 #[tokio::test]
 async fn peer_requests_are_validated() {
     use v1::zone_cache_server::ZoneCache as _;

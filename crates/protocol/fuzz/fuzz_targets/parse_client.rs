@@ -1,47 +1,7 @@
-//! Fuzzes the client-op parser with small limits, fed in two reads at a fuzzer-chosen
-//! split: it must never panic, and a stream that parsed must re-encode to ops that
-//! parse back to the same values.
+//! Fuzzes the client-op parser (the harness is shared with the stable property test).
 #![no_main]
 
-use bytes::BytesMut;
-use infinistream_protocol::{ClientParser, HeaderMap, Limits, ServerParser};
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness/parse_client.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&cut, data)) = data.split_first() else {
-        return;
-    };
-    let parser = ClientParser::new(Limits {
-        max_control_line: 256,
-        max_payload: 4096,
-    });
-    let cut = usize::from(cut).min(data.len());
-    let mut buf = BytesMut::new();
-    let mut ops = Vec::new();
-    'outer: for part in [&data[..cut], &data[cut..]] {
-        buf.extend_from_slice(part);
-        loop {
-            match parser.parse(&mut buf) {
-                Ok(Some(op)) => ops.push(op),
-                Ok(None) => break,
-                Err(_) => break 'outer,
-            }
-        }
-    }
-    let mut wire = BytesMut::new();
-    for op in &ops {
-        op.encode(&mut wire);
-    }
-    let lenient = ClientParser::new(Limits {
-        max_control_line: 1 << 16,
-        max_payload: 1 << 20,
-    });
-    for op in &ops {
-        match lenient.parse(&mut wire) {
-            Ok(Some(again)) => assert_eq!(&again, op),
-            other => panic!("re-encoded op did not parse: {other:?}"),
-        }
-    }
-    let _ = HeaderMap::parse(data);
-    let _ = ServerParser::new(256).parse(&mut BytesMut::from(data));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));

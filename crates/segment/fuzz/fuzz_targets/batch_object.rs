@@ -1,32 +1,8 @@
 //! Fuzzes the batch-object reader end to end: trailer, footer, then every chunk.
+//! (The harness is shared with the stable property test.)
 #![no_main]
 
-use bytes::Bytes;
-use infinistream_segment::{BatchFooter, TailRead, decode_chunk};
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness/batch_object.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let object = Bytes::copy_from_slice(data);
-    // Short tails must ask for more or fail, never panic.
-    for cut in [0usize, 8, 16, 64] {
-        let tail = &data[data.len().saturating_sub(cut)..];
-        let _ = BatchFooter::decode_from_tail(tail, data.len() as u64);
-    }
-    let Ok(TailRead::Complete(footer)) = BatchFooter::decode_from_tail(data, data.len() as u64)
-    else {
-        return;
-    };
-    for meta in footer.chunks() {
-        let r = meta.range();
-        let Some(stored) = (r.end <= object.len() as u64)
-            .then(|| object.slice(r.start as usize..r.end as usize))
-        else {
-            return;
-        };
-        if let Ok(chunk) = decode_chunk(meta, stored) {
-            for record in chunk.iter() {
-                std::hint::black_box(record);
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));

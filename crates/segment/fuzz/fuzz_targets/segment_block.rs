@@ -1,45 +1,8 @@
 //! Fuzzes the block decoder directly, with an index entry whose CRC matches the input,
-//! so the fuzzer reaches decompression, sequence checks and record parsing.
+//! (The harness is shared with the stable property test.)
 #![no_main]
 
-use bytes::Bytes;
-use infinistream_segment::{BlockMeta, Compression, crc32c, decode_block};
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness/segment_block.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&head, body)) = data.split_first() else {
-        return;
-    };
-    let compression = match head % 3 {
-        0 => Compression::None,
-        1 => Compression::Lz4,
-        _ => Compression::Zstd,
-    };
-    let raw_len = match compression {
-        Compression::None => body.len() as u32,
-        _ => u32::from(head) * 64,
-    };
-    let first_seq = body
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_le_bytes);
-    let meta = BlockMeta {
-        offset: 0,
-        stored_len: body.len() as u32,
-        raw_len,
-        first_seq,
-        last_seq: first_seq.saturating_add(u64::from(head)),
-        record_count: u32::from(head % 8) + 1,
-        min_timestamp: i64::MIN,
-        max_timestamp: i64::MAX,
-        compression,
-        crc32c: crc32c(body),
-    };
-    if let Ok(block) = decode_block(&meta, Bytes::copy_from_slice(body)) {
-        for record in block.iter_from(0) {
-            std::hint::black_box(record);
-        }
-        let _ = block.get(first_seq);
-        let _ = block.first_seq_at_or_after_time(0);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));
