@@ -292,7 +292,7 @@ pub(crate) async fn publish_throughput(
 }
 
 /// The process's resident set now (`VmRSS`), in MiB.
-fn rss_mib(pid: u32) -> f64 {
+pub(crate) fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -417,7 +417,7 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64,
 }
 
 /// The `p` quantile (0..1) of `samples` (sorted in place; 0 when empty).
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let Some(last) = samples.len().checked_sub(1) else {
         return 0.0;
@@ -500,9 +500,14 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
             r.publish_ms.0, r.publish_ms.1, r.kv_put_ms.0, r.kv_put_ms.1, r.back_to_back_s
         );
     };
-    if let Some(nats) = nats {
-        row("nats-server (file)", &sequential(nats).await?);
-    }
+    let reference = match nats {
+        Some(nats) => {
+            let r = sequential(nats).await?;
+            row("nats-server (file)", &r);
+            Some(r)
+        }
+        None => None,
+    };
     if !opts.infinistream {
         return Ok(());
     }
@@ -511,6 +516,20 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
         let inf = start_infinistream(window)?;
         let r = sequential(&inf).await?;
         row(&format!("InfiniStream, {window} ms window"), &r);
+        let figures: [(&str, fn(&Sequential) -> f64); 2] = [
+            ("idle publish p50", |r| r.publish_ms.0),
+            ("idle KV put p50", |r| r.kv_put_ms.0),
+        ];
+        for (what, f) in figures {
+            crate::bench::record(
+                "publish",
+                format!("{what}, {window} ms window"),
+                "ms",
+                reference.as_ref().map(f),
+                Some(f(&r)),
+                false,
+            );
+        }
         steps.push((window, r.idle_metrics));
     }
     println!(
@@ -636,6 +655,26 @@ async fn publish_table(nats: Option<&Server>, inf: Option<&Server>, opts: &Opts)
             (Some(Ok(a)), Some(Ok(b))) => format!("{:.2}×", b.msgs_per_sec / a.msgs_per_sec),
             _ => String::new(),
         };
+        let ok = |r: &Option<anyhow::Result<Throughput>>, f: fn(&Throughput) -> f64| match r {
+            Some(Ok(t)) => Some(f(t)),
+            _ => None,
+        };
+        crate::bench::record(
+            "publish",
+            format!("{label}, {in_flight} in flight"),
+            "msgs/s",
+            ok(&a, |t| t.msgs_per_sec),
+            ok(&b, |t| t.msgs_per_sec),
+            true,
+        );
+        crate::bench::record(
+            "publish",
+            format!("{label}, {in_flight} in flight, server CPU"),
+            "CPU s/GB",
+            ok(&a, |t| t.cpu_per_gb),
+            ok(&b, |t| t.cpu_per_gb),
+            false,
+        );
         let rss = inf.map_or("–".to_string(), |inf| {
             format!("{:.0}", peak_rss_mib(inf.child.id()))
         });

@@ -6,11 +6,15 @@
 //! - `run [ARGS…]`: installs the build prerequisites, then runs `infinistream agent`
 //!   (all roles, embedded control plane, local bucket dir).
 //! - `install-tools`: only the installation step of `test`.
+//! - `bench` (no suite): every suite below against both servers in one run, a ratio
+//!   table and a JSON report (see `bench_all`).
 //! - `bench core`: core NATS pub/sub, nats-server and InfiniStream side by side.
 //!   `--cluster`: across two servers (nats-server cluster, two agents of one group),
 //!   pub/sub throughput and request/reply latency.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
+//! - `bench latency`: publish → PubAck and → delivery to tailing pull and push consumers.
+//! - `bench many-streams`: 10,000 streams × 10 messages: create, publish, read back.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
 //!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
 //!   if non-test code spells a JetStream error code or `Nats-*` header name outside
@@ -18,9 +22,12 @@
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
+mod bench_all;
 mod bench_cluster;
 mod bench_consume;
 mod bench_js;
+mod bench_latency;
+mod bench_many;
 mod deps;
 mod rules;
 mod tools;
@@ -54,7 +61,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "fuzz-check" => fuzz_check(),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | check-deps | fuzz-check>"
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench [core [--cluster] | js | latency | consume | many-streams] | check-deps | fuzz-check>"
             );
             Ok(())
         }
