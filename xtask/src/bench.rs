@@ -52,6 +52,9 @@ pub(crate) struct Figure {
     pub(crate) higher_is_better: bool,
 }
 
+/// Picks one figure out of a suite's result.
+pub(crate) type Pick<T> = fn(&T) -> f64;
+
 static FIGURES: std::sync::Mutex<Vec<Figure>> = std::sync::Mutex::new(Vec::new());
 
 /// Records a figure both servers were measured on (either may be missing: `--only`, or a

@@ -516,7 +516,7 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
         let inf = start_infinistream(window)?;
         let r = sequential(&inf).await?;
         row(&format!("InfiniStream, {window} ms window"), &r);
-        let figures: [(&str, fn(&Sequential) -> f64); 2] = [
+        let figures: [(&str, crate::bench::Pick<Sequential>); 2] = [
             ("idle publish p50", |r| r.publish_ms.0),
             ("idle KV put p50", |r| r.kv_put_ms.0),
         ];

@@ -185,7 +185,7 @@ async fn table(nats: bool, inf: bool) -> anyhow::Result<()> {
             }
         };
         row(&name, &l);
-        let figures: [(&str, fn(&Latency) -> f64); 5] = [
+        let figures: [(&str, crate::bench::Pick<Latency>); 5] = [
             ("idle publish → PubAck p50", |l| l.idle_ack.p50),
             ("idle PubAck → pull delivery p50", |l| {
                 l.idle_ack_to_pull.p50

@@ -108,7 +108,7 @@ async fn table(nats: bool, inf: bool, streams: usize) -> anyhow::Result<()> {
         }
     }
     let [a, b] = results;
-    let figures: [(&str, &'static str, fn(&Many) -> f64); 5] = [
+    let figures: [(&str, &'static str, crate::bench::Pick<Many>); 5] = [
         ("create", "s", |m| m.create_s),
         ("publish", "s", |m| m.publish_s),
         ("read back", "s", |m| m.read_s),
