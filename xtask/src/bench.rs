@@ -22,6 +22,8 @@ use crate::{status, tools, workspace_root};
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
+        None => crate::bench_all::run(&[]),
+        Some(flag) if flag.starts_with("--") => crate::bench_all::run(args),
         Some("core") => match &args[1..] {
             [] => core(),
             [flag, rest @ ..] if flag == "--cluster" => crate::bench_cluster::run(rest),
@@ -29,11 +31,57 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         },
         Some("js") => crate::bench_js::run(&args[1..]),
         Some("consume") => crate::bench_consume::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark `{other}`; available: core, js, consume"),
-        None => bail!(
-            "name a benchmark: cargo xtask bench core [--cluster [--messages N]] | js [publish|outrun|latency]… | consume"
+        Some("latency") => crate::bench_latency::run(&args[1..]),
+        Some("many-streams") => crate::bench_many::run(&args[1..]),
+        Some(other) => bail!(
+            "unknown benchmark `{other}`; available: core, js, latency, consume, many-streams (none: all of them)"
         ),
     }
+}
+
+/// One compared figure of a run, for the summary table and the JSON report that
+/// `cargo xtask bench` (every suite) prints and writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Figure {
+    pub(crate) suite: &'static str,
+    pub(crate) metric: String,
+    pub(crate) unit: &'static str,
+    pub(crate) nats: Option<f64>,
+    pub(crate) infinistream: Option<f64>,
+    /// Whether a larger value is better (throughput) or worse (latency, CPU).
+    pub(crate) higher_is_better: bool,
+}
+
+/// Picks one figure out of a suite's result.
+pub(crate) type Pick<T> = fn(&T) -> f64;
+
+static FIGURES: std::sync::Mutex<Vec<Figure>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a figure both servers were measured on (either may be missing: `--only`, or a
+/// failed row).
+pub(crate) fn record(
+    suite: &'static str,
+    metric: impl Into<String>,
+    unit: &'static str,
+    nats: Option<f64>,
+    infinistream: Option<f64>,
+    higher_is_better: bool,
+) {
+    if let Ok(mut figures) = FIGURES.lock() {
+        figures.push(Figure {
+            suite,
+            metric: metric.into(),
+            unit,
+            nats,
+            infinistream,
+            higher_is_better,
+        });
+    }
+}
+
+/// The figures recorded so far.
+pub(crate) fn figures() -> Vec<Figure> {
+    FIGURES.lock().map(|f| f.clone()).unwrap_or_default()
 }
 
 /// The release binary: `INFINISTREAM_BIN`, else `<target dir>/release/infinistream`.
@@ -347,21 +395,29 @@ pub(crate) async fn pubsub(
 fn core() -> anyhow::Result<()> {
     tools::install_all()?;
     build_release()?;
+    core_table(&CORE_WORKLOADS, 3)
+}
+
+/// The core pub/sub rows: label, payload size, messages per run.
+pub(crate) const CORE_WORKLOADS: [(&str, usize, u64); 2] =
+    [("16 B", 16, 2_000_000), ("1 KiB", 1024, 500_000)];
+
+/// Core pub/sub, both servers, best of `runs` after a warm-up.
+pub(crate) fn core_table(workloads: &[(&str, usize, u64)], runs: usize) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let nats = start_nats_server()?;
     let inf = start_infinistream(250)?;
-    let workloads: [(&str, usize, u64); 2] = [("16 B", 16, 2_000_000), ("1 KiB", 1024, 500_000)];
     println!("| workload | nats-server msgs/s | InfiniStream msgs/s | ratio |");
     println!("|---|---:|---:|---:|");
-    for (label, size, count) in workloads {
-        // Warm both up, then measure best of three. A run whose subscriber stalls (the
+    for &(label, size, count) in workloads {
+        // Warm both up, then measure best of `runs`. A run whose subscriber stalls (the
         // client library drops messages it cannot buffer) is reported and skipped.
         let mut best = [0f64; 2];
         for (i, server) in [&nats, &inf].into_iter().enumerate() {
             let _ = rt.block_on(pubsub(server.port, server.port, size, count / 10));
-            for _ in 0..3 {
+            for _ in 0..runs {
                 match rt.block_on(pubsub(server.port, server.port, size, count)) {
                     Ok(rate) => best[i] = best[i].max(rate),
                     Err(e) => eprintln!("xtask: {} {label}: run skipped: {e:#}", server.name),
@@ -376,6 +432,14 @@ fn core() -> anyhow::Result<()> {
             best[0],
             best[1],
             best[1] / best[0]
+        );
+        record(
+            "core",
+            format!("1 pub → 1 sub, {label}"),
+            "msgs/s",
+            Some(best[0]),
+            Some(best[1]),
+            true,
         );
     }
     Ok(())

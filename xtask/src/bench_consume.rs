@@ -359,6 +359,18 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
     };
     for i in 0..a.len().max(b.len()) {
         let label = a.get(i).or(b.get(i)).map_or("", |(l, _)| l.as_str());
+        let rate = |r: Option<&(String, anyhow::Result<Consumed>)>| match r {
+            Some((_, Ok(c))) => Some(c.msgs_per_sec),
+            _ => None,
+        };
+        crate::bench::record(
+            "consume",
+            format!("pull consume, {label}"),
+            "msgs/s",
+            rate(a.get(i)),
+            rate(b.get(i)),
+            true,
+        );
         match (a.get(i).map(|r| &r.1), b.get(i).map(|r| &r.1)) {
             (Some(Ok(x)), Some(Ok(y))) => println!(
                 "| {label} | {:.0} | {:.0} | {:.2}× | {:.1} | {:.1} | {:.3} |",

@@ -294,7 +294,7 @@ pub(crate) async fn publish_throughput(
 }
 
 /// The process's resident set now (`VmRSS`), in MiB.
-fn rss_mib(pid: u32) -> f64 {
+pub(crate) fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -419,7 +419,7 @@ async fn ack_latency(server: &Server, seconds: u64) -> anyhow::Result<(f64, f64,
 }
 
 /// The `p` quantile (0..1) of `samples` (sorted in place; 0 when empty).
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let Some(last) = samples.len().checked_sub(1) else {
         return 0.0;
@@ -502,9 +502,14 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
             r.publish_ms.0, r.publish_ms.1, r.kv_put_ms.0, r.kv_put_ms.1, r.back_to_back_s
         );
     };
-    if let Some(nats) = nats {
-        row("nats-server (file)", &sequential(nats).await?);
-    }
+    let reference = match nats {
+        Some(nats) => {
+            let r = sequential(nats).await?;
+            row("nats-server (file)", &r);
+            Some(r)
+        }
+        None => None,
+    };
     if !opts.infinistream {
         return Ok(());
     }
@@ -513,13 +518,29 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
         let inf = start_infinistream(window)?;
         let r = sequential(&inf).await?;
         row(&format!("InfiniStream, {window} ms window"), &r);
+        let figures: [(&str, crate::bench::Pick<Sequential>); 2] = [
+            ("idle publish p50", |r| r.publish_ms.0),
+            ("idle KV put p50", |r| r.kv_put_ms.0),
+        ];
+        for (what, f) in figures {
+            crate::bench::record(
+                "publish",
+                format!("{what}, {window} ms window"),
+                "ms",
+                reference.as_ref().map(f),
+                Some(f(&r)),
+                false,
+            );
+        }
         steps.push((window, r.idle_metrics));
     }
     println!(
-        "\nInfiniStream's idle path, average ms per flush (`infinistream_gateway_*_seconds`):\n"
+        "\nInfiniStream's idle path, average ms per flush (`infinistream_gateway_*_seconds`; PUT and commit also p50, interpolated in the histogram's bucket):\n"
     );
-    println!("| window | buffer wait | encode | PUT | commit wait | commit | answer |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| window | buffer wait | encode | PUT | PUT p50 | commit wait | commit | commit p50 | answer |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (window, (before, after)) in steps {
         let avg = |step: &str| {
             histogram_avg_ms(
@@ -528,13 +549,23 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
                 &format!("infinistream_gateway_{step}_seconds"),
             )
         };
+        let p50 = |step: &str| {
+            histogram_quantile_ms(
+                &before,
+                &after,
+                &format!("infinistream_gateway_{step}_seconds"),
+                0.5,
+            )
+        };
         println!(
-            "| {window} ms | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            "| {window} ms | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
             avg("buffer_wait"),
             avg("encode"),
             avg("upload"),
+            p50("upload"),
             avg("commit_wait"),
             avg("commit"),
+            p50("commit"),
             avg("answer"),
         );
     }
@@ -570,6 +601,73 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
         sequential_table(nats.as_ref(), &opts).await?;
     }
     Ok(())
+}
+
+/// The `q` quantile (0..1) of a Prometheus histogram between two scrapes, in
+/// milliseconds, interpolated linearly inside the bucket it falls in (as Prometheus's
+/// `histogram_quantile` does); 0 without samples.
+fn histogram_quantile_ms(before: &str, after: &str, name: &str, q: f64) -> f64 {
+    let buckets = |text: &str| -> Vec<(f64, f64)> {
+        let prefix = format!("{name}_bucket{{");
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+            let Some(le) = line
+                .split("le=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+            else {
+                continue;
+            };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::INFINITY)
+            };
+            let count = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            match out.iter_mut().find(|(b, _)| *b == bound) {
+                Some((_, c)) => *c += count,
+                None => out.push((bound, count)),
+            }
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    };
+    let (b, a) = (buckets(before), buckets(after));
+    let cumulative: Vec<(f64, f64)> = a
+        .iter()
+        .map(|(bound, count)| {
+            let old = b.iter().find(|(x, _)| x == bound).map_or(0.0, |(_, c)| *c);
+            (*bound, count - old)
+        })
+        .collect();
+    let Some(&(_, total)) = cumulative.last() else {
+        return 0.0;
+    };
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (bound, count) in cumulative {
+        if count >= rank {
+            if bound.is_infinite() {
+                return lower * 1e3;
+            }
+            let inside = count - below;
+            let frac = if inside > 0.0 {
+                (rank - below) / inside
+            } else {
+                1.0
+            };
+            return (lower + (bound - lower) * frac) * 1e3;
+        }
+        (lower, below) = (bound, count);
+    }
+    lower * 1e3
 }
 
 /// Average of a Prometheus histogram in milliseconds (`_sum / _count` between two scrapes).
@@ -641,6 +739,26 @@ async fn publish_table(nats: Option<&Server>, inf: Option<&Server>, opts: &Opts)
             (Some(Ok(a)), Some(Ok(b))) => format!("{:.2}×", b.msgs_per_sec / a.msgs_per_sec),
             _ => String::new(),
         };
+        let ok = |r: &Option<anyhow::Result<Throughput>>, f: fn(&Throughput) -> f64| match r {
+            Some(Ok(t)) => Some(f(t)),
+            _ => None,
+        };
+        crate::bench::record(
+            "publish",
+            format!("{label}, {in_flight} in flight"),
+            "msgs/s",
+            ok(&a, |t| t.msgs_per_sec),
+            ok(&b, |t| t.msgs_per_sec),
+            true,
+        );
+        crate::bench::record(
+            "publish",
+            format!("{label}, {in_flight} in flight, server CPU"),
+            "CPU s/GB",
+            ok(&a, |t| t.cpu_per_gb),
+            ok(&b, |t| t.cpu_per_gb),
+            false,
+        );
         let rss = inf.map_or("–".to_string(), |inf| {
             format!("{:.0}", peak_rss_mib(inf.child.id()))
         });

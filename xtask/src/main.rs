@@ -6,11 +6,15 @@
 //! - `run [ARGS…]`: installs the build prerequisites, then runs `infinistream agent`
 //!   (all roles, embedded control plane, local bucket dir).
 //! - `install-tools`: only the installation step of `test`.
+//! - `bench` (no suite): every suite below against both servers in one run, a ratio
+//!   table and a JSON report (see `bench_all`).
 //! - `bench core`: core NATS pub/sub, nats-server and InfiniStream side by side.
 //!   `--cluster`: across two servers (nats-server cluster, two agents of one group),
 //!   pub/sub throughput and request/reply latency.
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
+//! - `bench latency`: publish → PubAck and → delivery to tailing pull and push consumers.
+//! - `bench many-streams`: 10,000 streams × 10 messages: create, publish, read back.
 //! - `chaos [--duration D] [--seed S] [--report PATH]`: the chaos suite's long form
 //!   (docs/reliability.md): the group on loopback under every nemesis, with the
 //!   workloads and checkers; prints a summary and writes a JSON report.
@@ -25,9 +29,12 @@
 //!   harnesses on random inputs (`tests/fuzz_harness.rs` of protocol and segment).
 
 mod bench;
+mod bench_all;
 mod bench_cluster;
 mod bench_consume;
 mod bench_js;
+mod bench_latency;
+mod bench_many;
 mod chaos;
 mod deps;
 mod fuzz;
@@ -65,7 +72,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {
             println!(
-                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench core [--cluster] | chaos [--duration D] [--seed S] [--report PATH] | check-deps | fuzz-check | fuzz [seconds] [target…]>"
+                "usage: cargo xtask <test [nextest args…] | run [agent args…] | install-tools | bench [core [--cluster] | js | latency | consume | many-streams] | chaos [--duration D] [--seed S] [--report PATH] | check-deps | fuzz-check | fuzz [seconds] [target…]>"
             );
             Ok(())
         }

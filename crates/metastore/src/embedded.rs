@@ -20,6 +20,13 @@
 //! never acknowledged, is dropped). `txn` returning `Ok` therefore still means the
 //! data is on disk, and nothing is visible before it is.
 //!
+//! The log is zero-filled ahead of its end, [`LOG_STEP`] at a time, and records
+//! overwrite the zeros in place: an `fdatasync` of a file whose size did not change
+//! writes the record's pages and flushes the disk, without the filesystem journal
+//! commit an appending write needs for the new size (on this project's ext4 machine,
+//! under other processes' writes, a median 0.08 ms instead of 0.1–1.4 ms, and a far
+//! shorter tail). A record header of zeros ends the log.
+//!
 //! `txn_deferred` appends its record the same way but answers without the
 //! `fdatasync`: a background thread syncs the log within [`SYNC_BEHIND`] (one
 //! `fdatasync` for all the deferred writes of that moment), and any later `txn`'s own
@@ -37,7 +44,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -63,6 +70,8 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 /// Longest a deferred write waits for the background sync (nats-server syncs its
 /// files every 2 minutes by default).
 pub const SYNC_BEHIND: Duration = Duration::from_millis(50);
+/// How far the log is zero-filled ahead of its end at a time (see the module docs).
+pub const LOG_STEP: u64 = 1 << 20;
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
@@ -215,7 +224,9 @@ fn lookup(
 #[derive(Debug)]
 struct Wal {
     file: File,
+    /// Bytes of records; the file holds zeros from here to `allocated`.
     len: u64,
+    allocated: u64,
     /// The store's revision (redb's durable one plus the overlay's writes).
     revision: i64,
     last_checkpoint: Instant,
@@ -223,6 +234,38 @@ struct Wal {
     /// write is refused until the store is reopened (which replays the log).
     poisoned: Option<String>,
     buf: Vec<u8>,
+}
+
+impl Wal {
+    /// Zero-fills the log so that `needed` more bytes of records fit without changing
+    /// the file's size (at least [`LOG_STEP`] ahead). Made durable by the next sync.
+    fn reserve(&mut self, needed: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let want = self.len + needed;
+        if want <= self.allocated {
+            return Ok(());
+        }
+        let target = want.max(self.allocated + LOG_STEP);
+        let zeros = [0u8; 64 << 10];
+        let mut at = self.allocated;
+        while at < target {
+            let n = usize::try_from((target - at).min(zeros.len() as u64)).unwrap_or(zeros.len());
+            self.file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        self.allocated = target;
+        Ok(())
+    }
+
+    /// Empties the log and zero-fills its first [`LOG_STEP`] again, durably. If emptying
+    /// fails nothing changed; if filling fails, the next write fills again.
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.len = 0;
+        self.allocated = 0;
+        self.reserve(LOG_STEP)?;
+        self.file.sync_data()
+    }
 }
 
 fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -338,22 +381,39 @@ struct LogContents {
     torn_tail: usize,
 }
 
-/// Reads a log. A bad record is accepted only as the log's last one (a torn append);
-/// a bad record with more log after it is corruption of acknowledged data, refused.
+/// Reads a log: records up to a header of zeros (the zero-filled space ahead of the
+/// log's end) or the end of the file. A bad record is accepted only as the log's last
+/// one (a torn write), followed by nothing but zeros; a bad record with more log after
+/// it is corruption of acknowledged data, refused.
 fn read_records(raw: &[u8]) -> Result<LogContents, String> {
+    let zeros = |from: usize| {
+        raw.get(from..)
+            .is_none_or(|rest| rest.iter().all(|b| *b == 0))
+    };
     let mut records = Vec::new();
     let mut at = 0usize;
+    let mut torn_tail = 0;
     while at < raw.len() {
+        if zeros(at) {
+            break;
+        }
         let mut c = Cursor(&raw[at..]);
         let (Some(len), Some(crc)) = (c.u32(), c.u32()) else {
+            torn_tail = raw.len() - at;
             break;
         };
-        let Some(payload) = c.take(len) else { break };
+        let Some(payload) = c.take(len) else {
+            torn_tail = raw.len() - at;
+            break;
+        };
         let end = at + 8 + len;
         let whole = u32::try_from(crc).is_ok_and(|crc| crc32c::crc32c(payload) == crc);
         match whole.then(|| decode_payload(payload)).flatten() {
             Some(rec) => records.push(rec),
-            None if end == raw.len() => break,
+            None if zeros(end) => {
+                torn_tail = end - at;
+                break;
+            }
             None => {
                 return Err(format!(
                     "record at byte {at} is damaged and {} bytes of log follow it",
@@ -363,10 +423,7 @@ fn read_records(raw: &[u8]) -> Result<LogContents, String> {
         }
         at = end;
     }
-    Ok(LogContents {
-        records,
-        torn_tail: raw.len() - at,
-    })
+    Ok(LogContents { records, torn_tail })
 }
 
 /// Applies `ops` at `revision` inside an open write transaction.
@@ -470,25 +527,28 @@ fn open_blocking(dir: &Path, checkpoint_bytes: u64) -> Result<Inner, StoreError>
     }
     let file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
         .open(&wal_path)
         .map_err(|e| io("open", e))?;
-    file.set_len(0).map_err(|e| io("truncate", e))?;
-    file.sync_all().map_err(|e| io("sync", e))?;
     let sync_behind = file
         .try_clone()
         .and_then(SyncBehind::start)
         .map_err(|e| io("start the log sync for", e))?;
+    let mut wal = Wal {
+        file,
+        len: 0,
+        allocated: 0,
+        revision,
+        last_checkpoint: Instant::now(),
+        poisoned: None,
+        buf: Vec::new(),
+    };
+    wal.reset().map_err(|e| io("empty", e))?;
     Ok(Inner {
         db,
-        wal: Mutex::new(Wal {
-            file,
-            len: 0,
-            revision,
-            last_checkpoint: Instant::now(),
-            poisoned: None,
-            buf: Vec::new(),
-        }),
+        wal: Mutex::new(wal),
         overlay: RwLock::new(BTreeMap::new()),
         checkpoint_bytes,
         sync_behind,
@@ -532,12 +592,11 @@ impl Inner {
         drop(overlay);
         // Records left behind by a crash before this truncation is durable are not
         // newer than redb's durable revision and are skipped at replay.
-        wal.file
-            .set_len(0)
-            .map_err(|e| backend("truncate log", e))?;
         let log_bytes = wal.len;
-        wal.len = 0;
         wal.last_checkpoint = Instant::now();
+        // On failure the log is either untouched (its records are not newer than redb
+        // now, skipped at replay) or empty with its zero-fill redone by the next write.
+        wal.reset().map_err(|e| backend("empty log", e))?;
         // Writers wait for this: its duration is the embedded store's latency spike.
         tracing::debug!(
             keys,
@@ -649,7 +708,9 @@ impl Inner {
         encode_record(&mut wal.buf, revision, &ops);
         // Durable first (the log), visible second (the overlay); deferred: in the page
         // cache first, synced by the background thread.
-        let logged = wal.file.write_all(&wal.buf).and_then(|()| {
+        let logged = wal.reserve(wal.buf.len() as u64).and_then(|()| {
+            use std::os::unix::fs::FileExt;
+            wal.file.write_all_at(&wal.buf, wal.len)?;
             if synced {
                 wal.file.sync_data()
             } else {
@@ -1021,6 +1082,22 @@ mod tests {
         let log = read_records(&torn).unwrap();
         assert_eq!((log.records.len(), log.torn_tail), (2, c.len()));
 
+        // In the zero-filled space ahead of the log's end: zeros end the log, a torn
+        // last record is followed by zeros only.
+        let padded = [whole.clone(), vec![0; 4096]].concat();
+        let log = read_records(&padded).unwrap();
+        assert_eq!((log.records.len(), log.torn_tail), (3, 0));
+        let torn_padded = [torn.clone(), vec![0; 4096]].concat();
+        let log = read_records(&torn_padded).unwrap();
+        assert_eq!((log.records.len(), log.torn_tail), (2, c.len()));
+        let half = [a.clone(), b[..b.len() / 2].to_vec(), vec![0; 4096]].concat();
+        let log = read_records(&half).unwrap();
+        assert_eq!(log.records.len(), 1, "a half-written record is torn");
+        // Zeros are no cover for damage with log after them.
+        let hidden = [torn.clone(), vec![0; 64], c.clone()].concat();
+        let err = read_records(&hidden).unwrap_err();
+        assert!(err.starts_with("record at byte"), "{err}");
+
         // The same damage in the middle record: acknowledged records follow it, so
         // dropping them would lose data silently.
         let mut damaged = whole;
@@ -1075,7 +1152,12 @@ mod tests {
         let mut logged = std::fs::read(&wal).unwrap();
         assert!(!logged.is_empty());
         drop(s);
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        let closed = std::fs::read(&wal).unwrap();
+        assert!(
+            closed.iter().all(|b| *b == 0),
+            "a clean close leaves an empty (zero-filled) log"
+        );
+        assert_eq!(closed.len() as u64, LOG_STEP);
 
         // A fresh database with only the log (the redb file lost every non-durable
         // commit) plus half of an unacknowledged record: replay restores all of it.
@@ -1089,7 +1171,10 @@ mod tests {
                 value: b"torn".to_vec(),
             }],
         );
-        logged.extend_from_slice(&torn[..torn.len() - 3]);
+        // Written over the zero-filled space after the last record, as the log writes.
+        let end = logged.iter().rposition(|b| *b != 0).unwrap() + 1;
+        let half = &torn[..torn.len() - 3];
+        logged[end..end + half.len()].copy_from_slice(half);
         std::fs::write(crashed.path().join(WAL_FILE_NAME), &logged).unwrap();
         let s = EmbeddedStore::open(crashed.path()).await.unwrap();
         let all = s.scan_prefix(b"").await.unwrap();
@@ -1216,9 +1301,7 @@ mod tests {
                 put(&s, &key, "v").await;
             }
         }
-        let wal_len = std::fs::metadata(dir.path().join(WAL_FILE_NAME))
-            .unwrap()
-            .len();
+        let wal_len = s.inner.wal.lock().unwrap().len;
         assert!(
             wal_len < 400,
             "the log is emptied at checkpoints (deferred: {deferred}): {wal_len} bytes"
