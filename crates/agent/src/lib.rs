@@ -25,6 +25,7 @@ mod embedded;
 mod health;
 mod jobs;
 mod jsz;
+pub mod monitor;
 mod routes;
 mod routing;
 mod zone_cache;
@@ -150,10 +151,9 @@ impl AgentHandle {
         let jsz = Arc::new(OnceLock::new());
         let mut supervisor = Supervisor::new(shutdown.clone());
         let render = metrics.clone();
-        let router =
-            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()))
-                .merge(jsz::router(jsz.clone()))
-                .merge(health::router(readiness.clone()));
+        let router = monitor::router(broker.clone(), Arc::new(move || render.render()))
+            .merge(jsz::router(jsz.clone()))
+            .merge(health::router(readiness.clone()));
         let http_shutdown = shutdown.clone();
         supervisor.spawn("monitoring", async move {
             axum::serve(http_listener, router)

@@ -3,7 +3,6 @@
 //! plane).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,9 +12,7 @@ use infinistream_proto::v1;
 use infinistream_proto::v1::zone_cache_client::ZoneCacheClient;
 use infinistream_proto::v1::zone_cache_server::ZoneCacheServer;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -272,8 +269,6 @@ impl v1::zone_cache_server::ZoneCache for PeerService {
     }
 }
 
-/// Serves `zone` to the zone's other agents on `listener` until `shutdown`, accepting
-/// only requests that carry a group key in `keys`.
 /// The `ZoneCache` service over `zone`, group-key authenticated, to add to the peer
 /// port's gRPC server.
 pub fn service(
@@ -284,20 +279,4 @@ pub fn service(
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(MAX_RANGE_BYTES + 1024);
     InterceptedService::new(service, ServerAuth::new(keys))
-}
-
-/// Serves only the `ZoneCache` service on `listener` until `shutdown`.
-pub async fn serve(
-    zone: ZoneCache,
-    listener: TcpListener,
-    keys: GroupKeys,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_service(service(zone, keys))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
 }

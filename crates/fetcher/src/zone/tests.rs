@@ -44,9 +44,15 @@ async fn serve(zone: &ZoneCache) -> (String, Shutdown) {
     let addr = listener.local_addr().expect("addr").to_string();
     let keys = GroupKeys::new([("team", "s3cret")]).expect("keys");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(peer::serve(zone.clone(), listener, keys, async move {
-        let _ = rx.await;
-    }));
+    let server = tonic::transport::Server::builder()
+        .add_service(peer::service(zone.clone(), keys))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            async move {
+                let _ = rx.await;
+            },
+        );
+    tokio::spawn(server);
     (addr, Shutdown(tx))
 }
 
