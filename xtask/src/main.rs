@@ -12,15 +12,17 @@
 //! - `bench js`: JetStream publish throughput, ack latency and objects/s, side by side.
 //! - `bench consume`: JetStream pull-consume throughput, e2e latency and bucket reads.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
-//!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
+//!   an agent-side crate links redb, etcd-client or axum (see `deps`), or
 //!   if non-test code spells a JetStream error code or `Nats-*` header name outside
-//!   `crates/protocol` (see `rules`).
+//!   `crates/protocol` (see `rules`), or if modules inside a crate import each other in
+//!   a circle (see `cycles`).
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 
 mod bench;
 mod bench_cluster;
 mod bench_consume;
 mod bench_js;
+mod cycles;
 mod deps;
 mod rules;
 mod tools;
@@ -50,7 +52,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "run" => run_agent(rest),
         "install-tools" => tools::install_all(),
         "bench" => bench::run(rest),
-        "check-deps" => deps::check().and_then(|()| rules::check()),
+        "check-deps" => deps::check()
+            .and_then(|()| rules::check())
+            .and_then(|()| cycles::check()),
         "fuzz-check" => fuzz_check(),
         "help" | "-h" | "--help" => {
             println!(

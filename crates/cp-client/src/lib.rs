@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod calls;
 pub mod client;
+mod error;
 mod failover;
 pub mod retry;
 pub mod watch_client;

@@ -16,6 +16,7 @@
 mod cache;
 pub mod consumer;
 pub mod handler;
+mod metrics;
 pub mod reader;
 pub mod zone;
 

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod context;
 pub mod convert;
 pub mod forward;
 pub mod jsz;
