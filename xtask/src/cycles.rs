@@ -33,6 +33,9 @@ const KNOWN: &[(&str, &[&str])] = &[
             "broker", "client", "config", "monitor", "peer", "routing", "sub", "sublist",
         ],
     ),
+    // The replica serves with the server's options and error type (`crate::Options`,
+    // `crate::ServeError`), which the server module defines and re-exports.
+    ("control-plane", &["leader", "server"]),
     // Being split by the consumer work (issue 14, item 4).
     ("fetcher", &["consumer::admin", "consumer::runtime"]),
 ];
@@ -373,8 +376,9 @@ fn split_top(s: &str) -> Vec<&str> {
     parts.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
-/// `segments` as a path from the crate root, seen from module `me`; `None` for paths
-/// into other crates (and `self::`, whose targets are `me`'s own descendants).
+/// `segments` as a path from the crate root, seen from module `me`. A path that starts
+/// with neither `crate` nor `super` is taken as relative to `me` (`self::x`, a child
+/// module, or another crate, which resolves back to `me` and so counts as nothing).
 fn absolute(me: &ModPath, segments: &[String]) -> Option<ModPath> {
     let mut segs = segments.iter().peekable();
     match segs.peek().map(|s| s.as_str()) {
@@ -391,7 +395,18 @@ fn absolute(me: &ModPath, segments: &[String]) -> Option<ModPath> {
             base.extend(segs.cloned());
             Some(base)
         }
-        _ => None,
+        Some("self") => {
+            segs.next();
+            let mut base = me.clone();
+            base.extend(segs.cloned());
+            Some(base)
+        }
+        Some(_) => {
+            let mut base = me.clone();
+            base.extend(segs.cloned());
+            Some(base)
+        }
+        None => None,
     }
 }
 
