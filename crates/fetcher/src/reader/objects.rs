@@ -278,9 +278,6 @@ impl StreamReader {
 
 /// Message `seq` of batch entry `entry` out of its decoded chunk `data` (which
 /// [`StreamReader::load`] checked belongs to the entry's stream).
-
-/// Message `seq` of batch entry `entry` out of its decoded chunk `data` (which
-/// [`StreamReader::load`] checked belongs to the entry's stream).
 pub(super) fn from_chunk(
     entry: &v1::IndexEntry,
     seq: u64,
