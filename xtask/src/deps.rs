@@ -7,9 +7,11 @@
 //! outside. The role
 //! crates share one layer, so none can depend on another.
 //!
-//! The agent-side crates reach the control plane through `cp-client` only, and must not
-//! link the server's storage: checked on `cargo tree -e normal` of each crate, which
-//! resolves its dependencies and features as a build of that crate alone would.
+//! The agent-side crates reach the control plane through `cp-client` only, and link
+//! neither the server's storage (redb, etcd-client) nor an HTTP server (axum: the agent
+//! serves monitoring and runs the peer port's gRPC server, the roles only provide
+//! services and data): checked on `cargo tree -e normal` of each crate, which resolves
+//! its dependencies and features as a build of that crate alone would.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -41,9 +43,11 @@ const LAYERS: &[(&str, u8)] = &[
 /// production links it (the chaos suite may use the test kit).
 const TEST_TOOLING: &[&str] = &["infinistream-testkit", "infinistream-chaos"];
 
-/// Crates of the agent side, which talk to the control plane through `cp-client`.
+/// Crates of the agent side, which talk to the control plane through `cp-client`: the
+/// roles and the layer-1 crates they build on.
 const AGENT_SIDE: &[&str] = &[
     "infinistream-cp-client",
+    "infinistream-broker",
     "infinistream-jetstream",
     "infinistream-peer",
     "infinistream-gateway",
@@ -51,13 +55,10 @@ const AGENT_SIDE: &[&str] = &[
     "infinistream-jobs",
 ];
 
-/// What only the control-plane server links: its metadata stores.
-const SERVER_ONLY: &[&str] = &["redb", "etcd-client"];
-
-/// The crates through which an agent-side crate may link axum: the broker (its
-/// monitoring endpoints) and tonic's server router (a role serving the peer port).
-/// `cp-client` may not link axum at all.
-const AXUM_CARRIERS: &[&str] = &["infinistream-broker", "tonic"];
+/// What no agent-side crate links: the control-plane server's metadata stores and the
+/// HTTP server framework (tonic's `router` feature brings it too; only through
+/// [`PEER_PORT`]).
+const FORBIDDEN: &[&str] = &["redb", "etcd-client", "axum"];
 
 /// Layer-0 dependencies allowed inside the layer: proto's checked domain types use the
 /// subject rules and error table of protocol, their one home.
@@ -68,7 +69,7 @@ pub fn check() -> anyhow::Result<()> {
     problems.extend(agent_side_links()?);
     if problems.is_empty() {
         eprintln!(
-            "xtask: crate layers point one way; agent-side crates link no redb, etcd-client or server-side axum"
+            "xtask: crate layers point one way; agent-side crates link no redb, etcd-client or axum"
         );
         Ok(())
     } else {
@@ -130,12 +131,20 @@ fn layering() -> anyhow::Result<Vec<String>> {
     Ok(problems)
 }
 
+/// The one agent-side crate that may link `axum`: it owns the peer port's gRPC server
+/// (tonic's `router` feature), which the route mesh and the zone cache register with.
+const PEER_PORT: &str = "infinistream-peer";
+
 /// The packages `package` links in a build of it alone (normal dependencies, features
-/// resolved for it), leaving out what is only reachable through `pruned`.
-fn linked(package: &str, pruned: &[&str]) -> anyhow::Result<Vec<String>> {
+/// resolved for it), not counting what it links only through `prune`.
+fn linked(package: &str, prune: Option<&str>) -> anyhow::Result<Vec<String>> {
     let mut cmd = cargo();
+    if let Some(prune) = prune {
+        cmd.args(["tree", "--prune", prune]);
+    } else {
+        cmd.arg("tree");
+    }
     cmd.args([
-        "tree",
         "--package",
         package,
         "--edges",
@@ -145,9 +154,6 @@ fn linked(package: &str, pruned: &[&str]) -> anyhow::Result<Vec<String>> {
         "--format",
         "{p}",
     ]);
-    for p in pruned {
-        cmd.args(["--prune", p]);
-    }
     let out = run(cmd, &format!("cargo tree -p {package}"))?;
     let mut names: Vec<String> = String::from_utf8_lossy(&out)
         .lines()
@@ -162,38 +168,26 @@ fn linked(package: &str, pruned: &[&str]) -> anyhow::Result<Vec<String>> {
 fn agent_side_links() -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     for &package in AGENT_SIDE {
-        let all = linked(package, &[])?;
-        for &forbidden in SERVER_ONLY {
-            if all.iter().any(|n| n == forbidden) {
+        let all = linked(package, None)?;
+        // axum may come only through the peer port's crate.
+        let without_peer_port = if package == PEER_PORT {
+            Vec::new()
+        } else if all.iter().any(|n| n == PEER_PORT) {
+            linked(package, Some(PEER_PORT))?
+        } else {
+            all.clone()
+        };
+        for &forbidden in FORBIDDEN {
+            let links = if forbidden == "axum" {
+                &without_peer_port
+            } else {
+                &all
+            };
+            if links.iter().any(|n| n == forbidden) {
                 problems.push(format!(
-                    "{package} links {forbidden}, which only the control-plane server may (see `cargo tree -p {package} -e normal -i {forbidden}`)"
+                    "{package} links {forbidden}, which only the agent and the control-plane server may (see `cargo tree -p {package} -e normal -i {forbidden}`)"
                 ));
             }
-        }
-        let carriers: Vec<&str> = if package == "infinistream-cp-client" {
-            Vec::new()
-        } else {
-            // `cargo tree --prune` refuses a package that is not in the tree.
-            AXUM_CARRIERS
-                .iter()
-                .copied()
-                .filter(|c| all.iter().any(|n| n == c))
-                .collect()
-        };
-        let without_carriers = if carriers.is_empty() {
-            all
-        } else {
-            linked(package, &carriers)?
-        };
-        if without_carriers.iter().any(|n| n == "axum") {
-            let through = if carriers.is_empty() {
-                String::new()
-            } else {
-                format!(" other than through {}", carriers.join(" or "))
-            };
-            problems.push(format!(
-                "{package} links axum{through} (see `cargo tree -p {package} -e normal -i axum`)"
-            ));
         }
     }
     Ok(problems)

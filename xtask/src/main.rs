@@ -19,9 +19,10 @@
 //!   (docs/reliability.md): the group on loopback under every nemesis, with the
 //!   workloads and checkers; prints a summary and writes a JSON report.
 //! - `check-deps`: fails if a crate depends on a crate of its own or a higher layer, or
-//!   an agent-side crate links the control-plane server's redb, etcd-client or axum.
+//!   an agent-side crate links redb, etcd-client or axum (see `deps`), or
 //!   if non-test code spells a JetStream error code or `Nats-*` header name outside
-//!   `crates/protocol` (see `rules`).
+//!   `crates/protocol` (see `rules`), or if modules inside a crate import each other in
+//!   a circle (see `cycles`).
 //! - `fuzz-check`: type-checks the cargo-fuzz targets with the nightly toolchain.
 //! - `fuzz [SECONDS] [TARGET…]`: runs every cargo-fuzz target (or the named ones) for
 //!   SECONDS each (default 60) under libFuzzer, with the nightly toolchain, installing
@@ -36,6 +37,7 @@ mod bench_js;
 mod bench_latency;
 mod bench_many;
 mod chaos;
+mod cycles;
 mod deps;
 mod fuzz;
 mod rules;
@@ -67,7 +69,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "install-tools" => tools::install_all(),
         "bench" => bench::run(rest),
         "chaos" => chaos::chaos(rest),
-        "check-deps" => deps::check().and_then(|()| rules::check()),
+        "check-deps" => deps::check()
+            .and_then(|()| rules::check())
+            .and_then(|()| cycles::check()),
         "fuzz-check" => fuzz_check(),
         "fuzz" => fuzz::run(rest),
         "help" | "-h" | "--help" => {

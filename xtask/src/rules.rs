@@ -102,7 +102,7 @@ fn table_codes(table: &str) -> BTreeSet<u64> {
         .collect()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+pub(crate) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
@@ -115,7 +115,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Where `mod name;` declared in `file` may live.
-fn module_files(file: &Path, name: &str) -> Vec<PathBuf> {
+pub(crate) fn module_files(file: &Path, name: &str) -> Vec<PathBuf> {
     let Some(dir) = file.parent() else {
         return Vec::new();
     };
@@ -132,8 +132,8 @@ fn module_files(file: &Path, name: &str) -> Vec<PathBuf> {
 
 /// One file, split into code (comments and string contents blanked) and strings, with
 /// the `#[cfg(test)]` items marked.
-struct Scan {
-    code: Vec<u8>,
+pub(crate) struct Scan {
+    pub(crate) code: Vec<u8>,
     strings: Vec<(usize, String)>,
     test_ranges: Vec<(usize, usize)>,
     test_modules: Vec<String>,
@@ -141,7 +141,7 @@ struct Scan {
 }
 
 impl Scan {
-    fn new(text: &str) -> Scan {
+    pub(crate) fn new(text: &str) -> Scan {
         let b = text.as_bytes();
         let mut code = b.to_vec();
         let mut strings = Vec::new();
@@ -294,15 +294,15 @@ impl Scan {
         }
     }
 
-    fn in_test(&self, at: usize) -> bool {
+    pub(crate) fn in_test(&self, at: usize) -> bool {
         self.test_ranges.iter().any(|(s, e)| (*s..*e).contains(&at))
     }
 
-    fn line(&self, at: usize) -> usize {
+    pub(crate) fn line(&self, at: usize) -> usize {
         self.line_starts.partition_point(|s| *s <= at)
     }
 
-    fn test_modules(&self) -> Vec<String> {
+    pub(crate) fn test_modules(&self) -> Vec<String> {
         self.test_modules.clone()
     }
 

@@ -1,6 +1,6 @@
 //! `GET /jsz` on the monitoring port: nats-server's JetStream monitoring document.
 //!
-//! The broker's monitoring router knows nothing of JetStream (it must not depend on
+//! The monitoring router ([`crate::monitor`]) knows nothing of JetStream (the broker must not depend on
 //! it); this route is merged into it here, with the agent's [`JszSource`] once the
 //! agent has one (before that, during start-up, it answers 503).
 

@@ -31,6 +31,7 @@ pub mod control_plane;
 mod embedded;
 mod health;
 mod jsz;
+pub mod monitor;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -154,10 +155,9 @@ impl AgentHandle {
         let jsz = Arc::new(OnceLock::new());
         let mut supervisor = Supervisor::new(shutdown.clone());
         let render = metrics.clone();
-        let router =
-            infinistream_broker::monitor::router(broker.clone(), Arc::new(move || render.render()))
-                .merge(jsz::router(jsz.clone()))
-                .merge(health::router(readiness.clone()));
+        let router = monitor::router(broker.clone(), Arc::new(move || render.render()))
+            .merge(jsz::router(jsz.clone()))
+            .merge(health::router(readiness.clone()));
         let http_shutdown = shutdown.clone();
         supervisor.spawn("monitoring", async move {
             axum::serve(http_listener, router)
@@ -328,8 +328,9 @@ impl AgentHandle {
                             cache_dir: config.cache_dir.clone(),
                             cache_disk_bytes: config.cache_disk_bytes,
                         },
-                        &mut peer_port,
+                        peer_port.credentials(),
                     )?;
+                    peer_port.register(fetcher.zone_service);
                     consume = Some((fetcher.reads, fetcher.consumers));
                 }
                 Role::Jobs => {

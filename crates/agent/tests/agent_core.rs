@@ -8,26 +8,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use infinistream_agent::AgentHandle;
 use infinistream_config::{RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 
+#[path = "support/in_process.rs"]
+mod in_process;
 #[path = "support/procs.rs"]
 mod procs;
 use procs::http_get;
 
 async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
+    in_process::start(RawAgentConfig {
         server_name: Some("test-agent".into()),
-        ..Default::default()
-    };
-    let config = raw.validate().expect("valid test config");
-    AgentHandle::start(config, CancellationToken::new())
-        .await
-        .expect("agent starts")
+        batch_write: None,
+        ..in_process::local(dir.path())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -218,20 +212,17 @@ async fn tls_clients_publish_to_jetstream() {
     };
     let (server_cert, server_key) = signed(vec!["127.0.0.1".into()], "server");
     let (client_cert, client_key) = signed(vec!["client".into()], "client");
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().join("data")),
+    // Roles and batch window unset: the defaults.
+    let agent = in_process::start(RawAgentConfig {
         server_name: Some("tls-agent".into()),
         tls_cert: Some(server_cert),
         tls_key: Some(server_key),
         tls_ca: Some(ca.clone()),
-        ..Default::default()
-    };
-    let agent = AgentHandle::start(raw.validate().expect("valid"), CancellationToken::new())
-        .await
-        .expect("agent starts");
+        roles: None,
+        batch_write: None,
+        ..in_process::local(&dir.path().join("data"))
+    })
+    .await;
     let client = async_nats::ConnectOptions::new()
         .add_root_certificates(ca)
         .add_client_certificate(client_cert, client_key)

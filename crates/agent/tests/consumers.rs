@@ -18,8 +18,9 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use futures::StreamExt;
 use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -32,21 +33,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    };
-    let agent = AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("agent starts");
+    let agent = in_process::start_agent(&dir).await;
     let client = async_nats::connect(format!("nats://{}", agent.client_addr()))
         .await
         .expect("connect");

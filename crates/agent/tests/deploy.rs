@@ -12,10 +12,11 @@
 
 use std::process::Command;
 
-use infinistream_agent::AgentHandle;
 use infinistream_config::RawAgentConfig;
-use infinistream_runtime::CancellationToken;
 use infinistream_testkit::tools::{venv_bin, workspace_root};
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 /// Runs one of the Python unittest suites and fails with its output if it fails.
 fn run_python_suite(script: &str) {
@@ -58,20 +59,14 @@ fn deploy_healthcheck_and_down_scripts() {
 #[tokio::test]
 async fn healthcheck_script_passes_against_a_running_agent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
+    // The defaults an operator gets: roles and batch window unset.
+    let agent = in_process::start(RawAgentConfig {
         peer_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let agent = AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("agent starts");
+        roles: None,
+        batch_write: None,
+        ..in_process::local(dir.path())
+    })
+    .await;
     let output = tokio::process::Command::new("bash")
         .arg(workspace_root().join("deploy/healthcheck.sh"))
         .env(

@@ -13,8 +13,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use infinistream_agent::AgentHandle;
 use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 const STREAMS: usize = 1000;
 const WINDOW_MS: u64 = 100;
@@ -25,23 +27,14 @@ const PER_TICK: usize = 3;
 const TICK: Duration = Duration::from_millis(10);
 
 async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
+    in_process::start(RawAgentConfig {
         // No jobs role: nothing compacts or deletes batch objects during the test, so
         // the bucket holds exactly what the gateway wrote.
         roles: Some(RolesValue::List("proxy".into())),
         batch_write: Some(NumberOrString::Number(WINDOW_MS)),
-        ..Default::default()
-    };
-    AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
+        ..in_process::local(dir.path())
+    })
     .await
-    .expect("agent starts")
 }
 
 async fn context(agent: &AgentHandle) -> jetstream::Context {

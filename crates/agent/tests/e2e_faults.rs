@@ -6,25 +6,19 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use infinistream_agent::{AgentHandle, TestHooks};
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
 use infinistream_objstore::{FaultHandle, FaultRule, Op};
 use infinistream_runtime::CancellationToken;
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_bucket_outage_gives_errors_then_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let faults = FaultHandle::new();
-    let config = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    }
-    .validate()
-    .expect("valid config");
+    let config = in_process::local(dir.path())
+        .validate()
+        .expect("valid config");
     let agent = AgentHandle::start_with(
         config,
         CancellationToken::new(),

@@ -15,9 +15,11 @@ use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 use infinistream_agent::AgentHandle;
 use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 use infinistream_testkit::process::ChildProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 const READY: Duration = Duration::from_secs(60);
 const PAYLOAD: usize = 64 * 1024;
@@ -65,12 +67,8 @@ impl Cluster {
     }
 
     async fn agent(&self, name: &str, roles: &str, zone: &str) -> AgentHandle {
-        let raw = RawAgentConfig {
-            host: Some("127.0.0.1".into()),
-            port: Some(0),
-            http_port: Some(0),
+        in_process::start(RawAgentConfig {
             peer_port: Some(0),
-            data_dir: Some(self.root.join(name)),
             roles: Some(RolesValue::List(roles.into())),
             zone: Some(zone.into()),
             batch_write: Some(NumberOrString::Number(100)),
@@ -81,14 +79,9 @@ impl Cluster {
             server_name: Some(name.into()),
             cache_memory_bytes: Some(NumberOrString::String("128MiB".into())),
             cache_disk_bytes: Some(NumberOrString::String("512MiB".into())),
-            ..Default::default()
-        };
-        AgentHandle::start(
-            raw.validate().expect("valid config"),
-            CancellationToken::new(),
-        )
+            ..in_process::local(&self.root.join(name))
+        })
         .await
-        .expect("agent starts")
     }
 }
 

@@ -9,31 +9,16 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::StreamExt;
 use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "scenarios/reads.rs"]
 mod reads;
 use reads::{MSGS, create, publish_all};
 
-async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    };
-    AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("agent starts")
-}
+#[path = "support/in_process.rs"]
+mod in_process;
+
+use in_process::start_agent;
 
 async fn js(agent: &AgentHandle) -> (async_nats::Client, jetstream::Context) {
     let client = async_nats::connect(format!("nats://{}", agent.client_addr()))

@@ -7,28 +7,20 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
+use infinistream_config::{NumberOrString, RawAgentConfig};
 
 #[path = "scenarios/streams.rs"]
 mod streams;
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 async fn start_agent(dir: &tempfile::TempDir, batch_ms: u64) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
+    in_process::start(RawAgentConfig {
         batch_write: Some(NumberOrString::Number(batch_ms)),
-        ..Default::default()
-    };
-    AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
+        ..in_process::local(dir.path())
+    })
     .await
-    .expect("agent starts")
 }
 
 async fn js(agent: &AgentHandle) -> (async_nats::Client, jetstream::Context) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
+use infinistream_config::{NumberOrString, RawAgentConfig};
 use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
 use infinistream_proto::v1;
@@ -22,6 +22,9 @@ use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::ChildProcess;
 use infinistream_testkit::s3::S3Server;
 use infinistream_types::SystemClock;
+
+#[path = "support/in_process.rs"]
+mod in_process;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -34,12 +37,6 @@ struct Setup<'a> {
 
 async fn start_agent(s: Setup<'_>) -> AgentHandle {
     let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(s.dir.to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
         bucket: s.bucket,
         group_id: s.control_plane.as_ref().map(|_| "g".to_owned()),
         group_key: s.control_plane.as_ref().map(|_| "k3y".to_owned()),
@@ -52,14 +49,12 @@ async fn start_agent(s: Setup<'_>) -> AgentHandle {
         jobs_compaction_interval: Some(NumberOrString::Number(DAY_MS)),
         jobs_release_grace: Some(NumberOrString::Number(0)),
         jobs_compaction_min_entries: Some(s.min_entries as u64),
-        ..Default::default()
+        ..in_process::local(s.dir)
     };
     let mut config = raw.validate().expect("valid config");
     // Below the operator floor on purpose: no commit is in flight when tests collect.
     config.jobs.orphan_grace = Duration::ZERO;
-    AgentHandle::start(config, CancellationToken::new())
-        .await
-        .expect("agent starts")
+    in_process::start_config(config).await
 }
 
 async fn embedded(dir: &tempfile::TempDir, min_entries: usize) -> AgentHandle {

@@ -10,30 +10,14 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 
 #[path = "scenarios/kv.rs"]
 mod kv_scenarios;
 
-async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    };
-    AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("agent starts")
-}
+#[path = "support/in_process.rs"]
+mod in_process;
+
+use in_process::start_agent;
 
 #[tokio::test]
 async fn async_nats_key_value() {

@@ -13,30 +13,15 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store};
 use futures::StreamExt;
 use infinistream_agent::AgentHandle;
-use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
 use tokio::io::AsyncReadExt;
+
+#[path = "support/in_process.rs"]
+mod in_process;
+
+use in_process::start_agent;
 
 /// How long a single expected watch event may take (generous: 2 cores, shared).
 const EVENT: Duration = Duration::from_secs(20);
-
-async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    };
-    AgentHandle::start(
-        raw.validate().expect("valid config"),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("agent starts")
-}
 
 async fn jetstream(agent: &AgentHandle) -> jetstream::Context {
     let client = async_nats::connect(format!("nats://{}", agent.client_addr()))

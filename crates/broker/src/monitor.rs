@@ -1,19 +1,15 @@
-//! HTTP monitoring in nats-server's shape: `/healthz`, `/varz`, `/connz`, `/metrics`.
+//! Monitoring data in nats-server's shape: what `/varz`, `/connz` and `/metrics` answer.
+//! The broker only gathers it; the agent serves it over HTTP (`infinistream::monitor`),
+//! so no crate that links the broker links an HTTP server.
 //!
 //! Dashboards and tools (the `nats` CLI, Prometheus exporters written for nats-server)
 //! read these field names, so they follow nats-server's JSON. Memory and CPU come from
 //! `/proc/self` (Linux); elsewhere they read as 0.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::Broker;
 
@@ -215,82 +211,28 @@ impl Broker {
     }
 }
 
-/// Renders extra metrics text (e.g. the agent's registry) for `/metrics`.
-pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
-
-#[derive(Clone)]
-struct MonitorState {
-    broker: Broker,
-    metrics: MetricsFn,
-}
-
-#[derive(Debug, Deserialize)]
-struct ConnzQuery {
-    offset: Option<usize>,
-    limit: Option<usize>,
-    /// nats-server's `auth=true`: include who each connection authenticated as.
-    #[serde(default)]
-    auth: bool,
-}
-
-/// The monitoring HTTP routes.
-pub fn router(broker: Broker, metrics: MetricsFn) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/varz", get(varz))
-        .route("/connz", get(connz))
-        .route("/metrics", get(prometheus))
-        .with_state(MonitorState { broker, metrics })
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
-async fn varz(State(s): State<MonitorState>) -> Json<Varz> {
-    let _span = tracing::debug_span!("monitor_varz").entered();
-    Json(s.broker.varz())
-}
-
-async fn connz(State(s): State<MonitorState>, Query(q): Query<ConnzQuery>) -> Json<Connz> {
-    let _span = tracing::debug_span!("monitor_connz").entered();
-    let mut page = s.broker.connz_page(
-        q.offset.unwrap_or(0),
-        q.limit.unwrap_or(DEFAULT_CONNZ_LIMIT),
-    );
-    if !q.auth {
-        for c in &mut page.connections {
-            c.authorized_user.clear();
+impl Broker {
+    /// The `/metrics` body: `extra` (the agent's registry, in OpenMetrics text) followed
+    /// by the broker's own counters unless they are registered in that registry already,
+    /// with a single `# EOF` at the end.
+    pub fn metrics_text(&self, extra: &str) -> String {
+        let own_registered = self
+            .inner
+            .metrics_registered_externally
+            .load(Ordering::Acquire);
+        let mut body = String::new();
+        if own_registered {
+            body.push_str(extra);
+        } else {
+            // Two OpenMetrics documents: keep a single `# EOF` at the very end.
+            body.push_str(extra.trim_end().trim_end_matches("# EOF").trim_end());
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            body.push_str(&self.encode_metrics());
         }
+        body
     }
-    Json(page)
-}
-
-async fn prometheus(State(s): State<MonitorState>) -> impl IntoResponse {
-    let extra = (s.metrics)();
-    let own_registered = s
-        .broker
-        .inner
-        .metrics_registered_externally
-        .load(Ordering::Acquire);
-    let mut body = String::new();
-    if own_registered {
-        body.push_str(&extra);
-    } else {
-        // Two OpenMetrics documents: keep a single `# EOF` at the very end.
-        body.push_str(extra.trim_end().trim_end_matches("# EOF").trim_end());
-        if !body.is_empty() {
-            body.push('\n');
-        }
-        body.push_str(&s.broker.encode_metrics());
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
 }
 
 /// nats-style duration: `1y2d3h4m5s`, leading zero units omitted.

@@ -1,21 +1,14 @@
-//! Monitoring endpoints over plain HTTP.
+//! The monitoring data in nats-server's JSON shape (`/varz`, `/connz`) and the
+//! `/metrics` text; the agent serves them over HTTP (its tests read them there).
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{TestBroker, http_get};
-use infinistream_broker::{BrokerConfig, monitor};
+use common::TestBroker;
+use infinistream_broker::BrokerConfig;
 use serde_json::Value;
 
-async fn serve_monitor(tb: &TestBroker, extra: monitor::MetricsFn) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = monitor::router(tb.broker.clone(), extra);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+fn json(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("monitoring documents serialize")
 }
 
 #[tokio::test]
@@ -34,19 +27,7 @@ async fn endpoints() {
     client.publish("m", "12345".into()).await.expect("pub");
     common::sync(&client).await;
 
-    let http = serve_monitor(
-        &tb,
-        Arc::new(|| "# TYPE agent_up gauge\nagent_up 1\n# EOF\n".to_owned()),
-    )
-    .await;
-
-    let (status, body) = http_get(http, "/healthz").await;
-    assert!(status.contains("200"), "{status}");
-    let v: Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(v["status"], "ok");
-
-    let (_, body) = http_get(http, "/varz").await;
-    let v: Value = serde_json::from_str(&body).expect("json");
+    let v = json(tb.broker.varz());
     assert_eq!(v["server_name"], "mon-test");
     assert_eq!(v["server_id"], tb.broker.server_id());
     assert_eq!(
@@ -72,8 +53,7 @@ async fn endpoints() {
         assert!(v.get(field).is_some(), "varz lacks {field}");
     }
 
-    let (_, body) = http_get(http, "/connz").await;
-    let v: Value = serde_json::from_str(&body).expect("json");
+    let v = json(tb.broker.connz());
     assert_eq!(v["num_connections"], 1);
     let c = &v["connections"][0];
     assert_eq!(c["name"], "watcher");
@@ -93,7 +73,9 @@ async fn endpoints() {
         assert!(c.get(field).is_some(), "connz lacks {field}");
     }
 
-    let (_, body) = http_get(http, "/metrics").await;
+    let body = tb
+        .broker
+        .metrics_text("# TYPE agent_up gauge\nagent_up 1\n# EOF\n");
     assert!(body.contains("agent_up 1"), "{body}");
     assert!(body.contains("infinistream_broker_in_msgs_total"), "{body}");
     assert_eq!(body.matches("# EOF").count(), 1, "{body}");
@@ -105,20 +87,12 @@ async fn metrics_in_external_registry() {
     // The agent's registry carries the product prefix.
     let mut registry = prometheus_client::registry::Registry::with_prefix("infinistream");
     tb.broker.register_metrics(&mut registry);
-    let registry = Arc::new(registry);
-    let http = serve_monitor(
-        &tb,
-        Arc::new(move || {
-            let mut s = String::new();
-            prometheus_client::encoding::text::encode(&mut s, &registry).expect("encode");
-            s
-        }),
-    )
-    .await;
     let client = tb.client().await;
     client.publish("x", "1".into()).await.expect("pub");
     common::sync(&client).await;
-    let (_, body) = http_get(http, "/metrics").await;
+    let mut extra = String::new();
+    prometheus_client::encoding::text::encode(&mut extra, &registry).expect("encode");
+    let body = tb.broker.metrics_text(&extra);
     assert_eq!(
         body.matches("# TYPE infinistream_broker_in_msgs counter")
             .count(),

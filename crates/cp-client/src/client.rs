@@ -18,58 +18,15 @@ use infinistream_proto::v1::{
 };
 
 use crate::MAX_MESSAGE_BYTES;
-use crate::auth::{ClientAuth, GroupKeysError};
+use crate::auth::ClientAuth;
+use crate::error::error_chain;
+pub use crate::error::{ClientError, TransportError};
 
 /// The transport under the clients: a socket channel or the in-process routes.
 pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
 
-/// A transport failure. A concrete type rather than `BoxError`: with `BoxError` as the
-/// service error, futures of the generated clients are not provably `Send` across
-/// `tokio::spawn` ("implementation of `From` is not general enough").
-///
-/// It carries an `Unavailable` status as its source, so a call that failed at the
-/// transport (the replica in use is gone: the failover moves on) reaches the caller as
-/// `Unavailable`, retryable like a replica's "no leader yet", rather than `Unknown`.
-#[derive(Debug, thiserror::Error)]
-#[error("control plane transport: {message}")]
-pub struct TransportError {
-    message: String,
-    #[source]
-    status: tonic::Status,
-}
-
-impl TransportError {
-    pub(crate) fn new(message: String) -> Self {
-        let status = tonic::Status::unavailable(format!("control plane unreachable: {message}"));
-        TransportError { message, status }
-    }
-}
-
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
-
-/// `error: cause: cause…`, so a refused connection says why.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
-
-/// Errors creating a client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("invalid control plane url `{url}`: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error("cannot connect to the control plane at `{url}`: {reason}")]
-    Connect { url: String, reason: String },
-    #[error(transparent)]
-    Auth(#[from] GroupKeysError),
-}
 
 /// Clients for every control-plane service, authenticated as one group.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use tonic::codegen::http;
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceExt;
 
-use crate::client::{ClientError, TransportError, error_chain};
+use crate::error::{ClientError, TransportError, error_chain};
 
 /// How long connecting to one replica may take before the call fails over.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod calls;
 pub mod client;
+mod error;
 mod failover;
 pub mod retry;
 pub mod watch_client;

@@ -17,6 +17,7 @@
 mod cache;
 pub mod consumer;
 pub mod handler;
+mod metrics;
 pub mod reader;
 pub mod role;
 pub mod zone;

@@ -9,7 +9,6 @@ use infinistream_broker::{Broker, BrokerError};
 use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::{RouteHandler, StreamCatalog};
 use infinistream_objstore::Bucket;
-use infinistream_peer::PeerPort;
 use infinistream_runtime::RoleContext;
 
 use crate::consumer::{CommitWatch, ConsumerService};
@@ -57,6 +56,9 @@ pub enum StartError {
 /// The running role: the JetStream API routes it serves.
 #[derive(Clone)]
 pub struct Fetcher {
+    /// The zone cache's gRPC service, served to the zone's other agents on the peer
+    /// port (which checks the group key).
+    pub zone_service: peer::ZoneCacheService,
     /// `STREAM.MSG.GET` and `DIRECT.GET`.
     pub reads: Arc<dyn RouteHandler>,
     /// `CONSUMER.*`.
@@ -69,16 +71,18 @@ impl std::fmt::Debug for Fetcher {
     }
 }
 
-/// Starts proxy-consume: the zone cache (ring membership under the supervisor, its
-/// service on `peer_port`), the reader over it, and the consumer service.
+/// Starts proxy-consume: the zone cache (ring membership under the supervisor; its
+/// service in [`Fetcher::zone_service`], for the agent to register on its peer port),
+/// the reader over it, and the consumer service. `peer_credentials` (group id, key)
+/// authenticate the zone cache's calls to its peers.
 pub fn start(
     ctx: &mut RoleContext<'_>,
     deps: FetcherDeps,
     options: FetcherOptions,
-    peer_port: &mut PeerPort,
+    peer_credentials: (&str, &str),
 ) -> Result<Fetcher, StartError> {
     let shutdown = ctx.shutdown();
-    let (group, key) = peer_port.credentials();
+    let (group, key) = peer_credentials;
     let disk = (options.cache_disk_bytes > 0)
         .then(|| (options.cache_dir.clone(), options.cache_disk_bytes));
     let zone = ZoneCache::open(
@@ -98,7 +102,7 @@ pub fn start(
         zone.clone()
             .run_membership(deps.cp.clone(), shutdown.clone().cancelled_owned()),
     );
-    peer_port.register(peer::service(zone.clone()));
+    let zone_service = peer::service(zone.clone());
     tracing::info!(
         zone = %options.zone,
         memory_bytes = options.cache_memory_bytes,
@@ -116,6 +120,7 @@ pub fn start(
         shutdown,
     )?;
     Ok(Fetcher {
+        zone_service,
         reads: ReadHandler::new(reader, deps.catalog, deps.broker).into_route_handler(),
         consumers: consumers.into_route_handler(),
     })

@@ -28,11 +28,10 @@ use std::time::{Duration, Instant};
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::headers;
-use infinistream_protocol::jsapi::msg::PubAck;
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use infinistream_protocol::jsapi::versioning::refuses_required_api_level;
 
-use crate::batcher::PendingRecord;
+use crate::batcher::{BatchTag, PendingRecord};
 
 /// Most messages in one batch (nats-server's `streamDefaultMaxAtomicBatchSize`).
 pub const MAX_BATCH_SIZE: u64 = 1000;
@@ -57,24 +56,6 @@ pub enum Staged {
     Commit(Vec<PendingRecord>),
     /// Refused (the batch, if any, is abandoned).
     Refused(ApiError),
-}
-
-/// The PubAck fields of a committed batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchTag {
-    pub id: Arc<str>,
-    pub count: u64,
-}
-
-impl BatchTag {
-    /// The PubAck of a batch whose last record got `seq`.
-    pub fn pub_ack(&self, stream: &str, seq: u64) -> PubAck {
-        PubAck {
-            batch_id: self.id.to_string(),
-            batch_size: self.count,
-            ..PubAck::new(stream, seq)
-        }
-    }
 }
 
 struct Batch {

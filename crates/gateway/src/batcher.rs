@@ -54,13 +54,13 @@ use bytes::Bytes;
 use infinistream_objstore::Bucket;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
+use infinistream_protocol::jsapi::msg::PubAck;
 use infinistream_segment::{BatchBuilder, BuildOptions, RecordRef};
 use infinistream_types::SharedClock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::atomic::BatchTag;
 use crate::flush_policy::{Decision, FlushPolicy, SealReason};
 use crate::metrics::GatewayMetrics;
 
@@ -89,6 +89,24 @@ impl PendingRecord {
     /// Bytes this record holds in the buffer (what the byte budget counts).
     pub fn buffered_len(&self) -> usize {
         self.subject.len() + self.headers.len() + self.payload.len()
+    }
+}
+
+/// The PubAck fields of a committed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchTag {
+    pub id: Arc<str>,
+    pub count: u64,
+}
+
+impl BatchTag {
+    /// The PubAck of a batch whose last record got `seq`.
+    pub fn pub_ack(&self, stream: &str, seq: u64) -> PubAck {
+        PubAck {
+            batch_id: self.id.to_string(),
+            batch_size: self.count,
+            ..PubAck::new(stream, seq)
+        }
     }
 }
 

@@ -13,15 +13,12 @@
 //! Replies use nats-server's JSON shapes, `type` strings and error codes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
-use infinistream_broker::{Broker, BrokerError, InternalMsg, InternalSubscription};
-use infinistream_cp_client::ControlPlaneClient;
-use infinistream_cp_client::retry::{LEADER_CHANGE_BUDGET, retry_unavailable};
+use infinistream_broker::{BrokerError, InternalMsg, InternalSubscription};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
 use infinistream_protocol::jsapi::advisory;
@@ -34,41 +31,16 @@ use infinistream_protocol::jsapi::stream::{
 };
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{
-    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, Timestamp, codes, parse_request,
+    API_LEVEL, ApiError, ApiResponseType, LIST_LIMIT, NAMES_LIMIT, codes, parse_request,
     render_error, render_ok, versioning,
 };
-use infinistream_types::SharedClock;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::catalog::StreamCatalog;
+pub use crate::context::{ApiContext, Reply, RouteHandler, cp_call};
+use crate::context::{ApiCounters, list_all, list_filtered, now};
 use crate::convert;
 use crate::forward::ConsumeForwarder;
-
-/// A reply to an API request: optional NATS headers and the payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub headers: Option<Bytes>,
-    pub payload: Bytes,
-}
-
-impl Reply {
-    /// A JSON body without headers.
-    pub fn json(payload: Vec<u8>) -> Self {
-        Reply {
-            headers: None,
-            payload: Bytes::from(payload),
-        }
-    }
-}
-
-/// Handles the API routes of one role (reads, consumers).
-#[async_trait]
-pub trait RouteHandler: Send + Sync + 'static {
-    /// Answers one request. `None` means the handler replied by itself (several
-    /// messages, or later) or that the request needs no reply.
-    async fn handle(&self, route: ApiRoute, msg: InternalMsg) -> Option<Reply>;
-}
 
 /// Which routes a role serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,17 +78,6 @@ fn owner(route: &ApiRoute) -> Owner {
     }
 }
 
-/// Everything the admin handlers need.
-#[derive(Debug, Clone)]
-pub struct ApiContext {
-    pub broker: Broker,
-    pub cp: ControlPlaneClient,
-    pub catalog: StreamCatalog,
-    pub clock: SharedClock,
-    /// Server name reported as the stream leader in infos.
-    pub server_name: String,
-}
-
 /// The `$JS.API.>` responder.
 pub struct ApiServer {
     ctx: ApiContext,
@@ -129,13 +90,6 @@ impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiServer").finish_non_exhaustive()
     }
-}
-
-/// `$JS.API` requests served and answered with an error (account info, `/jsz`).
-#[derive(Debug, Default)]
-pub(crate) struct ApiCounters {
-    pub(crate) total: AtomicU64,
-    pub(crate) errors: AtomicU64,
 }
 
 impl ApiServer {
@@ -375,24 +329,6 @@ fn respond<T: serde::Serialize + ApiResponseType>(result: Result<T, ApiError>) -
     }
 }
 
-pub(crate) fn now(ctx: &ApiContext) -> Timestamp {
-    Timestamp::from_unix_nanos(i128::from(ctx.clock.now_unix_nanos()))
-}
-
-/// One control-plane call on the request path: retried while the control plane
-/// changes leader (bounded well inside the clients' timeouts), then answered as
-/// nats-server's "temporarily unavailable" when it still cannot be reached.
-pub async fn cp_call<T, F, Fut>(call: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    retry_unavailable(LEADER_CHANGE_BUDGET, call)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| convert::unavailable(&s))
-}
-
 fn check_wire(error: &Option<v1::JsError>) -> Result<(), ApiError> {
     match error {
         Some(error) => Err(convert::api_error(error)),
@@ -610,30 +546,6 @@ async fn settle(ctx: &ApiContext, stream: &str) {
     if !ctx.catalog.settled(SETTLE_TIMEOUT).await {
         tracing::warn!(%stream, timeout = ?SETTLE_TIMEOUT, "stream change answered before this agent's subscriptions followed it");
     }
-}
-
-pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    list_filtered(ctx, "").await
-}
-
-async fn list_filtered(
-    ctx: &ApiContext,
-    subject: &str,
-) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    let mut list = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::ListStreamsRequest {
-            subject: subject.to_owned(),
-        };
-        async move { streams.list_streams(request).await }
-    })
-    .await?
-    .streams;
-    list.sort_by(|a, b| {
-        let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
-        name(a).cmp(&name(b))
-    });
-    Ok(list)
 }
 
 fn page<T>(items: Vec<T>, offset: u64, limit: usize) -> (Vec<T>, ApiPaged) {

@@ -32,8 +32,8 @@ use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, codes, render_error};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Reply, RouteHandler};
 use crate::catalog::{StreamCatalog, serve_stream_subjects};
+use crate::context::{Reply, RouteHandler};
 
 /// What a client is told about a role no reachable agent runs.
 pub fn role_missing_text(broker: &Broker, role: ProxyRole, what: &str) -> String {

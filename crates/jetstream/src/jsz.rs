@@ -20,7 +20,7 @@ use infinistream_protocol::jsapi::jsz::{
 use infinistream_protocol::jsapi::stream::ClusterInfo;
 use infinistream_protocol::jsapi::{API_LEVEL, ApiError, Timestamp, codes};
 
-use crate::api::{ApiContext, ApiCounters, list_all, now};
+use crate::context::{ApiContext, ApiCounters, list_all, now};
 use crate::convert;
 
 /// Builds `/jsz` documents for one agent (cheap to clone).

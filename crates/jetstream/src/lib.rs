@@ -14,6 +14,7 @@
 pub mod advisory;
 pub mod api;
 pub mod catalog;
+pub mod context;
 pub mod convert;
 pub mod forward;
 pub mod jsz;

@@ -48,7 +48,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, warn};
 
-use crate::api::{ApiContext, now};
+use crate::context::{ApiContext, now};
 use crate::jsz::{JszSource, server_config};
 
 /// Requests queued per subscription before publishers are back-pressured.

@@ -30,9 +30,9 @@ use infinistream_segment::{
     decode_chunk,
 };
 
+use crate::ctx::Ctx;
 use crate::error::JobsError;
 use crate::lease::lease_name;
-use crate::runner::Ctx;
 
 /// Index entries read per `ReadIndex` call.
 const PAGE: u32 = 1000;

@@ -44,6 +44,7 @@
 //! Only keys that parse as this group's batch or segment keys are ever deleted.
 
 mod compaction;
+mod ctx;
 mod error;
 mod lease;
 mod metrics;
@@ -53,9 +54,10 @@ mod role;
 mod runner;
 
 pub use compaction::{CompactionReport, PreparedSegment, SwapOutcome, plan_run};
+pub use ctx::JobsOptions;
 pub use error::JobsError;
 pub use metrics::JobsMetrics;
 pub use orphans::OrphanReport;
 pub use retention::RetentionReport;
 pub use role::start;
-pub use runner::{Jobs, JobsOptions, PassReport};
+pub use runner::{Jobs, PassReport};

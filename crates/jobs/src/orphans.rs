@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::ctx::Ctx;
 use crate::error::JobsError;
-use crate::runner::Ctx;
 
 /// What one orphan pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
+use crate::ctx::{Ctx, nanos};
 use crate::error::JobsError;
-use crate::runner::{Ctx, nanos};
 
 /// What one retention pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

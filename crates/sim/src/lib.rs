@@ -22,6 +22,8 @@
 pub mod harness;
 pub mod meta;
 pub mod rng;
+pub mod sched;
 pub mod world;
 
-pub use world::{Config, Failure, FaultRates, Report, run};
+pub use sched::FaultRates;
+pub use world::{Config, Failure, Report, run};

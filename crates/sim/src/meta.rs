@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use infinistream_metastore::memory::MemoryStore;
 use infinistream_metastore::{Compare, KeyValue, MetaStore, Op, StoreError, TxnLimits, TxnOutcome};
 
-use crate::world::{Ctx, Node};
+use crate::sched::{Ctx, Node};
 
 /// A [`MetaStore`] decorator owned by one control-plane incarnation.
 #[derive(Debug)]

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::harness::{self, TokioClock, commit_call};
 use crate::meta::FaultyMeta;
-use crate::rng::SimRng;
+use crate::sched::{Ctx, FaultRates, Node};
 
 use crate::harness::{GROUP, KEY};
 const STREAM: &str = "S";
@@ -82,48 +82,6 @@ const PUBACK_TIMEOUT: Duration = Duration::from_secs(6);
 /// promised nor forbidden).
 const MAX_ATTEMPTS: u32 = 40;
 const ACK_WAIT: Duration = Duration::from_secs(1);
-
-/// The probability of each fault at its point.
-#[derive(Debug, Clone)]
-pub struct FaultRates {
-    /// A metadata-store call fails (before applying, or after: answer lost).
-    pub meta_fail: f64,
-    /// The control plane crashes before / after a metadata-store write.
-    pub cp_crash: f64,
-    /// A store write or an RPC is delayed (reorders it against others).
-    pub delay: f64,
-    /// An agent crashes around its commit RPC or before sending a PubAck.
-    pub agent_crash: f64,
-    /// An RPC's request or answer is lost.
-    pub rpc_lost: f64,
-    /// An RPC's answer is delivered twice (the call is made again).
-    pub rpc_duplicated: f64,
-    /// An RPC goes to a deposed leader that still runs.
-    pub stale_route: f64,
-    /// Per step: an agent is killed.
-    pub step_agent_kill: f64,
-    /// Per step: a new leader takes over while the old one still runs.
-    pub step_leader_change: f64,
-    /// Per step: the bucket starts misbehaving for a while.
-    pub step_bucket_fault: f64,
-}
-
-impl Default for FaultRates {
-    fn default() -> Self {
-        FaultRates {
-            meta_fail: 0.02,
-            cp_crash: 0.01,
-            delay: 0.05,
-            agent_crash: 0.02,
-            rpc_lost: 0.03,
-            rpc_duplicated: 0.03,
-            stale_route: 0.03,
-            step_agent_kill: 0.06,
-            step_leader_change: 0.04,
-            step_bucket_fault: 0.10,
-        }
-    }
-}
 
 /// The size of one schedule.
 #[derive(Debug, Clone)]
@@ -184,119 +142,6 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-
-/// The schedule's shared randomness, fault switch and records.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    rng: Mutex<SimRng>,
-    pub(crate) rates: FaultRates,
-    /// Faults held off (while checking, and after the heal).
-    quiet: AtomicBool,
-    faults: Mutex<BTreeMap<&'static str, u64>>,
-    digest: Mutex<u64>,
-    events: Mutex<Vec<String>>,
-    start: Instant,
-    violations: Mutex<Vec<String>>,
-}
-
-impl Ctx {
-    fn new(seed: u64, rates: FaultRates) -> Self {
-        Ctx {
-            rng: Mutex::new(SimRng::new(seed)),
-            rates,
-            quiet: AtomicBool::new(false),
-            faults: Mutex::new(BTreeMap::new()),
-            digest: Mutex::new(0xcbf2_9ce4_8422_2325),
-            events: Mutex::new(Vec::new()),
-            start: Instant::now(),
-            violations: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// True when the fault at `point` fires (never while faults are held off).
-    pub(crate) fn draw(&self, point: &'static str, p: f64) -> bool {
-        if self.quiet.load(Ordering::SeqCst) {
-            return false;
-        }
-        let hit = self.rng.lock().chance(p);
-        if hit {
-            *self.faults.lock().entry(point).or_default() += 1;
-            self.record(point.as_bytes());
-        }
-        hit
-    }
-
-    pub(crate) fn below(&self, n: u64) -> u64 {
-        self.rng.lock().below(n)
-    }
-
-    /// Folds an event into the digest (FNV-1a).
-    fn record(&self, event: &[u8]) {
-        self.events.lock().push(format!(
-            "{:?} {}",
-            self.start.elapsed(),
-            String::from_utf8_lossy(event)
-        ));
-        let mut h = self.digest.lock();
-        for b in event.iter().chain(b"|") {
-            *h ^= u64::from(*b);
-            *h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn violation(&self, message: String) {
-        self.violations.lock().push(message);
-    }
-
-    fn quiet(&self, on: bool) {
-        self.quiet.store(on, Ordering::SeqCst);
-    }
-}
-
-/// A simulated process: alive until crashed; a crashed one stops at its next await.
-#[derive(Debug)]
-pub(crate) struct Node {
-    name: String,
-    alive: AtomicBool,
-    /// Faults apply only once armed (a control plane opens without them).
-    armed: AtomicBool,
-}
-
-impl Node {
-    fn new(name: String) -> Arc<Self> {
-        Arc::new(Node {
-            name,
-            alive: AtomicBool::new(true),
-            armed: AtomicBool::new(false),
-        })
-    }
-
-    fn alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn armed(&self) -> bool {
-        self.armed.load(Ordering::SeqCst)
-    }
-
-    /// Waits forever if the process has crashed (it never gets past this await).
-    pub(crate) async fn gate(&self) {
-        if !self.alive() {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// Crashes the process here: never returns.
-    pub(crate) async fn crash(&self) -> ! {
-        self.kill();
-        std::future::pending::<()>().await;
-        unreachable!("a pending future never completes")
-    }
-
-    fn kill(&self) {
-        self.alive.store(false, Ordering::SeqCst);
-    }
-}
 
 struct CpNode {
     node: Arc<Node>,
@@ -973,6 +818,7 @@ async fn publisher(world: Arc<World>, p: usize, messages: usize) {
                     ..Default::default()
                 },
                 reply: Some(reply.clone()),
+                batch: None,
             };
             let outcome = match timeout(PUBACK_TIMEOUT, batcher.submit(record)).await {
                 Ok(Ok(())) => timeout(PUBACK_TIMEOUT, rx).await.ok().and_then(Result::ok),
@@ -995,6 +841,15 @@ async fn publisher(world: Arc<World>, p: usize, messages: usize) {
                 }
                 Some(PublishOutcome::Failed(_)) | None => {
                     sleep(Duration::from_millis(20 + world.ctx.below(200))).await;
+                }
+                // The simulated publishers send neither atomic batches nor counters.
+                Some(
+                    other @ (PublishOutcome::BatchStored { .. } | PublishOutcome::Counted { .. }),
+                ) => {
+                    world
+                        .ctx
+                        .violation(format!("msg id {msg_id}: unexpected outcome {other:?}"));
+                    break;
                 }
             }
         }

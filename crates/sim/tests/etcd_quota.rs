@@ -75,6 +75,7 @@ async fn etcd_out_of_space_fails_publishes_clearly_and_keeps_what_was_acked() {
                         ..Default::default()
                     },
                     reply: Some(reply),
+                    batch: None,
                 })
                 .await
                 .expect("submit");

@@ -79,6 +79,7 @@ fn record(i: usize, payload_len: usize) -> PendingRecord {
         payload: Bytes::from(payload),
         meta: v1::RecordMeta::default(),
         reply: Some(format!("r{i}")),
+        batch: None,
     }
 }
 

@@ -138,25 +138,6 @@ pub async fn assert_serving(tb: &TestBroker) {
     assert_eq!(&msg.payload[..], b"ok");
 }
 
-/// Minimal HTTP/1.0 GET; returns (status line, body).
-pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).await.expect("connect http");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut resp = Vec::new();
-    tokio::time::timeout(EVENTUALLY, s.read_to_end(&mut resp))
-        .await
-        .expect("http response")
-        .expect("read");
-    let text = String::from_utf8(resp).expect("utf8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("http head");
-    (
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    )
-}
-
 /// Waits until the server has processed everything `client` sent so far.
 ///
 /// async-nats' `flush` only drains the client's own write buffer. A request nobody

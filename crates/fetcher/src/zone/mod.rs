@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::cache::WeightedLru;
-use crate::reader::{CHUNKS, FOOTERS, ReaderMetrics};
+use crate::metrics::{CHUNKS, FOOTERS, ReaderMetrics};
 
 pub use disk::DiskError;
 pub use metrics::ZoneMetrics;

@@ -268,9 +268,12 @@ impl v1::zone_cache_server::ZoneCache for PeerService {
     }
 }
 
+/// The zone cache's gRPC service, as the agent registers it on its peer port.
+pub type ZoneCacheService = ZoneCacheServer<PeerService>;
+
 /// The `ZoneCache` service over `zone`, to register on the agent's peer port (which
 /// checks the group key).
-pub fn service(zone: ZoneCache) -> ZoneCacheServer<PeerService> {
+pub fn service(zone: ZoneCache) -> ZoneCacheService {
     ZoneCacheServer::new(PeerService::new(zone))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(MAX_RANGE_BYTES + 1024)
