@@ -4,8 +4,9 @@ use infinistream_cp_client::ControlPlaneClient;
 use infinistream_objstore::Bucket;
 use infinistream_runtime::RoleContext;
 
+use crate::ctx::JobsOptions;
 use crate::metrics::JobsMetrics;
-use crate::runner::{Jobs, JobsOptions};
+use crate::runner::Jobs;
 
 /// Starts the jobs role: its passes run under the supervisor, holding leases as the
 /// agent; the returned handle triggers passes (tests) and reads the metrics.
