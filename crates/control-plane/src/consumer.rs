@@ -516,7 +516,7 @@ pub fn acked_upto(consumers: &[&ConsumerRecord]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use infinistream_proto::domain::{Chunk, Limits, Record, Rollup, StreamSpec};
+    use infinistream_proto::domain::{Chunk, Limits, Record, StreamSpec};
 
     const NOW: i64 = 1_000_000;
 
@@ -539,17 +539,7 @@ mod tests {
                 size: 10,
                 header_size: 0,
                 timestamp_unix_nanos: 1,
-                msg_id: None,
-                expected_stream: None,
-                expected_last_seq: None,
-                expected_last_subject_seq: None,
-                expected_last_subject_seq_subject: None,
-                expected_last_msg_id: None,
-                rollup: Rollup::None,
-                ttl_seconds: None,
-                atomic_batch: None,
-                incr: None,
-                incr_problem: infinistream_proto::v1::IncrProblem::None,
+                ..Record::default()
             })
             .collect();
         let chunk = Chunk {

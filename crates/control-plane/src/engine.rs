@@ -404,7 +404,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use async_trait::async_trait;
-    use infinistream_proto::domain::{Chunk, Limits, Record, Rollup, StreamSpec};
+    use infinistream_proto::domain::{Chunk, Limits, Record, StreamSpec};
     use infinistream_types::MockClock;
     use tokio::sync::Notify;
 
@@ -465,17 +465,7 @@ mod tests {
                     size: 10,
                     header_size: 0,
                     timestamp_unix_nanos: 1,
-                    msg_id: None,
-                    expected_stream: None,
-                    expected_last_seq: None,
-                    expected_last_subject_seq: None,
-                    expected_last_subject_seq_subject: None,
-                    expected_last_msg_id: None,
-                    rollup: Rollup::None,
-                    ttl_seconds: None,
-                    atomic_batch: None,
-                    incr: None,
-                    incr_problem: infinistream_proto::v1::IncrProblem::None,
+                    ..Record::default()
                 }],
             }],
         }

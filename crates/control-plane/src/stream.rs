@@ -881,17 +881,7 @@ impl Stream {
             size: u32::try_from(subject.len() + headers.len()).unwrap_or(u32::MAX),
             header_size: u32::try_from(headers.len()).unwrap_or(u32::MAX),
             timestamp_unix_nanos: now,
-            msg_id: None,
-            expected_stream: None,
-            expected_last_seq: None,
-            expected_last_subject_seq: None,
-            expected_last_subject_seq_subject: None,
-            expected_last_msg_id: None,
-            rollup: Rollup::None,
-            ttl_seconds: None,
-            incr: None,
-            incr_problem: IncrProblem::None,
-            atomic_batch: None,
+            ..Record::default()
         };
         let mut ctx = ChunkCtx {
             object_key: "",
@@ -1409,17 +1399,7 @@ mod tests {
             size: 10,
             header_size: 0,
             timestamp_unix_nanos: 1,
-            msg_id: None,
-            expected_stream: None,
-            expected_last_seq: None,
-            expected_last_subject_seq: None,
-            expected_last_subject_seq_subject: None,
-            expected_last_msg_id: None,
-            rollup: Rollup::None,
-            ttl_seconds: None,
-            atomic_batch: None,
-            incr: None,
-            incr_problem: infinistream_proto::v1::IncrProblem::None,
+            ..Record::default()
         }
     }
 

@@ -267,8 +267,9 @@ impl TryFrom<v1::AgentInfo> for AgentSpec {
 }
 
 /// Nats-Rollup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Rollup {
+    #[default]
     None,
     Subject,
     All,
@@ -276,8 +277,9 @@ pub enum Rollup {
     Invalid(String),
 }
 
-/// One checked record (message) of a chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One checked record (message) of a chunk. `Default` is a plain message: no
+/// `Nats-*` header in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     pub subject: String,
     pub size: u32,
