@@ -22,6 +22,8 @@ use crate::workloads::{self, Clock, KvRecord, StreamRecord, WorkRecord};
 pub const RSS_BOUND: u64 = 768 * 1024 * 1024;
 /// Search steps per KV key before the checker gives up on it.
 const LINEARIZABILITY_BUDGET: u64 = 5_000_000;
+/// How many operations of a violation's witness the summary prints.
+const WITNESS_TAIL: usize = 16;
 /// How long after its end a fault's stall is measured.
 const STALL_TAIL_MS: u64 = 15_000;
 
@@ -96,6 +98,9 @@ pub struct Report {
     pub ack_rate_per_s: f64,
     pub kv: linearizability::Summary,
     pub kv_verdict: Verdict,
+    /// On a violation: the last operations of the shortest failing prefix of the key's
+    /// history ([`linearizability::witness`]).
+    pub kv_witness: Vec<linearizability::Operation>,
     /// KV client errors by operation and message (ambiguous writes, failed reads).
     pub kv_errors: BTreeMap<String, u64>,
     /// Each agent, alone, before the faults: a stream publish, a KV put and a KV get.
@@ -286,8 +291,15 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         history,
         errors: kv_errors,
     } = std::mem::take(&mut *kv_record.lock().unwrap_or_else(|p| p.into_inner()));
-    let (kv_verdict, kv) = tokio::task::spawn_blocking(move || {
-        linearizability::check(&history, LINEARIZABILITY_BUDGET)
+    let (kv_verdict, kv, kv_witness) = tokio::task::spawn_blocking(move || {
+        let (verdict, summary) = linearizability::check(&history, LINEARIZABILITY_BUDGET);
+        let witness = match &verdict {
+            Verdict::Violation { operations, .. } => {
+                linearizability::witness(operations, LINEARIZABILITY_BUDGET, WITNESS_TAIL)
+            }
+            _ => Vec::new(),
+        };
+        (verdict, summary, witness)
     })
     .await
     .map_err(|e| Error::Setup(e.to_string()))?;
@@ -363,6 +375,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         stream,
         kv,
         kv_verdict,
+        kv_witness,
         agent_probes,
         kv_errors,
         work_queue,
@@ -547,6 +560,13 @@ impl Report {
                 Verdict::Undecided { key } => format!("undecided on {key}"),
             }
         );
+        for op in &self.kv_witness {
+            let _ = writeln!(
+                s,
+                "  witness: client {} {:?} -> {:?} called {} us, returned {} us",
+                op.client, op.input, op.output, op.call, op.ret
+            );
+        }
         let mut errors: Vec<_> = self.kv_errors.iter().collect();
         errors.sort_by(|a, b| b.1.cmp(a.1));
         for (e, n) in errors.iter().take(5) {
