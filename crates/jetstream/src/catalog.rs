@@ -5,7 +5,9 @@
 //! allowed) so a publish never waits on a metadata round trip. The copy is updated
 //! right after this agent changes a stream, and follows changes made through other
 //! agents from the agent's one `WatchStreams` subscription ([`StreamCatalog::follow`]):
-//! a stream created, updated or deleted is reloaded alone (`StreamInfo`), and the whole
+//! a stream created, updated or deleted is taken from the event, which carries its
+//! config (reloaded alone with `StreamInfo` when it does not, or when this agent changed
+//! the stream itself and holds something else), and the whole
 //! list is loaded (`ListStreams`) only when the watch (re)starts — at start-up, after a
 //! reconnect or a leader change — or reports a gap. An idle group costs the control
 //! plane nothing for the catalog but the open watch. Consumers of the catalog watch
@@ -376,6 +378,53 @@ impl StreamCatalog {
         }
     }
 
+    /// Applies a stream event that says what the stream now is (a config on CREATED
+    /// and UPDATED, or DELETED), without asking the control plane: events arrive in
+    /// commit order. Returns false when the stream must be reloaded instead: the event
+    /// carries no config (an older control plane), or this agent changed the stream
+    /// itself and holds something else (the event may predate that change).
+    fn apply_event(&self, event: &v1::StreamEvent) -> bool {
+        let name = event.stream.as_str();
+        let config = match (event.kind(), &event.config) {
+            (v1::StreamEventKind::StreamEventDeleted, _) => None,
+            (_, Some(config)) => match convert::stored_config(config) {
+                Ok(config) => Some(config),
+                Err(_) => return false,
+            },
+            (_, None) => return false,
+        };
+        let version = {
+            let mut streams = self.streams.write();
+            let current = streams.by_name.get(name);
+            let same = match (&config, current) {
+                (Some(config), Some(entry)) => *entry.config == *config,
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                return true;
+            }
+            if streams.local.contains_key(name) {
+                return false;
+            }
+            match config {
+                Some(config) => {
+                    let entry = StreamEntry {
+                        name: Arc::from(name),
+                        config: Arc::new(config),
+                    };
+                    streams.by_name.insert(name.to_owned(), entry);
+                }
+                None => {
+                    streams.by_name.remove(name);
+                }
+            }
+            streams.note(Some(name))
+        };
+        self.publish(version);
+        true
+    }
+
     /// Keeps the catalog in step with the control plane until `shutdown`, from
     /// `events`, a subscription to the agent's one stream watch (see the module doc):
     /// each SYNCED (the watch started or resynced after a reconnect or leader change)
@@ -421,7 +470,9 @@ impl StreamCatalog {
                             v1::StreamEventKind::StreamEventCreated
                             | v1::StreamEventKind::StreamEventUpdated
                             | v1::StreamEventKind::StreamEventDeleted => {
-                                changed.insert(event.stream);
+                                if !self.apply_event(&event) {
+                                    changed.insert(event.stream);
+                                }
                             }
                             _ => {}
                         },
@@ -899,6 +950,50 @@ mod tests {
             catalog.upsert(cfg(&format!("S{i}"), &[]));
         }
         assert_eq!(catalog.changed_since(now), None, "too far behind");
+    }
+
+    fn event(
+        kind: v1::StreamEventKind,
+        config: Option<&StreamConfig>,
+        name: &str,
+    ) -> v1::StreamEvent {
+        v1::StreamEvent {
+            kind: kind as i32,
+            stream: name.into(),
+            config: config.map(|c| convert::proto_config(c).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    /// A watch event carrying the config is applied without a reload, unless this
+    /// agent changed the stream itself and holds something else; an echo of this
+    /// agent's own change is a no-op; an event without a config asks for a reload.
+    #[test]
+    fn events_with_configs_apply_without_a_reload() {
+        use v1::StreamEventKind::{StreamEventCreated, StreamEventDeleted, StreamEventUpdated};
+        let catalog = StreamCatalog::new();
+        let a = cfg("A", &["a"]);
+        assert!(catalog.apply_event(&event(StreamEventCreated, Some(&a), "A")));
+        assert_eq!(catalog.get("A").map(|e| (*e.config).clone()), Some(a));
+        assert!(catalog.apply_event(&event(StreamEventDeleted, None, "A")));
+        assert!(catalog.get("A").is_none());
+        assert!(!catalog.apply_event(&event(StreamEventCreated, None, "A")));
+
+        let b = cfg("B", &["b"]);
+        catalog.upsert(b.clone());
+        let version = *catalog.watch().borrow();
+        assert!(catalog.apply_event(&event(StreamEventCreated, Some(&b), "B")));
+        assert_eq!(
+            *catalog.watch().borrow(),
+            version,
+            "an echo changes nothing"
+        );
+        let older = cfg("B", &["b.old"]);
+        assert!(
+            !catalog.apply_event(&event(StreamEventUpdated, Some(&older), "B")),
+            "may predate this agent's change: reloaded"
+        );
+        assert_eq!(catalog.get("B").map(|e| (*e.config).clone()), Some(b));
     }
 
     #[test]
