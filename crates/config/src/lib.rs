@@ -12,6 +12,7 @@
 //! older agent during a rollback.
 
 mod advertise;
+pub mod accounts;
 mod agent;
 mod control_plane;
 mod error;
@@ -27,6 +28,7 @@ pub use agent::{
 };
 pub use control_plane::{ControlPlaneConfig, RawControlPlaneConfig, StoreUrl, load_control_plane};
 pub use error::ConfigError;
+pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
 pub use users::{PermissionsSpec, RawUser, UserSpec};
 pub use values::{LogFormat, NumberOrString, RolesValue, parse_roles};
 
