@@ -889,21 +889,6 @@ impl Inner {
         reply: &[u8],
     ) {
         const STATUS_503: &[u8] = b"NATS/1.0 503\r\n\r\n";
-        let headers = Bytes::from_static(STATUS_503);
-        self.answer_publisher(ctx, client, account, reply, Some(&headers), &Bytes::new());
-    }
-
-    /// Sends a message to `client`'s own subscription on `reply` (in `account`): how
-    /// the server itself answers a request of that connection.
-    pub(crate) fn answer_publisher(
-        &self,
-        ctx: &mut RouteCtx,
-        client: &Arc<Client>,
-        account: &AccountName,
-        reply: &[u8],
-        headers: Option<&Bytes>,
-        payload: &Bytes,
-    ) {
         let result = self.sublist.read().matches(account, reply);
         let Some(sub) = result
             .plain
@@ -913,18 +898,15 @@ impl Inner {
             return;
         };
         if let Target::Client { sid, .. } = &sub.target {
+            let headers = Bytes::from_static(STATUS_503);
+            let payload = Bytes::new();
             let msg = Msg {
                 subject: reply,
                 reply: None,
-                headers,
-                payload,
+                headers: Some(&headers),
+                payload: &payload,
             };
-            let headers = if client.wants_headers() {
-                headers
-            } else {
-                None
-            };
-            client.enqueue_msg(self, ctx, sid, msg, headers);
+            client.enqueue_msg(self, ctx, sid, msg, Some(&headers));
         }
     }
 

@@ -788,21 +788,22 @@ impl Reader {
             payload: &p.payload,
         };
         self.route(&result, msg);
-        if result.is_empty()
-            && let Some(reply) = &p.reply
-        {
+        if let Some(reply) = &p.reply {
+            // As nats-server's JetStream service import: answered whoever else
+            // subscribes to the subject in this account.
             if !same_account(&self.account, &self.inner.internal_account)
                 && let Some(answer) = jetstream_not_enabled(&p.subject)
             {
-                self.inner.answer_publisher(
-                    &mut self.ctx,
-                    &self.client,
-                    &self.account,
-                    reply,
-                    None,
-                    &answer,
-                );
-            } else if self.no_responders && self.headers {
+                let result = self.inner.sublist.read().matches(&self.account, reply);
+                let answer = Msg {
+                    subject: reply,
+                    reply: None,
+                    headers: None,
+                    payload: &answer,
+                };
+                self.inner
+                    .route(&mut self.ctx, &result, None, true, answer);
+            } else if result.is_empty() && self.no_responders && self.headers {
                 self.inner
                     .no_responders(&mut self.ctx, &self.client, &self.account, reply);
             }
