@@ -18,6 +18,8 @@ use tokio::time::timeout;
 mod in_process;
 #[path = "support/procs.rs"]
 mod procs;
+#[path = "support/py_client.rs"]
+mod py_client;
 
 /// Generous bound for "this should happen"; never a timing assertion.
 const EVENTUALLY: Duration = Duration::from_secs(30);
@@ -189,6 +191,16 @@ async fn accounts_isolate_subjects_and_jetstream_like_nats_server() {
     );
     let mut stream = js.get_stream("ORDERS").await.expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 1);
+}
+
+#[tokio::test]
+async fn nats_py_meets_accounts_like_on_nats_server() {
+    let reference = NatsServer::start(NATS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start(accounts(in_process::local(dir.path()))).await;
+    for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
+        py_client::assert_script_ok("accounts.py", &url).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
