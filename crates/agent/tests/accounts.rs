@@ -125,7 +125,10 @@ async fn isolation_transcript(url: &str) -> Vec<String> {
         a.publish(reply, "noon".into()).await.expect("answer");
         a.flush().await.expect("flush");
     });
-    transcript.push(format!("B asks svc.time: {}", ask(&b, "svc.time", "").await));
+    transcript.push(format!(
+        "B asks svc.time: {}",
+        ask(&b, "svc.time", "").await
+    ));
     transcript.push(format!(
         "A asks svc.time: {}",
         ask(&a2, "svc.time", "").await

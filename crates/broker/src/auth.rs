@@ -361,16 +361,15 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
             let after = new.find(&login.user)?;
-            (before.credential == after.credential
-                && same_account(&after.account, &login.account))
-            .then(|| Login {
-                user: after.name.clone(),
-                permissions: after
-                    .permissions
-                    .as_ref()
-                    .map(|p| Arc::new(ConnPermissions::new(p))),
-                account: login.account.clone(),
-            })
+            (before.credential == after.credential && same_account(&after.account, &login.account))
+                .then(|| Login {
+                    user: after.name.clone(),
+                    permissions: after
+                        .permissions
+                        .as_ref()
+                        .map(|p| Arc::new(ConnPermissions::new(p))),
+                    account: login.account.clone(),
+                })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
         _ => None,

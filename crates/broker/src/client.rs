@@ -801,8 +801,7 @@ impl Reader {
                     headers: None,
                     payload: &answer,
                 };
-                self.inner
-                    .route(&mut self.ctx, &result, None, true, answer);
+                self.inner.route(&mut self.ctx, &result, None, true, answer);
             } else if result.is_empty() && self.no_responders && self.headers {
                 self.inner
                     .no_responders(&mut self.ctx, &self.client, &self.account, reply);

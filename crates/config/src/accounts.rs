@@ -133,9 +133,7 @@ pub(crate) fn resolve(
             ),
         ));
     }
-    let jetstream = jetstream
-        .pop()
-        .unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+    let jetstream = jetstream.pop().unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
     Ok((all, jetstream))
 }
 

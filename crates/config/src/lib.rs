@@ -11,8 +11,8 @@
 //! ignored rather than fatal, so a config written for a newer version still starts an
 //! older agent during a rollback.
 
-mod advertise;
 pub mod accounts;
+mod advertise;
 mod agent;
 mod control_plane;
 mod error;
@@ -20,6 +20,7 @@ mod sources;
 pub mod users;
 mod values;
 
+pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
 pub use advertise::Advertise;
 pub use agent::{
     AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, ClientAuth, FLUSH_DEADLINE, JobsSettings,
@@ -28,7 +29,6 @@ pub use agent::{
 };
 pub use control_plane::{ControlPlaneConfig, RawControlPlaneConfig, StoreUrl, load_control_plane};
 pub use error::ConfigError;
-pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
 pub use users::{PermissionsSpec, RawUser, UserSpec};
 pub use values::{LogFormat, NumberOrString, RolesValue, parse_roles};
 

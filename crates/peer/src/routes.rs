@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use infinistream_broker::{
-    Broker, InternalTarget, Peer, PeerFrame, PeerMsg, account_or_default,
-};
+use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg, account_or_default};
 use infinistream_cp_client::auth::ClientAuth;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
