@@ -175,3 +175,16 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 "#;
+
+/// Message schedules: stream defaults and every bad schedule header answered with
+/// nats-server's code; `@at` and `@every` firings shaped as nats-server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::schedule_errors(&theirs).await;
+    let got = msg_features::schedule_errors(&ours).await;
+    assert_eq!(got, expected);
+    let expected = msg_features::schedules_fire(&theirs).await;
+    let got = msg_features::schedules_fire(&ours).await;
+    assert_eq!(got, expected);
+}
