@@ -39,6 +39,9 @@ pub struct Jobs {
     orphan_lock: Arc<Mutex<()>>,
     compaction_lock: Arc<Mutex<()>>,
     schedule_lock: Arc<Mutex<()>>,
+    /// The `schedules` lease, with a short TTL: a holder killed mid-pass delays the
+    /// firings by at most that (its passes are short and release the lease).
+    schedule_leases: Arc<Leases>,
 }
 
 impl Jobs {
@@ -57,6 +60,10 @@ impl Jobs {
             ttl: opts.lease_ttl,
             metrics: metrics.clone(),
         };
+        let schedule_leases = Arc::new(Leases {
+            ttl: (opts.schedule_interval * 4).max(Duration::from_secs(1)),
+            ..leases.clone()
+        });
         Jobs {
             ctx: Arc::new(Ctx {
                 cp,
@@ -70,6 +77,7 @@ impl Jobs {
             orphan_lock: Arc::default(),
             compaction_lock: Arc::default(),
             schedule_lock: Arc::default(),
+            schedule_leases,
         }
     }
 
@@ -137,15 +145,16 @@ impl Jobs {
     pub async fn schedule_pass(&self) -> Result<ScheduleReport, JobsError> {
         let _running = self.schedule_lock.lock().await;
         let ctx = &self.ctx;
+        let leases = &self.schedule_leases;
         let result = async {
-            if !ctx.leases.acquire("schedules").await? {
+            if !leases.acquire("schedules").await? {
                 return Ok(ScheduleReport {
                     skipped: true,
                     ..Default::default()
                 });
             }
-            let out = ctx.leases.hold("schedules", schedules::run(ctx)).await;
-            ctx.leases.release("schedules").await;
+            let out = leases.hold("schedules", schedules::run(ctx)).await;
+            leases.release("schedules").await;
             out
         }
         .instrument(tracing::info_span!("job", job = "schedules"))

@@ -9,6 +9,8 @@ use super::time::GoDuration;
 
 /// De-duplication id.
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// The prefix every `Nats-Expected-*` header shares.
+pub const EXPECTED_PREFIX: &str = "Nats-Expected-";
 /// Publish only if the stream has this name.
 pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
 /// Publish only if the stream's last sequence is this.

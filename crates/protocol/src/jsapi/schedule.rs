@@ -519,8 +519,8 @@ pub fn fired_headers(
         out.set_status(status, source.description());
     }
     let strip = |k: &str| {
-        starts_with_ignore_case(k, "Nats-Schedule")
-            || starts_with_ignore_case(k, "Nats-Expected-")
+        starts_with_ignore_case(k, headers::SCHEDULE)
+            || starts_with_ignore_case(k, headers::EXPECTED_PREFIX)
             || k.eq_ignore_ascii_case(headers::MSG_ID)
             || k.eq_ignore_ascii_case(headers::TTL)
             || k.eq_ignore_ascii_case(headers::ROLLUP)
