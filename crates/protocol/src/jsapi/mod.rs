@@ -24,6 +24,8 @@
 //!   Go durations ([`GoDuration`]).
 //! - [`headers`]: every `Nats-*` header name, and `Nats-TTL` / `Nats-Rollup` values as
 //!   nats-server reads them.
+//! - [`schedule`]: message schedules (`Nats-Schedule`): patterns, cron, publish checks
+//!   and the headers of a produced message.
 //! - [`versioning`]: API levels, `_nats.*` metadata, `Nats-Required-Api-Level`.
 
 pub mod account;
@@ -36,6 +38,7 @@ pub mod headers;
 pub mod jsz;
 pub mod msg;
 pub mod response;
+pub mod schedule;
 pub mod stream;
 pub mod subjects;
 pub mod time;
