@@ -140,13 +140,19 @@ impl Jobs {
         result
     }
 
-    /// One schedules pass under the `schedules` lease: fires the due message
-    /// schedules. Quiet (debug) unless it fired or failed something.
+    /// One schedules pass: when any message schedule is due, fires the due ones under
+    /// the `schedules` lease. Quiet (debug) unless it fired or failed something.
     pub async fn schedule_pass(&self) -> Result<ScheduleReport, JobsError> {
         let _running = self.schedule_lock.lock().await;
         let ctx = &self.ctx;
         let leases = &self.schedule_leases;
         let result = async {
+            // A read first: an idle group costs no lease writes.
+            let due = ctx.cp.due_schedules(1).await?.backlog;
+            ctx.metrics.schedule_backlog(due);
+            if due == 0 {
+                return Ok(ScheduleReport::default());
+            }
             if !leases.acquire("schedules").await? {
                 return Ok(ScheduleReport {
                     skipped: true,
