@@ -237,6 +237,10 @@ async fn accounts_isolate_subjects_and_jetstream_like_nats_server() {
         .await
         .expect("acked");
     assert_eq!(ack.stream, "ORDERS");
+    // The system API answers in A, naming A.
+    let a = login(&format!("nats://{}", agent.client_addr()), "a", "pa").await;
+    let info = ask(&a, "$SYS.REQ.USER.INFO", "").await;
+    assert!(info.contains("\"account\":\"A\""), "{info}");
     // B publishing on the same subject is not captured by A's stream.
     let b = login(&format!("nats://{}", agent.client_addr()), "b", "pb").await;
     assert_eq!(

@@ -743,6 +743,23 @@ mod tests {
     }
 
     #[test]
+    fn stream_imports_map_under_their_prefix() {
+        let import = |prefix: Option<&'static str>| StreamImport {
+            from: "A".into(),
+            into: "B".into(),
+            subject: Bytes::from_static(b"ev.*"),
+            prefix: prefix.map(|p| Bytes::from_static(p.as_bytes())),
+        };
+        assert_eq!(
+            import(Some("from_a")).map(b"ev.1").as_deref(),
+            Some(&b"from_a.ev.1"[..])
+        );
+        assert_eq!(import(None).map(b"ev.1").as_deref(), Some(&b"ev.1"[..]));
+        assert_eq!(import(None).map(b"ev.1.x"), None);
+        assert_eq!(import(None).map(b"other"), None);
+    }
+
+    #[test]
     fn quotes_like_go() {
         assert_eq!(quote(b"foo.bar"), "\"foo.bar\"");
         assert_eq!(quote(b"a\"b"), "\"a\\\"b\"");
