@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use infinistream_broker::{
-    Auth, Broker, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, SubjectPermission,
-    User, Users,
+    Auth, Broker, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
+    SubjectPermission, User, Users,
 };
 use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
 
@@ -22,7 +22,17 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
         ClientAuth::Users {
             users: specs,
             jetstream_account,
+            stream_imports,
         } => {
+            let imports = stream_imports
+                .iter()
+                .map(|i| StreamImport {
+                    from: i.from.as_str().into(),
+                    into: i.into.as_str().into(),
+                    subject: i.subject.clone().into(),
+                    prefix: i.prefix.clone().map(Into::into),
+                })
+                .collect();
             let users = specs
                 .iter()
                 .map(|spec| User {
@@ -38,7 +48,8 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             Auth::Users(Arc::new(
                 Users::new(users)
                     .context("users")?
-                    .with_jetstream_account(jetstream_account),
+                    .with_jetstream_account(jetstream_account)
+                    .with_stream_imports(imports),
             ))
         }
     })

@@ -1,7 +1,8 @@
 //! Accounts (issue 19, item 3): users in `[accounts.NAME]` publish and subscribe in
 //! their own subject space — on one agent and across agents over the route mesh —
 //! JetStream serves the one account marked `jetstream = true` and answers the others
-//! with nats-server's `JetStream not enabled for account` (10039). The single-agent
+//! with nats-server's `JetStream not enabled for account` (10039); a stream import
+//! shares what one account exports with another, under a prefix. The single-agent
 //! answers are compared with nats-server 2.15.1 configured the same way.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use async_nats::client::RequestErrorKind;
 use futures::StreamExt;
-use infinistream_config::accounts::{RawAccount, RawJetStreamFlag};
+use infinistream_config::accounts::{
+    RawAccount, RawExport, RawImport, RawImportSource, RawJetStreamFlag,
+};
 use infinistream_config::{RawAgentConfig, RawUser};
 use infinistream_testkit::nats::NatsServer;
 use tokio::time::timeout;
@@ -28,8 +31,10 @@ const EVENTUALLY: Duration = Duration::from_secs(30);
 const NATS_CONF: &str = r#"
 authorization { users = [{user: g, password: pg}] }
 accounts {
-  A { jetstream: enabled, users = [{user: a, password: pa}, {user: a2, password: pa2}] }
-  B { users = [{user: b, password: pb}] }
+  A { jetstream: enabled, users = [{user: a, password: pa}, {user: a2, password: pa2}],
+      exports = [{stream: "ev.>"}] }
+  B { users = [{user: b, password: pb}],
+      imports = [{stream: {account: A, subject: "ev.>"}, prefix: "from_a"}] }
 }
 "#;
 
@@ -41,15 +46,28 @@ fn user(name: &str, password: &str) -> RawUser {
     }
 }
 
-/// `g` in the global account, `a`/`a2` in A (JetStream's), `b` in B.
+/// `g` in the global account, `a`/`a2` in A (JetStream's), `b` in B; B imports A's
+/// `ev.>` under `from_a`.
 fn accounts(raw: RawAgentConfig) -> RawAgentConfig {
     let a = RawAccount {
         jetstream: Some(RawJetStreamFlag::Word("enabled".into())),
         users: Some(vec![user("a", "pa"), user("a2", "pa2")]),
+        exports: Some(vec![RawExport {
+            stream: Some("ev.>".into()),
+            ..Default::default()
+        }]),
         ..Default::default()
     };
     let b = RawAccount {
         users: Some(vec![user("b", "pb")]),
+        imports: Some(vec![RawImport {
+            stream: Some(RawImportSource {
+                account: "A".into(),
+                subject: "ev.>".into(),
+            }),
+            prefix: Some("from_a".into()),
+            ..Default::default()
+        }]),
         ..Default::default()
     };
     RawAgentConfig {
@@ -87,6 +105,12 @@ async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> String {
     }
 }
 
+/// Returns once the server processed everything `client` sent before (an async-nats
+/// flush only writes the socket): a request nobody serves.
+async fn barrier(client: &async_nats::Client) {
+    assert_eq!(ask(client, "barrier", "").await, "no responders");
+}
+
 /// What each account's users see of the others: same subjects, a service, and the
 /// JetStream API from accounts JetStream does not serve.
 async fn isolation_transcript(url: &str) -> Vec<String> {
@@ -98,18 +122,18 @@ async fn isolation_transcript(url: &str) -> Vec<String> {
     );
     let mut in_a = a.subscribe("orders.>").await.expect("sub A");
     let mut in_b = b.subscribe("orders.>").await.expect("sub B");
-    let mut in_g = g.subscribe(">").await.expect("sub $G");
+    let mut in_g = g.subscribe("orders.>").await.expect("sub $G");
     for c in [&a, &b, &g] {
-        c.flush().await.expect("flush");
+        barrier(c).await;
     }
-    // Each publish is processed (flushed) before the next account's, so a leak
+    // Each publish is processed (a round trip) before the next account's, so a leak
     // would be queued ahead of the account's own message.
     for (client, subject) in [(&g, "orders.g"), (&b, "orders.b"), (&a2, "orders.a")] {
         client
             .publish(subject, subject.to_owned().into())
             .await
             .expect("publish");
-        client.flush().await.expect("flush");
+        barrier(client).await;
     }
     let mut transcript = vec![
         format!("A sees: {}", next_subject(&mut in_a).await),
@@ -118,7 +142,7 @@ async fn isolation_transcript(url: &str) -> Vec<String> {
     ];
     // A service in A is invisible from B; B's own subjects stay B's.
     let mut service = a.subscribe("svc.time").await.expect("service");
-    a.flush().await.expect("flush");
+    barrier(&a).await;
     let served = tokio::spawn(async move {
         let req = service.next().await.expect("a request");
         let reply = req.reply.expect("reply subject");
@@ -150,6 +174,32 @@ async fn isolation_transcript(url: &str) -> Vec<String> {
             .await
         ));
     }
+    // B sees A's exported events under its prefix, and only those: A publishes
+    // until B's import delivers (the event that B's subscription is in place; an
+    // async-nats flush is no round trip), then B's own `ev.>` must see B's publish
+    // first (A's `ev.1` copies were routed before it).
+    let mut imported = b.subscribe("from_a.>").await.expect("sub import");
+    let mut b_ev = b.subscribe("ev.>").await.expect("sub B ev");
+    barrier(&b).await;
+    let first = timeout(EVENTUALLY, async {
+        loop {
+            a2.publish("ev.1", "e".into()).await.expect("publish A");
+            a2.flush().await.expect("flush");
+            if let Ok(Some(msg)) = timeout(Duration::from_millis(100), imported.next()).await {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("A's export reaches B");
+    transcript.push(format!(
+        "B imports: {} {}",
+        first.subject,
+        String::from_utf8_lossy(&first.payload)
+    ));
+    b.publish("ev.b", "b".into()).await.expect("publish B");
+    b.flush().await.expect("flush");
+    transcript.push(format!("B ev.>: {}", next_subject(&mut b_ev).await));
     transcript
 }
 
@@ -166,6 +216,8 @@ async fn accounts_isolate_subjects_and_jetstream_like_nats_server() {
     assert_eq!(ours[1], "B sees: orders.b orders.b");
     assert_eq!(ours[3], "B asks svc.time: no responders");
     assert!(ours[5].contains("\"err_code\":10039"), "{}", ours[5]);
+    assert_eq!(ours[9], "B imports: from_a.ev.1 e");
+    assert_eq!(ours[10], "B ev.>: ev.b b");
 
     // JetStream works in A.
     let js = async_nats::jetstream::new(
@@ -185,6 +237,10 @@ async fn accounts_isolate_subjects_and_jetstream_like_nats_server() {
         .await
         .expect("acked");
     assert_eq!(ack.stream, "ORDERS");
+    // The system API answers in A, naming A.
+    let a = login(&format!("nats://{}", agent.client_addr()), "a", "pa").await;
+    let info = ask(&a, "$SYS.REQ.USER.INFO", "").await;
+    assert!(info.contains("\"account\":\"A\""), "{info}");
     // B publishing on the same subject is not captured by A's stream.
     let b = login(&format!("nats://{}", agent.client_addr()), "b", "pb").await;
     assert_eq!(
@@ -258,8 +314,8 @@ async fn accounts_stay_isolated_across_agents() {
     let a1 = login(&url1, "a", "pa").await;
     let mut in_a = a1.subscribe("orders.>").await.expect("sub A");
     let mut in_b = b1.subscribe("orders.>").await.expect("sub B");
-    a1.flush().await.expect("flush");
-    b1.flush().await.expect("flush");
+    barrier(&a1).await;
+    barrier(&b1).await;
     timeout(EVENTUALLY, async {
         loop {
             b2.publish("orders.b", "from-b".into()).await.expect("pub");
@@ -276,5 +332,21 @@ async fn accounts_stay_isolated_across_agents() {
         .expect("marker");
     a1.flush().await.expect("flush");
     assert_eq!(next_subject(&mut in_a).await, "orders.marker a");
+
+    // A's exported events published on agent two reach B's import on agent one.
+    let mut imported = b1.subscribe("from_a.>").await.expect("sub import");
+    b1.flush().await.expect("flush");
+    let got = timeout(EVENTUALLY, async {
+        loop {
+            a2.publish("ev.x", "x".into()).await.expect("pub");
+            a2.flush().await.expect("flush");
+            if let Ok(Some(msg)) = timeout(Duration::from_millis(200), imported.next()).await {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("A's export reaches B's import across agents");
+    assert_eq!(got.subject.as_str(), "from_a.ev.x");
     drop(cp);
 }

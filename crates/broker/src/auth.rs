@@ -21,7 +21,10 @@
 //! one account ([`Users::jetstream_account`]): the broker's internal subscribers (the
 //! JetStream API, stream capture, acks) and its own publishes are in that account, and
 //! a `$JS.API` request from any other account is answered with nats-server's
-//! `JetStream not enabled for account` (10039).
+//! `JetStream not enabled for account` (10039). A stream import ([`StreamImport`])
+//! shares one account's publishes on some subjects with another: the publisher's
+//! agent routes a copy into the importing account (forwarded to peers under that
+//! account), so a peer never imports again.
 //!
 //! JetStream needs nothing of its own: its API, acks and flow control are subjects a
 //! connection publishes to and inboxes it subscribes to, so a user allowed only
@@ -51,6 +54,36 @@ pub const DEFAULT_ACCOUNT: &str = "$G";
 /// case: one shared name).
 pub(crate) fn same_account(a: &AccountName, b: &AccountName) -> bool {
     Arc::ptr_eq(a, b) || a == b
+}
+
+/// nats-server's stream import: what is published in `from` on `subject` (wildcards
+/// allowed) also reaches the subscribers of `into`, on `prefix.<subject>` when a
+/// prefix is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamImport {
+    pub from: AccountName,
+    pub into: AccountName,
+    pub subject: Bytes,
+    pub prefix: Option<Bytes>,
+}
+
+impl StreamImport {
+    /// The subject a publish on `subject` in `from` has in `into`, if imported.
+    pub(crate) fn map(&self, subject: &[u8]) -> Option<Bytes> {
+        if !subject::matches(&self.subject, subject) {
+            return None;
+        }
+        Some(match &self.prefix {
+            None => Bytes::copy_from_slice(subject),
+            Some(prefix) => {
+                let mut mapped = Vec::with_capacity(prefix.len() + 1 + subject.len());
+                mapped.extend_from_slice(prefix);
+                mapped.push(b'.');
+                mapped.extend_from_slice(subject);
+                Bytes::from(mapped)
+            }
+        })
+    }
 }
 
 /// How clients authenticate, when required.
@@ -89,6 +122,7 @@ pub struct Users {
     bcrypt_verified: BcryptCache,
     /// The account JetStream serves (see the module docs).
     jetstream: AccountName,
+    stream_imports: Vec<StreamImport>,
 }
 
 impl fmt::Debug for Users {
@@ -151,7 +185,23 @@ impl Users {
             users,
             bcrypt_verified: BcryptCache::default(),
             jetstream: DEFAULT_ACCOUNT.into(),
+            stream_imports: Vec::new(),
         })
+    }
+
+    /// Shares subjects between accounts (see [`StreamImport`]).
+    pub fn with_stream_imports(mut self, imports: Vec<StreamImport>) -> Users {
+        self.stream_imports = imports;
+        self
+    }
+
+    /// The stream imports whose publishes come from `account`.
+    fn imports_from(&self, account: &AccountName) -> Arc<[StreamImport]> {
+        self.stream_imports
+            .iter()
+            .filter(|i| same_account(&i.from, account))
+            .cloned()
+            .collect()
     }
 
     /// Serves JetStream in `account` rather than [`DEFAULT_ACCOUNT`].
@@ -297,6 +347,8 @@ pub(crate) struct Login {
     pub permissions: Option<Arc<ConnPermissions>>,
     /// The account the connection publishes and subscribes in.
     pub account: AccountName,
+    /// The stream imports this connection's publishes feed.
+    pub imports: Arc<[StreamImport]>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -313,6 +365,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 user: user.clone(),
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
+                imports: Arc::new([]),
             })
         }
         Auth::Token(token) => connect
@@ -323,6 +376,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 user: infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
+                imports: Arc::new([]),
             }),
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
@@ -344,6 +398,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .as_ref()
                     .map(|p| Arc::new(ConnPermissions::new(p))),
                 account: user.account.clone(),
+                imports: users.imports_from(&user.account),
             })
         }
     }
@@ -357,6 +412,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             user: String::new(),
             permissions: None,
             account: login.account.clone(),
+            imports: Arc::new([]),
         }),
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
@@ -369,6 +425,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                         .as_ref()
                         .map(|p| Arc::new(ConnPermissions::new(p))),
                     account: login.account.clone(),
+                    imports: new.imports_from(&login.account),
                 })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
@@ -683,6 +740,23 @@ mod tests {
         assert!(users.password_ok(user, "s3cret"));
         assert!(users.password_ok(user, "s3cret"), "cached");
         assert!(!users.password_ok(user, "wrong"));
+    }
+
+    #[test]
+    fn stream_imports_map_under_their_prefix() {
+        let import = |prefix: Option<&'static str>| StreamImport {
+            from: "A".into(),
+            into: "B".into(),
+            subject: Bytes::from_static(b"ev.*"),
+            prefix: prefix.map(|p| Bytes::from_static(p.as_bytes())),
+        };
+        assert_eq!(
+            import(Some("from_a")).map(b"ev.1").as_deref(),
+            Some(&b"from_a.ev.1"[..])
+        );
+        assert_eq!(import(None).map(b"ev.1").as_deref(), Some(&b"ev.1"[..]));
+        assert_eq!(import(None).map(b"ev.1.x"), None);
+        assert_eq!(import(None).map(b"other"), None);
     }
 
     #[test]

@@ -488,6 +488,9 @@ struct Reader {
     /// The account this connection publishes and subscribes in (set by `CONNECT`;
     /// a reload that moves its user to another account closes the connection).
     account: AccountName,
+    /// The stream imports this connection's publishes feed (refreshed with
+    /// `permissions`).
+    imports: Arc<[auth::StreamImport]>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -551,6 +554,7 @@ impl Reader {
             permissions_seen: 0,
             publish_verdicts: HashMap::new(),
             account: DEFAULT_ACCOUNT.into(),
+            imports: Arc::new([]),
         }
     }
 
@@ -561,6 +565,10 @@ impl Reader {
             self.permissions_seen = version;
             self.permissions = self.client.permissions.read().clone();
             self.publish_verdicts.clear();
+            self.imports = self
+                .client
+                .login()
+                .map_or_else(|| Arc::new([]) as Arc<[_]>, |l| l.imports);
         }
         self.permissions.as_ref()
     }
@@ -788,6 +796,9 @@ impl Reader {
             payload: &p.payload,
         };
         self.route(&result, msg);
+        if !self.imports.is_empty() {
+            self.route_imports(msg);
+        }
         if let Some(reply) = &p.reply {
             // As nats-server's JetStream service import: answered whoever else
             // subscribes to the subject in this account.
@@ -806,6 +817,30 @@ impl Reader {
                 self.inner
                     .no_responders(&mut self.ctx, &self.client, &self.account, reply);
             }
+        }
+    }
+
+    /// Routes a copy of `msg` into each account that imports it (forwarded to peers
+    /// under that account).
+    fn route_imports(&mut self, msg: Msg<'_>) {
+        let imports = self.imports.clone();
+        for import in imports.iter() {
+            let Some(mapped) = import.map(msg.subject) else {
+                continue;
+            };
+            let result = self.inner.sublist.read().matches(&import.into, &mapped);
+            let own = self.ctx.account.replace(import.into.clone());
+            self.inner.route(
+                &mut self.ctx,
+                &result,
+                Some(self.client.cid),
+                self.echo,
+                Msg {
+                    subject: &mapped,
+                    ..msg
+                },
+            );
+            self.ctx.account = own;
         }
     }
 

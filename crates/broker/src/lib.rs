@@ -21,7 +21,7 @@ mod sublist;
 pub mod tls;
 
 pub use auth::{
-    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission,
+    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
     SubjectPermission, User, Users, UsersError,
 };
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};

@@ -13,9 +13,21 @@
 //! users = [{ user = "billing-app", password = "…" }]
 //! ```
 //!
-//! What is not built yet is refused here, by name, rather than ignored: exports and
-//! imports between accounts, JetStream in more than one account, the system account,
-//! and decentralized JWT auth (`operator`, `resolver`).
+//! Stream exports and imports share subjects one way, as nats-server's do: what is
+//! published in the exporting account on an exported subject also reaches the
+//! importing account's subscribers, on the same subject or under the import's
+//! `prefix`:
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! exports = [{ stream = "orders.events.>" }]          # `accounts = [...]`: only those
+//! [accounts.AUDIT]
+//! imports = [{ stream = { account = "ORDERS", subject = "orders.events.>" }, prefix = "from_orders" }]
+//! ```
+//!
+//! What is not built yet is refused here, by name, rather than ignored: service
+//! exports and imports, a stream import's `to`, JetStream in more than one account,
+//! the system account, and decentralized JWT auth (`operator`, `resolver`).
 
 use std::collections::BTreeMap;
 
@@ -81,6 +93,25 @@ pub struct RawImportSource {
 /// nats-server's global account.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
+/// A checked stream import: publishes in `from` on `subject` also reach `into`'s
+/// subscribers, on the subject behind `prefix` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamImportSpec {
+    pub from: String,
+    pub into: String,
+    pub subject: String,
+    pub prefix: Option<String>,
+}
+
+/// What [`resolve`] checked: every user, the account JetStream serves, the stream
+/// imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub users: Vec<UserSpec>,
+    pub jetstream: String,
+    pub stream_imports: Vec<StreamImportSpec>,
+}
+
 const SETTING: &str = "accounts";
 
 /// Every user (the top-level ones in `$G`, the others in their account) and the one
@@ -88,20 +119,17 @@ const SETTING: &str = "accounts";
 pub(crate) fn resolve(
     top_level: &[RawUser],
     accounts: &BTreeMap<String, RawAccount>,
-) -> Result<(Vec<UserSpec>, String), ConfigError> {
+) -> Result<Resolved, ConfigError> {
     let mut all = users::resolve(top_level)?;
     let mut jetstream = Vec::new();
+    let mut stream_imports = Vec::new();
     for (name, account) in accounts {
         check_name(name)?;
-        if account.exports.as_ref().is_some_and(|e| !e.is_empty())
-            || account.imports.as_ref().is_some_and(|i| !i.is_empty())
-        {
-            return Err(invalid(
-                SETTING,
-                format!(
-                    "account `{name}`: exports and imports between accounts are not supported yet"
-                ),
-            ));
+        for export in account.exports.iter().flatten() {
+            check_export(name, export)?;
+        }
+        for import in account.imports.iter().flatten() {
+            stream_imports.push(check_import(name, import, accounts)?);
         }
         match &account.jetstream {
             None | Some(RawJetStreamFlag::Flag(false)) => {}
@@ -134,7 +162,80 @@ pub(crate) fn resolve(
         ));
     }
     let jetstream = jetstream.pop().unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
-    Ok((all, jetstream))
+    Ok(Resolved {
+        users: all,
+        jetstream,
+        stream_imports,
+    })
+}
+
+fn check_export(account: &str, export: &RawExport) -> Result<(), ConfigError> {
+    match (&export.stream, &export.service) {
+        (Some(subject), None) if infinistream_protocol::subject::is_valid_subject(subject) => {
+            Ok(())
+        }
+        (Some(subject), None) => Err(invalid(
+            SETTING,
+            format!("account `{account}`: export `{subject}` is not a valid subject"),
+        )),
+        (None, Some(_)) => Err(invalid(
+            SETTING,
+            format!("account `{account}`: service exports and imports are not supported yet"),
+        )),
+        _ => Err(invalid(
+            SETTING,
+            format!("account `{account}`: an export names either `stream` or `service`"),
+        )),
+    }
+}
+
+fn check_import(
+    into: &str,
+    import: &RawImport,
+    accounts: &BTreeMap<String, RawAccount>,
+) -> Result<StreamImportSpec, ConfigError> {
+    let refuse = |rule: String| Err(invalid(SETTING, format!("account `{into}`: {rule}")));
+    let source = match (&import.stream, &import.service) {
+        (Some(source), None) => source,
+        (None, Some(_)) => {
+            return refuse("service exports and imports are not supported yet".to_owned());
+        }
+        _ => return refuse("an import names either `stream` or `service`".to_owned()),
+    };
+    if import.to.is_some() {
+        return refuse("a stream import's `to` is not supported yet (use `prefix`)".to_owned());
+    }
+    let subject = &source.subject;
+    let exported = accounts.get(&source.account).is_some_and(|from| {
+        from.exports.iter().flatten().any(|e| {
+            e.stream.as_ref().is_some_and(|s| {
+                infinistream_protocol::subject::is_subset_match(subject, s)
+                    && e.accounts
+                        .as_ref()
+                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
+            })
+        })
+    });
+    if !exported || !infinistream_protocol::subject::is_valid_subject(subject) {
+        return refuse(format!(
+            "account `{}` exports no stream `{subject}` to it",
+            source.account
+        ));
+    }
+    if let Some(prefix) = &import.prefix
+        && (prefix.contains(['*', '>'])
+            || !infinistream_protocol::subject::is_valid_subject(prefix))
+    {
+        return refuse(format!(
+            "import prefix must be literal subject tokens, got `{prefix}`"
+        ));
+    }
+    Ok(StreamImportSpec {
+        from: source.account.clone(),
+        into: into.to_owned(),
+        subject: subject.clone(),
+        prefix: import.prefix.clone(),
+    })
 }
 
 fn check_name(name: &str) -> Result<(), ConfigError> {
@@ -169,14 +270,16 @@ mod tests {
         (f.users, f.accounts)
     }
 
-    fn resolve_text(toml: &str) -> Result<(Vec<UserSpec>, String), ConfigError> {
+    fn resolve_text(toml: &str) -> Result<Resolved, ConfigError> {
         let (users, accounts) = parse(toml);
         resolve(&users, &accounts)
     }
 
     #[test]
     fn users_land_in_their_account() {
-        let (users, jetstream) = resolve_text(
+        let Resolved {
+            users, jetstream, ..
+        } = resolve_text(
             r#"
             [[users]]
             user = "global"
@@ -208,10 +311,40 @@ mod tests {
 
     #[test]
     fn jetstream_defaults_to_the_global_account() {
-        let (_, jetstream) =
-            resolve_text("[accounts.A]\nusers = [{ user = \"a\", password = \"p\" }]\n")
-                .expect("valid");
-        assert_eq!(jetstream, GLOBAL_ACCOUNT);
+        let resolved = resolve_text("[accounts.A]\nusers = [{ user = \"a\", password = \"p\" }]\n")
+            .expect("valid");
+        assert_eq!(resolved.jetstream, GLOBAL_ACCOUNT);
+    }
+
+    #[test]
+    fn stream_imports_need_a_matching_export() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            exports = [{ stream = "ev.>", accounts = ["B"] }]
+            [accounts.B]
+            imports = [{ stream = { account = "A", subject = "ev.eu.*" }, prefix = "from_a" }]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            resolved.stream_imports,
+            vec![StreamImportSpec {
+                from: "A".into(),
+                into: "B".into(),
+                subject: "ev.eu.*".into(),
+                prefix: Some("from_a".into()),
+            }]
+        );
+        let err = |toml: &str| resolve_text(toml).expect_err("refused").to_string();
+        assert!(
+            err("[accounts.A]\nexports = [{ stream = \"ev.>\", accounts = [\"X\"] }]\n[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"ev.x\" } }]\n")
+                .contains("exports no stream `ev.x` to it")
+        );
+        assert!(
+            err("[accounts.A]\nexports = [{ stream = \"ev.>\" }]\n[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"other\" } }]\n")
+                .contains("exports no stream")
+        );
     }
 
     #[test]
@@ -219,11 +352,15 @@ mod tests {
         let err = |toml: &str| resolve_text(toml).expect_err("refused").to_string();
         assert!(
             err("[accounts.A]\nexports = [{ service = \"svc.>\" }]\n")
-                .contains("exports and imports between accounts are not supported yet")
+                .contains("service exports and imports are not supported yet")
         );
         assert!(
-            err("[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"e.>\" }, prefix = \"p\" }]\n")
-                .contains("not supported yet")
+            err("[accounts.B]\nimports = [{ service = { account = \"A\", subject = \"s\" } }]\n")
+                .contains("service exports and imports are not supported yet")
+        );
+        assert!(
+            err("[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"e.>\" }, to = \"x\" }]\n")
+                .contains("`to` is not supported yet")
         );
         assert!(
             err("[accounts.A]\njetstream = true\n[accounts.B]\njetstream = true\n")

@@ -33,6 +33,9 @@ pub enum ClientAuth {
         /// The one account JetStream serves (`$G` unless an account says
         /// `jetstream = true`).
         jetstream_account: String,
+        /// Subjects one account's publishes share with another (see
+        /// [`crate::accounts`]).
+        stream_imports: Vec<crate::accounts::StreamImportSpec>,
     },
 }
 
@@ -49,10 +52,12 @@ impl std::fmt::Debug for ClientAuth {
             ClientAuth::Users {
                 users,
                 jetstream_account,
+                stream_imports,
             } => f
                 .debug_struct("Users")
                 .field("users", users)
                 .field("jetstream_account", jetstream_account)
+                .field("stream_imports", stream_imports)
                 .finish(),
         }
     }
@@ -89,13 +94,14 @@ impl RawAgentConfig {
         let users = users.or(accounts.map(|_| &[][..]));
         let auth = match (&self.user, &self.pass, &self.token) {
             (None, None, None) if users.is_some() => {
-                let (users, jetstream_account) = crate::accounts::resolve(
+                let resolved = crate::accounts::resolve(
                     users.unwrap_or_default(),
                     accounts.unwrap_or(&Default::default()),
                 )?;
                 Some(ClientAuth::Users {
-                    users,
-                    jetstream_account,
+                    users: resolved.users,
+                    jetstream_account: resolved.jetstream,
+                    stream_imports: resolved.stream_imports,
                 })
             }
             _ if users.is_some() => {
