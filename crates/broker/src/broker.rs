@@ -903,26 +903,6 @@ pub(crate) enum Delivered {
     Closed,
 }
 
-/// An internal subscriber's inbox: its bounded channel plus an ordered backlog for
-/// messages published from inside the server while the channel is full.
-///
-/// - A client's publish into a full channel makes that client's reader wait
-///   ([`RouteCtx::blocked`]), which back-pressures only that connection; later
-///   publishes of the same read batch to the same subscriber queue behind it, so one
-///   connection's messages keep their order.
-/// - A server publish (PubAcks, API replies, consumer deliveries) cannot wait. While
-///   the channel is full, or while earlier overflow is still being drained, it joins
-///   the backlog, which one drainer task moves into the channel in FIFO order, so
-///   server-published messages keep their order too. The backlog holds at most the
-///   channel's capacity; past that a message without a reply subject is dropped and
-///   counted as a slow-consumer event (nats-server drops messages for a slow consumer
-///   rather than grow without bound); a message of an atomic batch, which would fail
-///   its whole batch, waits up to [`BATCH_BACKLOG_FACTOR`] times longer (a batch
-///   message forwarded to the produce agent often has no reply subject). A message
-///   with a reply subject expects an
-///   answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
-///   is never dropped: those are bounded by their publishers' own in-flight limits
-///   (pending acks, max_ack_pending, request timeouts).
 /// How many times the backlog's limit an atomic batch message without a reply subject
 /// (`Nats-Batch-Id`, forwarded to the produce agent that stages the batch) may wait
 /// behind: dropping one fails its whole batch, and the batch limits (1,000 messages,
@@ -939,6 +919,25 @@ fn is_batch_message(m: &InternalMsg) -> bool {
     })
 }
 
+/// An internal subscriber's inbox: its bounded channel plus an ordered backlog for
+/// messages published from inside the server while the channel is full.
+///
+/// - A client's publish into a full channel makes that client's reader wait
+///   ([`RouteCtx::blocked`]), which back-pressures only that connection; later
+///   publishes of the same read batch to the same subscriber queue behind it, so one
+///   connection's messages keep their order.
+/// - A server publish (PubAcks, API replies, consumer deliveries) cannot wait. While
+///   the channel is full, or while earlier overflow is still being drained, it joins
+///   the backlog, which one drainer task moves into the channel in FIFO order, so
+///   server-published messages keep their order too. The backlog holds at most the
+///   channel's capacity; past that a message without a reply subject is dropped and
+///   counted as a slow-consumer event (nats-server drops messages for a slow consumer
+///   rather than grow without bound); a message of an atomic batch, which would fail
+///   its whole batch, waits up to [`BATCH_BACKLOG_FACTOR`] times longer (a batch
+///   message forwarded to the produce agent often has no reply subject). A message
+///   with a reply subject expects an answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
+///   is never dropped: those are bounded by their publishers' own in-flight limits
+///   (pending acks, max_ack_pending, request timeouts).
 #[derive(Debug)]
 pub(crate) struct InternalQueue {
     tx: mpsc::Sender<InternalMsg>,
