@@ -47,8 +47,11 @@ fn is_final(body: &str) -> bool {
 /// One message of a case: subject, reply tail (after the inbox), headers.
 type Msg = (&'static str, String, Vec<(&'static str, &'static str)>);
 
-/// The cases: each step's messages, and how many final answers the step gets.
-fn cases(nb: &'static str, fb: &'static str) -> Vec<(&'static str, Vec<(Vec<Msg>, usize)>)> {
+/// A step of a case: its messages, and how many final answers it gets.
+type Step = (Vec<Msg>, usize);
+
+/// The cases, by name.
+fn cases(nb: &'static str, fb: &'static str) -> Vec<(&'static str, Vec<Step>)> {
     let r = |id: &str, seq: u64, op: u8| reply("", id, 0, "fail", seq, op);
     let ok = |id: &str, seq: u64, op: u8| reply("", id, 0, "ok", seq, op);
     let m = |s: &'static str, reply: String| (s, reply, Vec::new());
