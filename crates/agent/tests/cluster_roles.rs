@@ -257,14 +257,10 @@ async fn one_connection_to_any_agent_does_everything() {
     whole_flow(connect(agents.0[1].client, "app-on-consume").await, "c").await;
 }
 
-/// An atomic batch sent to an agent without proxy-produce is forwarded message by
-/// message, and every message of it reaches the same one of two produce agents (the
-/// stream's rendezvous peer), which holds it until the commit: 1,000 messages in, one
-/// PubAck for 1,000, for several streams (so both produce agents take batches).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn atomic_batches_forwarded_to_one_produce_agent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+/// Two produce agents (one also running jobs) and a consume-only agent of one control
+/// plane in `dir`, linked to each other.
+async fn two_produce_one_consume(dir: &std::path::Path) -> (procs::ControlPlane, LogsOnFailure) {
+    let (cp, bucket) = procs::embedded_control_plane(dir);
     let mut agents = Vec::new();
     for (name, roles) in [
         ("p1", "proxy-produce,jobs"),
@@ -272,7 +268,7 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
         ("c", "proxy-consume"),
     ] {
         agents.push(start_agent(remote_agent_cmd(
-            &dir.path().join(name),
+            &dir.join(name),
             &cp,
             &bucket,
             &["--roles", roles],
@@ -281,7 +277,17 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
     for agent in &agents {
         until_linked(agent, 2).await;
     }
-    let agents = LogsOnFailure(agents);
+    (cp, LogsOnFailure(agents))
+}
+
+/// An atomic batch sent to an agent without proxy-produce is forwarded message by
+/// message, and every message of it reaches the same one of two produce agents (the
+/// stream's rendezvous peer), which holds it until the commit: 1,000 messages in, one
+/// PubAck for 1,000, for several streams (so both produce agents take batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_batches_forwarded_to_one_produce_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cp, agents) = two_produce_one_consume(dir.path()).await;
     let client = connect(agents.0[2].client, "batches-on-consume").await;
     let js = jetstream::new(client.clone());
     for i in 0..4 {
@@ -302,24 +308,7 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_batches_forwarded_to_one_produce_agent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
-    let mut agents = Vec::new();
-    for (name, roles) in [
-        ("p1", "proxy-produce,jobs"),
-        ("p2", "proxy-produce"),
-        ("c", "proxy-consume"),
-    ] {
-        agents.push(start_agent(remote_agent_cmd(
-            &dir.path().join(name),
-            &cp,
-            &bucket,
-            &["--roles", roles],
-        )));
-    }
-    for agent in &agents {
-        until_linked(agent, 2).await;
-    }
-    let agents = LogsOnFailure(agents);
+    let (_cp, agents) = two_produce_one_consume(dir.path()).await;
     let client = connect(agents.0[2].client, "fast-batches-on-consume").await;
     for i in 0..4 {
         let name = format!("FAST{i}");

@@ -18,6 +18,16 @@ fn start_agent(dir: &tempfile::TempDir) -> procs::Agent {
     procs::start_agent(procs::agent_cmd(dir.path(), &[]))
 }
 
+/// `[nats-server's, ours]`: the same answers, case by case.
+fn same_answers<T: PartialEq + std::fmt::Debug>(mut results: Vec<Vec<(&str, T)>>) {
+    let ours = results.pop().expect("ours");
+    let theirs = results.pop().expect("theirs");
+    for ((case, a), (_, b)) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "{case}: ours vs nats-server");
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
+
 async fn connect(url: String) -> (async_nats::Client, jetstream::Context) {
     let client = async_nats::connect(url).await.expect("connect");
     let mut js = jetstream::new(client.clone());
@@ -40,12 +50,7 @@ async fn atomic_batch_answers_like_nats_server() {
         atomic::create(&js, "C", "c", false).await;
         results.push(atomic::answers(&client).await);
     }
-    let ours = results.pop().expect("ours");
-    let theirs = results.pop().expect("theirs");
-    for ((case, a), (_, b)) in ours.iter().zip(&theirs) {
-        assert_eq!(a, b, "{case}: ours vs nats-server");
-    }
-    assert_eq!(ours.len(), theirs.len());
+    same_answers(results);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,12 +109,7 @@ async fn fast_batch_answers_like_nats_server() {
         fast::create(&client, "NB", "nb", false).await;
         results.push(fast::answers(&client, "nb.1", "fb.1").await);
     }
-    let ours = results.pop().expect("ours");
-    let theirs = results.pop().expect("theirs");
-    for ((case, a), (_, b)) in ours.iter().zip(&theirs) {
-        assert_eq!(a, b, "{case}: ours vs nats-server");
-    }
-    assert_eq!(ours.len(), theirs.len());
+    same_answers(results);
 }
 
 /// A fast batch of 5,000 messages paced by flow acks (flow 100): all stored, flow acks
