@@ -235,7 +235,8 @@ async fn e2e_s3_etcd_atomic_batch() {
 
 /// Issue 17's message features over S3 and etcd: TTL expiry with a subject delete
 /// marker (and the raised `Nats-TTL` stored), KV per-key TTL seen by a watcher,
-/// counters and `first_seq`; then counters
+/// counters, `first_seq` and message schedules (bad headers refused, `@at` and
+/// `@every` firings); then counters
 /// from 4 clients on 2 agents stay exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_s3_etcd_message_features() {
@@ -250,6 +251,8 @@ async fn e2e_s3_etcd_message_features() {
         serde_json::json!(["5", "1s"]),
         "the stored Nats-TTL of a TTL raised to the marker TTL"
     );
+    msg_features::schedule_errors(&client).await;
+    msg_features::schedules_fire(&client).await;
     let mut contexts = d.contexts.clone();
     for addr in d.addrs.clone() {
         contexts.push(context(addr).await);

@@ -14,6 +14,15 @@
 //!   that overlaps a denied subject is allowed, and messages on the denied subjects are
 //!   then filtered at delivery.
 //!
+//! Accounts (nats-server's `accounts { A { users = [...] } }`): every user belongs to
+//! one account, [`DEFAULT_ACCOUNT`] (`$G`) when none is named. Subjects are isolated
+//! per account — a subscription sees only publishes made in its own account, on this
+//! agent and across the route mesh, whose frames carry the account. JetStream lives in
+//! one account ([`Users::jetstream_account`]): the broker's internal subscribers (the
+//! JetStream API, stream capture, acks) and its own publishes are in that account, and
+//! a `$JS.API` request from any other account is answered with nats-server's
+//! `JetStream not enabled for account` (10039).
+//!
 //! JetStream needs nothing of its own: its API, acks and flow control are subjects a
 //! connection publishes to and inboxes it subscribes to, so a user allowed only
 //! `$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker`, `$JS.ACK.ORDERS.worker.>` and its inbox
@@ -29,6 +38,20 @@ use bytes::Bytes;
 use infinistream_protocol::info::Connect;
 use infinistream_protocol::subject;
 use parking_lot::Mutex;
+
+/// An account's name: subjects, subscriptions and JetStream assets are isolated per
+/// account.
+pub type AccountName = Arc<str>;
+
+/// nats-server's global account: users without an account, and every connection when
+/// no accounts are configured.
+pub const DEFAULT_ACCOUNT: &str = "$G";
+
+/// Whether two account names are the same account (the pointer check is the common
+/// case: one shared name).
+pub(crate) fn same_account(a: &AccountName, b: &AccountName) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
 
 /// How clients authenticate, when required.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +87,8 @@ pub struct Users {
     /// ~100 ms by design, which every reconnect would otherwise pay on a runtime
     /// thread.
     bcrypt_verified: BcryptCache,
+    /// The account JetStream serves (see the module docs).
+    jetstream: AccountName,
 }
 
 impl fmt::Debug for Users {
@@ -125,7 +150,19 @@ impl Users {
         Ok(Users {
             users,
             bcrypt_verified: BcryptCache::default(),
+            jetstream: DEFAULT_ACCOUNT.into(),
         })
+    }
+
+    /// Serves JetStream in `account` rather than [`DEFAULT_ACCOUNT`].
+    pub fn with_jetstream_account(mut self, account: &str) -> Users {
+        self.jetstream = account.into();
+        self
+    }
+
+    /// The one account JetStream serves.
+    pub fn jetstream_account(&self) -> &AccountName {
+        &self.jetstream
     }
 
     /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
@@ -167,6 +204,8 @@ pub struct User {
     pub credential: Credential,
     /// None: everything is allowed.
     pub permissions: Option<Permissions>,
+    /// The account the user's connections publish and subscribe in.
+    pub account: AccountName,
 }
 
 impl fmt::Debug for User {
@@ -175,6 +214,7 @@ impl fmt::Debug for User {
             .field("name", &self.name)
             .field("credential", &self.credential)
             .field("permissions", &self.permissions)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -255,6 +295,8 @@ pub(crate) struct Login {
     /// Shown in `/connz` and `$SYS` answers (never a password or token).
     pub user: String,
     pub permissions: Option<Arc<ConnPermissions>>,
+    /// The account the connection publishes and subscribes in.
+    pub account: AccountName,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -270,6 +312,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
             ok.then(|| Login {
                 user: user.clone(),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             })
         }
         Auth::Token(token) => connect
@@ -279,6 +322,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
             .then(|| Login {
                 user: infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             }),
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
@@ -299,29 +343,33 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .permissions
                     .as_ref()
                     .map(|p| Arc::new(ConnPermissions::new(p))),
+                account: user.account.clone(),
             })
         }
     }
 }
 
 /// After a reload: what a connection logged in as `login` keeps. `None`: it must go
-/// (its user is gone or its credential changed).
+/// (its user is gone, or its credential or account changed).
 pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> Option<Login> {
     match (old, new) {
         (_, None) => Some(Login {
             user: String::new(),
             permissions: None,
+            account: login.account.clone(),
         }),
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
             let after = new.find(&login.user)?;
-            (before.credential == after.credential).then(|| Login {
-                user: after.name.clone(),
-                permissions: after
-                    .permissions
-                    .as_ref()
-                    .map(|p| Arc::new(ConnPermissions::new(p))),
-            })
+            (before.credential == after.credential && same_account(&after.account, &login.account))
+                .then(|| Login {
+                    user: after.name.clone(),
+                    permissions: after
+                        .permissions
+                        .as_ref()
+                        .map(|p| Arc::new(ConnPermissions::new(p))),
+                    account: login.account.clone(),
+                })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
         _ => None,
@@ -602,11 +650,13 @@ mod tests {
                 name: "a".into(),
                 credential: Credential::password("x".into()),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             },
             User {
                 name: "a".into(),
                 credential: Credential::password("y".into()),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             },
         ]);
         assert_eq!(dup.err(), Some(UsersError::Duplicate("a".into())));
@@ -614,6 +664,7 @@ mod tests {
             name: "UNOTAKEY".into(),
             credential: Credential::NKey,
             permissions: None,
+            account: DEFAULT_ACCOUNT.into(),
         }]);
         assert!(matches!(bad, Err(UsersError::BadNKey(_))));
     }
@@ -625,6 +676,7 @@ mod tests {
             name: "alice".into(),
             credential: Credential::password(hash),
             permissions: None,
+            account: DEFAULT_ACCOUNT.into(),
         }])
         .expect("users");
         let user = users.find("alice").expect("alice");

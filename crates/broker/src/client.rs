@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace};
 
-use crate::auth::{self, Auth, ConnPermissions, Login};
+use crate::auth::{self, AccountName, Auth, ConnPermissions, DEFAULT_ACCOUNT, Login, same_account};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::routing::{self, Decision, RouteRequest};
 use crate::sub::{Subscription, Target};
@@ -485,6 +485,9 @@ struct Reader {
     permissions_seen: u64,
     /// Publish verdicts of `permissions`, by subject (bounded).
     publish_verdicts: HashMap<Bytes, bool>,
+    /// The account this connection publishes and subscribes in (set by `CONNECT`;
+    /// a reload that moves its user to another account closes the connection).
+    account: AccountName,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -547,6 +550,7 @@ impl Reader {
             permissions: None,
             permissions_seen: 0,
             publish_verdicts: HashMap::new(),
+            account: DEFAULT_ACCOUNT.into(),
         }
     }
 
@@ -771,7 +775,7 @@ impl Reader {
             None => {
                 let list = self.inner.sublist.read();
                 let generation = self.inner.sub_generation.load(Ordering::Acquire);
-                let r = Arc::new(list.matches(&p.subject));
+                let r = Arc::new(list.matches(&self.account, &p.subject));
                 drop(list);
                 self.cache.put(generation, &p.subject, r.clone());
                 r
@@ -784,12 +788,24 @@ impl Reader {
             payload: &p.payload,
         };
         self.route(&result, msg);
-        if result.is_empty()
-            && self.no_responders
-            && self.headers
-            && let Some(reply) = &p.reply
-        {
-            self.inner.no_responders(&mut self.ctx, &self.client, reply);
+        if let Some(reply) = &p.reply {
+            // As nats-server's JetStream service import: answered whoever else
+            // subscribes to the subject in this account.
+            if !same_account(&self.account, &self.inner.internal_account)
+                && let Some(answer) = jetstream_not_enabled(&p.subject)
+            {
+                let result = self.inner.sublist.read().matches(&self.account, reply);
+                let answer = Msg {
+                    subject: reply,
+                    reply: None,
+                    headers: None,
+                    payload: &answer,
+                };
+                self.inner.route(&mut self.ctx, &result, None, true, answer);
+            } else if result.is_empty() && self.no_responders && self.headers {
+                self.inner
+                    .no_responders(&mut self.ctx, &self.client, &self.account, reply);
+            }
         }
     }
 
@@ -841,6 +857,7 @@ impl Reader {
                     let sid = Bytes::copy_from_slice(&sid);
                     let sub = Arc::new(Subscription::new(
                         self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+                        self.account.clone(),
                         Bytes::copy_from_slice(&subj),
                         queue.map(|q| Bytes::copy_from_slice(&q)),
                         Target::Client {
@@ -931,6 +948,11 @@ impl Reader {
             user: String::new(),
         };
         if let Some(login) = login {
+            if !same_account(&login.account, &self.account) {
+                self.account = login.account.clone();
+                self.cache = MatchCache::default();
+            }
+            self.ctx.account = Some(self.account.clone());
             self.client.set_login(login);
         }
         debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
@@ -1051,4 +1073,21 @@ async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// nats-server's answer to a `$JS.API` request from an account JetStream does not
+/// serve: the operation's reply type with `JetStream not enabled for account` (10039).
+/// None for subjects that are not JSON API requests (they get no responders).
+fn jetstream_not_enabled(subject: &[u8]) -> Option<Bytes> {
+    use infinistream_protocol::jsapi::subjects::ApiRoute;
+    use infinistream_protocol::jsapi::{ApiError, render_error};
+    let subject = std::str::from_utf8(subject).ok()?;
+    if !subject.starts_with("$JS.API.") {
+        return None;
+    }
+    let kind = ApiRoute::from_subject(subject).ok()?.response_type()?;
+    Some(Bytes::from(render_error(
+        kind,
+        &ApiError::not_enabled_for_account(),
+    )))
 }

@@ -477,4 +477,13 @@ impl jobs_server::Jobs for Service {
             Ok(v1::EnforceRetentionResponse { removed })
         })
     }
+
+    async fn due_schedules(
+        &self,
+        request: Request<v1::DueSchedulesRequest>,
+    ) -> Result<Response<v1::DueSchedulesResponse>, Status> {
+        rpc!("DueSchedules", request, |g, m| {
+            Ok(self.engine.due_schedules(&g, m.limit).await?)
+        })
+    }
 }

@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
 use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
+use infinistream_proto::domain::schedule_headers_to_proto;
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::headers::{
     self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
 };
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
+use infinistream_protocol::jsapi::schedule::ScheduleHeaders;
 use infinistream_protocol::jsapi::{ApiError, counter};
 use tokio_util::sync::CancellationToken;
 
@@ -470,6 +472,7 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         if let Some(value) = map.get(headers::INCR).filter(|v| !v.is_empty()) {
             read_incr(&mut meta, &map, value, msg.payload.is_empty());
         }
+        meta.schedule = ScheduleHeaders::from_headers(&map).map(schedule_headers_to_proto);
     }
     Ok(PendingRecord {
         stream: stream.clone(),
