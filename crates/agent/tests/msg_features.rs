@@ -74,6 +74,16 @@ async fn ttl_expiry_and_subject_delete_marker_as_nats_server() {
 }
 
 /// KV `limit_markers` and `create_with_ttl` (async-nats): a watcher sees the expiry.
+/// The stored `Nats-TTL` header of a TTL raised to the marker TTL, as nats-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raised_ttl_is_stored_in_the_header_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::raised_ttl_header(&theirs).await;
+    assert_eq!(expected, serde_json::json!(["5", "1s"]), "nats-server");
+    let got = msg_features::raised_ttl_header(&ours).await;
+    assert_eq!(got, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_key_ttl_watcher_sees_the_expiry() {
     let (_reference, _dir, _agent, [theirs, ours]) = both().await;

@@ -939,6 +939,22 @@ pub(crate) enum Delivered {
     Closed,
 }
 
+/// How many times the backlog's limit an atomic batch message without a reply subject
+/// (`Nats-Batch-Id`, forwarded to the produce agent that stages the batch) may wait
+/// behind: dropping one fails its whole batch, and the batch limits (1,000 messages,
+/// 50 batches per stream) bound what a publisher has in flight, as a reply subject
+/// does for other publishes.
+const BATCH_BACKLOG_FACTOR: usize = 64;
+
+/// Whether `m` is a message of an atomic batch.
+fn is_batch_message(m: &InternalMsg) -> bool {
+    let needle = infinistream_protocol::jsapi::headers::BATCH_ID.as_bytes();
+    m.headers.as_deref().is_some_and(|h| {
+        h.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    })
+}
+
 /// An internal subscriber's inbox: its bounded channel plus an ordered backlog for
 /// messages published from inside the server while the channel is full.
 ///
@@ -952,8 +968,10 @@ pub(crate) enum Delivered {
 ///   server-published messages keep their order too. The backlog holds at most the
 ///   channel's capacity; past that a message without a reply subject is dropped and
 ///   counted as a slow-consumer event (nats-server drops messages for a slow consumer
-///   rather than grow without bound). A message with a reply subject expects an
-///   answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
+///   rather than grow without bound); a message of an atomic batch, which would fail
+///   its whole batch, waits up to [`BATCH_BACKLOG_FACTOR`] times longer (a batch
+///   message forwarded to the produce agent often has no reply subject). A message
+///   with a reply subject expects an answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
 ///   is never dropped: those are bounded by their publishers' own in-flight limits
 ///   (pending acks, max_ack_pending, request timeouts).
 #[derive(Debug)]
@@ -1012,8 +1030,22 @@ impl InternalQueue {
                 Err(mpsc::error::TrySendError::Full(m)) => m,
             }
         };
-        if backlog.msgs.len() >= self.limit && m.reply.is_none() {
+        let batch = m.reply.is_none() && is_batch_message(&m);
+        let bound = if batch {
+            self.limit.saturating_mul(BATCH_BACKLOG_FACTOR)
+        } else {
+            self.limit
+        };
+        if backlog.msgs.len() >= bound && m.reply.is_none() {
             inner.stats.internal_dropped.inc();
+            if batch {
+                // Its batch's commit is refused as incomplete (10176).
+                warn!(
+                    subject = %m.subject,
+                    bound,
+                    "atomic batch message dropped: the internal subscriber's backlog holds its bound for batch messages"
+                );
+            }
             if !backlog.dropping {
                 backlog.dropping = true;
                 inner.stats.slow_consumers.inc();

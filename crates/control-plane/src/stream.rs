@@ -707,9 +707,14 @@ impl Stream {
 
     /// A message TTL as nats-server applies it: with subject delete markers, a TTL
     /// shorter than the marker TTL is raised to it (whole seconds), so a marker never
-    /// outlives the message whose removal it reports.
+    /// outlives the message whose removal it reports — except with one message per
+    /// subject, which never leaves an older one behind. The gateway rewrites the stored
+    /// `Nats-TTL` header by the same rule.
     pub fn effective_ttl(&self, ttl_seconds: Option<i64>) -> Option<i64> {
         let ttl = ttl_seconds?;
+        if self.spec.limits.max_msgs_per_subject == Some(1) {
+            return Some(ttl);
+        }
         let marker_secs = self
             .spec
             .limits
@@ -1591,6 +1596,16 @@ mod tests {
         assert_eq!(s.effective_ttl(Some(10)), Some(10));
         assert_eq!(s.effective_ttl(Some(-1)), Some(-1));
         assert_eq!(s.effective_ttl(None), None);
+        let one_per_subject = Stream::new(
+            spec(Limits {
+                allow_msg_ttl: true,
+                subject_delete_marker_ttl_nanos: Some(5_000_000_000),
+                max_msgs_per_subject: Some(1),
+                ..Default::default()
+            }),
+            0,
+        );
+        assert_eq!(one_per_subject.effective_ttl(Some(1)), Some(1));
     }
 
     #[test]

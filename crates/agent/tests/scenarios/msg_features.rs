@@ -191,6 +191,32 @@ pub async fn ttl_expiry_and_marker(client: &async_nats::Client) -> Value {
     json!({"marker": marker_msg, "get": get["error"], "after": [after.0, after.1, after.2]})
 }
 
+/// With subject delete markers, a TTL below the marker TTL is raised to it and the
+/// stored `Nats-TTL` header says so (`1s` is stored as `5`), except on a stream with
+/// one message per subject, which keeps the value sent. Deletes its streams.
+pub async fn raised_ttl_header(client: &async_nats::Client) -> Value {
+    let mut seen = Vec::new();
+    for (name, per_subject) in [("TTLR", -1), ("TTLONE", 1)] {
+        let created = request(
+            client,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+                   "allow_msg_ttl": true, "subject_delete_marker_ttl": 5_000_000_000u64,
+                   "max_msgs_per_subject": per_subject, "allow_direct": true}),
+        )
+        .await;
+        assert!(created.get("error").is_none(), "{created}");
+        let subject = format!("{}.a", name.to_lowercase());
+        let ack = publish(client, &subject, &[("Nats-TTL", "1s")], "x").await;
+        assert_eq!(ack["seq"], 1, "{ack}");
+        let stored = direct_get(client, name, json!({"seq": 1})).await;
+        seen.push(stored["ttl"].clone());
+        let deleted = request(client, &format!("$JS.API.STREAM.DELETE.{name}"), json!({})).await;
+        assert_eq!(deleted["success"], true);
+    }
+    json!(seen)
+}
+
 /// KV with `limit_markers` and a per-key TTL (async-nats `create_with_ttl`): a watcher
 /// sees the put, then the expiry as a purge; the key reads as gone. Deletes the bucket.
 pub async fn kv_key_ttl_watch(js: &jetstream::Context) {
