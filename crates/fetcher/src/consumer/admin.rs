@@ -16,7 +16,7 @@ use infinistream_protocol::jsapi::consumer::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
     ConsumerPauseRequest, ConsumerPauseResponse, ConsumerResetResponse, CreateConsumerRequest,
-    ReplayPolicy, pause_state,
+    pause_state,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -204,9 +204,6 @@ async fn create(
     let mut cfg = cfg.check_and_default_with(&stream_cfg, request.pedantic)?;
     if let Some(e) = cfg.unsupported_features() {
         return Err(e);
-    }
-    if cfg.replay_policy == ReplayPolicy::Original {
-        return Err(ApiError::consumer_feature_unsupported("replay_policy"));
     }
     if cfg.name.is_empty() {
         cfg.name = engine.ephemeral_name();

@@ -33,6 +33,8 @@ pub(super) struct Outgoing {
     pub(super) payload: Bytes,
     pub(super) stream_seq: u64,
     pub(super) consumer_seq: u64,
+    /// The stored message's timestamp (Unix nanoseconds): replay original paces by it.
+    pub(super) timestamp: i64,
 }
 
 impl Outgoing {
@@ -195,9 +197,13 @@ pub(super) async fn load(
             payload,
             stream_seq: d.stream_seq,
             consumer_seq: d.consumer_seq,
+            timestamp: msg.timestamp,
         });
     }
     release(engine, rt, failed);
+    if let Some(sampler) = &rt.sampler {
+        sampler.delivered(out.iter().map(|m| m.stream_seq));
+    }
     out
 }
 

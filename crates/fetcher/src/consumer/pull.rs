@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Engine;
 use super::claim::{Claimed, MAX_CLAIM, Outgoing, RETRY, claim, load, paused_until, release};
+use super::pace::{self, Pace};
 use super::runtime::{Runtime, Waiter};
 use super::wake::wait_change;
 
@@ -129,6 +130,7 @@ impl Runtime {
 pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let mut notes = engine.watch.subscribe(&rt.stream);
     let fallback = engine.watch.fallback();
+    let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
     loop {
         if rt.cancel.is_cancelled() {
             return;
@@ -149,7 +151,7 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             continue;
         };
         let flight = rt.claim_flight();
-        match claim(engine, rt, batch).await {
+        match claim(engine, rt, pace::claim_size(pace.as_ref(), batch)).await {
             Claimed::Gone => {
                 drop(flight);
                 rt.deleted(&engine.broker);
@@ -183,6 +185,9 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             Claimed::Deliveries(mut resp) => {
                 let out = load(engine, rt, &mut resp).await;
+                if !pace::hold(pace.as_mut(), engine, rt, &out).await {
+                    return;
+                }
                 deliver_pull(engine, rt, out);
                 drop(flight);
             }

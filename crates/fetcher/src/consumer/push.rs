@@ -12,6 +12,7 @@ use infinistream_protocol::jsapi::consumer::PullStatus;
 use tokio::time::Instant;
 
 use super::claim::{Claimed, MAX_CLAIM, RETRY, claim, load, paused_until};
+use super::pace::{self, Pace};
 use super::runtime::Runtime;
 use super::wake::wait_change;
 use super::{Engine, store};
@@ -31,6 +32,7 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let (mut fc_bytes, mut fc_msgs) = (0usize, 0usize);
     let mut notes = engine.watch.subscribe(&rt.stream);
     let fallback = engine.watch.fallback();
+    let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
     loop {
         if rt.cancel.is_cancelled() {
             return;
@@ -79,7 +81,7 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             continue;
         }
         let flight = rt.claim_flight();
-        match claim(engine, rt, MAX_CLAIM).await {
+        match claim(engine, rt, pace::claim_size(pace.as_ref(), MAX_CLAIM)).await {
             Claimed::Gone => {
                 drop(flight);
                 rt.deleted(&engine.broker);
@@ -108,6 +110,9 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             Claimed::Deliveries(mut resp) => {
                 let out = load(engine, rt, &mut resp).await;
+                if !pace::hold(pace.as_mut(), engine, rt, &out).await {
+                    return;
+                }
                 let mut st = rt.state.lock();
                 let mut deliveries = engine.broker.deliveries(&deliver);
                 for msg in out {

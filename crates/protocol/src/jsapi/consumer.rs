@@ -802,8 +802,6 @@ impl ConsumerConfig {
                 self.priority_policy != PriorityPolicy::None,
             ),
             ("priority_groups", !self.priority_groups.is_empty()),
-            ("rate_limit_bps", self.rate_limit > 0),
-            ("sample_freq", !self.sample_frequency.is_empty()),
             ("direct", self.direct),
             ("sourcing", self.sourcing),
             ("ack_policy", self.ack_policy == AckPolicy::FlowControl),
