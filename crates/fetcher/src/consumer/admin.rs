@@ -15,8 +15,7 @@ use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
-    ConsumerPauseRequest, ConsumerPauseResponse, ConsumerResetResponse, CreateConsumerRequest,
-    pause_state,
+    ConsumerPauseRequest, ConsumerPauseResponse, CreateConsumerRequest, pause_state,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -131,20 +130,6 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             );
         }
         ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
-        ApiRoute::ConsumerReset { stream, consumer } => {
-            let span =
-                tracing::debug_span!("consumer_reset", stream = %stream, consumer = %consumer);
-            // nats-server answers errors of this route with `"reset_seq":0`.
-            return Reply::json(
-                match super::reset::reset(engine, &stream, &consumer, payload)
-                    .instrument(span)
-                    .await
-                {
-                    Ok(answer) => render_ok(&answer),
-                    Err(e) => ConsumerResetResponse::render_error(&e),
-                },
-            );
-        }
         _ => Err(ApiError::internal("route not handled by the consumer API")),
     };
     Reply::json(match body {

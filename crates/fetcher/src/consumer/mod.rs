@@ -328,6 +328,9 @@ impl RouteHandler for ConsumerService {
                     .await;
                 None
             }
+            ApiRoute::ConsumerReset { stream, consumer } => {
+                Some(reset::handle(engine, &stream, &consumer, &msg.payload).await)
+            }
             route => Some(admin::handle(engine, route, &msg.payload).await),
         }
     }

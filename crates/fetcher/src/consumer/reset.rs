@@ -18,16 +18,35 @@
 
 use std::sync::Arc;
 
+use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
 use infinistream_jetstream::convert::api_error;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{ConsumerResetRequest, ConsumerResetResponse};
-use infinistream_protocol::jsapi::{ApiError, parse_request};
+use infinistream_protocol::jsapi::{ApiError, parse_request, render_ok};
+use tracing::Instrument;
 
 use super::{Engine, admin, store};
 
+/// Answers `CONSUMER.RESET.<stream>.<name>`; nats-server answers its errors with
+/// `"reset_seq":0`.
+pub(crate) async fn handle(
+    engine: &Arc<Engine>,
+    stream: &str,
+    name: &str,
+    payload: &[u8],
+) -> Reply {
+    let span = tracing::debug_span!("consumer_reset", stream = %stream, consumer = %name);
+    Reply::json(
+        match reset(engine, stream, name, payload).instrument(span).await {
+            Ok(answer) => render_ok(&answer),
+            Err(e) => ConsumerResetResponse::render_error(&e),
+        },
+    )
+}
+
 /// Resets `stream`/`name` as `payload` (a [`ConsumerResetRequest`], or nothing) asks.
-pub(crate) async fn reset(
+async fn reset(
     engine: &Arc<Engine>,
     stream: &str,
     name: &str,
