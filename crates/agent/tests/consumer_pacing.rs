@@ -8,31 +8,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use infinistream_testkit::nats::NatsServer;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 #[path = "support/in_process.rs"]
 mod in_process;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn connect(url: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(WAIT))
-        .connect(url)
-        .await
-        .expect("connect")
-}
-
-async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let reply = client
-        .request(subject.to_owned(), Bytes::from(body.to_string()))
-        .await
-        .unwrap_or_else(|e| panic!("{subject}: no reply: {e}"));
-    serde_json::from_slice(&reply.payload).expect("json reply")
-}
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{Both, api, next};
 
 async fn publish(client: &async_nats::Client, subject: &str, payload: Bytes) {
     async_nats::jetstream::new(client.clone())
@@ -47,10 +30,7 @@ async fn publish(client: &async_nats::Client, subject: &str, payload: Bytes) {
 async fn receive(sub: &mut async_nats::Subscriber, n: usize) -> Vec<(u64, i64, Instant)> {
     let mut out = Vec::new();
     while out.len() < n {
-        let m = tokio::time::timeout(WAIT, sub.next())
-            .await
-            .expect("a message in time")
-            .expect("subscription open");
+        let m = next(sub).await;
         if m.status.is_some() {
             continue;
         }
@@ -86,7 +66,7 @@ async fn replay_original(client: &async_nats::Client, server: &str) {
     api(
         client,
         "$JS.API.STREAM.CREATE.RO",
-        json!({"name": "RO", "subjects": ["ro.>"]}),
+        &json!({"name": "RO", "subjects": ["ro.>"]}).to_string(),
     )
     .await;
     publish(client, "ro.a", Bytes::from_static(b"1")).await;
@@ -99,8 +79,9 @@ async fn replay_original(client: &async_nats::Client, server: &str) {
     let created = api(
         client,
         "$JS.API.CONSUMER.CREATE.RO.P",
-        json!({"stream_name": "RO", "config": {"durable_name": "P", "ack_policy": "none",
-            "deliver_subject": "dlv.ro", "replay_policy": "original"}}),
+        &json!({"stream_name": "RO", "config": {"durable_name": "P", "ack_policy": "none",
+            "deliver_subject": "dlv.ro", "replay_policy": "original"}})
+        .to_string(),
     )
     .await;
     assert_eq!(
@@ -113,8 +94,9 @@ async fn replay_original(client: &async_nats::Client, server: &str) {
     api(
         client,
         "$JS.API.CONSUMER.CREATE.RO.Q",
-        json!({"stream_name": "RO", "config": {"durable_name": "Q", "ack_policy": "explicit",
-            "replay_policy": "original"}}),
+        &json!({"stream_name": "RO", "config": {"durable_name": "Q", "ack_policy": "explicit",
+            "replay_policy": "original"}})
+        .to_string(),
     )
     .await;
     let inbox = client.new_inbox();
@@ -133,12 +115,10 @@ async fn replay_original(client: &async_nats::Client, server: &str) {
 /// Replay original, push and pull, on both servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_original_reproduces_stored_gaps_as_nats_server() {
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    replay_original(&connect(&reference.url()).await, "nats-server").await;
-    let ours = format!("nats://{}", agent.client_addr());
-    replay_original(&connect(&ours).await, "InfiniStream").await;
+    let both = Both::start().await;
+    let [theirs, ours] = both.clients().await;
+    replay_original(&theirs, "nats-server").await;
+    replay_original(&ours, "InfiniStream").await;
 }
 
 /// 20 messages of 1,000 bytes through a push consumer limited to 10,000 bytes/s with
@@ -148,7 +128,7 @@ async fn rate_limited(client: &async_nats::Client, server: &str) -> Value {
     api(
         client,
         "$JS.API.STREAM.CREATE.RL",
-        json!({"name": "RL", "subjects": ["rl.>"], "max_msg_size": 2000}),
+        &json!({"name": "RL", "subjects": ["rl.>"], "max_msg_size": 2000}).to_string(),
     )
     .await;
     for _ in 0..20 {
@@ -159,8 +139,9 @@ async fn rate_limited(client: &async_nats::Client, server: &str) -> Value {
     let created = api(
         client,
         "$JS.API.CONSUMER.CREATE.RL.P",
-        json!({"stream_name": "RL", "config": {"durable_name": "P", "ack_policy": "none",
-            "deliver_subject": "dlv.rl", "rate_limit_bps": 80_000}}),
+        &json!({"stream_name": "RL", "config": {"durable_name": "P", "ack_policy": "none",
+            "deliver_subject": "dlv.rl", "rate_limit_bps": 80_000}})
+        .to_string(),
     )
     .await;
     assert_eq!(
@@ -179,8 +160,9 @@ async fn rate_limited(client: &async_nats::Client, server: &str) -> Value {
     let refused = api(
         client,
         "$JS.API.CONSUMER.CREATE.RL.Q",
-        json!({"stream_name": "RL", "config": {"durable_name": "Q", "ack_policy": "explicit",
-            "rate_limit_bps": 80_000}}),
+        &json!({"stream_name": "RL", "config": {"durable_name": "Q", "ack_policy": "explicit",
+            "rate_limit_bps": 80_000}})
+        .to_string(),
     )
     .await;
     refused["error"].clone()
@@ -189,12 +171,10 @@ async fn rate_limited(client: &async_nats::Client, server: &str) -> Value {
 /// Rate limit on both servers; the same refusal for a pull consumer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_spreads_push_deliveries_as_nats_server() {
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    let expected = rate_limited(&connect(&reference.url()).await, "nats-server").await;
-    let ours = format!("nats://{}", agent.client_addr());
-    let got = rate_limited(&connect(&ours).await, "InfiniStream").await;
+    let both = Both::start().await;
+    let [theirs, ours] = both.clients().await;
+    let expected = rate_limited(&theirs, "nats-server").await;
+    let got = rate_limited(&ours, "InfiniStream").await;
     assert_eq!(got, expected);
     assert!(
         expected.is_object(),
@@ -214,7 +194,7 @@ async fn sampled_acks(client: &async_nats::Client) -> Vec<Value> {
     api(
         client,
         "$JS.API.STREAM.CREATE.SF",
-        json!({"name": "SF", "subjects": ["sf.>"]}),
+        &json!({"name": "SF", "subjects": ["sf.>"]}).to_string(),
     )
     .await;
     for _ in 0..4 {
@@ -223,8 +203,9 @@ async fn sampled_acks(client: &async_nats::Client) -> Vec<Value> {
     let created = api(
         client,
         "$JS.API.CONSUMER.CREATE.SF.C",
-        json!({"stream_name": "SF", "config": {"durable_name": "C", "ack_policy": "explicit",
-            "sample_freq": "100%"}}),
+        &json!({"stream_name": "SF", "config": {"durable_name": "C", "ack_policy": "explicit",
+            "sample_freq": "100%"}})
+        .to_string(),
     )
     .await;
     assert_eq!(created["config"]["sample_freq"], json!("100%"), "{created}");
@@ -241,10 +222,7 @@ async fn sampled_acks(client: &async_nats::Client) -> Vec<Value> {
             .expect("pull request");
         let mut replies = Vec::new();
         while replies.len() < n {
-            let m = tokio::time::timeout(WAIT, sub.next())
-                .await
-                .expect("a message in time")
-                .expect("subscription open");
+            let m = next(&mut sub).await;
             replies.push(m.reply.expect("ack subject").to_string());
         }
         replies
@@ -263,10 +241,7 @@ async fn sampled_acks(client: &async_nats::Client) -> Vec<Value> {
         .expect("ack confirmed");
     let mut out = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(WAIT, metrics.next())
-            .await
-            .expect("an ack metric in time")
-            .expect("subscription open");
+        let m = next(&mut metrics).await;
         assert_eq!(m.subject.as_str(), "$JS.EVENT.METRIC.CONSUMER.ACK.SF.C");
         let mut v: Value = serde_json::from_slice(&m.payload).expect("json metric");
         assert!(v["ack_time"].as_i64().is_some_and(|t| t > 0), "{v}");
@@ -283,12 +258,10 @@ async fn sampled_acks(client: &async_nats::Client) -> Vec<Value> {
 /// Ack metrics of `sample_freq`, as nats-server publishes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_freq_ack_metrics_as_nats_server() {
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    let expected = sampled_acks(&connect(&reference.url()).await).await;
-    let ours = format!("nats://{}", agent.client_addr());
-    let got = sampled_acks(&connect(&ours).await).await;
+    let both = Both::start().await;
+    let [theirs, ours] = both.clients().await;
+    let expected = sampled_acks(&theirs).await;
+    let got = sampled_acks(&ours).await;
     assert_eq!(got, expected);
     let seqs: Vec<_> = expected
         .iter()

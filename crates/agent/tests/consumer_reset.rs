@@ -5,36 +5,16 @@
 //! for a pull request parked on another. Also the advisory of a pause that ends by
 //! itself, side by side.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use futures::StreamExt;
-use infinistream_testkit::nats::NatsServer;
 use serde_json::{Value, json};
 
 #[path = "support/in_process.rs"]
 mod in_process;
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
+use side_by_side::{Both, WAIT, api, connect, next};
 #[path = "support/procs.rs"]
 mod procs;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn connect(url: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::new()
-        .request_timeout(Some(WAIT))
-        .connect(url)
-        .await
-        .expect("connect")
-}
-
-/// A raw JetStream API request (`body` sent verbatim); the parsed JSON reply.
-async fn api(client: &async_nats::Client, subject: &str, body: &str) -> Value {
-    let reply = client
-        .request(subject.to_owned(), Bytes::from(body.to_owned()))
-        .await
-        .unwrap_or_else(|e| panic!("{subject}: no reply: {e}"));
-    serde_json::from_slice(&reply.payload).expect("json reply")
-}
 
 /// What of an answer both servers must agree on: the consumer's state, names, type,
 /// `reset_seq` and errors (times, config and server details left out); for bad JSON,
@@ -97,10 +77,7 @@ async fn pull(
         .expect("pull request");
     let mut out = Vec::new();
     while out.len() < n {
-        let m = tokio::time::timeout(WAIT, sub.next())
-            .await
-            .expect("a message in time")
-            .expect("subscription open");
+        let m = next(&mut sub).await;
         assert!(m.status.is_none(), "status instead of a message: {m:?}");
         out.push(ack_fields(m.reply.as_deref().expect("ack subject")));
     }
@@ -264,11 +241,8 @@ async fn reset_scenario(client: &async_nats::Client) -> Vec<Value> {
 /// Every answer and every delivery of [`reset_scenario`] is nats-server's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_answers_and_deliveries_as_nats_server() {
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    let theirs = connect(&reference.url()).await;
-    let ours = connect(&format!("nats://{}", agent.client_addr())).await;
+    let both = Both::start().await;
+    let [theirs, ours] = both.clients().await;
     let expected = reset_scenario(&theirs).await;
     let got = reset_scenario(&ours).await;
     assert_eq!(got.len(), expected.len());
@@ -329,36 +303,8 @@ asyncio.run(main(sys.argv[1]))
 /// nats.py's `reset_consumer`, against nats-server and InfiniStream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_reset_consumer() {
-    let python = infinistream_testkit::tools::venv_bin("python");
-    assert!(
-        python.exists(),
-        "nats.py venv missing at {}: run the README's tool setup",
-        python.display()
-    );
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    let script = dir.path().join("reset.py");
-    std::fs::write(&script, PY_RESET).expect("write script");
-    for url in [reference.url(), format!("nats://{}", agent.client_addr())] {
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::process::Command::new(&python)
-                .arg(&script)
-                .arg(&url)
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("python finished in time")
-        .expect("python runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains("RESET OK"),
-            "nats.py reset script failed against {url}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-    }
+    let both = Both::start().await;
+    side_by_side::run_py(both.dir.path(), PY_RESET, "RESET OK", &both.urls()).await;
 }
 
 /// A reset through agent A holds on agent B: a pull request parked on B gets the
@@ -422,10 +368,7 @@ async fn reset_through_one_agent_holds_on_another() {
     }
     let r = api(&client_a, "$JS.API.CONSUMER.RESET.X.C", r#"{"seq":2}"#).await;
     assert_eq!(r["reset_seq"], json!(2), "{r}");
-    let m = tokio::time::timeout(WAIT, parked.next())
-        .await
-        .expect("the parked request served after the reset")
-        .expect("subscription open");
+    let m = next(&mut parked).await;
     assert_eq!(
         ack_fields(m.reply.as_deref().expect("ack subject")),
         (1, 2, 1, 3)
@@ -471,10 +414,7 @@ async fn pause_expiry_advisories(client: &async_nats::Client) -> Vec<Value> {
     assert_eq!(answer["paused"], json!(true), "{answer}");
     let mut bodies = Vec::new();
     for _ in 0..2 {
-        let m = tokio::time::timeout(WAIT, advisories.next())
-            .await
-            .expect("a pause advisory in time")
-            .expect("subscription open");
+        let m = next(&mut advisories).await;
         assert_eq!(m.subject.as_str(), "$JS.EVENT.ADVISORY.CONSUMER.PAUSE.PX.C");
         let mut v: Value = serde_json::from_slice(&m.payload).expect("json advisory");
         if let Some(o) = v.as_object_mut() {
@@ -503,11 +443,8 @@ async fn pause_expiry_advisories(client: &async_nats::Client) -> Vec<Value> {
 /// The advisory of a pause that ends by itself, as nats-server sends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_expiry_advisory_as_nats_server() {
-    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agent = in_process::start_agent(&dir).await;
-    let theirs = connect(&reference.url()).await;
-    let ours = connect(&format!("nats://{}", agent.client_addr())).await;
+    let both = Both::start().await;
+    let [theirs, ours] = both.clients().await;
     let expected = pause_expiry_advisories(&theirs).await;
     assert_eq!(expected[1]["paused"], json!(false), "{expected:?}");
     let got = pause_expiry_advisories(&ours).await;
