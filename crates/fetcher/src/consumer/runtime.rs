@@ -102,7 +102,7 @@ pub struct Runtime {
 }
 
 /// A claim in flight: counted done when dropped.
-pub(super) struct ClaimFlight<'a>(&'a Runtime);
+pub(crate) struct ClaimFlight<'a>(&'a Runtime);
 
 impl Drop for ClaimFlight<'_> {
     fn drop(&mut self) {
