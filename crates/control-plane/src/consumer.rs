@@ -418,8 +418,8 @@ fn release(rec: &mut ConsumerRecord, s: &Stream, seqs: &[u64], now: i64) {
 /// nats-server 2.14 does: `seq` 0 resets to one above the ack floor; another `seq` is
 /// allowed for deliver policies all, by_start_sequence (not below `opt_start_seq`) and
 /// by_start_time (not below the start time's sequence). Every pending delivery is
-/// dropped (acks of them are ignored from now on, their messages are delivered again
-/// when at or above the reset point), and delivered and ack floor both become
+/// dropped (an ack of one changes nothing until its message is delivered again, at
+/// or above the reset point), and delivered and ack floor both become
 /// (consumer 0, stream `reset_seq - 1`): consumer sequences restart at 1. Returns
 /// `reset_seq`, the stream sequence the next delivery is at or above.
 pub fn reset(rec: &mut ConsumerRecord, s: &Stream, seq: u64) -> Result<u64, JsError> {

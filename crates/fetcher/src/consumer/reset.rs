@@ -12,8 +12,8 @@
 //! 3. the local runtime's position (what heartbeats report) follows the reset.
 //!
 //! Deliveries in flight before the reset are forgotten as nats-server forgets them:
-//! they are not pending, not redelivered after ack_wait, and acks of them change
-//! nothing. Unlike nats-server 2.15.1, which does not answer a reset of a consumer or
+//! they are not pending and not redelivered after ack_wait, and an ack of one changes
+//! nothing until its message is delivered again (acks name the stream sequence). Unlike nats-server 2.15.1, which does not answer a reset of a consumer or
 //! stream that does not exist, InfiniStream answers 10014 / 10059.
 
 use std::sync::Arc;
