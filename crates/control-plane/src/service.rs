@@ -372,6 +372,16 @@ impl consumers_server::Consumers for Service {
             Ok(v1::AcknowledgeResponse { error })
         })
     }
+
+    async fn reset_consumer(
+        &self,
+        request: Request<v1::ResetConsumerRequest>,
+    ) -> Result<Response<v1::ResetConsumerResponse>, Status> {
+        rpc!("ResetConsumer", request, |g, m| {
+            consumer_names(&m.stream, &m.name)?;
+            Ok(self.engine.reset_consumer(&g, m).await?)
+        })
+    }
 }
 
 #[allow(clippy::result_large_err)]
