@@ -16,6 +16,7 @@ use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::headers::MSG_SIZE;
 use tokio::time::Instant;
 
+use super::priority::Ask;
 use super::runtime::Runtime;
 use super::{Engine, events};
 use crate::reader::ReadError;
@@ -52,19 +53,29 @@ pub(super) enum Claimed {
     Failed,
 }
 
-pub(super) async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -> Claimed {
+/// Claims up to `batch` deliveries, for a pull request with `ask` of its priority
+/// group when the consumer has one.
+pub(super) async fn claim(
+    engine: &Arc<Engine>,
+    rt: &Arc<Runtime>,
+    batch: i64,
+    ask: Option<&Ask>,
+) -> Claimed {
     // The held plain acks go with the claim, applied first in its write.
     let acked = rt.take_held_acks();
-    let result = engine
-        .cp
-        .claim(v1::ClaimRequest {
-            stream: rt.stream.clone(),
-            consumer: rt.name.clone(),
-            agent_id: engine.agent_id.clone(),
-            batch: u32::try_from(batch.clamp(1, MAX_CLAIM)).unwrap_or(1),
-            acked_stream_seqs: acked.clone(),
-        })
-        .await;
+    let mut request = v1::ClaimRequest {
+        stream: rt.stream.clone(),
+        consumer: rt.name.clone(),
+        agent_id: engine.agent_id.clone(),
+        // 0 only for a priority group's probe (see `pull.rs`).
+        batch: u32::try_from(batch.clamp(0, MAX_CLAIM)).unwrap_or(1),
+        acked_stream_seqs: acked.clone(),
+        ..v1::ClaimRequest::default()
+    };
+    if let Some(ask) = ask {
+        ask.fill(&mut request);
+    }
+    let result = engine.cp.claim(request).await;
     match result {
         Ok(resp) => {
             events::max_deliveries(&engine.broker, &rt.stream, &rt.name, &resp.max_delivered);
@@ -242,7 +253,7 @@ fn ack_subject(prefix: &str, d: &v1::Delivery, timestamp: i64, pending: u64) -> 
 }
 
 /// Appends one header to a raw header block (or starts one).
-fn with_header(block: &Bytes, name: &str, value: &str) -> Bytes {
+pub(super) fn with_header(block: &Bytes, name: &str, value: &str) -> Bytes {
     let mut out = Vec::with_capacity(block.len() + name.len() + value.len() + 16);
     match block.strip_suffix(b"\r\n\r\n") {
         Some(head) if !block.is_empty() => {

@@ -18,10 +18,12 @@
 //!   coalesced into one Acknowledge per consumer and kind, and an ack sent with a reply
 //!   subject is answered only once the control plane confirmed it;
 //! - [`wake`]: how parked consumers learn that a Claim may return something;
-//! - [`events`]: the consumer advisories.
+//! - [`events`]: the consumer advisories;
+//! - [`priority`]: priority groups (overflow, pinned client), decided by the control
+//!   plane in the claims they gate.
 //!
-//! The modules depend one way: `store`, `wake` and `events` on nothing here; `runtime` on
-//! `store`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
+//! The modules depend one way: `store`, `wake` and `events` on nothing here; `priority`
+//! on `store`; `runtime` on `store` and `priority`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
 //! `runtime`. This file ties them together ([`Engine`]) and is the only one that
 //! names them all.
 
@@ -29,6 +31,7 @@ pub mod acks;
 pub mod admin;
 pub mod claim;
 pub mod events;
+pub mod priority;
 pub mod pull;
 pub mod push;
 pub mod runtime;

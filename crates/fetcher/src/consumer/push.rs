@@ -79,7 +79,7 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             continue;
         }
         let flight = rt.claim_flight();
-        match claim(engine, rt, MAX_CLAIM).await {
+        match claim(engine, rt, MAX_CLAIM, None).await {
             Claimed::Gone => {
                 drop(flight);
                 rt.deleted(&engine.broker);

@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::priority::{Ask, PinView};
 use super::{Engine, store};
 
 /// Longest a held plain ack waits for a claim to carry it.
@@ -58,6 +59,8 @@ pub(super) struct Waiter {
     pub(super) expires_at: Option<Instant>,
     pub(super) heartbeat: Option<Duration>,
     pub(super) next_heartbeat: Instant,
+    /// What it asks of its priority group ([`super::priority`]).
+    pub(super) ask: Ask,
 }
 
 impl Waiter {
@@ -97,6 +100,8 @@ pub struct Runtime {
     pub(super) claims_begun: AtomicU64,
     pub(super) claims_done: AtomicU64,
     pub(super) claim_settled: Notify,
+    /// Priority groups: the pin as this agent's last claim reported it.
+    pub(super) pin: Mutex<PinView>,
 }
 
 /// A claim in flight: counted done when dropped.
@@ -136,6 +141,7 @@ impl Runtime {
             claims_begun: AtomicU64::new(0),
             claims_done: AtomicU64::new(0),
             claim_settled: Notify::new(),
+            pin: Mutex::new(PinView::default()),
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn decode(
     resp: v1::ConsumerInfoResponse,
 ) -> Result<StoredConsumer, ApiError> {
     let created_unix_nanos = resp.created_unix_nanos;
-    let state = resp.state.unwrap_or_default();
+    let state = resp.state.clone().unwrap_or_default();
     let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
     let Some(config) = info.config.take() else {
         return Err(ApiError::internal(format_args!(
@@ -110,6 +110,9 @@ pub(crate) fn proto_config(
             .pause_until
             .as_ref()
             .map_or(0, |t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX)),
+        priority_policy: super::priority::proto_policy(cfg.priority_policy) as i32,
+        priority_groups: cfg.priority_groups.clone(),
+        priority_timeout_nanos: cfg.pinned_ttl,
     })
 }
 

@@ -57,6 +57,8 @@ pub const LAST_CONSUMER: &str = "Nats-Last-Consumer";
 pub const LAST_STREAM: &str = "Nats-Last-Stream";
 /// Heartbeat: stalled on this flow-control reply.
 pub const CONSUMER_STALLED: &str = "Nats-Consumer-Stalled";
+/// The pinned client's id, on every message a `pinned_client` consumer delivers.
+pub const PIN_ID: &str = "Nats-Pin-Id";
 /// Minimum API level a request needs (answered 412 when higher than ours).
 pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 /// KV operation (`DEL`, `PURGE`).
