@@ -44,6 +44,18 @@ async fn api(client: &async_nats::Client, subject: &str, body: Option<Value>) ->
     serde_json::from_slice(&reply.payload).expect("json reply")
 }
 
+/// The PINNED and UNPINNED advisories of `tail` (`>` or `<stream>.<consumer>`).
+async fn pin_advisories(
+    client: &async_nats::Client,
+    tail: &str,
+) -> futures::stream::Select<async_nats::Subscriber, async_nats::Subscriber> {
+    let sub = |kind: &str| client.subscribe(format!("$JS.EVENT.ADVISORY.CONSUMER.{kind}.{tail}"));
+    let pinned = sub("PINNED").await.expect("subscribe");
+    let unpinned = sub("UNPINNED").await.expect("subscribe");
+    client.flush().await.expect("flush");
+    futures::stream::select(pinned, unpinned)
+}
+
 /// Pins seen so far, named by order of appearance (ids differ between servers).
 #[derive(Default)]
 struct Pins(Vec<String>);
@@ -149,10 +161,7 @@ fn create(name: &str, extra: Value) -> Value {
 async fn scenario(client: &async_nats::Client) -> Vec<String> {
     let mut pins = Pins::default();
     let mut t = Vec::new();
-    let mut advisories = client
-        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*PINNED.>")
-        .await
-        .expect("advisories");
+    let mut advisories = pin_advisories(client, ">").await;
     api(
         client,
         "$JS.API.STREAM.CREATE.S",
@@ -317,6 +326,9 @@ async fn priority_groups_answer_as_nats_server() {
         assert_eq!(b, a, "step {i} differs");
     }
     assert_eq!(ours.len(), theirs.len(), "{ours:#?}");
+    // pinned, unpinned (admin) of O and of P, pinned again, unpinned (timeout).
+    let advisories = ours.iter().filter(|l| l.starts_with("$JS.EVENT")).count();
+    assert_eq!(advisories, 5, "{ours:#?}");
     // Not built yet: prioritized is refused with a clear error.
     let v = api(
         &ours_client,
@@ -440,10 +452,7 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
         .await
         .expect("stream");
     // Advisories are watched from agent B; wait until agent A routes them there.
-    let mut advisories = cb
-        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*PINNED.S.P")
-        .await
-        .expect("advisories");
+    let mut advisories = pin_advisories(&cb, "S.P").await;
     cb.flush().await.expect("flush");
     let routed = async {
         loop {
