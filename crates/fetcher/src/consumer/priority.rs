@@ -28,16 +28,6 @@ use infinistream_protocol::jsapi::priority::{
 
 use super::{Engine, store};
 
-/// The control plane's form of a policy.
-pub(crate) fn proto_policy(p: PriorityPolicy) -> v1::PriorityPolicy {
-    match p {
-        PriorityPolicy::None => v1::PriorityPolicy::PriorityNone,
-        PriorityPolicy::Overflow => v1::PriorityPolicy::PriorityOverflow,
-        PriorityPolicy::PinnedClient => v1::PriorityPolicy::PriorityPinnedClient,
-        PriorityPolicy::Prioritized => v1::PriorityPolicy::PriorityPrioritized,
-    }
-}
-
 /// What a parked pull request asks of its priority group.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ask {

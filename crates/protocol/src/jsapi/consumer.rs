@@ -9,7 +9,6 @@
 //! [`ConsumerConfig::check_update`], and pull requests (`CONSUMER.MSG.NEXT`) in
 //! [`NextRequest`] together with the status lines pull clients expect.
 
-use super::priority::valid_group_name;
 use super::response::{ApiResponseType, types};
 use super::stream::{
     ApiPaged, ClusterInfo, RetentionPolicy, StreamConfig, is_false, is_zero_i64, is_zero_u64,
@@ -317,6 +316,13 @@ fn gather_filters(cfg: &ConsumerConfig) -> Vec<&str> {
     } else {
         vec![cfg.filter_subject.as_str()]
     }
+}
+
+/// A priority group name as nats-server accepts it: 1 to 16 of `A-Za-z0-9-_/=`.
+pub fn valid_group_name(g: &str) -> bool {
+    (1..=16).contains(&g.len())
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))
 }
 
 impl ConsumerConfig {
@@ -1354,6 +1360,7 @@ impl PullStatus {
     pub fn header_block(&self) -> Vec<u8> {
         use super::headers::{
             CONSUMER_STALLED, LAST_CONSUMER, LAST_STREAM, PENDING_BYTES, PENDING_MESSAGES,
+            PIN_ID_MISMATCH, WRONG_PIN_ID,
         };
         use super::msg::{status_header, status_header_with};
         let pending = |m: &i64, b: &i64| {
@@ -1419,15 +1426,11 @@ impl PullStatus {
                 status_header_with(100, "Idle Heartbeat", &extra)
             }
             Self::FlowControlRequest => status_header(100, "FlowControl Request"),
-            Self::PinIdMismatch => status_header(423, "Nats-Pin-Id mismatch"),
+            Self::PinIdMismatch => status_header(423, PIN_ID_MISMATCH),
             Self::WrongPinId {
                 pending_msgs,
                 pending_bytes,
-            } => status_header_with(
-                423,
-                "Nats-Wrong-Pin-Id",
-                &pending(pending_msgs, pending_bytes),
-            ),
+            } => status_header_with(423, WRONG_PIN_ID, &pending(pending_msgs, pending_bytes)),
         }
     }
 }

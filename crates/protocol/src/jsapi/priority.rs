@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::advisory::TypedEvent;
-use super::consumer::{ConsumerConfig, NextRequest, PriorityPolicy, PullStatus};
+use super::consumer::{ConsumerConfig, NextRequest, PriorityPolicy, PullStatus, valid_group_name};
 use super::response::parse_required;
 use super::response::{ApiResponseType, types};
 
@@ -110,13 +110,6 @@ pub struct UnpinResponse {}
 
 impl ApiResponseType for UnpinResponse {
     const TYPE: &'static str = types::CONSUMER_UNPIN;
-}
-
-/// A priority group name as nats-server accepts it: 1 to 16 of `A-Za-z0-9-_/=`.
-pub fn valid_group_name(g: &str) -> bool {
-    (1..=16).contains(&g.len())
-        && g.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))
 }
 
 impl NextRequest {
