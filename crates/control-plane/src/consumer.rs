@@ -460,7 +460,7 @@ pub fn reset(rec: &mut ConsumerRecord, s: &Stream, seq: u64) -> Result<u64, JsEr
 }
 
 /// Messages not yet delivered for the first time.
-fn num_pending(rec: &ConsumerRecord, s: &Stream, filters: &[String]) -> u64 {
+pub(crate) fn num_pending(rec: &ConsumerRecord, s: &Stream, filters: &[String]) -> u64 {
     if rec.delivered_stream_seq < rec.start_upto {
         let starts = rec
             .start_seqs
@@ -489,6 +489,9 @@ pub fn state(rec: &ConsumerRecord, s: &Stream) -> v1::ConsumerState {
         num_ack_pending: rec.pending.len() as u64,
         num_redelivered: rec.pending.iter().filter(|p| p.deliveries > 1).count() as u64,
         num_pending: num_pending(rec, s, &c.filter_subjects),
+        pinned_client_id: rec.pin_id.clone(),
+        pinned_unix_nanos: rec.pinned_unix_nanos,
+        pin_expires_unix_nanos: rec.pin_expires_unix_nanos,
     }
 }
 
@@ -559,13 +562,13 @@ pub fn acked_upto(consumers: &[&ConsumerRecord]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use infinistream_proto::domain::{Chunk, Limits, Record, StreamSpec};
 
     const NOW: i64 = 1_000_000;
 
-    fn stream(subjects: &[&str]) -> Stream {
+    pub(crate) fn stream(subjects: &[&str]) -> Stream {
         let mut s = Stream::new(
             StreamSpec {
                 name: "S".into(),
@@ -597,7 +600,7 @@ mod tests {
         s
     }
 
-    fn consumer(s: &Stream, filters: &[&str], max_deliver: i64) -> ConsumerRecord {
+    pub(crate) fn consumer(s: &Stream, filters: &[&str], max_deliver: i64) -> ConsumerRecord {
         let c = v1::ConsumerConfig {
             stream: "S".into(),
             name: "C".into(),

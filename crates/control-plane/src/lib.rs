@@ -27,6 +27,7 @@ mod keys;
 pub mod leader;
 pub mod metrics;
 mod model;
+mod pin;
 pub mod server;
 mod service;
 mod stream;

@@ -392,6 +392,14 @@ pub struct ConsumerRecord {
     /// ([`ConsumerRecord::into_memory`]).
     #[prost(message, repeated, tag = "12")]
     pub pending_runs: Vec<PendingRun>,
+    /// Priority groups, `pinned_client`: the pinned client ("" = none), since when,
+    /// and until when it stays pinned without a pull naming it ([`crate::pin`]).
+    #[prost(string, tag = "13")]
+    pub pin_id: String,
+    #[prost(int64, tag = "14")]
+    pub pinned_unix_nanos: i64,
+    #[prost(int64, tag = "15")]
+    pub pin_expires_unix_nanos: i64,
 }
 
 /// Pending deliveries at consecutive stream and consumer sequences with one delivery

@@ -382,6 +382,17 @@ impl consumers_server::Consumers for Service {
             Ok(self.engine.reset_consumer(&g, m).await?)
         })
     }
+
+    async fn unpin(
+        &self,
+        request: Request<v1::UnpinRequest>,
+    ) -> Result<Response<v1::UnpinResponse>, Status> {
+        rpc!("Unpin", request, |g, m| {
+            consumer_names(&m.stream, &m.consumer)?;
+            let error = self.engine.unpin(&g, m).await?;
+            Ok(v1::UnpinResponse { error })
+        })
+    }
 }
 
 #[allow(clippy::result_large_err)]

@@ -6,7 +6,9 @@
 //! a checked config and turns control-plane answers back into nats-server's shapes.
 
 use infinistream_proto::v1;
-use infinistream_protocol::jsapi::consumer::{ConsumerConfig, ConsumerInfo, SequenceInfo};
+use infinistream_protocol::jsapi::consumer::{
+    ConsumerConfig, ConsumerInfo, PriorityGroupState, SequenceInfo,
+};
 use infinistream_protocol::jsapi::stream::{
     DiscardPolicy, RetentionPolicy, StreamConfig, StreamInfo, StreamState,
 };
@@ -163,7 +165,35 @@ pub fn consumer_info(
         num_redelivered: state.num_redelivered,
         num_pending: state.num_pending,
         timestamp: now,
+        priority_groups: priority_groups(&config, &state, now),
         config: Some(config),
         ..ConsumerInfo::default()
     })
+}
+
+/// nats-server's `priority_groups` of a consumer's info: one pin per consumer, reported
+/// on its first group; a pin past its timeout is gone.
+fn priority_groups(
+    config: &ConsumerConfig,
+    state: &v1::ConsumerState,
+    now: Timestamp,
+) -> Vec<PriorityGroupState> {
+    let Some(group) = config.priority_groups.first() else {
+        return Vec::new();
+    };
+    let pinned = !state.pinned_client_id.is_empty()
+        && i128::from(state.pin_expires_unix_nanos) > now.unix_nanos();
+    vec![PriorityGroupState {
+        group: group.clone(),
+        pinned_client_id: if pinned {
+            state.pinned_client_id.clone()
+        } else {
+            String::new()
+        },
+        pinned_ts: if pinned {
+            timestamp(state.pinned_unix_nanos)
+        } else {
+            Timestamp::ZERO
+        },
+    }]
 }

@@ -471,7 +471,8 @@ async fn two_jobs_agents_fire_each_schedule_once() {
     let (a, b) = (jobs(&w, "a", opts()), jobs(&w, "b", opts()));
     // Start on a whole second: `@every` counts from the publish time rounded to one.
     let rem = w.clock.now_unix_nanos().rem_euclid(1_000_000_000);
-    w.clock.advance(Duration::from_nanos((1_000_000_000 - rem) as u64));
+    w.clock
+        .advance(Duration::from_nanos((1_000_000_000 - rem) as u64));
     let at = infinistream_protocol::jsapi::Timestamp::from_unix_nanos(i128::from(
         w.clock.now_unix_nanos() + 2_500_000_000,
     ));

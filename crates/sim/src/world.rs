@@ -869,6 +869,7 @@ async fn consumer(world: Arc<World>) {
                 agent_id: "fetcher-1".into(),
                 batch: 4,
                 acked_stream_seqs: Vec::new(),
+                ..Default::default()
             }),
         )
         .await;

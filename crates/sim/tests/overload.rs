@@ -248,6 +248,7 @@ async fn a_thousand_slow_consumers_get_redeliveries_and_hold_up_no_one() {
                 agent_id: "agent-slow".into(),
                 batch: 100,
                 acked_stream_seqs: Vec::new(),
+                ..Default::default()
             })
             .await
             .expect("claim")

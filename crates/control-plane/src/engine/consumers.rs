@@ -14,6 +14,7 @@ use crate::consumer;
 use crate::errors::CpError;
 use crate::keys;
 use crate::model::ConsumerRecord;
+use crate::pin;
 use crate::store::Op;
 use crate::stream::Stream;
 
@@ -336,11 +337,14 @@ impl Engine {
         let freed = was_full && !consumer::at_max_ack_pending(rec);
         // A paused consumer hands out nothing (its acks above still count).
         let paused_until = consumer::paused_until(rec, now);
-        let claimed = if paused_until > 0 {
+        // Priority groups: the pin and overflow rules gate the claim (`pin.rs`).
+        let admission = pin::admit(rec, s, &req, req.batch as usize, now);
+        let claimed = if paused_until > 0 || admission.cap == 0 {
             consumer::Claimed::default()
         } else {
-            consumer::claim(rec, s, req.batch.max(1) as usize, now)
+            consumer::claim(rec, s, admission.cap, now)
         };
+        let pin = pin::settle(rec, admission, !claimed.deliveries.is_empty());
         let filtered = rec
             .config
             .as_ref()
@@ -379,7 +383,49 @@ impl Engine {
             max_delivered: claimed.max_delivered,
             entries,
             paused_until_unix_nanos: paused_until,
+            pin,
         })
+    }
+
+    /// `CONSUMER.UNPIN`: drops the consumer's pin (the group must be one of its
+    /// groups); agents with pulls on standby are woken to claim.
+    pub(crate) async fn unpin(
+        &self,
+        group: &str,
+        req: v1::UnpinRequest,
+    ) -> Result<Option<JsError>, CpError> {
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        if !g.streams.contains_key(&req.stream) {
+            return Ok(Some(ApiError::stream_not_found().into()));
+        }
+        let Some(rec) = g
+            .consumers
+            .get_mut(&(req.stream.clone(), req.consumer.clone()))
+        else {
+            return Ok(Some(ApiError::consumer_not_found().into()));
+        };
+        if !rec
+            .config
+            .as_ref()
+            .is_some_and(|c| c.priority_groups.contains(&req.group))
+        {
+            return Ok(Some(ApiError::consumer_invalid_priority_group().into()));
+        }
+        if rec.pin_id.is_empty() {
+            return Ok(None);
+        }
+        pin::unpin(rec);
+        g.note_consumer(
+            StreamEventKind::StreamEventConsumer,
+            &req.stream,
+            &req.consumer,
+            0,
+        );
+        let ops = g.consumer_ops(&req.stream, &req.consumer, now);
+        self.write_ops(&mut st, ops).await?;
+        Ok(None)
     }
 
     pub(crate) async fn acknowledge(

@@ -741,6 +741,7 @@ pub async fn claim_carries_acks(backend: &dyn Backend) {
                 agent_id: "agent-1".into(),
                 batch: 2,
                 acked_stream_seqs: vec![1, 2],
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -26,7 +26,7 @@ use infinistream_protocol::jsapi::{
 use tracing::Instrument;
 
 use super::store::{self, StoredConsumer};
-use super::{Engine, events};
+use super::{Engine, events, priority};
 
 /// The stream's config, refreshing the catalog once for a stream created elsewhere.
 async fn stream_config(engine: &Engine, stream: &str) -> Result<StreamConfig, ApiError> {
@@ -129,7 +129,14 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
                 },
             );
         }
-        ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
+        ApiRoute::ConsumerUnpin { stream, consumer } => {
+            let span =
+                tracing::debug_span!("consumer_unpin", stream = %stream, consumer = %consumer);
+            priority::unpin(engine, &stream, &consumer, payload)
+                .instrument(span)
+                .await
+                .map(|r| render_ok(&r))
+        }
         _ => Err(ApiError::internal("route not handled by the consumer API")),
     };
     Reply::json(match body {

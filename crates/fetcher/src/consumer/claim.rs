@@ -16,6 +16,7 @@ use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::headers::MSG_SIZE;
 use tokio::time::Instant;
 
+use super::priority::Ask;
 use super::runtime::{ClaimFlight, Runtime};
 use super::{Engine, events};
 use crate::reader::ReadError;
@@ -48,7 +49,8 @@ impl Outgoing {
     }
 }
 
-/// Claims up to `batch` deliveries for a pull or push loop, counted in flight (see
+/// Claims up to `batch` deliveries for a pull or push loop (for a pull request with
+/// `ask` of its priority group when the consumer has one), counted in flight (see
 /// [`Runtime::claims_settled`]) until the returned guard drops. A failure is handled
 /// here, the same for both loops, and answers `None`: a consumer or stream that is
 /// gone stops the runtime (its parked requests get `409 Consumer Deleted`; the loop
@@ -58,20 +60,24 @@ pub(super) async fn claim<'a>(
     engine: &Arc<Engine>,
     rt: &'a Arc<Runtime>,
     batch: i64,
+    ask: Option<&Ask>,
 ) -> Option<(v1::ClaimResponse, ClaimFlight<'a>)> {
     let flight = rt.claim_flight();
     // The held plain acks go with the claim, applied first in its write.
     let acked = rt.take_held_acks();
-    let result = engine
-        .cp
-        .claim(v1::ClaimRequest {
-            stream: rt.stream.clone(),
-            consumer: rt.name.clone(),
-            agent_id: engine.agent_id.clone(),
-            batch: u32::try_from(batch.clamp(1, MAX_CLAIM)).unwrap_or(1),
-            acked_stream_seqs: acked.clone(),
-        })
-        .await;
+    let mut request = v1::ClaimRequest {
+        stream: rt.stream.clone(),
+        consumer: rt.name.clone(),
+        agent_id: engine.agent_id.clone(),
+        // 0 only for a priority group's probe (see `pull.rs`).
+        batch: u32::try_from(batch.clamp(0, MAX_CLAIM)).unwrap_or(1),
+        acked_stream_seqs: acked.clone(),
+        ..v1::ClaimRequest::default()
+    };
+    if let Some(ask) = ask {
+        ask.fill(&mut request);
+    }
+    let result = engine.cp.claim(request).await;
     let error = match result {
         Ok(resp) => {
             events::max_deliveries(&engine.broker, &rt.stream, &rt.name, &resp.max_delivered);
@@ -255,7 +261,7 @@ fn ack_subject(prefix: &str, d: &v1::Delivery, timestamp: i64, pending: u64) -> 
 }
 
 /// Appends one header to a raw header block (or starts one).
-fn with_header(block: &Bytes, name: &str, value: &str) -> Bytes {
+pub(super) fn with_header(block: &Bytes, name: &str, value: &str) -> Bytes {
     let mut out = Vec::with_capacity(block.len() + name.len() + value.len() + 16);
     match block.strip_suffix(b"\r\n\r\n") {
         Some(head) if !block.is_empty() => {

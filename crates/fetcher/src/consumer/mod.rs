@@ -21,13 +21,16 @@
 //! - [`reset`]: `CONSUMER.RESET`, the delivery state moved in the control plane;
 //! - [`wake`]: how parked consumers learn that a Claim may return something;
 //! - [`events`]: the consumer advisories; [`pause_expiry`] the one for a pause that
-//!   ends by itself; [`sampling`] the ack metrics of `sample_freq`.
+//!   ends by itself; [`sampling`] the ack metrics of `sample_freq`;
+//! - [`priority`]: priority groups (overflow, pinned client), decided by the control
+//!   plane in the claims they gate.
 //!
-//! The modules depend one way: `store`, `wake` and `events` on nothing here; `runtime` on
-//! `store`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
-//! `runtime`; `pace` on `claim`; `pause_expiry` on `store` and `events`; `reset` on
-//! `admin`; `sampling` on nothing here (`runtime`, `claim` and `acks` call it). This
-//! file ties them together ([`Engine`]) and is the only one that names them all.
+//! The modules depend one way: `store`, `wake` and `events` on nothing here; `priority`
+//! on `store`; `runtime` on `store` and `priority`; `claim` on `runtime`; `pull` and
+//! `push` on `claim`; `admin` and `acks` on `runtime`; `pace` on `claim`;
+//! `pause_expiry` on `store` and `events`; `reset` on `admin`; `sampling` on nothing
+//! here (`runtime`, `claim` and `acks` call it). This file ties them together
+//! ([`Engine`]) and is the only one that names them all.
 
 pub mod acks;
 pub mod admin;
@@ -35,6 +38,7 @@ pub mod claim;
 pub mod events;
 pub mod pace;
 pub mod pause_expiry;
+pub mod priority;
 pub mod pull;
 pub mod push;
 pub mod reset;

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infinistream_broker::Deliveries;
-use infinistream_protocol::jsapi::consumer::{NextRequest, PullStatus};
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::consumer::{NextRequest, PriorityPolicy, PullStatus};
+use infinistream_protocol::jsapi::headers::PIN_ID;
 use tokio::time::Instant;
 
 use super::Engine;
-use super::claim::{MAX_CLAIM, Outgoing, claim, load, paused_until, release};
+use super::claim::{MAX_CLAIM, Outgoing, claim, load, paused_until, release, with_header};
 use super::pace::{self, Pace};
+use super::priority::{self, Ask};
 use super::runtime::{Runtime, Waiter};
 use super::wake::wait_change;
 
@@ -25,6 +28,13 @@ impl Runtime {
     /// Parks a pull request (checked against the consumer's limits first).
     pub(crate) fn enqueue(&self, engine: &Engine, reply: &str, request: NextRequest) {
         if let Err(status) = request.check_limits(&self.config) {
+            return engine.publish_status(reply, &status);
+        }
+        if let Err(status) = request.check_priority(&self.config) {
+            return engine.publish_status(reply, &status);
+        }
+        let ask = Ask::of(&request);
+        if let Err(status) = self.pin.lock().check_arrival(&ask) {
             return engine.publish_status(reply, &status);
         }
         let now = Instant::now();
@@ -40,6 +50,7 @@ impl Runtime {
                 .then(|| now + Duration::from_nanos(u64::try_from(request.expires).unwrap_or(0))),
             heartbeat,
             next_heartbeat: now + heartbeat.unwrap_or(Duration::ZERO),
+            ask,
         };
         {
             let mut st = self.state.lock();
@@ -61,9 +72,14 @@ impl Runtime {
     }
 
     /// Drops requests whose client went away, answers expired ones (408), sends due
-    /// heartbeats. Returns the front request (reply, batch to claim) and the next
-    /// time something is due.
-    pub(super) fn housekeeping(&self, engine: &Engine) -> (Option<i64>, Option<Instant>) {
+    /// heartbeats. Returns the request the next claim is for (the oldest, or as the
+    /// priority policy picks: `tried` overflow requests found their thresholds unmet)
+    /// and the next time something is due.
+    pub(super) fn housekeeping(
+        &self,
+        engine: &Engine,
+        tried: usize,
+    ) -> (Option<Front>, Option<Instant>) {
         let now = Instant::now();
         let mut st = self.state.lock();
         let (last_c, last_s) = (st.last_consumer_seq, st.last_stream_seq);
@@ -104,14 +120,82 @@ impl Runtime {
                 next = Some(next.map_or(e, |n| n.min(e)));
             }
         }
-        let front = st.waiters.front().map(|w| {
-            if w.max_bytes > 0 {
+        let policy = self.config.priority_policy;
+        let index = if policy == PriorityPolicy::None {
+            (!st.waiters.is_empty()).then_some(0)
+        } else {
+            let view = self.pin.lock();
+            priority::choose(policy, st.waiters.iter().map(|w| &w.ask), &view, tried)
+        };
+        let front = index.and_then(|i| st.waiters.get(i)).map(|w| Front {
+            batch: if w.max_bytes > 0 {
                 1
             } else {
                 w.remaining.min(MAX_CLAIM)
-            }
+            },
+            reply: w.reply.clone(),
+            ask: (policy != PriorityPolicy::None).then(|| w.ask.clone()),
         });
         (front, next)
+    }
+
+    /// Priority groups: the pin this agent knows of has timed out (no pull named it for
+    /// priority_timeout), so a probe should drop it and publish the UNPINNED advisory
+    /// about when nats-server's timer would.
+    fn pin_timed_out(&self) -> bool {
+        self.config.priority_policy == PriorityPolicy::PinnedClient
+            && self
+                .pin
+                .lock()
+                .standby_until()
+                .is_some_and(|t| i128::from(t) <= super::store::now_nanos())
+    }
+
+    /// A claim of nothing that drops a timed-out pin (once for the group: the control
+    /// plane says which agent's probe did it, and that one publishes the advisory).
+    async fn probe_pin(self: &Arc<Self>, engine: &Arc<Engine>) {
+        let ask = Ask::default();
+        if let Some((resp, _flight)) = claim(engine, self, 0, Some(&ask)).await
+            && let Some(st) = &resp.pin
+        {
+            self.pin.lock().learn(st);
+            let group = self
+                .config
+                .priority_groups
+                .first()
+                .map_or("", String::as_str);
+            priority::advise(engine, &self.stream, &self.name, group, st);
+        }
+    }
+
+    /// Priority groups: learns the pin from a claim's answer, publishes the advisories
+    /// it calls for, marks the request it pinned, and answers a request whose pin is
+    /// not the current one (423). Returns whether that request is gone.
+    fn after_claim(&self, engine: &Engine, front: &Front, resp: &v1::ClaimResponse) -> bool {
+        let (Some(st), Some(ask)) = (resp.pin.as_ref(), front.ask.as_ref()) else {
+            return false;
+        };
+        self.pin.lock().learn(st);
+        priority::advise(engine, &self.stream, &self.name, &ask.group, st);
+        let mut waiters = self.state.lock();
+        let Some(i) = waiters
+            .waiters
+            .iter()
+            .position(|w| w.reply == front.reply && w.ask.arrived == ask.arrived)
+        else {
+            return false;
+        };
+        if st.wrong_pin {
+            if let Some(w) = waiters.waiters.remove(i) {
+                let status = priority::wrong_pin_status(st, &w.ask, w.remaining, w.pending_bytes());
+                engine.publish_status(&w.reply, &status);
+            }
+            return true;
+        }
+        if st.assigned {
+            waiters.waiters[i].ask.pin_id.clone_from(&st.pin_id);
+        }
+        false
     }
 
     /// Nothing to deliver now: no_wait requests end with `404 No Messages`.
@@ -131,17 +215,33 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let mut notes = engine.watch.subscribe(&rt.stream);
     let fallback = engine.watch.fallback();
     let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
+    // Overflow: requests in a row whose thresholds were unmet (each is tried once).
+    let mut tried = 0;
     loop {
         if rt.cancel.is_cancelled() {
             return;
         }
-        let (front, next_due) = rt.housekeeping(engine);
-        let Some(batch) = front else {
+        let (front, next_due) = rt.housekeeping(engine, tried);
+        let Some(front) = front else {
+            if tried > 0 {
+                // Every overflow request was tried: wait for a change.
+                tried = 0;
+                tokio::select! {
+                    () = rt.kick.notified() => {}
+                    () = wait_change(&mut notes, fallback) => {}
+                    () = tokio::time::sleep_until(next_due.unwrap_or_else(|| Instant::now() + Duration::from_secs(1))) => {}
+                    () = rt.cancel.cancelled() => return,
+                }
+                continue;
+            }
             // Nothing parked: wait for a request, reap or let go when idle.
             tokio::select! {
                 () = rt.kick.notified() => {}
                 () = rt.cancel.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if rt.pin_timed_out() {
+                        rt.probe_pin(engine).await;
+                    }
                     let idle = rt.state.lock().last_activity.elapsed();
                     if rt.reap_if_inactive(engine, idle).await || idle >= IDLE_EXIT {
                         return;
@@ -150,13 +250,24 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             continue;
         };
-        let Some((resp, flight)) = claim(engine, rt, pace::claim_size(pace.as_ref(), batch)).await
-        else {
+        let batch = pace::claim_size(pace.as_ref(), front.batch);
+        let Some((resp, flight)) = claim(engine, rt, batch, front.ask.as_ref()).await else {
             continue;
         };
+        if rt.after_claim(engine, &front, &resp) {
+            // Its request got a 423: the next one goes now.
+            drop(flight);
+            continue;
+        }
         match resp {
             resp if resp.deliveries.is_empty() => {
                 drop(flight);
+                if front.ask.as_ref().is_some_and(Ask::is_conditional) {
+                    // Overflow thresholds unmet: the next request may have lower ones.
+                    tried += 1;
+                    continue;
+                }
+                tried = 0;
                 rt.drained(engine);
                 if rt.state.lock().waiters.is_empty() {
                     continue;
@@ -167,6 +278,10 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                 if let Some(until) = paused_until(&resp) {
                     deadline = deadline.min(until);
                 }
+                // On standby behind another client's pin: until it times out.
+                if let Some(until) = rt.pin.lock().standby_until() {
+                    deadline = deadline.min(instant_at(until));
+                }
                 tokio::select! {
                     () = rt.kick.notified() => {}
                     () = wait_change(&mut notes, fallback) => {}
@@ -175,19 +290,51 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                 }
             }
             mut resp => {
-                let out = load(engine, rt, &mut resp).await;
+                tried = 0;
+                let mut out = load(engine, rt, &mut resp).await;
+                if rt.config.priority_policy == PriorityPolicy::PinnedClient {
+                    // Every message carries the pin (empty for a request without a group).
+                    let pin = resp.pin.as_ref().map_or("", |p| p.pin_id.as_str());
+                    for msg in &mut out {
+                        let block = msg.headers.take().unwrap_or_default();
+                        msg.headers = Some(with_header(&block, PIN_ID, pin));
+                    }
+                }
                 if !pace::hold(pace.as_mut(), engine, rt, &out).await {
                     return;
                 }
-                deliver_pull(engine, rt, out);
+                // A priority group's claim was for one request.
+                let only = front.ask.is_some().then_some(&front);
+                deliver_pull(engine, rt, out, only);
                 drop(flight);
             }
         }
     }
 }
 
-/// Hands loaded messages to the parked requests, oldest first.
-fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
+/// The request a claim was for.
+pub(super) struct Front {
+    batch: i64,
+    reply: String,
+    /// Its priority group's ask (consumers with a priority policy).
+    ask: Option<Ask>,
+}
+
+impl Front {
+    fn is(&self, w: &Waiter) -> bool {
+        w.reply == self.reply && self.ask.as_ref().is_none_or(|a| a.arrived == w.ask.arrived)
+    }
+}
+
+/// The `Instant` of a Unix time in nanoseconds.
+fn instant_at(unix_nanos: i64) -> Instant {
+    let left = i128::from(unix_nanos) - super::store::now_nanos();
+    Instant::now() + Duration::from_nanos(u64::try_from(left.max(0)).unwrap_or(u64::MAX))
+}
+
+/// Hands loaded messages to the parked requests, oldest first (`only` the one the
+/// claim was for, when given).
+fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, only: Option<&Front>) {
     let mut unsent = Vec::new();
     let now = Instant::now();
     let mut st = rt.state.lock();
@@ -196,7 +343,14 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
     for msg in out {
         let size = msg.size() as i64;
         loop {
-            let Some(w) = st.waiters.front_mut() else {
+            let index = match only {
+                None => 0,
+                Some(f) => match st.waiters.iter().position(|w| f.is(w)) {
+                    Some(i) => i,
+                    None => st.waiters.len(),
+                },
+            };
+            let Some(w) = st.waiters.get_mut(index) else {
                 unsent.push(msg.stream_seq);
                 break;
             };
@@ -208,7 +362,7 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
                         pending_bytes: w.bytes_left,
                     },
                 );
-                st.waiters.pop_front();
+                st.waiters.remove(index);
                 continue;
             }
             if to.as_ref().is_none_or(|(reply, _)| *reply != w.reply) {
@@ -228,7 +382,7 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>) {
                 w.next_heartbeat = now + hb;
             }
             if w.remaining <= 0 {
-                st.waiters.pop_front();
+                st.waiters.remove(index);
             }
             st.last_consumer_seq = st.last_consumer_seq.max(msg.consumer_seq);
             st.last_stream_seq = msg.stream_seq;

@@ -81,7 +81,7 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             continue;
         }
         let Some((resp, flight)) =
-            claim(engine, rt, pace::claim_size(pace.as_ref(), MAX_CLAIM)).await
+            claim(engine, rt, pace::claim_size(pace.as_ref(), MAX_CLAIM), None).await
         else {
             continue;
         };

@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::priority::{Ask, PinView};
 use super::{Engine, store};
 
 /// Longest a held plain ack waits for a claim to carry it.
@@ -58,6 +59,8 @@ pub(super) struct Waiter {
     pub(super) expires_at: Option<Instant>,
     pub(super) heartbeat: Option<Duration>,
     pub(super) next_heartbeat: Instant,
+    /// What it asks of its priority group ([`super::priority`]).
+    pub(super) ask: Ask,
 }
 
 impl Waiter {
@@ -99,6 +102,8 @@ pub struct Runtime {
     pub(super) claim_settled: Notify,
     /// `sample_freq`: delivery times for ack metrics ([`super::sampling`]).
     pub(crate) sampler: Option<super::sampling::Sampler>,
+    /// Priority groups: the pin as this agent's last claim reported it.
+    pub(super) pin: Mutex<PinView>,
 }
 
 /// A claim in flight: counted done when dropped.
@@ -140,6 +145,7 @@ impl Runtime {
             claims_done: AtomicU64::new(0),
             claim_settled: Notify::new(),
             sampler,
+            pin: Mutex::new(PinView::default()),
         }
     }
 

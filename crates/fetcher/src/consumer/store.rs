@@ -7,7 +7,7 @@ use infinistream_jetstream::api::cp_call;
 use infinistream_jetstream::convert::{self, api_error};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
-    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy,
+    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy,
 };
 use infinistream_protocol::jsapi::{ApiError, Timestamp};
 
@@ -35,7 +35,7 @@ pub(crate) fn decode(
     resp: v1::ConsumerInfoResponse,
 ) -> Result<StoredConsumer, ApiError> {
     let created_unix_nanos = resp.created_unix_nanos;
-    let state = resp.state.unwrap_or_default();
+    let state = resp.state.clone().unwrap_or_default();
     let mut info = convert::consumer_info(stream, resp, Timestamp::from_unix_nanos(now_nanos()))?;
     let Some(config) = info.config.take() else {
         return Err(ApiError::internal(format_args!(
@@ -67,6 +67,16 @@ pub(crate) async fn fetch_info(
     })
     .await?;
     decode(stream, resp)
+}
+
+/// The control plane's form of a priority policy.
+fn proto_policy(p: PriorityPolicy) -> v1::PriorityPolicy {
+    match p {
+        PriorityPolicy::None => v1::PriorityPolicy::PriorityNone,
+        PriorityPolicy::Overflow => v1::PriorityPolicy::PriorityOverflow,
+        PriorityPolicy::PinnedClient => v1::PriorityPolicy::PriorityPinnedClient,
+        PriorityPolicy::Prioritized => v1::PriorityPolicy::PriorityPrioritized,
+    }
 }
 
 /// The control plane's form of a checked config.
@@ -110,6 +120,9 @@ pub(crate) fn proto_config(
             .pause_until
             .as_ref()
             .map_or(0, |t| i64::try_from(t.unix_nanos()).unwrap_or(i64::MAX)),
+        priority_policy: proto_policy(cfg.priority_policy) as i32,
+        priority_groups: cfg.priority_groups.clone(),
+        priority_timeout_nanos: cfg.pinned_ttl,
     })
 }
 

@@ -92,7 +92,7 @@ pub enum ReplayPolicy {
 }
 
 /// Priority group policy (2.11+).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum PriorityPolicy {
     /// No priority groups (omitted on the wire).
     #[default]
@@ -107,6 +107,22 @@ pub enum PriorityPolicy {
     /// Requests with lower priority first.
     #[serde(rename = "prioritized")]
     Prioritized,
+}
+
+impl<'de> Deserialize<'de> for PriorityPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        match s.as_ref() {
+            "none" => Ok(PriorityPolicy::None),
+            "overflow" => Ok(PriorityPolicy::Overflow),
+            "pinned_client" => Ok(PriorityPolicy::PinnedClient),
+            "prioritized" => Ok(PriorityPolicy::Prioritized),
+            // nats-server's words.
+            other => Err(serde::de::Error::custom(format_args!(
+                "unknown priority policy: \"{other}\""
+            ))),
+        }
+    }
 }
 
 impl PriorityPolicy {
@@ -302,7 +318,8 @@ fn gather_filters(cfg: &ConsumerConfig) -> Vec<&str> {
     }
 }
 
-fn valid_group_name(g: &str) -> bool {
+/// A priority group name as nats-server accepts it: 1 to 16 of `A-Za-z0-9-_/=`.
+pub fn valid_group_name(g: &str) -> bool {
     (1..=16).contains(&g.len())
         && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'=' | b'-'))
@@ -799,9 +816,8 @@ impl ConsumerConfig {
         let refused: &[(&str, bool)] = &[
             (
                 "priority_policy",
-                self.priority_policy != PriorityPolicy::None,
+                self.priority_policy == PriorityPolicy::Prioritized,
             ),
-            ("priority_groups", !self.priority_groups.is_empty()),
             ("direct", self.direct),
             ("sourcing", self.sourcing),
             ("ack_policy", self.ack_policy == AckPolicy::FlowControl),
@@ -952,9 +968,9 @@ pub struct PriorityGroupState {
     /// Pinned client id.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pinned_client_id: String,
-    /// Pinned since.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pinned_ts: Option<Timestamp>,
+    /// Pinned since (Go's zero time while no client is pinned).
+    #[serde(default)]
+    pub pinned_ts: Timestamp,
 }
 
 /// `CONSUMER.INFO`'s body, element of `CONSUMER.LIST`, body of create replies.
@@ -1245,6 +1261,10 @@ pub struct NextRequest {
     /// Prioritized policy: 0 (first) to 9.
     #[serde(skip_serializing_if = "is_zero_i64", deserialize_with = "null_default")]
     pub priority: i64,
+    /// The request was JSON, so it carries a priority group (nats-server checks the
+    /// group of JSON requests only).
+    #[serde(skip)]
+    pub json: bool,
 }
 
 impl NextRequest {
@@ -1265,8 +1285,9 @@ impl NextRequest {
             return Ok(NextRequest::single());
         }
         if trimmed[0] == b'{' {
-            let req: NextRequest = serde_json::from_slice(trimmed)
+            let mut req: NextRequest = serde_json::from_slice(trimmed)
                 .map_err(|e| PullStatus::BadRequest(e.to_string()))?;
+            req.json = true;
             if req.heartbeat > 0 && req.heartbeat.saturating_mul(2) > req.expires {
                 return Err(PullStatus::BadRequest(
                     "heartbeat value too large".to_owned(),
@@ -1361,6 +1382,15 @@ pub enum PullStatus {
     },
     /// `100 FlowControl Request` (push flow control; reply to it to continue).
     FlowControlRequest,
+    /// `423 Nats-Pin-Id mismatch`: a pull naming another pin than the current one.
+    PinIdMismatch,
+    /// `423 Nats-Wrong-Pin-Id`: a parked pull whose pin is no longer the current one.
+    WrongPinId {
+        /// Messages not delivered.
+        pending_msgs: i64,
+        /// Bytes not used.
+        pending_bytes: i64,
+    },
 }
 
 impl PullStatus {
@@ -1368,6 +1398,7 @@ impl PullStatus {
     pub fn header_block(&self) -> Vec<u8> {
         use super::headers::{
             CONSUMER_STALLED, LAST_CONSUMER, LAST_STREAM, PENDING_BYTES, PENDING_MESSAGES,
+            PIN_ID_MISMATCH, WRONG_PIN_ID,
         };
         use super::msg::{status_header, status_header_with};
         let pending = |m: &i64, b: &i64| {
@@ -1433,6 +1464,11 @@ impl PullStatus {
                 status_header_with(100, "Idle Heartbeat", &extra)
             }
             Self::FlowControlRequest => status_header(100, "FlowControl Request"),
+            Self::PinIdMismatch => status_header(423, PIN_ID_MISMATCH),
+            Self::WrongPinId {
+                pending_msgs,
+                pending_bytes,
+            } => status_header_with(423, WRONG_PIN_ID, &pending(pending_msgs, pending_bytes)),
         }
     }
 }

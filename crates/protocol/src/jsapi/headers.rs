@@ -59,6 +59,12 @@ pub const LAST_CONSUMER: &str = "Nats-Last-Consumer";
 pub const LAST_STREAM: &str = "Nats-Last-Stream";
 /// Heartbeat: stalled on this flow-control reply.
 pub const CONSUMER_STALLED: &str = "Nats-Consumer-Stalled";
+/// The pinned client's id, on every message a `pinned_client` consumer delivers.
+pub const PIN_ID: &str = "Nats-Pin-Id";
+/// Status description (423) of a pull naming another pin than the current one.
+pub const PIN_ID_MISMATCH: &str = "Nats-Pin-Id mismatch";
+/// Status description (423) of a parked pull whose pin is no longer the current one.
+pub const WRONG_PIN_ID: &str = "Nats-Wrong-Pin-Id";
 /// Minimum API level a request needs (answered 412 when higher than ours).
 pub const REQUIRED_API_LEVEL: &str = "Nats-Required-Api-Level";
 /// KV operation (`DEL`, `PURGE`).

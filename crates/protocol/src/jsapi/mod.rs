@@ -17,6 +17,8 @@
 //!   next requests.
 //! - [`ack`]: `$JS.ACK.…` reply subjects and ack payload kinds.
 //! - [`advisory`]: `$JS.EVENT.ADVISORY.…` subjects and bodies.
+//! - [`priority`]: priority groups (ADR-42): pull-request checks, `CONSUMER.UNPIN`,
+//!   the pinned / unpinned advisories.
 //! - [`account`]: `$JS.API.INFO` account info.
 //! - [`jsz`]: the `/jsz` monitoring document and its query options.
 //! - [`subjects`]: the `$JS.API` subject router.
@@ -39,6 +41,7 @@ pub mod fast_batch;
 pub mod headers;
 pub mod jsz;
 pub mod msg;
+pub mod priority;
 pub mod response;
 pub mod schedule;
 pub mod stream;
