@@ -157,7 +157,7 @@ async fn every_agent_serves_a_new_stream_at_once(dir: &Path, control_plane: &str
         for (i, (agent, js)) in contexts.iter().enumerate() {
             let store = js.get_key_value(&bucket).await.expect("bucket");
             let rev = store
-                .put("k", format!("{agent}").into())
+                .put("k", agent.to_string().into())
                 .await
                 .unwrap_or_else(|e| panic!("kv put through {agent}: {e}"));
             assert_eq!(rev, i as u64 + 1);
