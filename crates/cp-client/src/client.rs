@@ -8,7 +8,7 @@
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -67,6 +67,17 @@ impl ControlPlaneClient {
         group: &str,
         key: &str,
     ) -> Result<ControlPlaneClient, ClientError> {
+        ControlPlaneClient::connect_with(url, group, key, None).await
+    }
+
+    /// [`ControlPlaneClient::connect`] over TLS when `tls` is given (the URLs must then
+    /// be `https://`; an `https://` URL needs `tls`).
+    pub async fn connect_with(
+        url: &str,
+        group: &str,
+        key: &str,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<ControlPlaneClient, ClientError> {
         let auth = ClientAuth::new(group, key)?;
         let urls: Vec<String> = url
             .split(',')
@@ -75,16 +86,13 @@ impl ControlPlaneClient {
             .map(str::to_owned)
             .collect();
         if urls.len() > 1 {
-            let failover = crate::failover::Failover::connect(&urls).await?;
+            let failover = crate::failover::Failover::connect(&urls, tls).await?;
             return Ok(ControlPlaneClient::over(
                 BoxCloneSyncService::new(failover),
                 auth,
             ));
         }
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let endpoint = endpoint(url, tls)?;
         let channel: Channel =
             endpoint
                 .tcp_nodelay(true)
@@ -126,5 +134,30 @@ impl ControlPlaneClient {
         );
         let transport = BoxCloneSyncService::new(svc);
         Ok(ControlPlaneClient::over(transport, auth))
+    }
+}
+
+/// The endpoint for one control-plane URL, with TLS when `tls` is given: the scheme
+/// and the TLS settings must agree, so a plaintext link is never a silent fallback.
+pub(crate) fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, ClientError> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let https = url.starts_with("https://");
+    match tls {
+        Some(tls) if https => endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_owned(),
+                reason: error_chain(&e),
+            }),
+        Some(_) => Err(ClientError::TlsWithHttp {
+            url: url.to_owned(),
+        }),
+        None if https => Err(ClientError::HttpsWithoutTls {
+            url: url.to_owned(),
+        }),
+        None => Ok(endpoint),
     }
 }
