@@ -46,7 +46,7 @@ pub use infinistream_cp_client::{
     ClientError, ControlPlaneClient, GroupKeys, GroupKeysError, MAX_MESSAGE_BYTES,
 };
 pub use metrics::RequestMetrics;
-pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};
+pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve, serve_with};
 
 use crate::engine::Engine;
 use crate::service::Service;
