@@ -287,7 +287,7 @@ mod tests {
             },
             client_ca: None,
         };
-        let e = server.load().unwrap_err().to_string();
+        let e = server.acceptor().unwrap_err().to_string();
         assert!(
             e.contains("cannot read certificate") && e.contains("absent.pem"),
             "{e}"
