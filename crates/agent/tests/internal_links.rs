@@ -18,7 +18,8 @@ use infinistream_agent::AgentHandle;
 use infinistream_config::{RawAgentConfig, RolesValue};
 use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
-use infinistream_cp_client::tls::{Acceptor, CertKey, ClientTls, ServerTls};
+use infinistream_cp_client::ClientAuth;
+use infinistream_cp_client::tls::{Acceptor, CertKey, ClientTls, PeerDialer, ServerTls};
 use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 use infinistream_types::SystemClock;
@@ -454,17 +455,46 @@ async fn mtls_links_work_refuse_strangers_and_log_no_secret() {
     let url = format!("https://127.0.0.1:{}", cp_addr.port());
 
     let bucket = format!("file://{}", dir.path().join("bucket").display());
-    let spec = |name: &str| AgentSpec {
+    let pa = free_port().await;
+    let spec = |name: &str, peer_port| AgentSpec {
         dir: dir.path().join(name),
         bucket: bucket.clone(),
         control_plane: url.clone(),
-        peer_port: 0,
+        peer_port,
         advertise: "127.0.0.1",
         tls: Some((pki.ca.clone(), pki.agent.clone())),
     };
-    let a = agent(spec("a")).await;
-    let b = agent(spec("b")).await;
+    let a = agent(spec("a", pa)).await;
+    let b = agent(spec("b", 0)).await;
     traffic_flows(&a, &b).await;
+
+    // The peer port: the group's certificate and key get an answer (a refused empty
+    // range); a wrong key gets Unauthenticated; strangers do not get through TLS.
+    let peer = format!("127.0.0.1:{pa}");
+    let answer = get_range(&peer, KEY, client_tls(&pki.ca, Some(&pki.agent))).await;
+    assert_eq!(answer.code(), tonic::Code::InvalidArgument, "{answer:?}");
+    let answer = get_range(&peer, "not-the-key", client_tls(&pki.ca, Some(&pki.agent))).await;
+    assert_eq!(answer.code(), tonic::Code::Unauthenticated, "{answer:?}");
+    for (what, tls) in [
+        ("no client certificate", client_tls(&pki.ca, None)),
+        (
+            "a certificate from another CA",
+            client_tls(&pki.ca, Some(&pki.rogue)),
+        ),
+        (
+            "trusting another CA",
+            client_tls(&pki.rogue_ca, Some(&pki.agent)),
+        ),
+    ] {
+        let answer = get_range(&peer, KEY, tls).await;
+        assert!(
+            !matches!(
+                answer.code(),
+                tonic::Code::InvalidArgument | tonic::Code::Unauthenticated
+            ),
+            "a peer with {what} is refused in TLS: {answer:?}"
+        );
+    }
 
     // The right CA, certificate and key: served.
     let ok = client_tls(&pki.ca, Some(&pki.agent));
@@ -525,10 +555,28 @@ async fn mtls_links_work_refuse_strangers_and_log_no_secret() {
         "the control plane logs the refused TLS clients: {text}"
     );
     assert!(
+        text.contains("refused peer port connection from"),
+        "the peer port logs the refused TLS peers"
+    );
+    assert!(
         text.contains("wrong key for group"),
-        "the control plane logs the wrong key"
+        "the control plane and the peer port log the wrong key"
     );
     assert_no_secrets("the logs", &logs);
+}
+
+/// A zone-cache `GetRange` for an empty range on the peer port at `addr`, dialled with
+/// `key` over `tls`: its refusal (a transport error is `Unavailable`/`Unknown`).
+async fn get_range(addr: &str, key: &str, tls: tonic::transport::ClientTlsConfig) -> tonic::Status {
+    let dialer = PeerDialer::new(ClientAuth::new(GROUP, key).expect("auth"), Some(tls));
+    let channel = match dialer.endpoint(addr).expect("endpoint").connect().await {
+        Ok(channel) => channel,
+        Err(e) => return tonic::Status::unavailable(e.to_string()),
+    };
+    v1::zone_cache_client::ZoneCacheClient::with_interceptor(channel, dialer.auth.clone())
+        .get_range(v1::GetRangeRequest::default())
+        .await
+        .expect_err("an empty range is refused")
 }
 
 /// `GET path` on the monitoring port, without an HTTP client crate.
