@@ -8,7 +8,7 @@
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -92,7 +92,7 @@ impl ControlPlaneClient {
                 auth,
             ));
         }
-        let endpoint = endpoint(url, tls)?;
+        let endpoint = crate::tls::control_plane_endpoint(url, tls)?;
         let channel: Channel =
             endpoint
                 .tcp_nodelay(true)
@@ -134,30 +134,5 @@ impl ControlPlaneClient {
         );
         let transport = BoxCloneSyncService::new(svc);
         Ok(ControlPlaneClient::over(transport, auth))
-    }
-}
-
-/// The endpoint for one control-plane URL, with TLS when `tls` is given: the scheme
-/// and the TLS settings must agree, so a plaintext link is never a silent fallback.
-pub(crate) fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, ClientError> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let https = url.starts_with("https://");
-    match tls {
-        Some(tls) if https => endpoint
-            .tls_config(tls.clone())
-            .map_err(|e| ClientError::BadUrl {
-                url: url.to_owned(),
-                reason: error_chain(&e),
-            }),
-        Some(_) => Err(ClientError::TlsWithHttp {
-            url: url.to_owned(),
-        }),
-        None if https => Err(ClientError::HttpsWithoutTls {
-            url: url.to_owned(),
-        }),
-        None => Ok(endpoint),
     }
 }

@@ -38,7 +38,8 @@ pub(crate) struct Failover {
 }
 
 fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, ClientError> {
-    crate::client::endpoint(url, tls).map(|e| e.tcp_nodelay(true).connect_timeout(CONNECT_TIMEOUT))
+    crate::tls::control_plane_endpoint(url, tls)
+        .map(|e| e.tcp_nodelay(true).connect_timeout(CONNECT_TIMEOUT))
 }
 
 impl Failover {

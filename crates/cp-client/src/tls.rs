@@ -22,6 +22,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 use crate::auth::ClientAuth;
+use crate::error::{ClientError, error_chain};
 
 /// Why TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +257,34 @@ impl PeerDialer {
             Some(tls) => endpoint.tls_config(tls.clone()),
             None => Ok(endpoint),
         }
+    }
+}
+
+/// The endpoint for one control-plane URL, with TLS when `tls` is given: the scheme
+/// and the TLS settings must agree, so a plaintext link is never a silent fallback.
+pub(crate) fn control_plane_endpoint(
+    url: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, ClientError> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let https = url.starts_with("https://");
+    match tls {
+        Some(tls) if https => endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_owned(),
+                reason: error_chain(&e),
+            }),
+        Some(_) => Err(ClientError::TlsWithHttp {
+            url: url.to_owned(),
+        }),
+        None if https => Err(ClientError::HttpsWithoutTls {
+            url: url.to_owned(),
+        }),
+        None => Ok(endpoint),
     }
 }
 
