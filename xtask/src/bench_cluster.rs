@@ -76,11 +76,11 @@ impl Opts {
 
 /// Processes killed when dropped, with the client ports of the two
 /// servers measured.
-struct Cluster {
+pub(crate) struct Cluster {
     name: &'static str,
     children: Vec<Child>,
     /// Client ports of server 1 and server 2.
-    ports: [u16; 2],
+    pub(crate) ports: [u16; 2],
     /// Monitoring ports of server 1 and server 2.
     http_ports: [u16; 2],
     /// Data directories, bucket and control-plane store; removed when dropped.
@@ -193,8 +193,8 @@ fn start_nats_cluster() -> anyhow::Result<Cluster> {
 }
 
 /// A standalone control plane (embedded store) and two agents of its group sharing a
-/// `file://` bucket, each with its own data directory.
-fn start_infinistream_cluster() -> anyhow::Result<Cluster> {
+/// `file://` bucket, each with its own data directory and a `batch_ms` window.
+pub(crate) fn start_infinistream_cluster(batch_ms: u64) -> anyhow::Result<Cluster> {
     let dir = tempfile::tempdir()?;
     let [cp, c1, c2, m1, m2, p1, p2] = free_ports::<7>()?;
     let bin = infinistream_bin();
@@ -230,7 +230,7 @@ fn start_infinistream_cluster() -> anyhow::Result<Cluster> {
             Command::new(&bin)
                 .args(["agent", "-a", "127.0.0.1", "-p", &client.to_string()])
                 .args(["-m", &http.to_string(), "--peer_port", &peer.to_string()])
-                .args(["--batch-write", "250"])
+                .args(["--batch-write", &batch_ms.to_string()])
                 .args(["--control-plane", &format!("http://127.0.0.1:{cp}")])
                 .args(["--zone", "default"])
                 .arg("--bucket")
@@ -351,7 +351,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         clusters.push((0, start_nats_cluster()?));
     }
     if opts.infinistream {
-        clusters.push((1, start_infinistream_cluster()?));
+        clusters.push((1, start_infinistream_cluster(250)?));
     }
     for (i, cluster) in &clusters {
         let side = &mut sides[*i];

@@ -12,7 +12,8 @@
 //!   awaited, p50/p99, and 100 back-to-back awaited publishes, InfiniStream at 250 and
 //!   50 ms windows, with the average of each step of the idle path (from `/metrics`);
 //! - counter increments (`counters`): `Nats-Incr: 1` on one counter from 8 connections,
-//!   4,096 in flight; increments/s, and the final total checked.
+//!   4,096 in flight; increments/s, and the final total checked;
+//! - atomic and fast-ingest batch publish (`atomic`, `fast`): see `bench_batch`.
 //!
 //! Options for iterating (the documented numbers use none of them):
 //! `--only infinistream|nats-server` runs one server, `--case STREAMS,SIZE,IN_FLIGHT`
@@ -39,7 +40,15 @@ use crate::tools;
 
 /// Sections of the benchmark; `cargo xtask bench js` runs them all, `cargo xtask bench
 /// js outrun latency` only those named.
-const SECTIONS: [&str; 5] = ["publish", "outrun", "latency", "sequential", "counters"];
+const SECTIONS: [&str; 7] = [
+    "publish",
+    "outrun",
+    "latency",
+    "sequential",
+    "counters",
+    "atomic",
+    "fast",
+];
 
 /// The publish rows: streams, payload size, messages, acks in flight.
 const CASES: [(usize, usize, usize, usize); 6] = [
@@ -54,8 +63,8 @@ const CASES: [(usize, usize, usize, usize); 6] = [
 /// What one run measures (see the module docs for the options).
 #[derive(Debug, Clone)]
 struct Opts {
-    /// publish, outrun, latency, sequential, counters.
-    sections: [bool; 5],
+    /// publish, outrun, latency, sequential, counters, atomic, fast.
+    sections: [bool; 7],
     nats: bool,
     infinistream: bool,
     /// `(streams, size, in_flight)` filters on [`CASES`]; empty = all.
@@ -66,7 +75,7 @@ struct Opts {
 impl Opts {
     fn parse(args: &[String]) -> anyhow::Result<Opts> {
         let mut o = Opts {
-            sections: [false; 5],
+            sections: [false; 7],
             nats: true,
             infinistream: true,
             cases: Vec::new(),
@@ -105,7 +114,7 @@ impl Opts {
             }
         }
         if !o.sections.contains(&true) {
-            o.sections = [true; 5];
+            o.sections = [true; 7];
         }
         Ok(o)
     }
@@ -573,13 +582,21 @@ async fn sequential_table(nats: Option<&Server>, opts: &Opts) -> anyhow::Result<
 }
 
 async fn async_main(opts: Opts) -> anyhow::Result<()> {
-    let [publish, outrun_section, latency, sequential, counters] = opts.sections;
+    let [
+        publish,
+        outrun_section,
+        latency,
+        sequential,
+        counters,
+        atomic,
+        fast,
+    ] = opts.sections;
     let nats = if opts.nats {
         Some(start_nats_server()?)
     } else {
         None
     };
-    let inf = if opts.infinistream && (publish || outrun_section || counters) {
+    let inf = if opts.infinistream && (publish || outrun_section || counters || atomic || fast) {
         Some(start_infinistream(250)?)
     } else {
         None
@@ -592,6 +609,12 @@ async fn async_main(opts: Opts) -> anyhow::Result<()> {
     }
     if counters {
         counters_table(nats.as_ref(), inf.as_ref()).await;
+    }
+    if atomic {
+        crate::bench_batch::atomic_table(nats.as_ref(), inf.as_ref()).await;
+    }
+    if fast {
+        crate::bench_batch::fast_table(nats.as_ref(), inf.as_ref()).await;
     }
     drop(inf);
     if latency {

@@ -16,6 +16,14 @@
 //!   joins the next flush, due a window after the previous one); at 50 ms it shows what
 //!   a latency-minded deployment gets. An awaited publisher at 200/s would instead get
 //!   one PubAck per window (docs/operations.md, "Choosing the window").
+//!
+//! Then the same two phases across agents, InfiniStream only: two agents of one group
+//! (standalone control plane, shared `file://` bucket, as `bench core --cluster`), the
+//! publisher connected to agent A and both consumers to agent B, so a delivery needs
+//! B to learn of A's commit (the control plane's commit watch) and read A's fresh object
+//! (from the zone cache or the bucket). nats-server has no equivalent single-replica
+//! setup to compare with (a stream lives on one server; a client of the other reaches it
+//! through the route), so the row stands alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,6 +215,24 @@ async fn table(nats: bool, inf: bool) -> anyhow::Result<()> {
             );
         }
     }
+    for window in WINDOWS {
+        let name =
+            format!("InfiniStream, publish on agent A, consume on agent B, {window} ms window");
+        let result = async {
+            let cluster = crate::bench_cluster::start_infinistream_cluster(window)?;
+            let url = |port: u16| format!("nats://127.0.0.1:{port}");
+            let a = async_nats::connect(url(cluster.ports[0])).await?;
+            let b = async_nats::connect(url(cluster.ports[1])).await?;
+            let measured = measure_across(&a, &b).await;
+            drop(cluster);
+            measured
+        }
+        .await;
+        match result {
+            Ok(l) => row(&name, &l),
+            Err(e) => println!("| {name} | failed: {e:#} | | | | | |"),
+        }
+    }
     println!(
         "\nAt the 250 ms window the rate phase's PubAck waits for the flush the publish joined (up to one window); the idle phase is one PUT plus one commit."
     );
@@ -215,22 +241,36 @@ async fn table(nats: bool, inf: bool) -> anyhow::Result<()> {
 
 async fn measure(server: &Server) -> anyhow::Result<Latency> {
     let client = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await?;
-    let mut js = jetstream::new(client.clone());
+    measure_across(&client, &client).await
+}
+
+/// Both phases with the publisher on `publisher`'s connection and the consumers on
+/// `consumer`'s (the same connection, or one to another agent).
+async fn measure_across(
+    publisher: &async_nats::Client,
+    consumer: &async_nats::Client,
+) -> anyhow::Result<Latency> {
+    let mut js = jetstream::new(publisher.clone());
     js.set_timeout(Duration::from_secs(30));
     let _ = js.delete_stream("LAT").await;
-    let stream = js
-        .create_stream(jetstream::stream::Config {
-            name: "LAT".into(),
-            subjects: vec!["lat".into()],
-            ..Default::default()
-        })
+    js.create_stream(jetstream::stream::Config {
+        name: "LAT".into(),
+        subjects: vec!["lat".into()],
+        ..Default::default()
+    })
+    .await
+    .context("create stream LAT")?;
+    let mut consumer_js = jetstream::new(consumer.clone());
+    consumer_js.set_timeout(Duration::from_secs(30));
+    let stream = consumer_js
+        .get_stream("LAT")
         .await
-        .context("create stream LAT")?;
-    let idle = phase(&js, &stream, &client, "idle", IDLE_SAMPLES, None).await?;
+        .context("stream LAT from the consumers' connection")?;
+    let idle = phase(&js, &stream, consumer, "idle", IDLE_SAMPLES, None).await?;
     let rate = phase(
         &js,
         &stream,
-        &client,
+        consumer,
         "rate",
         RATE_MESSAGES,
         Some(RATE_INTERVAL),

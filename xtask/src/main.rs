@@ -31,6 +31,7 @@
 
 mod bench;
 mod bench_all;
+mod bench_batch;
 mod bench_cluster;
 mod bench_consume;
 mod bench_js;

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use infinistream_broker::{
-    Auth, Broker, Credential, Permissions, ResponsePermission, SubjectPermission, User, Users,
+    Auth, Broker, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
+    SubjectPermission, User, Users,
 };
 use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
 
@@ -18,7 +19,20 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             pass: pass.clone(),
         },
         ClientAuth::Token(token) => Auth::Token(token.clone()),
-        ClientAuth::Users(specs) => {
+        ClientAuth::Users {
+            users: specs,
+            jetstream_account,
+            stream_imports,
+        } => {
+            let imports = stream_imports
+                .iter()
+                .map(|i| StreamImport {
+                    from: i.from.as_str().into(),
+                    into: i.into.as_str().into(),
+                    subject: i.subject.clone().into(),
+                    prefix: i.prefix.clone().map(Into::into),
+                })
+                .collect();
             let users = specs
                 .iter()
                 .map(|spec| User {
@@ -28,9 +42,15 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                         None => Credential::NKey,
                     },
                     permissions: spec.permissions.as_ref().map(permissions),
+                    account: spec.account.as_deref().unwrap_or(DEFAULT_ACCOUNT).into(),
                 })
                 .collect();
-            Auth::Users(Arc::new(Users::new(users).context("users")?))
+            Auth::Users(Arc::new(
+                Users::new(users)
+                    .context("users")?
+                    .with_jetstream_account(jetstream_account)
+                    .with_stream_imports(imports),
+            ))
         }
     })
 }
@@ -54,13 +74,26 @@ fn permissions(spec: &PermissionsSpec) -> Permissions {
 
 /// Re-reads the config file (with the same flags) and applies its client
 /// authentication to `broker`: the others' connections stay up; those whose user went
-/// away or changed its credential are closed. Other settings need a restart.
+/// away or changed its credential or account are closed. Other settings need a
+/// restart, and so does moving JetStream to another account (refused here).
 pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> anyhow::Result<()> {
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
     let auth = config.auth.as_ref().map(broker_auth).transpose()?;
+    let jetstream_account = match &config.auth {
+        Some(ClientAuth::Users {
+            jetstream_account, ..
+        }) => jetstream_account.as_str(),
+        _ => DEFAULT_ACCOUNT,
+    };
+    if jetstream_account != broker.jetstream_account() {
+        bail!(
+            "reloading the configuration: JetStream would move from account `{}` to `{jetstream_account}`, which needs a restart",
+            broker.jetstream_account()
+        );
+    }
     let users = match &config.auth {
-        Some(ClientAuth::Users(users)) => users.len(),
+        Some(ClientAuth::Users { users, .. }) => users.len(),
         Some(_) => 1,
         None => 0,
     };

@@ -608,6 +608,8 @@ async fn keep_lease(
                 Ok(())
             }
             Err(status) if status.code() == tonic::Code::NotFound => {
+                // Fenced: paused or cut off past its lease, this agent was dropped.
+                tracing::info!(error = %status.message(), "agent lease refused by the control plane; registering again");
                 readiness.not_ready(health::REGISTRATION, "lease lost; registering again");
                 match register(&cp, agent.clone(), &readiness, &shutdown).await {
                     Ok(_) => {

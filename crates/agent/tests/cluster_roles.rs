@@ -18,6 +18,8 @@ use procs::{Agent, http_get, remote_agent_cmd, start_agent};
 
 #[path = "scenarios/atomic.rs"]
 mod atomic;
+#[path = "scenarios/fast.rs"]
+mod fast;
 #[path = "scenarios/kv.rs"]
 mod kv_scenarios;
 
@@ -255,14 +257,10 @@ async fn one_connection_to_any_agent_does_everything() {
     whole_flow(connect(agents.0[1].client, "app-on-consume").await, "c").await;
 }
 
-/// An atomic batch sent to an agent without proxy-produce is forwarded message by
-/// message, and every message of it reaches the same one of two produce agents (the
-/// stream's rendezvous peer), which holds it until the commit: 1,000 messages in, one
-/// PubAck for 1,000, for several streams (so both produce agents take batches).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn atomic_batches_forwarded_to_one_produce_agent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+/// Two produce agents (one also running jobs) and a consume-only agent of one control
+/// plane in `dir`, linked to each other.
+async fn two_produce_one_consume(dir: &std::path::Path) -> (procs::ControlPlane, LogsOnFailure) {
+    let (cp, bucket) = procs::embedded_control_plane(dir);
     let mut agents = Vec::new();
     for (name, roles) in [
         ("p1", "proxy-produce,jobs"),
@@ -270,7 +268,7 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
         ("c", "proxy-consume"),
     ] {
         agents.push(start_agent(remote_agent_cmd(
-            &dir.path().join(name),
+            &dir.join(name),
             &cp,
             &bucket,
             &["--roles", roles],
@@ -279,7 +277,17 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
     for agent in &agents {
         until_linked(agent, 2).await;
     }
-    let agents = LogsOnFailure(agents);
+    (cp, LogsOnFailure(agents))
+}
+
+/// An atomic batch sent to an agent without proxy-produce is forwarded message by
+/// message, and every message of it reaches the same one of two produce agents (the
+/// stream's rendezvous peer), which holds it until the commit: 1,000 messages in, one
+/// PubAck for 1,000, for several streams (so both produce agents take batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_batches_forwarded_to_one_produce_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cp, agents) = two_produce_one_consume(dir.path()).await;
     let client = connect(agents.0[2].client, "batches-on-consume").await;
     let js = jetstream::new(client.clone());
     for i in 0..4 {
@@ -290,6 +298,34 @@ async fn atomic_batches_forwarded_to_one_produce_agent() {
         assert_eq!(
             ack,
             format!(r#"{{"stream":"{name}","seq":1000,"batch":"b","count":1000}}"#)
+        );
+    }
+}
+
+/// A fast batch sent to an agent without proxy-produce is forwarded message by
+/// message to the stream's produce agent, whose flow acks and PubAck come back to the
+/// publisher: 2,000 messages paced by flow acks, for several streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_batches_forwarded_to_one_produce_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cp, agents) = two_produce_one_consume(dir.path()).await;
+    let client = connect(agents.0[2].client, "fast-batches-on-consume").await;
+    for i in 0..4 {
+        let name = format!("FAST{i}");
+        let prefix = format!("fast{i}");
+        fast::create(&client, &name, &prefix, true).await;
+        let (ack, _) = fast::publish(
+            &client,
+            &format!("{prefix}.1"),
+            "b",
+            2000,
+            50,
+            bytes::Bytes::from_static(b"x"),
+        )
+        .await;
+        assert_eq!(
+            ack,
+            format!(r#"{{"stream":"{name}","seq":2000,"batch":"b","count":2000}}"#)
         );
     }
 }

@@ -3,7 +3,8 @@
 //! agent and of the control plane (embedded: the agent process holds it; distributed:
 //! a standalone control plane over a real etcd, agents on a real S3-compatible server).
 //! The unacked messages come back after ack_wait, the acked ones never do. The pull
-//! consume and KV watch scenarios run on both setups (`scenarios/consumers.rs`).
+//! consume, KV watch, pause and reset scenarios run on both setups
+//! (`scenarios/consumers.rs`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -154,6 +155,7 @@ async fn e2e_embedded_pull_consume_and_kv_watch() {
     consumers::pull_consume_with_acks(&js).await;
     consumers::kv_watch(&js).await;
     consumers::pause_resume(&js).await;
+    consumers::reset(&js).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,4 +177,5 @@ async fn e2e_s3_etcd_pull_consume_and_kv_watch() {
     consumers::pull_consume_with_acks(&js).await;
     consumers::kv_watch(&js).await;
     consumers::pause_resume(&js).await;
+    consumers::reset(&js).await;
 }

@@ -234,7 +234,9 @@ async fn e2e_s3_etcd_atomic_batch() {
 }
 
 /// Issue 17's message features over S3 and etcd: TTL expiry with a subject delete
-/// marker, KV per-key TTL seen by a watcher, counters and `first_seq`; then counters
+/// marker (and the raised `Nats-TTL` stored), KV per-key TTL seen by a watcher,
+/// counters, `first_seq` and message schedules (bad headers refused, `@at` and
+/// `@every` firings); then counters
 /// from 4 clients on 2 agents stay exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_s3_etcd_message_features() {
@@ -244,6 +246,13 @@ async fn e2e_s3_etcd_message_features() {
     msg_features::kv_key_ttl_watch(&d.contexts[0]).await;
     msg_features::counters(&client).await;
     msg_features::first_seq(&client).await;
+    assert_eq!(
+        msg_features::raised_ttl_header(&client).await,
+        serde_json::json!(["5", "1s"]),
+        "the stored Nats-TTL of a TTL raised to the marker TTL"
+    );
+    msg_features::schedule_errors(&client).await;
+    msg_features::schedules_fire(&client).await;
     let mut contexts = d.contexts.clone();
     for addr in d.addrs.clone() {
         contexts.push(context(addr).await);

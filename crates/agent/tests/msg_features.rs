@@ -74,6 +74,16 @@ async fn ttl_expiry_and_subject_delete_marker_as_nats_server() {
 }
 
 /// KV `limit_markers` and `create_with_ttl` (async-nats): a watcher sees the expiry.
+/// The stored `Nats-TTL` header of a TTL raised to the marker TTL, as nats-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raised_ttl_is_stored_in_the_header_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::raised_ttl_header(&theirs).await;
+    assert_eq!(expected, serde_json::json!(["5", "1s"]), "nats-server");
+    let got = msg_features::raised_ttl_header(&ours).await;
+    assert_eq!(got, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_key_ttl_watcher_sees_the_expiry() {
     let (_reference, _dir, _agent, [theirs, ours]) = both().await;
@@ -175,3 +185,90 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 "#;
+
+/// Message schedules: stream defaults and every bad schedule header answered with
+/// nats-server's code; `@at` and `@every` firings shaped as nats-server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_as_nats_server() {
+    let (_reference, _dir, _agent, [theirs, ours]) = both().await;
+    let expected = msg_features::schedule_errors(&theirs).await;
+    let got = msg_features::schedule_errors(&ours).await;
+    assert_eq!(got, expected);
+    let expected = msg_features::schedules_fire(&theirs).await;
+    let got = msg_features::schedules_fire(&ours).await;
+    assert_eq!(got, expected);
+}
+
+/// `@every 1s` on a group with a proxy agent and two jobs-only agents, one of them
+/// killed with -9 after the fourth firing: every firing's `Nats-Schedule-Next` is one
+/// second after the previous firing's — no period skipped, none fired twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_second_fires_once_per_period_across_a_killed_jobs_agent() {
+    use futures::StreamExt;
+    use infinistream_protocol::jsapi::Timestamp;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str, roles: &str| {
+        procs::start_agent(procs::remote_agent_cmd(
+            &dir.path().join(name),
+            &cp,
+            &bucket,
+            &["--roles", roles],
+        ))
+    };
+    let proxy = agent("p", "proxy");
+    let mut first_jobs = agent("j1", "jobs");
+    let _second_jobs = agent("j2", "jobs");
+    let client = connect(&format!("nats://{}", proxy.client)).await;
+    let js = js(&client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "TICK".into(),
+        subjects: vec!["tick.>".into()],
+        allow_message_schedules: true,
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let mut events = client.subscribe("obs.tick").await.expect("subscribe");
+    let stream = js.get_stream("TICK").await.expect("stream");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::push::Config {
+            deliver_subject: "obs.tick".into(),
+            filter_subject: "tick.out".into(),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Schedule", "@every 1s");
+    headers.insert("Nats-Schedule-Target", "tick.out");
+    js.publish_with_headers("tick.schedule", headers, "tick".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let mut nexts = Vec::new();
+    for i in 0..10 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("a firing")
+            .expect("open");
+        let next = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Schedule-Next"))
+            .map(|v| v.as_str().to_owned())
+            .expect("Nats-Schedule-Next");
+        nexts.push(Timestamp::parse(&next).expect("a time").unix_nanos());
+        if i == 3 {
+            first_jobs.child.kill().expect("kill -9");
+        }
+    }
+    let steps: Vec<i128> = nexts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        steps.iter().all(|s| *s == 1_000_000_000),
+        "every firing is one period after the last: {steps:?}"
+    );
+}

@@ -14,6 +14,9 @@ use infinistream_testkit::nats::NatsServer;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+#[path = "support/py_client.rs"]
+mod py_client;
+
 /// The same users in the agent's TOML and in nats-server's configuration.
 const USERS_TOML: &str = r#"
 [[users]]
@@ -592,26 +595,7 @@ async fn nats_py_meets_permissions_like_on_nats_server() {
     let reference = NatsServer::start(USERS_NATS_CONF).expect("nats-server");
     let dir = tempfile::tempdir().expect("tempdir");
     let (agent, _, _) = start_agent(&dir, USERS_TOML).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/py/permissions.py");
-    let python = infinistream_testkit::tools::venv_bin("python");
     for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::process::Command::new(&python)
-                .arg(&script)
-                .arg(&url)
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("nats.py finishes")
-        .expect("python runs");
-        assert!(
-            output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "OK",
-            "nats.py against {url}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        py_client::assert_script_ok("permissions.py", &url).await;
     }
 }

@@ -269,7 +269,7 @@ async fn system_api_answers_in_nats_server_shapes() {
     assert_eq!(statsz["server"]["flags"], 1, "JetStream capability");
     assert_eq!(statsz["server"]["jetstream"], true);
     assert_eq!(
-        varz["data"]["jetstream"]["stats"]["api"]["level"], 1,
+        varz["data"]["jetstream"]["stats"]["api"]["level"], 2,
         "the API level InfiniStream implements"
     );
     let healthz = request(&ours, "$SYS.REQ.SERVER.PING.HEALTHZ", "{bad").await;
@@ -555,9 +555,9 @@ async fn jetstream_versioning_metadata_as_nats_server() {
         let served: Value = serde_json::from_slice(&served.payload).expect("json");
         assert!(served.get("error").is_none(), "{server}: {served}");
         if server == "infinistream" {
-            assert_eq!(level, "1", "the API level InfiniStream implements");
+            assert_eq!(level, "2", "the API level InfiniStream implements");
             let account = request(client, "$JS.API.INFO", "").await;
-            assert_eq!(account["api"]["level"], 1);
+            assert_eq!(account["api"]["level"], 2);
         }
     }
 }

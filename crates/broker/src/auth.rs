@@ -14,6 +14,18 @@
 //!   that overlaps a denied subject is allowed, and messages on the denied subjects are
 //!   then filtered at delivery.
 //!
+//! Accounts (nats-server's `accounts { A { users = [...] } }`): every user belongs to
+//! one account, [`DEFAULT_ACCOUNT`] (`$G`) when none is named. Subjects are isolated
+//! per account — a subscription sees only publishes made in its own account, on this
+//! agent and across the route mesh, whose frames carry the account. JetStream lives in
+//! one account ([`Users::jetstream_account`]): the broker's internal subscribers (the
+//! JetStream API, stream capture, acks) and its own publishes are in that account, and
+//! a `$JS.API` request from any other account is answered with nats-server's
+//! `JetStream not enabled for account` (10039). A stream import ([`StreamImport`])
+//! shares one account's publishes on some subjects with another: the publisher's
+//! agent routes a copy into the importing account (forwarded to peers under that
+//! account), so a peer never imports again.
+//!
 //! JetStream needs nothing of its own: its API, acks and flow control are subjects a
 //! connection publishes to and inboxes it subscribes to, so a user allowed only
 //! `$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker`, `$JS.ACK.ORDERS.worker.>` and its inbox
@@ -29,6 +41,50 @@ use bytes::Bytes;
 use infinistream_protocol::info::Connect;
 use infinistream_protocol::subject;
 use parking_lot::Mutex;
+
+/// An account's name: subjects, subscriptions and JetStream assets are isolated per
+/// account.
+pub type AccountName = Arc<str>;
+
+/// nats-server's global account: users without an account, and every connection when
+/// no accounts are configured.
+pub const DEFAULT_ACCOUNT: &str = "$G";
+
+/// Whether two account names are the same account (the pointer check is the common
+/// case: one shared name).
+pub(crate) fn same_account(a: &AccountName, b: &AccountName) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// nats-server's stream import: what is published in `from` on `subject` (wildcards
+/// allowed) also reaches the subscribers of `into`, on `prefix.<subject>` when a
+/// prefix is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamImport {
+    pub from: AccountName,
+    pub into: AccountName,
+    pub subject: Bytes,
+    pub prefix: Option<Bytes>,
+}
+
+impl StreamImport {
+    /// The subject a publish on `subject` in `from` has in `into`, if imported.
+    pub(crate) fn map(&self, subject: &[u8]) -> Option<Bytes> {
+        if !subject::matches(&self.subject, subject) {
+            return None;
+        }
+        Some(match &self.prefix {
+            None => Bytes::copy_from_slice(subject),
+            Some(prefix) => {
+                let mut mapped = Vec::with_capacity(prefix.len() + 1 + subject.len());
+                mapped.extend_from_slice(prefix);
+                mapped.push(b'.');
+                mapped.extend_from_slice(subject);
+                Bytes::from(mapped)
+            }
+        })
+    }
+}
 
 /// How clients authenticate, when required.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +120,9 @@ pub struct Users {
     /// ~100 ms by design, which every reconnect would otherwise pay on a runtime
     /// thread.
     bcrypt_verified: BcryptCache,
+    /// The account JetStream serves (see the module docs).
+    jetstream: AccountName,
+    stream_imports: Vec<StreamImport>,
 }
 
 impl fmt::Debug for Users {
@@ -125,7 +184,35 @@ impl Users {
         Ok(Users {
             users,
             bcrypt_verified: BcryptCache::default(),
+            jetstream: DEFAULT_ACCOUNT.into(),
+            stream_imports: Vec::new(),
         })
+    }
+
+    /// Shares subjects between accounts (see [`StreamImport`]).
+    pub fn with_stream_imports(mut self, imports: Vec<StreamImport>) -> Users {
+        self.stream_imports = imports;
+        self
+    }
+
+    /// The stream imports whose publishes come from `account`.
+    fn imports_from(&self, account: &AccountName) -> Arc<[StreamImport]> {
+        self.stream_imports
+            .iter()
+            .filter(|i| same_account(&i.from, account))
+            .cloned()
+            .collect()
+    }
+
+    /// Serves JetStream in `account` rather than [`DEFAULT_ACCOUNT`].
+    pub fn with_jetstream_account(mut self, account: &str) -> Users {
+        self.jetstream = account.into();
+        self
+    }
+
+    /// The one account JetStream serves.
+    pub fn jetstream_account(&self) -> &AccountName {
+        &self.jetstream
     }
 
     /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
@@ -167,6 +254,8 @@ pub struct User {
     pub credential: Credential,
     /// None: everything is allowed.
     pub permissions: Option<Permissions>,
+    /// The account the user's connections publish and subscribe in.
+    pub account: AccountName,
 }
 
 impl fmt::Debug for User {
@@ -175,6 +264,7 @@ impl fmt::Debug for User {
             .field("name", &self.name)
             .field("credential", &self.credential)
             .field("permissions", &self.permissions)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -255,6 +345,10 @@ pub(crate) struct Login {
     /// Shown in `/connz` and `$SYS` answers (never a password or token).
     pub user: String,
     pub permissions: Option<Arc<ConnPermissions>>,
+    /// The account the connection publishes and subscribes in.
+    pub account: AccountName,
+    /// The stream imports this connection's publishes feed.
+    pub imports: Arc<[StreamImport]>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -270,6 +364,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
             ok.then(|| Login {
                 user: user.clone(),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
+                imports: Arc::new([]),
             })
         }
         Auth::Token(token) => connect
@@ -279,6 +375,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
             .then(|| Login {
                 user: infinistream_protocol::sysapi::REDACTED_USER.to_owned(),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
+                imports: Arc::new([]),
             }),
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
@@ -299,29 +397,36 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .permissions
                     .as_ref()
                     .map(|p| Arc::new(ConnPermissions::new(p))),
+                account: user.account.clone(),
+                imports: users.imports_from(&user.account),
             })
         }
     }
 }
 
 /// After a reload: what a connection logged in as `login` keeps. `None`: it must go
-/// (its user is gone or its credential changed).
+/// (its user is gone, or its credential or account changed).
 pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> Option<Login> {
     match (old, new) {
         (_, None) => Some(Login {
             user: String::new(),
             permissions: None,
+            account: login.account.clone(),
+            imports: Arc::new([]),
         }),
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
             let after = new.find(&login.user)?;
-            (before.credential == after.credential).then(|| Login {
-                user: after.name.clone(),
-                permissions: after
-                    .permissions
-                    .as_ref()
-                    .map(|p| Arc::new(ConnPermissions::new(p))),
-            })
+            (before.credential == after.credential && same_account(&after.account, &login.account))
+                .then(|| Login {
+                    user: after.name.clone(),
+                    permissions: after
+                        .permissions
+                        .as_ref()
+                        .map(|p| Arc::new(ConnPermissions::new(p))),
+                    account: login.account.clone(),
+                    imports: new.imports_from(&login.account),
+                })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
         _ => None,
@@ -602,11 +707,13 @@ mod tests {
                 name: "a".into(),
                 credential: Credential::password("x".into()),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             },
             User {
                 name: "a".into(),
                 credential: Credential::password("y".into()),
                 permissions: None,
+                account: DEFAULT_ACCOUNT.into(),
             },
         ]);
         assert_eq!(dup.err(), Some(UsersError::Duplicate("a".into())));
@@ -614,6 +721,7 @@ mod tests {
             name: "UNOTAKEY".into(),
             credential: Credential::NKey,
             permissions: None,
+            account: DEFAULT_ACCOUNT.into(),
         }]);
         assert!(matches!(bad, Err(UsersError::BadNKey(_))));
     }
@@ -625,12 +733,30 @@ mod tests {
             name: "alice".into(),
             credential: Credential::password(hash),
             permissions: None,
+            account: DEFAULT_ACCOUNT.into(),
         }])
         .expect("users");
         let user = users.find("alice").expect("alice");
         assert!(users.password_ok(user, "s3cret"));
         assert!(users.password_ok(user, "s3cret"), "cached");
         assert!(!users.password_ok(user, "wrong"));
+    }
+
+    #[test]
+    fn stream_imports_map_under_their_prefix() {
+        let import = |prefix: Option<&'static str>| StreamImport {
+            from: "A".into(),
+            into: "B".into(),
+            subject: Bytes::from_static(b"ev.*"),
+            prefix: prefix.map(|p| Bytes::from_static(p.as_bytes())),
+        };
+        assert_eq!(
+            import(Some("from_a")).map(b"ev.1").as_deref(),
+            Some(&b"from_a.ev.1"[..])
+        );
+        assert_eq!(import(None).map(b"ev.1").as_deref(), Some(&b"ev.1"[..]));
+        assert_eq!(import(None).map(b"ev.1.x"), None);
+        assert_eq!(import(None).map(b"other"), None);
     }
 
     #[test]

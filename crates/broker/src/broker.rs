@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::Auth;
+use crate::auth::{AccountName, Auth, DEFAULT_ACCOUNT};
 use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
@@ -155,6 +155,9 @@ pub(crate) struct Inner {
     /// How clients authenticate; starts as `config.auth`, replaced by
     /// [`Broker::reload_auth`].
     pub auth: RwLock<Option<Auth>>,
+    /// The account of the broker's internal subscribers and of its own publishes:
+    /// the one JetStream serves (see [`crate::auth`]).
+    pub internal_account: AccountName,
 }
 
 impl Inner {
@@ -261,6 +264,9 @@ pub(crate) struct RouteCtx {
     /// The subject the routed messages were matched on when it is not their own (a
     /// consumer's deliver subject, see [`Broker::deliver`]): a peer matches on it too.
     pub deliver_subject: Option<Bytes>,
+    /// The account the routed messages were matched in (peers match in it too); the
+    /// broker's internal account when not set.
+    pub account: Option<AccountName>,
     rng: u64,
 }
 
@@ -313,10 +319,15 @@ impl Broker {
         let stats = Stats::default();
         let mut own_registry = Registry::with_prefix("infinistream");
         stats.register(&mut own_registry);
+        let internal_account = match &config.auth {
+            Some(Auth::Users(users)) => users.jetstream_account().clone(),
+            _ => DEFAULT_ACCOUNT.into(),
+        };
         let auth = RwLock::new(config.auth.clone());
         Broker {
             inner: Arc::new(Inner {
                 auth,
+                internal_account,
                 config,
                 server_id: generate_server_id(),
                 sublist: RwLock::new(Sublist::default()),
@@ -368,6 +379,12 @@ impl Broker {
 
     pub fn server_id(&self) -> &str {
         &self.inner.server_id
+    }
+
+    /// The account JetStream serves: internal subscribers and the broker's own
+    /// publishes live in it (fixed for the broker's life).
+    pub fn jetstream_account(&self) -> &str {
+        &self.inner.internal_account
     }
 
     /// The address `serve` is listening on, once it started.
@@ -471,9 +488,13 @@ impl Broker {
         let inner = &*self.inner;
         let mut ctx = RouteCtx::new(random_seed());
         ctx.deliver_subject = Some(Bytes::copy_from_slice(deliver_subject.as_bytes()));
+        ctx.account = Some(inner.internal_account.clone());
         Deliveries {
             inner,
-            result: inner.sublist.read().matches(deliver_subject.as_bytes()),
+            result: inner
+                .sublist
+                .read()
+                .matches(&inner.internal_account, deliver_subject.as_bytes()),
             ctx,
             woken_at: 0,
         }
@@ -526,6 +547,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(capacity);
         let mut sub = Subscription::new(
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+            self.inner.internal_account.clone(),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
             Target::Internal {
@@ -560,7 +582,11 @@ impl Broker {
         subject: &str,
         pred: impl Fn(&Subscription) -> bool,
     ) -> bool {
-        let result = self.inner.sublist.read().matches(subject.as_bytes());
+        let result = self
+            .inner
+            .sublist
+            .read()
+            .matches(&self.inner.internal_account, subject.as_bytes());
         result
             .plain
             .iter()
@@ -680,7 +706,7 @@ impl Inner {
     pub(crate) fn add_sub(&self, sub: Arc<Subscription>) {
         let mut list = self.sublist.write();
         if list.insert(sub.clone()) {
-            self.announce(&sub.subject, &sub.queue, true);
+            self.announce(&sub.account, &sub.subject, &sub.queue, true);
         }
         self.sub_generation.fetch_add(1, Ordering::AcqRel);
         self.stats.subscriptions.set(list.len() as i64);
@@ -696,7 +722,7 @@ impl Inner {
                 self.sub_generation.fetch_add(1, Ordering::AcqRel);
             }
             if last {
-                self.announce(&sub.subject, &sub.queue, false);
+                self.announce(&sub.account, &sub.subject, &sub.queue, false);
             }
             self.stats.subscriptions.set(list.len() as i64);
         }
@@ -765,6 +791,10 @@ impl Inner {
             f.link.push_msg(
                 self,
                 PeerMsg {
+                    account: ctx
+                        .account
+                        .clone()
+                        .unwrap_or_else(|| self.internal_account.clone()),
                     subject: Bytes::copy_from_slice(msg.subject),
                     deliver: ctx
                         .deliver_subject
@@ -851,9 +881,15 @@ impl Inner {
     }
 
     /// Sends a `503` no-responders status to the publisher's own reply subscription.
-    pub(crate) fn no_responders(&self, ctx: &mut RouteCtx, client: &Arc<Client>, reply: &[u8]) {
+    pub(crate) fn no_responders(
+        &self,
+        ctx: &mut RouteCtx,
+        client: &Arc<Client>,
+        account: &AccountName,
+        reply: &[u8],
+    ) {
         const STATUS_503: &[u8] = b"NATS/1.0 503\r\n\r\n";
-        let result = self.sublist.read().matches(reply);
+        let result = self.sublist.read().matches(account, reply);
         let Some(sub) = result
             .plain
             .iter()
@@ -903,6 +939,22 @@ pub(crate) enum Delivered {
     Closed,
 }
 
+/// How many times the backlog's limit an atomic batch message without a reply subject
+/// (`Nats-Batch-Id`, forwarded to the produce agent that stages the batch) may wait
+/// behind: dropping one fails its whole batch, and the batch limits (1,000 messages,
+/// 50 batches per stream) bound what a publisher has in flight, as a reply subject
+/// does for other publishes.
+const BATCH_BACKLOG_FACTOR: usize = 64;
+
+/// Whether `m` is a message of an atomic batch.
+fn is_batch_message(m: &InternalMsg) -> bool {
+    let needle = infinistream_protocol::jsapi::headers::BATCH_ID.as_bytes();
+    m.headers.as_deref().is_some_and(|h| {
+        h.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    })
+}
+
 /// An internal subscriber's inbox: its bounded channel plus an ordered backlog for
 /// messages published from inside the server while the channel is full.
 ///
@@ -916,8 +968,10 @@ pub(crate) enum Delivered {
 ///   server-published messages keep their order too. The backlog holds at most the
 ///   channel's capacity; past that a message without a reply subject is dropped and
 ///   counted as a slow-consumer event (nats-server drops messages for a slow consumer
-///   rather than grow without bound). A message with a reply subject expects an
-///   answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
+///   rather than grow without bound); a message of an atomic batch, which would fail
+///   its whole batch, waits up to [`BATCH_BACKLOG_FACTOR`] times longer (a batch
+///   message forwarded to the produce agent often has no reply subject). A message
+///   with a reply subject expects an answer — a publish waiting for its PubAck, a request, a delivery to be acked — and
 ///   is never dropped: those are bounded by their publishers' own in-flight limits
 ///   (pending acks, max_ack_pending, request timeouts).
 #[derive(Debug)]
@@ -976,8 +1030,22 @@ impl InternalQueue {
                 Err(mpsc::error::TrySendError::Full(m)) => m,
             }
         };
-        if backlog.msgs.len() >= self.limit && m.reply.is_none() {
+        let batch = m.reply.is_none() && is_batch_message(&m);
+        let bound = if batch {
+            self.limit.saturating_mul(BATCH_BACKLOG_FACTOR)
+        } else {
+            self.limit
+        };
+        if backlog.msgs.len() >= bound && m.reply.is_none() {
             inner.stats.internal_dropped.inc();
+            if batch {
+                // Its batch's commit is refused as incomplete (10176).
+                warn!(
+                    subject = %m.subject,
+                    bound,
+                    "atomic batch message dropped: the internal subscriber's backlog holds its bound for batch messages"
+                );
+            }
             if !backlog.dropping {
                 backlog.dropping = true;
                 inner.stats.slow_consumers.inc();

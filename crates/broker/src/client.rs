@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace};
 
-use crate::auth::{self, Auth, ConnPermissions, Login};
+use crate::auth::{self, AccountName, Auth, ConnPermissions, DEFAULT_ACCOUNT, Login, same_account};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::routing::{self, Decision, RouteRequest};
 use crate::sub::{Subscription, Target};
@@ -485,6 +485,12 @@ struct Reader {
     permissions_seen: u64,
     /// Publish verdicts of `permissions`, by subject (bounded).
     publish_verdicts: HashMap<Bytes, bool>,
+    /// The account this connection publishes and subscribes in (set by `CONNECT`;
+    /// a reload that moves its user to another account closes the connection).
+    account: AccountName,
+    /// The stream imports this connection's publishes feed (refreshed with
+    /// `permissions`).
+    imports: Arc<[auth::StreamImport]>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -547,6 +553,8 @@ impl Reader {
             permissions: None,
             permissions_seen: 0,
             publish_verdicts: HashMap::new(),
+            account: DEFAULT_ACCOUNT.into(),
+            imports: Arc::new([]),
         }
     }
 
@@ -557,6 +565,10 @@ impl Reader {
             self.permissions_seen = version;
             self.permissions = self.client.permissions.read().clone();
             self.publish_verdicts.clear();
+            self.imports = self
+                .client
+                .login()
+                .map_or_else(|| Arc::new([]) as Arc<[_]>, |l| l.imports);
         }
         self.permissions.as_ref()
     }
@@ -771,7 +783,7 @@ impl Reader {
             None => {
                 let list = self.inner.sublist.read();
                 let generation = self.inner.sub_generation.load(Ordering::Acquire);
-                let r = Arc::new(list.matches(&p.subject));
+                let r = Arc::new(list.matches(&self.account, &p.subject));
                 drop(list);
                 self.cache.put(generation, &p.subject, r.clone());
                 r
@@ -784,12 +796,51 @@ impl Reader {
             payload: &p.payload,
         };
         self.route(&result, msg);
-        if result.is_empty()
-            && self.no_responders
-            && self.headers
-            && let Some(reply) = &p.reply
-        {
-            self.inner.no_responders(&mut self.ctx, &self.client, reply);
+        if !self.imports.is_empty() {
+            self.route_imports(msg);
+        }
+        if let Some(reply) = &p.reply {
+            // As nats-server's JetStream service import: answered whoever else
+            // subscribes to the subject in this account.
+            if !same_account(&self.account, &self.inner.internal_account)
+                && let Some(answer) = jetstream_not_enabled(&p.subject)
+            {
+                let result = self.inner.sublist.read().matches(&self.account, reply);
+                let answer = Msg {
+                    subject: reply,
+                    reply: None,
+                    headers: None,
+                    payload: &answer,
+                };
+                self.inner.route(&mut self.ctx, &result, None, true, answer);
+            } else if result.is_empty() && self.no_responders && self.headers {
+                self.inner
+                    .no_responders(&mut self.ctx, &self.client, &self.account, reply);
+            }
+        }
+    }
+
+    /// Routes a copy of `msg` into each account that imports it (forwarded to peers
+    /// under that account).
+    fn route_imports(&mut self, msg: Msg<'_>) {
+        let imports = self.imports.clone();
+        for import in imports.iter() {
+            let Some(mapped) = import.map(msg.subject) else {
+                continue;
+            };
+            let result = self.inner.sublist.read().matches(&import.into, &mapped);
+            let own = self.ctx.account.replace(import.into.clone());
+            self.inner.route(
+                &mut self.ctx,
+                &result,
+                Some(self.client.cid),
+                self.echo,
+                Msg {
+                    subject: &mapped,
+                    ..msg
+                },
+            );
+            self.ctx.account = own;
         }
     }
 
@@ -841,6 +892,7 @@ impl Reader {
                     let sid = Bytes::copy_from_slice(&sid);
                     let sub = Arc::new(Subscription::new(
                         self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+                        self.account.clone(),
                         Bytes::copy_from_slice(&subj),
                         queue.map(|q| Bytes::copy_from_slice(&q)),
                         Target::Client {
@@ -931,6 +983,11 @@ impl Reader {
             user: String::new(),
         };
         if let Some(login) = login {
+            if !same_account(&login.account, &self.account) {
+                self.account = login.account.clone();
+                self.cache = MatchCache::default();
+            }
+            self.ctx.account = Some(self.account.clone());
             self.client.set_login(login);
         }
         debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
@@ -1051,4 +1108,21 @@ async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// nats-server's answer to a `$JS.API` request from an account JetStream does not
+/// serve: the operation's reply type with `JetStream not enabled for account` (10039).
+/// None for subjects that are not JSON API requests (they get no responders).
+fn jetstream_not_enabled(subject: &[u8]) -> Option<Bytes> {
+    use infinistream_protocol::jsapi::subjects::ApiRoute;
+    use infinistream_protocol::jsapi::{ApiError, render_error};
+    let subject = std::str::from_utf8(subject).ok()?;
+    if !subject.starts_with("$JS.API.") {
+        return None;
+    }
+    let kind = ApiRoute::from_subject(subject).ok()?.response_type()?;
+    Some(Bytes::from(render_error(
+        kind,
+        &ApiError::not_enabled_for_account(),
+    )))
 }

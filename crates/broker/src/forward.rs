@@ -88,7 +88,7 @@ impl Broker {
                 .inner
                 .sublist
                 .read()
-                .matches(deliver_subject.as_bytes());
+                .matches(&self.inner.internal_account, deliver_subject.as_bytes());
             result
                 .plain
                 .iter()
@@ -162,6 +162,7 @@ impl Broker {
         let sent = link.push_msg(
             &self.inner,
             PeerMsg {
+                account: self.inner.internal_account.clone(),
                 subject: Bytes::copy_from_slice(msg.subject.as_bytes()),
                 deliver: None,
                 reply: msg
@@ -193,6 +194,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(capacity);
         let sub = Arc::new(Subscription::new(
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
+            self.inner.internal_account.clone(),
             Bytes::from_static(b">"),
             None,
             Target::Internal {
@@ -223,7 +225,10 @@ impl Inner {
         let taken = match &m.internal {
             Some(InternalTarget::Capture(stream)) => self.capture(m, stream),
             Some(InternalTarget::Handlers) => {
-                let result = self.sublist.read().matches(&m.subject);
+                let result = self
+                    .sublist
+                    .read()
+                    .matches(&self.internal_account, &m.subject);
                 let mut taken = false;
                 for sub in result.plain.iter().filter(|s| is_internal(s)) {
                     taken |= self.deliver(ctx, sub, None, true, msg);
@@ -244,7 +249,7 @@ impl Inner {
             debug!(peer = %from, subject = %String::from_utf8_lossy(&m.subject), "forwarded work found no handler here");
             if let Some(reply) = &m.reply {
                 let headers = Bytes::from_static(NO_RESPONDERS);
-                let result = self.sublist.read().matches(reply);
+                let result = self.sublist.read().matches(&self.internal_account, reply);
                 let status = Msg {
                     subject: reply,
                     reply: None,

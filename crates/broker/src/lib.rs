@@ -21,13 +21,14 @@ mod sublist;
 pub mod tls;
 
 pub use auth::{
-    Auth, Credential, Permissions, ResponsePermission, SubjectPermission, User, Users, UsersError,
+    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
+    SubjectPermission, User, Users, UsersError,
 };
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use forward::Forwarded;
 pub use monitor::{ConnInfo, Connz, Varz};
-pub use peer::{InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg};
+pub use peer::{InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default};
 pub use sub::InternalMsg;
 pub use tls::{Tls, TlsError};

@@ -27,6 +27,10 @@
 //! bounded in bytes: past [`PEER_PENDING_LIMIT`], messages for that peer are dropped and
 //! counted (a slow route, as nats-server drops for a slow consumer); interest frames are
 //! never dropped, so the peer's view of this agent's interest stays exact.
+//!
+//! Interest and messages name their account ([`crate::auth`]): a peer's interest in
+//! account A is matched only by publishes made in A, and a forwarded message is
+//! matched only against the receiver's subscriptions in the account it names.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +41,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use crate::auth::{AccountName, DEFAULT_ACCOUNT};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::sub::{Subscription, Target};
 use crate::sublist::Sublist;
@@ -47,9 +52,10 @@ pub const PEER_PENDING_LIMIT: usize = 64 << 20;
 /// What one agent sends another over their link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerFrame {
-    /// The sender's clients now have (`add`), or no longer have, a subscription on
-    /// `subject` (in queue group `queue`).
+    /// The sender's clients in `account` now have (`add`), or no longer have, a
+    /// subscription on `subject` (in queue group `queue`).
     Interest {
+        account: AccountName,
         subject: Bytes,
         queue: Option<Bytes>,
         add: bool,
@@ -61,6 +67,8 @@ pub enum PeerFrame {
 /// A message forwarded to a peer, with what the peer must do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerMsg {
+    /// The account the message was published in (matched only there).
+    pub account: AccountName,
     pub subject: Bytes,
     /// The subject to match subscriptions on when it is not `subject`: a consumer's
     /// deliver subject (the message keeps the subject it was published on).
@@ -93,11 +101,15 @@ pub enum InternalTarget {
 impl PeerFrame {
     fn size(&self) -> usize {
         match self {
-            PeerFrame::Interest { subject, queue, .. } => {
-                subject.len() + queue.as_ref().map_or(0, Bytes::len) + 16
-            }
+            PeerFrame::Interest {
+                account,
+                subject,
+                queue,
+                ..
+            } => account.len() + subject.len() + queue.as_ref().map_or(0, Bytes::len) + 16,
             PeerFrame::Msg(m) => {
-                m.subject.len()
+                m.account.len()
+                    + m.subject.len()
                     + m.deliver.as_ref().map_or(0, Bytes::len)
                     + m.reply.as_ref().map_or(0, Bytes::len)
                     + m.headers.as_ref().map_or(0, Bytes::len)
@@ -113,8 +125,18 @@ impl PeerFrame {
     }
 }
 
-/// (subject, queue) of an interest.
-type InterestKey = (Bytes, Option<Bytes>);
+/// (account, subject, queue) of an interest.
+pub(crate) type InterestKey = (AccountName, Bytes, Option<Bytes>);
+
+/// The account a peer names: its own, or [`DEFAULT_ACCOUNT`] when it names none (an
+/// agent from before accounts).
+pub fn account_or_default(name: &str) -> AccountName {
+    if name.is_empty() {
+        DEFAULT_ACCOUNT.into()
+    } else {
+        name.into()
+    }
+}
 
 /// The broker's side of one peer link.
 #[derive(Debug)]
@@ -146,8 +168,9 @@ impl PeerLink {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn push_interest(&self, subject: Bytes, queue: Option<Bytes>, add: bool) {
+    fn push_interest(&self, account: AccountName, subject: Bytes, queue: Option<Bytes>, add: bool) {
         self.out.lock().frames.push_back(PeerFrame::Interest {
+            account,
             subject,
             queue,
             add,
@@ -260,10 +283,11 @@ impl Peer {
         for frame in frames {
             match frame {
                 PeerFrame::Interest {
+                    account,
                     subject,
                     queue,
                     add,
-                } => inner.peer_interest(&self.link, subject, queue, add),
+                } => inner.peer_interest(&self.link, (account, subject, queue), add),
                 PeerFrame::Msg(m) if m.internal.is_some() => {
                     inner.deliver_forwarded(&mut ctx, &self.link.peer_id, &m);
                 }
@@ -299,8 +323,8 @@ impl Broker {
             let mut list = inner.sublist.write();
             // The snapshot and the link's registration happen under the index lock, so
             // no subscription change falls between them.
-            for (subject, queue) in list.client_interest() {
-                link.push_interest(subject.clone(), queue.clone(), true);
+            for (account, subject, queue) in list.client_interest() {
+                link.push_interest(account.clone(), subject.clone(), queue.clone(), true);
             }
             let mut peers = inner.peers.write();
             if let Some(i) = peers.iter().position(|l| l.peer_id == peer_id) {
@@ -343,14 +367,21 @@ impl Broker {
 
 impl Inner {
     /// Tells every peer that this agent's clients gained or lost an interest.
-    pub(crate) fn announce(&self, subject: &Bytes, queue: &Option<Bytes>, add: bool) {
+    pub(crate) fn announce(
+        &self,
+        account: &AccountName,
+        subject: &Bytes,
+        queue: &Option<Bytes>,
+        add: bool,
+    ) {
         for link in self.peers.read().iter() {
-            link.push_interest(subject.clone(), queue.clone(), add);
+            link.push_interest(account.clone(), subject.clone(), queue.clone(), add);
         }
     }
 
-    fn peer_interest(&self, link: &Arc<PeerLink>, subject: Bytes, queue: Option<Bytes>, add: bool) {
-        let valid = infinistream_protocol::subject::is_valid_subject(&subject)
+    fn peer_interest(&self, link: &Arc<PeerLink>, key: InterestKey, add: bool) {
+        let (_, subject, queue) = &key;
+        let valid = infinistream_protocol::subject::is_valid_subject(subject)
             && queue
                 .as_ref()
                 .is_none_or(|q| infinistream_protocol::subject::is_valid_queue(q));
@@ -363,7 +394,6 @@ impl Inner {
             return;
         }
         let mut subs = link.subs.lock();
-        let key = (subject, queue);
         if add {
             if subs.contains_key(&key) {
                 return;
@@ -372,6 +402,7 @@ impl Inner {
                 self.next_sub_id.fetch_add(1, Ordering::Relaxed),
                 key.0.clone(),
                 key.1.clone(),
+                key.2.clone(),
                 Target::Route { link: link.clone() },
             ));
             list.insert(sub.clone());
@@ -419,7 +450,7 @@ impl Inner {
         let result = self
             .sublist
             .read()
-            .matches(m.deliver.as_ref().unwrap_or(&m.subject));
+            .matches(&m.account, m.deliver.as_ref().unwrap_or(&m.subject));
         let msg = Msg {
             subject: &m.subject,
             reply: m.reply.as_deref(),
@@ -495,7 +526,7 @@ impl ClientInterest {
     pub fn add(&mut self, sub: &Subscription) -> bool {
         let n = self
             .counts
-            .entry((sub.subject.clone(), sub.queue.clone()))
+            .entry((sub.account.clone(), sub.subject.clone(), sub.queue.clone()))
             .or_insert(0);
         *n += 1;
         *n == 1
@@ -503,7 +534,7 @@ impl ClientInterest {
 
     /// Counts a client subscription out; true when it was the last on its key.
     pub fn remove(&mut self, sub: &Subscription) -> bool {
-        let key = (sub.subject.clone(), sub.queue.clone());
+        let key = (sub.account.clone(), sub.subject.clone(), sub.queue.clone());
         match self.counts.get_mut(&key) {
             Some(n) if *n > 1 => {
                 *n -= 1;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 
+use crate::auth::AccountName;
 use crate::broker::InternalQueue;
 use crate::client::Client;
 use crate::peer::PeerLink;
@@ -44,6 +45,8 @@ pub(crate) enum Target {
 pub(crate) struct Subscription {
     /// Unique across the broker (sids are only unique per connection).
     pub id: u64,
+    /// The account whose subjects this subscription sees (and no other's).
+    pub account: AccountName,
     pub subject: Bytes,
     pub queue: Option<Bytes>,
     pub target: Target,
@@ -58,9 +61,16 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
-    pub fn new(id: u64, subject: Bytes, queue: Option<Bytes>, target: Target) -> Self {
+    pub fn new(
+        id: u64,
+        account: AccountName,
+        subject: Bytes,
+        queue: Option<Bytes>,
+        target: Target,
+    ) -> Self {
         Subscription {
             id,
+            account,
             subject,
             queue,
             target,

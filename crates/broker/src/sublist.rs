@@ -5,6 +5,11 @@
 //! are checked token by token. Match results are cached: each connection's reader keeps
 //! its own cache tagged with the index's generation, which every insert/remove bumps,
 //! so a steady publisher reuses the previous result without taking any lock.
+//!
+//! Every subscription belongs to one account, and a match sees only the subscriptions
+//! of the account it is made in (nats-server keeps one sublist per account; one index
+//! whose entries carry their account gives the same answers, and the common case of a
+//! single account pays one pointer comparison per candidate).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +17,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use infinistream_protocol::subject;
 
-use crate::peer::ClientInterest;
+use crate::auth::{AccountName, same_account};
+use crate::peer::{ClientInterest, InterestKey};
 use crate::sub::Subscription;
 
 /// Subscriptions a subject reaches: plain ones each get a copy, each queue group one.
@@ -59,8 +65,8 @@ impl Sublist {
         announce
     }
 
-    /// The (subject, queue) pairs announced subscriptions cover now.
-    pub fn client_interest(&self) -> impl Iterator<Item = &(Bytes, Option<Bytes>)> {
+    /// The (account, subject, queue) keys announced subscriptions cover now.
+    pub fn client_interest(&self) -> impl Iterator<Item = &InterestKey> {
         self.interest.keys()
     }
 
@@ -102,10 +108,12 @@ impl Sublist {
         removed
     }
 
-    /// Every subscription matching the literal `subject`, grouped by queue.
-    pub fn matches(&self, subject: &[u8]) -> MatchResult {
+    /// Every subscription of `account` matching the literal `subject`, grouped by
+    /// queue.
+    pub fn matches(&self, account: &AccountName, subject: &[u8]) -> MatchResult {
         let mut result = MatchResult::default();
         let mut add = |s: &Arc<Subscription>| match &s.queue {
+            _ if !same_account(&s.account, account) => {}
             None => result.plain.push(s.clone()),
             Some(q) => match result
                 .groups
@@ -166,9 +174,14 @@ mod tests {
     use crate::sub::Target;
 
     fn sub(id: u64, subject: &str, queue: Option<&str>) -> Arc<Subscription> {
+        sub_in("$G", id, subject, queue)
+    }
+
+    fn sub_in(account: &str, id: u64, subject: &str, queue: Option<&str>) -> Arc<Subscription> {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         Arc::new(Subscription::new(
             id,
+            account.into(),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
             Target::Internal {
@@ -179,6 +192,7 @@ mod tests {
 
     #[test]
     fn literal_wildcard_and_queues() {
+        let g: AccountName = "$G".into();
         let mut list = Sublist::default();
         let subs = [
             sub(1, "a.b", None),
@@ -193,7 +207,7 @@ mod tests {
             list.insert(s.clone());
         }
         assert_eq!(list.len(), 7);
-        let m = list.matches(b"a.b");
+        let m = list.matches(&g, b"a.b");
         let mut plain: Vec<u64> = m.plain.iter().map(|s| s.id).collect();
         plain.sort_unstable();
         assert_eq!(plain, vec![1, 2, 3]);
@@ -204,13 +218,29 @@ mod tests {
             .find(|g| g[0].queue.as_deref() == Some(&b"q"[..]))
             .expect("group q");
         assert_eq!(q.len(), 2);
-        assert!(list.matches(b"a").is_empty());
-        assert_eq!(list.matches(b"a.b.c").plain.len(), 1);
+        assert!(list.matches(&g, b"a").is_empty());
+        assert_eq!(list.matches(&g, b"a.b.c").plain.len(), 1);
         assert!(list.remove(&subs[0]));
         assert!(!list.remove(&subs[0]));
         assert!(list.remove(&subs[2]));
-        assert_eq!(list.matches(b"a.b").plain.len(), 1);
+        assert_eq!(list.matches(&g, b"a.b").plain.len(), 1);
         assert_eq!(list.len(), 5);
+    }
+
+    #[test]
+    fn a_match_sees_only_its_own_account() {
+        let (a, b): (AccountName, AccountName) = ("A".into(), "B".into());
+        let mut list = Sublist::default();
+        list.insert(sub_in("A", 1, "orders.*", None));
+        list.insert(sub_in("B", 2, "orders.new", None));
+        list.insert(sub_in("B", 3, ">", Some("q")));
+        let in_a = list.matches(&a, b"orders.new");
+        assert_eq!(in_a.plain.iter().map(|s| s.id).collect::<Vec<_>>(), vec![1]);
+        assert!(in_a.groups.is_empty());
+        let in_b = list.matches(&b, b"orders.new");
+        assert_eq!(in_b.plain.iter().map(|s| s.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(in_b.groups.len(), 1);
+        assert!(list.matches(&"C".into(), b"orders.new").is_empty());
     }
 
     #[test]

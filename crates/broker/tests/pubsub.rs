@@ -521,6 +521,54 @@ async fn server_publishes_without_reply_past_the_backlog_are_dropped_and_counted
     assert_eq!(&m.payload[..], b"after");
 }
 
+/// A message of an atomic batch without a reply subject (as forwarded to the produce
+/// agent) is not dropped where other server publishes are: losing one fails its
+/// whole batch. Past its own larger bound it is dropped and counted too.
+#[tokio::test]
+async fn batch_messages_without_reply_wait_longer_in_the_backlog() {
+    let tb = TestBroker::start(BrokerConfig::default()).await;
+    let mut capture = tb
+        .broker
+        .subscribe_internal("events", None, 1)
+        .expect("internal sub");
+    let batch_headers = || {
+        let mut h = infinistream_protocol::HeaderMap::new();
+        h.insert(infinistream_protocol::jsapi::headers::BATCH_ID, "b");
+        Some(h.to_bytes())
+    };
+    // 1 fits the channel, 1 the backlog; a plain message is dropped, batch messages
+    // wait up to 64 in the backlog, the 65th is dropped.
+    tb.broker
+        .publish("events", None, None, Bytes::from_static(b"0"));
+    tb.broker
+        .publish("events", None, None, Bytes::from_static(b"1"));
+    tb.broker
+        .publish("events", None, None, Bytes::from_static(b"plain"));
+    for i in 0..64u32 {
+        tb.broker.publish(
+            "events",
+            None,
+            batch_headers(),
+            Bytes::from(format!("b{i}")),
+        );
+    }
+    let mut got = Vec::new();
+    for _ in 0..65 {
+        let m = timeout(EVENTUALLY, capture.recv())
+            .await
+            .expect("in time")
+            .expect("message");
+        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    let expected: Vec<String> = ["0", "1"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((0..63).map(|i| format!("b{i}")))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(tb.broker.varz().slow_consumers, 1, "one overload episode");
+}
+
 #[tokio::test]
 async fn connection_name_in_connz() {
     let tb = TestBroker::start(BrokerConfig::default()).await;

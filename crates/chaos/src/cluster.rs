@@ -67,6 +67,31 @@ pub fn layout(faketime: bool) -> Vec<AgentSpec> {
 struct Slot {
     child: Option<ChildProcess>,
     paused: bool,
+    /// The logs of this slot's earlier (killed) processes.
+    earlier: String,
+}
+
+impl Slot {
+    /// Runs `child` here, keeping the log of the one it replaces.
+    fn start(&mut self, child: ChildProcess) {
+        self.retire();
+        self.child = Some(child);
+        self.paused = false;
+    }
+
+    /// Keeps the current process's log (it is about to go).
+    fn retire(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            self.earlier.push_str(&child.output());
+            self.earlier.push('\n');
+        }
+    }
+
+    /// Every line logged in this slot, earlier processes first.
+    fn log(&mut self) -> String {
+        let current = self.child.as_mut().map(ChildProcess::output);
+        format!("{}{}", self.earlier, current.unwrap_or_default())
+    }
 }
 
 #[derive(Debug)]
@@ -245,10 +270,7 @@ impl Cluster {
         child
             .wait_for_line("control-plane replica serving", READY)
             .map_err(|e| Error::Setup(format!("control plane {i}: {e}")))?;
-        *lock(&cp.slot) = Slot {
-            child: Some(child),
-            paused: false,
-        };
+        lock(&cp.slot).start(child);
         Ok(())
     }
 
@@ -282,11 +304,28 @@ impl Cluster {
         child
             .wait_for_line("listening for NATS clients", READY)
             .map_err(|e| Error::Setup(format!("agent {}: {e}", a.spec.name)))?;
-        *lock(&a.slot) = Slot {
-            child: Some(child),
-            paused: false,
-        };
+        lock(&a.slot).start(child);
         Ok(())
+    }
+
+    /// Waits (at most `timeout`) until every agent's route mesh links it to every
+    /// other agent (`/varz` `routes`), as clients of a formed cluster expect; returns
+    /// the agents still short of links.
+    pub fn until_meshed(&self, timeout: Duration) -> Vec<&'static str> {
+        let deadline = std::time::Instant::now() + timeout;
+        let peers = self.agents.len() as u64 - 1;
+        loop {
+            let short: Vec<&'static str> = self
+                .agents
+                .iter()
+                .filter(|a| varz_routes(a.http_port) != Some(peers))
+                .map(|a| a.spec.name)
+                .collect();
+            if short.is_empty() || std::time::Instant::now() > deadline {
+                return short;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// `kill -9` of agent `i`.
@@ -399,21 +438,29 @@ impl Cluster {
         out
     }
 
-    /// Lines of every agent's log that contain `needle`, with the agent's name.
+    /// Lines of every agent's log (its killed processes' too) that contain `needle`,
+    /// with the agent's name.
     pub fn agent_log_lines(&self, needle: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for a in &self.agents {
-            if let Some(child) = lock(&a.slot).child.as_mut() {
-                out.extend(
-                    child
-                        .output()
-                        .lines()
-                        .filter(|l| l.contains(needle))
-                        .map(|l| format!("{}: {l}", a.spec.name)),
-                );
-            }
-        }
-        out
+        self.agents
+            .iter()
+            .flat_map(|a| {
+                let log = lock(&a.slot).log();
+                matching(&log, needle, a.spec.name)
+            })
+            .collect()
+    }
+
+    /// Lines of every control-plane replica's log (its killed processes' too) that
+    /// contain `needle`, with `control-plane-<i>`.
+    pub fn cp_log_lines(&self, needle: &str) -> Vec<String> {
+        self.cps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, cp)| {
+                let log = lock(&cp.slot).log();
+                matching(&log, needle, &format!("control-plane-{i}"))
+            })
+            .collect()
     }
 
     /// Where the cluster's files live (kept for the report).
@@ -427,11 +474,36 @@ impl Cluster {
     }
 }
 
+/// The `routes` count of the agent monitored on 127.0.0.1:`port` (`/varz`).
+fn varz_routes(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /varz HTTP/1.1\r\nHost: chaos\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let varz: serde_json::Value = serde_json::from_str(body).ok()?;
+    varz["routes"].as_u64()
+}
+
+/// The lines of `log` containing `needle`, each prefixed with `name: `.
+fn matching(log: &str, needle: &str, name: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| format!("{name}: {l}"))
+        .collect()
+}
+
 fn kill(slot: &Mutex<Slot>) -> Result<(), Error> {
     let mut slot = lock(slot);
-    if let Some(mut child) = slot.child.take() {
+    if let Some(child) = slot.child.as_mut() {
         child.kill()?;
     }
+    slot.retire();
+    slot.child = None;
     slot.paused = false;
     Ok(())
 }

@@ -5,12 +5,14 @@
 //! check-deps` keeps it so).
 //!
 //! - [`linearizability`]: the pure checker of KV histories;
+//! - [`fencing`]: the fenced refusals counted in the group's logs (the zombie check);
 //! - [`proxy`]: the fault-injecting S3 proxy and the partition forwarders;
 //! - [`cluster`]: etcd ×3, SeaweedFS, control planes and agents as processes;
 //! - [`nemesis`]: the faults; [`workloads`]: the clients; [`run`]: the run, the checks
 //!   and the report.
 
 pub mod cluster;
+pub mod fencing;
 pub mod linearizability;
 pub mod nemesis;
 pub mod proxy;

@@ -228,6 +228,33 @@ pub fn check(history: &[Operation], budget: u64) -> (Verdict, Summary) {
     (Verdict::Linearizable, summary)
 }
 
+/// The operations around a violation, for a person to read: the shortest prefix of
+/// `ops` (one key's operations, in call order) that is already not linearizable,
+/// found by bisection, and of it the last `tail` operations, which contain the ones
+/// that no order explains. Empty when every prefix checks (or runs out of budget).
+pub fn witness(ops: &[Operation], budget: u64, tail: usize) -> Vec<Operation> {
+    let mut sorted: Vec<&Operation> = ops.iter().collect();
+    sorted.sort_by_key(|op| op.call);
+    let fails = |n: usize| check_key(&sorted[..n], budget) == Some(false);
+    if !fails(sorted.len()) {
+        return Vec::new();
+    }
+    // Invariant: the prefix of length `hi` fails, that of `lo` does not.
+    let (mut lo, mut hi) = (0, sorted.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fails(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    sorted[hi.saturating_sub(tail)..hi]
+        .iter()
+        .map(|op| (*op).clone())
+        .collect()
+}
+
 /// One event of the doubly linked list the search walks.
 #[derive(Debug, Clone, Copy)]
 struct Event {
@@ -411,6 +438,21 @@ mod tests {
             op(2, Input::Get, Output::Found(1, 1), 4, 5),
         ];
         assert!(is_violation(&verdict(&h)));
+    }
+
+    #[test]
+    fn the_witness_ends_at_the_first_unexplained_operation() {
+        let mut h = vec![
+            op(1, Input::Put(1), Output::Written(1), 0, 1),
+            op(1, Input::Put(2), Output::Written(2), 2, 3),
+            op(2, Input::Get, Output::Found(1, 1), 4, 5),
+        ];
+        // Later, explainable operations do not appear in the witness.
+        h.push(op(1, Input::Put(3), Output::Written(3), 6, 7));
+        h.push(op(2, Input::Get, Output::Found(3, 3), 8, 9));
+        let witness = witness(&h, 10_000, 2);
+        assert_eq!(witness, h[1..3].to_vec());
+        assert!(super::witness(&h[..2], 10_000, 2).is_empty());
     }
 
     #[test]

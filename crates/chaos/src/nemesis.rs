@@ -62,6 +62,9 @@ pub struct FaultEvent {
     pub detail: String,
     /// An error while injecting or repairing (the run fails on it).
     pub error: Option<String>,
+    /// The agent this fault kept away past its lease (paused, or cut off from the
+    /// control plane): a zombie when it returns, which the control plane must fence.
+    pub zombie: Option<String>,
 }
 
 /// The agent's lease (the control plane's default) and how far past it a pause or a
@@ -105,20 +108,29 @@ pub fn run(
         };
         round += 1;
         let start_ms = clock.ms();
-        let (detail, result) = inject(&targets, kind, &mut rng);
+        let mut zombie = None;
+        let (detail, result) = inject(&targets, kind, &mut rng, &mut zombie);
         events.push(FaultEvent {
             kind,
             start_ms,
             end_ms: clock.ms(),
             detail,
             error: result.err(),
+            zombie,
         });
         std::thread::sleep(GAP);
     }
     events
 }
 
-fn inject(t: &Targets, kind: FaultKind, rng: &mut Rng) -> (String, Result<(), String>) {
+/// Injects one fault and repairs it; sets `zombie` to the agent it kept away past its
+/// lease.
+fn inject(
+    t: &Targets,
+    kind: FaultKind,
+    rng: &mut Rng,
+    zombie: &mut Option<String>,
+) -> (String, Result<(), String>) {
     let c = &t.cluster;
     let random_agent = |rng: &mut Rng| rng.below(c.agent_count() as u64) as usize;
     let s = |r: Result<(), crate::Error>| r.map_err(|e| e.to_string());
@@ -174,6 +186,7 @@ fn inject(t: &Targets, kind: FaultKind, rng: &mut Rng) -> (String, Result<(), St
         }
         FaultKind::AgentPause => {
             let i = random_agent(rng);
+            *zombie = Some(c.agent_name(i).to_owned());
             let r = c.pause_agent(i, true).and_then(|()| {
                 std::thread::sleep(LEASE + PAST_LEASE);
                 c.pause_agent(i, false)
@@ -214,6 +227,7 @@ fn inject(t: &Targets, kind: FaultKind, rng: &mut Rng) -> (String, Result<(), St
             let Some(i) = c.partitionable_agent() else {
                 return ("no partitionable agent".into(), Ok(()));
             };
+            *zombie = Some(c.agent_name(i).to_owned());
             t.partitions.iter().for_each(|p| p.set_cut(true));
             std::thread::sleep(LEASE + PAST_LEASE);
             t.partitions.iter().for_each(|p| p.set_cut(false));

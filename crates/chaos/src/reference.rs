@@ -190,6 +190,7 @@ pub async fn run(duration: Duration, seed: u64, publishers: u64) -> Result<Refer
                     end_ms: clock.ms(),
                     detail: format!("kill -9 nats-server n{i}"),
                     error: result.err().map(|e| e.to_string()),
+                    zombie: None,
                 });
                 std::thread::sleep(Duration::from_secs(2));
             }

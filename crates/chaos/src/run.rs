@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::Error;
 use crate::cluster::{self, Cluster, Wiring};
+use crate::fencing::{self, Fenced};
 use crate::linearizability::{self, Verdict};
 use crate::nemesis::{self, FaultEvent, FaultKind, Targets};
 use crate::proxy::{BucketProxy, Partition};
@@ -22,6 +23,10 @@ use crate::workloads::{self, Clock, KvRecord, StreamRecord, WorkRecord};
 pub const RSS_BOUND: u64 = 768 * 1024 * 1024;
 /// Search steps per KV key before the checker gives up on it.
 const LINEARIZABILITY_BUDGET: u64 = 5_000_000;
+/// How many operations of a violation's witness the summary prints.
+const WITNESS_TAIL: usize = 16;
+/// Longest wait for the route mesh to link every agent at start-up.
+const MESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long after its end a fault's stall is measured.
 const STALL_TAIL_MS: u64 = 15_000;
 
@@ -96,6 +101,9 @@ pub struct Report {
     pub ack_rate_per_s: f64,
     pub kv: linearizability::Summary,
     pub kv_verdict: Verdict,
+    /// On a violation: the last operations of the shortest failing prefix of the key's
+    /// history ([`linearizability::witness`]).
+    pub kv_witness: Vec<linearizability::Operation>,
     /// KV client errors by operation and message (ambiguous writes, failed reads).
     pub kv_errors: BTreeMap<String, u64>,
     /// Each agent, alone, before the faults: a stream publish, a KV put and a KV get.
@@ -107,7 +115,9 @@ pub struct Report {
     pub rss_bound_bytes: u64,
     pub bucket_requests: u64,
     pub bucket_faulted: u64,
-    /// Agent log lines about fencing or lost leases (the zombie checks).
+    /// The fenced refusals (the zombie check, [`crate::fencing`]).
+    pub fenced: Fenced,
+    /// The log lines they were counted from.
     pub fencing_log_lines: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -160,6 +170,20 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     let urls = cluster.client_urls();
     let clock = Clock::new();
 
+    // Clients start once the group has formed (every agent linked to every other), as
+    // they would with a nats-server cluster whose routes are up.
+    let short = {
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || cluster.until_meshed(MESH_TIMEOUT))
+            .await
+            .map_err(|e| Error::Setup(e.to_string()))?
+    };
+    if !short.is_empty() {
+        return Err(Error::Setup(format!(
+            "agents not linked to every other agent within {MESH_TIMEOUT:?}: {}",
+            short.join(", ")
+        )));
+    }
     let admin = workloads::connect(&urls).await?;
     workloads::setup(&admin).await?;
     let mut agent_probes = BTreeMap::new();
@@ -286,8 +310,15 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         history,
         errors: kv_errors,
     } = std::mem::take(&mut *kv_record.lock().unwrap_or_else(|p| p.into_inner()));
-    let (kv_verdict, kv) = tokio::task::spawn_blocking(move || {
-        linearizability::check(&history, LINEARIZABILITY_BUDGET)
+    let (kv_verdict, kv, kv_witness) = tokio::task::spawn_blocking(move || {
+        let (verdict, summary) = linearizability::check(&history, LINEARIZABILITY_BUDGET);
+        let witness = match &verdict {
+            Verdict::Violation { operations, .. } => {
+                linearizability::witness(operations, LINEARIZABILITY_BUDGET, WITNESS_TAIL)
+            }
+            _ => Vec::new(),
+        };
+        (verdict, summary, witness)
     })
     .await
     .map_err(|e| Error::Setup(e.to_string()))?;
@@ -353,7 +384,22 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         failures.push("no stream publish was acked".into());
     }
     let counts = bucket.counts();
-    let fencing_log_lines = cluster.agent_log_lines("lease");
+    // Every line of every process is scanned once; the counted ones are kept.
+    let agent_lines = cluster.agent_log_lines("");
+    let cp_lines = cluster.cp_log_lines("");
+    let fenced = Fenced::count(&agent_lines, &cp_lines, &faults);
+    if fenced.unfenced() > 0 {
+        failures.push(format!(
+            "{} of {} agents kept away past their lease came back without their lease refused (zombies not fenced)",
+            fenced.unfenced(),
+            fenced.zombies
+        ));
+    }
+    let fencing_log_lines: Vec<String> = agent_lines
+        .into_iter()
+        .chain(cp_lines)
+        .filter(|l| fencing::is_fencing_line(l))
+        .collect();
     let duration_s = started.elapsed().as_secs_f64();
     Ok(Report {
         seed: config.seed,
@@ -363,6 +409,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         stream,
         kv,
         kv_verdict,
+        kv_witness,
         agent_probes,
         kv_errors,
         work_queue,
@@ -371,6 +418,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         rss_bound_bytes: RSS_BOUND,
         bucket_requests: counts.requests,
         bucket_faulted: counts.faulted,
+        fenced,
         fencing_log_lines,
         failures,
     })
@@ -547,6 +595,13 @@ impl Report {
                 Verdict::Undecided { key } => format!("undecided on {key}"),
             }
         );
+        for op in &self.kv_witness {
+            let _ = writeln!(
+                s,
+                "  witness: client {} {:?} -> {:?} called {} us, returned {} us",
+                op.client, op.input, op.output, op.call, op.ret
+            );
+        }
         let mut errors: Vec<_> = self.kv_errors.iter().collect();
         errors.sort_by(|a, b| b.1.cmp(a.1));
         for (e, n) in errors.iter().take(5) {
@@ -573,6 +628,17 @@ impl Report {
             s,
             "bucket proxy: {} requests, {} faulted",
             self.bucket_requests, self.bucket_faulted
+        );
+        let f = &self.fenced;
+        let _ = writeln!(
+            s,
+            "fenced: {} of {} zombie agents (paused or cut off past the lease) refused on return; agent leases refused {}, job leases lost {}, compaction swaps refused {}, control-plane writes refused by the fence {}",
+            f.zombies_fenced,
+            f.zombies,
+            f.agent_leases_refused.values().sum::<u64>(),
+            f.job_leases_lost,
+            f.compaction_swaps_refused,
+            f.cp_fence_refusals
         );
         for (kind, ms) in &self.longest_stall_ms {
             let _ = writeln!(s, "  longest ack stall after {kind:?}: {ms} ms");
@@ -603,6 +669,7 @@ mod tests {
             end_ms: 2000,
             detail: String::new(),
             error: None,
+            zombie: None,
         };
         let acks = [500, 900, 1100, 1200, 4200, 4300, 20_000];
         // No ack from 4300 until 20000, past the window's end (17000): the longest gap.

@@ -396,15 +396,12 @@ pub async fn kv_client(
             };
             (Input::Put(value), output)
         } else if roll < 65 {
-            let out = tokio::time::timeout(REQUEST, store.create(&key, payload)).await;
+            let out = tokio::time::timeout(REQUEST, kv_create(&store, &key, payload)).await;
             let output = match out {
-                Ok(Ok(rev)) => Output::Written(rev),
-                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Output::Exists,
+                Ok(Ok(Some(output))) => output,
+                Ok(Ok(None)) => continue,
                 Ok(Err(e)) => {
                     note("create", &e);
-                    if definitely_failed(&e) {
-                        continue;
-                    }
                     Output::Unknown
                 }
                 Err(e) => {
@@ -473,6 +470,43 @@ pub async fn kv_client(
             call,
             ret,
         });
+    }
+}
+
+/// `create` as the register model defines it: written when the key has no value
+/// (never written, or deleted), "exists" when it has one.
+///
+/// The client's own `create` is not used: after a first attempt whose outcome is
+/// unknown (a timeout, a commit whose answer was lost) it reads the key and reports
+/// "already exists" on seeing the value that very attempt may have written, or
+/// writes a second time over a later delete, and neither is what was asked. Here a
+/// fallback read follows only a definite "wrong last revision". `Ok(None)`: nothing
+/// was written (the operation leaves the history); `Err`: the outcome is unknown.
+async fn kv_create(
+    store: &kv::Store,
+    key: &str,
+    value: Bytes,
+) -> Result<Option<Output>, async_nats::Error> {
+    match store.update(key, value.clone(), 0).await {
+        Ok(rev) => return Ok(Some(Output::Written(rev))),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+        Err(e) if definitely_failed(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let revision = match store.entry(key).await {
+        Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+            return Ok(Some(Output::Exists));
+        }
+        Ok(Some(entry)) => entry.revision,
+        // Nothing was written by the first attempt, and the read says nothing more.
+        Ok(None) | Err(_) => return Ok(None),
+    };
+    match store.update(key, value, revision).await {
+        Ok(rev) => Ok(Some(Output::Written(rev))),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision || definitely_failed(&e) => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

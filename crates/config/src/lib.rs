@@ -11,6 +11,7 @@
 //! ignored rather than fatal, so a config written for a newer version still starts an
 //! older agent during a rollback.
 
+pub mod accounts;
 mod advertise;
 mod agent;
 mod control_plane;
@@ -20,6 +21,7 @@ mod sources;
 pub mod users;
 mod values;
 
+pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
 pub use advertise::Advertise;
 pub use agent::{
     AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, ClientAuth, FLUSH_DEADLINE, JobsSettings,

@@ -92,6 +92,8 @@ pub struct UserSpec {
     /// The password (plain or a bcrypt hash); None for an NKey user.
     pub password: Option<String>,
     pub permissions: Option<PermissionsSpec>,
+    /// The account the user is in (`[accounts.NAME]`); None: the global account.
+    pub account: Option<String>,
 }
 
 impl fmt::Debug for UserSpec {
@@ -100,6 +102,7 @@ impl fmt::Debug for UserSpec {
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("permissions", &self.permissions)
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -165,6 +168,7 @@ fn resolve_one(index: usize, raw: &RawUser) -> Result<UserSpec, ConfigError> {
         name,
         password,
         permissions,
+        account: None,
     })
 }
 

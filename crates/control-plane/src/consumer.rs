@@ -414,6 +414,51 @@ fn release(rec: &mut ConsumerRecord, s: &Stream, seqs: &[u64], now: i64) {
     }
 }
 
+/// Resets the delivery state for JetStream's `CONSUMER.RESET` (ADR-60), as
+/// nats-server 2.14 does: `seq` 0 resets to one above the ack floor; another `seq` is
+/// allowed for deliver policies all, by_start_sequence (not below `opt_start_seq`) and
+/// by_start_time (not below the start time's sequence). Every pending delivery is
+/// dropped (an ack of one changes nothing until its message is delivered again, at
+/// or above the reset point), and delivered and ack floor both become
+/// (consumer 0, stream `reset_seq - 1`): consumer sequences restart at 1. Returns
+/// `reset_seq`, the stream sequence the next delivery is at or above.
+pub fn reset(rec: &mut ConsumerRecord, s: &Stream, seq: u64) -> Result<u64, JsError> {
+    let c = cfg(rec);
+    let reset_seq = if seq == 0 {
+        rec.ack_floor_stream_seq.saturating_add(1)
+    } else {
+        match v1::DeliverPolicy::try_from(c.deliver_policy) {
+            Ok(v1::DeliverPolicy::DeliverAll) => {}
+            Ok(v1::DeliverPolicy::DeliverByStartSequence) if seq < c.opt_start_seq => {
+                return Err(ApiError::consumer_invalid_reset("below start seq").into());
+            }
+            Ok(v1::DeliverPolicy::DeliverByStartSequence) => {}
+            Ok(v1::DeliverPolicy::DeliverByStartTime) => {
+                let start = match s.seq_for_time(c.opt_start_time_unix_nanos) {
+                    0 => s.state.last_seq.saturating_add(1),
+                    first => first,
+                };
+                if seq < start {
+                    return Err(ApiError::consumer_invalid_reset("below start time").into());
+                }
+            }
+            _ => return Err(ApiError::consumer_invalid_reset("not allowed").into()),
+        }
+        seq
+    };
+    let floor = reset_seq - 1;
+    rec.pending.clear();
+    rec.num_redelivered = 0;
+    rec.start_seqs.clear();
+    rec.start_upto = 0;
+    rec.delivered_stream_seq = floor;
+    rec.delivered_consumer_seq = 0;
+    rec.ack_floor_stream_seq = floor;
+    rec.ack_floor_consumer_seq = 0;
+    rec.last_active_unix_nanos = 0;
+    Ok(reset_seq)
+}
+
 /// Messages not yet delivered for the first time.
 fn num_pending(rec: &ConsumerRecord, s: &Stream, filters: &[String]) -> u64 {
     if rec.delivered_stream_seq < rec.start_upto {
@@ -628,6 +673,52 @@ mod tests {
         let c = claim(&mut rec, &s, 5, NOW);
         assert_eq!(seqs(&c), [(1, 5, 2)]);
         assert!(c.max_delivered.is_empty());
+    }
+
+    #[test]
+    fn reset_to_the_ack_floor_drops_pending_and_restarts_consumer_sequences() {
+        let s = stream(&["s.a", "s.b", "s.a", "s.b", "s.a"]);
+        let mut rec = consumer(&s, &[], 0);
+        assert_eq!(claim(&mut rec, &s, 4, NOW).deliveries.len(), 4);
+        acknowledge(&mut rec, &s, v1::AckKind::Ack, &[1], 0, NOW);
+        acknowledge(&mut rec, &s, v1::AckKind::Nak, &[3], 0, NOW);
+        assert_eq!(claim(&mut rec, &s, 1, NOW).deliveries[0].delivery_count, 2);
+        // As nats-server: reset_seq 2, delivered and ack floor (0, 1), nothing pending.
+        assert_eq!(reset(&mut rec, &s, 0), Ok(2));
+        assert_eq!(counts(&rec, &s), (1, 0, 0, 0, 4));
+        // An ack of a delivery from before the reset changes nothing.
+        acknowledge(&mut rec, &s, v1::AckKind::Ack, &[4], 0, NOW);
+        assert_eq!(counts(&rec, &s), (1, 0, 0, 0, 4));
+        let c = claim(&mut rec, &s, 2, NOW);
+        assert_eq!(seqs(&c), [(2, 1, 1), (3, 2, 1)]);
+        // To a sequence past the stream's end: accepted, nothing left to deliver.
+        assert_eq!(reset(&mut rec, &s, 100), Ok(100));
+        assert_eq!(counts(&rec, &s), (99, 0, 0, 0, 0));
+    }
+
+    #[test]
+    fn reset_to_a_sequence_follows_the_deliver_policy() {
+        let s = stream(&["s.a", "s.a", "s.a", "s.a", "s.a"]);
+        let mut rec = consumer(&s, &[], 0);
+        assert_eq!(reset(&mut rec, &s, 3), Ok(3));
+        assert_eq!(claim(&mut rec, &s, 1, NOW).deliveries[0].stream_seq, 3);
+        let policy = |p: v1::DeliverPolicy, start: u64| {
+            let mut rec = consumer(&s, &[], 0);
+            if let Some(c) = rec.config.as_mut() {
+                c.deliver_policy = p as i32;
+                c.opt_start_seq = start;
+            }
+            rec
+        };
+        let mut by_seq = policy(v1::DeliverPolicy::DeliverByStartSequence, 3);
+        let err = reset(&mut by_seq, &s, 2).expect_err("below the start sequence");
+        assert_eq!(err.err_code, 10204);
+        assert_eq!(err.description, "invalid reset: below start seq");
+        assert_eq!(reset(&mut by_seq, &s, 3), Ok(3));
+        let mut last = policy(v1::DeliverPolicy::DeliverLast, 0);
+        let err = reset(&mut last, &s, 4).expect_err("not allowed for deliver last");
+        assert_eq!(err.description, "invalid reset: not allowed");
+        assert_eq!(reset(&mut last, &s, 0), Ok(1));
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! - **Memory is a cache of the store.** A group is loaded from the store on first use.
 //!   If a write fails or its outcome is unknown, every cached group is dropped and
 //!   re-read, so the cache never runs ahead of what is durable.
-//! - Other mutations (stream create/update/delete, purge, delete, swap) take the same
-//!   state lock, apply, and write their own fenced transaction.
+//! - Stream creation queues for the writer too: a round applies creations in arrival
+//!   order with the batches, so many concurrent creations share one durable write.
+//!   Other mutations (stream update/delete, purge, delete, swap) take the same state
+//!   lock, apply, and write their own fenced transaction.
 //!
 //! Files by concern: this one holds the shared state, the group cache and the fenced
 //! writes; `group` a group in memory (loading it, applying a batch, forming its store
@@ -35,10 +37,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use infinistream_proto::domain::CommitBatch;
 use infinistream_proto::v1::{self, JsError};
 use infinistream_types::SharedClock;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 
 use crate::errors::CpError;
 use crate::keys;
@@ -187,12 +188,12 @@ struct State {
     epoch: u64,
 }
 
-/// A CommitBatch waiting for the writer.
+/// Work waiting for the writer: a CommitBatch, or a stream to create (so creations
+/// share a round's durable write instead of one each).
 #[derive(Debug)]
 pub(crate) struct CommitCmd {
     group: String,
-    batch: CommitBatch,
-    reply: oneshot::Sender<Result<Arc<v1::CommitBatchResponse>, CpError>>,
+    work: commit::Work,
 }
 
 /// The control-plane logic; shared by the gRPC services and the writer task.
@@ -404,9 +405,9 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use async_trait::async_trait;
-    use infinistream_proto::domain::{Chunk, Limits, Record, StreamSpec};
+    use infinistream_proto::domain::{Chunk, CommitBatch, Limits, Record, StreamSpec};
     use infinistream_types::MockClock;
-    use tokio::sync::Notify;
+    use tokio::sync::{Notify, oneshot};
 
     use super::*;
     use crate::store::memory::MemoryStore;
@@ -420,6 +421,7 @@ mod tests {
         fail: AtomicBool,
         entered: Notify,
         release: Notify,
+        txns: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait]
@@ -440,6 +442,7 @@ mod tests {
             compares: Vec<Compare>,
             ops: Vec<Op>,
         ) -> Result<TxnOutcome, StoreError> {
+            self.txns.fetch_add(1, Ordering::SeqCst);
             if self.hold.swap(false, Ordering::SeqCst) {
                 self.entered.notify_one();
                 self.release.notified().await;
@@ -758,6 +761,69 @@ mod tests {
         }
     }
 
+    /// Stream creations queued while a round is written share the next round's one
+    /// transaction, are answered only once it is durable, keep their API errors (a
+    /// name taken in the same round), and survive a reload.
+    #[tokio::test]
+    async fn creations_queued_behind_a_write_share_one_transaction() {
+        let store = Arc::new(Flaky::default());
+        let clock = Arc::new(MockClock::new(
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ));
+        let opts = Options {
+            retention_interval: None,
+            ..Options::default()
+        };
+        let engine = Engine::start(store.clone(), clock.clone(), opts.clone())
+            .await
+            .unwrap();
+        store.hold.store(true, Ordering::SeqCst);
+        let e = engine.clone();
+        let first = tokio::spawn(async move { e.create_stream("g", spec_n(0)).await });
+        store.entered.notified().await;
+        let before = store.txns.load(Ordering::SeqCst);
+        // Queued (sent) while round 1 is in flight.
+        let mut queued = Vec::new();
+        let mut taken = spec_n(11);
+        taken.name = "S1".into();
+        for spec in (1..10).map(spec_n).chain([taken]) {
+            let (reply, answer) = oneshot::channel();
+            engine
+                .commit_tx
+                .send(CommitCmd {
+                    group: "g".into(),
+                    work: commit::Work::CreateStream { spec, reply },
+                })
+                .await
+                .unwrap();
+            queued.push(answer);
+        }
+        while engine.commit_tx.capacity() < engine.commit_tx.max_capacity() {
+            tokio::task::yield_now().await;
+        }
+        assert!(!first.is_finished(), "answered before its write returned");
+        store.release.notify_one();
+        assert!(first.await.unwrap().unwrap().error.is_none());
+        let clash = queued.pop().unwrap().await.unwrap().unwrap();
+        for created in queued {
+            assert!(created.await.unwrap().unwrap().error.is_none());
+        }
+        assert_eq!(
+            clash.error.map(|e| e.err_code),
+            Some(u32::from(
+                infinistream_protocol::jsapi::codes::STREAM_NAME_EXIST.err_code
+            ))
+        );
+        assert_eq!(
+            store.txns.load(Ordering::SeqCst),
+            before + 1,
+            "nine creations and a refused one in one transaction"
+        );
+        drop(engine);
+        let engine = Engine::start(store.clone(), clock, opts).await.unwrap();
+        assert_eq!(engine.list_streams("g", "").await.unwrap().len(), 10);
+    }
+
     /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write
     /// fails: round 2 must fail too (its sequence built on round 1's), nothing is
     /// acked, and the next commits reuse no durable sequence.
@@ -803,8 +869,10 @@ mod tests {
             .commit_tx
             .send(CommitCmd {
                 group: "g".into(),
-                batch: batch("B"),
-                reply,
+                work: commit::Work::Commit {
+                    batch: batch("B"),
+                    reply,
+                },
             })
             .await
             .unwrap();

@@ -70,6 +70,10 @@ pub struct RecMeta {
     /// `Nats-Marker-Reason`. Its `Nats-TTL` is `expires - ts`.
     #[prost(string, optional, tag = "9")]
     pub marker: Option<String>,
+    /// A schedule message (Nats-Schedule): its next firing time, Unix nanoseconds
+    /// (0 = not a schedule, or no longer one). Moved by each stored firing.
+    #[prost(int64, tag = "10")]
+    pub schedule_next: i64,
 }
 
 /// One committed chunk or compacted segment. Stored under

@@ -372,6 +372,16 @@ impl consumers_server::Consumers for Service {
             Ok(v1::AcknowledgeResponse { error })
         })
     }
+
+    async fn reset_consumer(
+        &self,
+        request: Request<v1::ResetConsumerRequest>,
+    ) -> Result<Response<v1::ResetConsumerResponse>, Status> {
+        rpc!("ResetConsumer", request, |g, m| {
+            consumer_names(&m.stream, &m.name)?;
+            Ok(self.engine.reset_consumer(&g, m).await?)
+        })
+    }
 }
 
 #[allow(clippy::result_large_err)]
@@ -475,6 +485,15 @@ impl jobs_server::Jobs for Service {
         rpc!("EnforceRetention", request, |g, _m| {
             let removed = self.engine.enforce_retention(&g).await?;
             Ok(v1::EnforceRetentionResponse { removed })
+        })
+    }
+
+    async fn due_schedules(
+        &self,
+        request: Request<v1::DueSchedulesRequest>,
+    ) -> Result<Response<v1::DueSchedulesResponse>, Status> {
+        rpc!("DueSchedules", request, |g, m| {
+            Ok(self.engine.due_schedules(&g, m.limit).await?)
         })
     }
 }

@@ -25,6 +25,7 @@ use infinistream_protocol::subject;
 use crate::model::{EntryRecord, RecMeta, StateRecord};
 
 mod atomic;
+mod schedule;
 
 /// The marker an index-only entry holds, as readers serve it.
 fn marker_record(rec: &EntryRecord) -> Option<v1::MarkerRecord> {
@@ -84,6 +85,9 @@ pub(crate) struct Stream {
     dedupe_order: VecDeque<(i64, String)>,
     /// (expiry, seq) of records with a TTL.
     ttls: BTreeSet<(i64, u64)>,
+    /// Message schedules: schedule subject → (its schedule message's sequence, next
+    /// firing time). See `schedule.rs`.
+    schedules: HashMap<String, (u64, i64)>,
     /// Store key → first sequences of the entries stored under it. Entries appended in
     /// one writer round share one key, so a round writes one index key per stream
     /// however many batches it folds.
@@ -168,6 +172,7 @@ impl Stream {
             dedupe: HashMap::new(),
             dedupe_order: VecDeque::new(),
             ttls: BTreeSet::new(),
+            schedules: HashMap::new(),
             keys: BTreeMap::new(),
             dirty: BTreeSet::new(),
             open_key: None,
@@ -215,6 +220,9 @@ impl Stream {
                     .get(r.subject as usize)
                     .cloned()
                     .unwrap_or_default();
+                if r.schedule_next != 0 {
+                    s.schedules.insert(subj.clone(), (seq, r.schedule_next));
+                }
                 s.subjects.entry(subj).or_default().push_back(seq);
                 if r.expires != 0 {
                     s.ttls.insert((r.expires, seq));
@@ -354,6 +362,9 @@ impl Stream {
         if expires != 0 {
             self.ttls.remove(&(expires, seq));
         }
+        if self.schedules.get(&subj).is_some_and(|(s, _)| *s == seq) {
+            self.schedules.remove(&subj);
+        }
         self.state_dirty = true;
         if seq == self.state.first_seq {
             self.advance_first();
@@ -458,6 +469,7 @@ impl Stream {
             deleted: false,
             counter,
             marker: None,
+            schedule_next: 0,
         });
         e.live += 1;
         let store_key = e.key;
@@ -498,6 +510,7 @@ impl Stream {
         if l.sealed {
             return Err(ApiError::stream_sealed().into());
         }
+        self.check_firing(r)?;
         self.check_incr(r)?;
         if let Some(name) = &r.expected_stream
             && name != self.name()
@@ -527,6 +540,7 @@ impl Stream {
         {
             return Err(ApiError::stream_wrong_last_sequence(self.state.last_seq).into());
         }
+        self.check_schedule(r, now)?;
         if let Some(id) = &r.msg_id
             && let Some(seq) = self.duplicate_of(id, now)
         {
@@ -685,6 +699,7 @@ impl Stream {
         let position = u32::try_from(pos).unwrap_or(u32::MAX);
         let seq = self.append(ctx, position, r, expires, total.clone());
         self.after_append(seq, r);
+        self.after_append_schedule(seq, r, ctx.committed);
         let mut res = ok_seq(seq);
         res.counter_value = total.unwrap_or_default();
         res
@@ -692,9 +707,14 @@ impl Stream {
 
     /// A message TTL as nats-server applies it: with subject delete markers, a TTL
     /// shorter than the marker TTL is raised to it (whole seconds), so a marker never
-    /// outlives the message whose removal it reports.
+    /// outlives the message whose removal it reports — except with one message per
+    /// subject, which never leaves an older one behind. The gateway rewrites the stored
+    /// `Nats-TTL` header by the same rule.
     pub fn effective_ttl(&self, ttl_seconds: Option<i64>) -> Option<i64> {
         let ttl = ttl_seconds?;
+        if self.spec.limits.max_msgs_per_subject == Some(1) {
+            return Some(ttl);
+        }
         let marker_secs = self
             .spec
             .limits
@@ -1576,6 +1596,16 @@ mod tests {
         assert_eq!(s.effective_ttl(Some(10)), Some(10));
         assert_eq!(s.effective_ttl(Some(-1)), Some(-1));
         assert_eq!(s.effective_ttl(None), None);
+        let one_per_subject = Stream::new(
+            spec(Limits {
+                allow_msg_ttl: true,
+                subject_delete_marker_ttl_nanos: Some(5_000_000_000),
+                max_msgs_per_subject: Some(1),
+                ..Default::default()
+            }),
+            0,
+        );
+        assert_eq!(one_per_subject.effective_ttl(Some(1)), Some(1));
     }
 
     #[test]

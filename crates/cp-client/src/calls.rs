@@ -242,6 +242,17 @@ impl ControlPlaneClient {
         Ok(resp.into_inner().removed)
     }
 
+    /// Message schedules due now (at most `limit`, 0 = 1000) and the group's backlog.
+    pub async fn due_schedules(&self, limit: u32) -> Result<v1::DueSchedulesResponse, CallError> {
+        let resp = self
+            .jobs
+            .clone()
+            .due_schedules(v1::DueSchedulesRequest { limit })
+            .await
+            .map_err(|s| CallError::from_status("DueSchedules", &s))?;
+        Ok(resp.into_inner())
+    }
+
     /// The objects the group's index references, and those it released.
     pub async fn list_objects(&self) -> Result<v1::ListObjectsResponse, CallError> {
         let resp = self

@@ -447,6 +447,7 @@ impl Writer {
         }
         self.policy.record_buffered(tokio::time::Instant::now());
         let size = u32::try_from(record.buffered_len()).unwrap_or(u32::MAX);
+        self.shared.metrics.add_buffered(size);
         let mut meta = record.meta;
         meta.subject = String::from_utf8_lossy(&record.subject).into_owned();
         meta.size = size;
@@ -462,6 +463,7 @@ impl Writer {
 
     /// Seals the buffer into one object and hands it to a flush task.
     async fn seal(&mut self, reason: SealReason, permits: &mut Vec<OwnedSemaphorePermit>) {
+        self.shared.metrics.clear_buffered();
         if self.builder.is_empty() {
             self.policy.buffer_dropped();
             return;

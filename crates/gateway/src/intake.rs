@@ -20,17 +20,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
 use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
+use infinistream_proto::domain::schedule_headers_to_proto;
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
 use infinistream_protocol::jsapi::headers::{
     self, MessageTtl, Rollup, parse_message_ttl, parse_rollup,
 };
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
+use infinistream_protocol::jsapi::schedule::ScheduleHeaders;
 use infinistream_protocol::jsapi::{ApiError, counter};
 use tokio_util::sync::CancellationToken;
 
+use infinistream_protocol::jsapi::fast_batch::{
+    SUFFIX as FAST_BATCH_SUFFIX, parse_fast_batch_reply,
+};
+use infinistream_protocol::jsapi::stream::StreamConfig;
+
 use crate::atomic::{self, AtomicBatches, Staged};
 use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
+use crate::fast::{self, FastBatches, Incoming, Take};
 
 /// Messages one capture subscription holds between the publishing connections and its
 /// forwarding task. The channel is only a hand-off: the batcher's byte-bounded buffer
@@ -40,20 +48,45 @@ use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitErro
 /// outrun`); at 256 it is 25 MiB of 1 KiB messages.
 const CAPTURE_CHANNEL: usize = 256;
 
-/// Sends PubAcks back through the broker.
+/// Sends PubAcks back through the broker; the answers to fast batch messages go to
+/// their batch's state ([`FastBatches::on_answer`]) instead, which says what to send.
 #[derive(Debug, Clone)]
 pub struct BrokerAcks {
     broker: Broker,
+    fast: Arc<Mutex<FastBatches>>,
 }
 
 impl BrokerAcks {
     pub fn new(broker: Broker) -> Self {
-        BrokerAcks { broker }
+        BrokerAcks {
+            broker,
+            fast: Arc::default(),
+        }
+    }
+
+    /// The fast batches whose answers this sink routes (shared with the [`Intake`]).
+    pub fn fast_batches(&self) -> Arc<Mutex<FastBatches>> {
+        self.fast.clone()
+    }
+}
+
+/// Publishes what the fast batch state answered.
+fn publish_all(broker: &Broker, out: Vec<fast::Out>) {
+    for o in out {
+        broker.publish(&o.subject, None, None, Bytes::from(o.payload));
     }
 }
 
 impl AckSink for BrokerAcks {
     fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome) {
+        if let Some(Ok(batch)) = parse_fast_batch_reply(reply) {
+            let out = match self.fast.lock() {
+                Ok(mut fast) => fast.on_answer(stream, reply, &batch, outcome),
+                Err(_) => Vec::new(),
+            };
+            publish_all(&self.broker, out);
+            return;
+        }
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
             PublishOutcome::BatchStored { seq, batch } => Ok(batch.pub_ack(stream, seq)),
@@ -76,6 +109,7 @@ pub struct Intake {
     batcher: Batcher,
     catalog: StreamCatalog,
     acks: Arc<dyn AckSink>,
+    fast: Arc<Mutex<FastBatches>>,
 }
 
 impl std::fmt::Debug for dyn AckSink {
@@ -90,12 +124,14 @@ impl Intake {
         batcher: Batcher,
         catalog: StreamCatalog,
         acks: Arc<dyn AckSink>,
+        fast: Arc<Mutex<FastBatches>>,
     ) -> Self {
         Intake {
             broker,
             batcher,
             catalog,
             acks,
+            fast,
         }
     }
 
@@ -107,6 +143,7 @@ impl Intake {
             batcher,
             catalog,
             acks,
+            fast,
         } = self;
         // One shared handle: a captured publish costs one reference count, not clones
         // of the batcher's sender and the ack sink.
@@ -116,6 +153,7 @@ impl Intake {
             broker: broker.clone(),
             catalog: catalog.clone(),
             atomic: Mutex::new(AtomicBatches::new()),
+            fast,
         });
         let capture = {
             let sinks = sinks.clone();
@@ -169,16 +207,24 @@ struct Sinks {
     catalog: StreamCatalog,
     /// Atomic batches held until their commit (`atomic`); never locked across an await.
     atomic: Mutex<AtomicBatches>,
+    /// Fast batches in flight (`fast`), shared with [`BrokerAcks`]; never locked across
+    /// an await.
+    fast: Arc<Mutex<FastBatches>>,
 }
 
 async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
     let acks = sinks.acks.as_ref();
     let reply = msg.reply.clone();
+    if let Some(reply) = reply.as_deref()
+        && reply.ends_with(FAST_BATCH_SUFFIX)
+    {
+        return forward_fast(stream, msg, reply, sinks).await;
+    }
     let is_batch = msg
         .headers
         .as_deref()
         .is_some_and(|h| contains(h, headers::BATCH_ID.as_bytes()));
-    let record = match record_from(stream, msg) {
+    let mut record = match record_from(stream, msg) {
         Ok(record) => record,
         Err(error) => {
             if let Some(reply) = reply.as_deref() {
@@ -187,6 +233,7 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
             return;
         }
     };
+    raise_stored_ttl(&mut record, &sinks.catalog);
     let submitted = if is_batch {
         match stage_atomic(stream, record, sinks).await {
             Some(records) => sinks.batcher.submit_group(records).await,
@@ -195,17 +242,112 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
     } else {
         sinks.batcher.submit(record).await
     };
-    match submitted {
-        Ok(()) => {}
-        Err(error) => {
-            let js = match &error {
-                SubmitError::TooLarge { .. } => ApiError::stream_message_exceeds_maximum(),
-                SubmitError::Closed => ApiError::stream_store_failed(&error),
-            };
-            if let Some(reply) = reply.as_deref() {
-                acks.deliver(reply, stream, PublishOutcome::Failed(js));
-            }
-        }
+    if let Err(error) = submitted
+        && let Some(reply) = reply.as_deref()
+    {
+        acks.deliver(reply, stream, PublishOutcome::Failed(submit_error(&error)));
+    }
+}
+
+/// The JetStream error for a publish the batcher would not take.
+fn submit_error(error: &SubmitError) -> ApiError {
+    match error {
+        SubmitError::TooLarge { .. } => ApiError::stream_message_exceeds_maximum(),
+        SubmitError::Closed => ApiError::stream_store_failed(error),
+    }
+}
+
+/// A message of a fast batch (its reply subject ends in `.$FI`): the batch state
+/// decides, its answers are published here, and a message it lets through is stored
+/// like any publish (its answer comes back through [`BrokerAcks`]).
+async fn forward_fast(stream: &Arc<str>, msg: InternalMsg, reply: &str, sinks: &Sinks) {
+    let refuse = |error: ApiError| {
+        let body = render_pub_ack(&Err((stream.to_string(), error)));
+        sinks.broker.publish(reply, None, None, Bytes::from(body));
+    };
+    let Some(entry) = catalog_entry(&sinks.catalog, stream).await else {
+        return refuse(ApiError::stream_not_found());
+    };
+    let mut record = match record_from(stream, msg) {
+        Ok(record) => record,
+        Err(error) => return refuse(error),
+    };
+    let map = if contains(&record.headers, headers::REQUIRED_API_LEVEL.as_bytes()) {
+        HeaderMap::parse(&record.headers).ok()
+    } else {
+        None
+    };
+    let level = map
+        .as_ref()
+        .and_then(|m| m.get(headers::REQUIRED_API_LEVEL));
+    let (take, out) = match sinks.fast.lock() {
+        Ok(mut fast) => fast.on_message(
+            &entry.config,
+            Incoming {
+                stream,
+                reply,
+                header_len: record.headers.len(),
+                payload_len: record.payload.len(),
+                required_level: level,
+            },
+            parse_fast_batch_reply(reply)
+                .unwrap_or_else(|| Err(ApiError::batch_publish_invalid_pattern())),
+            Instant::now(),
+        ),
+        Err(_) => (
+            Take::Done,
+            vec![fast::Out {
+                subject: reply.to_owned(),
+                payload: render_pub_ack(&Err((
+                    stream.to_string(),
+                    ApiError::stream_store_failed("fast batch state unavailable"),
+                ))),
+            }],
+        ),
+    };
+    publish_all(&sinks.broker, out);
+    let Take::Submit { strip_level } = take else {
+        return;
+    };
+    if strip_level && let Some(mut map) = map {
+        map.remove(headers::REQUIRED_API_LEVEL);
+        record.headers = map.to_bytes();
+    }
+    raise_ttl_header(&mut record, &entry.config);
+    if let Err(error) = sinks.batcher.submit(record).await {
+        // Counted as taken: its answer goes through the batch state like any other.
+        sinks
+            .acks
+            .deliver(reply, stream, PublishOutcome::Failed(submit_error(&error)));
+    }
+}
+
+/// [`raise_ttl_header`] with the stream's config from the catalog; only a message with
+/// a TTL looks it up.
+fn raise_stored_ttl(record: &mut PendingRecord, catalog: &StreamCatalog) {
+    if record.meta.ttl_seconds.is_some_and(|t| t > 0)
+        && let Some(entry) = catalog.get(&record.stream)
+    {
+        raise_ttl_header(record, &entry.config);
+    }
+}
+
+/// With subject delete markers, nats-server raises a message TTL below the marker
+/// TTL to it (whole seconds) and stores the raised value in the `Nats-TTL` header
+/// (moved to the end of the headers), except with `max_msgs_per_subject` 1. The
+/// control plane raises the TTL it keeps the same way.
+fn raise_ttl_header(record: &mut PendingRecord, config: &StreamConfig) {
+    let Some(ttl) = record.meta.ttl_seconds.filter(|t| *t > 0) else {
+        return;
+    };
+    let marker_secs = config.subject_delete_marker_ttl / 1_000_000_000;
+    if config.max_msgs_per_subject == 1 || ttl >= marker_secs {
+        return;
+    }
+    if let Ok(mut map) = HeaderMap::parse(&record.headers) {
+        map.remove(headers::TTL);
+        map.insert(headers::TTL, marker_secs.to_string());
+        record.headers = map.to_bytes();
     }
 }
 
@@ -330,6 +472,7 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         if let Some(value) = map.get(headers::INCR).filter(|v| !v.is_empty()) {
             read_incr(&mut meta, &map, value, msg.payload.is_empty());
         }
+        meta.schedule = ScheduleHeaders::from_headers(&map).map(schedule_headers_to_proto);
     }
     Ok(PendingRecord {
         stream: stream.clone(),

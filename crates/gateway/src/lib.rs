@@ -1,6 +1,7 @@
 //! The proxy-produce role: JetStream publishes become batch objects, commits, PubAcks.
 //!
 //! - [`atomic`]: atomic batch publish (ADR-50), held until its commit.
+//! - [`fast`]: fast-ingest batch publish (2.14), paced by flow acks after commits.
 //! - [`batcher`]: the agent's one publish buffer, its flushes and their ordering.
 //! - [`flush_policy`]: when the buffer is sealed (the window as a spacing).
 //! - [`intake`]: stream capture subscriptions and PubAck delivery.
@@ -10,6 +11,7 @@
 
 pub mod atomic;
 pub mod batcher;
+pub mod fast;
 pub mod flush_policy;
 pub mod intake;
 pub mod metrics;

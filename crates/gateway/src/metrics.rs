@@ -7,6 +7,8 @@
 //! `commit_wait_seconds` (waiting for the previous flush's commit: commits go in flush
 //! order), `commit_seconds` (the CommitBatch call) and `answer_seconds` (handing every
 //! answer of the flush to its connection). `flush_seconds` spans upload to commit.
+//! `buffered_bytes` is a gauge of the bytes waiting for the next flush (accepted, not
+//! yet sealed into an object).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -41,6 +44,7 @@ struct Inner {
     commit_wait_seconds: Histogram,
     commit_seconds: Histogram,
     answer_seconds: Histogram,
+    buffered_bytes: Gauge,
     objects: AtomicU64,
 }
 
@@ -66,6 +70,7 @@ impl GatewayMetrics {
                 commit_wait_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
                 commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
                 answer_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
+                buffered_bytes: Gauge::default(),
                 objects: AtomicU64::new(0),
             }),
         }
@@ -135,6 +140,26 @@ impl GatewayMetrics {
             "Time to hand every answer of a committed flush to its connection",
             i.answer_seconds.clone(),
         );
+        r.register(
+            "buffered_bytes",
+            "Bytes of accepted publishes waiting for the next flush (not yet sealed into an object)",
+            i.buffered_bytes.clone(),
+        );
+    }
+
+    /// `bytes` more wait for the next flush.
+    pub(crate) fn add_buffered(&self, bytes: u32) {
+        self.inner.buffered_bytes.inc_by(i64::from(bytes));
+    }
+
+    /// The buffer was sealed (or dropped): nothing waits for the next flush.
+    pub(crate) fn clear_buffered(&self) {
+        self.inner.buffered_bytes.set(0);
+    }
+
+    /// Bytes waiting for the next flush (for tests and benchmarks).
+    pub fn buffered_bytes(&self) -> i64 {
+        self.inner.buffered_bytes.get()
     }
 
     pub(crate) fn record_seal(&self, reason: SealReason) {

@@ -47,7 +47,8 @@ pub fn start(ctx: &mut RoleContext<'_>, deps: GatewayDeps, window: Duration) {
         deps.metrics,
         shutdown.clone(),
     );
-    let intake = Intake::new(deps.broker, batcher, deps.catalog, acks);
+    let fast = acks.fast_batches();
+    let intake = Intake::new(deps.broker, batcher, deps.catalog, acks, fast);
     ctx.supervisor.spawn("stream-intake", intake.run(shutdown));
     ctx.supervisor.spawn("publish-batcher", async move {
         writer

@@ -221,6 +221,41 @@ async fn an_idle_publish_is_acked_before_half_the_window() {
     assert_eq!(h.metrics.objects_written(), 1);
 }
 
+/// The buffered-bytes gauge counts what waits for the next flush: the publishes after
+/// an idle flush, until the window seals them; then nothing.
+#[tokio::test(start_paused = true)]
+async fn the_buffered_bytes_gauge_counts_what_waits_for_the_next_flush() {
+    let h = harness(config(100)).await;
+    h.batcher
+        .submit(record("S0", "s.0", b"first", Some("first")))
+        .await
+        .expect("submit");
+    h.acks.wait_for(1).await;
+    assert_eq!(
+        h.metrics.buffered_bytes(),
+        0,
+        "the idle publish went at once"
+    );
+    let mut expected = 0;
+    for i in 0..10u32 {
+        let r = record("S0", "s.0", b"waiting", Some(&format!("r{i}")));
+        expected += i64::try_from(r.buffered_len()).expect("small");
+        h.batcher.submit(r).await.expect("submit");
+    }
+    // Time stands still while this task runs: the window cannot seal them meanwhile.
+    while h.metrics.buffered_bytes() < expected {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.metrics.buffered_bytes(), expected);
+    h.acks.wait_for(11).await;
+    assert_eq!(
+        h.metrics.buffered_bytes(),
+        0,
+        "sealed into the second object"
+    );
+    assert_eq!(h.metrics.objects_written(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_rest_of_a_burst_goes_one_window_after_the_idle_publish() {
     let window = Duration::from_millis(100);

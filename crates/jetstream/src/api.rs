@@ -426,7 +426,7 @@ async fn store_config(
     check_wire(&resp.error)?;
     let info = convert::stream_info(&resp, now(ctx))?;
     ctx.catalog.upsert(info.config.clone());
-    settle(ctx, &config.name).await;
+    settle(ctx, &config.name, Some(&info.config)).await;
     tracing::info!(stream = %config.name, ?op, "stream stored");
     Ok(info)
 }
@@ -517,7 +517,7 @@ async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, A
     .await?;
     check_wire(&resp.error)?;
     ctx.catalog.remove(name);
-    settle(ctx, name).await;
+    settle(ctx, name, None).await;
     tracing::info!(stream = %name, "stream deleted");
     stream_advisory(ctx, name, advisory::Action::Delete);
     Ok(StreamDeleteResponse { success: true })
@@ -540,11 +540,20 @@ fn stream_advisory(ctx: &ApiContext, name: &str, action: advisory::Action) {
 /// How long a stream change waits for this agent's subject subscriptions to follow it.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Waits until this agent serves the catalog as changed, so the client's next publish
-/// reaches the stream as it now is (see [`StreamCatalog::settled`]).
-async fn settle(ctx: &ApiContext, stream: &str) {
-    if !ctx.catalog.settled(SETTLE_TIMEOUT).await {
+/// Waits until this agent and its linked peers serve the catalog as changed (stream
+/// `stream` now `config`, `None`: deleted), so the client's next publish, through any
+/// agent, reaches the stream as it now is (see [`StreamCatalog::settled`] and
+/// [`crate::group_sync`]).
+async fn settle(ctx: &ApiContext, stream: &str, config: Option<&StreamConfig>) {
+    let (local, (asked, late)) = tokio::join!(
+        ctx.catalog.settled(SETTLE_TIMEOUT),
+        crate::group_sync::settle_group(&ctx.broker, stream, config),
+    );
+    if !local {
         tracing::warn!(%stream, timeout = ?SETTLE_TIMEOUT, "stream change answered before this agent's subscriptions followed it");
+    }
+    if late > 0 {
+        tracing::warn!(%stream, late, asked, timeout = ?crate::group_sync::GROUP_SETTLE_TIMEOUT, "stream change answered before every peer agent served it");
     }
 }
 

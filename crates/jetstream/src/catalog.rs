@@ -5,7 +5,9 @@
 //! allowed) so a publish never waits on a metadata round trip. The copy is updated
 //! right after this agent changes a stream, and follows changes made through other
 //! agents from the agent's one `WatchStreams` subscription ([`StreamCatalog::follow`]):
-//! a stream created, updated or deleted is reloaded alone (`StreamInfo`), and the whole
+//! a stream created, updated or deleted is taken from the event, which carries its
+//! config (reloaded alone with `StreamInfo` when it does not, or when this agent changed
+//! the stream itself and holds something else), and the whole
 //! list is loaded (`ListStreams`) only when the watch (re)starts — at start-up, after a
 //! reconnect or a leader change — or reports a gap. An idle group costs the control
 //! plane nothing for the catalog but the open watch. Consumers of the catalog watch
@@ -16,10 +18,10 @@
 //! client that publishes right after the API reply reaches the new stream, never the
 //! deleted one that had the same subjects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use infinistream_broker::{Broker, InternalMsg, SubscriptionCloser};
@@ -41,6 +43,9 @@ const RESYNC_RETRY: Duration = Duration::from_secs(1);
 const MAX_SINGLE_RELOADS: usize = 32;
 /// Listing period when the control plane refuses the watch.
 const POLL_FALLBACK: Duration = Duration::from_secs(1);
+/// Catalog changes remembered for followers that reconcile only what changed; a
+/// follower further behind reconciles every stream.
+const JOURNAL_LEN: usize = 4096;
 
 /// One stream as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +65,42 @@ struct Streams {
     local: HashMap<String, u64>,
     /// Numbers this agent's changes.
     local_epoch: u64,
+    /// The catalog's version (each change adds one), published through
+    /// [`StreamCatalog::watch`] after the change is in place.
+    version: u64,
+    /// The last [`JOURNAL_LEN`] versions: the stream each changed, or `None` for a
+    /// change of the whole list, so a follower reconciles only what changed.
+    journal: VecDeque<(u64, Option<Arc<str>>)>,
+}
+
+impl Streams {
+    /// Counts one change (of `stream`, or of the whole list) and returns its version.
+    fn note(&mut self, stream: Option<&str>) -> u64 {
+        self.version += 1;
+        if self.journal.len() == JOURNAL_LEN {
+            self.journal.pop_front();
+        }
+        self.journal
+            .push_back((self.version, stream.map(Arc::from)));
+        self.version
+    }
+
+    /// The streams changed after `since`, or `None` when the journal no longer reaches
+    /// back that far or a whole list changed since.
+    fn changed_since(&self, since: u64) -> Option<BTreeSet<Arc<str>>> {
+        if since >= self.version {
+            return Some(BTreeSet::new());
+        }
+        let oldest = self.journal.front().map_or(u64::MAX, |(v, _)| *v);
+        if oldest > since + 1 {
+            return None;
+        }
+        self.journal
+            .iter()
+            .filter(|(v, _)| *v > since)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
 }
 
 /// Shared, cheaply cloned catalog of the group's streams.
@@ -143,8 +184,21 @@ impl StreamCatalog {
         self.version.subscribe()
     }
 
-    fn bump(&self) {
-        self.version.send_modify(|v| *v += 1);
+    /// Publishes `version` (noted under the lock) to the watchers; concurrent changes
+    /// may publish out of order, so the watch only ever moves forward.
+    fn publish(&self, version: u64) {
+        self.version.send_if_modified(|v| {
+            let newer = version > *v;
+            if newer {
+                *v = version;
+            }
+            newer
+        });
+    }
+
+    /// The streams changed after version `since` (see [`Streams::changed_since`]).
+    fn changed_since(&self, since: u64) -> Option<BTreeSet<Arc<str>>> {
+        self.streams.read().changed_since(since)
     }
 
     /// Records a stream created or updated through this agent.
@@ -160,11 +214,12 @@ impl StreamCatalog {
             let epoch = streams.local_epoch;
             streams.local.insert(name.clone(), epoch);
             let changed = streams.by_name.get(&name) != Some(&entry);
+            let version = changed.then(|| streams.note(Some(&name)));
             streams.by_name.insert(name, entry);
-            changed
+            version
         };
-        if changed {
-            self.bump();
+        if let Some(version) = changed {
+            self.publish(version);
         }
     }
 
@@ -175,10 +230,11 @@ impl StreamCatalog {
             streams.local_epoch += 1;
             let epoch = streams.local_epoch;
             streams.local.insert(name.to_owned(), epoch);
-            streams.by_name.remove(name).is_some()
+            let removed = streams.by_name.remove(name).is_some();
+            removed.then(|| streams.note(Some(name)))
         };
-        if removed {
-            self.bump();
+        if let Some(version) = removed {
+            self.publish(version);
         }
     }
 
@@ -223,10 +279,10 @@ impl StreamCatalog {
             });
             let changed = current.by_name != next;
             current.by_name = next;
-            changed
+            changed.then(|| current.note(None))
         };
-        if changed {
-            self.bump();
+        if let Some(version) = changed {
+            self.publish(version);
         }
     }
 
@@ -303,7 +359,7 @@ impl StreamCatalog {
                 }
                 None => {}
             }
-            match config {
+            let changed = match config {
                 Some(config) => {
                     let entry = StreamEntry {
                         name: Arc::from(name),
@@ -314,11 +370,59 @@ impl StreamCatalog {
                     changed
                 }
                 None => streams.by_name.remove(name).is_some(),
-            }
+            };
+            changed.then(|| streams.note(Some(name)))
         };
-        if changed {
-            self.bump();
+        if let Some(version) = changed {
+            self.publish(version);
         }
+    }
+
+    /// Applies a stream event that says what the stream now is (a config on CREATED
+    /// and UPDATED, or DELETED), without asking the control plane: events arrive in
+    /// commit order. Returns false when the stream must be reloaded instead: the event
+    /// carries no config (an older control plane), or this agent changed the stream
+    /// itself and holds something else (the event may predate that change).
+    fn apply_event(&self, event: &v1::StreamEvent) -> bool {
+        let name = event.stream.as_str();
+        let config = match (event.kind(), &event.config) {
+            (v1::StreamEventKind::StreamEventDeleted, _) => None,
+            (_, Some(config)) => match convert::stored_config(config) {
+                Ok(config) => Some(config),
+                Err(_) => return false,
+            },
+            (_, None) => return false,
+        };
+        let version = {
+            let mut streams = self.streams.write();
+            let current = streams.by_name.get(name);
+            let same = match (&config, current) {
+                (Some(config), Some(entry)) => *entry.config == *config,
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                return true;
+            }
+            if streams.local.contains_key(name) {
+                return false;
+            }
+            match config {
+                Some(config) => {
+                    let entry = StreamEntry {
+                        name: Arc::from(name),
+                        config: Arc::new(config),
+                    };
+                    streams.by_name.insert(name.to_owned(), entry);
+                }
+                None => {
+                    streams.by_name.remove(name);
+                }
+            }
+            streams.note(Some(name))
+        };
+        self.publish(version);
+        true
     }
 
     /// Keeps the catalog in step with the control plane until `shutdown`, from
@@ -365,7 +469,9 @@ impl StreamCatalog {
                             v1::StreamEventKind::StreamEventSynced => resync = true,
                             v1::StreamEventKind::StreamEventCreated
                             | v1::StreamEventKind::StreamEventUpdated
-                            | v1::StreamEventKind::StreamEventDeleted => {
+                            | v1::StreamEventKind::StreamEventDeleted
+                                if !self.apply_event(&event) =>
+                            {
                                 changed.insert(event.stream);
                             }
                             _ => {}
@@ -519,76 +625,176 @@ where
     F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let mut served: HashMap<(Arc<str>, String), Served> = HashMap::new();
+    let mut subjects = Subjects {
+        served: HashMap::new(),
+        broker,
+        capacity,
+        include_sealed,
+        serve,
+        shutdown: shutdown.clone(),
+        ended: Arc::new(AtomicBool::new(false)),
+    };
     let mut changes = catalog.watch();
+    // The version last reconciled; `None` until every stream has been once.
+    let mut reconciled: Option<u64> = None;
     loop {
-        // Read the version before the snapshot: a change after it wakes the loop again.
+        // Read the version before the catalog: a change after it wakes the loop again.
         let version = *changes.borrow_and_update();
-        let mut wanted = HashSet::new();
-        for entry in catalog.snapshot() {
-            if entry.config.sealed && !include_sealed {
-                continue;
-            }
-            for subject in &entry.config.subjects {
-                wanted.insert((entry.name.clone(), subject.clone()));
-            }
-        }
-        let gone: Vec<_> = served
-            .iter()
-            .filter(|(key, s)| !wanted.contains(*key) || s.task.is_finished())
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in gone {
-            if let Some(s) = served.remove(&key) {
-                s.release();
-                tracing::debug!(stream = %key.0, subject = %key.1, "stream subject released");
-            }
-        }
-        for key in wanted {
-            if served.contains_key(&key) {
-                continue;
-            }
-            match broker.subscribe_internal(&key.1, None, capacity) {
-                Ok(mut subscription) => {
-                    let (stream, serve) = (key.0.clone(), serve.clone());
-                    let closer = subscription.closer();
-                    let stop = shutdown.child_token();
-                    let stopped = stop.clone();
-                    let task = tokio::spawn(async move {
-                        loop {
-                            tokio::select! {
-                                biased;
-                                msg = subscription.recv() => match msg {
-                                    Some(msg) => serve(stream.clone(), msg).await,
-                                    None => return,
-                                },
-                                () = stopped.cancelled() => break,
-                            }
-                        }
-                        // Released: answer what was queued before the subscription left.
-                        while let Some(msg) = subscription.try_recv() {
-                            serve(stream.clone(), msg).await;
-                        }
-                    });
-                    tracing::debug!(stream = %key.0, subject = %key.1, "stream subject served");
-                    served.insert(key, Served { task, closer, stop });
+        // Only the streams changed since the last pass, unless a task ended by itself
+        // (its subject is served again) or the journal does not reach back.
+        let ended = subjects.ended.swap(false, Ordering::AcqRel);
+        let changed = reconciled
+            .filter(|_| !ended)
+            .and_then(|since| catalog.changed_since(since));
+        match changed {
+            Some(names) => {
+                for name in names {
+                    let entry = catalog.get(&name);
+                    subjects.reconcile(&name, entry.as_ref());
                 }
-                Err(error) => {
-                    tracing::warn!(stream = %key.0, subject = %key.1, %error, "cannot subscribe to a stream subject");
+            }
+            None => {
+                let snapshot = catalog.snapshot();
+                let listed: HashSet<&str> = snapshot.iter().map(|e| &*e.name).collect();
+                let gone: Vec<Arc<str>> = subjects
+                    .served
+                    .keys()
+                    .filter(|name| !listed.contains(&***name))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    subjects.reconcile(&name, None);
+                }
+                for entry in &snapshot {
+                    subjects.reconcile(&entry.name, Some(entry));
                 }
             }
         }
+        reconciled = Some(version);
         follower.served(version);
         tokio::select! {
             () = shutdown.cancelled() => break,
             changed = changes.changed() => if changed.is_err() { break },
         }
     }
-    for (_, s) in served.drain() {
-        s.closer.close();
-        s.task.abort();
+    for (_, by_subject) in subjects.served.drain() {
+        for (_, s) in by_subject {
+            s.closer.close();
+            s.task.abort();
+        }
     }
     Ok(())
+}
+
+/// What a follower of the catalog serves: per stream, per subject, its task.
+struct Subjects<F> {
+    served: HashMap<Arc<str>, HashMap<String, Served>>,
+    broker: Broker,
+    capacity: usize,
+    include_sealed: bool,
+    serve: F,
+    shutdown: CancellationToken,
+    /// Set when a task ended by itself (its subscription closed, or `serve` panicked).
+    ended: Arc<AtomicBool>,
+}
+
+impl<F, Fut> Subjects<F>
+where
+    F: Fn(Arc<str>, InternalMsg) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    /// Serves exactly `entry`'s subjects for stream `name` (none when it is gone or
+    /// sealed and sealed streams are skipped), replacing tasks that ended.
+    fn reconcile(&mut self, name: &Arc<str>, entry: Option<&StreamEntry>) {
+        let wanted: &[String] = match entry {
+            Some(e) if !e.config.sealed || self.include_sealed => &e.config.subjects,
+            _ => &[],
+        };
+        if let Some(by_subject) = self.served.get_mut(name) {
+            let gone: Vec<String> = by_subject
+                .iter()
+                .filter(|(subject, s)| !wanted.contains(subject) || s.task.is_finished())
+                .map(|(subject, _)| subject.clone())
+                .collect();
+            for subject in gone {
+                if let Some(s) = by_subject.remove(&subject) {
+                    s.release();
+                    tracing::debug!(stream = %name, %subject, "stream subject released");
+                }
+            }
+            if by_subject.is_empty() {
+                self.served.remove(name);
+            }
+        }
+        for subject in wanted {
+            if self
+                .served
+                .get(name)
+                .is_some_and(|by_subject| by_subject.contains_key(subject))
+            {
+                continue;
+            }
+            if let Some(served) = self.start(name, subject) {
+                self.served
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(subject.clone(), served);
+            }
+        }
+    }
+
+    /// Subscribes `subject` and starts the task serving it for `stream`.
+    fn start(&self, stream: &Arc<str>, subject: &str) -> Option<Served> {
+        let mut subscription = match self.broker.subscribe_internal(subject, None, self.capacity) {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                tracing::warn!(%stream, %subject, %error, "cannot subscribe to a stream subject");
+                return None;
+            }
+        };
+        let (stream_name, serve) = (stream.clone(), self.serve.clone());
+        let closer = subscription.closer();
+        let stop = self.shutdown.child_token();
+        let stopped = stop.clone();
+        let mut alarm = EndAlarm(Some(self.ended.clone()));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    msg = subscription.recv() => match msg {
+                        Some(msg) => serve(stream_name.clone(), msg).await,
+                        None => return,
+                    },
+                    () = stopped.cancelled() => break,
+                }
+            }
+            // Released: answer what was queued before the subscription left.
+            alarm.disarm();
+            while let Some(msg) = subscription.try_recv() {
+                serve(stream_name.clone(), msg).await;
+            }
+        });
+        tracing::debug!(%stream, %subject, "stream subject served");
+        Some(Served { task, closer, stop })
+    }
+}
+
+/// Raises its flag when dropped armed: a serving task that ended other than by
+/// being released.
+struct EndAlarm(Option<Arc<AtomicBool>>);
+
+impl EndAlarm {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for EndAlarm {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::Release);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -718,6 +924,76 @@ mod tests {
         assert!(catalog.streams.read().local.is_empty());
         catalog.apply_since("B", Some(cfg("B", &["b"])), asked_at);
         assert!(catalog.get("B").is_some());
+    }
+
+    /// Followers reconcile only the streams changed since their last pass, as long as
+    /// the journal reaches back and no whole list replaced the catalog meanwhile.
+    #[test]
+    fn the_journal_names_what_changed_since_a_version() {
+        let catalog = StreamCatalog::new();
+        catalog.upsert(cfg("A", &["a"]));
+        let since = *catalog.watch().borrow();
+        catalog.upsert(cfg("B", &["b"]));
+        catalog.remove("A");
+        catalog.upsert(cfg("B", &["b"]));
+        let names: Vec<String> = catalog
+            .changed_since(since)
+            .map(|n| n.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["A", "B"]);
+        let now = *catalog.watch().borrow();
+        assert_eq!(catalog.changed_since(now), Some(BTreeSet::new()));
+        catalog.replace(vec![cfg("C", &["c"])]);
+        assert_eq!(catalog.changed_since(now), None, "a whole list changed");
+        let now = *catalog.watch().borrow();
+        for i in 0..=JOURNAL_LEN {
+            catalog.upsert(cfg(&format!("S{i}"), &[]));
+        }
+        assert_eq!(catalog.changed_since(now), None, "too far behind");
+    }
+
+    fn event(
+        kind: v1::StreamEventKind,
+        config: Option<&StreamConfig>,
+        name: &str,
+    ) -> v1::StreamEvent {
+        v1::StreamEvent {
+            kind: kind as i32,
+            stream: name.into(),
+            config: config.map(|c| convert::proto_config(c).expect("a valid test config")),
+            ..Default::default()
+        }
+    }
+
+    /// A watch event carrying the config is applied without a reload, unless this
+    /// agent changed the stream itself and holds something else; an echo of this
+    /// agent's own change is a no-op; an event without a config asks for a reload.
+    #[test]
+    fn events_with_configs_apply_without_a_reload() {
+        use v1::StreamEventKind::{StreamEventCreated, StreamEventDeleted, StreamEventUpdated};
+        let catalog = StreamCatalog::new();
+        let a = cfg("A", &["a"]);
+        assert!(catalog.apply_event(&event(StreamEventCreated, Some(&a), "A")));
+        assert_eq!(catalog.get("A").map(|e| (*e.config).clone()), Some(a));
+        assert!(catalog.apply_event(&event(StreamEventDeleted, None, "A")));
+        assert!(catalog.get("A").is_none());
+        assert!(!catalog.apply_event(&event(StreamEventCreated, None, "A")));
+
+        let b = cfg("B", &["b"]);
+        catalog.upsert(b.clone());
+        let version = *catalog.watch().borrow();
+        assert!(catalog.apply_event(&event(StreamEventCreated, Some(&b), "B")));
+        assert_eq!(
+            *catalog.watch().borrow(),
+            version,
+            "an echo changes nothing"
+        );
+        let older = cfg("B", &["b.old"]);
+        assert!(
+            !catalog.apply_event(&event(StreamEventUpdated, Some(&older), "B")),
+            "may predate this agent's change: reloaded"
+        );
+        assert_eq!(catalog.get("B").map(|e| (*e.config).clone()), Some(b));
     }
 
     #[test]

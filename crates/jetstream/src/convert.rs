@@ -69,6 +69,7 @@ pub fn limits(cfg: &StreamConfig) -> v1::StreamLimits {
         first_seq: cfg.first_seq,
         subject_delete_marker_ttl_nanos: cfg.subject_delete_marker_ttl,
         allow_msg_counter: cfg.allow_msg_counter,
+        allow_msg_schedules: cfg.allow_msg_schedules,
     }
 }
 

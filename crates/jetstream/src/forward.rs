@@ -26,7 +26,7 @@ use bytes::Bytes;
 use infinistream_broker::routing::ProxyRole;
 use infinistream_broker::{Broker, BrokerError, Forwarded, InternalMsg, InternalTarget};
 use infinistream_protocol::jsapi::ack::AckSubject;
-use infinistream_protocol::jsapi::msg::render_pub_ack;
+use infinistream_protocol::jsapi::msg::{render_pub_ack, status_header};
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, codes, render_error};
@@ -120,21 +120,36 @@ impl RouteHandler for ConsumeForwarder {
             // The peer answers the requester directly.
             return None;
         }
-        if matches!(route, ApiRoute::ConsumerMsgNext { .. }) {
-            // A pull request's inbox carries messages and status messages; answer with
-            // a status a client reports as an error, as for a bad pull request.
-            let text = role_missing_text(&self.broker, ProxyRole::Consume, "pull requests")
-                .replace(['\r', '\n'], " ");
-            return Some(Reply {
-                headers: Some(Bytes::from(format!("NATS/1.0 400 {text}\r\n\r\n"))),
-                payload: Bytes::new(),
-            });
+        match route {
+            ApiRoute::ConsumerMsgNext { .. } => {
+                // A pull request's inbox carries messages and status messages; answer
+                // with a status a client reports as an error, as for a bad pull request.
+                return Some(status_reply(&self.broker, 400, "pull requests"));
+            }
+            ApiRoute::DirectGet(_) | ApiRoute::DirectGetLastBySubject { .. } => {
+                // A direct get is answered with the message or a status, never JSON (a
+                // client reads a JSON body as a message without headers). A `500` with
+                // the reason, as the read handler's failures: clients turn a `503` into
+                // a bare "no responders" and would hide it.
+                return Some(status_reply(&self.broker, 500, "message reads"));
+            }
+            _ => {}
         }
         let kind = route.response_type().unwrap_or(types::SYSTEM);
         Some(Reply::json(render_error(
             kind,
             &role_missing(&self.broker, ProxyRole::Consume, self.what),
         )))
+    }
+}
+
+/// A status message (`NATS/1.0 <code> <why>`) saying that no reachable agent runs
+/// proxy-consume for `what`.
+fn status_reply(broker: &Broker, code: u16, what: &str) -> Reply {
+    let text = role_missing_text(broker, ProxyRole::Consume, what).replace(['\r', '\n'], " ");
+    Reply {
+        headers: Some(Bytes::from(status_header(code, &text))),
+        payload: Bytes::new(),
     }
 }
 
@@ -225,6 +240,36 @@ mod tests {
     use super::*;
     use infinistream_broker::BrokerConfig;
     use infinistream_broker::routing::{AgentEndpoint, ClusterView, LocalRoles};
+
+    /// A KV get (direct get by last subject) on an agent that can reach no
+    /// proxy-consume agent is answered with a status the client reports as an error,
+    /// not with a JSON body it would read as a message without headers.
+    #[tokio::test]
+    async fn a_direct_get_nobody_can_serve_is_answered_with_a_status() {
+        let broker = Broker::new(BrokerConfig::default());
+        let reads = ConsumeForwarder::reads(broker);
+        for subject in ["$JS.API.DIRECT.GET.KV_b.$KV.b.k", "$JS.API.DIRECT.GET.KV_b"] {
+            let msg = InternalMsg {
+                subject: subject.into(),
+                reply: Some("_INBOX.1".into()),
+                headers: None,
+                payload: Bytes::new(),
+                client_id: 1,
+                capture_stream: None,
+            };
+            let route = ApiRoute::from_subject(subject).expect("an API route");
+            let reply = reads.handle(route, msg).await.expect("answered here");
+            let headers = reply.headers.expect("a status, not a JSON body");
+            let text = String::from_utf8_lossy(&headers);
+            assert!(
+                text.starts_with(
+                    "NATS/1.0 500 this InfiniStream agent does not run the proxy-consume role"
+                ),
+                "{text}"
+            );
+            assert!(reply.payload.is_empty());
+        }
+    }
 
     #[test]
     fn role_errors_name_where_the_role_runs() {

@@ -5,6 +5,7 @@
 //!   reads and consumers plug in as [`api::RouteHandler`]s from the roles that serve them.
 //! - [`catalog`]: the agent's copy of the group's stream configs, kept fresh.
 //! - [`convert`]: JetStream wire types ↔ control-plane messages.
+//! - [`group_sync`]: a stream change answered once the group's agents serve it.
 //! - [`forward`]: requests for a role this agent does not run, forwarded to a peer
 //!   agent that runs it.
 //! - [`jsz`]: the `/jsz` monitoring document, from the control plane and the API counters.
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod context;
 pub mod convert;
 pub mod forward;
+pub mod group_sync;
 pub mod jsz;
 pub mod role;
 pub mod sysapi;

@@ -65,6 +65,14 @@ pub fn start(
     routes: LocalRoutes,
 ) -> Result<JszSource, BrokerError> {
     let shutdown = ctx.shutdown();
+    // Peers' stream changes wait for this agent's catalog (see `group_sync`).
+    let sync = crate::group_sync::serve_sync(
+        deps.broker.clone(),
+        deps.catalog.clone(),
+        deps.cp.clone(),
+        shutdown.clone(),
+    )?;
+    ctx.supervisor.spawn("catalog-sync", sync);
     let api = ApiServer::new(ApiContext {
         broker: deps.broker.clone(),
         cp: deps.cp,

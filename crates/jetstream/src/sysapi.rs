@@ -340,11 +340,13 @@ impl SysApi {
         }
     }
 
+    /// The requester is in JetStream's account: only it reaches these handlers.
     fn user_info(&self, cid: u64) -> UserInfo {
+        let account = self.broker().jetstream_account().to_owned();
         UserInfo {
             user: self.broker().connection_user(cid).unwrap_or_default(),
-            account: GLOBAL_ACCOUNT.to_owned(),
-            account_name: GLOBAL_ACCOUNT.to_owned(),
+            account: account.clone(),
+            account_name: account,
         }
     }
 

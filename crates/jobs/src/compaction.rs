@@ -464,6 +464,88 @@ async fn push_entry(
     Ok(())
 }
 
+/// The message at `seq` of `stream` (subject, headers, payload), `None` when it is
+/// not live. One `ReadIndex`, one tail GET for the object's footer or segment index,
+/// one ranged GET for the chunk or block.
+pub(crate) async fn read_record(
+    ctx: &Ctx,
+    stream: &str,
+    seq: u64,
+) -> Result<Option<infinistream_segment::Record>, JobsError> {
+    let resp = ctx
+        .cp
+        .read_index(v1::ReadIndexRequest {
+            stream: stream.to_owned(),
+            start_seq: seq,
+            end_seq: seq,
+            limit: 1,
+        })
+        .await?;
+    let Some(entry) = resp
+        .entries
+        .into_iter()
+        .find(|e| e.first_seq <= seq && seq <= e.last_seq)
+    else {
+        return Ok(None);
+    };
+    if entry.deleted.contains(&seq) || entry.object_key.is_empty() {
+        return Ok(None);
+    }
+    let key = entry.object_key.as_str();
+    let path = parse_path(key)?;
+    let inconsistent = |reason: String| JobsError::Inconsistent {
+        key: key.to_owned(),
+        reason,
+    };
+    let decode_err = |source| JobsError::Decode {
+        key: key.to_owned(),
+        source,
+    };
+    if entry.segment {
+        let index = read_toc(ctx, key, &path, SegmentIndex::decode_from_tail).await?;
+        for meta in index.blocks() {
+            if meta.last_seq < seq || meta.first_seq > seq {
+                continue;
+            }
+            let bytes = ctx.bucket.get_range(&path, meta.range()).await?;
+            let block = decode_block(meta, bytes).map_err(decode_err)?;
+            for pos in 0..block.len() {
+                if let Some((s, record)) = block.record_ref_at(pos)
+                    && s == seq
+                {
+                    return Ok(Some(owned(&record)));
+                }
+            }
+        }
+        return Err(inconsistent(format!("seq {seq} not in the segment")));
+    }
+    let footer = read_toc(ctx, key, &path, BatchFooter::decode_from_tail).await?;
+    let meta = footer
+        .chunk_at(entry.chunk_index)
+        .ok_or_else(|| inconsistent(format!("no chunk {} in the footer", entry.chunk_index)))?;
+    let bytes = ctx.bucket.get_range(&path, meta.range()).await?;
+    let chunk = decode_chunk(meta, bytes).map_err(decode_err)?;
+    let i = usize::try_from(seq - entry.first_seq).unwrap_or(usize::MAX);
+    let position = *entry
+        .positions
+        .get(i)
+        .ok_or_else(|| inconsistent(format!("no chunk position for seq {seq}")))?;
+    let record = chunk
+        .get_ref(position as usize)
+        .ok_or_else(|| inconsistent(format!("position {position} past the chunk")))?;
+    Ok(Some(owned(&record)))
+}
+
+fn owned(r: &infinistream_segment::RecordRef<'_>) -> infinistream_segment::Record {
+    infinistream_segment::Record {
+        subject: Bytes::copy_from_slice(r.subject),
+        headers: Bytes::copy_from_slice(r.headers),
+        payload: Bytes::copy_from_slice(r.payload),
+        timestamp: r.timestamp,
+        msg_id: r.msg_id.map(Bytes::copy_from_slice),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

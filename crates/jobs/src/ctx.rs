@@ -20,6 +20,8 @@ pub struct JobsOptions {
     pub orphan_interval: Duration,
     /// How often compaction looks at every stream.
     pub compaction_interval: Duration,
+    /// How often due message schedules are fired (the firing-time bound).
+    pub schedule_interval: Duration,
     /// Unreferenced objects younger than this are never deleted.
     pub orphan_grace: Duration,
     /// Released objects are deleted this long after their release at the earliest.
@@ -40,6 +42,7 @@ impl Default for JobsOptions {
             retention_interval: Duration::from_secs(10),
             orphan_interval: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(60),
+            schedule_interval: Duration::from_millis(250),
             orphan_grace: Duration::from_secs(600),
             release_grace: Duration::from_secs(60),
             lease_ttl: Duration::from_secs(60),

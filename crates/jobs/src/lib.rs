@@ -22,6 +22,9 @@
 //!   run atomically. The control plane refuses the swap when any entry changed in the
 //!   meantime; the unused segment is then deleted at once. The replaced objects lose
 //!   their references and retention deletes them.
+//! - **schedules** ([`Jobs::schedule_pass`], lease `schedules`): message schedules
+//!   (ADR-51) that are due are fired, each exactly once, by a fenced commit (see the
+//!   `schedules` module).
 //!
 //! # The deletion rule
 //!
@@ -52,6 +55,7 @@ mod orphans;
 mod retention;
 mod role;
 mod runner;
+mod schedules;
 
 pub use compaction::{CompactionReport, PreparedSegment, SwapOutcome, plan_run};
 pub use ctx::JobsOptions;
@@ -61,3 +65,4 @@ pub use orphans::OrphanReport;
 pub use retention::RetentionReport;
 pub use role::start;
 pub use runner::{Jobs, PassReport};
+pub use schedules::ScheduleReport;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -24,6 +25,8 @@ struct Inner {
     swaps_refused: Counter,
     lease_conflicts: Counter,
     messages_expired: Counter,
+    schedules_fired: Counter,
+    schedule_backlog: Gauge,
     passes: Family<Labels, Counter>,
     failures: Family<Labels, Counter>,
 }
@@ -78,6 +81,16 @@ impl JobsMetrics {
             "Messages removed by EnforceRetention (max_age, TTL)",
             i.messages_expired.clone(),
         );
+        r.register(
+            "schedules_fired",
+            "Message schedule firings stored",
+            i.schedules_fired.clone(),
+        );
+        r.register(
+            "schedule_backlog",
+            "Message schedules due and not yet fired, at the last schedules pass",
+            i.schedule_backlog.clone(),
+        );
         r.register("passes", "Job passes run, by job", i.passes.clone());
         r.register("failures", "Job passes failed, by job", i.failures.clone());
     }
@@ -106,6 +119,21 @@ impl JobsMetrics {
 
     pub(crate) fn expired(&self, n: u64) {
         self.inner.messages_expired.inc_by(n);
+    }
+
+    pub(crate) fn schedule_fired(&self) {
+        self.inner.schedules_fired.inc();
+    }
+
+    pub(crate) fn schedule_backlog(&self, due: u64) {
+        self.inner
+            .schedule_backlog
+            .set(i64::try_from(due).unwrap_or(i64::MAX));
+    }
+
+    /// Schedule firings stored by this agent.
+    pub fn schedules_fired(&self) -> u64 {
+        self.inner.schedules_fired.get()
     }
 
     pub(crate) fn pass(&self, job: &'static str, ok: bool) {

@@ -17,6 +17,7 @@ use crate::lease::Leases;
 use crate::metrics::JobsMetrics;
 use crate::orphans::{self, OrphanReport};
 use crate::retention::{self, RetentionReport};
+use crate::schedules::{self, ScheduleReport};
 
 /// What one pass of every job did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -37,6 +38,10 @@ pub struct Jobs {
     retention_lock: Arc<Mutex<()>>,
     orphan_lock: Arc<Mutex<()>>,
     compaction_lock: Arc<Mutex<()>>,
+    schedule_lock: Arc<Mutex<()>>,
+    /// The `schedules` lease, with a short TTL: a holder killed mid-pass delays the
+    /// firings by at most that (its passes are short and release the lease).
+    schedule_leases: Arc<Leases>,
 }
 
 impl Jobs {
@@ -55,6 +60,10 @@ impl Jobs {
             ttl: opts.lease_ttl,
             metrics: metrics.clone(),
         };
+        let schedule_leases = Arc::new(Leases {
+            ttl: (opts.schedule_interval * 4).max(Duration::from_secs(1)),
+            ..leases.clone()
+        });
         Jobs {
             ctx: Arc::new(Ctx {
                 cp,
@@ -67,6 +76,8 @@ impl Jobs {
             retention_lock: Arc::default(),
             orphan_lock: Arc::default(),
             compaction_lock: Arc::default(),
+            schedule_lock: Arc::default(),
+            schedule_leases,
         }
     }
 
@@ -125,6 +136,48 @@ impl Jobs {
                 "retention pass done"
             ),
             Err(error) => tracing::warn!(job = "retention", %error, "retention pass failed"),
+        }
+        result
+    }
+
+    /// One schedules pass: when any message schedule is due, fires the due ones under
+    /// the `schedules` lease. Quiet (debug) unless it fired or failed something.
+    pub async fn schedule_pass(&self) -> Result<ScheduleReport, JobsError> {
+        let _running = self.schedule_lock.lock().await;
+        let ctx = &self.ctx;
+        let leases = &self.schedule_leases;
+        let result = async {
+            // A read first: an idle group costs no lease writes.
+            let due = ctx.cp.due_schedules(1).await?.backlog;
+            ctx.metrics.schedule_backlog(due);
+            if due == 0 {
+                return Ok(ScheduleReport::default());
+            }
+            if !leases.acquire("schedules").await? {
+                return Ok(ScheduleReport {
+                    skipped: true,
+                    ..Default::default()
+                });
+            }
+            let out = leases.hold("schedules", schedules::run(ctx)).await;
+            leases.release("schedules").await;
+            out
+        }
+        .instrument(tracing::info_span!("job", job = "schedules"))
+        .await;
+        ctx.metrics.pass("schedules", result.is_ok());
+        match &result {
+            Ok(r) if r.fired > 0 || r.failed > 0 => tracing::debug!(
+                job = "schedules",
+                due = r.due,
+                fired = r.fired,
+                fenced = r.fenced,
+                gone = r.gone,
+                failed = r.failed,
+                "schedules pass done"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(job = "schedules", %error, "schedules pass failed"),
         }
         result
     }
@@ -241,6 +294,7 @@ impl Jobs {
             retention_interval_ms = o.retention_interval.as_millis() as u64,
             gc_interval_ms = o.orphan_interval.as_millis() as u64,
             compaction_interval_ms = o.compaction_interval.as_millis() as u64,
+            schedule_interval_ms = o.schedule_interval.as_millis() as u64,
             orphan_grace_ms = o.orphan_grace.as_millis() as u64,
             release_grace_ms = o.release_grace.as_millis() as u64,
             "jobs role running"
@@ -254,7 +308,10 @@ impl Jobs {
         let compaction = every(o.compaction_interval, &shutdown, || async {
             let _ = self.compaction_pass().await;
         });
-        tokio::join!(retention, gc, compaction);
+        let schedules = every(o.schedule_interval, &shutdown, || async {
+            let _ = self.schedule_pass().await;
+        });
+        tokio::join!(retention, gc, compaction, schedules);
         tracing::info!("jobs role stopped");
         Ok(())
     }

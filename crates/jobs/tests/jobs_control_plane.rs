@@ -1,7 +1,7 @@
 //! Jobs against a real in-process control plane (memory store) and a `memory://`
 //! bucket, with a mock clock: the swap refusal when the index changed under a
 //! compaction, the release and orphan grace periods, and two jobs instances competing
-//! for one stream.
+//! for one stream; message schedules fired once by two jobs agents.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +11,10 @@ use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
 use infinistream_jobs::{Jobs, JobsMetrics, JobsOptions, SwapOutcome};
 use infinistream_objstore::{Bucket, BucketOptions};
+use infinistream_proto::domain::schedule_headers_to_proto;
 use infinistream_proto::v1;
+use infinistream_protocol::HeaderMap;
+use infinistream_protocol::jsapi::schedule::ScheduleHeaders;
 use infinistream_segment::{BatchBuilder, RecordRef};
 use infinistream_types::{Clock, MockClock, SharedClock};
 
@@ -364,4 +367,214 @@ async fn two_jobs_instances_write_one_segment_for_one_stream() {
     let entries = index(&w).await;
     assert_eq!(entries.len(), 1);
     assert!(entries[0].segment);
+}
+
+/// Creates stream T (`t.>`) with message schedules allowed.
+async fn schedule_stream(w: &World) {
+    let resp =
+        w.cp.streams
+            .clone()
+            .create_stream(v1::CreateStreamRequest {
+                config: Some(v1::StreamConfig {
+                    name: "T".into(),
+                    config_json: b"{\"name\":\"T\"}".to_vec(),
+                    limits: Some(v1::StreamLimits {
+                        subjects: vec!["t.>".into()],
+                        max_msgs: -1,
+                        max_bytes: -1,
+                        max_msgs_per_subject: -1,
+                        max_msg_size: -1,
+                        duplicate_window_nanos: 120_000_000_000,
+                        allow_rollup: true,
+                        allow_msg_schedules: true,
+                        ..Default::default()
+                    }),
+                }),
+            })
+            .await
+            .expect("create")
+            .into_inner();
+    assert_eq!(resp.error, None);
+}
+
+/// Publishes one message with `headers` to stream T, as a gateway would: the header
+/// block in the object, the schedule headers in the commit metadata.
+async fn publish_with(w: &World, subject: &str, headers: &[(&str, &str)], payload: &str) -> u64 {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.append(*k, *v);
+    }
+    let block = map.to_bytes();
+    let now = w.clock.now_unix_nanos();
+    let mut b = BatchBuilder::new(Default::default());
+    b.push(
+        "T",
+        &RecordRef {
+            subject: subject.as_bytes(),
+            headers: &block,
+            payload: payload.as_bytes(),
+            timestamp: now,
+            msg_id: None,
+        },
+    )
+    .expect("push");
+    let finished = b.finish().expect("finish");
+    let chunk = finished.footer.chunk("T").expect("chunk").clone();
+    let key = w.bucket.put_batch(finished.object).await.expect("put");
+    let resp = w
+        .cp
+        .streams
+        .clone()
+        .commit_batch(v1::CommitBatchRequest {
+            batch_id: key.id().to_string(),
+            object_key: key.to_string(),
+            agent_id: "test".into(),
+            chunks: vec![v1::ChunkMeta {
+                stream: "T".into(),
+                chunk_index: chunk.index,
+                record_count: 1,
+                byte_size: u64::from(chunk.stored_len),
+                records: vec![v1::RecordMeta {
+                    subject: subject.into(),
+                    size: u32::try_from(subject.len() + block.len() + payload.len())
+                        .expect("small"),
+                    header_size: u32::try_from(block.len()).expect("small"),
+                    timestamp_unix_nanos: now,
+                    schedule: ScheduleHeaders::from_headers(&map).map(schedule_headers_to_proto),
+                    ..Default::default()
+                }],
+            }],
+        })
+        .await
+        .expect("commit")
+        .into_inner();
+    match resp.chunks[0].records[0].result.clone() {
+        Some(v1::record_result::Result::Seq(seq)) => seq,
+        other => panic!("publish refused: {other:?}"),
+    }
+}
+
+/// Live messages per subject of stream T.
+async fn counts(w: &World) -> Vec<(String, u64)> {
+    w.cp.last_by_subject("T", Vec::new())
+        .await
+        .expect("last by subject")
+        .into_iter()
+        .map(|s| (s.subject, s.count))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_jobs_agents_fire_each_schedule_once() {
+    let w = world().await;
+    schedule_stream(&w).await;
+    let (a, b) = (jobs(&w, "a", opts()), jobs(&w, "b", opts()));
+    // Start on a whole second: `@every` counts from the publish time rounded to one.
+    let rem = w.clock.now_unix_nanos().rem_euclid(1_000_000_000);
+    w.clock.advance(Duration::from_nanos((1_000_000_000 - rem) as u64));
+    let at = infinistream_protocol::jsapi::Timestamp::from_unix_nanos(i128::from(
+        w.clock.now_unix_nanos() + 2_500_000_000,
+    ));
+    publish_with(
+        &w,
+        "t.every",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "t.out"),
+        ],
+        "tick",
+    )
+    .await;
+    publish_with(
+        &w,
+        "t.once",
+        &[
+            ("Nats-Schedule", &format!("@at {at}")),
+            ("Nats-Schedule-Target", "t.later"),
+        ],
+        "once",
+    )
+    .await;
+    // Ten seconds, both agents trying every 500 ms: 10 ticks, one `@at` firing.
+    for _ in 0..20 {
+        w.clock.advance(Duration::from_millis(500));
+        let (ra, rb) = tokio::join!(a.schedule_pass(), b.schedule_pass());
+        let (ra, rb) = (ra.expect("pass a"), rb.expect("pass b"));
+        assert_eq!(ra.failed + rb.failed, 0, "{ra:?} {rb:?}");
+    }
+    let fired = a.metrics().schedules_fired() + b.metrics().schedules_fired();
+    let got = counts(&w).await;
+    let count = |s: &str| got.iter().find(|(x, _)| x == s).map_or(0, |(_, n)| *n);
+    assert_eq!(count("t.out"), 10, "{got:?}");
+    assert_eq!(count("t.later"), 1, "{got:?}");
+    assert_eq!(
+        count("t.once"),
+        0,
+        "an @at schedule is purged when it fires"
+    );
+    assert_eq!(count("t.every"), 1, "a repeating schedule stays");
+    assert_eq!(fired, count("t.out") + 1);
+    // Nothing is due any more until the next tick.
+    assert_eq!(w.cp.due_schedules(0).await.expect("due").backlog, 0);
+}
+
+#[tokio::test]
+async fn a_firing_copies_the_schedule_as_nats_server_does() {
+    let w = world().await;
+    schedule_stream(&w).await;
+    let a = jobs(&w, "a", opts());
+    publish_with(&w, "t.src", &[("App", "from-source")], "latest state").await;
+    publish_with(
+        &w,
+        "t.sched",
+        &[
+            ("Nats-Schedule", "@every 5s"),
+            ("Nats-Schedule-Target", "t.out"),
+            ("Nats-Schedule-Source", "t.src"),
+            ("App", "from-schedule"),
+        ],
+        "",
+    )
+    .await;
+    w.clock.advance(Duration::from_secs(6));
+    let report = a.schedule_pass().await.expect("pass");
+    assert_eq!(report.fired, 1, "{report:?}");
+    let last =
+        w.cp.last_by_subject("T", vec!["t.out".into()])
+            .await
+            .expect("last");
+    let entries =
+        w.cp.read_index(v1::ReadIndexRequest {
+            stream: "T".into(),
+            start_seq: last[0].last_seq,
+            end_seq: last[0].last_seq,
+            limit: 1,
+        })
+        .await
+        .expect("index")
+        .entries;
+    let path = infinistream_objstore::object_store::path::Path::parse(&entries[0].object_key)
+        .expect("path");
+    let object = w.bucket.get(&path).await.expect("object");
+    let footer = infinistream_segment::BatchFooter::decode_from_tail(&object, object.len() as u64)
+        .expect("footer");
+    let infinistream_segment::TailRead::Complete(footer) = footer else {
+        panic!("short footer");
+    };
+    let meta = footer.chunk("T").expect("chunk");
+    let bytes = w
+        .bucket
+        .get_range(&path, meta.range())
+        .await
+        .expect("range");
+    let chunk = infinistream_segment::decode_chunk(meta, bytes).expect("chunk");
+    let record = chunk.get_ref(0).expect("record");
+    assert_eq!(record.subject, b"t.out");
+    assert_eq!(record.payload, b"latest state");
+    let headers = HeaderMap::parse(record.headers).expect("headers");
+    assert_eq!(headers.get("App"), Some("from-source"));
+    assert_eq!(headers.get("Nats-Scheduler"), Some("t.sched"));
+    let next = headers.get("Nats-Schedule-Next").expect("next");
+    assert!(next.ends_with('Z'), "{next}");
+    assert_eq!(headers.get("Nats-Schedule"), None);
 }

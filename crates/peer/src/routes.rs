@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg};
+use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg, account_or_default};
 use infinistream_cp_client::tls::PeerDialer;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
@@ -363,11 +363,13 @@ fn frames(frames: Vec<v1::RouteFrame>) -> Result<Vec<PeerFrame>, LinkError> {
         .into_iter()
         .map(|f| match f.kind {
             Some(Kind::Interest(i)) => Ok(PeerFrame::Interest {
+                account: account_or_default(&i.account),
                 subject: i.subject,
                 queue: i.queue,
                 add: i.add,
             }),
             Some(Kind::Msg(m)) => Ok(PeerFrame::Msg(PeerMsg {
+                account: account_or_default(&m.account),
                 internal: match m.internal {
                     None => None,
                     Some(Internal::Handlers(_)) => Some(InternalTarget::Handlers),
@@ -399,6 +401,7 @@ fn to_proto(frames: Vec<PeerFrame>) -> v1::RouteBatch {
             .map(|f| v1::RouteFrame {
                 kind: Some(match f {
                     PeerFrame::Interest {
+                        account,
                         subject,
                         queue,
                         add,
@@ -406,8 +409,10 @@ fn to_proto(frames: Vec<PeerFrame>) -> v1::RouteBatch {
                         subject,
                         queue,
                         add,
+                        account: account.to_string(),
                     }),
                     PeerFrame::Msg(m) => Kind::Msg(v1::RouteMsg {
+                        account: m.account.to_string(),
                         subject: m.subject,
                         deliver: m.deliver,
                         reply: m.reply,
@@ -437,11 +442,13 @@ mod tests {
     fn frames_round_trip_through_the_wire_form() {
         let sent = vec![
             PeerFrame::Interest {
+                account: "A".into(),
                 subject: Bytes::from_static(b"orders.*"),
                 queue: Some(Bytes::from_static(b"workers")),
                 add: true,
             },
             PeerFrame::Msg(PeerMsg {
+                account: "$G".into(),
                 subject: Bytes::from_static(b"orders.new"),
                 deliver: Some(Bytes::from_static(b"_INBOX.deliver")),
                 reply: Some(Bytes::from_static(b"_INBOX.x")),
@@ -452,6 +459,7 @@ mod tests {
                 internal: None,
             }),
             PeerFrame::Msg(PeerMsg {
+                account: "$G".into(),
                 subject: Bytes::from_static(b"a"),
                 deliver: None,
                 reply: None,
@@ -462,6 +470,7 @@ mod tests {
                 internal: None,
             }),
             PeerFrame::Msg(PeerMsg {
+                account: "$G".into(),
                 subject: Bytes::from_static(b"$JS.API.CONSUMER.INFO.S.C"),
                 deliver: None,
                 reply: Some(Bytes::from_static(b"_INBOX.y")),
@@ -472,6 +481,7 @@ mod tests {
                 internal: Some(InternalTarget::Handlers),
             }),
             PeerFrame::Msg(PeerMsg {
+                account: "$G".into(),
                 subject: Bytes::from_static(b"orders.new"),
                 deliver: None,
                 reply: None,

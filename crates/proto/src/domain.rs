@@ -5,6 +5,7 @@
 //! Failures name the field, so the gRPC `InvalidArgument` status says what to fix.
 
 use crate::v1;
+use infinistream_protocol::jsapi::schedule::ScheduleHeaders;
 use infinistream_protocol::subject;
 
 /// A wire message failed validation.
@@ -82,6 +83,8 @@ pub struct Limits {
     /// Subject delete marker TTL in nanoseconds; `None` = no markers.
     pub subject_delete_marker_ttl_nanos: Option<i64>,
     pub allow_msg_counter: bool,
+    /// `allow_msg_schedules`.
+    pub allow_msg_schedules: bool,
 }
 
 fn positive_u64(v: i64) -> Option<u64> {
@@ -146,6 +149,7 @@ impl TryFrom<v1::StreamLimits> for Limits {
             subject_delete_marker_ttl_nanos: Some(l.subject_delete_marker_ttl_nanos)
                 .filter(|v| *v > 0),
             allow_msg_counter: l.allow_msg_counter,
+            allow_msg_schedules: l.allow_msg_schedules,
         })
     }
 }
@@ -181,6 +185,7 @@ impl From<&Limits> for v1::StreamLimits {
             first_seq: l.first_seq,
             subject_delete_marker_ttl_nanos: l.subject_delete_marker_ttl_nanos.unwrap_or(0),
             allow_msg_counter: l.allow_msg_counter,
+            allow_msg_schedules: l.allow_msg_schedules,
         }
     }
 }
@@ -298,6 +303,10 @@ pub struct Record {
     /// Nats-Incr as a canonical decimal.
     pub incr: Option<String>,
     pub incr_problem: v1::IncrProblem,
+    /// The `Nats-Schedule*` headers, when any was published.
+    pub schedule: Option<ScheduleHeaders>,
+    /// A schedule firing (jobs only).
+    pub firing: Option<v1::ScheduleFiring>,
 }
 
 impl TryFrom<v1::RecordMeta> for Record {
@@ -342,7 +351,32 @@ impl TryFrom<v1::RecordMeta> for Record {
             incr: r.incr.filter(|v| !v.is_empty()),
             incr_problem: v1::IncrProblem::try_from(r.incr_problem)
                 .unwrap_or(v1::IncrProblem::Invalid),
+            schedule: r.schedule.map(|h| ScheduleHeaders {
+                pattern: h.pattern,
+                time_zone: h.time_zone,
+                ttl: h.ttl,
+                rollup: h.rollup,
+                target: h.target,
+                source: h.source,
+                scheduler: h.scheduler,
+                next: h.next,
+            }),
+            firing: r.firing,
         })
+    }
+}
+
+/// The wire form of a message's schedule headers.
+pub fn schedule_headers_to_proto(h: ScheduleHeaders) -> v1::ScheduleHeaders {
+    v1::ScheduleHeaders {
+        pattern: h.pattern,
+        time_zone: h.time_zone,
+        ttl: h.ttl,
+        rollup: h.rollup,
+        target: h.target,
+        source: h.source,
+        scheduler: h.scheduler,
+        next: h.next,
     }
 }
 

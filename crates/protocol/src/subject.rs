@@ -111,6 +111,12 @@ pub fn subjects_collide(a: impl AsRef<[u8]>, b: impl AsRef<[u8]>) -> bool {
     if a == b {
         return true;
     }
+    // Two literals (the common case, checked against every other stream's subjects on
+    // each stream create) collide only when equal: answer without tokenizing.
+    let maybe_wild = |s: &[u8]| s.iter().any(|&c| c == b'*' || c == b'>');
+    if !maybe_wild(a) && !maybe_wild(b) {
+        return false;
+    }
     let ta: Vec<&[u8]> = tokens(a).collect();
     let tb: Vec<&[u8]> = tokens(b).collect();
     let (pwc_a, fwc_a) = wildcards(&ta);

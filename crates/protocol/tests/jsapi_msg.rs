@@ -239,9 +239,14 @@ fn api_levels_and_metadata() {
         Some("2")
     );
     assert!(!s.metadata.contains_key(SERVER_VERSION_KEY));
+    assert!(supports_required_api_level(&s.metadata), "level 2 is ours");
+    let mut batched = s.clone();
+    batched.allow_batch_publish = true;
+    assert_eq!(batched.required_api_level(), 4);
+    batched.set_static_metadata();
     assert!(
-        !supports_required_api_level(&s.metadata),
-        "level 2 is above ours"
+        !supports_required_api_level(&batched.metadata),
+        "level 4 is above ours"
     );
     let shown = s.with_dynamic_metadata("0.1.0");
     assert_eq!(
@@ -270,6 +275,7 @@ fn api_levels_and_metadata() {
     assert!(!stamped.same_apart_from_required_level(&s));
     assert!(!refuses_required_api_level(None));
     assert!(!refuses_required_api_level(Some("1")));
-    assert!(refuses_required_api_level(Some("2")));
+    assert!(!refuses_required_api_level(Some("2")));
+    assert!(refuses_required_api_level(Some("3")));
     assert!(refuses_required_api_level(Some("x")));
 }

@@ -502,7 +502,6 @@ fn unsupported_features_are_named() {
         ("subject_transform", |c| {
             c.subject_transform = Some(SubjectTransform::default())
         }),
-        ("allow_msg_schedules", |c| c.allow_msg_schedules = true),
     ] {
         let mut c = base();
         set(&mut c);

@@ -433,3 +433,72 @@ async fn publish_more(js: &jetstream::Context, subject: &str, seq: u64) {
         .expect("publish acked");
     assert_eq!(ack.sequence, seq);
 }
+
+/// `CONSUMER.RESET` on this setup's control plane: 6 messages, 4 fetched and 1
+/// acked; a reset to 3 leaves nothing pending and the next fetch starts at stream
+/// sequence 3 with consumer sequence 1; a reset with no body goes to one above the
+/// ack floor. Deletes the stream.
+pub async fn reset(js: &jetstream::Context) {
+    let stream = js
+        .create_stream(stream::Config {
+            name: "RESET".into(),
+            subjects: vec!["reset.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    publish(js, "reset.x", 6).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("R".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let first = fetch_n(&c, 4).await;
+    first[0].double_ack().await.expect("ack confirmed");
+    let reset = async |body: &'static [u8]| {
+        let reply = js
+            .client()
+            .request("$JS.API.CONSUMER.RESET.RESET.R", Bytes::from_static(body))
+            .await
+            .expect("reset reply");
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload).expect("json");
+        assert_eq!(
+            v["type"],
+            "io.nats.jetstream.api.v1.consumer_reset_response"
+        );
+        v
+    };
+    let v = reset(br#"{"seq":3}"#).await;
+    assert_eq!(v["reset_seq"], 3, "{v}");
+    assert_eq!(
+        (
+            &v["delivered"]["stream_seq"],
+            &v["delivered"]["consumer_seq"]
+        ),
+        (&2.into(), &0.into()),
+        "{v}"
+    );
+    assert_eq!(
+        (&v["num_ack_pending"], &v["num_pending"]),
+        (&0.into(), &4.into()),
+        "{v}"
+    );
+    let again = fetch_n(&c, 2).await;
+    let got: Vec<(u64, u64)> = again
+        .iter()
+        .map(|m| {
+            let info = m.info().expect("ack info");
+            (info.stream_sequence, info.consumer_sequence)
+        })
+        .collect();
+    assert_eq!(got, [(3, 1), (4, 2)]);
+    for m in &again {
+        m.double_ack().await.expect("ack confirmed");
+    }
+    let v = reset(b"").await;
+    assert_eq!(v["reset_seq"], 5, "{v}");
+    js.delete_stream("RESET").await.expect("delete stream");
+}

@@ -191,6 +191,32 @@ pub async fn ttl_expiry_and_marker(client: &async_nats::Client) -> Value {
     json!({"marker": marker_msg, "get": get["error"], "after": [after.0, after.1, after.2]})
 }
 
+/// With subject delete markers, a TTL below the marker TTL is raised to it and the
+/// stored `Nats-TTL` header says so (`1s` is stored as `5`), except on a stream with
+/// one message per subject, which keeps the value sent. Deletes its streams.
+pub async fn raised_ttl_header(client: &async_nats::Client) -> Value {
+    let mut seen = Vec::new();
+    for (name, per_subject) in [("TTLR", -1), ("TTLONE", 1)] {
+        let created = request(
+            client,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            json!({"name": name, "subjects": [format!("{}.>", name.to_lowercase())],
+                   "allow_msg_ttl": true, "subject_delete_marker_ttl": 5_000_000_000u64,
+                   "max_msgs_per_subject": per_subject, "allow_direct": true}),
+        )
+        .await;
+        assert!(created.get("error").is_none(), "{created}");
+        let subject = format!("{}.a", name.to_lowercase());
+        let ack = publish(client, &subject, &[("Nats-TTL", "1s")], "x").await;
+        assert_eq!(ack["seq"], 1, "{ack}");
+        let stored = direct_get(client, name, json!({"seq": 1})).await;
+        seen.push(stored["ttl"].clone());
+        let deleted = request(client, &format!("$JS.API.STREAM.DELETE.{name}"), json!({})).await;
+        assert_eq!(deleted["success"], true);
+    }
+    json!(seen)
+}
+
 /// KV with `limit_markers` and a per-key TTL (async-nats `create_with_ttl`): a watcher
 /// sees the put, then the expiry as a purge; the key reads as gone. Deletes the bucket.
 pub async fn kv_key_ttl_watch(js: &jetstream::Context) {
@@ -432,4 +458,304 @@ pub async fn counters_from_many(
         format!(r#"{{"val":"{expected}"}}"#)
     );
     contexts[0].delete_stream("HITS").await.expect("delete");
+}
+
+/// The PubAck error code of a publish (0 when stored).
+async fn err_code(client: &async_nats::Client, subject: &str, headers: &[(&str, &str)]) -> u64 {
+    let ack = publish(client, subject, headers, "x").await;
+    ack["error"]["err_code"].as_u64().unwrap_or(0)
+}
+
+/// Message schedules: stream config defaults, and nats-server's answer (error code) to
+/// each bad schedule publish, on a stream with schedules and one without. Deletes its
+/// streams.
+pub async fn schedule_errors(client: &async_nats::Client) -> Value {
+    let created = request(
+        client,
+        "$JS.API.STREAM.CREATE.SCHE",
+        json!({"name": "SCHE", "subjects": ["sche.>"], "allow_msg_schedules": true}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let plain = request(
+        client,
+        "$JS.API.STREAM.CREATE.SCHN",
+        json!({"name": "SCHN", "subjects": ["schn.>"]}),
+    )
+    .await;
+    assert!(plain.get("error").is_none(), "{plain}");
+    let later = "@at 2099-01-01T00:00:00Z";
+    let t = ("Nats-Schedule-Target", "sche.target");
+    let mut codes = Vec::new();
+    for (subject, headers) in [
+        (
+            "schn.a",
+            vec![("Nats-Schedule", later), ("Nats-Schedule-Target", "schn.t")],
+        ),
+        ("schn.a", vec![("Nats-Schedule", "nonsense")]),
+        ("sche.a", vec![("Nats-Schedule", "nonsense"), t]),
+        ("sche.a", vec![("Nats-Schedule", "@every 100ms"), t]),
+        ("sche.a", vec![("Nats-Schedule", "* * * * *"), t]),
+        ("sche.a", vec![("Nats-Schedule", later)]),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), ("Nats-Schedule-Target", "sche.a")],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                ("Nats-Schedule-Target", "other.t"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), ("Nats-Schedule-Target", "sche.*")],
+        ),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), t, ("Nats-Schedule-TTL", "5s")],
+        ),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), t, ("Nats-Schedule-Rollup", "all")],
+        ),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), t, ("Nats-Rollup", "all")],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Source", "sche.target"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Source", "elsewhere"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![("Nats-Schedule", later), t, ("Nats-Schedule-Time-Zone", "")],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Time-Zone", "UTC"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", "@every 1s"),
+                t,
+                ("Nats-Schedule-Time-Zone", "Nowhere/Land"),
+            ],
+        ),
+        ("sche.a", vec![("Nats-Scheduler", "sche.b")]),
+        ("sche.a", vec![("Nats-Schedule-Next", "purge")]),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule-Next", "2099-01-01T00:00:00Z"),
+                ("Nats-Scheduler", "sche.b"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule-Next", "purge"),
+                ("Nats-Scheduler", "sche.a"),
+            ],
+        ),
+        ("sche.a", vec![("Nats-Schedule", "0 30 9 * * mon-fri"), t]),
+        ("sche.a", vec![("Nats-Schedule", "@hourly"), t]),
+        ("sche.a", vec![("Nats-Schedule", later), t]),
+    ] {
+        codes.push(json!([
+            subject,
+            headers,
+            err_code(client, subject, &headers).await
+        ]));
+    }
+    // A purge naming a subject that holds a plain message is refused; naming the
+    // schedule's subject, it purges the schedule.
+    publish(client, "sche.plain", &[], "plain").await;
+    codes.push(json!(
+        err_code(
+            client,
+            "sche.b",
+            &[
+                ("Nats-Schedule-Next", "purge"),
+                ("Nats-Scheduler", "sche.plain")
+            ]
+        )
+        .await
+    ));
+    codes.push(json!(
+        err_code(
+            client,
+            "sche.b",
+            &[
+                ("Nats-Schedule-Next", "purge"),
+                ("Nats-Scheduler", "sche.a")
+            ]
+        )
+        .await
+    ));
+    let info = request(
+        client,
+        "$JS.API.STREAM.INFO.SCHE",
+        json!({"subjects_filter": ">"}),
+    )
+    .await;
+    let config = &info["config"];
+    for name in ["SCHE", "SCHN"] {
+        let deleted = request(client, &format!("$JS.API.STREAM.DELETE.{name}"), json!({})).await;
+        assert_eq!(deleted["success"], true);
+    }
+    json!({
+        "codes": codes,
+        "allow_rollup_hdrs": config["allow_rollup_hdrs"],
+        "allow_msg_schedules": config["allow_msg_schedules"],
+        "subjects": info["state"]["subjects"],
+    })
+}
+
+/// `@at` fires once and purges its schedule; `@every 1s` fires again and again, each
+/// firing naming the schedule and its next time; a client purge ends it. The shapes
+/// both servers must agree on (times checked here, not compared). Deletes its stream.
+pub async fn schedules_fire(client: &async_nats::Client) -> Value {
+    let created = request(
+        client,
+        "$JS.API.STREAM.CREATE.SCHF",
+        json!({"name": "SCHF", "subjects": ["schf.>"], "allow_msg_schedules": true,
+               "allow_msg_ttl": true, "allow_direct": true}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let mut events = client.subscribe("obs.schf").await.expect("subscribe");
+    let consumer = request(
+        client,
+        "$JS.API.CONSUMER.CREATE.SCHF",
+        json!({"stream_name": "SCHF", "config": {"deliver_subject": "obs.schf",
+               "ack_policy": "none", "deliver_policy": "all", "filter_subject": "schf.out.>"}}),
+    )
+    .await;
+    assert!(consumer.get("error").is_none(), "{consumer}");
+    let shape = |msg: &async_nats::Message| {
+        let h = |k: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(k))
+                .map(|v| v.as_str().to_owned())
+        };
+        let next = h("Nats-Schedule-Next");
+        let next_kind = match next.as_deref() {
+            Some("purge") => "purge".to_owned(),
+            Some(t) => {
+                infinistream_protocol::jsapi::Timestamp::parse(t)
+                    .expect("Nats-Schedule-Next is a time");
+                "time".to_owned()
+            }
+            None => "none".to_owned(),
+        };
+        json!({
+            "subject": msg.subject.as_str(),
+            "payload": String::from_utf8_lossy(&msg.payload),
+            "scheduler": h("Nats-Scheduler"),
+            "next": next_kind,
+            "ttl": h("Nats-TTL"),
+            "app": h("App"),
+            "schedule": h("Nats-Schedule"),
+            "target": h("Nats-Schedule-Target"),
+        })
+    };
+
+    // @at one second from now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let at = infinistream_protocol::jsapi::Timestamp::from_unix_nanos(
+        i128::try_from(now).expect("fits") + 1_000_000_000,
+    );
+    let at_header = format!("@at {at}");
+    let ack = publish(
+        client,
+        "schf.once",
+        &[
+            ("Nats-Schedule", &at_header),
+            ("Nats-Schedule-Target", "schf.out.once"),
+            ("Nats-Schedule-TTL", "60s"),
+            ("App", "a"),
+        ],
+        "delayed",
+    )
+    .await;
+    assert!(ack.get("error").is_none(), "{ack}");
+    let fired = tokio::time::timeout(EVENT, events.next())
+        .await
+        .expect("the @at schedule fires")
+        .expect("open");
+    let (_, fired_ts) = delivered_ts(&fired);
+    let at_nanos = i64::try_from(at.unix_nanos()).expect("fits");
+    assert!(fired_ts >= at_nanos, "fired before its time");
+    let once = shape(&fired);
+    // The schedule message is purged by its firing.
+    let gone = until_state(client, "SCHF", |(msgs, _, _)| msgs == 1).await;
+
+    // @every 1s: three firings, then a client purge ends the schedule.
+    let ack = publish(
+        client,
+        "schf.tick",
+        &[
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "schf.out.tick"),
+        ],
+        "tick",
+    )
+    .await;
+    assert!(ack.get("error").is_none(), "{ack}");
+    let mut ticks = Vec::new();
+    for _ in 0..3 {
+        let msg = tokio::time::timeout(EVENT, events.next())
+            .await
+            .expect("@every fires")
+            .expect("open");
+        ticks.push(shape(&msg));
+    }
+    let purge = publish(
+        client,
+        "schf.stop",
+        &[
+            ("Nats-Schedule-Next", "purge"),
+            ("Nats-Scheduler", "schf.tick"),
+        ],
+        "",
+    )
+    .await;
+    assert!(purge.get("error").is_none(), "{purge}");
+    let info = request(
+        client,
+        "$JS.API.STREAM.INFO.SCHF",
+        json!({"subjects_filter": "schf.tick"}),
+    )
+    .await;
+    let deleted = request(client, "$JS.API.STREAM.DELETE.SCHF", json!({})).await;
+    assert_eq!(deleted["success"], true);
+    json!({
+        "once": once,
+        "after_once": gone.0,
+        "ticks": ticks,
+        "schedule_left": info["state"]["subjects"],
+    })
 }

@@ -2,9 +2,21 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use super::RawAgentConfig;
 use crate::error::{ConfigError, invalid};
-use crate::users::{self, UserSpec};
+use crate::users::UserSpec;
+
+/// An `operator` or `resolver` setting, in whatever form nats-server takes it: read
+/// only to be refused by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawJwtSetting {
+    Text(String),
+    List(Vec<String>),
+    Table(std::collections::BTreeMap<String, String>),
+}
 
 /// Client authentication the NATS listener enforces.
 #[derive(Clone, PartialEq, Eq)]
@@ -14,8 +26,17 @@ pub enum ClientAuth {
         pass: String,
     },
     Token(String),
-    /// The config file's `[[users]]` (see [`crate::users`]).
-    Users(Vec<UserSpec>),
+    /// The config file's `[[users]]` and `[accounts.NAME]` users (see
+    /// [`crate::users`], [`crate::accounts`]).
+    Users {
+        users: Vec<UserSpec>,
+        /// The one account JetStream serves (`$G` unless an account says
+        /// `jetstream = true`).
+        jetstream_account: String,
+        /// Subjects one account's publishes share with another (see
+        /// [`crate::accounts`]).
+        stream_imports: Vec<crate::accounts::StreamImportSpec>,
+    },
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -28,7 +49,16 @@ impl std::fmt::Debug for ClientAuth {
                 .field("pass", &"<redacted>")
                 .finish(),
             ClientAuth::Token(_) => f.debug_tuple("Token").field(&"<redacted>").finish(),
-            ClientAuth::Users(users) => f.debug_tuple("Users").field(users).finish(),
+            ClientAuth::Users {
+                users,
+                jetstream_account,
+                stream_imports,
+            } => f
+                .debug_struct("Users")
+                .field("users", users)
+                .field("jetstream_account", jetstream_account)
+                .field("stream_imports", stream_imports)
+                .finish(),
         }
     }
 }
@@ -48,11 +78,32 @@ impl RawAgentConfig {
     /// The client listener's authentication: user and password, or a token, or the
     /// `[[users]]` of the file, or none.
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
-        let users = self.users.as_deref().filter(|u| !u.is_empty());
+        for (setting, value) in [("operator", &self.operator), ("resolver", &self.resolver)] {
+            if value.is_some() {
+                return Err(invalid(
+                    setting,
+                    "decentralized JWT auth (operator, account resolver, user credentials) is not supported yet: configure [[users]] and [accounts.NAME] instead",
+                ));
+            }
+        }
+        let accounts = self.accounts.as_ref().filter(|a| !a.is_empty());
+        let users = self
+            .users
+            .as_deref()
+            .filter(|u| !u.is_empty() || accounts.is_some());
+        let users = users.or(accounts.map(|_| &[][..]));
         let auth = match (&self.user, &self.pass, &self.token) {
-            (None, None, None) if users.is_some() => Some(ClientAuth::Users(users::resolve(
-                users.unwrap_or_default(),
-            )?)),
+            (None, None, None) if users.is_some() => {
+                let resolved = crate::accounts::resolve(
+                    users.unwrap_or_default(),
+                    accounts.unwrap_or(&Default::default()),
+                )?;
+                Some(ClientAuth::Users {
+                    users: resolved.users,
+                    jetstream_account: resolved.jetstream,
+                    stream_imports: resolved.stream_imports,
+                })
+            }
             _ if users.is_some() => {
                 return Err(invalid(
                     "users",

@@ -71,6 +71,15 @@ pub struct RawAgentConfig {
     /// Users with their own credentials and permissions (config file only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<crate::users::RawUser>>,
+    /// Accounts, each with its users (config file only; see [`crate::accounts`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<std::collections::BTreeMap<String, crate::accounts::RawAccount>>,
+    /// nats-server's decentralized JWT auth: refused at load (not supported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<auth::RawJwtSetting>,
+    /// nats-server's account resolver for JWT auth: refused at load (not supported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<auth::RawJwtSetting>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     // ---- TLS for NATS clients (INFINISTREAM_TLS_*) ----

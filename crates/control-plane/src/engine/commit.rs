@@ -1,12 +1,14 @@
-//! The commit path: CommitBatch calls queue for the one writer task, which applies
-//! them round by round in memory and writes each round in one fenced transaction,
-//! pipelined behind the round before (see the module docs of `engine`).
+//! The commit path: CommitBatch calls (and stream creations) queue for the one writer
+//! task, which applies them round by round in memory and writes each round in one
+//! fenced transaction, pipelined behind the round before (see the module docs of
+//! `engine`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use infinistream_proto::domain::CommitBatch;
+use infinistream_proto::domain::{CommitBatch, StreamSpec};
 use infinistream_proto::v1;
+use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CommitCmd, Durability, Engine, State, nanos, round, stale_cache};
@@ -14,12 +16,60 @@ use crate::errors::CpError;
 use crate::store::{Op, StoreError};
 
 type CommitReply = oneshot::Sender<Result<Arc<v1::CommitBatchResponse>, CpError>>;
+type CreateReply = oneshot::Sender<Result<v1::StreamInfoResponse, CpError>>;
+
+/// What the writer is asked to apply.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Commit {
+        batch: CommitBatch,
+        reply: CommitReply,
+    },
+    CreateStream {
+        spec: StreamSpec,
+        reply: CreateReply,
+    },
+}
+
+impl Work {
+    /// Takes this work into `budget`'s round if it fits.
+    fn fits(&self, budget: &mut round::Budget) -> bool {
+        match self {
+            Work::Commit { batch, .. } => budget.take(batch),
+            Work::CreateStream { spec, .. } => {
+                budget.take_create(v1::StreamConfig::from(spec).encoded_len())
+            }
+        }
+    }
+}
+
+/// An answer given once its round is durable.
+enum Answer {
+    Commit(CommitReply, Arc<v1::CommitBatchResponse>),
+    Create(CreateReply, Box<v1::StreamInfoResponse>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Commit(reply, resp) => drop(reply.send(Ok(resp))),
+            Answer::Create(reply, resp) => drop(reply.send(Ok(*resp))),
+        }
+    }
+
+    fn fail(self, e: &CpError) {
+        match self {
+            Answer::Commit(reply, _) => drop(reply.send(Err(replicate(e)))),
+            Answer::Create(reply, _) => drop(reply.send(Err(replicate(e)))),
+        }
+    }
+}
 
 /// A formed round, written by its own task.
 struct RoundWrite {
     epoch: u64,
     ops: Vec<Op>,
-    answered: Vec<(CommitReply, Arc<v1::CommitBatchResponse>)>,
+    answered: Vec<Answer>,
     events: Vec<(String, Vec<v1::StreamEvent>)>,
     _order: tokio::sync::OwnedMutexGuard<()>,
     /// Batches in the round, and when it was formed (for the round's debug line).
@@ -52,15 +102,30 @@ impl Engine {
         batch: CommitBatch,
     ) -> Result<Arc<v1::CommitBatchResponse>, CpError> {
         let (reply, rx) = oneshot::channel();
+        self.queue(group, Work::Commit { batch, reply }).await?;
+        rx.await.map_err(|_| CpError::ShuttingDown)?
+    }
+
+    /// Queues a stream creation for the writer and waits for its durable answer.
+    pub(crate) async fn create_stream(
+        &self,
+        group: &str,
+        spec: StreamSpec,
+    ) -> Result<v1::StreamInfoResponse, CpError> {
+        let (reply, rx) = oneshot::channel();
+        self.queue(group, Work::CreateStream { spec, reply })
+            .await?;
+        rx.await.map_err(|_| CpError::ShuttingDown)?
+    }
+
+    async fn queue(&self, group: &str, work: Work) -> Result<(), CpError> {
         self.commit_tx
             .send(CommitCmd {
                 group: group.to_owned(),
-                batch,
-                reply,
+                work,
             })
             .await
-            .map_err(|_| CpError::ShuttingDown)?;
-        rx.await.map_err(|_| CpError::ShuttingDown)?
+            .map_err(|_| CpError::ShuttingDown)
     }
 
     /// Forms one writer round: applies `first` and every batch queued after it in
@@ -78,20 +143,29 @@ impl Engine {
         let mut st = self.state.lock().await;
         let limits = self.store.txn_limits();
         let mut budget = round::Budget::new(&limits);
-        budget.take(&first.batch);
+        first.work.fits(&mut budget);
         let mut count = 1;
         let mut answered = Vec::new();
         let mut groups = BTreeSet::new();
-        self.apply_one(&mut st, first, &limits, &mut answered, &mut groups)
-            .await;
+        // Ops of the round's stream creations, written before what the groups changed.
+        let mut ops = Vec::new();
+        self.apply_one(
+            &mut st,
+            first,
+            &limits,
+            &mut answered,
+            &mut groups,
+            &mut ops,
+        )
+        .await;
         let max = self.opts.max_batches_per_txn;
         let mut open = true;
         // Take what is queued now.
         while open && count < max {
             match rx.try_recv() {
-                Ok(c) if budget.take(&c.batch) => {
+                Ok(c) if c.work.fits(&mut budget) => {
                     count += 1;
-                    self.apply_one(&mut st, c, &limits, &mut answered, &mut groups)
+                    self.apply_one(&mut st, c, &limits, &mut answered, &mut groups, &mut ops)
                         .await;
                 }
                 Ok(c) => {
@@ -112,9 +186,9 @@ impl Engine {
                 biased;
                 guard = &mut order => break guard,
                 cmd = rx.recv() => match cmd {
-                    Some(c) if budget.take(&c.batch) => {
+                    Some(c) if c.work.fits(&mut budget) => {
                         count += 1;
-                        self.apply_one(&mut st, c, &limits, &mut answered, &mut groups)
+                        self.apply_one(&mut st, c, &limits, &mut answered, &mut groups, &mut ops)
                             .await;
                     }
                     Some(c) => {
@@ -126,7 +200,6 @@ impl Engine {
             }
         };
         let now = self.now();
-        let mut ops = Vec::new();
         let mut events = Vec::new();
         for name in &groups {
             if let Some(g) = st.groups.get_mut(name) {
@@ -145,28 +218,41 @@ impl Engine {
         }
     }
 
-    /// Applies one batch to the cached group (answered later, or now on error).
+    /// Applies one batch or creation to the cached group (answered later, or now on
+    /// error).
     async fn apply_one(
         &self,
         st: &mut State,
         cmd: CommitCmd,
         limits: &crate::store::TxnLimits,
-        answered: &mut Vec<(CommitReply, Arc<v1::CommitBatchResponse>)>,
+        answered: &mut Vec<Answer>,
         groups: &mut BTreeSet<String>,
+        ops: &mut Vec<Op>,
     ) {
         let now = self.now();
         let ttl = nanos(self.opts.batch_answer_ttl);
-        match self.cached_group(st, &cmd.group).await {
-            Ok(g) => {
-                let resp = g.commit(&cmd.batch, now, ttl, round::expire_cap(limits));
-                if !groups.contains(&cmd.group) {
-                    groups.insert(cmd.group.clone());
-                }
-                answered.push((cmd.reply, resp));
-            }
+        let g = match self.cached_group(st, &cmd.group).await {
+            Ok(g) => g,
             Err(e) => {
-                let _ = cmd.reply.send(Err(e));
+                match cmd.work {
+                    Work::Commit { reply, .. } => drop(reply.send(Err(e))),
+                    Work::CreateStream { reply, .. } => drop(reply.send(Err(e))),
+                }
+                return;
             }
+        };
+        match cmd.work {
+            Work::Commit { batch, reply } => {
+                let resp = g.commit(&batch, now, ttl, round::expire_cap(limits));
+                answered.push(Answer::Commit(reply, resp));
+            }
+            Work::CreateStream { spec, reply } => {
+                let resp = g.create_stream(&cmd.group, spec, now, ops);
+                answered.push(Answer::Create(reply, Box::new(resp)));
+            }
+        }
+        if !groups.contains(&cmd.group) {
+            groups.insert(cmd.group);
         }
     }
 
@@ -197,14 +283,14 @@ impl Engine {
                 for (group, events) in round.events {
                     self.publish_group_events(group, events);
                 }
-                for (reply, resp) in round.answered {
-                    let _ = reply.send(Ok(resp));
+                for answer in round.answered {
+                    answer.send();
                 }
             }
             Err(e) => {
                 self.fail_epoch(round.epoch);
-                for (reply, _) in round.answered {
-                    let _ = reply.send(Err(replicate(&e)));
+                for answer in round.answered {
+                    answer.fail(&e);
                 }
             }
         }
@@ -226,7 +312,10 @@ pub(super) async fn writer(engine: std::sync::Weak<Engine>, mut rx: mpsc::Receiv
             },
         };
         let Some(engine) = engine.upgrade() else {
-            let _ = first.reply.send(Err(CpError::ShuttingDown));
+            match first.work {
+                Work::Commit { reply, .. } => drop(reply.send(Err(CpError::ShuttingDown))),
+                Work::CreateStream { reply, .. } => drop(reply.send(Err(CpError::ShuttingDown))),
+            }
             break;
         };
         // Apply this round (while the previous one may still be writing), then write

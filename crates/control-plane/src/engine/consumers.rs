@@ -433,6 +433,57 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `CONSUMER.RESET` ([`consumer::reset`]): durable before the answer, and the
+    /// consumer's agents are told (a consumer event) so parked requests claim again.
+    pub(crate) async fn reset_consumer(
+        &self,
+        group: &str,
+        req: v1::ResetConsumerRequest,
+    ) -> Result<v1::ResetConsumerResponse, CpError> {
+        let refused = |e: JsError| v1::ResetConsumerResponse {
+            error: Some(e),
+            ..Default::default()
+        };
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let Some(s) = g.streams.get(&req.stream) else {
+            return Ok(refused(ApiError::stream_not_found().into()));
+        };
+        let (first, interest) = (
+            s.state.first_seq,
+            s.spec.limits.retention == v1::Retention::Interest,
+        );
+        let Some(rec) = g.consumers.get_mut(&(req.stream.clone(), req.name.clone())) else {
+            return Ok(refused(ApiError::consumer_not_found().into()));
+        };
+        let reset_seq = match consumer::reset(rec, s, req.seq) {
+            Ok(seq) => seq,
+            Err(e) => return Ok(refused(e)),
+        };
+        // nats-server: on an interest stream what the reset skipped over counts as
+        // acked (a work-queue stream keeps it until the consumer's next ack).
+        if interest {
+            g.apply_ack_retention(&req.stream, first, reset_seq - 1);
+        }
+        g.note_consumer(
+            StreamEventKind::StreamEventConsumer,
+            &req.stream,
+            &req.name,
+            0,
+        );
+        let ops = g.consumer_ops(&req.stream, &req.name, now);
+        self.write_ops(&mut st, ops).await?;
+        let g = self.group_mut(&mut st, group).await?;
+        Ok(v1::ResetConsumerResponse {
+            error: None,
+            info: Some(g.consumer_info_of(&req.stream, &req.name)),
+            reset_seq,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

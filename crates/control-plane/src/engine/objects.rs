@@ -1,5 +1,6 @@
 //! What jobs need of the index: swapping in compacted segments, the objects a group
-//! references or released, and forgetting released objects once deleted.
+//! references or released, forgetting released objects once deleted, and the message
+//! schedules that are due.
 
 use infinistream_proto::v1;
 
@@ -10,6 +11,35 @@ use crate::model::{ReleasedRecord, decode};
 use crate::store::Op;
 
 impl Engine {
+    /// Schedules of `group` due now, oldest first (at most `limit`), and how many are
+    /// due in all.
+    pub(crate) async fn due_schedules(
+        &self,
+        group: &str,
+        limit: u32,
+    ) -> Result<v1::DueSchedulesResponse, CpError> {
+        let limit = if limit == 0 { 1000 } else { limit as usize };
+        let mut st = self.state.lock().await;
+        let now = self.now();
+        let g = self.group_mut(&mut st, group).await?;
+        let mut due = Vec::new();
+        let mut backlog = 0;
+        for (name, s) in &g.streams {
+            for (subject, seq, at) in s.due_schedules(now) {
+                backlog += 1;
+                due.push(v1::DueSchedule {
+                    stream: name.clone(),
+                    subject,
+                    seq,
+                    due_unix_nanos: at,
+                });
+            }
+        }
+        due.sort_by_key(|d| d.due_unix_nanos);
+        due.truncate(limit);
+        Ok(v1::DueSchedulesResponse { due, backlog })
+    }
+
     pub(crate) async fn swap_index(
         &self,
         group: &str,

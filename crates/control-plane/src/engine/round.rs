@@ -15,6 +15,9 @@ use crate::store::TxnLimits;
 
 /// Ops kept free for the fence compares, expired answers and state keys.
 const OPS_RESERVE: usize = 64;
+/// Bytes of a stream creation's share of a transaction besides its config: keys,
+/// the record around the config, the state key.
+const CREATE_OVERHEAD: usize = 512;
 
 /// Most expired batch answers deleted in one round.
 pub(super) fn expire_cap(limits: &TxnLimits) -> usize {
@@ -57,6 +60,16 @@ impl Budget {
     /// Takes `batch` into the round if it fits; the first batch always does.
     pub(super) fn take(&mut self, batch: &CommitBatch) -> bool {
         let (ops, bytes) = estimate(batch);
+        self.take_estimate(ops, bytes)
+    }
+
+    /// Takes a stream creation (its config key, `config_len` bytes encoded, and its
+    /// state key) into the round if it fits; the first always does.
+    pub(super) fn take_create(&mut self, config_len: usize) -> bool {
+        self.take_estimate(2, CREATE_OVERHEAD + 2 * config_len)
+    }
+
+    fn take_estimate(&mut self, ops: usize, bytes: usize) -> bool {
         let fits =
             self.ops.is_none_or(|left| ops <= left) && self.bytes.is_none_or(|left| bytes <= left);
         if !fits && self.taken > 0 {

@@ -5,7 +5,7 @@ use infinistream_proto::v1::{self, JsError};
 use infinistream_protocol::subject;
 use prost::Message;
 
-use super::{Engine, Group, apply_delta, error_info, info_of};
+use super::{Engine, Group, apply_delta, error_info};
 use crate::errors::CpError;
 use crate::keys;
 use crate::model::StreamRecord;
@@ -13,27 +13,30 @@ use crate::store::Op;
 use crate::stream::Stream;
 use infinistream_protocol::jsapi::ApiError;
 
-impl Engine {
-    pub(crate) async fn create_stream(
-        &self,
+impl Group {
+    /// Creates a stream in memory, answered once the writer's round (which writes
+    /// `ops`, where its config key goes, and this group's changes) is durable. An
+    /// existing stream with the same config answers as created; one with another
+    /// config, or subjects overlapping another stream's, answers the API error.
+    pub(super) fn create_stream(
+        &mut self,
         group: &str,
         spec: StreamSpec,
-    ) -> Result<v1::StreamInfoResponse, CpError> {
-        let mut st = self.state.lock().await;
-        let g = self.group_mut(&mut st, group).await?;
-        if let Some(existing) = g.streams.get(&spec.name) {
+        now: i64,
+        ops: &mut Vec<Op>,
+    ) -> v1::StreamInfoResponse {
+        if let Some(existing) = self.streams.get(&spec.name) {
             if existing.spec == spec {
-                return Ok(info_of(existing, false));
+                return self.stream_info(&spec.name, false);
             }
-            return Ok(error_info(ApiError::stream_name_exist().into()));
+            return error_info(ApiError::stream_name_exist().into());
         }
-        if overlaps(g, &spec) {
-            return Ok(error_info(ApiError::stream_subject_overlap().into()));
+        if overlaps(self, &spec) {
+            return error_info(ApiError::stream_subject_overlap().into());
         }
-        let now = self.now();
         let name = spec.name.clone();
-        // The next `take_ops` (below) forms round `log_round + 1`.
-        let created_round = g.log_round + 1;
+        // The round's `take_ops` forms round `log_round + 1`.
+        let created_round = self.log_round + 1;
         let rec = StreamRecord {
             config: Some((&spec).into()),
             created_unix_nanos: now,
@@ -42,19 +45,18 @@ impl Engine {
         let mut stream = Stream::new(spec, now);
         stream.start_at_first_seq();
         stream.created_round = created_round;
-        g.streams.insert(name.clone(), stream);
-        g.touched.insert(name.clone());
-        g.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
-        let mut ops = vec![Op::Put {
+        self.streams.insert(name.clone(), stream);
+        self.touched.insert(name.clone());
+        self.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
+        ops.push(Op::Put {
             key: keys::stream_cfg(group, &name),
             value: rec.encode_to_vec(),
-        }];
-        g.take_ops(now, &mut ops);
-        self.write_ops(&mut st, ops).await?;
-        let g = self.group_mut(&mut st, group).await?;
-        Ok(g.stream_info(&name, false))
+        });
+        self.stream_info(&name, false)
     }
+}
 
+impl Engine {
     pub(crate) async fn update_stream(
         &self,
         group: &str,

@@ -43,6 +43,11 @@ fn stream_event(kind: StreamEventKind, name: &str, s: &Stream) -> v1::StreamEven
         first_seq: s.state.first_seq,
         last_seq: s.state.last_seq,
         messages: s.msgs,
+        config: matches!(
+            kind,
+            StreamEventKind::StreamEventCreated | StreamEventKind::StreamEventUpdated
+        )
+        .then(|| (&s.spec).into()),
         ..Default::default()
     }
 }

@@ -116,6 +116,9 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
                 continue;
             }
         };
+        if matches!(kind, AckKind::Ack | AckKind::Next { .. }) {
+            super::sampling::on_ack(&engine, &subject);
+        }
         let (key, next, advised) = match kind {
             AckKind::Ack => (Kind::Ack, None, None),
             AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None, Some(None)),

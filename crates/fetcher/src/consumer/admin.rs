@@ -15,7 +15,7 @@ use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
     ConsumerInfoResponse, ConsumerListRequest, ConsumerListResponse, ConsumerNamesResponse,
-    ConsumerPauseRequest, ConsumerPauseResponse, CreateConsumerRequest, ReplayPolicy, pause_state,
+    ConsumerPauseRequest, ConsumerPauseResponse, CreateConsumerRequest, pause_state,
 };
 use infinistream_protocol::jsapi::response::types;
 use infinistream_protocol::jsapi::stream::{ApiPaged, StreamConfig};
@@ -64,7 +64,7 @@ pub(crate) fn info_of(engine: &Engine, stream: &str, stored: StoredConsumer) -> 
 /// A consumer info as create and info answer it: nats-server adds its version and API
 /// level to the metadata of those answers (`_nats.ver`, `_nats.level`), not to
 /// `CONSUMER.LIST`'s.
-fn answered(engine: &Engine, mut info: ConsumerInfo) -> ConsumerInfo {
+pub(crate) fn answered(engine: &Engine, mut info: ConsumerInfo) -> ConsumerInfo {
     let version = &engine.broker.config().version;
     info.config = info.config.map(|c| c.with_dynamic_metadata(version));
     info
@@ -130,7 +130,6 @@ pub(crate) async fn handle(engine: &Arc<Engine>, route: ApiRoute, payload: &[u8]
             );
         }
         ApiRoute::ConsumerUnpin { .. } => Err(ApiError::consumer_feature_unsupported("unpin")),
-        ApiRoute::ConsumerReset { .. } => Err(ApiError::consumer_feature_unsupported("reset")),
         _ => Err(ApiError::internal("route not handled by the consumer API")),
     };
     Reply::json(match body {
@@ -168,6 +167,9 @@ async fn pause(
     if before != cfg.pause_until {
         tracing::info!(stream = %stream, consumer = %name, paused = answer.paused, "consumer pause changed");
         events::pause(&engine.broker, stream, name, answer.paused, cfg.pause_until);
+        if let Some(until) = cfg.pause_until.filter(|_| answer.paused) {
+            super::pause_expiry::watch(engine, stream, name, until);
+        }
     }
     if engine.running(stream, name).is_some() {
         engine.replace(stream, name, stored.config, stored.created_unix_nanos);
@@ -187,9 +189,6 @@ async fn create(
     let mut cfg = cfg.check_and_default_with(&stream_cfg, request.pedantic)?;
     if let Some(e) = cfg.unsupported_features() {
         return Err(e);
-    }
-    if cfg.replay_policy == ReplayPolicy::Original {
-        return Err(ApiError::consumer_feature_unsupported("replay_policy"));
     }
     if cfg.name.is_empty() {
         cfg.name = engine.ephemeral_name();
@@ -241,6 +240,14 @@ async fn create(
     let stored = store::decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
     events::consumer_action(&engine.broker, &stream, &cfg.name, Action::Create);
+    // Created paused: nats-server announces the pause, and later its end.
+    if let Some(until) = cfg
+        .pause_until
+        .filter(|t| t.unix_nanos() > store::now_nanos())
+    {
+        events::pause(&engine.broker, &stream, &cfg.name, true, Some(until));
+        super::pause_expiry::watch(engine, &stream, &cfg.name, until);
+    }
     engine.install(
         &stream,
         &stored.config.name,

@@ -16,14 +16,14 @@ use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::headers::MSG_SIZE;
 use tokio::time::Instant;
 
-use super::runtime::Runtime;
+use super::runtime::{ClaimFlight, Runtime};
 use super::{Engine, events};
 use crate::reader::ReadError;
 
 /// Most deliveries claimed at once.
 pub(super) const MAX_CLAIM: i64 = 1024;
 /// Back-off after a failed control-plane call.
-pub(super) const RETRY: Duration = Duration::from_millis(200);
+const RETRY: Duration = Duration::from_millis(200);
 
 /// A message ready to publish.
 pub(super) struct Outgoing {
@@ -33,6 +33,8 @@ pub(super) struct Outgoing {
     pub(super) payload: Bytes,
     pub(super) stream_seq: u64,
     pub(super) consumer_seq: u64,
+    /// The stored message's timestamp (Unix nanoseconds): replay original paces by it.
+    pub(super) timestamp: i64,
 }
 
 impl Outgoing {
@@ -46,13 +48,18 @@ impl Outgoing {
     }
 }
 
-pub(super) enum Claimed {
-    Deliveries(v1::ClaimResponse),
-    Gone,
-    Failed,
-}
-
-pub(super) async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -> Claimed {
+/// Claims up to `batch` deliveries for a pull or push loop, counted in flight (see
+/// [`Runtime::claims_settled`]) until the returned guard drops. A failure is handled
+/// here, the same for both loops, and answers `None`: a consumer or stream that is
+/// gone stops the runtime (its parked requests get `409 Consumer Deleted`; the loop
+/// sees `rt.cancel`), any other failure holds the plain acks again and waits
+/// [`RETRY`] (or until the runtime stops) before the loop claims again.
+pub(super) async fn claim<'a>(
+    engine: &Arc<Engine>,
+    rt: &'a Arc<Runtime>,
+    batch: i64,
+) -> Option<(v1::ClaimResponse, ClaimFlight<'a>)> {
+    let flight = rt.claim_flight();
     // The held plain acks go with the claim, applied first in its write.
     let acked = rt.take_held_acks();
     let result = engine
@@ -65,29 +72,31 @@ pub(super) async fn claim(engine: &Arc<Engine>, rt: &Arc<Runtime>, batch: i64) -
             acked_stream_seqs: acked.clone(),
         })
         .await;
-    match result {
+    let error = match result {
         Ok(resp) => {
             events::max_deliveries(&engine.broker, &rt.stream, &rt.name, &resp.max_delivered);
-            Claimed::Deliveries(resp)
+            return Some((resp, flight));
         }
         Err(CallError::Refused { error: e, .. })
             if i64::from(e.err_code) == i64::from(ApiError::consumer_not_found().err_code)
                 || i64::from(e.err_code) == i64::from(ApiError::stream_not_found().err_code) =>
         {
-            Claimed::Gone
+            drop(flight);
+            rt.deleted(&engine.broker);
+            return None;
         }
-        Err(CallError::Refused { error: e, .. }) => {
-            tracing::warn!(error = %e.description, "claim refused");
-            // Held again: the retry or the timer sends them.
-            rt.hold_acks(engine, acked);
-            Claimed::Failed
-        }
-        Err(error) => {
-            tracing::warn!(error = %error.message(), "claim failed: control plane unreachable");
-            rt.hold_acks(engine, acked);
-            Claimed::Failed
-        }
+        Err(CallError::Refused { error: e, .. }) => e.description,
+        Err(error) => format!("control plane unreachable: {}", error.message()),
+    };
+    tracing::warn!(error = %error, "claim failed");
+    drop(flight);
+    // Held again: the retry or the timer sends them.
+    rt.hold_acks(engine, acked);
+    tokio::select! {
+        () = tokio::time::sleep(RETRY) => {}
+        () = rt.cancel.cancelled() => {}
     }
+    None
 }
 
 /// When a claim found the consumer paused: the end of the pause, when claiming is
@@ -195,9 +204,13 @@ pub(super) async fn load(
             payload,
             stream_seq: d.stream_seq,
             consumer_seq: d.consumer_seq,
+            timestamp: msg.timestamp,
         });
     }
     release(engine, rt, failed);
+    if let Some(sampler) = &rt.sampler {
+        sampler.delivered(out.iter().map(|m| m.stream_seq));
+    }
     out
 }
 

@@ -13,25 +13,33 @@
 //!   heartbeats and their status replies) or [`push`] (delivery to the deliver subject
 //!   with flow control and idle heartbeats). Deliveries are *claimed* from the control
 //!   plane ([`claim`]: any agent can serve any consumer, and two agents never hold one
-//!   message at once), bodies read through the [`StreamReader`](crate::StreamReader);
+//!   message at once), bodies read through the [`StreamReader`](crate::StreamReader),
+//!   paced by [`pace`] for replay original and rate limits;
 //! - [`acks`]: the `$JS.ACK.>` subscriber; acks arriving within a few milliseconds are
 //!   coalesced into one Acknowledge per consumer and kind, and an ack sent with a reply
 //!   subject is answered only once the control plane confirmed it;
+//! - [`reset`]: `CONSUMER.RESET`, the delivery state moved in the control plane;
 //! - [`wake`]: how parked consumers learn that a Claim may return something;
-//! - [`events`]: the consumer advisories.
+//! - [`events`]: the consumer advisories; [`pause_expiry`] the one for a pause that
+//!   ends by itself; [`sampling`] the ack metrics of `sample_freq`.
 //!
 //! The modules depend one way: `store`, `wake` and `events` on nothing here; `runtime` on
 //! `store`; `claim` on `runtime`; `pull` and `push` on `claim`; `admin` and `acks` on
-//! `runtime`. This file ties them together ([`Engine`]) and is the only one that
-//! names them all.
+//! `runtime`; `pace` on `claim`; `pause_expiry` on `store` and `events`; `reset` on
+//! `admin`; `sampling` on nothing here (`runtime`, `claim` and `acks` call it). This
+//! file ties them together ([`Engine`]) and is the only one that names them all.
 
 pub mod acks;
 pub mod admin;
 pub mod claim;
 pub mod events;
+pub mod pace;
+pub mod pause_expiry;
 pub mod pull;
 pub mod push;
+pub mod reset;
 pub mod runtime;
+pub mod sampling;
 pub mod store;
 pub mod wake;
 
@@ -319,6 +327,9 @@ impl RouteHandler for ConsumerService {
                     .instrument(span)
                     .await;
                 None
+            }
+            ApiRoute::ConsumerReset { stream, consumer } => {
+                Some(reset::handle(engine, &stream, &consumer, &msg.payload).await)
             }
             route => Some(admin::handle(engine, route, &msg.payload).await),
         }

@@ -13,7 +13,8 @@ use infinistream_protocol::jsapi::consumer::{NextRequest, PullStatus};
 use tokio::time::Instant;
 
 use super::Engine;
-use super::claim::{Claimed, MAX_CLAIM, Outgoing, RETRY, claim, load, paused_until, release};
+use super::claim::{MAX_CLAIM, Outgoing, claim, load, paused_until, release};
+use super::pace::{self, Pace};
 use super::runtime::{Runtime, Waiter};
 use super::wake::wait_change;
 
@@ -129,6 +130,7 @@ impl Runtime {
 pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let mut notes = engine.watch.subscribe(&rt.stream);
     let fallback = engine.watch.fallback();
+    let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
     loop {
         if rt.cancel.is_cancelled() {
             return;
@@ -148,21 +150,12 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             continue;
         };
-        let flight = rt.claim_flight();
-        match claim(engine, rt, batch).await {
-            Claimed::Gone => {
-                drop(flight);
-                rt.deleted(&engine.broker);
-                return;
-            }
-            Claimed::Failed => {
-                drop(flight);
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY) => {}
-                    () = rt.cancel.cancelled() => return,
-                }
-            }
-            Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+        let Some((resp, flight)) = claim(engine, rt, pace::claim_size(pace.as_ref(), batch)).await
+        else {
+            continue;
+        };
+        match resp {
+            resp if resp.deliveries.is_empty() => {
                 drop(flight);
                 rt.drained(engine);
                 if rt.state.lock().waiters.is_empty() {
@@ -181,8 +174,11 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     () = rt.cancel.cancelled() => return,
                 }
             }
-            Claimed::Deliveries(mut resp) => {
+            mut resp => {
                 let out = load(engine, rt, &mut resp).await;
+                if !pace::hold(pace.as_mut(), engine, rt, &out).await {
+                    return;
+                }
                 deliver_pull(engine, rt, out);
                 drop(flight);
             }

@@ -11,7 +11,8 @@ use infinistream_protocol::jsapi::ack::flow_control_subject;
 use infinistream_protocol::jsapi::consumer::PullStatus;
 use tokio::time::Instant;
 
-use super::claim::{Claimed, MAX_CLAIM, RETRY, claim, load, paused_until};
+use super::claim::{MAX_CLAIM, claim, load, paused_until};
+use super::pace::{self, Pace};
 use super::runtime::Runtime;
 use super::wake::wait_change;
 use super::{Engine, store};
@@ -31,6 +32,7 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let (mut fc_bytes, mut fc_msgs) = (0usize, 0usize);
     let mut notes = engine.watch.subscribe(&rt.stream);
     let fallback = engine.watch.fallback();
+    let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
     loop {
         if rt.cancel.is_cancelled() {
             return;
@@ -78,21 +80,13 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
             }
             continue;
         }
-        let flight = rt.claim_flight();
-        match claim(engine, rt, MAX_CLAIM).await {
-            Claimed::Gone => {
-                drop(flight);
-                rt.deleted(&engine.broker);
-                return;
-            }
-            Claimed::Failed => {
-                drop(flight);
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY) => {}
-                    () = rt.cancel.cancelled() => return,
-                }
-            }
-            Claimed::Deliveries(resp) if resp.deliveries.is_empty() => {
+        let Some((resp, flight)) =
+            claim(engine, rt, pace::claim_size(pace.as_ref(), MAX_CLAIM)).await
+        else {
+            continue;
+        };
+        match resp {
+            resp if resp.deliveries.is_empty() => {
                 drop(flight);
                 let mut deadline = next_hb.unwrap_or(now + Duration::from_secs(1));
                 // Paused: heartbeats go on, deliveries resume when the pause ends.
@@ -106,8 +100,11 @@ pub(super) async fn push_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     () = rt.cancel.cancelled() => return,
                 }
             }
-            Claimed::Deliveries(mut resp) => {
+            mut resp => {
                 let out = load(engine, rt, &mut resp).await;
+                if !pace::hold(pace.as_mut(), engine, rt, &out).await {
+                    return;
+                }
                 let mut st = rt.state.lock();
                 let mut deliveries = engine.broker.deliveries(&deliver);
                 for msg in out {

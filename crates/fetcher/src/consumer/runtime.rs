@@ -97,10 +97,12 @@ pub struct Runtime {
     pub(super) claims_begun: AtomicU64,
     pub(super) claims_done: AtomicU64,
     pub(super) claim_settled: Notify,
+    /// `sample_freq`: delivery times for ack metrics ([`super::sampling`]).
+    pub(crate) sampler: Option<super::sampling::Sampler>,
 }
 
 /// A claim in flight: counted done when dropped.
-pub(super) struct ClaimFlight<'a>(&'a Runtime);
+pub(crate) struct ClaimFlight<'a>(&'a Runtime);
 
 impl Drop for ClaimFlight<'_> {
     fn drop(&mut self) {
@@ -117,6 +119,7 @@ impl Runtime {
         created: i64,
         cancel: CancellationToken,
     ) -> Runtime {
+        let sampler = super::sampling::Sampler::of(&config);
         Runtime {
             stream: stream.to_owned(),
             name: name.to_owned(),
@@ -136,6 +139,7 @@ impl Runtime {
             claims_begun: AtomicU64::new(0),
             claims_done: AtomicU64::new(0),
             claim_settled: Notify::new(),
+            sampler,
         }
     }
 

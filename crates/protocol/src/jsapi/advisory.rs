@@ -109,8 +109,37 @@ pub struct Terminated {
     pub domain: String,
 }
 
+/// An ack of a consumer with `sample_freq`, sampled (nats-server's
+/// `JSConsumerAckMetric`), on [`consumer_ack_metric_subject`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerAckMetric {
+    #[serde(flatten)]
+    pub event: TypedEvent,
+    pub stream: String,
+    pub consumer: String,
+    pub consumer_seq: u64,
+    pub stream_seq: u64,
+    /// From the delivery to the ack (nanoseconds).
+    #[serde(rename = "ack_time")]
+    pub delay: i64,
+    pub deliveries: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+}
+
+/// The share of acks a consumer samples, in percent, from its `sample_freq` (`"30"`
+/// or `"30%"`, as checked at create); 0 when unset or unreadable.
+pub fn sample_percent(sample_freq: &str) -> u64 {
+    sample_freq
+        .strip_suffix('%')
+        .unwrap_or(sample_freq)
+        .parse()
+        .unwrap_or(0)
+}
+
 /// The `type` strings.
 pub mod types {
+    pub const CONSUMER_ACK_METRIC: &str = "io.nats.jetstream.metric.v1.consumer_ack";
     pub const STREAM_ACTION: &str = "io.nats.jetstream.advisory.v1.stream_action";
     pub const CONSUMER_ACTION: &str = "io.nats.jetstream.advisory.v1.consumer_action";
     pub const CONSUMER_PAUSE: &str = "io.nats.jetstream.advisory.v1.consumer_pause";
@@ -140,6 +169,11 @@ pub fn consumer_action_subject(action: Action, stream: &str, consumer: &str) -> 
         Action::Modify => return None,
     };
     Some(format!("{PREFIX}.CONSUMER.{verb}.{stream}.{consumer}"))
+}
+
+/// `$JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>`.
+pub fn consumer_ack_metric_subject(stream: &str, consumer: &str) -> String {
+    format!("$JS.EVENT.METRIC.CONSUMER.ACK.{stream}.{consumer}")
 }
 
 /// `$JS.EVENT.ADVISORY.CONSUMER.PAUSE.<stream>.<consumer>`.
@@ -200,5 +234,39 @@ mod tests {
             "$JS.EVENT.ADVISORY.STREAM.UPDATED.S"
         );
         assert_eq!(consumer_action_subject(Action::Modify, "S", "C"), None);
+    }
+
+    #[test]
+    fn ack_metric_renders_like_nats_server() {
+        let m = ConsumerAckMetric {
+            event: TypedEvent::new(
+                types::CONSUMER_ACK_METRIC,
+                "ID".into(),
+                1_700_000_000_000_000_000,
+            ),
+            stream: "SF".into(),
+            consumer: "C".into(),
+            consumer_seq: 5,
+            stream_seq: 3,
+            delay: 7_411_737,
+            deliveries: 2,
+            domain: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).expect("json"),
+            r#"{"type":"io.nats.jetstream.metric.v1.consumer_ack","id":"ID","timestamp":"2023-11-14T22:13:20Z","stream":"SF","consumer":"C","consumer_seq":5,"stream_seq":3,"ack_time":7411737,"deliveries":2}"#
+        );
+        assert_eq!(
+            consumer_ack_metric_subject("SF", "C"),
+            "$JS.EVENT.METRIC.CONSUMER.ACK.SF.C"
+        );
+        assert_eq!(
+            [
+                sample_percent("30%"),
+                sample_percent("100"),
+                sample_percent("")
+            ],
+            [30, 100, 0]
+        );
     }
 }

@@ -802,8 +802,6 @@ impl ConsumerConfig {
                 self.priority_policy != PriorityPolicy::None,
             ),
             ("priority_groups", !self.priority_groups.is_empty()),
-            ("rate_limit_bps", self.rate_limit > 0),
-            ("sample_freq", !self.sample_frequency.is_empty()),
             ("direct", self.direct),
             ("sourcing", self.sourcing),
             ("ack_policy", self.ack_policy == AckPolicy::FlowControl),
@@ -1110,6 +1108,46 @@ pub fn pause_state(pause_until: Option<Timestamp>, now_unix_nanos: i128) -> (boo
         ),
         _ => (false, 0),
     }
+}
+
+/// `CONSUMER.RESET` request (2.14, ADR-60). No body, or `seq` 0, resets to one above
+/// the ack floor; another `seq` resets so the next delivery is at or above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerResetRequest {
+    /// The stream sequence to deliver from (0: one above the ack floor).
+    #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    pub seq: u64,
+}
+
+/// `CONSUMER.RESET` reply body: the consumer's info after the reset and the stream
+/// sequence it was reset to. nats-server sends `"reset_seq":0` with errors too
+/// ([`ConsumerResetResponse::render_error`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConsumerResetResponse {
+    /// The consumer after the reset.
+    #[serde(flatten)]
+    pub info: ConsumerInfo,
+    /// The stream sequence the next delivery is at or above.
+    pub reset_seq: u64,
+}
+
+impl ConsumerResetResponse {
+    /// nats-server's error answer: the error and `"reset_seq":0`.
+    pub fn render_error(error: &ApiError) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct ResetSeq {
+            reset_seq: u64,
+        }
+        impl ApiResponseType for ResetSeq {
+            const TYPE: &'static str = types::CONSUMER_RESET;
+        }
+        super::response::render_error_with(error, &ResetSeq { reset_seq: 0 })
+    }
+}
+
+impl ApiResponseType for ConsumerResetResponse {
+    const TYPE: &'static str = types::CONSUMER_RESET;
 }
 
 /// `CONSUMER.NAMES` / `CONSUMER.LIST` request (optional body).

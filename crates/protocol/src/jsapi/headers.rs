@@ -9,6 +9,8 @@ use super::time::GoDuration;
 
 /// De-duplication id.
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// The prefix every `Nats-Expected-*` header shares.
+pub const EXPECTED_PREFIX: &str = "Nats-Expected-";
 /// Publish only if the stream has this name.
 pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
 /// Publish only if the stream's last sequence is this.
@@ -71,6 +73,24 @@ pub const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 pub const BATCH_COMMIT_STORE: &str = "1";
 /// The `Nats-Batch-Commit` value that commits without storing the message.
 pub const BATCH_COMMIT_EOB: &str = "eob";
+/// Message schedules (ADR-51): the schedule pattern (`@at …`, `@every …`, cron).
+pub const SCHEDULE: &str = "Nats-Schedule";
+/// Message schedules: the time zone cron patterns are read in.
+pub const SCHEDULE_TIME_ZONE: &str = "Nats-Schedule-Time-Zone";
+/// Message schedules: the `Nats-TTL` the produced message gets.
+pub const SCHEDULE_TTL: &str = "Nats-Schedule-TTL";
+/// Message schedules: the `Nats-Rollup` the produced message gets (`sub` only).
+pub const SCHEDULE_ROLLUP: &str = "Nats-Schedule-Rollup";
+/// Message schedules: the subject a firing publishes to.
+pub const SCHEDULE_TARGET: &str = "Nats-Schedule-Target";
+/// Message schedules: a subject whose last message a firing publishes instead.
+pub const SCHEDULE_SOURCE: &str = "Nats-Schedule-Source";
+/// Message schedules: the schedule subject a produced message came from.
+pub const SCHEDULER: &str = "Nats-Scheduler";
+/// Message schedules: the next firing time (RFC 3339), or `purge` after the last.
+pub const SCHEDULE_NEXT: &str = "Nats-Schedule-Next";
+/// The `Nats-Schedule-Next` value that purges the schedule.
+pub const SCHEDULE_NEXT_PURGE: &str = "purge";
 
 /// A `Nats-TTL` header value as nats-server reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,10 @@
 //!   Go durations ([`GoDuration`]).
 //! - [`headers`]: every `Nats-*` header name, and `Nats-TTL` / `Nats-Rollup` values as
 //!   nats-server reads them.
+//! - [`schedule`]: message schedules (`Nats-Schedule`): patterns, cron, publish checks
+//!   and the headers of a produced message.
 //! - [`versioning`]: API levels, `_nats.*` metadata, `Nats-Required-Api-Level`.
+//! - [`fast_batch`]: fast-ingest batch publish reply subjects and flow messages.
 
 pub mod account;
 pub mod ack;
@@ -32,10 +35,12 @@ pub mod advisory;
 pub mod consumer;
 pub mod counter;
 pub mod errors;
+pub mod fast_batch;
 pub mod headers;
 pub mod jsz;
 pub mod msg;
 pub mod response;
+pub mod schedule;
 pub mod stream;
 pub mod subjects;
 pub mod time;
@@ -65,10 +70,11 @@ pub const MAX_SUBJECT_DETAILS: usize = 100_000;
 /// The JetStream API level InfiniStream reports in `api.level` (account info, `/jsz`,
 /// the system API's VARZ and STATSZ), in `_nats.level`, and checks
 /// `Nats-Required-Api-Level` against. Level 1 is nats-server 2.11's (per-message TTL);
-/// level 2 (2.12) adds counters, atomic batches and schedules, which InfiniStream does
-/// not build yet, so claiming it would invite clients to rely on them (nats-server
-/// 2.15 reports 5; docs/compatibility.md lists what each level adds).
-pub const API_LEVEL: u32 = 1;
+/// level 2 (2.12) adds counters, atomic batches and message schedules (built) and async
+/// persist (accepted: every ack is durable anyway). Level 3 needs snapshot `window_size` (snapshots are not built), so the
+/// fast batch publish of level 4 is served without claiming 4 (nats-server 2.15
+/// reports 5; docs/compatibility.md lists what each level adds).
+pub const API_LEVEL: u32 = 2;
 
 /// Whether `name` is a valid stream or consumer name (nats-server's `isValidAssetName`):
 /// non-empty, no `.`, `*`, `>`, whitespace, `/` or `\`.

@@ -956,8 +956,6 @@ impl StreamConfig {
             ("mirror_direct", self.mirror_direct),
             ("republish", self.republish.is_some()),
             ("subject_transform", self.subject_transform.is_some()),
-            ("allow_msg_schedules", self.allow_msg_schedules),
-            ("allow_batched", self.allow_batch_publish),
             ("template_owner", !self.template_owner.is_empty()),
         ];
         refused

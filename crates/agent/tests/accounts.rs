@@ -1,0 +1,352 @@
+//! Accounts (issue 19, item 3): users in `[accounts.NAME]` publish and subscribe in
+//! their own subject space — on one agent and across agents over the route mesh —
+//! JetStream serves the one account marked `jetstream = true` and answers the others
+//! with nats-server's `JetStream not enabled for account` (10039); a stream import
+//! shares what one account exports with another, under a prefix. The single-agent
+//! answers are compared with nats-server 2.15.1 configured the same way.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::client::RequestErrorKind;
+use futures::StreamExt;
+use infinistream_config::accounts::{
+    RawAccount, RawExport, RawImport, RawImportSource, RawJetStreamFlag,
+};
+use infinistream_config::{RawAgentConfig, RawUser};
+use infinistream_testkit::nats::NatsServer;
+use tokio::time::timeout;
+
+#[path = "support/in_process.rs"]
+mod in_process;
+#[path = "support/procs.rs"]
+mod procs;
+#[path = "support/py_client.rs"]
+mod py_client;
+
+/// Generous bound for "this should happen"; never a timing assertion.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+/// nats-server's configuration of the same users and accounts as [`accounts`].
+const NATS_CONF: &str = r#"
+authorization { users = [{user: g, password: pg}] }
+accounts {
+  A { jetstream: enabled, users = [{user: a, password: pa}, {user: a2, password: pa2}],
+      exports = [{stream: "ev.>"}] }
+  B { users = [{user: b, password: pb}],
+      imports = [{stream: {account: A, subject: "ev.>"}, prefix: "from_a"}] }
+}
+"#;
+
+fn user(name: &str, password: &str) -> RawUser {
+    RawUser {
+        user: Some(name.into()),
+        password: Some(password.into()),
+        ..Default::default()
+    }
+}
+
+/// `g` in the global account, `a`/`a2` in A (JetStream's), `b` in B; B imports A's
+/// `ev.>` under `from_a`.
+fn accounts(raw: RawAgentConfig) -> RawAgentConfig {
+    let a = RawAccount {
+        jetstream: Some(RawJetStreamFlag::Word("enabled".into())),
+        users: Some(vec![user("a", "pa"), user("a2", "pa2")]),
+        exports: Some(vec![RawExport {
+            stream: Some("ev.>".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let b = RawAccount {
+        users: Some(vec![user("b", "pb")]),
+        imports: Some(vec![RawImport {
+            stream: Some(RawImportSource {
+                account: "A".into(),
+                subject: "ev.>".into(),
+            }),
+            prefix: Some("from_a".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    RawAgentConfig {
+        users: Some(vec![user("g", "pg")]),
+        accounts: Some(BTreeMap::from([("A".to_owned(), a), ("B".to_owned(), b)])),
+        ..raw
+    }
+}
+
+async fn login(url: &str, user: &str, pass: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+        .request_timeout(Some(Duration::from_secs(10)))
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("{user} connects: {e}"))
+}
+
+async fn next_subject(sub: &mut async_nats::Subscriber) -> String {
+    let msg = timeout(EVENTUALLY, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("subscription open");
+    format!("{} {}", msg.subject, String::from_utf8_lossy(&msg.payload))
+}
+
+/// A request's answer as text: the payload, or the kind of failure.
+async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> String {
+    match client
+        .request(subject.to_owned(), body.to_owned().into())
+        .await
+    {
+        Ok(msg) => String::from_utf8_lossy(&msg.payload).into_owned(),
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => "no responders".to_owned(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Returns once the server processed everything `client` sent before (an async-nats
+/// flush only writes the socket): a request nobody serves.
+async fn barrier(client: &async_nats::Client) {
+    assert_eq!(ask(client, "barrier", "").await, "no responders");
+}
+
+/// What each account's users see of the others: same subjects, a service, and the
+/// JetStream API from accounts JetStream does not serve.
+async fn isolation_transcript(url: &str) -> Vec<String> {
+    let (g, a, a2, b) = (
+        login(url, "g", "pg").await,
+        login(url, "a", "pa").await,
+        login(url, "a2", "pa2").await,
+        login(url, "b", "pb").await,
+    );
+    let mut in_a = a.subscribe("orders.>").await.expect("sub A");
+    let mut in_b = b.subscribe("orders.>").await.expect("sub B");
+    let mut in_g = g.subscribe("orders.>").await.expect("sub $G");
+    for c in [&a, &b, &g] {
+        barrier(c).await;
+    }
+    // Each publish is processed (a round trip) before the next account's, so a leak
+    // would be queued ahead of the account's own message.
+    for (client, subject) in [(&g, "orders.g"), (&b, "orders.b"), (&a2, "orders.a")] {
+        client
+            .publish(subject, subject.to_owned().into())
+            .await
+            .expect("publish");
+        barrier(client).await;
+    }
+    let mut transcript = vec![
+        format!("A sees: {}", next_subject(&mut in_a).await),
+        format!("B sees: {}", next_subject(&mut in_b).await),
+        format!("$G sees: {}", next_subject(&mut in_g).await),
+    ];
+    // A service in A is invisible from B; B's own subjects stay B's.
+    let mut service = a.subscribe("svc.time").await.expect("service");
+    barrier(&a).await;
+    let served = tokio::spawn(async move {
+        let req = service.next().await.expect("a request");
+        let reply = req.reply.expect("reply subject");
+        a.publish(reply, "noon".into()).await.expect("answer");
+        a.flush().await.expect("flush");
+    });
+    transcript.push(format!(
+        "B asks svc.time: {}",
+        ask(&b, "svc.time", "").await
+    ));
+    transcript.push(format!(
+        "A asks svc.time: {}",
+        ask(&a2, "svc.time", "").await
+    ));
+    served.await.expect("service task");
+    // JetStream answers only in A.
+    for (who, client) in [("B", &b), ("$G", &g)] {
+        transcript.push(format!(
+            "{who} INFO: {}",
+            ask(client, "$JS.API.INFO", "").await
+        ));
+        transcript.push(format!(
+            "{who} STREAM.CREATE: {}",
+            ask(
+                client,
+                "$JS.API.STREAM.CREATE.S",
+                r#"{"name":"S","subjects":["s.>"]}"#
+            )
+            .await
+        ));
+    }
+    // B sees A's exported events under its prefix, and only those: A publishes
+    // until B's import delivers (the event that B's subscription is in place; an
+    // async-nats flush is no round trip), then B's own `ev.>` must see B's publish
+    // first (A's `ev.1` copies were routed before it).
+    let mut imported = b.subscribe("from_a.>").await.expect("sub import");
+    let mut b_ev = b.subscribe("ev.>").await.expect("sub B ev");
+    barrier(&b).await;
+    let first = timeout(EVENTUALLY, async {
+        loop {
+            a2.publish("ev.1", "e".into()).await.expect("publish A");
+            a2.flush().await.expect("flush");
+            if let Ok(Some(msg)) = timeout(Duration::from_millis(100), imported.next()).await {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("A's export reaches B");
+    transcript.push(format!(
+        "B imports: {} {}",
+        first.subject,
+        String::from_utf8_lossy(&first.payload)
+    ));
+    b.publish("ev.b", "b".into()).await.expect("publish B");
+    b.flush().await.expect("flush");
+    transcript.push(format!("B ev.>: {}", next_subject(&mut b_ev).await));
+    transcript
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_isolate_subjects_and_jetstream_like_nats_server() {
+    let reference = NatsServer::start(NATS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start(accounts(in_process::local(dir.path()))).await;
+    let ours = isolation_transcript(&format!("nats://{}", agent.client_addr())).await;
+    let theirs = isolation_transcript(&reference.url()).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous: each account saw its own message, and B was refused JetStream.
+    assert_eq!(ours[0], "A sees: orders.a orders.a");
+    assert_eq!(ours[1], "B sees: orders.b orders.b");
+    assert_eq!(ours[3], "B asks svc.time: no responders");
+    assert!(ours[5].contains("\"err_code\":10039"), "{}", ours[5]);
+    assert_eq!(ours[9], "B imports: from_a.ev.1 e");
+    assert_eq!(ours[10], "B ev.>: ev.b b");
+
+    // JetStream works in A.
+    let js = async_nats::jetstream::new(
+        login(&format!("nats://{}", agent.client_addr()), "a", "pa").await,
+    );
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream in A");
+    let ack = js
+        .publish("orders.1", "one".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    assert_eq!(ack.stream, "ORDERS");
+    // The system API answers in A, naming A.
+    let a = login(&format!("nats://{}", agent.client_addr()), "a", "pa").await;
+    let info = ask(&a, "$SYS.REQ.USER.INFO", "").await;
+    assert!(info.contains("\"account\":\"A\""), "{info}");
+    // B publishing on the same subject is not captured by A's stream.
+    let b = login(&format!("nats://{}", agent.client_addr()), "b", "pb").await;
+    assert_eq!(
+        ask(&b, "orders.2", "two").await,
+        "no responders",
+        "B's publish reaches no stream"
+    );
+    let mut stream = js.get_stream("ORDERS").await.expect("stream");
+    assert_eq!(stream.info().await.expect("info").state.messages, 1);
+}
+
+#[tokio::test]
+async fn nats_py_meets_accounts_like_on_nats_server() {
+    let reference = NatsServer::start(NATS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start(accounts(in_process::local(dir.path()))).await;
+    for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
+        py_client::assert_script_ok("accounts.py", &url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_stay_isolated_across_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str| {
+        accounts(RawAgentConfig {
+            peer_port: Some(0),
+            control_plane: Some(cp.url.clone()),
+            group_id: Some(procs::GROUP_ID.into()),
+            group_key: Some(procs::GROUP_KEY.into()),
+            bucket: Some(bucket.clone()),
+            zone: Some("default".into()),
+            server_name: Some(name.into()),
+            ..in_process::local(&dir.path().join(name))
+        })
+    };
+    let one = in_process::start(agent("one")).await;
+    let two = in_process::start(agent("two")).await;
+    let (url1, url2) = (
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    );
+
+    // A service in B on agent one; B on agent two reaches it once the route carries
+    // its interest (the event awaited), A on agent two never does.
+    let b1 = login(&url1, "b", "pb").await;
+    let mut service = b1.subscribe("svc.echo").await.expect("service");
+    b1.flush().await.expect("flush");
+    let answering = b1.clone();
+    tokio::spawn(async move {
+        while let Some(req) = service.next().await {
+            if let Some(reply) = req.reply {
+                let _ = answering.publish(reply, req.payload).await;
+            }
+        }
+    });
+    let b2 = login(&url2, "b", "pb").await;
+    timeout(EVENTUALLY, async {
+        while ask(&b2, "svc.echo", "hi").await != "hi" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("B's service reachable from agent two");
+    let a2 = login(&url2, "a", "pa").await;
+    assert_eq!(ask(&a2, "svc.echo", "hi").await, "no responders");
+
+    // Subscribers of both accounts on agent one, same subjects; B publishes on agent
+    // two. B's subscriber gets it; A's next message is A's own marker.
+    let a1 = login(&url1, "a", "pa").await;
+    let mut in_a = a1.subscribe("orders.>").await.expect("sub A");
+    let mut in_b = b1.subscribe("orders.>").await.expect("sub B");
+    barrier(&a1).await;
+    barrier(&b1).await;
+    timeout(EVENTUALLY, async {
+        loop {
+            b2.publish("orders.b", "from-b".into()).await.expect("pub");
+            b2.flush().await.expect("flush");
+            if let Ok(Some(msg)) = timeout(Duration::from_millis(200), in_b.next()).await {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("B's subscriber on agent one gets B's publish from agent two");
+    a1.publish("orders.marker", "a".into())
+        .await
+        .expect("marker");
+    a1.flush().await.expect("flush");
+    assert_eq!(next_subject(&mut in_a).await, "orders.marker a");
+
+    // A's exported events published on agent two reach B's import on agent one.
+    let mut imported = b1.subscribe("from_a.>").await.expect("sub import");
+    b1.flush().await.expect("flush");
+    let got = timeout(EVENTUALLY, async {
+        loop {
+            a2.publish("ev.x", "x".into()).await.expect("pub");
+            a2.flush().await.expect("flush");
+            if let Ok(Some(msg)) = timeout(Duration::from_millis(200), imported.next()).await {
+                return msg;
+            }
+        }
+    })
+    .await
+    .expect("A's export reaches B's import across agents");
+    assert_eq!(got.subject.as_str(), "from_a.ev.x");
+    drop(cp);
+}

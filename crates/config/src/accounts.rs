@@ -1,0 +1,373 @@
+//! The `[accounts.NAME]` of the agent's config file: nats-server's `accounts { A {
+//! users = [...] } }`, written in TOML. Users listed under an account publish and
+//! subscribe in it; the top-level `[[users]]` are in the global account `$G`.
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! jetstream = true                  # or "enabled": JetStream serves this account
+//! [[accounts.ORDERS.users]]
+//! user = "orders-app"
+//! password = "…"
+//!
+//! [accounts.BILLING]
+//! users = [{ user = "billing-app", password = "…" }]
+//! ```
+//!
+//! Stream exports and imports share subjects one way, as nats-server's do: what is
+//! published in the exporting account on an exported subject also reaches the
+//! importing account's subscribers, on the same subject or under the import's
+//! `prefix`:
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! exports = [{ stream = "orders.events.>" }]          # `accounts = [...]`: only those
+//! [accounts.AUDIT]
+//! imports = [{ stream = { account = "ORDERS", subject = "orders.events.>" }, prefix = "from_orders" }]
+//! ```
+//!
+//! What is not built yet is refused here, by name, rather than ignored: service
+//! exports and imports, a stream import's `to`, JetStream in more than one account,
+//! the system account, and decentralized JWT auth (`operator`, `resolver`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, invalid};
+use crate::users::{self, RawUser, UserSpec};
+
+/// One `[accounts.NAME]` table as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawAccount {
+    /// `true` / `"enabled"`: JetStream serves this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<RawJetStreamFlag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<RawUser>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports: Option<Vec<RawExport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imports: Option<Vec<RawImport>>,
+}
+
+/// `jetstream = true` or nats-server's `jetstream: enabled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawJetStreamFlag {
+    Flag(bool),
+    Word(String),
+}
+
+/// An `exports` entry: `{ service = "svc.>" }` or `{ stream = "events.>" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawExport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<String>>,
+}
+
+/// An `imports` entry: `{ service = { account = "A", subject = "svc.>" }, to = "…" }`
+/// or `{ stream = { account = "A", subject = "events.>" }, prefix = "…" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawImport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<RawImportSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<RawImportSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// Where an import comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawImportSource {
+    pub account: String,
+    pub subject: String,
+}
+
+/// nats-server's global account.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// A checked stream import: publishes in `from` on `subject` also reach `into`'s
+/// subscribers, on the subject behind `prefix` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamImportSpec {
+    pub from: String,
+    pub into: String,
+    pub subject: String,
+    pub prefix: Option<String>,
+}
+
+/// What [`resolve`] checked: every user, the account JetStream serves, the stream
+/// imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    pub users: Vec<UserSpec>,
+    pub jetstream: String,
+    pub stream_imports: Vec<StreamImportSpec>,
+}
+
+const SETTING: &str = "accounts";
+
+/// Every user (the top-level ones in `$G`, the others in their account) and the one
+/// account JetStream serves.
+pub(crate) fn resolve(
+    top_level: &[RawUser],
+    accounts: &BTreeMap<String, RawAccount>,
+) -> Result<Resolved, ConfigError> {
+    let mut all = users::resolve(top_level)?;
+    let mut jetstream = Vec::new();
+    let mut stream_imports = Vec::new();
+    for (name, account) in accounts {
+        check_name(name)?;
+        for export in account.exports.iter().flatten() {
+            check_export(name, export)?;
+        }
+        for import in account.imports.iter().flatten() {
+            stream_imports.push(check_import(name, import, accounts)?);
+        }
+        match &account.jetstream {
+            None | Some(RawJetStreamFlag::Flag(false)) => {}
+            Some(RawJetStreamFlag::Flag(true)) => jetstream.push(name.clone()),
+            Some(RawJetStreamFlag::Word(word)) => match word.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" | "true" => jetstream.push(name.clone()),
+                "disabled" | "disable" | "false" => {}
+                _ => {
+                    return Err(invalid(
+                        SETTING,
+                        format!(
+                            "account `{name}`: jetstream must be true, false, \"enabled\" or \"disabled\", got `{word}`"
+                        ),
+                    ));
+                }
+            },
+        }
+        for mut user in users::resolve(account.users.as_deref().unwrap_or_default())? {
+            user.account = Some(name.clone());
+            all.push(user);
+        }
+    }
+    if jetstream.len() > 1 {
+        return Err(invalid(
+            SETTING,
+            format!(
+                "JetStream in more than one account is not supported yet: pick one of `{}`",
+                jetstream.join("`, `")
+            ),
+        ));
+    }
+    let jetstream = jetstream.pop().unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+    Ok(Resolved {
+        users: all,
+        jetstream,
+        stream_imports,
+    })
+}
+
+fn check_export(account: &str, export: &RawExport) -> Result<(), ConfigError> {
+    match (&export.stream, &export.service) {
+        (Some(subject), None) if infinistream_protocol::subject::is_valid_subject(subject) => {
+            Ok(())
+        }
+        (Some(subject), None) => Err(invalid(
+            SETTING,
+            format!("account `{account}`: export `{subject}` is not a valid subject"),
+        )),
+        (None, Some(_)) => Err(invalid(
+            SETTING,
+            format!("account `{account}`: service exports and imports are not supported yet"),
+        )),
+        _ => Err(invalid(
+            SETTING,
+            format!("account `{account}`: an export names either `stream` or `service`"),
+        )),
+    }
+}
+
+fn check_import(
+    into: &str,
+    import: &RawImport,
+    accounts: &BTreeMap<String, RawAccount>,
+) -> Result<StreamImportSpec, ConfigError> {
+    let refuse = |rule: String| Err(invalid(SETTING, format!("account `{into}`: {rule}")));
+    let source = match (&import.stream, &import.service) {
+        (Some(source), None) => source,
+        (None, Some(_)) => {
+            return refuse("service exports and imports are not supported yet".to_owned());
+        }
+        _ => return refuse("an import names either `stream` or `service`".to_owned()),
+    };
+    if import.to.is_some() {
+        return refuse("a stream import's `to` is not supported yet (use `prefix`)".to_owned());
+    }
+    let subject = &source.subject;
+    let exported = accounts.get(&source.account).is_some_and(|from| {
+        from.exports.iter().flatten().any(|e| {
+            e.stream.as_ref().is_some_and(|s| {
+                infinistream_protocol::subject::is_subset_match(subject, s)
+                    && e.accounts
+                        .as_ref()
+                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
+            })
+        })
+    });
+    if !exported || !infinistream_protocol::subject::is_valid_subject(subject) {
+        return refuse(format!(
+            "account `{}` exports no stream `{subject}` to it",
+            source.account
+        ));
+    }
+    if let Some(prefix) = &import.prefix
+        && (prefix.contains(['*', '>'])
+            || !infinistream_protocol::subject::is_valid_subject(prefix))
+    {
+        return refuse(format!(
+            "import prefix must be literal subject tokens, got `{prefix}`"
+        ));
+    }
+    Ok(StreamImportSpec {
+        from: source.account.clone(),
+        into: into.to_owned(),
+        subject: subject.clone(),
+        prefix: import.prefix.clone(),
+    })
+}
+
+fn check_name(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '.') {
+        return Err(invalid(
+            SETTING,
+            format!("account names must be non-empty without spaces or dots, got `{name}`"),
+        ));
+    }
+    if name == "$SYS" {
+        return Err(invalid(
+            SETTING,
+            "the system account `$SYS` is not supported yet",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> (Vec<RawUser>, BTreeMap<String, RawAccount>) {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            users: Vec<RawUser>,
+            #[serde(default)]
+            accounts: BTreeMap<String, RawAccount>,
+        }
+        let f = toml::from_str::<File>(toml).expect("toml");
+        (f.users, f.accounts)
+    }
+
+    fn resolve_text(toml: &str) -> Result<Resolved, ConfigError> {
+        let (users, accounts) = parse(toml);
+        resolve(&users, &accounts)
+    }
+
+    #[test]
+    fn users_land_in_their_account() {
+        let Resolved {
+            users, jetstream, ..
+        } = resolve_text(
+            r#"
+            [[users]]
+            user = "global"
+            password = "g"
+
+            [accounts.A]
+            jetstream = "enabled"
+            users = [{ user = "a", password = "pa" }]
+
+            [accounts.B]
+            [[accounts.B.users]]
+            user = "b"
+            password = "pb"
+            permissions = { publish = ["b.>"] }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(jetstream, "A");
+        let account = |name: &str| {
+            users
+                .iter()
+                .find(|u| u.name == name)
+                .and_then(|u| u.account.clone())
+        };
+        assert_eq!(account("global"), None);
+        assert_eq!(account("a").as_deref(), Some("A"));
+        assert_eq!(account("b").as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn jetstream_defaults_to_the_global_account() {
+        let resolved = resolve_text("[accounts.A]\nusers = [{ user = \"a\", password = \"p\" }]\n")
+            .expect("valid");
+        assert_eq!(resolved.jetstream, GLOBAL_ACCOUNT);
+    }
+
+    #[test]
+    fn stream_imports_need_a_matching_export() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            exports = [{ stream = "ev.>", accounts = ["B"] }]
+            [accounts.B]
+            imports = [{ stream = { account = "A", subject = "ev.eu.*" }, prefix = "from_a" }]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            resolved.stream_imports,
+            vec![StreamImportSpec {
+                from: "A".into(),
+                into: "B".into(),
+                subject: "ev.eu.*".into(),
+                prefix: Some("from_a".into()),
+            }]
+        );
+        let err = |toml: &str| resolve_text(toml).expect_err("refused").to_string();
+        assert!(
+            err("[accounts.A]\nexports = [{ stream = \"ev.>\", accounts = [\"X\"] }]\n[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"ev.x\" } }]\n")
+                .contains("exports no stream `ev.x` to it")
+        );
+        assert!(
+            err("[accounts.A]\nexports = [{ stream = \"ev.>\" }]\n[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"other\" } }]\n")
+                .contains("exports no stream")
+        );
+    }
+
+    #[test]
+    fn what_is_not_built_is_refused_by_name() {
+        let err = |toml: &str| resolve_text(toml).expect_err("refused").to_string();
+        assert!(
+            err("[accounts.A]\nexports = [{ service = \"svc.>\" }]\n")
+                .contains("service exports and imports are not supported yet")
+        );
+        assert!(
+            err("[accounts.B]\nimports = [{ service = { account = \"A\", subject = \"s\" } }]\n")
+                .contains("service exports and imports are not supported yet")
+        );
+        assert!(
+            err("[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"e.>\" }, to = \"x\" }]\n")
+                .contains("`to` is not supported yet")
+        );
+        assert!(
+            err("[accounts.A]\njetstream = true\n[accounts.B]\njetstream = true\n")
+                .contains("JetStream in more than one account is not supported yet")
+        );
+        assert!(err("[accounts.\"$SYS\"]\n").contains("system account"));
+        assert!(err("[accounts.\"a.b\"]\n").contains("without spaces or dots"));
+        assert!(err("[accounts.A]\njetstream = \"maybe\"\n").contains("got `maybe`"));
+    }
+}
