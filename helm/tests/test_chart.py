@@ -102,6 +102,15 @@ LAYOUTS = {
     ),
     "pinned-zone": merge(KEY, {"roles": {"jobs": {"zone": "eu-west-1b"}}}),
     "pod-label-zone": merge(KEY, {"zoneDetection": "podLabel", "roles": {"proxy": {"enabled": True}}}),
+    "internal-tls": merge(
+        KEY,
+        {
+            "internalTls": {
+                "enabled": True,
+                "secrets": {r: f"{r}-tls" for r in ("control-plane", "proxy-produce", "proxy-consume", "jobs")},
+            }
+        },
+    ),
 }
 
 
@@ -125,6 +134,47 @@ class LintRenderValidate(unittest.TestCase):
                 for version in KUBE_VERSIONS:
                     with self.subTest(layout=name, resource=f"{doc['kind']}/{doc['metadata']['name']}", kube=version):
                         kubernetes_validate.validate(doc, version, strict=True)
+
+
+class InternalTls(unittest.TestCase):
+    """internalTls: each role mounts its own Secret and points the TLS settings at it."""
+
+    def test_each_role_mounts_its_secret_and_sets_tls(self) -> None:
+        docs, _ = render(LAYOUTS["internal-tls"])
+        deployments = by_kind(docs, "Deployment")
+        self.assertEqual(len(deployments), 4)
+        for name, dep in deployments.items():
+            with self.subTest(deployment=name):
+                role = dep["metadata"]["labels"]["app.kubernetes.io/component"]
+                pod = dep["spec"]["template"]["spec"]
+                (container,) = pod["containers"]
+                volumes = {v["name"]: v for v in pod["volumes"]}
+                self.assertEqual(volumes["internal-tls"]["secret"]["secretName"], f"{role}-tls")
+                mount = next(m for m in container["volumeMounts"] if m["name"] == "internal-tls")
+                self.assertEqual(mount["mountPath"], "/etc/infinistream/tls")
+                self.assertIs(mount["readOnly"], True)
+                env = env_of(container)
+                files = {e["value"] for e in container["env"] if e["name"].endswith(("_CERT", "_KEY", "_CA")) and "value" in e}
+                self.assertTrue(files)
+                self.assertTrue(all(f.startswith("/etc/infinistream/tls/") for f in files), files)
+                if role == "control-plane":
+                    self.assertEqual(env["INFINISTREAM_TLS_CERT"]["value"], "/etc/infinistream/tls/tls.crt")
+                    self.assertEqual(env["INFINISTREAM_TLS_VERIFY"]["value"], "true")
+                    self.assertEqual(env["INFINISTREAM_TLS_SERVER_NAME"]["value"], "demo-control-plane")
+                else:
+                    self.assertEqual(env["INFINISTREAM_CONTROL_PLANE"]["value"], "https://demo-control-plane:7070")
+                    self.assertEqual(env["INFINISTREAM_CP_TLS_CA"]["value"], "/etc/infinistream/tls/ca.crt")
+                    self.assertEqual(env["INFINISTREAM_PEER_TLS_CERT"]["value"], "/etc/infinistream/tls/tls.crt")
+                    self.assertEqual(env["INFINISTREAM_PEER_TLS_VERIFY"]["value"], "true")
+                    self.assertEqual(env["INFINISTREAM_PEER_TLS_SERVER_NAME"]["value"], "demo-peer")
+
+    def test_off_by_default_and_a_missing_secret_is_refused(self) -> None:
+        docs, _ = render(LAYOUTS["default"])
+        for dep in by_kind(docs, "Deployment").values():
+            (container,) = dep["spec"]["template"]["spec"]["containers"]
+            self.assertFalse([e for e in container["env"] if "TLS" in e["name"]])
+        values = merge(LAYOUTS["internal-tls"], {"internalTls": {"secrets": {"jobs": ""}}})
+        self.assertIn("internalTls.secrets.jobs", render_error(values))
 
 
 class Structure(unittest.TestCase):
@@ -174,7 +224,8 @@ class Structure(unittest.TestCase):
                     self.assertEqual(secret["key"], "group-key")
                     cp = env["INFINISTREAM_CONTROL_PLANE"]["value"]
                     if merged["controlPlane"]["enabled"]:
-                        self.assertEqual(cp, f"http://{merged['fullnameOverride'] or RELEASE}-control-plane:7070")
+                        scheme = "https" if merged["internalTls"]["enabled"] else "http"
+                        self.assertEqual(cp, f"{scheme}://{merged['fullnameOverride'] or RELEASE}-control-plane:7070")
                         self.assertIn(("Secret", secret["name"]), [(d["kind"], d["metadata"]["name"]) for d in docs])
                     else:
                         self.assertEqual(cp, merged["controlPlane"]["url"])
@@ -193,8 +244,14 @@ class Structure(unittest.TestCase):
                     self.assertIn("/tmp", mounts)
                     data_dir = env["INFINISTREAM_DATA_DIR"]["value"]
                     self.assertIn(data_dir, mounts, "the data directory (zone cache disk tier) must be writable")
-                    for mount in mounts.values():
-                        self.assertIn("emptyDir", volumes[mount])
+                    for path, mount in mounts.items():
+                        if "secret" in volumes[mount]:
+                            # Certificates: read-only.
+                            self.assertTrue(
+                                any(m["mountPath"] == path and m.get("readOnly") for m in agent["volumeMounts"]), path
+                            )
+                        else:
+                            self.assertIn("emptyDir", volumes[mount])
 
     def test_pdb_spread_service_and_hpa_per_deployment(self) -> None:
         for name, values in LAYOUTS.items():

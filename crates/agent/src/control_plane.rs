@@ -56,6 +56,13 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
         "starting infinistream control plane"
     );
 
+    if let (Some(tls), StoreSpec::Etcd(_)) = (&config.tls, &store)
+        && tls.ca.is_none()
+    {
+        anyhow::bail!(
+            "INFINISTREAM_TLS_CA is required for TLS on replicas over etcd (a follower checks the leader's certificate against it)"
+        );
+    }
     let http_addr = format!("{}:{}", config.host, config.http_port);
     let http = tokio::net::TcpListener::bind(&http_addr)
         .await
@@ -106,6 +113,14 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
             groups,
             options: Options::default(),
             requests,
+            tls: match &config.tls {
+                Some(tls) => crate::links::server(tls, "control plane")?,
+                None => None,
+            },
+            replica_tls: match &config.tls {
+                Some(tls) => crate::links::client(tls, "control plane's replica links")?,
+                None => None,
+            },
         },
         shutdown.clone().cancelled_owned(),
     )

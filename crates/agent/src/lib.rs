@@ -31,6 +31,7 @@ pub mod control_plane;
 mod embedded;
 mod health;
 mod jsz;
+pub mod links;
 pub mod monitor;
 
 use std::net::SocketAddr;
@@ -177,9 +178,14 @@ impl AgentHandle {
             Some(url) => {
                 let group = config.group_id.clone().unwrap_or_default();
                 let key = config.group_key.clone().unwrap_or_default();
+                let tls = match &config.cp_tls {
+                    Some(tls) => links::client(tls, "control plane")?,
+                    None => None,
+                };
                 let client =
-                    connect_control_plane(url, &group, &key, &readiness, &shutdown).await?;
-                tracing::info!(url = %url, group = %group, "control plane reached");
+                    connect_control_plane(url, (&group, &key), tls.as_ref(), &readiness, &shutdown)
+                        .await?;
+                tracing::info!(url = %url, group = %group, tls = tls.is_some(), "control plane reached");
                 (client, group, None)
             }
         };
@@ -256,8 +262,9 @@ impl AgentHandle {
             Some(key) if !key.is_empty() => key.clone(),
             _ => ulid::Ulid::generate().to_string(),
         };
-        let mut peer_port =
-            PeerPort::new(peer_listener, &group, &peer_key).context("invalid group id or key")?;
+        let mut peer_port = PeerPort::new(peer_listener, &group, &peer_key)
+            .context("invalid group id or key")?
+            .with_tls(links::peer(config.peer_tls.as_ref())?);
         let mut ctx = RoleContext {
             agent_id: &id,
             clock: clock.clone(),
@@ -328,7 +335,7 @@ impl AgentHandle {
                             cache_dir: config.cache_dir.clone(),
                             cache_disk_bytes: config.cache_disk_bytes,
                         },
-                        peer_port.credentials(),
+                        peer_port.dialer(),
                     )?;
                     peer_port.register(fetcher.zone_service);
                     consume = Some((fetcher.reads, fetcher.consumers));
@@ -498,8 +505,8 @@ async fn resolve_zone(config: &mut AgentConfig) -> &'static str {
 /// key is fatal.
 async fn connect_control_plane(
     url: &str,
-    group: &str,
-    key: &str,
+    (group, key): (&str, &str),
+    tls: Option<&tonic::transport::ClientTlsConfig>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ControlPlaneClient> {
@@ -509,7 +516,7 @@ async fn connect_control_plane(
         readiness,
         shutdown,
         || async {
-            match ControlPlaneClient::connect(url, group, key).await {
+            match ControlPlaneClient::connect_with(url, group, key, tls).await {
                 Ok(client) => Ok(client),
                 Err(error @ ClientError::Connect { .. }) => {
                     Err(health::Failure::Retry(error.to_string()))

@@ -7,6 +7,7 @@ use infinistream_types::limits;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, invalid};
+use crate::link_tls::{LinkTls, RawLinkTls};
 use crate::sources;
 use crate::values::{LogFormat, check_name};
 
@@ -74,6 +75,20 @@ pub struct RawControlPlaneConfig {
     pub groups: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// gRPC TLS certificate and key (`INFINISTREAM_TLS_CERT` / `_KEY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// CA that client certificates and the other replicas' certificates chain to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// Clients (agents, replicas) must present a certificate chaining to `tls_ca`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// Name checked in the leader's certificate when forwarding (default: its host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// A validated control-plane configuration.
@@ -90,6 +105,8 @@ pub struct ControlPlaneConfig {
     /// A TOML file of `[groups] id = "key"` entries, if given.
     pub groups_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// TLS on the gRPC listener and on forwarding to the leader.
+    pub tls: Option<LinkTls>,
 }
 
 /// Loads the control-plane configuration: defaults < file < environment < flags.
@@ -145,7 +162,24 @@ impl RawControlPlaneConfig {
                 "and INFINISTREAM_GROUP_KEY (or --groups <file>) are required by the control plane",
             ));
         }
+        let tls = RawLinkTls {
+            cert: ("INFINISTREAM_TLS_CERT", &self.tls_cert),
+            key: ("INFINISTREAM_TLS_KEY", &self.tls_key),
+            ca: ("INFINISTREAM_TLS_CA", &self.tls_ca),
+            verify: ("INFINISTREAM_TLS_VERIFY", self.tls_verify),
+            server_name: ("INFINISTREAM_TLS_SERVER_NAME", &self.tls_server_name),
+        }
+        .validate()?;
+        if let Some(tls) = &tls
+            && tls.identity.is_none()
+        {
+            return Err(invalid(
+                "INFINISTREAM_TLS_CERT",
+                "and INFINISTREAM_TLS_KEY are required to serve the control plane over TLS",
+            ));
+        }
         Ok(ControlPlaneConfig {
+            tls,
             store,
             listen,
             advertise: self

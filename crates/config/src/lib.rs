@@ -16,6 +16,7 @@ mod advertise;
 mod agent;
 mod control_plane;
 mod error;
+mod link_tls;
 mod sources;
 pub mod users;
 mod values;
@@ -29,6 +30,7 @@ pub use agent::{
 };
 pub use control_plane::{ControlPlaneConfig, RawControlPlaneConfig, StoreUrl, load_control_plane};
 pub use error::ConfigError;
+pub use link_tls::LinkTls;
 pub use users::{PermissionsSpec, RawUser, UserSpec};
 pub use values::{LogFormat, NumberOrString, RolesValue, parse_roles};
 

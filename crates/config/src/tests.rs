@@ -702,3 +702,82 @@ fn metadata_urls_default_switch_off_and_are_checked() {
         Ok(())
     });
 }
+
+#[test]
+fn internal_link_tls_settings_are_checked() {
+    let remote = |url: &str| RawAgentConfig {
+        control_plane: Some(url.into()),
+        group_id: Some("g".into()),
+        group_key: Some("k".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        err_text(remote("https://cp:7070")),
+        "INFINISTREAM_CP_TLS_CA is required by the https:// control plane `https://cp:7070`"
+    );
+    assert_eq!(
+        err_text(RawAgentConfig {
+            cp_tls_ca: Some("ca.pem".into()),
+            ..remote("http://cp:7070")
+        }),
+        "INFINISTREAM_CONTROL_PLANE must be https:// when INFINISTREAM_CP_TLS_* is set, got `http://cp:7070`"
+    );
+    assert_eq!(
+        err_text(RawAgentConfig {
+            cp_tls_ca: Some("ca.pem".into()),
+            cp_tls_cert: Some("c.pem".into()),
+            ..remote("https://cp:7070")
+        }),
+        "INFINISTREAM_CP_TLS_KEY is required with INFINISTREAM_CP_TLS_CERT"
+    );
+    assert_eq!(
+        err_text(RawAgentConfig {
+            peer_tls_cert: Some("c.pem".into()),
+            peer_tls_key: Some("k.pem".into()),
+            ..Default::default()
+        }),
+        "INFINISTREAM_PEER_TLS_CA is required for TLS on the peer port (dialled peers are checked against it)"
+    );
+    let cfg = RawAgentConfig {
+        cp_tls_ca: Some("ca.pem".into()),
+        peer_tls_cert: Some("c.pem".into()),
+        peer_tls_key: Some("k.pem".into()),
+        peer_tls_ca: Some("ca.pem".into()),
+        peer_tls_verify: Some(true),
+        ..remote("https://cp:7070")
+    }
+    .validate()
+    .expect("valid TLS settings");
+    let peer = cfg.peer_tls.expect("peer TLS");
+    assert!(peer.verify_clients && peer.identity.is_some());
+    assert_eq!(cfg.cp_tls.and_then(|t| t.ca), Some("ca.pem".into()));
+
+    let cp = |raw: RawControlPlaneConfig| {
+        RawControlPlaneConfig {
+            group_id: Some("g".into()),
+            group_key: Some("k".into()),
+            ..raw
+        }
+        .validate()
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        cp(RawControlPlaneConfig {
+            tls_ca: Some("ca.pem".into()),
+            tls_verify: Some(true),
+            ..Default::default()
+        })
+        .expect_err("no certificate"),
+        "INFINISTREAM_TLS_CERT and INFINISTREAM_TLS_KEY are required to serve the control plane over TLS"
+    );
+    assert_eq!(
+        cp(RawControlPlaneConfig {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            tls_verify: Some(true),
+            ..Default::default()
+        })
+        .expect_err("no CA"),
+        "INFINISTREAM_TLS_CA is required with INFINISTREAM_TLS_VERIFY (client certificates chain to it)"
+    );
+}

@@ -47,7 +47,7 @@ pub use infinistream_cp_client::{
     ClientError, ControlPlaneClient, GroupKeys, GroupKeysError, MAX_MESSAGE_BYTES,
 };
 pub use metrics::RequestMetrics;
-pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve};
+pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve, serve_with};
 
 use crate::engine::Engine;
 use crate::service::Service;
@@ -58,6 +58,9 @@ use infinistream_cp_client::ServerAuth;
 pub struct ControlPlane {
     engine: Arc<Engine>,
     groups: GroupKeys,
+    /// Checks every request's group proof; one per control plane, so its replay
+    /// memory covers every route to it.
+    auth: ServerAuth,
     /// Counts the requests [`serve`] receives.
     requests: RequestMetrics,
 }
@@ -84,6 +87,7 @@ impl ControlPlane {
         let engine = Engine::start(store, clock, options).await?;
         Ok(ControlPlane {
             engine,
+            auth: ServerAuth::new(groups.clone()),
             groups,
             requests: RequestMetrics::new(),
         })
@@ -121,7 +125,7 @@ impl ControlPlane {
     /// All services, authenticated, ready to serve on a listener (see [`serve`]) or
     /// to call in-process.
     pub fn router(&self) -> tonic::service::Routes {
-        let auth = ServerAuth::new(self.groups.clone());
+        let auth = self.auth.clone();
         let svc = self.service();
         tonic::service::Routes::new(InterceptedService::new(
             agents_server::AgentsServer::new(svc.clone())

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use infinistream_cp_client::tls::Acceptor as TlsAcceptor;
 use infinistream_types::{SharedClock, SystemClock};
 use tokio::net::TcpListener;
+use tonic::transport::ClientTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
 use crate::store::MetaStore;
@@ -91,12 +93,27 @@ pub struct ServeOptions {
     pub options: Options,
     /// Where served requests are counted (see [`crate::metrics`]).
     pub requests: crate::RequestMetrics,
+    /// Serve gRPC over TLS (optionally demanding client certificates).
+    pub tls: Option<TlsAcceptor>,
+    /// How a follower replica dials the leader: TLS settings (with this replica's
+    /// certificate when the leader demands one); `None`: plaintext.
+    pub replica_tls: Option<ClientTlsConfig>,
 }
 
 /// Serves `control_plane` on `listener` until `shutdown` resolves.
 pub async fn serve(
     control_plane: &ControlPlane,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_with(control_plane, listener, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    control_plane: &ControlPlane,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let routes = tonic::service::Routes::from(
@@ -110,13 +127,22 @@ pub async fn serve(
         // Open watch streams would hold the graceful shutdown forever.
         cp.close_watches();
     };
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+    let server = tonic::transport::Server::builder().add_routes(routes);
+    match tls {
+        Some(acceptor) => {
+            let incoming =
+                infinistream_cp_client::tls::incoming(listener, acceptor, "control plane");
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -159,6 +185,7 @@ pub async fn run_control_plane(
             advertise = %advertise,
             store = ?opts.store,
             groups = ?opts.groups.group_ids().collect::<Vec<_>>(),
+            tls = opts.tls.is_some(),
             "control plane serving (replica over etcd: leader election, followers forward)"
         );
         return crate::leader::serve_replica(
@@ -168,6 +195,8 @@ pub async fn run_control_plane(
             opts.options,
             crate::leader::ReplicaOptions {
                 requests: opts.requests,
+                tls: opts.tls,
+                client_tls: opts.replica_tls,
                 ..crate::leader::ReplicaOptions::new(advertise)
             },
             listener,
@@ -189,9 +218,10 @@ pub async fn run_control_plane(
         listen = %opts.listen,
         store = ?opts.store,
         groups = ?opts.groups.group_ids().collect::<Vec<_>>(),
+        tls = opts.tls.is_some(),
         "control plane serving"
     );
-    serve(&cp, listener, shutdown).await
+    serve_with(&cp, listener, opts.tls, shutdown).await
 }
 
 #[cfg(test)]

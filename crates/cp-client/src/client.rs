@@ -8,7 +8,7 @@
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -67,6 +67,17 @@ impl ControlPlaneClient {
         group: &str,
         key: &str,
     ) -> Result<ControlPlaneClient, ClientError> {
+        ControlPlaneClient::connect_with(url, group, key, None).await
+    }
+
+    /// [`ControlPlaneClient::connect`] over TLS when `tls` is given (the URLs must then
+    /// be `https://`; an `https://` URL needs `tls`).
+    pub async fn connect_with(
+        url: &str,
+        group: &str,
+        key: &str,
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<ControlPlaneClient, ClientError> {
         let auth = ClientAuth::new(group, key)?;
         let urls: Vec<String> = url
             .split(',')
@@ -75,16 +86,13 @@ impl ControlPlaneClient {
             .map(str::to_owned)
             .collect();
         if urls.len() > 1 {
-            let failover = crate::failover::Failover::connect(&urls).await?;
+            let failover = crate::failover::Failover::connect(&urls, tls).await?;
             return Ok(ControlPlaneClient::over(
                 BoxCloneSyncService::new(failover),
                 auth,
             ));
         }
-        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let endpoint = crate::tls::control_plane_endpoint(url, tls)?;
         let channel: Channel =
             endpoint
                 .tcp_nodelay(true)

@@ -46,4 +46,10 @@ pub enum ClientError {
     Connect { url: String, reason: String },
     #[error(transparent)]
     Auth(#[from] GroupKeysError),
+    #[error(
+        "control plane url `{url}` is https:// but no CA is configured to check it (INFINISTREAM_CP_TLS_CA)"
+    )]
+    HttpsWithoutTls { url: String },
+    #[error("TLS to the control plane is configured but url `{url}` is http://: use https://")]
+    TlsWithHttp { url: String },
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tonic::body::Body;
 use tonic::codegen::http;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
 
 use crate::error::{ClientError, TransportError, error_chain};
@@ -37,24 +37,23 @@ pub(crate) struct Failover {
     current: Arc<AtomicUsize>,
 }
 
-fn endpoint(url: &str) -> Result<Endpoint, ClientError> {
-    Endpoint::from_shared(url.to_owned())
+fn endpoint(url: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, ClientError> {
+    crate::tls::control_plane_endpoint(url, tls)
         .map(|e| e.tcp_nodelay(true).connect_timeout(CONNECT_TIMEOUT))
-        .map_err(|e| ClientError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
 }
 
 impl Failover {
     /// Connects to the replicas in `urls`. At least one must answer now (so a wrong
     /// address list fails here); the others are dialled when first needed.
-    pub(crate) async fn connect(urls: &[String]) -> Result<Failover, ClientError> {
+    pub(crate) async fn connect(
+        urls: &[String],
+        tls: Option<&ClientTlsConfig>,
+    ) -> Result<Failover, ClientError> {
         let mut replicas = Vec::with_capacity(urls.len());
         let mut first_up = None;
         let mut reasons = Vec::new();
         for url in urls {
-            let endpoint = endpoint(url)?;
+            let endpoint = endpoint(url, tls)?;
             let channel = match endpoint.connect().await {
                 Ok(channel) => {
                     first_up.get_or_insert(replicas.len());

@@ -14,6 +14,7 @@
 //!   shared by all of an agent's listeners ([`SharedWatch`]).
 //! - [`auth`]: group keys, the client interceptor that sends them and the server
 //!   interceptor that checks them — agents use both on the peer port too.
+//! - [`tls`]: TLS settings of the internal links (control plane and peer port).
 
 pub mod auth;
 pub mod calls;
@@ -21,6 +22,7 @@ pub mod client;
 mod error;
 mod failover;
 pub mod retry;
+pub mod tls;
 pub mod watch_client;
 
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};

@@ -73,16 +73,15 @@ impl std::fmt::Debug for Fetcher {
 
 /// Starts proxy-consume: the zone cache (ring membership under the supervisor; its
 /// service in [`Fetcher::zone_service`], for the agent to register on its peer port),
-/// the reader over it, and the consumer service. `peer_credentials` (group id, key)
-/// authenticate the zone cache's calls to its peers.
+/// the reader over it, and the consumer service. `peer` (the peer port's dialler)
+/// authenticates the zone cache's calls to its peers, over TLS when the port uses it.
 pub fn start(
     ctx: &mut RoleContext<'_>,
     deps: FetcherDeps,
     options: FetcherOptions,
-    peer_credentials: (&str, &str),
+    peer: infinistream_cp_client::tls::PeerDialer,
 ) -> Result<Fetcher, StartError> {
     let shutdown = ctx.shutdown();
-    let (group, key) = peer_credentials;
     let disk = (options.cache_disk_bytes > 0)
         .then(|| (options.cache_dir.clone(), options.cache_disk_bytes));
     let zone = ZoneCache::open(
@@ -92,7 +91,7 @@ pub fn start(
             zone: options.zone.clone(),
             memory_bytes: options.cache_memory_bytes,
             disk,
-            peer_auth: Some((group.to_owned(), key.to_owned())),
+            peer: Some(peer),
             peer_timeout: PEER_TIMEOUT,
             ring_refresh: RING_REFRESH,
         },

@@ -1,8 +1,11 @@
 //! The peer port: what the agents of one group serve each other (layer 2).
 //!
 //! One gRPC listener per agent (`--peer_port`), owned here by [`PeerPort`]: it binds
-//! the socket, checks every request's group key, and sets the HTTP/2 windows and
-//! keep-alives once for everything on it. The services on it register with it before
+//! the socket, checks every request's group proof (the key itself never travels: see
+//! `infinistream_cp_client::auth`), serves TLS (optionally demanding client
+//! certificates) when configured, and sets the HTTP/2 windows and keep-alives once for
+//! everything on it. [`PeerPort::dialer`] is how this agent dials the others: the same
+//! group proof, and TLS when the port uses it. The services on it register with it before
 //! the agent serves it:
 //! - the route mesh ([`routes`]), on every agent: core NATS subjects across agents;
 //! - the zone cache (`infinistream_fetcher::zone`), on proxy-consume agents: object
@@ -21,6 +24,8 @@ use std::time::Duration;
 
 use infinistream_cp_client::GroupKeys;
 use infinistream_cp_client::auth::{ClientAuth, GroupKeysError, ServerAuth};
+use infinistream_cp_client::tls::Acceptor as TlsAcceptor;
+use infinistream_cp_client::tls::{PeerDialer, TlsError};
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -28,6 +33,7 @@ use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::ClientTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
 /// HTTP/2 receive windows of the peer port, per stream and per connection: h2's default
@@ -49,6 +55,16 @@ pub enum PeerPortError {
     },
     #[error("invalid group id or key for the peer port: {0}")]
     Key(#[from] GroupKeysError),
+    #[error("peer port TLS: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// TLS on the peer port: what this agent serves, and how it checks the peers it dials.
+/// Every agent of a group uses the same setting (a TLS port refuses plaintext peers).
+#[derive(Debug, Clone)]
+pub struct PeerTls {
+    pub server: TlsAcceptor,
+    pub client: ClientTlsConfig,
 }
 
 /// The agent's peer-port server: the bound listener, the group key its peers present,
@@ -56,10 +72,9 @@ pub enum PeerPortError {
 pub struct PeerPort {
     listener: TcpListener,
     addr: SocketAddr,
-    group: String,
-    key: String,
     server_auth: ServerAuth,
-    client_auth: ClientAuth,
+    dialer: PeerDialer,
+    tls: Option<TlsAcceptor>,
     routes: RoutesBuilder,
     services: Vec<&'static str>,
 }
@@ -68,6 +83,7 @@ impl std::fmt::Debug for PeerPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerPort")
             .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
             .field("services", &self.services)
             .finish()
     }
@@ -99,12 +115,26 @@ impl PeerPort {
             listener,
             addr,
             server_auth: ServerAuth::new(GroupKeys::new([(group, key)])?),
-            client_auth: ClientAuth::new(group, key)?,
-            group: group.to_owned(),
-            key: key.to_owned(),
+            dialer: PeerDialer::new(ClientAuth::new(group, key)?, None),
+            tls: None,
             routes: RoutesBuilder::default(),
             services: Vec::new(),
         })
+    }
+
+    /// Serves TLS and dials peers over TLS (`None`: plaintext both ways).
+    pub fn with_tls(mut self, tls: Option<PeerTls>) -> Self {
+        match tls {
+            Some(tls) => {
+                self.tls = Some(tls.server);
+                self.dialer.tls = Some(tls.client);
+            }
+            None => {
+                self.tls = None;
+                self.dialer.tls = None;
+            }
+        }
+        self
     }
 
     /// The bound address.
@@ -112,15 +142,10 @@ impl PeerPort {
         self.addr
     }
 
-    /// What this agent presents when it dials a peer's port.
-    pub fn client_auth(&self) -> ClientAuth {
-        self.client_auth.clone()
-    }
-
-    /// The group id and key peers present, for clients that build their own channels
-    /// (the zone cache's).
-    pub fn credentials(&self) -> (&str, &str) {
-        (&self.group, &self.key)
+    /// How this agent dials a peer's port (the route mesh's and the zone cache's
+    /// clients): its group proof, and TLS when this port uses it.
+    pub fn dialer(&self) -> PeerDialer {
+        self.dialer.clone()
     }
 
     /// Adds a gRPC service; every request to it must carry the group's key.
@@ -145,11 +170,14 @@ impl PeerPort {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
+        let tls = self.tls.is_some();
         tracing::info!(
             addr = %self.addr,
+            tls,
             services = %self.services.join(","),
-            "peer port listening on {}",
-            self.addr
+            "peer port listening on {}{}",
+            self.addr,
+            if tls { " (TLS)" } else { "" }
         );
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(KEEPALIVE))
@@ -157,7 +185,22 @@ impl PeerPort {
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .add_routes(self.routes.routes());
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        server.serve_with_incoming_shutdown(incoming, shutdown)
+        async move {
+            match self.tls {
+                Some(acceptor) => {
+                    let incoming =
+                        infinistream_cp_client::tls::incoming(self.listener, acceptor, "peer port");
+                    server
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+                None => {
+                    let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+                    server
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+            }
+        }
     }
 }

@@ -16,13 +16,12 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use infinistream_broker::{Broker, InternalTarget, Peer, PeerFrame, PeerMsg, account_or_default};
-use infinistream_cp_client::auth::ClientAuth;
+use infinistream_cp_client::tls::PeerDialer;
 use infinistream_proto::v1;
 use infinistream_proto::v1::route_frame::Kind;
 use infinistream_proto::v1::route_msg::Internal;
 use infinistream_proto::v1::routes_client::RoutesClient;
 use infinistream_runtime::CancellationToken;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::PeerPort;
@@ -160,7 +159,7 @@ pub fn register(
         )
         .into_server(),
     );
-    Mesh::new(broker, agent_id.to_owned(), port.client_auth(), shutdown)
+    Mesh::new(broker, agent_id.to_owned(), port.dialer(), shutdown)
 }
 
 /// This agent's dialled links, kept in step with the registry by the agent's one
@@ -169,7 +168,7 @@ pub fn register(
 pub struct Mesh {
     broker: Broker,
     agent_id: String,
-    auth: ClientAuth,
+    dialer: PeerDialer,
     shutdown: CancellationToken,
     /// Peer id → (its peer address, the token ending its dial task).
     links: HashMap<String, (String, CancellationToken)>,
@@ -179,13 +178,13 @@ impl Mesh {
     fn new(
         broker: Broker,
         agent_id: String,
-        auth: ClientAuth,
+        dialer: PeerDialer,
         shutdown: CancellationToken,
     ) -> Self {
         Mesh {
             broker,
             agent_id,
-            auth,
+            dialer,
             shutdown,
             links: HashMap::new(),
         }
@@ -217,7 +216,7 @@ impl Mesh {
                     self.agent_id.clone(),
                     id.to_owned(),
                     addr.to_owned(),
-                    self.auth.clone(),
+                    self.dialer.clone(),
                     token.clone(),
                 ),
                 tracing::info_span!("route", peer = %id, side = "dialled"),
@@ -242,12 +241,12 @@ async fn dial(
     agent_id: String,
     peer_id: String,
     addr: String,
-    auth: ClientAuth,
+    dialer: PeerDialer,
     token: CancellationToken,
 ) {
     let mut failures = 0u32;
     while !token.is_cancelled() {
-        match link_once(&broker, &agent_id, &peer_id, &addr, &auth, &token).await {
+        match link_once(&broker, &agent_id, &peer_id, &addr, &dialer, &token).await {
             Ok(()) => {
                 failures = 0;
                 tracing::info!(%addr, "route to peer agent {peer_id} closed");
@@ -272,10 +271,11 @@ async fn link_once(
     agent_id: &str,
     peer_id: &str,
     addr: &str,
-    auth: &ClientAuth,
+    dialer: &PeerDialer,
     token: &CancellationToken,
 ) -> Result<(), LinkError> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))?
+    let channel = dialer
+        .endpoint(addr)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .initial_stream_window_size(crate::STREAM_WINDOW)
@@ -285,7 +285,7 @@ async fn link_once(
         .keep_alive_while_idle(true)
         .connect()
         .await?;
-    let mut client = RoutesClient::with_interceptor(channel, auth.clone())
+    let mut client = RoutesClient::with_interceptor(channel, dialer.auth.clone())
         .max_decoding_message_size(MAX_BATCH_BYTES)
         .max_encoding_message_size(MAX_BATCH_BYTES);
     let peer = Arc::new(broker.attach_peer(peer_id));

@@ -50,7 +50,7 @@ infinistream.io/zone: {{ .zone }}
 {{- if and .Values.controlPlane.enabled .Values.controlPlane.url -}}
 {{- fail "controlPlane.url is for a control plane installed elsewhere: set controlPlane.enabled=false to use it, or leave it empty" -}}
 {{- else if .Values.controlPlane.enabled -}}
-http://{{ include "infinistream.componentName" (dict "root" . "component" "control-plane") }}:7070
+{{ ternary "https" "http" (.Values.internalTls.enabled | default false) }}://{{ include "infinistream.componentName" (dict "root" . "component" "control-plane") }}:7070
 {{- else if .Values.controlPlane.url -}}
 {{ .Values.controlPlane.url }}
 {{- else -}}
@@ -105,4 +105,45 @@ spec:
   selector:
     matchLabels: {{- include "infinistream.selectorLabels" . | nindent 6 }}
 {{- end }}
+{{- end -}}
+
+{{/* The Secret holding a role's internal-link certificate (internalTls.secrets.<role>). */}}
+{{- define "infinistream.tlsSecret" -}}
+{{- $secret := index (.root.Values.internalTls.secrets | default dict) .component | default "" -}}
+{{- if not $secret -}}
+{{- fail (printf "internalTls.enabled needs internalTls.secrets.%s: the Secret (tls.crt, tls.key, ca.crt) of the %s certificate" .component .component) -}}
+{{- end -}}
+{{- $secret -}}
+{{- end -}}
+
+{{/* The read-only mount and the volume of a role's internal-link certificate. */}}
+{{- define "infinistream.tlsMount" -}}
+- { name: internal-tls, mountPath: /etc/infinistream/tls, readOnly: true }
+{{- end -}}
+{{- define "infinistream.tlsVolume" -}}
+- name: internal-tls
+  secret:
+    secretName: {{ include "infinistream.tlsSecret" . }}
+    defaultMode: 0440
+{{- end -}}
+
+{{/* The control plane's TLS settings (its listener, and forwarding to the leader). */}}
+{{- define "infinistream.controlPlaneTlsEnv" -}}
+- { name: INFINISTREAM_TLS_CERT, value: /etc/infinistream/tls/tls.crt }
+- { name: INFINISTREAM_TLS_KEY, value: /etc/infinistream/tls/tls.key }
+- { name: INFINISTREAM_TLS_CA, value: /etc/infinistream/tls/ca.crt }
+- { name: INFINISTREAM_TLS_VERIFY, value: {{ .Values.internalTls.verifyClients | quote }} }
+- { name: INFINISTREAM_TLS_SERVER_NAME, value: {{ include "infinistream.componentName" (dict "root" . "component" "control-plane") | quote }} }
+{{- end -}}
+
+{{/* An agent's TLS settings: to the control plane and on its peer port. */}}
+{{- define "infinistream.agentTlsEnv" -}}
+- { name: INFINISTREAM_CP_TLS_CA, value: /etc/infinistream/tls/ca.crt }
+- { name: INFINISTREAM_CP_TLS_CERT, value: /etc/infinistream/tls/tls.crt }
+- { name: INFINISTREAM_CP_TLS_KEY, value: /etc/infinistream/tls/tls.key }
+- { name: INFINISTREAM_PEER_TLS_CERT, value: /etc/infinistream/tls/tls.crt }
+- { name: INFINISTREAM_PEER_TLS_KEY, value: /etc/infinistream/tls/tls.key }
+- { name: INFINISTREAM_PEER_TLS_CA, value: /etc/infinistream/tls/ca.crt }
+- { name: INFINISTREAM_PEER_TLS_VERIFY, value: {{ .Values.internalTls.verifyClients | quote }} }
+- { name: INFINISTREAM_PEER_TLS_SERVER_NAME, value: {{ .Values.internalTls.peerServerName | default (include "infinistream.componentName" (dict "root" . "component" "peer")) | quote }} }
 {{- end -}}

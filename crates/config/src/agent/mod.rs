@@ -23,6 +23,7 @@ pub use zone::{METADATA_URL_DEFAULT, MetadataUrls, ZoneSource};
 
 use crate::advertise::Advertise;
 use crate::error::{ConfigError, invalid};
+use crate::link_tls::{LinkTls, RawLinkTls};
 use crate::sources::{env_provider, merged};
 use crate::values::{LogFormat, NumberOrString, RolesValue, check_name, parse_millis, parse_roles};
 
@@ -95,6 +96,34 @@ pub struct RawAgentConfig {
     /// Clients start TLS before `INFO` (`INFINISTREAM_TLS_HANDSHAKE_FIRST`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshake_first: Option<bool>,
+    // ---- TLS to the control plane (INFINISTREAM_CP_TLS_*) ----
+    /// PEM CA the control plane's certificate must chain to; needed by an
+    /// `https://` control plane (`INFINISTREAM_CP_TLS_CA`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cp_tls_ca: Option<PathBuf>,
+    /// Client certificate presented when the control plane demands one (mTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cp_tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cp_tls_key: Option<PathBuf>,
+    /// Name checked in the control plane's certificate (default: the URL's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cp_tls_server_name: Option<String>,
+    // ---- TLS on the peer port (INFINISTREAM_PEER_TLS_*) ----
+    /// This agent's peer-port certificate and key (also presented when dialling peers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// CA the peers' certificates chain to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tls_ca: Option<PathBuf>,
+    /// Peers dialling this agent must present a certificate (mTLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tls_verify: Option<bool>,
+    /// Name checked in a peer's certificate (default: the peer's address host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_tls_server_name: Option<String>,
     // ---- jobs role (INFINISTREAM_JOBS_*) ----
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobs_retention_interval: Option<NumberOrString>,
@@ -177,6 +206,10 @@ pub struct AgentConfig {
     pub auth: Option<ClientAuth>,
     /// TLS for NATS clients, if any.
     pub tls: Option<TlsFiles>,
+    /// TLS to a remote control plane (its URL is then `https://`).
+    pub cp_tls: Option<LinkTls>,
+    /// TLS on the peer port, both serving and dialling (every agent of the group alike).
+    pub peer_tls: Option<LinkTls>,
     /// Log format.
     pub log_format: LogFormat,
     /// The jobs role.
@@ -332,6 +365,7 @@ impl RawAgentConfig {
         let auth = self.client_auth()?;
 
         let tls = self.tls_files()?;
+        let (cp_tls, peer_tls) = self.link_tls(control_plane.as_deref())?;
 
         let cache = self.cache_settings(&data_dir)?;
 
@@ -366,11 +400,85 @@ impl RawAgentConfig {
             max_pending: max_pending as usize,
             auth,
             tls,
+            cp_tls,
+            peer_tls,
             log_format: self.log_format.unwrap_or_default(),
             jobs,
             cache_memory_bytes: cache.memory_bytes,
             cache_disk_bytes: cache.disk_bytes,
             cache_dir: cache.dir,
         })
+    }
+}
+
+impl RawAgentConfig {
+    /// The internal links' TLS: to the control plane (which must then be `https://`,
+    /// and an `https://` one needs the CA) and on the peer port (certificate, key and
+    /// CA together: the port serves and dials with them).
+    fn link_tls(
+        &self,
+        control_plane: Option<&str>,
+    ) -> Result<(Option<LinkTls>, Option<LinkTls>), ConfigError> {
+        let cp = RawLinkTls {
+            cert: ("INFINISTREAM_CP_TLS_CERT", &self.cp_tls_cert),
+            key: ("INFINISTREAM_CP_TLS_KEY", &self.cp_tls_key),
+            ca: ("INFINISTREAM_CP_TLS_CA", &self.cp_tls_ca),
+            verify: ("INFINISTREAM_CP_TLS_VERIFY", None),
+            server_name: ("INFINISTREAM_CP_TLS_SERVER_NAME", &self.cp_tls_server_name),
+        }
+        .validate()?;
+        match (control_plane, &cp) {
+            (Some(url), None) if url.starts_with("https://") => {
+                return Err(invalid(
+                    "INFINISTREAM_CP_TLS_CA",
+                    format!("is required by the https:// control plane `{url}`"),
+                ));
+            }
+            (Some(url), Some(_)) if !url.starts_with("https://") => {
+                return Err(invalid(
+                    "INFINISTREAM_CONTROL_PLANE",
+                    format!("must be https:// when INFINISTREAM_CP_TLS_* is set, got `{url}`"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "INFINISTREAM_CP_TLS_CA",
+                    "is for a remote control plane: set INFINISTREAM_CONTROL_PLANE too",
+                ));
+            }
+            (_, Some(tls)) if tls.ca.is_none() => {
+                return Err(invalid(
+                    "INFINISTREAM_CP_TLS_CA",
+                    "is required with INFINISTREAM_CP_TLS_CERT",
+                ));
+            }
+            _ => {}
+        }
+        let peer = RawLinkTls {
+            cert: ("INFINISTREAM_PEER_TLS_CERT", &self.peer_tls_cert),
+            key: ("INFINISTREAM_PEER_TLS_KEY", &self.peer_tls_key),
+            ca: ("INFINISTREAM_PEER_TLS_CA", &self.peer_tls_ca),
+            verify: ("INFINISTREAM_PEER_TLS_VERIFY", self.peer_tls_verify),
+            server_name: (
+                "INFINISTREAM_PEER_TLS_SERVER_NAME",
+                &self.peer_tls_server_name,
+            ),
+        }
+        .validate()?;
+        if let Some(tls) = &peer {
+            if tls.identity.is_none() {
+                return Err(invalid(
+                    "INFINISTREAM_PEER_TLS_CERT",
+                    "and INFINISTREAM_PEER_TLS_KEY are required for TLS on the peer port",
+                ));
+            }
+            if tls.ca.is_none() {
+                return Err(invalid(
+                    "INFINISTREAM_PEER_TLS_CA",
+                    "is required for TLS on the peer port (dialled peers are checked against it)",
+                ));
+            }
+        }
+        Ok((cp, peer))
     }
 }

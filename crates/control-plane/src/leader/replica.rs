@@ -24,6 +24,10 @@ pub struct ReplicaOptions {
     pub election: String,
     /// Where requests reaching this replica are counted (led or forwarded).
     pub requests: crate::RequestMetrics,
+    /// Serve gRPC over TLS.
+    pub tls: Option<infinistream_cp_client::tls::Acceptor>,
+    /// Dial the leader over TLS (`https://`) with these settings.
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl ReplicaOptions {
@@ -35,6 +39,8 @@ impl ReplicaOptions {
             ttl: Duration::from_secs(5),
             election: "control-plane".to_owned(),
             requests: crate::RequestMetrics::new(),
+            tls: None,
+            client_tls: None,
         }
     }
 }
@@ -68,7 +74,12 @@ fn write_mode(mode: &SharedMode) -> std::sync::RwLockWriteGuard<'_, Mode> {
 
 /// Follower mode towards `leader`, reusing `current`'s channel when the address is the
 /// same. Our own address is not a leader to forward to.
-fn follower_mode(current: &Mode, leader: Option<&LeaderInfo>, advertise: &str) -> Mode {
+fn follower_mode(
+    current: &Mode,
+    leader: Option<&LeaderInfo>,
+    advertise: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Mode {
     let address = leader
         .map(|l| l.address.clone())
         .filter(|address| address != advertise);
@@ -81,9 +92,14 @@ fn follower_mode(current: &Mode, leader: Option<&LeaderInfo>, advertise: &str) -
         return current.clone();
     }
     let channel = address.as_ref().and_then(|address| {
-        tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        let scheme = infinistream_cp_client::tls::scheme(tls.is_some());
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+            .and_then(|endpoint| match tls {
+                Some(tls) => endpoint.tls_config(tls.clone()),
+                None => Ok(endpoint),
+            })
             .map(|endpoint| endpoint.tcp_nodelay(true).connect_lazy())
-            .map_err(|e| tracing::warn!(address, error = %e, "bad leader address"))
+            .map_err(|e| tracing::warn!(address, error = %e, "bad leader address or TLS settings"))
             .ok()
     });
     Mode::Follower {
@@ -194,6 +210,7 @@ pub async fn serve_replica(
         },
         leaders.borrow().as_ref(),
         &replica.advertise,
+        replica.client_tls.as_ref(),
     )));
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -201,6 +218,7 @@ pub async fn serve_replica(
         mode.clone(),
         leaders.clone(),
         replica.advertise.clone(),
+        replica.client_tls.clone(),
     ));
     let prober = tokio::spawn(depose_dead_leaders(
         election.clone(),
@@ -218,6 +236,7 @@ pub async fn serve_replica(
         mode.clone(),
         leaders,
         stop_rx.clone(),
+        replica.client_tls.clone(),
     ));
 
     let router = replica
@@ -227,15 +246,31 @@ pub async fn serve_replica(
             stop: stop_rx.clone(),
         }));
     let mut server_stop = stop_rx;
-    let server = tonic::transport::Server::builder()
-        .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            },
-        );
-    tracing::info!(advertise = %replica.advertise, "control-plane replica serving");
+    let builder =
+        tonic::transport::Server::builder().add_routes(tonic::service::Routes::from(router));
+    let stopped = async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    };
+    let tls = replica.tls.is_some();
+    let server = async move {
+        match replica.tls {
+            Some(acceptor) => {
+                let incoming =
+                    infinistream_cp_client::tls::incoming(listener, acceptor, "control plane");
+                builder
+                    .serve_with_incoming_shutdown(incoming, stopped)
+                    .await
+            }
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                builder
+                    .serve_with_incoming_shutdown(incoming, stopped)
+                    .await
+            }
+        }
+    };
+    tracing::info!(advertise = %replica.advertise, tls, "control-plane replica serving");
     tokio::pin!(server);
     let served = tokio::select! {
         result = &mut server => Some(result),
@@ -257,13 +292,14 @@ async fn follow(
     mode: SharedMode,
     mut leaders: watch::Receiver<Option<LeaderInfo>>,
     advertise: String,
+    tls: Option<tonic::transport::ClientTlsConfig>,
 ) {
     loop {
         {
             let leader = leaders.borrow_and_update().clone();
             let mut current = write_mode(&mode);
             if !matches!(*current, Mode::Leader(_)) {
-                *current = follower_mode(&current, leader.as_ref(), &advertise);
+                *current = follower_mode(&current, leader.as_ref(), &advertise, tls.as_ref());
             }
         }
         if leaders.changed().await.is_err() {
@@ -340,6 +376,7 @@ async fn lead_when_elected(
     mode: SharedMode,
     leaders: watch::Receiver<Option<LeaderInfo>>,
     mut stop: watch::Receiver<bool>,
+    tls: Option<tonic::transport::ClientTlsConfig>,
 ) {
     let step_down = |mode: &SharedMode| {
         let leader = leaders.borrow().clone();
@@ -351,6 +388,7 @@ async fn lead_when_elected(
             },
             leader.as_ref(),
             &advertise,
+            tls.as_ref(),
         );
     };
     loop {

@@ -155,8 +155,8 @@ pub struct ZoneOptions {
     pub memory_bytes: u64,
     /// Directory and byte bound of the disk tier (`None` = no disk tier).
     pub disk: Option<(PathBuf, u64)>,
-    /// Group id and key presented to peers (`None` = never ask peers).
-    pub peer_auth: Option<(String, String)>,
+    /// How peers are dialled: the group proof, TLS (`None` = never ask peers).
+    pub peer: Option<infinistream_cp_client::tls::PeerDialer>,
     /// How long a peer may take to answer before the bucket is read instead.
     pub peer_timeout: Duration,
     /// How often the ring is rebuilt from the registry.
@@ -171,7 +171,7 @@ impl ZoneOptions {
             zone: String::new(),
             memory_bytes,
             disk: None,
-            peer_auth: None,
+            peer: None,
             peer_timeout: Duration::from_secs(5),
             ring_refresh: Duration::from_secs(2),
         }
@@ -219,11 +219,7 @@ impl ZoneCache {
         if let Some(disk) = &disk {
             metrics.disk_bytes.set(disk.bytes() as i64);
         }
-        let peers = peer::Peers::new(
-            options.peer_auth.clone(),
-            options.peer_timeout,
-            metrics.clone(),
-        );
+        let peers = peer::Peers::new(options.peer.clone(), options.peer_timeout, metrics.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 bucket,

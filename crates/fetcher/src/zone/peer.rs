@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use infinistream_cp_client::auth::ClientAuth;
+use infinistream_cp_client::tls::PeerDialer;
 use infinistream_proto::v1;
 use infinistream_proto::v1::zone_cache_client::ZoneCacheClient;
 use infinistream_proto::v1::zone_cache_server::ZoneCacheServer;
 use parking_lot::Mutex;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::metrics::{ResultLabel, ZoneMetrics};
@@ -36,7 +37,7 @@ pub(crate) struct PeerSkipped;
 
 /// Clients to the zone's other agents, with a back-off per failing peer.
 pub(crate) struct Peers {
-    auth: Option<ClientAuth>,
+    dialer: Option<PeerDialer>,
     timeout: Duration,
     metrics: ZoneMetrics,
     state: Mutex<HashMap<String, PeerState>>,
@@ -48,20 +49,9 @@ struct PeerState {
 }
 
 impl Peers {
-    pub(crate) fn new(
-        auth: Option<(String, String)>,
-        timeout: Duration,
-        metrics: ZoneMetrics,
-    ) -> Self {
-        let auth = auth.and_then(|(group, key)| match ClientAuth::new(&group, &key) {
-            Ok(auth) => Some(auth),
-            Err(error) => {
-                tracing::warn!(%error, "zone cache peers disabled: the group id or key is not valid gRPC metadata");
-                None
-            }
-        });
+    pub(crate) fn new(dialer: Option<PeerDialer>, timeout: Duration, metrics: ZoneMetrics) -> Self {
         Self {
-            auth,
+            dialer,
             timeout,
             metrics,
             state: Mutex::new(HashMap::new()),
@@ -70,7 +60,7 @@ impl Peers {
 
     /// Whether peers are asked at all.
     pub(crate) fn enabled(&self) -> bool {
-        self.auth.is_some()
+        self.dialer.is_some()
     }
 
     #[cfg(test)]
@@ -83,7 +73,7 @@ impl Peers {
     }
 
     fn client(&self, addr: &str) -> Result<Client, PeerSkipped> {
-        let Some(auth) = &self.auth else {
+        let Some(dialer) = &self.dialer else {
             return Err(PeerSkipped);
         };
         let mut state = self.state.lock();
@@ -93,7 +83,7 @@ impl Peers {
             }
             return Ok(peer.client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|error| {
+        let endpoint = dialer.endpoint(addr).map_err(|error| {
             tracing::warn!(peer = %addr, %error, "zone cache peer address is not usable");
             PeerSkipped
         })?;
@@ -106,7 +96,7 @@ impl Peers {
             .initial_stream_window_size(PEER_STREAM_WINDOW)
             .initial_connection_window_size(PEER_CONNECTION_WINDOW)
             .connect_lazy();
-        let client = ZoneCacheClient::new(InterceptedService::new(channel, auth.clone()))
+        let client = ZoneCacheClient::new(InterceptedService::new(channel, dialer.auth.clone()))
             .max_decoding_message_size(MAX_RANGE_BYTES + 1024)
             .max_encoding_message_size(MAX_RANGE_BYTES + 1024);
         state.insert(

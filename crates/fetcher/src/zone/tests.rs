@@ -31,7 +31,10 @@ fn options(id: &str, key: &str) -> ZoneOptions {
         zone: "z1".to_owned(),
         memory_bytes: 1 << 20,
         disk: None,
-        peer_auth: Some(("team".to_owned(), key.to_owned())),
+        peer: Some(infinistream_cp_client::tls::PeerDialer::new(
+            infinistream_cp_client::ClientAuth::new("team", key).expect("valid group"),
+            None,
+        )),
         peer_timeout: Duration::from_secs(5),
         ring_refresh: Duration::from_secs(2),
     }
