@@ -37,10 +37,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use infinistream_proto::domain::CommitBatch;
 use infinistream_proto::v1::{self, JsError};
 use infinistream_types::SharedClock;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 
 use crate::errors::CpError;
 use crate::keys;
@@ -406,9 +405,10 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     use async_trait::async_trait;
-    use infinistream_proto::domain::{Chunk, Limits, Record, StreamSpec};
+    use infinistream_proto::domain::{Chunk, CommitBatch, Limits, Record, StreamSpec};
     use infinistream_types::MockClock;
     use tokio::sync::Notify;
+    use tokio::sync::oneshot;
 
     use super::*;
     use crate::store::memory::MemoryStore;

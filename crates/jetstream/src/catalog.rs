@@ -469,10 +469,10 @@ impl StreamCatalog {
                             v1::StreamEventKind::StreamEventSynced => resync = true,
                             v1::StreamEventKind::StreamEventCreated
                             | v1::StreamEventKind::StreamEventUpdated
-                            | v1::StreamEventKind::StreamEventDeleted => {
-                                if !self.apply_event(&event) {
-                                    changed.insert(event.stream);
-                                }
+                            | v1::StreamEventKind::StreamEventDeleted
+                                if !self.apply_event(&event) =>
+                            {
+                                changed.insert(event.stream);
                             }
                             _ => {}
                         },
@@ -960,7 +960,7 @@ mod tests {
         v1::StreamEvent {
             kind: kind as i32,
             stream: name.into(),
-            config: config.map(|c| convert::proto_config(c).unwrap()),
+            config: config.map(|c| Box::new(convert::proto_config(c).expect("a valid config"))),
             ..Default::default()
         }
     }

@@ -46,14 +46,14 @@ impl Work {
 /// An answer given once its round is durable.
 enum Answer {
     Commit(CommitReply, Arc<v1::CommitBatchResponse>),
-    Create(CreateReply, v1::StreamInfoResponse),
+    Create(CreateReply, Box<v1::StreamInfoResponse>),
 }
 
 impl Answer {
     fn send(self) {
         match self {
             Answer::Commit(reply, resp) => drop(reply.send(Ok(resp))),
-            Answer::Create(reply, resp) => drop(reply.send(Ok(resp))),
+            Answer::Create(reply, resp) => drop(reply.send(Ok(*resp))),
         }
     }
 
@@ -248,7 +248,7 @@ impl Engine {
             }
             Work::CreateStream { spec, reply } => {
                 let resp = g.create_stream(&cmd.group, spec, now, ops);
-                answered.push(Answer::Create(reply, resp));
+                answered.push(Answer::Create(reply, Box::new(resp)));
             }
         }
         if !groups.contains(&cmd.group) {
