@@ -23,6 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Route messages carry NATS payloads: `Bytes`, so forwarding one copies nothing.
         .bytes(".infinistream.v1.RouteInterest")
         .bytes(".infinistream.v1.RouteMsg")
+        // Only CREATED and UPDATED events carry a config: boxed, so every other event
+        // (one per commit per watcher) stays small.
+        .boxed(".infinistream.v1.StreamEvent.config")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -114,7 +114,7 @@ type WatchItem = Result<v1::StreamEvent, tonic::Status>;
 pub enum Watched {
     /// An event as `WatchStreams` sent it (the SNAPSHOT and SYNCED of every
     /// (re)connection included).
-    Event(Box<v1::StreamEvent>),
+    Event(v1::StreamEvent),
     /// Events were missed (this subscriber fell behind, or it joined after the watch had
     /// synced): whatever it derived from them must be resynced.
     Gap,
@@ -210,7 +210,7 @@ impl WatchSubscription {
             return Some(Ok(Watched::Gap));
         }
         match self.rx.recv().await {
-            Ok(item) => Some(item.map(|e| Watched::Event(Box::new(e)))),
+            Ok(item) => Some(item.map(Watched::Event)),
             Err(broadcast::error::RecvError::Lagged(_)) => Some(Ok(Watched::Gap)),
             Err(broadcast::error::RecvError::Closed) => None,
         }
@@ -222,7 +222,7 @@ impl WatchSubscription {
             return Some(Ok(Watched::Gap));
         }
         match self.rx.try_recv() {
-            Ok(item) => Some(item.map(|e| Watched::Event(Box::new(e)))),
+            Ok(item) => Some(item.map(Watched::Event)),
             Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Ok(Watched::Gap)),
             Err(_) => None,
         }

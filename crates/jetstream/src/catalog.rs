@@ -960,7 +960,7 @@ mod tests {
         v1::StreamEvent {
             kind: kind as i32,
             stream: name.into(),
-            config: config.map(|c| convert::proto_config(c).expect("a valid test config")),
+            config: config.map(|c| Box::new(convert::proto_config(c).expect("a valid config"))),
             ..Default::default()
         }
     }

@@ -47,7 +47,7 @@ fn stream_event(kind: StreamEventKind, name: &str, s: &Stream) -> v1::StreamEven
             kind,
             StreamEventKind::StreamEventCreated | StreamEventKind::StreamEventUpdated
         )
-        .then(|| (&s.spec).into()),
+        .then(|| Box::new((&s.spec).into())),
         ..Default::default()
     }
 }
