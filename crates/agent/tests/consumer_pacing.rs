@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 #[path = "support/in_process.rs"]
 mod in_process;
+#[path = "support/py_client.rs"]
+mod py_client;
 #[path = "support/side_by_side.rs"]
 mod side_by_side;
 use side_by_side::{Both, api, next};

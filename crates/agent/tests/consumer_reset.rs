@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 #[path = "support/in_process.rs"]
 mod in_process;
+#[path = "support/py_client.rs"]
+mod py_client;
 #[path = "support/side_by_side.rs"]
 mod side_by_side;
 use side_by_side::{Both, WAIT, api, connect, next};

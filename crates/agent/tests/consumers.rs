@@ -21,6 +21,8 @@ use infinistream_agent::AgentHandle;
 
 #[path = "support/in_process.rs"]
 mod in_process;
+#[path = "support/py_client.rs"]
+mod py_client;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -921,27 +923,11 @@ async fn nats_py_pull_push_and_ordered() {
 
 /// Runs a nats.py script against a fresh agent; it must print `marker`.
 async fn run_py(name: &str, source: &str, marker: &str) {
-    let python = infinistream_testkit::tools::venv_bin("python");
-    assert!(
-        python.exists(),
-        "nats.py venv missing at {}: run the README's tool setup",
-        python.display()
-    );
     let s = setup().await;
     let url = format!("nats://{}", s.agent.client_addr());
     let script = s.dir.path().join(name);
     std::fs::write(&script, source).expect("write script");
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(url)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("python finished in time")
-    .expect("python runs");
+    let output = py_client::run(&script, &url).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

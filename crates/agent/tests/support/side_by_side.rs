@@ -1,6 +1,7 @@
 //! The same requests to nats-server 2.15.1 and to an InfiniStream agent, for tests
 //! that compare their answers. Included with
-//! `#[path = "support/side_by_side.rs"] mod side_by_side;` next to `in_process`.
+//! `#[path = "support/side_by_side.rs"] mod side_by_side;` next to `in_process` and
+//! `py_client`.
 
 // Each test binary uses its own subset.
 #![allow(dead_code)]
@@ -81,26 +82,10 @@ pub async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
 /// Runs the nats.py script `source` with each URL as its argument; it must exit 0
 /// and print `marker` every time.
 pub async fn run_py(dir: &std::path::Path, source: &str, marker: &str, urls: &[String]) {
-    let python = infinistream_testkit::tools::venv_bin("python");
-    assert!(
-        python.exists(),
-        "nats.py venv missing at {}: run the README's tool setup",
-        python.display()
-    );
     let script = dir.join("script.py");
     std::fs::write(&script, source).expect("write script");
     for url in urls {
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::process::Command::new(&python)
-                .arg(&script)
-                .arg(url)
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("python finished in time")
-        .expect("python runs");
+        let output = super::py_client::run(&script, url).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
