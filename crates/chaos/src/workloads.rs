@@ -511,11 +511,17 @@ async fn kv_create(
 }
 
 /// An error that proves the write never happened, so the operation leaves the
-/// history: no stream took the publish (the server answered "no responders"), or the
-/// agent's batch upload failed (nothing is committed without its object).
+/// history: no stream took the publish (the server answered "no responders"), the
+/// agent's batch upload failed (nothing is committed without its object), or the
+/// control plane refused the commit as a whole (for example a clock-skewed agent's
+/// group proof: the request was never applied; only a retry after an attempt whose
+/// answer was lost could have been applied, and calling that one failed makes the
+/// check stricter, never blind).
 fn definitely_failed(e: &dyn std::fmt::Display) -> bool {
     let e = e.to_string();
-    e.contains("no stream found for given subject") || e.contains("batch upload failed")
+    e.contains("no stream found for given subject")
+        || e.contains("batch upload failed")
+        || e.contains("control plane refused the commit")
 }
 
 /// The work-queue workload's record.
