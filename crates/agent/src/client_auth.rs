@@ -10,6 +10,7 @@ use infinistream_broker::{
     SubjectPermission, User, Users,
 };
 use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
+use infinistream_protocol::jsapi::account::AccountLimits;
 
 /// The broker's form of the configured client authentication.
 pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
@@ -23,6 +24,7 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             users: specs,
             jetstream_account,
             stream_imports,
+            ..
         } => {
             let imports = stream_imports
                 .iter()
@@ -53,6 +55,26 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             ))
         }
     })
+}
+
+/// The JetStream account's limits in `$JS.API.INFO`'s form (-1 = unlimited): the
+/// account's `jetstream = { ... }` table, unlimited without one.
+pub fn jetstream_limits(auth: Option<&ClientAuth>) -> AccountLimits {
+    let Some(ClientAuth::Users {
+        jetstream_limits: l,
+        ..
+    }) = auth
+    else {
+        return AccountLimits::default();
+    };
+    let limit = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    AccountLimits {
+        max_memory: limit(l.max_mem),
+        max_store: limit(l.max_file),
+        max_streams: limit(l.max_streams),
+        max_consumers: limit(l.max_consumers),
+        ..AccountLimits::default()
+    }
 }
 
 fn permissions(spec: &PermissionsSpec) -> Permissions {

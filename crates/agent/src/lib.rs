@@ -365,6 +365,8 @@ impl AgentHandle {
                     let readiness = readiness.clone();
                     Arc::new(move || readiness.status())
                 },
+                account_limits: client_auth::jetstream_limits(config.auth.as_ref()),
+                account: broker.jetstream_account().to_owned(),
             },
             LocalRoutes {
                 consume,

@@ -350,3 +350,156 @@ async fn accounts_stay_isolated_across_agents() {
     assert_eq!(got.subject.as_str(), "from_a.ev.x");
     drop(cp);
 }
+
+/// nats-server's configuration of [`limited`]: account A with JetStream limits.
+const LIMITS_CONF: &str = r#"
+accounts {
+  A { jetstream { max_streams: 1, max_consumers: 1, max_file: 1000 },
+      users = [{user: a, password: pa}] }
+}
+"#;
+
+/// Account A with nats-server's JetStream account limits, as [`LIMITS_CONF`].
+fn limited(raw: RawAgentConfig) -> RawAgentConfig {
+    use infinistream_config::accounts::RawLimit;
+    let limits = BTreeMap::from([
+        ("max_streams".to_owned(), RawLimit::Number(1)),
+        ("max_consumers".to_owned(), RawLimit::Number(1)),
+        ("max_file".to_owned(), RawLimit::Number(1000)),
+    ]);
+    let a = RawAccount {
+        jetstream: Some(RawJetStreamFlag::Limits(limits)),
+        users: Some(vec![user("a", "pa")]),
+        ..Default::default()
+    };
+    RawAgentConfig {
+        accounts: Some(BTreeMap::from([("A".to_owned(), a)])),
+        ..raw
+    }
+}
+
+/// A JetStream answer's `error` (or `ok`), or a field of it.
+fn answer_part(body: &str, field: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    match v.get("error") {
+        Some(e) => e.to_string(),
+        None => v
+            .get(field)
+            .map_or_else(|| "ok".to_owned(), ToString::to_string),
+    }
+}
+
+/// What the limits of [`LIMITS_CONF`] refuse, one line per step; `urls` are the
+/// servers to use in turn (one, or two agents of a group).
+async fn limits_transcript(urls: &[String]) -> Vec<String> {
+    let mut clients = Vec::new();
+    for url in urls {
+        clients.push(login(url, "a", "pa").await);
+    }
+    let on = |i: usize| &clients[i % clients.len()];
+    let mut t = Vec::new();
+    let info = ask(on(0), "$JS.API.INFO", "").await;
+    t.push(format!("limits {}", answer_part(&info, "limits")));
+    let stream = |name: &str, extra: &str| {
+        format!(
+            r#"{{"name":"{name}","subjects":["{}.>"],"storage":"file"{extra}}}"#,
+            name.to_lowercase()
+        )
+    };
+    for (i, name) in ["S1", "S2"].into_iter().enumerate() {
+        let body = ask(
+            on(i),
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            &stream(name, ""),
+        )
+        .await;
+        t.push(format!("create {name}: {}", answer_part(&body, "none")));
+    }
+    for (i, name) in ["C1", "C2"].into_iter().enumerate() {
+        let body = ask(
+            on(i),
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.S1.{name}"),
+            &format!(r#"{{"stream_name":"S1","config":{{"durable_name":"{name}","ack_policy":"explicit"}}}}"#),
+        )
+        .await;
+        t.push(format!("consumer {name}: {}", answer_part(&body, "none")));
+    }
+    // Messages until the account's storage is full (the byte count of a message
+    // differs: nats-server counts its file-store record).
+    let mut stored = 0;
+    let mut refusal = "never refused".to_owned();
+    for i in 0..50 {
+        let body = ask(on(i), "s1.x", &"x".repeat(100)).await;
+        if body.contains(r#""error""#) {
+            refusal = answer_part(&body, "error");
+            break;
+        }
+        stored += 1;
+    }
+    assert!(
+        stored > 0,
+        "messages were stored before the limit: {t:?} {refusal}"
+    );
+    t.push(format!("publish past max_file: {refusal}"));
+    let body = ask(on(0), "$JS.API.STREAM.DELETE.S1", "").await;
+    t.push(format!("delete S1: {}", answer_part(&body, "success")));
+    let body = ask(
+        on(1),
+        "$JS.API.STREAM.CREATE.S3",
+        &stream("S3", r#","max_bytes":2000"#),
+    )
+    .await;
+    t.push(format!(
+        "create S3 max_bytes 2000: {}",
+        answer_part(&body, "none")
+    ));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_limits_refuse_like_nats_server() {
+    let reference = NatsServer::start(LIMITS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start(limited(in_process::local(dir.path()))).await;
+    let ours = limits_transcript(&[format!("nats://{}", agent.client_addr())]).await;
+    let theirs = limits_transcript(&[reference.url()]).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous: each limit refused with its code.
+    assert!(ours[0].contains(r#""max_streams":1"#), "{}", ours[0]);
+    assert!(ours[2].contains("10027"), "{}", ours[2]);
+    assert!(ours[4].contains("10026"), "{}", ours[4]);
+    assert!(ours[5].contains("10002"), "{}", ours[5]);
+    assert!(ours[7].contains("10047"), "{}", ours[7]);
+}
+
+/// The control plane enforces the limits for the group: what one agent created
+/// counts on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_limits_hold_across_agents() {
+    let reference = NatsServer::start(LIMITS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str| {
+        limited(RawAgentConfig {
+            peer_port: Some(0),
+            control_plane: Some(cp.url.clone()),
+            group_id: Some(procs::GROUP_ID.into()),
+            group_key: Some(procs::GROUP_KEY.into()),
+            bucket: Some(bucket.clone()),
+            zone: Some("default".into()),
+            server_name: Some(name.into()),
+            ..in_process::local(&dir.path().join(name))
+        })
+    };
+    let one = in_process::start(agent("one")).await;
+    let two = in_process::start(agent("two")).await;
+    let ours = limits_transcript(&[
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    ])
+    .await;
+    let theirs = limits_transcript(&[reference.url()]).await;
+    assert_eq!(ours, theirs, "two agents vs one nats-server");
+    assert!(ours[2].contains("10027"), "{}", ours[2]);
+    drop(cp);
+}

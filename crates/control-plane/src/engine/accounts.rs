@@ -98,8 +98,7 @@ impl Group {
     /// Why the account refuses one more consumer: past `max_consumers`.
     pub(super) fn account_refuses_consumer(&self) -> Option<JsError> {
         let max = limit(self.account_limits.as_ref()?.max_consumers)?;
-        (self.consumers.len() as u64 >= max)
-            .then(|| ApiError::maximum_consumers_limit().into())
+        (self.consumers.len() as u64 >= max).then(|| ApiError::maximum_consumers_limit().into())
     }
 
     /// The bytes the account may still store (`None` = unlimited).

@@ -1361,8 +1361,8 @@ async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
 /// restart, and unlimited limits lift them.
 pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
     let clock = clock();
-    let set = |max_streams: i64, max_consumers: i64, max_storage: i64| {
-        v1::SetAccountLimitsRequest {
+    let set =
+        |max_streams: i64, max_consumers: i64, max_storage: i64| v1::SetAccountLimitsRequest {
             limits: Some(v1::AccountLimits {
                 account: "ORDERS".into(),
                 max_streams,
@@ -1370,8 +1370,7 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
                 max_storage,
                 max_memory: -1,
             }),
-        }
-    };
+        };
     let create_answer = |name: &str, l: v1::StreamLimits| v1::CreateStreamRequest {
         config: Some(v1::StreamConfig {
             name: name.into(),
@@ -1393,10 +1392,7 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
     {
         let (_cp, mut c) = start(backend, clock.clone()).await;
         create(&mut c, "A", limits(&["a.>"])).await;
-        c.streams
-            .set_account_limits(set(2, 1, 350))
-            .await
-            .unwrap();
+        c.streams.set_account_limits(set(2, 1, 350)).await.unwrap();
         // A stream reserving more than the account stores: 10047.
         let mut big = limits(&["b.>"]);
         big.max_bytes = 351;
@@ -1463,10 +1459,7 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(refused.error.map(|e| e.err_code), Some(10027));
-    c.streams
-        .set_account_limits(set(-1, -1, -1))
-        .await
-        .unwrap();
+    c.streams.set_account_limits(set(-1, -1, -1)).await.unwrap();
     create(&mut c, "C", limits(&["c.>"])).await;
     assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
 }
