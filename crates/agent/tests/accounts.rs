@@ -503,3 +503,153 @@ async fn account_limits_hold_across_agents() {
     assert!(ours[2].contains("10027"), "{}", ours[2]);
     drop(cp);
 }
+
+/// JetStream in a named account (A, not `$G`) on two agents of a group, with
+/// async-nats and nats.py: publishes acked, a pull consumer fetched and acked, direct
+/// get, KV and an object store (read through an ordered push consumer with flow
+/// control), each written through one agent and read through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_in_a_named_account_works_across_agents() {
+    use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, bucket) = procs::embedded_control_plane(dir.path());
+    let agent = |name: &str| {
+        accounts(RawAgentConfig {
+            peer_port: Some(0),
+            control_plane: Some(cp.url.clone()),
+            group_id: Some(procs::GROUP_ID.into()),
+            group_key: Some(procs::GROUP_KEY.into()),
+            bucket: Some(bucket.clone()),
+            zone: Some("default".into()),
+            server_name: Some(name.into()),
+            ..in_process::local(&dir.path().join(name))
+        })
+    };
+    let one = in_process::start(agent("one")).await;
+    let two = in_process::start(agent("two")).await;
+    let (url1, url2) = (
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    );
+    let js1 = jetstream::new(login(&url1, "a", "pa").await);
+    let js2 = jetstream::new(login(&url2, "a", "pa").await);
+
+    js1.create_stream(stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .expect("stream in A");
+    for i in 1..=3u64 {
+        let ack = js1
+            .publish(format!("orders.{i}"), format!("o{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+        assert_eq!((ack.stream.as_str(), ack.sequence), ("ORDERS", i));
+    }
+    let orders = js2.get_stream("ORDERS").await.expect("stream via two");
+    let direct = orders.direct_get(2).await.expect("direct get via two");
+    assert_eq!(&direct.payload[..], b"o2");
+    let pull = orders
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("worker".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("pull consumer via two");
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let mut batch = pull
+            .fetch()
+            .max_messages(3)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(msg) = batch.next().await {
+            let msg = msg.expect("message");
+            got.push(String::from_utf8_lossy(&msg.payload).into_owned());
+            msg.double_ack().await.expect("ack");
+        }
+    }
+    assert_eq!(got, ["o1", "o2", "o3"]);
+    let mut pull = pull;
+    let info = pull.info().await.expect("consumer info");
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.num_ack_pending),
+        (3, 0)
+    );
+
+    let kv1 = js1
+        .create_key_value(kv::Config {
+            bucket: "settings".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket in A");
+    let rev = kv1.put("color", "blue".into()).await.expect("kv put");
+    let kv2 = js2.get_key_value("settings").await.expect("bucket via two");
+    let entry = kv2.entry("color").await.expect("kv get").expect("an entry");
+    assert_eq!((&entry.value[..], entry.revision), (&b"blue"[..], rev));
+
+    let store1 = js1
+        .create_object_store(object_store::Config {
+            bucket: "files".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("object store in A");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    store1
+        .put("blob", &mut &data[..])
+        .await
+        .expect("object put");
+    let store2 = js2
+        .get_object_store("files")
+        .await
+        .expect("object store via two");
+    let mut object = store2.get("blob").await.expect("object get");
+    let mut back = Vec::new();
+    object.read_to_end(&mut back).await.expect("object read");
+    assert!(back == data, "object of {} bytes read back", back.len());
+
+    // A user of B sees none of it.
+    let b = login(&url2, "b", "pb").await;
+    assert!(
+        ask(&b, "$JS.API.STREAM.INFO.ORDERS", "")
+            .await
+            .contains("10039"),
+        "B is refused A's JetStream"
+    );
+
+    // nats.py's whole application flow, as user a, through agent two.
+    let python = infinistream_testkit::tools::venv_bin("python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/py/client.py");
+    let url = format!("nats://a:pa@{}", two.client_addr());
+    let output = timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .args([url.as_str(), "acct", "py"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("nats.py finishes")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l.starts_with("OK")),
+        "nats.py client.py in account A: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(cp);
+}
