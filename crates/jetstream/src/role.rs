@@ -7,11 +7,8 @@ use std::sync::Arc;
 
 use infinistream_broker::{Broker, BrokerError};
 use infinistream_cp_client::ControlPlaneClient;
-use infinistream_runtime::RoleContext;
-
-use infinistream_proto::v1;
-use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::account::AccountLimits;
+use infinistream_runtime::RoleContext;
 
 use crate::api::{ApiContext, ApiServer, RouteHandler};
 use crate::catalog::StreamCatalog;
@@ -30,12 +27,10 @@ pub struct ApiDeps {
     pub group: String,
     /// `$SYS.REQ.*` HEALTHZ answers from it (the agent's readiness).
     pub health: HealthCheck,
-    /// The JetStream account's limits (nats-server's account `jetstream { ... }`):
-    /// sent to the control plane, which enforces them for the group, and reported
-    /// by `$JS.API.INFO`.
+    /// The JetStream account's limits (nats-server's account `jetstream { ... }`),
+    /// as `$JS.API.INFO` reports them (the agent sent them to the control plane,
+    /// which enforces them for the group).
     pub account_limits: AccountLimits,
-    /// The account JetStream serves (`$G` unless one is configured).
-    pub account: String,
 }
 
 impl std::fmt::Debug for ApiDeps {
@@ -83,15 +78,6 @@ pub fn start(
         shutdown.clone(),
     )?;
     ctx.supervisor.spawn("catalog-sync", sync);
-    ctx.supervisor.spawn(
-        "account-limits",
-        set_account_limits(
-            deps.cp.clone(),
-            &deps.account,
-            deps.account_limits,
-            shutdown.clone(),
-        ),
-    );
     let api = ApiServer::new(ApiContext {
         account_limits: deps.account_limits,
         broker: deps.broker.clone(),
@@ -133,44 +119,4 @@ pub fn start(
     let api = api.subscribe()?;
     ctx.supervisor.spawn("jetstream-api", api.run(shutdown));
     Ok(jsz)
-}
-
-/// Sends the account's limits to the control plane, which enforces them for every
-/// agent of the group (the last agent started wins; all agents of a group are meant
-/// to share the config). Retried until the control plane takes them.
-fn set_account_limits(
-    cp: ControlPlaneClient,
-    account: &str,
-    limits: AccountLimits,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> impl std::future::Future<Output = Result<(), ApiError>> + Send + 'static {
-    let request = v1::SetAccountLimitsRequest {
-        limits: Some(v1::AccountLimits {
-            account: account.to_owned(),
-            max_streams: limits.max_streams,
-            max_consumers: limits.max_consumers,
-            max_storage: limits.max_store,
-            max_memory: limits.max_memory,
-        }),
-    };
-    async move {
-        loop {
-            let sent = crate::context::cp_call(|| {
-                let mut streams = cp.streams.clone();
-                let request = request.clone();
-                async move { streams.set_account_limits(request).await }
-            })
-            .await;
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "JetStream account limits not sent to the control plane yet; retrying")
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            }
-        }
-    }
 }

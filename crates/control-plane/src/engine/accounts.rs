@@ -1,7 +1,7 @@
 //! The JetStream account's limits (nats-server's account `jetstream { max_streams,
 //! max_consumers, max_file, max_mem }`), enforced here at commit so that they hold
-//! across every agent of the group: agents send their configured limits when
-//! JetStream starts (`SetAccountLimits`), stored under `g/<group>/acct/jetstream`.
+//! across every agent of the group: agents send their configured limits at start-up
+//! (`SetAccountLimits`), stored under `g/<group>/acct/jetstream`.
 //!
 //! JetStream serves one account per group, so the account's streams and consumers
 //! are the group's. Refusals carry nats-server's codes: a stream past `max_streams`
