@@ -77,6 +77,34 @@ fn accounts(raw: RawAgentConfig) -> RawAgentConfig {
     }
 }
 
+/// Two agents of one group (embedded control plane, shared bucket) configured by
+/// `configure`; the control plane lives as long as the returned value.
+async fn two_agents(
+    dir: &std::path::Path,
+    configure: fn(RawAgentConfig) -> RawAgentConfig,
+) -> (
+    procs::ControlPlane,
+    infinistream_agent::AgentHandle,
+    infinistream_agent::AgentHandle,
+) {
+    let (cp, bucket) = procs::embedded_control_plane(dir);
+    let agent = |name: &str| {
+        configure(RawAgentConfig {
+            peer_port: Some(0),
+            control_plane: Some(cp.url.clone()),
+            group_id: Some(procs::GROUP_ID.into()),
+            group_key: Some(procs::GROUP_KEY.into()),
+            bucket: Some(bucket.clone()),
+            zone: Some("default".into()),
+            server_name: Some(name.into()),
+            ..in_process::local(&dir.join(name))
+        })
+    };
+    let one = in_process::start(agent("one")).await;
+    let two = in_process::start(agent("two")).await;
+    (cp, one, two)
+}
+
 async fn login(url: &str, user: &str, pass: &str) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
         .request_timeout(Some(Duration::from_secs(10)))
@@ -265,21 +293,7 @@ async fn nats_py_meets_accounts_like_on_nats_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_stay_isolated_across_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
-    let agent = |name: &str| {
-        accounts(RawAgentConfig {
-            peer_port: Some(0),
-            control_plane: Some(cp.url.clone()),
-            group_id: Some(procs::GROUP_ID.into()),
-            group_key: Some(procs::GROUP_KEY.into()),
-            bucket: Some(bucket.clone()),
-            zone: Some("default".into()),
-            server_name: Some(name.into()),
-            ..in_process::local(&dir.path().join(name))
-        })
-    };
-    let one = in_process::start(agent("one")).await;
-    let two = in_process::start(agent("two")).await;
+    let (cp, one, two) = two_agents(dir.path(), accounts).await;
     let (url1, url2) = (
         format!("nats://{}", one.client_addr()),
         format!("nats://{}", two.client_addr()),
@@ -478,21 +492,7 @@ async fn account_limits_refuse_like_nats_server() {
 async fn account_limits_hold_across_agents() {
     let reference = NatsServer::start(LIMITS_CONF).expect("nats-server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
-    let agent = |name: &str| {
-        limited(RawAgentConfig {
-            peer_port: Some(0),
-            control_plane: Some(cp.url.clone()),
-            group_id: Some(procs::GROUP_ID.into()),
-            group_key: Some(procs::GROUP_KEY.into()),
-            bucket: Some(bucket.clone()),
-            zone: Some("default".into()),
-            server_name: Some(name.into()),
-            ..in_process::local(&dir.path().join(name))
-        })
-    };
-    let one = in_process::start(agent("one")).await;
-    let two = in_process::start(agent("two")).await;
+    let (cp, one, two) = two_agents(dir.path(), limited).await;
     let ours = limits_transcript(&[
         format!("nats://{}", one.client_addr()),
         format!("nats://{}", two.client_addr()),
@@ -514,21 +514,7 @@ async fn jetstream_in_a_named_account_works_across_agents() {
     use tokio::io::AsyncReadExt;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
-    let agent = |name: &str| {
-        accounts(RawAgentConfig {
-            peer_port: Some(0),
-            control_plane: Some(cp.url.clone()),
-            group_id: Some(procs::GROUP_ID.into()),
-            group_key: Some(procs::GROUP_KEY.into()),
-            bucket: Some(bucket.clone()),
-            zone: Some("default".into()),
-            server_name: Some(name.into()),
-            ..in_process::local(&dir.path().join(name))
-        })
-    };
-    let one = in_process::start(agent("one")).await;
-    let two = in_process::start(agent("two")).await;
+    let (cp, one, two) = two_agents(dir.path(), accounts).await;
     let (url1, url2) = (
         format!("nats://{}", one.client_addr()),
         format!("nats://{}", two.client_addr()),

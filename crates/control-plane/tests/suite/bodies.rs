@@ -1371,13 +1371,6 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
                 max_memory: -1,
             }),
         };
-    let create_answer = |name: &str, l: v1::StreamLimits| v1::CreateStreamRequest {
-        config: Some(v1::StreamConfig {
-            name: name.into(),
-            config_json: format!("{{\"name\":\"{name}\"}}").into_bytes(),
-            limits: Some(l),
-        }),
-    };
     let consumer = |name: &str| v1::CreateConsumerRequest {
         config: Some(v1::ConsumerConfig {
             stream: "A".into(),
@@ -1396,27 +1389,15 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
         // A stream reserving more than the account stores: 10047.
         let mut big = limits(&["b.>"]);
         big.max_bytes = 351;
-        let refused = c
-            .streams
-            .create_stream(create_answer("B", big))
-            .await
-            .unwrap()
-            .into_inner();
         assert_eq!(
-            code(refused.error),
+            code(try_create(&mut c, "B", big).await),
             Some((10047, "insufficient storage resources available".into()))
         );
         create(&mut c, "B", limits(&["b.>"])).await;
         // The same stream again is not a new one.
         create(&mut c, "B", limits(&["b.>"])).await;
-        let refused = c
-            .streams
-            .create_stream(create_answer("C", limits(&["c.>"])))
-            .await
-            .unwrap()
-            .into_inner();
         assert_eq!(
-            code(refused.error),
+            code(try_create(&mut c, "C", limits(&["c.>"])).await),
             Some((10027, "maximum number of streams reached".into()))
         );
         let first = c
@@ -1452,13 +1433,12 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
         commit_one(&mut c, "m3", "A", vec![rec("a.3")]).await,
         ["e10002:resource limits exceeded for account"]
     );
-    let refused = c
-        .streams
-        .create_stream(create_answer("C", limits(&["c.>"])))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(refused.error.map(|e| e.err_code), Some(10027));
+    assert_eq!(
+        try_create(&mut c, "C", limits(&["c.>"]))
+            .await
+            .map(|e| e.err_code),
+        Some(10027)
+    );
     c.streams.set_account_limits(set(-1, -1, -1)).await.unwrap();
     create(&mut c, "C", limits(&["c.>"])).await;
     assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
