@@ -242,6 +242,10 @@ impl AgentHandle {
             lease_ms = lease.as_millis() as u64,
             "registered with the control plane"
         );
+        // The JetStream account's limits, which the control plane enforces for the
+        // group: in force before this agent serves a request.
+        client_auth::send_jetstream_limits(&cp, config.auth.as_ref(), &readiness, &shutdown)
+            .await?;
         supervisor.spawn(
             "agent-lease",
             keep_lease(
@@ -365,6 +369,7 @@ impl AgentHandle {
                     let readiness = readiness.clone();
                     Arc::new(move || readiness.status())
                 },
+                account_limits: client_auth::jetstream_limits(config.auth.as_ref()),
             },
             LocalRoutes {
                 consume,

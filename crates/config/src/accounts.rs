@@ -13,6 +13,14 @@
 //! users = [{ user = "billing-app", password = "…" }]
 //! ```
 //!
+//! The JetStream account may carry nats-server's account limits instead of `true`;
+//! the control plane enforces them across the agent group:
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! jetstream = { max_streams = 10, max_consumers = 100, max_file = "10GiB" }
+//! ```
+//!
 //! Stream exports and imports share subjects one way, as nats-server's do: what is
 //! published in the exporting account on an exported subject also reaches the
 //! importing account's subscribers, on the same subject or under the import's
@@ -50,12 +58,36 @@ pub struct RawAccount {
     pub imports: Option<Vec<RawImport>>,
 }
 
-/// `jetstream = true` or nats-server's `jetstream: enabled`.
+/// `jetstream = true`, nats-server's `jetstream: enabled`, or its limits table
+/// `jetstream = { max_streams = 10, max_consumers = 100, max_file = "1GiB", max_mem =
+/// "256MiB" }` (which enables JetStream too; -1 = unlimited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RawJetStreamFlag {
     Flag(bool),
     Word(String),
+    Limits(BTreeMap<String, RawLimit>),
+}
+
+/// One account limit: a number (-1 = unlimited) or a byte size such as `"1GiB"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawLimit {
+    Number(i64),
+    Text(String),
+}
+
+/// The JetStream account's limits (nats-server's account `jetstream { ... }`);
+/// `None` = unlimited. The control plane enforces them for the whole agent group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    pub max_streams: Option<u64>,
+    pub max_consumers: Option<u64>,
+    /// Bytes of stream storage (`max_file`, or `max_store`).
+    pub max_file: Option<u64>,
+    /// Memory bytes (`max_mem`, or `max_memory`): reported, not enforced (every
+    /// stream is stored in the bucket).
+    pub max_mem: Option<u64>,
 }
 
 /// An `exports` entry: `{ service = "svc.>" }` or `{ stream = "events.>" }`.
@@ -109,6 +141,7 @@ pub struct StreamImportSpec {
 pub(crate) struct Resolved {
     pub users: Vec<UserSpec>,
     pub jetstream: String,
+    pub jetstream_limits: JetStreamLimits,
     pub stream_imports: Vec<StreamImportSpec>,
 }
 
@@ -122,6 +155,7 @@ pub(crate) fn resolve(
 ) -> Result<Resolved, ConfigError> {
     let mut all = users::resolve(top_level)?;
     let mut jetstream = Vec::new();
+    let mut jetstream_limits = JetStreamLimits::default();
     let mut stream_imports = Vec::new();
     for (name, account) in accounts {
         check_name(name)?;
@@ -134,6 +168,10 @@ pub(crate) fn resolve(
         match &account.jetstream {
             None | Some(RawJetStreamFlag::Flag(false)) => {}
             Some(RawJetStreamFlag::Flag(true)) => jetstream.push(name.clone()),
+            Some(RawJetStreamFlag::Limits(table)) => {
+                jetstream_limits = limits(name, table)?;
+                jetstream.push(name.clone());
+            }
             Some(RawJetStreamFlag::Word(word)) => match word.to_ascii_lowercase().as_str() {
                 "enabled" | "enable" | "true" => jetstream.push(name.clone()),
                 "disabled" | "disable" | "false" => {}
@@ -165,8 +203,42 @@ pub(crate) fn resolve(
     Ok(Resolved {
         users: all,
         jetstream,
+        jetstream_limits,
         stream_imports,
     })
+}
+
+/// An account's `jetstream = { ... }` table.
+fn limits(
+    account: &str,
+    table: &BTreeMap<String, RawLimit>,
+) -> Result<JetStreamLimits, ConfigError> {
+    let mut out = JetStreamLimits::default();
+    for (key, value) in table {
+        let slot = match key.as_str() {
+            "max_streams" => &mut out.max_streams,
+            "max_consumers" => &mut out.max_consumers,
+            "max_file" | "max_store" | "max_file_store" => &mut out.max_file,
+            "max_mem" | "max_memory" | "max_memory_store" => &mut out.max_mem,
+            other => {
+                return Err(invalid(
+                    SETTING,
+                    format!(
+                        "account `{account}`: jetstream limit `{other}` is not supported yet (max_streams, max_consumers, max_file, max_mem are)"
+                    ),
+                ));
+            }
+        };
+        *slot = match value {
+            RawLimit::Number(n) if *n < 0 => None,
+            RawLimit::Number(n) => Some(n.unsigned_abs()),
+            RawLimit::Text(text) => Some(crate::values::parse_bytes(
+                SETTING,
+                &crate::values::NumberOrString::String(text.clone()),
+            )?),
+        };
+    }
+    Ok(out)
 }
 
 fn check_export(account: &str, export: &RawExport) -> Result<(), ConfigError> {
@@ -307,6 +379,34 @@ mod tests {
         assert_eq!(account("global"), None);
         assert_eq!(account("a").as_deref(), Some("A"));
         assert_eq!(account("b").as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn jetstream_limits_enable_the_account() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            jetstream = { max_streams = 2, max_consumers = -1, max_file = "1KiB", max_mem = 1000 }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(resolved.jetstream, "A");
+        assert_eq!(
+            resolved.jetstream_limits,
+            JetStreamLimits {
+                max_streams: Some(2),
+                max_consumers: None,
+                max_file: Some(1024),
+                max_mem: Some(1000),
+            }
+        );
+        let err = resolve_text("[accounts.A]\njetstream = { max_ack_pending = 5 }\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("`max_ack_pending` is not supported yet"),
+            "{err}"
+        );
     }
 
     #[test]

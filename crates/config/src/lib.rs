@@ -21,7 +21,7 @@ mod sources;
 pub mod users;
 mod values;
 
-pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
+pub use accounts::{GLOBAL_ACCOUNT, JetStreamLimits, RawAccount};
 pub use advertise::Advertise;
 pub use agent::{
     AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, ClientAuth, FLUSH_DEADLINE, JobsSettings,

@@ -222,6 +222,20 @@ impl ControlPlaneClient {
         Ok(resp.streams)
     }
 
+    /// Sets the JetStream account's limits, which the control plane enforces for the
+    /// whole group at commit (all -1 = unlimited).
+    pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
+        let request = v1::SetAccountLimitsRequest {
+            limits: Some(limits),
+        };
+        unary(
+            "SetAccountLimits",
+            self.streams.clone().set_account_limits(request),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Removes messages of a stream (by subject, keeping the newest, or below a
     /// sequence); how many it removed.
     pub async fn purge_stream(&self, request: v1::PurgeStreamRequest) -> Result<u64, CallError> {

@@ -33,6 +33,9 @@ pub enum ClientAuth {
         /// The one account JetStream serves (`$G` unless an account says
         /// `jetstream = true`).
         jetstream_account: String,
+        /// That account's JetStream limits (nats-server's account `jetstream {
+        /// ... }`), enforced by the control plane.
+        jetstream_limits: crate::accounts::JetStreamLimits,
         /// Subjects one account's publishes share with another (see
         /// [`crate::accounts`]).
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
@@ -52,11 +55,13 @@ impl std::fmt::Debug for ClientAuth {
             ClientAuth::Users {
                 users,
                 jetstream_account,
+                jetstream_limits,
                 stream_imports,
             } => f
                 .debug_struct("Users")
                 .field("users", users)
                 .field("jetstream_account", jetstream_account)
+                .field("jetstream_limits", jetstream_limits)
                 .field("stream_imports", stream_imports)
                 .finish(),
         }
@@ -101,6 +106,7 @@ impl RawAgentConfig {
                 Some(ClientAuth::Users {
                     users: resolved.users,
                     jetstream_account: resolved.jetstream,
+                    jetstream_limits: resolved.jetstream_limits,
                     stream_imports: resolved.stream_imports,
                 })
             }

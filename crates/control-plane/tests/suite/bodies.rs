@@ -1353,3 +1353,93 @@ async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
     );
     count
 }
+
+/// The JetStream account's limits (`SetAccountLimits`) refuse, at commit, what
+/// nats-server refuses: a stream past `max_streams` (10027), a consumer past
+/// `max_consumers` (10026), a stream whose `max_bytes` exceeds the storage not yet
+/// reserved (10047) and a message past `max_storage` (10002). They survive a
+/// restart, and unlimited limits lift them.
+pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
+    let clock = clock();
+    let set =
+        |max_streams: i64, max_consumers: i64, max_storage: i64| v1::SetAccountLimitsRequest {
+            limits: Some(v1::AccountLimits {
+                account: "ORDERS".into(),
+                max_streams,
+                max_consumers,
+                max_storage,
+                max_memory: -1,
+            }),
+        };
+    let consumer = |name: &str| v1::CreateConsumerRequest {
+        config: Some(v1::ConsumerConfig {
+            stream: "A".into(),
+            name: name.into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            max_deliver: -1,
+            ..Default::default()
+        }),
+    };
+    let code = |e: Option<v1::JsError>| e.map(|e| (e.err_code, e.description));
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "A", limits(&["a.>"])).await;
+        c.streams.set_account_limits(set(2, 1, 350)).await.unwrap();
+        // A stream reserving more than the account stores: 10047.
+        let mut big = limits(&["b.>"]);
+        big.max_bytes = 351;
+        assert_eq!(
+            code(try_create(&mut c, "B", big).await),
+            Some((10047, "insufficient storage resources available".into()))
+        );
+        create(&mut c, "B", limits(&["b.>"])).await;
+        // The same stream again is not a new one.
+        create(&mut c, "B", limits(&["b.>"])).await;
+        assert_eq!(
+            code(try_create(&mut c, "C", limits(&["c.>"])).await),
+            Some((10027, "maximum number of streams reached".into()))
+        );
+        let first = c
+            .consumers
+            .create_consumer(consumer("D1"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(first.error.is_none(), "{:?}", first.error);
+        let second = c
+            .consumers
+            .create_consumer(consumer("D2"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            code(second.error),
+            Some((10026, "maximum consumers limit reached".into()))
+        );
+        // 100 bytes a record: three fit in 350 across the account's streams.
+        assert_eq!(
+            commit_one(&mut c, "m1", "A", vec![rec("a.1"), rec("a.2")]).await,
+            ["1", "2"]
+        );
+        assert_eq!(
+            commit_one(&mut c, "m2", "B", vec![rec("b.1"), rec("b.2")]).await,
+            ["1", "e10002:resource limits exceeded for account"]
+        );
+    }
+    // After a restart the limits still hold; unlimited ones lift them.
+    let (_cp, mut c) = start(backend, clock).await;
+    assert_eq!(
+        commit_one(&mut c, "m3", "A", vec![rec("a.3")]).await,
+        ["e10002:resource limits exceeded for account"]
+    );
+    assert_eq!(
+        try_create(&mut c, "C", limits(&["c.>"]))
+            .await
+            .map(|e| e.err_code),
+        Some(10027)
+    );
+    c.streams.set_account_limits(set(-1, -1, -1)).await.unwrap();
+    create(&mut c, "C", limits(&["c.>"])).await;
+    assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
+}

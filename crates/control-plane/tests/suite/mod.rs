@@ -73,7 +73,17 @@ pub fn limits(subjects: &[&str]) -> v1::StreamLimits {
 }
 
 pub async fn create(client: &mut ControlPlaneClient, name: &str, limits: v1::StreamLimits) {
-    let resp = client
+    let error = try_create(client, name, limits).await;
+    assert!(error.is_none(), "create {name}: {error:?}");
+}
+
+/// Creates a stream; the error it was refused with, if any.
+pub async fn try_create(
+    client: &mut ControlPlaneClient,
+    name: &str,
+    limits: v1::StreamLimits,
+) -> Option<v1::JsError> {
+    client
         .streams
         .create_stream(v1::CreateStreamRequest {
             config: Some(v1::StreamConfig {
@@ -84,8 +94,8 @@ pub async fn create(client: &mut ControlPlaneClient, name: &str, limits: v1::Str
         })
         .await
         .unwrap()
-        .into_inner();
-    assert!(resp.error.is_none(), "create {name}: {:?}", resp.error);
+        .into_inner()
+        .error
 }
 
 pub fn rec(subject: &str) -> v1::RecordMeta {
