@@ -191,7 +191,10 @@ async fn a_create_racing_a_delete_answers_exists_on_both_servers() {
         .trim_start_matches("nats://")
         .parse()
         .expect("nats-server address");
-    for (server, addr) in [("agent", agent.client_addr()), ("nats-server", reference_addr)] {
+    for (server, addr) in [
+        ("agent", agent.client_addr()),
+        ("nats-server", reference_addr),
+    ] {
         let direct = jetstream::new(
             async_nats::connect(format!("nats://{addr}"))
                 .await
@@ -233,7 +236,10 @@ async fn a_create_racing_a_delete_answers_exists_on_both_servers() {
             infinistream_chaos::workloads::kv_create(&racing, "k", "3".into()).await
         });
         held.delete_then_release(&store).await;
-        let created = create.await.expect("create task").expect("a definite answer");
+        let created = create
+            .await
+            .expect("create task")
+            .expect("a definite answer");
         assert_eq!(created, None, "{server}");
         direct
             .delete_key_value("RACE")
@@ -290,7 +296,10 @@ async fn held_update_client(server: std::net::SocketAddr) -> (jetstream::kv::Sto
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            updates += buf[..n].windows(NEEDLE.len()).filter(|w| *w == NEEDLE).count();
+            updates += buf[..n]
+                .windows(NEEDLE.len())
+                .filter(|w| *w == NEEDLE)
+                .count();
             if updates >= 2
                 && let Some((seen, go)) = hold.take()
             {

@@ -602,6 +602,8 @@ mod tests {
     /// a lost write or a stale read.
     #[test]
     fn the_k0_report_is_explained_by_the_clients_create_racing_a_delete() {
+        // One operation a line, as the report lists them.
+        #[rustfmt::skip]
         let mut h = vec![
             op(1, Input::Delete, Output::Written(8), 2697594, 2827928),
             op(0, Input::Delete, Output::Written(12), 2862528, 2886503),
@@ -657,5 +659,4 @@ mod tests {
         h.retain(|o| *o != create);
         assert_eq!(verdict(&h), Verdict::Linearizable);
     }
-
 }
