@@ -82,6 +82,9 @@ const PUBACK_TIMEOUT: Duration = Duration::from_secs(6);
 /// promised nor forbidden).
 const MAX_ATTEMPTS: u32 = 40;
 const ACK_WAIT: Duration = Duration::from_secs(1);
+/// The consumer's pause after a claim that delivered nothing, doubled while idle.
+const FIRST_IDLE_PAUSE: Duration = Duration::from_millis(50);
+const MAX_IDLE_PAUSE: Duration = Duration::from_millis(800);
 
 /// The size of one schedule.
 #[derive(Debug, Clone)]
@@ -190,6 +193,11 @@ struct World {
     history: Mutex<History>,
     /// Cached readers per leader generation: `[checker's, consumer's]`.
     readers: Mutex<[Option<(usize, StreamReader)>; 2]>,
+    /// The checker's read-back of each index entry (by first sequence): the entry as
+    /// read, and the msg ids its messages read back as. Batch objects are written once
+    /// and never change, so an entry equal to the one read back before reads back the
+    /// same; only new or changed entries are read again (the final check reads all).
+    read_back: Mutex<HashMap<u64, (v1::IndexEntry, Vec<String>)>>,
     done: CancellationToken,
 }
 
@@ -266,10 +274,12 @@ async fn schedule(seed: u64, config: &Config) -> Result<Report, Failure> {
             }
         }
     }
-    // Recovery: every control plane dies; a new one reads only what is durable.
+    // Recovery: every control plane dies; a new one reads only what is durable, and
+    // every message is read back again.
     for cp in world.cps.lock().iter() {
         cp.node.kill();
     }
+    world.read_back.lock().clear();
     world.open_leader().await.map_err(|m| fail(step, m))?;
     world.check(step).await.map_err(|m| fail(step, m))?;
     let last = world.drain().await.map_err(|m| fail(step, m))?;
@@ -311,6 +321,7 @@ impl World {
             waiters: Mutex::new(HashMap::new()),
             history: Mutex::new(History::default()),
             readers: Mutex::new([None, None]),
+            read_back: Mutex::new(HashMap::new()),
             done: CancellationToken::new(),
         }))
     }
@@ -638,19 +649,47 @@ impl World {
                 next - 1
             ));
         }
-        // Every stored message, read back from the bucket.
-        let seqs: Vec<u64> = (1..=last).collect();
-        let messages = self.reader(false).get_many(STREAM, &seqs).await;
+        // Every stored message, read back from the bucket (entries read back before
+        // and unchanged since are not read again).
+        let unread: Vec<&v1::IndexEntry> = {
+            let read_back = self.read_back.lock();
+            entries
+                .iter()
+                .filter(|e| read_back.get(&e.first_seq).is_none_or(|(was, _)| was != *e))
+                .collect()
+        };
+        let seqs: Vec<u64> = unread
+            .iter()
+            .flat_map(|e| e.first_seq..=e.last_seq)
+            .collect();
+        let mut messages = self
+            .reader(false)
+            .get_many(STREAM, &seqs)
+            .await
+            .into_iter()
+            .zip(&seqs);
+        for e in unread {
+            let mut ids = Vec::new();
+            for (message, seq) in messages.by_ref().take(ids_in(e)) {
+                let message =
+                    message.map_err(|err| format!("seq {seq} does not read back: {err}"))?;
+                ids.push(String::from_utf8_lossy(&message.payload).into_owned());
+            }
+            self.read_back.lock().insert(e.first_seq, (e.clone(), ids));
+        }
         let mut stored: HashMap<String, u64> = HashMap::new();
-        for (seq, message) in seqs.iter().zip(messages) {
-            let message = message.map_err(|e| format!("seq {seq} does not read back: {e}"))?;
-            let id = String::from_utf8_lossy(&message.payload).into_owned();
-            if let Some(first) = stored.insert(id.clone(), *seq) {
-                return Err(format!(
-                    "duplicate: msg id {id} stored at {first} and {seq}"
-                ));
+        let read_back = self.read_back.lock();
+        for e in &entries {
+            let ids = read_back.get(&e.first_seq).map(|(_, ids)| ids.as_slice());
+            for (seq, id) in (e.first_seq..).zip(ids.unwrap_or_default()) {
+                if let Some(first) = stored.insert(id.clone(), seq) {
+                    return Err(format!(
+                        "duplicate: msg id {id} stored at {first} and {seq}"
+                    ));
+                }
             }
         }
+        drop(read_back);
         for (id, seq) in &acked {
             match stored.get(id) {
                 Some(at) if at == seq => {}
@@ -714,6 +753,11 @@ impl World {
             within("the drain check", self.check_inner(0)).await?;
         }
     }
+}
+
+/// How many messages an index entry covers.
+fn ids_in(entry: &v1::IndexEntry) -> usize {
+    usize::try_from(entry.last_seq - entry.first_seq + 1).unwrap_or(usize::MAX)
 }
 
 async fn within<T>(what: &str, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
@@ -859,6 +903,9 @@ async fn publisher(world: Arc<World>, p: usize, messages: usize) {
 /// One pull consumer: claim, read back, check, ack.
 async fn consumer(world: Arc<World>) {
     let rates = world.ctx.rates.clone();
+    // An idle consumer claims less and less often (a claim with nothing to deliver
+    // costs a schedule the most and explores nothing), but well within ack_wait.
+    let mut idle = FIRST_IDLE_PAUSE;
     while !world.done.is_cancelled() {
         let mut client = world.route();
         let claim = timeout(
@@ -885,9 +932,11 @@ async fn consumer(world: Arc<World>) {
             _ => Vec::new(),
         };
         if deliveries.is_empty() {
-            sleep(Duration::from_millis(50 + world.ctx.below(200))).await;
+            sleep(idle + Duration::from_millis(world.ctx.below(200))).await;
+            idle = (idle * 2).min(MAX_IDLE_PAUSE);
             continue;
         }
+        idle = FIRST_IDLE_PAUSE;
         let seqs: Vec<u64> = deliveries.iter().map(|d| d.stream_seq).collect();
         {
             let mut history = world.history.lock();
