@@ -75,18 +75,17 @@ impl Committer for CpCommitter {
         &self,
         request: v1::CommitBatchRequest,
     ) -> Result<v1::CommitBatchResponse, CommitError> {
-        let mut streams = self.cp.streams.clone();
-        match streams.commit_batch(request).await {
-            Ok(resp) => Ok(resp.into_inner()),
-            Err(status) => match status.code() {
-                tonic::Code::InvalidArgument
-                | tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition => {
-                    Err(CommitError::Refused(status.message().to_owned()))
-                }
-                _ => Err(CommitError::Unavailable(status.message().to_owned())),
-            },
-        }
+        self.cp.commit_batch(request).await.map_err(|error| {
+            let message = error.message().to_owned();
+            match error.code() {
+                Some(
+                    tonic::Code::InvalidArgument
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::FailedPrecondition,
+                ) => CommitError::Refused(message),
+                _ => CommitError::Unavailable(message),
+            }
+        })
     }
 }
