@@ -127,15 +127,7 @@ pub async fn commit_call(
     match tokio::time::timeout(deadline, client.commit_batch(request)).await {
         Err(_) => Err(CommitError::Unavailable("rpc deadline exceeded".into())),
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(error)) => match error.code() {
-            Some(
-                tonic::Code::InvalidArgument
-                | tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition,
-            ) => Err(CommitError::Refused(error.message().to_owned())),
-            _ => Err(CommitError::Unavailable(error.message().to_owned())),
-        },
+        Ok(Err(error)) => Err(error.into()),
     }
 }
 
