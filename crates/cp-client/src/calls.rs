@@ -6,8 +6,14 @@
 //! the JetStream API error ([`CallError::Refused`]), stop because someone else holds
 //! what it held ([`CallError::Fenced`]), or report the failure ([`CallError::Failed`]).
 //! A JetStream-level refusal is an answer, not a failure, on the wire (a response
-//! carrying a `JsError`); the typed calls return it as `Err(Refused)` only where
-//! the response has no other use.
+//! carrying a `JsError` instead of its content); the typed calls return it as
+//! `Err(Refused)`. Answers that are not refusals stay in the response: a commit's
+//! per-record results, a lease held by someone else (`acquired: false`), a refused
+//! index swap (`swapped: false`).
+//!
+//! The raw stubs under these calls are this crate's own; the control plane's tests,
+//! which check the server's answers to requests no typed call builds, reach them
+//! through the `raw-stubs` feature (`ControlPlaneClient::raw_streams`…).
 
 use std::future::Future;
 

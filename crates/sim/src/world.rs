@@ -47,6 +47,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
+use infinistream_cp_client::CallError;
 use infinistream_fetcher::{ReaderOptions, StreamReader};
 use infinistream_gateway::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, GatewayMetrics, PendingRecord,
@@ -566,7 +567,7 @@ impl World {
     }
 
     async fn check_inner(&self, _step: usize) -> Result<(), String> {
-        let (_, mut client) = self.leader();
+        let (_, client) = self.leader();
         // What was acked before the index is read must be in it (acks arriving while
         // the check runs are checked at the next step).
         let (acked, per_publisher) = {
@@ -574,18 +575,13 @@ impl World {
             (history.acked.clone(), history.per_publisher.clone())
         };
         // The consumer first: its floor was taken before the stream's last sequence.
-        let info = client
-            .consumers
-            .consumer_info(v1::ConsumerInfoRequest {
-                stream: STREAM.into(),
-                name: CONSUMER.into(),
-            })
-            .await
-            .map_err(|e| format!("consumer_info failed with faults off: {e}"))?
-            .into_inner();
-        if let Some(e) = info.error {
-            return Err(format!("consumer_info: {e:?}"));
-        }
+        let info = match client.consumer_info(STREAM, CONSUMER).await {
+            Ok(info) => info,
+            Err(CallError::Refused { error, .. }) => {
+                return Err(format!("consumer_info: {error:?}"));
+            }
+            Err(e) => return Err(format!("consumer_info failed with faults off: {e}")),
+        };
         let cs = info.state.unwrap_or_default();
         let floor = cs.ack_floor.unwrap_or_default().stream_seq;
         let delivered = cs.delivered.unwrap_or_default().stream_seq;
@@ -604,20 +600,19 @@ impl World {
         let mut state;
         let mut start = 1;
         loop {
-            let resp = client
-                .streams
-                .read_index(v1::ReadIndexRequest {
-                    stream: STREAM.into(),
-                    start_seq: start,
-                    end_seq: 0,
-                    limit: 0,
-                })
-                .await
-                .map_err(|e| format!("read_index failed with faults off: {e}"))?
-                .into_inner();
-            if let Some(e) = resp.error {
-                return Err(format!("read_index: {e:?}"));
-            }
+            let request = v1::ReadIndexRequest {
+                stream: STREAM.into(),
+                start_seq: start,
+                end_seq: 0,
+                limit: 0,
+            };
+            let resp = match client.read_index(request).await {
+                Ok(resp) => resp,
+                Err(CallError::Refused { error, .. }) => {
+                    return Err(format!("read_index: {error:?}"));
+                }
+                Err(e) => return Err(format!("read_index failed with faults off: {e}")),
+            };
             state = resp.state.unwrap_or_default();
             let got = resp.entries.len();
             entries.extend(resp.entries);
@@ -723,18 +718,13 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             self.ctx.quiet(true);
-            let (_, mut client) = self.leader();
-            let state = client
-                .streams
-                .stream_info(v1::StreamInfoRequest {
-                    name: STREAM.into(),
-                    deleted_details: false,
-                })
-                .await
-                .map_err(|e| format!("stream_info: {e}"))?
-                .into_inner()
-                .state
-                .unwrap_or_default();
+            let (_, client) = self.leader();
+            let state = match client.stream_info(STREAM, false).await {
+                Ok(info) => info.state.unwrap_or_default(),
+                // Read as the raw response was: a refusal carries no state.
+                Err(CallError::Refused { .. }) => v1::StreamState::default(),
+                Err(e) => return Err(format!("stream_info: {e}")),
+            };
             let last = state.last_seq;
             let floor = self.history.lock().ack_floor;
             if floor == last {
@@ -907,10 +897,10 @@ async fn consumer(world: Arc<World>) {
     // costs a schedule the most and explores nothing), but well within ack_wait.
     let mut idle = FIRST_IDLE_PAUSE;
     while !world.done.is_cancelled() {
-        let mut client = world.route();
+        let client = world.route();
         let claim = timeout(
             RPC_TIMEOUT,
-            client.consumers.claim(v1::ClaimRequest {
+            client.claim(v1::ClaimRequest {
                 stream: STREAM.into(),
                 consumer: CONSUMER.into(),
                 agent_id: "fetcher-1".into(),
@@ -920,14 +910,15 @@ async fn consumer(world: Arc<World>) {
             }),
         )
         .await;
-        let deliveries = match claim {
-            Ok(Ok(resp)) if !world.ctx.draw("rpc.claim_answer_lost", rates.rpc_lost) => {
-                let resp = resp.into_inner();
-                if resp.error.is_some() {
-                    Vec::new()
-                } else {
-                    resp.deliveries
-                }
+        // An answer (deliveries or a refusal) may be lost on its way back.
+        let answered = match claim {
+            Ok(Ok(resp)) => Some(resp.deliveries),
+            Ok(Err(CallError::Refused { .. })) => Some(Vec::new()),
+            _ => None,
+        };
+        let deliveries = match answered {
+            Some(deliveries) if !world.ctx.draw("rpc.claim_answer_lost", rates.rpc_lost) => {
+                deliveries
             }
             _ => Vec::new(),
         };
@@ -971,7 +962,7 @@ async fn consumer(world: Arc<World>) {
         if readable.is_empty() || world.ctx.draw("rpc.ack_request_lost", rates.rpc_lost) {
             continue;
         }
-        let mut client = world.route();
+        let client = world.route();
         let request = v1::AcknowledgeRequest {
             stream: STREAM.into(),
             consumer: CONSUMER.into(),
@@ -979,12 +970,11 @@ async fn consumer(world: Arc<World>) {
             stream_seqs: readable.clone(),
             nak_delay_nanos: 0,
         };
-        let mut acked = timeout(RPC_TIMEOUT, client.consumers.acknowledge(request.clone())).await;
+        let mut acked = timeout(RPC_TIMEOUT, client.acknowledge(request.clone())).await;
         if world.ctx.draw("rpc.ack_duplicated", rates.rpc_duplicated) {
-            acked = timeout(RPC_TIMEOUT, client.consumers.acknowledge(request)).await;
+            acked = timeout(RPC_TIMEOUT, client.acknowledge(request)).await;
         }
-        if let Ok(Ok(resp)) = acked
-            && resp.into_inner().error.is_none()
+        if let Ok(Ok(_)) = acked
             && !world.ctx.draw("rpc.ack_answer_lost", rates.rpc_lost)
         {
             world.history.lock().confirmed_acks.extend(readable);

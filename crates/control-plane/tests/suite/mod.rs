@@ -84,7 +84,7 @@ pub async fn try_create(
     limits: v1::StreamLimits,
 ) -> Option<v1::JsError> {
     client
-        .streams
+        .raw_streams()
         .create_stream(v1::CreateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: name.into(),
@@ -130,7 +130,12 @@ pub async fn commit(
     client: &mut ControlPlaneClient,
     req: v1::CommitBatchRequest,
 ) -> v1::CommitBatchResponse {
-    client.streams.commit_batch(req).await.unwrap().into_inner()
+    client
+        .raw_streams()
+        .commit_batch(req)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// One record's answer as a short string: "7", "dup3" or "e10071:wrong last sequence: 2".
@@ -156,7 +161,7 @@ pub async fn commit_one(
 
 pub async fn info(client: &mut ControlPlaneClient, name: &str) -> v1::StreamInfoResponse {
     client
-        .streams
+        .raw_streams()
         .stream_info(v1::StreamInfoRequest {
             name: name.into(),
             deleted_details: true,
