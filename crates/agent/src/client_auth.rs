@@ -52,6 +52,13 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                     .with_stream_imports(imports),
             ))
         }
+        ClientAuth::Operator(spec) => {
+            let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts)
+                .context("operator mode (decentralized JWT auth)")?;
+            Auth::Users(Arc::new(
+                Users::operator(operator).context("operator mode (decentralized JWT auth)")?,
+            ))
+        }
     })
 }
 
@@ -80,11 +87,9 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
     let auth = config.auth.as_ref().map(broker_auth).transpose()?;
-    let jetstream_account = match &config.auth {
-        Some(ClientAuth::Users {
-            jetstream_account, ..
-        }) => jetstream_account.as_str(),
-        _ => DEFAULT_ACCOUNT,
+    let jetstream_account = match &auth {
+        Some(Auth::Users(users)) => users.jetstream_account().to_string(),
+        _ => DEFAULT_ACCOUNT.to_owned(),
     };
     if jetstream_account != broker.jetstream_account() {
         bail!(
@@ -94,6 +99,7 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     }
     let users = match &config.auth {
         Some(ClientAuth::Users { users, .. }) => users.len(),
+        Some(ClientAuth::Operator(spec)) => spec.accounts.len(),
         Some(_) => 1,
         None => 0,
     };

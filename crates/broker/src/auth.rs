@@ -123,6 +123,8 @@ pub struct Users {
     /// The account JetStream serves (see the module docs).
     jetstream: AccountName,
     stream_imports: Vec<StreamImport>,
+    /// Operator mode (decentralized JWT auth): users sign in with user JWTs instead.
+    operator: Option<Arc<crate::jwt::Operator>>,
 }
 
 impl fmt::Debug for Users {
@@ -186,6 +188,34 @@ impl Users {
             bcrypt_verified: BcryptCache::default(),
             jetstream: DEFAULT_ACCOUNT.into(),
             stream_imports: Vec::new(),
+            operator: None,
+        })
+    }
+
+    /// Operator mode: users sign in with user JWTs the operator's accounts signed
+    /// (see [`crate::jwt`]); the account JWTs' stream imports apply, and JetStream
+    /// serves the account whose JWT enables it.
+    pub fn operator(operator: crate::jwt::Operator) -> Result<Users, crate::jwt::JwtError> {
+        let jetstream = match operator.jetstream_accounts() {
+            [] => DEFAULT_ACCOUNT.into(),
+            [one] => one.clone(),
+            many => {
+                return Err(crate::jwt::JwtError::Unsupported {
+                    account: many
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join("`, `"),
+                    what: "JetStream in more than one account".into(),
+                });
+            }
+        };
+        Ok(Users {
+            users: Vec::new(),
+            bcrypt_verified: BcryptCache::default(),
+            jetstream,
+            stream_imports: operator.stream_imports().to_vec(),
+            operator: Some(Arc::new(operator)),
         })
     }
 
@@ -217,7 +247,29 @@ impl Users {
 
     /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
     pub fn has_nkeys(&self) -> bool {
-        self.users.iter().any(|u| u.credential == Credential::NKey)
+        self.operator.is_some() || self.users.iter().any(|u| u.credential == Credential::NKey)
+    }
+
+    /// Signs in with a user JWT (operator mode); `signed`: the nonce and the
+    /// client's signature of it, None on a reload (already signed in).
+    fn jwt_login(&self, jwt: &str, signed: Option<(Option<&str>, Option<&str>)>) -> Option<Login> {
+        let operator = self.operator.as_ref()?;
+        match operator.verify_user(jwt, signed) {
+            Ok(user) => Some(Login {
+                user: user.key,
+                permissions: user
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(ConnPermissions::new(p))),
+                imports: self.imports_from(&user.account),
+                account: user.account,
+                jwt: Some(jwt.into()),
+            }),
+            Err(error) => {
+                tracing::info!(%error, "user JWT refused");
+                None
+            }
+        }
     }
 
     fn find(&self, name: &str) -> Option<&User> {
@@ -349,6 +401,8 @@ pub(crate) struct Login {
     pub account: AccountName,
     /// The stream imports this connection's publishes feed.
     pub imports: Arc<[StreamImport]>,
+    /// The user JWT it signed in with (operator mode), checked again on reload.
+    pub jwt: Option<Arc<str>>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -366,6 +420,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
+                jwt: None,
             })
         }
         Auth::Token(token) => connect
@@ -377,7 +432,13 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
+                jwt: None,
             }),
+        Auth::Users(users) if users.operator.is_some() => {
+            let jwt = connect.jwt.as_deref()?;
+            let signed = Some((nonce, connect.sig.as_deref()));
+            users.jwt_login(jwt, signed)
+        }
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
                 let user = users
@@ -399,6 +460,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .map(|p| Arc::new(ConnPermissions::new(p))),
                 account: user.account.clone(),
                 imports: users.imports_from(&user.account),
+                jwt: None,
             })
         }
     }
@@ -413,7 +475,13 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             permissions: None,
             account: login.account.clone(),
             imports: Arc::new([]),
+            jwt: None,
         }),
+        (Some(Auth::Users(_)), Some(Auth::Users(new))) if login.jwt.is_some() => {
+            let jwt = login.jwt.as_deref()?;
+            new.jwt_login(jwt, None)
+                .filter(|l| same_account(&l.account, &login.account))
+        }
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
             let after = new.find(&login.user)?;
@@ -426,6 +494,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                         .map(|p| Arc::new(ConnPermissions::new(p))),
                     account: login.account.clone(),
                     imports: new.imports_from(&login.account),
+                    jwt: None,
                 })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
@@ -443,7 +512,7 @@ pub(crate) fn new_nonce() -> String {
 
 /// Whether `sig` (base64, URL-safe or standard, as clients send it) is `nkey`'s
 /// signature of `nonce`.
-fn verify_nkey(nkey: &str, nonce: &str, sig: &str) -> bool {
+pub(crate) fn verify_nkey(nkey: &str, nonce: &str, sig: &str) -> bool {
     use base64::Engine as _;
     let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(sig.trim_end_matches('='))

@@ -13,6 +13,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod forward;
+pub mod jwt;
 pub mod monitor;
 pub mod peer;
 pub mod routing;

@@ -27,7 +27,7 @@
 //!
 //! What is not built yet is refused here, by name, rather than ignored: service
 //! exports and imports, a stream import's `to`, JetStream in more than one account,
-//! the system account, and decentralized JWT auth (`operator`, `resolver`).
+//! and the system account. Decentralized JWT auth is [`crate::operator`].
 
 use std::collections::BTreeMap;
 

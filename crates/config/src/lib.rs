@@ -17,6 +17,7 @@ mod agent;
 mod control_plane;
 mod error;
 mod link_tls;
+pub mod operator;
 mod sources;
 pub mod users;
 mod values;

@@ -8,8 +8,8 @@ use super::RawAgentConfig;
 use crate::error::{ConfigError, invalid};
 use crate::users::UserSpec;
 
-/// An `operator` or `resolver` setting, in whatever form nats-server takes it: read
-/// only to be refused by name.
+/// An `operator` or `resolver` setting, in whatever form nats-server takes it (a
+/// string, a list, a table); what is not built yet is refused by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RawJwtSetting {
@@ -37,6 +37,8 @@ pub enum ClientAuth {
         /// [`crate::accounts`]).
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
     },
+    /// Operator mode (decentralized JWT auth, see [`crate::operator`]).
+    Operator(crate::operator::OperatorSpec),
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for ClientAuth {
                 .field("jetstream_account", jetstream_account)
                 .field("stream_imports", stream_imports)
                 .finish(),
+            ClientAuth::Operator(spec) => f.debug_tuple("Operator").field(spec).finish(),
         }
     }
 }
@@ -78,13 +81,8 @@ impl RawAgentConfig {
     /// The client listener's authentication: user and password, or a token, or the
     /// `[[users]]` of the file, or none.
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
-        for (setting, value) in [("operator", &self.operator), ("resolver", &self.resolver)] {
-            if value.is_some() {
-                return Err(invalid(
-                    setting,
-                    "decentralized JWT auth (operator, account resolver, user credentials) is not supported yet: configure [[users]] and [accounts.NAME] instead",
-                ));
-            }
+        if let Some(spec) = crate::operator::resolve(self)? {
+            return Ok(Some(ClientAuth::Operator(spec)));
         }
         let accounts = self.accounts.as_ref().filter(|a| !a.is_empty());
         let users = self
