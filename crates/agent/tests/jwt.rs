@@ -47,6 +47,7 @@ struct Trust {
     a: nkeys::KeyPair,
     a_signer: nkeys::KeyPair,
     b: nkeys::KeyPair,
+    b_scoped: nkeys::KeyPair,
     operator: nkeys::KeyPair,
     revoked: nkeys::KeyPair,
     /// nats-server's system account (it needs one for JetStream in operator mode);
@@ -71,6 +72,7 @@ impl Trust {
             a: nkeys::KeyPair::new_account(),
             a_signer: nkeys::KeyPair::new_account(),
             b: nkeys::KeyPair::new_account(),
+            b_scoped: nkeys::KeyPair::new_account(),
             operator,
             revoked: nkeys::KeyPair::new_user(),
             system: nkeys::KeyPair::new_account(),
@@ -100,8 +102,16 @@ impl Trust {
         )
     }
 
+    /// Account B: users without permissions of their own get its default ones; a
+    /// scoped signing key gives its users the template's.
     fn account_b(&self) -> String {
-        self.account_jwt(&self.b, json!({"limits": unlimited()}))
+        self.account_jwt(
+            &self.b,
+            json!({"limits": unlimited(),
+                   "default_permissions": {"pub": {"deny": ["secret.>"]}},
+                   "signing_keys": [{"kind": "user_scope", "key": self.b_scoped.public_key(),
+                                     "role": "reader", "template": {"pub": {"allow": ["reads.>", "barrier"]}}}]}),
+        )
     }
 
     fn account_jwt(&self, account: &nkeys::KeyPair, mut nats: Value) -> String {
@@ -115,7 +125,8 @@ impl Trust {
         .expect("account JWT")
     }
 
-    /// A credentials file for a user signed by `issuer`; `nats` claims merged in.
+    /// A credentials file for a user signed by `issuer`; `nats` claims merged in (a
+    /// null removes the claim).
     fn creds(&self, user: &nkeys::KeyPair, issuer: &nkeys::KeyPair, extra: Value) -> String {
         let mut nats = unlimited();
         nats["type"] = json!("user");
@@ -126,7 +137,12 @@ impl Trust {
         for (k, v) in extra.as_object().expect("object") {
             if k == "nats" {
                 for (nk, nv) in v.as_object().expect("nats object") {
-                    nats[nk] = nv.clone();
+                    match (nv.is_null(), nats.as_object_mut()) {
+                        (true, Some(nats)) => {
+                            nats.remove(nk);
+                        }
+                        _ => nats[nk] = nv.clone(),
+                    }
                 }
             } else {
                 claims[k] = v.clone();
@@ -251,6 +267,14 @@ async fn transcript(trust: &Trust, url: &str) -> Vec<String> {
                 json!({"nats": {"issuer_account": trust.a.public_key()}}),
             ),
         ),
+        (
+            "scoped with limits",
+            trust.creds(
+                &user(),
+                &trust.b_scoped,
+                json!({"nats": {"issuer_account": trust.b.public_key()}}),
+            ),
+        ),
         ("wrong seed", wrong_seed),
         (
             "expired",
@@ -338,6 +362,42 @@ async fn transcript(trust: &Trust, url: &str) -> Vec<String> {
         out.push(format!("B error: {err}"));
     }
 
+    // B's default permissions for a user without its own; a scoped key's template.
+    for (who, creds, subject) in [
+        (
+            "B default",
+            trust.creds(&user(), &trust.b, json!({})),
+            "secret.x",
+        ),
+        (
+            "B scoped",
+            // nats-server: a scoped key's users carry no permissions or limits.
+            trust.creds(
+                &user(),
+                &trust.b_scoped,
+                json!({"nats": {"issuer_account": trust.b.public_key(), "subs": null,
+                                "data": null, "payload": null}}),
+            ),
+            "writes.x",
+        ),
+    ] {
+        let (client, mut errors) = sign_in(url, &creds)
+            .await
+            .unwrap_or_else(|e| panic!("{who} signs in at {url}: {e}"));
+        client.publish(subject, "x".into()).await.expect("publish");
+        barrier(&client).await;
+        client
+            .publish("reads.x", "x".into())
+            .await
+            .expect("publish");
+        barrier(&client).await;
+        let err = timeout(EVENTUALLY, errors.recv())
+            .await
+            .expect("an error in time")
+            .expect("events open");
+        out.push(format!("{who} error: {err}"));
+    }
+
     // JetStream works in A, whose JWT enables it.
     let js = async_nats::jetstream::new(a.clone());
     let created = js
@@ -364,26 +424,28 @@ async fn jwt_users_sign_in_like_nats_server() {
     // Not vacuous.
     assert_eq!(ours[0], "A user: signed in");
     assert_eq!(ours[1], "A signing key: signed in");
-    for refused in &ours[2..8] {
+    for refused in &ours[2..9] {
         assert!(
             refused.ends_with("refused: AuthorizationViolation"),
             "{refused}"
         );
     }
-    assert_eq!(ours[8], "bearer: signed in");
-    assert_eq!(ours[9], "A sees: orders.a orders.a");
-    assert_eq!(ours[10], "B sees: orders.b orders.b");
+    assert_eq!(ours[9], "bearer: signed in");
+    assert_eq!(ours[10], "A sees: orders.a orders.a");
+    assert_eq!(ours[11], "B sees: orders.b orders.b");
     assert!(
-        ours[11].contains("Publish to \"billing.x\""),
-        "{}",
-        ours[11]
-    );
-    assert!(
-        ours[12].contains("Subscription to \"orders.secret\""),
+        ours[12].contains("Publish to \"billing.x\""),
         "{}",
         ours[12]
     );
-    assert_eq!(ours[13], "A stream: Ok(\"ORDERS\")");
+    assert!(
+        ours[13].contains("Subscription to \"orders.secret\""),
+        "{}",
+        ours[13]
+    );
+    assert!(ours[14].contains("Publish to \"secret.x\""), "{}", ours[14]);
+    assert!(ours[15].contains("Publish to \"writes.x\""), "{}", ours[15]);
+    assert_eq!(ours[16], "A stream: Ok(\"ORDERS\")");
 
     // B's JWT does not enable JetStream: InfiniStream answers nats-server's
     // `JetStream not enabled for account` (10039), as nats-server does for accounts

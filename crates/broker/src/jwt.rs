@@ -67,6 +67,8 @@ pub enum JwtError {
     Nonce(String),
     #[error("account `{account}`: {what} is not supported yet")]
     Unsupported { account: String, what: String },
+    #[error("user `{0}` is signed by a scoped signing key but carries permissions or limits")]
+    ScopedUserClaims(String),
     #[error("user `{user}`: {what} in a user JWT are not supported yet")]
     UnsupportedUser { user: String, what: &'static str },
     #[error("{0}")]
@@ -274,6 +276,22 @@ struct UserNats {
 }
 
 impl UserNats {
+    /// nats-server's `HasEmptyPermissions`: no permissions, limits, bearer flag or
+    /// connection types (required of a scoped signing key's users).
+    fn is_empty(&self) -> bool {
+        self.permissions.is_empty()
+            && [self.subs, self.data, self.payload]
+                .iter()
+                .all(|v| v.is_none_or(|v| v == 0))
+            && self
+                .src
+                .as_ref()
+                .is_none_or(|s| s.is_null() || s.as_str() == Some(""))
+            && self.times.is_empty()
+            && !self.bearer_token
+            && self.allowed_connection_types.is_empty()
+    }
+
     /// Restrictions a user JWT can carry that are not enforced yet: such a user is
     /// refused rather than let in without them.
     fn unsupported(&self) -> Option<&'static str> {
@@ -569,6 +587,9 @@ impl Operator {
             None
         } else {
             match account.signing_keys.get(&user.iss) {
+                Some(Some(_)) if !user.nats.is_empty() => {
+                    return Err(JwtError::ScopedUserClaims(user.sub));
+                }
                 Some(scope) => scope.as_ref(),
                 None => {
                     return Err(JwtError::UntrustedUser {

@@ -214,6 +214,15 @@ fn signing_keys_bearer_tokens_and_default_permissions() {
             .and_then(|p| p.allow),
         Some(vec!["scoped.>".to_owned()])
     );
+    // As nats-server: a scoped key's users carry no permissions or limits of their own.
+    let with_limits = c.user_jwt(
+        &c.signer,
+        json!({"nats": {"issuer_account": c.account.public_key(), "subs": -1}}),
+    );
+    assert_eq!(
+        scoped.verify_user(&with_limits, None).err(),
+        Some(JwtError::ScopedUserClaims(c.user.public_key()))
+    );
 }
 
 #[test]
