@@ -23,7 +23,17 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             users: specs,
             jetstream_account,
             stream_imports,
+            service_imports,
         } => {
+            let services = service_imports
+                .iter()
+                .map(|i| infinistream_broker::ServiceImport {
+                    from: i.from.as_str().into(),
+                    into: i.into.as_str().into(),
+                    subject: i.subject.clone().into(),
+                    local: i.local.clone().into(),
+                })
+                .collect();
             let imports = stream_imports
                 .iter()
                 .map(|i| StreamImport {
@@ -49,7 +59,8 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                 Users::new(users)
                     .context("users")?
                     .with_jetstream_account(jetstream_account)
-                    .with_stream_imports(imports),
+                    .with_stream_imports(imports)
+                    .with_service_imports(services),
             ))
         }
         ClientAuth::Operator(spec) => {

@@ -123,6 +123,7 @@ pub struct Users {
     /// The account JetStream serves (see the module docs).
     jetstream: AccountName,
     stream_imports: Vec<StreamImport>,
+    service_imports: Vec<crate::service::ServiceImport>,
     /// Operator mode (decentralized JWT auth): users sign in with user JWTs instead.
     operator: Option<Arc<crate::jwt::Operator>>,
 }
@@ -188,6 +189,7 @@ impl Users {
             bcrypt_verified: BcryptCache::default(),
             jetstream: DEFAULT_ACCOUNT.into(),
             stream_imports: Vec::new(),
+            service_imports: Vec::new(),
             operator: None,
         })
     }
@@ -215,6 +217,7 @@ impl Users {
             bcrypt_verified: BcryptCache::default(),
             jetstream,
             stream_imports: operator.stream_imports().to_vec(),
+            service_imports: Vec::new(),
             operator: Some(Arc::new(operator)),
         })
     }
@@ -223,6 +226,22 @@ impl Users {
     pub fn with_stream_imports(mut self, imports: Vec<StreamImport>) -> Users {
         self.stream_imports = imports;
         self
+    }
+
+    /// Lets accounts reach services other accounts export (see
+    /// [`crate::service::ServiceImport`]).
+    pub fn with_service_imports(mut self, imports: Vec<crate::service::ServiceImport>) -> Users {
+        self.service_imports = imports;
+        self
+    }
+
+    /// The service imports `account`'s publishes may reach.
+    fn services_into(&self, account: &AccountName) -> Arc<[crate::service::ServiceImport]> {
+        self.service_imports
+            .iter()
+            .filter(|i| same_account(&i.into, account))
+            .cloned()
+            .collect()
     }
 
     /// The stream imports whose publishes come from `account`.
@@ -262,6 +281,7 @@ impl Users {
                     .as_ref()
                     .map(|p| Arc::new(ConnPermissions::new(p))),
                 imports: self.imports_from(&user.account),
+                services: self.services_into(&user.account),
                 account: user.account,
                 jwt: Some(jwt.into()),
             }),
@@ -403,6 +423,8 @@ pub(crate) struct Login {
     pub imports: Arc<[StreamImport]>,
     /// The user JWT it signed in with (operator mode), checked again on reload.
     pub jwt: Option<Arc<str>>,
+    /// The service imports this connection's publishes may reach.
+    pub services: Arc<[crate::service::ServiceImport]>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -421,6 +443,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
                 jwt: None,
+                services: Arc::new([]),
             })
         }
         Auth::Token(token) => connect
@@ -433,6 +456,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
                 jwt: None,
+                services: Arc::new([]),
             }),
         Auth::Users(users) if users.operator.is_some() => {
             let jwt = connect.jwt.as_deref()?;
@@ -461,6 +485,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: user.account.clone(),
                 imports: users.imports_from(&user.account),
                 jwt: None,
+                services: users.services_into(&user.account),
             })
         }
     }
@@ -476,6 +501,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             account: login.account.clone(),
             imports: Arc::new([]),
             jwt: None,
+            services: Arc::new([]),
         }),
         (Some(Auth::Users(_)), Some(Auth::Users(new))) if login.jwt.is_some() => {
             let jwt = login.jwt.as_deref()?;
@@ -495,6 +521,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                     account: login.account.clone(),
                     imports: new.imports_from(&login.account),
                     jwt: None,
+                    services: new.services_into(&login.account),
                 })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),

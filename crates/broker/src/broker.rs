@@ -158,6 +158,8 @@ pub(crate) struct Inner {
     /// The account of the broker's internal subscribers and of its own publishes:
     /// the one JetStream serves (see [`crate::auth`]).
     pub internal_account: AccountName,
+    /// Response mappings of service imports (see [`crate::service`]).
+    pub responses: crate::service::Responses,
 }
 
 impl Inner {
@@ -345,6 +347,7 @@ impl Broker {
                 cluster: RwLock::new(None),
                 peers: RwLock::new(Vec::new()),
                 captures: RwLock::new(None),
+                responses: crate::service::Responses::default(),
             }),
         }
     }
@@ -877,6 +880,7 @@ impl Inner {
             }
             // Peers are owed a message through `Inner::route`, never one by one.
             Target::Route { .. } => false,
+            Target::Responses => self.deliver_response(ctx, msg),
         }
     }
 

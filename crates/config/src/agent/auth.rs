@@ -36,6 +36,8 @@ pub enum ClientAuth {
         /// Subjects one account's publishes share with another (see
         /// [`crate::accounts`]).
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
+        /// Services one account reaches in another (see [`crate::accounts`]).
+        service_imports: Vec<crate::accounts::ServiceImportSpec>,
     },
     /// Operator mode (decentralized JWT auth, see [`crate::operator`]).
     Operator(crate::operator::OperatorSpec),
@@ -55,11 +57,13 @@ impl std::fmt::Debug for ClientAuth {
                 users,
                 jetstream_account,
                 stream_imports,
+                service_imports,
             } => f
                 .debug_struct("Users")
                 .field("users", users)
                 .field("jetstream_account", jetstream_account)
                 .field("stream_imports", stream_imports)
+                .field("service_imports", service_imports)
                 .finish(),
             ClientAuth::Operator(spec) => f.debug_tuple("Operator").field(spec).finish(),
         }
@@ -100,6 +104,7 @@ impl RawAgentConfig {
                     users: resolved.users,
                     jetstream_account: resolved.jetstream,
                     stream_imports: resolved.stream_imports,
+                    service_imports: resolved.service_imports,
                 })
             }
             _ if users.is_some() => {
