@@ -13,13 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::client::RequestErrorKind;
 use futures::StreamExt;
 use infinistream_broker::jwt::{credentials_file, encode};
-use infinistream_config::{RawAgentConfig, RolesValue};
-use infinistream_runtime::CancellationToken;
+use infinistream_config::RawAgentConfig;
 use infinistream_testkit::nats::NatsServer;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+#[path = "support/in_process.rs"]
+mod in_process;
 #[path = "support/py_client.rs"]
 mod py_client;
 
@@ -98,7 +99,8 @@ impl Trust {
         self.account_jwt(
             &self.a,
             json!({"limits": limits, "signing_keys": [self.a_signer.public_key()],
-                   "revocations": revocations}),
+                   "revocations": revocations,
+                   "exports": [{"name": "time", "subject": "svc.>", "type": "service"}]}),
         )
     }
 
@@ -108,6 +110,8 @@ impl Trust {
         self.account_jwt(
             &self.b,
             json!({"limits": unlimited(),
+                   "imports": [{"name": "time", "subject": "svc.time", "account": self.a.public_key(),
+                                "local_subject": "time", "type": "service"}],
                    "default_permissions": {"pub": {"deny": ["secret.>"]}},
                    "signing_keys": [{"kind": "user_scope", "key": self.b_scoped.public_key(),
                                      "role": "reader", "template": {"pub": {"allow": ["reads.>", "barrier"]}}}]}),
@@ -182,20 +186,9 @@ impl Trust {
 async fn start_agent(dir: &Path, toml: &str) -> (infinistream_agent::AgentHandle, RawAgentConfig) {
     let file = dir.join("agent.toml");
     std::fs::write(&file, toml).expect("write config");
-    let flags = RawAgentConfig {
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.join("data")),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        server_name: Some("jwt-test".into()),
-        ..Default::default()
-    };
+    let flags = in_process::local(&dir.join("data"));
     let config = infinistream_config::load_agent(Some(&file), &flags).expect("valid config");
-    let agent = infinistream_agent::AgentHandle::start(config, CancellationToken::new())
-        .await
-        .expect("agent starts");
-    (agent, flags)
+    (in_process::start_config(config).await, flags)
 }
 
 /// Signs in with `creds`, collecting the server's errors.
@@ -398,6 +391,23 @@ async fn transcript(trust: &Trust, url: &str) -> Vec<String> {
         out.push(format!("{who} error: {err}"));
     }
 
+    // B reaches A's exported service through its import, under its local subject.
+    let mut service = a.subscribe("svc.>").await.expect("service");
+    barrier(&a).await;
+    let answering = a.clone();
+    let served = tokio::spawn(async move {
+        let req = service.next().await.expect("a request");
+        let reply = req.reply.expect("reply subject");
+        let seen = format!("{} {}", req.subject, reply.starts_with("_R_."));
+        answering.publish(reply, seen.into()).await.expect("answer");
+        answering.flush().await.expect("flush");
+    });
+    let (carl, _) = sign_in(url, &trust.creds(&user(), &trust.b, json!({})))
+        .await
+        .expect("carl");
+    out.push(format!("B asks time: {}", ask(&carl, "time", "").await));
+    served.await.expect("service task");
+
     // JetStream works in A, whose JWT enables it.
     let js = async_nats::jetstream::new(a.clone());
     let created = js
@@ -445,7 +455,8 @@ async fn jwt_users_sign_in_like_nats_server() {
     );
     assert!(ours[14].contains("Publish to \"secret.x\""), "{}", ours[14]);
     assert!(ours[15].contains("Publish to \"writes.x\""), "{}", ours[15]);
-    assert_eq!(ours[16], "A stream: Ok(\"ORDERS\")");
+    assert_eq!(ours[16], "B asks time: svc.time true");
+    assert_eq!(ours[17], "A stream: Ok(\"ORDERS\")");
 
     // B's JWT does not enable JetStream: InfiniStream answers nats-server's
     // `JetStream not enabled for account` (10039), as nats-server does for accounts

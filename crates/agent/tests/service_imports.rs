@@ -221,3 +221,38 @@ async fn service_imports_answer_across_agents() {
     assert_eq!(answer, "svc.time far true #1");
     drop(cp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_service_imports_without_dropping_connections() {
+    const TOML: &str = r#"
+[accounts.A]
+users = [{ user = "a", password = "pa" }]
+exports = [{ service = "svc.>" }]
+[accounts.B]
+users = [{ user = "b", password = "pb" }]
+imports = [{ service = { account = "A", subject = "svc.time" }, to = "time" }]
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, TOML).expect("write");
+    let flags = in_process::local(&dir.path().join("data"));
+    let config = infinistream_config::load_agent(Some(&file), &flags).expect("valid config");
+    let agent = in_process::start_config(config).await;
+    let url = format!("nats://{}", agent.client_addr());
+    let (a, b) = (login(&url, "a", "pa").await, login(&url, "b", "pb").await);
+    responder(&a).await;
+    assert_eq!(ask(&b, "time", "1").await, "svc.time 1 true #1");
+
+    // B's import is removed: its open connection stays, the service is gone for it.
+    let without = TOML.replace(
+        "imports = [{ service = { account = \"A\", subject = \"svc.time\" }, to = \"time\" }]\n",
+        "",
+    );
+    std::fs::write(&file, without).expect("write");
+    infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).expect("reload");
+    assert_eq!(ask(&b, "time", "2").await, "no responders");
+    // And back.
+    std::fs::write(&file, TOML).expect("write");
+    infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).expect("reload");
+    assert_eq!(ask(&b, "time", "3").await, "svc.time 3 true #1");
+}

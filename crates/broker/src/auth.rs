@@ -217,7 +217,7 @@ impl Users {
             bcrypt_verified: BcryptCache::default(),
             jetstream,
             stream_imports: operator.stream_imports().to_vec(),
-            service_imports: Vec::new(),
+            service_imports: operator.service_imports().to_vec(),
             operator: Some(Arc::new(operator)),
         })
     }

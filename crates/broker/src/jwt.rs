@@ -33,6 +33,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{AccountName, Permissions, ResponsePermission, StreamImport, SubjectPermission};
+use crate::service::ServiceImport;
 
 /// Why an operator or account JWT was refused at load, or a user JWT at `CONNECT`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -195,6 +196,8 @@ enum RawSigningKey {
 struct RawExport {
     #[serde(default)]
     subject: String,
+    #[serde(default)]
+    response_type: Option<String>,
     #[serde(default, rename = "type")]
     kind: String,
 }
@@ -394,6 +397,7 @@ pub struct Operator {
     accounts: HashMap<String, Account>,
     jetstream: Vec<AccountName>,
     stream_imports: Vec<StreamImport>,
+    service_imports: Vec<ServiceImport>,
 }
 
 /// A user JWT that passed every check.
@@ -470,15 +474,23 @@ impl Operator {
                 ));
             }
             for export in &claims.nats.exports {
-                if export.kind != "stream" {
+                let singleton = export
+                    .response_type
+                    .as_deref()
+                    .is_none_or(|t| t.is_empty() || t.eq_ignore_ascii_case("singleton"));
+                if !matches!(export.kind.as_str(), "stream" | "service") || !singleton {
                     return Err(unsupported(format!(
-                        "the {} export `{}`",
-                        export.kind, export.subject
+                        "the {} export `{}` (response type {:?})",
+                        export.kind, export.subject, export.response_type
                     )));
                 }
             }
             exports.insert(key.clone(), claims.nats.exports);
             for import in claims.nats.imports {
+                if import.kind == "service" {
+                    imports.push((key.clone(), import));
+                    continue;
+                }
                 if import.kind != "stream" || !import.local_subject.is_empty() {
                     return Err(unsupported(format!(
                         "the {} import `{}` (only stream imports, with `to` as prefix)",
@@ -512,10 +524,15 @@ impl Operator {
             );
         }
         let mut stream_imports = Vec::new();
+        let mut service_imports = Vec::new();
         for (into, import) in imports {
             let exported = exports.get(&import.account).is_some_and(|list| {
                 list.iter().any(|e| {
-                    infinistream_protocol::subject::is_subset_match(&import.subject, &e.subject)
+                    e.kind == import.kind
+                        && infinistream_protocol::subject::is_subset_match(
+                            &import.subject,
+                            &e.subject,
+                        )
                 })
             });
             let (Some(from), Some(to)) = (accounts.get(&import.account), accounts.get(&into))
@@ -530,6 +547,30 @@ impl Operator {
                         import.subject, import.account
                     ),
                 });
+            }
+            if import.kind == "service" {
+                let local = [&import.local_subject, &import.to]
+                    .into_iter()
+                    .find(|s| !s.is_empty())
+                    .unwrap_or(&import.subject)
+                    .clone();
+                let wildcard = |s: &str| s.split('.').any(|t| t == "*" || t == ">");
+                if local != import.subject && (wildcard(&local) || wildcard(&import.subject)) {
+                    return Err(JwtError::Unsupported {
+                        account: into,
+                        what: format!(
+                            "a service import remapping wildcards (`{}` to `{local}`)",
+                            import.subject
+                        ),
+                    });
+                }
+                service_imports.push(ServiceImport {
+                    from: from.name.clone(),
+                    into: to.name.clone(),
+                    subject: Bytes::from(import.subject),
+                    local: Bytes::from(local),
+                });
+                continue;
             }
             stream_imports.push(StreamImport {
                 from: from.name.clone(),
@@ -548,12 +589,18 @@ impl Operator {
             accounts,
             jetstream,
             stream_imports,
+            service_imports,
         })
     }
 
     /// The accounts whose JWT enables JetStream.
     pub fn jetstream_accounts(&self) -> &[AccountName] {
         &self.jetstream
+    }
+
+    /// The service imports the account JWTs declare.
+    pub fn service_imports(&self) -> &[ServiceImport] {
+        &self.service_imports
     }
 
     /// The stream imports the account JWTs declare.

@@ -249,7 +249,7 @@ fn accounts_must_chain_to_the_operator_and_unbuilt_claims_are_refused() {
     for (nats, what) in [
         (json!({"limits": {"conn": 5}}), "`conn`"),
         (
-            json!({"exports": [{"subject": "svc", "type": "service"}]}),
+            json!({"exports": [{"subject": "svc", "type": "service", "response_type": "Stream"}]}),
             "service export",
         ),
         (
