@@ -42,6 +42,8 @@ use infinistream_protocol::info::Connect;
 use infinistream_protocol::subject;
 use parking_lot::Mutex;
 
+pub mod jwt;
+
 /// An account's name: subjects, subscriptions and JetStream assets are isolated per
 /// account.
 pub type AccountName = Arc<str>;
@@ -86,6 +88,33 @@ impl StreamImport {
     }
 }
 
+/// nats-server's service import: requests published in `into` on `local` reach the
+/// subscribers of `from` on `subject` (the same subject unless the import names a
+/// `to`), and their answers come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImport {
+    pub from: AccountName,
+    pub into: AccountName,
+    /// The exported subject (literal, or a wildcard when `local` is the same).
+    pub subject: Bytes,
+    /// The subject the importing account's clients publish on.
+    pub local: Bytes,
+}
+
+impl ServiceImport {
+    /// The subject a publish on `published` in `into` has in `from`, if imported.
+    pub(crate) fn map(&self, published: &[u8]) -> Option<Bytes> {
+        if !subject::matches(&self.local, published) {
+            return None;
+        }
+        Some(if self.local == self.subject {
+            Bytes::copy_from_slice(published)
+        } else {
+            self.subject.clone()
+        })
+    }
+}
+
 /// How clients authenticate, when required.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -123,9 +152,9 @@ pub struct Users {
     /// The account JetStream serves (see the module docs).
     jetstream: AccountName,
     stream_imports: Vec<StreamImport>,
-    service_imports: Vec<crate::service::ServiceImport>,
+    service_imports: Vec<ServiceImport>,
     /// Operator mode (decentralized JWT auth): users sign in with user JWTs instead.
-    operator: Option<Arc<crate::jwt::Operator>>,
+    operator: Option<Arc<jwt::Operator>>,
 }
 
 impl fmt::Debug for Users {
@@ -195,14 +224,14 @@ impl Users {
     }
 
     /// Operator mode: users sign in with user JWTs the operator's accounts signed
-    /// (see [`crate::jwt`]); the account JWTs' stream imports apply, and JetStream
+    /// (see [`jwt`]); the account JWTs' stream imports apply, and JetStream
     /// serves the account whose JWT enables it.
-    pub fn operator(operator: crate::jwt::Operator) -> Result<Users, crate::jwt::JwtError> {
+    pub fn operator(operator: jwt::Operator) -> Result<Users, jwt::JwtError> {
         let jetstream = match operator.jetstream_accounts() {
             [] => DEFAULT_ACCOUNT.into(),
             [one] => one.clone(),
             many => {
-                return Err(crate::jwt::JwtError::Unsupported {
+                return Err(jwt::JwtError::Unsupported {
                     account: many
                         .iter()
                         .map(|a| a.to_string())
@@ -229,14 +258,14 @@ impl Users {
     }
 
     /// Lets accounts reach services other accounts export (see
-    /// [`crate::service::ServiceImport`]).
-    pub fn with_service_imports(mut self, imports: Vec<crate::service::ServiceImport>) -> Users {
+    /// [`ServiceImport`]).
+    pub fn with_service_imports(mut self, imports: Vec<ServiceImport>) -> Users {
         self.service_imports = imports;
         self
     }
 
     /// The service imports `account`'s publishes may reach.
-    fn services_into(&self, account: &AccountName) -> Arc<[crate::service::ServiceImport]> {
+    fn services_into(&self, account: &AccountName) -> Arc<[ServiceImport]> {
         self.service_imports
             .iter()
             .filter(|i| same_account(&i.into, account))
@@ -424,7 +453,7 @@ pub(crate) struct Login {
     /// The user JWT it signed in with (operator mode), checked again on reload.
     pub jwt: Option<Arc<str>>,
     /// The service imports this connection's publishes may reach.
-    pub services: Arc<[crate::service::ServiceImport]>,
+    pub services: Arc<[ServiceImport]>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -853,6 +882,26 @@ mod tests {
         assert_eq!(import(None).map(b"ev.1").as_deref(), Some(&b"ev.1"[..]));
         assert_eq!(import(None).map(b"ev.1.x"), None);
         assert_eq!(import(None).map(b"other"), None);
+    }
+
+    #[test]
+    fn imports_map_their_local_subject_onto_the_export() {
+        let import = |subject: &'static str, local: &'static str| ServiceImport {
+            from: "A".into(),
+            into: "B".into(),
+            subject: Bytes::from_static(subject.as_bytes()),
+            local: Bytes::from_static(local.as_bytes()),
+        };
+        assert_eq!(
+            import("svc.time", "time").map(b"time").as_deref(),
+            Some(&b"svc.time"[..])
+        );
+        assert_eq!(import("svc.time", "time").map(b"svc.time"), None);
+        assert_eq!(
+            import("svc.*", "svc.*").map(b"svc.echo").as_deref(),
+            Some(&b"svc.echo"[..])
+        );
+        assert_eq!(import("svc.*", "svc.*").map(b"svc.a.b"), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod service;
+
 use crate::auth::{AccountName, Auth, DEFAULT_ACCOUNT};
 use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
@@ -158,8 +160,8 @@ pub(crate) struct Inner {
     /// The account of the broker's internal subscribers and of its own publishes:
     /// the one JetStream serves (see [`crate::auth`]).
     pub internal_account: AccountName,
-    /// Response mappings of service imports (see [`crate::service`]).
-    pub responses: crate::service::Responses,
+    /// Response mappings of service imports (see [`service`]).
+    pub responses: service::Responses,
 }
 
 impl Inner {
@@ -347,7 +349,7 @@ impl Broker {
                 cluster: RwLock::new(None),
                 peers: RwLock::new(Vec::new()),
                 captures: RwLock::new(None),
-                responses: crate::service::Responses::default(),
+                responses: service::Responses::default(),
             }),
         }
     }

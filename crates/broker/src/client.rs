@@ -493,7 +493,7 @@ struct Reader {
     imports: Arc<[auth::StreamImport]>,
     /// The service imports this connection's publishes may reach (refreshed with
     /// `permissions`).
-    services: Arc<[crate::service::ServiceImport]>,
+    services: Arc<[auth::ServiceImport]>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:

@@ -13,18 +13,16 @@ mod client;
 pub mod config;
 mod error;
 pub mod forward;
-pub mod jwt;
 pub mod monitor;
 pub mod peer;
 pub mod routing;
-pub mod service;
 mod sub;
 mod sublist;
 pub mod tls;
 
 pub use auth::{
-    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
-    SubjectPermission, User, Users, UsersError,
+    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, ServiceImport,
+    StreamImport, SubjectPermission, User, Users, UsersError, jwt,
 };
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
@@ -32,6 +30,5 @@ pub use error::BrokerError;
 pub use forward::Forwarded;
 pub use monitor::{ConnInfo, Connz, Varz};
 pub use peer::{InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default};
-pub use service::ServiceImport;
 pub use sub::InternalMsg;
 pub use tls::{Tls, TlsError};

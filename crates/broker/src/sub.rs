@@ -40,7 +40,7 @@ pub(crate) enum Target {
         link: Arc<PeerLink>,
     },
     /// This agent's service-import response subjects in one exporting account (see
-    /// [`crate::service`]).
+    /// [`crate::broker`]).
     Responses,
 }
 

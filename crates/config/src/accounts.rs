@@ -27,7 +27,7 @@
 //!
 //! What is not built yet is refused here, by name, rather than ignored: service
 //! exports and imports, a stream import's `to`, JetStream in more than one account,
-//! and the system account. Decentralized JWT auth is [`crate::operator`].
+//! and the system account. Decentralized JWT auth is the agent's `operator` setting.
 
 use std::collections::BTreeMap;
 

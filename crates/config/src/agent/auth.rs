@@ -2,21 +2,9 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use super::RawAgentConfig;
 use crate::error::{ConfigError, invalid};
 use crate::users::UserSpec;
-
-/// An `operator` or `resolver` setting, in whatever form nats-server takes it (a
-/// string, a list, a table); what is not built yet is refused by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RawJwtSetting {
-    Text(String),
-    List(Vec<String>),
-    Table(std::collections::BTreeMap<String, String>),
-}
 
 /// Client authentication the NATS listener enforces.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,8 +27,8 @@ pub enum ClientAuth {
         /// Services one account reaches in another (see [`crate::accounts`]).
         service_imports: Vec<crate::accounts::ServiceImportSpec>,
     },
-    /// Operator mode (decentralized JWT auth, see [`crate::operator`]).
-    Operator(crate::operator::OperatorSpec),
+    /// Operator mode (decentralized JWT auth, see [`super::operator`]).
+    Operator(super::operator::OperatorSpec),
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -85,7 +73,7 @@ impl RawAgentConfig {
     /// The client listener's authentication: user and password, or a token, or the
     /// `[[users]]` of the file, or none.
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
-        if let Some(spec) = crate::operator::resolve(self)? {
+        if let Some(spec) = super::operator::resolve(self)? {
             return Ok(Some(ClientAuth::Operator(spec)));
         }
         let accounts = self.accounts.as_ref().filter(|a| !a.is_empty());

@@ -17,8 +17,20 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::agent::{RawAgentConfig, RawJwtSetting};
+use serde::{Deserialize, Serialize};
+
+use super::RawAgentConfig;
 use crate::error::{ConfigError, invalid};
+
+/// An `operator` or `resolver` setting, in whatever form nats-server takes it (a
+/// string, a list, a table); what is not built yet is refused by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawJwtSetting {
+    Text(String),
+    List(Vec<String>),
+    Table(std::collections::BTreeMap<String, String>),
+}
 
 /// Operator mode as configured: the operator JWTs and the memory resolver's account
 /// JWTs, as text.

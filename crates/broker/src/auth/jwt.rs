@@ -32,8 +32,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{AccountName, Permissions, ResponsePermission, StreamImport, SubjectPermission};
-use crate::service::ServiceImport;
+use super::{
+    AccountName, Permissions, ResponsePermission, ServiceImport, StreamImport, SubjectPermission,
+};
 
 /// Why an operator or account JWT was refused at load, or a user JWT at `CONNECT`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -334,7 +335,7 @@ fn decode<T: DeserializeOwned>(jwt: &str) -> Result<Claims<T>, JwtError> {
             .map_err(|_| JwtError::Malformed)
     };
     let parsed: Header = serde_json::from_slice(&part(header)?).map_err(|_| JwtError::Header)?;
-    if parsed.typ.to_ascii_uppercase() != "JWT" || parsed.alg != "ed25519-nkey" {
+    if !parsed.typ.eq_ignore_ascii_case("JWT") || parsed.alg != "ed25519-nkey" {
         return Err(JwtError::Header);
     }
     let claims_bytes = part(claims)?;
@@ -663,7 +664,7 @@ impl Operator {
         {
             let ok = nonce
                 .zip(sig)
-                .is_some_and(|(n, s)| crate::auth::verify_nkey(&user.sub, n, s));
+                .is_some_and(|(n, s)| super::verify_nkey(&user.sub, n, s));
             if !ok {
                 return Err(JwtError::Nonce(user.sub));
             }

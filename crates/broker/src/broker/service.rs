@@ -17,39 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use infinistream_protocol::subject;
 use parking_lot::Mutex;
 
-use crate::auth::{AccountName, same_account};
-use crate::broker::{Inner, Msg, RouteCtx};
+use super::{Inner, Msg, RouteCtx};
+use crate::auth::{AccountName, ServiceImport, same_account};
 use crate::sub::{Subscription, Target};
-
-/// nats-server's service import: requests published in `into` on `local` reach the
-/// subscribers of `from` on `subject` (the same subject unless the import names a
-/// `to`), and their answers come back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceImport {
-    pub from: AccountName,
-    pub into: AccountName,
-    /// The exported subject (literal, or a wildcard when `local` is the same).
-    pub subject: Bytes,
-    /// The subject the importing account's clients publish on.
-    pub local: Bytes,
-}
-
-impl ServiceImport {
-    /// The subject a publish on `published` in `into` has in `from`, if imported.
-    pub(crate) fn map(&self, published: &[u8]) -> Option<Bytes> {
-        if !subject::matches(&self.local, published) {
-            return None;
-        }
-        Some(if self.local == self.subject {
-            Bytes::copy_from_slice(published)
-        } else {
-            self.subject.clone()
-        })
-    }
-}
 
 /// How long an unanswered request's response mapping lives (nats-server's default
 /// response threshold).
@@ -79,7 +51,7 @@ pub(crate) struct Responses {
 impl Default for Responses {
     fn default() -> Self {
         Responses {
-            prefix: format!("_R_.{}.", random_token(crate::broker::random_seed())),
+            prefix: format!("_R_.{}.", random_token(super::random_seed())),
             routes: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
         }
@@ -207,26 +179,6 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn imports_map_their_local_subject_onto_the_export() {
-        let import = |subject: &'static str, local: &'static str| ServiceImport {
-            from: "A".into(),
-            into: "B".into(),
-            subject: Bytes::from_static(subject.as_bytes()),
-            local: Bytes::from_static(local.as_bytes()),
-        };
-        assert_eq!(
-            import("svc.time", "time").map(b"time").as_deref(),
-            Some(&b"svc.time"[..])
-        );
-        assert_eq!(import("svc.time", "time").map(b"svc.time"), None);
-        assert_eq!(
-            import("svc.*", "svc.*").map(b"svc.echo").as_deref(),
-            Some(&b"svc.echo"[..])
-        );
-        assert_eq!(import("svc.*", "svc.*").map(b"svc.a.b"), None);
-    }
 
     #[test]
     fn response_tokens_are_base62() {
