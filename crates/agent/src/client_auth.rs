@@ -26,8 +26,18 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             users: specs,
             jetstream_account,
             stream_imports,
+            service_imports,
             ..
         } => {
+            let services = service_imports
+                .iter()
+                .map(|i| infinistream_broker::ServiceImport {
+                    from: i.from.as_str().into(),
+                    into: i.into.as_str().into(),
+                    subject: i.subject.clone().into(),
+                    local: i.local.clone().into(),
+                })
+                .collect();
             let imports = stream_imports
                 .iter()
                 .map(|i| StreamImport {
@@ -53,7 +63,15 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                 Users::new(users)
                     .context("users")?
                     .with_jetstream_account(jetstream_account)
-                    .with_stream_imports(imports),
+                    .with_stream_imports(imports)
+                    .with_service_imports(services),
+            ))
+        }
+        ClientAuth::Operator(spec) => {
+            let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts)
+                .context("operator mode (decentralized JWT auth)")?;
+            Auth::Users(Arc::new(
+                Users::operator(operator).context("operator mode (decentralized JWT auth)")?,
             ))
         }
     })
@@ -148,11 +166,9 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
     let auth = config.auth.as_ref().map(broker_auth).transpose()?;
-    let jetstream_account = match &config.auth {
-        Some(ClientAuth::Users {
-            jetstream_account, ..
-        }) => jetstream_account.as_str(),
-        _ => DEFAULT_ACCOUNT,
+    let jetstream_account = match &auth {
+        Some(Auth::Users(users)) => users.jetstream_account().to_string(),
+        _ => DEFAULT_ACCOUNT.to_owned(),
     };
     if jetstream_account != broker.jetstream_account() {
         bail!(
@@ -162,6 +178,7 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     }
     let users = match &config.auth {
         Some(ClientAuth::Users { users, .. }) => users.len(),
+        Some(ClientAuth::Operator(spec)) => spec.accounts.len(),
         Some(_) => 1,
         None => 0,
     };

@@ -1405,14 +1405,14 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
             Some((10027, "maximum number of streams reached".into()))
         );
         let first = c
-            .consumers
+            .raw_consumers()
             .create_consumer(consumer("D1"))
             .await
             .unwrap()
             .into_inner();
         assert!(first.error.is_none(), "{:?}", first.error);
         let second = c
-            .consumers
+            .raw_consumers()
             .create_consumer(consumer("D2"))
             .await
             .unwrap()
