@@ -171,6 +171,8 @@ impl AgentHandle {
         let (cp, group, embedded) = match &config.control_plane {
             None => {
                 let embedded = embedded::Embedded::open(&config, clock.clone()).await?;
+                // The embedded control plane's request counters and schedule backlog.
+                metrics.register(|r| embedded.metrics().register(r));
                 let client = embedded.client()?;
                 let group = embedded.group().to_owned();
                 (client, group, Some(embedded))

@@ -314,6 +314,12 @@ async fn forward_fast(stream: &Arc<str>, msg: InternalMsg, reply: &str, sinks: &
         record.headers = map.to_bytes();
     }
     raise_ttl_header(&mut record, &entry.config);
+    if let Some(Ok(batch)) = parse_fast_batch_reply(reply)
+        && !batch.gap_ok
+    {
+        // Ends at its first refused message: the control plane stores none after it.
+        record.meta.fail_batch = Some(batch.id.to_owned());
+    }
     if let Err(error) = sinks.batcher.submit(record).await {
         // Counted as taken: its answer goes through the batch state like any other.
         sinks
