@@ -164,6 +164,8 @@ impl Startup {
         let reached = match &config.control_plane {
             None => {
                 let embedded = embedded::Embedded::open(config, self.clock.clone()).await?;
+                // The embedded control plane's request counters and schedule backlog.
+                self.metrics.register(|r| embedded.metrics().register(r));
                 ControlPlane {
                     client: embedded.client()?,
                     group: embedded.group().to_owned(),

@@ -219,6 +219,26 @@ pub(crate) struct Engine {
     /// issued: a write before them failed, so what they carry may build on changes
     /// that are not durable.
     valid_from: std::sync::atomic::AtomicU64,
+    /// Where the schedule gauges go (the served control plane's metrics).
+    metrics: std::sync::Mutex<crate::RequestMetrics>,
+}
+
+impl Engine {
+    /// The metrics the schedule gauges are set in.
+    pub(crate) fn metrics(&self) -> crate::RequestMetrics {
+        self.metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets the gauges into `metrics` from now on.
+    pub(crate) fn set_metrics(&self, metrics: crate::RequestMetrics) {
+        *self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = metrics;
+    }
 }
 
 fn stale_cache() -> CpError {
@@ -254,6 +274,7 @@ impl Engine {
             watches_closed: tokio::sync::watch::Sender::new(false),
             order: Arc::new(Mutex::new(())),
             valid_from: std::sync::atomic::AtomicU64::new(0),
+            metrics: std::sync::Mutex::new(crate::RequestMetrics::new()),
         });
         tokio::spawn(writer(Arc::downgrade(&engine), commit_rx));
         if let Some(every) = engine.opts.retention_interval {

@@ -678,6 +678,8 @@ impl Stream {
             subject_idx: HashMap::new(),
         };
         let mut out = Vec::with_capacity(chunk.records.len());
+        // Fast batches (gap mode `fail`) that ended at a refused record of this chunk.
+        let mut failed: Vec<&str> = Vec::new();
         let mut pos = 0;
         while let Some(r) = chunk.records.get(pos) {
             if let Some(batch) = r.atomic_batch.as_deref() {
@@ -697,17 +699,31 @@ impl Stream {
                 pos += len;
                 continue;
             }
-            match self.check(r, now) {
-                Err(e) => out.push(err(e)),
-                Ok(Some(orig)) => out.push(RecordResult {
+            if let Some(batch) = r.fail_batch.as_deref()
+                && (r.withdrawn || failed.contains(&batch))
+            {
+                // nats-server takes nothing of a batch after its refused message.
+                out.push(err(ApiError::batch_publish_unknown_batch_id().into()));
+                pos += 1;
+                continue;
+            }
+            let result = match self.check(r, now) {
+                Err(e) => err(e),
+                Ok(Some(orig)) => RecordResult {
                     result: Some(record_result::Result::DuplicateOf(orig)),
                     ..Default::default()
-                }),
+                },
                 Ok(None) if !take_room(room, u64::from(r.size)) => {
-                    out.push(err(ApiError::account_resources_exceeded().into()));
+                    err(ApiError::account_resources_exceeded().into())
                 }
-                Ok(None) => out.push(self.store_checked(&mut ctx, pos, r)),
+                Ok(None) => self.store_checked(&mut ctx, pos, r),
+            };
+            if let Some(batch) = r.fail_batch.as_deref()
+                && matches!(result.result, Some(record_result::Result::Error(_)))
+            {
+                failed.push(batch);
             }
+            out.push(result);
             pos += 1;
         }
         out

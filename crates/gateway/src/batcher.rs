@@ -257,6 +257,7 @@ impl Batcher {
                 metrics,
                 agent_id: config.agent_id.clone(),
                 deadline: config.flush_deadline,
+                failed_fast: std::sync::Mutex::new(HashMap::new()),
             }),
             config,
             clock,
@@ -324,6 +325,58 @@ struct FlushShared {
     metrics: GatewayMetrics,
     agent_id: String,
     deadline: Duration,
+    /// Fast batches (gap mode `fail`) a commit refused a message of, and when: their
+    /// later messages in later flushes are sent `withdrawn`, so none is stored, as
+    /// nats-server takes nothing of such a batch after its refused message. Written
+    /// before the next flush may commit (flushes commit in order).
+    failed_fast: std::sync::Mutex<HashMap<(Arc<str>, String), Instant>>,
+}
+
+/// How long a failed fast batch is remembered: twice its idle timeout, after which its
+/// id is unknown to the batch state anyway.
+const FAILED_FAST_MEMORY: Duration = Duration::from_secs(20);
+
+impl FlushShared {
+    /// Remembers the fast batches (gap mode `fail`) of `batch` that had a message
+    /// refused: every one when `response` is `None` (nothing was stored).
+    fn note_failed_fast(&self, batch: &SealedBatch, response: Option<&v1::CommitBatchResponse>) {
+        let now = Instant::now();
+        let mut failed = self
+            .failed_fast
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed.retain(|_, at| now.saturating_duration_since(*at) < FAILED_FAST_MEMORY);
+        for chunk in &batch.chunks {
+            let result =
+                response.and_then(|r| r.chunks.iter().find(|c| c.chunk_index == chunk.chunk_index));
+            for (position, slot) in chunk.slots.iter().enumerate() {
+                let Some(id) = slot.meta.fail_batch.as_deref() else {
+                    continue;
+                };
+                let stored = result
+                    .and_then(|c| c.records.get(position))
+                    .and_then(|r| r.result.as_ref())
+                    .is_some_and(|r| !matches!(r, v1::record_result::Result::Error(_)));
+                if !stored {
+                    failed.insert((slot.stream.clone(), id.to_owned()), now);
+                }
+            }
+        }
+    }
+
+    /// `slot`'s metadata for the commit: `withdrawn` when an earlier commit refused a
+    /// message of its fast batch.
+    fn commit_meta(&self, slot: &Slot) -> v1::RecordMeta {
+        let mut meta = slot.meta.clone();
+        if let Some(id) = meta.fail_batch.as_deref() {
+            let failed = self
+                .failed_fast
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            meta.withdrawn = failed.contains_key(&(slot.stream.clone(), id.to_owned()));
+        }
+        meta
+    }
 }
 
 struct Writer {
@@ -590,6 +643,7 @@ async fn flush(
             shared.metrics.flush_failed("upload");
             tracing::warn!(%error, records, "flush failed: batch upload failed; publishers get errors");
             finish_previous(previous).await;
+            shared.note_failed_fast(&batch, None);
             let _ = done.send(());
             fail_all(
                 &shared,
@@ -605,6 +659,7 @@ async fn flush(
                 "flush failed: batch upload timed out; publishers get errors"
             );
             finish_previous(previous).await;
+            shared.note_failed_fast(&batch, None);
             let _ = done.send(());
             fail_all(
                 &shared,
@@ -632,7 +687,7 @@ async fn flush(
                 chunk_index: c.chunk_index,
                 record_count: u32::try_from(c.slots.len()).unwrap_or(u32::MAX),
                 byte_size: c.byte_size,
-                records: c.slots.iter().map(|s| s.meta.clone()).collect(),
+                records: c.slots.iter().map(|s| shared.commit_meta(s)).collect(),
             })
             .collect(),
     };
@@ -651,6 +706,7 @@ async fn flush(
             maybe_applied: false,
         }),
     };
+    shared.note_failed_fast(&batch, committed.as_ref().ok());
     let _ = done.send(());
 
     // 3. Answer the publishers.

@@ -22,7 +22,7 @@ struct World {
     cp: ControlPlaneClient,
     bucket: Bucket,
     clock: Arc<MockClock>,
-    _control_plane: ControlPlane,
+    control_plane: ControlPlane,
 }
 
 async fn world() -> World {
@@ -62,7 +62,7 @@ async fn world() -> World {
         cp,
         bucket,
         clock,
-        _control_plane: control_plane,
+        control_plane,
     }
 }
 
@@ -536,4 +536,39 @@ async fn a_firing_copies_the_schedule_as_nats_server_does() {
     let next = headers.get("Nats-Schedule-Next").expect("next");
     assert!(next.ends_with('Z'), "{next}");
     assert_eq!(headers.get("Nats-Schedule"), None);
+}
+
+/// A group with no jobs agent: the control plane's own gauges show the schedules due
+/// and not fired, and how long the oldest has waited; a jobs pass clears them.
+#[tokio::test]
+async fn a_jobs_less_group_shows_its_backlog_on_the_control_plane() {
+    let w = world().await;
+    schedule_stream(&w).await;
+    let backlog = || w.control_plane.request_metrics().schedule_backlog("g");
+    let at = infinistream_protocol::jsapi::Timestamp::from_unix_nanos(i128::from(
+        w.clock.now_unix_nanos() + 1_000_000_000,
+    ));
+    for subject in ["t.one", "t.two"] {
+        publish_with(
+            &w,
+            subject,
+            &[
+                ("Nats-Schedule", &format!("@at {at}")),
+                ("Nats-Schedule-Target", "t.out"),
+            ],
+            "later",
+        )
+        .await;
+    }
+    w.control_plane.refresh_schedule_metrics().await;
+    assert_eq!(backlog(), (0, 0.0), "nothing due yet");
+    // Due for 4 s, and no jobs agent fired them.
+    w.clock.advance(Duration::from_secs(5));
+    w.control_plane.refresh_schedule_metrics().await;
+    assert_eq!(backlog(), (2, 4.0));
+    let a = jobs(&w, "a", opts());
+    let report = a.schedule_pass().await.expect("pass");
+    assert_eq!(report.fired, 2, "{report:?}");
+    w.control_plane.refresh_schedule_metrics().await;
+    assert_eq!(backlog(), (0, 0.0));
 }
