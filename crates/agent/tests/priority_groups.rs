@@ -714,7 +714,7 @@ async fn prioritized_scenario(client: &async_nats::Client) -> Vec<String> {
         format!(r#"{{"batch":1,"group":"B","priority":1,{short}}}"#),
         format!(r#"{{"batch":1,"group":"A","id":"x",{short}}}"#),
         format!(r#"{{"batch":1,"group":"A","min_pending":2,{short}}}"#),
-        format!(r#"{{"batch":1,"group":"A","priority":3,"no_wait":true}}"#),
+        r#"{"batch":1,"group":"A","priority":3,"no_wait":true}"#.to_owned(),
     ] {
         let r = pull(client, "Q", &body, 1, &mut pins).await;
         t.push(format!("pull Q {body}: {r:?}"));
