@@ -158,6 +158,25 @@ fn create(name: &str, extra: Value) -> Value {
     json!({"stream_name": "S", "config": config})
 }
 
+/// Creates each consumer (name, config fields) on stream `S`; the answers.
+async fn create_all(
+    client: &async_nats::Client,
+    creates: impl IntoIterator<Item = (&str, Value)>,
+    pins: &mut Pins,
+) -> Vec<String> {
+    let mut t = Vec::new();
+    for (name, extra) in creates {
+        let v = api(
+            client,
+            &format!("$JS.API.CONSUMER.CREATE.S.{name}"),
+            Some(create(name, extra)),
+        )
+        .await;
+        t.push(format!("create {name}: {}", answer(&v, pins)));
+    }
+    t
+}
+
 /// The scenario both servers run; its transcript.
 async fn scenario(client: &async_nats::Client) -> Vec<String> {
     let mut pins = Pins::default();
@@ -202,15 +221,7 @@ async fn scenario(client: &async_nats::Client) -> Vec<String> {
             json!({"priority_policy": "overflow", "priority_groups": [""]}),
         ),
     ];
-    for (name, extra) in creates {
-        let v = api(
-            client,
-            &format!("$JS.API.CONSUMER.CREATE.S.{name}"),
-            Some(create(name, extra)),
-        )
-        .await;
-        t.push(format!("create {name}: {}", answer(&v, &mut pins)));
-    }
+    t.extend(create_all(client, creates, &mut pins).await);
     let short = r#""expires":500000000"#;
     let pulls = [
         ("P", format!(r#"{{"batch":1,{short}}}"#)),
@@ -561,37 +572,65 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
     stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
-    let (cp, stop) = served_control_plane().await;
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let bucket_dir = tempfile::tempdir().expect("bucket");
-    let bucket = format!("file://{}", bucket_dir.path().display());
-    let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
-    let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
-    let ca = connect(&format!("nats://{}", a.client_addr())).await;
-    let cb = connect(&format!("nats://{}", b.client_addr())).await;
-    let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
-    let s = ja
-        .create_stream(stream::Config {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
+/// Two in-process agents on one control plane and bucket, a client and a JetStream
+/// context on each, stream `S` (`s.>`) and a pull consumer with priority group `A`.
+struct TwoAgents {
+    ca: async_nats::Client,
+    cb: async_nats::Client,
+    ja: jetstream::Context,
+    jb: jetstream::Context,
+    stop: CancellationToken,
+    _agents: [AgentHandle; 2],
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl TwoAgents {
+    async fn with_consumer(name: &str, policy: consumer::PriorityPolicy) -> TwoAgents {
+        let (cp, stop) = served_control_plane().await;
+        let dirs = [
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("bucket"),
+        ];
+        let bucket = format!("file://{}", dirs[2].path().display());
+        let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
+        let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
+        let ca = connect(&format!("nats://{}", a.client_addr())).await;
+        let cb = connect(&format!("nats://{}", b.client_addr())).await;
+        let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
+        let s = ja
+            .create_stream(stream::Config {
+                name: "S".into(),
+                subjects: vec!["s.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("stream");
+        s.create_consumer(consumer::pull::Config {
+            durable_name: Some(name.into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            priority_policy: policy,
+            priority_groups: vec!["A".into()],
             ..Default::default()
         })
         .await
-        .expect("stream");
-    s.create_consumer(consumer::pull::Config {
-        durable_name: Some("O".into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        priority_policy: consumer::PriorityPolicy::Overflow,
-        priority_groups: vec!["A".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("overflow consumer");
+        .expect("consumer");
+        TwoAgents {
+            ca,
+            cb,
+            ja,
+            jb,
+            stop,
+            _agents: [a, b],
+            _dirs: dirs,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
+    let two = TwoAgents::with_consumer("O", consumer::PriorityPolicy::Overflow).await;
+    let (ja, jb) = (&two.ja, &two.jb);
     let consumer: consumer::PullConsumer = jb
         .get_stream("S")
         .await
@@ -609,7 +648,7 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
         .messages()
         .await
         .expect("overflow stream");
-    publish(&ja, 0, 5).await;
+    publish(ja, 0, 5).await;
     // 5 pending: the overflow client gets nothing; a plain fetch on agent A gets them.
     let plain: consumer::PullConsumer = ja
         .get_stream("S")
@@ -637,7 +676,7 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
     }
     assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
     // 12 pending: the overflow client is served while at least 10 are pending (3).
-    publish(&ja, 5, 17).await;
+    publish(ja, 5, 17).await;
     assert_eq!(take(&mut overflow, 3).await, ["m5", "m6", "m7"]);
     let info = ja
         .get_stream("S")
@@ -650,7 +689,7 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
         info.num_pending, 9,
         "the overflow client stops at min_pending"
     );
-    stop.cancel();
+    two.stop.cancel();
 }
 
 /// Polls `CONSUMER.INFO` until `n` pull requests wait on `consumer` (as the server
@@ -697,15 +736,7 @@ async fn prioritized_scenario(client: &async_nats::Client) -> Vec<String> {
             json!({"priority_policy": "prioritized", "priority_groups": ["a.b"]}),
         ),
     ];
-    for (name, extra) in creates {
-        let v = api(
-            client,
-            &format!("$JS.API.CONSUMER.CREATE.S.{name}"),
-            Some(create(name, extra)),
-        )
-        .await;
-        t.push(format!("create {name}: {}", answer(&v, &mut pins)));
-    }
+    t.extend(create_all(client, creates, &mut pins).await);
     let short = r#""expires":300000000"#;
     for body in [
         format!(r#"{{"batch":1,"group":"A","priority":10,{short}}}"#),
@@ -822,41 +853,11 @@ async fn first_of(batch: &mut consumer::pull::Batch) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prioritized_serves_the_better_priority_first_across_agents() {
-    let (cp, stop) = served_control_plane().await;
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let bucket_dir = tempfile::tempdir().expect("bucket");
-    let bucket = format!("file://{}", bucket_dir.path().display());
-    let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
-    let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
-    let ca = connect(&format!("nats://{}", a.client_addr())).await;
-    let cb = connect(&format!("nats://{}", b.client_addr())).await;
-    let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
-    let s = ja
-        .create_stream(stream::Config {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
-    s.create_consumer(consumer::pull::Config {
-        durable_name: Some("Q".into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        priority_policy: consumer::PriorityPolicy::Prioritized,
-        priority_groups: vec!["A".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("prioritized consumer");
+    let two = TwoAgents::with_consumer("Q", consumer::PriorityPolicy::Prioritized).await;
+    let (ja, jb, ca, cb) = (&two.ja, &two.jb, &two.ca, &two.cb);
     // Each round: the worse priority parks first, on one agent, then the better one
     // on the other; the first message goes to the better one, the next to the other.
-    let rounds = [
-        ((&jb, &cb, 5), (&ja, &ca, 0)),
-        ((&ja, &ca, 9), (&jb, &cb, 3)),
-    ];
+    let rounds = [((jb, cb, 5), (ja, ca, 0)), ((ja, ca, 9), (jb, cb, 3))];
     for (round, ((worse_js, worse_c, worse), (better_js, better_c, better))) in
         rounds.into_iter().enumerate()
     {
@@ -864,14 +865,14 @@ async fn prioritized_serves_the_better_priority_first_across_agents() {
         until_waiting(worse_c, "Q", 1).await;
         let mut first = prioritized_batch(better_js, better).await;
         until_waiting(better_c, "Q", 1).await;
-        publish(&ja, 2 * round, 2 * round + 1).await;
+        publish(ja, 2 * round, 2 * round + 1).await;
         assert_eq!(first_of(&mut first).await, format!("m{}", 2 * round));
-        publish(&ja, 2 * round + 1, 2 * round + 2).await;
+        publish(ja, 2 * round + 1, 2 * round + 2).await;
         assert_eq!(
             first_of(&mut late).await,
             format!("m{}", 2 * round + 1),
             "priority {worse} waits behind priority {better} on the other agent"
         );
     }
-    stop.cancel();
+    two.stop.cancel();
 }
