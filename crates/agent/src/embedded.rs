@@ -57,6 +57,11 @@ impl Embedded {
         })
     }
 
+    /// The embedded control plane's metrics (request counters, schedule backlog).
+    pub(crate) fn metrics(&self) -> &infinistream_control_plane::RequestMetrics {
+        self.control_plane.request_metrics()
+    }
+
     pub(crate) fn group(&self) -> &str {
         &self.group
     }

@@ -47,6 +47,7 @@ use crate::model::ConsumerRecord;
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
+mod accounts;
 mod agents;
 mod commit;
 mod consumers;
@@ -131,6 +132,8 @@ pub(crate) struct Group {
     /// store's request limit minus what the round's batches take, see
     /// `round::Budget`); `None` = no limit.
     fold_budget: Option<usize>,
+    /// The JetStream account's limits (see `accounts`); `None` = unlimited.
+    account_limits: Option<v1::AccountLimits>,
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {
@@ -219,6 +222,26 @@ pub(crate) struct Engine {
     /// issued: a write before them failed, so what they carry may build on changes
     /// that are not durable.
     valid_from: std::sync::atomic::AtomicU64,
+    /// Where the schedule gauges go (the served control plane's metrics).
+    metrics: std::sync::Mutex<crate::RequestMetrics>,
+}
+
+impl Engine {
+    /// The metrics the schedule gauges are set in.
+    pub(crate) fn metrics(&self) -> crate::RequestMetrics {
+        self.metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets the gauges into `metrics` from now on.
+    pub(crate) fn set_metrics(&self, metrics: crate::RequestMetrics) {
+        *self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = metrics;
+    }
 }
 
 fn stale_cache() -> CpError {
@@ -254,6 +277,7 @@ impl Engine {
             watches_closed: tokio::sync::watch::Sender::new(false),
             order: Arc::new(Mutex::new(())),
             valid_from: std::sync::atomic::AtomicU64::new(0),
+            metrics: std::sync::Mutex::new(crate::RequestMetrics::new()),
         });
         tokio::spawn(writer(Arc::downgrade(&engine), commit_rx));
         if let Some(every) = engine.opts.retention_interval {

@@ -86,11 +86,12 @@ impl ControlPlane {
         options: Options,
     ) -> Result<ControlPlane, CpError> {
         let engine = Engine::start(store, clock, options).await?;
+        let engine_metrics = engine.metrics();
         Ok(ControlPlane {
             engine,
             auth: ServerAuth::new(groups.clone()),
             groups,
-            requests: RequestMetrics::new(),
+            requests: engine_metrics,
         })
     }
 
@@ -103,8 +104,15 @@ impl ControlPlane {
     /// Counts served requests into `requests` (a process-wide family) instead of this
     /// control plane's own.
     pub fn with_request_metrics(mut self, requests: RequestMetrics) -> Self {
+        self.engine.set_metrics(requests.clone());
         self.requests = requests;
         self
+    }
+
+    /// Sets the schedule gauges of [`RequestMetrics`] now (the retention ticker does it
+    /// every second; with `retention_interval: None`, only this does).
+    pub async fn refresh_schedule_metrics(&self) {
+        self.engine.export_schedule_backlog().await;
     }
 
     /// The request counters of [`serve`].

@@ -1,10 +1,15 @@
-//! Request counters of the control plane's gRPC port, for Prometheus.
+//! Request counters of the control plane's gRPC port, and the message-schedule
+//! backlog of each group, for Prometheus.
 //!
 //! Every request that reaches a served control plane (a replica's listener, whether it
 //! leads or forwards) is counted once by method as its response starts, so operators see
 //! what agents ask of it: a healthy group's idle traffic is lease heartbeats, registry
 //! refreshes and one `WatchStreams` per agent, not periodic `ListStreams`. A
 //! `WatchStreams` call counts when it opens, not per event.
+//!
+//! The schedule gauges are the control plane's own view of what is due and not fired
+//! (refreshed by the leader every second with its retention pass), so a group that runs
+//! no jobs agent — where no `jobs_schedule_backlog` exists — still shows its backlog.
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -12,6 +17,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// The service every known method belongs to.
@@ -25,10 +31,18 @@ struct MethodLabels {
     method: String,
 }
 
-/// Per-method request counters; clones count into the same family.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+/// Per-method request counters and per-group schedule gauges; clones count into the
+/// same families.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMetrics {
     requests: Family<MethodLabels, Counter>,
+    schedule_backlog: Family<GroupLabels, Gauge>,
+    schedule_overdue: Family<GroupLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl RequestMetrics {
@@ -36,13 +50,49 @@ impl RequestMetrics {
         Self::default()
     }
 
-    /// Registers `control_plane_requests_total{service,method}`.
+    /// Registers `control_plane_requests_total{service,method}`,
+    /// `control_plane_schedule_backlog{group}` and
+    /// `control_plane_schedule_overdue_seconds{group}`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "control_plane_requests",
             "gRPC requests received by the control plane, by service and method",
             self.requests.clone(),
         );
+        registry.register(
+            "control_plane_schedule_backlog",
+            "Message schedules due and not fired yet, by group (whether or not a jobs agent runs)",
+            self.schedule_backlog.clone(),
+        );
+        registry.register(
+            "control_plane_schedule_overdue_seconds",
+            "How long the oldest due, unfired message schedule has waited, by group (0: none due)",
+            self.schedule_overdue.clone(),
+        );
+    }
+
+    /// The schedule backlog last set for `group`: (due and not fired, seconds the
+    /// oldest has waited).
+    pub fn schedule_backlog(&self, group: &str) -> (i64, f64) {
+        let labels = GroupLabels {
+            group: group.to_owned(),
+        };
+        (
+            self.schedule_backlog.get_or_create(&labels).get(),
+            self.schedule_overdue.get_or_create(&labels).get(),
+        )
+    }
+
+    pub(crate) fn set_schedule_backlog(&self, group: &str, due: u64, overdue_secs: f64) {
+        let labels = GroupLabels {
+            group: group.to_owned(),
+        };
+        self.schedule_backlog
+            .get_or_create(&labels)
+            .set(i64::try_from(due).unwrap_or(i64::MAX));
+        self.schedule_overdue
+            .get_or_create(&labels)
+            .set(overdue_secs);
     }
 
     /// Requests counted so far for `service`'s `method` (`"Streams", "ListStreams"`).

@@ -152,6 +152,19 @@ fn ok_seq(seq: u64) -> RecordResult {
     }
 }
 
+/// Takes `size` bytes from the account's `room` (`None` = unlimited); false, taking
+/// nothing, when they do not fit.
+fn take_room(room: &mut Option<u64>, size: u64) -> bool {
+    match room {
+        None => true,
+        Some(left) if *left >= size => {
+            *left -= size;
+            true
+        }
+        Some(_) => false,
+    }
+}
+
 fn err(e: JsError) -> RecordResult {
     RecordResult {
         result: Some(record_result::Result::Error(e)),
@@ -638,7 +651,22 @@ impl Stream {
     }
 
     /// Commits one chunk; answers per record.
+    #[cfg(test)]
     pub fn commit_chunk(&mut self, chunk: &Chunk, object_key: &str, now: i64) -> Vec<RecordResult> {
+        self.commit_chunk_within(chunk, object_key, now, &mut None)
+    }
+
+    /// [`commit_chunk`](Self::commit_chunk) within the bytes the account may still
+    /// store (`room`, `None` = unlimited; taken down by what is stored): a record, or
+    /// an atomic batch, that does not fit is refused with nats-server's `resource
+    /// limits exceeded for account` (10002).
+    pub fn commit_chunk_within(
+        &mut self,
+        chunk: &Chunk,
+        object_key: &str,
+        now: i64,
+        room: &mut Option<u64>,
+    ) -> Vec<RecordResult> {
         self.expire_dedupe(now);
         self.enforce_time(now);
         let mut ctx = ChunkCtx {
@@ -650,6 +678,8 @@ impl Stream {
             subject_idx: HashMap::new(),
         };
         let mut out = Vec::with_capacity(chunk.records.len());
+        // Fast batches (gap mode `fail`) that ended at a refused record of this chunk.
+        let mut failed: Vec<&str> = Vec::new();
         let mut pos = 0;
         while let Some(r) = chunk.records.get(pos) {
             if let Some(batch) = r.atomic_batch.as_deref() {
@@ -658,18 +688,42 @@ impl Stream {
                     .iter()
                     .take_while(|b| b.atomic_batch.as_deref() == Some(batch))
                     .count();
-                self.commit_atomic(&mut ctx, &chunk.records, pos..pos + len, now, &mut out);
+                let records = &chunk.records[pos..pos + len];
+                let size = records.iter().map(|r| u64::from(r.size)).sum();
+                if take_room(room, size) {
+                    self.commit_atomic(&mut ctx, &chunk.records, pos..pos + len, now, &mut out);
+                } else {
+                    let e: JsError = ApiError::account_resources_exceeded().into();
+                    out.extend(records.iter().map(|_| err(e.clone())));
+                }
                 pos += len;
                 continue;
             }
-            match self.check(r, now) {
-                Err(e) => out.push(err(e)),
-                Ok(Some(orig)) => out.push(RecordResult {
+            if let Some(batch) = r.fail_batch.as_deref()
+                && (r.withdrawn || failed.contains(&batch))
+            {
+                // nats-server takes nothing of a batch after its refused message.
+                out.push(err(ApiError::batch_publish_unknown_batch_id().into()));
+                pos += 1;
+                continue;
+            }
+            let result = match self.check(r, now) {
+                Err(e) => err(e),
+                Ok(Some(orig)) => RecordResult {
                     result: Some(record_result::Result::DuplicateOf(orig)),
                     ..Default::default()
-                }),
-                Ok(None) => out.push(self.store_checked(&mut ctx, pos, r)),
+                },
+                Ok(None) if !take_room(room, u64::from(r.size)) => {
+                    err(ApiError::account_resources_exceeded().into())
+                }
+                Ok(None) => self.store_checked(&mut ctx, pos, r),
+            };
+            if let Some(batch) = r.fail_batch.as_deref()
+                && matches!(result.result, Some(record_result::Result::Error(_)))
+            {
+                failed.push(batch);
             }
+            out.push(result);
             pos += 1;
         }
         out

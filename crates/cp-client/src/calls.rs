@@ -6,8 +6,14 @@
 //! the JetStream API error ([`CallError::Refused`]), stop because someone else holds
 //! what it held ([`CallError::Fenced`]), or report the failure ([`CallError::Failed`]).
 //! A JetStream-level refusal is an answer, not a failure, on the wire (a response
-//! carrying a `JsError`); the typed calls return it as `Err(Refused)` only where
-//! the response has no other use.
+//! carrying a `JsError` instead of its content); the typed calls return it as
+//! `Err(Refused)`. Answers that are not refusals stay in the response: a commit's
+//! per-record results, a lease held by someone else (`acquired: false`), a refused
+//! index swap (`swapped: false`).
+//!
+//! The raw stubs under these calls are this crate's own; the control plane's tests,
+//! which check the server's answers to requests no typed call builds, reach them
+//! through the `raw-stubs` feature (`ControlPlaneClient::raw_streams`…).
 
 use std::future::Future;
 
@@ -220,6 +226,20 @@ impl ControlPlaneClient {
         };
         let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
         Ok(resp.streams)
+    }
+
+    /// Sets the JetStream account's limits, which the control plane enforces for the
+    /// whole group at commit (all -1 = unlimited).
+    pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
+        let request = v1::SetAccountLimitsRequest {
+            limits: Some(limits),
+        };
+        unary(
+            "SetAccountLimits",
+            self.streams.clone().set_account_limits(request),
+        )
+        .await
+        .map(drop)
     }
 
     /// Removes messages of a stream (by subject, keeping the newest, or below a

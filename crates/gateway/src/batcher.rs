@@ -257,6 +257,7 @@ impl Batcher {
                 metrics,
                 agent_id: config.agent_id.clone(),
                 deadline: config.flush_deadline,
+                failed_fast: std::sync::Mutex::new(HashMap::new()),
             }),
             config,
             clock,
@@ -324,6 +325,58 @@ struct FlushShared {
     metrics: GatewayMetrics,
     agent_id: String,
     deadline: Duration,
+    /// Fast batches (gap mode `fail`) a commit refused a message of, and when: their
+    /// later messages in later flushes are sent `withdrawn`, so none is stored, as
+    /// nats-server takes nothing of such a batch after its refused message. Written
+    /// before the next flush may commit (flushes commit in order).
+    failed_fast: std::sync::Mutex<HashMap<(Arc<str>, String), Instant>>,
+}
+
+/// How long a failed fast batch is remembered: twice its idle timeout, after which its
+/// id is unknown to the batch state anyway.
+const FAILED_FAST_MEMORY: Duration = Duration::from_secs(20);
+
+impl FlushShared {
+    /// Remembers the fast batches (gap mode `fail`) of `batch` that had a message
+    /// refused: every one when `response` is `None` (nothing was stored).
+    fn note_failed_fast(&self, batch: &SealedBatch, response: Option<&v1::CommitBatchResponse>) {
+        let now = Instant::now();
+        let mut failed = self
+            .failed_fast
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed.retain(|_, at| now.saturating_duration_since(*at) < FAILED_FAST_MEMORY);
+        for chunk in &batch.chunks {
+            let result =
+                response.and_then(|r| r.chunks.iter().find(|c| c.chunk_index == chunk.chunk_index));
+            for (position, slot) in chunk.slots.iter().enumerate() {
+                let Some(id) = slot.meta.fail_batch.as_deref() else {
+                    continue;
+                };
+                let stored = result
+                    .and_then(|c| c.records.get(position))
+                    .and_then(|r| r.result.as_ref())
+                    .is_some_and(|r| !matches!(r, v1::record_result::Result::Error(_)));
+                if !stored {
+                    failed.insert((slot.stream.clone(), id.to_owned()), now);
+                }
+            }
+        }
+    }
+
+    /// `slot`'s metadata for the commit: `withdrawn` when an earlier commit refused a
+    /// message of its fast batch.
+    fn commit_meta(&self, slot: &Slot) -> v1::RecordMeta {
+        let mut meta = slot.meta.clone();
+        if let Some(id) = meta.fail_batch.as_deref() {
+            let failed = self
+                .failed_fast
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            meta.withdrawn = failed.contains_key(&(slot.stream.clone(), id.to_owned()));
+        }
+        meta
+    }
 }
 
 struct Writer {
@@ -590,6 +643,7 @@ async fn flush(
             shared.metrics.flush_failed("upload");
             tracing::warn!(%error, records, "flush failed: batch upload failed; publishers get errors");
             finish_previous(previous).await;
+            shared.note_failed_fast(&batch, None);
             let _ = done.send(());
             fail_all(
                 &shared,
@@ -605,6 +659,7 @@ async fn flush(
                 "flush failed: batch upload timed out; publishers get errors"
             );
             finish_previous(previous).await;
+            shared.note_failed_fast(&batch, None);
             let _ = done.send(());
             fail_all(
                 &shared,
@@ -632,7 +687,7 @@ async fn flush(
                 chunk_index: c.chunk_index,
                 record_count: u32::try_from(c.slots.len()).unwrap_or(u32::MAX),
                 byte_size: c.byte_size,
-                records: c.slots.iter().map(|s| s.meta.clone()).collect(),
+                records: c.slots.iter().map(|s| shared.commit_meta(s)).collect(),
             })
             .collect(),
     };
@@ -643,10 +698,15 @@ async fn flush(
             shared.metrics.record_commit_call(called.elapsed());
             committed
         }
-        Err(_) => Err(CommitError::Unavailable(
-            "an earlier flush's commit did not finish in time".into(),
-        )),
+        // The request was never sent: nothing can have been applied.
+        Err(_) => Err(CommitFailure {
+            error: CommitError::Unavailable(
+                "an earlier flush's commit did not finish in time".into(),
+            ),
+            maybe_applied: false,
+        }),
     };
+    shared.note_failed_fast(&batch, committed.as_ref().ok());
     let _ = done.send(());
 
     // 3. Answer the publishers.
@@ -657,7 +717,10 @@ async fn flush(
             answer(&shared, &batch, &response);
             shared.metrics.record_answer(answering.elapsed());
         }
-        Err(error) => {
+        Err(CommitFailure {
+            error,
+            maybe_applied: false,
+        }) => {
             shared.metrics.flush_failed("commit");
             tracing::warn!(
                 %error, object = %key, records,
@@ -669,7 +732,41 @@ async fn flush(
                 &ApiError::stream_store_failed(format!("commit failed: {error}")),
             );
         }
+        // An attempt may have been applied with its answer lost: telling the publisher
+        // "failed" could be false (a stored message it then believes lost). Say so,
+        // as nats-server's client would see a timeout; a publish again with the same
+        // Nats-Msg-Id learns the sequence (or stores it once).
+        Err(CommitFailure {
+            error,
+            maybe_applied: true,
+        }) => {
+            shared.metrics.flush_failed("commit");
+            tracing::warn!(
+                %error, object = %key, records,
+                "flush failed: commit outcome unknown; an attempt may have been applied"
+            );
+            fail_all(
+                &shared,
+                &batch,
+                &ApiError::stream_store_failed(format!(
+                    "{COMMIT_OUTCOME_UNKNOWN}: {error}; the message may be stored: publish it again with the same Nats-Msg-Id"
+                )),
+            );
+        }
     }
+}
+
+/// How the answer to a publish whose commit may or may not have been applied begins.
+pub const COMMIT_OUTCOME_UNKNOWN: &str = "commit outcome unknown";
+
+/// A commit that ended without an answer to give.
+struct CommitFailure {
+    error: CommitError,
+    /// Whether an attempt may have reached the control plane and been applied: one
+    /// that timed out or failed in transit. A later refusal does not undo it (the
+    /// control plane checks a retry's proof before its batch id, so a retry from a
+    /// clock-skewed agent is refused even when the first attempt was applied).
+    maybe_applied: bool,
 }
 
 async fn finish_previous(previous: Option<oneshot::Receiver<()>>) {
@@ -683,26 +780,39 @@ async fn commit_with_retry(
     shared: &FlushShared,
     request: v1::CommitBatchRequest,
     deadline: tokio::time::Instant,
-) -> Result<v1::CommitBatchResponse, CommitError> {
+) -> Result<v1::CommitBatchResponse, CommitFailure> {
     let mut backoff = Duration::from_millis(20);
+    let mut maybe_applied = false;
     loop {
         let attempt =
             tokio::time::timeout_at(deadline, shared.committer.commit(request.clone())).await;
         match attempt {
             Ok(Ok(response)) => return Ok(response),
-            Ok(Err(CommitError::Refused(reason))) => return Err(CommitError::Refused(reason)),
+            Ok(Err(error @ CommitError::Refused(_))) => {
+                return Err(CommitFailure {
+                    error,
+                    maybe_applied,
+                });
+            }
             Ok(Err(CommitError::Unavailable(reason))) => {
+                maybe_applied = true;
                 if tokio::time::Instant::now() + backoff >= deadline {
-                    return Err(CommitError::Unavailable(reason));
+                    return Err(CommitFailure {
+                        error: CommitError::Unavailable(reason),
+                        maybe_applied,
+                    });
                 }
                 tracing::debug!(%reason, "commit failed transiently; retrying with the same batch id");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
             Err(_) => {
-                return Err(CommitError::Unavailable(
-                    "commit did not finish before the flush deadline".into(),
-                ));
+                return Err(CommitFailure {
+                    error: CommitError::Unavailable(
+                        "commit did not finish before the flush deadline".into(),
+                    ),
+                    maybe_applied: true,
+                });
             }
         }
     }

@@ -17,12 +17,16 @@
 //!    flush's commit can bring one), and once the batch is committing and nothing is
 //!    pending, the PubAck `{"stream","seq","batch","count"}` ends it. A message the
 //!    control plane refuses gets `{"type":"err",…}`; in mode `fail` it ends the batch
-//!    at the message before (a refused first message gets a plain PubAck error).
+//!    at the message before with the PubAck at once (a refused first message gets a
+//!    plain PubAck error).
 //!
-//! Where this differs from nats-server, which checks a message's headers before the
-//! next one is taken: the control plane checks them at commit, so in mode `fail`
-//! messages after a refused one that were already taken may still be stored (the
-//! PubAck counts only up to the refused one).
+//! nats-server checks a message's headers before it takes the next one; here the
+//! control plane checks them at commit, after later messages may have been taken. In
+//! mode `fail` those are still not stored: each record carries its batch
+//! (`fail_batch`), the control plane refuses a batch's records after its refused one
+//! in the same chunk, and the batcher sends later flushes' records of that batch
+//! `withdrawn` (refused unstored); their answers are nats-server's for a message after
+//! the batch ended (10208, unknown batch).
 //!
 //! Bounds, as nats-server's defaults: 1,000 batches in flight per stream, 50,000 per
 //! agent, and a batch with no message for 10 s (and not committing) is dropped,
@@ -294,7 +298,17 @@ impl FastBatches {
         let key = (Arc::<str>::from(stream), batch.id.to_owned());
         let on_stream = self.per_stream.get(stream).copied().unwrap_or(1);
         let Some(b) = self.batches.get_mut(&key) else {
-            return Vec::new();
+            // A message taken after its batch (gap mode `fail`) ended at a refused one:
+            // the control plane refused it as of an unknown batch, which is what
+            // nats-server answers a message arriving after that end.
+            return match outcome {
+                PublishOutcome::Failed(error)
+                    if error.err_code == ApiError::batch_publish_unknown_batch_id().err_code =>
+                {
+                    vec![refusal(stream, reply, error)]
+                }
+                _ => Vec::new(),
+            };
         };
         b.pending = b.pending.saturating_sub(1);
         b.reply = reply.to_owned();
@@ -341,9 +355,14 @@ impl FastBatches {
                     },
                 ));
                 if !b.gap_ok || commit_message {
-                    // The batch ends at the message before this one.
+                    // The batch ends at the message before this one, at once, as
+                    // nats-server's does: every earlier message is answered (answers
+                    // come in commit order), and the later ones taken are refused by
+                    // the control plane (`fail_batch`) and answered as of an unknown
+                    // batch above.
                     b.lseq = batch.seq - 1;
-                    b.committing = true;
+                    self.finish(&key, stream, reply, &mut out);
+                    return out;
                 }
             }
         }
@@ -639,6 +658,32 @@ mod tests {
                 r#"{"type":"err","seq":2,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"}}"#,
                 r#"{"stream":"FB","seq":2,"batch":"p","count":1}"#,
                 r#"{"error":{"code":400,"err_code":10208,"description":"batch publish ID unknown"},"stream":"FB","seq":0}"#
+            ]
+        );
+        // Mode fail with later messages already taken: the PubAck at once, and those
+        // (refused by the control plane as of the ended batch) answer 10208, as
+        // nats-server answers messages arriving after the end; nothing of them stored.
+        let mut c2 = Client::new();
+        let mut got = c2.publish(&reply("p2", 1, 0, 0, "fail"));
+        got.extend(c2.publish(&reply("p2", 2, 1, 0, "fail")));
+        got.extend(c2.publish(&reply("p2", 3, 1, 0, "fail")));
+        got.extend(c2.publish(&reply("p2", 4, 2, 0, "fail")));
+        got.extend(c2.answer(|seq| match seq {
+            2 => Some(wrong()),
+            3 | 4 => Some(PublishOutcome::Failed(
+                ApiError::batch_publish_unknown_batch_id(),
+            )),
+            _ => None,
+        }));
+        let unknown = r#"{"error":{"code":400,"err_code":10208,"description":"batch publish ID unknown"},"stream":"FB","seq":0}"#;
+        assert_eq!(
+            got,
+            vec![
+                r#"{"type":"ack","seq":0,"msgs":10}"#,
+                r#"{"type":"err","seq":2,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"}}"#,
+                r#"{"stream":"FB","seq":1,"batch":"p2","count":1}"#,
+                unknown,
+                unknown,
             ]
         );
         // Mode ok: the error, and the batch goes on.

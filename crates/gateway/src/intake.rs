@@ -314,6 +314,12 @@ async fn forward_fast(stream: &Arc<str>, msg: InternalMsg, reply: &str, sinks: &
         record.headers = map.to_bytes();
     }
     raise_ttl_header(&mut record, &entry.config);
+    if let Some(Ok(batch)) = parse_fast_batch_reply(reply)
+        && !batch.gap_ok
+    {
+        // Ends at its first refused message: the control plane stores none after it.
+        record.meta.fail_batch = Some(batch.id.to_owned());
+    }
     if let Err(error) = sinks.batcher.submit(record).await {
         // Counted as taken: its answer goes through the batch state like any other.
         sinks
@@ -425,7 +431,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// expected-* headers.
 pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord, ApiError> {
     let mut meta = v1::RecordMeta::default();
-    let raw_headers = msg.headers.unwrap_or_default();
+    let mut raw_headers = msg.headers.unwrap_or_default();
     if !raw_headers.is_empty() {
         let map = HeaderMap::parse(&raw_headers).map_err(|e| {
             ApiError::with_description(
@@ -472,7 +478,19 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
         if let Some(value) = map.get(headers::INCR).filter(|v| !v.is_empty()) {
             read_incr(&mut meta, &map, value, msg.payload.is_empty());
         }
-        meta.schedule = ScheduleHeaders::from_headers(&map).map(schedule_headers_to_proto);
+        let schedule = ScheduleHeaders::from_headers(&map);
+        // nats-server stores a schedule with `Nats-Rollup: sub` added when the publisher
+        // set none (a refused schedule is not stored, so adding it early changes nothing).
+        if schedule
+            .as_ref()
+            .is_some_and(|h| h.pattern.as_deref().is_some_and(|p| !p.is_empty()))
+            && map.get(headers::ROLLUP).is_none_or(str::is_empty)
+        {
+            let mut map = map;
+            map.append(headers::ROLLUP, headers::ROLLUP_SUBJECT);
+            raw_headers = map.to_bytes();
+        }
+        meta.schedule = schedule.map(schedule_headers_to_proto);
     }
     Ok(PendingRecord {
         stream: stream.clone(),

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use infinistream_broker::{BrokerError, InternalMsg, InternalSubscription};
 use infinistream_proto::v1;
-use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
+use infinistream_protocol::jsapi::account::{AccountInfo, AccountTier, ApiStats};
 use infinistream_protocol::jsapi::advisory;
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
 use infinistream_protocol::jsapi::response::types;
@@ -283,16 +283,7 @@ async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payloa
 async fn account_info(ctx: ApiContext, stats: Arc<ApiCounters>) -> Result<AccountInfo, ApiError> {
     let streams = list_all(&ctx).await?;
     let mut tier = AccountTier {
-        limits: AccountLimits {
-            max_memory: -1,
-            max_store: -1,
-            max_streams: -1,
-            max_consumers: -1,
-            max_ack_pending: -1,
-            memory_max_stream_bytes: -1,
-            store_max_stream_bytes: -1,
-            max_bytes_required: false,
-        },
+        limits: ctx.account_limits,
         ..AccountTier::default()
     };
     for stream in &streams {

@@ -51,6 +51,9 @@ pub struct ApiContext {
     pub clock: SharedClock,
     /// Server name reported as the stream leader in infos.
     pub server_name: String,
+    /// The JetStream account's limits, as `$JS.API.INFO` reports them (the control
+    /// plane enforces them).
+    pub account_limits: infinistream_protocol::jsapi::account::AccountLimits,
 }
 
 /// `$JS.API` requests served and answered with an error (account info, `/jsz`).

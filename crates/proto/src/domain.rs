@@ -307,6 +307,10 @@ pub struct Record {
     pub schedule: Option<ScheduleHeaders>,
     /// A schedule firing (jobs only).
     pub firing: Option<v1::ScheduleFiring>,
+    /// The fast batch (gap mode `fail`) this record belongs to.
+    pub fail_batch: Option<String>,
+    /// An earlier message of its `fail_batch` was refused: refuse this one too.
+    pub withdrawn: bool,
 }
 
 impl TryFrom<v1::RecordMeta> for Record {
@@ -362,6 +366,8 @@ impl TryFrom<v1::RecordMeta> for Record {
                 next: h.next,
             }),
             firing: r.firing,
+            fail_batch: r.fail_batch.filter(|b| !b.is_empty()),
+            withdrawn: r.withdrawn,
         })
     }
 }

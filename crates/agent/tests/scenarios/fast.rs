@@ -166,6 +166,21 @@ fn cases(nb: &'static str, fb: &'static str) -> Vec<(&'static str, Vec<Step>)> {
             ],
         ),
         (
+            // Messages 3 and 4 sent before message 2's refusal is answered: none of
+            // them stored (the next case's PubAck sequence shows it), each answered as
+            // of an unknown batch.
+            "error, mode fail, more sent",
+            vec![(
+                vec![
+                    m(fb, r("p2", 1, 0)),
+                    h(fb, r("p2", 2, 1), wrong_last.clone()),
+                    m(fb, r("p2", 3, 1)),
+                    m(fb, r("p2", 4, 2)),
+                ],
+                3,
+            )],
+        ),
+        (
             "error, mode ok",
             vec![(
                 vec![

@@ -560,6 +560,80 @@ pub async fn schedule_errors(client: &async_nats::Client) -> Value {
                 ("Nats-Schedule-Time-Zone", "Nowhere/Land"),
             ],
         ),
+        // Time zones: IANA names (exact case), refused with @at / @every.
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "0 30 9 * * *"),
+                t,
+                ("Nats-Schedule-Time-Zone", "Europe/Amsterdam"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "@daily"),
+                t,
+                ("Nats-Schedule-Time-Zone", "US/Eastern"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "0 30 9 * * *"),
+                t,
+                ("Nats-Schedule-Time-Zone", "europe/amsterdam"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "0 30 9 * * *"),
+                t,
+                ("Nats-Schedule-Time-Zone", "+02:00"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Time-Zone", "Europe/Amsterdam"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "@every 1m"),
+                t,
+                ("Nats-Schedule-Time-Zone", "Asia/Tokyo"),
+            ],
+        ),
+        (
+            "sche.z",
+            vec![
+                ("Nats-Schedule", "@every 1m"),
+                t,
+                ("Nats-Schedule-Time-Zone", "Mars/Olympus"),
+            ],
+        ),
+        // Sampling sources are literal subjects (ADR-51: no wildcards).
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Source", "sche.src.*"),
+            ],
+        ),
+        (
+            "sche.a",
+            vec![
+                ("Nats-Schedule", later),
+                t,
+                ("Nats-Schedule-Source", "sche.>"),
+            ],
+        ),
         ("sche.a", vec![("Nats-Scheduler", "sche.b")]),
         ("sche.a", vec![("Nats-Schedule-Next", "purge")]),
         (
@@ -585,6 +659,25 @@ pub async fn schedule_errors(client: &async_nats::Client) -> Value {
             headers,
             err_code(client, subject, &headers).await
         ]));
+    }
+    // The stored schedules, with the `Nats-Rollup: sub` nats-server adds.
+    let mut stored = Vec::new();
+    for subject in ["sche.a", "sche.z"] {
+        let got = request(
+            client,
+            "$JS.API.STREAM.MSG.GET.SCHE",
+            json!({"last_by_subj": subject}),
+        )
+        .await;
+        let hdrs = got["message"]["hdrs"].as_str().unwrap_or_default();
+        let hdrs = base64::engine::general_purpose::STANDARD
+            .decode(hdrs)
+            .expect("base64");
+        // Lines sorted: the client's header map has no fixed order.
+        let text = String::from_utf8(hdrs).expect("utf-8");
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        lines.sort_unstable();
+        stored.push(lines.join("|"));
     }
     // A purge naming a subject that holds a plain message is refused; naming the
     // schedule's subject, it purges the schedule.
@@ -624,6 +717,7 @@ pub async fn schedule_errors(client: &async_nats::Client) -> Value {
     }
     json!({
         "codes": codes,
+        "stored": stored,
         "allow_rollup_hdrs": config["allow_rollup_hdrs"],
         "allow_msg_schedules": config["allow_msg_schedules"],
         "subjects": info["state"]["subjects"],

@@ -40,6 +40,30 @@ impl Engine {
         Ok(v1::DueSchedulesResponse { due, backlog })
     }
 
+    /// Sets the schedule gauges of every loaded group (the leader's view: what is due
+    /// and not fired, whether or not a jobs agent runs).
+    pub(crate) async fn export_schedule_backlog(&self) {
+        let now = self.now();
+        let metrics = self.metrics();
+        let st = self.state.lock().await;
+        for (group, g) in &st.groups {
+            let (due, oldest) = g.streams.values().map(|s| s.schedule_backlog(now)).fold(
+                (0, None::<i64>),
+                |(n, o), (dn, d)| {
+                    let oldest = match (o, d) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    (n + dn, oldest)
+                },
+            );
+            // Nanoseconds to seconds for the gauge (precision beyond 2^53 ns is moot).
+            #[allow(clippy::cast_precision_loss)]
+            let overdue = oldest.map_or(0.0, |o| now.saturating_sub(o) as f64 / 1e9);
+            metrics.set_schedule_backlog(group, due, overdue);
+        }
+    }
+
     pub(crate) async fn swap_index(
         &self,
         group: &str,

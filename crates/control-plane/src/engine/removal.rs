@@ -156,6 +156,7 @@ pub(super) async fn retention_ticker(engine: std::sync::Weak<Engine>, every: Dur
                 tracing::warn!(group, error = %e, "retention pass failed");
             }
         }
+        engine.export_schedule_backlog().await;
     }
 }
 

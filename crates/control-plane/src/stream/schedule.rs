@@ -56,6 +56,16 @@ impl Stream {
         due
     }
 
+    /// Schedules due at `now` and the earliest due time among them (`None`: none due).
+    pub fn schedule_backlog(&self, now: i64) -> (u64, Option<i64>) {
+        self.schedules
+            .values()
+            .filter(|(_, next)| *next <= now)
+            .fold((0, None), |(n, oldest), (_, next)| {
+                (n + 1, Some(oldest.map_or(*next, |o: i64| o.min(*next))))
+            })
+    }
+
     /// The fence of a firing: the schedule must still be the message and due time jobs
     /// read.
     pub(super) fn check_firing(&self, r: &Record) -> Result<(), JsError> {

@@ -11,9 +11,11 @@
 //! ([`fired_headers`]). Storing that produced message purges the schedule (`@at`:
 //! `Nats-Schedule-Next: purge`) or moves its next firing time (repeating schedules).
 //!
-//! Pure: times are passed in as Unix nanoseconds. Time zones other than UTC need a
-//! zone database, which this layer-0 crate does not carry: they are answered with a
-//! clear "not supported yet" error (see [`ScheduleHeaders::check_publish`]).
+//! Pure: times are passed in as Unix nanoseconds. A cron schedule's
+//! `Nats-Schedule-Time-Zone` is an IANA name looked up, as Go's `time.LoadLocation`
+//! does, in the zone database compiled into this crate (jiff's bundled tzdb: no
+//! `/usr/share/zoneinfo` needed, no file read), and its next firing is computed with
+//! Go's `time.Date` rules at daylight-saving changes ([`Zone`]).
 
 use super::headers;
 use super::time::{GoDuration, Timestamp, civil_from_days, days_from_civil};
@@ -30,14 +32,16 @@ pub enum Pattern {
     At(i64),
     /// `@every <duration>`: repeats with this interval (≥ 1 s).
     Every(Nanos),
-    /// A 6-field cron expression (or a predefined `@hourly`-style name), in UTC.
+    /// A 6-field cron expression (or a predefined `@hourly`-style name), in its zone
+    /// (UTC without `Nats-Schedule-Time-Zone`).
     Cron(Cron),
 }
 
 impl Pattern {
-    /// Parses a pattern as nats-server's `parseMsgSchedule` does. `zoned` is whether a
-    /// `Nats-Schedule-Time-Zone` header was given: `@at` and `@every` refuse one.
-    pub fn parse(value: &str, zoned: bool) -> Option<Pattern> {
+    /// Parses a pattern as nats-server's `parseMsgSchedule` does. `zone` is the
+    /// `Nats-Schedule-Time-Zone` given, if any: `@at` and `@every` refuse one.
+    pub fn parse(value: &str, zone: Option<&Zone>) -> Option<Pattern> {
+        let zoned = zone.is_some();
         if let Some(at) = value.strip_prefix("@at ") {
             if zoned {
                 return None;
@@ -60,7 +64,7 @@ impl Pattern {
             "@hourly" => "0 0 * * * *",
             other => other,
         };
-        Cron::parse(cron).map(Pattern::Cron)
+        Cron::parse(cron, zone.cloned().unwrap_or_default()).map(Pattern::Cron)
     }
 
     /// Whether the schedule fires more than once.
@@ -95,6 +99,89 @@ impl Pattern {
     }
 }
 
+/// A cron schedule's time zone: nats-server's `*time.Location` from
+/// `time.LoadLocation(Nats-Schedule-Time-Zone)`, here from the IANA database compiled
+/// into the crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone(jiff::tz::TimeZone);
+
+impl Default for Zone {
+    fn default() -> Zone {
+        Zone(jiff::tz::TimeZone::UTC)
+    }
+}
+
+impl Zone {
+    /// Go's `time.LoadLocation`: `UTC`; `Local` (the host's zone in nats-server; here
+    /// UTC, as a cluster has no one host); otherwise an exact (case-sensitive) name of
+    /// the IANA database, such as `Europe/Amsterdam`, `US/Eastern` or `EST`. Names with
+    /// `..` or a leading `/` or `\\` are refused, as Go does. `None`: unknown.
+    pub fn load(name: &str) -> Option<Zone> {
+        if name == "UTC" || name == "Local" {
+            return Some(Zone::default());
+        }
+        if name.is_empty() || name.contains("..") || name.starts_with(['/', '\\']) {
+            return None;
+        }
+        let db = jiff::tz::db();
+        // The database's lookup ignores case; Go's (a file name) does not.
+        if !db.available().any(|n| n.as_str() == name) {
+            return None;
+        }
+        db.get(name).ok().map(Zone)
+    }
+
+    /// UTC offset in seconds at Unix second `t` (0 outside jiff's range).
+    fn offset(&self, t: i64) -> i64 {
+        jiff::Timestamp::from_second(t)
+            .map(|ts| i64::from(self.0.to_offset(ts).seconds()))
+            .unwrap_or(0)
+    }
+
+    /// Local wall-clock fields of Unix second `t`.
+    fn fields(&self, t: i64) -> Local {
+        let local = t.saturating_add(self.offset(t));
+        let days = local.div_euclid(86_400);
+        let rem = local.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        Local {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 4).rem_euclid(7) as u32,
+        }
+    }
+
+    /// Go's `time.Date(year, month, day, hour, min, sec, 0, loc)` in Unix seconds:
+    /// out-of-range months and days carry over; a wall time a daylight-saving change
+    /// skips or repeats gets Go's offset (the one in force at the wall time read as
+    /// UTC, unless that lands outside its period: then the one at the result).
+    fn date(&self, year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i64) -> i64 {
+        let m0 = month - 1;
+        let (y, m) = (year + m0.div_euclid(12), m0.rem_euclid(12) as u32 + 1);
+        let days = days_from_civil(y, m, 1) + day - 1;
+        let local = days * 86_400 + hour * 3600 + minute * 60 + second;
+        let guess = self.offset(local);
+        local - self.offset(local - guess)
+    }
+}
+
+/// Wall-clock fields in a [`Zone`].
+#[derive(Debug, Clone, Copy)]
+struct Local {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    weekday: u32,
+}
+
 /// Go's `Time.Round(time.Second)` for Unix nanoseconds (halves round up).
 fn round_to_second(ns: i64) -> i64 {
     let rem = ns.rem_euclid(SECOND);
@@ -116,6 +203,7 @@ pub struct Cron {
     dom: u64,
     month: u64,
     dow: u64,
+    zone: Zone,
 }
 
 const STAR: u64 = 1 << 63;
@@ -146,8 +234,8 @@ const DAYS: &[(&str, u32)] = &[
 impl Cron {
     /// Six whitespace-separated fields: second, minute, hour, day of month, month (or
     /// `jan`…), day of week (0 = Sunday, or `sun`…); each a comma list of `*`, `?`,
-    /// `n`, `a-b`, with an optional `/step`.
-    pub fn parse(pattern: &str) -> Option<Cron> {
+    /// `n`, `a-b`, with an optional `/step`; evaluated in `zone`.
+    pub fn parse(pattern: &str, zone: Zone) -> Option<Cron> {
         let f: Vec<&str> = pattern.split_whitespace().collect();
         if f.len() != 6 {
             return None;
@@ -159,6 +247,7 @@ impl Cron {
             dom: field(f[3], 1, 31, &[])?,
             month: field(f[4], 1, 12, MONTHS)?,
             dow: field(f[5], 0, 6, DAYS)?,
+            zone,
         })
     }
 
@@ -172,37 +261,100 @@ impl Cron {
         }
     }
 
-    /// The first matching second strictly after `ts` (UTC), within five years.
+    /// The first matching second strictly after `ts`, within five years: nats-server's
+    /// `parseCron` walk (robfig/cron's), field by field in the zone's wall clock, with
+    /// its arithmetic: months and days step by `time.Date` (so a skipped wall time
+    /// moves past the gap), hours, minutes and seconds by elapsed time (so a repeated
+    /// hour matches twice).
     pub fn next_after(&self, ts: i64) -> Option<i64> {
+        let z = &self.zone;
         // Start at the upcoming whole second.
-        let mut t = ts.div_euclid(SECOND) + 1;
-        let (start_year, ..) = civil(t);
-        // Walk coarse to fine: a field that does not match moves to the start of its
-        // next value and the finer fields restart from zero.
-        loop {
-            let (y, mo, d, h, mi, s) = civil(t);
-            if y > start_year + 5 {
+        let mut t = ts.div_euclid(SECOND).checked_add(1)?;
+        let mut truncated = false;
+        let year_limit = z.fields(t).year + 5;
+        'wrap: loop {
+            let f = z.fields(t);
+            if f.year > year_limit {
                 return None;
             }
-            if self.month & (1 << mo) == 0 {
-                t = start_of_month(if mo == 12 { y + 1 } else { y }, mo % 12 + 1);
-                continue;
+            let mut f = f;
+            while self.month & (1 << f.month) == 0 {
+                if !truncated {
+                    truncated = true;
+                    t = z.date(f.year, i64::from(f.month), 1, 0, 0, 0);
+                    f = z.fields(t);
+                }
+                // AddDate(0, 1, 0).
+                t = z.date(
+                    f.year,
+                    i64::from(f.month) + 1,
+                    i64::from(f.day),
+                    i64::from(f.hour),
+                    i64::from(f.minute),
+                    i64::from(f.second),
+                );
+                f = z.fields(t);
+                if f.month == 1 {
+                    continue 'wrap;
+                }
             }
-            if !self.day_matches(d, weekday(t)) {
-                t = (t.div_euclid(86_400) + 1) * 86_400;
-                continue;
+            while !self.day_matches(f.day, f.weekday) {
+                if !truncated {
+                    truncated = true;
+                    t = z.date(f.year, i64::from(f.month), i64::from(f.day), 0, 0, 0);
+                    f = z.fields(t);
+                }
+                // AddDate(0, 0, 1).
+                t = z.date(
+                    f.year,
+                    i64::from(f.month),
+                    i64::from(f.day) + 1,
+                    i64::from(f.hour),
+                    i64::from(f.minute),
+                    i64::from(f.second),
+                );
+                f = z.fields(t);
+                if f.day == 1 {
+                    continue 'wrap;
+                }
             }
-            if self.hour & (1 << h) == 0 {
-                t = (t.div_euclid(3600) + 1) * 3600;
-                continue;
+            while self.hour & (1 << f.hour) == 0 {
+                if !truncated {
+                    truncated = true;
+                    t = z.date(
+                        f.year,
+                        i64::from(f.month),
+                        i64::from(f.day),
+                        i64::from(f.hour),
+                        0,
+                        0,
+                    );
+                }
+                t += 3600;
+                f = z.fields(t);
+                if f.hour == 0 {
+                    continue 'wrap;
+                }
             }
-            if self.minute & (1 << mi) == 0 {
-                t = (t.div_euclid(60) + 1) * 60;
-                continue;
+            while self.minute & (1 << f.minute) == 0 {
+                if !truncated {
+                    truncated = true;
+                    t -= t.rem_euclid(60);
+                }
+                t += 60;
+                f = z.fields(t);
+                if f.minute == 0 {
+                    continue 'wrap;
+                }
             }
-            if self.second & (1 << s) == 0 {
+            while self.second & (1 << f.second) == 0 {
+                // Already a whole second: Go's Truncate(time.Second) changes nothing.
+                truncated = true;
                 t += 1;
-                continue;
+                f = z.fields(t);
+                if f.second == 0 {
+                    continue 'wrap;
+                }
             }
             return t.checked_mul(SECOND);
         }
@@ -275,23 +427,6 @@ fn number(s: &str, names: &[(&str, u32)]) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
-}
-
-/// (year, month, day, hour, minute, second) of Unix seconds, UTC.
-fn civil(t: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = t.div_euclid(86_400);
-    let rem = t.rem_euclid(86_400) as u32;
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Day of week of Unix seconds (0 = Sunday); 1970-01-01 was a Thursday.
-fn weekday(t: i64) -> u32 {
-    (t.div_euclid(86_400) + 4).rem_euclid(7) as u32
-}
-
-fn start_of_month(y: i64, m: u32) -> i64 {
-    days_from_civil(y, m, 1) * 86_400
 }
 
 /// The schedule headers of one published message, as given (absent = `None`).
@@ -368,15 +503,15 @@ impl ScheduleHeaders {
     /// The pattern, time zone checked (nats-server's `nextMessageSchedule`):
     /// `Ok(None)` for no (or an empty) `Nats-Schedule`.
     pub fn pattern(&self) -> Result<Option<Pattern>, ApiError> {
-        let zoned = match self.time_zone.as_deref() {
-            None => false,
-            Some("") => return Err(ApiError::message_schedules_time_zone_invalid()),
-            Some("UTC") => true,
-            Some(zone) => return Err(time_zone_unsupported(zone)),
+        let zone = match self.time_zone.as_deref() {
+            None => None,
+            Some(name) => {
+                Some(Zone::load(name).ok_or_else(ApiError::message_schedules_time_zone_invalid)?)
+            }
         };
         match self.pattern.as_deref() {
             None | Some("") => Ok(None),
-            Some(p) => Pattern::parse(p, zoned)
+            Some(p) => Pattern::parse(p, zone.as_ref())
                 .map(Some)
                 .ok_or_else(ApiError::message_schedules_pattern_invalid),
         }
@@ -471,15 +606,6 @@ impl ScheduleHeaders {
     }
 }
 
-/// A `Nats-Schedule-Time-Zone` InfiniStream cannot evaluate yet (only `UTC`).
-pub fn time_zone_unsupported(zone: &str) -> ApiError {
-    let mut e = ApiError::message_schedules_time_zone_invalid();
-    e.description = format!(
-        "message schedules time zone `{zone}` is not supported by InfiniStream yet (only UTC)"
-    );
-    e
-}
-
 /// The headers of the message a firing of the schedule on `schedule_subject`
 /// produces, from `source` (the schedule message's headers, or the last message of
 /// `Nats-Schedule-Source`) and `schedule` (the schedule message's own headers, for
@@ -548,17 +674,20 @@ mod tests {
     fn patterns_parse_like_nats_server() {
         let t = at("2026-01-02T03:04:05Z");
         assert_eq!(
-            Pattern::parse("@at 2026-01-02T03:04:05Z", false),
+            Pattern::parse("@at 2026-01-02T03:04:05Z", None),
             Some(Pattern::At(t))
         );
-        assert_eq!(Pattern::parse("@at 2026-01-02T03:04:05Z", true), None);
-        assert_eq!(Pattern::parse("@at tomorrow", false), None);
         assert_eq!(
-            Pattern::parse("@every 1m30s", false),
+            Pattern::parse("@at 2026-01-02T03:04:05Z", Some(&Zone::default())),
+            None
+        );
+        assert_eq!(Pattern::parse("@at tomorrow", None), None);
+        assert_eq!(
+            Pattern::parse("@every 1m30s", None),
             Some(Pattern::Every(90 * SECOND))
         );
-        assert_eq!(Pattern::parse("@every 500ms", false), None);
-        assert_eq!(Pattern::parse("@every 1s", true), None);
+        assert_eq!(Pattern::parse("@every 500ms", None), None);
+        assert_eq!(Pattern::parse("@every 1s", Some(&Zone::default())), None);
         for ok in [
             "@hourly",
             "@daily",
@@ -571,8 +700,11 @@ mod tests {
             "0 30 9 * jan-mar mon-fri",
             "0 0 12 1,15 * ?",
         ] {
-            assert!(Pattern::parse(ok, false).is_some(), "{ok}");
-            assert!(Pattern::parse(ok, true).is_some(), "{ok} with UTC");
+            assert!(Pattern::parse(ok, None).is_some(), "{ok}");
+            assert!(
+                Pattern::parse(ok, Some(&Zone::default())).is_some(),
+                "{ok} with UTC"
+            );
         }
         for bad in [
             "",
@@ -590,7 +722,7 @@ mod tests {
             "-1 * * * * *",
             "x * * * * *",
         ] {
-            assert_eq!(Pattern::parse(bad, false), None, "{bad:?}");
+            assert_eq!(Pattern::parse(bad, None), None, "{bad:?}");
         }
     }
 
@@ -648,7 +780,7 @@ mod tests {
             ),
         ];
         for (pattern, from, want) in cases {
-            let p = Pattern::parse(pattern, false).expect(pattern);
+            let p = Pattern::parse(pattern, None).expect(pattern);
             assert_eq!(
                 show(p.next(at(from), at(from)).expect("next")),
                 want,
@@ -656,9 +788,165 @@ mod tests {
             );
         }
         // 30 February never comes.
-        let never = Pattern::parse("0 0 0 30 2 *", false).expect("parses");
+        let never = Pattern::parse("0 0 0 30 2 *", None).expect("parses");
         let t = at("2026-01-01T00:00:00Z");
         assert_eq!(never.next(t, t), None);
+    }
+
+    /// Firing chains in IANA zones, across daylight-saving changes, as nats-server's
+    /// `parseCron` (Go, its cron.go run with Go's zone database) computes them: each
+    /// firing is the next one's start.
+    #[test]
+    fn zoned_cron_follows_go_across_dst() {
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            // Spring forward: 02:30 does not exist on 2026-03-29; Go's walk skips the day.
+            (
+                "0 30 2 * * *",
+                "Europe/Amsterdam",
+                "2026-03-28T12:00:00Z",
+                &[
+                    "2026-03-30T00:30:00Z",
+                    "2026-03-31T00:30:00Z",
+                    "2026-04-01T00:30:00Z",
+                ],
+            ),
+            // Fall back: 02:30 happens twice on 2026-10-25 and fires twice.
+            (
+                "0 30 2 * * *",
+                "Europe/Amsterdam",
+                "2026-10-24T12:00:00Z",
+                &[
+                    "2026-10-25T00:30:00Z",
+                    "2026-10-25T01:30:00Z",
+                    "2026-10-26T01:30:00Z",
+                    "2026-10-27T01:30:00Z",
+                ],
+            ),
+            (
+                "0 0 * * * *",
+                "America/New_York",
+                "2026-03-08T05:30:00Z",
+                &[
+                    "2026-03-08T06:00:00Z",
+                    "2026-03-08T07:00:00Z",
+                    "2026-03-08T08:00:00Z",
+                    "2026-03-08T09:00:00Z",
+                ],
+            ),
+            (
+                "0 0 * * * *",
+                "America/New_York",
+                "2026-11-01T04:30:00Z",
+                &[
+                    "2026-11-01T05:00:00Z",
+                    "2026-11-01T06:00:00Z",
+                    "2026-11-01T07:00:00Z",
+                    "2026-11-01T08:00:00Z",
+                ],
+            ),
+            (
+                "0 30 1 * * *",
+                "America/New_York",
+                "2026-10-31T12:00:00Z",
+                &[
+                    "2026-11-01T05:30:00Z",
+                    "2026-11-01T06:30:00Z",
+                    "2026-11-02T06:30:00Z",
+                ],
+            ),
+            (
+                "0 0 2 8 3 *",
+                "America/New_York",
+                "2026-03-01T00:00:00Z",
+                &["2027-03-08T07:00:00Z", "2028-03-08T07:00:00Z"],
+            ),
+            (
+                "0 0 9 * * mon-fri",
+                "Asia/Tokyo",
+                "2026-01-01T00:00:00Z",
+                &[
+                    "2026-01-02T00:00:00Z",
+                    "2026-01-05T00:00:00Z",
+                    "2026-01-06T00:00:00Z",
+                ],
+            ),
+            (
+                "0 0 0 * * *",
+                "Asia/Kolkata",
+                "2026-01-01T00:00:00Z",
+                &["2026-01-01T18:30:00Z", "2026-01-02T18:30:00Z"],
+            ),
+            // A 30-minute daylight-saving shift.
+            (
+                "0 0 0 1 * *",
+                "Australia/Lord_Howe",
+                "2026-03-15T00:00:00Z",
+                &[
+                    "2026-03-31T13:00:00Z",
+                    "2026-04-30T13:30:00Z",
+                    "2026-05-31T13:30:00Z",
+                ],
+            ),
+            (
+                "*/20 * 2 29 3 *",
+                "Europe/Amsterdam",
+                "2026-03-29T00:00:00Z",
+                &[
+                    "2027-03-29T00:00:00Z",
+                    "2027-03-29T00:00:20Z",
+                    "2027-03-29T00:00:40Z",
+                ],
+            ),
+            (
+                "0 0 0 * * *",
+                "UTC",
+                "2026-12-31T23:59:59Z",
+                &["2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z"],
+            ),
+        ];
+        for (pattern, zone, from, want) in cases {
+            let z = Zone::load(zone).expect(zone);
+            let p = Pattern::parse(pattern, Some(&z)).expect(pattern);
+            let mut ts = at(from);
+            let mut got = Vec::new();
+            for _ in 0..want.len() {
+                ts = p.next(ts, ts).expect("next");
+                got.push(show(ts));
+            }
+            assert_eq!(&got, want, "{pattern} in {zone} from {from}");
+        }
+    }
+
+    /// The names Go's `time.LoadLocation` accepts (checked with Go 1.19 on Debian's
+    /// zoneinfo), from the compiled-in database.
+    #[test]
+    fn zones_load_as_go() {
+        for ok in [
+            "Europe/Amsterdam",
+            "US/Eastern",
+            "EST",
+            "CET",
+            "Etc/UTC",
+            "Etc/GMT+5",
+            "GMT",
+            "Local",
+            "UTC",
+            "America/Argentina/Buenos_Aires",
+            "Asia/Calcutta",
+        ] {
+            assert!(Zone::load(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "europe/amsterdam",
+            "Mars/Olympus",
+            "+02:00",
+            "Etc/Unknown",
+            "/etc/localtime",
+            "Europe/../UTC",
+        ] {
+            assert!(Zone::load(bad).is_none(), "{bad}");
+        }
     }
 
     fn rules(subjects: &[String]) -> StreamRules<'_> {
@@ -741,12 +1029,27 @@ mod tests {
         assert_eq!(code(&h, rules(&subjects)), 10223);
         h.time_zone = Some("UTC".into());
         assert_eq!(code(&h, rules(&subjects)), 10189);
+        // A named zone is refused with @every (10189), an unknown one first (10223).
         h.time_zone = Some("Europe/Amsterdam".into());
-        let e = h
-            .check_publish("s.sched", None, rules(&subjects), now)
-            .expect_err("zone");
-        assert_eq!(e.err_code, 10223);
-        assert!(e.description.contains("not supported by InfiniStream yet"));
+        assert_eq!(code(&h, rules(&subjects)), 10189);
+        for bad in [
+            "Mars/Olympus",
+            "europe/amsterdam",
+            "+02:00",
+            "../etc/passwd",
+        ] {
+            h.time_zone = Some(bad.into());
+            assert_eq!(code(&h, rules(&subjects)), 10223, "{bad}");
+        }
+        let mut h = sched("0 30 9 * * *", "s.t");
+        h.time_zone = Some("America/New_York".into());
+        assert_eq!(
+            h.check_publish("s.sched", None, rules(&subjects), now),
+            Ok(ScheduleAction::Schedule {
+                next: at("2026-01-01T14:30:00Z"),
+                repeats: true
+            })
+        );
     }
 
     #[test]
