@@ -1,5 +1,5 @@
-//! Priority groups (ADR-42) as nats-server 2.15.1 has them: `overflow` and
-//! `pinned_client` consumers, their config errors, the pull-request fields and status
+//! Priority groups (ADR-42) as nats-server 2.15.1 has them: `overflow`,
+//! `pinned_client` and `prioritized` consumers, their config errors, the pull-request fields and status
 //! answers, the `Nats-Pin-Id` header, `CONSUMER.UNPIN`, info's `priority_groups`, and
 //! the PINNED / UNPINNED advisories.
 //!
@@ -8,7 +8,8 @@
 //! - two in-process agents on one control plane: two async-nats clients pulling one
 //!   pinned consumer through different agents see one pinned client, and the pin moves
 //!   to the other client once the pinned one stops pulling; overflow serves a client
-//!   only past its `min_pending`.
+//!   only past its `min_pending`; a prioritized consumer serves a priority 0 request
+//!   parked on one agent before a priority 5 one parked earlier on the other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -157,6 +158,25 @@ fn create(name: &str, extra: Value) -> Value {
     json!({"stream_name": "S", "config": config})
 }
 
+/// Creates each consumer (name, config fields) on stream `S`; the answers.
+async fn create_all(
+    client: &async_nats::Client,
+    creates: impl IntoIterator<Item = (&str, Value)>,
+    pins: &mut Pins,
+) -> Vec<String> {
+    let mut t = Vec::new();
+    for (name, extra) in creates {
+        let v = api(
+            client,
+            &format!("$JS.API.CONSUMER.CREATE.S.{name}"),
+            Some(create(name, extra)),
+        )
+        .await;
+        t.push(format!("create {name}: {}", answer(&v, pins)));
+    }
+    t
+}
+
 /// The scenario both servers run; its transcript.
 async fn scenario(client: &async_nats::Client) -> Vec<String> {
     let mut pins = Pins::default();
@@ -201,15 +221,7 @@ async fn scenario(client: &async_nats::Client) -> Vec<String> {
             json!({"priority_policy": "overflow", "priority_groups": [""]}),
         ),
     ];
-    for (name, extra) in creates {
-        let v = api(
-            client,
-            &format!("$JS.API.CONSUMER.CREATE.S.{name}"),
-            Some(create(name, extra)),
-        )
-        .await;
-        t.push(format!("create {name}: {}", answer(&v, &mut pins)));
-    }
+    t.extend(create_all(client, creates, &mut pins).await);
     let short = r#""expires":500000000"#;
     let pulls = [
         ("P", format!(r#"{{"batch":1,{short}}}"#)),
@@ -329,18 +341,6 @@ async fn priority_groups_answer_as_nats_server() {
     // pinned, unpinned (admin) of O and of P, pinned again, unpinned (timeout).
     let advisories = ours.iter().filter(|l| l.starts_with("$JS.EVENT")).count();
     assert_eq!(advisories, 5, "{ours:#?}");
-    // Not built yet: prioritized is refused with a clear error.
-    let v = api(
-        &ours_client,
-        "$JS.API.CONSUMER.CREATE.S.Q",
-        Some(create(
-            "Q",
-            json!({"priority_policy": "prioritized", "priority_groups": ["A"]}),
-        )),
-    )
-    .await;
-    let description = v["error"]["description"].as_str().unwrap_or_default();
-    assert!(description.contains("not supported"), "{v}");
     // nats-server's words (serde adds where in the body).
     let v = api(
         &ours_client,
@@ -572,37 +572,65 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
     stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
-    let (cp, stop) = served_control_plane().await;
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let bucket_dir = tempfile::tempdir().expect("bucket");
-    let bucket = format!("file://{}", bucket_dir.path().display());
-    let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
-    let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
-    let ca = connect(&format!("nats://{}", a.client_addr())).await;
-    let cb = connect(&format!("nats://{}", b.client_addr())).await;
-    let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
-    let s = ja
-        .create_stream(stream::Config {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
+/// Two in-process agents on one control plane and bucket, a client and a JetStream
+/// context on each, stream `S` (`s.>`) and a pull consumer with priority group `A`.
+struct TwoAgents {
+    ca: async_nats::Client,
+    cb: async_nats::Client,
+    ja: jetstream::Context,
+    jb: jetstream::Context,
+    stop: CancellationToken,
+    _agents: [AgentHandle; 2],
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl TwoAgents {
+    async fn with_consumer(name: &str, policy: consumer::PriorityPolicy) -> TwoAgents {
+        let (cp, stop) = served_control_plane().await;
+        let dirs = [
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("bucket"),
+        ];
+        let bucket = format!("file://{}", dirs[2].path().display());
+        let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
+        let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
+        let ca = connect(&format!("nats://{}", a.client_addr())).await;
+        let cb = connect(&format!("nats://{}", b.client_addr())).await;
+        let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
+        let s = ja
+            .create_stream(stream::Config {
+                name: "S".into(),
+                subjects: vec!["s.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("stream");
+        s.create_consumer(consumer::pull::Config {
+            durable_name: Some(name.into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            priority_policy: policy,
+            priority_groups: vec!["A".into()],
             ..Default::default()
         })
         .await
-        .expect("stream");
-    s.create_consumer(consumer::pull::Config {
-        durable_name: Some("O".into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        priority_policy: consumer::PriorityPolicy::Overflow,
-        priority_groups: vec!["A".into()],
-        ..Default::default()
-    })
-    .await
-    .expect("overflow consumer");
+        .expect("consumer");
+        TwoAgents {
+            ca,
+            cb,
+            ja,
+            jb,
+            stop,
+            _agents: [a, b],
+            _dirs: dirs,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
+    let two = TwoAgents::with_consumer("O", consumer::PriorityPolicy::Overflow).await;
+    let (ja, jb) = (&two.ja, &two.jb);
     let consumer: consumer::PullConsumer = jb
         .get_stream("S")
         .await
@@ -620,7 +648,7 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
         .messages()
         .await
         .expect("overflow stream");
-    publish(&ja, 0, 5).await;
+    publish(ja, 0, 5).await;
     // 5 pending: the overflow client gets nothing; a plain fetch on agent A gets them.
     let plain: consumer::PullConsumer = ja
         .get_stream("S")
@@ -648,7 +676,7 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
     }
     assert_eq!(got, ["m0", "m1", "m2", "m3", "m4"]);
     // 12 pending: the overflow client is served while at least 10 are pending (3).
-    publish(&ja, 5, 17).await;
+    publish(ja, 5, 17).await;
     assert_eq!(take(&mut overflow, 3).await, ["m5", "m6", "m7"]);
     let info = ja
         .get_stream("S")
@@ -661,5 +689,190 @@ async fn overflow_serves_a_client_only_past_min_pending_across_agents() {
         info.num_pending, 9,
         "the overflow client stops at min_pending"
     );
-    stop.cancel();
+    two.stop.cancel();
+}
+
+/// Polls `CONSUMER.INFO` until `n` pull requests wait on `consumer` (as the server
+/// answering sees them).
+async fn until_waiting(client: &async_nats::Client, consumer: &str, n: u64) {
+    let subject = format!("$JS.API.CONSUMER.INFO.S.{consumer}");
+    let wait = async {
+        while api(client, &subject, None).await["num_waiting"] != json!(n) {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("pull requests parked in time");
+}
+
+/// The `prioritized` scenario both servers run; its transcript: config and pull
+/// errors, then which parked request gets each message published one at a time.
+async fn prioritized_scenario(client: &async_nats::Client) -> Vec<String> {
+    let mut pins = Pins::default();
+    let mut t = Vec::new();
+    api(
+        client,
+        "$JS.API.STREAM.CREATE.S",
+        Some(json!({"name": "S", "subjects": ["s.>"]})),
+    )
+    .await;
+    let creates = [
+        (
+            "Q",
+            json!({"priority_policy": "prioritized", "priority_groups": ["A"]}),
+        ),
+        (
+            "T",
+            json!({"priority_policy": "prioritized", "priority_groups": ["A"], "priority_timeout": 1_000_000_000}),
+        ),
+        ("E", json!({"priority_policy": "prioritized"})),
+        (
+            "E",
+            json!({"priority_policy": "prioritized", "priority_groups": ["A"], "deliver_subject": "d"}),
+        ),
+        (
+            "E",
+            json!({"priority_policy": "prioritized", "priority_groups": ["a.b"]}),
+        ),
+    ];
+    t.extend(create_all(client, creates, &mut pins).await);
+    let short = r#""expires":300000000"#;
+    for body in [
+        format!(r#"{{"batch":1,"group":"A","priority":10,{short}}}"#),
+        format!(r#"{{"batch":1,"group":"A","priority":-1,{short}}}"#),
+        format!(r#"{{"batch":1,"priority":1,{short}}}"#),
+        format!(r#"{{"batch":1,"group":"B","priority":1,{short}}}"#),
+        format!(r#"{{"batch":1,"group":"A","id":"x",{short}}}"#),
+        format!(r#"{{"batch":1,"group":"A","min_pending":2,{short}}}"#),
+        r#"{"batch":1,"group":"A","priority":3,"no_wait":true}"#.to_owned(),
+    ] {
+        let r = pull(client, "Q", &body, 1, &mut pins).await;
+        t.push(format!("pull Q {body}: {r:?}"));
+    }
+    // Parked in this order; nats-server serves the best priority first, round-robin
+    // among requests of one priority, and a request that is not JSON (no group) last.
+    let long = r#""expires":20000000000"#;
+    let parked = [
+        (
+            "p5",
+            format!(r#"{{"batch":1,"group":"A","priority":5,{long}}}"#),
+        ),
+        ("plain", "1".to_owned()),
+        ("p0", format!(r#"{{"batch":1,"group":"A",{long}}}"#)),
+        (
+            "p2a",
+            format!(r#"{{"batch":2,"group":"A","priority":2,{long}}}"#),
+        ),
+        (
+            "p2b",
+            format!(r#"{{"batch":2,"group":"A","priority":2,{long}}}"#),
+        ),
+    ];
+    let mut inboxes = Vec::new();
+    for (name, body) in &parked {
+        let inbox = client.new_inbox();
+        let sub = client.subscribe(inbox.clone()).await.expect("subscribe");
+        client
+            .publish_with_reply("$JS.API.CONSUMER.MSG.NEXT.S.Q", inbox, body.clone().into())
+            .await
+            .expect("pull");
+        inboxes.push(sub.map(move |m| (*name, m)));
+    }
+    until_waiting(client, "Q", parked.len() as u64).await;
+    let mut replies = futures::stream::select_all(inboxes);
+    let js = jetstream::new(client.clone());
+    for i in 0..7 {
+        js.publish("s.a", Bytes::from(format!("m{i}")))
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+        let Ok(Some((name, m))) = tokio::time::timeout(WAIT, replies.next()).await else {
+            t.push(format!("m{i}: nobody"));
+            break;
+        };
+        t.push(format!(
+            "{} to {name} status={:?}",
+            String::from_utf8_lossy(&m.payload),
+            m.status.map(|s| s.as_u16())
+        ));
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prioritized_answers_as_nats_server() {
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start_agent(&dir).await;
+    let theirs = prioritized_scenario(&connect(&reference.url()).await).await;
+    let ours =
+        prioritized_scenario(&connect(&format!("nats://{}", agent.client_addr())).await).await;
+    for (i, (a, b)) in theirs.iter().zip(&ours).enumerate() {
+        assert_eq!(b, a, "step {i} differs");
+    }
+    assert_eq!(ours.len(), theirs.len(), "{ours:#?}");
+    assert!(
+        ours.iter().any(|l| l == "m0 to p0 status=None"),
+        "{ours:#?}"
+    );
+}
+
+/// One pull request (async-nats' priority-group API: a fetch, which waits until its
+/// expiry for a first message) of `priority` through `js`.
+async fn prioritized_batch(js: &jetstream::Context, priority: usize) -> consumer::pull::Batch {
+    let consumer: consumer::PullConsumer = js
+        .get_stream("S")
+        .await
+        .expect("stream")
+        .get_consumer("Q")
+        .await
+        .expect("consumer");
+    consumer
+        .fetch()
+        .group("A")
+        .priority(priority)
+        .max_messages(1)
+        .expires(WAIT)
+        .messages()
+        .await
+        .expect("batch")
+}
+
+/// The payload of the first message of a one-message batch (acked).
+async fn first_of(batch: &mut consumer::pull::Batch) -> String {
+    let m = tokio::time::timeout(WAIT, batch.next())
+        .await
+        .expect("a message in time")
+        .expect("batch open")
+        .expect("a message");
+    m.ack().await.expect("ack");
+    String::from_utf8_lossy(&m.payload).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prioritized_serves_the_better_priority_first_across_agents() {
+    let two = TwoAgents::with_consumer("Q", consumer::PriorityPolicy::Prioritized).await;
+    let (ja, jb, ca, cb) = (&two.ja, &two.jb, &two.ca, &two.cb);
+    // Each round: the worse priority parks first, on one agent, then the better one
+    // on the other; the first message goes to the better one, the next to the other.
+    let rounds = [((jb, cb, 5), (ja, ca, 0)), ((ja, ca, 9), (jb, cb, 3))];
+    for (round, ((worse_js, worse_c, worse), (better_js, better_c, better))) in
+        rounds.into_iter().enumerate()
+    {
+        let mut late = prioritized_batch(worse_js, worse).await;
+        until_waiting(worse_c, "Q", 1).await;
+        let mut first = prioritized_batch(better_js, better).await;
+        until_waiting(better_c, "Q", 1).await;
+        publish(ja, 2 * round, 2 * round + 1).await;
+        assert_eq!(first_of(&mut first).await, format!("m{}", 2 * round));
+        publish(ja, 2 * round + 1, 2 * round + 2).await;
+        assert_eq!(
+            first_of(&mut late).await,
+            format!("m{}", 2 * round + 1),
+            "priority {worse} waits behind priority {better} on the other agent"
+        );
+    }
+    two.stop.cancel();
 }

@@ -113,6 +113,9 @@ pub(crate) struct Group {
     expired_batches: Vec<String>,
     /// (stream, consumer) → state.
     consumers: BTreeMap<(String, String), ConsumerRecord>,
+    /// (stream, consumer) → what agents report waiting on a `prioritized` consumer
+    /// (memory only, see `prioritized`).
+    waiting: HashMap<(String, String), crate::prioritized::Reports>,
     /// Watch events queued by changes not yet written (see `watch`).
     events: Vec<v1::StreamEvent>,
     /// Number of the last round log record formed (`take_ops` call); see

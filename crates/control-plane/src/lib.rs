@@ -28,6 +28,7 @@ pub mod leader;
 pub mod metrics;
 mod model;
 mod pin;
+mod prioritized;
 pub mod server;
 mod service;
 mod stream;

@@ -38,7 +38,7 @@ pub struct Admission {
     tentative: bool,
 }
 
-fn policy(rec: &ConsumerRecord) -> v1::PriorityPolicy {
+pub(crate) fn policy(rec: &ConsumerRecord) -> v1::PriorityPolicy {
     rec.config
         .as_ref()
         .and_then(|c| v1::PriorityPolicy::try_from(c.priority_policy).ok())
@@ -59,7 +59,7 @@ fn clear(rec: &mut ConsumerRecord) {
 }
 
 /// Whether a claim now would hand something out (new messages or redeliveries due).
-fn has_work(rec: &ConsumerRecord, s: &Stream, now: i64) -> bool {
+pub(crate) fn has_work(rec: &ConsumerRecord, s: &Stream, now: i64) -> bool {
     let filters = rec
         .config
         .as_ref()
@@ -156,6 +156,8 @@ pub fn admit(
                 0
             };
         }
+        // A prioritized consumer's probe only reports what its agent has waiting.
+        v1::PriorityPolicy::PriorityPrioritized if probe => adm.cap = 0,
         _ => {}
     }
     adm

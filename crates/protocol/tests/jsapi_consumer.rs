@@ -322,14 +322,16 @@ fn priority_groups() {
     })
     .expect("valid");
     assert_eq!(cfg.pinned_ttl, 120_000_000_000);
-    // overflow and pinned_client are built; prioritized is not yet.
+    // overflow, pinned_client and prioritized are built.
     assert_eq!(cfg.unsupported_features(), None);
     let cfg = check(|c| {
         c.priority_policy = PriorityPolicy::Prioritized;
         c.priority_groups = vec!["g1".into()];
     })
     .expect("valid");
-    assert!(cfg.unsupported_features().is_some());
+    assert_eq!(cfg.unsupported_features(), None);
+    // pinned_client's default timeout is not set for prioritized, as in nats-server.
+    assert_eq!(cfg.pinned_ttl, 0);
 }
 
 #[test]

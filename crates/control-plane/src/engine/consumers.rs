@@ -294,6 +294,7 @@ impl Engine {
             return Ok(Some(ApiError::stream_not_found().into()));
         };
         let (first, last) = (s.state.first_seq, s.state.last_seq);
+        g.waiting.remove(&(stream.to_owned(), name.to_owned()));
         if g.consumers
             .remove(&(stream.to_owned(), name.to_owned()))
             .is_none()
@@ -344,11 +345,32 @@ impl Engine {
         let paused_until = consumer::paused_until(rec, now);
         // Priority groups: the pin and overflow rules gate the claim (`pin.rs`).
         let admission = pin::admit(rec, s, &req, req.batch as usize, now);
-        let claimed = if paused_until > 0 || admission.cap == 0 {
+        // prioritized: the agent's report of its waiting requests, and whether a
+        // better one waits on another agent (`prioritized`).
+        let prioritized = pin::policy(rec) == v1::PriorityPolicy::PriorityPrioritized;
+        let mut deferred = false;
+        if prioritized {
+            let reports = g.waiting.entry((req.stream.clone(), req.consumer.clone()));
+            let reports = reports.or_default();
+            reports.report(&req.agent_id, &req.waiting, now);
+            deferred = admission.cap > 0
+                && paused_until == 0
+                && reports.defer(&req.agent_id, req.priority, now)
+                && pin::has_work(rec, s, now);
+        }
+        let claimed = if paused_until > 0 || admission.cap == 0 || deferred {
             consumer::Claimed::default()
         } else {
             consumer::claim(rec, s, admission.cap, now)
         };
+        // Agents whose claims were deferred claim again once a better request is served.
+        let wake_deferred = prioritized
+            && g.waiting
+                .get_mut(&(req.stream.clone(), req.consumer.clone()))
+                .is_some_and(|r| {
+                    r.served(&req.agent_id, req.priority, claimed.deliveries.len());
+                    !claimed.deliveries.is_empty() && r.take_deferred()
+                });
         let pin = pin::settle(rec, admission, !claimed.deliveries.is_empty());
         let filtered = rec
             .config
@@ -363,8 +385,9 @@ impl Engine {
             // ack none: delivered is acked; max_deliver drops count as acked too; and
             // the acks above (all at or below the cursor).
             g.apply_ack_retention(&req.stream, first, upto);
-            if freed {
-                // As after an Acknowledge: agents waiting at max_ack_pending look again.
+            if freed || wake_deferred {
+                // As after an Acknowledge: agents waiting at max_ack_pending (or behind
+                // a better priority elsewhere) look again.
                 g.note_consumer(
                     StreamEventKind::StreamEventConsumer,
                     &req.stream,
@@ -389,6 +412,7 @@ impl Engine {
             entries,
             paused_until_unix_nanos: paused_until,
             pin,
+            deferred,
         })
     }
 

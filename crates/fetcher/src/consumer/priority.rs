@@ -13,7 +13,13 @@
 //!   or found the pin timed out, or that answered `CONSUMER.UNPIN` (once per event);
 //! - `CONSUMER.UNPIN` itself ([`unpin`]).
 //!
-//! `prioritized` is not built: such consumers are refused at creation.
+//!
+//! `prioritized`: each parked request keeps its priority (a request that is not JSON
+//! names no group and comes after every priority, as in nats-server); the next claim
+//! is for the first request of the best priority, its messages go round-robin to the
+//! requests of that priority ([`best`]), and every claim reports what this agent has
+//! waiting per priority ([`levels`]) so that the control plane defers another agent's
+//! claim for a worse priority (`control-plane/src/prioritized.rs`).
 
 use infinistream_jetstream::advisory::{event, publish};
 use infinistream_jetstream::api::cp_call;
@@ -37,7 +43,15 @@ pub(crate) struct Ask {
     pub min_ack_pending: i64,
     /// When it arrived (Unix nanoseconds): a pull naming the pin extends it from then.
     pub arrived: i64,
+    /// prioritized: 0 (first) to 9, [`NO_GROUP_PRIORITY`] for a request naming no group.
+    pub priority: u32,
+    /// prioritized, in the ask a claim carries: what this agent has waiting.
+    pub waiting: Vec<v1::PriorityWaiting>,
 }
+
+/// prioritized: the priority of a request that is not JSON (so names no group): after
+/// every other, as nats-server queues it.
+pub(crate) const NO_GROUP_PRIORITY: u32 = 10;
 
 impl Ask {
     pub(crate) fn of(request: &NextRequest) -> Ask {
@@ -47,6 +61,12 @@ impl Ask {
             min_pending: request.min_pending,
             min_ack_pending: request.min_ack_pending,
             arrived: i64::try_from(store::now_nanos()).unwrap_or(i64::MAX),
+            priority: if request.json {
+                u32::try_from(request.priority).unwrap_or(NO_GROUP_PRIORITY)
+            } else {
+                NO_GROUP_PRIORITY
+            },
+            waiting: Vec::new(),
         }
     }
 
@@ -66,7 +86,35 @@ impl Ask {
         };
         req.min_pending = self.min_pending;
         req.min_ack_pending = self.min_ack_pending;
+        req.priority = self.priority;
+        req.waiting.clone_from(&self.waiting);
     }
+}
+
+/// prioritized: the position of the first request of the best priority.
+pub(crate) fn best<'a>(asks: impl Iterator<Item = &'a Ask>) -> Option<usize> {
+    asks.enumerate()
+        .min_by_key(|(i, a)| (a.priority, *i))
+        .map(|(i, _)| i)
+}
+
+/// prioritized: what the parked requests (ask, messages still wanted) want, per
+/// priority, best first.
+pub(crate) fn levels<'a>(
+    waiters: impl Iterator<Item = (&'a Ask, i64)>,
+) -> Vec<v1::PriorityWaiting> {
+    let mut out: Vec<v1::PriorityWaiting> = Vec::new();
+    for (ask, wanted) in waiters {
+        match out.iter_mut().find(|l| l.priority == ask.priority) {
+            Some(l) => l.wanted = l.wanted.saturating_add(wanted.max(0)),
+            None => out.push(v1::PriorityWaiting {
+                priority: ask.priority,
+                wanted: wanted.max(0),
+            }),
+        }
+    }
+    out.sort_by_key(|l| l.priority);
+    out
 }
 
 /// The pin as this agent's last claim for the consumer reported it.
@@ -133,6 +181,7 @@ pub(crate) fn choose<'a>(
                 .nth(tried)
                 .map(|(i, _)| i)
         }),
+        PriorityPolicy::Prioritized => best(asks),
         _ => asks.clone().next().map(|_| 0),
     }
 }
@@ -253,6 +302,26 @@ mod tests {
         );
         assert_eq!(view.check_arrival(&ask("P", 0)), Ok(()));
         assert_eq!(view.check_arrival(&ask("", 0)), Ok(()));
+    }
+
+    #[test]
+    fn prioritized_picks_the_first_of_the_best_priority_and_reports_levels() {
+        let at = |priority| Ask {
+            priority,
+            ..Ask::default()
+        };
+        let asks = [at(5), at(NO_GROUP_PRIORITY), at(2), at(2)];
+        let view = PinView::default();
+        assert_eq!(
+            choose(PriorityPolicy::Prioritized, asks.iter(), &view, 0),
+            Some(2)
+        );
+        assert_eq!(best(asks[..2].iter()), Some(0));
+        assert_eq!(best(std::iter::empty()), None);
+        let wanted = [3, 1, 4, 6];
+        let got = levels(asks.iter().zip(wanted));
+        let got: Vec<_> = got.iter().map(|l| (l.priority, l.wanted)).collect();
+        assert_eq!(got, vec![(2, 10), (5, 3), (NO_GROUP_PRIORITY, 1)]);
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Runtime {
             let view = self.pin.lock();
             priority::choose(policy, st.waiters.iter().map(|w| &w.ask), &view, tried)
         };
-        let front = index.and_then(|i| st.waiters.get(i)).map(|w| Front {
+        let mut front = index.and_then(|i| st.waiters.get(i)).map(|w| Front {
             batch: if w.max_bytes > 0 {
                 1
             } else {
@@ -136,6 +136,11 @@ impl Runtime {
             reply: w.reply.clone(),
             ask: (policy != PriorityPolicy::None).then(|| w.ask.clone()),
         });
+        if policy == PriorityPolicy::Prioritized
+            && let Some(ask) = front.as_mut().and_then(|f| f.ask.as_mut())
+        {
+            ask.waiting = priority::levels(st.waiters.iter().map(|w| (&w.ask, w.remaining)));
+        }
         (front, next)
     }
 
@@ -217,12 +222,22 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
     let mut pace = Pace::of(&rt.config, pace::burst(engine, &rt.stream));
     // Overflow: requests in a row whose thresholds were unmet (each is tried once).
     let mut tried = 0;
+    // prioritized: the control plane holds a report of requests waiting here.
+    let mut reported = false;
     loop {
         if rt.cancel.is_cancelled() {
             return;
         }
         let (front, next_due) = rt.housekeeping(engine, tried);
         let Some(front) = front else {
+            if reported {
+                // None wait here any more: withdraw the report (a claim of nothing),
+                // so other agents' requests of worse priorities need not wait for it
+                // to expire.
+                let ask = Ask::default();
+                reported = claim(engine, rt, 0, Some(&ask)).await.is_none();
+                continue;
+            }
             if tried > 0 {
                 // Every overflow request was tried: wait for a change.
                 tried = 0;
@@ -254,6 +269,7 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
         let Some((resp, flight)) = claim(engine, rt, batch, front.ask.as_ref()).await else {
             continue;
         };
+        reported = front.ask.as_ref().is_some_and(|a| !a.waiting.is_empty());
         if rt.after_claim(engine, &front, &resp) {
             // Its request got a 423: the next one goes now.
             drop(flight);
@@ -268,7 +284,11 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                     continue;
                 }
                 tried = 0;
-                rt.drained(engine);
+                if !resp.deferred {
+                    // (Deferred behind a better priority on another agent: there is
+                    // something to deliver, so no_wait requests wait too.)
+                    rt.drained(engine);
+                }
                 if rt.state.lock().waiters.is_empty() {
                     continue;
                 }
@@ -303,9 +323,14 @@ pub(super) async fn pull_loop(engine: &Arc<Engine>, rt: &Arc<Runtime>) {
                 if !pace::hold(pace.as_mut(), engine, rt, &out).await {
                     return;
                 }
-                // A priority group's claim was for one request.
-                let only = front.ask.is_some().then_some(&front);
-                deliver_pull(engine, rt, out, only);
+                // A priority group's claim was for one request; prioritized: for the
+                // requests of its priority, round-robin.
+                let route = match rt.config.priority_policy {
+                    PriorityPolicy::None => Route::Oldest,
+                    PriorityPolicy::Prioritized => Route::Best,
+                    _ => Route::Only(&front),
+                };
+                deliver_pull(engine, rt, out, &route);
                 drop(flight);
             }
         }
@@ -332,9 +357,19 @@ fn instant_at(unix_nanos: i64) -> Instant {
     Instant::now() + Duration::from_nanos(u64::try_from(left.max(0)).unwrap_or(u64::MAX))
 }
 
-/// Hands loaded messages to the parked requests, oldest first (`only` the one the
-/// claim was for, when given).
-fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, only: Option<&Front>) {
+/// Which parked request each loaded message goes to.
+enum Route<'a> {
+    /// The oldest.
+    Oldest,
+    /// The one the claim was for.
+    Only(&'a Front),
+    /// prioritized: the first of the best priority, which then goes behind the others
+    /// of its priority (nats-server's `popAndRequeue`).
+    Best,
+}
+
+/// Hands loaded messages to the parked requests as `route` says.
+fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, route: &Route<'_>) {
     let mut unsent = Vec::new();
     let now = Instant::now();
     let mut st = rt.state.lock();
@@ -343,13 +378,12 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, only: Op
     for msg in out {
         let size = msg.size() as i64;
         loop {
-            let index = match only {
-                None => 0,
-                Some(f) => match st.waiters.iter().position(|w| f.is(w)) {
-                    Some(i) => i,
-                    None => st.waiters.len(),
-                },
-            };
+            let index = match route {
+                Route::Oldest => Some(0),
+                Route::Only(f) => st.waiters.iter().position(|w| f.is(w)),
+                Route::Best => priority::best(st.waiters.iter().map(|w| &w.ask)),
+            }
+            .unwrap_or(st.waiters.len());
             let Some(w) = st.waiters.get_mut(index) else {
                 unsent.push(msg.stream_seq);
                 break;
@@ -383,6 +417,10 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, only: Op
             }
             if w.remaining <= 0 {
                 st.waiters.remove(index);
+            } else if matches!(route, Route::Best)
+                && let Some(w) = st.waiters.remove(index)
+            {
+                st.waiters.push_back(w);
             }
             st.last_consumer_seq = st.last_consumer_seq.max(msg.consumer_seq);
             st.last_stream_seq = msg.stream_seq;

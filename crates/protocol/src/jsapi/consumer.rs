@@ -814,10 +814,6 @@ impl ConsumerConfig {
     /// InfiniStream's gate for consumer features not built yet, refused only when set.
     pub fn unsupported_features(&self) -> Option<ApiError> {
         let refused: &[(&str, bool)] = &[
-            (
-                "priority_policy",
-                self.priority_policy == PriorityPolicy::Prioritized,
-            ),
             ("direct", self.direct),
             ("sourcing", self.sourcing),
             ("ack_policy", self.ack_policy == AckPolicy::FlowControl),
