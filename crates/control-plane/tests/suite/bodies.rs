@@ -1389,7 +1389,10 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
     {
         let (_cp, mut c) = start(backend, clock.clone()).await;
         create(&mut c, "A", limits(&["a.>"])).await;
-        c.raw_streams().set_account_limits(set(2, 1, 350)).await.unwrap();
+        c.raw_streams()
+            .set_account_limits(set(2, 1, 350))
+            .await
+            .unwrap();
         // A stream reserving more than the account stores: 10047.
         let mut big = limits(&["b.>"]);
         big.max_bytes = 351;
@@ -1443,7 +1446,10 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
             .map(|e| e.err_code),
         Some(10027)
     );
-    c.raw_streams().set_account_limits(set(-1, -1, -1)).await.unwrap();
+    c.raw_streams()
+        .set_account_limits(set(-1, -1, -1))
+        .await
+        .unwrap();
     create(&mut c, "C", limits(&["c.>"])).await;
     assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
 }
