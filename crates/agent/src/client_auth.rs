@@ -10,6 +10,9 @@ use infinistream_broker::{
     SubjectPermission, User, Users,
 };
 use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
+use infinistream_cp_client::{CallError, ControlPlaneClient};
+use infinistream_proto::v1;
+use infinistream_protocol::jsapi::account::AccountLimits;
 
 /// The broker's form of the configured client authentication.
 pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
@@ -23,7 +26,18 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             users: specs,
             jetstream_account,
             stream_imports,
+            service_imports,
+            ..
         } => {
+            let services = service_imports
+                .iter()
+                .map(|i| infinistream_broker::ServiceImport {
+                    from: i.from.as_str().into(),
+                    into: i.into.as_str().into(),
+                    subject: i.subject.clone().into(),
+                    local: i.local.clone().into(),
+                })
+                .collect();
             let imports = stream_imports
                 .iter()
                 .map(|i| StreamImport {
@@ -49,10 +63,82 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                 Users::new(users)
                     .context("users")?
                     .with_jetstream_account(jetstream_account)
-                    .with_stream_imports(imports),
+                    .with_stream_imports(imports)
+                    .with_service_imports(services),
+            ))
+        }
+        ClientAuth::Operator(spec) => {
+            let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts)
+                .context("operator mode (decentralized JWT auth)")?;
+            Auth::Users(Arc::new(
+                Users::operator(operator).context("operator mode (decentralized JWT auth)")?,
             ))
         }
     })
+}
+
+/// The JetStream account's limits in `$JS.API.INFO`'s form (-1 = unlimited): the
+/// account's `jetstream = { ... }` table, unlimited without one.
+pub fn jetstream_limits(auth: Option<&ClientAuth>) -> AccountLimits {
+    let Some(ClientAuth::Users {
+        jetstream_limits: l,
+        ..
+    }) = auth
+    else {
+        return AccountLimits::default();
+    };
+    let limit = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    AccountLimits {
+        max_memory: limit(l.max_mem),
+        max_store: limit(l.max_file),
+        max_streams: limit(l.max_streams),
+        max_consumers: limit(l.max_consumers),
+        ..AccountLimits::default()
+    }
+}
+
+/// Sends the JetStream account's limits ([`jetstream_limits`], all -1 without any)
+/// to the control plane, which enforces them for every agent of the group (the
+/// last agent started sets them; the agents of a group are meant to share them).
+/// Retried while the control plane is unavailable.
+pub(crate) async fn send_jetstream_limits(
+    cp: &ControlPlaneClient,
+    auth: Option<&ClientAuth>,
+    readiness: &infinistream_runtime::health::Readiness,
+    shutdown: &infinistream_runtime::CancellationToken,
+) -> anyhow::Result<()> {
+    let account = match auth {
+        Some(ClientAuth::Users {
+            jetstream_account, ..
+        }) => jetstream_account.as_str(),
+        _ => DEFAULT_ACCOUNT,
+    };
+    let l = jetstream_limits(auth);
+    let limits = v1::AccountLimits {
+        account: account.to_owned(),
+        max_streams: l.max_streams,
+        max_consumers: l.max_consumers,
+        max_storage: l.max_store,
+        max_memory: l.max_memory,
+    };
+    crate::health::retry(
+        "control plane",
+        crate::health::CONTROL_PLANE,
+        readiness,
+        shutdown,
+        || async {
+            match cp.set_account_limits(limits.clone()).await {
+                Ok(()) => Ok(()),
+                Err(e @ CallError::Unavailable { .. }) => {
+                    Err(crate::health::Failure::Retry(e.to_string()))
+                }
+                Err(e) => Err(crate::health::Failure::Fatal(anyhow::anyhow!(
+                    "the control plane refused the JetStream account limits: {e}"
+                ))),
+            }
+        },
+    )
+    .await
 }
 
 fn permissions(spec: &PermissionsSpec) -> Permissions {
@@ -80,11 +166,9 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
     let auth = config.auth.as_ref().map(broker_auth).transpose()?;
-    let jetstream_account = match &config.auth {
-        Some(ClientAuth::Users {
-            jetstream_account, ..
-        }) => jetstream_account.as_str(),
-        _ => DEFAULT_ACCOUNT,
+    let jetstream_account = match &auth {
+        Some(Auth::Users(users)) => users.jetstream_account().to_string(),
+        _ => DEFAULT_ACCOUNT.to_owned(),
     };
     if jetstream_account != broker.jetstream_account() {
         bail!(
@@ -94,6 +178,7 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
     }
     let users = match &config.auth {
         Some(ClientAuth::Users { users, .. }) => users.len(),
+        Some(ClientAuth::Operator(spec)) => spec.accounts.len(),
         Some(_) => 1,
         None => 0,
     };

@@ -19,11 +19,12 @@
 //! 6. the shared pieces: the peer port with the route mesh and the registry refresh
 //!    (`infinistream_peer`), the agent's one stream watch and the stream catalog's
 //!    first load from it;
-//! 7. the roles, from the table in [`AgentHandle::start_with`]: `gateway::start`,
+//! 7. the roles, from the table in `start::Startup::roles`: `gateway::start`,
 //!    `fetcher::start`, `jobs::start`, then `jetstream::start` (the JetStream and system
 //!    APIs on every agent); serve the peer port and NATS clients; `/readyz` turns 200.
 //!
-//! The binary's `main` only parses flags; everything here is callable from tests,
+//! [`AgentHandle::start_with`] runs these steps in order; each is one method of
+//! `start::Startup`. The binary's `main` only parses flags; everything here is callable from tests,
 //! which start agents in-process on port 0.
 
 pub mod client_auth;
@@ -33,6 +34,7 @@ mod health;
 mod jsz;
 pub mod links;
 pub mod monitor;
+mod start;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -42,18 +44,16 @@ use anyhow::Context;
 use infinistream_broker::{Broker, BrokerConfig};
 use infinistream_config::{Advertise, AgentConfig, ZoneSource};
 use infinistream_cp_client::{ClientError, ControlPlaneClient};
-use infinistream_fetcher::{ControlPlaneWatch, FetcherDeps, FetcherOptions};
-use infinistream_gateway::{GatewayDeps, GatewayMetrics};
-use infinistream_jetstream::{ApiDeps, LocalRoutes, StreamCatalog};
+use infinistream_gateway::GatewayMetrics;
+use infinistream_jetstream::StreamCatalog;
 use infinistream_jobs::JobsOptions;
-use infinistream_objstore::{Bucket, BucketOptions, OpenError, StoreMetrics};
-use infinistream_peer::PeerPort;
+use infinistream_objstore::Bucket;
 use infinistream_proto::v1;
 use infinistream_runtime::health::Readiness;
 use infinistream_runtime::zone::{self, MetadataEndpoints, ZoneOrigin};
-use infinistream_runtime::{CancellationToken, Metrics, RoleContext, Supervisor};
-use infinistream_types::{Role, SharedClock, SystemClock};
-use tokio::net::TcpListener;
+
+use crate::start::{Shared, Startup};
+use infinistream_runtime::{CancellationToken, Supervisor};
 
 /// Longest start-up wait for the stream catalog's first load.
 const CATALOG_LOAD: Duration = Duration::from_secs(5);
@@ -106,300 +106,58 @@ impl AgentHandle {
     /// Waits (retrying) for an unreachable control plane or bucket; returns an error
     /// for a refusal, a bad setting, or `shutdown` cancelled before the agent serves.
     pub async fn start_with(
-        mut config: AgentConfig,
+        config: AgentConfig,
         shutdown: CancellationToken,
         hooks: TestHooks,
     ) -> anyhow::Result<Self> {
-        let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
-        let id = format!("{}-{}", config.server_name, ulid::Ulid::generate());
-        tracing::info!(
-            version = version(),
-            agent_id = %id,
-            roles = %roles.join(","),
-            bucket = %redacted_bucket(&config.bucket),
-            batch_write_ms = config.batch_write.as_millis() as u64,
-            control_plane = config.control_plane.as_deref().unwrap_or("embedded"),
-            "starting infinistream agent"
-        );
-        // 1. The zone (the broker's routing view and the registration carry it).
-        let source = resolve_zone(&mut config).await;
-        tracing::info!(zone = %config.zone, source = %source, "availability zone");
+        let mut start = Startup::new(config, shutdown);
+        // 1. The zone.
+        start.zone().await;
         // Settings read from files (TLS) next: a bad one stops the agent before it
         // touches the control plane or the bucket.
-        let broker_config = broker_config(&config, &id)?;
-        let clock: SharedClock = Arc::new(SystemClock);
-        let metrics = Metrics::new();
-
+        let broker_config = broker_config(&start.config, &start.id)?;
         // 2. Listeners; monitoring serves from now on, readiness says what is missing.
-        let client_listener = TcpListener::bind(config.client_addr())
-            .await
-            .with_context(|| {
-                format!("cannot listen for NATS clients on {}", config.client_addr())
-            })?;
-        let client_addr = client_listener.local_addr()?;
-        let http_listener = TcpListener::bind(config.http_addr())
-            .await
-            .with_context(|| format!("cannot listen for monitoring on {}", config.http_addr()))?;
-        let http_addr = http_listener.local_addr()?;
-        let peer_listener = TcpListener::bind(config.peer_addr())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen for peer agents on {} (--peer_port)",
-                    config.peer_addr()
-                )
-            })?;
-        let peer_addr = peer_listener.local_addr()?;
+        let listeners = start.listen().await?;
         let broker = Broker::new(broker_config);
-        metrics.register(|registry| broker.register_metrics(registry));
-        let readiness = health::starting();
+        start
+            .metrics
+            .register(|registry| broker.register_metrics(registry));
         let jsz = Arc::new(OnceLock::new());
-        let mut supervisor = Supervisor::new(shutdown.clone());
-        let render = metrics.clone();
-        let router = monitor::router(broker.clone(), Arc::new(move || render.render()))
-            .merge(jsz::router(jsz.clone()))
-            .merge(health::router(readiness.clone()));
-        let http_shutdown = shutdown.clone();
-        supervisor.spawn("monitoring", async move {
-            axum::serve(http_listener, router)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await
-        });
-        tracing::info!(addr = %http_addr, "monitoring on http://{http_addr}");
-
-        // 3. The control plane (it also fixes the group in embedded mode).
-        let (cp, group, embedded) = match &config.control_plane {
-            None => {
-                let embedded = embedded::Embedded::open(&config, clock.clone()).await?;
-                let client = embedded.client()?;
-                let group = embedded.group().to_owned();
-                (client, group, Some(embedded))
-            }
-            Some(url) => {
-                let group = config.group_id.clone().unwrap_or_default();
-                let key = config.group_key.clone().unwrap_or_default();
-                let tls = match &config.cp_tls {
-                    Some(tls) => links::client(tls, "control plane")?,
-                    None => None,
-                };
-                let client =
-                    connect_control_plane(url, (&group, &key), tls.as_ref(), &readiness, &shutdown)
-                        .await?;
-                tracing::info!(url = %url, group = %group, tls = tls.is_some(), "control plane reached");
-                (client, group, None)
-            }
-        };
-        // Reached; registration (its own check) comes after the bucket.
-        readiness.ready(health::CONTROL_PLANE);
-
+        start.serve_monitoring(listeners.http, listeners.http_addr, &broker, jsz.clone());
+        // 3. The control plane.
+        let cp = start.control_plane().await?;
         // 4. The bucket.
-        let store_metrics = StoreMetrics::new();
-        let bucket_options = BucketOptions {
-            metrics: store_metrics.clone(),
-            faults: hooks.bucket_faults.clone(),
-            ..BucketOptions::for_group(group.clone())
-        };
-        let bucket = health::retry("bucket", health::BUCKET, &readiness, &shutdown, || async {
-            Bucket::open(&config.bucket, bucket_options.clone())
-                .await
-                .map_err(|error| match error {
-                    OpenError::Unreachable { .. } | OpenError::ProbeTimeout { .. } => {
-                        health::Failure::Retry(health::error_text(&error))
-                    }
-                    other => health::Failure::Fatal(anyhow::Error::new(other)),
-                })
-        })
-        .await
-        .with_context(|| format!("cannot open the bucket {}", redacted_bucket(&config.bucket)))?;
-        readiness.ready(health::BUCKET);
-        metrics.register(|r| store_metrics.register(r));
-
-        // 5. Registration, with a lease kept alive in the background.
-        let agent_info = v1::AgentInfo {
-            agent_id: id.clone(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-            zone: config.zone.clone(),
-            client_address: advertised(&config, client_addr, config.client_advertise.as_ref()),
-            peer_address: advertised(
-                &config,
-                peer_addr,
-                // The peer port is never remapped: only the advertised host applies.
-                config
-                    .client_advertise
-                    .as_ref()
-                    .map(|a| Advertise {
-                        host: a.host.clone(),
-                        port: None,
-                    })
-                    .as_ref(),
-            ),
-            lease_expires_unix_nanos: 0,
-            version: version().to_owned(),
-        };
-        let lease = register(&cp, agent_info.clone(), &readiness, &shutdown).await?;
-        tracing::info!(
-            agent_id = %id,
-            lease_ms = lease.as_millis() as u64,
-            "registered with the control plane"
-        );
-        supervisor.spawn(
-            "agent-lease",
-            keep_lease(
-                cp.clone(),
-                agent_info,
-                lease,
-                readiness.clone(),
-                shutdown.clone(),
-            ),
-        );
-
-        // 6. What the roles share: the peer port (the route mesh on every agent and the
-        // zone cache on proxy-consume agents register with it), the stream watch and
-        // catalog, and the role context.
-        // Peers present the group key. In embedded mode without a configured key no other
-        // agent shares this control plane, so a key only this process knows is right.
-        let peer_key = match &config.group_key {
-            Some(key) if !key.is_empty() => key.clone(),
-            _ => ulid::Ulid::generate().to_string(),
-        };
-        let mut peer_port = PeerPort::new(peer_listener, &group, &peer_key)
-            .context("invalid group id or key")?
-            .with_tls(links::peer(config.peer_tls.as_ref())?);
-        let mut ctx = RoleContext {
-            agent_id: &id,
-            clock: clock.clone(),
-            metrics: &metrics,
-            supervisor: &mut supervisor,
-        };
-        // Routing by connection name and the route mesh: the live agents, before the
-        // first client comes.
-        infinistream_peer::cluster::start(
-            &mut peer_port,
-            cp.clone(),
-            broker.clone(),
-            &id,
-            ctx.supervisor,
-        )
-        .await;
-
-        // The agent's one stream watch, shared by the stream catalog every role reads
-        // and the consumers' wake-ups; the catalog's first list is loaded before the
-        // roles start.
-        let stream_watch = cp.shared_watch(v1::WatchStreamsRequest {
-            streams: Vec::new(),
-            consumers: config.roles.contains(&Role::ProxyConsume),
-        });
-        let catalog = StreamCatalog::new();
-        ctx.supervisor.spawn(
-            "stream-catalog",
-            catalog
-                .clone()
-                .follow(cp.clone(), stream_watch.subscribe(), shutdown.clone()),
-        );
-        if !catalog.loaded(CATALOG_LOAD).await {
-            tracing::warn!("initial stream catalog load not done; it goes on in the background");
-        }
-
-        let gateway_metrics = GatewayMetrics::new();
-        metrics.register(|r| gateway_metrics.register(r));
-        let mut jobs_role = None;
-        let mut consume = None;
-        for role in &config.roles {
-            match role {
-                Role::ProxyProduce => infinistream_gateway::start(
-                    &mut ctx,
-                    GatewayDeps {
-                        broker: broker.clone(),
-                        bucket: bucket.clone(),
-                        cp: cp.clone(),
-                        catalog: catalog.clone(),
-                        metrics: gateway_metrics.clone(),
-                    },
-                    config.batch_write,
-                ),
-                Role::ProxyConsume => {
-                    let commits =
-                        ControlPlaneWatch::follow(stream_watch.subscribe(), shutdown.clone());
-                    let fetcher = infinistream_fetcher::start(
-                        &mut ctx,
-                        FetcherDeps {
-                            broker: broker.clone(),
-                            bucket: bucket.clone(),
-                            cp: cp.clone(),
-                            catalog: catalog.clone(),
-                            commits: Arc::new(commits),
-                        },
-                        FetcherOptions {
-                            zone: config.zone.clone(),
-                            cache_memory_bytes: config.cache_memory_bytes,
-                            cache_dir: config.cache_dir.clone(),
-                            cache_disk_bytes: config.cache_disk_bytes,
-                        },
-                        peer_port.dialer(),
-                    )?;
-                    peer_port.register(fetcher.zone_service);
-                    consume = Some((fetcher.reads, fetcher.consumers));
-                }
-                Role::Jobs => {
-                    jobs_role = Some(infinistream_jobs::start(
-                        &mut ctx,
-                        cp.clone(),
-                        bucket.clone(),
-                        jobs_options(&config),
-                    ));
-                }
-            }
-            tracing::info!(role = role.as_str(), "role started");
-        }
-        // The JetStream API on every agent: what this agent's roles do not serve is
-        // forwarded to a peer that runs them.
-        let jsz_source = infinistream_jetstream::start(
-            &mut ctx,
-            ApiDeps {
-                broker: broker.clone(),
-                cp: cp.clone(),
-                catalog: catalog.clone(),
-                server_name: config.server_name.clone(),
-                group: group.clone(),
-                health: {
-                    let readiness = readiness.clone();
-                    Arc::new(move || readiness.status())
-                },
-            },
-            LocalRoutes {
-                consume,
-                produce: config.roles.contains(&Role::ProxyProduce),
-            },
-        )?;
-        // Set once: nothing else fills the cell.
-        let _ = jsz.set(jsz_source);
-        supervisor.spawn(
-            "peer-port",
-            peer_port.serve(shutdown.clone().cancelled_owned()),
-        );
-
-        let serve_broker = broker.clone();
-        let serve_shutdown = shutdown.clone();
-        supervisor.spawn("nats-listener", async move {
-            serve_broker.serve(client_listener, serve_shutdown).await
-        });
-        tracing::info!(addr = %client_addr, "listening for NATS clients");
-        // 7. Serving: ready (the lease keeps the control-plane check fresh).
-        readiness.ready(health::REGISTRATION);
-        tracing::info!(agent_id = %id, "agent ready");
-
-        Ok(Self {
-            id,
-            client_addr,
-            http_addr,
+        let bucket = start.bucket(&cp.group, &hooks).await?;
+        // 5. Registration.
+        start
+            .register(&cp.client, listeners.client_addr, listeners.peer_addr)
+            .await?;
+        // 6. What the roles share.
+        let mut shared = start
+            .shared(broker, bucket, cp.client, cp.group, listeners.peer)
+            .await?;
+        // 7. The roles, then serving.
+        let roles = start.roles(&mut shared, &jsz)?;
+        let Shared {
             broker,
             bucket,
             catalog,
-            gateway_metrics,
-            shutdown,
-            supervisor,
-            _embedded: embedded,
-            jobs: jobs_role,
+            peer_port,
+            ..
+        } = shared;
+        start.serve(peer_port, &broker, listeners.client, listeners.client_addr);
+        Ok(Self {
+            id: start.id,
+            client_addr: listeners.client_addr,
+            http_addr: listeners.http_addr,
+            broker,
+            bucket,
+            catalog,
+            gateway_metrics: roles.gateway_metrics,
+            shutdown: start.shutdown,
+            supervisor: start.supervisor,
+            _embedded: cp.embedded,
+            jobs: roles.jobs,
         })
     }
 
@@ -545,32 +303,25 @@ async fn register(
         health::CONTROL_PLANE,
         readiness,
         shutdown,
-        || {
-            let mut agents = cp.agents.clone();
-            let request = v1::RegisterRequest {
-                agent: Some(agent.clone()),
-                lease_ms: 0,
-            };
-            async move {
-                match agents.register(request).await {
-                    Ok(resp) => Ok(Duration::from_millis(resp.into_inner().lease_ms.max(1000))),
-                    Err(status)
-                        if matches!(
-                            status.code(),
-                            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-                        ) =>
-                    {
-                        Err(health::Failure::Retry(format!(
-                            "registration: {}",
-                            status.message()
-                        )))
-                    }
-                    Err(status) => Err(health::Failure::Fatal(anyhow::anyhow!(
-                        "the control plane refused to register this agent ({:?}): {}",
-                        status.code(),
-                        status.message()
-                    ))),
+        || async {
+            match cp.register(agent.clone()).await {
+                Ok(resp) => Ok(Duration::from_millis(resp.lease_ms.max(1000))),
+                Err(error)
+                    if matches!(
+                        error.code(),
+                        Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+                    ) =>
+                {
+                    Err(health::Failure::Retry(format!(
+                        "registration: {}",
+                        error.message()
+                    )))
                 }
+                Err(error) => Err(health::Failure::Fatal(anyhow::anyhow!(
+                    "the control plane refused to register this agent ({:?}): {}",
+                    error.code().unwrap_or(tonic::Code::Unknown),
+                    error.message()
+                ))),
             }
         },
     )
@@ -590,26 +341,20 @@ async fn keep_lease(
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
     let period = lease / 3;
-    let mut agents = cp.agents.clone();
     let mut failing = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(period) => {}
         }
-        let beat = agents
-            .heartbeat(v1::HeartbeatRequest {
-                agent_id: agent.agent_id.clone(),
-            })
-            .await;
-        let result = match beat {
+        let result = match cp.heartbeat(&agent.agent_id).await {
             Ok(_) => {
                 readiness.ready_for(health::CONTROL_PLANE, lease);
                 Ok(())
             }
-            Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(error) if error.code() == Some(tonic::Code::NotFound) => {
                 // Fenced: paused or cut off past its lease, this agent was dropped.
-                tracing::info!(error = %status.message(), "agent lease refused by the control plane; registering again");
+                tracing::info!(error = %error.message(), "agent lease refused by the control plane; registering again");
                 readiness.not_ready(health::REGISTRATION, "lease lost; registering again");
                 match register(&cp, agent.clone(), &readiness, &shutdown).await {
                     Ok(_) => {
@@ -619,9 +364,9 @@ async fn keep_lease(
                     Err(error) => Err(format!("{error:#}")),
                 }
             }
-            Err(status) => {
-                readiness.renewal_failed(health::CONTROL_PLANE, status.message());
-                Err(status.message().to_owned())
+            Err(error) => {
+                readiness.renewal_failed(health::CONTROL_PLANE, error.message());
+                Err(error.message().to_owned())
             }
         };
         match result {
@@ -637,11 +382,7 @@ async fn keep_lease(
             Err(_) => {}
         }
     }
-    let _ = agents
-        .deregister(v1::DeregisterRequest {
-            agent_id: agent.agent_id.clone(),
-        })
-        .await;
+    let _ = cp.deregister(&agent.agent_id).await;
     Ok(())
 }
 

@@ -77,6 +77,34 @@ fn accounts(raw: RawAgentConfig) -> RawAgentConfig {
     }
 }
 
+/// Two agents of one group (embedded control plane, shared bucket) configured by
+/// `configure`; the control plane lives as long as the returned value.
+async fn two_agents(
+    dir: &std::path::Path,
+    configure: fn(RawAgentConfig) -> RawAgentConfig,
+) -> (
+    procs::ControlPlane,
+    infinistream_agent::AgentHandle,
+    infinistream_agent::AgentHandle,
+) {
+    let (cp, bucket) = procs::embedded_control_plane(dir);
+    let agent = |name: &str| {
+        configure(RawAgentConfig {
+            peer_port: Some(0),
+            control_plane: Some(cp.url.clone()),
+            group_id: Some(procs::GROUP_ID.into()),
+            group_key: Some(procs::GROUP_KEY.into()),
+            bucket: Some(bucket.clone()),
+            zone: Some("default".into()),
+            server_name: Some(name.into()),
+            ..in_process::local(&dir.join(name))
+        })
+    };
+    let one = in_process::start(agent("one")).await;
+    let two = in_process::start(agent("two")).await;
+    (cp, one, two)
+}
+
 async fn login(url: &str, user: &str, pass: &str) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
         .request_timeout(Some(Duration::from_secs(10)))
@@ -265,21 +293,7 @@ async fn nats_py_meets_accounts_like_on_nats_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_stay_isolated_across_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cp, bucket) = procs::embedded_control_plane(dir.path());
-    let agent = |name: &str| {
-        accounts(RawAgentConfig {
-            peer_port: Some(0),
-            control_plane: Some(cp.url.clone()),
-            group_id: Some(procs::GROUP_ID.into()),
-            group_key: Some(procs::GROUP_KEY.into()),
-            bucket: Some(bucket.clone()),
-            zone: Some("default".into()),
-            server_name: Some(name.into()),
-            ..in_process::local(&dir.path().join(name))
-        })
-    };
-    let one = in_process::start(agent("one")).await;
-    let two = in_process::start(agent("two")).await;
+    let (cp, one, two) = two_agents(dir.path(), accounts).await;
     let (url1, url2) = (
         format!("nats://{}", one.client_addr()),
         format!("nats://{}", two.client_addr()),
@@ -348,5 +362,280 @@ async fn accounts_stay_isolated_across_agents() {
     .await
     .expect("A's export reaches B's import across agents");
     assert_eq!(got.subject.as_str(), "from_a.ev.x");
+    drop(cp);
+}
+
+/// nats-server's configuration of [`limited`]: account A with JetStream limits.
+const LIMITS_CONF: &str = r#"
+accounts {
+  A { jetstream { max_streams: 1, max_consumers: 1, max_file: 1000 },
+      users = [{user: a, password: pa}] }
+}
+"#;
+
+/// Account A with nats-server's JetStream account limits, as [`LIMITS_CONF`].
+fn limited(raw: RawAgentConfig) -> RawAgentConfig {
+    use infinistream_config::accounts::RawLimit;
+    let limits = BTreeMap::from([
+        ("max_streams".to_owned(), RawLimit::Number(1)),
+        ("max_consumers".to_owned(), RawLimit::Number(1)),
+        ("max_file".to_owned(), RawLimit::Number(1000)),
+    ]);
+    let a = RawAccount {
+        jetstream: Some(RawJetStreamFlag::Limits(limits)),
+        users: Some(vec![user("a", "pa")]),
+        ..Default::default()
+    };
+    RawAgentConfig {
+        accounts: Some(BTreeMap::from([("A".to_owned(), a)])),
+        ..raw
+    }
+}
+
+/// A JetStream answer's `error` (or `ok`), or a field of it.
+fn answer_part(body: &str, field: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    match v.get("error") {
+        Some(e) => e.to_string(),
+        None => v
+            .get(field)
+            .map_or_else(|| "ok".to_owned(), ToString::to_string),
+    }
+}
+
+/// What the limits of [`LIMITS_CONF`] refuse, one line per step; `urls` are the
+/// servers to use in turn (one, or two agents of a group).
+async fn limits_transcript(urls: &[String]) -> Vec<String> {
+    let mut clients = Vec::new();
+    for url in urls {
+        clients.push(login(url, "a", "pa").await);
+    }
+    let on = |i: usize| &clients[i % clients.len()];
+    let mut t = Vec::new();
+    let info = ask(on(0), "$JS.API.INFO", "").await;
+    t.push(format!("limits {}", answer_part(&info, "limits")));
+    let stream = |name: &str, extra: &str| {
+        format!(
+            r#"{{"name":"{name}","subjects":["{}.>"],"storage":"file"{extra}}}"#,
+            name.to_lowercase()
+        )
+    };
+    for (i, name) in ["S1", "S2"].into_iter().enumerate() {
+        let body = ask(
+            on(i),
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            &stream(name, ""),
+        )
+        .await;
+        t.push(format!("create {name}: {}", answer_part(&body, "none")));
+    }
+    for (i, name) in ["C1", "C2"].into_iter().enumerate() {
+        let body = ask(
+            on(i),
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.S1.{name}"),
+            &format!(r#"{{"stream_name":"S1","config":{{"durable_name":"{name}","ack_policy":"explicit"}}}}"#),
+        )
+        .await;
+        t.push(format!("consumer {name}: {}", answer_part(&body, "none")));
+    }
+    // Messages until the account's storage is full (the byte count of a message
+    // differs: nats-server counts its file-store record).
+    let mut stored = 0;
+    let mut refusal = "never refused".to_owned();
+    for i in 0..50 {
+        let body = ask(on(i), "s1.x", &"x".repeat(100)).await;
+        if body.contains(r#""error""#) {
+            refusal = answer_part(&body, "error");
+            break;
+        }
+        stored += 1;
+    }
+    assert!(
+        stored > 0,
+        "messages were stored before the limit: {t:?} {refusal}"
+    );
+    t.push(format!("publish past max_file: {refusal}"));
+    let body = ask(on(0), "$JS.API.STREAM.DELETE.S1", "").await;
+    t.push(format!("delete S1: {}", answer_part(&body, "success")));
+    let body = ask(
+        on(1),
+        "$JS.API.STREAM.CREATE.S3",
+        &stream("S3", r#","max_bytes":2000"#),
+    )
+    .await;
+    t.push(format!(
+        "create S3 max_bytes 2000: {}",
+        answer_part(&body, "none")
+    ));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_limits_refuse_like_nats_server() {
+    let reference = NatsServer::start(LIMITS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start(limited(in_process::local(dir.path()))).await;
+    let ours = limits_transcript(&[format!("nats://{}", agent.client_addr())]).await;
+    let theirs = limits_transcript(&[reference.url()]).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous: each limit refused with its code.
+    assert!(ours[0].contains(r#""max_streams":1"#), "{}", ours[0]);
+    assert!(ours[2].contains("10027"), "{}", ours[2]);
+    assert!(ours[4].contains("10026"), "{}", ours[4]);
+    assert!(ours[5].contains("10002"), "{}", ours[5]);
+    assert!(ours[7].contains("10047"), "{}", ours[7]);
+}
+
+/// The control plane enforces the limits for the group: what one agent created
+/// counts on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_limits_hold_across_agents() {
+    let reference = NatsServer::start(LIMITS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, one, two) = two_agents(dir.path(), limited).await;
+    let ours = limits_transcript(&[
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    ])
+    .await;
+    let theirs = limits_transcript(&[reference.url()]).await;
+    assert_eq!(ours, theirs, "two agents vs one nats-server");
+    assert!(ours[2].contains("10027"), "{}", ours[2]);
+    drop(cp);
+}
+
+/// JetStream in a named account (A, not `$G`) on two agents of a group, with
+/// async-nats and nats.py: publishes acked, a pull consumer fetched and acked, direct
+/// get, KV and an object store (read through an ordered push consumer with flow
+/// control), each written through one agent and read through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_in_a_named_account_works_across_agents() {
+    use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, one, two) = two_agents(dir.path(), accounts).await;
+    let (url1, url2) = (
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    );
+    let js1 = jetstream::new(login(&url1, "a", "pa").await);
+    let js2 = jetstream::new(login(&url2, "a", "pa").await);
+
+    js1.create_stream(stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .expect("stream in A");
+    for i in 1..=3u64 {
+        let ack = js1
+            .publish(format!("orders.{i}"), format!("o{i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+        assert_eq!((ack.stream.as_str(), ack.sequence), ("ORDERS", i));
+    }
+    let orders = js2.get_stream("ORDERS").await.expect("stream via two");
+    let direct = orders.direct_get(2).await.expect("direct get via two");
+    assert_eq!(&direct.payload[..], b"o2");
+    let pull = orders
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("worker".into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("pull consumer via two");
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let mut batch = pull
+            .fetch()
+            .max_messages(3)
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await
+            .expect("fetch");
+        while let Some(msg) = batch.next().await {
+            let msg = msg.expect("message");
+            got.push(String::from_utf8_lossy(&msg.payload).into_owned());
+            msg.double_ack().await.expect("ack");
+        }
+    }
+    assert_eq!(got, ["o1", "o2", "o3"]);
+    let mut pull = pull;
+    let info = pull.info().await.expect("consumer info");
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.num_ack_pending),
+        (3, 0)
+    );
+
+    let kv1 = js1
+        .create_key_value(kv::Config {
+            bucket: "settings".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("bucket in A");
+    let rev = kv1.put("color", "blue".into()).await.expect("kv put");
+    let kv2 = js2.get_key_value("settings").await.expect("bucket via two");
+    let entry = kv2.entry("color").await.expect("kv get").expect("an entry");
+    assert_eq!((&entry.value[..], entry.revision), (&b"blue"[..], rev));
+
+    let store1 = js1
+        .create_object_store(object_store::Config {
+            bucket: "files".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("object store in A");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    store1
+        .put("blob", &mut &data[..])
+        .await
+        .expect("object put");
+    let store2 = js2
+        .get_object_store("files")
+        .await
+        .expect("object store via two");
+    let mut object = store2.get("blob").await.expect("object get");
+    let mut back = Vec::new();
+    object.read_to_end(&mut back).await.expect("object read");
+    assert!(back == data, "object of {} bytes read back", back.len());
+
+    // A user of B sees none of it.
+    let b = login(&url2, "b", "pb").await;
+    assert!(
+        ask(&b, "$JS.API.STREAM.INFO.ORDERS", "")
+            .await
+            .contains("10039"),
+        "B is refused A's JetStream"
+    );
+
+    // nats.py's whole application flow, as user a, through agent two.
+    let python = infinistream_testkit::tools::venv_bin("python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/py/client.py");
+    let url = format!("nats://a:pa@{}", two.client_addr());
+    let output = timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .args([url.as_str(), "acct", "py"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("nats.py finishes")
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l.starts_with("OK")),
+        "nats.py client.py in account A: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     drop(cp);
 }

@@ -19,7 +19,6 @@ use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
 use infinistream_jetstream::StreamCatalog;
 use infinistream_jetstream::convert::proto_config;
-use infinistream_proto::v1;
 use infinistream_protocol::jsapi::stream::StreamConfig;
 use infinistream_runtime::{CancellationToken, Metrics};
 use infinistream_types::SystemClock;
@@ -63,16 +62,10 @@ async fn create_stream(cp: &ControlPlaneClient, name: &str) {
         subjects: vec![format!("{}.>", name.to_lowercase())],
         ..StreamConfig::default()
     };
-    let resp = cp
-        .streams
-        .clone()
-        .create_stream(v1::CreateStreamRequest {
-            config: Some(proto_config(&config).expect("a valid config")),
-        })
-        .await
-        .expect("create stream")
-        .into_inner();
-    assert!(resp.error.is_none(), "{name}: {:?}", resp.error);
+    let config = proto_config(&config).expect("a valid config");
+    if let Err(error) = cp.create_stream(config).await {
+        panic!("create stream {name}: {error}");
+    }
 }
 
 async fn start_agent(dir: &std::path::Path, bucket: &str, cp_url: &str) -> AgentHandle {
@@ -187,16 +180,7 @@ async fn an_idle_group_lists_streams_only_at_start_up() {
     );
 
     // A deletion reaches every catalog the same way.
-    let deleted = admin
-        .streams
-        .clone()
-        .delete_stream(v1::DeleteStreamRequest {
-            name: "LATE".into(),
-        })
-        .await
-        .expect("delete")
-        .into_inner();
-    assert!(deleted.error.is_none(), "{:?}", deleted.error);
+    admin.delete_stream("LATE").await.expect("delete");
     for agent in &agents {
         until(agent.catalog(), |c| c.get("LATE").is_none()).await;
     }

@@ -231,4 +231,33 @@ async fn a_kv_get_through_a_jobs_agent_is_forwarded_or_refused_clearly() {
         .expect("forwarded get")
         .expect("an entry");
     assert_eq!((entry.revision, &entry.value[..]), (1, &b"v"[..]));
+
+    // A delete and a purge marker keep their `KV-Operation` header on every path —
+    // served here (consume), forwarded from a produce-only and from a jobs-only agent —
+    // or async-nats would read the marker as a put (the chaos suite's `k0` report was
+    // checked against this).
+    let through_consume = js(agents.0[2].1.client, "through-consume")
+        .await
+        .get_key_value("JOBS")
+        .await
+        .expect("bucket through the consume agent");
+    for op in [kv::Operation::Delete, kv::Operation::Purge] {
+        if op == kv::Operation::Delete {
+            store.delete("k").await.expect("delete");
+        } else {
+            store.purge("k").await.expect("purge");
+        }
+        for (path, store) in [
+            ("consume", &through_consume),
+            ("produce", &store),
+            ("jobs", &through_jobs),
+        ] {
+            let entry = store
+                .entry("k")
+                .await
+                .expect("get of a marker")
+                .expect("the marker");
+            assert_eq!(entry.operation, op, "{op:?} read through {path}");
+        }
+    }
 }

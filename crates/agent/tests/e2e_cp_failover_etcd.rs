@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use infinistream_control_plane::leader::{LeaderElection, LeaderInfo};
 use infinistream_control_plane::store::etcd::EtcdStore;
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_proto::v1;
 use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::ChildProcess;
@@ -57,7 +57,7 @@ fn replica(etcd: &str) -> Result<Replica, Box<dyn std::error::Error>> {
 async fn retry<T, F, Fut>(client: &ControlPlaneClient, mut op: F) -> Result<T, String>
 where
     F: FnMut(ControlPlaneClient) -> Fut,
-    Fut: Future<Output = Result<T, tonic::Status>>,
+    Fut: Future<Output = Result<T, CallError>>,
 {
     let deadline = Instant::now() + RETRY_FOR;
     loop {
@@ -73,7 +73,7 @@ where
     }
 }
 
-fn note_retry(status: &tonic::Status) {
+fn note_retry(status: &CallError) {
     if std::env::var_os("FAILOVER_TEST_VERBOSE").is_some() {
         eprintln!("retrying after: {status}");
     }
@@ -166,18 +166,8 @@ async fn e2e_etcd_kill_9_of_the_leader_process_loses_no_acked_batch() -> TestRes
 
     let admin = ControlPlaneClient::connect(&client_for(leader + 1), GROUP, KEY).await?;
     for s in 0..STREAMS {
-        retry(&admin, |mut client| async move {
-            let resp = client
-                .streams
-                .create_stream(v1::CreateStreamRequest {
-                    config: Some(stream_config(s)),
-                })
-                .await?
-                .into_inner();
-            match resp.error {
-                None => Ok(()),
-                Some(e) => Err(tonic::Status::internal(format!("create S{s}: {e:?}"))),
-            }
+        retry(&admin, |client| async move {
+            client.create_stream(stream_config(s)).await.map(drop)
         })
         .await?;
     }
@@ -195,9 +185,9 @@ async fn e2e_etcd_kill_9_of_the_leader_process_loses_no_acked_batch() -> TestRes
                 let request = batch(c, b);
                 // The same batch id on every retry: a commit applied before the failure
                 // is answered again, never appended twice.
-                let resp = retry(&client, |mut client| {
+                let resp = retry(&client, |client| {
                     let request = request.clone();
-                    async move { Ok(client.streams.commit_batch(request).await?.into_inner()) }
+                    async move { client.commit_batch(request).await }
                 })
                 .await
                 .map_err(|e| format!("c{c}-b{b}: {e}"))?;
@@ -273,19 +263,17 @@ async fn e2e_etcd_kill_9_of_the_leader_process_loses_no_acked_batch() -> TestRes
             "{stream}: acked sequences not contiguous from 1"
         );
         let name = stream.clone();
-        let index = retry(&reader, |mut client| {
+        let index = retry(&reader, |client| {
             let name = name.clone();
             async move {
-                Ok(client
-                    .streams
+                client
                     .read_index(v1::ReadIndexRequest {
                         stream: name,
                         start_seq: 1,
                         end_seq: 0,
                         limit: 100_000,
                     })
-                    .await?
-                    .into_inner())
+                    .await
             }
         })
         .await?;

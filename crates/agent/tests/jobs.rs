@@ -16,7 +16,6 @@ use infinistream_agent::AgentHandle;
 use infinistream_config::{NumberOrString, RawAgentConfig};
 use infinistream_control_plane::store::memory::MemoryStore;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
-use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 use infinistream_testkit::etcd::EtcdServer;
 use infinistream_testkit::process::ChildProcess;
@@ -351,16 +350,9 @@ async fn two_agents_share_compaction(cp_url: &str, bucket: &str, dirs: [&std::pa
         .await
         .expect("client");
     let held = client
-        .jobs
-        .clone()
-        .acquire_lease(v1::AcquireLeaseRequest {
-            name: "compact/L".into(),
-            holder: "someone-else".into(),
-            ttl_ms: 60_000,
-        })
+        .acquire_lease("compact/L", "someone-else", 60_000)
         .await
-        .expect("acquire")
-        .into_inner();
+        .expect("acquire");
     assert!(held.acquired);
     let skipped = ja.compaction_pass().await.expect("pass");
     assert_eq!(
@@ -370,12 +362,7 @@ async fn two_agents_share_compaction(cp_url: &str, bucket: &str, dirs: [&std::pa
     );
     assert!(ja.metrics().lease_conflicts() >= 1);
     client
-        .jobs
-        .clone()
-        .release_lease(v1::ReleaseLeaseRequest {
-            name: "compact/L".into(),
-            holder: "someone-else".into(),
-        })
+        .release_lease("compact/L", "someone-else")
         .await
         .expect("release");
     let done = jb.compaction_pass().await.expect("pass");

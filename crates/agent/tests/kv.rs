@@ -170,3 +170,153 @@ async fn get_racing_puts_on_the_key_always_finds_a_value() {
     writer.await.expect("writer");
     assert!(gets > 0, "no get ran while the puts did");
 }
+
+/// The chaos suite's unexplained `k0` report (docs/reliability.md): async-nats'
+/// `create` answered "already exists" for a key whose last write was a delete. Its
+/// `create` is three requests — update expecting revision 0, then (refused: a delete
+/// marker is there) a read of the key, then update expecting the marker's revision —
+/// and it maps a "wrong last revision" on the third to `AlreadyExists`. A delete
+/// landing between the read and the third request therefore makes a create of a key
+/// with no value answer "exists". Played here deterministically (a relay holds the
+/// create's second update until the delete is acked) against the agent and nats-server
+/// 2.15.1: both answer the same, so it is the client's, not a lost or stale write.
+/// The chaos workload's own `create` leaves such an attempt out of the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_racing_a_delete_answers_exists_on_both_servers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = start_agent(&dir).await;
+    let reference = infinistream_testkit::nats::NatsServer::start("").expect("nats-server");
+    let reference_addr = reference
+        .url()
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("nats-server address");
+    for (server, addr) in [
+        ("agent", agent.client_addr()),
+        ("nats-server", reference_addr),
+    ] {
+        let direct = jetstream::new(
+            async_nats::connect(format!("nats://{addr}"))
+                .await
+                .expect("connect"),
+        );
+        let store = direct
+            .create_key_value(jetstream::kv::Config {
+                bucket: "RACE".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("bucket");
+        store.put("k", "1".into()).await.expect("put");
+        store.delete("k").await.expect("delete");
+
+        // async-nats' create.
+        let (racing, held) = held_update_client(addr).await;
+        let create = tokio::spawn(async move { racing.create("k", "2".into()).await });
+        held.delete_then_release(&store).await;
+        let error = create
+            .await
+            .expect("create task")
+            .expect_err("the create ran into the delete");
+        assert_eq!(
+            error.kind(),
+            jetstream::kv::CreateErrorKind::AlreadyExists,
+            "{server}: {error}"
+        );
+        let entry = store.entry("k").await.expect("get").expect("an entry");
+        assert_eq!(
+            entry.operation,
+            jetstream::kv::Operation::Delete,
+            "{server}: the key has no value"
+        );
+
+        // The chaos workload's create: the attempt leaves the history.
+        let (racing, held) = held_update_client(addr).await;
+        let create = tokio::spawn(async move {
+            infinistream_chaos::workloads::kv_create(&racing, "k", "3".into()).await
+        });
+        held.delete_then_release(&store).await;
+        let created = create
+            .await
+            .expect("create task")
+            .expect("a definite answer");
+        assert_eq!(created, None, "{server}");
+        direct
+            .delete_key_value("RACE")
+            .await
+            .expect("delete bucket");
+    }
+}
+
+/// The test's side of a relay holding a client's second update of key `k` (the one
+/// async-nats' `create` sends after reading the delete marker).
+struct HeldUpdate {
+    seen: tokio::sync::oneshot::Receiver<()>,
+    go: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldUpdate {
+    /// Waits for the held update, deletes the key `k` through `store` (acked), then
+    /// lets the update go on.
+    async fn delete_then_release(self, store: &jetstream::kv::Store) {
+        self.seen.await.expect("the update reached the relay");
+        store.delete("k").await.expect("delete before the update");
+        let _ = self.go.send(());
+    }
+}
+
+/// The `RACE` bucket through a client whose connection passes a relay that holds its
+/// second update of key `k` until [`HeldUpdate::delete_then_release`].
+async fn held_update_client(server: std::net::SocketAddr) -> (jetstream::kv::Store, HeldUpdate) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An update is a publish with headers (the expected revision); the read between
+    // the two is a request to `$JS.API.DIRECT.GET…`, which this does not match.
+    const NEEDLE: &[u8] = b"HPUB $KV.RACE.k ";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let relay = listener.local_addr().expect("relay address");
+    let (seen_tx, seen) = tokio::sync::oneshot::channel();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.expect("accept");
+        let upstream = tokio::net::TcpStream::connect(server)
+            .await
+            .expect("connect upstream");
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut upstream_read, mut upstream_write) = upstream.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+        });
+        let mut hold = Some((seen_tx, go_rx));
+        let mut updates = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            updates += buf[..n]
+                .windows(NEEDLE.len())
+                .filter(|w| *w == NEEDLE)
+                .count();
+            if updates >= 2
+                && let Some((seen, go)) = hold.take()
+            {
+                let _ = seen.send(());
+                let _ = go.await;
+            }
+            if upstream_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let client = async_nats::connect(format!("nats://{relay}"))
+        .await
+        .expect("connect through the relay");
+    let store = jetstream::new(client)
+        .get_key_value("RACE")
+        .await
+        .expect("bucket through the relay");
+    (store, HeldUpdate { seen, go })
+}

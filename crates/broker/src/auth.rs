@@ -42,6 +42,8 @@ use infinistream_protocol::info::Connect;
 use infinistream_protocol::subject;
 use parking_lot::Mutex;
 
+pub mod jwt;
+
 /// An account's name: subjects, subscriptions and JetStream assets are isolated per
 /// account.
 pub type AccountName = Arc<str>;
@@ -86,6 +88,33 @@ impl StreamImport {
     }
 }
 
+/// nats-server's service import: requests published in `into` on `local` reach the
+/// subscribers of `from` on `subject` (the same subject unless the import names a
+/// `to`), and their answers come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImport {
+    pub from: AccountName,
+    pub into: AccountName,
+    /// The exported subject (literal, or a wildcard when `local` is the same).
+    pub subject: Bytes,
+    /// The subject the importing account's clients publish on.
+    pub local: Bytes,
+}
+
+impl ServiceImport {
+    /// The subject a publish on `published` in `into` has in `from`, if imported.
+    pub(crate) fn map(&self, published: &[u8]) -> Option<Bytes> {
+        if !subject::matches(&self.local, published) {
+            return None;
+        }
+        Some(if self.local == self.subject {
+            Bytes::copy_from_slice(published)
+        } else {
+            self.subject.clone()
+        })
+    }
+}
+
 /// How clients authenticate, when required.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -123,6 +152,9 @@ pub struct Users {
     /// The account JetStream serves (see the module docs).
     jetstream: AccountName,
     stream_imports: Vec<StreamImport>,
+    service_imports: Vec<ServiceImport>,
+    /// Operator mode (decentralized JWT auth): users sign in with user JWTs instead.
+    operator: Option<Arc<jwt::Operator>>,
 }
 
 impl fmt::Debug for Users {
@@ -186,6 +218,36 @@ impl Users {
             bcrypt_verified: BcryptCache::default(),
             jetstream: DEFAULT_ACCOUNT.into(),
             stream_imports: Vec::new(),
+            service_imports: Vec::new(),
+            operator: None,
+        })
+    }
+
+    /// Operator mode: users sign in with user JWTs the operator's accounts signed
+    /// (see [`jwt`]); the account JWTs' stream imports apply, and JetStream
+    /// serves the account whose JWT enables it.
+    pub fn operator(operator: jwt::Operator) -> Result<Users, jwt::JwtError> {
+        let jetstream = match operator.jetstream_accounts() {
+            [] => DEFAULT_ACCOUNT.into(),
+            [one] => one.clone(),
+            many => {
+                return Err(jwt::JwtError::Unsupported {
+                    account: many
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join("`, `"),
+                    what: "JetStream in more than one account".into(),
+                });
+            }
+        };
+        Ok(Users {
+            users: Vec::new(),
+            bcrypt_verified: BcryptCache::default(),
+            jetstream,
+            stream_imports: operator.stream_imports().to_vec(),
+            service_imports: operator.service_imports().to_vec(),
+            operator: Some(Arc::new(operator)),
         })
     }
 
@@ -193,6 +255,22 @@ impl Users {
     pub fn with_stream_imports(mut self, imports: Vec<StreamImport>) -> Users {
         self.stream_imports = imports;
         self
+    }
+
+    /// Lets accounts reach services other accounts export (see
+    /// [`ServiceImport`]).
+    pub fn with_service_imports(mut self, imports: Vec<ServiceImport>) -> Users {
+        self.service_imports = imports;
+        self
+    }
+
+    /// The service imports `account`'s publishes may reach.
+    fn services_into(&self, account: &AccountName) -> Arc<[ServiceImport]> {
+        self.service_imports
+            .iter()
+            .filter(|i| same_account(&i.into, account))
+            .cloned()
+            .collect()
     }
 
     /// The stream imports whose publishes come from `account`.
@@ -217,7 +295,30 @@ impl Users {
 
     /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
     pub fn has_nkeys(&self) -> bool {
-        self.users.iter().any(|u| u.credential == Credential::NKey)
+        self.operator.is_some() || self.users.iter().any(|u| u.credential == Credential::NKey)
+    }
+
+    /// Signs in with a user JWT (operator mode); `signed`: the nonce and the
+    /// client's signature of it, None on a reload (already signed in).
+    fn jwt_login(&self, jwt: &str, signed: Option<(Option<&str>, Option<&str>)>) -> Option<Login> {
+        let operator = self.operator.as_ref()?;
+        match operator.verify_user(jwt, signed) {
+            Ok(user) => Some(Login {
+                user: user.key,
+                permissions: user
+                    .permissions
+                    .as_ref()
+                    .map(|p| Arc::new(ConnPermissions::new(p))),
+                imports: self.imports_from(&user.account),
+                services: self.services_into(&user.account),
+                account: user.account,
+                jwt: Some(jwt.into()),
+            }),
+            Err(error) => {
+                tracing::info!(%error, "user JWT refused");
+                None
+            }
+        }
     }
 
     fn find(&self, name: &str) -> Option<&User> {
@@ -349,6 +450,10 @@ pub(crate) struct Login {
     pub account: AccountName,
     /// The stream imports this connection's publishes feed.
     pub imports: Arc<[StreamImport]>,
+    /// The user JWT it signed in with (operator mode), checked again on reload.
+    pub jwt: Option<Arc<str>>,
+    /// The service imports this connection's publishes may reach.
+    pub services: Arc<[ServiceImport]>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -366,6 +471,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
+                jwt: None,
+                services: Arc::new([]),
             })
         }
         Auth::Token(token) => connect
@@ -377,7 +484,14 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
+                jwt: None,
+                services: Arc::new([]),
             }),
+        Auth::Users(users) if users.operator.is_some() => {
+            let jwt = connect.jwt.as_deref()?;
+            let signed = Some((nonce, connect.sig.as_deref()));
+            users.jwt_login(jwt, signed)
+        }
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
                 let user = users
@@ -399,6 +513,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .map(|p| Arc::new(ConnPermissions::new(p))),
                 account: user.account.clone(),
                 imports: users.imports_from(&user.account),
+                jwt: None,
+                services: users.services_into(&user.account),
             })
         }
     }
@@ -413,7 +529,14 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             permissions: None,
             account: login.account.clone(),
             imports: Arc::new([]),
+            jwt: None,
+            services: Arc::new([]),
         }),
+        (Some(Auth::Users(_)), Some(Auth::Users(new))) if login.jwt.is_some() => {
+            let jwt = login.jwt.as_deref()?;
+            new.jwt_login(jwt, None)
+                .filter(|l| same_account(&l.account, &login.account))
+        }
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
             let before = old.find(&login.user)?;
             let after = new.find(&login.user)?;
@@ -426,6 +549,8 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                         .map(|p| Arc::new(ConnPermissions::new(p))),
                     account: login.account.clone(),
                     imports: new.imports_from(&login.account),
+                    jwt: None,
+                    services: new.services_into(&login.account),
                 })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),
@@ -443,7 +568,7 @@ pub(crate) fn new_nonce() -> String {
 
 /// Whether `sig` (base64, URL-safe or standard, as clients send it) is `nkey`'s
 /// signature of `nonce`.
-fn verify_nkey(nkey: &str, nonce: &str, sig: &str) -> bool {
+pub(crate) fn verify_nkey(nkey: &str, nonce: &str, sig: &str) -> bool {
     use base64::Engine as _;
     let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(sig.trim_end_matches('='))
@@ -757,6 +882,26 @@ mod tests {
         assert_eq!(import(None).map(b"ev.1").as_deref(), Some(&b"ev.1"[..]));
         assert_eq!(import(None).map(b"ev.1.x"), None);
         assert_eq!(import(None).map(b"other"), None);
+    }
+
+    #[test]
+    fn imports_map_their_local_subject_onto_the_export() {
+        let import = |subject: &'static str, local: &'static str| ServiceImport {
+            from: "A".into(),
+            into: "B".into(),
+            subject: Bytes::from_static(subject.as_bytes()),
+            local: Bytes::from_static(local.as_bytes()),
+        };
+        assert_eq!(
+            import("svc.time", "time").map(b"time").as_deref(),
+            Some(&b"svc.time"[..])
+        );
+        assert_eq!(import("svc.time", "time").map(b"svc.time"), None);
+        assert_eq!(
+            import("svc.*", "svc.*").map(b"svc.echo").as_deref(),
+            Some(&b"svc.echo"[..])
+        );
+        assert_eq!(import("svc.*", "svc.*").map(b"svc.a.b"), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod service;
+
 use crate::auth::{AccountName, Auth, DEFAULT_ACCOUNT};
 use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
@@ -158,6 +160,8 @@ pub(crate) struct Inner {
     /// The account of the broker's internal subscribers and of its own publishes:
     /// the one JetStream serves (see [`crate::auth`]).
     pub internal_account: AccountName,
+    /// Response mappings of service imports (see [`service`]).
+    pub responses: service::Responses,
 }
 
 impl Inner {
@@ -345,6 +349,7 @@ impl Broker {
                 cluster: RwLock::new(None),
                 peers: RwLock::new(Vec::new()),
                 captures: RwLock::new(None),
+                responses: service::Responses::default(),
             }),
         }
     }
@@ -877,6 +882,7 @@ impl Inner {
             }
             // Peers are owed a message through `Inner::route`, never one by one.
             Target::Route { .. } => false,
+            Target::Responses => self.deliver_response(ctx, msg),
         }
     }
 

@@ -491,6 +491,9 @@ struct Reader {
     /// The stream imports this connection's publishes feed (refreshed with
     /// `permissions`).
     imports: Arc<[auth::StreamImport]>,
+    /// The service imports this connection's publishes may reach (refreshed with
+    /// `permissions`).
+    services: Arc<[auth::ServiceImport]>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -555,6 +558,7 @@ impl Reader {
             publish_verdicts: HashMap::new(),
             account: DEFAULT_ACCOUNT.into(),
             imports: Arc::new([]),
+            services: Arc::new([]),
         }
     }
 
@@ -565,10 +569,11 @@ impl Reader {
             self.permissions_seen = version;
             self.permissions = self.client.permissions.read().clone();
             self.publish_verdicts.clear();
-            self.imports = self
-                .client
-                .login()
-                .map_or_else(|| Arc::new([]) as Arc<[_]>, |l| l.imports);
+            let login = self.client.login();
+            self.services = login
+                .as_ref()
+                .map_or_else(|| Arc::new([]) as Arc<[_]>, |l| l.services.clone());
+            self.imports = login.map_or_else(|| Arc::new([]) as Arc<[_]>, |l| l.imports);
         }
         self.permissions.as_ref()
     }
@@ -799,6 +804,7 @@ impl Reader {
         if !self.imports.is_empty() {
             self.route_imports(msg);
         }
+        let served = !self.services.is_empty() && self.route_services(msg);
         if let Some(reply) = &p.reply {
             // As nats-server's JetStream service import: answered whoever else
             // subscribes to the subject in this account.
@@ -813,7 +819,7 @@ impl Reader {
                     payload: &answer,
                 };
                 self.inner.route(&mut self.ctx, &result, None, true, answer);
-            } else if result.is_empty() && self.no_responders && self.headers {
+            } else if result.is_empty() && !served && self.no_responders && self.headers {
                 self.inner
                     .no_responders(&mut self.ctx, &self.client, &self.account, reply);
             }
@@ -842,6 +848,25 @@ impl Reader {
             );
             self.ctx.account = own;
         }
+    }
+
+    /// Routes `msg` to the services this account imports on its subject; returns
+    /// whether a responder got it.
+    fn route_services(&mut self, msg: Msg<'_>) -> bool {
+        let services = self.services.clone();
+        let mut served = false;
+        for import in services.iter() {
+            if let Some(mapped) = import.map(msg.subject) {
+                served |= self.inner.route_service(
+                    &mut self.ctx,
+                    import,
+                    &mapped,
+                    Some(self.client.cid),
+                    msg,
+                );
+            }
+        }
+        served
     }
 
     fn route(&mut self, result: &MatchResult, msg: Msg<'_>) {

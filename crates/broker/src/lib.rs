@@ -21,8 +21,8 @@ mod sublist;
 pub mod tls;
 
 pub use auth::{
-    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
-    SubjectPermission, User, Users, UsersError,
+    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, ServiceImport,
+    StreamImport, SubjectPermission, User, Users, UsersError, jwt,
 };
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};

@@ -39,6 +39,9 @@ pub(crate) enum Target {
     Route {
         link: Arc<PeerLink>,
     },
+    /// This agent's service-import response subjects in one exporting account (see
+    /// [`crate::broker`]).
+    Responses,
 }
 
 #[derive(Debug)]
@@ -88,7 +91,7 @@ impl Subscription {
     pub fn client_id(&self) -> Option<u64> {
         match &self.target {
             Target::Client { client, .. } => Some(client.cid),
-            Target::Internal { .. } | Target::Route { .. } => None,
+            Target::Internal { .. } | Target::Route { .. } | Target::Responses => None,
         }
     }
 

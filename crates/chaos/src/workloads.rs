@@ -482,7 +482,7 @@ pub async fn kv_client(
 /// writes a second time over a later delete, and neither is what was asked. Here a
 /// fallback read follows only a definite "wrong last revision". `Ok(None)`: nothing
 /// was written (the operation leaves the history); `Err`: the outcome is unknown.
-async fn kv_create(
+pub async fn kv_create(
     store: &kv::Store,
     key: &str,
     value: Bytes,
@@ -510,15 +510,23 @@ async fn kv_create(
     }
 }
 
+/// How an agent's answer to a publish whose commit may have been applied begins
+/// (`infinistream_gateway::batcher::COMMIT_OUTCOME_UNKNOWN`; this crate runs the
+/// agents as processes and does not link the gateway).
+const COMMIT_OUTCOME_UNKNOWN: &str = "commit outcome unknown";
+
 /// An error that proves the write never happened, so the operation leaves the
 /// history: no stream took the publish (the server answered "no responders"), the
 /// agent's batch upload failed (nothing is committed without its object), or the
-/// control plane refused the commit as a whole (for example a clock-skewed agent's
-/// group proof: the request was never applied; only a retry after an attempt whose
-/// answer was lost could have been applied, and calling that one failed makes the
-/// check stricter, never blind).
+/// control plane refused the commit as a whole at its first attempt (for example a
+/// clock-skewed agent's group proof). A refusal after an attempt that may have been
+/// applied (its answer lost) is answered "commit outcome unknown" by the agent, and
+/// stays in the history as ambiguous.
 fn definitely_failed(e: &dyn std::fmt::Display) -> bool {
     let e = e.to_string();
+    if e.contains(COMMIT_OUTCOME_UNKNOWN) {
+        return false;
+    }
     e.contains("no stream found for given subject")
         || e.contains("batch upload failed")
         || e.contains("control plane refused the commit")

@@ -13,6 +13,14 @@
 //! users = [{ user = "billing-app", password = "…" }]
 //! ```
 //!
+//! The JetStream account may carry nats-server's account limits instead of `true`;
+//! the control plane enforces them across the agent group:
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! jetstream = { max_streams = 10, max_consumers = 100, max_file = "10GiB" }
+//! ```
+//!
 //! Stream exports and imports share subjects one way, as nats-server's do: what is
 //! published in the exporting account on an exported subject also reaches the
 //! importing account's subscribers, on the same subject or under the import's
@@ -27,7 +35,7 @@
 //!
 //! What is not built yet is refused here, by name, rather than ignored: service
 //! exports and imports, a stream import's `to`, JetStream in more than one account,
-//! the system account, and decentralized JWT auth (`operator`, `resolver`).
+//! and the system account. Decentralized JWT auth is the agent's `operator` setting.
 
 use std::collections::BTreeMap;
 
@@ -50,12 +58,36 @@ pub struct RawAccount {
     pub imports: Option<Vec<RawImport>>,
 }
 
-/// `jetstream = true` or nats-server's `jetstream: enabled`.
+/// `jetstream = true`, nats-server's `jetstream: enabled`, or its limits table
+/// `jetstream = { max_streams = 10, max_consumers = 100, max_file = "1GiB", max_mem =
+/// "256MiB" }` (which enables JetStream too; -1 = unlimited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RawJetStreamFlag {
     Flag(bool),
     Word(String),
+    Limits(BTreeMap<String, RawLimit>),
+}
+
+/// One account limit: a number (-1 = unlimited) or a byte size such as `"1GiB"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawLimit {
+    Number(i64),
+    Text(String),
+}
+
+/// The JetStream account's limits (nats-server's account `jetstream { ... }`);
+/// `None` = unlimited. The control plane enforces them for the whole agent group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    pub max_streams: Option<u64>,
+    pub max_consumers: Option<u64>,
+    /// Bytes of stream storage (`max_file`, or `max_store`).
+    pub max_file: Option<u64>,
+    /// Memory bytes (`max_mem`, or `max_memory`): reported, not enforced (every
+    /// stream is stored in the bucket).
+    pub max_mem: Option<u64>,
 }
 
 /// An `exports` entry: `{ service = "svc.>" }` or `{ stream = "events.>" }`.
@@ -67,6 +99,10 @@ pub struct RawExport {
     pub stream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<Vec<String>>,
+    /// A service's answers per request: `"singleton"` (the default, the only one
+    /// built), `"stream"` or `"chunked"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_type: Option<String>,
 }
 
 /// An `imports` entry: `{ service = { account = "A", subject = "svc.>" }, to = "…" }`
@@ -103,13 +139,25 @@ pub struct StreamImportSpec {
     pub prefix: Option<String>,
 }
 
+/// A checked service import: requests published in `into` on `local` reach `from`'s
+/// responders on `subject`, and their answers come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImportSpec {
+    pub from: String,
+    pub into: String,
+    pub subject: String,
+    pub local: String,
+}
+
 /// What [`resolve`] checked: every user, the account JetStream serves, the stream
-/// imports.
+/// and service imports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {
     pub users: Vec<UserSpec>,
     pub jetstream: String,
+    pub jetstream_limits: JetStreamLimits,
     pub stream_imports: Vec<StreamImportSpec>,
+    pub service_imports: Vec<ServiceImportSpec>,
 }
 
 const SETTING: &str = "accounts";
@@ -122,18 +170,28 @@ pub(crate) fn resolve(
 ) -> Result<Resolved, ConfigError> {
     let mut all = users::resolve(top_level)?;
     let mut jetstream = Vec::new();
+    let mut jetstream_limits = JetStreamLimits::default();
     let mut stream_imports = Vec::new();
+    let mut service_imports = Vec::new();
     for (name, account) in accounts {
         check_name(name)?;
         for export in account.exports.iter().flatten() {
             check_export(name, export)?;
         }
         for import in account.imports.iter().flatten() {
-            stream_imports.push(check_import(name, import, accounts)?);
+            if import.service.is_some() && import.stream.is_none() {
+                service_imports.push(check_service_import(name, import, accounts)?);
+            } else {
+                stream_imports.push(check_import(name, import, accounts)?);
+            }
         }
         match &account.jetstream {
             None | Some(RawJetStreamFlag::Flag(false)) => {}
             Some(RawJetStreamFlag::Flag(true)) => jetstream.push(name.clone()),
+            Some(RawJetStreamFlag::Limits(table)) => {
+                jetstream_limits = limits(name, table)?;
+                jetstream.push(name.clone());
+            }
             Some(RawJetStreamFlag::Word(word)) => match word.to_ascii_lowercase().as_str() {
                 "enabled" | "enable" | "true" => jetstream.push(name.clone()),
                 "disabled" | "disable" | "false" => {}
@@ -165,8 +223,43 @@ pub(crate) fn resolve(
     Ok(Resolved {
         users: all,
         jetstream,
+        jetstream_limits,
         stream_imports,
+        service_imports,
     })
+}
+
+/// An account's `jetstream = { ... }` table.
+fn limits(
+    account: &str,
+    table: &BTreeMap<String, RawLimit>,
+) -> Result<JetStreamLimits, ConfigError> {
+    let mut out = JetStreamLimits::default();
+    for (key, value) in table {
+        let slot = match key.as_str() {
+            "max_streams" => &mut out.max_streams,
+            "max_consumers" => &mut out.max_consumers,
+            "max_file" | "max_store" | "max_file_store" => &mut out.max_file,
+            "max_mem" | "max_memory" | "max_memory_store" => &mut out.max_mem,
+            other => {
+                return Err(invalid(
+                    SETTING,
+                    format!(
+                        "account `{account}`: jetstream limit `{other}` is not supported yet (max_streams, max_consumers, max_file, max_mem are)"
+                    ),
+                ));
+            }
+        };
+        *slot = match value {
+            RawLimit::Number(n) if *n < 0 => None,
+            RawLimit::Number(n) => Some(n.unsigned_abs()),
+            RawLimit::Text(text) => Some(crate::values::parse_bytes(
+                SETTING,
+                &crate::values::NumberOrString::String(text.clone()),
+            )?),
+        };
+    }
+    Ok(out)
 }
 
 fn check_export(account: &str, export: &RawExport) -> Result<(), ConfigError> {
@@ -178,10 +271,22 @@ fn check_export(account: &str, export: &RawExport) -> Result<(), ConfigError> {
             SETTING,
             format!("account `{account}`: export `{subject}` is not a valid subject"),
         )),
-        (None, Some(_)) => Err(invalid(
-            SETTING,
-            format!("account `{account}`: service exports and imports are not supported yet"),
-        )),
+        (None, Some(subject)) if !infinistream_protocol::subject::is_valid_subject(subject) => {
+            Err(invalid(
+                SETTING,
+                format!("account `{account}`: export `{subject}` is not a valid subject"),
+            ))
+        }
+        (None, Some(subject)) => match export.response_type.as_deref() {
+            None => Ok(()),
+            Some(t) if t.eq_ignore_ascii_case("singleton") => Ok(()),
+            Some(t) => Err(invalid(
+                SETTING,
+                format!(
+                    "account `{account}`: service `{subject}`: response_type `{t}` is not supported yet (only singleton)"
+                ),
+            )),
+        },
         _ => Err(invalid(
             SETTING,
             format!("account `{account}`: an export names either `stream` or `service`"),
@@ -235,6 +340,55 @@ fn check_import(
         into: into.to_owned(),
         subject: subject.clone(),
         prefix: import.prefix.clone(),
+    })
+}
+
+fn check_service_import(
+    into: &str,
+    import: &RawImport,
+    accounts: &BTreeMap<String, RawAccount>,
+) -> Result<ServiceImportSpec, ConfigError> {
+    let refuse = |rule: String| Err(invalid(SETTING, format!("account `{into}`: {rule}")));
+    let Some(source) = &import.service else {
+        return refuse("an import names either `stream` or `service`".to_owned());
+    };
+    if import.prefix.is_some() {
+        return refuse("a service import takes `to`, not `prefix`".to_owned());
+    }
+    let subject = &source.subject;
+    let exported = accounts.get(&source.account).is_some_and(|from| {
+        from.exports.iter().flatten().any(|e| {
+            e.service.as_ref().is_some_and(|s| {
+                infinistream_protocol::subject::is_subset_match(subject, s)
+                    && e.accounts
+                        .as_ref()
+                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
+            })
+        })
+    });
+    if !exported || !infinistream_protocol::subject::is_valid_subject(subject) {
+        return refuse(format!(
+            "account `{}` exports no service `{subject}` to it",
+            source.account
+        ));
+    }
+    let local = import.to.clone().unwrap_or_else(|| subject.clone());
+    let wildcard = |s: &str| s.split('.').any(|t| t == "*" || t == ">");
+    if !infinistream_protocol::subject::is_valid_subject(&local) {
+        return refuse(format!(
+            "service import `to` `{local}` is not a valid subject"
+        ));
+    }
+    if local != *subject && (wildcard(&local) || wildcard(subject)) {
+        return refuse(format!(
+            "a service import's `to` remapping wildcards (`{subject}` to `{local}`) is not supported yet"
+        ));
+    }
+    Ok(ServiceImportSpec {
+        from: source.account.clone(),
+        into: into.to_owned(),
+        subject: subject.clone(),
+        local,
     })
 }
 
@@ -310,6 +464,34 @@ mod tests {
     }
 
     #[test]
+    fn jetstream_limits_enable_the_account() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            jetstream = { max_streams = 2, max_consumers = -1, max_file = "1KiB", max_mem = 1000 }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(resolved.jetstream, "A");
+        assert_eq!(
+            resolved.jetstream_limits,
+            JetStreamLimits {
+                max_streams: Some(2),
+                max_consumers: None,
+                max_file: Some(1024),
+                max_mem: Some(1000),
+            }
+        );
+        let err = resolve_text("[accounts.A]\njetstream = { max_ack_pending = 5 }\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("`max_ack_pending` is not supported yet"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn jetstream_defaults_to_the_global_account() {
         let resolved = resolve_text("[accounts.A]\nusers = [{ user = \"a\", password = \"p\" }]\n")
             .expect("valid");
@@ -348,15 +530,50 @@ mod tests {
     }
 
     #[test]
+    fn service_imports_need_a_matching_export() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            exports = [{ service = "svc.>", accounts = ["B"] }]
+            [accounts.B]
+            imports = [{ service = { account = "A", subject = "svc.time" }, to = "time" },
+                       { service = { account = "A", subject = "svc.*" } }]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            resolved.service_imports,
+            vec![
+                ServiceImportSpec {
+                    from: "A".into(),
+                    into: "B".into(),
+                    subject: "svc.time".into(),
+                    local: "time".into(),
+                },
+                ServiceImportSpec {
+                    from: "A".into(),
+                    into: "B".into(),
+                    subject: "svc.*".into(),
+                    local: "svc.*".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn what_is_not_built_is_refused_by_name() {
         let err = |toml: &str| resolve_text(toml).expect_err("refused").to_string();
         assert!(
-            err("[accounts.A]\nexports = [{ service = \"svc.>\" }]\n")
-                .contains("service exports and imports are not supported yet")
+            err("[accounts.A]\nexports = [{ service = \"svc.>\", response_type = \"stream\" }]\n")
+                .contains("response_type `stream` is not supported yet")
         );
         assert!(
             err("[accounts.B]\nimports = [{ service = { account = \"A\", subject = \"s\" } }]\n")
-                .contains("service exports and imports are not supported yet")
+                .contains("exports no service `s` to it")
+        );
+        assert!(
+            err("[accounts.A]\nexports = [{ service = \"svc.>\" }]\n[accounts.B]\nimports = [{ service = { account = \"A\", subject = \"svc.*\" }, to = \"x.*\" }]\n")
+                .contains("remapping wildcards")
         );
         assert!(
             err("[accounts.B]\nimports = [{ stream = { account = \"A\", subject = \"e.>\" }, to = \"x\" }]\n")

@@ -21,12 +21,12 @@ mod sources;
 pub mod users;
 mod values;
 
-pub use accounts::{GLOBAL_ACCOUNT, RawAccount};
+pub use accounts::{GLOBAL_ACCOUNT, JetStreamLimits, RawAccount};
 pub use advertise::Advertise;
 pub use agent::{
     AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, ClientAuth, FLUSH_DEADLINE, JobsSettings,
-    METADATA_URL_DEFAULT, MIN_ORPHAN_GRACE, MetadataUrls, RawAgentConfig, TlsFiles, ZoneSource,
-    agent_figment, load_agent,
+    METADATA_URL_DEFAULT, MIN_ORPHAN_GRACE, MetadataUrls, OperatorSpec, RawAgentConfig,
+    RawJwtSetting, TlsFiles, ZoneSource, agent_figment, load_agent,
 };
 pub use control_plane::{ControlPlaneConfig, RawControlPlaneConfig, StoreUrl, load_control_plane};
 pub use error::ConfigError;

@@ -265,7 +265,7 @@ async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usiz
     let cp = ControlPlane::open_with(store, groups, clock, opts)
         .await
         .expect("open control plane");
-    let mut client = cp.client("bench", "key").expect("client");
+    let client = cp.client("bench", "key").expect("client");
     for s in 0..streams {
         let limits = v1::StreamLimits {
             subjects: vec![format!("s{s}.>")],
@@ -277,7 +277,7 @@ async fn setup(kind: Kind, etcd: Option<&EtcdServer>, case: usize, streams: usiz
             ..Default::default()
         };
         let resp = client
-            .streams
+            .raw_streams()
             .create_stream(v1::CreateStreamRequest {
                 config: Some(v1::StreamConfig {
                     name: format!("S{s}"),
@@ -330,7 +330,7 @@ async fn run(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for a in 0..committers {
-        let mut client = client.clone();
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0;
@@ -349,7 +349,7 @@ async fn run(
                 let req = request(format!("a{a}-{i}"), streams, i);
                 let t = Instant::now();
                 let resp = client
-                    .streams
+                    .raw_streams()
                     .commit_batch(req)
                     .await
                     .expect("commit")

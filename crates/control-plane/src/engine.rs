@@ -47,6 +47,7 @@ use crate::model::ConsumerRecord;
 use crate::store::{Compare, MetaStore, Op, StoreError};
 use crate::stream::Stream;
 
+mod accounts;
 mod agents;
 mod commit;
 mod consumers;
@@ -131,6 +132,8 @@ pub(crate) struct Group {
     /// store's request limit minus what the round's batches take, see
     /// `round::Budget`); `None` = no limit.
     fold_budget: Option<usize>,
+    /// The JetStream account's limits (see `accounts`); `None` = unlimited.
+    account_limits: Option<v1::AccountLimits>,
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {

@@ -20,6 +20,7 @@
 //! g/<group>/agent/<agent id>        registration + lease expiry
 //! g/<group>/lease/<name>            job lease
 //! g/<group>/rel/<object key>        object no longer referenced, with release time
+//! g/<group>/acct/jetstream          the JetStream account's limits
 //! ```
 
 /// The fence key every writing transaction compares on.
@@ -81,4 +82,10 @@ pub fn consumer_prefix(group: &str, stream: &str) -> Vec<u8> {
 
 pub fn consumer(group: &str, stream: &str, name: &str) -> Vec<u8> {
     format!("g/{group}/con/{stream}/{name}").into_bytes()
+}
+
+/// `g/<group>/acct/jetstream`: the limits of the account JetStream serves (see
+/// `engine::accounts`).
+pub fn account_limits(group: &str) -> Vec<u8> {
+    key(group, "acct", "jetstream")
 }

@@ -247,6 +247,19 @@ impl streams_server::Streams for Service {
         })
     }
 
+    async fn set_account_limits(
+        &self,
+        request: Request<v1::SetAccountLimitsRequest>,
+    ) -> Result<Response<v1::SetAccountLimitsResponse>, Status> {
+        rpc!("SetAccountLimits", request, |g, m| {
+            let limits = m
+                .limits
+                .ok_or_else(|| Status::invalid_argument("limits: required"))?;
+            self.engine.set_account_limits(&g, limits).await?;
+            Ok(v1::SetAccountLimitsResponse {})
+        })
+    }
+
     type WatchStreamsStream =
         tokio_stream::wrappers::ReceiverStream<Result<v1::StreamEvent, Status>>;
 

@@ -152,6 +152,19 @@ fn ok_seq(seq: u64) -> RecordResult {
     }
 }
 
+/// Takes `size` bytes from the account's `room` (`None` = unlimited); false, taking
+/// nothing, when they do not fit.
+fn take_room(room: &mut Option<u64>, size: u64) -> bool {
+    match room {
+        None => true,
+        Some(left) if *left >= size => {
+            *left -= size;
+            true
+        }
+        Some(_) => false,
+    }
+}
+
 fn err(e: JsError) -> RecordResult {
     RecordResult {
         result: Some(record_result::Result::Error(e)),
@@ -638,7 +651,22 @@ impl Stream {
     }
 
     /// Commits one chunk; answers per record.
+    #[cfg(test)]
     pub fn commit_chunk(&mut self, chunk: &Chunk, object_key: &str, now: i64) -> Vec<RecordResult> {
+        self.commit_chunk_within(chunk, object_key, now, &mut None)
+    }
+
+    /// [`commit_chunk`](Self::commit_chunk) within the bytes the account may still
+    /// store (`room`, `None` = unlimited; taken down by what is stored): a record, or
+    /// an atomic batch, that does not fit is refused with nats-server's `resource
+    /// limits exceeded for account` (10002).
+    pub fn commit_chunk_within(
+        &mut self,
+        chunk: &Chunk,
+        object_key: &str,
+        now: i64,
+        room: &mut Option<u64>,
+    ) -> Vec<RecordResult> {
         self.expire_dedupe(now);
         self.enforce_time(now);
         let mut ctx = ChunkCtx {
@@ -658,7 +686,14 @@ impl Stream {
                     .iter()
                     .take_while(|b| b.atomic_batch.as_deref() == Some(batch))
                     .count();
-                self.commit_atomic(&mut ctx, &chunk.records, pos..pos + len, now, &mut out);
+                let records = &chunk.records[pos..pos + len];
+                let size = records.iter().map(|r| u64::from(r.size)).sum();
+                if take_room(room, size) {
+                    self.commit_atomic(&mut ctx, &chunk.records, pos..pos + len, now, &mut out);
+                } else {
+                    let e: JsError = ApiError::account_resources_exceeded().into();
+                    out.extend(records.iter().map(|_| err(e.clone())));
+                }
                 pos += len;
                 continue;
             }
@@ -668,6 +703,9 @@ impl Stream {
                     result: Some(record_result::Result::DuplicateOf(orig)),
                     ..Default::default()
                 }),
+                Ok(None) if !take_room(room, u64::from(r.size)) => {
+                    out.push(err(ApiError::account_resources_exceeded().into()));
+                }
                 Ok(None) => out.push(self.store_checked(&mut ctx, pos, r)),
             }
             pos += 1;

@@ -174,9 +174,9 @@ where
 async fn commit_to(url: &str, id: &str, subject: &str) -> Result<(), String> {
     let id = id.to_owned();
     let subject = subject.to_owned();
-    retry(url, move |mut c| {
+    retry(url, move |c| {
         let req = suite::batch(&id, vec![suite::chunk("F", 0, vec![suite::rec(&subject)])]);
-        async move { c.streams.commit_batch(req).await.map(|_| ()) }
+        async move { c.raw_streams().commit_batch(req).await.map(|_| ()) }
     })
     .await
 }
@@ -201,8 +201,8 @@ async fn etcd_cluster_watch_through_follower_survives_leader_crash() -> TestResu
     let second = Replica::start(&etcd)?;
     let follower = second.url();
 
-    retry(&follower, |mut c| async move {
-        c.streams
+    retry(&follower, |c| async move {
+        c.raw_streams()
             .create_stream(v1::CreateStreamRequest {
                 config: Some(v1::StreamConfig {
                     name: "F".into(),

@@ -150,9 +150,9 @@ async fn etcd_failover_loses_no_batch_and_reuses_no_sequence() -> TestResult {
     // Create the streams through a follower (forwarding works).
     let follower = (leader_index + 1) % replicas.len();
     for s in 0..STREAMS {
-        with_failover(&urls, follower, |mut client| async move {
+        with_failover(&urls, follower, |client| async move {
             let resp = client
-                .streams
+                .raw_streams()
                 .create_stream(v1::CreateStreamRequest {
                     config: Some(v1::StreamConfig {
                         name: format!("S{s}"),
@@ -218,9 +218,15 @@ async fn etcd_failover_loses_no_batch_and_reuses_no_sequence() -> TestResult {
                 };
                 // The same batch id on every retry: a commit applied before a failure
                 // is answered again, never appended twice.
-                let resp = with_failover(&urls, a, |mut client| {
+                let resp = with_failover(&urls, a, |client| {
                     let request = request.clone();
-                    async move { Ok(client.streams.commit_batch(request).await?.into_inner()) }
+                    async move {
+                        Ok(client
+                            .raw_streams()
+                            .commit_batch(request)
+                            .await?
+                            .into_inner())
+                    }
                 })
                 .await?;
                 for chunk in resp.chunks {
@@ -276,11 +282,11 @@ async fn etcd_failover_loses_no_batch_and_reuses_no_sequence() -> TestResult {
             "{stream}: acked sequences not contiguous from 1"
         );
         let name = stream.clone();
-        let index = with_failover(&urls, survivor, |mut client| {
+        let index = with_failover(&urls, survivor, |client| {
             let name = name.clone();
             async move {
                 Ok(client
-                    .streams
+                    .raw_streams()
                     .read_index(v1::ReadIndexRequest {
                         stream: name,
                         start_seq: 1,
@@ -353,9 +359,9 @@ async fn etcd_replica_shutdown_hands_over_leadership() -> TestResult {
 
     // The new leader serves writes.
     let urls = vec![second.url()];
-    with_failover(&urls, 0, |mut client| async move {
+    with_failover(&urls, 0, |client| async move {
         client
-            .streams
+            .raw_streams()
             .create_stream(v1::CreateStreamRequest {
                 config: Some(v1::StreamConfig {
                     name: "AFTER".into(),

@@ -62,4 +62,5 @@ suite_for!(etcd:
     agents_and_job_leases,
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
+    account_limits_refuse_at_commit,
 );

@@ -107,7 +107,7 @@ async fn replicas_serve_and_forward_over_mtls() -> TestResult {
         for _ in 0..MAX_ATTEMPTS {
             let client = ControlPlaneClient::connect_with(url, GROUP, KEY, Some(&tls)).await?;
             match client
-                .streams
+                .raw_streams()
                 .clone()
                 .list_streams(v1::ListStreamsRequest::default())
                 .await
@@ -134,7 +134,7 @@ async fn replicas_serve_and_forward_over_mtls() -> TestResult {
         let refused = match ControlPlaneClient::connect_with(url, GROUP, KEY, Some(&bare)).await {
             Err(_) => true,
             Ok(client) => client
-                .streams
+                .raw_streams()
                 .clone()
                 .list_streams(v1::ListStreamsRequest::default())
                 .await

@@ -32,6 +32,7 @@ suite_for!(memory:
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
+    account_limits_refuse_at_commit,
 );
 
 suite_for!(embedded:
@@ -47,4 +48,5 @@ suite_for!(embedded:
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
+    account_limits_refuse_at_commit,
 );

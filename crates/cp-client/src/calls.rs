@@ -6,8 +6,16 @@
 //! the JetStream API error ([`CallError::Refused`]), stop because someone else holds
 //! what it held ([`CallError::Fenced`]), or report the failure ([`CallError::Failed`]).
 //! A JetStream-level refusal is an answer, not a failure, on the wire (a response
-//! carrying a `JsError`); the typed calls return it as `Err(Refused)` only where
-//! the response has no other use.
+//! carrying a `JsError` instead of its content); the typed calls return it as
+//! `Err(Refused)`. Answers that are not refusals stay in the response: a commit's
+//! per-record results, a lease held by someone else (`acquired: false`), a refused
+//! index swap (`swapped: false`).
+//!
+//! The raw stubs under these calls are this crate's own; the control plane's tests,
+//! which check the server's answers to requests no typed call builds, reach them
+//! through the `raw-stubs` feature (`ControlPlaneClient::raw_streams`…).
+
+use std::future::Future;
 
 use infinistream_proto::v1;
 
@@ -89,36 +97,179 @@ impl CallError {
         }
     }
 
+    /// The gRPC status code the call ended with (`None` for an answer: a JetStream
+    /// refusal, or a fence).
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            CallError::Unavailable { code, .. } | CallError::Failed { code, .. } => Some(*code),
+            CallError::Refused { .. } | CallError::Fenced { .. } => None,
+        }
+    }
+
     /// Whether retrying the call later may succeed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CallError::Unavailable { .. })
     }
 }
 
-/// `Refused` when a response carries a JetStream API error.
-fn refuse(call: &'static str, error: Option<v1::JsError>) -> Result<(), CallError> {
-    match error {
+/// The response of a unary call, or the call's failure as a [`CallError`].
+async fn unary<T>(
+    call: &'static str,
+    response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CallError> {
+    response
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| CallError::from_status(call, &s))
+}
+
+/// A response that may carry a JetStream API error instead of its answer.
+trait MayRefuse {
+    fn take_error(&mut self) -> Option<v1::JsError>;
+}
+
+macro_rules! may_refuse {
+    ($($response:ty),* $(,)?) => {
+        $(impl MayRefuse for $response {
+            fn take_error(&mut self) -> Option<v1::JsError> {
+                self.error.take()
+            }
+        })*
+    };
+}
+
+may_refuse!(
+    v1::StreamInfoResponse,
+    v1::DeleteStreamResponse,
+    v1::ReadIndexResponse,
+    v1::SeqForTimeResponse,
+    v1::LastBySubjectResponse,
+    v1::PurgeStreamResponse,
+    v1::DeleteMessageResponse,
+    v1::ConsumerInfoResponse,
+    v1::DeleteConsumerResponse,
+    v1::ListConsumersResponse,
+    v1::ClaimResponse,
+    v1::AcknowledgeResponse,
+    v1::ResetConsumerResponse,
+    v1::UnpinResponse,
+);
+
+/// [`unary`], with a JetStream API error in the response as `Refused`.
+async fn answered<T: MayRefuse>(
+    call: &'static str,
+    response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CallError> {
+    let mut resp = unary(call, response).await?;
+    match resp.take_error() {
         Some(error) => Err(CallError::Refused { call, error }),
-        None => Ok(()),
+        None => Ok(resp),
     }
 }
 
+/// Streams: their configs, reads of their index, commits.
 impl ControlPlaneClient {
+    /// Creates a stream (idempotent for an identical config); the stream as stored.
+    pub async fn create_stream(
+        &self,
+        config: v1::StreamConfig,
+    ) -> Result<v1::StreamInfoResponse, CallError> {
+        let request = v1::CreateStreamRequest {
+            config: Some(config),
+        };
+        answered("CreateStream", self.streams.clone().create_stream(request)).await
+    }
+
+    /// Replaces a stream's config (checked by the caller); the stream as stored.
+    pub async fn update_stream(
+        &self,
+        config: v1::StreamConfig,
+    ) -> Result<v1::StreamInfoResponse, CallError> {
+        let request = v1::UpdateStreamRequest {
+            config: Some(config),
+        };
+        answered("UpdateStream", self.streams.clone().update_stream(request)).await
+    }
+
+    /// Deletes a stream, its messages and its consumers.
+    pub async fn delete_stream(&self, name: &str) -> Result<(), CallError> {
+        let request = v1::DeleteStreamRequest {
+            name: name.to_owned(),
+        };
+        answered("DeleteStream", self.streams.clone().delete_stream(request))
+            .await
+            .map(drop)
+    }
+
+    /// A stream's config and state (with its deleted sequences when asked); a
+    /// stream the control plane does not know is `Refused`.
+    pub async fn stream_info(
+        &self,
+        name: &str,
+        deleted_details: bool,
+    ) -> Result<v1::StreamInfoResponse, CallError> {
+        let request = v1::StreamInfoRequest {
+            name: name.to_owned(),
+            deleted_details,
+        };
+        answered("StreamInfo", self.streams.clone().stream_info(request)).await
+    }
+
     /// The group's streams (their configuration and state) whose subjects overlap
     /// `subject` (empty = all).
     pub async fn list_streams(
         &self,
         subject: &str,
     ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
-        let resp = self
-            .streams
-            .clone()
-            .list_streams(v1::ListStreamsRequest {
-                subject: subject.to_owned(),
-            })
-            .await
-            .map_err(|s| CallError::from_status("ListStreams", &s))?;
-        Ok(resp.into_inner().streams)
+        let request = v1::ListStreamsRequest {
+            subject: subject.to_owned(),
+        };
+        let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
+        Ok(resp.streams)
+    }
+
+    /// Sets the JetStream account's limits, which the control plane enforces for the
+    /// whole group at commit (all -1 = unlimited).
+    pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
+        let request = v1::SetAccountLimitsRequest {
+            limits: Some(limits),
+        };
+        unary(
+            "SetAccountLimits",
+            self.streams.clone().set_account_limits(request),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes messages of a stream (by subject, keeping the newest, or below a
+    /// sequence); how many it removed.
+    pub async fn purge_stream(&self, request: v1::PurgeStreamRequest) -> Result<u64, CallError> {
+        let resp = answered("PurgeStream", self.streams.clone().purge_stream(request)).await?;
+        Ok(resp.purged)
+    }
+
+    /// Deletes one message of a stream.
+    pub async fn delete_message(&self, stream: &str, seq: u64) -> Result<(), CallError> {
+        let request = v1::DeleteMessageRequest {
+            stream: stream.to_owned(),
+            seq,
+        };
+        answered(
+            "DeleteMessage",
+            self.streams.clone().delete_message(request),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Commits a batch of records (replayed with its batch id); a refused record is
+    /// an answer, in its chunk's results.
+    pub async fn commit_batch(
+        &self,
+        request: v1::CommitBatchRequest,
+    ) -> Result<v1::CommitBatchResponse, CallError> {
+        unary("CommitBatch", self.streams.clone().commit_batch(request)).await
     }
 
     /// A page of a stream's index; a stream the control plane does not know is
@@ -127,15 +278,7 @@ impl ControlPlaneClient {
         &self,
         request: v1::ReadIndexRequest,
     ) -> Result<v1::ReadIndexResponse, CallError> {
-        let mut resp = self
-            .streams
-            .clone()
-            .read_index(request)
-            .await
-            .map_err(|s| CallError::from_status("ReadIndex", &s))?
-            .into_inner();
-        refuse("ReadIndex", resp.error.take())?;
-        Ok(resp)
+        answered("ReadIndex", self.streams.clone().read_index(request)).await
     }
 
     /// The last live sequence of each of `subjects` (all subjects when empty) in
@@ -145,17 +288,15 @@ impl ControlPlaneClient {
         stream: &str,
         subjects: Vec<String>,
     ) -> Result<Vec<v1::SubjectLast>, CallError> {
-        let mut resp = self
-            .streams
-            .clone()
-            .last_by_subject(v1::LastBySubjectRequest {
-                stream: stream.to_owned(),
-                subjects,
-            })
-            .await
-            .map_err(|s| CallError::from_status("LastBySubject", &s))?
-            .into_inner();
-        refuse("LastBySubject", resp.error.take())?;
+        let request = v1::LastBySubjectRequest {
+            stream: stream.to_owned(),
+            subjects,
+        };
+        let resp = answered(
+            "LastBySubject",
+            self.streams.clone().last_by_subject(request),
+        )
+        .await?;
         Ok(resp.subjects)
     }
 
@@ -166,51 +307,103 @@ impl ControlPlaneClient {
         stream: &str,
         timestamp_unix_nanos: i64,
     ) -> Result<u64, CallError> {
-        let mut resp = self
-            .streams
-            .clone()
-            .seq_for_time(v1::SeqForTimeRequest {
-                stream: stream.to_owned(),
-                timestamp_unix_nanos,
-            })
-            .await
-            .map_err(|s| CallError::from_status("SeqForTime", &s))?
-            .into_inner();
-        refuse("SeqForTime", resp.error.take())?;
+        let request = v1::SeqForTimeRequest {
+            stream: stream.to_owned(),
+            timestamp_unix_nanos,
+        };
+        let resp = answered("SeqForTime", self.streams.clone().seq_for_time(request)).await?;
         Ok(resp.seq)
     }
+}
 
-    /// The group's live agents with `role` in `zone` (empty = any), by agent id.
-    pub async fn list_agents(
+/// Consumers: their records, claims and acknowledgements.
+impl ControlPlaneClient {
+    /// Creates a consumer (idempotent for an identical config); the consumer as
+    /// stored.
+    pub async fn create_consumer(
         &self,
-        role: &str,
-        zone: &str,
-    ) -> Result<Vec<v1::AgentInfo>, CallError> {
-        let resp = self
-            .agents
-            .clone()
-            .list_agents(v1::ListAgentsRequest {
-                role: role.to_owned(),
-                zone: zone.to_owned(),
-            })
-            .await
-            .map_err(|s| CallError::from_status("ListAgents", &s))?;
-        Ok(resp.into_inner().agents)
+        config: v1::ConsumerConfig,
+    ) -> Result<v1::ConsumerInfoResponse, CallError> {
+        let request = v1::CreateConsumerRequest {
+            config: Some(config),
+        };
+        answered(
+            "CreateConsumer",
+            self.consumers.clone().create_consumer(request),
+        )
+        .await
+    }
+
+    /// Replaces a consumer's config (checked by the caller), creating it when
+    /// `create_if_missing`; the consumer as stored.
+    pub async fn update_consumer(
+        &self,
+        config: v1::ConsumerConfig,
+        create_if_missing: bool,
+    ) -> Result<v1::ConsumerInfoResponse, CallError> {
+        let request = v1::UpdateConsumerRequest {
+            config: Some(config),
+            create_if_missing,
+        };
+        answered(
+            "UpdateConsumer",
+            self.consumers.clone().update_consumer(request),
+        )
+        .await
+    }
+
+    /// A consumer's config and state.
+    pub async fn consumer_info(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> Result<v1::ConsumerInfoResponse, CallError> {
+        let request = v1::ConsumerInfoRequest {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        };
+        answered(
+            "ConsumerInfo",
+            self.consumers.clone().consumer_info(request),
+        )
+        .await
+    }
+
+    /// Deletes a consumer's record.
+    pub async fn delete_consumer(&self, stream: &str, name: &str) -> Result<(), CallError> {
+        let request = v1::DeleteConsumerRequest {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+        };
+        answered(
+            "DeleteConsumer",
+            self.consumers.clone().delete_consumer(request),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Every consumer of `stream`, in the control plane's order.
+    pub async fn list_consumers(
+        &self,
+        stream: &str,
+    ) -> Result<Vec<v1::ConsumerInfoResponse>, CallError> {
+        let request = v1::ListConsumersRequest {
+            stream: stream.to_owned(),
+        };
+        let resp = answered(
+            "ListConsumers",
+            self.consumers.clone().list_consumers(request),
+        )
+        .await?;
+        Ok(resp.consumers)
     }
 
     /// Claims up to `request.batch` deliveries of a consumer for an agent (applying
     /// the plain acks it carries first); a JetStream error (consumer or stream gone)
     /// is `Refused`.
     pub async fn claim(&self, request: v1::ClaimRequest) -> Result<v1::ClaimResponse, CallError> {
-        let mut resp = self
-            .consumers
-            .clone()
-            .claim(request)
-            .await
-            .map_err(|s| CallError::from_status("Claim", &s))?
-            .into_inner();
-        refuse("Claim", resp.error.take())?;
-        Ok(resp)
+        answered("Claim", self.consumers.clone().claim(request)).await
     }
 
     /// Acknowledges deliveries of a consumer (ack, nak, term, progress, release); a
@@ -219,59 +412,121 @@ impl ControlPlaneClient {
         &self,
         request: v1::AcknowledgeRequest,
     ) -> Result<v1::AcknowledgeResponse, CallError> {
-        let mut resp = self
-            .consumers
-            .clone()
-            .acknowledge(request)
-            .await
-            .map_err(|s| CallError::from_status("Acknowledge", &s))?
-            .into_inner();
-        refuse("Acknowledge", resp.error.take())?;
-        Ok(resp)
+        answered("Acknowledge", self.consumers.clone().acknowledge(request)).await
     }
 
+    /// Moves a consumer's next delivery to `seq` (0: back to its deliver policy);
+    /// the consumer after the reset, and the sequence it now delivers from.
+    pub async fn reset_consumer(
+        &self,
+        stream: &str,
+        name: &str,
+        seq: u64,
+    ) -> Result<v1::ResetConsumerResponse, CallError> {
+        let request = v1::ResetConsumerRequest {
+            stream: stream.to_owned(),
+            name: name.to_owned(),
+            seq,
+        };
+        answered(
+            "ResetConsumer",
+            self.consumers.clone().reset_consumer(request),
+        )
+        .await
+    }
+
+    /// Drops the pin of a consumer's priority `group`.
+    pub async fn unpin(&self, stream: &str, consumer: &str, group: &str) -> Result<(), CallError> {
+        let request = v1::UnpinRequest {
+            stream: stream.to_owned(),
+            consumer: consumer.to_owned(),
+            group: group.to_owned(),
+        };
+        answered("Unpin", self.consumers.clone().unpin(request))
+            .await
+            .map(drop)
+    }
+}
+
+/// Agents: registration and leases.
+impl ControlPlaneClient {
+    /// Registers `agent` (asking for the default lease); the lease granted.
+    pub async fn register(&self, agent: v1::AgentInfo) -> Result<v1::RegisterResponse, CallError> {
+        let request = v1::RegisterRequest {
+            agent: Some(agent),
+            lease_ms: 0,
+        };
+        unary("Register", self.agents.clone().register(request)).await
+    }
+
+    /// Renews an agent's lease; an agent the control plane dropped (paused or cut
+    /// off past its lease) fails with `NotFound` (see [`CallError::code`]).
+    pub async fn heartbeat(&self, agent_id: &str) -> Result<(), CallError> {
+        let request = v1::HeartbeatRequest {
+            agent_id: agent_id.to_owned(),
+        };
+        unary("Heartbeat", self.agents.clone().heartbeat(request))
+            .await
+            .map(drop)
+    }
+
+    /// Takes an agent out of the group at once (rather than when its lease ends).
+    pub async fn deregister(&self, agent_id: &str) -> Result<(), CallError> {
+        let request = v1::DeregisterRequest {
+            agent_id: agent_id.to_owned(),
+        };
+        unary("Deregister", self.agents.clone().deregister(request))
+            .await
+            .map(drop)
+    }
+
+    /// The group's live agents with `role` in `zone` (empty = any), by agent id.
+    pub async fn list_agents(
+        &self,
+        role: &str,
+        zone: &str,
+    ) -> Result<Vec<v1::AgentInfo>, CallError> {
+        let request = v1::ListAgentsRequest {
+            role: role.to_owned(),
+            zone: zone.to_owned(),
+        };
+        let resp = unary("ListAgents", self.agents.clone().list_agents(request)).await?;
+        Ok(resp.agents)
+    }
+}
+
+/// Jobs: retention, schedules, objects, compaction and the job leases.
+impl ControlPlaneClient {
     /// Applies time-based limits (max_age, TTL) to the group's streams now; returns
     /// how many messages they removed.
     pub async fn enforce_retention(&self) -> Result<u64, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .enforce_retention(v1::EnforceRetentionRequest {})
-            .await
-            .map_err(|s| CallError::from_status("EnforceRetention", &s))?;
-        Ok(resp.into_inner().removed)
+        let request = v1::EnforceRetentionRequest {};
+        let resp = unary(
+            "EnforceRetention",
+            self.jobs.clone().enforce_retention(request),
+        )
+        .await?;
+        Ok(resp.removed)
     }
 
     /// Message schedules due now (at most `limit`, 0 = 1000) and the group's backlog.
     pub async fn due_schedules(&self, limit: u32) -> Result<v1::DueSchedulesResponse, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .due_schedules(v1::DueSchedulesRequest { limit })
-            .await
-            .map_err(|s| CallError::from_status("DueSchedules", &s))?;
-        Ok(resp.into_inner())
+        let request = v1::DueSchedulesRequest { limit };
+        unary("DueSchedules", self.jobs.clone().due_schedules(request)).await
     }
 
     /// The objects the group's index references, and those it released.
     pub async fn list_objects(&self) -> Result<v1::ListObjectsResponse, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .list_objects(v1::ListObjectsRequest {})
-            .await
-            .map_err(|s| CallError::from_status("ListObjects", &s))?;
-        Ok(resp.into_inner())
+        let request = v1::ListObjectsRequest {};
+        unary("ListObjects", self.jobs.clone().list_objects(request)).await
     }
 
     /// Forgets released objects (once deleted from the bucket).
     pub async fn forget_objects(&self, object_keys: Vec<String>) -> Result<(), CallError> {
-        self.jobs
-            .clone()
-            .forget_objects(v1::ForgetObjectsRequest { object_keys })
+        let request = v1::ForgetObjectsRequest { object_keys };
+        unary("ForgetObjects", self.jobs.clone().forget_objects(request))
             .await
-            .map_err(|s| CallError::from_status("ForgetObjects", &s))?;
-        Ok(())
+            .map(drop)
     }
 
     /// Swaps a compacted segment in for the index entries it replaces; a refused swap
@@ -280,13 +535,7 @@ impl ControlPlaneClient {
         &self,
         request: v1::SwapIndexRequest,
     ) -> Result<v1::SwapIndexResponse, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .swap_index(request)
-            .await
-            .map_err(|s| CallError::from_status("SwapIndex", &s))?;
-        Ok(resp.into_inner())
+        unary("SwapIndex", self.jobs.clone().swap_index(request)).await
     }
 
     /// Takes the job lease `name` for `holder`; a lease held by someone else is an
@@ -297,17 +546,12 @@ impl ControlPlaneClient {
         holder: &str,
         ttl_ms: u64,
     ) -> Result<v1::LeaseResponse, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .acquire_lease(v1::AcquireLeaseRequest {
-                name: name.to_owned(),
-                holder: holder.to_owned(),
-                ttl_ms,
-            })
-            .await
-            .map_err(|s| CallError::from_status("AcquireLease", &s))?;
-        Ok(resp.into_inner())
+        let request = v1::AcquireLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl_ms,
+        };
+        unary("AcquireLease", self.jobs.clone().acquire_lease(request)).await
     }
 
     /// Extends `holder`'s job lease `name`; `Fenced` when it is no longer theirs.
@@ -317,17 +561,12 @@ impl ControlPlaneClient {
         holder: &str,
         ttl_ms: u64,
     ) -> Result<v1::LeaseResponse, CallError> {
-        let resp = self
-            .jobs
-            .clone()
-            .renew_lease(v1::RenewLeaseRequest {
-                name: name.to_owned(),
-                holder: holder.to_owned(),
-                ttl_ms,
-            })
-            .await
-            .map_err(|s| CallError::from_status("RenewLease", &s))?
-            .into_inner();
+        let request = v1::RenewLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl_ms,
+        };
+        let resp = unary("RenewLease", self.jobs.clone().renew_lease(request)).await?;
         if !resp.acquired {
             return Err(CallError::Fenced {
                 call: "RenewLease",
@@ -339,15 +578,13 @@ impl ControlPlaneClient {
 
     /// Gives `holder`'s job lease `name` back.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), CallError> {
-        self.jobs
-            .clone()
-            .release_lease(v1::ReleaseLeaseRequest {
-                name: name.to_owned(),
-                holder: holder.to_owned(),
-            })
+        let request = v1::ReleaseLeaseRequest {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+        };
+        unary("ReleaseLease", self.jobs.clone().release_lease(request))
             .await
-            .map_err(|s| CallError::from_status("ReleaseLease", &s))?;
-        Ok(())
+            .map(drop)
     }
 }
 

@@ -28,13 +28,39 @@ pub type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Bod
 /// A transport that adds the group and key to every request.
 pub type AuthedTransport = InterceptedService<Transport, ClientAuth>;
 
-/// Clients for every control-plane service, authenticated as one group.
+/// Clients for every control-plane service, authenticated as one group. Callers use
+/// its typed calls (`crate::calls`); the stubs under them are this crate's.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneClient {
-    pub agents: AgentsClient<AuthedTransport>,
-    pub streams: StreamsClient<AuthedTransport>,
-    pub consumers: ConsumersClient<AuthedTransport>,
-    pub jobs: JobsClient<AuthedTransport>,
+    pub(crate) agents: AgentsClient<AuthedTransport>,
+    pub(crate) streams: StreamsClient<AuthedTransport>,
+    pub(crate) consumers: ConsumersClient<AuthedTransport>,
+    pub(crate) jobs: JobsClient<AuthedTransport>,
+}
+
+/// The raw stubs, for the control plane's own tests of its RPC surface (statuses,
+/// requests no typed call builds); nothing else enables `raw-stubs`.
+#[cfg(feature = "raw-stubs")]
+impl ControlPlaneClient {
+    /// The `Agents` service.
+    pub fn raw_agents(&self) -> AgentsClient<AuthedTransport> {
+        self.agents.clone()
+    }
+
+    /// The `Streams` service.
+    pub fn raw_streams(&self) -> StreamsClient<AuthedTransport> {
+        self.streams.clone()
+    }
+
+    /// The `Consumers` service.
+    pub fn raw_consumers(&self) -> ConsumersClient<AuthedTransport> {
+        self.consumers.clone()
+    }
+
+    /// The `Jobs` service.
+    pub fn raw_jobs(&self) -> JobsClient<AuthedTransport> {
+        self.jobs.clone()
+    }
 }
 
 impl ControlPlaneClient {

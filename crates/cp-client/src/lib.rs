@@ -5,9 +5,11 @@
 //!   authenticated as one group, over a socket ([`ControlPlaneClient::connect`], with
 //!   failover when given several replicas) or in-process
 //!   ([`ControlPlaneClient::in_process`], the single-process default).
-//! - Typed calls ([`calls`]): one method per request (`list_streams`, `read_index`,
-//!   `acquire_lease`…) failing with one [`CallError`]; the raw tonic stubs stay public
-//!   for callers not moved to them yet.
+//! - Typed calls ([`calls`]): one method per request (`create_stream`, `commit_batch`,
+//!   `claim`, `acquire_lease`…) failing with one [`CallError`], the only way in: the
+//!   tonic stubs under them are private (the control plane's own tests reach them
+//!   through the `raw-stubs` feature, which `cargo xtask check-deps` allows nowhere
+//!   else).
 //! - [`retry`]: riding out a leader change on a request path (bounded retries of
 //!   `Unavailable`).
 //! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes, and

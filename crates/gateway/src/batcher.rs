@@ -643,9 +643,13 @@ async fn flush(
             shared.metrics.record_commit_call(called.elapsed());
             committed
         }
-        Err(_) => Err(CommitError::Unavailable(
-            "an earlier flush's commit did not finish in time".into(),
-        )),
+        // The request was never sent: nothing can have been applied.
+        Err(_) => Err(CommitFailure {
+            error: CommitError::Unavailable(
+                "an earlier flush's commit did not finish in time".into(),
+            ),
+            maybe_applied: false,
+        }),
     };
     let _ = done.send(());
 
@@ -657,7 +661,10 @@ async fn flush(
             answer(&shared, &batch, &response);
             shared.metrics.record_answer(answering.elapsed());
         }
-        Err(error) => {
+        Err(CommitFailure {
+            error,
+            maybe_applied: false,
+        }) => {
             shared.metrics.flush_failed("commit");
             tracing::warn!(
                 %error, object = %key, records,
@@ -669,7 +676,41 @@ async fn flush(
                 &ApiError::stream_store_failed(format!("commit failed: {error}")),
             );
         }
+        // An attempt may have been applied with its answer lost: telling the publisher
+        // "failed" could be false (a stored message it then believes lost). Say so,
+        // as nats-server's client would see a timeout; a publish again with the same
+        // Nats-Msg-Id learns the sequence (or stores it once).
+        Err(CommitFailure {
+            error,
+            maybe_applied: true,
+        }) => {
+            shared.metrics.flush_failed("commit");
+            tracing::warn!(
+                %error, object = %key, records,
+                "flush failed: commit outcome unknown; an attempt may have been applied"
+            );
+            fail_all(
+                &shared,
+                &batch,
+                &ApiError::stream_store_failed(format!(
+                    "{COMMIT_OUTCOME_UNKNOWN}: {error}; the message may be stored: publish it again with the same Nats-Msg-Id"
+                )),
+            );
+        }
     }
+}
+
+/// How the answer to a publish whose commit may or may not have been applied begins.
+pub const COMMIT_OUTCOME_UNKNOWN: &str = "commit outcome unknown";
+
+/// A commit that ended without an answer to give.
+struct CommitFailure {
+    error: CommitError,
+    /// Whether an attempt may have reached the control plane and been applied: one
+    /// that timed out or failed in transit. A later refusal does not undo it (the
+    /// control plane checks a retry's proof before its batch id, so a retry from a
+    /// clock-skewed agent is refused even when the first attempt was applied).
+    maybe_applied: bool,
 }
 
 async fn finish_previous(previous: Option<oneshot::Receiver<()>>) {
@@ -683,26 +724,39 @@ async fn commit_with_retry(
     shared: &FlushShared,
     request: v1::CommitBatchRequest,
     deadline: tokio::time::Instant,
-) -> Result<v1::CommitBatchResponse, CommitError> {
+) -> Result<v1::CommitBatchResponse, CommitFailure> {
     let mut backoff = Duration::from_millis(20);
+    let mut maybe_applied = false;
     loop {
         let attempt =
             tokio::time::timeout_at(deadline, shared.committer.commit(request.clone())).await;
         match attempt {
             Ok(Ok(response)) => return Ok(response),
-            Ok(Err(CommitError::Refused(reason))) => return Err(CommitError::Refused(reason)),
+            Ok(Err(error @ CommitError::Refused(_))) => {
+                return Err(CommitFailure {
+                    error,
+                    maybe_applied,
+                });
+            }
             Ok(Err(CommitError::Unavailable(reason))) => {
+                maybe_applied = true;
                 if tokio::time::Instant::now() + backoff >= deadline {
-                    return Err(CommitError::Unavailable(reason));
+                    return Err(CommitFailure {
+                        error: CommitError::Unavailable(reason),
+                        maybe_applied,
+                    });
                 }
                 tracing::debug!(%reason, "commit failed transiently; retrying with the same batch id");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
             Err(_) => {
-                return Err(CommitError::Unavailable(
-                    "commit did not finish before the flush deadline".into(),
-                ));
+                return Err(CommitFailure {
+                    error: CommitError::Unavailable(
+                        "commit did not finish before the flush deadline".into(),
+                    ),
+                    maybe_applied: true,
+                });
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use infinistream_broker::Broker;
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_jetstream::StreamCatalog;
 use infinistream_objstore::Bucket;
 use infinistream_proto::v1;
@@ -75,18 +75,27 @@ impl Committer for CpCommitter {
         &self,
         request: v1::CommitBatchRequest,
     ) -> Result<v1::CommitBatchResponse, CommitError> {
-        let mut streams = self.cp.streams.clone();
-        match streams.commit_batch(request).await {
-            Ok(resp) => Ok(resp.into_inner()),
-            Err(status) => match status.code() {
+        self.cp
+            .commit_batch(request)
+            .await
+            .map_err(CommitError::from)
+    }
+}
+
+/// A request the control plane refused as such (bad request, wrong key, wrong
+/// state) is `Refused`: retrying it will not help. Anything else may have been
+/// applied or not and is retried with the same batch id.
+impl From<CallError> for CommitError {
+    fn from(error: CallError) -> Self {
+        let message = error.message().to_owned();
+        match error.code() {
+            Some(
                 tonic::Code::InvalidArgument
                 | tonic::Code::Unauthenticated
                 | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition => {
-                    Err(CommitError::Refused(status.message().to_owned()))
-                }
-                _ => Err(CommitError::Unavailable(status.message().to_owned())),
-            },
+                | tonic::Code::FailedPrecondition,
+            ) => CommitError::Refused(message),
+            _ => CommitError::Unavailable(message),
         }
     }
 }

@@ -39,6 +39,13 @@ struct FakeState {
     answered: HashMap<String, v1::CommitBatchResponse>,
     commits: Vec<v1::CommitBatchRequest>,
     fail_next: u32,
+    /// Refuse this many attempts as a whole (before the batch id is looked up, as the
+    /// real control plane checks a request's proof first).
+    refuse_next: u32,
+    /// Apply this many commits but answer them `Unavailable` (the answer lost)...
+    lose_answer_next: u32,
+    /// ...and then refuse the retry.
+    refuse_after_lost_answer: bool,
     hold: bool,
 }
 
@@ -59,6 +66,10 @@ impl Committer for FakeControlPlane {
         if state.fail_next > 0 {
             state.fail_next -= 1;
             return Err(CommitError::Unavailable("injected".into()));
+        }
+        if state.refuse_next > 0 {
+            state.refuse_next -= 1;
+            return Err(CommitError::Refused("injected refusal".into()));
         }
         if let Some(answer) = state.answered.get(&request.batch_id) {
             return Ok(answer.clone());
@@ -89,6 +100,13 @@ impl Committer for FakeControlPlane {
             .answered
             .insert(request.batch_id.clone(), response.clone());
         state.commits.push(request);
+        if state.lose_answer_next > 0 {
+            state.lose_answer_next -= 1;
+            if state.refuse_after_lost_answer {
+                state.refuse_next = 1;
+            }
+            return Err(CommitError::Unavailable("answer lost".into()));
+        }
         Ok(response)
     }
 }
@@ -420,6 +438,58 @@ async fn commit_that_never_succeeds_fails_within_the_deadline() {
     assert!(matches!(acks[0].2, PublishOutcome::Failed(_)), "{acks:?}");
     // The object was uploaded but never committed: it stays for the jobs role.
     assert_eq!(h.bucket.list_batches().await.expect("list").len(), 1);
+}
+
+/// A commit applied whose answer was lost, then refused on the retry (a clock-skewed
+/// agent's proof): the publish may be stored, so its answer must not say it failed
+/// (the chaos suite's KV checker leaves a definite failure out of the history).
+#[tokio::test]
+async fn a_commit_that_may_have_applied_is_answered_as_an_unknown_outcome() {
+    let h = harness(config(50)).await;
+    {
+        let mut state = h.cp.state.lock();
+        state.lose_answer_next = 1;
+        state.refuse_after_lost_answer = true;
+    }
+    h.batcher
+        .submit(record("U", "u", b"x", Some("a")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(1).await;
+    let PublishOutcome::Failed(err) = &acks[0].2 else {
+        panic!("expected an error, got {acks:?}");
+    };
+    assert_eq!((err.code, err.err_code), (503, 10077));
+    assert!(
+        err.description
+            .starts_with(infinistream_gateway::batcher::COMMIT_OUTCOME_UNKNOWN)
+            && !err.description.contains("commit failed"),
+        "{}",
+        err.description
+    );
+    assert_eq!(h.cp.state.lock().commits.len(), 1, "the commit was applied");
+
+    // Refused at the first attempt: nothing was applied, and the answer says so.
+    {
+        let mut state = h.cp.state.lock();
+        state.refuse_after_lost_answer = false;
+        state.refuse_next = 1;
+    }
+    h.batcher
+        .submit(record("U", "u", b"y", Some("b")))
+        .await
+        .expect("submit");
+    let acks = h.acks.wait_for(2).await;
+    let PublishOutcome::Failed(err) = &acks[1].2 else {
+        panic!("expected an error, got {acks:?}");
+    };
+    assert!(
+        err.description
+            .starts_with("commit failed: control plane refused the commit"),
+        "{}",
+        err.description
+    );
+    assert_eq!(h.cp.state.lock().commits.len(), 1, "nothing more applied");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use infinistream_broker::{BrokerError, InternalMsg, InternalSubscription};
 use infinistream_proto::v1;
-use infinistream_protocol::jsapi::account::{AccountInfo, AccountLimits, AccountTier, ApiStats};
+use infinistream_protocol::jsapi::account::{AccountInfo, AccountTier, ApiStats};
 use infinistream_protocol::jsapi::advisory;
 use infinistream_protocol::jsapi::msg::{MsgDeleteRequest, MsgDeleteResponse};
 use infinistream_protocol::jsapi::response::types;
@@ -283,16 +283,7 @@ async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payloa
 async fn account_info(ctx: ApiContext, stats: Arc<ApiCounters>) -> Result<AccountInfo, ApiError> {
     let streams = list_all(&ctx).await?;
     let mut tier = AccountTier {
-        limits: AccountLimits {
-            max_memory: -1,
-            max_store: -1,
-            max_streams: -1,
-            max_consumers: -1,
-            max_ack_pending: -1,
-            memory_max_stream_bytes: -1,
-            store_max_stream_bytes: -1,
-            max_bytes_required: false,
-        },
+        limits: ctx.account_limits,
         ..AccountTier::default()
     };
     for stream in &streams {
@@ -326,13 +317,6 @@ fn respond<T: serde::Serialize + ApiResponseType>(result: Result<T, ApiError>) -
     match result {
         Ok(body) => render_ok(&body),
         Err(error) => render_error(T::TYPE, &error),
-    }
-}
-
-fn check_wire(error: &Option<v1::JsError>) -> Result<(), ApiError> {
-    match error {
-        Some(error) => Err(convert::api_error(error)),
-        None => Ok(()),
     }
 }
 
@@ -403,27 +387,14 @@ async fn store_config(
     if let Some(error) = config.unsupported_features() {
         return Err(error);
     }
-    let wire = Some(convert::proto_config(&config)?);
-    let resp = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let config = wire.clone();
-        async move {
-            match op {
-                Store::Create => {
-                    streams
-                        .create_stream(v1::CreateStreamRequest { config })
-                        .await
-                }
-                Store::Update => {
-                    streams
-                        .update_stream(v1::UpdateStreamRequest { config })
-                        .await
-                }
-            }
+    let wire = convert::proto_config(&config)?;
+    let resp = cp_call(|| async {
+        match op {
+            Store::Create => ctx.cp.create_stream(wire.clone()).await,
+            Store::Update => ctx.cp.update_stream(wire.clone()).await,
         }
     })
     .await?;
-    check_wire(&resp.error)?;
     let info = convert::stream_info(&resp, now(ctx))?;
     ctx.catalog.upsert(info.config.clone());
     settle(ctx, &config.name, Some(&info.config)).await;
@@ -436,17 +407,7 @@ async fn fetch_info(
     name: &str,
     deleted_details: bool,
 ) -> Result<v1::StreamInfoResponse, ApiError> {
-    let resp = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::StreamInfoRequest {
-            name: name.to_owned(),
-            deleted_details,
-        };
-        async move { streams.stream_info(request).await }
-    })
-    .await?;
-    check_wire(&resp.error)?;
-    Ok(resp)
+    cp_call(|| ctx.cp.stream_info(name, deleted_details)).await
 }
 
 async fn update(
@@ -480,18 +441,9 @@ async fn info(
     let mut info = convert::stream_info(&resp, now(ctx))?;
     let mut paged = ApiPaged::default();
     if !request.subjects_filter.is_empty() {
-        let subjects = cp_call(|| {
-            let mut streams = ctx.cp.streams.clone();
-            let request = v1::LastBySubjectRequest {
-                stream: name.to_owned(),
-                subjects: Vec::new(),
-            };
-            async move { streams.last_by_subject(request).await }
-        })
-        .await?;
-        check_wire(&subjects.error)?;
+        let subjects = cp_call(|| ctx.cp.last_by_subject(name, Vec::new())).await?;
         let filter = request.subjects_filter.as_str();
-        for entry in subjects.subjects {
+        for entry in subjects {
             if infinistream_protocol::subject::matches(filter, &entry.subject) {
                 info.state.subjects.insert(entry.subject, entry.count);
             }
@@ -507,15 +459,7 @@ async fn info(
 
 async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, ApiError> {
     let (ctx, name) = (&ctx, name.as_str());
-    let resp = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::DeleteStreamRequest {
-            name: name.to_owned(),
-        };
-        async move { streams.delete_stream(request).await }
-    })
-    .await?;
-    check_wire(&resp.error)?;
+    cp_call(|| ctx.cp.delete_stream(name)).await?;
     ctx.catalog.remove(name);
     settle(ctx, name, None).await;
     tracing::info!(stream = %name, "stream deleted");
@@ -610,21 +554,16 @@ async fn purge(
     let (ctx, name, payload) = (&ctx, name.as_str(), &payload[..]);
     let request: StreamPurgeRequest = parse_request(payload)?;
     request.check()?;
-    let resp = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::PurgeStreamRequest {
-            stream: name.to_owned(),
-            subject: request.filter.clone(),
-            keep: (request.keep > 0).then_some(request.keep),
-            up_to_seq: (request.sequence > 0).then_some(request.sequence),
-        };
-        async move { streams.purge_stream(request).await }
-    })
-    .await?;
-    check_wire(&resp.error)?;
+    let purge = v1::PurgeStreamRequest {
+        stream: name.to_owned(),
+        subject: request.filter.clone(),
+        keep: (request.keep > 0).then_some(request.keep),
+        up_to_seq: (request.sequence > 0).then_some(request.sequence),
+    };
+    let purged = cp_call(|| ctx.cp.purge_stream(purge.clone())).await?;
     Ok(StreamPurgeResponse {
         success: true,
-        purged: resp.purged,
+        purged,
     })
 }
 
@@ -639,15 +578,6 @@ async fn msg_delete(
     if request.seq == 0 {
         return Err(ApiError::bad_request());
     }
-    let resp = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::DeleteMessageRequest {
-            stream: name.to_owned(),
-            seq: request.seq,
-        };
-        async move { streams.delete_message(request).await }
-    })
-    .await?;
-    check_wire(&resp.error)?;
+    cp_call(|| ctx.cp.delete_message(name, request.seq)).await?;
     Ok(MsgDeleteResponse { success: true })
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use infinistream_broker::{Broker, InternalMsg, SubscriptionCloser};
 
-use infinistream_cp_client::{ControlPlaneClient, WatchSubscription, Watched};
+use infinistream_cp_client::{CallError, ControlPlaneClient, WatchSubscription, Watched};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::codes;
 use infinistream_protocol::jsapi::stream::StreamConfig;
@@ -287,15 +287,11 @@ impl StreamCatalog {
     }
 
     /// Loads the stream list from the control plane once.
-    pub async fn refresh(&self, cp: &ControlPlaneClient) -> Result<(), tonic::Status> {
+    pub async fn refresh(&self, cp: &ControlPlaneClient) -> Result<(), CallError> {
         let asked_at = self.streams.read().local_epoch;
-        let mut streams = cp.streams.clone();
-        let list = streams
-            .list_streams(v1::ListStreamsRequest::default())
-            .await?
-            .into_inner();
-        let mut configs = Vec::with_capacity(list.streams.len());
-        for info in list.streams {
+        let list = cp.list_streams("").await?;
+        let mut configs = Vec::with_capacity(list.len());
+        for info in list {
             let Some(config) = info.config.as_ref() else {
                 continue;
             };
@@ -318,24 +314,20 @@ impl StreamCatalog {
         &self,
         cp: &ControlPlaneClient,
         name: &str,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<(), CallError> {
         let asked_at = self.streams.read().local_epoch;
-        let info = cp
-            .streams
-            .clone()
-            .stream_info(v1::StreamInfoRequest {
-                name: name.to_owned(),
-                deleted_details: false,
-            })
-            .await?
-            .into_inner();
-        let config = match (info.error, info.config) {
-            (Some(error), _) if error.err_code == u32::from(codes::STREAM_NOT_FOUND.err_code) => {
+        let info = match cp.stream_info(name, false).await {
+            Ok(info) => Some(info),
+            Err(CallError::Refused { error, .. })
+                if error.err_code == u32::from(codes::STREAM_NOT_FOUND.err_code) =>
+            {
                 None
             }
-            (Some(error), _) => return Err(tonic::Status::unavailable(error.description)),
-            (None, None) => None,
-            (None, Some(config)) => match convert::stored_config(&config) {
+            Err(error) => return Err(error),
+        };
+        let config = match info.and_then(|info| info.config) {
+            None => None,
+            Some(config) => match convert::stored_config(&config) {
                 Ok(config) => Some(config),
                 Err(error) => {
                     tracing::warn!(stream = %name, %error, "skipping a stream with an unreadable config");
@@ -524,7 +516,7 @@ impl StreamCatalog {
 }
 
 /// Logs a catalog reload's outcome once per outage: the first failure, and the recovery.
-fn log_outcome(failing: &mut bool, result: Result<(), tonic::Status>) {
+fn log_outcome(failing: &mut bool, result: Result<(), CallError>) {
     match result {
         Ok(()) if *failing => {
             tracing::info!("stream catalog in step with the control plane again");

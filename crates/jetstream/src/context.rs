@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicU64;
 use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_cp_client::ControlPlaneClient;
 use infinistream_cp_client::retry::{LEADER_CHANGE_BUDGET, retry_unavailable};
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::subjects::ApiRoute;
 use infinistream_protocol::jsapi::{ApiError, Timestamp};
@@ -51,6 +51,9 @@ pub struct ApiContext {
     pub clock: SharedClock,
     /// Server name reported as the stream leader in infos.
     pub server_name: String,
+    /// The JetStream account's limits, as `$JS.API.INFO` reports them (the control
+    /// plane enforces them).
+    pub account_limits: infinistream_protocol::jsapi::account::AccountLimits,
 }
 
 /// `$JS.API` requests served and answered with an error (account info, `/jsz`).
@@ -64,18 +67,18 @@ pub(crate) fn now(ctx: &ApiContext) -> Timestamp {
     Timestamp::from_unix_nanos(i128::from(ctx.clock.now_unix_nanos()))
 }
 
-/// One control-plane call on the request path: retried while the control plane
-/// changes leader (bounded well inside the clients' timeouts), then answered as
-/// nats-server's "temporarily unavailable" when it still cannot be reached.
+/// One typed control-plane call on the request path: retried while the control
+/// plane changes leader (bounded well inside the clients' timeouts), then answered
+/// as nats-server's "temporarily unavailable" when it still cannot be reached; a
+/// JetStream refusal is answered as itself.
 pub async fn cp_call<T, F, Fut>(call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
 {
     retry_unavailable(LEADER_CHANGE_BUDGET, call)
         .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| convert::unavailable(&s))
+        .map_err(|e| convert::call_error(&e))
 }
 
 pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
@@ -86,15 +89,7 @@ pub(crate) async fn list_filtered(
     ctx: &ApiContext,
     subject: &str,
 ) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    let mut list = cp_call(|| {
-        let mut streams = ctx.cp.streams.clone();
-        let request = v1::ListStreamsRequest {
-            subject: subject.to_owned(),
-        };
-        async move { streams.list_streams(request).await }
-    })
-    .await?
-    .streams;
+    let mut list = cp_call(|| ctx.cp.list_streams(subject)).await?;
     list.sort_by(|a, b| {
         let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
         name(a).cmp(&name(b))

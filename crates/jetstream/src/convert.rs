@@ -5,6 +5,7 @@
 //! enforces only the limits it needs at commit; this module derives those limits from
 //! a checked config and turns control-plane answers back into nats-server's shapes.
 
+use infinistream_cp_client::CallError;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
     ConsumerConfig, ConsumerInfo, PriorityGroupState, SequenceInfo,
@@ -19,15 +20,24 @@ pub fn api_error(err: &v1::JsError) -> ApiError {
     ApiError::from(err)
 }
 
-/// A gRPC failure talking to the control plane, as nats-server would report a
-/// JetStream subsystem that cannot answer: 503, "JetStream system temporarily
-/// unavailable" (10008), with the cause appended for operators.
-pub fn unavailable(status: &tonic::Status) -> ApiError {
+/// A failed control-plane call as the wire's [`ApiError`]: a JetStream refusal as
+/// itself, any other failure as [`unavailable`].
+pub fn call_error(error: &CallError) -> ApiError {
+    match error {
+        CallError::Refused { error, .. } => api_error(error),
+        other => unavailable(other),
+    }
+}
+
+/// A control-plane call that failed, as nats-server would report a JetStream
+/// subsystem that cannot answer: 503, "JetStream system temporarily unavailable"
+/// (10008), with the cause appended for operators.
+pub fn unavailable(error: &CallError) -> ApiError {
     ApiError::with_description(
         codes::CLUSTER_NOT_AVAIL,
         format!(
             "JetStream system temporarily unavailable: control plane: {}",
-            status.message()
+            error.message()
         ),
     )
 }

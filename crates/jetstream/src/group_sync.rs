@@ -23,7 +23,11 @@
 //! one `StreamInfo` per peer that had not caught up, which its watch would make anyway).
 //! The bound: an agent not linked to the changing one (just started, or its link down)
 //! is not waited for and catches up from its watch as before; a peer slower than the
-//! timeout is logged and answered past.
+//! timeout is logged and answered past. That costs availability, never an acked
+//! publish: until its catalog lists the stream such an agent neither captures nor
+//! forwards the subject, so a publish is answered no-responders (nothing stored), as
+//! on a nats-server the stream's interest has not reached (docs/reliability.md,
+//! "Catalog changes and agents not linked yet").
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use infinistream_proto::v1;
+use infinistream_cp_client::CallError;
 use infinistream_protocol::jsapi::jsz::{
     AccountDetail, GLOBAL_ACCOUNT, JetStreamStats, Jsz, JszApiStats, JszConfig, JszLimits,
     JszOptions, StreamDetail,
@@ -144,26 +144,18 @@ impl JszSource {
         with_config: bool,
         now: Timestamp,
     ) -> Result<Vec<infinistream_protocol::jsapi::consumer::ConsumerInfo>, ApiError> {
-        let resp = self
-            .ctx
-            .cp
-            .consumers
-            .clone()
-            .list_consumers(v1::ListConsumersRequest {
-                stream: stream.to_owned(),
-            })
-            .await
-            .map_err(|s| convert::unavailable(&s))?
-            .into_inner();
-        if let Some(error) = &resp.error {
+        let consumers = match self.ctx.cp.list_consumers(stream).await {
+            Ok(consumers) => consumers,
             // Deleted since the stream list was read: it has no consumers to show.
-            if error.err_code == u32::from(codes::STREAM_NOT_FOUND.err_code) {
+            Err(CallError::Refused { error, .. })
+                if error.err_code == u32::from(codes::STREAM_NOT_FOUND.err_code) =>
+            {
                 return Ok(Vec::new());
             }
-            return Err(convert::api_error(error));
-        }
-        let mut out = Vec::with_capacity(resp.consumers.len());
-        for item in resp.consumers {
+            Err(error) => return Err(convert::call_error(&error)),
+        };
+        let mut out = Vec::with_capacity(consumers.len());
+        for item in consumers {
             let mut info = convert::consumer_info(stream, item, now)?;
             info.push_bound = info.config.as_ref().is_some_and(|c| {
                 !c.deliver_subject.is_empty() && self.ctx.broker.has_interest(&c.deliver_subject)

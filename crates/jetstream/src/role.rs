@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use infinistream_broker::{Broker, BrokerError};
 use infinistream_cp_client::ControlPlaneClient;
+use infinistream_protocol::jsapi::account::AccountLimits;
 use infinistream_runtime::RoleContext;
 
 use crate::api::{ApiContext, ApiServer, RouteHandler};
@@ -26,6 +27,10 @@ pub struct ApiDeps {
     pub group: String,
     /// `$SYS.REQ.*` HEALTHZ answers from it (the agent's readiness).
     pub health: HealthCheck,
+    /// The JetStream account's limits (nats-server's account `jetstream { ... }`),
+    /// as `$JS.API.INFO` reports them (the agent sent them to the control plane,
+    /// which enforces them for the group).
+    pub account_limits: AccountLimits,
 }
 
 impl std::fmt::Debug for ApiDeps {
@@ -74,6 +79,7 @@ pub fn start(
     )?;
     ctx.supervisor.spawn("catalog-sync", sync);
     let api = ApiServer::new(ApiContext {
+        account_limits: deps.account_limits,
         broker: deps.broker.clone(),
         cp: deps.cp,
         catalog: deps.catalog.clone(),

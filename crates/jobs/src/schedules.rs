@@ -190,10 +190,9 @@ async fn fire(ctx: &Ctx, due: &v1::DueSchedule) -> Result<Fired, JobsError> {
             records: vec![meta],
         }],
     };
-    let committed = ctx.cp.streams.clone().commit_batch(request).await;
+    let committed = ctx.cp.commit_batch(request).await;
     let result = match committed {
         Ok(resp) => resp
-            .into_inner()
             .chunks
             .into_iter()
             .next()
@@ -202,11 +201,7 @@ async fn fire(ctx: &Ctx, due: &v1::DueSchedule) -> Result<Fired, JobsError> {
         // Unknown outcome: leave the object; if the commit was applied it is
         // referenced, else orphan collection removes it. The fence keeps a retry from
         // firing twice.
-        Err(status) => {
-            return Err(
-                infinistream_cp_client::CallError::from_status("CommitBatch", &status).into(),
-            );
-        }
+        Err(error) => return Err(error.into()),
     };
     match result {
         Some(record_result::Result::Seq(seq)) => Ok(Fired::Stored(seq)),

@@ -43,27 +43,21 @@ async fn world() -> World {
     let bucket = Bucket::open("memory://", BucketOptions::for_group("g"))
         .await
         .expect("bucket");
-    let mut streams = cp.streams.clone();
-    let resp = streams
-        .create_stream(v1::CreateStreamRequest {
-            config: Some(v1::StreamConfig {
-                name: "S".into(),
-                config_json: b"{\"name\":\"S\"}".to_vec(),
-                limits: Some(v1::StreamLimits {
-                    subjects: vec!["s.>".into()],
-                    max_msgs: -1,
-                    max_bytes: -1,
-                    max_msgs_per_subject: -1,
-                    max_msg_size: -1,
-                    duplicate_window_nanos: 120_000_000_000,
-                    ..Default::default()
-                }),
-            }),
-        })
-        .await
-        .expect("create")
-        .into_inner();
-    assert_eq!(resp.error, None);
+    cp.create_stream(v1::StreamConfig {
+        name: "S".into(),
+        config_json: b"{\"name\":\"S\"}".to_vec(),
+        limits: Some(v1::StreamLimits {
+            subjects: vec!["s.>".into()],
+            max_msgs: -1,
+            max_bytes: -1,
+            max_msgs_per_subject: -1,
+            max_msg_size: -1,
+            duplicate_window_nanos: 120_000_000_000,
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("create");
     World {
         cp,
         bucket,
@@ -128,23 +122,20 @@ async fn flush(w: &World, tag: &str, n: usize) -> String {
         .expect("put")
         .to_string();
     let resp =
-        w.cp.streams
-            .clone()
-            .commit_batch(v1::CommitBatchRequest {
-                batch_id: format!("batch-{tag}"),
-                object_key: key.clone(),
-                agent_id: "test".into(),
-                chunks: vec![v1::ChunkMeta {
-                    stream: "S".into(),
-                    chunk_index: chunk.index,
-                    record_count: n as u32,
-                    byte_size: u64::from(chunk.stored_len),
-                    records,
-                }],
-            })
-            .await
-            .expect("commit")
-            .into_inner();
+        w.cp.commit_batch(v1::CommitBatchRequest {
+            batch_id: format!("batch-{tag}"),
+            object_key: key.clone(),
+            agent_id: "test".into(),
+            chunks: vec![v1::ChunkMeta {
+                stream: "S".into(),
+                chunk_index: chunk.index,
+                record_count: n as u32,
+                byte_size: u64::from(chunk.stored_len),
+                records,
+            }],
+        })
+        .await
+        .expect("commit");
     assert!(resp.chunks.iter().all(|c| c.error.is_none()));
     key
 }
@@ -155,18 +146,15 @@ async fn objects(w: &World) -> usize {
 }
 
 async fn index(w: &World) -> Vec<v1::IndexEntry> {
-    w.cp.streams
-        .clone()
-        .read_index(v1::ReadIndexRequest {
-            stream: "S".into(),
-            start_seq: 0,
-            end_seq: 0,
-            limit: 0,
-        })
-        .await
-        .expect("read index")
-        .into_inner()
-        .entries
+    w.cp.read_index(v1::ReadIndexRequest {
+        stream: "S".into(),
+        start_seq: 0,
+        end_seq: 0,
+        limit: 0,
+    })
+    .await
+    .expect("read index")
+    .entries
 }
 
 #[tokio::test]
@@ -185,18 +173,7 @@ async fn swap_is_refused_when_the_index_changed_and_the_segment_is_deleted() {
     assert_eq!(objects(&w).await, 6, "five batches and the new segment");
     // Meanwhile the second entry dies completely (both its records deleted).
     for seq in [3, 4] {
-        let err =
-            w.cp.streams
-                .clone()
-                .delete_message(v1::DeleteMessageRequest {
-                    stream: "S".into(),
-                    seq,
-                })
-                .await
-                .expect("delete")
-                .into_inner()
-                .error;
-        assert_eq!(err, None);
+        w.cp.delete_message("S", seq).await.expect("delete");
     }
     let before = index(&w).await;
     let outcome = j.commit_compaction(&prepared).await.expect("commit");
@@ -258,14 +235,12 @@ async fn released_objects_wait_for_the_release_grace() {
     for i in 0..3 {
         flush(&w, &format!("b{i}"), 2).await;
     }
-    w.cp.streams
-        .clone()
-        .purge_stream(v1::PurgeStreamRequest {
-            stream: "S".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("purge");
+    w.cp.purge_stream(v1::PurgeStreamRequest {
+        stream: "S".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("purge");
     let j = jobs(&w, "a", opts());
     let early = j.retention_pass().await.expect("pass");
     assert_eq!((early.waiting, early.objects_deleted), (3, 0), "{early:?}");
@@ -307,28 +282,22 @@ async fn orphans_wait_for_the_orphan_grace_and_committed_objects_stay() {
 #[tokio::test]
 async fn max_age_is_enforced_by_the_retention_pass() {
     let w = world().await;
-    let mut streams = w.cp.streams.clone();
-    let resp = streams
-        .update_stream(v1::UpdateStreamRequest {
-            config: Some(v1::StreamConfig {
-                name: "S".into(),
-                config_json: b"{\"name\":\"S\",\"max_age\":1000000000}".to_vec(),
-                limits: Some(v1::StreamLimits {
-                    subjects: vec!["s.>".into()],
-                    max_msgs: -1,
-                    max_bytes: -1,
-                    max_msgs_per_subject: -1,
-                    max_msg_size: -1,
-                    max_age_nanos: 1_000_000_000,
-                    duplicate_window_nanos: 1_000_000_000,
-                    ..Default::default()
-                }),
-            }),
-        })
-        .await
-        .expect("update")
-        .into_inner();
-    assert_eq!(resp.error, None);
+    w.cp.update_stream(v1::StreamConfig {
+        name: "S".into(),
+        config_json: b"{\"name\":\"S\",\"max_age\":1000000000}".to_vec(),
+        limits: Some(v1::StreamLimits {
+            subjects: vec!["s.>".into()],
+            max_msgs: -1,
+            max_bytes: -1,
+            max_msgs_per_subject: -1,
+            max_msg_size: -1,
+            max_age_nanos: 1_000_000_000,
+            duplicate_window_nanos: 1_000_000_000,
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("update");
     flush(&w, "old", 3).await;
     w.clock.advance(Duration::from_secs(2));
     let j = jobs(
@@ -371,30 +340,23 @@ async fn two_jobs_instances_write_one_segment_for_one_stream() {
 
 /// Creates stream T (`t.>`) with message schedules allowed.
 async fn schedule_stream(w: &World) {
-    let resp =
-        w.cp.streams
-            .clone()
-            .create_stream(v1::CreateStreamRequest {
-                config: Some(v1::StreamConfig {
-                    name: "T".into(),
-                    config_json: b"{\"name\":\"T\"}".to_vec(),
-                    limits: Some(v1::StreamLimits {
-                        subjects: vec!["t.>".into()],
-                        max_msgs: -1,
-                        max_bytes: -1,
-                        max_msgs_per_subject: -1,
-                        max_msg_size: -1,
-                        duplicate_window_nanos: 120_000_000_000,
-                        allow_rollup: true,
-                        allow_msg_schedules: true,
-                        ..Default::default()
-                    }),
-                }),
-            })
-            .await
-            .expect("create")
-            .into_inner();
-    assert_eq!(resp.error, None);
+    w.cp.create_stream(v1::StreamConfig {
+        name: "T".into(),
+        config_json: b"{\"name\":\"T\"}".to_vec(),
+        limits: Some(v1::StreamLimits {
+            subjects: vec!["t.>".into()],
+            max_msgs: -1,
+            max_bytes: -1,
+            max_msgs_per_subject: -1,
+            max_msg_size: -1,
+            duplicate_window_nanos: 120_000_000_000,
+            allow_rollup: true,
+            allow_msg_schedules: true,
+            ..Default::default()
+        }),
+    })
+    .await
+    .expect("create");
 }
 
 /// Publishes one message with `headers` to stream T, as a gateway would: the header
@@ -421,11 +383,8 @@ async fn publish_with(w: &World, subject: &str, headers: &[(&str, &str)], payloa
     let finished = b.finish().expect("finish");
     let chunk = finished.footer.chunk("T").expect("chunk").clone();
     let key = w.bucket.put_batch(finished.object).await.expect("put");
-    let resp = w
-        .cp
-        .streams
-        .clone()
-        .commit_batch(v1::CommitBatchRequest {
+    let resp =
+        w.cp.commit_batch(v1::CommitBatchRequest {
             batch_id: key.id().to_string(),
             object_key: key.to_string(),
             agent_id: "test".into(),
@@ -446,8 +405,7 @@ async fn publish_with(w: &World, subject: &str, headers: &[(&str, &str)], payloa
             }],
         })
         .await
-        .expect("commit")
-        .into_inner();
+        .expect("commit");
     match resp.chunks[0].records[0].result.clone() {
         Some(v1::record_result::Result::Seq(seq)) => seq,
         other => panic!("publish refused: {other:?}"),

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use infinistream_broker::Broker;
 use infinistream_broker::routing::{AgentEndpoint, ClusterView};
-use infinistream_cp_client::ControlPlaneClient;
+use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_proto::v1;
 use infinistream_runtime::CancellationToken;
 
@@ -95,17 +95,8 @@ fn view_of(agents: Vec<v1::AgentInfo>) -> ClusterView {
 async fn refresh_cluster(
     cp: &ControlPlaneClient,
     broker: &Broker,
-) -> Result<Vec<v1::AgentInfo>, tonic::Status> {
-    let agents = cp
-        .agents
-        .clone()
-        .list_agents(v1::ListAgentsRequest {
-            role: String::new(),
-            zone: String::new(),
-        })
-        .await?
-        .into_inner()
-        .agents;
+) -> Result<Vec<v1::AgentInfo>, CallError> {
+    let agents = cp.list_agents("", "").await?;
     broker.set_cluster(view_of(agents.clone()));
     Ok(agents)
 }

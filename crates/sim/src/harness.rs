@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys};
+use infinistream_cp_client::CallError;
 use infinistream_fetcher::{ReaderOptions, StreamReader};
 use infinistream_gateway::{AckSink, CommitError, Committer, PublishOutcome};
 use infinistream_metastore::MetaStore;
@@ -72,30 +73,23 @@ pub async fn create_stream(
     name: &str,
     subjects: &[&str],
 ) -> Result<(), String> {
-    let info = client
-        .streams
-        .create_stream(v1::CreateStreamRequest {
-            config: Some(v1::StreamConfig {
-                name: name.into(),
-                config_json: format!("{{\"name\":\"{name}\"}}").into_bytes(),
-                limits: Some(v1::StreamLimits {
-                    subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
-                    max_msgs: -1,
-                    max_bytes: -1,
-                    max_msgs_per_subject: -1,
-                    max_msg_size: -1,
-                    duplicate_window_nanos: 600_000_000_000,
-                    ..Default::default()
-                }),
+    client
+        .create_stream(v1::StreamConfig {
+            name: name.into(),
+            config_json: format!("{{\"name\":\"{name}\"}}").into_bytes(),
+            limits: Some(v1::StreamLimits {
+                subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+                max_msgs: -1,
+                max_bytes: -1,
+                max_msgs_per_subject: -1,
+                max_msg_size: -1,
+                duplicate_window_nanos: 600_000_000_000,
+                ..Default::default()
             }),
         })
         .await
-        .map_err(|e| format!("create stream {name}: {e}"))?
-        .into_inner();
-    match info.error {
-        Some(e) => Err(format!("create stream {name}: {e:?}")),
-        None => Ok(()),
-    }
+        .map(drop)
+        .map_err(|e| format!("create stream {name}: {e}"))
 }
 
 /// Creates durable pull consumer `name` on `stream`: explicit acks, deliver all, no
@@ -106,28 +100,21 @@ pub async fn create_consumer(
     name: &str,
     ack_wait: Duration,
 ) -> Result<(), String> {
-    let info = client
-        .consumers
-        .create_consumer(v1::CreateConsumerRequest {
-            config: Some(v1::ConsumerConfig {
-                stream: stream.into(),
-                name: name.into(),
-                config_json: format!("{{\"durable_name\":\"{name}\"}}").into_bytes(),
-                ack_policy: v1::AckPolicy::AckExplicit as i32,
-                deliver_policy: v1::DeliverPolicy::DeliverAll as i32,
-                ack_wait_nanos: i64::try_from(ack_wait.as_nanos()).unwrap_or(i64::MAX),
-                max_deliver: -1,
-                max_ack_pending: -1,
-                ..Default::default()
-            }),
+    client
+        .create_consumer(v1::ConsumerConfig {
+            stream: stream.into(),
+            name: name.into(),
+            config_json: format!("{{\"durable_name\":\"{name}\"}}").into_bytes(),
+            ack_policy: v1::AckPolicy::AckExplicit as i32,
+            deliver_policy: v1::DeliverPolicy::DeliverAll as i32,
+            ack_wait_nanos: i64::try_from(ack_wait.as_nanos()).unwrap_or(i64::MAX),
+            max_deliver: -1,
+            max_ack_pending: -1,
+            ..Default::default()
         })
         .await
-        .map_err(|e| format!("create consumer {name}: {e}"))?
-        .into_inner();
-    match info.error {
-        Some(e) => Err(format!("create consumer {name}: {e:?}")),
-        None => Ok(()),
-    }
+        .map(drop)
+        .map_err(|e| format!("create consumer {name}: {e}"))
 }
 
 /// One CommitBatch call with an RPC deadline, its failure classified as the agent's
@@ -137,18 +124,10 @@ pub async fn commit_call(
     request: v1::CommitBatchRequest,
     deadline: Duration,
 ) -> Result<v1::CommitBatchResponse, CommitError> {
-    match tokio::time::timeout(deadline, client.streams.commit_batch(request)).await {
+    match tokio::time::timeout(deadline, client.commit_batch(request)).await {
         Err(_) => Err(CommitError::Unavailable("rpc deadline exceeded".into())),
-        Ok(Ok(resp)) => Ok(resp.into_inner()),
-        Ok(Err(status)) => match status.code() {
-            tonic::Code::InvalidArgument
-            | tonic::Code::Unauthenticated
-            | tonic::Code::PermissionDenied
-            | tonic::Code::FailedPrecondition => {
-                Err(CommitError::Refused(status.message().to_owned()))
-            }
-            _ => Err(CommitError::Unavailable(status.message().to_owned())),
-        },
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(error)) => Err(error.into()),
     }
 }
 
@@ -197,16 +176,12 @@ pub async fn read_all(
     bucket: Bucket,
     stream: &str,
 ) -> Result<Vec<(u64, Vec<u8>)>, String> {
-    let info = client
-        .streams
-        .stream_info(v1::StreamInfoRequest {
-            name: stream.into(),
-            deleted_details: false,
-        })
-        .await
-        .map_err(|e| format!("stream info: {e}"))?
-        .into_inner();
-    let state = info.state.unwrap_or_default();
+    let state = match client.stream_info(stream, false).await {
+        Ok(info) => info.state.unwrap_or_default(),
+        // An unknown stream reads back as nothing.
+        Err(CallError::Refused { .. }) => v1::StreamState::default(),
+        Err(e) => return Err(format!("stream info: {e}")),
+    };
     let seqs: Vec<u64> = (state.first_seq.max(1)..=state.last_seq).collect();
     let reader = StreamReader::new(client.clone(), bucket, ReaderOptions::default());
     let mut out = Vec::with_capacity(seqs.len());

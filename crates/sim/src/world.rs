@@ -47,6 +47,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
+use infinistream_cp_client::CallError;
 use infinistream_fetcher::{ReaderOptions, StreamReader};
 use infinistream_gateway::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, GatewayMetrics, PendingRecord,
@@ -82,6 +83,9 @@ const PUBACK_TIMEOUT: Duration = Duration::from_secs(6);
 /// promised nor forbidden).
 const MAX_ATTEMPTS: u32 = 40;
 const ACK_WAIT: Duration = Duration::from_secs(1);
+/// The consumer's pause after a claim that delivered nothing, doubled while idle.
+const FIRST_IDLE_PAUSE: Duration = Duration::from_millis(50);
+const MAX_IDLE_PAUSE: Duration = Duration::from_millis(800);
 
 /// The size of one schedule.
 #[derive(Debug, Clone)]
@@ -190,6 +194,11 @@ struct World {
     history: Mutex<History>,
     /// Cached readers per leader generation: `[checker's, consumer's]`.
     readers: Mutex<[Option<(usize, StreamReader)>; 2]>,
+    /// The checker's read-back of each index entry (by first sequence): the entry as
+    /// read, and the msg ids its messages read back as. Batch objects are written once
+    /// and never change, so an entry equal to the one read back before reads back the
+    /// same; only new or changed entries are read again (the final check reads all).
+    read_back: Mutex<HashMap<u64, (v1::IndexEntry, Vec<String>)>>,
     done: CancellationToken,
 }
 
@@ -266,10 +275,12 @@ async fn schedule(seed: u64, config: &Config) -> Result<Report, Failure> {
             }
         }
     }
-    // Recovery: every control plane dies; a new one reads only what is durable.
+    // Recovery: every control plane dies; a new one reads only what is durable, and
+    // every message is read back again.
     for cp in world.cps.lock().iter() {
         cp.node.kill();
     }
+    world.read_back.lock().clear();
     world.open_leader().await.map_err(|m| fail(step, m))?;
     world.check(step).await.map_err(|m| fail(step, m))?;
     let last = world.drain().await.map_err(|m| fail(step, m))?;
@@ -311,6 +322,7 @@ impl World {
             waiters: Mutex::new(HashMap::new()),
             history: Mutex::new(History::default()),
             readers: Mutex::new([None, None]),
+            read_back: Mutex::new(HashMap::new()),
             done: CancellationToken::new(),
         }))
     }
@@ -555,7 +567,7 @@ impl World {
     }
 
     async fn check_inner(&self, _step: usize) -> Result<(), String> {
-        let (_, mut client) = self.leader();
+        let (_, client) = self.leader();
         // What was acked before the index is read must be in it (acks arriving while
         // the check runs are checked at the next step).
         let (acked, per_publisher) = {
@@ -563,18 +575,13 @@ impl World {
             (history.acked.clone(), history.per_publisher.clone())
         };
         // The consumer first: its floor was taken before the stream's last sequence.
-        let info = client
-            .consumers
-            .consumer_info(v1::ConsumerInfoRequest {
-                stream: STREAM.into(),
-                name: CONSUMER.into(),
-            })
-            .await
-            .map_err(|e| format!("consumer_info failed with faults off: {e}"))?
-            .into_inner();
-        if let Some(e) = info.error {
-            return Err(format!("consumer_info: {e:?}"));
-        }
+        let info = match client.consumer_info(STREAM, CONSUMER).await {
+            Ok(info) => info,
+            Err(CallError::Refused { error, .. }) => {
+                return Err(format!("consumer_info: {error:?}"));
+            }
+            Err(e) => return Err(format!("consumer_info failed with faults off: {e}")),
+        };
         let cs = info.state.unwrap_or_default();
         let floor = cs.ack_floor.unwrap_or_default().stream_seq;
         let delivered = cs.delivered.unwrap_or_default().stream_seq;
@@ -593,20 +600,19 @@ impl World {
         let mut state;
         let mut start = 1;
         loop {
-            let resp = client
-                .streams
-                .read_index(v1::ReadIndexRequest {
-                    stream: STREAM.into(),
-                    start_seq: start,
-                    end_seq: 0,
-                    limit: 0,
-                })
-                .await
-                .map_err(|e| format!("read_index failed with faults off: {e}"))?
-                .into_inner();
-            if let Some(e) = resp.error {
-                return Err(format!("read_index: {e:?}"));
-            }
+            let request = v1::ReadIndexRequest {
+                stream: STREAM.into(),
+                start_seq: start,
+                end_seq: 0,
+                limit: 0,
+            };
+            let resp = match client.read_index(request).await {
+                Ok(resp) => resp,
+                Err(CallError::Refused { error, .. }) => {
+                    return Err(format!("read_index: {error:?}"));
+                }
+                Err(e) => return Err(format!("read_index failed with faults off: {e}")),
+            };
             state = resp.state.unwrap_or_default();
             let got = resp.entries.len();
             entries.extend(resp.entries);
@@ -638,19 +644,47 @@ impl World {
                 next - 1
             ));
         }
-        // Every stored message, read back from the bucket.
-        let seqs: Vec<u64> = (1..=last).collect();
-        let messages = self.reader(false).get_many(STREAM, &seqs).await;
+        // Every stored message, read back from the bucket (entries read back before
+        // and unchanged since are not read again).
+        let unread: Vec<&v1::IndexEntry> = {
+            let read_back = self.read_back.lock();
+            entries
+                .iter()
+                .filter(|e| read_back.get(&e.first_seq).is_none_or(|(was, _)| was != *e))
+                .collect()
+        };
+        let seqs: Vec<u64> = unread
+            .iter()
+            .flat_map(|e| e.first_seq..=e.last_seq)
+            .collect();
+        let mut messages = self
+            .reader(false)
+            .get_many(STREAM, &seqs)
+            .await
+            .into_iter()
+            .zip(&seqs);
+        for e in unread {
+            let mut ids = Vec::new();
+            for (message, seq) in messages.by_ref().take(ids_in(e)) {
+                let message =
+                    message.map_err(|err| format!("seq {seq} does not read back: {err}"))?;
+                ids.push(String::from_utf8_lossy(&message.payload).into_owned());
+            }
+            self.read_back.lock().insert(e.first_seq, (e.clone(), ids));
+        }
         let mut stored: HashMap<String, u64> = HashMap::new();
-        for (seq, message) in seqs.iter().zip(messages) {
-            let message = message.map_err(|e| format!("seq {seq} does not read back: {e}"))?;
-            let id = String::from_utf8_lossy(&message.payload).into_owned();
-            if let Some(first) = stored.insert(id.clone(), *seq) {
-                return Err(format!(
-                    "duplicate: msg id {id} stored at {first} and {seq}"
-                ));
+        let read_back = self.read_back.lock();
+        for e in &entries {
+            let ids = read_back.get(&e.first_seq).map(|(_, ids)| ids.as_slice());
+            for (seq, id) in (e.first_seq..).zip(ids.unwrap_or_default()) {
+                if let Some(first) = stored.insert(id.clone(), seq) {
+                    return Err(format!(
+                        "duplicate: msg id {id} stored at {first} and {seq}"
+                    ));
+                }
             }
         }
+        drop(read_back);
         for (id, seq) in &acked {
             match stored.get(id) {
                 Some(at) if at == seq => {}
@@ -684,18 +718,13 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             self.ctx.quiet(true);
-            let (_, mut client) = self.leader();
-            let state = client
-                .streams
-                .stream_info(v1::StreamInfoRequest {
-                    name: STREAM.into(),
-                    deleted_details: false,
-                })
-                .await
-                .map_err(|e| format!("stream_info: {e}"))?
-                .into_inner()
-                .state
-                .unwrap_or_default();
+            let (_, client) = self.leader();
+            let state = match client.stream_info(STREAM, false).await {
+                Ok(info) => info.state.unwrap_or_default(),
+                // Read as the raw response was: a refusal carries no state.
+                Err(CallError::Refused { .. }) => v1::StreamState::default(),
+                Err(e) => return Err(format!("stream_info: {e}")),
+            };
             let last = state.last_seq;
             let floor = self.history.lock().ack_floor;
             if floor == last {
@@ -714,6 +743,11 @@ impl World {
             within("the drain check", self.check_inner(0)).await?;
         }
     }
+}
+
+/// How many messages an index entry covers.
+fn ids_in(entry: &v1::IndexEntry) -> usize {
+    usize::try_from(entry.last_seq - entry.first_seq + 1).unwrap_or(usize::MAX)
 }
 
 async fn within<T>(what: &str, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {
@@ -859,11 +893,14 @@ async fn publisher(world: Arc<World>, p: usize, messages: usize) {
 /// One pull consumer: claim, read back, check, ack.
 async fn consumer(world: Arc<World>) {
     let rates = world.ctx.rates.clone();
+    // An idle consumer claims less and less often (a claim with nothing to deliver
+    // costs a schedule the most and explores nothing), but well within ack_wait.
+    let mut idle = FIRST_IDLE_PAUSE;
     while !world.done.is_cancelled() {
-        let mut client = world.route();
+        let client = world.route();
         let claim = timeout(
             RPC_TIMEOUT,
-            client.consumers.claim(v1::ClaimRequest {
+            client.claim(v1::ClaimRequest {
                 stream: STREAM.into(),
                 consumer: CONSUMER.into(),
                 agent_id: "fetcher-1".into(),
@@ -873,21 +910,24 @@ async fn consumer(world: Arc<World>) {
             }),
         )
         .await;
-        let deliveries = match claim {
-            Ok(Ok(resp)) if !world.ctx.draw("rpc.claim_answer_lost", rates.rpc_lost) => {
-                let resp = resp.into_inner();
-                if resp.error.is_some() {
-                    Vec::new()
-                } else {
-                    resp.deliveries
-                }
+        // An answer (deliveries or a refusal) may be lost on its way back.
+        let answered = match claim {
+            Ok(Ok(resp)) => Some(resp.deliveries),
+            Ok(Err(CallError::Refused { .. })) => Some(Vec::new()),
+            _ => None,
+        };
+        let deliveries = match answered {
+            Some(deliveries) if !world.ctx.draw("rpc.claim_answer_lost", rates.rpc_lost) => {
+                deliveries
             }
             _ => Vec::new(),
         };
         if deliveries.is_empty() {
-            sleep(Duration::from_millis(50 + world.ctx.below(200))).await;
+            sleep(idle + Duration::from_millis(world.ctx.below(200))).await;
+            idle = (idle * 2).min(MAX_IDLE_PAUSE);
             continue;
         }
+        idle = FIRST_IDLE_PAUSE;
         let seqs: Vec<u64> = deliveries.iter().map(|d| d.stream_seq).collect();
         {
             let mut history = world.history.lock();
@@ -922,7 +962,7 @@ async fn consumer(world: Arc<World>) {
         if readable.is_empty() || world.ctx.draw("rpc.ack_request_lost", rates.rpc_lost) {
             continue;
         }
-        let mut client = world.route();
+        let client = world.route();
         let request = v1::AcknowledgeRequest {
             stream: STREAM.into(),
             consumer: CONSUMER.into(),
@@ -930,12 +970,11 @@ async fn consumer(world: Arc<World>) {
             stream_seqs: readable.clone(),
             nak_delay_nanos: 0,
         };
-        let mut acked = timeout(RPC_TIMEOUT, client.consumers.acknowledge(request.clone())).await;
+        let mut acked = timeout(RPC_TIMEOUT, client.acknowledge(request.clone())).await;
         if world.ctx.draw("rpc.ack_duplicated", rates.rpc_duplicated) {
-            acked = timeout(RPC_TIMEOUT, client.consumers.acknowledge(request)).await;
+            acked = timeout(RPC_TIMEOUT, client.acknowledge(request)).await;
         }
-        if let Ok(Ok(resp)) = acked
-            && resp.into_inner().error.is_none()
+        if let Ok(Ok(_)) = acked
             && !world.ctx.draw("rpc.ack_answer_lost", rates.rpc_lost)
         {
             world.history.lock().confirmed_acks.extend(readable);

@@ -2,21 +2,9 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use super::RawAgentConfig;
 use crate::error::{ConfigError, invalid};
 use crate::users::UserSpec;
-
-/// An `operator` or `resolver` setting, in whatever form nats-server takes it: read
-/// only to be refused by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RawJwtSetting {
-    Text(String),
-    List(Vec<String>),
-    Table(std::collections::BTreeMap<String, String>),
-}
 
 /// Client authentication the NATS listener enforces.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,10 +21,17 @@ pub enum ClientAuth {
         /// The one account JetStream serves (`$G` unless an account says
         /// `jetstream = true`).
         jetstream_account: String,
+        /// That account's JetStream limits (nats-server's account `jetstream {
+        /// ... }`), enforced by the control plane.
+        jetstream_limits: crate::accounts::JetStreamLimits,
         /// Subjects one account's publishes share with another (see
         /// [`crate::accounts`]).
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
+        /// Services one account reaches in another (see [`crate::accounts`]).
+        service_imports: Vec<crate::accounts::ServiceImportSpec>,
     },
+    /// Operator mode (decentralized JWT auth, see [`super::operator`]).
+    Operator(super::operator::OperatorSpec),
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -52,13 +47,18 @@ impl std::fmt::Debug for ClientAuth {
             ClientAuth::Users {
                 users,
                 jetstream_account,
+                jetstream_limits,
                 stream_imports,
+                service_imports,
             } => f
                 .debug_struct("Users")
                 .field("users", users)
                 .field("jetstream_account", jetstream_account)
+                .field("jetstream_limits", jetstream_limits)
                 .field("stream_imports", stream_imports)
+                .field("service_imports", service_imports)
                 .finish(),
+            ClientAuth::Operator(spec) => f.debug_tuple("Operator").field(spec).finish(),
         }
     }
 }
@@ -78,13 +78,8 @@ impl RawAgentConfig {
     /// The client listener's authentication: user and password, or a token, or the
     /// `[[users]]` of the file, or none.
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
-        for (setting, value) in [("operator", &self.operator), ("resolver", &self.resolver)] {
-            if value.is_some() {
-                return Err(invalid(
-                    setting,
-                    "decentralized JWT auth (operator, account resolver, user credentials) is not supported yet: configure [[users]] and [accounts.NAME] instead",
-                ));
-            }
+        if let Some(spec) = super::operator::resolve(self)? {
+            return Ok(Some(ClientAuth::Operator(spec)));
         }
         let accounts = self.accounts.as_ref().filter(|a| !a.is_empty());
         let users = self
@@ -101,7 +96,9 @@ impl RawAgentConfig {
                 Some(ClientAuth::Users {
                     users: resolved.users,
                     jetstream_account: resolved.jetstream,
+                    jetstream_limits: resolved.jetstream_limits,
                     stream_imports: resolved.stream_imports,
+                    service_imports: resolved.service_imports,
                 })
             }
             _ if users.is_some() => {

@@ -6,6 +6,7 @@ mod bucket;
 mod cache;
 mod jobs;
 mod listen;
+mod operator;
 mod zone;
 
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::{ClientAuth, TlsFiles};
 pub use cache::{CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT};
 pub use jobs::{FLUSH_DEADLINE, JobsSettings, MIN_ORPHAN_GRACE};
+pub use operator::{OperatorSpec, RawJwtSetting};
 pub use zone::{METADATA_URL_DEFAULT, MetadataUrls, ZoneSource};
 
 use crate::advertise::Advertise;
@@ -74,12 +76,16 @@ pub struct RawAgentConfig {
     /// Accounts, each with its users (config file only; see [`crate::accounts`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounts: Option<std::collections::BTreeMap<String, crate::accounts::RawAccount>>,
-    /// nats-server's decentralized JWT auth: refused at load (not supported yet).
+    /// nats-server's decentralized JWT auth: the trusted operator JWT(s), inline or a
+    /// file path (config file only; see `operator.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub operator: Option<auth::RawJwtSetting>,
-    /// nats-server's account resolver for JWT auth: refused at load (not supported yet).
+    pub operator: Option<operator::RawJwtSetting>,
+    /// The account resolver for JWT auth: `"MEMORY"` (the only one built).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolver: Option<auth::RawJwtSetting>,
+    pub resolver: Option<operator::RawJwtSetting>,
+    /// The memory resolver's account JWTs: account public key → account JWT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver_preload: Option<std::collections::BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     // ---- TLS for NATS clients (INFINISTREAM_TLS_*) ----

@@ -222,10 +222,15 @@ impl Engine {
             None if action == CreateAction::Update => {
                 return Ok(consumer_error(ApiError::consumer_does_not_exist().into()));
             }
-            None => match consumer::new_record(config, s, now) {
-                Ok(rec) => rec,
-                Err(e) => return Ok(consumer_error(e)),
-            },
+            None => {
+                if let Some(e) = g.account_refuses_consumer() {
+                    return Ok(consumer_error(e));
+                }
+                match consumer::new_record(config, s, now) {
+                    Ok(rec) => rec,
+                    Err(e) => return Ok(consumer_error(e)),
+                }
+            }
         };
         let first = s.state.first_seq;
         let upto = consumer::acked_upto(&[&updated]);

@@ -176,6 +176,10 @@ impl Group {
             g.consumers
                 .insert((stream.to_owned(), consumer.to_owned()), rec);
         }
+        let limits_key = keys::account_limits(name);
+        if let Some(kv) = store.get(&limits_key).await? {
+            g.account_limits = Some(decode(&kv.key, &kv.value)?);
+        }
         Ok(g)
     }
 
@@ -229,6 +233,7 @@ impl Group {
             return Arc::new(replay);
         }
         let mut chunks = Vec::with_capacity(batch.chunks.len());
+        let mut room = self.account_storage_room();
         for chunk in &batch.chunks {
             let result = match self.streams.get_mut(&chunk.stream) {
                 None => {
@@ -249,7 +254,7 @@ impl Group {
                 }
                 Some(s) => {
                     let before = s.state.last_seq;
-                    let records = s.commit_chunk(chunk, &batch.object_key, now);
+                    let records = s.commit_chunk_within(chunk, &batch.object_key, now, &mut room);
                     if !self.touched.contains(&chunk.stream) {
                         self.touched.insert(chunk.stream.clone());
                     }

@@ -34,6 +34,9 @@ impl Group {
         if self.subjects.overlaps(&spec.name, &spec.limits.subjects) {
             return error_info(ApiError::stream_subject_overlap().into());
         }
+        if let Some(e) = self.account_refuses_stream(&spec) {
+            return error_info(e);
+        }
         let name = spec.name.clone();
         // The round's `take_ops` forms round `log_round + 1`.
         let created_round = self.log_round + 1;
@@ -78,6 +81,9 @@ impl Engine {
         }
         if g.subjects.overlaps(&spec.name, &spec.limits.subjects) {
             return Ok(error_info(ApiError::stream_subject_overlap().into()));
+        }
+        if let Some(e) = g.account_refuses_stream(&spec) {
+            return Ok(error_info(e));
         }
         let now = self.now();
         let name = spec.name.clone();

@@ -92,7 +92,7 @@ pub fn consumer_config(stream: &str, name: &str) -> v1::ConsumerConfig {
 
 pub async fn create_consumer(c: &mut ControlPlaneClient, cfg: v1::ConsumerConfig) {
     let info = c
-        .consumers
+        .raw_consumers()
         .create_consumer(v1::CreateConsumerRequest { config: Some(cfg) })
         .await
         .unwrap()
@@ -102,7 +102,7 @@ pub async fn create_consumer(c: &mut ControlPlaneClient, cfg: v1::ConsumerConfig
 
 pub async fn claim(c: &mut ControlPlaneClient, stream: &str, name: &str, batch: u32) -> Vec<u64> {
     let resp = c
-        .consumers
+        .raw_consumers()
         .claim(v1::ClaimRequest {
             stream: stream.into(),
             consumer: name.into(),
@@ -125,7 +125,7 @@ pub async fn ack(
     seqs: Vec<u64>,
 ) {
     let resp = c
-        .consumers
+        .raw_consumers()
         .acknowledge(v1::AcknowledgeRequest {
             stream: stream.into(),
             consumer: name.into(),
@@ -188,7 +188,7 @@ pub async fn watch_streams_reports_changes(backend: &dyn Backend) {
     assert_eq!(next(&mut only).await, "state W1 1..4 n4");
 
     let deleted = c
-        .streams
+        .raw_streams()
         .delete_stream(v1::DeleteStreamRequest { name: "W2".into() })
         .await
         .unwrap()
@@ -203,7 +203,7 @@ pub async fn watch_streams_reports_changes(backend: &dyn Backend) {
     ack(&mut c, "W1", "D", v1::AckKind::Nak, vec![2]).await;
     assert_eq!(next(&mut all).await, "consumer W1/D");
     let gone = c
-        .consumers
+        .raw_consumers()
         .delete_consumer(v1::DeleteConsumerRequest {
             stream: "W1".into(),
             name: "D".into(),
@@ -216,7 +216,7 @@ pub async fn watch_streams_reports_changes(backend: &dyn Backend) {
 
     // Removals move first_seq.
     let purged = c
-        .streams
+        .raw_streams()
         .purge_stream(v1::PurgeStreamRequest {
             stream: "W1".into(),
             ..Default::default()
@@ -301,11 +301,11 @@ async fn create_consumer_action(
     action: &str,
 ) -> Option<u32> {
     let resp = if action == "create" {
-        c.consumers
+        c.raw_consumers()
             .create_consumer(v1::CreateConsumerRequest { config: Some(cfg) })
             .await
     } else {
-        c.consumers
+        c.raw_consumers()
             .update_consumer(v1::UpdateConsumerRequest {
                 config: Some(cfg),
                 create_if_missing: action.is_empty(),
@@ -317,7 +317,7 @@ async fn create_consumer_action(
 
 async fn consumer_state(c: &mut ControlPlaneClient, stream: &str, name: &str) -> v1::ConsumerState {
     let info = c
-        .consumers
+        .raw_consumers()
         .consumer_info(v1::ConsumerInfoRequest {
             stream: stream.into(),
             name: name.into(),
@@ -479,7 +479,7 @@ pub async fn interest_removes_once_every_consumer_acked(backend: &dyn Backend) {
     assert_eq!(state(&mut c, "IN").await.messages, 1);
     for name in ["C2", "C1"] {
         let del = c
-            .consumers
+            .raw_consumers()
             .delete_consumer(v1::DeleteConsumerRequest {
                 stream: "IN".into(),
                 name: name.into(),
@@ -565,7 +565,7 @@ pub async fn release_counts_nothing(backend: &dyn Backend) {
     assert_eq!(claim(&mut c, "REL", "D", 1).await, [2]);
     ack(&mut c, "REL", "D", v1::AckKind::Release, vec![1]).await;
     let resp = c
-        .consumers
+        .raw_consumers()
         .claim(v1::ClaimRequest {
             stream: "REL".into(),
             consumer: "D".into(),
@@ -633,7 +633,7 @@ pub async fn consumer_update_rules(backend: &dyn Backend) {
         Some(10149)
     );
     let info = c
-        .consumers
+        .raw_consumers()
         .consumer_info(v1::ConsumerInfoRequest {
             stream: "U".into(),
             name: "D".into(),
@@ -661,7 +661,7 @@ pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
         create_consumer(&mut c, cfg).await;
         assert_eq!(claim(&mut c, "R", "D", 3).await, [1, 2, 3]);
         let resp = c
-            .consumers
+            .raw_consumers()
             .claim(v1::ClaimRequest {
                 stream: "R".into(),
                 consumer: "D".into(),
@@ -692,7 +692,7 @@ pub async fn redelivery_after_dead_agent_and_restart(backend: &dyn Backend) {
     assert_eq!(consumer_state(&mut c, "R", "D").await.num_redelivered, 1);
     clock.advance(Duration::from_secs(31));
     let resp = c
-        .consumers
+        .raw_consumers()
         .claim(v1::ClaimRequest {
             stream: "R".into(),
             consumer: "D".into(),
@@ -734,7 +734,7 @@ pub async fn claim_carries_acks(backend: &dyn Backend) {
         // At max_ack_pending: nothing without acks.
         assert!(claim(&mut c, "CA", "D", 2).await.is_empty());
         let resp = c
-            .consumers
+            .raw_consumers()
             .claim(v1::ClaimRequest {
                 stream: "CA".into(),
                 consumer: "D".into(),

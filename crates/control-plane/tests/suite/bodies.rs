@@ -85,7 +85,7 @@ pub async fn concurrent_agents_keep_streams_contiguous(backend: &dyn Backend) {
         }
         // The index maps exactly the answered (object, position) -> seq.
         let idx = client
-            .streams
+            .raw_streams()
             .read_index(v1::ReadIndexRequest {
                 stream: stream.clone(),
                 start_seq: 1,
@@ -283,12 +283,11 @@ pub async fn retry_with_same_batch_id_never_double_appends(backend: &dyn Backend
     create(&mut c, "S", limits(&["s.>"])).await;
     let req = batch("retry-1", vec![chunk("S", 0, vec![rec("s.a"), rec("s.b")])]);
     // The caller gives up before the answer arrives (its future is dropped).
-    let mut c2 = c.clone();
+    let c2 = c.clone();
     let r2 = req.clone();
-    let _ = tokio::time::timeout(
-        Duration::ZERO,
-        async move { c2.streams.commit_batch(r2).await },
-    )
+    let _ = tokio::time::timeout(Duration::ZERO, async move {
+        c2.raw_streams().commit_batch(r2).await
+    })
     .await;
     // The caller's answer is lost after the commit happened.
     let first = commit(&mut c, req.clone()).await;
@@ -333,7 +332,7 @@ pub async fn restart_keeps_everything_committed(backend: &dyn Backend) {
         .await;
         commit_one(&mut c, "b2", "S", vec![rec("s.a"), rec("s.c")]).await;
         let d = c
-            .streams
+            .raw_streams()
             .delete_message(v1::DeleteMessageRequest {
                 stream: "S".into(),
                 seq: 3,
@@ -379,7 +378,7 @@ pub async fn restart_keeps_everything_committed(backend: &dyn Backend) {
         ["3", "4"]
     );
     let last = c
-        .streams
+        .raw_streams()
         .last_by_subject(v1::LastBySubjectRequest {
             stream: "S".into(),
             subjects: vec![],
@@ -406,18 +405,18 @@ pub async fn restart_keeps_everything_committed(backend: &dyn Backend) {
 /// Wrong or missing keys are refused; one group never sees another's streams.
 pub async fn auth_and_group_isolation(backend: &dyn Backend) {
     let (cp, mut a) = start(backend, clock()).await;
-    let mut wrong = cp.client(GROUP, "not-the-key").unwrap();
+    let wrong = cp.client(GROUP, "not-the-key").unwrap();
     let err = wrong
-        .streams
+        .raw_streams()
         .list_streams(v1::ListStreamsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     assert!(!err.message().contains("not-the-key"));
-    let mut unknown = cp.client("team-z", KEY).unwrap();
+    let unknown = cp.client("team-z", KEY).unwrap();
     assert_eq!(
         unknown
-            .agents
+            .raw_agents()
             .list_agents(v1::ListAgentsRequest::default())
             .await
             .unwrap_err()
@@ -429,7 +428,7 @@ pub async fn auth_and_group_isolation(backend: &dyn Backend) {
     commit_one(&mut a, "b1", "S", vec![rec("s.a"), rec("s.a")]).await;
     let mut b = cp.client(GROUP_B, KEY_B).unwrap();
     let list = b
-        .streams
+        .raw_streams()
         .list_streams(v1::ListStreamsRequest::default())
         .await
         .unwrap()
@@ -519,7 +518,7 @@ pub async fn limits_discard_old_and_new(backend: &dyn Backend) {
         (3, 3, 5, 0)
     );
     let idx = c
-        .streams
+        .raw_streams()
         .read_index(v1::ReadIndexRequest {
             stream: "OLD".into(),
             start_seq: 1,
@@ -536,7 +535,7 @@ pub async fn limits_discard_old_and_new(backend: &dyn Backend) {
         ("objects/o2", 3)
     );
     let objects = c
-        .jobs
+        .raw_jobs()
         .list_objects(v1::ListObjectsRequest {})
         .await
         .unwrap()
@@ -628,7 +627,7 @@ pub async fn limits_discard_old_and_new(backend: &dyn Backend) {
     );
     l.sealed = true;
     let up = c
-        .streams
+        .raw_streams()
         .update_stream(v1::UpdateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: "BIG".into(),
@@ -647,7 +646,7 @@ pub async fn limits_discard_old_and_new(backend: &dyn Backend) {
     // Lowering max_msgs on update trims at once.
     let mut l = limits(&["old.>"]);
     l.max_msgs = 1;
-    c.streams
+    c.raw_streams()
         .update_stream(v1::UpdateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: "OLD".into(),
@@ -669,7 +668,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     create(&mut c, "S", limits(&["s.>"])).await;
     // Overlapping subjects and a changed config under the same name are refused.
     let resp = c
-        .streams
+        .raw_streams()
         .create_stream(v1::CreateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: "T".into(),
@@ -682,7 +681,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         .into_inner();
     assert_eq!(resp.error.unwrap().err_code, 10065);
     let resp = c
-        .streams
+        .raw_streams()
         .create_stream(v1::CreateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: "S".into(),
@@ -714,7 +713,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     )
     .await;
     let sft = c
-        .streams
+        .raw_streams()
         .seq_for_time(v1::SeqForTimeRequest {
             stream: "S".into(),
             timestamp_unix_nanos: 35,
@@ -725,7 +724,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     assert_eq!(sft.seq, 4);
     // Purge by subject keeping 1.
     let p = c
-        .streams
+        .raw_streams()
         .purge_stream(v1::PurgeStreamRequest {
             stream: "S".into(),
             subject: "s.a".into(),
@@ -743,7 +742,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     );
     // Compaction: swap both entries for one segment.
     let idx = c
-        .streams
+        .raw_streams()
         .read_index(v1::ReadIndexRequest {
             stream: "S".into(),
             start_seq: 1,
@@ -764,7 +763,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         })
         .collect();
     let swap = c
-        .jobs
+        .raw_jobs()
         .swap_index(v1::SwapIndexRequest {
             stream: "S".into(),
             replaced: refs.clone(),
@@ -777,7 +776,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     assert!(swap.swapped, "{}", swap.reason);
     // The same swap again fails: the entries changed.
     let again = c
-        .jobs
+        .raw_jobs()
         .swap_index(v1::SwapIndexRequest {
             stream: "S".into(),
             replaced: refs,
@@ -789,7 +788,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         .into_inner();
     assert!(!again.swapped);
     let idx = c
-        .streams
+        .raw_streams()
         .read_index(v1::ReadIndexRequest {
             stream: "S".into(),
             start_seq: 3,
@@ -807,7 +806,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         (1, 6, vec![1, 3])
     );
     let objects = c
-        .jobs
+        .raw_jobs()
         .list_objects(v1::ListObjectsRequest {})
         .await
         .unwrap()
@@ -820,14 +819,14 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         .collect();
     released.sort();
     assert_eq!(released, ["objects/b1", "objects/b2"]);
-    c.jobs
+    c.raw_jobs()
         .forget_objects(v1::ForgetObjectsRequest {
             object_keys: released,
         })
         .await
         .unwrap();
     assert!(
-        c.jobs
+        c.raw_jobs()
             .list_objects(v1::ListObjectsRequest {})
             .await
             .unwrap()
@@ -837,7 +836,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     );
     // Delete a message, then a missing one.
     let d = c
-        .streams
+        .raw_streams()
         .delete_message(v1::DeleteMessageRequest {
             stream: "S".into(),
             seq: 4,
@@ -847,7 +846,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
         .into_inner();
     assert!(d.error.is_none());
     let d = c
-        .streams
+        .raw_streams()
         .delete_message(v1::DeleteMessageRequest {
             stream: "S".into(),
             seq: 4,
@@ -872,7 +871,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     .await;
     clock.advance(Duration::from_secs(45));
     let removed = c
-        .jobs
+        .raw_jobs()
         .enforce_retention(v1::EnforceRetentionRequest {})
         .await
         .unwrap()
@@ -883,7 +882,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     assert_eq!((st.messages, st.first_seq), (1, 2));
     // Full purge moves first_seq past last_seq; delete stream releases objects.
     let p = c
-        .streams
+        .raw_streams()
         .purge_stream(v1::PurgeStreamRequest {
             stream: "S".into(),
             ..Default::default()
@@ -895,7 +894,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
     let st = state(&mut c, "S").await;
     assert_eq!((st.messages, st.first_seq, st.last_seq), (0, 7, 6));
     assert!(
-        c.streams
+        c.raw_streams()
             .delete_stream(v1::DeleteStreamRequest { name: "AGE".into() })
             .await
             .unwrap()
@@ -913,7 +912,7 @@ pub async fn streams_purge_delete_and_swap(backend: &dyn Backend) {
 /// Agents register with leases; lapsed agents disappear; job leases are exclusive.
 pub async fn agents_and_job_leases(backend: &dyn Backend) {
     let clock = clock();
-    let (_cp, mut c) = start(backend, clock.clone()).await;
+    let (_cp, c) = start(backend, clock.clone()).await;
     let reg = |id: &str, roles: &[&str], zone: &str| v1::RegisterRequest {
         agent: Some(v1::AgentInfo {
             agent_id: id.into(),
@@ -925,17 +924,20 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         }),
         lease_ms: 10_000,
     };
-    c.agents
+    c.raw_agents()
         .register(reg("a1", &["proxy"], "z1"))
         .await
         .unwrap();
-    c.agents.register(reg("a2", &["jobs"], "z1")).await.unwrap();
-    c.agents
+    c.raw_agents()
+        .register(reg("a2", &["jobs"], "z1"))
+        .await
+        .unwrap();
+    c.raw_agents()
         .register(reg("a3", &["proxy-consume"], "z2"))
         .await
         .unwrap();
     let bad = c
-        .agents
+        .raw_agents()
         .register(reg("a4", &["proxy-fetch"], "z2"))
         .await
         .unwrap_err();
@@ -948,7 +950,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         |r: v1::ListAgentsResponse| r.agents.into_iter().map(|a| a.agent_id).collect::<Vec<_>>();
     assert_eq!(
         ids(c
-            .agents
+            .raw_agents()
             .list_agents(list("proxy-consume", ""))
             .await
             .unwrap()
@@ -957,7 +959,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
     );
     assert_eq!(
         ids(c
-            .agents
+            .raw_agents()
             .list_agents(list("", "z1"))
             .await
             .unwrap()
@@ -965,7 +967,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         ["a1", "a2"]
     );
     clock.advance(Duration::from_secs(6));
-    c.agents
+    c.raw_agents()
         .heartbeat(v1::HeartbeatRequest {
             agent_id: "a1".into(),
         })
@@ -974,7 +976,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
     clock.advance(Duration::from_secs(6));
     assert_eq!(
         ids(c
-            .agents
+            .raw_agents()
             .list_agents(list("", ""))
             .await
             .unwrap()
@@ -982,7 +984,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         ["a1"]
     );
     let lapsed = c
-        .agents
+        .raw_agents()
         .heartbeat(v1::HeartbeatRequest {
             agent_id: "a2".into(),
         })
@@ -996,14 +998,14 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         ttl_ms: 5_000,
     };
     let l1 = c
-        .jobs
+        .raw_jobs()
         .acquire_lease(acquire("j1"))
         .await
         .unwrap()
         .into_inner();
     assert!(l1.acquired);
     let l2 = c
-        .jobs
+        .raw_jobs()
         .acquire_lease(acquire("j2"))
         .await
         .unwrap()
@@ -1011,7 +1013,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
     assert!(!l2.acquired);
     assert_eq!(l2.holder, "j1");
     let renew = c
-        .jobs
+        .raw_jobs()
         .renew_lease(v1::RenewLeaseRequest {
             name: "compact/S".into(),
             holder: "j1".into(),
@@ -1024,7 +1026,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
     assert_eq!(renew.generation, l1.generation);
     clock.advance(Duration::from_secs(6));
     let l3 = c
-        .jobs
+        .raw_jobs()
         .acquire_lease(acquire("j2"))
         .await
         .unwrap()
@@ -1032,7 +1034,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
     assert!(l3.acquired, "an expired lease is free");
     assert!(l3.generation > l1.generation);
     let lost = c
-        .jobs
+        .raw_jobs()
         .renew_lease(v1::RenewLeaseRequest {
             name: "compact/S".into(),
             holder: "j1".into(),
@@ -1043,7 +1045,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         .into_inner();
     assert!(!lost.acquired);
     let rel = c
-        .jobs
+        .raw_jobs()
         .release_lease(v1::ReleaseLeaseRequest {
             name: "compact/S".into(),
             holder: "j2".into(),
@@ -1053,7 +1055,7 @@ pub async fn agents_and_job_leases(backend: &dyn Backend) {
         .into_inner();
     assert!(rel.released);
     assert!(
-        c.jobs
+        c.raw_jobs()
             .acquire_lease(acquire("j1"))
             .await
             .unwrap()
@@ -1086,7 +1088,7 @@ pub async fn a_deposed_control_plane_cannot_commit(backend: &dyn Backend) {
             .await
             .unwrap();
     let err = c1
-        .streams
+        .raw_streams()
         .commit_batch(batch("b2", vec![chunk("S", 0, vec![rec("s.a")])]))
         .await
         .unwrap_err();
@@ -1117,11 +1119,11 @@ pub async fn served_over_tcp(backend: &dyn Backend) {
         .unwrap();
     create(&mut c, "S", limits(&["s.>"])).await;
     assert_eq!(commit_one(&mut c, "b1", "S", vec![rec("s.a")]).await, ["1"]);
-    let mut bad = infinistream_control_plane::ControlPlaneClient::connect(&url, GROUP, "wrong")
+    let bad = infinistream_control_plane::ControlPlaneClient::connect(&url, GROUP, "wrong")
         .await
         .unwrap();
     let err = bad
-        .streams
+        .raw_streams()
         .stream_info(v1::StreamInfoRequest {
             name: "S".into(),
             deleted_details: false,
@@ -1153,7 +1155,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             ..Default::default()
         };
         let info = c
-            .consumers
+            .raw_consumers()
             .create_consumer(v1::CreateConsumerRequest {
                 config: Some(cfg.clone()),
             })
@@ -1171,11 +1173,8 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             batch: 5,
             ..Default::default()
         };
-        let (mut c1, mut c2) = (c.clone(), c.clone());
-        let (a, b) = tokio::join!(
-            c1.consumers.claim(claim("a1")),
-            c2.consumers.claim(claim("a2"))
-        );
+        let (mut c1, mut c2) = (c.raw_consumers(), c.raw_consumers());
+        let (a, b) = tokio::join!(c1.claim(claim("a1")), c2.claim(claim("a2")));
         let mut seqs: Vec<u64> = a
             .unwrap()
             .into_inner()
@@ -1188,7 +1187,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
         assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
         // Nothing more to claim while deadlines run.
         assert!(
-            c.consumers
+            c.raw_consumers()
                 .claim(claim("a3"))
                 .await
                 .unwrap()
@@ -1203,25 +1202,25 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             stream_seqs: seqs,
             nak_delay_nanos: delay,
         };
-        c.consumers
+        c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Ack, vec![1, 2, 3], 0))
             .await
             .unwrap();
-        c.consumers
+        c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Term, vec![5], 0))
             .await
             .unwrap();
-        c.consumers
+        c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Nak, vec![4], 0))
             .await
             .unwrap();
-        c.consumers
+        c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Nak, vec![6], 10_000_000_000))
             .await
             .unwrap();
         // 4 was nak'ed without delay: claimable now, second delivery.
         let d = c
-            .consumers
+            .raw_consumers()
             .claim(claim("a1"))
             .await
             .unwrap()
@@ -1234,7 +1233,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             [(4, 2)]
         );
         let st = c
-            .consumers
+            .raw_consumers()
             .consumer_info(v1::ConsumerInfoRequest {
                 stream: "S".into(),
                 name: "D".into(),
@@ -1249,7 +1248,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
         // After ack_wait everything unacked comes back (6 after its nak delay too).
         clock.advance(Duration::from_secs(31));
         let d = c
-            .consumers
+            .raw_consumers()
             .claim(v1::ClaimRequest {
                 batch: 100,
                 ..claim("a2")
@@ -1260,14 +1259,14 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             .deliveries;
         let got: Vec<(u64, u64)> = d.iter().map(|d| (d.stream_seq, d.delivery_count)).collect();
         assert_eq!(got, [(4, 3), (6, 2), (7, 2), (8, 2), (9, 2), (10, 2)]);
-        c.consumers
+        c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Ack, vec![6, 7, 8, 9, 10], 0))
             .await
             .unwrap();
         // 4 reached max_deliver (3): it is not delivered again.
         clock.advance(Duration::from_secs(31));
         assert!(
-            c.consumers
+            c.raw_consumers()
                 .claim(claim("a1"))
                 .await
                 .unwrap()
@@ -1277,7 +1276,12 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
         );
         // New messages flow to the consumer.
         commit_one(&mut c, "b2", "S", vec![rec("s.0")]).await;
-        let d = c.consumers.claim(claim("a1")).await.unwrap().into_inner();
+        let d = c
+            .raw_consumers()
+            .claim(claim("a1"))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(
             d.deliveries
                 .iter()
@@ -1288,9 +1292,9 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
         assert_eq!(d.num_pending, 0);
     }
     tokio::task::yield_now().await;
-    let (_cp, mut c) = start(backend, clock.clone()).await;
+    let (_cp, c) = start(backend, clock.clone()).await;
     let info = c
-        .consumers
+        .raw_consumers()
         .consumer_info(v1::ConsumerInfoRequest {
             stream: "S".into(),
             name: "D".into(),
@@ -1302,14 +1306,14 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
     assert_eq!(st.delivered.unwrap().stream_seq, 11);
     assert_eq!(st.num_ack_pending, 1);
     let list = c
-        .consumers
+        .raw_consumers()
         .list_consumers(v1::ListConsumersRequest { stream: "S".into() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(list.consumers.len(), 1);
     let del = c
-        .consumers
+        .raw_consumers()
         .delete_consumer(v1::DeleteConsumerRequest {
             stream: "S".into(),
             name: "D".into(),
@@ -1319,7 +1323,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
         .into_inner();
     assert!(del.error.is_none());
     let gone = c
-        .consumers
+        .raw_consumers()
         .consumer_info(v1::ConsumerInfoRequest {
             stream: "S".into(),
             name: "D".into(),
@@ -1335,7 +1339,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
 async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
     let count = info(c, "S").await.state.unwrap().consumer_count;
     let list = c
-        .streams
+        .raw_streams()
         .list_streams(v1::ListStreamsRequest::default())
         .await
         .unwrap()
@@ -1352,4 +1356,94 @@ async fn info_stream_consumers(c: &mut ControlPlaneClient) -> u32 {
         "the stream list agrees with STREAM.INFO"
     );
     count
+}
+
+/// The JetStream account's limits (`SetAccountLimits`) refuse, at commit, what
+/// nats-server refuses: a stream past `max_streams` (10027), a consumer past
+/// `max_consumers` (10026), a stream whose `max_bytes` exceeds the storage not yet
+/// reserved (10047) and a message past `max_storage` (10002). They survive a
+/// restart, and unlimited limits lift them.
+pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
+    let clock = clock();
+    let set =
+        |max_streams: i64, max_consumers: i64, max_storage: i64| v1::SetAccountLimitsRequest {
+            limits: Some(v1::AccountLimits {
+                account: "ORDERS".into(),
+                max_streams,
+                max_consumers,
+                max_storage,
+                max_memory: -1,
+            }),
+        };
+    let consumer = |name: &str| v1::CreateConsumerRequest {
+        config: Some(v1::ConsumerConfig {
+            stream: "A".into(),
+            name: name.into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            max_deliver: -1,
+            ..Default::default()
+        }),
+    };
+    let code = |e: Option<v1::JsError>| e.map(|e| (e.err_code, e.description));
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "A", limits(&["a.>"])).await;
+        c.raw_streams().set_account_limits(set(2, 1, 350)).await.unwrap();
+        // A stream reserving more than the account stores: 10047.
+        let mut big = limits(&["b.>"]);
+        big.max_bytes = 351;
+        assert_eq!(
+            code(try_create(&mut c, "B", big).await),
+            Some((10047, "insufficient storage resources available".into()))
+        );
+        create(&mut c, "B", limits(&["b.>"])).await;
+        // The same stream again is not a new one.
+        create(&mut c, "B", limits(&["b.>"])).await;
+        assert_eq!(
+            code(try_create(&mut c, "C", limits(&["c.>"])).await),
+            Some((10027, "maximum number of streams reached".into()))
+        );
+        let first = c
+            .raw_consumers()
+            .create_consumer(consumer("D1"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(first.error.is_none(), "{:?}", first.error);
+        let second = c
+            .raw_consumers()
+            .create_consumer(consumer("D2"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            code(second.error),
+            Some((10026, "maximum consumers limit reached".into()))
+        );
+        // 100 bytes a record: three fit in 350 across the account's streams.
+        assert_eq!(
+            commit_one(&mut c, "m1", "A", vec![rec("a.1"), rec("a.2")]).await,
+            ["1", "2"]
+        );
+        assert_eq!(
+            commit_one(&mut c, "m2", "B", vec![rec("b.1"), rec("b.2")]).await,
+            ["1", "e10002:resource limits exceeded for account"]
+        );
+    }
+    // After a restart the limits still hold; unlimited ones lift them.
+    let (_cp, mut c) = start(backend, clock).await;
+    assert_eq!(
+        commit_one(&mut c, "m3", "A", vec![rec("a.3")]).await,
+        ["e10002:resource limits exceeded for account"]
+    );
+    assert_eq!(
+        try_create(&mut c, "C", limits(&["c.>"]))
+            .await
+            .map(|e| e.err_code),
+        Some(10027)
+    );
+    c.raw_streams().set_account_limits(set(-1, -1, -1)).await.unwrap();
+    create(&mut c, "C", limits(&["c.>"])).await;
+    assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
 }

@@ -73,8 +73,18 @@ pub fn limits(subjects: &[&str]) -> v1::StreamLimits {
 }
 
 pub async fn create(client: &mut ControlPlaneClient, name: &str, limits: v1::StreamLimits) {
-    let resp = client
-        .streams
+    let error = try_create(client, name, limits).await;
+    assert!(error.is_none(), "create {name}: {error:?}");
+}
+
+/// Creates a stream; the error it was refused with, if any.
+pub async fn try_create(
+    client: &mut ControlPlaneClient,
+    name: &str,
+    limits: v1::StreamLimits,
+) -> Option<v1::JsError> {
+    client
+        .raw_streams()
         .create_stream(v1::CreateStreamRequest {
             config: Some(v1::StreamConfig {
                 name: name.into(),
@@ -84,8 +94,8 @@ pub async fn create(client: &mut ControlPlaneClient, name: &str, limits: v1::Str
         })
         .await
         .unwrap()
-        .into_inner();
-    assert!(resp.error.is_none(), "create {name}: {:?}", resp.error);
+        .into_inner()
+        .error
 }
 
 pub fn rec(subject: &str) -> v1::RecordMeta {
@@ -120,7 +130,12 @@ pub async fn commit(
     client: &mut ControlPlaneClient,
     req: v1::CommitBatchRequest,
 ) -> v1::CommitBatchResponse {
-    client.streams.commit_batch(req).await.unwrap().into_inner()
+    client
+        .raw_streams()
+        .commit_batch(req)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// One record's answer as a short string: "7", "dup3" or "e10071:wrong last sequence: 2".
@@ -146,7 +161,7 @@ pub async fn commit_one(
 
 pub async fn info(client: &mut ControlPlaneClient, name: &str) -> v1::StreamInfoResponse {
     client
-        .streams
+        .raw_streams()
         .stream_info(v1::StreamInfoRequest {
             name: name.into(),
             deleted_details: true,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
 use infinistream_jetstream::convert::unavailable;
-use infinistream_proto::v1;
 use infinistream_protocol::jsapi::advisory::Action;
 use infinistream_protocol::jsapi::consumer::{
     ConsumerAction, ConsumerCreateResponse, ConsumerDeleteResponse, ConsumerInfo,
@@ -236,14 +235,7 @@ async fn create(
     // stream's other consumers is checked atomically by the control plane.
     cfg.check_workqueue(&stream_cfg)?;
     let wire = store::proto_config(&stream, &cfg)?;
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::CreateConsumerRequest {
-            config: Some(wire.clone()),
-        };
-        async move { consumers.create_consumer(request).await }
-    })
-    .await?;
+    let resp = cp_call(|| engine.cp.create_consumer(wire.clone())).await?;
     let stored = store::decode(&stream, resp)?;
     tracing::info!(stream = %stream, consumer = %cfg.name, pull = cfg.is_pull(), "consumer created");
     events::consumer_action(&engine.broker, &stream, &cfg.name, Action::Create);

@@ -17,7 +17,6 @@
 
 use infinistream_jetstream::advisory::{event, publish};
 use infinistream_jetstream::api::cp_call;
-use infinistream_jetstream::convert::api_error;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::consumer::{NextRequest, PriorityPolicy, PullStatus};
@@ -214,19 +213,7 @@ pub(crate) async fn unpin(
     let req = UnpinRequest::parse(payload)?;
     let stored = store::fetch_info(&engine.cp, stream, consumer).await?;
     check_unpin_group(&stored.config, &req.group)?;
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::UnpinRequest {
-            stream: stream.to_owned(),
-            consumer: consumer.to_owned(),
-            group: req.group.clone(),
-        };
-        async move { consumers.unpin(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
+    cp_call(|| engine.cp.unpin(stream, consumer, &req.group)).await?;
     tracing::info!(stream = %stream, consumer = %consumer, group = %req.group, "consumer unpinned");
     unpinned(engine, stream, consumer, &req.group, REASON_ADMIN);
     Ok(UnpinResponse {})

@@ -20,8 +20,6 @@ use std::sync::Arc;
 
 use infinistream_jetstream::Reply;
 use infinistream_jetstream::api::cp_call;
-use infinistream_jetstream::convert::api_error;
-use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{ConsumerResetRequest, ConsumerResetResponse};
 use infinistream_protocol::jsapi::{ApiError, parse_request, render_ok};
 use tracing::Instrument;
@@ -56,19 +54,7 @@ async fn reset(
     if let Some(rt) = engine.running(stream, name) {
         rt.send_held_acks(engine).await;
     }
-    let resp = cp_call(|| {
-        let mut consumers = engine.cp.consumers.clone();
-        let request = v1::ResetConsumerRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-            seq: request.seq,
-        };
-        async move { consumers.reset_consumer(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
+    let resp = cp_call(|| engine.cp.reset_consumer(stream, name, request.seq)).await?;
     let info = resp
         .info
         .ok_or_else(|| ApiError::internal("consumer reset answered without the consumer"))?;

@@ -4,7 +4,7 @@
 
 use infinistream_cp_client::ControlPlaneClient;
 use infinistream_jetstream::api::cp_call;
-use infinistream_jetstream::convert::{self, api_error};
+use infinistream_jetstream::convert;
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::consumer::{
     AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy,
@@ -57,15 +57,7 @@ pub(crate) async fn fetch_info(
     stream: &str,
     name: &str,
 ) -> Result<StoredConsumer, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = cp.consumers.clone();
-        let request = v1::ConsumerInfoRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.consumer_info(request).await }
-    })
-    .await?;
+    let resp = cp_call(|| cp.consumer_info(stream, name)).await?;
     decode(stream, resp)
 }
 
@@ -132,19 +124,7 @@ pub(crate) async fn delete(
     stream: &str,
     name: &str,
 ) -> Result<(), ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = cp.consumers.clone();
-        let request = v1::DeleteConsumerRequest {
-            stream: stream.to_owned(),
-            name: name.to_owned(),
-        };
-        async move { consumers.delete_consumer(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    Ok(())
+    cp_call(|| cp.delete_consumer(stream, name)).await
 }
 
 /// Replaces a consumer's stored config (checked by the caller); the stored consumer.
@@ -153,15 +133,7 @@ pub(crate) async fn update(
     stream: &str,
     config: v1::ConsumerConfig,
 ) -> Result<StoredConsumer, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = cp.consumers.clone();
-        let request = v1::UpdateConsumerRequest {
-            config: Some(config.clone()),
-            create_if_missing: false,
-        };
-        async move { consumers.update_consumer(request).await }
-    })
-    .await?;
+    let resp = cp_call(|| cp.update_consumer(config.clone(), false)).await?;
     decode(stream, resp)
 }
 
@@ -170,19 +142,8 @@ pub(crate) async fn list_stored(
     cp: &ControlPlaneClient,
     stream: &str,
 ) -> Result<Vec<StoredConsumer>, ApiError> {
-    let resp = cp_call(|| {
-        let mut consumers = cp.consumers.clone();
-        let request = v1::ListConsumersRequest {
-            stream: stream.to_owned(),
-        };
-        async move { consumers.list_consumers(request).await }
-    })
-    .await?;
-    if let Some(e) = &resp.error {
-        return Err(api_error(e));
-    }
-    let mut out = resp
-        .consumers
+    let consumers = cp_call(|| cp.list_consumers(stream)).await?;
+    let mut out = consumers
         .into_iter()
         .map(|resp| decode(stream, resp))
         .collect::<Result<Vec<_>, _>>()?;

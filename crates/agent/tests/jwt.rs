@@ -1,0 +1,578 @@
+//! Decentralized JWT auth (issue 19, item 4): an operator, accounts from the memory
+//! resolver and users signing in with `nats` credentials files — JWTs made and signed
+//! here with nkeys. Every answer is compared with nats-server 2.15.1 configured the
+//! same way: who may sign in (a good user, one signed by an account signing key, a
+//! bearer token; a wrong seed, an expired or early JWT, a revoked user, an untrusted
+//! or forged issuer are refused with `Authorization Violation`), account isolation,
+//! permissions from the claims, and JetStream only in the account whose JWT enables
+//! it. A reload (SIGHUP) that revokes a signed-in user closes its connection only.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::client::RequestErrorKind;
+use futures::StreamExt;
+use infinistream_broker::jwt::{credentials_file, encode};
+use infinistream_config::RawAgentConfig;
+use infinistream_testkit::nats::NatsServer;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+#[path = "support/in_process.rs"]
+mod in_process;
+#[path = "support/py_client.rs"]
+mod py_client;
+
+/// Generous bound for "this should happen"; never a timing assertion.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("seconds fit")
+}
+
+/// nsc's "unlimited" for an account's and a user's limits.
+fn unlimited() -> Value {
+    json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+           "wildcards": true, "conn": -1, "leaf": -1})
+}
+
+/// An operator with accounts A (JetStream, a signing key, a revoked user) and B, and
+/// the users of the tests.
+struct Trust {
+    operator_jwt: String,
+    a: nkeys::KeyPair,
+    a_signer: nkeys::KeyPair,
+    b: nkeys::KeyPair,
+    b_scoped: nkeys::KeyPair,
+    operator: nkeys::KeyPair,
+    revoked: nkeys::KeyPair,
+    /// nats-server's system account (it needs one for JetStream in operator mode);
+    /// InfiniStream loads it as one more account.
+    system: nkeys::KeyPair,
+    /// When the revocations were made; users are issued before it.
+    revoked_at: i64,
+}
+
+impl Trust {
+    fn new() -> Trust {
+        let operator = nkeys::KeyPair::new_operator();
+        let operator_jwt = encode(
+            &json!({"jti": "op", "iat": now(), "iss": operator.public_key(),
+                    "sub": operator.public_key(), "name": "OP",
+                    "nats": {"type": "operator", "version": 2}}),
+            &operator,
+        )
+        .expect("operator JWT");
+        Trust {
+            operator_jwt,
+            a: nkeys::KeyPair::new_account(),
+            a_signer: nkeys::KeyPair::new_account(),
+            b: nkeys::KeyPair::new_account(),
+            b_scoped: nkeys::KeyPair::new_account(),
+            operator,
+            revoked: nkeys::KeyPair::new_user(),
+            system: nkeys::KeyPair::new_account(),
+            revoked_at: now(),
+        }
+    }
+
+    /// Account A's JWT; `revoke_also`: one more user revoked (a reload's change).
+    fn account_a(&self, revoke_also: Option<&str>) -> String {
+        let mut revocations = json!({self.revoked.public_key(): self.revoked_at});
+        if let Some(user) = revoke_also {
+            revocations[user] = json!(self.revoked_at);
+        }
+        let mut limits = unlimited();
+        for (k, v) in [
+            ("mem_storage", -1),
+            ("disk_storage", -1),
+            ("streams", -1),
+            ("consumer", -1),
+        ] {
+            limits[k] = json!(v);
+        }
+        self.account_jwt(
+            &self.a,
+            json!({"limits": limits, "signing_keys": [self.a_signer.public_key()],
+                   "revocations": revocations,
+                   "exports": [{"name": "time", "subject": "svc.>", "type": "service"}]}),
+        )
+    }
+
+    /// Account B: users without permissions of their own get its default ones; a
+    /// scoped signing key gives its users the template's.
+    fn account_b(&self) -> String {
+        self.account_jwt(
+            &self.b,
+            json!({"limits": unlimited(),
+                   "imports": [{"name": "time", "subject": "svc.time", "account": self.a.public_key(),
+                                "local_subject": "time", "type": "service"}],
+                   "default_permissions": {"pub": {"deny": ["secret.>"]}},
+                   "signing_keys": [{"kind": "user_scope", "key": self.b_scoped.public_key(),
+                                     "role": "reader", "template": {"pub": {"allow": ["reads.>", "barrier"]}}}]}),
+        )
+    }
+
+    fn account_jwt(&self, account: &nkeys::KeyPair, mut nats: Value) -> String {
+        nats["type"] = json!("account");
+        nats["version"] = json!(2);
+        encode(
+            &json!({"jti": account.public_key(), "iat": now(), "iss": self.operator.public_key(),
+                    "sub": account.public_key(), "name": "acct", "nats": nats}),
+            &self.operator,
+        )
+        .expect("account JWT")
+    }
+
+    /// A credentials file for a user signed by `issuer`; `nats` claims merged in (a
+    /// null removes the claim).
+    fn creds(&self, user: &nkeys::KeyPair, issuer: &nkeys::KeyPair, extra: Value) -> String {
+        let mut nats = unlimited();
+        nats["type"] = json!("user");
+        nats["version"] = json!(2);
+        let mut claims = json!({"jti": user.public_key(), "iat": self.revoked_at - 10,
+                                "iss": issuer.public_key(), "sub": user.public_key(),
+                                "name": "user"});
+        for (k, v) in extra.as_object().expect("object") {
+            if k == "nats" {
+                for (nk, nv) in v.as_object().expect("nats object") {
+                    match (nv.is_null(), nats.as_object_mut()) {
+                        (true, Some(nats)) => {
+                            nats.remove(nk);
+                        }
+                        _ => nats[nk] = nv.clone(),
+                    }
+                }
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims["nats"] = nats;
+        let jwt = encode(&claims, issuer).expect("user JWT");
+        credentials_file(&jwt, &user.seed().expect("seed"))
+    }
+
+    fn nats_conf(&self) -> String {
+        format!(
+            "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n}}\n",
+            self.operator_jwt,
+            self.system.public_key(),
+            self.system.public_key(),
+            self.account_jwt(&self.system, json!({"limits": unlimited()})),
+            self.a.public_key(),
+            self.account_a(None),
+            self.b.public_key(),
+            self.account_b()
+        )
+    }
+
+    fn agent_toml(&self, revoke_also: Option<&str>) -> String {
+        format!(
+            "operator = \"{}\"\nresolver = \"MEMORY\"\n[resolver_preload]\n{} = \"{}\"\n{} = \"{}\"\n",
+            self.operator_jwt,
+            self.a.public_key(),
+            self.account_a(revoke_also),
+            self.b.public_key(),
+            self.account_b()
+        )
+    }
+}
+
+async fn start_agent(dir: &Path, toml: &str) -> (infinistream_agent::AgentHandle, RawAgentConfig) {
+    let file = dir.join("agent.toml");
+    std::fs::write(&file, toml).expect("write config");
+    let flags = in_process::local(&dir.join("data"));
+    let config = infinistream_config::load_agent(Some(&file), &flags).expect("valid config");
+    (in_process::start_config(config).await, flags)
+}
+
+/// Signs in with `creds`, collecting the server's errors.
+async fn sign_in(
+    url: &str,
+    creds: &str,
+) -> Result<(async_nats::Client, mpsc::UnboundedReceiver<String>), String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    async_nats::ConnectOptions::with_credentials(creds)
+        .map_err(|e| format!("bad credentials: {e}"))?
+        .request_timeout(Some(Duration::from_secs(10)))
+        .max_reconnects(Some(1))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map(|client| (client, rx))
+        .map_err(|e| format!("refused: {:?}", e.kind()))
+}
+
+/// A request's answer as text: the payload, or the kind of failure.
+async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> String {
+    match client
+        .request(subject.to_owned(), body.to_owned().into())
+        .await
+    {
+        Ok(msg) => String::from_utf8_lossy(&msg.payload).into_owned(),
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => "no responders".to_owned(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Returns once the server processed everything `client` sent before.
+async fn barrier(client: &async_nats::Client) {
+    assert_eq!(ask(client, "barrier", "").await, "no responders");
+}
+
+async fn next_subject(sub: &mut async_nats::Subscriber) -> String {
+    let msg = timeout(EVENTUALLY, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("subscription open");
+    format!("{} {}", msg.subject, String::from_utf8_lossy(&msg.payload))
+}
+
+/// What each user meets on the server at `url`.
+async fn transcript(trust: &Trust, url: &str) -> Vec<String> {
+    let user = nkeys::KeyPair::new_user;
+    let (alice, bob) = (user(), user());
+    let stranger_account = nkeys::KeyPair::new_account();
+    let wrong_seed = {
+        let creds = trust.creds(&alice, &trust.a, json!({}));
+        let other = user().seed().expect("seed");
+        creds.replace(&alice.seed().expect("seed"), &other)
+    };
+    let cases = [
+        ("A user", trust.creds(&alice, &trust.a, json!({}))),
+        (
+            "A signing key",
+            trust.creds(
+                &user(),
+                &trust.a_signer,
+                json!({"nats": {"issuer_account": trust.a.public_key()}}),
+            ),
+        ),
+        (
+            "scoped with limits",
+            trust.creds(
+                &user(),
+                &trust.b_scoped,
+                json!({"nats": {"issuer_account": trust.b.public_key()}}),
+            ),
+        ),
+        ("wrong seed", wrong_seed),
+        (
+            "expired",
+            trust.creds(&user(), &trust.a, json!({"exp": now() - 60})),
+        ),
+        (
+            "not yet valid",
+            trust.creds(&user(), &trust.a, json!({"nbf": now() + 3600})),
+        ),
+        ("revoked", trust.creds(&trust.revoked, &trust.a, json!({}))),
+        (
+            "unknown account",
+            trust.creds(&user(), &stranger_account, json!({})),
+        ),
+        (
+            "forged issuer_account",
+            trust.creds(
+                &user(),
+                &stranger_account,
+                json!({"nats": {"issuer_account": trust.a.public_key()}}),
+            ),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (label, creds) in &cases {
+        let outcome = match sign_in(url, creds).await {
+            Ok((client, _)) => {
+                barrier(&client).await;
+                "signed in".to_owned()
+            }
+            Err(e) => e,
+        };
+        out.push(format!("{label}: {outcome}"));
+    }
+    // A bearer token needs no nonce signature: a wrong seed still signs in.
+    let holder = user();
+    let bearer = trust
+        .creds(&holder, &trust.a, json!({"nats": {"bearer_token": true}}))
+        .replace(&holder.seed().expect("seed"), &user().seed().expect("seed"));
+    let bearer_outcome = match sign_in(url, &bearer).await {
+        Ok(_) => "signed in".to_owned(),
+        Err(e) => e,
+    };
+    out.push(format!("bearer: {bearer_outcome}"));
+
+    // Isolation: A and B subscribe to the same subjects and see only their own.
+    let (a, _) = sign_in(url, &trust.creds(&alice, &trust.a, json!({})))
+        .await
+        .expect("alice");
+    let (b, mut b_errors) = sign_in(
+        url,
+        &trust.creds(
+            &bob,
+            &trust.b,
+            json!({"nats": {"pub": {"allow": ["orders.>", "barrier"]},
+                            "sub": {"allow": ["orders.>", "_INBOX.>"], "deny": ["orders.secret"]}}}),
+        ),
+    )
+    .await
+    .expect("bob");
+    let mut in_a = a.subscribe("orders.>").await.expect("sub A");
+    let mut in_b = b.subscribe("orders.>").await.expect("sub B");
+    barrier(&a).await;
+    barrier(&b).await;
+    for (client, subject) in [(&b, "orders.b"), (&a, "orders.a")] {
+        client
+            .publish(subject, subject.to_owned().into())
+            .await
+            .expect("publish");
+        barrier(client).await;
+    }
+    out.push(format!("A sees: {}", next_subject(&mut in_a).await));
+    out.push(format!("B sees: {}", next_subject(&mut in_b).await));
+
+    // Permissions from bob's claims; the connection stays open.
+    b.publish("billing.x", "x".into()).await.expect("publish");
+    barrier(&b).await;
+    let _denied = b.subscribe("orders.secret").await.expect("sub");
+    barrier(&b).await;
+    for _ in 0..2 {
+        let err = timeout(EVENTUALLY, b_errors.recv())
+            .await
+            .expect("an error in time")
+            .expect("events open");
+        out.push(format!("B error: {err}"));
+    }
+
+    // B's default permissions for a user without its own; a scoped key's template.
+    for (who, creds, subject) in [
+        (
+            "B default",
+            trust.creds(&user(), &trust.b, json!({})),
+            "secret.x",
+        ),
+        (
+            "B scoped",
+            // nats-server: a scoped key's users carry no permissions or limits.
+            trust.creds(
+                &user(),
+                &trust.b_scoped,
+                json!({"nats": {"issuer_account": trust.b.public_key(), "subs": null,
+                                "data": null, "payload": null}}),
+            ),
+            "writes.x",
+        ),
+    ] {
+        let (client, mut errors) = sign_in(url, &creds)
+            .await
+            .unwrap_or_else(|e| panic!("{who} signs in at {url}: {e}"));
+        client.publish(subject, "x".into()).await.expect("publish");
+        barrier(&client).await;
+        client
+            .publish("reads.x", "x".into())
+            .await
+            .expect("publish");
+        barrier(&client).await;
+        let err = timeout(EVENTUALLY, errors.recv())
+            .await
+            .expect("an error in time")
+            .expect("events open");
+        out.push(format!("{who} error: {err}"));
+    }
+
+    // B reaches A's exported service through its import, under its local subject.
+    let mut service = a.subscribe("svc.>").await.expect("service");
+    barrier(&a).await;
+    let answering = a.clone();
+    let served = tokio::spawn(async move {
+        let req = service.next().await.expect("a request");
+        let reply = req.reply.expect("reply subject");
+        let seen = format!("{} {}", req.subject, reply.starts_with("_R_."));
+        answering.publish(reply, seen.into()).await.expect("answer");
+        answering.flush().await.expect("flush");
+    });
+    let (carl, _) = sign_in(url, &trust.creds(&user(), &trust.b, json!({})))
+        .await
+        .expect("carl");
+    out.push(format!("B asks time: {}", ask(&carl, "time", "").await));
+    served.await.expect("service task");
+
+    // JetStream works in A, whose JWT enables it.
+    let js = async_nats::jetstream::new(a.clone());
+    let created = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ORDERS".into(),
+            subjects: vec!["orders.>".into()],
+            ..Default::default()
+        })
+        .await
+        .map(|s| s.cached_info().config.name.clone());
+    out.push(format!("A stream: {created:?}"));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_users_sign_in_like_nats_server() {
+    let trust = Trust::new();
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let ours = transcript(&trust, &format!("nats://{}", agent.client_addr())).await;
+    let theirs = transcript(&trust, &reference.url()).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous.
+    assert_eq!(ours[0], "A user: signed in");
+    assert_eq!(ours[1], "A signing key: signed in");
+    for refused in &ours[2..9] {
+        assert!(
+            refused.ends_with("refused: AuthorizationViolation"),
+            "{refused}"
+        );
+    }
+    assert_eq!(ours[9], "bearer: signed in");
+    assert_eq!(ours[10], "A sees: orders.a orders.a");
+    assert_eq!(ours[11], "B sees: orders.b orders.b");
+    assert!(
+        ours[12].contains("Publish to \"billing.x\""),
+        "{}",
+        ours[12]
+    );
+    assert!(
+        ours[13].contains("Subscription to \"orders.secret\""),
+        "{}",
+        ours[13]
+    );
+    assert!(ours[14].contains("Publish to \"secret.x\""), "{}", ours[14]);
+    assert!(ours[15].contains("Publish to \"writes.x\""), "{}", ours[15]);
+    assert_eq!(ours[16], "B asks time: svc.time true");
+    assert_eq!(ours[17], "A stream: Ok(\"ORDERS\")");
+
+    // B's JWT does not enable JetStream: InfiniStream answers nats-server's
+    // `JetStream not enabled for account` (10039), as nats-server does for accounts
+    // from its config file; nats-server 2.15.1 in operator mode leaves the request
+    // unanswered (it times out), which no client can tell from a lost request.
+    let bob = trust.creds(&nkeys::KeyPair::new_user(), &trust.b, json!({}));
+    let (b, _) = sign_in(&format!("nats://{}", agent.client_addr()), &bob)
+        .await
+        .expect("bob");
+    let answer = ask(
+        &b,
+        "$JS.API.STREAM.CREATE.S",
+        r#"{"name":"S","subjects":["s.>"]}"#,
+    )
+    .await;
+    assert!(answer.contains("\"err_code\":10039"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_revokes_a_user_closes_only_its_connection() {
+    let trust = Trust::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, flags) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let url = format!("nats://{}", agent.client_addr());
+    let (carol_key, dave_key) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let (carol, mut carol_errors) = sign_in(&url, &trust.creds(&carol_key, &trust.a, json!({})))
+        .await
+        .expect("carol");
+    let (dave, _) = sign_in(&url, &trust.creds(&dave_key, &trust.a, json!({})))
+        .await
+        .expect("dave");
+    barrier(&carol).await;
+
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, trust.agent_toml(Some(&carol_key.public_key()))).expect("write");
+    infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).expect("reload");
+    let err = timeout(EVENTUALLY, carol_errors.recv())
+        .await
+        .expect("carol told in time")
+        .expect("events open");
+    assert_eq!(err, "nats: authorization violation");
+    barrier(&dave).await;
+    // Carol cannot sign in again; a reload with a broken account JWT is refused and
+    // changes nothing.
+    assert_eq!(
+        sign_in(&url, &trust.creds(&carol_key, &trust.a, json!({})))
+            .await
+            .err()
+            .as_deref(),
+        Some("refused: AuthorizationViolation")
+    );
+    let broken = trust
+        .agent_toml(None)
+        .replace(&trust.account_b(), "eyJ0eXAiOiJKV1QifQ.e30.c2ln");
+    std::fs::write(&file, broken).expect("write");
+    assert!(infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).is_err());
+    barrier(&dave).await;
+}
+
+#[tokio::test]
+async fn nats_py_signs_in_with_credentials_files_like_on_nats_server() {
+    let trust = Trust::new();
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let good = dir.path().join("good.creds");
+    let revoked = dir.path().join("revoked.creds");
+    std::fs::write(
+        &good,
+        trust.creds(&nkeys::KeyPair::new_user(), &trust.a, json!({})),
+    )
+    .expect("write");
+    std::fs::write(&revoked, trust.creds(&trust.revoked, &trust.a, json!({}))).expect("write");
+    let script = dir.path().join("jwt.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+import asyncio, sys
+import nats
+from nats.errors import Error
+
+async def main(url):
+    nc = await nats.connect(url, user_credentials={good:?}, allow_reconnect=False)
+    sub = await nc.subscribe("greet")
+    await nc.publish("greet", b"hi")
+    msg = await sub.next_msg(timeout=10)
+    assert msg.data == b"hi", msg.data
+    await nc.close()
+    errors = []
+    async def on_error(e):
+        errors.append(str(e))
+    try:
+        await nats.connect(url, user_credentials={revoked:?}, allow_reconnect=False,
+                           max_reconnect_attempts=0, error_cb=on_error, connect_timeout=5)
+        print("revoked user signed in")
+        return
+    except Exception as e:
+        errors.append(str(e))
+    assert any("authorization violation" in e.lower() for e in errors), errors
+    print("OK")
+
+asyncio.run(main(sys.argv[1]))
+"#,
+            good = good.display().to_string(),
+            revoked = revoked.display().to_string(),
+        ),
+    )
+    .expect("script");
+    for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
+        let output = py_client::run(&script, &url).await;
+        assert!(
+            output.status.success() && String::from_utf8_lossy(&output.stdout).trim() == "OK",
+            "nats.py against {url}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -1,0 +1,309 @@
+use serde_json::json;
+
+use super::*;
+
+struct Chain {
+    operator: nkeys::KeyPair,
+    operator_jwt: String,
+    account: nkeys::KeyPair,
+    signer: nkeys::KeyPair,
+    user: nkeys::KeyPair,
+}
+
+fn chain() -> Chain {
+    let operator = nkeys::KeyPair::new_operator();
+    let operator_jwt = encode(
+        &json!({"iss": operator.public_key(), "sub": operator.public_key(), "iat": 1,
+                "nats": {"type": "operator", "version": 2}}),
+        &operator,
+    )
+    .expect("operator jwt");
+    Chain {
+        operator,
+        operator_jwt,
+        account: nkeys::KeyPair::new_account(),
+        signer: nkeys::KeyPair::new_account(),
+        user: nkeys::KeyPair::new_user(),
+    }
+}
+
+impl Chain {
+    fn account_jwt(&self, nats: serde_json::Value) -> String {
+        let mut nats = nats;
+        nats["type"] = json!("account");
+        encode(
+            &json!({"iss": self.operator.public_key(), "sub": self.account.public_key(),
+                    "iat": 1, "nats": nats}),
+            &self.operator,
+        )
+        .expect("account jwt")
+    }
+
+    fn operator_with(&self, nats: serde_json::Value) -> Result<Operator, JwtError> {
+        Operator::new(
+            std::slice::from_ref(&self.operator_jwt),
+            &BTreeMap::from([(self.account.public_key(), self.account_jwt(nats))]),
+        )
+    }
+
+    fn user_jwt(&self, issuer: &nkeys::KeyPair, extra: serde_json::Value) -> String {
+        let mut claims = json!({"iss": issuer.public_key(), "sub": self.user.public_key(),
+                                "iat": 100, "nats": {"type": "user", "version": 2}});
+        if let serde_json::Value::Object(extra) = extra {
+            for (k, v) in extra {
+                if k == "nats" {
+                    for (nk, nv) in v.as_object().expect("nats object") {
+                        claims["nats"][nk] = nv.clone();
+                    }
+                } else {
+                    claims[k] = v;
+                }
+            }
+        }
+        encode(&claims, issuer).expect("user jwt")
+    }
+
+    fn signed(&self, nonce: &str) -> String {
+        let sig = self.user.sign(nonce.as_bytes()).expect("sign");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    }
+}
+
+#[test]
+fn a_signed_chain_signs_in_with_the_claimed_permissions() {
+    let c = chain();
+    let op = c.operator_with(json!({})).expect("operator");
+    let jwt = c.user_jwt(
+        &c.account,
+        json!({"nats": {"pub": {"allow": ["orders.>"]}, "sub": {"deny": ["secret"]},
+                         "resp": {"max": 2, "ttl": 1_000_000_000}}}),
+    );
+    let sig = c.signed("nonce1");
+    let user = op
+        .verify_user(&jwt, Some((Some("nonce1"), Some(&sig))))
+        .expect("verified");
+    assert_eq!(user.key, c.user.public_key());
+    assert_eq!(&*user.account, c.account.public_key().as_str());
+    let perms = user.permissions.expect("permissions");
+    assert_eq!(
+        perms.publish,
+        Some(SubjectPermission {
+            allow: Some(vec!["orders.>".into()]),
+            deny: vec![]
+        })
+    );
+    assert_eq!(
+        perms.subscribe,
+        Some(SubjectPermission {
+            allow: None,
+            deny: vec!["secret".into()]
+        })
+    );
+    assert_eq!(
+        perms.allow_responses,
+        Some(ResponsePermission {
+            max_msgs: 2,
+            expires: std::time::Duration::from_secs(1)
+        })
+    );
+    // The nonce signature must match.
+    assert_eq!(
+        op.verify_user(&jwt, Some((Some("other"), Some(&sig))))
+            .err(),
+        Some(JwtError::Nonce(c.user.public_key()))
+    );
+    assert!(op.verify_user(&jwt, Some((Some("nonce1"), None))).is_err());
+}
+
+#[test]
+fn forged_expired_and_revoked_users_are_refused() {
+    let c = chain();
+    let op = c
+        .operator_with(json!({"revocations": {}}))
+        .expect("operator");
+    let sig = c.signed("n");
+    let signed = Some((Some("n"), Some(sig.as_str())));
+    // Signed by a key the account does not know.
+    let stranger = nkeys::KeyPair::new_account();
+    let forged = c.user_jwt(
+        &stranger,
+        json!({"nats": {"issuer_account": c.account.public_key()}}),
+    );
+    assert!(matches!(
+        op.verify_user(&forged, signed),
+        Err(JwtError::UntrustedUser { .. })
+    ));
+    // A tampered claim breaks the signature.
+    let good = c.user_jwt(&c.account, json!({}));
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let tampered_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({"iss": c.account.public_key(), "sub": c.user.public_key(), "iat": 100,
+               "nats": {"type": "user", "pub": {"allow": [">"]}}})
+        .to_string(),
+    );
+    parts[1] = &tampered_claims;
+    assert!(matches!(
+        op.verify_user(&parts.join("."), signed),
+        Err(JwtError::Signature(_))
+    ));
+    let expired = c.user_jwt(&c.account, json!({"exp": 1000}));
+    assert_eq!(
+        op.verify_user(&expired, signed).err(),
+        Some(JwtError::Expired("user"))
+    );
+    let early = c.user_jwt(&c.account, json!({"nbf": i64::MAX / 2}));
+    assert_eq!(
+        op.verify_user(&early, signed).err(),
+        Some(JwtError::NotYetValid("user"))
+    );
+    // Revoked at or after the JWT's iat (100); a JWT issued later passes.
+    for revocations in [json!({c.user.public_key(): 100}), json!({"*": 150})] {
+        let op = c
+            .operator_with(json!({"revocations": revocations}))
+            .expect("operator");
+        assert_eq!(
+            op.verify_user(&good, signed).err(),
+            Some(JwtError::Revoked(c.user.public_key()))
+        );
+        let reissued = c.user_jwt(&c.account, json!({"iat": 200}));
+        assert!(op.verify_user(&reissued, signed).is_ok());
+    }
+}
+
+#[test]
+fn signing_keys_bearer_tokens_and_default_permissions() {
+    let c = chain();
+    let op = c
+        .operator_with(json!({
+            "signing_keys": [c.signer.public_key()],
+            "default_permissions": {"pub": {"allow": ["default.>"]}}
+        }))
+        .expect("operator");
+    let by_signer = c.user_jwt(
+        &c.signer,
+        json!({"nats": {"issuer_account": c.account.public_key()}}),
+    );
+    let sig = c.signed("n");
+    let user = op
+        .verify_user(&by_signer, Some((Some("n"), Some(&sig))))
+        .expect("signing key accepted");
+    assert_eq!(&*user.account, c.account.public_key().as_str());
+    assert_eq!(
+        user.permissions
+            .and_then(|p| p.publish)
+            .and_then(|p| p.allow),
+        Some(vec!["default.>".to_owned()]),
+        "the account's default permissions apply to a user without its own"
+    );
+    let bearer = c.user_jwt(&c.account, json!({"nats": {"bearer_token": true}}));
+    assert!(op.verify_user(&bearer, Some((None, None))).is_ok());
+
+    // A scoped signing key's template sets the permissions.
+    let scoped = c
+        .operator_with(
+            json!({"signing_keys": [{"kind": "user_scope", "key": c.signer.public_key(),
+            "role": "r", "template": {"sub": {"allow": ["scoped.>"]}}}]}),
+        )
+        .expect("operator");
+    let user = scoped
+        .verify_user(&by_signer, Some((Some("n"), Some(&sig))))
+        .expect("scoped key accepted");
+    assert_eq!(
+        user.permissions
+            .and_then(|p| p.subscribe)
+            .and_then(|p| p.allow),
+        Some(vec!["scoped.>".to_owned()])
+    );
+    // As nats-server: a scoped key's users carry no permissions or limits of their own.
+    let with_limits = c.user_jwt(
+        &c.signer,
+        json!({"nats": {"issuer_account": c.account.public_key(), "subs": -1}}),
+    );
+    assert_eq!(
+        scoped.verify_user(&with_limits, None).err(),
+        Some(JwtError::ScopedUserClaims(c.user.public_key()))
+    );
+}
+
+#[test]
+fn accounts_must_chain_to_the_operator_and_unbuilt_claims_are_refused() {
+    let c = chain();
+    let other = nkeys::KeyPair::new_operator();
+    let foreign = encode(
+        &json!({"iss": other.public_key(), "sub": c.account.public_key(), "iat": 1,
+                "nats": {"type": "account"}}),
+        &other,
+    )
+    .expect("jwt");
+    let err = Operator::new(
+        std::slice::from_ref(&c.operator_jwt),
+        &BTreeMap::from([(c.account.public_key(), foreign)]),
+    )
+    .expect_err("untrusted");
+    assert!(matches!(err, JwtError::UntrustedAccount { .. }));
+    let misfiled = Operator::new(
+        std::slice::from_ref(&c.operator_jwt),
+        &BTreeMap::from([("AWRONG".to_owned(), c.account_jwt(json!({})))]),
+    );
+    assert!(matches!(misfiled, Err(JwtError::PreloadKey { .. })));
+    for (nats, what) in [
+        (json!({"limits": {"conn": 5}}), "`conn`"),
+        (
+            json!({"exports": [{"subject": "svc", "type": "service", "response_type": "Stream"}]}),
+            "service export",
+        ),
+        (
+            json!({"limits": {"disk_storage": 1024}}),
+            "JetStream limits",
+        ),
+    ] {
+        let err = c.operator_with(nats).expect_err("refused").to_string();
+        assert!(
+            err.contains(what) && err.contains("not supported yet"),
+            "{err}"
+        );
+    }
+    // Unlimited everything (nsc's defaults) and unlimited JetStream are fine.
+    let op = c
+        .operator_with(
+            json!({"limits": {"conn": -1, "subs": -1, "data": -1, "payload": -1,
+                                         "mem_storage": -1, "disk_storage": -1,
+                                         "streams": -1, "consumer": -1}}),
+        )
+        .expect("unlimited");
+    assert_eq!(op.jetstream_accounts().len(), 1);
+}
+
+#[test]
+fn malformed_tokens_are_refused() {
+    let c = chain();
+    let op = c.operator_with(json!({})).expect("operator");
+    for bad in ["", "a.b", "a.b.c.d", "!!.??.**"] {
+        assert!(op.verify_user(bad, None).is_err(), "{bad}");
+    }
+    for (claims, what) in [
+        (json!({"subs": 10}), "user limits"),
+        (json!({"src": ["10.0.0.0/8"]}), "src"),
+        (
+            json!({"times": [{"start": "01:00:00", "end": "02:00:00"}]}),
+            "times",
+        ),
+    ] {
+        let jwt = c.user_jwt(&c.account, json!({"nats": claims}));
+        let err = op.verify_user(&jwt, None).expect_err("refused").to_string();
+        assert!(
+            err.contains(what) && err.contains("not supported yet"),
+            "{err}"
+        );
+    }
+    let unlimited = c.user_jwt(
+        &c.account,
+        json!({"nats": {"subs": -1, "data": -1, "payload": -1}}),
+    );
+    assert!(op.verify_user(&unlimited, None).is_ok());
+    let account_as_user = c.account_jwt(json!({}));
+    assert!(matches!(
+        op.verify_user(&account_as_user, None),
+        Err(JwtError::Type { .. })
+    ));
+}
