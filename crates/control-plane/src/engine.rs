@@ -58,6 +58,7 @@ mod reads;
 mod removal;
 mod round;
 mod streams;
+mod subjects;
 pub(crate) mod watch;
 
 use commit::writer;
@@ -98,6 +99,8 @@ fn nanos(d: Duration) -> i64 {
 pub(crate) struct Group {
     name: String,
     streams: BTreeMap<String, Stream>,
+    /// Every stream's subjects, for the overlap check (kept with `streams`).
+    subjects: subjects::SubjectIndex,
     /// Streams changed since the last write.
     touched: BTreeSet<String>,
     /// Streams deleted since the last write.

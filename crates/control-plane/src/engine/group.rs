@@ -146,6 +146,7 @@ impl Group {
                 s.restore_log(key, since, unfolded);
                 g.pending.insert((since, stream.to_owned()));
             }
+            g.subjects.add(stream, &s.spec.limits.subjects);
             g.streams.insert(stream.to_owned(), s);
         }
         let batch_prefix = keys::kind_prefix(name, "batch");

@@ -31,7 +31,7 @@ impl Group {
             }
             return error_info(ApiError::stream_name_exist().into());
         }
-        if overlaps(self, &spec) {
+        if self.subjects.overlaps(&spec.name, &spec.limits.subjects) {
             return error_info(ApiError::stream_subject_overlap().into());
         }
         if let Some(e) = self.account_refuses_stream(&spec) {
@@ -48,6 +48,7 @@ impl Group {
         let mut stream = Stream::new(spec, now);
         stream.start_at_first_seq();
         stream.created_round = created_round;
+        self.subjects.add(&name, &stream.spec.limits.subjects);
         self.streams.insert(name.clone(), stream);
         self.touched.insert(name.clone());
         self.note_stream(v1::StreamEventKind::StreamEventCreated, &name);
@@ -78,7 +79,7 @@ impl Engine {
                 .into(),
             ));
         }
-        if overlaps(g, &spec) {
+        if g.subjects.overlaps(&spec.name, &spec.limits.subjects) {
             return Ok(error_info(ApiError::stream_subject_overlap().into()));
         }
         if let Some(e) = g.account_refuses_stream(&spec) {
@@ -93,6 +94,8 @@ impl Engine {
             created_round: existing.created_round,
         };
         if let Some(s) = g.streams.get_mut(&name) {
+            g.subjects.remove(&name, &s.spec.limits.subjects);
+            g.subjects.add(&name, &spec.limits.subjects);
             s.spec = spec;
             s.enforce_all_limits(now);
         }
@@ -118,6 +121,7 @@ impl Engine {
         let Some(mut s) = g.streams.remove(name) else {
             return Ok(Some(ApiError::stream_not_found().into()));
         };
+        g.subjects.remove(name, &s.spec.limits.subjects);
         s.remove_all_entries();
         for (obj, d) in std::mem::take(&mut s.obj_delta) {
             apply_delta(&mut g.object_refs, &mut g.released, obj, d);
@@ -160,16 +164,4 @@ impl Engine {
             .map(|(name, _)| g.stream_info(name, false))
             .collect())
     }
-}
-
-fn overlaps(g: &Group, spec: &StreamSpec) -> bool {
-    g.streams.values().any(|other| {
-        other.name() != spec.name
-            && other.spec.limits.subjects.iter().any(|a| {
-                spec.limits
-                    .subjects
-                    .iter()
-                    .any(|b| subject::subjects_collide(a, b))
-            })
-    })
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -127,8 +128,14 @@ impl StreamReader {
             return Err(inconsistent("chunk belongs to another stream"));
         }
         let meta = meta.clone();
+        let data_end = footer
+            .chunks()
+            .last()
+            .map_or(0, |last| last.range().end)
+            .min(footer.object_len());
+        let fetch = span_of(&meta.range(), data_end);
         let data = self
-            .data(key, entry.chunk_index, meta.range(), |bytes| {
+            .data(key, entry.chunk_index, meta.range(), fetch, |bytes| {
                 decode_chunk(&meta, bytes).map(|c| (u64::from(meta.raw_len), Data::Chunk(c)))
             })
             .await?;
@@ -189,7 +196,7 @@ impl StreamReader {
                 let block_index = u32::try_from(block_index)
                     .map_err(|_| inconsistent("block index overflows"))?;
                 let data = self
-                    .data(key, block_index, meta.range(), |bytes| {
+                    .data(key, block_index, meta.range(), meta.range(), |bytes| {
                         decode_block(&meta, bytes)
                             .map(|b| (u64::from(meta.raw_len), Data::Block(b)))
                     })
@@ -254,12 +261,15 @@ impl StreamReader {
         Ok((data.bytes, data.object_len))
     }
 
-    /// The decoded data range `index` of `key` (one ranged GET on a miss).
+    /// The decoded data range `index` of `key`, at bytes `range`, read as part of
+    /// `fetch` (which holds it: the range itself, or its span) on a miss: one ranged
+    /// GET on a zone-wide miss.
     async fn data<F>(
         &self,
         key: &str,
         index: u32,
-        range: std::ops::Range<u64>,
+        range: Range<u64>,
+        fetch: Range<u64>,
         decode: F,
     ) -> Result<Arc<Data>, ReadError>
     where
@@ -270,7 +280,26 @@ impl StreamReader {
             .data
             .get_or_load((key.to_owned(), index), &inner.metrics, || async {
                 parse_key(key)?;
-                let bytes = inner.zone.get(&RangeKey::bounded(key, range)).await?.bytes;
+                let fetched = inner
+                    .zone
+                    .get(&RangeKey::bounded(key, fetch.clone()))
+                    .await?
+                    .bytes;
+                let bytes = if fetch == range {
+                    fetched
+                } else {
+                    // A copy, so the decoded chunk does not keep the whole span alive
+                    // after the zone cache dropped it.
+                    let within = usize::try_from(range.start - fetch.start)
+                        .ok()
+                        .zip(usize::try_from(range.end - fetch.start).ok())
+                        .and_then(|(a, b)| fetched.get(a..b))
+                        .ok_or_else(|| ReadError::Inconsistent {
+                            key: key.to_owned(),
+                            reason: "object shorter than its footer says",
+                        })?;
+                    Bytes::copy_from_slice(within)
+                };
                 let (weight, data) = decode(bytes).map_err(|source| ReadError::Decode {
                     key: key.to_owned(),
                     source,
@@ -279,6 +308,30 @@ impl StreamReader {
             })
             .await
     }
+}
+
+/// Batch chunks are read with the rest of their aligned span of this many bytes (one
+/// ranged GET, cached in the zone cache) when they are small: an object holds a
+/// chunk per stream, so with many small streams one GET then serves the neighbouring
+/// streams' chunks too, instead of a GET (and a disk-tier file) per message.
+const SPAN_BYTES: u64 = 256 * 1024;
+/// Chunks larger than this are read alone (a span would hardly hold another).
+const SPAN_CHUNK_MAX: u64 = SPAN_BYTES / 8;
+
+/// The bytes to fetch for a chunk at `range` of an object whose chunks end at
+/// `data_end`: its aligned span (cut at `data_end`, so the footer is not read again),
+/// or the chunk alone when it is large or crosses a span boundary (its neighbours'
+/// spans are then read whole by their own reads, never overlapping ones).
+pub(super) fn span_of(range: &Range<u64>, data_end: u64) -> Range<u64> {
+    if range.end.saturating_sub(range.start) > SPAN_CHUNK_MAX {
+        return range.clone();
+    }
+    let start = range.start / SPAN_BYTES * SPAN_BYTES;
+    let end = start.saturating_add(SPAN_BYTES).min(data_end);
+    if range.end > end || range.start < start {
+        return range.clone();
+    }
+    start..end
 }
 
 /// Message `seq` of batch entry `entry` out of its decoded chunk `data` (which

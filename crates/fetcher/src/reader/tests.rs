@@ -82,3 +82,24 @@ fn errors_map_to_nats_server_codes() {
     );
     assert_eq!(ReadError::ControlPlane("down".into()).api_error().code, 500);
 }
+
+/// Small chunks are fetched with their aligned span, cut at the end of the chunks;
+/// large ones, and ones crossing a span boundary, alone.
+#[test]
+fn small_chunks_are_fetched_with_their_span() {
+    use super::objects::span_of;
+    const SPAN: u64 = 256 * 1024;
+    // A 1 KiB chunk in the second span of a 4 MiB object.
+    assert_eq!(span_of(&(SPAN + 10..SPAN + 1034), 4 << 20), SPAN..2 * SPAN);
+    // The last span stops where the chunks end (the footer follows).
+    assert_eq!(
+        span_of(&(SPAN + 10..SPAN + 1034), SPAN + 5000),
+        SPAN..SPAN + 5000
+    );
+    // Crossing a boundary, or large: alone.
+    assert_eq!(
+        span_of(&(SPAN - 10..SPAN + 10), 4 << 20),
+        SPAN - 10..SPAN + 10
+    );
+    assert_eq!(span_of(&(0..SPAN / 2), 4 << 20), 0..SPAN / 2);
+}
