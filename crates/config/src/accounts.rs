@@ -300,27 +300,14 @@ fn check_import(
     accounts: &BTreeMap<String, RawAccount>,
 ) -> Result<StreamImportSpec, ConfigError> {
     let refuse = |rule: String| Err(invalid(SETTING, format!("account `{into}`: {rule}")));
-    let source = match (&import.stream, &import.service) {
-        (Some(source), None) => source,
-        (None, Some(_)) => {
-            return refuse("service exports and imports are not supported yet".to_owned());
-        }
-        _ => return refuse("an import names either `stream` or `service`".to_owned()),
+    let (Some(source), None) = (&import.stream, &import.service) else {
+        return refuse("an import names either `stream` or `service`".to_owned());
     };
     if import.to.is_some() {
         return refuse("a stream import's `to` is not supported yet (use `prefix`)".to_owned());
     }
     let subject = &source.subject;
-    let exported = accounts.get(&source.account).is_some_and(|from| {
-        from.exports.iter().flatten().any(|e| {
-            e.stream.as_ref().is_some_and(|s| {
-                infinistream_protocol::subject::is_subset_match(subject, s)
-                    && e.accounts
-                        .as_ref()
-                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
-            })
-        })
-    });
+    let exported = exports_to(accounts, &source.account, into, subject, |e| &e.stream);
     if !exported || !infinistream_protocol::subject::is_valid_subject(subject) {
         return refuse(format!(
             "account `{}` exports no stream `{subject}` to it",
@@ -343,6 +330,27 @@ fn check_import(
     })
 }
 
+/// Whether account `from` exports `subject` (the export `kind` picks: its stream or
+/// its service subject) to account `into`.
+fn exports_to(
+    accounts: &BTreeMap<String, RawAccount>,
+    from: &str,
+    into: &str,
+    subject: &str,
+    kind: impl Fn(&RawExport) -> &Option<String>,
+) -> bool {
+    accounts.get(from).is_some_and(|from| {
+        from.exports.iter().flatten().any(|e| {
+            kind(e).as_ref().is_some_and(|s| {
+                infinistream_protocol::subject::is_subset_match(subject, s)
+                    && e.accounts
+                        .as_ref()
+                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
+            })
+        })
+    })
+}
+
 fn check_service_import(
     into: &str,
     import: &RawImport,
@@ -356,16 +364,7 @@ fn check_service_import(
         return refuse("a service import takes `to`, not `prefix`".to_owned());
     }
     let subject = &source.subject;
-    let exported = accounts.get(&source.account).is_some_and(|from| {
-        from.exports.iter().flatten().any(|e| {
-            e.service.as_ref().is_some_and(|s| {
-                infinistream_protocol::subject::is_subset_match(subject, s)
-                    && e.accounts
-                        .as_ref()
-                        .is_none_or(|allowed| allowed.iter().any(|a| a == into))
-            })
-        })
-    });
+    let exported = exports_to(accounts, &source.account, into, subject, |e| &e.service);
     if !exported || !infinistream_protocol::subject::is_valid_subject(subject) {
         return refuse(format!(
             "account `{}` exports no service `{subject}` to it",
