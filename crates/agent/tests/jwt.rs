@@ -5,7 +5,8 @@
 //! bearer token; a wrong seed, an expired or early JWT, a revoked user, an untrusted
 //! or forged issuer are refused with `Authorization Violation`), account isolation,
 //! permissions from the claims, and JetStream only in the account whose JWT enables
-//! it. A reload (SIGHUP) that revokes a signed-in user closes its connection only.
+//! it. A reload (SIGHUP) that revokes a signed-in user closes its connection only, and
+//! a connection whose user JWT expires is closed at its expiry.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -514,6 +515,52 @@ async fn a_reload_that_revokes_a_user_closes_only_its_connection() {
     std::fs::write(&file, broken).expect("write");
     assert!(infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).is_err());
     barrier(&dave).await;
+}
+
+/// What a connection signed in with a JWT that expires in a few seconds is told, and
+/// whether it is then closed (read from the client's events, awaited).
+async fn expiry(trust: &Trust, url: &str) -> Vec<String> {
+    let user = nkeys::KeyPair::new_user();
+    let creds = trust.creds(&user, &trust.a, json!({"exp": now() + 3}));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::with_credentials(&creds)
+        .expect("credentials")
+        .max_reconnects(Some(1))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.to_string());
+            }
+        })
+        .connect(url)
+        .await
+        .expect("signs in before the expiry");
+    barrier(&client).await;
+    let mut events = Vec::new();
+    // Up to the close and the refused reconnect (the JWT stays expired).
+    while events.len() < 3 {
+        match timeout(EVENTUALLY, rx.recv()).await {
+            Ok(Some(event)) if event != "connected" => events.push(event),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_user_jwt_closes_its_connection_like_nats_server() {
+    let trust = Trust::new();
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let (ours_url, theirs_url) = (format!("nats://{}", agent.client_addr()), reference.url());
+    let (ours, theirs) = tokio::join!(expiry(&trust, &ours_url), expiry(&trust, &theirs_url));
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    assert!(
+        ours.iter().any(|e| e.to_lowercase().contains("expired")),
+        "{ours:?}"
+    );
 }
 
 #[tokio::test]

@@ -313,6 +313,7 @@ impl Users {
                 services: self.services_into(&user.account),
                 account: user.account,
                 jwt: Some(jwt.into()),
+                expires: user.expires,
             }),
             Err(error) => {
                 tracing::info!(%error, "user JWT refused");
@@ -454,6 +455,9 @@ pub(crate) struct Login {
     pub jwt: Option<Arc<str>>,
     /// The service imports this connection's publishes may reach.
     pub services: Arc<[ServiceImport]>,
+    /// When the user JWT expires (Unix seconds): the connection is closed then, as
+    /// nats-server closes it.
+    pub expires: Option<i64>,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
@@ -472,6 +476,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
                 jwt: None,
+                expires: None,
                 services: Arc::new([]),
             })
         }
@@ -485,6 +490,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
                 jwt: None,
+                expires: None,
                 services: Arc::new([]),
             }),
         Auth::Users(users) if users.operator.is_some() => {
@@ -514,6 +520,7 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 account: user.account.clone(),
                 imports: users.imports_from(&user.account),
                 jwt: None,
+                expires: None,
                 services: users.services_into(&user.account),
             })
         }
@@ -530,6 +537,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             account: login.account.clone(),
             imports: Arc::new([]),
             jwt: None,
+            expires: None,
             services: Arc::new([]),
         }),
         (Some(Auth::Users(_)), Some(Auth::Users(new))) if login.jwt.is_some() => {
@@ -550,6 +558,7 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                     account: login.account.clone(),
                     imports: new.imports_from(&login.account),
                     jwt: None,
+                    expires: None,
                     services: new.services_into(&login.account),
                 })
         }

@@ -1013,6 +1013,9 @@ impl Reader {
                 self.cache = MatchCache::default();
             }
             self.ctx.account = Some(self.account.clone());
+            if let Some(expires) = login.expires {
+                close_at_expiry(self.client.clone(), expires);
+            }
             self.client.set_login(login);
         }
         debug!(name = c.name.as_deref().unwrap_or(""), lang = %c.lang, "client connect");
@@ -1150,4 +1153,22 @@ fn jetstream_not_enabled(subject: &[u8]) -> Option<Bytes> {
         kind,
         &ApiError::not_enabled_for_account(),
     )))
+}
+
+/// Closes `client` with nats-server's `User Authentication Expired` when its user JWT
+/// expires (`expires`: Unix seconds), unless the connection ends first.
+fn close_at_expiry(client: Arc<Client>, expires: i64) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let left = Duration::from_secs(u64::try_from(expires).unwrap_or(0).saturating_sub(now));
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = client.token.cancelled() => {}
+            _ = tokio::time::sleep(left) => {
+                info!(cid = client.cid, "closing connection: its user JWT expired");
+                client.close_with_err("User Authentication Expired");
+            }
+        }
+    });
 }

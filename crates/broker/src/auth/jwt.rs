@@ -408,6 +408,8 @@ pub(crate) struct JwtUser {
     pub key: String,
     pub account: AccountName,
     pub permissions: Option<Permissions>,
+    /// The user JWT's `exp` (Unix seconds), if it has one.
+    pub expires: Option<i64>,
 }
 
 impl Operator {
@@ -681,6 +683,7 @@ impl Operator {
             key: user.sub,
             account: account.name.clone(),
             permissions,
+            expires: user.exp.filter(|exp| *exp > 0),
         })
     }
 }
