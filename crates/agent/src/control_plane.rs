@@ -63,6 +63,10 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
             "INFINISTREAM_TLS_CA is required for TLS on replicas over etcd (a follower checks the leader's certificate against it)"
         );
     }
+    // gRPC's port first: monitoring on port 0 must not be given the port chosen for it.
+    let listener = infinistream_control_plane::server::bind(config.listen)
+        .await
+        .context("control plane failed")?;
     let http_addr = format!("{}:{}", config.host, config.http_port);
     let http = tokio::net::TcpListener::bind(&http_addr)
         .await
@@ -122,6 +126,7 @@ pub async fn run(config: ControlPlaneConfig, shutdown: CancellationToken) -> any
                 None => None,
             },
         },
+        listener,
         shutdown.clone().cancelled_owned(),
     )
     .await

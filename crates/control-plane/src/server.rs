@@ -147,13 +147,23 @@ pub async fn serve_with(
 }
 
 /// The whole `infinistream control-plane` subcommand: open the store, claim it, serve
-/// gRPC on `opts.listen` until `shutdown`.
+/// Binds the gRPC listener of `opts.listen`: the caller binds it before anything
+/// else listens on an ephemeral port (monitoring on port 0 could otherwise be given
+/// the very port chosen for gRPC).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// gRPC on `listener` (bound to `opts.listen` by [`bind`]) until `shutdown`.
 ///
 /// Over etcd, several replicas may run, but until leader election lands the most
 /// recently started one holds the write fence and the others answer writes with
 /// `Unavailable` (never a double commit).
 pub async fn run_control_plane(
     opts: ServeOptions,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     if opts.groups.is_empty() {
@@ -165,12 +175,6 @@ pub async fn run_control_plane(
         let store = EtcdStore::connect(endpoints, "infinistream/")
             .await
             .map_err(crate::CpError::from)?;
-        let listener = TcpListener::bind(opts.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: opts.listen,
-                source,
-            })?;
         let advertise = opts
             .advertise
             .clone()
@@ -208,12 +212,6 @@ pub async fn run_control_plane(
     let cp = ControlPlane::open_with(store, opts.groups.clone(), clock, opts.options)
         .await?
         .with_request_metrics(opts.requests);
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
     tracing::info!(
         listen = %opts.listen,
         store = ?opts.store,
