@@ -431,26 +431,9 @@ async fn pinned_id(js: &jetstream::Context) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
-    let (cp, stop) = served_control_plane().await;
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let bucket_dir = tempfile::tempdir().expect("bucket");
-    let bucket = format!("file://{}", bucket_dir.path().display());
-    let a = agent_on(&cp, &bucket, dirs[0].path(), "a").await;
-    let b = agent_on(&cp, &bucket, dirs[1].path(), "b").await;
-    let ca = connect(&format!("nats://{}", a.client_addr())).await;
-    let cb = connect(&format!("nats://{}", b.client_addr())).await;
-    let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
-    let s = ja
-        .create_stream(stream::Config {
-            name: "S".into(),
-            subjects: vec!["s.>".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let two = TwoAgents::start().await;
+    let (ca, cb) = (two.ca.clone(), two.cb.clone());
+    let (ja, jb, stop) = (two.ja.clone(), two.jb.clone(), two.stop.clone());
     // Advisories are watched from agent B; wait until agent A routes them there.
     let mut advisories = pin_advisories(&cb, "S.P").await;
     cb.flush().await.expect("flush");
@@ -473,6 +456,7 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
     while let Ok(Some(_)) =
         tokio::time::timeout(Duration::from_millis(200), advisories.next()).await
     {}
+    let s = ja.get_stream("S").await.expect("stream");
     s.create_consumer(consumer::pull::Config {
         durable_name: Some("P".into()),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -573,7 +557,7 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
 }
 
 /// Two in-process agents on one control plane and bucket, a client and a JetStream
-/// context on each, stream `S` (`s.>`) and a pull consumer with priority group `A`.
+/// context on each, and stream `S` (`s.>`).
 struct TwoAgents {
     ca: async_nats::Client,
     cb: async_nats::Client,
@@ -585,7 +569,7 @@ struct TwoAgents {
 }
 
 impl TwoAgents {
-    async fn with_consumer(name: &str, policy: consumer::PriorityPolicy) -> TwoAgents {
+    async fn start() -> TwoAgents {
         let (cp, stop) = served_control_plane().await;
         let dirs = [
             tempfile::tempdir().expect("dir"),
@@ -598,23 +582,13 @@ impl TwoAgents {
         let ca = connect(&format!("nats://{}", a.client_addr())).await;
         let cb = connect(&format!("nats://{}", b.client_addr())).await;
         let (ja, jb) = (jetstream::new(ca.clone()), jetstream::new(cb.clone()));
-        let s = ja
-            .create_stream(stream::Config {
-                name: "S".into(),
-                subjects: vec!["s.>".into()],
-                ..Default::default()
-            })
-            .await
-            .expect("stream");
-        s.create_consumer(consumer::pull::Config {
-            durable_name: Some(name.into()),
-            ack_policy: consumer::AckPolicy::Explicit,
-            priority_policy: policy,
-            priority_groups: vec!["A".into()],
+        ja.create_stream(stream::Config {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
             ..Default::default()
         })
         .await
-        .expect("consumer");
+        .expect("stream");
         TwoAgents {
             ca,
             cb,
@@ -624,6 +598,25 @@ impl TwoAgents {
             _agents: [a, b],
             _dirs: dirs,
         }
+    }
+
+    /// [`TwoAgents::start`] with a pull consumer `name` with priority group `A`.
+    async fn with_consumer(name: &str, policy: consumer::PriorityPolicy) -> TwoAgents {
+        let two = TwoAgents::start().await;
+        two.ja
+            .get_stream("S")
+            .await
+            .expect("stream")
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                priority_policy: policy,
+                priority_groups: vec!["A".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("consumer");
+        two
     }
 }
 
