@@ -68,27 +68,6 @@ pub(crate) fn has_work(rec: &ConsumerRecord, s: &Stream, now: i64) -> bool {
     rec.pending.iter().any(|p| p.deadline <= now) || consumer::num_pending(rec, s, filters) > 0
 }
 
-/// A new pin id: 22 characters of `A-Za-z0-9`, like nats-server's nuid.
-fn new_pin_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut out = String::with_capacity(22);
-    for half in 0..2u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_u64(half);
-        let mut v = h.finish();
-        for _ in 0..11 {
-            out.push(char::from(ALPHABET[(v % 62) as usize]));
-            v /= 62;
-        }
-    }
-    out
-}
-
 /// Applies the priority rules before a claim of `batch` for `req`: drops a timed-out
 /// pin, extends or checks the current one, pins a new client tentatively, and caps
 /// the claim for overflow conditions. A `batch` of 0 is a probe of a pinned_client
@@ -127,7 +106,7 @@ pub fn admit(
                 adm.cap = 0;
                 st.wrong_pin = has_work(rec, s, now);
             } else if !req.group.is_empty() {
-                rec.pin_id = new_pin_id();
+                rec.pin_id = infinistream_protocol::nuid::unique();
                 rec.pinned_unix_nanos = now;
                 rec.pin_expires_unix_nanos = now.saturating_add(timeout(rec));
                 adm.tentative = true;

@@ -3,8 +3,6 @@
 //! that did the work (answered the API request, made the claim, applied the ack), so
 //! the group sends it once, not once per agent.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::Bytes;
 use infinistream_broker::Broker;
 use infinistream_protocol::jsapi::advisory::TypedEvent;
@@ -26,24 +24,5 @@ pub fn event(kind: &'static str) -> TypedEvent {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0);
-    TypedEvent::new(kind, unique_id(), now)
-}
-
-fn unique_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut out = String::with_capacity(22);
-    for half in 0..2u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_u64(half);
-        let mut v = h.finish();
-        for _ in 0..11 {
-            out.push(char::from(ALPHABET[(v % ALPHABET.len() as u64) as usize]));
-            v /= ALPHABET.len() as u64;
-        }
-    }
-    out
+    TypedEvent::new(kind, infinistream_protocol::nuid::unique(), now)
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod headers;
 pub mod info;
 pub mod jsapi;
+pub mod nuid;
 pub mod server;
 pub mod subject;
 pub mod sysapi;

@@ -51,22 +51,14 @@ pub(crate) struct Responses {
 impl Default for Responses {
     fn default() -> Self {
         Responses {
-            prefix: format!("_R_.{}.", random_token(super::random_seed())),
+            prefix: format!(
+                "_R_.{}.",
+                infinistream_protocol::nuid::base62(super::random_seed(), 6)
+            ),
             routes: Mutex::new(HashMap::new()),
             subs: Mutex::new(HashMap::new()),
         }
     }
-}
-
-/// Six characters of nats-server's base62 alphabet.
-fn random_token(mut seed: u64) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = String::with_capacity(6);
-    for _ in 0..6 {
-        out.push(char::from(ALPHABET[(seed % 62) as usize]));
-        seed /= 62;
-    }
-    out
 }
 
 impl Inner {
@@ -105,8 +97,8 @@ impl Inner {
         let subject = Bytes::from(format!(
             "{}{}{}",
             self.responses.prefix,
-            random_token(ctx.next_random()),
-            random_token(ctx.next_random())
+            infinistream_protocol::nuid::base62(ctx.next_random(), 6),
+            infinistream_protocol::nuid::base62(ctx.next_random(), 6)
         ));
         let mut routes = self.responses.routes.lock();
         if routes.len() >= SWEEP_AT {
@@ -173,17 +165,5 @@ impl Inner {
         ctx.deliver_subject = outer_deliver;
         ctx.forwards = outer_forwards;
         delivered
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn response_tokens_are_base62() {
-        let t = random_token(u64::MAX);
-        assert_eq!(t.len(), 6);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 }
