@@ -229,10 +229,12 @@ impl ControlPlaneClient {
     }
 
     /// Sets the JetStream account's limits, which the control plane enforces for the
-    /// whole group at commit (all -1 = unlimited).
+    /// whole group at commit (all -1 = unlimited). They govern the streams named by
+    /// their bare name (`$G`'s ids: the one account JetStream serves today).
     pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
         let request = v1::SetAccountLimitsRequest {
             limits: Some(limits),
+            account: String::new(),
         };
         unary(
             "SetAccountLimits",
