@@ -852,7 +852,7 @@ mod tests {
         );
         drop(engine);
         let engine = Engine::start(store.clone(), clock, opts).await.unwrap();
-        assert_eq!(engine.list_streams("g", "").await.unwrap().len(), 10);
+        assert_eq!(engine.list_streams("g", "", "").await.unwrap().len(), 10);
     }
 
     /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write

@@ -176,7 +176,7 @@ impl streams_server::Streams for Service {
         request: Request<v1::ListStreamsRequest>,
     ) -> Result<Response<v1::ListStreamsResponse>, Status> {
         rpc!("ListStreams", request, |g, m| {
-            let streams = self.engine.list_streams(&g, &m.subject).await?;
+            let streams = self.engine.list_streams(&g, &m.subject, &m.account).await?;
             Ok(v1::ListStreamsResponse { streams })
         })
     }

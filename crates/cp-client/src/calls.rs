@@ -223,6 +223,7 @@ impl ControlPlaneClient {
     ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
         let request = v1::ListStreamsRequest {
             subject: subject.to_owned(),
+            account: String::new(),
         };
         let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
         Ok(resp.streams)

@@ -1550,6 +1550,24 @@ pub async fn accounts_own_streams_of_one_name(backend: &dyn Backend) {
                 .into_inner();
             assert!(r.error.is_none(), "{id}: {:?}", r.error);
         }
+        // Listing one account's streams names only its own.
+        for (account, want) in [("$G", "ORDERS"), ("A", "A.ORDERS"), ("B", "B.ORDERS")] {
+            let listed = c
+                .raw_streams()
+                .list_streams(v1::ListStreamsRequest {
+                    subject: "orders.new".into(),
+                    account: account.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .streams;
+            let names: Vec<_> = listed
+                .iter()
+                .filter_map(|s| s.config.as_ref().map(|c| c.name.clone()))
+                .collect();
+            assert_eq!(names, [want], "{account}");
+        }
         // A's limits: one stream, one consumer, 350 bytes; B and $G are unlimited.
         c.raw_streams().set_account_limits(a_limits).await.unwrap();
         assert_eq!(
