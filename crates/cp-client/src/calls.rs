@@ -110,6 +110,34 @@ impl CallError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CallError::Unavailable { .. })
     }
+
+    /// Whether the control plane refused the request as such: invalid, not
+    /// authenticated (wrong group key), not permitted, or not valid in the state it
+    /// found. The same request will be refused again; a retry cannot help.
+    pub fn is_rejected(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed {
+                code: tonic::Code::InvalidArgument
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::FailedPrecondition,
+                ..
+            }
+        )
+    }
+
+    /// Whether the control plane does not know what the call named (e.g. an agent
+    /// whose lease it dropped).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed {
+                code: tonic::Code::NotFound,
+                ..
+            }
+        )
+    }
 }
 
 /// The response of a unary call, or the call's failure as a [`CallError`].

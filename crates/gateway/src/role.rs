@@ -88,14 +88,10 @@ impl Committer for CpCommitter {
 impl From<CallError> for CommitError {
     fn from(error: CallError) -> Self {
         let message = error.message().to_owned();
-        match error.code() {
-            Some(
-                tonic::Code::InvalidArgument
-                | tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition,
-            ) => CommitError::Refused(message),
-            _ => CommitError::Unavailable(message),
+        if error.is_rejected() {
+            CommitError::Refused(message)
+        } else {
+            CommitError::Unavailable(message)
         }
     }
 }
