@@ -129,6 +129,9 @@ pub enum PublishOutcome {
 pub trait AckSink: Send + Sync + 'static {
     /// Called once per publish that had a reply subject, after its flush finished.
     fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome);
+
+    /// Called after a flush delivered all its answers (flushes answer in order).
+    fn flushed(&self) {}
 }
 
 /// Why a commit failed.
@@ -751,6 +754,7 @@ async fn answer_refusals(shared: &FlushShared, batch: &SealedBatch, order: Order
     for q in &batch.refusals {
         deliver_refusal(shared, q.refusal.clone());
     }
+    shared.acks.flushed();
     let _ = order.answered.send(());
 }
 
@@ -796,6 +800,7 @@ async fn flush(shared: Arc<FlushShared>, batch: SealedBatch, object: Bytes, orde
                 &batch,
                 &ApiError::stream_store_failed(format!("batch upload failed: {error}")),
             );
+            shared.acks.flushed();
             let _ = answered.send(());
             return;
         }
@@ -814,6 +819,7 @@ async fn flush(shared: Arc<FlushShared>, batch: SealedBatch, object: Bytes, orde
                 &batch,
                 &ApiError::stream_store_failed("batch upload timed out"),
             );
+            shared.acks.flushed();
             let _ = answered.send(());
             return;
         }
@@ -904,6 +910,7 @@ async fn flush(shared: Arc<FlushShared>, batch: SealedBatch, object: Bytes, orde
             );
         }
     }
+    shared.acks.flushed();
     let _ = answered.send(());
 }
 

@@ -100,6 +100,14 @@ impl AckSink for BrokerAcks {
         self.broker
             .publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
     }
+
+    fn flushed(&self) {
+        let out = match self.fast.lock() {
+            Ok(mut fast) => fast.on_flush(),
+            Err(_) => Vec::new(),
+        };
+        publish_all(&self.broker, out);
+    }
 }
 
 /// Captures every stream subject of the catalog into the batcher.
