@@ -9,7 +9,7 @@ use infinistream_broker::{
     Auth, Broker, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
     SubjectPermission, User, Users,
 };
-use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
+use infinistream_config::{ClientAuth, OperatorSpec, PermissionsSpec, RawAgentConfig};
 use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::AccountLimits;
@@ -78,8 +78,12 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
 }
 
 /// The JetStream account's limits in `$JS.API.INFO`'s form (-1 = unlimited): the
-/// account's `jetstream = { ... }` table, unlimited without one.
+/// account's `jetstream = { ... }` table, or in operator mode its account JWT's
+/// `mem_storage`, `disk_storage`, `streams` and `consumer`; unlimited without any.
 pub fn jetstream_limits(auth: Option<&ClientAuth>) -> AccountLimits {
+    if let Some(ClientAuth::Operator(spec)) = auth {
+        return operator_jetstream(spec).map(|(_, l)| l).unwrap_or_default();
+    }
     let Some(ClientAuth::Users {
         jetstream_limits: l,
         ..
@@ -107,11 +111,15 @@ pub(crate) async fn send_jetstream_limits(
     readiness: &infinistream_runtime::health::Readiness,
     shutdown: &infinistream_runtime::CancellationToken,
 ) -> anyhow::Result<()> {
+    let operator_account = match auth {
+        Some(ClientAuth::Operator(spec)) => operator_jetstream(spec).map(|(a, _)| a),
+        _ => None,
+    };
     let account = match auth {
         Some(ClientAuth::Users {
             jetstream_account, ..
         }) => jetstream_account.as_str(),
-        _ => DEFAULT_ACCOUNT,
+        _ => operator_account.as_deref().unwrap_or(DEFAULT_ACCOUNT),
     };
     let l = jetstream_limits(auth);
     let limits = v1::AccountLimits {
@@ -139,6 +147,16 @@ pub(crate) async fn send_jetstream_limits(
         },
     )
     .await
+}
+
+/// Operator mode: the account whose JWT enables JetStream, and the JetStream limits
+/// that JWT sets. None: no such account (or JWTs `broker_auth` refuses at start-up,
+/// before this is asked).
+fn operator_jetstream(spec: &OperatorSpec) -> Option<(String, AccountLimits)> {
+    let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts).ok()?;
+    let account = operator.jetstream_accounts().first()?.to_string();
+    let limits = operator.jetstream_limits(&account)?;
+    Some((account, limits))
 }
 
 fn permissions(spec: &PermissionsSpec) -> Permissions {
