@@ -428,6 +428,19 @@ impl Broker {
         closed
     }
 
+    /// Replaces the client TLS certificate, key and CA (a configuration reload): new
+    /// connections get the new ones, open connections stay up. Turning TLS on or off,
+    /// or changing whether client certificates are required, needs a restart.
+    pub fn reload_tls(&self, tls: Option<&crate::tls::Tls>) -> Result<(), crate::tls::TlsError> {
+        match (&self.inner.config.tls, tls) {
+            (Some(running), Some(new)) => running.replace_with(new),
+            (None, None) => Ok(()),
+            _ => Err(crate::tls::TlsError::Config(
+                "turning TLS for NATS clients on or off needs a restart".into(),
+            )),
+        }
+    }
+
     pub fn server_id(&self) -> &str {
         &self.inner.server_id
     }

@@ -374,7 +374,7 @@ async fn handshake(
     info: &[u8],
     shutdown: &CancellationToken,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Reason> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
     let steps = async {
         if !tls.handshake_first {
             stream
