@@ -59,8 +59,9 @@ struct Trust {
     system: nkeys::KeyPair,
     /// When the revocations were made; users are issued before it.
     revoked_at: i64,
-    /// A's JetStream limits (unlimited unless a test sets some).
-    a_jetstream: Value,
+    /// A's limits over nsc's unlimited defaults (JetStream enabled and unlimited
+    /// unless a test sets some).
+    a_limits: Value,
     /// More accounts a test adds: (public key, account JWT).
     extra: Vec<(String, String)>,
 }
@@ -85,7 +86,7 @@ impl Trust {
             revoked: nkeys::KeyPair::new_user(),
             system: nkeys::KeyPair::new_account(),
             revoked_at: now(),
-            a_jetstream: json!({"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}),
+            a_limits: json!({"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}),
             extra: Vec::new(),
         }
     }
@@ -97,7 +98,7 @@ impl Trust {
             revocations[user] = json!(self.revoked_at);
         }
         let mut limits = unlimited();
-        for (k, v) in self.a_jetstream.as_object().expect("limits object") {
+        for (k, v) in self.a_limits.as_object().expect("limits object") {
             limits[k] = v.clone();
         }
         self.account_jwt(
@@ -718,7 +719,7 @@ async fn limits_transcript(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_limits_refuse_like_nats_server() {
     let mut trust = Trust::new();
-    trust.a_jetstream = json!({"mem_storage": -1, "disk_storage": -1, "streams": 1, "consumer": 1});
+    trust.a_limits = json!({"mem_storage": -1, "disk_storage": -1, "streams": 1, "consumer": 1});
     let mut limits = unlimited();
     for (k, v) in [("conn", 1), ("subs", 3)] {
         limits[k] = json!(v);
@@ -819,4 +820,55 @@ asyncio.run(main(sys.argv[1]))
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A reload whose account JWTs lower the limits closes the connections now over them
+/// (the newest first for `conn`, with the limit's error); the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_lowers_account_limits_closes_connections_over_them() {
+    let mut trust = Trust::new();
+    let d = trust.add_account(json!({"limits": unlimited()}), json!({}));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, flags) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let url = format!("nats://{}", agent.client_addr());
+    let creds = || trust.creds(&nkeys::KeyPair::new_user(), &d, json!({}));
+    let (older, _) = sign_in(&url, &creds()).await.expect("older");
+    barrier(&older).await;
+    let (newer, mut newer_errors) = sign_in(&url, &creds()).await.expect("newer");
+    barrier(&newer).await;
+    // Three subscriptions, over the coming limit of two (the request inbox is one).
+    let (busy, mut busy_errors) = sign_in(
+        &url,
+        &trust.creds(&nkeys::KeyPair::new_user(), &trust.a, json!({})),
+    )
+    .await
+    .expect("busy");
+    barrier(&busy).await;
+    let _subs = (
+        busy.subscribe("one").await.expect("sub"),
+        busy.subscribe("two").await.expect("sub"),
+    );
+    barrier(&busy).await;
+
+    trust.extra.clear();
+    let mut d_limits = unlimited();
+    d_limits["conn"] = json!(1);
+    trust.extra.push((
+        d.public_key(),
+        trust.account_jwt_with(&d, json!({"limits": d_limits}), json!({})),
+    ));
+    trust.a_limits["subs"] = json!(2);
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, trust.agent_toml(None)).expect("write");
+    infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).expect("reload");
+    assert_eq!(
+        next_events(&mut newer_errors, 1).await,
+        ["nats: maximum account active connections exceeded"]
+    );
+    assert_eq!(
+        next_events(&mut busy_errors, 1).await,
+        ["nats: maximum subscriptions exceeded"]
+    );
+    // The older connection of the account stays.
+    barrier(&older).await;
 }
