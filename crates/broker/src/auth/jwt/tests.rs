@@ -198,16 +198,20 @@ fn signing_keys_bearer_tokens_and_default_permissions() {
     let bearer = c.user_jwt(&c.account, json!({"nats": {"bearer_token": true}}));
     assert!(op.verify_user(&bearer, Some((None, None))).is_ok());
 
-    // A scoped signing key's template sets the permissions.
+    // A scoped signing key's template sets the permissions and limits.
     let scoped = c
         .operator_with(
             json!({"signing_keys": [{"kind": "user_scope", "key": c.signer.public_key(),
-            "role": "r", "template": {"sub": {"allow": ["scoped.>"]}}}]}),
+            "role": "r", "template": {"sub": {"allow": ["scoped.>"]}, "subs": 5, "payload": -1}}]}),
         )
         .expect("operator");
     let user = scoped
         .verify_user(&by_signer, Some((Some("n"), Some(&sig))))
         .expect("scoped key accepted");
+    assert_eq!(
+        (user.limits.max_subs, user.limits.max_payload),
+        (Some(5), None)
+    );
     assert_eq!(
         user.permissions
             .and_then(|p| p.subscribe)
