@@ -502,3 +502,200 @@ pub async fn reset(js: &jetstream::Context) {
     assert_eq!(v["reset_seq"], 5, "{v}");
     js.delete_stream("RESET").await.expect("delete stream");
 }
+
+/// The messages of `messages` until `n` came, each acked, with their `Nats-Pin-Id`.
+async fn take_pinned(messages: &mut pull::Stream, n: usize) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .expect("a message in time")
+            .expect("stream open")
+            .expect("a message");
+        m.ack().await.expect("ack");
+        let pin = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Pin-Id"))
+            .map(|v| v.as_str().to_owned());
+        out.push((String::from_utf8_lossy(&m.payload).into_owned(), pin));
+    }
+    out
+}
+
+/// Priority groups with async-nats' API: a `pinned_client` consumer pins the first
+/// client that pulls (every message carries its `Nats-Pin-Id`, info names it),
+/// `CONSUMER.UNPIN` frees it and the next client is pinned under a new id; an
+/// `overflow` client is served only while `min_pending` messages are pending.
+/// Deletes the stream.
+pub async fn priority_groups(js: &jetstream::Context) {
+    let stream = js
+        .create_stream(stream::Config {
+            name: "PRIO".into(),
+            subjects: vec!["prio.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    let pinned: consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("P".into()),
+            ack_policy: AckPolicy::Explicit,
+            filter_subject: "prio.p".into(),
+            priority_policy: consumer::PriorityPolicy::PinnedClient,
+            priority_groups: vec!["G".into()],
+            priority_timeout: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("pinned consumer");
+    let pull_group = |c: consumer::PullConsumer| async move {
+        c.stream()
+            .group("G")
+            .expires(Duration::from_millis(500))
+            .max_messages_per_batch(5)
+            .messages()
+            .await
+            .expect("pull stream")
+    };
+    let mut first = pull_group(pinned.clone()).await;
+    for i in 1..=3 {
+        js.publish("prio.p", Bytes::from(format!("p{i}")))
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+    }
+    let got = take_pinned(&mut first, 3).await;
+    let pin = got[0].1.clone().expect("Nats-Pin-Id");
+    assert!(
+        got.iter().all(|(_, p)| p.as_deref() == Some(pin.as_str())),
+        "{got:?}"
+    );
+    let info = stream.consumer_info("P").await.expect("info");
+    assert_eq!(
+        info.priority_groups
+            .first()
+            .and_then(|g| g.pinned_client_id.as_deref()),
+        Some(pin.as_str())
+    );
+    stream.unpin_consumer("P", "G").await.expect("unpin");
+    drop(first);
+    js.client().flush().await.expect("flush");
+    let mut second = pull_group(pinned).await;
+    js.publish("prio.p", Bytes::from_static(b"p4"))
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    let got = take_pinned(&mut second, 1).await;
+    assert_eq!(got[0].0, "p4");
+    let moved = got[0].1.clone().expect("Nats-Pin-Id");
+    assert_ne!(moved, pin, "a new pin after UNPIN");
+    drop(second);
+
+    let overflow: consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("O".into()),
+            ack_policy: AckPolicy::Explicit,
+            filter_subject: "prio.o".into(),
+            priority_policy: consumer::PriorityPolicy::Overflow,
+            priority_groups: vec!["G".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("overflow consumer");
+    let mut past_three = overflow
+        .stream()
+        .group("G")
+        .min_pending(3)
+        .expires(Duration::from_millis(500))
+        .max_messages_per_batch(10)
+        .messages()
+        .await
+        .expect("overflow stream");
+    for i in 1..=4 {
+        js.publish("prio.o", Bytes::from(format!("o{i}")))
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+    }
+    // Served while at least 3 are pending (4, then 3): two messages, then it waits.
+    let got = take_pinned(&mut past_three, 2).await;
+    assert_eq!(
+        got.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ["o1", "o2"]
+    );
+    drop(past_three);
+    let info = stream.consumer_info("O").await.expect("info");
+    assert_eq!(
+        info.num_pending, 2,
+        "the overflow client stops at min_pending"
+    );
+    js.delete_stream("PRIO").await.expect("delete stream");
+}
+
+/// A dead-letter queue as users build one: a stream capturing
+/// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`, a consumer with max_deliver 3 and a
+/// client that always naks; the advisory names the message's sequence and leads back
+/// to it. Deletes both streams.
+pub async fn dead_letter_queue(js: &jetstream::Context) {
+    let dlq = js
+        .create_stream(stream::Config {
+            name: "DEAD".into(),
+            subjects: vec!["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("dead-letter stream");
+    let work = js
+        .create_stream(stream::Config {
+            name: "WORK".into(),
+            subjects: vec!["work.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("work stream");
+    publish(js, "work.a", 1).await;
+    let c = work
+        .create_consumer(pull::Config {
+            durable_name: Some("W".into()),
+            ack_policy: AckPolicy::Explicit,
+            max_deliver: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    for _ in 0..3 {
+        for m in fetch_n(&c, 1).await {
+            m.ack_with(jetstream::AckKind::Nak(None))
+                .await
+                .expect("nak");
+        }
+    }
+    let client = js.client();
+    client.flush().await.expect("flush");
+    // The next claim finds the message exhausted and the advisory goes out.
+    let reply = raw_pull_reply(&client, "WORK", "W", r#"{"batch":1,"expires":1000000000}"#).await;
+    assert_eq!(status_of(&reply).map(|(code, _)| code), Some(408));
+    let dead = dlq
+        .create_consumer(pull::Config {
+            durable_name: Some("dlq".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("dead-letter consumer");
+    let got = fetch_n(&dead, 1).await;
+    assert_eq!(
+        got[0].subject.as_str(),
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.W"
+    );
+    let advisory: serde_json::Value = serde_json::from_slice(&got[0].payload).expect("json");
+    assert_eq!(advisory["deliveries"], 3, "{advisory}");
+    let seq = advisory["stream_seq"].as_u64().expect("stream_seq");
+    let original = work.get_raw_message(seq).await.expect("original message");
+    assert_eq!(original.payload.as_ref(), b"1");
+    js.delete_stream("WORK").await.expect("delete stream");
+    js.delete_stream("DEAD").await.expect("delete stream");
+}
