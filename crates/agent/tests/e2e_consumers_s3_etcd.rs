@@ -3,8 +3,8 @@
 //! agent and of the control plane (embedded: the agent process holds it; distributed:
 //! a standalone control plane over a real etcd, agents on a real S3-compatible server).
 //! The unacked messages come back after ack_wait, the acked ones never do. The pull
-//! consume, KV watch, pause, reset, priority-group and dead-letter-queue scenarios run
-//! on both setups (`scenarios/consumers.rs`).
+//! consume, KV watch, pause, reset, priority-group, dead-letter-queue and replay /
+//! ack-metric scenarios run on both setups (`scenarios/consumers.rs`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -158,6 +158,7 @@ async fn e2e_embedded_pull_consume_and_kv_watch() {
     consumers::reset(&js).await;
     consumers::priority_groups(&js).await;
     consumers::dead_letter_queue(&js).await;
+    consumers::replay_and_ack_metrics(&js).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,4 +183,5 @@ async fn e2e_s3_etcd_pull_consume_and_kv_watch() {
     consumers::reset(&js).await;
     consumers::priority_groups(&js).await;
     consumers::dead_letter_queue(&js).await;
+    consumers::replay_and_ack_metrics(&js).await;
 }

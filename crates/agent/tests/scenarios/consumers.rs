@@ -699,3 +699,74 @@ pub async fn dead_letter_queue(js: &jetstream::Context) {
     js.delete_stream("WORK").await.expect("delete stream");
     js.delete_stream("DEAD").await.expect("delete stream");
 }
+
+/// `replay_policy: original` and `sample_freq` on one pull consumer: two messages
+/// stored at least 400 ms apart come at least half that far apart (a generous lower
+/// bound, as `consumer_pacing`), and each acked one gets its ack metric on
+/// `$JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>`. Deletes the stream.
+pub async fn replay_and_ack_metrics(js: &jetstream::Context) {
+    let client = js.client();
+    let stream = js
+        .create_stream(stream::Config {
+            name: "PACE".into(),
+            subjects: vec!["pace.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+    let mut metrics = client
+        .subscribe("$JS.EVENT.METRIC.CONSUMER.ACK.PACE.R")
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    publish(js, "pace.a", 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    js.publish("pace.a", Bytes::from_static(b"2"))
+        .await
+        .expect("publish")
+        .await
+        .expect("acked");
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("R".into()),
+            ack_policy: AckPolicy::Explicit,
+            replay_policy: consumer::ReplayPolicy::Original,
+            sample_frequency: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut batch = c
+        .batch()
+        .max_messages(2)
+        .expires(WAIT)
+        .messages()
+        .await
+        .expect("batch");
+    let mut arrived = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, batch.next())
+        .await
+        .expect("a message in time")
+    {
+        let m = m.expect("message");
+        arrived.push((sseq(&m), std::time::Instant::now()));
+        m.double_ack().await.expect("ack confirmed");
+    }
+    assert_eq!(arrived.iter().map(|a| a.0).collect::<Vec<_>>(), [1, 2]);
+    let gap = arrived[1].1 - arrived[0].1;
+    assert!(gap >= Duration::from_millis(200), "replayed gap {gap:?}");
+    for seq in 1..=2u64 {
+        let m = tokio::time::timeout(WAIT, metrics.next())
+            .await
+            .expect("a metric in time")
+            .expect("subscription open");
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
+        assert_eq!(v["type"], "io.nats.jetstream.metric.v1.consumer_ack", "{v}");
+        assert_eq!(
+            (&v["stream_seq"], &v["consumer_seq"], &v["deliveries"]),
+            (&seq.into(), &seq.into(), &1.into()),
+            "{v}"
+        );
+    }
+    js.delete_stream("PACE").await.expect("delete stream");
+}
