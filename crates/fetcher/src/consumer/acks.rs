@@ -154,10 +154,11 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
     let mut calls = Vec::with_capacity(groups.len());
     for ((stream, consumer, kind), mut group) in groups {
         let running = engine.running(&stream, &consumer);
-        if let Some(rt) = &running {
+        if let Some(sampler) = running.as_ref().and_then(|rt| rt.sampler.as_ref()) {
             // Once per consumer and round, not per ack: a consumer without
             // sample_freq costs nothing here.
-            super::sampling::on_acks(&engine, rt, std::mem::take(&mut group.acked));
+            let acked = std::mem::take(&mut group.acked);
+            super::sampling::on_acks(&engine, sampler, &stream, &consumer, acked);
         }
         let served = running.filter(|rt| rt.config.ack_policy != AckPolicy::None);
         match served {

@@ -18,7 +18,7 @@ use infinistream_protocol::jsapi::advisory::{self, ConsumerAckMetric, types};
 use infinistream_protocol::jsapi::consumer::{AckPolicy, ConsumerConfig};
 use parking_lot::Mutex;
 
-use super::{Engine, Runtime};
+use super::Engine;
 
 /// Most deliveries remembered at once: past it (acks that never come), the oldest
 /// notes are forgotten and their acks go unsampled.
@@ -75,23 +75,26 @@ impl Sampler {
     }
 }
 
-/// `+ACK`s (or `+NXT`s) of `rt`'s deliveries arrived, each as (stream seq, consumer
-/// seq, delivery count): the metrics of those sampled.
-pub(super) fn on_acks(engine: &Engine, rt: &Runtime, acks: Vec<(u64, u64, u64)>) {
-    let Some(sampler) = rt.sampler.as_ref() else {
-        return;
-    };
+/// `+ACK`s (or `+NXT`s) of `stream`/`consumer`'s deliveries arrived, each as (stream
+/// seq, consumer seq, delivery count): the metrics of those `sampler` samples.
+pub(super) fn on_acks(
+    engine: &Engine,
+    sampler: &Sampler,
+    stream: &str,
+    consumer: &str,
+    acks: Vec<(u64, u64, u64)>,
+) {
     for (stream_seq, consumer_seq, deliveries) in acks {
         let Some(delay) = sampler.acked(stream_seq) else {
             continue;
         };
         publish(
             &engine.broker,
-            &advisory::consumer_ack_metric_subject(&rt.stream, &rt.name),
+            &advisory::consumer_ack_metric_subject(stream, consumer),
             &ConsumerAckMetric {
                 event: event(types::CONSUMER_ACK_METRIC),
-                stream: rt.stream.clone(),
-                consumer: rt.name.clone(),
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
                 consumer_seq,
                 stream_seq,
                 delay: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
