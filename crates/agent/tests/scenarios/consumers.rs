@@ -21,7 +21,7 @@ pub const DURABLE: &str = "D";
 /// Short, so the redelivery after the restart comes quickly (time is under test here).
 const DURABLE_ACK_WAIT: Duration = Duration::from_secs(2);
 
-async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
+pub async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
     let mut out = Vec::new();
     while out.len() < n {
         let mut batch = c
@@ -503,270 +503,160 @@ pub async fn reset(js: &jetstream::Context) {
     js.delete_stream("RESET").await.expect("delete stream");
 }
 
-/// The messages of `messages` until `n` came, each acked, with their `Nats-Pin-Id`.
-async fn take_pinned(messages: &mut pull::Stream, n: usize) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let m = tokio::time::timeout(WAIT, messages.next())
-            .await
-            .expect("a message in time")
-            .expect("stream open")
-            .expect("a message");
-        m.ack().await.expect("ack");
-        let pin = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Pin-Id"))
-            .map(|v| v.as_str().to_owned());
-        out.push((String::from_utf8_lossy(&m.payload).into_owned(), pin));
-    }
-    out
+pub async fn make_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) -> stream::Stream {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    })
+    .await
+    .expect("create stream")
 }
 
-/// Priority groups with async-nats' API: a `pinned_client` consumer pins the first
-/// client that pulls (every message carries its `Nats-Pin-Id`, info names it),
-/// `CONSUMER.UNPIN` frees it and the next client is pinned under a new id; an
-/// `overflow` client is served only while `min_pending` messages are pending.
-/// Deletes the stream.
-pub async fn priority_groups(js: &jetstream::Context) {
-    let stream = js
-        .create_stream(stream::Config {
-            name: "PRIO".into(),
-            subjects: vec!["prio.>".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("create stream");
-    let pinned: consumer::PullConsumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("P".into()),
-            ack_policy: AckPolicy::Explicit,
-            filter_subject: "prio.p".into(),
-            priority_policy: consumer::PriorityPolicy::PinnedClient,
-            priority_groups: vec!["G".into()],
-            priority_timeout: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .expect("pinned consumer");
-    let pull_group = |c: consumer::PullConsumer| async move {
-        c.stream()
-            .group("G")
-            .expires(Duration::from_millis(500))
-            .max_messages_per_batch(5)
-            .messages()
+pub async fn publish_payloads(js: &jetstream::Context, subject: &str, payloads: &[&str]) {
+    for p in payloads {
+        js.publish(subject.to_owned(), Bytes::from(p.to_string()))
             .await
-            .expect("pull stream")
-    };
-    let mut first = pull_group(pinned.clone()).await;
-    for i in 1..=3 {
-        js.publish("prio.p", Bytes::from(format!("p{i}")))
+            .expect("publish sent")
             .await
-            .expect("publish")
-            .await
-            .expect("acked");
+            .expect("publish acked");
     }
-    let got = take_pinned(&mut first, 3).await;
-    let pin = got[0].1.clone().expect("Nats-Pin-Id");
-    assert!(
-        got.iter().all(|(_, p)| p.as_deref() == Some(pin.as_str())),
-        "{got:?}"
-    );
-    let info = stream.consumer_info("P").await.expect("info");
-    assert_eq!(
-        info.priority_groups
-            .first()
-            .and_then(|g| g.pinned_client_id.as_deref()),
-        Some(pin.as_str())
-    );
-    stream.unpin_consumer("P", "G").await.expect("unpin");
-    drop(first);
-    js.client().flush().await.expect("flush");
-    let mut second = pull_group(pinned).await;
-    js.publish("prio.p", Bytes::from_static(b"p4"))
-        .await
-        .expect("publish")
-        .await
-        .expect("acked");
-    let got = take_pinned(&mut second, 1).await;
-    assert_eq!(got[0].0, "p4");
-    let moved = got[0].1.clone().expect("Nats-Pin-Id");
-    assert_ne!(moved, pin, "a new pin after UNPIN");
-    drop(second);
-
-    let overflow: consumer::PullConsumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("O".into()),
-            ack_policy: AckPolicy::Explicit,
-            filter_subject: "prio.o".into(),
-            priority_policy: consumer::PriorityPolicy::Overflow,
-            priority_groups: vec!["G".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("overflow consumer");
-    let mut past_three = overflow
-        .stream()
-        .group("G")
-        .min_pending(3)
-        .expires(Duration::from_millis(500))
-        .max_messages_per_batch(10)
-        .messages()
-        .await
-        .expect("overflow stream");
-    for i in 1..=4 {
-        js.publish("prio.o", Bytes::from(format!("o{i}")))
-            .await
-            .expect("publish")
-            .await
-            .expect("acked");
-    }
-    // Served while at least 3 are pending (4, then 3): two messages, then it waits.
-    let got = take_pinned(&mut past_three, 2).await;
-    assert_eq!(
-        got.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
-        ["o1", "o2"]
-    );
-    drop(past_three);
-    let info = stream.consumer_info("O").await.expect("info");
-    assert_eq!(
-        info.num_pending, 2,
-        "the overflow client stops at min_pending"
-    );
-    js.delete_stream("PRIO").await.expect("delete stream");
 }
 
-/// A dead-letter queue as users build one: a stream capturing
-/// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`, a consumer with max_deliver 3 and a
-/// client that always naks; the advisory names the message's sequence and leads back
-/// to it. Deletes both streams.
-pub async fn dead_letter_queue(js: &jetstream::Context) {
-    let dlq = js
-        .create_stream(stream::Config {
-            name: "DEAD".into(),
-            subjects: vec!["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>".into()],
-            ..Default::default()
-        })
+/// Acks with a reply and waits for the server's confirmation (an empty reply).
+pub async fn ack_sync(client: &async_nats::Client, msg: &jetstream::Message, kind: &'static str) {
+    let reply = msg.reply.clone().expect("ack subject");
+    client
+        .request(reply, Bytes::from_static(kind.as_bytes()))
         .await
-        .expect("dead-letter stream");
-    let work = js
-        .create_stream(stream::Config {
-            name: "WORK".into(),
-            subjects: vec!["work.>".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("work stream");
-    publish(js, "work.a", 1).await;
-    let c = work
+        .expect("ack confirmed");
+}
+
+/// A dead-letter queue built on advisories the way users do: stream `DLQ` captures
+/// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`; stream `ADV` (created, then updated
+/// to `max_messages` 100) holds "poison" and "term"; durable `W` (max_deliver 3) is
+/// consumed by a client that naks "poison" every time and terminates "term". The
+/// advisory in `DLQ` names the sequence, and the original message is fetched by it.
+/// Returns `ADV`, with `W` still on it.
+pub async fn dead_letter_queue(js: &jetstream::Context) -> stream::Stream {
+    let client = &js.client();
+    let dlq = make_stream(js, "DLQ", &["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]).await;
+    let orders = make_stream(js, "ADV", &["adv.>"]).await;
+    js.update_stream(stream::Config {
+        name: "ADV".into(),
+        subjects: vec!["adv.>".into()],
+        max_messages: 100,
+        ..Default::default()
+    })
+    .await
+    .expect("update stream");
+    publish_payloads(js, "adv.a", &["poison", "term"]).await;
+    let c = orders
         .create_consumer(pull::Config {
             durable_name: Some("W".into()),
             ack_policy: AckPolicy::Explicit,
             max_deliver: 3,
+            filter_subject: "adv.a".into(),
             ..Default::default()
         })
         .await
-        .expect("consumer");
-    for _ in 0..3 {
-        for m in fetch_n(&c, 1).await {
-            m.ack_with(jetstream::AckKind::Nak(None))
-                .await
-                .expect("nak");
+        .expect("create consumer");
+
+    // The client naks "poison" every time it comes and terminates "term".
+    let mut naks = 0;
+    while naks < 3 {
+        for m in fetch_n(&c, if naks == 0 { 2 } else { 1 }).await {
+            if m.payload.as_ref() == b"term" {
+                ack_sync(client, &m, "+TERM").await;
+            } else {
+                ack_sync(client, &m, "-NAK").await;
+                naks += 1;
+            }
         }
     }
-    let client = js.client();
-    client.flush().await.expect("flush");
-    // The next claim finds the message exhausted and the advisory goes out.
-    let reply = raw_pull_reply(&client, "WORK", "W", r#"{"batch":1,"expires":1000000000}"#).await;
-    assert_eq!(status_of(&reply).map(|(code, _)| code), Some(408));
+    // The next claim finds it exhausted: nothing more to deliver, the advisory goes out.
+    let reply = raw_pull_reply(client, "ADV", "W", r#"{"batch":1,"no_wait":true}"#).await;
+    assert_eq!(status_of(&reply), Some((404, "No Messages".into())));
+
+    // The dead-letter queue holds the advisory; it leads back to the message.
     let dead = dlq
         .create_consumer(pull::Config {
             durable_name: Some("dlq".into()),
             ..Default::default()
         })
         .await
-        .expect("dead-letter consumer");
+        .expect("dlq consumer");
     let got = fetch_n(&dead, 1).await;
     assert_eq!(
         got[0].subject.as_str(),
-        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.WORK.W"
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ADV.W"
     );
     let advisory: serde_json::Value = serde_json::from_slice(&got[0].payload).expect("json");
-    assert_eq!(advisory["deliveries"], 3, "{advisory}");
+    assert_eq!(
+        advisory["type"],
+        "io.nats.jetstream.advisory.v1.max_deliver"
+    );
+    assert_eq!(
+        (
+            &advisory["stream"],
+            &advisory["consumer"],
+            &advisory["deliveries"]
+        ),
+        (&"ADV".into(), &"W".into(), &3.into()),
+        "{advisory}"
+    );
+    let mut keys: Vec<&str> = advisory
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut want_keys = [
+        "type",
+        "id",
+        "timestamp",
+        "stream",
+        "consumer",
+        "stream_seq",
+        "deliveries",
+    ];
+    want_keys.sort_unstable();
+    assert_eq!(keys, want_keys, "nats-server's fields");
     let seq = advisory["stream_seq"].as_u64().expect("stream_seq");
-    let original = work.get_raw_message(seq).await.expect("original message");
-    assert_eq!(original.payload.as_ref(), b"1");
-    js.delete_stream("WORK").await.expect("delete stream");
-    js.delete_stream("DEAD").await.expect("delete stream");
+    let original = orders.get_raw_message(seq).await.expect("original message");
+    assert_eq!(original.payload.as_ref(), b"poison");
+    orders
 }
 
-/// `replay_policy: original` and `sample_freq` on one pull consumer: two messages
-/// stored at least 400 ms apart come at least half that far apart (a generous lower
-/// bound, as `consumer_pacing`), and each acked one gets its ack metric on
-/// `$JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>`. Deletes the stream.
-pub async fn replay_and_ack_metrics(js: &jetstream::Context) {
-    let client = js.client();
-    let stream = js
-        .create_stream(stream::Config {
-            name: "PACE".into(),
-            subjects: vec!["pace.>".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("create stream");
-    let mut metrics = client
-        .subscribe("$JS.EVENT.METRIC.CONSUMER.ACK.PACE.R")
-        .await
-        .expect("subscribe");
-    client.flush().await.expect("flush");
-    publish(js, "pace.a", 1).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    js.publish("pace.a", Bytes::from_static(b"2"))
-        .await
-        .expect("publish")
-        .await
-        .expect("acked");
+/// Both ack subject forms: v1 (`$JS.ACK.<stream>.<consumer>.…`) and nats-server 2.14's
+/// v2 (`$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.….<token>`), each applied
+/// and confirmed, on stream `ACKS`.
+pub async fn ack_subjects_v1_and_v2(js: &jetstream::Context) {
+    let client = &js.client();
+    let stream = make_stream(js, "ACKS", &["acks.>"]).await;
+    publish_payloads(js, "acks.a", &["1", "2", "3"]).await;
     let c = stream
         .create_consumer(pull::Config {
-            durable_name: Some("R".into()),
+            durable_name: Some("A".into()),
             ack_policy: AckPolicy::Explicit,
-            replay_policy: consumer::ReplayPolicy::Original,
-            sample_frequency: 100,
             ..Default::default()
         })
         .await
-        .expect("consumer");
-    let mut batch = c
-        .batch()
-        .max_messages(2)
-        .expires(WAIT)
-        .messages()
-        .await
-        .expect("batch");
-    let mut arrived = Vec::new();
-    while let Some(m) = tokio::time::timeout(WAIT, batch.next())
-        .await
-        .expect("a message in time")
-    {
-        let m = m.expect("message");
-        arrived.push((sseq(&m), std::time::Instant::now()));
-        m.double_ack().await.expect("ack confirmed");
-    }
-    assert_eq!(arrived.iter().map(|a| a.0).collect::<Vec<_>>(), [1, 2]);
-    let gap = arrived[1].1 - arrived[0].1;
-    assert!(gap >= Duration::from_millis(200), "replayed gap {gap:?}");
-    for seq in 1..=2u64 {
-        let m = tokio::time::timeout(WAIT, metrics.next())
+        .expect("create consumer");
+    let msgs = fetch_n(&c, 3).await;
+    // v1, as delivered.
+    ack_sync(client, &msgs[0], "+ACK").await;
+    // v2 without a domain, and with one and no token.
+    for (m, prefix, token) in [(&msgs[1], "_.HASH", ".t0k"), (&msgs[2], "hub.HASH", "")] {
+        let v1 = m.reply.clone().expect("ack subject");
+        let rest = v1.as_str().strip_prefix("$JS.ACK.").expect("v1 form");
+        client
+            .request(format!("$JS.ACK.{prefix}.{rest}{token}"), "+ACK".into())
             .await
-            .expect("a metric in time")
-            .expect("subscription open");
-        let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
-        assert_eq!(v["type"], "io.nats.jetstream.metric.v1.consumer_ack", "{v}");
-        assert_eq!(
-            (&v["stream_seq"], &v["consumer_seq"], &v["deliveries"]),
-            (&seq.into(), &seq.into(), &1.into()),
-            "{v}"
-        );
+            .expect("v2 ack confirmed");
     }
-    js.delete_stream("PACE").await.expect("delete stream");
+    let i = stream.consumer_info("A").await.expect("consumer info");
+    assert_eq!(i.ack_floor.stream_sequence, 3, "{i:?}");
+    assert_eq!(i.num_ack_pending, 0, "{i:?}");
 }
