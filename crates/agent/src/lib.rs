@@ -306,21 +306,12 @@ async fn register(
         || async {
             match cp.register(agent.clone()).await {
                 Ok(resp) => Ok(Duration::from_millis(resp.lease_ms.max(1000))),
-                Err(error)
-                    if matches!(
-                        error.code(),
-                        Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
-                    ) =>
-                {
-                    Err(health::Failure::Retry(format!(
-                        "registration: {}",
-                        error.message()
-                    )))
-                }
-                Err(error) => Err(health::Failure::Fatal(anyhow::anyhow!(
-                    "the control plane refused to register this agent ({:?}): {}",
-                    error.code().unwrap_or(tonic::Code::Unknown),
+                Err(error) if error.is_unavailable() => Err(health::Failure::Retry(format!(
+                    "registration: {}",
                     error.message()
+                ))),
+                Err(error) => Err(health::Failure::Fatal(anyhow::anyhow!(
+                    "the control plane refused to register this agent: {error}"
                 ))),
             }
         },
@@ -352,7 +343,7 @@ async fn keep_lease(
                 readiness.ready_for(health::CONTROL_PLANE, lease);
                 Ok(())
             }
-            Err(error) if error.code() == Some(tonic::Code::NotFound) => {
+            Err(error) if error.is_not_found() => {
                 // Fenced: paused or cut off past its lease, this agent was dropped.
                 tracing::info!(error = %error.message(), "agent lease refused by the control plane; registering again");
                 readiness.not_ready(health::REGISTRATION, "lease lost; registering again");
