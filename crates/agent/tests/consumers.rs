@@ -23,6 +23,8 @@ use infinistream_agent::AgentHandle;
 mod in_process;
 #[path = "support/py_client.rs"]
 mod py_client;
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
 // This binary runs two of the shared consumer scenarios.
 #[allow(dead_code)]
 #[path = "scenarios/consumers.rs"]
@@ -1022,6 +1024,10 @@ async fn advisories_and_a_dead_letter_queue() {
             .as_str()
             .trim_start_matches("$JS.EVENT.ADVISORY.")
             .to_owned();
+        if subject == "API" {
+            // The API audits (one per request) have their own test below.
+            continue;
+        }
         bodies.push(serde_json::from_slice::<serde_json::Value>(&m.payload).expect("json"));
         seen.push(subject);
     }
@@ -1044,6 +1050,131 @@ async fn advisories_and_a_dead_letter_queue() {
     assert_eq!(bodies[0]["action"], "create");
     assert_eq!(bodies[2]["action"], "modify");
     assert_eq!(bodies[12]["action"], "delete");
+}
+
+/// The API audit advisories (`$JS.EVENT.ADVISORY.API`) a scenario of raw requests
+/// gets from the server at `url`, each reduced to what both servers must agree on:
+/// the fields present (but `client.rtt`: nats-server measures the client's round
+/// trip, InfiniStream does not), type, subject, request, the response's type and
+/// error (for bad JSON the code only: the parsers' wording differs), who asked, and
+/// that `server` names the server the client is on.
+async fn api_audits(url: &str) -> Vec<serde_json::Value> {
+    use serde_json::{Value, json};
+    let auditor = async_nats::connect(url).await.expect("connect");
+    let mut audits = auditor
+        .subscribe("$JS.EVENT.ADVISORY.API")
+        .await
+        .expect("subscribe");
+    auditor.flush().await.expect("flush");
+    let worker = async_nats::ConnectOptions::new()
+        .name("worker")
+        .connect(url)
+        .await
+        .expect("connect");
+    let requests = [
+        (
+            "$JS.API.STREAM.CREATE.AUD",
+            r#"{"name":"AUD","subjects":["aud.>"]}"#,
+        ),
+        ("$JS.API.INFO", ""),
+        ("$JS.API.STREAM.INFO.NOPE", ""),
+        ("$JS.API.STREAM.CREATE.BAD", "{bad"),
+        // A stored message (its PubAck is no API answer) and a read of it: only a
+        // read's error is audited.
+        ("aud.a", "x"),
+        ("$JS.API.STREAM.MSG.GET.AUD", r#"{"seq":1}"#),
+        ("$JS.API.STREAM.MSG.GET.AUD", r#"{"seq":9}"#),
+        (
+            "$JS.API.CONSUMER.CREATE.AUD.C",
+            r#"{"stream_name":"AUD","config":{"durable_name":"C","ack_policy":"explicit"}}"#,
+        ),
+        ("$JS.API.CONSUMER.NAMES.AUD", ""),
+        ("$JS.API.CONSUMER.DELETE.AUD.C", ""),
+        ("$JS.API.STREAM.DELETE.AUD", ""),
+    ];
+    for (subject, body) in requests {
+        if subject == "$JS.API.CONSUMER.NAMES.AUD" {
+            // A pull request is answered with the message (on its own inbox: the
+            // delivery carries the stored subject), never audited.
+            let mut pulled =
+                raw_pull(&worker, "AUD", "C", json!({"batch": 1, "no_wait": true})).await;
+            assert_eq!(next(&mut pulled).await.payload.as_ref(), b"x");
+        }
+        tokio::time::timeout(WAIT, worker.request(subject, Bytes::from(body)))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+    }
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().filter(|k| *k != "rtt").cloned().collect())
+            .unwrap_or_default();
+        k.sort_unstable();
+        k
+    };
+    let mut out = Vec::new();
+    loop {
+        let m = next(&mut audits).await;
+        let a: Value = serde_json::from_slice(&m.payload).expect("json");
+        let response: Value =
+            serde_json::from_str(a["response"].as_str().expect("response")).expect("json");
+        let mut error = response.get("error").cloned();
+        if let Some(e) = error.as_mut().and_then(Value::as_object_mut)
+            && e.get("err_code") == Some(&json!(10025))
+        {
+            e.remove("description");
+        }
+        let c = &a["client"];
+        out.push(json!({
+            "keys": keys(&a),
+            "client_keys": keys(c),
+            "type": a["type"],
+            "subject": a["subject"],
+            "request": a.get("request"),
+            "response_type": response["type"],
+            "error": error,
+            "client": [&c["name"], &c["lang"], &c["ver"], &c["acc"], &c["host"], &c["kind"], &c["client_type"]],
+            "server_is_clients": a["server"] == c["server"] && a["server"].is_string(),
+        }));
+        if out.len() == 9 {
+            // nats-server publishes some audits later than the answer (a stream
+            // create's came after the next two requests'): compared in subject order.
+            out.sort_by_key(|a| (a["subject"].to_string(), a.to_string()));
+            return out;
+        }
+    }
+}
+
+/// API audit advisories as nats-server 2.15.1 publishes them: one per API request
+/// answered (not for a message read's success, a pull request or a publish), with the
+/// same fields and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_audit_advisories_as_nats_server() {
+    let both = side_by_side::Both::start().await;
+    let [theirs, ours] = both.urls();
+    let want = api_audits(&theirs).await;
+    let subjects: Vec<&str> = want.iter().filter_map(|a| a["subject"].as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "$JS.API.CONSUMER.CREATE.AUD.C",
+            "$JS.API.CONSUMER.DELETE.AUD.C",
+            "$JS.API.CONSUMER.NAMES.AUD",
+            "$JS.API.INFO",
+            "$JS.API.STREAM.CREATE.AUD",
+            "$JS.API.STREAM.CREATE.BAD",
+            "$JS.API.STREAM.DELETE.AUD",
+            "$JS.API.STREAM.INFO.NOPE",
+            "$JS.API.STREAM.MSG.GET.AUD",
+        ],
+        "nats-server's audits"
+    );
+    let got = api_audits(&ours).await;
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(got.len(), want.len());
 }
 
 /// Both ack subject forms: v1 (`$JS.ACK.<stream>.<consumer>.…`) and nats-server 2.14's

@@ -205,8 +205,11 @@ async fn one_pinned_client_across_two_agents_and_the_pin_moves() {
     let pin = pinned_id(&jb).await.expect("one pinned client");
     assert_eq!(pinned_id(&ja).await.as_deref(), Some(pin.as_str()));
 
-    // Client 1 goes away: within priority_timeout the pin moves to client 2.
+    // Client 1 goes away: within priority_timeout the pin moves to client 2. Once the
+    // flush is answered, agent A has its pull subscription's UNSUB (sent at the drop,
+    // before the PING), so no message published after it goes to client 1's inbox.
     drop(first);
+    ca.flush().await.expect("flush");
     drop(ca);
     publish(&jb, 15, 18).await;
     assert_eq!(take(&mut second, 3).await, ["m15", "m16", "m17"]);

@@ -28,7 +28,7 @@ pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, W
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use forward::Forwarded;
-pub use monitor::{ConnInfo, Connz, Varz};
+pub use monitor::{ClientDetails, ConnInfo, Connz, Varz};
 pub use peer::{InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default};
 pub use sub::InternalMsg;
 pub use tls::{Tls, TlsError};

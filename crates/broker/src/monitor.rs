@@ -51,6 +51,22 @@ pub struct Varz {
     pub jetstream_enabled: bool,
 }
 
+/// A client connection as [`crate::Broker::client_details`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientDetails {
+    pub start: SystemTime,
+    /// Its IP address.
+    pub host: String,
+    pub id: u64,
+    /// The account it signed in to.
+    pub account: String,
+    /// As in `/connz` (`[REDACTED]` for a token, empty without authentication).
+    pub user: String,
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+}
+
 /// One entry of `/connz`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnInfo {
@@ -200,6 +216,27 @@ impl Broker {
         let client = self.inner.clients.lock().get(&cid).cloned()?;
         let user = client.info.lock().user.clone();
         Some(user)
+    }
+
+    /// Who connection `cid` is, as nats-server's advisories describe a client (the
+    /// API audit's `client`); `None` when no such connection is open.
+    pub fn client_details(&self, cid: u64) -> Option<ClientDetails> {
+        let client = self.inner.clients.lock().get(&cid).cloned()?;
+        let info = client.info.lock().clone();
+        let account = client.login().map_or_else(
+            || self.inner.internal_account.to_string(),
+            |l| l.account.to_string(),
+        );
+        Some(ClientDetails {
+            start: client.start,
+            host: client.addr.ip().to_string(),
+            id: cid,
+            account,
+            user: info.user,
+            name: info.name,
+            lang: info.lang,
+            version: info.version,
+        })
     }
 
     /// The broker's own counters in Prometheus text format.

@@ -196,6 +196,8 @@ impl ApiServer {
             Err(_) => return,
         };
         let kind = route.response_type().unwrap_or(types::SYSTEM);
+        let audited = crate::advisory::Audited::of(&route);
+        let request = (audited != crate::advisory::Audited::Never).then(|| msg.clone());
         let reply = if refuses_required_level(&msg) {
             Some(required_level_refusal(&route, kind))
         } else {
@@ -221,12 +223,17 @@ impl ApiServer {
             }
         };
         if let Some(reply) = reply {
-            if is_error_reply(&reply.payload) {
+            let error = is_error_reply(&reply.payload);
+            if error {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
             self.ctx
                 .broker
-                .publish(&reply_to, None, reply.headers, reply.payload);
+                .publish(&reply_to, None, reply.headers, reply.payload.clone());
+            if let Some(request) = request.filter(|_| audited.answer(error)) {
+                let server = &self.ctx.server_name;
+                crate::advisory::api_audit(&self.ctx.broker, server, &request, &reply.payload);
+            }
         }
     }
 }

@@ -43,6 +43,9 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Group {
     seqs: Vec<u64>,
+    /// `+ACK` / `+NXT`: each ack's (stream seq, consumer seq, delivery count), for
+    /// `sample_freq` (see [`super::sampling`]).
+    acked: Vec<(u64, u64, u64)>,
     /// `-NAK` and `+TERM`: the acks (and term reasons), for the advisories.
     advised: Vec<(AckSubject, Option<String>)>,
     replies: Vec<String>,
@@ -116,9 +119,6 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
                 continue;
             }
         };
-        if matches!(kind, AckKind::Ack | AckKind::Next { .. }) {
-            super::sampling::on_ack(&engine, &subject);
-        }
         let (key, next, advised) = match kind {
             AckKind::Ack => (Kind::Ack, None, None),
             AckKind::Nak { delay } => (Kind::Nak(delay.unwrap_or(0).max(0)), None, Some(None)),
@@ -126,12 +126,24 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
             AckKind::Term { reason } => (Kind::Term, None, Some(reason)),
             AckKind::Next { request } => (Kind::Ack, Some(request), None),
         };
-        let g = groups
-            .entry((subject.stream.clone(), subject.consumer.clone(), key))
-            .or_default();
-        g.seqs.push(subject.stream_seq);
-        if let Some(reason) = advised {
-            g.advised.push((subject, reason));
+        let seqs = (subject.stream_seq, subject.consumer_seq, subject.delivered);
+        // The parsed names become the key (no copies per ack) unless an advisory needs
+        // them too.
+        let g = match advised {
+            Some(reason) => {
+                let g = groups
+                    .entry((subject.stream.clone(), subject.consumer.clone(), key))
+                    .or_default();
+                g.advised.push((subject, reason));
+                g
+            }
+            None => groups
+                .entry((subject.stream, subject.consumer, key))
+                .or_default(),
+        };
+        g.seqs.push(seqs.0);
+        if key == Kind::Ack {
+            g.acked.push(seqs);
         }
         match (msg.reply, next) {
             (Some(reply), Some(request)) => g.next.push((reply, request)),
@@ -140,10 +152,15 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
         }
     }
     let mut calls = Vec::with_capacity(groups.len());
-    for ((stream, consumer, kind), group) in groups {
-        let served = engine
-            .running(&stream, &consumer)
-            .filter(|rt| rt.config.ack_policy != AckPolicy::None);
+    for ((stream, consumer, kind), mut group) in groups {
+        let running = engine.running(&stream, &consumer);
+        if let Some(sampler) = running.as_ref().and_then(|rt| rt.sampler.as_ref()) {
+            // Once per consumer and round, not per ack: a consumer without
+            // sample_freq costs nothing here.
+            let acked = std::mem::take(&mut group.acked);
+            super::sampling::on_acks(&engine, sampler, &stream, &consumer, acked);
+        }
+        let served = running.filter(|rt| rt.config.ack_policy != AckPolicy::None);
         match served {
             // Nobody waits for these: they go with the consumer's next claim.
             Some(rt) if kind == Kind::Ack && group.replies.is_empty() && group.next.is_empty() => {

@@ -400,7 +400,16 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, route: &
                 continue;
             }
             if to.as_ref().is_none_or(|(reply, _)| *reply != w.reply) {
-                to = Some((w.reply.clone(), engine.broker.deliveries(&w.reply)));
+                let deliveries = engine.broker.deliveries(&w.reply);
+                if deliveries.is_empty() {
+                    // Its client went away while the claim was made (nats-server checks
+                    // a request's interest as it hands it a message): the message goes
+                    // to the next request, or back to the consumer at once instead of
+                    // after ack_wait.
+                    st.waiters.remove(index);
+                    continue;
+                }
+                to = Some((w.reply.clone(), deliveries));
             }
             if let Some((_, deliveries)) = &mut to {
                 deliveries.send(

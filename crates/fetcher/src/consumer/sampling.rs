@@ -11,11 +11,9 @@
 //! no delivery time here and gets no metric.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use infinistream_jetstream::advisory::{event, publish};
-use infinistream_protocol::jsapi::ack::AckSubject;
 use infinistream_protocol::jsapi::advisory::{self, ConsumerAckMetric, types};
 use infinistream_protocol::jsapi::consumer::{AckPolicy, ConsumerConfig};
 use parking_lot::Mutex;
@@ -25,10 +23,6 @@ use super::Engine;
 /// Most deliveries remembered at once: past it (acks that never come), the oldest
 /// notes are forgotten and their acks go unsampled.
 const MAX_NOTED: usize = 65_536;
-
-/// Samplers alive in this process: while none is, an ack costs no runtime lookup
-/// here (the ack path stays as fast as without sampling).
-static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// A sampled consumer's delivery times and sampling counter.
 #[derive(Debug)]
@@ -49,12 +43,9 @@ impl Sampler {
     /// The sampler `config` asks for; `None` without sampling.
     pub(crate) fn of(config: &ConsumerConfig) -> Option<Sampler> {
         let percent = advisory::sample_percent(&config.sample_frequency).min(100);
-        (percent > 0 && config.ack_policy != AckPolicy::None).then(|| {
-            LIVE.fetch_add(1, Ordering::Relaxed);
-            Sampler {
-                percent,
-                state: Mutex::new(Noted::default()),
-            }
+        (percent > 0 && config.ack_policy != AckPolicy::None).then(|| Sampler {
+            percent,
+            state: Mutex::new(Noted::default()),
         })
     }
 
@@ -84,37 +75,34 @@ impl Sampler {
     }
 }
 
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+/// `+ACK`s (or `+NXT`s) of `stream`/`consumer`'s deliveries arrived, each as (stream
+/// seq, consumer seq, delivery count): the metrics of those `sampler` samples.
+pub(super) fn on_acks(
+    engine: &Engine,
+    sampler: &Sampler,
+    stream: &str,
+    consumer: &str,
+    acks: Vec<(u64, u64, u64)>,
+) {
+    for (stream_seq, consumer_seq, deliveries) in acks {
+        let Some(delay) = sampler.acked(stream_seq) else {
+            continue;
+        };
+        publish(
+            &engine.broker,
+            &advisory::consumer_ack_metric_subject(stream, consumer),
+            &ConsumerAckMetric {
+                event: event(types::CONSUMER_ACK_METRIC),
+                stream: stream.to_owned(),
+                consumer: consumer.to_owned(),
+                consumer_seq,
+                stream_seq,
+                delay: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
+                deliveries,
+                domain: String::new(),
+            },
+        );
     }
-}
-
-/// A `+ACK` (or `+NXT`) arrived for `ack`'s delivery: its metric, if sampled.
-pub(super) fn on_ack(engine: &Engine, ack: &AckSubject) {
-    if LIVE.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    let Some(rt) = engine.running(&ack.stream, &ack.consumer) else {
-        return;
-    };
-    let Some(delay) = rt.sampler.as_ref().and_then(|s| s.acked(ack.stream_seq)) else {
-        return;
-    };
-    publish(
-        &engine.broker,
-        &advisory::consumer_ack_metric_subject(&ack.stream, &ack.consumer),
-        &ConsumerAckMetric {
-            event: event(types::CONSUMER_ACK_METRIC),
-            stream: ack.stream.clone(),
-            consumer: ack.consumer.clone(),
-            consumer_seq: ack.consumer_seq,
-            stream_seq: ack.stream_seq,
-            delay: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
-            deliveries: ack.delivered,
-            domain: String::new(),
-        },
-    );
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! JetStream advisories: the `$JS.EVENT.ADVISORY.…` subjects and JSON bodies
 //! nats-server publishes when a stream or consumer is created, updated or deleted, a
-//! consumer is paused, a message is naked, runs out of deliveries or is terminated. Users build
+//! consumer is paused, a message is naked, runs out of deliveries or is terminated, and
+//! the audit of each JetStream API request answered. Users build
 //! dead-letter queues and alerting on them, so subjects, `type` strings and field
 //! names are nats-server's (`server/jetstream_events.go`).
 
@@ -127,6 +128,59 @@ pub struct ConsumerAckMetric {
     pub domain: String,
 }
 
+/// A JetStream API request was answered (nats-server's `JSAPIAudit`), on
+/// [`API_AUDIT_SUBJECT`]: the request's subject and body, the answer's body, and who
+/// asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiAudit {
+    #[serde(flatten)]
+    pub event: TypedEvent,
+    /// The answering server's name.
+    pub server: String,
+    pub client: AuditClient,
+    pub subject: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request: String,
+    pub response: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
+}
+
+/// The requester in an [`ApiAudit`] (nats-server's `ClientInfo` as advisories carry
+/// it: every field omitted when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<Timestamp>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub id: u64,
+    #[serde(rename = "acc", skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub lang: String,
+    #[serde(rename = "ver", skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub server: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_type: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `$JS.EVENT.ADVISORY.API`: where [`ApiAudit`]s go.
+pub const API_AUDIT_SUBJECT: &str = "$JS.EVENT.ADVISORY.API";
+
 /// The share of acks a consumer samples, in percent, from its `sample_freq` (`"30"`
 /// or `"30%"`, as checked at create); 0 when unset or unreadable.
 pub fn sample_percent(sample_freq: &str) -> u64 {
@@ -146,6 +200,7 @@ pub mod types {
     pub const MAX_DELIVER: &str = "io.nats.jetstream.advisory.v1.max_deliver";
     pub const TERMINATED: &str = "io.nats.jetstream.advisory.v1.terminated";
     pub const NAK: &str = "io.nats.jetstream.advisory.v1.nak";
+    pub const API_AUDIT: &str = "io.nats.jetstream.advisory.v1.api_audit";
 }
 
 const PREFIX: &str = "$JS.EVENT.ADVISORY";
@@ -234,6 +289,35 @@ mod tests {
             "$JS.EVENT.ADVISORY.STREAM.UPDATED.S"
         );
         assert_eq!(consumer_action_subject(Action::Modify, "S", "C"), None);
+    }
+
+    #[test]
+    fn api_audit_renders_like_nats_server() {
+        let a = ApiAudit {
+            event: TypedEvent::new(types::API_AUDIT, "ID".into(), 1_700_000_000_000_000_000),
+            server: "S1".into(),
+            client: AuditClient {
+                start: Some(Timestamp::from_unix_nanos(1_700_000_000_000_000_000)),
+                host: "127.0.0.1".into(),
+                id: 5,
+                account: "$G".into(),
+                name: "worker".into(),
+                lang: "rust".into(),
+                version: "0.46.0".into(),
+                server: "S1".into(),
+                kind: "Client".into(),
+                client_type: "nats".into(),
+                ..AuditClient::default()
+            },
+            subject: "$JS.API.INFO".into(),
+            request: String::new(),
+            response: r#"{"type":"t"}"#.into(),
+            domain: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&a).expect("json"),
+            r#"{"type":"io.nats.jetstream.advisory.v1.api_audit","id":"ID","timestamp":"2023-11-14T22:13:20Z","server":"S1","client":{"start":"2023-11-14T22:13:20Z","host":"127.0.0.1","id":5,"acc":"$G","name":"worker","lang":"rust","ver":"0.46.0","server":"S1","kind":"Client","client_type":"nats"},"subject":"$JS.API.INFO","response":"{\"type\":\"t\"}"}"#
+        );
     }
 
     #[test]
