@@ -796,6 +796,7 @@ impl Reader {
         };
         let msg = Msg {
             subject: &p.subject,
+            subject_bytes: Some(&p.subject),
             reply: p.reply.as_deref(),
             headers: p.headers.as_ref(),
             payload: &p.payload,
@@ -814,6 +815,7 @@ impl Reader {
                 let result = self.inner.sublist.read().matches(&self.account, reply);
                 let answer = Msg {
                     subject: reply,
+                    subject_bytes: None,
                     reply: None,
                     headers: None,
                     payload: &answer,

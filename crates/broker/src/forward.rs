@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use infinistream_protocol::subject::Subject;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -163,7 +164,7 @@ impl Broker {
             &self.inner,
             PeerMsg {
                 account: self.inner.internal_account.clone(),
-                subject: Bytes::copy_from_slice(msg.subject.as_bytes()),
+                subject: msg.subject.as_bytes().clone(),
                 deliver: None,
                 reply: msg
                     .reply
@@ -218,6 +219,7 @@ impl Inner {
         self.stats.forwarded_in.inc();
         let msg = Msg {
             subject: &m.subject,
+            subject_bytes: Some(&m.subject),
             reply: m.reply.as_deref(),
             headers: m.headers.as_ref(),
             payload: &m.payload,
@@ -252,6 +254,7 @@ impl Inner {
                 let result = self.sublist.read().matches(&self.internal_account, reply);
                 let status = Msg {
                     subject: reply,
+                    subject_bytes: None,
                     reply: None,
                     headers: Some(&headers),
                     payload: &Bytes::new(),
@@ -274,7 +277,7 @@ impl Inner {
         let delivered = queue.deliver_from_server(
             self,
             InternalMsg {
-                subject: String::from_utf8_lossy(&m.subject).into_owned(),
+                subject: Subject::from_bytes(m.subject.clone()),
                 reply: m
                     .reply
                     .as_ref()

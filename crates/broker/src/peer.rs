@@ -453,6 +453,7 @@ impl Inner {
             .matches(&m.account, m.deliver.as_ref().unwrap_or(&m.subject));
         let msg = Msg {
             subject: &m.subject,
+            subject_bytes: Some(&m.subject),
             reply: m.reply.as_deref(),
             headers: m.headers.as_ref(),
             payload: &m.payload,

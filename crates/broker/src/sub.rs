@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use infinistream_protocol::subject::Subject;
 
 use crate::auth::AccountName;
 use crate::broker::InternalQueue;
@@ -14,7 +15,8 @@ use crate::peer::PeerLink;
 /// A message delivered to an internal subscription.
 #[derive(Debug, Clone)]
 pub struct InternalMsg {
-    pub subject: String,
+    /// The subject published to, shared with the publisher's buffer (no copy).
+    pub subject: Subject,
     pub reply: Option<String>,
     /// Raw header block (`NATS/1.0\r\n...`), parse with `infinistream_protocol::HeaderMap`.
     pub headers: Option<Bytes>,
