@@ -25,17 +25,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+pub(crate) mod client;
+mod cluster;
+mod cpu;
+pub(crate) mod peer;
 mod service;
+pub(crate) mod sub;
+pub(crate) mod sublist;
 
 use crate::auth::{AccountName, Auth, DEFAULT_ACCOUNT};
-use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
-use crate::monitor::CpuSampler;
-use crate::peer::{Forward, PeerLink, PeerMsg};
 use crate::routing::ClusterView;
-use crate::sub::{InternalMsg, Subscription, Target};
-use crate::sublist::{MatchResult, Sublist};
+use client::Client;
+use cpu::CpuSampler;
+use peer::{Forward, PeerLink, PeerMsg};
+use sub::{InternalMsg, Subscription};
+use sublist::{MatchResult, Sublist};
 
 /// Server-wide counters (also exported to Prometheus).
 #[derive(Debug, Default)]
@@ -240,6 +246,25 @@ impl std::fmt::Debug for Deliveries<'_> {
             .field("out_bytes", &self.ctx.out_bytes)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a subscription's messages go.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Client {
+        client: Arc<Client>,
+        sid: Bytes,
+    },
+    Internal {
+        queue: Arc<InternalQueue>,
+    },
+    /// A peer agent's clients' interest (see [`crate::peer`]).
+    Route {
+        link: Arc<PeerLink>,
+    },
+    /// This agent's service-import response subjects in one exporting account (see
+    /// [`crate::broker`]).
+    Responses,
 }
 
 /// A message being routed.

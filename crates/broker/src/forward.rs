@@ -3,7 +3,7 @@
 //! A NATS application uses one connection for everything (a KV user puts, gets and
 //! watches on it), so an agent receives requests for roles it may not run. The
 //! JetStream layer decides what is whose; this module carries the work over the peer
-//! links the route mesh already has ([`crate::peer`]):
+//! links the route mesh already has ([`crate::broker::peer`]):
 //!
 //! - [`Broker::role_peer`] picks the linked peer that takes work of a role for a key
 //!   (a stream name): agents running the role in this agent's zone first, else in any
@@ -33,11 +33,11 @@ use infinistream_protocol::subject::Subject;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::broker::{Broker, Inner, InternalQueue, InternalSubscription, Msg, RouteCtx};
+use crate::broker::peer::{InternalTarget, PeerMsg};
+use crate::broker::sub::{InternalMsg, Subscription};
+use crate::broker::{Broker, Inner, InternalQueue, InternalSubscription, Msg, RouteCtx, Target};
 use crate::error::BrokerError;
-use crate::peer::{InternalTarget, PeerMsg};
 use crate::routing::ProxyRole;
-use crate::sub::{InternalMsg, Subscription, Target};
 
 /// What became of a forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
