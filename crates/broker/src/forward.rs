@@ -217,13 +217,7 @@ impl Inner {
     /// Delivers work peer `from` forwarded for this agent's internal handlers.
     pub(crate) fn deliver_forwarded(&self, ctx: &mut RouteCtx, from: &str, m: &PeerMsg) {
         self.stats.forwarded_in.inc();
-        let msg = Msg {
-            subject: &m.subject,
-            subject_bytes: Some(&m.subject),
-            reply: m.reply.as_deref(),
-            headers: m.headers.as_ref(),
-            payload: &m.payload,
-        };
+        let msg = m.as_msg();
         let taken = match &m.internal {
             Some(InternalTarget::Capture(stream)) => self.capture(m, stream),
             Some(InternalTarget::Handlers) => {

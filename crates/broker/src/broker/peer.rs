@@ -88,6 +88,19 @@ pub struct PeerMsg {
     pub internal: Option<InternalTarget>,
 }
 
+impl PeerMsg {
+    /// The message to route on this agent (its subject's bytes shared).
+    pub(crate) fn as_msg(&self) -> Msg<'_> {
+        Msg {
+            subject: &self.subject,
+            subject_bytes: Some(&self.subject),
+            reply: self.reply.as_deref(),
+            headers: self.headers.as_ref(),
+            payload: &self.payload,
+        }
+    }
+}
+
 /// Which of the receiver's internal handlers a forwarded message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalTarget {
@@ -449,13 +462,7 @@ impl Inner {
             .sublist
             .read()
             .matches(&m.account, m.deliver.as_ref().unwrap_or(&m.subject));
-        let msg = Msg {
-            subject: &m.subject,
-            subject_bytes: Some(&m.subject),
-            reply: m.reply.as_deref(),
-            headers: m.headers.as_ref(),
-            payload: &m.payload,
-        };
+        let msg = m.as_msg();
         if m.plain {
             for sub in result.plain.iter().filter(|s| s.is_announced()) {
                 self.deliver(ctx, sub, None, true, msg);
