@@ -181,9 +181,15 @@ impl Inner {
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
+///
+/// A handle has an account ([`Broker::in_account`]): its internal subscriptions and
+/// its own publishes and deliveries are in that account's subject space. The handle
+/// [`Broker::new`] returns is in the account JetStream serves.
 #[derive(Debug, Clone)]
 pub struct Broker {
     pub(crate) inner: Arc<Inner>,
+    /// The account of this handle's internal subscriptions and publishes.
+    pub(crate) account: AccountName,
 }
 
 /// Bytes queued by a [`Deliveries`] after which the connections it wrote to are woken
@@ -369,6 +375,7 @@ impl Broker {
         };
         let auth = RwLock::new(config.auth.clone());
         Broker {
+            account: internal_account.clone(),
             inner: Arc::new(Inner {
                 auth,
                 internal_account,
@@ -427,9 +434,20 @@ impl Broker {
     }
 
     /// The account JetStream serves: internal subscribers and the broker's own
-    /// publishes live in it (fixed for the broker's life).
+    /// publishes live in it (fixed for the broker's life); for a handle made by
+    /// [`Broker::in_account`], that account.
     pub fn jetstream_account(&self) -> &str {
-        &self.inner.internal_account
+        &self.account
+    }
+
+    /// A handle on the same server whose internal subscriptions, publishes and
+    /// deliveries are in `account`'s subject space instead: a subscriber of one
+    /// account never sees what is published in another (imports aside).
+    pub fn in_account(&self, account: &str) -> Broker {
+        Broker {
+            inner: self.inner.clone(),
+            account: account.into(),
+        }
     }
 
     /// The address `serve` is listening on, once it started.
@@ -533,13 +551,13 @@ impl Broker {
         let inner = &*self.inner;
         let mut ctx = RouteCtx::new(random_seed());
         ctx.deliver_subject = Some(Bytes::copy_from_slice(deliver_subject.as_bytes()));
-        ctx.account = Some(inner.internal_account.clone());
+        ctx.account = Some(self.account.clone());
         Deliveries {
             inner,
             result: inner
                 .sublist
                 .read()
-                .matches(&inner.internal_account, deliver_subject.as_bytes()),
+                .matches(&self.account, deliver_subject.as_bytes()),
             ctx,
             woken_at: 0,
         }
@@ -592,7 +610,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(capacity);
         let mut sub = Subscription::new(
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
-            self.inner.internal_account.clone(),
+            self.account.clone(),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
             Target::Internal {
@@ -631,7 +649,7 @@ impl Broker {
             .inner
             .sublist
             .read()
-            .matches(&self.inner.internal_account, subject.as_bytes());
+            .matches(&self.account, subject.as_bytes());
         result
             .plain
             .iter()

@@ -251,16 +251,19 @@ impl ControlPlaneClient {
     ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
         let request = v1::ListStreamsRequest {
             subject: subject.to_owned(),
+            account: String::new(),
         };
         let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
         Ok(resp.streams)
     }
 
     /// Sets the JetStream account's limits, which the control plane enforces for the
-    /// whole group at commit (all -1 = unlimited).
+    /// whole group at commit (all -1 = unlimited). They govern the streams named by
+    /// their bare name (`$G`'s ids: the one account JetStream serves today).
     pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
         let request = v1::SetAccountLimitsRequest {
             limits: Some(limits),
+            account: String::new(),
         };
         unary(
             "SetAccountLimits",
