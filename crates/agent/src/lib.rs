@@ -40,7 +40,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context;
 use infinistream_broker::{Broker, BrokerConfig};
 use infinistream_config::{Advertise, AgentConfig, ZoneSource};
 use infinistream_cp_client::{ClientError, ControlPlaneClient};
@@ -393,25 +392,19 @@ fn jobs_options(config: &AgentConfig) -> JobsOptions {
 }
 
 fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerConfig> {
-    let tls = match &config.tls {
-        None => None,
-        Some(files) => {
-            let mut tls = infinistream_broker::Tls::from_pem_files(
-                &files.cert,
-                &files.key,
-                files.client_ca.as_deref(),
-            )
-            .context("cannot set up TLS for NATS clients (INFINISTREAM_TLS_*)")?;
-            tls.handshake_first = files.handshake_first;
-            tracing::info!(
-                cert = %files.cert.display(),
-                verify_clients = tls.verify,
-                handshake_first = tls.handshake_first,
-                "TLS required for NATS clients"
-            );
-            Some(tls)
-        }
-    };
+    let tls = config
+        .tls
+        .as_ref()
+        .map(client_auth::client_tls)
+        .transpose()?;
+    if let (Some(tls), Some(files)) = (&tls, &config.tls) {
+        tracing::info!(
+            cert = %files.cert.display(),
+            verify_clients = tls.verify,
+            handshake_first = tls.handshake_first,
+            "TLS required for NATS clients"
+        );
+    }
     Ok(BrokerConfig {
         server_name: config.server_name.clone(),
         // The listen host, as nats-server reports it (`INFO`, `/varz`, `$SYS` answers).

@@ -178,6 +178,20 @@ impl Inner {
     pub(crate) fn auth_required(&self) -> bool {
         self.auth.read().is_some()
     }
+
+    /// How many connections other than `except` are signed in to `account` on this
+    /// broker (for an account JWT's `conn` limit).
+    pub(crate) fn account_conns(&self, account: &AccountName, except: u64) -> u64 {
+        let clients: Vec<_> = self.clients.lock().values().cloned().collect();
+        clients
+            .iter()
+            .filter(|c| c.cid != except)
+            .filter(|c| {
+                c.login()
+                    .is_some_and(|l| crate::auth::same_account(&l.account, account))
+            })
+            .count() as u64
+    }
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
@@ -408,25 +422,70 @@ impl Broker {
     /// Replaces how clients authenticate (a configuration reload), as nats-server
     /// does on `SIGHUP`: connections whose user is gone or whose credential changed
     /// are closed with `Authorization Violation`; the others keep going under their
-    /// user's new permissions. Returns how many connections were closed.
+    /// user's new permissions and limits. As nats-server applies an account JWT's new
+    /// limits: a connection now holding more subscriptions than allowed is closed
+    /// with `maximum subscriptions exceeded`, and an account over its new `conn`
+    /// limit loses its newest connections (`maximum account active connections
+    /// exceeded`). Returns how many connections were closed.
     pub fn reload_auth(&self, auth: Option<Auth>) -> usize {
         let old = std::mem::replace(&mut *self.inner.auth.write(), auth.clone());
-        let clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+        let mut clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+        clients.sort_by_key(|c| c.cid);
         let mut closed = 0;
+        let mut conns: HashMap<AccountName, u64> = HashMap::new();
         for client in clients {
             let Some(login) = client.login() else {
                 continue;
             };
-            match crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) {
-                Some(login) => client.set_login(login),
-                None => {
-                    tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
-                    client.close_with_err("Authorization Violation");
-                    closed += 1;
-                }
+            let Some(login) = crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) else {
+                tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
+                client.close_with_err("Authorization Violation");
+                closed += 1;
+                continue;
+            };
+            let open = conns.entry(login.account.clone()).or_default();
+            *open += 1;
+            let over_conns = login
+                .limits
+                .max_account_conns
+                .is_some_and(|max| *open > max);
+            if over_conns {
+                *open -= 1;
             }
+            let over_subs = login
+                .limits
+                .max_subs
+                .is_some_and(|max| client.subs.lock().len() as u64 > max);
+            client.set_login(login);
+            let message = if over_conns {
+                "maximum account active connections exceeded"
+            } else if over_subs {
+                "maximum subscriptions exceeded"
+            } else {
+                continue;
+            };
+            tracing::info!(
+                cid = client.cid,
+                reason = message,
+                "closing connection: over its account's new limits"
+            );
+            client.close_with_err(message);
+            closed += 1;
         }
         closed
+    }
+
+    /// Replaces the client TLS certificate, key and CA (a configuration reload): new
+    /// connections get the new ones, open connections stay up. Turning TLS on or off,
+    /// or changing whether client certificates are required, needs a restart.
+    pub fn reload_tls(&self, tls: Option<&crate::tls::Tls>) -> Result<(), crate::tls::TlsError> {
+        match (&self.inner.config.tls, tls) {
+            (Some(running), Some(new)) => running.replace_with(new),
+            (None, None) => Ok(()),
+            _ => Err(crate::tls::TlsError::Config(
+                "turning TLS for NATS clients on or off needs a restart".into(),
+            )),
+        }
     }
 
     pub fn server_id(&self) -> &str {
