@@ -20,43 +20,11 @@ use crate::rules::{Scan, module_files, rust_files};
 /// `crate::zone::peer`.
 type ModPath = Vec<String>;
 
-/// Tangles known when the check was written, reported but not failed on until they
-/// are broken: `(crate, the exact set of modules)`. A tangle that grows or a new one
-/// fails; remove an entry once its tangle is gone.
-const KNOWN: &[(&str, &[&str])] = &[
-    // The broker's connection, subscription, peer and routing types refer to each
-    // other (a subscription's target is a client, a peer link or an internal queue;
-    // clients and peers hold subscriptions; all of them reach the broker's state).
-    (
-        "broker",
-        &[
-            "broker", "client", "config", "monitor", "peer", "routing", "sub", "sublist",
-        ],
-    ),
-];
-
 pub fn check() -> anyhow::Result<()> {
     let root = crate::workspace_root();
-    let (known, cycles): (Vec<String>, Vec<String>) = workspace_cycles(&root)?
-        .into_iter()
-        .partition(|c| is_known(c));
-    for c in &known {
-        eprintln!("xtask: known module tangle, still to break: {c}");
-    }
-    // An entry whose tangle is gone must go too, so the tangle cannot come back unseen.
-    let stale: Vec<String> = KNOWN
-        .iter()
-        .filter(|entry| !known.iter().any(|c| matches_entry(c, entry)))
-        .map(|(krate, modules)| format!("{krate}: {{{}}}", modules.join(", ")))
-        .collect();
-    if !stale.is_empty() {
-        bail!(
-            "known module tangles no longer found (remove them from KNOWN in xtask/src/cycles.rs):\n  {}",
-            stale.join("\n  ")
-        );
-    }
+    let cycles = workspace_cycles(&root)?;
     if cycles.is_empty() {
-        eprintln!("xtask: no new module import circle within a crate");
+        eprintln!("xtask: no module import circle within a crate");
         Ok(())
     } else {
         bail!(
@@ -65,18 +33,6 @@ pub fn check() -> anyhow::Result<()> {
             cycles.join("\n  ")
         )
     }
-}
-
-/// Whether a reported tangle (`crate: {a, b} import each other: …`) is in [`KNOWN`].
-fn is_known(report: &str) -> bool {
-    KNOWN.iter().any(|entry| matches_entry(report, entry))
-}
-
-fn matches_entry(report: &str, (krate, modules): &(&str, &[&str])) -> bool {
-    report.starts_with(&format!(
-        "{krate}: {{{}}} import each other",
-        modules.join(", ")
-    ))
 }
 
 /// Every cycle of every crate under `crates/`, as `crate: a -> b -> a (a.rs:12 uses b, …)`.
@@ -514,9 +470,8 @@ mod tests {
 
     /// The workspace itself passes (what `cargo xtask check-deps` runs).
     #[test]
-    fn workspace_has_no_new_module_circles() {
+    fn workspace_has_no_module_circles() {
         let cycles = workspace_cycles(&crate::workspace_root()).expect("scan");
-        let new: Vec<String> = cycles.into_iter().filter(|c| !is_known(c)).collect();
-        assert!(new.is_empty(), "{new:#?}");
+        assert!(cycles.is_empty(), "{cycles:#?}");
     }
 }

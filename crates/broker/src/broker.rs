@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use infinistream_protocol::Info;
-use infinistream_protocol::subject;
+use infinistream_protocol::subject::{self, Subject};
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,17 +25,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+pub(crate) mod client;
+mod cluster;
+mod cpu;
+pub(crate) mod peer;
 mod service;
+pub(crate) mod sub;
+pub(crate) mod sublist;
 
 use crate::auth::{AccountName, Auth, DEFAULT_ACCOUNT};
-use crate::client::{self, Client};
 use crate::config::{BrokerConfig, INFINISTREAM_VERSION};
 use crate::error::BrokerError;
-use crate::monitor::CpuSampler;
-use crate::peer::{Forward, PeerLink, PeerMsg};
 use crate::routing::ClusterView;
-use crate::sub::{InternalMsg, Subscription, Target};
-use crate::sublist::{MatchResult, Sublist};
+use client::Client;
+use cpu::CpuSampler;
+use peer::{Forward, PeerLink, PeerMsg};
+use sub::{InternalMsg, Subscription};
+use sublist::{MatchResult, Sublist};
 
 /// Server-wide counters (also exported to Prometheus).
 #[derive(Debug, Default)]
@@ -232,6 +238,7 @@ impl Deliveries<'_> {
     ) {
         let msg = Msg {
             subject: subject.as_bytes(),
+            subject_bytes: None,
             reply: reply.map(str::as_bytes),
             headers: headers.as_ref(),
             payload: &payload,
@@ -267,13 +274,46 @@ impl std::fmt::Debug for Deliveries<'_> {
     }
 }
 
+/// Where a subscription's messages go.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Client {
+        client: Arc<Client>,
+        sid: Bytes,
+    },
+    Internal {
+        queue: Arc<InternalQueue>,
+    },
+    /// A peer agent's clients' interest (see [`crate::peer`]).
+    Route {
+        link: Arc<PeerLink>,
+    },
+    /// This agent's service-import response subjects in one exporting account (see
+    /// [`crate::broker`]).
+    Responses,
+}
+
 /// A message being routed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Msg<'a> {
     pub subject: &'a [u8],
+    /// `subject` as shared bytes when the router holds them (a client's `PUB`, a
+    /// peer's message), so a delivery that keeps the subject needs no copy.
+    pub subject_bytes: Option<&'a Bytes>,
     pub reply: Option<&'a [u8]>,
     pub headers: Option<&'a Bytes>,
     pub payload: &'a Bytes,
+}
+
+impl Msg<'_> {
+    /// The subject as owned bytes: the shared ones when they are still this message's
+    /// subject (an import's mapped subject is not), else a copy.
+    pub(crate) fn owned_subject(&self) -> Bytes {
+        match self.subject_bytes {
+            Some(bytes) if bytes.as_ref() == self.subject => bytes.clone(),
+            _ => Bytes::copy_from_slice(self.subject),
+        }
+    }
 }
 
 /// Work collected while routing a batch, done once at the end of the batch.
@@ -883,7 +923,7 @@ impl Inner {
                         .account
                         .clone()
                         .unwrap_or_else(|| self.internal_account.clone()),
-                    subject: Bytes::copy_from_slice(msg.subject),
+                    subject: msg.owned_subject(),
                     deliver: ctx
                         .deliver_subject
                         .clone()
@@ -938,7 +978,7 @@ impl Inner {
                     ctx.expired.push(sub.clone());
                 }
                 let m = InternalMsg {
-                    subject: String::from_utf8_lossy(msg.subject).into_owned(),
+                    subject: Subject::from_bytes(msg.owned_subject()),
                     reply: msg.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
                     headers: msg.headers.cloned(),
                     payload: msg.payload.clone(),
@@ -991,6 +1031,7 @@ impl Inner {
             let payload = Bytes::new();
             let msg = Msg {
                 subject: reply,
+                subject_bytes: None,
                 reply: None,
                 headers: Some(&headers),
                 payload: &payload,

@@ -3,7 +3,7 @@
 //! A NATS application uses one connection for everything (a KV user puts, gets and
 //! watches on it), so an agent receives requests for roles it may not run. The
 //! JetStream layer decides what is whose; this module carries the work over the peer
-//! links the route mesh already has ([`crate::peer`]):
+//! links the route mesh already has ([`crate::broker::peer`]):
 //!
 //! - [`Broker::role_peer`] picks the linked peer that takes work of a role for a key
 //!   (a stream name): agents running the role in this agent's zone first, else in any
@@ -29,14 +29,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use infinistream_protocol::subject::Subject;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::broker::{Broker, Inner, InternalQueue, InternalSubscription, Msg, RouteCtx};
+use crate::broker::peer::{InternalTarget, PeerMsg};
+use crate::broker::sub::{InternalMsg, Subscription};
+use crate::broker::{Broker, Inner, InternalQueue, InternalSubscription, Msg, RouteCtx, Target};
 use crate::error::BrokerError;
-use crate::peer::{InternalTarget, PeerMsg};
 use crate::routing::ProxyRole;
-use crate::sub::{InternalMsg, Subscription, Target};
 
 /// What became of a forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +164,7 @@ impl Broker {
             &self.inner,
             PeerMsg {
                 account: self.account.clone(),
-                subject: Bytes::copy_from_slice(msg.subject.as_bytes()),
+                subject: msg.subject.as_bytes().clone(),
                 deliver: None,
                 reply: msg
                     .reply
@@ -216,12 +217,7 @@ impl Inner {
     /// Delivers work peer `from` forwarded for this agent's internal handlers.
     pub(crate) fn deliver_forwarded(&self, ctx: &mut RouteCtx, from: &str, m: &PeerMsg) {
         self.stats.forwarded_in.inc();
-        let msg = Msg {
-            subject: &m.subject,
-            reply: m.reply.as_deref(),
-            headers: m.headers.as_ref(),
-            payload: &m.payload,
-        };
+        let msg = m.as_msg();
         let taken = match &m.internal {
             Some(InternalTarget::Capture(stream)) => self.capture(m, stream),
             Some(InternalTarget::Handlers) => {
@@ -249,6 +245,7 @@ impl Inner {
                 let result = self.sublist.read().matches(&m.account, reply);
                 let status = Msg {
                     subject: reply,
+                    subject_bytes: None,
                     reply: None,
                     headers: Some(&headers),
                     payload: &Bytes::new(),
@@ -271,7 +268,7 @@ impl Inner {
         let delivered = queue.deliver_from_server(
             self,
             InternalMsg {
-                subject: String::from_utf8_lossy(&m.subject).into_owned(),
+                subject: Subject::from_bytes(m.subject.clone()),
                 reply: m
                     .reply
                     .as_ref()

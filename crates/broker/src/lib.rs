@@ -9,26 +9,24 @@
 
 pub mod auth;
 mod broker;
-mod client;
 pub mod config;
 mod error;
 pub mod forward;
 pub mod monitor;
-pub mod peer;
 pub mod routing;
-mod sub;
-mod sublist;
 pub mod tls;
 
 pub use auth::{
     AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, ServiceImport,
     StreamImport, SubjectPermission, User, Users, UsersError, jwt,
 };
+pub use broker::peer::{
+    InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default,
+};
+pub use broker::sub::InternalMsg;
 pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use forward::Forwarded;
 pub use monitor::{ClientDetails, ConnInfo, Connz, Varz};
-pub use peer::{InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default};
-pub use sub::InternalMsg;
 pub use tls::{Tls, TlsError};

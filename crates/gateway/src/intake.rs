@@ -517,7 +517,7 @@ pub fn record_from(stream: &Arc<str>, msg: InternalMsg) -> Result<PendingRecord,
     }
     Ok(PendingRecord {
         stream: stream.clone(),
-        subject: Bytes::from(msg.subject),
+        subject: msg.subject.into_bytes(),
         headers: raw_headers,
         payload: msg.payload,
         meta,

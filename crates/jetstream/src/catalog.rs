@@ -827,7 +827,7 @@ mod tests {
                 if &*stream == "A" {
                     let _ = gate.wait_for(|open| *open).await;
                 }
-                let _ = tx.send((stream, msg.subject));
+                let _ = tx.send((stream, msg.subject.into()));
             }
         };
         let task = tokio::spawn(serve_stream_subjects(

@@ -90,7 +90,7 @@ pub async fn settle_group(
         }
     };
     let request = InternalMsg {
-        subject: format!("{SYNC_PREFIX}{name}"),
+        subject: format!("{SYNC_PREFIX}{name}").into(),
         reply: Some(inbox),
         headers: None,
         payload: expected(config),

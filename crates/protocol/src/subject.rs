@@ -15,7 +15,11 @@
 //! | [`is_subset_match`] | `subjectIsSubsetMatch` | one filter inside another (delivery cycles) |
 //!
 //! Everything takes bytes (`&str`, `&[u8]`, `Bytes`, …) so the broker's hot path needs
-//! no UTF-8 check and the JetStream checks need no conversion.
+//! no UTF-8 check and the JetStream checks need no conversion. [`Subject`] carries a
+//! published subject from the broker to its internal handlers (the gateway's capture,
+//! the JetStream API) as shared text: checked for UTF-8 once, never copied.
+
+use bytes::Bytes;
 
 /// Token separator.
 pub const SEP: u8 = b'.';
@@ -180,9 +184,134 @@ fn subset_tokens(subject: &[&[u8]], test: &[&[u8]]) -> bool {
     subject.len() == test.len()
 }
 
+/// A subject as it travels a message path (the broker's internal deliveries, the
+/// gateway's capture): UTF-8 text in shared [`Bytes`], checked once where it is made,
+/// so cloning it is a reference count and passing it on copies nothing.
+///
+/// It holds what was published; the rules above say whether that is a valid subject.
+/// Bytes that are not UTF-8 are replaced as `String::from_utf8_lossy` does (NATS
+/// subjects are text; the broker delivered them so before this type existed).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subject(bytestring::ByteString);
+
+impl Subject {
+    /// The subject in `bytes`: shared without a copy when it is UTF-8, else copied
+    /// with invalid sequences replaced.
+    pub fn from_bytes(bytes: Bytes) -> Subject {
+        match bytestring::ByteString::try_from(bytes.clone()) {
+            Ok(text) => Subject(text),
+            Err(_) => Subject(String::from_utf8_lossy(&bytes).into_owned().into()),
+        }
+    }
+
+    /// A subject known when compiling.
+    pub const fn from_static(subject: &'static str) -> Subject {
+        Subject(bytestring::ByteString::from_static(subject))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The subject's bytes, shared.
+    pub fn as_bytes(&self) -> &Bytes {
+        self.0.as_bytes()
+    }
+
+    /// The subject's bytes, shared.
+    pub fn into_bytes(self) -> Bytes {
+        self.0.into_bytes()
+    }
+}
+
+impl std::ops::Deref for Subject {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Subject {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Subject {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::borrow::Borrow<str> for Subject {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Subject {
+    fn from(subject: &str) -> Subject {
+        Subject(subject.into())
+    }
+}
+
+impl From<String> for Subject {
+    fn from(subject: String) -> Subject {
+        Subject(subject.into())
+    }
+}
+
+impl From<Subject> for String {
+    fn from(subject: Subject) -> String {
+        subject.as_str().to_owned()
+    }
+}
+
+impl PartialEq<str> for Subject {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Subject {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subject_shares_utf8_bytes_and_replaces_the_rest() {
+        let bytes = Bytes::from_static(b"orders.eu");
+        let subject = Subject::from_bytes(bytes.clone());
+        assert_eq!(subject, "orders.eu");
+        assert_eq!(
+            subject.as_bytes().as_ptr(),
+            bytes.as_ptr(),
+            "shared, not copied"
+        );
+        assert_eq!(subject.clone().into_bytes().as_ptr(), bytes.as_ptr());
+        let lossy = Subject::from_bytes(Bytes::from_static(b"a.\xff"));
+        assert_eq!(lossy.as_str(), String::from_utf8_lossy(b"a.\xff"));
+        assert_eq!(format!("{subject} {subject:?}"), "orders.eu \"orders.eu\"");
+        assert!(matches(">", &subject));
+    }
 
     #[test]
     fn validates_subjects() {

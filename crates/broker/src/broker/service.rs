@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::Target;
+use super::sub::Subscription;
 use super::{Inner, Msg, RouteCtx};
 use crate::auth::{AccountName, ServiceImport, same_account};
-use crate::sub::{Subscription, Target};
 
 /// How long an unanswered request's response mapping lives (nats-server's default
 /// response threshold).

@@ -41,10 +41,11 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use super::Target;
+use super::sub::Subscription;
+use super::sublist::{InterestKey, Sublist};
 use crate::auth::{AccountName, DEFAULT_ACCOUNT};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
-use crate::sub::{Subscription, Target};
-use crate::sublist::Sublist;
 
 /// Bytes of messages queued for one peer past which further messages to it are dropped.
 pub const PEER_PENDING_LIMIT: usize = 64 << 20;
@@ -87,6 +88,19 @@ pub struct PeerMsg {
     pub internal: Option<InternalTarget>,
 }
 
+impl PeerMsg {
+    /// The message to route on this agent (its subject's bytes shared).
+    pub(crate) fn as_msg(&self) -> Msg<'_> {
+        Msg {
+            subject: &self.subject,
+            subject_bytes: Some(&self.subject),
+            reply: self.reply.as_deref(),
+            headers: self.headers.as_ref(),
+            payload: &self.payload,
+        }
+    }
+}
+
 /// Which of the receiver's internal handlers a forwarded message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InternalTarget {
@@ -124,9 +138,6 @@ impl PeerFrame {
         }
     }
 }
-
-/// (account, subject, queue) of an interest.
-pub(crate) type InterestKey = (AccountName, Bytes, Option<Bytes>);
 
 /// The account a peer names: its own, or [`DEFAULT_ACCOUNT`] when it names none (an
 /// agent from before accounts).
@@ -451,12 +462,7 @@ impl Inner {
             .sublist
             .read()
             .matches(&m.account, m.deliver.as_ref().unwrap_or(&m.subject));
-        let msg = Msg {
-            subject: &m.subject,
-            reply: m.reply.as_deref(),
-            headers: m.headers.as_ref(),
-            payload: &m.payload,
-        };
+        let msg = m.as_msg();
         if m.plain {
             for sub in result.plain.iter().filter(|s| s.is_announced()) {
                 self.deliver(ctx, sub, None, true, msg);
@@ -512,43 +518,5 @@ impl RouteCtx {
             None => f.plain = true,
             Some(q) => f.queues.push(q.clone()),
         }
-    }
-}
-
-/// The interest to announce: client subscriptions counted per (subject, queue).
-#[derive(Debug, Default)]
-pub(crate) struct ClientInterest {
-    counts: HashMap<InterestKey, usize>,
-}
-
-impl ClientInterest {
-    /// Counts a client subscription in; true when it is the first on its key.
-    pub fn add(&mut self, sub: &Subscription) -> bool {
-        let n = self
-            .counts
-            .entry((sub.account.clone(), sub.subject.clone(), sub.queue.clone()))
-            .or_insert(0);
-        *n += 1;
-        *n == 1
-    }
-
-    /// Counts a client subscription out; true when it was the last on its key.
-    pub fn remove(&mut self, sub: &Subscription) -> bool {
-        let key = (sub.account.clone(), sub.subject.clone(), sub.queue.clone());
-        match self.counts.get_mut(&key) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                self.counts.remove(&key);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &InterestKey> {
-        self.counts.keys()
     }
 }

@@ -1,20 +1,19 @@
 //! A subscription and where its messages go: a client connection's outbound buffer or
 //! an internal (in-process) handler's bounded channel.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use infinistream_protocol::subject::Subject;
 
+use super::Target;
 use crate::auth::AccountName;
-use crate::broker::InternalQueue;
-use crate::client::Client;
-use crate::peer::PeerLink;
 
 /// A message delivered to an internal subscription.
 #[derive(Debug, Clone)]
 pub struct InternalMsg {
-    pub subject: String,
+    /// The subject published to, shared with the publisher's buffer (no copy).
+    pub subject: Subject,
     pub reply: Option<String>,
     /// Raw header block (`NATS/1.0\r\n...`), parse with `infinistream_protocol::HeaderMap`.
     pub headers: Option<Bytes>,
@@ -24,24 +23,6 @@ pub struct InternalMsg {
     /// For a publish another agent forwarded to be captured here (see
     /// [`crate::forward`]): the stream that agent found capturing the subject.
     pub capture_stream: Option<std::sync::Arc<str>>,
-}
-
-#[derive(Debug)]
-pub(crate) enum Target {
-    Client {
-        client: Arc<Client>,
-        sid: Bytes,
-    },
-    Internal {
-        queue: Arc<InternalQueue>,
-    },
-    /// A peer agent's clients' interest (see [`crate::peer`]).
-    Route {
-        link: Arc<PeerLink>,
-    },
-    /// This agent's service-import response subjects in one exporting account (see
-    /// [`crate::broker`]).
-    Responses,
 }
 
 #[derive(Debug)]

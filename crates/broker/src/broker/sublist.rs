@@ -17,9 +17,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use infinistream_protocol::subject;
 
+use super::sub::Subscription;
 use crate::auth::{AccountName, same_account};
-use crate::peer::{ClientInterest, InterestKey};
-use crate::sub::Subscription;
 
 /// Subscriptions a subject reaches: plain ones each get a copy, each queue group one.
 #[derive(Debug, Default)]
@@ -168,10 +167,51 @@ impl MatchCache {
     }
 }
 
+/// (account, subject, queue) of an interest.
+pub(crate) type InterestKey = (AccountName, Bytes, Option<Bytes>);
+
+/// The interest to announce: client subscriptions counted per (subject, queue).
+#[derive(Debug, Default)]
+pub(crate) struct ClientInterest {
+    counts: HashMap<InterestKey, usize>,
+}
+
+impl ClientInterest {
+    /// Counts a client subscription in; true when it is the first on its key.
+    pub fn add(&mut self, sub: &Subscription) -> bool {
+        let n = self
+            .counts
+            .entry((sub.account.clone(), sub.subject.clone(), sub.queue.clone()))
+            .or_insert(0);
+        *n += 1;
+        *n == 1
+    }
+
+    /// Counts a client subscription out; true when it was the last on its key.
+    pub fn remove(&mut self, sub: &Subscription) -> bool {
+        let key = (sub.account.clone(), sub.subject.clone(), sub.queue.clone());
+        match self.counts.get_mut(&key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.counts.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &InterestKey> {
+        self.counts.keys()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sub::Target;
+    use crate::broker::Target;
 
     fn sub(id: u64, subject: &str, queue: Option<&str>) -> Arc<Subscription> {
         sub_in("$G", id, subject, queue)

@@ -23,11 +23,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace};
 
+use super::Target;
+use super::sub::Subscription;
+use super::sublist::{MatchCache, MatchResult};
 use crate::auth::{self, AccountName, Auth, ConnPermissions, DEFAULT_ACCOUNT, Login, same_account};
 use crate::broker::{Broker, Inner, Msg, RouteCtx, random_seed};
 use crate::routing::{self, Decision, RouteRequest};
-use crate::sub::{Subscription, Target};
-use crate::sublist::{MatchCache, MatchResult};
 use crate::tls::Tls;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -845,6 +846,7 @@ impl Reader {
         };
         let msg = Msg {
             subject: &p.subject,
+            subject_bytes: Some(&p.subject),
             reply: p.reply.as_deref(),
             headers: p.headers.as_ref(),
             payload: &p.payload,
@@ -863,6 +865,7 @@ impl Reader {
                 let result = self.inner.sublist.read().matches(&self.account, reply);
                 let answer = Msg {
                     subject: reply,
+                    subject_bytes: None,
                     reply: None,
                     headers: None,
                     payload: &answer,
