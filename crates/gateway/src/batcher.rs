@@ -347,6 +347,12 @@ impl FlushShared {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         failed.retain(|_, at| now.saturating_duration_since(*at) < FAILED_FAST_MEMORY);
         for chunk in &batch.chunks {
+            // Only chunks holding a fast-batch record look for their result: the search
+            // is linear, and a flush of thousands of streams (one chunk each) made this
+            // loop quadratic on the commit chain (docs/benchmarks.md, session 11).
+            if chunk.slots.iter().all(|s| s.meta.fail_batch.is_none()) {
+                continue;
+            }
             let result =
                 response.and_then(|r| r.chunks.iter().find(|c| c.chunk_index == chunk.chunk_index));
             for (position, slot) in chunk.slots.iter().enumerate() {
