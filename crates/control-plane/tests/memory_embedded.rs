@@ -33,6 +33,7 @@ suite_for!(memory:
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
+    accounts_own_streams_of_one_name,
 );
 
 suite_for!(embedded:
@@ -49,4 +50,5 @@ suite_for!(embedded:
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
+    accounts_own_streams_of_one_name,
 );
