@@ -394,6 +394,12 @@ impl FlushShared {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         failed.retain(|_, at| now.saturating_duration_since(*at) < FAILED_FAST_MEMORY);
         for chunk in &batch.chunks {
+            // Only chunks holding a fast-batch record look for their result: the search
+            // is linear, and a flush of thousands of streams (one chunk each) made this
+            // loop quadratic on the commit chain (docs/benchmarks.md, session 11).
+            if chunk.slots.iter().all(|s| s.meta.fail_batch.is_none()) {
+                continue;
+            }
             let result =
                 response.and_then(|r| r.chunks.iter().find(|c| c.chunk_index == chunk.chunk_index));
             for (position, slot) in chunk.slots.iter().enumerate() {
@@ -837,26 +843,16 @@ async fn flush(shared: Arc<FlushShared>, batch: SealedBatch, object: Bytes, orde
     let queued = Instant::now();
     let waited = tokio::time::timeout_at(deadline, finish_previous(previous)).await;
     shared.metrics.record_commit_wait(queued.elapsed());
-    let request = v1::CommitBatchRequest {
-        batch_id: batch.batch_id.clone(),
-        object_key: key.to_string(),
-        agent_id: shared.agent_id.clone(),
-        chunks: batch
-            .chunks
-            .iter()
-            .map(|c| v1::ChunkMeta {
-                stream: c.stream.to_string(),
-                chunk_index: c.chunk_index,
-                record_count: u32::try_from(c.slots.len()).unwrap_or(u32::MAX),
-                byte_size: c.byte_size,
-                records: c.slots.iter().map(|s| shared.commit_meta(s)).collect(),
-            })
-            .collect(),
-    };
     let committed = match waited {
         Ok(()) => {
             let called = Instant::now();
-            let committed = commit_with_retry(&shared, request, deadline).await;
+            let object_key = key.to_string();
+            let committed = commit_with_retry(
+                &shared,
+                || commit_request(&shared, &batch, &object_key),
+                deadline,
+            )
+            .await;
             shared.metrics.record_commit_call(called.elapsed());
             committed
         }
@@ -941,16 +937,43 @@ async fn finish_previous(previous: Option<oneshot::Receiver<()>>) {
     }
 }
 
+/// The `CommitBatch` request of a flush. Built afresh for each attempt rather than
+/// cloned: with thousands of streams per flush a deep copy of the request is a
+/// measurable part of the publish path (docs/benchmarks.md, session 11). Every attempt
+/// gets the same request: `withdrawn` marks come from commits of earlier flushes, which
+/// all finished before this flush's first attempt (commits go in flush order).
+fn commit_request(
+    shared: &FlushShared,
+    batch: &SealedBatch,
+    object_key: &str,
+) -> v1::CommitBatchRequest {
+    v1::CommitBatchRequest {
+        batch_id: batch.batch_id.clone(),
+        object_key: object_key.to_owned(),
+        agent_id: shared.agent_id.clone(),
+        chunks: batch
+            .chunks
+            .iter()
+            .map(|c| v1::ChunkMeta {
+                stream: c.stream.to_string(),
+                chunk_index: c.chunk_index,
+                record_count: u32::try_from(c.slots.len()).unwrap_or(u32::MAX),
+                byte_size: c.byte_size,
+                records: c.slots.iter().map(|s| shared.commit_meta(s)).collect(),
+            })
+            .collect(),
+    }
+}
+
 async fn commit_with_retry(
     shared: &FlushShared,
-    request: v1::CommitBatchRequest,
+    request: impl Fn() -> v1::CommitBatchRequest,
     deadline: tokio::time::Instant,
 ) -> Result<v1::CommitBatchResponse, CommitFailure> {
     let mut backoff = Duration::from_millis(20);
     let mut maybe_applied = false;
     loop {
-        let attempt =
-            tokio::time::timeout_at(deadline, shared.committer.commit(request.clone())).await;
+        let attempt = tokio::time::timeout_at(deadline, shared.committer.commit(request())).await;
         match attempt {
             Ok(Ok(response)) => return Ok(response),
             Ok(Err(error @ CommitError::Refused(_))) => {
