@@ -105,7 +105,7 @@ pub fn api_audit(broker: &Broker, server: &str, request: &InternalMsg, response:
             event: event(types::API_AUDIT),
             server: server.to_owned(),
             client,
-            subject: request.subject.clone(),
+            subject: request.subject.to_string(),
             request: String::from_utf8_lossy(&request.payload).into_owned(),
             response: String::from_utf8_lossy(response).into_owned(),
             domain: String::new(),
