@@ -204,6 +204,9 @@ struct World {
     /// and never change, so an entry equal to the one read back before reads back the
     /// same; only new or changed entries are read again (the final check reads all).
     read_back: Mutex<HashMap<u64, (v1::IndexEntry, Vec<String>)>>,
+    /// One set of gateway counters for every agent incarnation (nothing reads them;
+    /// made once, as registering them costs more than a step).
+    gateway_metrics: GatewayMetrics,
     done: CancellationToken,
 }
 
@@ -328,6 +331,7 @@ impl World {
             history: Mutex::new(History::default()),
             readers: Mutex::new([None, None]),
             read_back: Mutex::new(HashMap::new()),
+            gateway_metrics: GatewayMetrics::new(),
             done: CancellationToken::new(),
         }))
     }
@@ -446,7 +450,7 @@ impl World {
             committer,
             acks,
             self.clock.clone(),
-            GatewayMetrics::new(),
+            self.gateway_metrics.clone(),
             CancellationToken::new(),
         );
         self.ctx.record(node.name.as_bytes());
@@ -538,7 +542,7 @@ impl World {
     /// A reader through the leader: over the faulty bucket (the consumer's) or the
     /// bucket without faults (the checker's).
     fn reader(&self, faulty: bool) -> StreamReader {
-        let (generation, client) = self.leader();
+        let generation = self.cps.lock().len().saturating_sub(1);
         let mut cached = self.readers.lock();
         let slot = &mut cached[usize::from(faulty)];
         if let Some((g, reader)) = slot.as_ref()
@@ -546,6 +550,7 @@ impl World {
         {
             return reader.clone();
         }
+        let (generation, client) = self.leader();
         let store = if faulty {
             self.bucket_store.clone()
         } else {
