@@ -7,6 +7,9 @@
 //! (`#[cfg(test)]` items and the modules they declare, `tests/`, `benches/`) may
 //! write both, to check the wire.
 //!
+//! It also fails on `tonic::Code` in the agent-side crates' non-test code
+//! ([`GRPC_CODE_FREE`]): they sort control-plane failures by cp-client's `CallError`.
+//!
 //! The scan is lexical: comments are skipped, string contents are not read as numbers,
 //! numbers are not read in strings.
 
@@ -20,16 +23,30 @@ const ERROR_TABLE: &str = "crates/protocol/src/jsapi/error_codes.rs";
 /// Where the header names live.
 const HEADER_NAMES: &str = "crates/protocol/src/jsapi/headers.rs";
 
+/// Crates that reach the control plane only through cp-client's typed calls and sort
+/// its failures by `CallError`, never by gRPC status code (the fetcher's zone cache and
+/// the agent's links serve their own gRPC, but match no codes either).
+const GRPC_CODE_FREE: &[&str] = &[
+    "crates/agent/src/",
+    "crates/gateway/src/",
+    "crates/fetcher/src/",
+    "crates/jobs/src/",
+    "crates/jetstream/src/",
+    "crates/sim/src/",
+];
+
 pub fn check() -> anyhow::Result<()> {
     let root = crate::workspace_root();
     let problems = problems(&root)?;
     if problems.is_empty() {
-        eprintln!("xtask: JetStream error codes and header names have one home");
+        eprintln!(
+            "xtask: JetStream error codes and header names have one home; no role matches gRPC codes"
+        );
         Ok(())
     } else {
         bail!(
             "JetStream vocabulary outside crates/protocol (use the table's constructors and \
-             jsapi::headers):\n  {}",
+             jsapi::headers), or gRPC codes matched in a role:\n  {}",
             problems.join("\n  ")
         )
     }
@@ -77,6 +94,14 @@ fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
             if codes.contains(&number) {
                 out.push(format!(
                     "{rel_str}:{line}: JetStream error code {number} written as a literal"
+                ));
+            }
+        }
+        if GRPC_CODE_FREE.iter().any(|c| rel_str.starts_with(c)) {
+            for line in scan.occurrences(b"tonic::Code") {
+                out.push(format!(
+                    "{rel_str}:{line}: a control-plane failure sorted by `tonic::Code`: use \
+                     cp-client's `CallError` (`is_unavailable`, `is_rejected`, `is_not_found`)"
                 ));
             }
         }
@@ -346,6 +371,16 @@ impl Scan {
             }
         }
         out
+    }
+
+    /// The lines where `needle` occurs in code outside test items.
+    fn occurrences(&self, needle: &[u8]) -> Vec<usize> {
+        self.code
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(at, w)| *w == needle && !self.in_test(*at))
+            .map(|(at, _)| self.line(at))
+            .collect()
     }
 
     /// String literal contents outside test items.

@@ -1,5 +1,6 @@
 //! Client authentication from the agent's configuration to the broker, at start-up
-//! and on `SIGHUP` (nats-server's config reload for `authorization`).
+//! and on `SIGHUP` (nats-server's config reload for `authorization` and the client
+//! `tls` certificates).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use infinistream_broker::{
     Auth, Broker, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, StreamImport,
     SubjectPermission, User, Users,
 };
-use infinistream_config::{ClientAuth, PermissionsSpec, RawAgentConfig};
+use infinistream_config::{ClientAuth, OperatorSpec, PermissionsSpec, RawAgentConfig, TlsFiles};
 use infinistream_cp_client::{CallError, ControlPlaneClient};
 use infinistream_proto::v1;
 use infinistream_protocol::jsapi::account::AccountLimits;
@@ -78,8 +79,12 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
 }
 
 /// The JetStream account's limits in `$JS.API.INFO`'s form (-1 = unlimited): the
-/// account's `jetstream = { ... }` table, unlimited without one.
+/// account's `jetstream = { ... }` table, or in operator mode its account JWT's
+/// `mem_storage`, `disk_storage`, `streams` and `consumer`; unlimited without any.
 pub fn jetstream_limits(auth: Option<&ClientAuth>) -> AccountLimits {
+    if let Some(ClientAuth::Operator(spec)) = auth {
+        return operator_jetstream(spec).map(|(_, l)| l).unwrap_or_default();
+    }
     let Some(ClientAuth::Users {
         jetstream_limits: l,
         ..
@@ -107,11 +112,15 @@ pub(crate) async fn send_jetstream_limits(
     readiness: &infinistream_runtime::health::Readiness,
     shutdown: &infinistream_runtime::CancellationToken,
 ) -> anyhow::Result<()> {
+    let operator_account = match auth {
+        Some(ClientAuth::Operator(spec)) => operator_jetstream(spec).map(|(a, _)| a),
+        _ => None,
+    };
     let account = match auth {
         Some(ClientAuth::Users {
             jetstream_account, ..
         }) => jetstream_account.as_str(),
-        _ => DEFAULT_ACCOUNT,
+        _ => operator_account.as_deref().unwrap_or(DEFAULT_ACCOUNT),
     };
     let l = jetstream_limits(auth);
     let limits = v1::AccountLimits {
@@ -141,6 +150,16 @@ pub(crate) async fn send_jetstream_limits(
     .await
 }
 
+/// Operator mode: the account whose JWT enables JetStream, and the JetStream limits
+/// that JWT sets. None: no such account (or JWTs `broker_auth` refuses at start-up,
+/// before this is asked).
+fn operator_jetstream(spec: &OperatorSpec) -> Option<(String, AccountLimits)> {
+    let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts).ok()?;
+    let account = operator.jetstream_accounts().first()?.to_string();
+    let limits = operator.jetstream_limits(&account)?;
+    Some((account, limits))
+}
+
 fn permissions(spec: &PermissionsSpec) -> Permissions {
     let rule = |r: &(Option<Vec<String>>, Vec<String>)| SubjectPermission {
         allow: r.0.clone(),
@@ -158,14 +177,29 @@ fn permissions(spec: &PermissionsSpec) -> Permissions {
     }
 }
 
+/// The broker's TLS settings for NATS clients, read from the configured PEM files.
+pub fn client_tls(files: &TlsFiles) -> anyhow::Result<infinistream_broker::Tls> {
+    let mut tls = infinistream_broker::Tls::from_pem_files(
+        &files.cert,
+        &files.key,
+        files.client_ca.as_deref(),
+    )
+    .context("cannot set up TLS for NATS clients (INFINISTREAM_TLS_*)")?;
+    tls.handshake_first = files.handshake_first;
+    Ok(tls)
+}
+
 /// Re-reads the config file (with the same flags) and applies its client
-/// authentication to `broker`: the others' connections stay up; those whose user went
-/// away or changed its credential or account are closed. Other settings need a
-/// restart, and so does moving JetStream to another account (refused here).
+/// authentication and client TLS certificates to `broker`: the others' connections
+/// stay up; those whose user went away or changed its credential or account are
+/// closed; new connections get the certificate the files hold now. Other settings
+/// need a restart, and so do moving JetStream to another account and turning client
+/// TLS on or off (refused here, changing nothing).
 pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> anyhow::Result<()> {
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
     let auth = config.auth.as_ref().map(broker_auth).transpose()?;
+    let tls = config.tls.as_ref().map(client_tls).transpose()?;
     let jetstream_account = match &auth {
         Some(Auth::Users(users)) => users.jetstream_account().to_string(),
         _ => DEFAULT_ACCOUNT.to_owned(),
@@ -182,6 +216,12 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
         Some(_) => 1,
         None => 0,
     };
+    broker
+        .reload_tls(tls.as_ref())
+        .context("reloading the TLS certificates for NATS clients")?;
+    if let Some(files) = &config.tls {
+        tracing::info!(cert = %files.cert.display(), "configuration reloaded: TLS certificate for NATS clients replaced");
+    }
     let closed = broker.reload_auth(auth);
     tracing::info!(
         users,

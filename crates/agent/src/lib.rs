@@ -40,7 +40,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context;
 use infinistream_broker::{Broker, BrokerConfig};
 use infinistream_config::{Advertise, AgentConfig, ZoneSource};
 use infinistream_cp_client::{ClientError, ControlPlaneClient};
@@ -306,21 +305,12 @@ async fn register(
         || async {
             match cp.register(agent.clone()).await {
                 Ok(resp) => Ok(Duration::from_millis(resp.lease_ms.max(1000))),
-                Err(error)
-                    if matches!(
-                        error.code(),
-                        Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
-                    ) =>
-                {
-                    Err(health::Failure::Retry(format!(
-                        "registration: {}",
-                        error.message()
-                    )))
-                }
-                Err(error) => Err(health::Failure::Fatal(anyhow::anyhow!(
-                    "the control plane refused to register this agent ({:?}): {}",
-                    error.code().unwrap_or(tonic::Code::Unknown),
+                Err(error) if error.is_unavailable() => Err(health::Failure::Retry(format!(
+                    "registration: {}",
                     error.message()
+                ))),
+                Err(error) => Err(health::Failure::Fatal(anyhow::anyhow!(
+                    "the control plane refused to register this agent: {error}"
                 ))),
             }
         },
@@ -352,7 +342,7 @@ async fn keep_lease(
                 readiness.ready_for(health::CONTROL_PLANE, lease);
                 Ok(())
             }
-            Err(error) if error.code() == Some(tonic::Code::NotFound) => {
+            Err(error) if error.is_not_found() => {
                 // Fenced: paused or cut off past its lease, this agent was dropped.
                 tracing::info!(error = %error.message(), "agent lease refused by the control plane; registering again");
                 readiness.not_ready(health::REGISTRATION, "lease lost; registering again");
@@ -402,25 +392,19 @@ fn jobs_options(config: &AgentConfig) -> JobsOptions {
 }
 
 fn broker_config(config: &AgentConfig, agent_id: &str) -> anyhow::Result<BrokerConfig> {
-    let tls = match &config.tls {
-        None => None,
-        Some(files) => {
-            let mut tls = infinistream_broker::Tls::from_pem_files(
-                &files.cert,
-                &files.key,
-                files.client_ca.as_deref(),
-            )
-            .context("cannot set up TLS for NATS clients (INFINISTREAM_TLS_*)")?;
-            tls.handshake_first = files.handshake_first;
-            tracing::info!(
-                cert = %files.cert.display(),
-                verify_clients = tls.verify,
-                handshake_first = tls.handshake_first,
-                "TLS required for NATS clients"
-            );
-            Some(tls)
-        }
-    };
+    let tls = config
+        .tls
+        .as_ref()
+        .map(client_auth::client_tls)
+        .transpose()?;
+    if let (Some(tls), Some(files)) = (&tls, &config.tls) {
+        tracing::info!(
+            cert = %files.cert.display(),
+            verify_clients = tls.verify,
+            handshake_first = tls.handshake_first,
+            "TLS required for NATS clients"
+        );
+    }
     Ok(BrokerConfig {
         server_name: config.server_name.clone(),
         // The listen host, as nats-server reports it (`INFO`, `/varz`, `$SYS` answers).

@@ -399,6 +399,7 @@ impl Startup {
                         metrics: gateway_metrics.clone(),
                     },
                     config.batch_write,
+                    config.publish_buffer,
                 ),
                 Role::ProxyConsume => {
                     let commits = ControlPlaneWatch::follow(

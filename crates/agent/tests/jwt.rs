@@ -6,7 +6,9 @@
 //! or forged issuer are refused with `Authorization Violation`), account isolation,
 //! permissions from the claims, and JetStream only in the account whose JWT enables
 //! it. A reload (SIGHUP) that revokes a signed-in user closes its connection only, and
-//! a connection whose user JWT expires is closed at its expiry.
+//! a connection whose user or account JWT expires is closed at its expiry. Limits from
+//! the claims (an account's `conn`, `subs`, `payload` and JetStream limits, a user's
+//! `subs` and `src`) refuse with nats-server's errors.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,6 +59,11 @@ struct Trust {
     system: nkeys::KeyPair,
     /// When the revocations were made; users are issued before it.
     revoked_at: i64,
+    /// A's limits over nsc's unlimited defaults (JetStream enabled and unlimited
+    /// unless a test sets some).
+    a_limits: Value,
+    /// More accounts a test adds: (public key, account JWT).
+    extra: Vec<(String, String)>,
 }
 
 impl Trust {
@@ -79,6 +86,8 @@ impl Trust {
             revoked: nkeys::KeyPair::new_user(),
             system: nkeys::KeyPair::new_account(),
             revoked_at: now(),
+            a_limits: json!({"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}),
+            extra: Vec::new(),
         }
     }
 
@@ -89,13 +98,8 @@ impl Trust {
             revocations[user] = json!(self.revoked_at);
         }
         let mut limits = unlimited();
-        for (k, v) in [
-            ("mem_storage", -1),
-            ("disk_storage", -1),
-            ("streams", -1),
-            ("consumer", -1),
-        ] {
-            limits[k] = json!(v);
+        for (k, v) in self.a_limits.as_object().expect("limits object") {
+            limits[k] = v.clone();
         }
         self.account_jwt(
             &self.a,
@@ -119,15 +123,34 @@ impl Trust {
         )
     }
 
-    fn account_jwt(&self, account: &nkeys::KeyPair, mut nats: Value) -> String {
+    fn account_jwt(&self, account: &nkeys::KeyPair, nats: Value) -> String {
+        self.account_jwt_with(account, nats, json!({}))
+    }
+
+    /// An account JWT with more top-level claims (`exp`).
+    fn account_jwt_with(&self, account: &nkeys::KeyPair, mut nats: Value, extra: Value) -> String {
         nats["type"] = json!("account");
         nats["version"] = json!(2);
-        encode(
-            &json!({"jti": account.public_key(), "iat": now(), "iss": self.operator.public_key(),
-                    "sub": account.public_key(), "name": "acct", "nats": nats}),
-            &self.operator,
-        )
-        .expect("account JWT")
+        let mut claims = json!({"jti": account.public_key(), "iat": now(),
+                                "iss": self.operator.public_key(),
+                                "sub": account.public_key(), "name": "acct", "nats": nats});
+        for (k, v) in extra.as_object().expect("object") {
+            claims[k] = v.clone();
+        }
+        encode(&claims, &self.operator).expect("account JWT")
+    }
+
+    /// Adds an account (to both servers' configurations) whose JWT carries `nats`
+    /// and the top-level claims in `extra`.
+    fn add_account(&mut self, nats: Value, extra: Value) -> nkeys::KeyPair {
+        let account = nkeys::KeyPair::new_account();
+        let jwt = self.account_jwt_with(&account, nats, extra);
+        self.extra.push((account.public_key(), jwt));
+        account
+    }
+
+    fn extra_accounts(&self, form: impl Fn(&str, &str) -> String) -> String {
+        self.extra.iter().map(|(k, jwt)| form(k, jwt)).collect()
     }
 
     /// A credentials file for a user signed by `issuer`; `nats` claims merged in (a
@@ -160,7 +183,7 @@ impl Trust {
 
     fn nats_conf(&self) -> String {
         format!(
-            "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n}}\n",
+            "operator: \"{}\"\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n  {}: \"{}\"\n  {}: \"{}\"\n{}}}\n",
             self.operator_jwt,
             self.system.public_key(),
             self.system.public_key(),
@@ -168,18 +191,20 @@ impl Trust {
             self.a.public_key(),
             self.account_a(None),
             self.b.public_key(),
-            self.account_b()
+            self.account_b(),
+            self.extra_accounts(|k, jwt| format!("  {k}: \"{jwt}\"\n"))
         )
     }
 
     fn agent_toml(&self, revoke_also: Option<&str>) -> String {
         format!(
-            "operator = \"{}\"\nresolver = \"MEMORY\"\n[resolver_preload]\n{} = \"{}\"\n{} = \"{}\"\n",
+            "operator = \"{}\"\nresolver = \"MEMORY\"\n[resolver_preload]\n{} = \"{}\"\n{} = \"{}\"\n{}",
             self.operator_jwt,
             self.a.public_key(),
             self.account_a(revoke_also),
             self.b.public_key(),
-            self.account_b()
+            self.account_b(),
+            self.extra_accounts(|k, jwt| format!("{k} = \"{jwt}\"\n"))
         )
     }
 }
@@ -517,35 +542,47 @@ async fn a_reload_that_revokes_a_user_closes_only_its_connection() {
     barrier(&dave).await;
 }
 
-/// What a connection signed in with a JWT that expires in a few seconds is told, and
-/// whether it is then closed (read from the client's events, awaited).
-async fn expiry(trust: &Trust, url: &str) -> Vec<String> {
-    let user = nkeys::KeyPair::new_user();
-    let creds = trust.creds(&user, &trust.a, json!({"exp": now() + 3}));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let client = async_nats::ConnectOptions::with_credentials(&creds)
+/// Signs in with `creds`, reporting every client event but `connected`.
+async fn watched(url: &str, creds: &str) -> (async_nats::Client, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = async_nats::ConnectOptions::with_credentials(creds)
         .expect("credentials")
         .max_reconnects(Some(1))
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
-                let _ = tx.send(event.to_string());
+                let event = event.to_string();
+                if event != "connected" {
+                    let _ = tx.send(event);
+                }
             }
         })
         .connect(url)
         .await
-        .expect("signs in before the expiry");
-    barrier(&client).await;
+        .expect("signs in");
+    (client, rx)
+}
+
+/// The next `n` events of a watched client (fewer if none comes in time).
+async fn next_events(rx: &mut mpsc::UnboundedReceiver<String>, n: usize) -> Vec<String> {
     let mut events = Vec::new();
-    // Up to the close and the refused reconnect (the JWT stays expired).
-    while events.len() < 3 {
+    while events.len() < n {
         match timeout(EVENTUALLY, rx.recv()).await {
-            Ok(Some(event)) if event != "connected" => events.push(event),
-            Ok(Some(_)) => {}
+            Ok(Some(event)) => events.push(event),
             Ok(None) | Err(_) => break,
         }
     }
     events
+}
+
+/// What a connection signed in with `creds`, whose user or account JWT expires in a
+/// few seconds, is told, and whether it is then closed (read from the client's
+/// events, awaited).
+async fn expiry(creds: &str, url: &str) -> Vec<String> {
+    let (client, mut rx) = watched(url, creds).await;
+    barrier(&client).await;
+    // Up to the close and the refused reconnect (the JWT stays expired).
+    next_events(&mut rx, 3).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,11 +592,172 @@ async fn an_expired_user_jwt_closes_its_connection_like_nats_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
     let (ours_url, theirs_url) = (format!("nats://{}", agent.client_addr()), reference.url());
-    let (ours, theirs) = tokio::join!(expiry(&trust, &ours_url), expiry(&trust, &theirs_url));
+    let creds = || {
+        let user = nkeys::KeyPair::new_user();
+        trust.creds(&user, &trust.a, json!({"exp": now() + 3}))
+    };
+    let (mine, reference_creds) = (creds(), creds());
+    let (ours, theirs) = tokio::join!(
+        expiry(&mine, &ours_url),
+        expiry(&reference_creds, &theirs_url)
+    );
     assert_eq!(ours, theirs, "InfiniStream vs nats-server");
     assert!(
         ours.iter().any(|e| e.to_lowercase().contains("expired")),
         "{ours:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_account_jwt_closes_its_connections_like_nats_server() {
+    let mut trust = Trust::new();
+    // Long enough for both servers to start and the clients to sign in first.
+    let c = trust.add_account(json!({"limits": unlimited()}), json!({"exp": now() + 12}));
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let (ours_url, theirs_url) = (format!("nats://{}", agent.client_addr()), reference.url());
+    let creds = || trust.creds(&nkeys::KeyPair::new_user(), &c, json!({}));
+    let (mine, reference_creds) = (creds(), creds());
+    let (ours, theirs) = tokio::join!(
+        expiry(&mine, &ours_url),
+        expiry(&reference_creds, &theirs_url)
+    );
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    assert!(
+        ours.iter()
+            .any(|e| e.to_lowercase().contains("account authentication expired")),
+        "{ours:?}"
+    );
+}
+
+/// What the limits in account and user JWTs refuse on the server at `url`: account
+/// `d` allows one connection and three subscriptions each, `e` 64-byte payloads; A's
+/// JetStream one stream and one consumer.
+async fn limits_transcript(
+    trust: &Trust,
+    (d, e): (&nkeys::KeyPair, &nkeys::KeyPair),
+    url: &str,
+) -> Vec<String> {
+    let user = nkeys::KeyPair::new_user;
+    let mut out = Vec::new();
+    let (first, mut errors) = sign_in(url, &trust.creds(&user(), d, json!({})))
+        .await
+        .expect("first in D");
+    barrier(&first).await; // its request inbox is its first subscription
+    let second = sign_in(url, &trust.creds(&user(), d, json!({}))).await;
+    out.push(format!("D second connection: {:?}", second.err()));
+    let mut subs = Vec::new();
+    for subject in ["one", "two", "three"] {
+        subs.push(first.subscribe(subject).await.expect("subscribe"));
+    }
+    barrier(&first).await;
+    let told = timeout(EVENTUALLY, errors.recv()).await.ok().flatten();
+    out.push(format!("D fourth subscription: {told:?}"));
+    // The connection stayed open.
+    barrier(&first).await;
+    drop(subs);
+
+    // A user's own `subs` limit, in an unlimited account.
+    let (solo, mut errors) = sign_in(
+        url,
+        &trust.creds(&user(), &trust.a, json!({"nats": {"subs": 1}})),
+    )
+    .await
+    .expect("solo");
+    barrier(&solo).await;
+    let _sub = solo.subscribe("x").await.expect("subscribe");
+    let told = timeout(EVENTUALLY, errors.recv()).await.ok().flatten();
+    out.push(format!("user subs 1, second subscription: {told:?}"));
+
+    // `src`: the client's address must be in one of the blocks.
+    for src in [json!(["10.0.0.0/8"]), json!("10.0.0.0/8,127.0.0.0/8")] {
+        let signed = sign_in(
+            url,
+            &trust.creds(&user(), &trust.a, json!({"nats": {"src": src}})),
+        )
+        .await;
+        out.push(format!("src {src}: {:?}", signed.err()));
+    }
+
+    // JetStream limits from A's JWT.
+    let (a, _) = sign_in(url, &trust.creds(&user(), &trust.a, json!({})))
+        .await
+        .expect("A user");
+    for (subject, body) in [
+        (
+            "$JS.API.STREAM.CREATE.S1",
+            r#"{"name":"S1","subjects":["s1.>"]}"#,
+        ),
+        (
+            "$JS.API.STREAM.CREATE.S2",
+            r#"{"name":"S2","subjects":["s2.>"]}"#,
+        ),
+        (
+            "$JS.API.CONSUMER.CREATE.S1.C1",
+            r#"{"stream_name":"S1","config":{"durable_name":"C1"}}"#,
+        ),
+        (
+            "$JS.API.CONSUMER.CREATE.S1.C2",
+            r#"{"stream_name":"S1","config":{"durable_name":"C2"}}"#,
+        ),
+    ] {
+        let answer: Value = serde_json::from_str(&ask(&a, subject, body).await).expect("JSON");
+        out.push(format!("{subject}: {}", answer["error"]));
+    }
+
+    // Over the payload limit: told, then closed.
+    let (big, mut events) = watched(url, &trust.creds(&user(), e, json!({}))).await;
+    big.publish("big", vec![b'x'; 65].into())
+        .await
+        .expect("publish");
+    big.flush().await.ok();
+    out.extend(next_events(&mut events, 2).await);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_limits_refuse_like_nats_server() {
+    let mut trust = Trust::new();
+    trust.a_limits = json!({"mem_storage": -1, "disk_storage": -1, "streams": 1, "consumer": 1});
+    let mut limits = unlimited();
+    for (k, v) in [("conn", 1), ("subs", 3)] {
+        limits[k] = json!(v);
+    }
+    let d = trust.add_account(json!({"limits": limits}), json!({}));
+    let mut limits = unlimited();
+    limits["payload"] = json!(64);
+    let e = trust.add_account(json!({"limits": limits}), json!({}));
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let accounts = (&d, &e);
+    let ours =
+        limits_transcript(&trust, accounts, &format!("nats://{}", agent.client_addr())).await;
+    let theirs = limits_transcript(&trust, accounts, &reference.url()).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous.
+    assert!(ours[0].contains("refused"), "{}", ours[0]);
+    assert!(
+        ours[1].contains("maximum subscriptions exceeded"),
+        "{}",
+        ours[1]
+    );
+    assert!(
+        ours[2].contains("maximum subscriptions exceeded"),
+        "{}",
+        ours[2]
+    );
+    assert!(ours[3].contains("AuthorizationViolation"), "{}", ours[3]);
+    assert_eq!(ours[4], "src \"10.0.0.0/8,127.0.0.0/8\": None");
+    assert_eq!(ours[5], "$JS.API.STREAM.CREATE.S1: null");
+    assert!(ours[6].contains("10027"), "{}", ours[6]);
+    assert_eq!(ours[7], "$JS.API.CONSUMER.CREATE.S1.C1: null");
+    assert!(ours[8].contains("10026"), "{}", ours[8]);
+    assert!(
+        ours[9].to_lowercase().contains("maximum payload"),
+        "{}",
+        ours[9]
     );
 }
 
@@ -622,4 +820,55 @@ asyncio.run(main(sys.argv[1]))
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+/// A reload whose account JWTs lower the limits closes the connections now over them
+/// (the newest first for `conn`, with the limit's error); the others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_lowers_account_limits_closes_connections_over_them() {
+    let mut trust = Trust::new();
+    let d = trust.add_account(json!({"limits": unlimited()}), json!({}));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, flags) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let url = format!("nats://{}", agent.client_addr());
+    let creds = || trust.creds(&nkeys::KeyPair::new_user(), &d, json!({}));
+    let (older, _) = sign_in(&url, &creds()).await.expect("older");
+    barrier(&older).await;
+    let (newer, mut newer_errors) = sign_in(&url, &creds()).await.expect("newer");
+    barrier(&newer).await;
+    // Three subscriptions, over the coming limit of two (the request inbox is one).
+    let (busy, mut busy_errors) = sign_in(
+        &url,
+        &trust.creds(&nkeys::KeyPair::new_user(), &trust.a, json!({})),
+    )
+    .await
+    .expect("busy");
+    barrier(&busy).await;
+    let _subs = (
+        busy.subscribe("one").await.expect("sub"),
+        busy.subscribe("two").await.expect("sub"),
+    );
+    barrier(&busy).await;
+
+    trust.extra.clear();
+    let mut d_limits = unlimited();
+    d_limits["conn"] = json!(1);
+    trust.extra.push((
+        d.public_key(),
+        trust.account_jwt_with(&d, json!({"limits": d_limits}), json!({})),
+    ));
+    trust.a_limits["subs"] = json!(2);
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, trust.agent_toml(None)).expect("write");
+    infinistream_agent::client_auth::reload(agent.broker(), Some(&file), &flags).expect("reload");
+    assert_eq!(
+        next_events(&mut newer_errors, 1).await,
+        ["nats: maximum account active connections exceeded"]
+    );
+    assert_eq!(
+        next_events(&mut busy_errors, 1).await,
+        ["nats: maximum subscriptions exceeded"]
+    );
+    // The older connection of the account stays.
+    barrier(&older).await;
 }

@@ -11,6 +11,8 @@ use infinistream_config::{NumberOrString, RawAgentConfig, RolesValue};
 use infinistream_runtime::CancellationToken;
 use infinistream_testkit::nats::NatsServer;
 
+#[path = "scenarios/fast.rs"]
+mod fast;
 #[path = "scenarios/msg_features.rs"]
 mod msg_features;
 #[path = "support/procs.rs"]
@@ -271,4 +273,111 @@ async fn every_second_fires_once_per_period_across_a_killed_jobs_agent() {
         steps.iter().all(|s| *s == 1_000_000_000),
         "every firing is one period after the last: {steps:?}"
     );
+}
+
+/// Sends a fast batch (mode `fail`) of five messages, the last one committing, with
+/// message 3 given `third`'s headers and payload, all before any answer; returns the
+/// answers (an `err` flow message reduced to its type and sequence) and the stream's
+/// message count.
+async fn fast_batch_refused_third(
+    client: &async_nats::Client,
+    third: (async_nats::HeaderMap, bytes::Bytes),
+) -> (Vec<serde_json::Value>, u64) {
+    use futures::StreamExt;
+    fast::create(client, "FBR", "fbr", true).await;
+    let inbox = client.new_inbox();
+    let mut sub = client
+        .subscribe(format!("{inbox}.>"))
+        .await
+        .expect("subscribe");
+    client.flush().await.expect("flush");
+    for seq in 1..=5u64 {
+        let op = match seq {
+            1 => 0,
+            5 => 2,
+            _ => 1,
+        };
+        let (headers, payload) = if seq == 3 {
+            third.clone()
+        } else {
+            (
+                async_nats::HeaderMap::new(),
+                bytes::Bytes::from_static(b"x"),
+            )
+        };
+        client
+            .publish_with_reply_and_headers(
+                "fbr.1",
+                fast::reply(&inbox, "b", 0, "fail", seq, op),
+                headers,
+                payload,
+            )
+            .await
+            .expect("publish");
+    }
+    let mut answers = Vec::new();
+    let mut finals = 0;
+    while finals < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(20), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("no answer after {answers:?}"))
+            .expect("subscription open");
+        let mut body: serde_json::Value = serde_json::from_slice(&msg.payload).expect("json");
+        if body["type"] == "err" {
+            body = serde_json::json!({"type": "err", "seq": body["seq"]});
+        }
+        finals += usize::from(body.get("type").is_none());
+        answers.push(body);
+    }
+    let info = client
+        .request("$JS.API.STREAM.INFO.FBR", bytes::Bytes::new())
+        .await
+        .expect("info");
+    let info: serde_json::Value = serde_json::from_slice(&info.payload).expect("json");
+    let messages = info["state"]["messages"].as_u64().expect("messages");
+    (answers, messages)
+}
+
+/// A fast batch message the agent's batcher refuses (over a 4 KiB publish buffer)
+/// ends the batch as nats-server ends it at a refused message (here a failing
+/// `Nats-Expected-Last-Sequence`): the error, the PubAck of the two messages before it,
+/// and the later two messages (taken before the refusal was answered) answered as of
+/// an unknown batch and not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_batch_message_refused_by_the_batcher_ends_the_batch_as_nats_server() {
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let theirs = connect(&reference.url()).await;
+    let mut wrong_last = async_nats::HeaderMap::new();
+    wrong_last.insert("Nats-Expected-Last-Sequence", "1");
+    let expected =
+        fast_batch_refused_third(&theirs, (wrong_last, bytes::Bytes::from_static(b"x"))).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = RawAgentConfig {
+        publish_buffer: Some(4096),
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        http_port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        roles: Some(RolesValue::List("proxy,jobs".into())),
+        batch_write: Some(NumberOrString::Number(50)),
+        ..Default::default()
+    };
+    let agent = AgentHandle::start(raw.validate().expect("valid"), CancellationToken::new())
+        .await
+        .expect("agent starts");
+    let ours = connect(&format!("nats://{}", agent.client_addr())).await;
+    let got = fast_batch_refused_third(
+        &ours,
+        (
+            async_nats::HeaderMap::new(),
+            bytes::Bytes::from(vec![b'y'; 8192]),
+        ),
+    )
+    .await;
+    assert_eq!(
+        expected.1, 2,
+        "nats-server stored the two before: {expected:?}"
+    );
+    assert_eq!(got, expected);
 }

@@ -1,7 +1,8 @@
 //! Users, permissions and NKeys (issue 19): every answer compared with nats-server
 //! 2.15.1 configured the same way, plus the flows users build on them (a service
 //! answering under `allow_responses`, a worker allowed one JetStream consumer only,
-//! NKey sign-in, a reload that changes one user's permissions).
+//! NKey sign-in, a reload that changes one user's permissions, a reload that replaces
+//! the client TLS certificate without dropping connections).
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use infinistream_testkit::nats::NatsServer;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+#[path = "support/in_process.rs"]
+mod in_process;
 #[path = "support/py_client.rs"]
 mod py_client;
 
@@ -600,4 +603,83 @@ async fn nats_py_meets_permissions_like_on_nats_server() {
     for url in [format!("nats://{}", agent.client_addr()), reference.url()] {
         py_client::assert_script_ok("permissions.py", &url).await;
     }
+}
+
+/// A reload (SIGHUP) replaces the client TLS certificate: new connections are served
+/// the new one (a client trusting only the old CA is refused, one trusting the new CA
+/// gets in) and a connection opened before keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_serves_a_new_tls_certificate_and_keeps_open_connections() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tokio_stream::StreamExt as _;
+    // As the agent binary: ring as the process provider (async-nats asks for it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name);
+    // A CA and a server certificate it signs, written to `stem`.pem / -key.pem;
+    // returns the CA's PEM file.
+    let issue = |stem: &str| {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca = path(&format!("{stem}-ca.pem"));
+        std::fs::write(&ca, ca_params.self_signed(&ca_key).expect("ca").pem()).expect("write");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("signed");
+        std::fs::write(path("server.pem"), cert.pem()).expect("write");
+        std::fs::write(path("server-key.pem"), key.serialize_pem()).expect("write");
+        ca
+    };
+    let old_ca = issue("old");
+    let flags = RawAgentConfig {
+        tls_cert: Some(path("server.pem")),
+        tls_key: Some(path("server-key.pem")),
+        ..in_process::local(&path("data"))
+    };
+    let agent = in_process::start(flags.clone()).await;
+    let url = format!("tls://{}", agent.client_addr());
+    let connect = |ca: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            async_nats::ConnectOptions::new()
+                .add_root_certificates(ca)
+                .require_tls(true)
+                .max_reconnects(Some(1))
+                .connect(url)
+                .await
+        }
+    };
+    let before = connect(old_ca.clone()).await.expect("trusts the first CA");
+    let mut sub = before.subscribe("still.up").await.expect("subscribe");
+    before.flush().await.expect("flush");
+
+    let new_ca = issue("new");
+    infinistream_agent::client_auth::reload(agent.broker(), None, &flags).expect("reload");
+    let after = connect(new_ca)
+        .await
+        .expect("the new certificate is served");
+    assert!(
+        connect(old_ca).await.is_err(),
+        "a client trusting only the old CA is refused after the reload"
+    );
+    // The connection opened before the reload is still up: it gets a message published
+    // on a connection opened after.
+    after
+        .publish("still.up", "hi".into())
+        .await
+        .expect("publish");
+    after.flush().await.expect("flush");
+    let msg = tokio::time::timeout(Duration::from_secs(30), sub.next())
+        .await
+        .expect("delivered in time")
+        .expect("subscription open");
+    assert_eq!(&msg.payload[..], b"hi");
+    assert_eq!(
+        before.connection_state(),
+        async_nats::connection::State::Connected
+    );
 }

@@ -33,6 +33,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -299,10 +300,20 @@ impl Users {
     }
 
     /// Signs in with a user JWT (operator mode); `signed`: the nonce and the
-    /// client's signature of it, None on a reload (already signed in).
-    fn jwt_login(&self, jwt: &str, signed: Option<(Option<&str>, Option<&str>)>) -> Option<Login> {
+    /// client's signature of it, None on a reload (already signed in); `peer`: the
+    /// client's address, checked against the user's `src` (None on a reload).
+    fn jwt_login(
+        &self,
+        jwt: &str,
+        signed: Option<(Option<&str>, Option<&str>)>,
+        peer: Option<IpAddr>,
+    ) -> Option<Login> {
         let operator = self.operator.as_ref()?;
         match operator.verify_user(jwt, signed) {
+            Ok(user) if peer.is_some_and(|addr| !jwt::source_allowed(&user.sources, addr)) => {
+                tracing::info!(user = %user.key, "user JWT refused: the client's address is not in its src");
+                None
+            }
             Ok(user) => Some(Login {
                 user: user.key,
                 permissions: user
@@ -314,6 +325,7 @@ impl Users {
                 account: user.account,
                 jwt: Some(jwt.into()),
                 expires: user.expires,
+                limits: user.limits,
             }),
             Err(error) => {
                 tracing::info!(%error, "user JWT refused");
@@ -441,8 +453,38 @@ impl Default for ResponsePermission {
     }
 }
 
+/// When a connection's sign-in stops being valid, and what it is told then
+/// (nats-server's `User Authentication Expired` / `Account Authentication Expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expiry {
+    /// Unix seconds.
+    pub at: i64,
+    pub message: &'static str,
+}
+
+impl Expiry {
+    /// The earlier of two expiries (the user's wins a tie, as it is checked first).
+    pub(crate) fn earliest(a: Option<Expiry>, b: Option<Expiry>) -> Option<Expiry> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Limits a connection signed in with a JWT carries (nats-server's per-connection
+/// `msubs` and `mpay`: the smaller of the user's and its account's), and its
+/// account's `conn` limit. None: unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnLimits {
+    pub max_subs: Option<u64>,
+    pub max_payload: Option<u64>,
+    /// Connections the account may have open on this agent.
+    pub max_account_conns: Option<u64>,
+}
+
 /// Who a connection authenticated as.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Login {
     /// Shown in `/connz` and `$SYS` answers (never a password or token).
     pub user: String,
@@ -455,14 +497,21 @@ pub(crate) struct Login {
     pub jwt: Option<Arc<str>>,
     /// The service imports this connection's publishes may reach.
     pub services: Arc<[ServiceImport]>,
-    /// When the user JWT expires (Unix seconds): the connection is closed then, as
+    /// When the user or account JWT expires: the connection is closed then, as
     /// nats-server closes it.
-    pub expires: Option<i64>,
+    pub expires: Option<Expiry>,
+    pub limits: ConnLimits,
 }
 
-/// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent).
+/// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent;
+/// `peer`: the client's address).
 /// `None`: refused.
-pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) -> Option<Login> {
+pub(crate) fn authenticate(
+    auth: &Auth,
+    connect: &Connect,
+    nonce: Option<&str>,
+    peer: IpAddr,
+) -> Option<Login> {
     match auth {
         Auth::UserPass { user, pass } => {
             let ok = connect.user.as_deref() == Some(user.as_str())
@@ -475,9 +524,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
-                jwt: None,
-                expires: None,
                 services: Arc::new([]),
+                ..Login::default()
             })
         }
         Auth::Token(token) => connect
@@ -489,14 +537,13 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                 permissions: None,
                 account: DEFAULT_ACCOUNT.into(),
                 imports: Arc::new([]),
-                jwt: None,
-                expires: None,
                 services: Arc::new([]),
+                ..Login::default()
             }),
         Auth::Users(users) if users.operator.is_some() => {
             let jwt = connect.jwt.as_deref()?;
             let signed = Some((nonce, connect.sig.as_deref()));
-            users.jwt_login(jwt, signed)
+            users.jwt_login(jwt, signed, Some(peer))
         }
         Auth::Users(users) => {
             let user = if let Some(nkey) = connect.nkey.as_deref() {
@@ -519,9 +566,8 @@ pub(crate) fn authenticate(auth: &Auth, connect: &Connect, nonce: Option<&str>) 
                     .map(|p| Arc::new(ConnPermissions::new(p))),
                 account: user.account.clone(),
                 imports: users.imports_from(&user.account),
-                jwt: None,
-                expires: None,
                 services: users.services_into(&user.account),
+                ..Login::default()
             })
         }
     }
@@ -536,13 +582,12 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
             permissions: None,
             account: login.account.clone(),
             imports: Arc::new([]),
-            jwt: None,
-            expires: None,
             services: Arc::new([]),
+            ..Login::default()
         }),
         (Some(Auth::Users(_)), Some(Auth::Users(new))) if login.jwt.is_some() => {
             let jwt = login.jwt.as_deref()?;
-            new.jwt_login(jwt, None)
+            new.jwt_login(jwt, None, None)
                 .filter(|l| same_account(&l.account, &login.account))
         }
         (Some(Auth::Users(old)), Some(Auth::Users(new))) => {
@@ -557,9 +602,8 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
                         .map(|p| Arc::new(ConnPermissions::new(p))),
                     account: login.account.clone(),
                     imports: new.imports_from(&login.account),
-                    jwt: None,
-                    expires: None,
                     services: new.services_into(&login.account),
+                    ..Login::default()
                 })
         }
         (Some(old), Some(new)) if old == new => Some(login.clone()),

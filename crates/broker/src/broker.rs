@@ -172,12 +172,32 @@ impl Inner {
     pub(crate) fn auth_required(&self) -> bool {
         self.auth.read().is_some()
     }
+
+    /// How many connections other than `except` are signed in to `account` on this
+    /// broker (for an account JWT's `conn` limit).
+    pub(crate) fn account_conns(&self, account: &AccountName, except: u64) -> u64 {
+        let clients: Vec<_> = self.clients.lock().values().cloned().collect();
+        clients
+            .iter()
+            .filter(|c| c.cid != except)
+            .filter(|c| {
+                c.login()
+                    .is_some_and(|l| crate::auth::same_account(&l.account, account))
+            })
+            .count() as u64
+    }
 }
 
 /// A core NATS server. Cheap to clone; all clones share one server.
+///
+/// A handle has an account ([`Broker::in_account`]): its internal subscriptions and
+/// its own publishes and deliveries are in that account's subject space. The handle
+/// [`Broker::new`] returns is in the account JetStream serves.
 #[derive(Debug, Clone)]
 pub struct Broker {
     pub(crate) inner: Arc<Inner>,
+    /// The account of this handle's internal subscriptions and publishes.
+    pub(crate) account: AccountName,
 }
 
 /// Bytes queued by a [`Deliveries`] after which the connections it wrote to are woken
@@ -329,6 +349,7 @@ impl Broker {
         };
         let auth = RwLock::new(config.auth.clone());
         Broker {
+            account: internal_account.clone(),
             inner: Arc::new(Inner {
                 auth,
                 internal_account,
@@ -361,25 +382,70 @@ impl Broker {
     /// Replaces how clients authenticate (a configuration reload), as nats-server
     /// does on `SIGHUP`: connections whose user is gone or whose credential changed
     /// are closed with `Authorization Violation`; the others keep going under their
-    /// user's new permissions. Returns how many connections were closed.
+    /// user's new permissions and limits. As nats-server applies an account JWT's new
+    /// limits: a connection now holding more subscriptions than allowed is closed
+    /// with `maximum subscriptions exceeded`, and an account over its new `conn`
+    /// limit loses its newest connections (`maximum account active connections
+    /// exceeded`). Returns how many connections were closed.
     pub fn reload_auth(&self, auth: Option<Auth>) -> usize {
         let old = std::mem::replace(&mut *self.inner.auth.write(), auth.clone());
-        let clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+        let mut clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
+        clients.sort_by_key(|c| c.cid);
         let mut closed = 0;
+        let mut conns: HashMap<AccountName, u64> = HashMap::new();
         for client in clients {
             let Some(login) = client.login() else {
                 continue;
             };
-            match crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) {
-                Some(login) => client.set_login(login),
-                None => {
-                    tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
-                    client.close_with_err("Authorization Violation");
-                    closed += 1;
-                }
+            let Some(login) = crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) else {
+                tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
+                client.close_with_err("Authorization Violation");
+                closed += 1;
+                continue;
+            };
+            let open = conns.entry(login.account.clone()).or_default();
+            *open += 1;
+            let over_conns = login
+                .limits
+                .max_account_conns
+                .is_some_and(|max| *open > max);
+            if over_conns {
+                *open -= 1;
             }
+            let over_subs = login
+                .limits
+                .max_subs
+                .is_some_and(|max| client.subs.lock().len() as u64 > max);
+            client.set_login(login);
+            let message = if over_conns {
+                "maximum account active connections exceeded"
+            } else if over_subs {
+                "maximum subscriptions exceeded"
+            } else {
+                continue;
+            };
+            tracing::info!(
+                cid = client.cid,
+                reason = message,
+                "closing connection: over its account's new limits"
+            );
+            client.close_with_err(message);
+            closed += 1;
         }
         closed
+    }
+
+    /// Replaces the client TLS certificate, key and CA (a configuration reload): new
+    /// connections get the new ones, open connections stay up. Turning TLS on or off,
+    /// or changing whether client certificates are required, needs a restart.
+    pub fn reload_tls(&self, tls: Option<&crate::tls::Tls>) -> Result<(), crate::tls::TlsError> {
+        match (&self.inner.config.tls, tls) {
+            (Some(running), Some(new)) => running.replace_with(new),
+            (None, None) => Ok(()),
+            _ => Err(crate::tls::TlsError::Config(
+                "turning TLS for NATS clients on or off needs a restart".into(),
+            )),
+        }
     }
 
     pub fn server_id(&self) -> &str {
@@ -387,9 +453,20 @@ impl Broker {
     }
 
     /// The account JetStream serves: internal subscribers and the broker's own
-    /// publishes live in it (fixed for the broker's life).
+    /// publishes live in it (fixed for the broker's life); for a handle made by
+    /// [`Broker::in_account`], that account.
     pub fn jetstream_account(&self) -> &str {
-        &self.inner.internal_account
+        &self.account
+    }
+
+    /// A handle on the same server whose internal subscriptions, publishes and
+    /// deliveries are in `account`'s subject space instead: a subscriber of one
+    /// account never sees what is published in another (imports aside).
+    pub fn in_account(&self, account: &str) -> Broker {
+        Broker {
+            inner: self.inner.clone(),
+            account: account.into(),
+        }
     }
 
     /// The address `serve` is listening on, once it started.
@@ -493,13 +570,13 @@ impl Broker {
         let inner = &*self.inner;
         let mut ctx = RouteCtx::new(random_seed());
         ctx.deliver_subject = Some(Bytes::copy_from_slice(deliver_subject.as_bytes()));
-        ctx.account = Some(inner.internal_account.clone());
+        ctx.account = Some(self.account.clone());
         Deliveries {
             inner,
             result: inner
                 .sublist
                 .read()
-                .matches(&inner.internal_account, deliver_subject.as_bytes()),
+                .matches(&self.account, deliver_subject.as_bytes()),
             ctx,
             woken_at: 0,
         }
@@ -552,7 +629,7 @@ impl Broker {
         let (tx, rx) = mpsc::channel(capacity);
         let mut sub = Subscription::new(
             self.inner.next_sub_id.fetch_add(1, Ordering::Relaxed),
-            self.inner.internal_account.clone(),
+            self.account.clone(),
             Bytes::copy_from_slice(subject.as_bytes()),
             queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
             Target::Internal {
@@ -591,7 +668,7 @@ impl Broker {
             .inner
             .sublist
             .read()
-            .matches(&self.inner.internal_account, subject.as_bytes());
+            .matches(&self.account, subject.as_bytes());
         result
             .plain
             .iter()

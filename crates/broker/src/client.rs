@@ -99,6 +99,11 @@ pub(crate) struct Client {
     permissions: RwLock<Option<Arc<ConnPermissions>>>,
     /// Bumped when `permissions` change, so the reader refreshes its copy.
     permissions_version: AtomicU64,
+    /// The login's subscription and payload limits (u64::MAX: unlimited).
+    max_subs: AtomicU64,
+    max_payload: AtomicU64,
+    /// Cancels the timer that closes the connection when its JWT expires.
+    expiry_timer: Mutex<Option<CancellationToken>>,
 }
 
 impl Client {
@@ -123,6 +128,9 @@ impl Client {
             login: Mutex::new(None),
             permissions: RwLock::new(None),
             permissions_version: AtomicU64::new(0),
+            max_subs: AtomicU64::new(u64::MAX),
+            max_payload: AtomicU64::new(u64::MAX),
+            expiry_timer: Mutex::new(None),
         }
     }
 
@@ -130,12 +138,40 @@ impl Client {
         self.login.lock().clone()
     }
 
-    /// Sets who the connection is (at `CONNECT`, and again after a reload).
-    pub(crate) fn set_login(&self, login: Login) {
+    /// Sets who the connection is (at `CONNECT`, and again after a reload): its
+    /// permissions, limits, and the timer that closes it when its JWT expires.
+    pub(crate) fn set_login(self: &Arc<Self>, login: Login) {
         *self.permissions.write() = login.permissions.clone();
         self.permissions_version.fetch_add(1, Ordering::AcqRel);
         self.info.lock().user = login.user.clone();
-        *self.login.lock() = Some(login);
+        let unlimited = |v: Option<u64>| v.unwrap_or(u64::MAX);
+        self.max_subs
+            .store(unlimited(login.limits.max_subs), Ordering::Relaxed);
+        self.max_payload
+            .store(unlimited(login.limits.max_payload), Ordering::Relaxed);
+        let expires = login.expires;
+        let before = self.login.lock().replace(login).and_then(|l| l.expires);
+        if before != expires || self.expiry_timer.lock().is_none() {
+            self.arm_expiry(expires);
+        }
+    }
+
+    /// Whether this connection may hold no more subscriptions (nats-server's
+    /// `subsAtLimit`).
+    pub(crate) fn subs_at_limit(&self) -> bool {
+        let max = self.max_subs.load(Ordering::Relaxed);
+        max != u64::MAX && self.subs.lock().len() as u64 >= max
+    }
+
+    /// (Re)starts the timer that closes the connection at `expiry` (None: stops it).
+    fn arm_expiry(self: &Arc<Self>, expiry: Option<auth::Expiry>) {
+        let timer = expiry.map(|_| self.token.child_token());
+        if let Some(old) = std::mem::replace(&mut *self.expiry_timer.lock(), timer.clone()) {
+            old.cancel();
+        }
+        if let (Some(expiry), Some(timer)) = (expiry, timer) {
+            close_at_expiry(self.clone(), expiry, timer);
+        }
     }
 
     /// Whether a message on `subject` may be delivered to this connection (see
@@ -338,7 +374,7 @@ async fn handshake(
     info: &[u8],
     shutdown: &CancellationToken,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Reason> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
     let steps = async {
         if !tls.handshake_first {
             stream
@@ -692,7 +728,9 @@ impl Reader {
                     }
                     in_msgs += 1;
                     in_bytes += (p.payload.len() + p.headers.as_ref().map_or(0, Bytes::len)) as u64;
-                    self.publish(p);
+                    if let Err(reason) = self.publish(p) {
+                        break Err(reason);
+                    }
                     if self.verbose {
                         self.client.enqueue_proto(server::OK);
                     }
@@ -770,17 +808,28 @@ impl Reader {
         }
     }
 
-    fn publish(&mut self, p: Publish) {
+    /// Err: the connection must close (a payload over its JWT's limit).
+    fn publish(&mut self, p: Publish) -> Result<(), Reason> {
+        let size = p.payload.len() + p.headers.as_ref().map_or(0, Bytes::len);
+        let max = self.client.max_payload.load(Ordering::Relaxed);
+        if max != u64::MAX && size as u64 > max {
+            info!(
+                cid = self.client.cid,
+                size, max, "closing connection: maximum payload violation"
+            );
+            self.client.send_err("Maximum Payload Violation");
+            return Err("maximum payload violation");
+        }
         if self.pedantic && !subject::is_valid_publish_subject(&p.subject) {
             self.client.send_err("Invalid Publish Subject");
-            return;
+            return Ok(());
         }
         if !self.may_publish(&p.subject) {
             let subject = auth::quote(&p.subject);
             debug!(cid = self.client.cid, %subject, "publish permission violation");
             self.client
                 .send_err(&format!("Permissions Violation for Publish to {subject}"));
-            return;
+            return Ok(());
         }
         let generation = self.inner.sub_generation.load(Ordering::Acquire);
         let result = match self.cache.get(generation, &p.subject) {
@@ -824,6 +873,7 @@ impl Reader {
                     .no_responders(&mut self.ctx, &self.client, &self.account, reply);
             }
         }
+        Ok(())
     }
 
     /// Routes a copy of `msg` into each account that imports it (forwarded to peers
@@ -911,6 +961,11 @@ impl Reader {
                     self.client.send_err(&message);
                     return Ok(());
                 }
+                if self.client.subs_at_limit() {
+                    debug!(cid = self.client.cid, "maximum subscriptions exceeded");
+                    self.client.send_err("maximum subscriptions exceeded");
+                    return Ok(());
+                }
                 let mut subs = self.client.subs.lock();
                 if !subs.contains_key(&sid) {
                     // Copy: the parsed slices pin the whole read buffer.
@@ -950,7 +1005,7 @@ impl Reader {
             ClientOp::Ping => self.client.enqueue_proto(server::PONG),
             ClientOp::Pong => self.pings_out = 0,
             // Publishes are handled on the hot path in `process`.
-            ClientOp::Pub(p) => self.publish(p),
+            ClientOp::Pub(p) => self.publish(p)?,
         }
         Ok(())
     }
@@ -959,7 +1014,8 @@ impl Reader {
         let login = match self.inner.auth() {
             None => None,
             Some(auth) => {
-                match auth::authenticate(&auth, &c, self.client.nonce.get().map(String::as_str)) {
+                let nonce = self.client.nonce.get().map(String::as_str);
+                match auth::authenticate(&auth, &c, nonce, self.client.addr.ip()) {
                     Some(login) => Some(login),
                     None => {
                         info!(
@@ -1013,8 +1069,13 @@ impl Reader {
                 self.cache = MatchCache::default();
             }
             self.ctx.account = Some(self.account.clone());
-            if let Some(expires) = login.expires {
-                close_at_expiry(self.client.clone(), expires);
+            if let Some(max) = login.limits.max_account_conns
+                && self.inner.account_conns(&login.account, self.client.cid) >= max
+            {
+                info!(cid = self.client.cid, account = %login.account, "refusing connection: the account's connection limit is reached");
+                self.client
+                    .send_err("maximum account active connections exceeded");
+                return Err("account connection limit");
             }
             self.client.set_login(login);
         }
@@ -1155,19 +1216,23 @@ fn jetstream_not_enabled(subject: &[u8]) -> Option<Bytes> {
     )))
 }
 
-/// Closes `client` with nats-server's `User Authentication Expired` when its user JWT
-/// expires (`expires`: Unix seconds), unless the connection ends first.
-fn close_at_expiry(client: Arc<Client>, expires: i64) {
+/// Closes `client` with nats-server's `User Authentication Expired` (or `Account
+/// Authentication Expired`) when its user (or account) JWT expires, unless the
+/// connection ends or a reload re-arms the timer first (`timer` cancelled).
+fn close_at_expiry(client: Arc<Client>, expiry: auth::Expiry, timer: CancellationToken) {
+    // To the millisecond, as nats-server's timer: a reconnect right after the close
+    // then meets the same second's verdict as on nats-server.
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let left = Duration::from_secs(u64::try_from(expires).unwrap_or(0).saturating_sub(now));
+        .map_or(0, |d| d.as_millis());
+    let at = u128::try_from(expiry.at).unwrap_or(0).saturating_mul(1000);
+    let left = Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(u64::MAX));
     tokio::spawn(async move {
         tokio::select! {
-            _ = client.token.cancelled() => {}
+            _ = timer.cancelled() => {}
             _ = tokio::time::sleep(left) => {
-                info!(cid = client.cid, "closing connection: its user JWT expired");
-                client.close_with_err("User Authentication Expired");
+                info!(cid = client.cid, reason = expiry.message, "closing connection: its JWT expired");
+                client.close_with_err(expiry.message);
             }
         }
     });

@@ -88,7 +88,7 @@ impl Broker {
                 .inner
                 .sublist
                 .read()
-                .matches(&self.inner.internal_account, deliver_subject.as_bytes());
+                .matches(&self.account, deliver_subject.as_bytes());
             result
                 .plain
                 .iter()
@@ -162,7 +162,7 @@ impl Broker {
         let sent = link.push_msg(
             &self.inner,
             PeerMsg {
-                account: self.inner.internal_account.clone(),
+                account: self.account.clone(),
                 subject: Bytes::copy_from_slice(msg.subject.as_bytes()),
                 deliver: None,
                 reply: msg
@@ -225,10 +225,7 @@ impl Inner {
         let taken = match &m.internal {
             Some(InternalTarget::Capture(stream)) => self.capture(m, stream),
             Some(InternalTarget::Handlers) => {
-                let result = self
-                    .sublist
-                    .read()
-                    .matches(&self.internal_account, &m.subject);
+                let result = self.sublist.read().matches(&m.account, &m.subject);
                 let mut taken = false;
                 for sub in result.plain.iter().filter(|s| is_internal(s)) {
                     taken |= self.deliver(ctx, sub, None, true, msg);
@@ -249,7 +246,7 @@ impl Inner {
             debug!(peer = %from, subject = %String::from_utf8_lossy(&m.subject), "forwarded work found no handler here");
             if let Some(reply) = &m.reply {
                 let headers = Bytes::from_static(NO_RESPONDERS);
-                let result = self.sublist.read().matches(&self.internal_account, reply);
+                let result = self.sublist.read().matches(&m.account, reply);
                 let status = Msg {
                     subject: reply,
                     reply: None,

@@ -7,11 +7,16 @@
 //! does by default; with it, the client starts TLS at once and `INFO` is the first
 //! thing sent inside it (async-nats `tls_first()`, nats.go `TLSHandshakeFirst()`).
 //! Either way a client that does not speak TLS gets no further than `INFO`.
+//!
+//! The certificate, key and client CA can be replaced while the broker runs
+//! ([`crate::Broker::reload_tls`], on `SIGHUP`): new connections get the new ones,
+//! open connections keep the session they have.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -22,7 +27,8 @@ pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 /// TLS settings of the client listener.
 #[derive(Clone)]
 pub struct Tls {
-    pub(crate) config: Arc<rustls::ServerConfig>,
+    /// Shared by the clones: a reload replaces what they all hand out.
+    config: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     /// Clients start TLS before the server's `INFO`.
     pub handshake_first: bool,
     /// Time a client has to complete the handshake.
@@ -120,10 +126,31 @@ impl Tls {
             .with_single_cert(chain, key_der)
             .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
         Ok(Tls {
-            config: Arc::new(config),
+            config: Arc::new(RwLock::new(Arc::new(config))),
             handshake_first: false,
             timeout: DEFAULT_TLS_TIMEOUT,
             verify: client_ca.is_some(),
         })
+    }
+}
+
+impl Tls {
+    /// The rustls settings new connections are accepted with.
+    pub(crate) fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.read().clone()
+    }
+
+    /// Serves `new`'s certificate, key and client CA to new connections from now on.
+    /// Whether clients must present a certificate, and `handshake_first`, cannot
+    /// change without a restart (clients were told in `INFO`).
+    pub(crate) fn replace_with(&self, new: &Tls) -> Result<(), TlsError> {
+        if new.verify != self.verify || new.handshake_first != self.handshake_first {
+            return Err(TlsError::Config(
+                "requiring client certificates, or handshake_first, changes only with a restart"
+                    .into(),
+            ));
+        }
+        *self.config.write() = new.server_config();
+        Ok(())
     }
 }

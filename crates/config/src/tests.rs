@@ -326,6 +326,14 @@ fn payload_and_pending_bounds() {
         text,
         "INFINISTREAM_MAX_PENDING must be at least max_payload (1024), got 10"
     );
+    let text = err_text(RawAgentConfig {
+        publish_buffer: Some(100),
+        ..Default::default()
+    });
+    assert_eq!(
+        text,
+        "INFINISTREAM_PUBLISH_BUFFER must be between 1 KiB and 4 GiB - 1, got 100"
+    );
 }
 
 #[test]

@@ -135,8 +135,9 @@ pub(crate) struct Group {
     /// store's request limit minus what the round's batches take, see
     /// `round::Budget`); `None` = no limit.
     fold_budget: Option<usize>,
-    /// The JetStream account's limits (see `accounts`); `None` = unlimited.
-    account_limits: Option<v1::AccountLimits>,
+    /// Each JetStream account's limits, by the account part of its stream ids
+    /// (`$G` for bare names; see `accounts`); an account without = unlimited.
+    account_limits: HashMap<String, v1::AccountLimits>,
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {
@@ -851,7 +852,7 @@ mod tests {
         );
         drop(engine);
         let engine = Engine::start(store.clone(), clock, opts).await.unwrap();
-        assert_eq!(engine.list_streams("g", "").await.unwrap().len(), 10);
+        assert_eq!(engine.list_streams("g", "", "").await.unwrap().len(), 10);
     }
 
     /// Round 2 is applied on top of round 1 while round 1 is written; round 1's write

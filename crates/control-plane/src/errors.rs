@@ -1,6 +1,8 @@
-//! The control plane's own errors (`CpError`, mapped to gRPC statuses). The JetStream
-//! API errors it answers inside responses come from protocol's nats-server table
-//! (`ApiError::stream_not_found().into()`), so agents forward them unchanged.
+//! The control plane's own errors: `CpError` (mapped to gRPC statuses) and `ServeError`
+//! (why serving failed; here rather than in `server` so the replica proxy in `leader`
+//! needs nothing from `server`). The JetStream API errors it answers inside responses
+//! come from protocol's nats-server table (`ApiError::stream_not_found().into()`), so
+//! agents forward them unchanged.
 
 use infinistream_proto::InvalidArgument;
 
@@ -35,4 +37,22 @@ impl From<CpError> for tonic::Status {
             CpError::NotFound(_) => tonic::Status::not_found(e.to_string()),
         }
     }
+}
+
+/// Errors of the control-plane server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid --store `{0}`: use `embedded:<dir>` or `etcd://host:port[,host:port…]`")]
+    BadStore(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no group configured: set INFINISTREAM_GROUP_ID/INFINISTREAM_GROUP_KEY or --groups")]
+    NoGroups,
+    #[error(transparent)]
+    ControlPlane(#[from] CpError),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
 }

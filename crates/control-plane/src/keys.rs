@@ -20,8 +20,16 @@
 //! g/<group>/agent/<agent id>        registration + lease expiry
 //! g/<group>/lease/<name>            job lease
 //! g/<group>/rel/<object key>        object no longer referenced, with release time
-//! g/<group>/acct/jetstream          the JetStream account's limits
+//! g/<group>/acct/jetstream          `$G`'s JetStream limits
+//! g/<group>/acct/jetstream.<acct>   another account's JetStream limits
 //! ```
+//!
+//! `<stream>` is the stream's id (`infinistream_proto::domain::stream_id`): its bare
+//! name in `$G`, so a store written before accounts reads the same, and
+//! `<account>.<name>` in another account (no stream or account name has a `.`).
+//! Consumers, KV buckets and object stores live under their stream's id.
+
+use infinistream_proto::domain::GLOBAL_ACCOUNT;
 
 /// The fence key every writing transaction compares on.
 pub const LEADER: &[u8] = b"cp/leader";
@@ -84,8 +92,23 @@ pub fn consumer(group: &str, stream: &str, name: &str) -> Vec<u8> {
     format!("g/{group}/con/{stream}/{name}").into_bytes()
 }
 
-/// `g/<group>/acct/jetstream`: the limits of the account JetStream serves (see
+/// `g/<group>/acct/jetstream`: the limits of the streams named by their bare name
+/// (`$G`'s, the one key before JetStream served several accounts), and
+/// `g/<group>/acct/jetstream.<account>` those of `<account>`'s streams (see
 /// `engine::accounts`).
-pub fn account_limits(group: &str) -> Vec<u8> {
-    key(group, "acct", "jetstream")
+pub fn account_limits(group: &str, account: &str) -> Vec<u8> {
+    if account.is_empty() || account == GLOBAL_ACCOUNT {
+        key(group, "acct", "jetstream")
+    } else {
+        key(group, "acct", &format!("jetstream.{account}"))
+    }
+}
+
+/// The account of an account limits key's suffix after `g/<group>/acct/` (see
+/// [`account_limits`]); `None` when it is not one.
+pub fn limits_account(suffix: &str) -> Option<&str> {
+    match suffix.strip_prefix("jetstream")? {
+        "" => Some(GLOBAL_ACCOUNT),
+        rest => rest.strip_prefix('.').filter(|a| !a.is_empty()),
+    }
 }

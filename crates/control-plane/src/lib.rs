@@ -45,12 +45,12 @@ use tonic::service::interceptor::InterceptedService;
 
 pub use direct::DirectClient;
 pub use engine::Options;
-pub use errors::CpError;
+pub use errors::{CpError, ServeError};
 pub use infinistream_cp_client::{
     ClientError, ControlPlaneClient, GroupKeys, GroupKeysError, MAX_MESSAGE_BYTES,
 };
 pub use metrics::RequestMetrics;
-pub use server::{ServeError, ServeOptions, StoreSpec, run_control_plane, serve, serve_with};
+pub use server::{ServeOptions, StoreSpec, run_control_plane, serve, serve_with};
 
 use crate::engine::Engine;
 use crate::service::Service;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tonic::transport::ClientTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
+use crate::errors::ServeError;
 use crate::store::MetaStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::etcd::EtcdStore;
@@ -26,24 +27,6 @@ pub enum StoreSpec {
     Embedded(PathBuf),
     /// `etcd://host:port[,host:port…]`.
     Etcd(Vec<String>),
-}
-
-/// Errors of the control-plane server.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("invalid --store `{0}`: use `embedded:<dir>` or `etcd://host:port[,host:port…]`")]
-    BadStore(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("no group configured: set INFINISTREAM_GROUP_ID/INFINISTREAM_GROUP_KEY or --groups")]
-    NoGroups,
-    #[error(transparent)]
-    ControlPlane(#[from] CpError),
-    #[error("grpc server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 impl StoreSpec {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use infinistream_proto::domain::{AgentSpec, CommitBatch, StreamSpec, check_name};
+use infinistream_proto::domain::{AgentSpec, CommitBatch, StreamSpec, check_name, check_stream_id};
 use infinistream_proto::v1::{self, agents_server, consumers_server, jobs_server, streams_server};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -118,9 +118,11 @@ fn stream_spec(config: Option<v1::StreamConfig>) -> Result<StreamSpec, Status> {
     StreamSpec::try_from(c).map_err(invalid)
 }
 
+/// Checks a stream id (`domain::stream_id`: a bare name in `$G`, else
+/// `<account>.<name>`).
 #[allow(clippy::result_large_err)]
 fn stream_name(field: &'static str, name: &str) -> Result<(), Status> {
-    check_name(field, name).map_err(invalid)
+    check_stream_id(field, name).map_err(invalid)
 }
 
 #[tonic::async_trait]
@@ -174,7 +176,7 @@ impl streams_server::Streams for Service {
         request: Request<v1::ListStreamsRequest>,
     ) -> Result<Response<v1::ListStreamsResponse>, Status> {
         rpc!("ListStreams", request, |g, m| {
-            let streams = self.engine.list_streams(&g, &m.subject).await?;
+            let streams = self.engine.list_streams(&g, &m.subject, &m.account).await?;
             Ok(v1::ListStreamsResponse { streams })
         })
     }
@@ -255,7 +257,9 @@ impl streams_server::Streams for Service {
             let limits = m
                 .limits
                 .ok_or_else(|| Status::invalid_argument("limits: required"))?;
-            self.engine.set_account_limits(&g, limits).await?;
+            self.engine
+                .set_account_limits(&g, &m.account, limits)
+                .await?;
             Ok(v1::SetAccountLimitsResponse {})
         })
     }
@@ -279,7 +283,7 @@ impl streams_server::Streams for Service {
 
 #[allow(clippy::result_large_err)]
 fn consumer_names(stream: &str, name: &str) -> Result<(), Status> {
-    check_name("stream", stream).map_err(invalid)?;
+    stream_name("stream", stream)?;
     check_name("name", name).map_err(invalid)
 }
 

@@ -64,4 +64,5 @@ suite_for!(etcd:
     served_over_tcp,
     account_limits_refuse_at_commit,
     a_subject_the_stream_dropped_is_refused_at_commit,
+    accounts_own_streams_of_one_name,
 );

@@ -34,6 +34,7 @@ suite_for!(memory:
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
     a_subject_the_stream_dropped_is_refused_at_commit,
+    accounts_own_streams_of_one_name,
 );
 
 suite_for!(embedded:
@@ -51,4 +52,5 @@ suite_for!(embedded:
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
     a_subject_the_stream_dropped_is_refused_at_commit,
+    accounts_own_streams_of_one_name,
 );

@@ -110,6 +110,34 @@ impl CallError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CallError::Unavailable { .. })
     }
+
+    /// Whether the control plane refused the request as such: invalid, not
+    /// authenticated (wrong group key), not permitted, or not valid in the state it
+    /// found. The same request will be refused again; a retry cannot help.
+    pub fn is_rejected(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed {
+                code: tonic::Code::InvalidArgument
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::FailedPrecondition,
+                ..
+            }
+        )
+    }
+
+    /// Whether the control plane does not know what the call named (e.g. an agent
+    /// whose lease it dropped).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            CallError::Failed {
+                code: tonic::Code::NotFound,
+                ..
+            }
+        )
+    }
 }
 
 /// The response of a unary call, or the call's failure as a [`CallError`] (also
@@ -224,16 +252,19 @@ impl ControlPlaneClient {
     ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
         let request = v1::ListStreamsRequest {
             subject: subject.to_owned(),
+            account: String::new(),
         };
         let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
         Ok(resp.streams)
     }
 
     /// Sets the JetStream account's limits, which the control plane enforces for the
-    /// whole group at commit (all -1 = unlimited).
+    /// whole group at commit (all -1 = unlimited). They govern the streams named by
+    /// their bare name (`$G`'s ids: the one account JetStream serves today).
     pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
         let request = v1::SetAccountLimitsRequest {
             limits: Some(limits),
+            account: String::new(),
         };
         unary(
             "SetAccountLimits",

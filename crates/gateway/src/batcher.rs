@@ -45,7 +45,7 @@
 //! object uploaded but never committed stays in the bucket for the jobs role to
 //! collect. Each step's latency is a histogram in [`GatewayMetrics`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,9 @@ pub enum PublishOutcome {
 pub trait AckSink: Send + Sync + 'static {
     /// Called once per publish that had a reply subject, after its flush finished.
     fn deliver(&self, reply: &str, stream: &str, outcome: PublishOutcome);
+
+    /// Called after a flush delivered all its answers (flushes answer in order).
+    fn flushed(&self) {}
 }
 
 /// Why a commit failed.
@@ -197,7 +200,8 @@ pub enum SubmitError {
 
 struct Admitted {
     records: Admission,
-    permit: OwnedSemaphorePermit,
+    /// The buffer bytes it holds; none for a [`Refusal`].
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// What one admission holds: a publish, or an atomic batch, which the writer pushes
@@ -207,6 +211,22 @@ struct Admitted {
 enum Admission {
     One(PendingRecord),
     Group(Vec<PendingRecord>),
+    Refused(Refusal),
+}
+
+/// A publish the batcher would not take ([`Batcher::submit`] failed), answered in its
+/// place among the publishes queued before it ([`Batcher::refuse`]): its answer comes
+/// after theirs, and when it belongs to a fast batch in gap mode `fail`, the records of
+/// that batch queued after it are sent `withdrawn` (refused unstored), as nats-server
+/// takes nothing of such a batch after a refused message.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub stream: Arc<str>,
+    /// Where its answer goes.
+    pub reply: String,
+    /// Its fast batch, when in gap mode `fail` (`RecordMeta.fail_batch`).
+    pub fail_batch: Option<String>,
+    pub error: ApiError,
 }
 
 /// Handle used by the intake to submit publishes. Cheap to clone.
@@ -250,6 +270,9 @@ impl Batcher {
             policy: FlushPolicy::new(config.window, config.size_cap),
             flush_slots: Arc::new(Semaphore::new(config.max_concurrent_flushes.max(1))),
             previous_commit: None,
+            previous_answered: None,
+            refusals: Vec::new(),
+            withdrawing: HashSet::new(),
             shared: Arc::new(FlushShared {
                 bucket,
                 committer,
@@ -298,7 +321,23 @@ impl Batcher {
             .await
             .map_err(|_| SubmitError::Closed)?;
         self.tx
-            .send(Admitted { records, permit })
+            .send(Admitted {
+                records,
+                permit: Some(permit),
+            })
+            .await
+            .map_err(|_| SubmitError::Closed)
+    }
+
+    /// Queues the answer to a publish [`Batcher::submit`] refused behind the publishes
+    /// queued before it (see [`Refusal`]). Takes no buffer bytes. Fails only when the
+    /// batcher is shutting down; the caller then answers at once.
+    pub async fn refuse(&self, refusal: Refusal) -> Result<(), SubmitError> {
+        self.tx
+            .send(Admitted {
+                records: Admission::Refused(refusal),
+                permit: None,
+            })
             .await
             .map_err(|_| SubmitError::Closed)
     }
@@ -338,7 +377,8 @@ const FAILED_FAST_MEMORY: Duration = Duration::from_secs(20);
 
 impl FlushShared {
     /// Remembers the fast batches (gap mode `fail`) of `batch` that had a message
-    /// refused: every one when `response` is `None` (nothing was stored).
+    /// refused, by the commit or by the batcher ([`Refusal`]): every one when
+    /// `response` is `None` (nothing was stored).
     fn note_failed_fast(&self, batch: &SealedBatch, response: Option<&v1::CommitBatchResponse>) {
         let now = Instant::now();
         let mut failed = self
@@ -362,6 +402,11 @@ impl FlushShared {
                 }
             }
         }
+        for q in &batch.refusals {
+            if let Some(id) = &q.refusal.fail_batch {
+                failed.insert((q.refusal.stream.clone(), id.clone()), now);
+            }
+        }
     }
 
     /// `slot`'s metadata for the commit: `withdrawn` when an earlier commit refused a
@@ -373,7 +418,7 @@ impl FlushShared {
                 .failed_fast
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            meta.withdrawn = failed.contains_key(&(slot.stream.clone(), id.to_owned()));
+            meta.withdrawn |= failed.contains_key(&(slot.stream.clone(), id.to_owned()));
         }
         meta
     }
@@ -390,6 +435,16 @@ struct Writer {
     flush_slots: Arc<Semaphore>,
     /// Fires when the previous flush's commit has finished (either way).
     previous_commit: Option<oneshot::Receiver<()>>,
+    /// Fires when the previous flush has answered its publishers: flushes answer in
+    /// flush order, so one agent's answers come in the order its publishes were queued
+    /// (per stream), which the fast batches' state relies on.
+    previous_answered: Option<oneshot::Receiver<()>>,
+    /// Refusals queued in the buffer, answered in their place by its flush.
+    refusals: Vec<QueuedRefusal>,
+    /// Fast batches (gap mode `fail`) refused in this buffer: their records pushed after
+    /// the refusal are `withdrawn`. Later buffers learn it from the flush
+    /// ([`FlushShared::note_failed_fast`]), so this empties at each seal.
+    withdrawing: HashSet<(Arc<str>, String)>,
     shared: Arc<FlushShared>,
 }
 
@@ -468,8 +523,26 @@ impl Writer {
                     self.push_record(record);
                 }
             }
+            Admission::Refused(refusal) => self.push_refusal(refusal),
         }
-        permits.push(permit);
+        permits.extend(permit);
+    }
+
+    /// Queues a refusal after the records buffered so far: it is answered after them,
+    /// and its fast batch's records pushed from now on are withdrawn. The records
+    /// already buffered are earlier messages and are committed as they are.
+    fn push_refusal(&mut self, refusal: Refusal) {
+        self.policy.record_buffered(tokio::time::Instant::now());
+        let before = self
+            .pending
+            .iter()
+            .filter(|s| s.stream == refusal.stream)
+            .count();
+        if let Some(id) = &refusal.fail_batch {
+            self.withdrawing
+                .insert((refusal.stream.clone(), id.clone()));
+        }
+        self.refusals.push(QueuedRefusal { refusal, before });
     }
 
     fn push_record(&mut self, record: PendingRecord) {
@@ -502,6 +575,14 @@ impl Writer {
         let size = u32::try_from(record.buffered_len()).unwrap_or(u32::MAX);
         self.shared.metrics.add_buffered(size);
         let mut meta = record.meta;
+        if !self.withdrawing.is_empty()
+            && let Some(id) = &meta.fail_batch
+            && self
+                .withdrawing
+                .contains(&(record.stream.clone(), id.clone()))
+        {
+            meta.withdrawn = true;
+        }
         meta.subject = String::from_utf8_lossy(&record.subject).into_owned();
         meta.size = size;
         meta.header_size = u32::try_from(record.headers.len()).unwrap_or(u32::MAX);
@@ -514,100 +595,167 @@ impl Writer {
         });
     }
 
-    /// Seals the buffer into one object and hands it to a flush task.
+    /// Seals the buffer into one object and hands it to a flush task. A buffer that
+    /// holds only refusals writes no object: its flush answers them in turn.
     async fn seal(&mut self, reason: SealReason, permits: &mut Vec<OwnedSemaphorePermit>) {
         self.shared.metrics.clear_buffered();
-        if self.builder.is_empty() {
+        self.withdrawing.clear();
+        let refusals = std::mem::take(&mut self.refusals);
+        if self.builder.is_empty() && refusals.is_empty() {
             self.policy.buffer_dropped();
             return;
         }
         let slots = std::mem::take(&mut self.pending);
         let bytes_held = std::mem::take(permits);
-        let encoding = Instant::now();
-        let encoded = self.builder.finish();
-        self.shared.metrics.record_encode(encoding.elapsed());
-        let finished = match encoded {
-            Ok(finished) => finished,
-            Err(error) => {
-                self.policy.buffer_dropped();
-                tracing::error!(%error, "cannot encode a batch object");
-                let failure =
-                    ApiError::stream_store_failed(format!("batch encoding failed: {error}"));
-                for slot in &slots {
-                    if let Some(reply) = slot.reply.as_deref() {
-                        self.shared.acks.deliver(
-                            reply,
-                            &slot.stream,
-                            PublishOutcome::Failed(failure.clone()),
-                        );
+        let (object, chunks) = if self.builder.is_empty() {
+            (None, Vec::new())
+        } else {
+            let encoding = Instant::now();
+            let encoded = self.builder.finish();
+            self.shared.metrics.record_encode(encoding.elapsed());
+            match encoded {
+                Ok(finished) => (
+                    Some(finished.object),
+                    sealed_chunks(&finished.footer, slots),
+                ),
+                Err(error) => {
+                    self.policy.buffer_dropped();
+                    tracing::error!(%error, "cannot encode a batch object");
+                    let failure =
+                        ApiError::stream_store_failed(format!("batch encoding failed: {error}"));
+                    for slot in &slots {
+                        if let Some(reply) = slot.reply.as_deref() {
+                            self.shared.acks.deliver(
+                                reply,
+                                &slot.stream,
+                                PublishOutcome::Failed(failure.clone()),
+                            );
+                        }
                     }
+                    for q in refusals {
+                        deliver_refusal(&self.shared, q.refusal);
+                    }
+                    return;
                 }
-                return;
             }
         };
-        // Group the slots per stream in chunk order; the footer gives each stream's
-        // chunk index.
-        let mut by_stream: HashMap<Arc<str>, Vec<Slot>> = HashMap::new();
-        for slot in slots {
-            by_stream.entry(slot.stream.clone()).or_default().push(slot);
-        }
-        let mut chunks = Vec::with_capacity(by_stream.len());
-        for (stream, slots) in by_stream {
-            let Some(chunk) = finished.footer.chunk(&stream) else {
-                tracing::error!(%stream, "sealed batch lacks a chunk for a buffered stream");
-                continue;
-            };
-            chunks.push(SealedChunk {
-                stream,
-                chunk_index: chunk.index,
-                byte_size: u64::from(chunk.stored_len),
-                slots,
-            });
-        }
-        chunks.sort_by_key(|c| c.chunk_index);
 
         // Wait for a flush slot: bounds the uploads and commits in flight.
         let Ok(slot) = self.flush_slots.clone().acquire_owned().await else {
             self.policy.buffer_dropped();
             return;
         };
-        // The flush starts now: the next one is due a window from here.
+        // The flush starts now: the next one is due a window from here. Refusals alone
+        // write nothing, so they do not count as a flush.
         let started = tokio::time::Instant::now();
-        if let Some(oldest) = self.policy.flush_started(started) {
+        if object.is_none() {
+            self.policy.buffer_dropped();
+        } else if let Some(oldest) = self.policy.flush_started(started) {
             self.shared
                 .metrics
                 .record_buffer_wait(started.saturating_duration_since(oldest));
         }
         let (done_tx, done_rx) = oneshot::channel();
         let previous = self.previous_commit.replace(done_rx);
+        let (answered_tx, answered_rx) = oneshot::channel();
+        let previous_answered = self.previous_answered.replace(answered_rx);
         let shared = self.shared.clone();
         let batch_id = ulid::Ulid::generate().to_string();
         let span = tracing::info_span!(
             "flush",
             batch_id = %batch_id,
             reason = reason.as_str(),
-            objects = 1
+            objects = u8::from(object.is_some())
         );
-        shared.metrics.record_seal(reason);
+        if object.is_some() {
+            shared.metrics.record_seal(reason);
+        }
         tokio::spawn(
             async move {
-                flush(
-                    shared,
-                    SealedBatch {
-                        batch_id,
-                        object: finished.object,
-                        chunks,
-                    },
+                let batch = SealedBatch {
+                    batch_id,
+                    chunks,
+                    refusals,
+                };
+                let order = Order {
                     previous,
-                    done_tx,
-                )
-                .await;
+                    done: done_tx,
+                    previous_answered,
+                    answered: answered_tx,
+                };
+                match object {
+                    Some(object) => flush(shared, batch, object, order).await,
+                    None => answer_refusals(&shared, &batch, order).await,
+                }
                 drop(bytes_held);
                 drop(slot);
             }
             .instrument(span),
         );
     }
+}
+
+/// Groups the slots per stream in chunk order; the footer gives each stream's chunk
+/// index.
+fn sealed_chunks(footer: &infinistream_segment::BatchFooter, slots: Vec<Slot>) -> Vec<SealedChunk> {
+    let mut by_stream: HashMap<Arc<str>, Vec<Slot>> = HashMap::new();
+    for slot in slots {
+        by_stream.entry(slot.stream.clone()).or_default().push(slot);
+    }
+    let mut chunks = Vec::with_capacity(by_stream.len());
+    for (stream, slots) in by_stream {
+        let Some(chunk) = footer.chunk(&stream) else {
+            tracing::error!(%stream, "sealed batch lacks a chunk for a buffered stream");
+            continue;
+        };
+        chunks.push(SealedChunk {
+            stream,
+            chunk_index: chunk.index,
+            byte_size: u64::from(chunk.stored_len),
+            slots,
+        });
+    }
+    chunks.sort_by_key(|c| c.chunk_index);
+    chunks
+}
+
+/// A refusal in the buffer: `before` records of its stream were buffered before it.
+struct QueuedRefusal {
+    refusal: Refusal,
+    before: usize,
+}
+
+fn deliver_refusal(shared: &FlushShared, refusal: Refusal) {
+    shared.acks.deliver(
+        &refusal.reply,
+        &refusal.stream,
+        PublishOutcome::Failed(refusal.error),
+    );
+}
+
+/// Where a flush stands among the others: it commits after the previous one's commit
+/// finished (`previous`, then `done`), and answers after the previous one answered
+/// (`previous_answered`, then `answered`).
+struct Order {
+    previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+    previous_answered: Option<oneshot::Receiver<()>>,
+    answered: oneshot::Sender<()>,
+}
+
+/// A flush of refusals only: nothing to write. Its fast batches are marked failed
+/// once the earlier flushes have built their commits (so their records, all earlier
+/// messages, are not withdrawn), and its answers follow theirs.
+async fn answer_refusals(shared: &FlushShared, batch: &SealedBatch, order: Order) {
+    finish_previous(order.previous).await;
+    shared.note_failed_fast(batch, None);
+    let _ = order.done.send(());
+    finish_previous(order.previous_answered).await;
+    for q in &batch.refusals {
+        deliver_refusal(shared, q.refusal.clone());
+    }
+    shared.acks.flushed();
+    let _ = order.answered.send(());
 }
 
 struct SealedChunk {
@@ -619,24 +767,25 @@ struct SealedChunk {
 
 struct SealedBatch {
     batch_id: String,
-    object: Bytes,
     chunks: Vec<SealedChunk>,
+    /// In push order.
+    refusals: Vec<QueuedRefusal>,
 }
 
-async fn flush(
-    shared: Arc<FlushShared>,
-    batch: SealedBatch,
-    previous: Option<oneshot::Receiver<()>>,
-    done: oneshot::Sender<()>,
-) {
+async fn flush(shared: Arc<FlushShared>, batch: SealedBatch, object: Bytes, order: Order) {
+    let Order {
+        previous,
+        done,
+        previous_answered,
+        answered,
+    } = order;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + shared.deadline;
     let records: usize = batch.chunks.iter().map(|c| c.slots.len()).sum();
-    let object_len = batch.object.len();
+    let object_len = object.len();
 
     // 1. Upload, concurrently with earlier flushes' commits.
-    let upload =
-        tokio::time::timeout_at(deadline, shared.bucket.put_batch(batch.object.clone())).await;
+    let upload = tokio::time::timeout_at(deadline, shared.bucket.put_batch(object)).await;
     let key = match upload {
         Ok(Ok(key)) => key,
         Ok(Err(error)) => {
@@ -645,11 +794,14 @@ async fn flush(
             finish_previous(previous).await;
             shared.note_failed_fast(&batch, None);
             let _ = done.send(());
+            finish_previous(previous_answered).await;
             fail_all(
                 &shared,
                 &batch,
                 &ApiError::stream_store_failed(format!("batch upload failed: {error}")),
             );
+            shared.acks.flushed();
+            let _ = answered.send(());
             return;
         }
         Err(_) => {
@@ -661,11 +813,14 @@ async fn flush(
             finish_previous(previous).await;
             shared.note_failed_fast(&batch, None);
             let _ = done.send(());
+            finish_previous(previous_answered).await;
             fail_all(
                 &shared,
                 &batch,
                 &ApiError::stream_store_failed("batch upload timed out"),
             );
+            shared.acks.flushed();
+            let _ = answered.send(());
             return;
         }
     };
@@ -709,7 +864,8 @@ async fn flush(
     shared.note_failed_fast(&batch, committed.as_ref().ok());
     let _ = done.send(());
 
-    // 3. Answer the publishers.
+    // 3. Answer the publishers, after the previous flush answered its own.
+    finish_previous(previous_answered).await;
     match committed {
         Ok(response) => {
             shared.metrics.record_commit(records, started.elapsed());
@@ -754,6 +910,8 @@ async fn flush(
             );
         }
     }
+    shared.acks.flushed();
+    let _ = answered.send(());
 }
 
 /// How the answer to a publish whose commit may or may not have been applied begins.
@@ -819,13 +977,42 @@ async fn commit_with_retry(
 }
 
 fn fail_all(shared: &FlushShared, batch: &SealedBatch, error: &ApiError) {
+    deliver_in_order(shared, batch, |_, _, _| {
+        PublishOutcome::Failed(error.clone())
+    });
+}
+
+/// Answers each record (`outcome(chunk, position, slot)`) and each refusal, per stream in
+/// the order they were pushed; refusals of streams without a chunk come last.
+fn deliver_in_order(
+    shared: &FlushShared,
+    batch: &SealedBatch,
+    mut outcome: impl FnMut(&SealedChunk, usize, &Slot) -> PublishOutcome,
+) {
     for chunk in &batch.chunks {
-        for slot in &chunk.slots {
-            if let Some(reply) = slot.reply.as_deref() {
-                shared
-                    .acks
-                    .deliver(reply, &chunk.stream, PublishOutcome::Failed(error.clone()));
+        let mut refusals = batch
+            .refusals
+            .iter()
+            .filter(|q| q.refusal.stream == chunk.stream)
+            .peekable();
+        for position in 0..=chunk.slots.len() {
+            while let Some(q) = refusals.next_if(|q| q.before <= position) {
+                deliver_refusal(shared, q.refusal.clone());
             }
+            let Some(slot) = chunk.slots.get(position) else {
+                break;
+            };
+            let Some(reply) = slot.reply.as_deref() else {
+                continue;
+            };
+            shared
+                .acks
+                .deliver(reply, &chunk.stream, outcome(chunk, position, slot));
+        }
+    }
+    for q in &batch.refusals {
+        if !batch.chunks.iter().any(|c| c.stream == q.refusal.stream) {
+            deliver_refusal(shared, q.refusal.clone());
         }
     }
 }
@@ -833,47 +1020,37 @@ fn fail_all(shared: &FlushShared, batch: &SealedBatch, error: &ApiError) {
 fn answer(shared: &FlushShared, batch: &SealedBatch, response: &v1::CommitBatchResponse) {
     let results: HashMap<u32, &v1::ChunkResult> =
         response.chunks.iter().map(|c| (c.chunk_index, c)).collect();
-    for chunk in &batch.chunks {
-        let result = results.get(&chunk.chunk_index);
-        for (position, slot) in chunk.slots.iter().enumerate() {
-            let outcome = match result {
-                None => PublishOutcome::Failed(ApiError::stream_store_failed(
-                    "the control plane returned no result for this stream",
-                )),
-                Some(result) => {
-                    let record = result.records.get(position);
-                    match record.and_then(|r| r.result.as_ref()) {
-                        Some(v1::record_result::Result::Seq(seq)) => match (&slot.batch, record) {
-                            (Some(batch), _) => PublishOutcome::BatchStored {
-                                seq: *seq,
-                                batch: batch.clone(),
-                            },
-                            (None, Some(r)) if !r.counter_value.is_empty() => {
-                                PublishOutcome::Counted {
-                                    seq: *seq,
-                                    value: r.counter_value.clone(),
-                                }
-                            }
-                            _ => PublishOutcome::Stored { seq: *seq },
-                        },
-                        Some(v1::record_result::Result::DuplicateOf(seq)) => {
-                            PublishOutcome::Duplicate { seq: *seq }
-                        }
-                        Some(v1::record_result::Result::Error(err)) => {
-                            PublishOutcome::Failed(ApiError::from(err))
-                        }
-                        None => match &result.error {
-                            Some(err) => PublishOutcome::Failed(ApiError::from(err)),
-                            None => PublishOutcome::Failed(ApiError::stream_store_failed(
-                                "the control plane returned no result for this message",
-                            )),
-                        },
-                    }
-                }
-            };
-            if let Some(reply) = slot.reply.as_deref() {
-                shared.acks.deliver(reply, &chunk.stream, outcome);
+    deliver_in_order(shared, batch, |chunk, position, slot| {
+        let Some(result) = results.get(&chunk.chunk_index) else {
+            return PublishOutcome::Failed(ApiError::stream_store_failed(
+                "the control plane returned no result for this stream",
+            ));
+        };
+        let record = result.records.get(position);
+        match record.and_then(|r| r.result.as_ref()) {
+            Some(v1::record_result::Result::Seq(seq)) => match (&slot.batch, record) {
+                (Some(batch), _) => PublishOutcome::BatchStored {
+                    seq: *seq,
+                    batch: batch.clone(),
+                },
+                (None, Some(r)) if !r.counter_value.is_empty() => PublishOutcome::Counted {
+                    seq: *seq,
+                    value: r.counter_value.clone(),
+                },
+                _ => PublishOutcome::Stored { seq: *seq },
+            },
+            Some(v1::record_result::Result::DuplicateOf(seq)) => {
+                PublishOutcome::Duplicate { seq: *seq }
             }
+            Some(v1::record_result::Result::Error(err)) => {
+                PublishOutcome::Failed(ApiError::from(err))
+            }
+            None => match &result.error {
+                Some(err) => PublishOutcome::Failed(ApiError::from(err)),
+                None => PublishOutcome::Failed(ApiError::stream_store_failed(
+                    "the control plane returned no result for this message",
+                )),
+            },
         }
-    }
+    });
 }

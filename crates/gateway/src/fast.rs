@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use infinistream_protocol::jsapi::ApiError;
 use infinistream_protocol::jsapi::fast_batch::{
     self, BatchFlow, FastBatchOp, FastBatchReply, MAX_INFLIGHT_PER_STREAM, MAX_INFLIGHT_TOTAL,
-    SERVER_MAX_FLOW,
 };
 use infinistream_protocol::jsapi::msg::{PubAck, render_pub_ack};
 use infinistream_protocol::jsapi::stream::StreamConfig;
@@ -49,6 +48,24 @@ use crate::batcher::PublishOutcome;
 
 /// A batch with no message for this long is dropped (nats-server's batch timeout).
 pub const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bytes one batch's flow may cover: a client sends at most two flows past the last
+/// flow ack, so two flows of a batch fit one object of the batcher's size cap (4 MiB).
+pub const FLOW_BYTES: usize = 2 * 1024 * 1024;
+
+/// The flow of a batch whose first message has `message_len` bytes: what the client
+/// allows, up to [`FLOW_BYTES`] of such messages.
+///
+/// nats-server shares its flow cap (500) among a stream's batches and ramps a new one
+/// up from 1: its acks follow each message, so a small flow costs it little. Here acks
+/// follow commits, one flush apart, so a batch moves at most two flows per flush: a
+/// shared, ramped flow (62 messages with 8 batches on a stream) held 8 batches at 0.06×
+/// nats-server. So each batch gets its own flow, sized to what one flush carries; the
+/// agent's byte-bounded publish buffer, not the flow, bounds what all batches hold.
+pub fn flow_for(client_flow: u16, message_len: usize) -> u16 {
+    let fits = u16::try_from(FLOW_BYTES / message_len.max(1)).unwrap_or(u16::MAX);
+    client_flow.min(fits).max(1)
+}
 
 /// A message to publish: its subject and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +97,7 @@ pub struct Incoming<'a> {
 #[derive(Debug)]
 struct Batch {
     gap_ok: bool,
-    /// The most messages between flow acks the client allows.
-    max_flow: u16,
-    /// Messages between flow acks now.
+    /// Messages between flow acks (see [`flow_for`]).
     flow: u16,
     /// Highest batch sequence taken (or skipped over by a gap).
     lseq: u64,
@@ -98,6 +113,8 @@ struct Batch {
     /// Where flow acks go: the reply of the latest message.
     reply: String,
     last_seen: Instant,
+    /// Answered since the last flush ended (listed in `FastBatches::flushed`).
+    answered_in_flush: bool,
 }
 
 /// Every fast batch this agent serves. Pure: time is passed in.
@@ -105,6 +122,8 @@ struct Batch {
 pub struct FastBatches {
     batches: HashMap<(Arc<str>, String), Batch>,
     per_stream: HashMap<Arc<str>, usize>,
+    /// Batches answered since the last flush ended ([`FastBatches::on_flush`]).
+    flushed: Vec<(Arc<str>, String)>,
 }
 
 fn refusal(stream: &str, reply: &str, error: ApiError) -> Out {
@@ -181,20 +200,12 @@ impl FastBatches {
             {
                 return refuse(ApiError::batch_publish_too_many_inflight());
             }
-            let others = self.per_stream.get(stream).copied().unwrap_or(0);
             *self.per_stream.entry(stream.clone()).or_default() += 1;
             self.batches.insert(
                 key.clone(),
                 Batch {
                     gap_ok: batch.gap_ok,
-                    max_flow: batch.flow,
-                    // Alone on its stream a batch gets what the client allows (up to
-                    // the server's cap); with others it starts at 1 and ramps up.
-                    flow: if others > 0 {
-                        1
-                    } else {
-                        batch.flow.min(SERVER_MAX_FLOW)
-                    },
+                    flow: flow_for(batch.flow, msg.header_len + msg.payload_len),
                     lseq: 0,
                     pseq: 0,
                     fseq: 0,
@@ -203,6 +214,7 @@ impl FastBatches {
                     committing: false,
                     reply: reply.to_owned(),
                     last_seen: now,
+                    answered_in_flush: false,
                 },
             );
         }
@@ -211,7 +223,6 @@ impl FastBatches {
             self.remove(&key);
             return refuse(ApiError::required_api_level());
         }
-        let on_stream = self.per_stream.get(stream).copied().unwrap_or(1);
         let Some(b) = self.batches.get_mut(&key) else {
             return refuse(ApiError::batch_publish_unknown_batch_id());
         };
@@ -231,7 +242,7 @@ impl FastBatches {
                     if b.pending == 0 {
                         b.pseq = b.lseq;
                     }
-                    match check_flow(b, reply, on_stream) {
+                    match check_flow(b, reply) {
                         Some(ack) => out.push(ack),
                         None => out.push(flow_ack(b, reply)),
                     }
@@ -296,7 +307,6 @@ impl FastBatches {
         outcome: PublishOutcome,
     ) -> Vec<Out> {
         let key = (Arc::<str>::from(stream), batch.id.to_owned());
-        let on_stream = self.per_stream.get(stream).copied().unwrap_or(1);
         let Some(b) = self.batches.get_mut(&key) else {
             // A message taken after its batch (gap mode `fail`) ended at a refused one:
             // the control plane refused it as of an unknown batch, which is what
@@ -371,8 +381,33 @@ impl FastBatches {
             self.finish(&key, stream, reply, &mut out);
             return out;
         }
-        if let Some(ack) = check_flow(b, reply, on_stream) {
+        if let Some(ack) = check_flow(b, reply) {
             out.push(ack);
+        }
+        if !b.answered_in_flush {
+            b.answered_in_flush = true;
+            self.flushed.push(key);
+        }
+        out
+    }
+
+    /// A flush has answered all its messages: a batch whose client has used its whole
+    /// window (two flows past the last flow ack) gets a flow ack for what is persisted
+    /// now, so it can send on into the next flush rather than wait one more flush for
+    /// the next multiple of its flow. Batches that are not waiting get nothing extra,
+    /// so a client that keeps within its window sees nats-server's acks.
+    pub fn on_flush(&mut self) -> Vec<Out> {
+        let mut out = Vec::new();
+        for key in std::mem::take(&mut self.flushed) {
+            let Some(b) = self.batches.get_mut(&key) else {
+                continue;
+            };
+            b.answered_in_flush = false;
+            let every = u64::from(b.flow.max(1));
+            if !b.committing && b.pseq > b.fseq && b.lseq >= b.fseq + 2 * every {
+                b.fseq = b.pseq;
+                out.push(flow_ack(b, &b.reply));
+            }
         }
         out
     }
@@ -444,23 +479,13 @@ fn flow_ack(b: &Batch, reply: &str) -> Out {
 }
 
 /// A flow ack once the persisted sequence passed the next multiple of the flow
-/// (skipping to the last one passed), with the flow ramped towards its share of the
-/// server's cap among the stream's batches.
-fn check_flow(b: &mut Batch, reply: &str, batches_on_stream: usize) -> Option<Out> {
+/// (skipping to the last one passed).
+fn check_flow(b: &mut Batch, reply: &str) -> Option<Out> {
     let every = u64::from(b.flow.max(1));
     if b.pseq < b.fseq + every {
         return None;
     }
     b.fseq += (b.pseq - b.fseq) / every * every;
-    let share = u16::try_from(usize::from(SERVER_MAX_FLOW) / batches_on_stream.max(1))
-        .unwrap_or(SERVER_MAX_FLOW)
-        .max(1)
-        .min(b.max_flow);
-    if b.flow < share {
-        b.flow = b.flow.saturating_mul(2).min(share);
-    } else if b.flow > share {
-        b.flow = (b.flow / 2).max(share);
-    }
     Some(flow_ack(b, reply))
 }
 
@@ -741,14 +766,14 @@ mod tests {
         c.config.allow_batch_publish = false;
         assert_eq!(code(c.publish(&reply("x", 1, 0, 0, "fail"))), 10205);
         c.config.allow_batch_publish = true;
-        // A second batch on the stream starts at flow 1.
+        // A second batch on the stream gets its own flow (not a share, see `flow_for`).
         assert_eq!(
             c.publish(&reply("a", 1, 0, 0, "fail")),
             vec![r#"{"type":"ack","seq":0,"msgs":10}"#]
         );
         assert_eq!(
             c.publish(&reply("b", 1, 0, 0, "fail")),
-            vec![r#"{"type":"ack","seq":0,"msgs":1}"#]
+            vec![r#"{"type":"ack","seq":0,"msgs":10}"#]
         );
         // Idle batches are dropped after the timeout.
         c.answer(|_| None);
@@ -757,5 +782,44 @@ mod tests {
         assert_eq!(c.fast.len(), 1);
         c.publish(&reply("c", 1, 0, 0, "fail"));
         assert_eq!(c.fast.len(), 1, "the sweep dropped b");
+    }
+
+    #[test]
+    fn flow_is_what_the_client_allows_up_to_what_a_flush_carries() {
+        assert_eq!(flow_for(500, 1024), 500);
+        assert_eq!(
+            flow_for(500, 64 * 1024),
+            32,
+            "two flows of 64 KiB fill 4 MiB"
+        );
+        assert_eq!(flow_for(500, 16 * 1024 * 1024), 1);
+        assert_eq!(flow_for(u16::MAX, 1), u16::MAX);
+    }
+
+    /// A client that used its whole window (two flows past the last ack) gets an ack
+    /// for what is persisted when a flush ends; one within its window does not.
+    #[test]
+    fn a_waiting_client_gets_an_ack_per_flush() {
+        let mut c = Client::new();
+        let mut got = Vec::new();
+        // Flow 4: the client may send up to 8 past the last ack (0).
+        for seq in 1..=8 {
+            got.extend(c.publish(&reply("w", seq, u8::from(seq != 1), 4, "fail")));
+        }
+        assert_eq!(got, vec![r#"{"type":"ack","seq":0,"msgs":4}"#]);
+        // A flush stores 1..=3 and ends: no multiple of 4 passed, and the client,
+        // having sent 8, waits: an ack for 3 lets it send up to 11.
+        let taken = std::mem::take(&mut c.taken);
+        c.taken = taken[..3].to_vec();
+        let mut got = c.answer(|_| None);
+        got.extend(bodies(c.fast.on_flush()));
+        assert_eq!(got, vec![r#"{"type":"ack","seq":3,"msgs":4}"#]);
+        // The next flush stores 4..=8: 7 passes the next multiple (3 + 4), and the
+        // client (allowed up to 15) is not waiting: no ack at the flush's end.
+        c.taken = taken[3..].to_vec();
+        let mut got = c.answer(|_| None);
+        got.extend(bodies(c.fast.on_flush()));
+        assert_eq!(got, vec![r#"{"type":"ack","seq":7,"msgs":4}"#]);
+        assert_eq!(c.fast.on_flush(), Vec::new(), "nothing answered since");
     }
 }

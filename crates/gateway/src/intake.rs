@@ -37,7 +37,7 @@ use infinistream_protocol::jsapi::fast_batch::{
 use infinistream_protocol::jsapi::stream::StreamConfig;
 
 use crate::atomic::{self, AtomicBatches, Staged};
-use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, SubmitError};
+use crate::batcher::{AckSink, Batcher, PendingRecord, PublishOutcome, Refusal, SubmitError};
 use crate::fast::{self, FastBatches, Incoming, Take};
 
 /// Messages one capture subscription holds between the publishing connections and its
@@ -99,6 +99,14 @@ impl AckSink for BrokerAcks {
         };
         self.broker
             .publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
+    }
+
+    fn flushed(&self) {
+        let out = match self.fast.lock() {
+            Ok(mut fast) => fast.on_flush(),
+            Err(_) => Vec::new(),
+        };
+        publish_all(&self.broker, out);
     }
 }
 
@@ -321,10 +329,25 @@ async fn forward_fast(stream: &Arc<str>, msg: InternalMsg, reply: &str, sinks: &
         record.meta.fail_batch = Some(batch.id.to_owned());
     }
     if let Err(error) = sinks.batcher.submit(record).await {
-        // Counted as taken: its answer goes through the batch state like any other.
-        sinks
-            .acks
-            .deliver(reply, stream, PublishOutcome::Failed(submit_error(&error)));
+        // Counted as taken: its answer goes through the batch state like any other,
+        // after the answers of the batch's messages queued before it, and the batch's
+        // messages queued after it are withdrawn (mode `fail`).
+        let fail_batch = parse_fast_batch_reply(reply)
+            .and_then(Result::ok)
+            .filter(|batch| !batch.gap_ok)
+            .map(|batch| batch.id.to_owned());
+        let refusal = Refusal {
+            stream: stream.clone(),
+            reply: reply.to_owned(),
+            fail_batch,
+            error: submit_error(&error),
+        };
+        if sinks.batcher.refuse(refusal.clone()).await.is_err() {
+            // Shutting down: nothing queued after it will be taken either.
+            sinks
+                .acks
+                .deliver(reply, stream, PublishOutcome::Failed(refusal.error));
+        }
     }
 }
 

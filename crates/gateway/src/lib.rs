@@ -19,7 +19,7 @@ pub mod role;
 
 pub use batcher::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, PendingRecord, PublishOutcome,
-    SubmitError,
+    Refusal, SubmitError,
 };
 pub use flush_policy::SealReason;
 pub use intake::{BrokerAcks, Intake};

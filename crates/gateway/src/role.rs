@@ -29,14 +29,16 @@ pub struct GatewayDeps {
     pub metrics: GatewayMetrics,
 }
 
-/// Starts proxy-produce with batch window `window`: the batcher (one writer task) and
-/// the intake that feeds it, both under the supervisor.
-pub fn start(ctx: &mut RoleContext<'_>, deps: GatewayDeps, window: Duration) {
+/// Starts proxy-produce with batch window `window` and `buffer` bytes of publishes
+/// buffered or in flight: the batcher (one writer task) and the intake that feeds it,
+/// both under the supervisor.
+pub fn start(ctx: &mut RoleContext<'_>, deps: GatewayDeps, window: Duration, buffer: usize) {
     let shutdown = ctx.shutdown();
     let acks = Arc::new(BrokerAcks::new(deps.broker.clone()));
     let (batcher, writer) = Batcher::start(
         BatcherConfig {
             window,
+            max_buffered_bytes: buffer,
             agent_id: ctx.agent_id.to_owned(),
             ..BatcherConfig::default()
         },
@@ -88,14 +90,10 @@ impl Committer for CpCommitter {
 impl From<CallError> for CommitError {
     fn from(error: CallError) -> Self {
         let message = error.message().to_owned();
-        match error.code() {
-            Some(
-                tonic::Code::InvalidArgument
-                | tonic::Code::Unauthenticated
-                | tonic::Code::PermissionDenied
-                | tonic::Code::FailedPrecondition,
-            ) => CommitError::Refused(message),
-            _ => CommitError::Unavailable(message),
+        if error.is_rejected() {
+            CommitError::Refused(message)
+        } else {
+            CommitError::Unavailable(message)
         }
     }
 }

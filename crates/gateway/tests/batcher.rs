@@ -15,11 +15,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_gateway::{
     AckSink, Batcher, BatcherConfig, CommitError, Committer, GatewayMetrics, PendingRecord,
-    PublishOutcome, SealReason,
+    PublishOutcome, Refusal, SealReason, SubmitError,
 };
 use infinistream_objstore::{Bucket, BucketOptions, RetryConfig};
 use infinistream_objstore::{FaultHandle, FaultRule, Op};
 use infinistream_proto::v1;
+use infinistream_protocol::jsapi::ApiError;
 use infinistream_types::{SharedClock, SystemClock};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -78,7 +79,17 @@ impl Committer for FakeControlPlane {
         for chunk in &request.chunks {
             let next = state.next_seq.entry(chunk.stream.clone()).or_insert(1);
             let mut records = Vec::new();
-            for _ in &chunk.records {
+            for record in &chunk.records {
+                if record.withdrawn {
+                    // As the control plane: a fast batch's record after its refused one.
+                    records.push(v1::RecordResult {
+                        result: Some(v1::record_result::Result::Error(
+                            ApiError::batch_publish_unknown_batch_id().into(),
+                        )),
+                        ..Default::default()
+                    });
+                    continue;
+                }
                 records.push(v1::RecordResult {
                     result: Some(v1::record_result::Result::Seq(*next)),
                     ..Default::default()
@@ -548,4 +559,152 @@ async fn shutdown_flushes_what_was_admitted() {
         .expect("writer stops")
         .expect("writer does not panic");
     assert_eq!(h.acks.acks.lock().len(), 10);
+}
+
+/// A message of fast batch `id` (gap mode `fail`) at batch sequence `seq`.
+fn fast(id: &str, seq: u64, payload: &[u8]) -> PendingRecord {
+    let mut r = record("FB", "fb", payload, Some(&format!("{id}.{seq}")));
+    r.meta.fail_batch = Some(id.to_owned());
+    r
+}
+
+/// Submits a fast batch message; one the batcher refuses is queued as a refusal, as the
+/// intake does.
+async fn submit_fast(h: &Harness, record: PendingRecord) {
+    let reply = record.reply.clone().expect("a reply");
+    let fail_batch = record.meta.fail_batch.clone();
+    if let Err(error) = h.batcher.submit(record).await {
+        assert!(matches!(error, SubmitError::TooLarge { .. }), "{error}");
+        h.batcher
+            .refuse(Refusal {
+                stream: Arc::from("FB"),
+                reply,
+                fail_batch,
+                error: ApiError::stream_message_exceeds_maximum(),
+            })
+            .await
+            .expect("queued");
+    }
+}
+
+fn withdrawn_in_commits(h: &Harness) -> Vec<(String, bool)> {
+    h.cp.state
+        .lock()
+        .commits
+        .iter()
+        .flat_map(|c| c.chunks.iter())
+        .flat_map(|c| c.records.iter())
+        .map(|r| (r.subject.clone(), r.withdrawn))
+        .collect()
+}
+
+/// A fast batch message the batcher refuses (over the publish buffer) is answered after
+/// the batch's messages queued before it, which are stored; the ones queued after it
+/// are withdrawn (refused unstored), in the same buffer or a later one.
+#[tokio::test(start_paused = true)]
+async fn a_refused_fast_batch_message_withdraws_only_the_later_ones() {
+    let h = harness(BatcherConfig {
+        max_buffered_bytes: 1024,
+        ..config(100)
+    })
+    .await;
+    // An idle publish first, so the batch's messages wait for the window together.
+    h.batcher
+        .submit(record("OTHER", "other", b"x", Some("idle")))
+        .await
+        .expect("submit");
+    h.acks.wait_for(1).await;
+    submit_fast(&h, fast("B", 1, b"one")).await;
+    submit_fast(&h, fast("B", 2, b"two")).await;
+    submit_fast(&h, fast("B", 3, &[0u8; 2048])).await;
+    submit_fast(&h, fast("B", 4, b"four")).await;
+    let acks = h.acks.wait_for(5).await;
+    let answers: Vec<(String, PublishOutcome)> = acks[1..]
+        .iter()
+        .map(|(r, _, o)| (r.clone(), o.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("B.1".into(), PublishOutcome::Stored { seq: 1 }),
+            ("B.2".into(), PublishOutcome::Stored { seq: 2 }),
+            (
+                "B.3".into(),
+                PublishOutcome::Failed(ApiError::stream_message_exceeds_maximum())
+            ),
+            (
+                "B.4".into(),
+                PublishOutcome::Failed(ApiError::batch_publish_unknown_batch_id())
+            ),
+        ]
+    );
+    // One object for the three buffered messages; the refusal is not a record.
+    assert_eq!(h.metrics.objects_written(), 2);
+    let mut withdrawn = withdrawn_in_commits(&h);
+    withdrawn.retain(|(subject, _)| subject == "fb");
+    assert_eq!(
+        withdrawn.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+        vec![false, false, true]
+    );
+
+    // A message of the batch in a later buffer is withdrawn too, and another batch is
+    // not touched.
+    submit_fast(&h, fast("B", 5, b"five")).await;
+    submit_fast(&h, fast("C", 1, b"other batch")).await;
+    let acks = h.acks.wait_for(7).await;
+    assert_eq!(
+        acks[5].2,
+        PublishOutcome::Failed(ApiError::batch_publish_unknown_batch_id())
+    );
+    assert_eq!(acks[6].2, PublishOutcome::Stored { seq: 3 });
+}
+
+/// A refusal queued while the buffer is empty and an earlier flush is still committing
+/// writes no object, is answered after that flush, and withdraws only what follows.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_alone_waits_for_the_earlier_flush() {
+    let h = harness(BatcherConfig {
+        max_buffered_bytes: 1024,
+        ..config(100)
+    })
+    .await;
+    h.cp.state.lock().hold = true;
+    submit_fast(&h, fast("B", 1, b"one")).await;
+    while h.metrics.objects_written() < 1 {
+        tokio::task::yield_now().await;
+    }
+    submit_fast(&h, fast("B", 2, &[0u8; 2048])).await;
+    submit_fast(&h, fast("B", 3, b"three")).await;
+    // Let the refusal's flush and the window pass while the commit is held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.acks.acks.lock().is_empty(), "nothing answered before B.1");
+    h.cp.state.lock().hold = false;
+    h.cp.release.notify_waiters();
+    let acks = h.acks.wait_for(3).await;
+    let answers: Vec<(String, PublishOutcome)> = acks
+        .iter()
+        .map(|(r, _, o)| (r.clone(), o.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("B.1".into(), PublishOutcome::Stored { seq: 1 }),
+            (
+                "B.2".into(),
+                PublishOutcome::Failed(ApiError::stream_message_exceeds_maximum())
+            ),
+            (
+                "B.3".into(),
+                PublishOutcome::Failed(ApiError::batch_publish_unknown_batch_id())
+            ),
+        ]
+    );
+    assert_eq!(h.metrics.objects_written(), 2, "B.1's object, then B.3's");
+    assert_eq!(
+        withdrawn_in_commits(&h)
+            .iter()
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>(),
+        vec![false, true]
+    );
 }

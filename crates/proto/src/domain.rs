@@ -45,6 +45,57 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidArgument
     Ok(())
 }
 
+/// nats-server's global account. Its streams are named by their bare name in the
+/// control plane (the keys every store written before accounts holds).
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// The control plane's id of stream (or its consumers', KV bucket's, object
+/// store's) `name` in `account`: the bare name in [`GLOBAL_ACCOUNT`] (or an empty
+/// account), else `<account>.<name>`. A stream name has no `.` and an account name
+/// none either, so ids of different accounts never collide and the split is exact.
+pub fn stream_id(account: &str, name: &str) -> String {
+    if account.is_empty() || account == GLOBAL_ACCOUNT {
+        name.to_owned()
+    } else {
+        format!("{account}.{name}")
+    }
+}
+
+/// The (account, name) of a stream id made by [`stream_id`].
+pub fn split_stream_id(id: &str) -> (&str, &str) {
+    match id.split_once('.') {
+        Some((account, name)) => (account, name),
+        None => (GLOBAL_ACCOUNT, id),
+    }
+}
+
+/// The account of a stream id made by [`stream_id`].
+pub fn stream_account(id: &str) -> &str {
+    split_stream_id(id).0
+}
+
+/// Checks a stream id ([`stream_id`]): its name as [`check_name`], its account (if
+/// any) not empty and free of whitespace, `.`, `*`, `>` and path separators.
+pub fn check_stream_id(field: &'static str, id: &str) -> Result<(), InvalidArgument> {
+    let (account, name) = split_stream_id(id);
+    check_name(field, name)?;
+    if id.len() > 2 * MAX_NAME_LEN {
+        return Err(invalid(
+            field,
+            format!("longer than {} bytes", 2 * MAX_NAME_LEN),
+        ));
+    }
+    if account.is_empty() || !infinistream_protocol::jsapi::is_valid_asset_name(account) {
+        return Err(invalid(
+            field,
+            format!(
+                "the account of `{id}` is empty or contains whitespace, '.', '*', '>' or a path separator"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a free-form identifier (agent id, batch id, lease name, object key).
 fn check_id(field: &'static str, id: &str, max: usize) -> Result<(), InvalidArgument> {
     if id.is_empty() {
@@ -202,7 +253,7 @@ impl TryFrom<v1::StreamConfig> for StreamSpec {
     type Error = InvalidArgument;
 
     fn try_from(c: v1::StreamConfig) -> Result<Self, Self::Error> {
-        check_name("config.name", &c.name)?;
+        check_stream_id("config.name", &c.name)?;
         let limits = c
             .limits
             .ok_or_else(|| invalid("config.limits", "required"))?
@@ -421,7 +472,7 @@ impl TryFrom<v1::CommitBatchRequest> for CommitBatch {
         }
         let mut chunks = Vec::with_capacity(b.chunks.len());
         for c in b.chunks {
-            check_name("chunks.stream", &c.stream)?;
+            check_stream_id("chunks.stream", &c.stream)?;
             if c.record_count as usize != c.records.len() {
                 return Err(invalid(
                     "chunks.record_count",
@@ -472,6 +523,26 @@ mod tests {
         assert!(check_name("n", "ORDERS").is_ok());
         for bad in ["", "a.b", "a b", "a*", "a>", "a/b", "a\\b"] {
             assert!(check_name("n", bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `$G`'s ids are the bare names (today's keys); other accounts' carry the
+    /// account, so two accounts' streams of one name are two ids.
+    #[test]
+    fn stream_ids_keep_global_names_and_split_exactly() {
+        assert_eq!(stream_id("$G", "ORDERS"), "ORDERS");
+        assert_eq!(stream_id("", "ORDERS"), "ORDERS");
+        assert_eq!(stream_id("A", "ORDERS"), "A.ORDERS");
+        assert_ne!(stream_id("A", "ORDERS"), stream_id("B", "ORDERS"));
+        assert_eq!(split_stream_id("ORDERS"), ("$G", "ORDERS"));
+        assert_eq!(split_stream_id("A.ORDERS"), ("A", "ORDERS"));
+        assert_eq!(stream_account("KV_cfg"), "$G");
+        assert!(check_stream_id("n", "ORDERS").is_ok());
+        assert!(check_stream_id("n", "A.ORDERS").is_ok());
+        for bad in [
+            "", ".ORDERS", "A.", "A.B.C", "A B.C", "A/B.C", "*.C", "A.x y",
+        ] {
+            assert!(check_stream_id("n", bad).is_err(), "{bad}");
         }
     }
 

@@ -20,20 +20,33 @@
 //! public key, as nats-server names them, and feed the same accounts machinery as
 //! `[accounts.NAME]`: subject isolation, stream imports, the one JetStream account.
 //!
-//! What is not built yet is refused when the account JWTs are loaded, by name:
-//! service exports and imports, account limits other than unlimited (connections,
-//! subscriptions, data, payload, and JetStream limits other than "unlimited").
+//! Limits, as nats-server applies them: an account's `conn` (connections open on
+//! this agent), and the per-connection `subs` and `payload` (the smaller of the
+//! user's, or its scoped signing key template's, and the account's); a user's `src`
+//! (the client address must be in one of the CIDR blocks). `data` and `leaf` are
+//! accepted and not enforced, as nats-server does not enforce them on clients. An
+//! account's JetStream limits (`mem_storage`, `disk_storage`, `streams`, `consumer`)
+//! are read by [`Operator::jetstream_limits`] for the control plane.
+//!
+//! What is not built yet is refused when the account JWTs are loaded, by name: stream
+//! and chunked service responses, JetStream limits other than those four (per-stream
+//! maxima, `max_bytes_required`, `max_ack_pending`, tiers); and at sign-in, a user
+//! JWT's `times`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use infinistream_protocol::jsapi::account::AccountLimits;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    AccountName, Permissions, ResponsePermission, ServiceImport, StreamImport, SubjectPermission,
+    AccountName, ConnLimits, Expiry, Permissions, ResponsePermission, ServiceImport, StreamImport,
+    SubjectPermission,
 };
 
 /// Why an operator or account JWT was refused at load, or a user JWT at `CONNECT`.
@@ -189,8 +202,110 @@ enum RawSigningKey {
     Scoped {
         key: String,
         #[serde(default)]
-        template: RawPermissions,
+        template: Box<RawTemplate>,
     },
+}
+
+/// A scoped signing key's template: the permissions and limits of the users it signs.
+#[derive(Debug, Default, Deserialize)]
+struct RawTemplate {
+    #[serde(flatten)]
+    permissions: RawPermissions,
+    #[serde(flatten)]
+    limits: RawUserLimits,
+}
+
+/// The limits a user JWT (or a scoped key's template) carries.
+#[derive(Debug, Default, Deserialize)]
+struct RawUserLimits {
+    #[serde(default)]
+    subs: Option<i64>,
+    #[serde(default)]
+    data: Option<i64>,
+    #[serde(default)]
+    payload: Option<i64>,
+    /// CIDR blocks: a list, or (older JWTs) one comma-separated string.
+    #[serde(default)]
+    src: Option<serde_json::Value>,
+    #[serde(default)]
+    times: Vec<serde_json::Value>,
+}
+
+impl RawUserLimits {
+    fn is_empty(&self) -> bool {
+        [self.subs, self.data, self.payload]
+            .iter()
+            .all(|v| v.is_none_or(|v| v == 0))
+            && self.sources().is_empty()
+            && self.times.is_empty()
+    }
+
+    /// The `src` CIDR blocks as written (empty: any address).
+    fn sources(&self) -> Vec<String> {
+        let list = match &self.src {
+            Some(serde_json::Value::String(s)) => s.split(',').map(str::to_owned).collect(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        list.into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    fn limits(&self) -> UserLimits {
+        UserLimits {
+            max_subs: limit(self.subs),
+            max_payload: limit(self.payload),
+            sources: self.sources().into(),
+        }
+    }
+}
+
+/// A JWT limit: negative (nats' `-1`) is unlimited.
+fn limit(value: Option<i64>) -> Option<u64> {
+    value.and_then(|v| u64::try_from(v).ok())
+}
+
+/// A user's limits once parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UserLimits {
+    max_subs: Option<u64>,
+    max_payload: Option<u64>,
+    sources: Arc<[String]>,
+}
+
+/// nats-server's `validateSrc`: the address is in one of the CIDR blocks (an
+/// unparsable block matches nothing).
+pub(crate) fn source_allowed(sources: &[String], addr: IpAddr) -> bool {
+    sources.is_empty() || sources.iter().any(|cidr| cidr_contains(cidr, addr))
+}
+
+fn cidr_contains(cidr: &str, addr: IpAddr) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,8 +337,6 @@ struct RawLimits {
     #[serde(default)]
     subs: Option<i64>,
     #[serde(default)]
-    data: Option<i64>,
-    #[serde(default)]
     payload: Option<i64>,
     #[serde(default)]
     conn: Option<i64>,
@@ -235,6 +348,14 @@ struct RawLimits {
     streams: Option<i64>,
     #[serde(default)]
     consumer: Option<i64>,
+    #[serde(default)]
+    mem_max_stream_bytes: Option<i64>,
+    #[serde(default)]
+    disk_max_stream_bytes: Option<i64>,
+    #[serde(default)]
+    max_bytes_required: bool,
+    #[serde(default)]
+    max_ack_pending: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +366,8 @@ struct AccountNats {
     revocations: HashMap<String, i64>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    tiered_limits: HashMap<String, serde_json::Value>,
     #[serde(default)]
     exports: Vec<RawExport>,
     #[serde(default)]
@@ -263,16 +386,8 @@ struct UserNats {
     issuer_account: Option<String>,
     #[serde(default)]
     bearer_token: bool,
-    #[serde(default)]
-    subs: Option<i64>,
-    #[serde(default)]
-    data: Option<i64>,
-    #[serde(default)]
-    payload: Option<i64>,
-    #[serde(default)]
-    src: Option<serde_json::Value>,
-    #[serde(default)]
-    times: Vec<serde_json::Value>,
+    #[serde(flatten)]
+    limits: RawUserLimits,
     #[serde(default)]
     allowed_connection_types: Vec<String>,
     #[serde(default, rename = "type")]
@@ -284,14 +399,7 @@ impl UserNats {
     /// connection types (required of a scoped signing key's users).
     fn is_empty(&self) -> bool {
         self.permissions.is_empty()
-            && [self.subs, self.data, self.payload]
-                .iter()
-                .all(|v| v.is_none_or(|v| v == 0))
-            && self
-                .src
-                .as_ref()
-                .is_none_or(|s| s.is_null() || s.as_str() == Some(""))
-            && self.times.is_empty()
+            && self.limits.is_empty()
             && !self.bearer_token
             && self.allowed_connection_types.is_empty()
     }
@@ -299,14 +407,7 @@ impl UserNats {
     /// Restrictions a user JWT can carry that are not enforced yet: such a user is
     /// refused rather than let in without them.
     fn unsupported(&self) -> Option<&'static str> {
-        let limited = |v: Option<i64>| v.is_some_and(|v| v >= 0);
-        if limited(self.subs) || limited(self.data) || limited(self.payload) {
-            Some("user limits (subs, data, payload)")
-        } else if self.src.as_ref().is_some_and(|s| {
-            !s.is_null() && s.as_str() != Some("") && s.as_array().is_none_or(|a| !a.is_empty())
-        }) {
-            Some("source network restrictions (src)")
-        } else if !self.times.is_empty() {
+        if !self.limits.times.is_empty() {
             Some("connection time windows (times)")
         } else if !self.allowed_connection_types.is_empty()
             && !self
@@ -350,21 +451,36 @@ fn decode<T: DeserializeOwned>(jwt: &str) -> Result<Claims<T>, JwtError> {
     Ok(parsed)
 }
 
-fn now_secs() -> i64 {
+fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Expired once `now` (milliseconds) is past `exp` (Unix seconds), not yet valid
+/// before `nbf`.
+fn check_times(
+    what: &'static str,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    now: i64,
+) -> Result<(), JwtError> {
+    if exp.is_some_and(|exp| exp > 0 && now > exp.saturating_mul(1000)) {
+        return Err(JwtError::Expired(what));
+    }
+    if nbf.is_some_and(|nbf| nbf > 0 && now < nbf.saturating_mul(1000)) {
+        return Err(JwtError::NotYetValid(what));
+    }
+    Ok(())
 }
 
 impl<T> Claims<T> {
+    /// As the nats JWT library's `Validate`, to the second: a user JWT is still good
+    /// during its `exp` second (nats-server then closes it at once with `User
+    /// Authentication Expired`). An account is expired from its `exp` on, to the
+    /// millisecond (nats-server marks it when its timer fires).
     fn check_time(&self, what: &'static str, now: i64) -> Result<(), JwtError> {
-        if self.exp.is_some_and(|exp| exp > 0 && now > exp) {
-            return Err(JwtError::Expired(what));
-        }
-        if self.nbf.is_some_and(|nbf| nbf > 0 && now < nbf) {
-            return Err(JwtError::NotYetValid(what));
-        }
-        Ok(())
+        check_times(what, self.exp, self.nbf, now - now.rem_euclid(1000))
     }
 }
 
@@ -379,17 +495,29 @@ fn check_type(expected: &'static str, got: &str) -> Result<(), JwtError> {
     }
 }
 
+/// What a scoped signing key gives the users it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    permissions: Permissions,
+    limits: UserLimits,
+}
+
 /// One account from an account JWT.
 #[derive(Debug, PartialEq, Eq)]
 struct Account {
     name: AccountName,
-    /// Signing keys → the permissions of a scoped key's users (None: plain key).
-    signing_keys: HashMap<String, Option<Permissions>>,
+    /// Signing keys → what a scoped key gives its users (None: plain key).
+    signing_keys: HashMap<String, Option<Scope>>,
     revocations: HashMap<String, i64>,
     default_permissions: Option<Permissions>,
     exp: Option<i64>,
     nbf: Option<i64>,
-    jetstream: bool,
+    /// The account's `conn`, `subs` and `payload` limits (None: unlimited).
+    max_conns: Option<u64>,
+    max_subs: Option<u64>,
+    max_payload: Option<u64>,
+    /// Its JetStream limits, when its JWT enables JetStream.
+    jetstream: Option<AccountLimits>,
 }
 
 /// The operator's trust: its keys and the accounts the resolver knows.
@@ -408,8 +536,11 @@ pub(crate) struct JwtUser {
     pub key: String,
     pub account: AccountName,
     pub permissions: Option<Permissions>,
-    /// The user JWT's `exp` (Unix seconds), if it has one.
-    pub expires: Option<i64>,
+    /// When the user JWT, or its account's, expires (the earlier).
+    pub expires: Option<Expiry>,
+    pub limits: ConnLimits,
+    /// The CIDR blocks the client's address must be in (empty: any).
+    pub sources: Arc<[String]>,
 }
 
 impl Operator {
@@ -419,7 +550,7 @@ impl Operator {
         operators: &[String],
         preload: &BTreeMap<String, String>,
     ) -> Result<Operator, JwtError> {
-        let now = now_secs();
+        let now = now_millis();
         let mut trusted = Vec::new();
         for jwt in operators {
             let op: Claims<OperatorNats> = decode(jwt)?;
@@ -454,28 +585,8 @@ impl Operator {
                 what,
             };
             let limits = &claims.nats.limits;
-            for (name, value) in [
-                ("conn", limits.conn),
-                ("subs", limits.subs),
-                ("data", limits.data),
-                ("payload", limits.payload),
-            ] {
-                if value.is_some_and(|v| v >= 0) {
-                    return Err(unsupported(format!("the account limit `{name}`")));
-                }
-            }
-            let storage = [limits.mem_storage, limits.disk_storage];
-            let jetstream = storage.iter().any(|v| v.is_some_and(|v| v != 0));
-            if jetstream
-                && (storage.iter().any(|v| v.is_some_and(|v| v > 0))
-                    || [limits.streams, limits.consumer]
-                        .iter()
-                        .any(|v| v.is_some_and(|v| v >= 0)))
-            {
-                return Err(unsupported(
-                    "JetStream limits from an account JWT other than unlimited (-1)".into(),
-                ));
-            }
+            let jetstream = jetstream_limits(limits, &claims.nats.tiered_limits)
+                .map_err(|what| unsupported(what.into()))?;
             for export in &claims.nats.exports {
                 let singleton = export
                     .response_type
@@ -506,9 +617,17 @@ impl Operator {
             for sk in &claims.nats.signing_keys {
                 match sk {
                     RawSigningKey::Plain(k) => signing_keys.insert(k.clone(), None),
+                    RawSigningKey::Scoped { template, .. } if !template.limits.times.is_empty() => {
+                        return Err(unsupported(
+                            "connection time windows (times) in a signing key template".into(),
+                        ));
+                    }
                     RawSigningKey::Scoped { key, template } => signing_keys.insert(
                         key.clone(),
-                        Some(template.permissions()?.unwrap_or_default()),
+                        Some(Scope {
+                            permissions: template.permissions.permissions()?.unwrap_or_default(),
+                            limits: template.limits.limits(),
+                        }),
                     ),
                 };
             }
@@ -522,6 +641,9 @@ impl Operator {
                     default_permissions: claims.nats.default_permissions.permissions()?,
                     exp: claims.exp,
                     nbf: claims.nbf,
+                    max_conns: limit(limits.conn),
+                    max_subs: limit(limits.subs),
+                    max_payload: limit(limits.payload),
                     jetstream,
                 },
             );
@@ -584,7 +706,7 @@ impl Operator {
         }
         let mut jetstream: Vec<AccountName> = accounts
             .values()
-            .filter(|a| a.jetstream)
+            .filter(|a| a.jetstream.is_some())
             .map(|a| a.name.clone())
             .collect();
         jetstream.sort();
@@ -599,6 +721,12 @@ impl Operator {
     /// The accounts whose JWT enables JetStream.
     pub fn jetstream_accounts(&self) -> &[AccountName] {
         &self.jetstream
+    }
+
+    /// The JetStream limits `account`'s JWT sets (None: JetStream not enabled, or
+    /// no such account).
+    pub fn jetstream_limits(&self, account: &str) -> Option<AccountLimits> {
+        self.accounts.get(account).and_then(|a| a.jetstream)
     }
 
     /// The service imports the account JWTs declare.
@@ -618,7 +746,7 @@ impl Operator {
         jwt: &str,
         signed: Option<(Option<&str>, Option<&str>)>,
     ) -> Result<JwtUser, JwtError> {
-        let now = now_secs();
+        let now = now_millis();
         let user: Claims<UserNats> = decode(jwt)?;
         check_type("user", &user.nats.kind)?;
         user.check_time("user", now)?;
@@ -649,12 +777,7 @@ impl Operator {
                 }
             }
         };
-        if account.exp.is_some_and(|exp| exp > 0 && now > exp) {
-            return Err(JwtError::Expired("account"));
-        }
-        if account.nbf.is_some_and(|nbf| nbf > 0 && now < nbf) {
-            return Err(JwtError::NotYetValid("account"));
-        }
+        check_times("account", account.exp, account.nbf, now)?;
         let revoked = [user.sub.as_str(), "*"]
             .iter()
             .any(|k| account.revocations.get(*k).is_some_and(|t| *t >= user.iat));
@@ -671,21 +794,70 @@ impl Operator {
                 return Err(JwtError::Nonce(user.sub));
             }
         }
-        let permissions = match scope {
-            Some(template) => Some(template.clone()),
-            None => user
-                .nats
-                .permissions
-                .permissions()?
-                .or_else(|| account.default_permissions.clone()),
+        let (permissions, own) = match scope {
+            Some(scope) => (Some(scope.permissions.clone()), scope.limits.clone()),
+            None => (
+                user.nats
+                    .permissions
+                    .permissions()?
+                    .or_else(|| account.default_permissions.clone()),
+                user.nats.limits.limits(),
+            ),
         };
+        // nats-server's applyAccountLimits: the smaller of the user's and the account's.
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expiry =
+            |exp: Option<i64>, message| exp.filter(|at| *at > 0).map(|at| Expiry { at, message });
         Ok(JwtUser {
             key: user.sub,
             account: account.name.clone(),
             permissions,
-            expires: user.exp.filter(|exp| *exp > 0),
+            expires: Expiry::earliest(
+                expiry(user.exp, "User Authentication Expired"),
+                expiry(account.exp, "Account Authentication Expired"),
+            ),
+            limits: ConnLimits {
+                max_subs: min(own.max_subs, account.max_subs),
+                max_payload: min(own.max_payload, account.max_payload),
+                max_account_conns: account.max_conns,
+            },
+            sources: own.sources,
         })
     }
+}
+
+/// An account JWT's JetStream limits in `$JS.API.INFO`'s form (None: JetStream not
+/// enabled, as nats-server reads `mem_storage` and `disk_storage` both 0). Err: a
+/// JetStream limit not enforced yet.
+fn jetstream_limits(
+    limits: &RawLimits,
+    tiers: &HashMap<String, serde_json::Value>,
+) -> Result<Option<AccountLimits>, &'static str> {
+    let set = |v: Option<i64>| v.is_some_and(|v| v >= 0);
+    if !tiers.is_empty() {
+        return Err("tiered JetStream limits (tiered_limits)");
+    }
+    if set(limits.mem_max_stream_bytes) || set(limits.disk_max_stream_bytes) {
+        return Err("the JetStream limits `mem_max_stream_bytes` / `disk_max_stream_bytes`");
+    }
+    if limits.max_bytes_required || set(limits.max_ack_pending) {
+        return Err("the JetStream limits `max_bytes_required` / `max_ack_pending`");
+    }
+    let storage = [limits.mem_storage, limits.disk_storage];
+    if !storage.iter().any(|v| v.is_some_and(|v| v != 0)) {
+        return Ok(None);
+    }
+    let or_unlimited = |v: Option<i64>| v.map_or(-1, |v| v.max(-1));
+    Ok(Some(AccountLimits {
+        max_memory: or_unlimited(limits.mem_storage),
+        max_store: or_unlimited(limits.disk_storage),
+        max_streams: or_unlimited(limits.streams),
+        max_consumers: or_unlimited(limits.consumer),
+        ..AccountLimits::default()
+    }))
 }
 
 /// Test and tooling helper: encodes `claims` (JSON) as a JWT signed by `issuer`.

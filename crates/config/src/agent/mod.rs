@@ -65,6 +65,8 @@ pub struct RawAgentConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_pending: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_buffer: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass: Option<String>,
@@ -208,6 +210,9 @@ pub struct AgentConfig {
     pub max_payload: usize,
     /// Largest outbound backlog per client before it is cut off as a slow consumer.
     pub max_pending: usize,
+    /// Bytes of JetStream publishes the produce role buffers or has in flight before
+    /// publishers wait; a message larger than this is refused (10054).
+    pub publish_buffer: usize,
     /// Client authentication, if any.
     pub auth: Option<ClientAuth>,
     /// TLS for NATS clients, if any.
@@ -368,6 +373,14 @@ impl RawAgentConfig {
             ));
         }
 
+        let publish_buffer = self.publish_buffer.unwrap_or(64 * 1024 * 1024);
+        if !(1024..=u64::from(u32::MAX)).contains(&publish_buffer) {
+            return Err(invalid(
+                "INFINISTREAM_PUBLISH_BUFFER",
+                format!("must be between 1 KiB and 4 GiB - 1, got {publish_buffer}"),
+            ));
+        }
+
         let auth = self.client_auth()?;
 
         let tls = self.tls_files()?;
@@ -404,6 +417,7 @@ impl RawAgentConfig {
             server_name,
             max_payload: max_payload as usize,
             max_pending: max_pending as usize,
+            publish_buffer: publish_buffer as usize,
             auth,
             tls,
             cp_tls,

@@ -223,7 +223,7 @@ impl Engine {
                 return Ok(consumer_error(ApiError::consumer_does_not_exist().into()));
             }
             None => {
-                if let Some(e) = g.account_refuses_consumer() {
+                if let Some(e) = g.account_refuses_consumer(&stream) {
                     return Ok(consumer_error(e));
                 }
                 match consumer::new_record(config, s, now) {

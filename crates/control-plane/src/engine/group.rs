@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use infinistream_proto::domain::{CommitBatch, StreamSpec};
+use infinistream_proto::domain::{CommitBatch, StreamSpec, stream_account};
 use infinistream_proto::v1;
 use prost::Message;
 
@@ -176,9 +176,13 @@ impl Group {
             g.consumers
                 .insert((stream.to_owned(), consumer.to_owned()), rec);
         }
-        let limits_key = keys::account_limits(name);
-        if let Some(kv) = store.get(&limits_key).await? {
-            g.account_limits = Some(decode(&kv.key, &kv.value)?);
+        let acct_prefix = keys::kind_prefix(name, "acct");
+        for kv in store.scan_prefix(&acct_prefix).await? {
+            let account = keys::suffix(&kv.key, &acct_prefix)
+                .and_then(keys::limits_account)
+                .ok_or_else(|| corrupt(&kv.key, "not an account limits key"))?;
+            g.account_limits
+                .insert(account.to_owned(), decode(&kv.key, &kv.value)?);
         }
         Ok(g)
     }
@@ -233,8 +237,12 @@ impl Group {
             return Arc::new(replay);
         }
         let mut chunks = Vec::with_capacity(batch.chunks.len());
-        let mut room = self.account_storage_room();
+        // The storage room left per account, shared by the batch's chunks of it.
+        let mut rooms: HashMap<&str, Option<u64>> = HashMap::new();
         for chunk in &batch.chunks {
+            let room = rooms
+                .entry(stream_account(&chunk.stream))
+                .or_insert_with(|| self.account_storage_room(&chunk.stream));
             let result = match self.streams.get_mut(&chunk.stream) {
                 None => {
                     let e: v1::JsError = ApiError::stream_not_found().into();
@@ -254,7 +262,7 @@ impl Group {
                 }
                 Some(s) => {
                     let before = s.state.last_seq;
-                    let records = s.commit_chunk_within(chunk, &batch.object_key, now, &mut room);
+                    let records = s.commit_chunk_within(chunk, &batch.object_key, now, room);
                     if !self.touched.contains(&chunk.stream) {
                         self.touched.insert(chunk.stream.clone());
                     }

@@ -1,6 +1,6 @@
 //! Stream administration: create, update, delete, info and list.
 
-use infinistream_proto::domain::StreamSpec;
+use infinistream_proto::domain::{StreamSpec, stream_account};
 use infinistream_proto::v1::{self, JsError};
 use infinistream_protocol::subject;
 use prost::Message;
@@ -144,15 +144,19 @@ impl Engine {
         Ok(g.stream_info(name, details))
     }
 
+    /// The streams whose subjects collide with `filter` (all when empty), of
+    /// `account` only when it is not empty.
     pub(crate) async fn list_streams(
         &self,
         group: &str,
         filter: &str,
+        account: &str,
     ) -> Result<Vec<v1::StreamInfoResponse>, CpError> {
         let mut st = self.state.lock().await;
         let g = self.group_mut(&mut st, group).await?;
         Ok(g.streams
             .iter()
+            .filter(|(id, _)| account.is_empty() || stream_account(id) == account)
             .filter(|(_, s)| {
                 filter.is_empty()
                     || s.spec

@@ -1,10 +1,13 @@
 //! Which stream owns which subjects, for the overlap check on stream create and
 //! update: literal subjects in a hash map, wildcard subjects in a list. A stream with
 //! literal subjects (the common case) is checked in O(its subjects + wildcard
-//! subjects of other streams), not against every stream of the group.
+//! subjects of other streams), not against every stream of the group. Streams of
+//! different accounts never overlap (each account has its own subject space): only
+//! owners in the account of the checked stream's id count.
 
 use std::collections::HashMap;
 
+use infinistream_proto::domain::stream_account;
 use infinistream_protocol::subject;
 
 /// The subjects of a group's streams.
@@ -49,9 +52,11 @@ impl SubjectIndex {
     }
 
     /// Whether any of `subjects` collides with a subject of a stream other than
-    /// `stream` (nats-server's subject overlap check).
+    /// `stream` in `stream`'s account (nats-server's subject overlap check).
     pub(super) fn overlaps(&self, stream: &str, subjects: &[String]) -> bool {
-        let other = |owners: &[String]| owners.iter().any(|o| o != stream);
+        let account = stream_account(stream);
+        let rival = |o: &String| o != stream && stream_account(o) == account;
+        let other = |owners: &[String]| owners.iter().any(rival);
         subjects.iter().any(|s| {
             let with_literal = if subject::is_literal(s) {
                 // Two literals collide only when equal.
@@ -65,7 +70,7 @@ impl SubjectIndex {
                 || self
                     .wild
                     .iter()
-                    .any(|(w, o)| o != stream && subject::subjects_collide(w, s))
+                    .any(|(w, o)| rival(o) && subject::subjects_collide(w, s))
         })
     }
 }
@@ -139,6 +144,20 @@ mod tests {
         ix.add("A", &a2);
         assert!(ix.overlaps("B", &subjects(&["y.*"])));
         assert!(!ix.overlaps("B", &subjects(&["x.1"])));
+    }
+
+    /// Two accounts' streams may claim the same subjects; within an account they
+    /// still overlap.
+    #[test]
+    fn accounts_overlap_only_within_themselves() {
+        let mut ix = SubjectIndex::default();
+        ix.add("A.ORDERS", &subjects(&["orders.>"]));
+        ix.add("ORDERS", &subjects(&["orders.new"]));
+        assert!(!ix.overlaps("B.ORDERS", &subjects(&["orders.>"])));
+        assert!(!ix.overlaps("B.X", &subjects(&["orders.new"])));
+        assert!(ix.overlaps("A.OTHER", &subjects(&["orders.new"])));
+        assert!(ix.overlaps("OTHER", &subjects(&["orders.*"])));
+        assert!(!ix.overlaps("A.ORDERS", &subjects(&["orders.>"])));
     }
 
     /// Streams stored with overlapping subjects (an older state) each keep their own

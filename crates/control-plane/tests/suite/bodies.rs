@@ -1374,6 +1374,7 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
                 max_storage,
                 max_memory: -1,
             }),
+            account: String::new(),
         };
     let consumer = |name: &str| v1::CreateConsumerRequest {
         config: Some(v1::ConsumerConfig {
@@ -1499,5 +1500,224 @@ pub async fn a_subject_the_stream_dropped_is_refused_at_commit(backend: &dyn Bac
     assert_eq!(
         commit_one(&mut c, "g4", "ORD", vec![rec("ord.b.1"), rec("ord.c")]).await,
         ["4", "5"]
+/// JetStream in several accounts: streams are keyed by (account, name) — id `ORDERS`
+/// in `$G` (today's keys, byte for byte), `A.ORDERS` and `B.ORDERS` in accounts A and
+/// B — so the three own `orders.>` at once, each stores and reads back only its own
+/// records, each has a consumer of the same name, and each account's limits count
+/// only its own streams. Reopening the store (written by `$G` as before accounts)
+/// finds everything again.
+pub async fn accounts_own_streams_of_one_name(backend: &dyn Backend) {
+    let clock = clock();
+    let consumer = |stream: &str| v1::CreateConsumerRequest {
+        config: Some(v1::ConsumerConfig {
+            stream: stream.into(),
+            name: "worker".into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            max_deliver: -1,
+            ..Default::default()
+        }),
+    };
+    let a_limits = v1::SetAccountLimitsRequest {
+        limits: Some(v1::AccountLimits {
+            account: "A".into(),
+            max_streams: 1,
+            max_consumers: 1,
+            max_storage: 350,
+            max_memory: -1,
+        }),
+        account: "A".into(),
+    };
+    let objects = |idx: &v1::ReadIndexResponse| -> Vec<String> {
+        idx.entries.iter().map(|e| e.object_key.clone()).collect()
+    };
+    let read = |c: &mut ControlPlaneClient, stream: &str| {
+        let c = c.clone();
+        let stream = stream.to_owned();
+        async move {
+            c.raw_streams()
+                .read_index(v1::ReadIndexRequest {
+                    stream,
+                    start_seq: 1,
+                    end_seq: 0,
+                    limit: 100,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        for id in ["ORDERS", "A.ORDERS", "B.ORDERS"] {
+            create(&mut c, id, limits(&["orders.>"])).await;
+        }
+        // Within one account the overlap check still holds.
+        assert_eq!(
+            try_create(&mut c, "A.OTHER", limits(&["orders.new"]))
+                .await
+                .map(|e| e.err_code),
+            Some(10065)
+        );
+        assert_eq!(
+            try_create(&mut c, "OTHER", limits(&["orders.*"]))
+                .await
+                .map(|e| e.err_code),
+            Some(10065)
+        );
+        assert_eq!(
+            commit_one(&mut c, "g1", "ORDERS", vec![rec("orders.1")]).await,
+            ["1"]
+        );
+        assert_eq!(
+            commit_one(
+                &mut c,
+                "a1",
+                "A.ORDERS",
+                vec![rec("orders.1"), rec("orders.2")]
+            )
+            .await,
+            ["1", "2"]
+        );
+        assert_eq!(
+            commit_one(&mut c, "b1", "B.ORDERS", vec![rec("orders.9")]).await,
+            ["1"]
+        );
+        assert_eq!(objects(&read(&mut c, "ORDERS").await), ["objects/g1"]);
+        assert_eq!(objects(&read(&mut c, "A.ORDERS").await), ["objects/a1"]);
+        assert_eq!(objects(&read(&mut c, "B.ORDERS").await), ["objects/b1"]);
+        for id in ["ORDERS", "A.ORDERS", "B.ORDERS"] {
+            let r = c
+                .raw_consumers()
+                .create_consumer(consumer(id))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(r.error.is_none(), "{id}: {:?}", r.error);
+        }
+        // Listing one account's streams names only its own.
+        for (account, want) in [("$G", "ORDERS"), ("A", "A.ORDERS"), ("B", "B.ORDERS")] {
+            let listed = c
+                .raw_streams()
+                .list_streams(v1::ListStreamsRequest {
+                    subject: "orders.new".into(),
+                    account: account.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .streams;
+            let names: Vec<_> = listed
+                .iter()
+                .filter_map(|s| s.config.as_ref().map(|c| c.name.clone()))
+                .collect();
+            assert_eq!(names, [want], "{account}");
+        }
+        // A's limits: one stream, one consumer, 350 bytes; B and $G are unlimited.
+        c.raw_streams().set_account_limits(a_limits).await.unwrap();
+        assert_eq!(
+            try_create(&mut c, "A.MORE", limits(&["more.>"]))
+                .await
+                .map(|e| e.err_code),
+            Some(10027)
+        );
+        create(&mut c, "B.MORE", limits(&["more.>"])).await;
+        create(&mut c, "MORE", limits(&["more.>"])).await;
+        let more = c
+            .raw_consumers()
+            .create_consumer(v1::CreateConsumerRequest {
+                config: Some(v1::ConsumerConfig {
+                    name: "second".into(),
+                    ..consumer("A.ORDERS").config.unwrap()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(more.error.map(|e| e.err_code), Some(10026));
+        // A holds 200 bytes: one more record fits, the one after does not; one batch
+        // with chunks of A and B counts each against its own account.
+        let mixed = commit(
+            &mut c,
+            batch(
+                "ab",
+                vec![
+                    chunk("A.ORDERS", 0, vec![rec("orders.3"), rec("orders.4")]),
+                    chunk("B.ORDERS", 1, vec![rec("orders.3"), rec("orders.4")]),
+                ],
+            ),
+        )
+        .await;
+        let answers: Vec<Vec<String>> = mixed
+            .chunks
+            .iter()
+            .map(|ch| ch.records.iter().map(show).collect())
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                vec![
+                    "3".to_owned(),
+                    "e10002:resource limits exceeded for account".to_owned()
+                ],
+                vec!["2".to_owned(), "3".to_owned()],
+            ]
+        );
+        // Deleting A's stream leaves B's and $G's.
+        let deleted = c
+            .raw_streams()
+            .delete_stream(v1::DeleteStreamRequest {
+                name: "A.ORDERS".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(deleted.error.is_none(), "{:?}", deleted.error);
+        assert_eq!(state(&mut c, "B.ORDERS").await.last_seq, 3);
+        assert_eq!(state(&mut c, "ORDERS").await.last_seq, 1);
+    }
+    // The store: `$G`'s keys are today's, byte for byte; A's and B's carry the account.
+    {
+        let store = backend.open().await;
+        let keys: Vec<String> = store
+            .scan_prefix(format!("g/{GROUP}/").as_bytes())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+            .collect();
+        for want in [
+            format!("g/{GROUP}/cfg/ORDERS"),
+            format!("g/{GROUP}/st/ORDERS"),
+            format!("g/{GROUP}/con/ORDERS/worker"),
+            format!("g/{GROUP}/cfg/B.ORDERS"),
+            format!("g/{GROUP}/con/B.ORDERS/worker"),
+            format!("g/{GROUP}/acct/jetstream.A"),
+        ] {
+            assert!(keys.contains(&want), "{want} not in {keys:?}");
+        }
+        assert!(
+            !keys.iter().any(|k| k.contains("A.ORDERS")),
+            "A's deleted stream left {keys:?}"
+        );
+    }
+    // Reopened: every account's streams, consumers and limits are back.
+    let (_cp, mut c) = start(backend, clock).await;
+    assert_eq!(state(&mut c, "ORDERS").await.consumer_count, 1);
+    assert_eq!(state(&mut c, "B.ORDERS").await.consumer_count, 1);
+    assert_eq!(
+        objects(&read(&mut c, "B.ORDERS").await),
+        ["objects/b1", "objects/ab"]
+    );
+    assert_eq!(
+        info(&mut c, "A.ORDERS").await.error.map(|e| e.err_code),
+        Some(10059)
+    );
+    create(&mut c, "A.ORDERS", limits(&["orders.>"])).await;
+    assert_eq!(
+        try_create(&mut c, "A.AGAIN", limits(&["again.>"]))
+            .await
+            .map(|e| e.err_code),
+        Some(10027)
     );
 }

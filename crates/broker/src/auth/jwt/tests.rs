@@ -198,16 +198,20 @@ fn signing_keys_bearer_tokens_and_default_permissions() {
     let bearer = c.user_jwt(&c.account, json!({"nats": {"bearer_token": true}}));
     assert!(op.verify_user(&bearer, Some((None, None))).is_ok());
 
-    // A scoped signing key's template sets the permissions.
+    // A scoped signing key's template sets the permissions and limits.
     let scoped = c
         .operator_with(
             json!({"signing_keys": [{"kind": "user_scope", "key": c.signer.public_key(),
-            "role": "r", "template": {"sub": {"allow": ["scoped.>"]}}}]}),
+            "role": "r", "template": {"sub": {"allow": ["scoped.>"]}, "subs": 5, "payload": -1}}]}),
         )
         .expect("operator");
     let user = scoped
         .verify_user(&by_signer, Some((Some("n"), Some(&sig))))
         .expect("scoped key accepted");
+    assert_eq!(
+        (user.limits.max_subs, user.limits.max_payload),
+        (Some(5), None)
+    );
     assert_eq!(
         user.permissions
             .and_then(|p| p.subscribe)
@@ -247,14 +251,17 @@ fn accounts_must_chain_to_the_operator_and_unbuilt_claims_are_refused() {
     );
     assert!(matches!(misfiled, Err(JwtError::PreloadKey { .. })));
     for (nats, what) in [
-        (json!({"limits": {"conn": 5}}), "`conn`"),
         (
             json!({"exports": [{"subject": "svc", "type": "service", "response_type": "Stream"}]}),
             "service export",
         ),
         (
-            json!({"limits": {"disk_storage": 1024}}),
-            "JetStream limits",
+            json!({"limits": {"disk_storage": 1024, "disk_max_stream_bytes": 10}}),
+            "disk_max_stream_bytes",
+        ),
+        (
+            json!({"limits": {"disk_storage": 1024}, "tiered_limits": {"R1": {}}}),
+            "tiered",
         ),
     ] {
         let err = c.operator_with(nats).expect_err("refused").to_string();
@@ -281,21 +288,13 @@ fn malformed_tokens_are_refused() {
     for bad in ["", "a.b", "a.b.c.d", "!!.??.**"] {
         assert!(op.verify_user(bad, None).is_err(), "{bad}");
     }
-    for (claims, what) in [
-        (json!({"subs": 10}), "user limits"),
-        (json!({"src": ["10.0.0.0/8"]}), "src"),
-        (
-            json!({"times": [{"start": "01:00:00", "end": "02:00:00"}]}),
-            "times",
-        ),
-    ] {
-        let jwt = c.user_jwt(&c.account, json!({"nats": claims}));
-        let err = op.verify_user(&jwt, None).expect_err("refused").to_string();
-        assert!(
-            err.contains(what) && err.contains("not supported yet"),
-            "{err}"
-        );
-    }
+    let times = json!({"times": [{"start": "01:00:00", "end": "02:00:00"}]});
+    let jwt = c.user_jwt(&c.account, json!({"nats": times}));
+    let err = op.verify_user(&jwt, None).expect_err("refused").to_string();
+    assert!(
+        err.contains("times") && err.contains("not supported yet"),
+        "{err}"
+    );
     let unlimited = c.user_jwt(
         &c.account,
         json!({"nats": {"subs": -1, "data": -1, "payload": -1}}),
@@ -306,4 +305,116 @@ fn malformed_tokens_are_refused() {
         op.verify_user(&account_as_user, None),
         Err(JwtError::Type { .. })
     ));
+}
+
+#[test]
+fn limits_come_from_the_user_and_its_account() {
+    let c = chain();
+    let op = c
+        .operator_with(
+            json!({"limits": {"conn": 2, "subs": 10, "payload": 512, "data": 7,
+                                         "disk_storage": 4096, "mem_storage": 0,
+                                         "streams": 3, "consumer": -1}}),
+        )
+        .expect("limited account");
+    let js = op
+        .jetstream_limits(&c.account.public_key())
+        .expect("JetStream enabled");
+    assert_eq!(
+        (
+            js.max_memory,
+            js.max_store,
+            js.max_streams,
+            js.max_consumers
+        ),
+        (0, 4096, 3, -1)
+    );
+    // The smaller of the user's and the account's, per limit.
+    let jwt = c.user_jwt(&c.account, json!({"nats": {"subs": 20, "payload": 100}}));
+    let user = op.verify_user(&jwt, None).expect("limited user");
+    assert_eq!(
+        user.limits,
+        ConnLimits {
+            max_subs: Some(10),
+            max_payload: Some(100),
+            max_account_conns: Some(2),
+        }
+    );
+    let none = c
+        .operator_with(json!({}))
+        .expect("operator")
+        .verify_user(&c.user_jwt(&c.account, json!({})), None)
+        .expect("user");
+    assert_eq!(none.limits, ConnLimits::default());
+    assert!(
+        c.operator_with(json!({}))
+            .expect("op")
+            .jetstream_limits(&c.account.public_key())
+            .is_none()
+    );
+}
+
+#[test]
+fn src_admits_only_its_cidr_blocks() {
+    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+    let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert!(source_allowed(&[], ip("8.8.8.8")));
+    let local = list(&["127.0.0.0/8", "::1/128"]);
+    assert!(source_allowed(&local, ip("127.0.0.1")));
+    assert!(source_allowed(&local, ip("::1")));
+    assert!(source_allowed(&local, ip("::ffff:127.0.0.2")));
+    assert!(!source_allowed(&local, ip("10.0.0.1")));
+    assert!(!source_allowed(
+        &list(&["10.0.0.0/33", "nonsense"]),
+        ip("10.0.0.1")
+    ));
+    assert!(source_allowed(&list(&["0.0.0.0/0"]), ip("10.0.0.1")));
+    // A comma-separated string, as older JWTs write it.
+    let c = chain();
+    let op = c.operator_with(json!({})).expect("operator");
+    let jwt = c.user_jwt(
+        &c.account,
+        json!({"nats": {"src": "10.0.0.0/8, 192.168.1.0/24"}}),
+    );
+    let user = op.verify_user(&jwt, None).expect("user");
+    assert!(source_allowed(&user.sources, ip("192.168.1.9")));
+    assert!(!source_allowed(&user.sources, ip("127.0.0.1")));
+}
+
+#[test]
+fn the_earlier_of_user_and_account_expiry_closes_the_connection() {
+    let c = chain();
+    let far = now_millis() / 1000 + 3600;
+    let op = Operator::new(
+        std::slice::from_ref(&c.operator_jwt),
+        &BTreeMap::from([(
+            c.account.public_key(),
+            encode(
+                &json!({"iss": c.operator.public_key(), "sub": c.account.public_key(),
+                        "iat": 1, "exp": far, "nats": {"type": "account"}}),
+                &c.operator,
+            )
+            .expect("account jwt"),
+        )]),
+    )
+    .expect("operator");
+    let user = |exp: i64| {
+        op.verify_user(&c.user_jwt(&c.account, json!({"exp": exp})), None)
+            .expect("user")
+            .expires
+    };
+    assert_eq!(
+        user(far - 10),
+        Some(Expiry {
+            at: far - 10,
+            message: "User Authentication Expired"
+        })
+    );
+    assert_eq!(
+        user(far + 10),
+        Some(Expiry {
+            at: far,
+            message: "Account Authentication Expired"
+        })
+    );
 }
