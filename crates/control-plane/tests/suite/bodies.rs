@@ -1500,6 +1500,9 @@ pub async fn a_subject_the_stream_dropped_is_refused_at_commit(backend: &dyn Bac
     assert_eq!(
         commit_one(&mut c, "g4", "ORD", vec![rec("ord.b.1"), rec("ord.c")]).await,
         ["4", "5"]
+    );
+}
+
 /// JetStream in several accounts: streams are keyed by (account, name) — id `ORDERS`
 /// in `$G` (today's keys, byte for byte), `A.ORDERS` and `B.ORDERS` in accounts A and
 /// B — so the three own `orders.>` at once, each stores and reads back only its own
