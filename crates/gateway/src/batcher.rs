@@ -29,7 +29,14 @@
 //!    id (the control plane answers a replay with the stored result, never appending
 //!    twice) until the flush deadline;
 //! 3. only then each publisher gets its answer: the sequence, the duplicate's original
-//!    sequence, or the JetStream error the control plane gave.
+//!    sequence, or the JetStream error the control plane gave. Flushes answer in flush
+//!    order (each after the previous one answered), so per stream the answers come in
+//!    the order the publishes were queued.
+//!
+//! A publish the batcher refuses itself (larger than the buffer) can be queued as a
+//! [`Refusal`] ([`Batcher::refuse`]): it takes its place in the buffer without a record,
+//! is answered there, and withdraws its fast batch's records queued after it. A buffer
+//! holding only refusals writes no object and does not count as a flush start.
 //!
 //! An atomic batch (ADR-50) arrives as one group ([`Batcher::submit_group`]) and is
 //! pushed whole, so its records sit contiguously in one chunk of one flush and the

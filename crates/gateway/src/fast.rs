@@ -26,7 +26,13 @@
 //! (`fail_batch`), the control plane refuses a batch's records after its refused one
 //! in the same chunk, and the batcher sends later flushes' records of that batch
 //! `withdrawn` (refused unstored); their answers are nats-server's for a message after
-//! the batch ended (10208, unknown batch).
+//! the batch ended (10208, unknown batch). A message the batcher refuses itself (over
+//! the publish buffer) is queued as a refusal in its place (`batcher::Refusal`), so its
+//! answer also comes after the earlier messages' and the later ones are withdrawn.
+//!
+//! Flow: each batch gets its client's flow up to what one flush carries ([`flow_for`]),
+//! and when a flush ends a client waiting on its whole window gets an ack for what is
+//! persisted ([`FastBatches::on_flush`]).
 //!
 //! Bounds, as nats-server's defaults: 1,000 batches in flight per stream, 50,000 per
 //! agent, and a batch with no message for 10 s (and not committing) is dropped,
