@@ -24,6 +24,9 @@ use infinistream_runtime::{CancellationToken, Metrics};
 use infinistream_types::SystemClock;
 use tokio::time::timeout;
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 const STREAMS: usize = 1000;
 const AGENTS: u64 = 3;
 /// Generous bound for "this should happen"; never a timing assertion.
@@ -202,4 +205,94 @@ async fn an_idle_group_lists_streams_only_at_start_up() {
         .await
         .expect("server task")
         .expect("control plane served");
+}
+
+/// A stream's subjects change while an agent's catalog still has the old ones (the
+/// watch event not applied yet; here the old config is put back into its catalog):
+/// the agent captures a publish on the dropped subject, and the control plane refuses
+/// it at commit with 503 / 10077 naming the subject, storing nothing and taking no
+/// sequence. Once the catalog has the new config the publish gets no responders,
+/// which is what nats-server 2.15.1 answers right after the same update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_catalogs_publish_on_a_dropped_subject_is_refused_at_commit() {
+    use async_nats::RequestErrorKind;
+    use async_nats::jetstream::{self, stream};
+
+    let reference =
+        infinistream_testkit::nats::NatsServer::start("# JetStream from the command line\n")
+            .expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = in_process::start_agent(&dir).await;
+    let config = |subjects: &[&str]| stream::Config {
+        name: "ORD".into(),
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    for url in [reference.url(), format!("nats://{}", agent.client_addr())] {
+        let client = async_nats::ConnectOptions::new()
+            .request_timeout(Some(EVENTUALLY))
+            .connect(&url)
+            .await
+            .expect("connect");
+        let js = jetstream::new(client.clone());
+        js.create_stream(config(&["ord.a", "ord.b"]))
+            .await
+            .expect("create");
+        let ack = js.publish("ord.b", "1".into()).await.expect("publish");
+        assert_eq!(ack.await.expect("acked").sequence, 1, "{url}");
+        js.update_stream(config(&["ord.a"])).await.expect("update");
+        // Both servers, their view current: nobody takes `ord.b` any more.
+        let e = client
+            .request("ord.b", "2".into())
+            .await
+            .expect_err("no responders");
+        assert_eq!(e.kind(), RequestErrorKind::NoResponders, "{url}: {e}");
+        if url == reference.url() {
+            continue;
+        }
+        // The agent with a stale catalog captures it; the commit refuses it.
+        let catalog = agent.catalog();
+        let current = catalog.get("ORD").expect("in the catalog").config;
+        let mut stale = (*current).clone();
+        stale.subjects = vec!["ord.a".into(), "ord.b".into()];
+        catalog.upsert(stale);
+        assert!(
+            catalog.settled(EVENTUALLY).await,
+            "the gateway follows its catalog"
+        );
+        let answer = client
+            .request("ord.b", "3".into())
+            .await
+            .expect("an answer");
+        let answer: serde_json::Value =
+            serde_json::from_slice(&answer.payload).expect("a JSON answer");
+        let error = &answer["error"];
+        assert_eq!(
+            (error["code"].as_u64(), error["err_code"].as_u64()),
+            (Some(503), Some(10077)),
+            "{answer}"
+        );
+        let description = error["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("subject ord.b is not in stream ORD's subjects")
+                && description.contains("not stored"),
+            "{answer}"
+        );
+        catalog.upsert((*current).clone());
+        assert!(
+            catalog.settled(EVENTUALLY).await,
+            "the gateway follows its catalog"
+        );
+        let e = client
+            .request("ord.b", "4".into())
+            .await
+            .expect_err("no responders");
+        assert_eq!(e.kind(), RequestErrorKind::NoResponders, "{e}");
+        // Nothing of the refused publish was stored; the next one takes sequence 2.
+        let ack = js.publish("ord.a", "5".into()).await.expect("publish");
+        assert_eq!(ack.await.expect("acked").sequence, 2);
+        let mut ord = js.get_stream("ORD").await.expect("stream");
+        let info = ord.info().await.expect("info");
+        assert_eq!((info.state.messages, info.state.last_sequence), (2, 2));
+    }
 }

@@ -574,7 +574,7 @@ pub(crate) mod tests {
                 name: "S".into(),
                 config_json: b"{}".to_vec(),
                 limits: Limits {
-                    subjects: vec!["s.>".into()],
+                    subjects: vec![">".into()],
                     ..Default::default()
                 },
             },

@@ -21,6 +21,7 @@
 //! ([`store`]); the client and group-key auth are `infinistream-cp-client`.
 
 mod consumer;
+mod direct;
 mod engine;
 pub mod errors;
 mod keys;
@@ -42,6 +43,7 @@ use infinistream_proto::v1::{agents_server, consumers_server, jobs_server, strea
 use infinistream_types::SharedClock;
 use tonic::service::interceptor::InterceptedService;
 
+pub use direct::DirectClient;
 pub use engine::Options;
 pub use errors::{CpError, ServeError};
 pub use infinistream_cp_client::{
@@ -165,5 +167,17 @@ impl ControlPlane {
     /// A client using this control plane's services without a socket.
     pub fn client(&self, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
         ControlPlaneClient::in_process(self.router().prepare(), group, key)
+    }
+
+    /// Direct in-process calls as `group` (no codec, no group proof): for the
+    /// simulation; `None` when the group is not one of this control plane's.
+    pub fn direct(&self, group: &str) -> Option<DirectClient> {
+        self.groups
+            .group_ids()
+            .any(|g| g == group)
+            .then(|| DirectClient {
+                service: self.service(),
+                group: group.into(),
+            })
     }
 }

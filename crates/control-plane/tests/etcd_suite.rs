@@ -63,5 +63,6 @@ suite_for!(etcd:
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
     account_limits_refuse_at_commit,
+    a_subject_the_stream_dropped_is_refused_at_commit,
     accounts_own_streams_of_one_name,
 );

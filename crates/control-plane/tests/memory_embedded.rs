@@ -33,6 +33,7 @@ suite_for!(memory:
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
+    a_subject_the_stream_dropped_is_refused_at_commit,
     accounts_own_streams_of_one_name,
 );
 
@@ -50,5 +51,6 @@ suite_for!(embedded:
     served_over_tcp,
     consumer_claims_acks_and_redelivery,
     account_limits_refuse_at_commit,
+    a_subject_the_stream_dropped_is_refused_at_commit,
     accounts_own_streams_of_one_name,
 );

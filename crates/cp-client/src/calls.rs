@@ -140,8 +140,9 @@ impl CallError {
     }
 }
 
-/// The response of a unary call, or the call's failure as a [`CallError`].
-async fn unary<T>(
+/// The response of a unary call, or the call's failure as a [`CallError`] (also
+/// used by the control plane's direct in-process calls, `DirectClient`).
+pub async fn unary<T>(
     call: &'static str,
     response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, CallError> {
@@ -152,7 +153,7 @@ async fn unary<T>(
 }
 
 /// A response that may carry a JetStream API error instead of its answer.
-trait MayRefuse {
+pub trait MayRefuse {
     fn take_error(&mut self) -> Option<v1::JsError>;
 }
 
@@ -184,7 +185,7 @@ may_refuse!(
 );
 
 /// [`unary`], with a JetStream API error in the response as `Refused`.
-async fn answered<T: MayRefuse>(
+pub async fn answered<T: MayRefuse>(
     call: &'static str,
     response: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, CallError> {

@@ -124,7 +124,16 @@ pub async fn commit_call(
     request: v1::CommitBatchRequest,
     deadline: Duration,
 ) -> Result<v1::CommitBatchResponse, CommitError> {
-    match tokio::time::timeout(deadline, client.commit_batch(request)).await {
+    commit_within(deadline, client.commit_batch(request)).await
+}
+
+/// A commit call (`call`) with an RPC deadline, its failure classified as the agent's
+/// committer does.
+pub async fn commit_within(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<v1::CommitBatchResponse, CallError>>,
+) -> Result<v1::CommitBatchResponse, CommitError> {
+    match tokio::time::timeout(deadline, call).await {
         Err(_) => Err(CommitError::Unavailable("rpc deadline exceeded".into())),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(error)) => Err(error.into()),

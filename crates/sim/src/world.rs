@@ -46,7 +46,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use infinistream_control_plane::{ControlPlane, ControlPlaneClient, GroupKeys, Options};
+use infinistream_control_plane::{
+    ControlPlane, ControlPlaneClient, DirectClient, GroupKeys, Options,
+};
 use infinistream_cp_client::CallError;
 use infinistream_fetcher::{ReaderOptions, StreamReader};
 use infinistream_gateway::{
@@ -68,7 +70,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{self, TokioClock, commit_call};
+use crate::harness::{self, TokioClock, commit_within};
 use crate::meta::FaultyMeta;
 use crate::sched::{Ctx, FaultRates, Node};
 
@@ -149,7 +151,10 @@ impl std::error::Error for Failure {}
 
 struct CpNode {
     node: Arc<Node>,
+    /// The client the fetcher's `StreamReader` needs (over the gRPC services).
     client: ControlPlaneClient,
+    /// Every other call: straight into the services, no codec (see `DirectClient`).
+    direct: DirectClient,
     /// Keeps the engine (and its writer) alive while the node is.
     _cp: ControlPlane,
 }
@@ -199,6 +204,9 @@ struct World {
     /// and never change, so an entry equal to the one read back before reads back the
     /// same; only new or changed entries are read again (the final check reads all).
     read_back: Mutex<HashMap<u64, (v1::IndexEntry, Vec<String>)>>,
+    /// One set of gateway counters for every agent incarnation (nothing reads them;
+    /// made once, as registering them costs more than a step).
+    gateway_metrics: GatewayMetrics,
     done: CancellationToken,
 }
 
@@ -323,6 +331,7 @@ impl World {
             history: Mutex::new(History::default()),
             readers: Mutex::new([None, None]),
             read_back: Mutex::new(HashMap::new()),
+            gateway_metrics: GatewayMetrics::new(),
             done: CancellationToken::new(),
         }))
     }
@@ -347,11 +356,15 @@ impl World {
         let client = cp
             .client(GROUP, KEY)
             .map_err(|e| format!("cannot make a client: {e}"))?;
+        let direct = cp
+            .direct(GROUP)
+            .ok_or_else(|| format!("control plane {} lacks group {GROUP}", node.name))?;
         node.armed.store(true, Ordering::SeqCst);
         self.ctx.record(node.name.as_bytes());
         self.cps.lock().push(CpNode {
             node,
             client,
+            direct,
             _cp: cp,
         });
         Ok(())
@@ -363,8 +376,14 @@ impl World {
         (i, cps[i].client.clone())
     }
 
+    /// The leader's direct calls.
+    fn leader_direct(&self) -> DirectClient {
+        let cps = self.cps.lock();
+        cps[cps.len().saturating_sub(1)].direct.clone()
+    }
+
     /// Where an RPC goes: the leader, or now and then a deposed one still running.
-    fn route(&self) -> ControlPlaneClient {
+    fn route(&self) -> DirectClient {
         if self
             .ctx
             .draw("rpc.routed_to_deposed_leader", self.ctx.rates.stale_route)
@@ -376,10 +395,10 @@ impl World {
                 .collect();
             if !stale.is_empty() {
                 let i = self.ctx.below(stale.len() as u64) as usize;
-                return stale[i].client.clone();
+                return stale[i].direct.clone();
             }
         }
-        self.leader().1
+        self.leader_direct()
     }
 
     async fn setup(&self) -> Result<(), String> {
@@ -431,7 +450,7 @@ impl World {
             committer,
             acks,
             self.clock.clone(),
-            GatewayMetrics::new(),
+            self.gateway_metrics.clone(),
             CancellationToken::new(),
         );
         self.ctx.record(node.name.as_bytes());
@@ -523,7 +542,7 @@ impl World {
     /// A reader through the leader: over the faulty bucket (the consumer's) or the
     /// bucket without faults (the checker's).
     fn reader(&self, faulty: bool) -> StreamReader {
-        let (generation, client) = self.leader();
+        let generation = self.cps.lock().len().saturating_sub(1);
         let mut cached = self.readers.lock();
         let slot = &mut cached[usize::from(faulty)];
         if let Some((g, reader)) = slot.as_ref()
@@ -531,6 +550,7 @@ impl World {
         {
             return reader.clone();
         }
+        let (generation, client) = self.leader();
         let store = if faulty {
             self.bucket_store.clone()
         } else {
@@ -567,7 +587,7 @@ impl World {
     }
 
     async fn check_inner(&self, _step: usize) -> Result<(), String> {
-        let (_, client) = self.leader();
+        let client = self.leader_direct();
         // What was acked before the index is read must be in it (acks arriving while
         // the check runs are checked at the next step).
         let (acked, per_publisher) = {
@@ -718,8 +738,7 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             self.ctx.quiet(true);
-            let (_, client) = self.leader();
-            let state = match client.stream_info(STREAM, false).await {
+            let state = match self.leader_direct().stream_info(STREAM).await {
                 Ok(info) => info.state.unwrap_or_default(),
                 // Read as the raw response was: a refusal carries no state.
                 Err(CallError::Refused { .. }) => v1::StreamState::default(),
@@ -780,14 +799,14 @@ impl Committer for SimCommitter {
         if ctx.draw("rpc.commit_delayed", rates.delay) {
             sleep(Duration::from_millis(1 + ctx.below(500))).await;
         }
-        let mut client = self.world.route();
-        let mut result = commit_call(&mut client, request.clone(), RPC_TIMEOUT).await;
+        let client = self.world.route();
+        let mut result = commit_within(RPC_TIMEOUT, client.commit_batch(request.clone())).await;
         if let Ok(first) = &result
             && ctx.draw("rpc.commit_answer_duplicated", rates.rpc_duplicated)
         {
             // The same request arrives again (a retry racing the answer): it must
             // answer what the first did.
-            let again = commit_call(&mut client, request.clone(), RPC_TIMEOUT).await;
+            let again = commit_within(RPC_TIMEOUT, client.commit_batch(request.clone())).await;
             if let Ok(again) = &again
                 && again.chunks != first.chunks
             {

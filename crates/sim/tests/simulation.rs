@@ -15,7 +15,7 @@ use std::time::Instant;
 use infinistream_sim::{Config, run};
 
 /// Schedules per run of the suite (see docs/reliability.md for what that explores).
-const DEFAULT_SCHEDULES: u64 = 1_000;
+const DEFAULT_SCHEDULES: u64 = 2_000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())

@@ -186,9 +186,9 @@ mod tests {
     #[test]
     fn a_batch_is_stored_whole_between_plain_records() {
         let mut s = stream(Limits::default());
-        let mut records = vec![rec("p", None)];
+        let mut records = vec![rec("s.p", None)];
         records.extend(batch(3, "b"));
-        records.push(rec("p", None));
+        records.push(rec("s.p", None));
         let answers = commit(&mut s, records);
         assert_eq!(answers, vec![Ok(1), Ok(2), Ok(3), Ok(4), Ok(5)]);
         assert_eq!(s.msgs, 5);
@@ -223,11 +223,11 @@ mod tests {
         b[1].expected_last_seq = Some(1);
         assert_eq!(commit(&mut s, b), vec![Err(10164), Err(10164)]);
         // Expected last subject sequence on a subject the batch wrote: 10164.
-        let mut b = vec![rec("q", Some("f")), rec("q", Some("f"))];
+        let mut b = vec![rec("s.q", Some("f")), rec("s.q", Some("f"))];
         b[1].expected_last_subject_seq = Some(0);
         assert_eq!(commit(&mut s, b), vec![Err(10164), Err(10164)]);
         // A msg id already in the stream: 10201.
-        let mut one = rec("x", None);
+        let mut one = rec("s.x", None);
         one.msg_id = Some("n".into());
         assert_eq!(commit(&mut s, vec![one]), vec![Ok(1)]);
         let mut b = batch(1, "g");

@@ -1455,6 +1455,54 @@ pub async fn account_limits_refuse_at_commit(backend: &dyn Backend) {
     assert_eq!(commit_one(&mut c, "m4", "A", vec![rec("a.3")]).await, ["3"]);
 }
 
+/// A record whose subject the stream dropped (an agent's catalog was stale when it
+/// captured the publish) is refused at commit with 503 / 10077 and not stored; its
+/// neighbours in the batch are. A replay of the batch answers the same, and so does
+/// a control plane reopened on the store.
+pub async fn a_subject_the_stream_dropped_is_refused_at_commit(backend: &dyn Backend) {
+    let clock = clock();
+    let update = |subjects: &[&str]| v1::UpdateStreamRequest {
+        config: Some(v1::StreamConfig {
+            name: "ORD".into(),
+            config_json: b"{}".to_vec(),
+            limits: Some(limits(subjects)),
+        }),
+    };
+    let refused = "e10077:subject ord.b.1 is not in stream ORD's subjects any more (its \
+                   config changed while the publish was on its way); the message was not stored";
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "ORD", limits(&["ord.a", "ord.b.*"])).await;
+        assert_eq!(
+            commit_one(&mut c, "g1", "ORD", vec![rec("ord.a"), rec("ord.b.1")]).await,
+            ["1", "2"]
+        );
+        let up = c.raw_streams().update_stream(update(&["ord.a"])).await;
+        assert!(up.unwrap().into_inner().error.is_none());
+        let records = || vec![rec("ord.b.1"), rec("ord.a"), rec("ord.c")];
+        let answers = commit_one(&mut c, "g2", "ORD", records()).await;
+        assert_eq!(answers[..2], [refused, "3"]);
+        assert!(
+            answers[2].starts_with("e10077:subject ord.c is not"),
+            "{answers:?}"
+        );
+        assert_eq!(commit_one(&mut c, "g2", "ORD", records()).await, answers);
+        let st = state(&mut c, "ORD").await;
+        assert_eq!((st.messages, st.last_seq), (3, 3));
+    }
+    let (_cp, mut c) = start(backend, clock).await;
+    assert_eq!(
+        commit_one(&mut c, "g3", "ORD", vec![rec("ord.b.1")]).await,
+        [refused]
+    );
+    let up = c.raw_streams().update_stream(update(&["ord.>"])).await;
+    assert!(up.unwrap().into_inner().error.is_none());
+    assert_eq!(
+        commit_one(&mut c, "g4", "ORD", vec![rec("ord.b.1"), rec("ord.c")]).await,
+        ["4", "5"]
+    );
+}
+
 /// JetStream in several accounts: streams are keyed by (account, name) — id `ORDERS`
 /// in `$G` (today's keys, byte for byte), `A.ORDERS` and `B.ORDERS` in accounts A and
 /// B — so the three own `orders.>` at once, each stores and reads back only its own
