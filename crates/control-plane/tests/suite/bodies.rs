@@ -1487,7 +1487,7 @@ pub async fn accounts_own_streams_of_one_name(backend: &dyn Backend) {
         idx.entries.iter().map(|e| e.object_key.clone()).collect()
     };
     let read = |c: &mut ControlPlaneClient, stream: &str| {
-        let mut c = c.clone();
+        let c = c.clone();
         let stream = stream.to_owned();
         async move {
             c.raw_streams()
