@@ -23,6 +23,11 @@ use infinistream_agent::AgentHandle;
 mod in_process;
 #[path = "support/py_client.rs"]
 mod py_client;
+// This binary runs two of the shared consumer scenarios.
+#[allow(dead_code)]
+#[path = "scenarios/consumers.rs"]
+mod scenarios;
+use scenarios::{ack_sync, fetch_n, make_stream, publish_payloads};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -46,30 +51,6 @@ async fn setup() -> Setup {
         agent,
         client,
         js,
-    }
-}
-
-async fn make_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) -> stream::Stream {
-    js.create_stream(stream::Config {
-        name: name.into(),
-        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
-        ..Default::default()
-    })
-    .await
-    .expect("create stream")
-}
-
-async fn publish(js: &jetstream::Context, subject: &str, payloads: &[&str]) {
-    let mut acks = Vec::new();
-    for p in payloads {
-        acks.push(
-            js.publish(subject.to_owned(), Bytes::from(p.to_string()))
-                .await
-                .expect("publish sent"),
-        );
-    }
-    for a in acks {
-        a.await.expect("publish acked");
     }
 }
 
@@ -126,35 +107,8 @@ fn header(msg: &async_nats::Message, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_owned())
 }
 
-/// Acks with a reply and waits for the agent's confirmation (nats-server's empty reply).
-async fn ack_sync(client: &async_nats::Client, msg: &jetstream::Message, payload: &'static str) {
-    let reply = msg.reply.clone().expect("ack subject");
-    client
-        .request(reply, Bytes::from_static(payload.as_bytes()))
-        .await
-        .expect("ack confirmed");
-}
-
 async fn info(stream: &stream::Stream, name: &str) -> consumer::Info {
     stream.consumer_info(name).await.expect("consumer info")
-}
-
-/// Fetches exactly `n` messages (waiting up to WAIT per batch).
-async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let mut batch = c
-            .batch()
-            .max_messages(n - out.len())
-            .expires(WAIT)
-            .messages()
-            .await
-            .expect("batch");
-        while let Some(m) = batch.next().await {
-            out.push(m.expect("message"));
-        }
-    }
-    out
 }
 
 fn sseqs(msgs: &[jetstream::Message]) -> Vec<u64> {
@@ -167,7 +121,7 @@ fn sseqs(msgs: &[jetstream::Message]) -> Vec<u64> {
 async fn admin_create_info_names_list_delete() {
     let s = setup().await;
     let stream = make_stream(&s.js, "ADM", &["adm.>"]).await;
-    publish(&s.js, "adm.a", &["1", "2"]).await;
+    publish_payloads(&s.js, "adm.a", &["1", "2"]).await;
 
     let mut c = stream
         .create_consumer(pull::Config {
@@ -323,7 +277,7 @@ async fn admin_create_info_names_list_delete() {
 async fn pull_batch_and_status_replies() {
     let s = setup().await;
     let stream = make_stream(&s.js, "PULL", &["pull.>"]).await;
-    publish(&s.js, "pull.a", &["a", "b", "c"]).await;
+    publish_payloads(&s.js, "pull.a", &["a", "b", "c"]).await;
     let c = stream
         .create_consumer(pull::Config {
             durable_name: Some("P".into()),
@@ -396,7 +350,7 @@ async fn pull_batch_and_status_replies() {
         serde_json::json!({"batch":1,"expires":10_000_000_000u64}),
     )
     .await;
-    publish(&s.js, "pull.a", &["d"]).await;
+    publish_payloads(&s.js, "pull.a", &["d"]).await;
     let m = next(&mut sub).await;
     assert_eq!(m.payload.as_ref(), b"d");
     assert!(
@@ -408,7 +362,7 @@ async fn pull_batch_and_status_replies() {
     );
 
     // max_bytes smaller than the next message: 409 Message Size Exceeds MaxBytes.
-    publish(&s.js, "pull.a", &[&"x".repeat(100)]).await;
+    publish_payloads(&s.js, "pull.a", &[&"x".repeat(100)]).await;
     let mut sub = raw_pull(
         &s.client,
         "PULL",
@@ -470,7 +424,7 @@ async fn pull_batch_and_status_replies() {
 async fn ack_kinds_and_their_effects() {
     let s = setup().await;
     let stream = make_stream(&s.js, "ACK", &["ack.>"]).await;
-    publish(&s.js, "ack.a", &["1", "2", "3", "4", "5"]).await;
+    publish_payloads(&s.js, "ack.a", &["1", "2", "3", "4", "5"]).await;
     let c = stream
         .create_consumer(pull::Config {
             durable_name: Some("A".into()),
@@ -530,7 +484,7 @@ async fn ack_kinds_and_their_effects() {
     );
     ack_sync(&s.client, &msgs[3], "+ACK").await;
     // +NXT acks and delivers the next message to the ack's reply subject.
-    publish(&s.js, "ack.a", &["6"]).await;
+    publish_payloads(&s.js, "ack.a", &["6"]).await;
     let inbox = s.client.new_inbox();
     let mut sub = s.client.subscribe(inbox.clone()).await.expect("sub");
     s.client
@@ -552,7 +506,7 @@ async fn ack_kinds_and_their_effects() {
 async fn ack_wait_redelivery_wpi_and_max_deliver() {
     let s = setup().await;
     let stream = make_stream(&s.js, "RED", &["red.>"]).await;
-    publish(&s.js, "red.a", &["1"]).await;
+    publish_payloads(&s.js, "red.a", &["1"]).await;
     let c = stream
         .create_consumer(pull::Config {
             durable_name: Some("R".into()),
@@ -602,7 +556,7 @@ async fn ack_wait_redelivery_wpi_and_max_deliver() {
 async fn backoff_and_max_ack_pending() {
     let s = setup().await;
     let stream = make_stream(&s.js, "BO", &["bo.>"]).await;
-    publish(&s.js, "bo.a", &["1", "2", "3", "4"]).await;
+    publish_payloads(&s.js, "bo.a", &["1", "2", "3", "4"]).await;
     let c = stream
         .create_consumer(pull::Config {
             durable_name: Some("B".into()),
@@ -673,10 +627,10 @@ async fn backoff_and_max_ack_pending() {
 async fn deliver_policies_and_filters() {
     let s = setup().await;
     let stream = make_stream(&s.js, "DP", &["dp.>"]).await;
-    publish(&s.js, "dp.a", &["1"]).await;
-    publish(&s.js, "dp.b", &["2"]).await;
-    publish(&s.js, "dp.a", &["3"]).await;
-    publish(&s.js, "dp.b", &["4"]).await;
+    publish_payloads(&s.js, "dp.a", &["1"]).await;
+    publish_payloads(&s.js, "dp.b", &["2"]).await;
+    publish_payloads(&s.js, "dp.a", &["3"]).await;
+    publish_payloads(&s.js, "dp.b", &["4"]).await;
     let create = |name: &str, policy: DeliverPolicy, filter: Vec<String>| {
         let stream = stream.clone();
         let name = name.to_owned();
@@ -718,7 +672,7 @@ async fn deliver_policies_and_filters() {
     assert_eq!(info(&stream, "FA").await.num_pending, 0);
     let new = create("NEW", DeliverPolicy::New, vec![]).await;
     assert_eq!(info(&stream, "NEW").await.num_pending, 0);
-    publish(&s.js, "dp.b", &["5"]).await;
+    publish_payloads(&s.js, "dp.b", &["5"]).await;
     assert_eq!(sseqs(&fetch_n(&new, 1).await), vec![5]);
     let both = create(
         "FAB",
@@ -737,7 +691,7 @@ async fn push_flow_control_and_heartbeats() {
     let stream = make_stream(&s.js, "PUSH", &["push.>"]).await;
     let payloads: Vec<String> = (0..1100).map(|i| i.to_string()).collect();
     let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
-    publish(&s.js, "push.a", &refs).await;
+    publish_payloads(&s.js, "push.a", &refs).await;
     let deliver = s.client.new_inbox();
     let mut sub = s
         .client
@@ -821,7 +775,7 @@ async fn push_flow_control_and_heartbeats() {
 async fn push_explicit_ack_with_async_nats() {
     let s = setup().await;
     let stream = make_stream(&s.js, "PA", &["pa.>"]).await;
-    publish(&s.js, "pa.x", &["1", "2", "3"]).await;
+    publish_payloads(&s.js, "pa.x", &["1", "2", "3"]).await;
     let c = stream
         .create_consumer(push::Config {
             durable_name: Some("PA".into()),
@@ -852,7 +806,7 @@ async fn push_explicit_ack_with_async_nats() {
 async fn ordered_push_consumer_survives_deleted_consumer() {
     let s = setup().await;
     let stream = make_stream(&s.js, "ORD", &["ord.>"]).await;
-    publish(&s.js, "ord.a", &["1", "2", "3"]).await;
+    publish_payloads(&s.js, "ord.a", &["1", "2", "3"]).await;
     let mut c = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: s.client.new_inbox(),
@@ -874,7 +828,7 @@ async fn ordered_push_consumer_survives_deleted_consumer() {
     }
     assert_eq!(seqs, vec![1, 2, 3]);
     stream.delete_consumer(&first_name).await.expect("delete");
-    publish(&s.js, "ord.a", &["4", "5"]).await;
+    publish_payloads(&s.js, "ord.a", &["4", "5"]).await;
     while seqs.len() < 5 {
         // Missing heartbeats while the consumer is gone surface as errors; the client
         // recreates the consumer from the last stream sequence it saw.
@@ -893,7 +847,7 @@ async fn ordered_push_consumer_survives_deleted_consumer() {
 async fn ordered_pull_consumer() {
     let s = setup().await;
     let stream = make_stream(&s.js, "OP", &["op.>"]).await;
-    publish(&s.js, "op.a", &["1", "2", "3"]).await;
+    publish_payloads(&s.js, "op.a", &["1", "2", "3"]).await;
     let c = stream
         .create_consumer(pull::OrderedConfig::default())
         .await
@@ -908,7 +862,7 @@ async fn ordered_pull_consumer() {
             .expect("message");
         seqs.push(m.info().expect("info").stream_sequence);
         if seqs.len() == 3 {
-            publish(&s.js, "op.a", &["4"]).await;
+            publish_payloads(&s.js, "op.a", &["4"]).await;
         }
     }
     assert_eq!(seqs, vec![1, 2, 3, 4]);
@@ -1026,106 +980,7 @@ async fn advisories_and_a_dead_letter_queue() {
         .await
         .expect("subscribe");
     s.client.flush().await.expect("flush");
-    let dlq = make_stream(
-        &s.js,
-        "DLQ",
-        &["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"],
-    )
-    .await;
-    let orders = make_stream(&s.js, "ADV", &["adv.>"]).await;
-    s.js.update_stream(stream::Config {
-        name: "ADV".into(),
-        subjects: vec!["adv.>".into()],
-        max_messages: 100,
-        ..Default::default()
-    })
-    .await
-    .expect("update stream");
-    publish(&s.js, "adv.a", &["poison", "term"]).await;
-    let c = orders
-        .create_consumer(pull::Config {
-            durable_name: Some("W".into()),
-            ack_policy: AckPolicy::Explicit,
-            max_deliver: 3,
-            filter_subject: "adv.a".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create consumer");
-
-    // The client naks "poison" every time it comes and terminates "term".
-    let mut naks = 0;
-    while naks < 3 {
-        for m in fetch_n(&c, if naks == 0 { 2 } else { 1 }).await {
-            if m.payload.as_ref() == b"term" {
-                ack_sync(&s.client, &m, "+TERM").await;
-            } else {
-                ack_sync(&s.client, &m, "-NAK").await;
-                naks += 1;
-            }
-        }
-    }
-    // The next claim finds it exhausted: nothing more to deliver, the advisory goes out.
-    let mut sub = raw_pull(
-        &s.client,
-        "ADV",
-        "W",
-        serde_json::json!({"batch": 1, "no_wait": true}),
-    )
-    .await;
-    assert_eq!(
-        status(&next(&mut sub).await),
-        Some((404, "No Messages".into()))
-    );
-
-    // The dead-letter queue holds the advisory; it leads back to the message.
-    let dead = dlq
-        .create_consumer(pull::Config {
-            durable_name: Some("dlq".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("dlq consumer");
-    let got = fetch_n(&dead, 1).await;
-    assert_eq!(
-        got[0].subject.as_str(),
-        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ADV.W"
-    );
-    let advisory: serde_json::Value = serde_json::from_slice(&got[0].payload).expect("json");
-    assert_eq!(
-        advisory["type"],
-        "io.nats.jetstream.advisory.v1.max_deliver"
-    );
-    assert_eq!(
-        (
-            &advisory["stream"],
-            &advisory["consumer"],
-            &advisory["deliveries"]
-        ),
-        (&"ADV".into(), &"W".into(), &3.into()),
-        "{advisory}"
-    );
-    let mut keys: Vec<&str> = advisory
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    let mut want_keys = [
-        "type",
-        "id",
-        "timestamp",
-        "stream",
-        "consumer",
-        "stream_seq",
-        "deliveries",
-    ];
-    want_keys.sort_unstable();
-    assert_eq!(keys, want_keys, "nats-server's fields");
-    let seq = advisory["stream_seq"].as_u64().expect("stream_seq");
-    let original = orders.get_raw_message(seq).await.expect("original message");
-    assert_eq!(original.payload.as_ref(), b"poison");
+    let orders = scenarios::dead_letter_queue(&s.js).await;
 
     let until = infinistream_protocol::jsapi::Timestamp::parse("2099-01-01T00:00:00Z")
         .expect("time")
@@ -1197,29 +1052,5 @@ async fn advisories_and_a_dead_letter_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_subjects_v1_and_v2() {
     let s = setup().await;
-    let stream = make_stream(&s.js, "ACKS", &["acks.>"]).await;
-    publish(&s.js, "acks.a", &["1", "2", "3"]).await;
-    let c = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("A".into()),
-            ack_policy: AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .expect("create consumer");
-    let msgs = fetch_n(&c, 3).await;
-    // v1, as delivered.
-    ack_sync(&s.client, &msgs[0], "+ACK").await;
-    // v2 without a domain, and with one and no token.
-    for (m, prefix, token) in [(&msgs[1], "_.HASH", ".t0k"), (&msgs[2], "hub.HASH", "")] {
-        let v1 = m.reply.clone().expect("ack subject");
-        let rest = v1.as_str().strip_prefix("$JS.ACK.").expect("v1 form");
-        s.client
-            .request(format!("$JS.ACK.{prefix}.{rest}{token}"), "+ACK".into())
-            .await
-            .expect("v2 ack confirmed");
-    }
-    let i = info(&stream, "A").await;
-    assert_eq!(i.ack_floor.stream_sequence, 3, "{i:?}");
-    assert_eq!(i.num_ack_pending, 0, "{i:?}");
+    scenarios::ack_subjects_v1_and_v2(&s.js).await;
 }

@@ -3,8 +3,10 @@
 //! agent and of the control plane (embedded: the agent process holds it; distributed:
 //! a standalone control plane over a real etcd, agents on a real S3-compatible server).
 //! The unacked messages come back after ack_wait, the acked ones never do. The pull
-//! consume, KV watch, pause and reset scenarios run on both setups
-//! (`scenarios/consumers.rs`).
+//! consume, KV watch, pause, reset, dead-letter queue and ack-subject scenarios run
+//! on both setups (`scenarios/consumers.rs`); priority groups, replay original, rate
+//! limit and sample_freq run on S3 and etcd next to nats-server
+//! (`scenarios/priority.rs`, `scenarios/pacing.rs`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,11 +15,22 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use infinistream_testkit::etcd::EtcdServer;
+use infinistream_testkit::nats::NatsServer;
 use infinistream_testkit::process::{ChildProcess, addr_in};
 use infinistream_testkit::s3::S3Server;
 
 #[path = "scenarios/consumers.rs"]
 mod consumers;
+#[path = "support/in_process.rs"]
+mod in_process;
+#[path = "scenarios/pacing.rs"]
+mod pacing;
+#[path = "scenarios/priority.rs"]
+mod priority;
+#[path = "support/py_client.rs"]
+mod py_client;
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -156,26 +169,87 @@ async fn e2e_embedded_pull_consume_and_kv_watch() {
     consumers::kv_watch(&js).await;
     consumers::pause_resume(&js).await;
     consumers::reset(&js).await;
+    consumers::dead_letter_queue(&js).await;
+    consumers::ack_subjects_v1_and_v2(&js).await;
+}
+
+/// A control plane over a real etcd and one agent on a real S3 server.
+struct Distributed {
+    _etcd: EtcdServer,
+    _dir: tempfile::TempDir,
+    _cp: ChildProcess,
+    _agent: ChildProcess,
+    addr: SocketAddr,
+}
+
+impl Distributed {
+    fn start() -> Distributed {
+        let etcd = EtcdServer::start().expect("etcd");
+        let s3 = S3Server::shared().expect("s3");
+        let bucket = s3.unique_url();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp_port = infinistream_testkit::tools::free_port().expect("port");
+        let cp = control_plane(&etcd.endpoint(), cp_port);
+        let (agent, addr) = agent(
+            dir.path(),
+            &Backend::Remote {
+                cp_port,
+                bucket: &bucket,
+            },
+        );
+        Distributed {
+            _etcd: etcd,
+            _dir: dir,
+            _cp: cp,
+            _agent: agent,
+            addr,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_s3_etcd_pull_consume_and_kv_watch() {
-    let etcd = EtcdServer::start().expect("etcd");
-    let s3 = S3Server::shared().expect("s3");
-    let bucket = s3.unique_url();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cp_port = infinistream_testkit::tools::free_port().expect("port");
-    let _cp = control_plane(&etcd.endpoint(), cp_port);
-    let (_a, addr) = agent(
-        dir.path(),
-        &Backend::Remote {
-            cp_port,
-            bucket: &bucket,
-        },
-    );
-    let js = context(addr).await;
+    let cluster = Distributed::start();
+    let js = context(cluster.addr).await;
     consumers::pull_consume_with_acks(&js).await;
     consumers::kv_watch(&js).await;
     consumers::pause_resume(&js).await;
     consumers::reset(&js).await;
+    consumers::dead_letter_queue(&js).await;
+    consumers::ack_subjects_v1_and_v2(&js).await;
+}
+
+/// Priority groups (pinned client, overflow, prioritized), replay original, rate limit
+/// and sample_freq's ack metrics on S3 and etcd, each transcript equal to nats-server
+/// 2.15.1's for the same calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_s3_etcd_consumer_features_as_nats_server() {
+    let reference = NatsServer::start("# JetStream from the command line\n").expect("nats-server");
+    let cluster = Distributed::start();
+    let theirs = priority::connect(&reference.url()).await;
+    let ours = priority::connect(&format!("nats://{}", cluster.addr)).await;
+    for (name, expected, got) in [
+        (
+            "pinned and overflow",
+            priority::pinned_and_overflow(&theirs).await,
+            priority::pinned_and_overflow(&ours).await,
+        ),
+        (
+            "prioritized",
+            priority::prioritized(&theirs).await,
+            priority::prioritized(&ours).await,
+        ),
+    ] {
+        assert_eq!(got, expected, "{name}");
+    }
+    pacing::replay_original(&theirs, "nats-server").await;
+    pacing::replay_original(&ours, "InfiniStream").await;
+    assert_eq!(
+        pacing::rate_limited(&ours, "InfiniStream").await,
+        pacing::rate_limited(&theirs, "nats-server").await
+    );
+    assert_eq!(
+        pacing::sampled_acks(&ours).await,
+        pacing::sampled_acks(&theirs).await
+    );
 }

@@ -21,7 +21,7 @@ pub const DURABLE: &str = "D";
 /// Short, so the redelivery after the restart comes quickly (time is under test here).
 const DURABLE_ACK_WAIT: Duration = Duration::from_secs(2);
 
-async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
+pub async fn fetch_n(c: &consumer::Consumer<pull::Config>, n: usize) -> Vec<jetstream::Message> {
     let mut out = Vec::new();
     while out.len() < n {
         let mut batch = c
@@ -501,4 +501,162 @@ pub async fn reset(js: &jetstream::Context) {
     let v = reset(b"").await;
     assert_eq!(v["reset_seq"], 5, "{v}");
     js.delete_stream("RESET").await.expect("delete stream");
+}
+
+pub async fn make_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) -> stream::Stream {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    })
+    .await
+    .expect("create stream")
+}
+
+pub async fn publish_payloads(js: &jetstream::Context, subject: &str, payloads: &[&str]) {
+    for p in payloads {
+        js.publish(subject.to_owned(), Bytes::from(p.to_string()))
+            .await
+            .expect("publish sent")
+            .await
+            .expect("publish acked");
+    }
+}
+
+/// Acks with a reply and waits for the server's confirmation (an empty reply).
+pub async fn ack_sync(client: &async_nats::Client, msg: &jetstream::Message, kind: &'static str) {
+    let reply = msg.reply.clone().expect("ack subject");
+    client
+        .request(reply, Bytes::from_static(kind.as_bytes()))
+        .await
+        .expect("ack confirmed");
+}
+
+/// A dead-letter queue built on advisories the way users do: stream `DLQ` captures
+/// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`; stream `ADV` (created, then updated
+/// to `max_messages` 100) holds "poison" and "term"; durable `W` (max_deliver 3) is
+/// consumed by a client that naks "poison" every time and terminates "term". The
+/// advisory in `DLQ` names the sequence, and the original message is fetched by it.
+/// Returns `ADV`, with `W` still on it.
+pub async fn dead_letter_queue(js: &jetstream::Context) -> stream::Stream {
+    let client = &js.client();
+    let dlq = make_stream(js, "DLQ", &["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]).await;
+    let orders = make_stream(js, "ADV", &["adv.>"]).await;
+    js.update_stream(stream::Config {
+        name: "ADV".into(),
+        subjects: vec!["adv.>".into()],
+        max_messages: 100,
+        ..Default::default()
+    })
+    .await
+    .expect("update stream");
+    publish_payloads(js, "adv.a", &["poison", "term"]).await;
+    let c = orders
+        .create_consumer(pull::Config {
+            durable_name: Some("W".into()),
+            ack_policy: AckPolicy::Explicit,
+            max_deliver: 3,
+            filter_subject: "adv.a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+
+    // The client naks "poison" every time it comes and terminates "term".
+    let mut naks = 0;
+    while naks < 3 {
+        for m in fetch_n(&c, if naks == 0 { 2 } else { 1 }).await {
+            if m.payload.as_ref() == b"term" {
+                ack_sync(client, &m, "+TERM").await;
+            } else {
+                ack_sync(client, &m, "-NAK").await;
+                naks += 1;
+            }
+        }
+    }
+    // The next claim finds it exhausted: nothing more to deliver, the advisory goes out.
+    let reply = raw_pull_reply(client, "ADV", "W", r#"{"batch":1,"no_wait":true}"#).await;
+    assert_eq!(status_of(&reply), Some((404, "No Messages".into())));
+
+    // The dead-letter queue holds the advisory; it leads back to the message.
+    let dead = dlq
+        .create_consumer(pull::Config {
+            durable_name: Some("dlq".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("dlq consumer");
+    let got = fetch_n(&dead, 1).await;
+    assert_eq!(
+        got[0].subject.as_str(),
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ADV.W"
+    );
+    let advisory: serde_json::Value = serde_json::from_slice(&got[0].payload).expect("json");
+    assert_eq!(
+        advisory["type"],
+        "io.nats.jetstream.advisory.v1.max_deliver"
+    );
+    assert_eq!(
+        (
+            &advisory["stream"],
+            &advisory["consumer"],
+            &advisory["deliveries"]
+        ),
+        (&"ADV".into(), &"W".into(), &3.into()),
+        "{advisory}"
+    );
+    let mut keys: Vec<&str> = advisory
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut want_keys = [
+        "type",
+        "id",
+        "timestamp",
+        "stream",
+        "consumer",
+        "stream_seq",
+        "deliveries",
+    ];
+    want_keys.sort_unstable();
+    assert_eq!(keys, want_keys, "nats-server's fields");
+    let seq = advisory["stream_seq"].as_u64().expect("stream_seq");
+    let original = orders.get_raw_message(seq).await.expect("original message");
+    assert_eq!(original.payload.as_ref(), b"poison");
+    orders
+}
+
+/// Both ack subject forms: v1 (`$JS.ACK.<stream>.<consumer>.…`) and nats-server 2.14's
+/// v2 (`$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.….<token>`), each applied
+/// and confirmed, on stream `ACKS`.
+pub async fn ack_subjects_v1_and_v2(js: &jetstream::Context) {
+    let client = &js.client();
+    let stream = make_stream(js, "ACKS", &["acks.>"]).await;
+    publish_payloads(js, "acks.a", &["1", "2", "3"]).await;
+    let c = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("A".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("create consumer");
+    let msgs = fetch_n(&c, 3).await;
+    // v1, as delivered.
+    ack_sync(client, &msgs[0], "+ACK").await;
+    // v2 without a domain, and with one and no token.
+    for (m, prefix, token) in [(&msgs[1], "_.HASH", ".t0k"), (&msgs[2], "hub.HASH", "")] {
+        let v1 = m.reply.clone().expect("ack subject");
+        let rest = v1.as_str().strip_prefix("$JS.ACK.").expect("v1 form");
+        client
+            .request(format!("$JS.ACK.{prefix}.{rest}{token}"), "+ACK".into())
+            .await
+            .expect("v2 ack confirmed");
+    }
+    let i = stream.consumer_info("A").await.expect("consumer info");
+    assert_eq!(i.ack_floor.stream_sequence, 3, "{i:?}");
+    assert_eq!(i.num_ack_pending, 0, "{i:?}");
 }
