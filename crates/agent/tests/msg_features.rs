@@ -18,8 +18,9 @@ mod msg_features;
 #[path = "support/procs.rs"]
 mod procs;
 
-async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
-    let raw = RawAgentConfig {
+/// The tests' agent settings: all roles' work on one agent, a 50 ms window.
+fn agent_config(dir: &tempfile::TempDir) -> RawAgentConfig {
+    RawAgentConfig {
         host: Some("127.0.0.1".into()),
         port: Some(0),
         http_port: Some(0),
@@ -27,7 +28,14 @@ async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
         roles: Some(RolesValue::List("proxy,jobs".into())),
         batch_write: Some(NumberOrString::Number(50)),
         ..Default::default()
-    };
+    }
+}
+
+async fn start_agent(dir: &tempfile::TempDir) -> AgentHandle {
+    start_with(agent_config(dir)).await
+}
+
+async fn start_with(raw: RawAgentConfig) -> AgentHandle {
     AgentHandle::start(
         raw.validate().expect("valid config"),
         CancellationToken::new(),
@@ -353,19 +361,11 @@ async fn a_fast_batch_message_refused_by_the_batcher_ends_the_batch_as_nats_serv
         fast_batch_refused_third(&theirs, (wrong_last, bytes::Bytes::from_static(b"x"))).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw = RawAgentConfig {
+    let agent = start_with(RawAgentConfig {
         publish_buffer: Some(4096),
-        host: Some("127.0.0.1".into()),
-        port: Some(0),
-        http_port: Some(0),
-        data_dir: Some(dir.path().to_path_buf()),
-        roles: Some(RolesValue::List("proxy,jobs".into())),
-        batch_write: Some(NumberOrString::Number(50)),
-        ..Default::default()
-    };
-    let agent = AgentHandle::start(raw.validate().expect("valid"), CancellationToken::new())
-        .await
-        .expect("agent starts");
+        ..agent_config(&dir)
+    })
+    .await;
     let ours = connect(&format!("nats://{}", agent.client_addr())).await;
     let got = fast_batch_refused_third(
         &ours,
