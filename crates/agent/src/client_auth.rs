@@ -92,6 +92,22 @@ pub fn jetstream_limits(auth: Option<&ClientAuth>) -> AccountLimits {
     else {
         return AccountLimits::default();
     };
+    api_limits(l)
+}
+
+/// The JetStream accounts other than the one that owns the bare stream ids, with
+/// their limits in `$JS.API.INFO`'s form (see `infinistream_config::accounts`).
+pub fn more_jetstream(auth: Option<&ClientAuth>) -> Vec<(String, AccountLimits)> {
+    match auth {
+        Some(ClientAuth::Users { jetstream_more, .. }) => jetstream_more
+            .iter()
+            .map(|(account, l)| (account.clone(), api_limits(l)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn api_limits(l: &infinistream_config::JetStreamLimits) -> AccountLimits {
     let limit = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
     AccountLimits {
         max_memory: limit(l.max_mem),
@@ -122,21 +138,42 @@ pub(crate) async fn send_jetstream_limits(
         }) => jetstream_account.as_str(),
         _ => operator_account.as_deref().unwrap_or(DEFAULT_ACCOUNT),
     };
-    let l = jetstream_limits(auth);
-    let limits = v1::AccountLimits {
-        account: account.to_owned(),
-        max_streams: l.max_streams,
-        max_consumers: l.max_consumers,
-        max_storage: l.max_store,
-        max_memory: l.max_memory,
-    };
+    // The bare ids' limits, then each other JetStream account's.
+    let mut all = vec![(String::new(), account.to_owned(), jetstream_limits(auth))];
+    all.extend(
+        more_jetstream(auth)
+            .into_iter()
+            .map(|(account, l)| (account.clone(), account, l)),
+    );
+    for (ids, account, l) in all {
+        let limits = v1::AccountLimits {
+            account,
+            max_streams: l.max_streams,
+            max_consumers: l.max_consumers,
+            max_storage: l.max_store,
+            max_memory: l.max_memory,
+        };
+        send_limits(cp, &ids, limits, readiness, shutdown).await?;
+    }
+    Ok(())
+}
+
+/// Sends one account's limits (`ids`: the account part of its streams' ids, empty
+/// for the bare ids), retried while the control plane is unavailable.
+async fn send_limits(
+    cp: &ControlPlaneClient,
+    ids: &str,
+    limits: v1::AccountLimits,
+    readiness: &infinistream_runtime::health::Readiness,
+    shutdown: &infinistream_runtime::CancellationToken,
+) -> anyhow::Result<()> {
     crate::health::retry(
         "control plane",
         crate::health::CONTROL_PLANE,
         readiness,
         shutdown,
         || async {
-            match cp.set_account_limits(limits.clone()).await {
+            match cp.set_account_limits_in(ids, limits.clone()).await {
                 Ok(()) => Ok(()),
                 Err(e @ CallError::Unavailable { .. }) => {
                     Err(crate::health::Failure::Retry(e.to_string()))

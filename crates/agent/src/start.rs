@@ -437,6 +437,10 @@ impl Startup {
             }
             tracing::info!(role = role.as_str(), "role started");
         }
+        let routes = LocalRoutes {
+            consume,
+            produce: config.roles.contains(&Role::ProxyProduce),
+        };
         let jsz_source = infinistream_jetstream::start(
             &mut ctx,
             ApiDeps {
@@ -451,11 +455,30 @@ impl Startup {
                 },
                 account_limits: crate::client_auth::jetstream_limits(config.auth.as_ref()),
             },
-            LocalRoutes {
-                consume,
-                produce: config.roles.contains(&Role::ProxyProduce),
-            },
+            routes.clone(),
         )?;
+        // Every other JetStream account: its own `$JS.API` server (see
+        // `infinistream_config::accounts` for how its streams are named).
+        for (account, limits) in crate::client_auth::more_jetstream(config.auth.as_ref()) {
+            infinistream_jetstream::start_account(
+                &mut ctx,
+                ApiDeps {
+                    broker: shared.broker.clone(),
+                    cp: shared.cp.clone(),
+                    catalog: shared.catalog.clone(),
+                    server_name: config.server_name.clone(),
+                    group: shared.group.clone(),
+                    health: {
+                        let readiness = readiness.clone();
+                        Arc::new(move || readiness.status())
+                    },
+                    account_limits: limits,
+                },
+                &routes,
+                &account,
+                limits,
+            )?;
+        }
         // Set once: nothing else fills the cell.
         let _ = jsz.set(jsz_source);
         Ok(Roles {

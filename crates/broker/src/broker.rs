@@ -166,8 +166,24 @@ pub(crate) struct Inner {
     /// The account of the broker's internal subscribers and of its own publishes:
     /// the one JetStream serves (see [`crate::auth`]).
     pub internal_account: AccountName,
+    /// The other accounts JetStream serves ([`Broker::serve_jetstream_in`]): their
+    /// `$JS.API` requests are not answered with `JetStream not enabled for account`.
+    pub more_jetstream: RwLock<Vec<AccountName>>,
     /// Response mappings of service imports (see [`service`]).
     pub responses: service::Responses,
+}
+
+impl Inner {
+    /// Whether JetStream serves `account` (the internal account or one added by
+    /// [`Broker::serve_jetstream_in`]).
+    pub(crate) fn serves_jetstream(&self, account: &AccountName) -> bool {
+        crate::auth::same_account(account, &self.internal_account)
+            || self
+                .more_jetstream
+                .read()
+                .iter()
+                .any(|a| crate::auth::same_account(a, account))
+    }
 }
 
 impl Inner {
@@ -393,6 +409,7 @@ impl Broker {
             inner: Arc::new(Inner {
                 auth,
                 internal_account,
+                more_jetstream: RwLock::new(Vec::new()),
                 config,
                 server_id: generate_server_id(),
                 sublist: RwLock::new(Sublist::default()),
@@ -497,6 +514,25 @@ impl Broker {
     /// [`Broker::in_account`], that account.
     pub fn jetstream_account(&self) -> &str {
         &self.account
+    }
+
+    /// A handle in the broker's own account (the one [`Broker::new`] returns a handle
+    /// in): the agent's internal services between agents live there.
+    pub fn internal(&self) -> Broker {
+        Broker {
+            inner: self.inner.clone(),
+            account: self.inner.internal_account.clone(),
+        }
+    }
+
+    /// Marks `account` as served by JetStream too (its own `$JS.API` responder runs
+    /// on [`Broker::in_account`]): its API requests no longer get `JetStream not
+    /// enabled for account` (10039) from the broker.
+    pub fn serve_jetstream_in(&self, account: &str) {
+        let mut more = self.inner.more_jetstream.write();
+        if !more.iter().any(|a| &**a == account) {
+            more.push(account.into());
+        }
     }
 
     /// A handle on the same server whose internal subscriptions, publishes and

@@ -33,9 +33,25 @@
 //! imports = [{ stream = { account = "ORDERS", subject = "orders.events.>" }, prefix = "from_orders" }]
 //! ```
 //!
+//! JetStream may serve several accounts; each owns its streams, consumers and KV
+//! buckets (two accounts may both have a stream `ORDERS`). The control plane names a
+//! stream by its id: the bare name for the account that owns bare ids, `<account>.<name>`
+//! for the others. With one JetStream account, that account owns the bare ids (as
+//! before several were possible: nothing to migrate). With several, one of them must
+//! say `bare_stream_ids = true`: a group that ran JetStream in one account before marks
+//! that account, so its streams keep their ids and data; a new group marks any one.
+//!
+//! ```toml
+//! [accounts.ORDERS]
+//! jetstream = true
+//! bare_stream_ids = true            # its streams existed before BILLING had JetStream
+//! [accounts.BILLING]
+//! jetstream = true
+//! ```
+//!
 //! What is not built yet is refused here, by name, rather than ignored: service
-//! exports and imports, a stream import's `to`, JetStream in more than one account,
-//! and the system account. Decentralized JWT auth is the agent's `operator` setting.
+//! exports' non-singleton responses, a stream import's `to`, and the system account.
+//! Decentralized JWT auth is the agent's `operator` setting.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +72,10 @@ pub struct RawAccount {
     pub exports: Option<Vec<RawExport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imports: Option<Vec<RawImport>>,
+    /// With several JetStream accounts: this one owns the streams named by their bare
+    /// name in the control plane (see the module documentation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bare_stream_ids: Option<bool>,
 }
 
 /// `jetstream = true`, nats-server's `jetstream: enabled`, or its limits table
@@ -149,28 +169,31 @@ pub struct ServiceImportSpec {
     pub local: String,
 }
 
-/// What [`resolve`] checked: every user, the account JetStream serves, the stream
+/// What [`resolve`] checked: every user, the accounts JetStream serves, the stream
 /// and service imports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resolved {
     pub users: Vec<UserSpec>,
+    /// The JetStream account that owns the bare stream ids (`$G` without any).
     pub jetstream: String,
     pub jetstream_limits: JetStreamLimits,
+    /// The other JetStream accounts (ids `<account>.<name>`), with their limits.
+    pub jetstream_more: Vec<(String, JetStreamLimits)>,
     pub stream_imports: Vec<StreamImportSpec>,
     pub service_imports: Vec<ServiceImportSpec>,
 }
 
 const SETTING: &str = "accounts";
 
-/// Every user (the top-level ones in `$G`, the others in their account) and the one
-/// account JetStream serves.
+/// Every user (the top-level ones in `$G`, the others in their account) and the
+/// accounts JetStream serves.
 pub(crate) fn resolve(
     top_level: &[RawUser],
     accounts: &BTreeMap<String, RawAccount>,
 ) -> Result<Resolved, ConfigError> {
     let mut all = users::resolve(top_level)?;
-    let mut jetstream = Vec::new();
-    let mut jetstream_limits = JetStreamLimits::default();
+    let mut jetstream_more: Vec<(String, JetStreamLimits)> = Vec::new();
+    let mut bare = Vec::new();
     let mut stream_imports = Vec::new();
     let mut service_imports = Vec::new();
     for (name, account) in accounts {
@@ -185,16 +208,13 @@ pub(crate) fn resolve(
                 stream_imports.push(check_import(name, import, accounts)?);
             }
         }
-        match &account.jetstream {
-            None | Some(RawJetStreamFlag::Flag(false)) => {}
-            Some(RawJetStreamFlag::Flag(true)) => jetstream.push(name.clone()),
-            Some(RawJetStreamFlag::Limits(table)) => {
-                jetstream_limits = limits(name, table)?;
-                jetstream.push(name.clone());
-            }
+        let enabled = match &account.jetstream {
+            None | Some(RawJetStreamFlag::Flag(false)) => None,
+            Some(RawJetStreamFlag::Flag(true)) => Some(JetStreamLimits::default()),
+            Some(RawJetStreamFlag::Limits(table)) => Some(limits(name, table)?),
             Some(RawJetStreamFlag::Word(word)) => match word.to_ascii_lowercase().as_str() {
-                "enabled" | "enable" | "true" => jetstream.push(name.clone()),
-                "disabled" | "disable" | "false" => {}
+                "enabled" | "enable" | "true" => Some(JetStreamLimits::default()),
+                "disabled" | "disable" | "false" => None,
                 _ => {
                     return Err(invalid(
                         SETTING,
@@ -204,29 +224,70 @@ pub(crate) fn resolve(
                     ));
                 }
             },
+        };
+        match (enabled, account.bare_stream_ids == Some(true)) {
+            (Some(limits), marked) => {
+                if marked {
+                    bare.push(name.clone());
+                }
+                jetstream_more.push((name.clone(), limits));
+            }
+            (None, true) => {
+                return Err(invalid(
+                    SETTING,
+                    format!("account `{name}`: bare_stream_ids needs jetstream enabled"),
+                ));
+            }
+            (None, false) => {}
         }
         for mut user in users::resolve(account.users.as_deref().unwrap_or_default())? {
             user.account = Some(name.clone());
             all.push(user);
         }
     }
-    if jetstream.len() > 1 {
-        return Err(invalid(
-            SETTING,
-            format!(
-                "JetStream in more than one account is not supported yet: pick one of `{}`",
-                jetstream.join("`, `")
-            ),
-        ));
-    }
-    let jetstream = jetstream.pop().unwrap_or_else(|| GLOBAL_ACCOUNT.to_owned());
+    let owner = match (jetstream_more.len(), bare.as_slice()) {
+        (0, _) => None,
+        (1, _) => Some(0),
+        (_, [one]) => jetstream_more.iter().position(|(n, _)| n == one),
+        (_, []) => {
+            return Err(invalid(
+                SETTING,
+                format!(
+                    "JetStream in several accounts (`{}`): mark the one whose streams keep bare ids `bare_stream_ids = true` (the account that ran JetStream before, if any; its streams keep their data)",
+                    names(&jetstream_more)
+                ),
+            ));
+        }
+        (_, many) => {
+            return Err(invalid(
+                SETTING,
+                format!(
+                    "only one account may say bare_stream_ids = true, got `{}`",
+                    many.join("`, `")
+                ),
+            ));
+        }
+    };
+    let (jetstream, jetstream_limits) = match owner {
+        Some(i) => jetstream_more.remove(i),
+        None => (GLOBAL_ACCOUNT.to_owned(), JetStreamLimits::default()),
+    };
     Ok(Resolved {
         users: all,
         jetstream,
         jetstream_limits,
+        jetstream_more,
         stream_imports,
         service_imports,
     })
+}
+
+fn names(accounts: &[(String, JetStreamLimits)]) -> String {
+    accounts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join("`, `")
 }
 
 /// An account's `jetstream = { ... }` table.
@@ -491,6 +552,38 @@ mod tests {
     }
 
     #[test]
+    fn several_jetstream_accounts_name_the_owner_of_bare_ids() {
+        let resolved = resolve_text(
+            r#"
+            [accounts.A]
+            jetstream = { max_streams = 1 }
+            [accounts.B]
+            jetstream = true
+            bare_stream_ids = true
+            [accounts.C]
+            jetstream = "disabled"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(resolved.jetstream, "B");
+        assert_eq!(resolved.jetstream_limits, JetStreamLimits::default());
+        assert_eq!(
+            resolved.jetstream_more,
+            vec![(
+                "A".to_owned(),
+                JetStreamLimits {
+                    max_streams: Some(1),
+                    ..JetStreamLimits::default()
+                }
+            )]
+        );
+        // One JetStream account owns the bare ids without saying so (as before).
+        let one = resolve_text("[accounts.A]\njetstream = true\n").expect("valid");
+        assert_eq!(one.jetstream, "A");
+        assert!(one.jetstream_more.is_empty());
+    }
+
+    #[test]
     fn jetstream_defaults_to_the_global_account() {
         let resolved = resolve_text("[accounts.A]\nusers = [{ user = \"a\", password = \"p\" }]\n")
             .expect("valid");
@@ -580,7 +673,15 @@ mod tests {
         );
         assert!(
             err("[accounts.A]\njetstream = true\n[accounts.B]\njetstream = true\n")
-                .contains("JetStream in more than one account is not supported yet")
+                .contains("mark the one whose streams keep bare ids `bare_stream_ids = true`")
+        );
+        assert!(
+            err("[accounts.A]\njetstream = true\nbare_stream_ids = true\n[accounts.B]\njetstream = true\nbare_stream_ids = true\n")
+                .contains("only one account may say bare_stream_ids")
+        );
+        assert!(
+            err("[accounts.A]\nbare_stream_ids = true\n")
+                .contains("bare_stream_ids needs jetstream enabled")
         );
         assert!(err("[accounts.\"$SYS\"]\n").contains("system account"));
         assert!(err("[accounts.\"a.b\"]\n").contains("without spaces or dots"));

@@ -250,9 +250,19 @@ impl ControlPlaneClient {
         &self,
         subject: &str,
     ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
+        self.list_streams_in(subject, "").await
+    }
+
+    /// [`Self::list_streams`] of one account: the streams whose id's account part is
+    /// `account` (`$G` for bare ids; empty = every account).
+    pub async fn list_streams_in(
+        &self,
+        subject: &str,
+        account: &str,
+    ) -> Result<Vec<v1::StreamInfoResponse>, CallError> {
         let request = v1::ListStreamsRequest {
             subject: subject.to_owned(),
-            account: String::new(),
+            account: account.to_owned(),
         };
         let resp = unary("ListStreams", self.streams.clone().list_streams(request)).await?;
         Ok(resp.streams)
@@ -262,9 +272,19 @@ impl ControlPlaneClient {
     /// whole group at commit (all -1 = unlimited). They govern the streams named by
     /// their bare name (`$G`'s ids: the one account JetStream serves today).
     pub async fn set_account_limits(&self, limits: v1::AccountLimits) -> Result<(), CallError> {
+        self.set_account_limits_in("", limits).await
+    }
+
+    /// [`Self::set_account_limits`] for the streams whose id's account part is
+    /// `account` (`<account>.<name>`; empty or `$G`: the bare ids).
+    pub async fn set_account_limits_in(
+        &self,
+        account: &str,
+        limits: v1::AccountLimits,
+    ) -> Result<(), CallError> {
         let request = v1::SetAccountLimitsRequest {
             limits: Some(limits),
-            account: String::new(),
+            account: account.to_owned(),
         };
         unary(
             "SetAccountLimits",

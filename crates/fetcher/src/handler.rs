@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog};
+use infinistream_jetstream::{Reply, RouteHandler, StreamCatalog, stream_home, stream_name};
 use infinistream_protocol::jsapi::msg::{
     DirectGetMeta, DirectGetStatus, MsgGetRequest, MsgGetResponse, StoredMsg, direct_get_eob,
     status_header,
@@ -173,7 +173,7 @@ impl ReadHandler {
             let nanos = i64::try_from(time.unix_nanos()).unwrap_or(i64::MAX);
             match self.reader.seq_for_time(stream, nanos).await {
                 Ok(seq) => from = seq,
-                Err(e) => return self.publish_reply(reply_to, failure_reply(&e)),
+                Err(e) => return self.publish_reply(stream, reply_to, failure_reply(&e)),
             }
         }
         let mut found = Vec::new();
@@ -197,14 +197,14 @@ impl ReadHandler {
                 Err(e) => {
                     log_failure(stream, &e);
                     if found.is_empty() {
-                        return self.publish_reply(reply_to, failure_reply(&e));
+                        return self.publish_reply(stream, reply_to, failure_reply(&e));
                     }
                     break;
                 }
             }
         }
         if found.is_empty() {
-            return self.publish_status(reply_to, DirectGetStatus::NotFound);
+            return self.publish_status(stream, reply_to, DirectGetStatus::NotFound);
         }
         // Matching messages left after the batch.
         let after = match self
@@ -215,7 +215,7 @@ impl ReadHandler {
             Ok(n) => n,
             Err(e) => {
                 log_failure(stream, &e);
-                return self.publish_reply(reply_to, failure_reply(&e));
+                return self.publish_reply(stream, reply_to, failure_reply(&e));
             }
         };
         let total = found.len() as u64;
@@ -223,11 +223,11 @@ impl ReadHandler {
         for (i, msg) in found.iter().enumerate() {
             let pending = total - i as u64 - 1 + after;
             let reply = direct_reply(stream, msg, Some((pending, last)), request.no_headers);
-            self.broker
+            self.home(stream)
                 .publish(reply_to, None, reply.headers, reply.payload);
             last = msg.seq;
         }
-        self.broker.publish(
+        self.home(stream).publish(
             reply_to,
             None,
             Some(Bytes::from(direct_get_eob(after, last, None))),
@@ -244,16 +244,16 @@ impl ReadHandler {
             Ok(seqs) => seqs,
             Err(e) => {
                 log_failure(stream, &e);
-                return self.publish_reply(reply_to, failure_reply(&e));
+                return self.publish_reply(stream, reply_to, failure_reply(&e));
             }
         };
         let (mut seqs, up_to) = seqs;
         seqs.sort_unstable();
         if seqs.len() > MAX_BATCH {
-            return self.publish_status(reply_to, DirectGetStatus::TooManyResults);
+            return self.publish_status(stream, reply_to, DirectGetStatus::TooManyResults);
         }
         if seqs.is_empty() {
-            return self.publish_status(reply_to, DirectGetStatus::NoResults);
+            return self.publish_status(stream, reply_to, DirectGetStatus::NoResults);
         }
         let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
         let mut pending = seqs.len() as u64 - 1;
@@ -269,11 +269,11 @@ impl ReadHandler {
                 Err(ReadError::NoMessage) => continue,
                 Err(e) => {
                     log_failure(stream, &e);
-                    return self.publish_reply(reply_to, failure_reply(&e));
+                    return self.publish_reply(stream, reply_to, failure_reply(&e));
                 }
             };
             let reply = direct_reply(stream, &msg, Some((pending, last)), request.no_headers);
-            self.broker
+            self.home(stream)
                 .publish(reply_to, None, reply.headers, reply.payload);
             pending = pending.saturating_sub(1);
             last = msg.seq;
@@ -284,7 +284,7 @@ impl ReadHandler {
                 break;
             }
         }
-        self.broker.publish(
+        self.home(stream).publish(
             reply_to,
             None,
             Some(Bytes::from(direct_get_eob(pending, last, Some(up_to)))),
@@ -330,13 +330,19 @@ impl ReadHandler {
         Ok((lasts.into_values().collect(), up_to))
     }
 
-    fn publish_status(&self, reply_to: &str, status: DirectGetStatus) {
-        self.publish_reply(reply_to, status_reply(status));
+    fn publish_status(&self, stream: &str, reply_to: &str, status: DirectGetStatus) {
+        self.publish_reply(stream, reply_to, status_reply(status));
     }
 
-    fn publish_reply(&self, reply_to: &str, reply: Reply) {
-        self.broker
+    fn publish_reply(&self, stream: &str, reply_to: &str, reply: Reply) {
+        self.home(stream)
             .publish(reply_to, None, reply.headers, reply.payload);
+    }
+
+    /// The broker in the account of stream id `stream`: the requester's replies go
+    /// there (see [`infinistream_jetstream::account`]).
+    fn home<'a>(&'a self, stream: &'a str) -> std::borrow::Cow<'a, Broker> {
+        stream_home(&self.broker, stream).0
     }
 }
 
@@ -397,7 +403,7 @@ fn direct_reply(
     no_headers: bool,
 ) -> Reply {
     let meta = DirectGetMeta {
-        stream,
+        stream: stream_name(stream),
         subject: &msg.subject,
         seq: msg.seq,
         time: Timestamp::from_unix_nanos(i128::from(msg.timestamp)),

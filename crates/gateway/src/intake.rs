@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use infinistream_broker::{Broker, InternalMsg};
-use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects};
+use infinistream_jetstream::{StreamCatalog, StreamEntry, serve_stream_subjects, stream_home};
 use infinistream_proto::domain::schedule_headers_to_proto;
 use infinistream_proto::v1;
 use infinistream_protocol::HeaderMap;
@@ -87,6 +87,9 @@ impl AckSink for BrokerAcks {
             publish_all(&self.broker, out);
             return;
         }
+        // The stream's account holds the publisher's reply subject; the PubAck names
+        // the stream as the client knows it.
+        let (home, stream) = stream_home(&self.broker, stream);
         let result = match outcome {
             PublishOutcome::Stored { seq } => Ok(PubAck::new(stream, seq)),
             PublishOutcome::BatchStored { seq, batch } => Ok(batch.pub_ack(stream, seq)),
@@ -97,8 +100,7 @@ impl AckSink for BrokerAcks {
             PublishOutcome::Duplicate { seq } => Ok(PubAck::duplicate(stream, seq)),
             PublishOutcome::Failed(err) => Err((stream.to_owned(), err)),
         };
-        self.broker
-            .publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
+        home.publish(reply, None, None, Bytes::from(render_pub_ack(&result)));
     }
 
     fn flushed(&self) {
@@ -226,6 +228,15 @@ async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
     if let Some(reply) = reply.as_deref()
         && reply.ends_with(FAST_BATCH_SUFFIX)
     {
+        if stream.contains('.') {
+            // Its answers go through the fast-batch state, not the stream's account.
+            let error = ApiError::with_description(
+                infinistream_protocol::jsapi::codes::BAD_REQUEST,
+                "fast-ingest batches in a JetStream account whose streams do not have bare ids are not supported yet",
+            );
+            acks.deliver(reply, stream, PublishOutcome::Failed(error));
+            return;
+        }
         return forward_fast(stream, msg, reply, sinks).await;
     }
     let is_batch = msg
@@ -413,7 +424,9 @@ async fn stage_atomic(
     match staged {
         Staged::Held { reply } => {
             if let Some(reply) = reply.as_deref() {
-                sinks.broker.publish(reply, None, None, Bytes::new());
+                stream_home(&sinks.broker, stream)
+                    .0
+                    .publish(reply, None, None, Bytes::new());
             }
             None
         }

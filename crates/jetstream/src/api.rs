@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use crate::context::{ApiContext, Reply, RouteHandler, cp_call};
-use crate::context::{ApiCounters, list_all, list_filtered, now};
+use crate::context::{ApiCounters, list_filtered, now};
 use crate::convert;
 use crate::forward::ConsumeForwarder;
 
@@ -211,6 +211,21 @@ impl ApiServer {
                     )
                     .await,
                 ),
+                Owner::Consumers if !self.ctx.account.bare => Some(Reply::json(render_error(
+                    kind,
+                    &ApiError::with_description(
+                        codes::BAD_REQUEST,
+                        format!(
+                            "consumers in JetStream account `{}` are not supported yet (only in the account whose streams have bare ids)",
+                            self.ctx.account.name
+                        ),
+                    ),
+                ))),
+                Owner::Reads if !self.ctx.account.bare => {
+                    self.reads
+                        .handle(self.ctx.account.route_ids(route), msg)
+                        .await
+                }
                 Owner::Reads => self.reads.handle(route, msg).await,
                 Owner::Consumers => self.consumers.handle(route, msg).await,
                 Owner::Unsupported => Some(Reply::json(render_error(
@@ -288,7 +303,7 @@ async fn admin(ctx: ApiContext, stats: Arc<ApiCounters>, route: ApiRoute, payloa
 }
 
 async fn account_info(ctx: ApiContext, stats: Arc<ApiCounters>) -> Result<AccountInfo, ApiError> {
-    let streams = list_all(&ctx).await?;
+    let streams = list_filtered(&ctx, "").await?;
     let mut tier = AccountTier {
         limits: ctx.account_limits,
         ..AccountTier::default()
@@ -394,7 +409,9 @@ async fn store_config(
     if let Some(error) = config.unsupported_features() {
         return Err(error);
     }
-    let wire = convert::proto_config(&config)?;
+    let mut wire = convert::proto_config(&config)?;
+    let id = ctx.account.id(&config.name).into_owned();
+    wire.name.clone_from(&id);
     let resp = cp_call(|| async {
         match op {
             Store::Create => ctx.cp.create_stream(wire.clone()).await,
@@ -403,8 +420,8 @@ async fn store_config(
     })
     .await?;
     let info = convert::stream_info(&resp, now(ctx))?;
-    ctx.catalog.upsert(info.config.clone());
-    settle(ctx, &config.name, Some(&info.config)).await;
+    ctx.catalog.upsert_as(id.clone(), info.config.clone());
+    settle(ctx, &id, Some(&info.config)).await;
     tracing::info!(stream = %config.name, ?op, "stream stored");
     Ok(info)
 }
@@ -414,7 +431,8 @@ async fn fetch_info(
     name: &str,
     deleted_details: bool,
 ) -> Result<v1::StreamInfoResponse, ApiError> {
-    cp_call(|| ctx.cp.stream_info(name, deleted_details)).await
+    let id = ctx.account.id(name);
+    cp_call(|| ctx.cp.stream_info(&id, deleted_details)).await
 }
 
 async fn update(
@@ -448,7 +466,8 @@ async fn info(
     let mut info = convert::stream_info(&resp, now(ctx))?;
     let mut paged = ApiPaged::default();
     if !request.subjects_filter.is_empty() {
-        let subjects = cp_call(|| ctx.cp.last_by_subject(name, Vec::new())).await?;
+        let id = ctx.account.id(name);
+        let subjects = cp_call(|| ctx.cp.last_by_subject(&id, Vec::new())).await?;
         let filter = request.subjects_filter.as_str();
         for entry in subjects {
             if infinistream_protocol::subject::matches(filter, &entry.subject) {
@@ -466,9 +485,10 @@ async fn info(
 
 async fn delete(ctx: ApiContext, name: String) -> Result<StreamDeleteResponse, ApiError> {
     let (ctx, name) = (&ctx, name.as_str());
-    cp_call(|| ctx.cp.delete_stream(name)).await?;
-    ctx.catalog.remove(name);
-    settle(ctx, name, None).await;
+    let id = ctx.account.id(name);
+    cp_call(|| ctx.cp.delete_stream(&id)).await?;
+    ctx.catalog.remove(&id);
+    settle(ctx, &id, None).await;
     tracing::info!(stream = %name, "stream deleted");
     stream_advisory(ctx, name, advisory::Action::Delete);
     Ok(StreamDeleteResponse { success: true })
@@ -496,9 +516,11 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// agent, reaches the stream as it now is (see [`StreamCatalog::settled`] and
 /// [`crate::group_sync`]).
 async fn settle(ctx: &ApiContext, stream: &str, config: Option<&StreamConfig>) {
+    // The peers' sync service lives in the broker's own account.
+    let internal = ctx.broker.internal();
     let (local, (asked, late)) = tokio::join!(
         ctx.catalog.settled(SETTLE_TIMEOUT),
-        crate::group_sync::settle_group(&ctx.broker, stream, config),
+        crate::group_sync::settle_group(&internal, stream, config),
     );
     if !local {
         tracing::warn!(%stream, timeout = ?SETTLE_TIMEOUT, "stream change answered before this agent's subscriptions followed it");
@@ -530,7 +552,11 @@ async fn names(ctx: ApiContext, payload: Bytes) -> Result<StreamNamesResponse, A
     let all = list_filtered(ctx, &request.subject).await?;
     let names: Vec<String> = all
         .iter()
-        .filter_map(|r| r.config.as_ref().map(|c| c.name.clone()))
+        .filter_map(|r| {
+            r.config
+                .as_ref()
+                .map(|c| crate::account::stream_name(&c.name).to_owned())
+        })
         .collect();
     let (streams, paged) = page(names, request.offset, NAMES_LIMIT);
     Ok(StreamNamesResponse { paged, streams })
@@ -562,7 +588,7 @@ async fn purge(
     let request: StreamPurgeRequest = parse_request(payload)?;
     request.check()?;
     let purge = v1::PurgeStreamRequest {
-        stream: name.to_owned(),
+        stream: ctx.account.id(name).into_owned(),
         subject: request.filter.clone(),
         keep: (request.keep > 0).then_some(request.keep),
         up_to_seq: (request.sequence > 0).then_some(request.sequence),
@@ -585,6 +611,7 @@ async fn msg_delete(
     if request.seq == 0 {
         return Err(ApiError::bad_request());
     }
-    cp_call(|| ctx.cp.delete_message(name, request.seq)).await?;
+    let id = ctx.account.id(name);
+    cp_call(|| ctx.cp.delete_message(&id, request.seq)).await?;
     Ok(MsgDeleteResponse { success: true })
 }

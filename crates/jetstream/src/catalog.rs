@@ -203,7 +203,13 @@ impl StreamCatalog {
 
     /// Records a stream created or updated through this agent.
     pub fn upsert(&self, config: StreamConfig) {
-        let name = config.name.clone();
+        self.upsert_as(config.name.clone(), config);
+    }
+
+    /// Records a stream created or updated through this agent under its control-plane
+    /// id (`<account>.<name>` for a stream of an account that does not own the bare
+    /// ids, see [`crate::JsAccount`]).
+    pub fn upsert_as(&self, name: String, config: StreamConfig) {
         let entry = StreamEntry {
             name: Arc::from(name.as_str()),
             config: Arc::new(config),
@@ -241,20 +247,22 @@ impl StreamCatalog {
     /// Replaces the catalog with the control plane's list.
     pub fn replace(&self, streams: Vec<StreamConfig>) {
         let now = self.streams.read().local_epoch;
+        let streams = streams.into_iter().map(|c| (c.name.clone(), c)).collect();
         self.replace_since(streams, now);
     }
 
     /// Replaces the catalog with a control-plane list requested when this agent's
     /// change counter was `asked_at`: streams this agent changed after that keep
     /// their local state (the list may predate the change).
-    fn replace_since(&self, streams: Vec<StreamConfig>, asked_at: u64) {
+    /// `streams`: (control-plane id, config).
+    fn replace_since(&self, streams: Vec<(String, StreamConfig)>, asked_at: u64) {
         let mut next: BTreeMap<String, StreamEntry> = streams
             .into_iter()
-            .map(|cfg| {
+            .map(|(id, cfg)| {
                 (
-                    cfg.name.clone(),
+                    id.clone(),
                     StreamEntry {
-                        name: Arc::from(cfg.name.as_str()),
+                        name: Arc::from(id),
                         config: Arc::new(cfg),
                     },
                 )
@@ -296,7 +304,7 @@ impl StreamCatalog {
                 continue;
             };
             match convert::stored_config(config) {
-                Ok(cfg) => configs.push(cfg),
+                Ok(cfg) => configs.push((config.name.clone(), cfg)),
                 Err(error) => {
                     tracing::warn!(stream = %config.name, %error, "skipping a stream with an unreadable config");
                 }
@@ -737,7 +745,8 @@ where
 
     /// Subscribes `subject` and starts the task serving it for `stream`.
     fn start(&self, stream: &Arc<str>, subject: &str) -> Option<Served> {
-        let mut subscription = match self.broker.subscribe_internal(subject, None, self.capacity) {
+        let (home, _) = crate::account::stream_home(&self.broker, stream);
+        let mut subscription = match home.subscribe_internal(subject, None, self.capacity) {
             Ok(subscription) => subscription,
             Err(error) => {
                 tracing::warn!(%stream, %subject, %error, "cannot subscribe to a stream subject");

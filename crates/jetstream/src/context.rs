@@ -54,6 +54,9 @@ pub struct ApiContext {
     /// The JetStream account's limits, as `$JS.API.INFO` reports them (the control
     /// plane enforces them).
     pub account_limits: infinistream_protocol::jsapi::account::AccountLimits,
+    /// The account this context answers for (`broker` is in it) and how its streams
+    /// are named in the control plane.
+    pub account: crate::account::JsAccount,
 }
 
 /// `$JS.API` requests served and answered with an error (account info, `/jsz`).
@@ -81,15 +84,26 @@ where
         .map_err(|e| convert::call_error(&e))
 }
 
+/// Every stream of every account (the server-wide `/jsz`).
 pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    list_filtered(ctx, "").await
+    list_in(ctx, "", "").await
 }
 
+/// The streams of the context's account whose subjects overlap `subject` (empty =
+/// all), by id.
 pub(crate) async fn list_filtered(
     ctx: &ApiContext,
     subject: &str,
 ) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    let mut list = cp_call(|| ctx.cp.list_streams(subject)).await?;
+    list_in(ctx, subject, ctx.account.list_filter()).await
+}
+
+async fn list_in(
+    ctx: &ApiContext,
+    subject: &str,
+    account: &str,
+) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
+    let mut list = cp_call(|| ctx.cp.list_streams_in(subject, account)).await?;
     list.sort_by(|a, b| {
         let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());
         name(a).cmp(&name(b))

@@ -137,7 +137,8 @@ pub fn serve_sync(
     cp: ControlPlaneClient,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<(), Infallible>> + Send, BrokerError> {
-    let mut requests = broker.subscribe_internal(&format!("{SYNC_PREFIX}*"), None, 1024)?;
+    // `>`: a stream id of an account that does not own the bare ids is two tokens.
+    let mut requests = broker.subscribe_internal(&format!("{SYNC_PREFIX}>"), None, 1024)?;
     Ok(async move {
         loop {
             let msg = tokio::select! {

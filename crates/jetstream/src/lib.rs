@@ -1,5 +1,7 @@
 //! JetStream API plumbing shared by the agent's roles.
 //!
+//! - [`account`]: the account of a request and of a stream id (JetStream in several
+//!   accounts).
 //! - [`advisory`]: publishing `$JS.EVENT.ADVISORY.…` events.
 //! - [`api`]: the `$JS.API.>` dispatcher, account info and stream administration;
 //!   reads and consumers plug in as [`api::RouteHandler`]s from the roles that serve them.
@@ -12,6 +14,7 @@
 //! - [`sysapi`]: the NATS system API (`$SYS.REQ.*`) that operators' tools read.
 //! - [`role`]: [`start`], the entry point that serves all of the above on an agent.
 
+pub mod account;
 pub mod advisory;
 pub mod api;
 pub mod catalog;
@@ -23,8 +26,9 @@ pub mod jsz;
 pub mod role;
 pub mod sysapi;
 
+pub use account::{JsAccount, stream_home, stream_name};
 pub use api::{ApiContext, ApiServer, Reply, RouteHandler, RunningApi};
 pub use catalog::{StreamCatalog, StreamEntry, serve_stream_subjects};
 pub use jsz::JszSource;
-pub use role::{ApiDeps, LocalRoutes, start};
+pub use role::{ApiDeps, LocalRoutes, start, start_account};
 pub use sysapi::{RunningSysApi, SysApi};

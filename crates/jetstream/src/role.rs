@@ -80,6 +80,7 @@ pub fn start(
     ctx.supervisor.spawn("catalog-sync", sync);
     let api = ApiServer::new(ApiContext {
         account_limits: deps.account_limits,
+        account: crate::account::JsAccount::bare(deps.broker.jetstream_account()),
         broker: deps.broker.clone(),
         cp: deps.cp,
         catalog: deps.catalog.clone(),
@@ -119,4 +120,40 @@ pub fn start(
     let api = api.subscribe()?;
     ctx.supervisor.spawn("jetstream-api", api.run(shutdown));
     Ok(jsz)
+}
+
+/// Serves `$JS.API.>` for one more JetStream account, `account`, whose streams' ids
+/// are `<account>.<name>` (see [`crate::account`]): stream administration and
+/// `$JS.API.INFO` for its own streams, with its own `limits`. `deps.broker` may be in
+/// any account: the server subscribes in `account`. The stream catalog, the capture
+/// of stream subjects and the catalog sync are the agent's ([`start`]). Message reads
+/// are served by `routes`' read handler (or forwarded to a proxy-consume peer);
+/// consumers in such an account are refused by name (not built yet).
+pub fn start_account(
+    ctx: &mut RoleContext<'_>,
+    deps: ApiDeps,
+    routes: &LocalRoutes,
+    account: &str,
+    limits: AccountLimits,
+) -> Result<(), BrokerError> {
+    let broker = deps.broker.in_account(account);
+    let mut api = ApiServer::new(ApiContext {
+        account_limits: limits,
+        account: crate::account::JsAccount::prefixed(account),
+        broker: broker.clone(),
+        cp: deps.cp,
+        catalog: deps.catalog,
+        clock: ctx.clock.clone(),
+        server_name: deps.server_name,
+    });
+    if let Some((reads, _)) = &routes.consume {
+        api = api.with_reads(reads.clone());
+    }
+    let api = api.subscribe()?;
+    broker.serve_jetstream_in(account);
+    tracing::info!(account, "JetStream API serving another account");
+    let shutdown = ctx.shutdown();
+    ctx.supervisor
+        .spawn(format!("jetstream-api-{account}"), api.run(shutdown));
+    Ok(())
 }

@@ -859,7 +859,7 @@ impl Reader {
         if let Some(reply) = &p.reply {
             // As nats-server's JetStream service import: answered whoever else
             // subscribes to the subject in this account.
-            if !same_account(&self.account, &self.inner.internal_account)
+            if !self.inner.serves_jetstream(&self.account)
                 && let Some(answer) = jetstream_not_enabled(&p.subject)
             {
                 let result = self.inner.sublist.read().matches(&self.account, reply);

@@ -18,12 +18,15 @@ pub enum ClientAuth {
     /// [`crate::users`], [`crate::accounts`]).
     Users {
         users: Vec<UserSpec>,
-        /// The one account JetStream serves (`$G` unless an account says
-        /// `jetstream = true`).
+        /// The JetStream account that owns the bare stream ids (`$G` unless an
+        /// account says `jetstream = true`; see [`crate::accounts`]).
         jetstream_account: String,
         /// That account's JetStream limits (nats-server's account `jetstream {
         /// ... }`), enforced by the control plane.
         jetstream_limits: crate::accounts::JetStreamLimits,
+        /// The other JetStream accounts (stream ids `<account>.<name>`) and their
+        /// limits.
+        jetstream_more: Vec<(String, crate::accounts::JetStreamLimits)>,
         /// Subjects one account's publishes share with another (see
         /// [`crate::accounts`]).
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
@@ -48,6 +51,7 @@ impl std::fmt::Debug for ClientAuth {
                 users,
                 jetstream_account,
                 jetstream_limits,
+                jetstream_more,
                 stream_imports,
                 service_imports,
             } => f
@@ -55,6 +59,7 @@ impl std::fmt::Debug for ClientAuth {
                 .field("users", users)
                 .field("jetstream_account", jetstream_account)
                 .field("jetstream_limits", jetstream_limits)
+                .field("jetstream_more", jetstream_more)
                 .field("stream_imports", stream_imports)
                 .field("service_imports", service_imports)
                 .finish(),
@@ -97,6 +102,7 @@ impl RawAgentConfig {
                     users: resolved.users,
                     jetstream_account: resolved.jetstream,
                     jetstream_limits: resolved.jetstream_limits,
+                    jetstream_more: resolved.jetstream_more,
                     stream_imports: resolved.stream_imports,
                     service_imports: resolved.service_imports,
                 })
