@@ -883,7 +883,13 @@ mod tests {
         let asked_at = catalog.streams.read().local_epoch;
         catalog.upsert(cfg("B", &["b"]));
         catalog.remove("A");
-        catalog.replace_since(vec![cfg("A", &["a"]), cfg("C", &["c"])], asked_at);
+        catalog.replace_since(
+            vec![
+                ("A".into(), cfg("A", &["a"])),
+                ("C".into(), cfg("C", &["c"])),
+            ],
+            asked_at,
+        );
         let mut names: Vec<_> = catalog
             .snapshot()
             .iter()
@@ -892,7 +898,7 @@ mod tests {
         names.sort();
         assert_eq!(names, ["B", "C"]);
         let asked_at = catalog.streams.read().local_epoch;
-        catalog.replace_since(vec![cfg("C", &["c"])], asked_at);
+        catalog.replace_since(vec![("C".into(), cfg("C", &["c"]))], asked_at);
         let names: Vec<_> = catalog
             .snapshot()
             .iter()
