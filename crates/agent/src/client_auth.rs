@@ -241,6 +241,20 @@ pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> a
         Some(Auth::Users(users)) => users.jetstream_account().to_string(),
         _ => DEFAULT_ACCOUNT.to_owned(),
     };
+    let mut wanted: Vec<String> = more_jetstream(config.auth.as_ref())
+        .into_iter()
+        .map(|(account, _)| account)
+        .collect();
+    let mut serving = broker.more_jetstream_accounts();
+    wanted.sort();
+    serving.sort();
+    if wanted != serving {
+        bail!(
+            "reloading the configuration: the JetStream accounts would change from `{}` to `{}`, which needs a restart",
+            serving.join("`, `"),
+            wanted.join("`, `")
+        );
+    }
     if jetstream_account != broker.jetstream_account() {
         bail!(
             "reloading the configuration: JetStream would move from account `{}` to `{jetstream_account}`, which needs a restart",

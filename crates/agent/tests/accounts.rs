@@ -914,3 +914,44 @@ async fn two_jetstream_accounts_across_agents_like_nats_server() {
     assert!(ours.contains(&"B info: 1 msgs".to_owned()), "{ours:?}");
     drop(cp);
 }
+
+/// [`two_jetstream_accounts`] with the roles split: agent `one` captures publishes
+/// (and runs the jobs), agent `two` serves reads; each forwards to the other what it
+/// does not serve.
+fn two_jetstream_accounts_split(raw: RawAgentConfig) -> RawAgentConfig {
+    use infinistream_config::RolesValue;
+    let roles = match raw.server_name.as_deref() {
+        Some("one") => "proxy-produce,jobs",
+        _ => "proxy-consume",
+    };
+    two_jetstream_accounts(RawAgentConfig {
+        roles: Some(RolesValue::List(roles.into())),
+        ..raw
+    })
+}
+
+/// The same with the roles split between the two agents: publishes through `two`
+/// are forwarded to `one`, reads through `one` to `two`, in each account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jetstream_accounts_with_split_roles_like_nats_server() {
+    let reference = NatsServer::start(TWO_JS_CONF).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cp, one, two) = two_agents(dir.path(), two_jetstream_accounts_split).await;
+    // Forwarding needs the agents linked: wait for each to see the other.
+    timeout(EVENTUALLY, async {
+        while one.broker().peers().is_empty() || two.broker().peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the agents link up");
+    let ours = two_accounts_transcript(&[
+        format!("nats://{}", one.client_addr()),
+        format!("nats://{}", two.client_addr()),
+    ])
+    .await;
+    let theirs = two_accounts_transcript(&[reference.url()]).await;
+    assert_eq!(ours, theirs, "split roles vs one nats-server");
+    assert!(ours.contains(&"B info: 1 msgs".to_owned()), "{ours:?}");
+    drop(cp);
+}

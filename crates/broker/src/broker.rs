@@ -535,6 +535,16 @@ impl Broker {
         }
     }
 
+    /// The accounts [`Broker::serve_jetstream_in`] added.
+    pub fn more_jetstream_accounts(&self) -> Vec<String> {
+        self.inner
+            .more_jetstream
+            .read()
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
     /// A handle on the same server whose internal subscriptions, publishes and
     /// deliveries are in `account`'s subject space instead: a subscriber of one
     /// account never sees what is published in another (imports aside).
