@@ -988,6 +988,7 @@ async fn consumer(world: Arc<World>) {
             kind: v1::AckKind::Ack as i32,
             stream_seqs: readable.clone(),
             nak_delay_nanos: 0,
+            ..Default::default()
         };
         let mut acked = timeout(RPC_TIMEOUT, client.acknowledge(request.clone())).await;
         if world.ctx.draw("rpc.ack_duplicated", rates.rpc_duplicated) {

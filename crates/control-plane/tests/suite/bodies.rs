@@ -1201,6 +1201,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             kind: kind as i32,
             stream_seqs: seqs,
             nak_delay_nanos: delay,
+            ..Default::default()
         };
         c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Ack, vec![1, 2, 3], 0))

@@ -385,7 +385,7 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, route: &
             }
             .unwrap_or(st.waiters.len());
             let Some(w) = st.waiters.get_mut(index) else {
-                unsent.push(msg.stream_seq);
+                unsent.push(msg.claimed());
                 break;
             };
             if w.max_bytes > 0 && size > w.bytes_left {
