@@ -360,10 +360,11 @@ pub fn acknowledge(
 /// [`acknowledge`] fenced by delivery: `counts[i]` is the delivery count `seqs[i]`
 /// answers (0, or missing, is unknown: applied as before). A NAK, RELEASE or
 /// IN_PROGRESS naming a delivery other than the pending one is left out and returned:
-/// it answers a claim that expired and was claimed again (an agent paused past the
-/// deadline, a client's late nak), and applying it would cancel the newer claim, whose
-/// message would then be delivered once more, possibly after its ack. An ACK or TERM
-/// is applied whatever delivery it names, as nats-server takes a late ack.
+/// it answers a claim that expired and was claimed again (a release from an agent
+/// paused past the deadline), and a release applied to the newer claim would lower
+/// its count and, at the top consumer sequence, move the stream cursor back under a
+/// message another agent delivered: delivered once more, possibly after its ack. An
+/// ACK or TERM is applied whatever delivery it names, as nats-server takes a late ack.
 pub fn acknowledge_fenced(
     rec: &mut ConsumerRecord,
     s: &Stream,

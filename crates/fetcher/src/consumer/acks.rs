@@ -43,9 +43,6 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Group {
     seqs: Vec<u64>,
-    /// Each ack's delivery count, index for index with `seqs`: a NAK or progress is
-    /// applied only to the delivery it answers (see `AcknowledgeRequest`).
-    counts: Vec<u64>,
     /// `+ACK` / `+NXT`: each ack's (stream seq, consumer seq, delivery count), for
     /// `sample_freq` (see [`super::sampling`]).
     acked: Vec<(u64, u64, u64)>,
@@ -145,7 +142,6 @@ async fn process(engine: Arc<Engine>, round: Vec<InternalMsg>) {
                 .or_default(),
         };
         g.seqs.push(seqs.0);
-        g.counts.push(seqs.2);
         if key == Kind::Ack {
             g.acked.push(seqs);
         }
@@ -194,11 +190,6 @@ async fn acknowledge(
         Kind::Term => (v1::AckKind::Term, 0),
         Kind::Progress => (v1::AckKind::InProgress, 0),
     };
-    // An ack or term is taken whatever delivery it answers: no counts to send.
-    let delivery_counts = match kind {
-        Kind::Nak(_) | Kind::Progress => group.counts,
-        Kind::Ack | Kind::Term => Vec::new(),
-    };
     let result = engine
         .cp
         .acknowledge(v1::AcknowledgeRequest {
@@ -207,11 +198,16 @@ async fn acknowledge(
             kind: kind_wire as i32,
             stream_seqs: group.seqs,
             nak_delay_nanos: delay,
-            delivery_counts,
+            // A client's nak or progress is applied to the message's current delivery
+            // whichever delivery it answers, as nats-server 2.15.1 applies a late one
+            // (a stale nak redelivers at once, a stale progress extends the newer
+            // delivery's deadline); neither can deliver after a confirmed ack. Only
+            // releases are fenced (`claim::release`).
+            delivery_counts: Vec::new(),
         })
         .await;
-    let stale = match result {
-        Ok(resp) => resp.stale_stream_seqs,
+    match result {
+        Ok(_) => {}
         Err(CallError::Refused { error: e, .. }) => {
             tracing::debug!(stream = %stream, consumer = %consumer, error = %api_error(&e).description, "ack refused");
             return;
@@ -221,16 +217,8 @@ async fn acknowledge(
             tracing::warn!(stream = %stream, consumer = %consumer, error = %error.message(), "acknowledge failed: control plane unreachable");
             return;
         }
-    };
-    if !stale.is_empty() {
-        // Answers to a delivery claimed again since: a no-op (the newer claim stands),
-        // answered as a processed ack, with no advisory.
-        tracing::debug!(stream = %stream, consumer = %consumer, seqs = ?stale, "ack of an older delivery left alone");
     }
     for (ack, reason) in &group.advised {
-        if stale.contains(&ack.stream_seq) {
-            continue;
-        }
         match kind {
             Kind::Term => events::terminated(&engine.broker, ack, reason.as_deref()),
             Kind::Nak(_) => events::naked(&engine.broker, ack),
