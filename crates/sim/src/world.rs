@@ -34,7 +34,8 @@
 //! 4. each publisher's acked messages have increasing sequences (it awaits each ack);
 //! 5. the consumer's ack floor never moves back, stays at or below the last sequence,
 //!    and the delivered sequence is at or above it;
-//! 6. nothing is delivered again after its ack was confirmed;
+//! 6. nothing is delivered again after its ack was confirmed, nor claimed again before
+//!    the deadline of its previous claim (a late release must not cancel a newer claim);
 //! 7. a replayed commit answers what the first one did;
 //! 8. at the end, with faults healed, every publisher finishes and the consumer
 //!    drains the stream (every message delivered, ack floor at the last sequence).
@@ -87,6 +88,7 @@ const PUBACK_TIMEOUT: Duration = Duration::from_secs(6);
 /// promised nor forbidden).
 const MAX_ATTEMPTS: u32 = 40;
 const ACK_WAIT: Duration = Duration::from_secs(1);
+const ACK_WAIT_NANOS: i64 = ACK_WAIT.as_nanos() as i64;
 /// The consumer's pause after a claim that delivered nothing, doubled while idle.
 const FIRST_IDLE_PAUSE: Duration = Duration::from_millis(50);
 const MAX_IDLE_PAUSE: Duration = Duration::from_millis(800);
@@ -180,6 +182,8 @@ struct History {
     delivered: BTreeSet<u64>,
     /// Sequences whose ack the control plane confirmed.
     confirmed_acks: BTreeSet<u64>,
+    /// seq → the deadline of its latest claim an agent saw.
+    claimed_until: HashMap<u64, i64>,
     /// Highest ack floor seen so far.
     ack_floor: u64,
 }
@@ -974,13 +978,28 @@ async fn consumer(world: Arc<World>, agent: &'static str) {
         let seqs: Vec<u64> = deliveries.iter().map(|d| d.stream_seq).collect();
         {
             let mut history = world.history.lock();
-            for seq in &seqs {
-                if history.confirmed_acks.contains(seq) {
+            for d in &deliveries {
+                let seq = d.stream_seq;
+                if history.confirmed_acks.contains(&seq) {
                     world.ctx.violation(format!(
                         "seq {seq} delivered again after its ack was confirmed"
                     ));
                 }
-                history.delivered.insert(*seq);
+                // Claimed at its deadline less ack_wait (no backoff): no earlier than
+                // the previous claim's deadline, whichever agent held it, unless that
+                // agent gave it back itself (it never does here before its deadline).
+                let at = d.deadline_unix_nanos - ACK_WAIT_NANOS;
+                if let Some(until) = history.claimed_until.get(&seq)
+                    && at < *until
+                {
+                    world.ctx.violation(format!(
+                        "seq {seq} claimed again (delivery {}) {} ns before the previous claim's deadline",
+                        d.delivery_count,
+                        until - at
+                    ));
+                }
+                history.claimed_until.insert(seq, d.deadline_unix_nanos);
+                history.delivered.insert(seq);
             }
         }
         // A read through a control plane that crashed meanwhile never answers: give up
