@@ -357,6 +357,50 @@ pub fn acknowledge(
     update_floor(rec);
 }
 
+/// [`acknowledge`] fenced by delivery: `counts[i]` is the delivery count `seqs[i]`
+/// answers (0, or missing, is unknown: applied as before). A NAK, RELEASE or
+/// IN_PROGRESS naming a delivery other than the pending one is left out and returned:
+/// it answers a claim that expired and was claimed again (a release from an agent
+/// paused past the deadline), and a release applied to the newer claim would lower
+/// its count and, at the top consumer sequence, move the stream cursor back under a
+/// message another agent delivered: delivered once more, possibly after its ack. An
+/// ACK or TERM is applied whatever delivery it names, as nats-server takes a late ack.
+pub fn acknowledge_fenced(
+    rec: &mut ConsumerRecord,
+    s: &Stream,
+    kind: v1::AckKind,
+    seqs: &[u64],
+    counts: &[u64],
+    nak_delay: i64,
+    now: i64,
+) -> Vec<u64> {
+    let fenced = matches!(
+        kind,
+        v1::AckKind::Nak | v1::AckKind::Release | v1::AckKind::InProgress
+    );
+    if !fenced || counts.iter().all(|c| *c == 0) {
+        acknowledge(rec, s, kind, seqs, nak_delay, now);
+        return Vec::new();
+    }
+    // Pending is kept in stream order (see `claim`).
+    let pending_count = |seq: u64| {
+        rec.pending
+            .binary_search_by_key(&seq, |p| p.stream_seq)
+            .ok()
+            .map(|i| rec.pending[i].deliveries)
+    };
+    let (mut current, mut stale) = (Vec::with_capacity(seqs.len()), Vec::new());
+    for (i, seq) in seqs.iter().enumerate() {
+        let count = counts.get(i).copied().unwrap_or(0);
+        match pending_count(*seq) {
+            Some(pending) if count != 0 && pending != count => stale.push(*seq),
+            _ => current.push(*seq),
+        }
+    }
+    acknowledge(rec, s, kind, &current, nak_delay, now);
+    stale
+}
+
 /// Gives back claimed deliveries that were never sent, counting nothing (what
 /// nats-server does when a pull request cannot take a message). The released
 /// deliveries holding the top consumer sequences give those sequences back; among
@@ -650,6 +694,46 @@ pub(crate) mod tests {
             (rec.ack_floor_stream_seq, rec.ack_floor_consumer_seq),
             (5, 3)
         );
+    }
+
+    #[test]
+    fn a_late_release_nak_or_progress_of_an_older_delivery_leaves_the_newer_claim_alone() {
+        let s = stream(&["s.a", "s.a"]);
+        let mut rec = consumer(&s, &[], 0);
+        // Agent X claims 1 (delivery 1) and is paused past its deadline; agent Y
+        // claims 1 again (delivery 2).
+        assert_eq!(seqs(&claim(&mut rec, &s, 1, NOW)), [(1, 1, 1)]);
+        let later = NOW + 30_000_000_000;
+        assert_eq!(seqs(&claim(&mut rec, &s, 1, later)), [(1, 2, 2)]);
+        let deadline = rec.pending[0].deadline;
+        // X's release, nak or progress for delivery 1 arrives: a no-op, reported.
+        for kind in [
+            v1::AckKind::Release,
+            v1::AckKind::Nak,
+            v1::AckKind::InProgress,
+        ] {
+            let stale = acknowledge_fenced(&mut rec, &s, kind, &[1], &[1], 0, later + 1);
+            assert_eq!(stale, [1], "{kind:?}");
+            assert_eq!(
+                (rec.pending[0].deliveries, rec.pending[0].deadline),
+                (2, deadline)
+            );
+            assert_eq!(seqs(&claim(&mut rec, &s, 1, later + 2)), [(2, 3, 1)]);
+            acknowledge(&mut rec, &s, v1::AckKind::Release, &[2], 0, later + 2);
+        }
+        // Naming delivery 2 (Y's), or no delivery (an older agent), applies.
+        let stale = acknowledge_fenced(&mut rec, &s, v1::AckKind::Nak, &[1], &[2], 0, later + 3);
+        assert!(stale.is_empty());
+        assert_eq!(rec.pending[0].deadline, later + 3);
+        assert_eq!(seqs(&claim(&mut rec, &s, 1, later + 3)), [(1, 3, 3)]);
+        let stale =
+            acknowledge_fenced(&mut rec, &s, v1::AckKind::Release, &[1], &[0], 0, later + 4);
+        assert!(stale.is_empty());
+        assert_eq!(rec.pending[0].deadline, later + 4);
+        // A late ack of delivery 1 is still taken, as nats-server takes it.
+        let stale = acknowledge_fenced(&mut rec, &s, v1::AckKind::Ack, &[1], &[1], 0, later + 5);
+        assert!(stale.is_empty());
+        assert!(rec.pending.is_empty());
     }
 
     #[test]

@@ -385,8 +385,7 @@ impl consumers_server::Consumers for Service {
     ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
         rpc!("Acknowledge", request, |g, m| {
             consumer_names(&m.stream, &m.consumer)?;
-            let error = self.engine.acknowledge(&g, m).await?;
-            Ok(v1::AcknowledgeResponse { error })
+            Ok(self.engine.acknowledge(&g, m).await?)
         })
     }
 

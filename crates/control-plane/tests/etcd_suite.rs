@@ -62,6 +62,7 @@ suite_for!(etcd:
     agents_and_job_leases,
     a_deposed_control_plane_cannot_commit,
     served_over_tcp,
+    a_late_release_leaves_a_newer_claim_alone,
     account_limits_refuse_at_commit,
     a_subject_the_stream_dropped_is_refused_at_commit,
     accounts_own_streams_of_one_name,

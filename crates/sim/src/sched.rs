@@ -34,6 +34,10 @@ pub struct FaultRates {
     pub step_leader_change: f64,
     /// Per step: the bucket starts misbehaving for a while.
     pub step_bucket_fault: f64,
+    /// A consumer agent is paused (SIGSTOP) right after a claim, past the claim's
+    /// deadline, then releases what it claimed: the other consumer agent may have
+    /// claimed it meanwhile.
+    pub consumer_paused: f64,
 }
 
 impl Default for FaultRates {
@@ -49,6 +53,7 @@ impl Default for FaultRates {
             step_agent_kill: 0.06,
             step_leader_change: 0.04,
             step_bucket_fault: 0.10,
+            consumer_paused: 0.05,
         }
     }
 }

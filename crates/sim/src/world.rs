@@ -4,8 +4,8 @@
 //! control-plane leader (plus deposed ones still running until they notice), a few
 //! produce agents (each a real `Batcher` with its own bucket decorators and a
 //! committer that calls the control plane in-process), publishers that retry with the
-//! same `Nats-Msg-Id` until acked, and one pull consumer that claims, reads through
-//! the fetcher's `StreamReader`, and acks.
+//! same `Nats-Msg-Id` until acked, and two agents of one pull consumer that claim,
+//! read through the fetcher's `StreamReader`, and ack.
 //!
 //! The faults, each drawn from the seeded RNG at its point (the counters in the
 //! [`Report`] name them):
@@ -17,6 +17,8 @@
 //!   leader change with the old leader still running (it must be fenced);
 //! - lost requests, lost answers and duplicated answers of the commit, claim and ack
 //!   RPCs, and RPCs routed to a deposed leader;
+//! - a consumer agent paused past its claim's deadline whose release (fenced by
+//!   delivery count) arrives after the other agent claimed the messages again;
 //! - metadata-store writes that fail, fail after applying, or are delayed (reordering);
 //! - bucket PUTs that fail (5xx), are refused (403), write then report failure, or are
 //!   slow; bucket GETs that fail.
@@ -32,7 +34,8 @@
 //! 4. each publisher's acked messages have increasing sequences (it awaits each ack);
 //! 5. the consumer's ack floor never moves back, stays at or below the last sequence,
 //!    and the delivered sequence is at or above it;
-//! 6. nothing is delivered again after its ack was confirmed;
+//! 6. nothing is delivered again after its ack was confirmed, nor claimed again before
+//!    the deadline of its previous claim (a late release must not cancel a newer claim);
 //! 7. a replayed commit answers what the first one did;
 //! 8. at the end, with faults healed, every publisher finishes and the consumer
 //!    drains the stream (every message delivered, ack floor at the last sequence).
@@ -85,6 +88,7 @@ const PUBACK_TIMEOUT: Duration = Duration::from_secs(6);
 /// promised nor forbidden).
 const MAX_ATTEMPTS: u32 = 40;
 const ACK_WAIT: Duration = Duration::from_secs(1);
+const ACK_WAIT_NANOS: i64 = ACK_WAIT.as_nanos() as i64;
 /// The consumer's pause after a claim that delivered nothing, doubled while idle.
 const FIRST_IDLE_PAUSE: Duration = Duration::from_millis(50);
 const MAX_IDLE_PAUSE: Duration = Duration::from_millis(800);
@@ -178,6 +182,8 @@ struct History {
     delivered: BTreeSet<u64>,
     /// Sequences whose ack the control plane confirmed.
     confirmed_acks: BTreeSet<u64>,
+    /// seq → the deadline of its latest claim an agent saw.
+    claimed_until: HashMap<u64, i64>,
     /// Highest ack floor seen so far.
     ack_floor: u64,
 }
@@ -258,7 +264,8 @@ async fn schedule(seed: u64, config: &Config) -> Result<Report, Failure> {
             config.messages_per_publisher,
         )));
     }
-    let consumer_task = tokio::spawn(consumer(world.clone()));
+    let consumer_tasks =
+        ["fetcher-1", "fetcher-2"].map(|agent| tokio::spawn(consumer(world.clone(), agent)));
 
     for step in 1..=config.steps {
         let pause = 10 + world.ctx.below(400);
@@ -293,7 +300,9 @@ async fn schedule(seed: u64, config: &Config) -> Result<Report, Failure> {
     world.check(step).await.map_err(|m| fail(step, m))?;
     let last = world.drain().await.map_err(|m| fail(step, m))?;
     world.done.cancel();
-    let _ = timeout(Duration::from_secs(10), consumer_task).await;
+    for task in consumer_tasks {
+        let _ = timeout(Duration::from_secs(10), task).await;
+    }
     world.check(step + 1).await.map_err(|m| fail(step + 1, m))?;
     if let Some(v) = world.ctx.violations.lock().first() {
         return Err(fail(step + 1, v.clone()));
@@ -909,8 +918,8 @@ async fn publisher(world: Arc<World>, p: usize, messages: usize) {
     }
 }
 
-/// One pull consumer: claim, read back, check, ack.
-async fn consumer(world: Arc<World>) {
+/// One agent of the pull consumer: claim, read back, check, ack.
+async fn consumer(world: Arc<World>, agent: &'static str) {
     let rates = world.ctx.rates.clone();
     // An idle consumer claims less and less often (a claim with nothing to deliver
     // costs a schedule the most and explores nothing), but well within ack_wait.
@@ -922,7 +931,7 @@ async fn consumer(world: Arc<World>) {
             client.claim(v1::ClaimRequest {
                 stream: STREAM.into(),
                 consumer: CONSUMER.into(),
-                agent_id: "fetcher-1".into(),
+                agent_id: agent.into(),
                 batch: 4,
                 acked_stream_seqs: Vec::new(),
                 ..Default::default()
@@ -947,16 +956,50 @@ async fn consumer(world: Arc<World>) {
             continue;
         }
         idle = FIRST_IDLE_PAUSE;
+        if world
+            .ctx
+            .draw("consumer.paused_past_deadline", rates.consumer_paused)
+        {
+            // SIGSTOP past the deadline, then the release of what its gone pull request
+            // never got (`claim::release`): it names its deliveries, so it must leave a
+            // newer claim by the other agent alone.
+            sleep(ACK_WAIT + Duration::from_millis(world.ctx.below(500))).await;
+            let request = v1::AcknowledgeRequest {
+                stream: STREAM.into(),
+                consumer: CONSUMER.into(),
+                kind: v1::AckKind::Release as i32,
+                stream_seqs: deliveries.iter().map(|d| d.stream_seq).collect(),
+                delivery_counts: deliveries.iter().map(|d| d.delivery_count).collect(),
+                ..Default::default()
+            };
+            let _ = timeout(RPC_TIMEOUT, world.route().acknowledge(request)).await;
+            continue;
+        }
         let seqs: Vec<u64> = deliveries.iter().map(|d| d.stream_seq).collect();
         {
             let mut history = world.history.lock();
-            for seq in &seqs {
-                if history.confirmed_acks.contains(seq) {
+            for d in &deliveries {
+                let seq = d.stream_seq;
+                if history.confirmed_acks.contains(&seq) {
                     world.ctx.violation(format!(
                         "seq {seq} delivered again after its ack was confirmed"
                     ));
                 }
-                history.delivered.insert(*seq);
+                // Claimed at its deadline less ack_wait (no backoff): no earlier than
+                // the previous claim's deadline, whichever agent held it, unless that
+                // agent gave it back itself (it never does here before its deadline).
+                let at = d.deadline_unix_nanos - ACK_WAIT_NANOS;
+                if let Some(until) = history.claimed_until.get(&seq)
+                    && at < *until
+                {
+                    world.ctx.violation(format!(
+                        "seq {seq} claimed again (delivery {}) {} ns before the previous claim's deadline",
+                        d.delivery_count,
+                        until - at
+                    ));
+                }
+                history.claimed_until.insert(seq, d.deadline_unix_nanos);
+                history.delivered.insert(seq);
             }
         }
         // A read through a control plane that crashed meanwhile never answers: give up
@@ -988,6 +1031,7 @@ async fn consumer(world: Arc<World>) {
             kind: v1::AckKind::Ack as i32,
             stream_seqs: readable.clone(),
             nak_delay_nanos: 0,
+            ..Default::default()
         };
         let mut acked = timeout(RPC_TIMEOUT, client.acknowledge(request.clone())).await;
         if world.ctx.draw("rpc.ack_duplicated", rates.rpc_duplicated) {

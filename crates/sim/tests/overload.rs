@@ -282,6 +282,7 @@ async fn a_thousand_slow_consumers_get_redeliveries_and_hold_up_no_one() {
             kind: v1::AckKind::Ack as i32,
             stream_seqs: fast,
             nak_delay_nanos: 0,
+            ..Default::default()
         })
         .await
         .expect("ack");

@@ -461,28 +461,47 @@ impl Engine {
         &self,
         group: &str,
         req: v1::AcknowledgeRequest,
-    ) -> Result<Option<JsError>, CpError> {
+    ) -> Result<v1::AcknowledgeResponse, CpError> {
         let kind = v1::AckKind::try_from(req.kind).map_err(|_| {
             CpError::Invalid(infinistream_proto::InvalidArgument {
                 field: "kind",
                 reason: format!("unknown value {}", req.kind),
             })
         })?;
+        let refused = |e: JsError| v1::AcknowledgeResponse {
+            error: Some(e),
+            ..Default::default()
+        };
         let mut st = self.state.lock().await;
         let now = self.now();
         let g = self.group_mut(&mut st, group).await?;
         let Some(s) = g.streams.get(&req.stream) else {
-            return Ok(Some(ApiError::stream_not_found().into()));
+            return Ok(refused(ApiError::stream_not_found().into()));
         };
         let first = s.state.first_seq;
         let Some(rec) = g
             .consumers
             .get_mut(&(req.stream.clone(), req.consumer.clone()))
         else {
-            return Ok(Some(ApiError::consumer_not_found().into()));
+            return Ok(refused(ApiError::consumer_not_found().into()));
         };
         let was_full = consumer::at_max_ack_pending(rec);
-        consumer::acknowledge(rec, s, kind, &req.stream_seqs, req.nak_delay_nanos, now);
+        let stale = consumer::acknowledge_fenced(
+            rec,
+            s,
+            kind,
+            &req.stream_seqs,
+            &req.delivery_counts,
+            req.nak_delay_nanos,
+            now,
+        );
+        if !stale.is_empty() && stale.len() == req.stream_seqs.len() {
+            // Every one answers an older delivery: nothing changes, nothing to write.
+            return Ok(v1::AcknowledgeResponse {
+                error: None,
+                stale_stream_seqs: stale,
+            });
+        }
         let upto = rec.delivered_stream_seq;
         let ready = match kind {
             v1::AckKind::Nak => Some(now.saturating_add(req.nak_delay_nanos.max(0))),
@@ -504,7 +523,10 @@ impl Engine {
         // Durable before the answer: a confirmed ack survives kill -9.
         let ops = g.consumer_ops(&req.stream, &req.consumer, now);
         self.write_ops(&mut st, ops).await?;
-        Ok(None)
+        Ok(v1::AcknowledgeResponse {
+            error: None,
+            stale_stream_seqs: stale,
+        })
     }
 }
 

@@ -132,6 +132,7 @@ pub async fn ack(
             kind: kind as i32,
             stream_seqs: seqs,
             nak_delay_nanos: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -1136,6 +1136,107 @@ pub async fn served_over_tcp(backend: &dyn Backend) {
     let _ = Arc::clone(&Arc::new(()));
 }
 
+/// A release, nak or progress names the delivery it answers: one for a delivery that
+/// expired and was claimed again (agent A paused past its deadline, agent B claimed the
+/// message) leaves B's claim alone and is answered as stale; without the delivery
+/// count (an older agent) it is applied as before, undoing B's claim. B's ack holds
+/// through a restart: the message is not delivered again after it.
+pub async fn a_late_release_leaves_a_newer_claim_alone(backend: &dyn Backend) {
+    let clock = clock();
+    let claim = |agent: &str| v1::ClaimRequest {
+        stream: "S".into(),
+        consumer: "D".into(),
+        agent_id: agent.into(),
+        batch: 5,
+        ..Default::default()
+    };
+    let ack = |kind: v1::AckKind, count: u64| v1::AcknowledgeRequest {
+        stream: "S".into(),
+        consumer: "D".into(),
+        kind: kind as i32,
+        stream_seqs: vec![1],
+        delivery_counts: vec![count],
+        ..Default::default()
+    };
+    let claimed = |r: v1::ClaimResponse| -> Vec<(u64, u64)> {
+        r.deliveries
+            .iter()
+            .map(|d| (d.stream_seq, d.delivery_count))
+            .collect()
+    };
+    {
+        let (_cp, mut c) = start(backend, clock.clone()).await;
+        create(&mut c, "S", limits(&["s.>"])).await;
+        commit_one(&mut c, "b1", "S", vec![rec("s.a")]).await;
+        let cfg = v1::ConsumerConfig {
+            stream: "S".into(),
+            name: "D".into(),
+            config_json: b"{}".to_vec(),
+            ack_wait_nanos: 30_000_000_000,
+            ..Default::default()
+        };
+        let info = c
+            .raw_consumers()
+            .create_consumer(v1::CreateConsumerRequest { config: Some(cfg) })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(info.error.is_none(), "{:?}", info.error);
+        let mut cc = c.raw_consumers();
+        assert_eq!(
+            claimed(cc.claim(claim("a")).await.unwrap().into_inner()),
+            [(1, 1)]
+        );
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(
+            claimed(cc.claim(claim("b")).await.unwrap().into_inner()),
+            [(1, 2)]
+        );
+        // A's release, nak and progress of delivery 1 arrive late: no-ops.
+        for kind in [
+            v1::AckKind::Release,
+            v1::AckKind::Nak,
+            v1::AckKind::InProgress,
+        ] {
+            let resp = cc.acknowledge(ack(kind, 1)).await.unwrap().into_inner();
+            assert!(resp.error.is_none(), "{:?}", resp.error);
+            assert_eq!(resp.stale_stream_seqs, [1], "{kind:?}");
+            assert!(claimed(cc.claim(claim("c")).await.unwrap().into_inner()).is_empty());
+        }
+        // Unfenced (delivery count unknown), the same release undoes B's claim: the
+        // message would go out a third time while B's client holds it.
+        let resp = cc
+            .acknowledge(ack(v1::AckKind::Release, 0))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.stale_stream_seqs.is_empty());
+        assert_eq!(
+            claimed(cc.claim(claim("c")).await.unwrap().into_inner()),
+            [(1, 2)]
+        );
+        // C's client acks (a late ack of delivery 1 is taken too, as nats-server).
+        let resp = cc
+            .acknowledge(ack(v1::AckKind::Ack, 1))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.error.is_none() && resp.stale_stream_seqs.is_empty());
+    }
+    // After a restart and another ack_wait: acked, never delivered again.
+    let (_cp, c) = start(backend, clock.clone()).await;
+    clock.advance(Duration::from_secs(31));
+    let mut cc = c.raw_consumers();
+    assert!(claimed(cc.claim(claim("a")).await.unwrap().into_inner()).is_empty());
+    let resp = cc
+        .acknowledge(ack(v1::AckKind::Release, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_none() && resp.stale_stream_seqs.is_empty());
+    assert!(claimed(cc.claim(claim("a")).await.unwrap().into_inner()).is_empty());
+}
+
 /// Consumer state: claims never overlap while their deadline runs, acks move the
 /// floor, expired claims are redelivered with a higher count, nak/term/in-progress,
 /// and the state survives a restart.
@@ -1201,6 +1302,7 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
             kind: kind as i32,
             stream_seqs: seqs,
             nak_delay_nanos: delay,
+            ..Default::default()
         };
         c.raw_consumers()
             .acknowledge(ack(v1::AckKind::Ack, vec![1, 2, 3], 0))

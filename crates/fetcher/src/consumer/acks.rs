@@ -198,6 +198,12 @@ async fn acknowledge(
             kind: kind_wire as i32,
             stream_seqs: group.seqs,
             nak_delay_nanos: delay,
+            // A client's nak or progress is applied to the message's current delivery
+            // whichever delivery it answers, as nats-server 2.15.1 applies a late one
+            // (a stale nak redelivers at once, a stale progress extends the newer
+            // delivery's deadline); neither can deliver after a confirmed ack. Only
+            // releases are fenced (`claim::release`).
+            delivery_counts: Vec::new(),
         })
         .await;
     match result {

@@ -34,6 +34,8 @@ pub(super) struct Outgoing {
     pub(super) payload: Bytes,
     pub(super) stream_seq: u64,
     pub(super) consumer_seq: u64,
+    /// The claim's delivery count: a release names it, so it cannot cancel a newer claim.
+    pub(super) delivery_count: u64,
     /// The stored message's timestamp (Unix nanoseconds): replay original paces by it.
     pub(super) timestamp: i64,
 }
@@ -47,7 +49,15 @@ impl Outgoing {
             + self.headers.as_ref().map_or(0, Bytes::len)
             + self.payload.len()
     }
+
+    /// What [`release`] takes for this message.
+    pub(super) fn claimed(&self) -> Claimed {
+        (self.stream_seq, self.delivery_count)
+    }
 }
+
+/// A claimed delivery: its stream sequence and delivery count.
+pub(super) type Claimed = (u64, u64);
 
 /// Claims up to `batch` deliveries for a pull or push loop (for a pull request with
 /// `ask` of its priority group when the consumer has one), counted in flight (see
@@ -117,23 +127,30 @@ pub(super) fn paused_until(resp: &v1::ClaimResponse) -> Option<Instant> {
 }
 
 /// Gives claimed deliveries that were never sent back at once (RELEASE: unlike a
-/// nak, nothing counts as delivered, as in nats-server).
-pub(super) fn release(engine: &Arc<Engine>, rt: &Runtime, seqs: Vec<u64>) {
-    if seqs.is_empty()
+/// nak, nothing counts as delivered, as in nats-server). Each names its delivery
+/// count: the control plane leaves a delivery claimed again since (this agent was
+/// paused past the deadline, say) alone instead of cancelling the newer claim.
+pub(super) fn release(engine: &Arc<Engine>, rt: &Runtime, claimed: Vec<Claimed>) {
+    if claimed.is_empty()
         || rt.config.ack_policy == infinistream_protocol::jsapi::consumer::AckPolicy::None
     {
         return;
     }
     let cp = engine.cp.clone();
+    let (stream_seqs, delivery_counts) = claimed.into_iter().unzip();
     let req = v1::AcknowledgeRequest {
         stream: rt.stream.clone(),
         consumer: rt.name.clone(),
         kind: v1::AckKind::Release as i32,
-        stream_seqs: seqs,
+        stream_seqs,
         nak_delay_nanos: 0,
+        delivery_counts,
     };
     tokio::spawn(async move {
         match cp.acknowledge(req).await {
+            Ok(resp) if !resp.stale_stream_seqs.is_empty() => {
+                tracing::debug!(seqs = ?resp.stale_stream_seqs, "released deliveries were claimed again meanwhile; left to the newer claim");
+            }
             Ok(_) | Err(CallError::Refused { .. }) => {}
             Err(error) => {
                 tracing::warn!(error = %error.message(), "releasing claimed deliveries failed; they return after ack_wait");
@@ -183,7 +200,7 @@ pub(super) async fn load(
             Err(ReadError::NoMessage) => continue,
             Err(e) => {
                 tracing::warn!(seq = d.stream_seq, error = %e, "reading a claimed message failed; released");
-                failed.push(d.stream_seq);
+                failed.push((d.stream_seq, d.delivery_count));
                 continue;
             }
         };
@@ -210,6 +227,7 @@ pub(super) async fn load(
             payload,
             stream_seq: d.stream_seq,
             consumer_seq: d.consumer_seq,
+            delivery_count: d.delivery_count,
             timestamp: msg.timestamp,
         });
     }

@@ -45,7 +45,7 @@ pub(super) async fn hold(
         return true;
     };
     if !pace.wait(first.timestamp, first.size(), &rt.cancel).await {
-        release(engine, rt, out.iter().map(|m| m.stream_seq).collect());
+        release(engine, rt, out.iter().map(Outgoing::claimed).collect());
         return false;
     }
     pace.sent(first.timestamp, Instant::now());

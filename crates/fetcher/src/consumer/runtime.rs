@@ -278,6 +278,7 @@ impl Runtime {
                 kind: v1::AckKind::Ack as i32,
                 stream_seqs: seqs,
                 nak_delay_nanos: 0,
+                ..Default::default()
             })
             .await;
         match result {
