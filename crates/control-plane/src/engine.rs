@@ -138,6 +138,8 @@ pub(crate) struct Group {
     /// Each JetStream account's limits, by the account part of its stream ids
     /// (`$G` for bare names; see `accounts`); an account without = unlimited.
     account_limits: HashMap<String, v1::AccountLimits>,
+    /// Streams by next expiry (and with schedules), refreshed in `take_ops`.
+    expiry: removal::ExpiryIndex,
 }
 
 fn apply_delta(refs: &mut HashMap<String, u64>, released: &mut Vec<String>, obj: String, d: i64) {

@@ -364,6 +364,9 @@ impl consumers_server::Consumers for Service {
         request: Request<v1::ListConsumersRequest>,
     ) -> Result<Response<v1::ListConsumersResponse>, Status> {
         rpc!("ListConsumers", request, |g, m| {
+            if m.every_stream {
+                return Ok(self.engine.list_every_consumer(&g).await?);
+            }
             stream_name("stream", &m.stream)?;
             Ok(self.engine.list_consumers(&g, &m.stream).await?)
         })

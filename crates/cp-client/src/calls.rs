@@ -442,6 +442,22 @@ impl ControlPlaneClient {
     ) -> Result<Vec<v1::ConsumerInfoResponse>, CallError> {
         let request = v1::ListConsumersRequest {
             stream: stream.to_owned(),
+            every_stream: false,
+        };
+        let resp = answered(
+            "ListConsumers",
+            self.consumers.clone().list_consumers(request),
+        )
+        .await?;
+        Ok(resp.consumers)
+    }
+
+    /// Every consumer of every stream of the group (one call), by stream then name.
+    /// A control plane older than this call refuses it (the stream name is empty).
+    pub async fn list_every_consumer(&self) -> Result<Vec<v1::ConsumerInfoResponse>, CallError> {
+        let request = v1::ListConsumersRequest {
+            stream: String::new(),
+            every_stream: true,
         };
         let resp = answered(
             "ListConsumers",

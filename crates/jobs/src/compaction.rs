@@ -46,6 +46,9 @@ const MAX_RUNS: usize = 16;
 pub struct CompactionReport {
     /// Streams looked at.
     pub streams: u64,
+    /// Streams skipped: unchanged since a pass left them with nothing to compact
+    /// (every stream is looked at in a full sweep, see [`FULL_SWEEP_EVERY`]).
+    pub unchanged: u64,
     /// Streams skipped because another agent held their `compact/<stream>` lease.
     pub lease_conflicts: u64,
     /// Segments swapped into the index.
@@ -245,16 +248,18 @@ async fn discard(ctx: &Ctx, prepared: &PreparedSegment) {
     }
 }
 
-/// Compacts `stream` under its lease: up to [`MAX_RUNS`] segments.
+/// Compacts `stream` under its lease: up to [`MAX_RUNS`] segments. `true` when it
+/// left nothing worth compacting (no lease conflict, no refused swap, runs not
+/// capped), so the stream need not be looked at again until it changes.
 pub(crate) async fn compact_stream(
     ctx: &Ctx,
     stream: &str,
     report: &mut CompactionReport,
-) -> Result<(), JobsError> {
+) -> Result<bool, JobsError> {
     let lease = lease_name("compact", stream);
     if !ctx.leases.acquire(&lease).await? {
         report.lease_conflicts += 1;
-        return Ok(());
+        return Ok(false);
     }
     let result = compact_locked(ctx, stream, &lease, report).await;
     ctx.leases.release(&lease).await;
@@ -266,10 +271,10 @@ async fn compact_locked(
     stream: &str,
     lease: &str,
     report: &mut CompactionReport,
-) -> Result<(), JobsError> {
+) -> Result<bool, JobsError> {
     for _ in 0..MAX_RUNS {
         let Some(prepared) = ctx.leases.hold(lease, prepare(ctx, stream)).await? else {
-            return Ok(());
+            return Ok(true);
         };
         // Still ours? A lost lease means another agent may be compacting the same
         // entries; the swap would be safe either way, but the work is theirs now.
@@ -299,11 +304,74 @@ async fn compact_locked(
             SwapOutcome::Refused(reason) => {
                 report.swaps_refused += 1;
                 tracing::info!(stream, %reason, "index changed during compaction; segment discarded, retrying next pass");
-                return Ok(());
+                return Ok(false);
             }
         }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Passes between two full sweeps: the other passes skip every stream unchanged
+/// (same creation, first and last sequence) since a pass left it with nothing to
+/// compact. New small index entries come only with new messages, so the sweep is a
+/// safety net (for what a skipped change could leave), once an hour at the default
+/// 60 s interval.
+pub const FULL_SWEEP_EVERY: u64 = 60;
+
+/// What compaction remembers between passes: the streams it left with nothing to
+/// compact, as (created, first_seq, last_seq) when it did.
+#[derive(Debug, Default)]
+pub(crate) struct Settled {
+    passes: u64,
+    streams: HashMap<String, (i64, u64, u64)>,
+}
+
+impl Settled {
+    /// Starts a pass: `true` when this one is a full sweep.
+    pub(crate) fn begin(&mut self) -> bool {
+        let full = self.passes % FULL_SWEEP_EVERY == 0;
+        self.passes += 1;
+        if full {
+            self.streams.clear();
+        }
+        full
+    }
+
+    /// The streams of `listing` a pass must look at (changed, or not settled); the
+    /// others are counted in `report.unchanged`. Forgets deleted streams.
+    pub(crate) fn to_visit(
+        &mut self,
+        listing: Vec<v1::StreamInfoResponse>,
+        report: &mut CompactionReport,
+    ) -> Vec<(String, (i64, u64, u64))> {
+        let mut live = HashSet::with_capacity(listing.len());
+        let mut visit = Vec::new();
+        for s in listing {
+            let Some(name) = s.config.map(|c| c.name) else {
+                continue;
+            };
+            let st = s.state.unwrap_or_default();
+            let mark = (s.created_unix_nanos, st.first_seq, st.last_seq);
+            if self.streams.get(&name) == Some(&mark) {
+                report.unchanged += 1;
+            } else {
+                visit.push((name.clone(), mark));
+            }
+            live.insert(name);
+        }
+        self.streams.retain(|name, _| live.contains(name));
+        visit
+    }
+
+    /// `name` was left with nothing to compact at `mark`.
+    pub(crate) fn settle(&mut self, name: String, mark: (i64, u64, u64)) {
+        self.streams.insert(name, mark);
+    }
+
+    /// `name` has (or may have) work left.
+    pub(crate) fn unsettle(&mut self, name: &str) {
+        self.streams.remove(name);
+    }
 }
 
 /// Footers and segment indexes read during one run, by object key.

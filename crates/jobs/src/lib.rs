@@ -57,7 +57,7 @@ mod role;
 mod runner;
 mod schedules;
 
-pub use compaction::{CompactionReport, PreparedSegment, SwapOutcome, plan_run};
+pub use compaction::{CompactionReport, FULL_SWEEP_EVERY, PreparedSegment, SwapOutcome, plan_run};
 pub use ctx::JobsOptions;
 pub use error::JobsError;
 pub use metrics::JobsMetrics;

@@ -37,7 +37,8 @@ pub struct Jobs {
     ctx: Arc<Ctx>,
     retention_lock: Arc<Mutex<()>>,
     orphan_lock: Arc<Mutex<()>>,
-    compaction_lock: Arc<Mutex<()>>,
+    /// Held by a compaction pass; what it remembers between passes.
+    compaction_lock: Arc<Mutex<compaction::Settled>>,
     schedule_lock: Arc<Mutex<()>>,
     /// The `schedules` lease, with a short TTL: a holder killed mid-pass delays the
     /// firings by at most that (its passes are short and release the lease).
@@ -226,16 +227,22 @@ impl Jobs {
     /// logged once. A stream whose compaction fails is logged and counted; the others
     /// go on.
     pub async fn compaction_pass(&self) -> Result<CompactionReport, JobsError> {
-        let _running = self.compaction_lock.lock().await;
+        let mut settled = self.compaction_lock.lock().await;
         let ctx = &self.ctx;
         let result = async {
-            let names = self.stream_names().await?;
+            settled.begin();
+            let listing = ctx.cp.list_streams("").await?;
             let mut report = CompactionReport::default();
-            for name in names {
+            for (name, mark) in settled.to_visit(listing, &mut report) {
                 report.streams += 1;
-                if let Err(error) = compaction::compact_stream(ctx, &name, &mut report).await {
-                    report.failed += 1;
-                    tracing::warn!(stream = %name, %error, "compaction of stream failed");
+                match compaction::compact_stream(ctx, &name, &mut report).await {
+                    Ok(true) => settled.settle(name, mark),
+                    Ok(false) => settled.unsettle(&name),
+                    Err(error) => {
+                        settled.unsettle(&name);
+                        report.failed += 1;
+                        tracing::warn!(stream = %name, %error, "compaction of stream failed");
+                    }
                 }
             }
             Ok(report)
@@ -247,6 +254,7 @@ impl Jobs {
             Ok(r) => tracing::info!(
                 job = "compaction",
                 streams = r.streams,
+                unchanged = r.unchanged,
                 segments_written = r.segments_written,
                 entries_replaced = r.entries_replaced,
                 records = r.records,
@@ -259,14 +267,6 @@ impl Jobs {
             Err(error) => tracing::warn!(job = "compaction", %error, "compaction pass failed"),
         }
         result
-    }
-
-    async fn stream_names(&self) -> Result<Vec<String>, JobsError> {
-        let streams = self.ctx.cp.list_streams("").await?;
-        Ok(streams
-            .into_iter()
-            .filter_map(|s| s.config.map(|c| c.name))
-            .collect())
     }
 
     /// Compaction step 1 for `stream`, without a lease: builds and uploads the segment

@@ -572,3 +572,60 @@ async fn a_jobs_less_group_shows_its_backlog_on_the_control_plane() {
     w.control_plane.refresh_schedule_metrics().await;
     assert_eq!(backlog(), (0, 0.0));
 }
+
+/// Issue 15: a compaction pass looks only at streams that changed since a pass left
+/// them with nothing to compact (each look is a lease write, an index read and a
+/// release); idle streams cost one list entry each. Every stream is looked at again
+/// in a full sweep, every `FULL_SWEEP_EVERY` passes.
+#[tokio::test]
+async fn a_compaction_pass_looks_only_at_changed_streams() {
+    const IDLE: u64 = 200;
+    let w = world().await;
+    for i in 0..IDLE {
+        w.cp.create_stream(v1::StreamConfig {
+            name: format!("I{i}"),
+            config_json: format!("{{\"name\":\"I{i}\"}}").into_bytes(),
+            limits: Some(v1::StreamLimits {
+                subjects: vec![format!("i{i}.>")],
+                max_msgs: -1,
+                max_bytes: -1,
+                max_msgs_per_subject: -1,
+                max_msg_size: -1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create");
+    }
+    for i in 0..6 {
+        flush(&w, &format!("b{i}"), 3).await;
+    }
+    let j = jobs(&w, "a", opts());
+    let first = j.compaction_pass().await.expect("pass");
+    assert_eq!(
+        (first.streams, first.unchanged, first.segments_written),
+        (IDLE + 1, 0, 1),
+        "{first:?}"
+    );
+    let idle = j.compaction_pass().await.expect("pass");
+    assert_eq!((idle.streams, idle.unchanged), (0, IDLE + 1), "{idle:?}");
+    for i in 0..4 {
+        flush(&w, &format!("c{i}"), 3).await;
+    }
+    let one = j.compaction_pass().await.expect("pass");
+    assert_eq!(
+        (one.streams, one.unchanged, one.segments_written),
+        (1, IDLE, 1),
+        "{one:?}"
+    );
+    for _ in 3..infinistream_jobs::FULL_SWEEP_EVERY {
+        let r = j.compaction_pass().await.expect("pass");
+        assert_eq!(r.streams, 0, "{r:?}");
+    }
+    let sweep = j.compaction_pass().await.expect("pass");
+    assert_eq!(
+        (sweep.streams, sweep.unchanged, sweep.segments_written),
+        (IDLE + 1, 0, 0),
+        "the full sweep: {sweep:?}"
+    );
+}

@@ -281,6 +281,24 @@ impl Engine {
         })
     }
 
+    /// Every consumer of every stream, by stream then name (one call for a scan).
+    pub(crate) async fn list_every_consumer(
+        &self,
+        group: &str,
+    ) -> Result<v1::ListConsumersResponse, CpError> {
+        let mut st = self.state.lock().await;
+        let g = self.group_mut(&mut st, group).await?;
+        let consumers = g
+            .consumers
+            .keys()
+            .map(|(s, n)| g.consumer_info_of(s, n))
+            .collect();
+        Ok(v1::ListConsumersResponse {
+            error: None,
+            consumers,
+        })
+    }
+
     pub(crate) async fn delete_consumer(
         &self,
         group: &str,

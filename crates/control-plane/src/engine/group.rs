@@ -147,6 +147,7 @@ impl Group {
                 g.pending.insert((since, stream.to_owned()));
             }
             g.subjects.add(stream, &s.spec.limits.subjects);
+            g.expiry.update(stream, Some(&s));
             g.streams.insert(stream.to_owned(), s);
         }
         let batch_prefix = keys::kind_prefix(name, "batch");
@@ -305,6 +306,7 @@ impl Group {
         self.log_round += 1;
         let round = self.log_round;
         for name in std::mem::take(&mut self.dropped) {
+            self.expiry.update(&name, None);
             self.note_stream_deleted(&name);
             self.pending.retain(|(_, s)| *s != name);
             ops.push(Op::Delete {
@@ -336,6 +338,9 @@ impl Group {
             .map(|(_, name)| name.clone())
             .collect();
         let touched = std::mem::take(&mut self.touched);
+        for name in &touched {
+            self.expiry.update(name, self.streams.get(name));
+        }
         let mut log = Vec::new();
         let mut objects = ObjectTable::default();
         // Bytes of index keys written by folds so far: once past the fold budget, the

@@ -24,7 +24,11 @@ impl Engine {
         let g = self.group_mut(&mut st, group).await?;
         let mut due = Vec::new();
         let mut backlog = 0;
-        for (name, s) in &g.streams {
+        for (name, s) in g
+            .expiry
+            .scheduled()
+            .filter_map(|n| g.streams.get(n).map(|s| (n, s)))
+        {
             for (subject, seq, at) in s.due_schedules(now) {
                 backlog += 1;
                 due.push(v1::DueSchedule {
@@ -47,7 +51,8 @@ impl Engine {
         let metrics = self.metrics();
         let st = self.state.lock().await;
         for (group, g) in &st.groups {
-            let (due, oldest) = g.streams.values().map(|s| s.schedule_backlog(now)).fold(
+            let scheduled = g.expiry.scheduled().filter_map(|n| g.streams.get(n));
+            let (due, oldest) = scheduled.map(|s| s.schedule_backlog(now)).fold(
                 (0, None::<i64>),
                 |(n, o), (dn, d)| {
                     let oldest = match (o, d) {

@@ -56,6 +56,11 @@ impl Stream {
         due
     }
 
+    /// Whether the stream holds a message schedule.
+    pub fn has_schedules(&self) -> bool {
+        !self.schedules.is_empty()
+    }
+
     /// Schedules due at `now` and the earliest due time among them (`None`: none due).
     pub fn schedule_backlog(&self, now: i64) -> (u64, Option<i64>) {
         self.schedules

@@ -1409,11 +1409,23 @@ pub async fn consumer_claims_acks_and_redelivery(backend: &dyn Backend) {
     assert_eq!(st.num_ack_pending, 1);
     let list = c
         .raw_consumers()
-        .list_consumers(v1::ListConsumersRequest { stream: "S".into() })
+        .list_consumers(v1::ListConsumersRequest {
+            stream: "S".into(),
+            every_stream: false,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(list.consumers.len(), 1);
+    // The every-stream listing (one call for the push scanner) names each consumer's
+    // stream.
+    let every = c.list_every_consumer().await.unwrap();
+    let names: Vec<(&str, &str)> = every
+        .iter()
+        .filter_map(|r| r.config.as_ref())
+        .map(|cfg| (cfg.stream.as_str(), cfg.name.as_str()))
+        .collect();
+    assert_eq!(names, [("S", "D")]);
     let del = c
         .raw_consumers()
         .delete_consumer(v1::DeleteConsumerRequest {

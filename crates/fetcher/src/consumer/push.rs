@@ -2,6 +2,7 @@
 //! subscriber for it, with flow control and idle heartbeats; and the scanner that
 //! starts push consumers on the agents their subscribers are connected to.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,8 +170,8 @@ const PUSH_RESCAN: Duration = Duration::from_secs(10);
 
 /// Starts push consumers whose deliver subject gained a subscriber on this agent (a
 /// push consumer is served by the agents its subscribers are connected to). Checks
-/// every second, but lists the consumers of every stream (one control-plane call per
-/// stream) only when something could have changed: a subscription came or went here,
+/// every second, but lists the consumers of every stream (one control-plane call for
+/// all streams) only when something could have changed: a subscription came or went here,
 /// a consumer was created or updated anywhere (the control plane's consumer events),
 /// a runtime here ended, or [`PUSH_RESCAN`] passed. Without consumer events (no
 /// notifications), every second.
@@ -206,23 +207,46 @@ pub(crate) async fn push_scanner(engine: Arc<Engine>) {
         // Marked before the scan: what changes during it is seen next time.
         seen = Some(now);
         last_scan = Instant::now();
-        for entry in engine.catalog.snapshot() {
-            let stream = entry.name.to_string();
-            let Ok(all) = store::list_stored(&engine.cp, &stream).await else {
-                continue;
-            };
-            for c in all {
-                if c.config.deliver_subject.is_empty()
-                    || engine.running(&stream, &c.config.name).is_some()
-                    || !engine
-                        .broker
-                        .serves_push(&c.config.deliver_subject, stream.as_bytes())
-                {
-                    continue;
+        let streams: HashSet<String> = engine
+            .catalog
+            .snapshot()
+            .iter()
+            .map(|entry| entry.name.to_string())
+            .collect();
+        match store::list_every_stored(&engine.cp).await {
+            Ok(all) => {
+                for (stream, c) in all {
+                    if streams.contains(&stream) {
+                        start_if_served(&engine, &stream, c);
+                    }
                 }
-                let name = c.config.name.clone();
-                engine.install(&stream, &name, c.config, c.created_unix_nanos);
+            }
+            // A control plane older than the every-stream listing: one call per stream.
+            Err(_) => {
+                for stream in streams {
+                    let Ok(all) = store::list_stored(&engine.cp, &stream).await else {
+                        continue;
+                    };
+                    for c in all {
+                        start_if_served(&engine, &stream, c);
+                    }
+                }
             }
         }
     }
+}
+
+/// Starts push consumer `c` of `stream` here if its deliver subject has a subscriber
+/// here and it is not running yet.
+fn start_if_served(engine: &Arc<Engine>, stream: &str, c: store::StoredConsumer) {
+    if c.config.deliver_subject.is_empty()
+        || engine.running(stream, &c.config.name).is_some()
+        || !engine
+            .broker
+            .serves_push(&c.config.deliver_subject, stream.as_bytes())
+    {
+        return;
+    }
+    let name = c.config.name.clone();
+    engine.install(stream, &name, c.config, c.created_unix_nanos);
 }

@@ -137,6 +137,24 @@ pub(crate) async fn update(
     decode(stream, resp)
 }
 
+/// Every consumer of every stream (one control-plane call), with its stream.
+pub(crate) async fn list_every_stored(
+    cp: &ControlPlaneClient,
+) -> Result<Vec<(String, StoredConsumer)>, ApiError> {
+    let consumers = cp_call(|| cp.list_every_consumer()).await?;
+    consumers
+        .into_iter()
+        .map(|resp| {
+            let stream = resp
+                .config
+                .as_ref()
+                .map(|c| c.stream.clone())
+                .unwrap_or_default();
+            decode(&stream, resp).map(|c| (stream, c))
+        })
+        .collect()
+}
+
 /// Every consumer of a stream, sorted by name.
 pub(crate) async fn list_stored(
     cp: &ControlPlaneClient,
