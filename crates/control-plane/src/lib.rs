@@ -164,9 +164,17 @@ impl ControlPlane {
         ))
     }
 
-    /// A client using this control plane's services without a socket.
+    /// A client using this control plane's services without a socket. For a group
+    /// whose key checks out, `CommitBatch` also skips the encoding and the routes
+    /// (`infinistream_cp_client::local`); a wrong key gets the routes' refusal.
     pub fn client(&self, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
-        ControlPlaneClient::in_process(self.router().prepare(), group, key)
+        let routes = self.router().prepare();
+        match self.direct(group) {
+            Some(direct) if self.groups.check(group, key) => {
+                ControlPlaneClient::in_process_direct(routes, Arc::new(direct), group, key)
+            }
+            _ => ControlPlaneClient::in_process(routes, group, key),
+        }
     }
 
     /// Direct in-process calls as `group` (no codec, no group proof): for the

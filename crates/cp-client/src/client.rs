@@ -3,7 +3,9 @@
 //! Both modes go through the same tonic clients, the same encoding and the same
 //! server-side authentication: remotely over a `Channel`, in-process by calling the
 //! control plane's routes as a tower service. So `infinistream agent` in its default
-//! single-process mode exercises exactly the interface a remote deployment does.
+//! single-process mode exercises the interface a remote deployment does — except
+//! `CommitBatch`, once per flush on the publish path, which the embedded control plane
+//! serves without encoding ([`crate::local`]), with the same answers and errors.
 
 use tonic::body::Body;
 use tonic::codegen::http;
@@ -17,6 +19,9 @@ use infinistream_proto::v1::{
     streams_client::StreamsClient,
 };
 
+use std::sync::Arc;
+
+use crate::LocalCalls;
 use crate::MAX_MESSAGE_BYTES;
 use crate::auth::ClientAuth;
 use crate::error::error_chain;
@@ -36,6 +41,9 @@ pub struct ControlPlaneClient {
     pub(crate) streams: StreamsClient<AuthedTransport>,
     pub(crate) consumers: ConsumersClient<AuthedTransport>,
     pub(crate) jobs: JobsClient<AuthedTransport>,
+    /// A control plane in this process: the calls it serves skip the transport
+    /// (see [`crate::local`]).
+    pub(crate) local: Option<Arc<dyn LocalCalls>>,
 }
 
 /// The raw stubs, for the control plane's own tests of its RPC surface (statuses,
@@ -79,6 +87,7 @@ impl ControlPlaneClient {
             jobs: JobsClient::new(t)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            local: None,
         }
     }
 
@@ -160,5 +169,37 @@ impl ControlPlaneClient {
         );
         let transport = BoxCloneSyncService::new(svc);
         Ok(ControlPlaneClient::over(transport, auth))
+    }
+}
+
+impl ControlPlaneClient {
+    /// [`ControlPlaneClient::in_process`] whose calls `local` serves (today
+    /// `CommitBatch`) go straight to it, without encoding (see [`crate::local`]); the
+    /// control plane hands `local` over only for a group whose key checked out.
+    pub fn in_process_direct<S>(
+        routes: S,
+        local: Arc<dyn LocalCalls>,
+        group: &str,
+        key: &str,
+    ) -> Result<ControlPlaneClient, ClientError>
+    where
+        S: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let mut client = ControlPlaneClient::in_process(routes, group, key)?;
+        client.local = Some(local);
+        Ok(client)
+    }
+
+    /// Whether calls skip the transport to a control plane in this process.
+    pub fn is_direct(&self) -> bool {
+        self.local.is_some()
     }
 }

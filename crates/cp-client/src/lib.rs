@@ -10,6 +10,8 @@
 //!   tonic stubs under them are private (the control plane's own tests reach them
 //!   through the `raw-stubs` feature, which `cargo xtask check-deps` allows nowhere
 //!   else).
+//! - [`local`]: the direct path to a control plane in this process, which the typed
+//!   calls take when one was handed over (no encoding; same answers and errors).
 //! - [`retry`]: riding out a leader change on a request path (bounded retries of
 //!   `Unavailable`).
 //! - [`watch_client`]: `WatchStreams` as a stream that survives leader changes, and
@@ -23,6 +25,7 @@ pub mod calls;
 pub mod client;
 mod error;
 mod failover;
+pub mod local;
 pub mod retry;
 pub mod tls;
 pub mod watch_client;
@@ -30,6 +33,7 @@ pub mod watch_client;
 pub use auth::{ClientAuth, GroupKeys, GroupKeysError, ServerAuth};
 pub use calls::CallError;
 pub use client::{ClientError, ControlPlaneClient, TransportError};
+pub use local::LocalCalls;
 pub use watch_client::{SharedWatch, StreamWatch, WatchSubscription, Watched};
 
 /// Largest gRPC message accepted or sent (a CommitBatch of a 4 MiB flush of tiny
