@@ -214,6 +214,25 @@ fn permissions(spec: &PermissionsSpec) -> Permissions {
     }
 }
 
+/// A reload with the URL resolver: the (possibly new) operator JWTs over the account
+/// JWTs fetched or pushed so far, which a reload keeps (the resolver has no list of
+/// its own); JetStream keeps serving the account it served.
+fn url_resolver_auth(broker: &Broker, spec: &OperatorSpec) -> anyhow::Result<Auth> {
+    let learned = match broker.auth() {
+        Some(Auth::Users(users)) => users
+            .trust()
+            .map(|t| t.account_jwts().clone())
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &learned)
+        .context("operator mode (decentralized JWT auth)")?;
+    Ok(Auth::Users(Arc::new(Users::operator_serving(
+        operator,
+        broker.jetstream_account(),
+    ))))
+}
+
 /// The broker's TLS settings for NATS clients, read from the configured PEM files.
 pub fn client_tls(files: &TlsFiles) -> anyhow::Result<infinistream_broker::Tls> {
     let mut tls = infinistream_broker::Tls::from_pem_files(
@@ -235,7 +254,12 @@ pub fn client_tls(files: &TlsFiles) -> anyhow::Result<infinistream_broker::Tls> 
 pub fn reload(broker: &Broker, file: Option<&Path>, flags: &RawAgentConfig) -> anyhow::Result<()> {
     let config =
         infinistream_config::load_agent(file, flags).context("reloading the configuration")?;
-    let auth = config.auth.as_ref().map(broker_auth).transpose()?;
+    let auth = match &config.auth {
+        Some(ClientAuth::Operator(spec)) if spec.resolver_url.is_some() => {
+            Some(url_resolver_auth(broker, spec)?)
+        }
+        auth => auth.as_ref().map(broker_auth).transpose()?,
+    };
     let tls = config.tls.as_ref().map(client_tls).transpose()?;
     let jetstream_account = match &auth {
         Some(Auth::Users(users)) => users.jetstream_account().to_string(),

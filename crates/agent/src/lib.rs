@@ -27,6 +27,7 @@
 //! `start::Startup`. The binary's `main` only parses flags; everything here is callable from tests,
 //! which start agents in-process on port 0.
 
+mod account_resolver;
 pub mod client_auth;
 pub mod control_plane;
 mod embedded;
@@ -118,6 +119,9 @@ impl AgentHandle {
         // 2. Listeners; monitoring serves from now on, readiness says what is missing.
         let listeners = start.listen().await?;
         let broker = Broker::new(broker_config);
+        if let Some(infinistream_config::ClientAuth::Operator(spec)) = &start.config.auth {
+            account_resolver::start(&broker, spec, &start.shutdown)?;
+        }
         start
             .metrics
             .register(|registry| broker.register_metrics(registry));

@@ -872,3 +872,273 @@ async fn a_reload_that_lowers_account_limits_closes_connections_over_them() {
     // The older connection of the account stays.
     barrier(&older).await;
 }
+
+/// A wall-clock time of day (UTC) `secs` from now, as a user JWT's `times` write it.
+fn time_of_day(secs: i64) -> String {
+    let t = (now() + secs).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
+}
+
+/// What users with connection time windows meet on the server at `url`: refused
+/// outside their windows or with a location that does not exist; inside one that
+/// ends in a few seconds, signed in and then closed.
+async fn times_transcript(trust: &Trust, url: &str) -> Vec<String> {
+    let user = nkeys::KeyPair::new_user;
+    let mut out = Vec::new();
+    let window = |start: i64, end: i64, location: &str| {
+        json!({"nats": {"times": [{"start": time_of_day(start), "end": time_of_day(end)}],
+                        "times_location": location}})
+    };
+    for (what, claims) in [
+        ("an hour from now", window(3600, 7200, "")),
+        ("inside, unknown location", window(-60, 3600, "Nowhere/Bad")),
+        (
+            "inside, in Tokyo's wall clock",
+            window(-60 + 9 * 3600, 3600 + 9 * 3600, "Asia/Tokyo"),
+        ),
+    ] {
+        let signed = sign_in(url, &trust.creds(&user(), &trust.a, claims)).await;
+        out.push(format!("{what}: {:?}", signed.map(|_| "signed in").err()));
+    }
+    let ending = trust.creds(&user(), &trust.a, window(-60, 3, "UTC"));
+    out.extend(expiry(&ending, url).await);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_connect_times_refuse_and_close_like_nats_server() {
+    // Not across midnight, UTC's or Tokyo's (15:00 UTC): there a window from a minute
+    // ago starts "after" its end and so reaches into tomorrow, which both servers
+    // read alike but which would not test what this test means to.
+    let near_midnight = || {
+        let t = now().rem_euclid(86_400);
+        [0, 15 * 3600]
+            .iter()
+            .any(|m| (t - m).rem_euclid(86_400) < 120 || (m - t).rem_euclid(86_400) < 60)
+    };
+    if near_midnight() {
+        tokio::time::sleep(Duration::from_secs(180)).await;
+    }
+    let trust = Trust::new();
+    let reference = NatsServer::start(&trust.nats_conf()).expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(dir.path(), &trust.agent_toml(None)).await;
+    let (ours_url, theirs_url) = (format!("nats://{}", agent.client_addr()), reference.url());
+    let (ours, theirs) = tokio::join!(
+        times_transcript(&trust, &ours_url),
+        times_transcript(&trust, &theirs_url)
+    );
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    assert!(ours[0].contains("AuthorizationViolation"), "{}", ours[0]);
+    assert!(ours[1].contains("AuthorizationViolation"), "{}", ours[1]);
+    assert!(ours[2].ends_with("None"), "{}", ours[2]);
+    assert!(
+        ours[3..]
+            .iter()
+            .any(|e| e.to_lowercase().contains("user authentication expired")),
+        "{ours:?}"
+    );
+}
+
+/// A stand-in for nats-account-server: `GET <base>/<account key>` answers the JWT
+/// `jwts` holds for the key, or 404; the base URL itself answers 200 (nats-server
+/// checks it at start). Returns the resolver URL.
+async fn account_server(
+    jwts: std::collections::HashMap<String, String>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/jwt/v1/accounts/",
+        listener.local_addr().expect("addr")
+    );
+    let jwts = std::sync::Arc::new(jwts);
+    let serve = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let jwts = jwts.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or_default();
+                let key = path.trim_start_matches("/jwt/v1/accounts/");
+                let (status, body) = match jwts.get(key) {
+                    Some(jwt) => ("200 OK", jwt.clone()),
+                    None if key.is_empty() => ("200 OK", String::new()),
+                    None => ("404 Not Found", String::new()),
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (url, serve)
+}
+
+/// A claims update answer without its `server` part (which names the server).
+fn update_answer(answer: &str) -> String {
+    match serde_json::from_str::<Value>(answer) {
+        Ok(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("server");
+            }
+            v.to_string()
+        }
+        Err(_) => answer.to_owned(),
+    }
+}
+
+/// Account fetches and claims updates on the server at `url` (URL resolver): a user
+/// of A is let in once A is fetched, one of an account the account server does not
+/// have is refused; the system account's pushes of A's claims (empty, garbage, about
+/// another account, for an account not loaded, signed by another operator, on the
+/// old subject, on the full resolver's subject) get nats-server's answers; one that
+/// denies a subject applies to the open connection, one that revokes its user
+/// closes it.
+async fn resolver_transcript(
+    trust: &Trust,
+    (other_operator, stranger): (&nkeys::KeyPair, &nkeys::KeyPair),
+    url: &str,
+) -> Vec<String> {
+    let user = nkeys::KeyPair::new_user;
+    let mut out = Vec::new();
+    let alice_key = user();
+    let (alice, mut alice_events) =
+        watched(url, &trust.creds(&alice_key, &trust.a, json!({}))).await;
+    barrier(&alice).await;
+    out.push("A user signed in (A fetched)".to_owned());
+    let refused = sign_in(url, &trust.creds(&user(), stranger, json!({}))).await;
+    out.push(format!("unknown account: {:?}", refused.err()));
+    let (system, _) = sign_in(url, &trust.creds(&user(), &trust.system, json!({})))
+        .await
+        .expect("system user");
+    let a = trust.a.public_key();
+    let update = |account: &str| format!("$SYS.REQ.ACCOUNT.{account}.CLAIMS.UPDATE");
+    let mut forged = Trust::new();
+    forged.operator =
+        nkeys::KeyPair::from_seed(&other_operator.seed().expect("seed")).expect("key");
+    forged.a = nkeys::KeyPair::from_seed(&trust.a.seed().expect("seed")).expect("key");
+    let stranger_jwt = trust.account_jwt(stranger, json!({"limits": unlimited()}));
+    let denying = trust.account_jwt(
+        &trust.a,
+        json!({"limits": unlimited(), "default_permissions": {"pub": {"deny": ["secret.>"]}}}),
+    );
+    for (what, subject, body) in [
+        ("empty", update(&a), String::new()),
+        ("garbage", update(&a), "nonsense".to_owned()),
+        (
+            "about another account",
+            update(&stranger.public_key()),
+            trust.account_a(None),
+        ),
+        ("not loaded", update(&stranger.public_key()), stranger_jwt),
+        ("another operator's", update(&a), forged.account_a(None)),
+        (
+            "full resolver subject",
+            "$SYS.REQ.CLAIMS.UPDATE".to_owned(),
+            trust.account_a(None),
+        ),
+        (
+            "old subject",
+            format!("$SYS.ACCOUNT.{a}.CLAIMS.UPDATE"),
+            denying,
+        ),
+    ] {
+        out.push(format!(
+            "{what}: {}",
+            update_answer(&ask(&system, &subject, &body).await)
+        ));
+    }
+    // The denial applies to alice's open connection; A's own users cannot push.
+    alice
+        .publish("secret.x", "x".into())
+        .await
+        .expect("publish");
+    barrier(&alice).await;
+    out.extend(next_events(&mut alice_events, 1).await);
+    out.push(format!(
+        "from A: {}",
+        ask(&alice, &update(&a), &trust.account_a(None)).await
+    ));
+    let revoking = trust.account_jwt(
+        &trust.a,
+        json!({"limits": unlimited(),
+               "revocations": {alice_key.public_key(): trust.revoked_at}}),
+    );
+    out.push(format!(
+        "revoke: {}",
+        update_answer(&ask(&system, &update(&a), &revoking).await)
+    ));
+    out.extend(next_events(&mut alice_events, 2).await);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_resolver_and_claims_updates_answer_like_nats_server() {
+    let trust = Trust::new();
+    // Another operator's key, and an account the account server does not have.
+    let others = (
+        &nkeys::KeyPair::new_operator(),
+        &nkeys::KeyPair::new_account(),
+    );
+    let served = std::collections::HashMap::from([
+        (
+            trust.system.public_key(),
+            trust.account_jwt(&trust.system, json!({"limits": unlimited()})),
+        ),
+        (trust.a.public_key(), trust.account_a(None)),
+        (trust.b.public_key(), trust.account_b()),
+    ]);
+    let (resolver, _server) = account_server(served).await;
+    let reference = NatsServer::start(&format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver: URL(\"{resolver}\")\n",
+        trust.operator_jwt,
+        trust.system.public_key()
+    ))
+    .expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, _) = start_agent(
+        dir.path(),
+        &format!(
+            "operator = \"{}\"\nsystem_account = \"{}\"\nresolver = \"URL({resolver})\"\n",
+            trust.operator_jwt,
+            trust.system.public_key()
+        ),
+    )
+    .await;
+    let ours =
+        resolver_transcript(&trust, others, &format!("nats://{}", agent.client_addr())).await;
+    let theirs = resolver_transcript(&trust, others, &reference.url()).await;
+    assert_eq!(ours, theirs, "InfiniStream vs nats-server");
+    // Not vacuous.
+    assert!(ours[1].contains("AuthorizationViolation"), "{}", ours[1]);
+    assert!(ours[2].contains("request body is empty"), "{}", ours[2]);
+    assert!(ours[5].contains("jwt update skipped"), "{}", ours[5]);
+    assert!(ours[6].contains("account validation failed"), "{}", ours[6]);
+    assert!(ours[7].ends_with("no responders"), "{}", ours[7]);
+    assert!(ours[8].contains("jwt updated"), "{}", ours[8]);
+    assert!(
+        ours[9].to_lowercase().contains("permissions violation"),
+        "{}",
+        ours[9]
+    );
+    assert!(
+        ours.iter().any(|e| e.to_lowercase().contains("revoked")),
+        "{ours:?}"
+    );
+}

@@ -252,6 +252,20 @@ impl Users {
         })
     }
 
+    /// Operator mode with accounts an account resolver learned after start:
+    /// JetStream keeps serving `jetstream` (the broker's, fixed for its life) even if
+    /// another account's JWT enables it.
+    pub fn operator_serving(operator: jwt::Operator, jetstream: &str) -> Users {
+        Users {
+            users: Vec::new(),
+            bcrypt_verified: BcryptCache::default(),
+            jetstream: jetstream.into(),
+            stream_imports: operator.stream_imports().to_vec(),
+            service_imports: operator.service_imports().to_vec(),
+            operator: Some(Arc::new(operator)),
+        }
+    }
+
     /// Shares subjects between accounts (see [`StreamImport`]).
     pub fn with_stream_imports(mut self, imports: Vec<StreamImport>) -> Users {
         self.stream_imports = imports;
@@ -292,6 +306,19 @@ impl Users {
     /// The one account JetStream serves.
     pub fn jetstream_account(&self) -> &AccountName {
         &self.jetstream
+    }
+
+    /// Operator mode: the operator's trust (its accounts).
+    pub fn trust(&self) -> Option<&jwt::Operator> {
+        self.operator.as_deref()
+    }
+
+    /// Operator mode: the account `connect`'s user JWT names, if the operator does
+    /// not know it (yet).
+    pub(crate) fn unknown_account(&self, connect: &Connect) -> Option<String> {
+        self.operator
+            .as_ref()?
+            .unknown_account(connect.jwt.as_deref()?)
     }
 
     /// Whether any user signs in with an NKey (then `INFO` carries a nonce).
@@ -609,6 +636,17 @@ pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> 
         (Some(old), Some(new)) if old == new => Some(login.clone()),
         _ => None,
     }
+}
+
+/// Whether `login`'s user JWT is revoked under `auth` (operator mode).
+pub(crate) fn revoked(auth: Option<&Auth>, login: &Login) -> bool {
+    let (Some(Auth::Users(users)), Some(jwt)) = (auth, login.jwt.as_deref()) else {
+        return false;
+    };
+    users
+        .operator
+        .as_ref()
+        .is_some_and(|op| matches!(op.verify_user(jwt, None), Err(jwt::JwtError::Revoked(_))))
 }
 
 /// The nonce an NKey user signs: random, URL-safe base64, as nats-server sends.

@@ -171,7 +171,31 @@ pub(crate) struct Inner {
     pub more_jetstream: RwLock<Vec<AccountName>>,
     /// Response mappings of service imports (see [`service`]).
     pub responses: service::Responses,
+    /// Operator mode with the URL resolver: fetches an account a user JWT names (see
+    /// [`Broker::set_account_fetcher`]).
+    pub account_fetcher: FetcherSlot,
 }
+
+/// Where [`Broker::set_account_fetcher`] keeps the fetcher.
+#[derive(Default)]
+pub(crate) struct FetcherSlot(RwLock<Option<AccountFetcher>>);
+
+impl std::fmt::Debug for FetcherSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.read().is_some() {
+            "Some(..)"
+        } else {
+            "None"
+        })
+    }
+}
+
+/// Fetches the account JWT of the account named (its public key) and applies it
+/// (a new [`Auth`] through [`Broker::update_auth`]); resolves when done, fetched or
+/// not.
+pub type AccountFetcher = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
 
 impl Inner {
     /// Whether JetStream serves `account` (the internal account or one added by
@@ -193,6 +217,27 @@ impl Inner {
 
     pub(crate) fn auth_required(&self) -> bool {
         self.auth.read().is_some()
+    }
+
+    /// The account a `CONNECT`'s user JWT names that the account fetcher must fetch
+    /// before the sign-in is checked (None: no fetcher, or nothing to fetch).
+    pub(crate) fn account_to_fetch(
+        &self,
+        connect: &infinistream_protocol::Connect,
+    ) -> Option<String> {
+        self.account_fetcher.0.read().as_ref()?;
+        match &*self.auth.read() {
+            Some(Auth::Users(users)) => users.unknown_account(connect),
+            _ => None,
+        }
+    }
+
+    /// Runs the account fetcher for `account` (see [`AccountFetcher`]).
+    pub(crate) async fn fetch_account(&self, account: &str) {
+        let fetcher = self.account_fetcher.0.read().clone();
+        if let Some(fetch) = fetcher {
+            fetch(account.to_owned()).await;
+        }
     }
 
     /// How many connections other than `except` are signed in to `account` on this
@@ -434,6 +479,7 @@ impl Broker {
                 peers: RwLock::new(Vec::new()),
                 captures: RwLock::new(None),
                 responses: service::Responses::default(),
+                account_fetcher: FetcherSlot::default(),
             }),
         }
     }
@@ -451,6 +497,30 @@ impl Broker {
     /// limit loses its newest connections (`maximum account active connections
     /// exceeded`). Returns how many connections were closed.
     pub fn reload_auth(&self, auth: Option<Auth>) -> usize {
+        self.replace_auth(auth, "Authorization Violation")
+    }
+
+    /// Applies account JWTs the account resolver fetched or an account claims update
+    /// pushed (operator mode): as [`Broker::reload_auth`], except that a connection
+    /// whose user the new claims revoke is told `User Authentication Revoked`, as
+    /// nats-server tells it on a `CLAIMS.UPDATE`.
+    pub fn update_auth(&self, auth: Option<Auth>) -> usize {
+        self.replace_auth(auth, "User Authentication Revoked")
+    }
+
+    /// How clients authenticate now (the configured [`Auth`], as last replaced).
+    pub fn auth(&self) -> Option<Auth> {
+        self.inner.auth()
+    }
+
+    /// Operator mode with the URL resolver: `fetch` is asked for each account a
+    /// signing-in user JWT names that the current [`Auth`] does not know, and the
+    /// `CONNECT` is checked once it is done.
+    pub fn set_account_fetcher(&self, fetch: AccountFetcher) {
+        *self.inner.account_fetcher.0.write() = Some(fetch);
+    }
+
+    fn replace_auth(&self, auth: Option<Auth>, revoked: &'static str) -> usize {
         let old = std::mem::replace(&mut *self.inner.auth.write(), auth.clone());
         let mut clients: Vec<_> = self.inner.clients.lock().values().cloned().collect();
         clients.sort_by_key(|c| c.cid);
@@ -462,7 +532,11 @@ impl Broker {
             };
             let Some(login) = crate::auth::relogin(old.as_ref(), auth.as_ref(), &login) else {
                 tracing::info!(cid = client.cid, user = %login.user, "closing connection: its user is no longer authorized");
-                client.close_with_err("Authorization Violation");
+                client.close_with_err(if crate::auth::revoked(auth.as_ref(), &login) {
+                    revoked
+                } else {
+                    "Authorization Violation"
+                });
                 closed += 1;
                 continue;
             };

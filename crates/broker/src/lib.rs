@@ -24,7 +24,9 @@ pub use broker::peer::{
     InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default,
 };
 pub use broker::sub::InternalMsg;
-pub use broker::{Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES};
+pub use broker::{
+    AccountFetcher, Broker, Deliveries, InternalSubscription, SubscriptionCloser, WAKE_EVERY_BYTES,
+};
 pub use config::{BrokerConfig, DEFAULT_ADVERTISED_VERSION, INFINISTREAM_VERSION};
 pub use error::BrokerError;
 pub use forward::Forwarded;

@@ -23,15 +23,16 @@
 //! Limits, as nats-server applies them: an account's `conn` (connections open on
 //! this agent), and the per-connection `subs` and `payload` (the smaller of the
 //! user's, or its scoped signing key template's, and the account's); a user's `src`
-//! (the client address must be in one of the CIDR blocks). `data` and `leaf` are
+//! (the client address must be in one of the CIDR blocks) and `times` (wall-clock
+//! windows in `times_location`, UTC when empty: refused outside them, closed with
+//! `User Authentication Expired` when the window ends). `data` and `leaf` are
 //! accepted and not enforced, as nats-server does not enforce them on clients. An
 //! account's JetStream limits (`mem_storage`, `disk_storage`, `streams`, `consumer`)
 //! are read by [`Operator::jetstream_limits`] for the control plane.
 //!
 //! What is not built yet is refused when the account JWTs are loaded, by name: stream
 //! and chunked service responses, JetStream limits other than those four (per-stream
-//! maxima, `max_bytes_required`, `max_ack_pending`, tiers); and at sign-in, a user
-//! JWT's `times`.
+//! maxima, `max_bytes_required`, `max_ack_pending`, tiers).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -41,6 +42,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use bytes::Bytes;
 use infinistream_protocol::jsapi::account::AccountLimits;
+use infinistream_protocol::jsapi::schedule::Zone;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -54,6 +56,9 @@ use super::{
 pub enum JwtError {
     #[error("not a JWT (expected header.claims.signature in base64url)")]
     Malformed,
+    /// nats' JWT library's words for a token that is not three dot-separated parts.
+    #[error("expected 3 chunks")]
+    Chunks,
     #[error("unsupported JWT header (expected typ JWT, alg ed25519-nkey)")]
     Header,
     #[error("the JWT's claims do not parse: {0}")]
@@ -80,6 +85,8 @@ pub enum JwtError {
     Revoked(String),
     #[error("the nonce signature does not verify for user `{0}`")]
     Nonce(String),
+    #[error("user `{0}` is outside its connect times")]
+    OutsideTimes(String),
     #[error("account `{account}`: {what} is not supported yet")]
     Unsupported { account: String, what: String },
     #[error("user `{0}` is signed by a scoped signing key but carries permissions or limits")]
@@ -114,6 +121,8 @@ struct Header {
 struct OperatorNats {
     #[serde(default)]
     signing_keys: Vec<String>,
+    #[serde(default)]
+    system_account: String,
     #[serde(default, rename = "type")]
     kind: String,
 }
@@ -228,7 +237,19 @@ struct RawUserLimits {
     #[serde(default)]
     src: Option<serde_json::Value>,
     #[serde(default)]
-    times: Vec<serde_json::Value>,
+    times: Vec<RawTimeRange>,
+    /// The IANA zone `times` are read in (empty: the server's, here UTC).
+    #[serde(default)]
+    times_location: String,
+}
+
+/// One connection time window of a user JWT: wall-clock `HH:MM:SS` times.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+struct RawTimeRange {
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
 }
 
 impl RawUserLimits {
@@ -261,6 +282,12 @@ impl RawUserLimits {
             max_subs: limit(self.subs),
             max_payload: limit(self.payload),
             sources: self.sources().into(),
+            times: (!self.times.is_empty()).then(|| {
+                Arc::new(Times {
+                    ranges: self.times.clone(),
+                    location: self.times_location.clone(),
+                })
+            }),
         }
     }
 }
@@ -276,6 +303,60 @@ struct UserLimits {
     max_subs: Option<u64>,
     max_payload: Option<u64>,
     sources: Arc<[String]>,
+    times: Option<Arc<Times>>,
+}
+
+/// A user's connection time windows (nats-server's `times` and `times_location`).
+#[derive(Debug, PartialEq, Eq)]
+struct Times {
+    ranges: Vec<RawTimeRange>,
+    location: String,
+}
+
+impl Times {
+    /// nats-server's `validateTimes`: the Unix second at which the window `now`
+    /// (Unix seconds) falls in ends; None outside every window, or when a time or
+    /// the location does not parse. Each window is read on the local day of `now`
+    /// (an end before its start is the next day's), and holds strictly between its
+    /// start and its end.
+    fn window_end(&self, now: i64) -> Option<i64> {
+        let zone = if self.location.is_empty() {
+            Zone::default()
+        } else {
+            Zone::load(&self.location)?
+        };
+        let mut found = None;
+        for range in &self.ranges {
+            let (start, end) = (wall_clock(&range.start)?, wall_clock(&range.end)?);
+            let start = zone.day_at(now, 0, start.0, start.1, start.2);
+            let mut end_at = zone.day_at(now, 0, end.0, end.1, end.2);
+            if start > end_at {
+                end_at = zone.day_at(now, 1, end.0, end.1, end.2);
+            }
+            if found.is_none() && start < now && now < end_at {
+                found = Some(end_at);
+            }
+        }
+        found
+    }
+}
+
+/// Go's `time.Parse("15:04:05", …)`: an hour of one or two digits (0–23), then
+/// two-digit minutes and seconds (0–59).
+fn wall_clock(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split(':');
+    let (Some(h), Some(m), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let digits = |p: &str, lens: &[usize]| {
+        (lens.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
+    let (h, m, s) = (digits(h, &[1, 2])?, digits(m, &[2])?, digits(s, &[2])?);
+    (h < 24 && m < 60 && s < 60).then_some((h, m, s))
 }
 
 /// nats-server's `validateSrc`: the address is in one of the CIDR blocks (an
@@ -407,9 +488,7 @@ impl UserNats {
     /// Restrictions a user JWT can carry that are not enforced yet: such a user is
     /// refused rather than let in without them.
     fn unsupported(&self) -> Option<&'static str> {
-        if !self.limits.times.is_empty() {
-            Some("connection time windows (times)")
-        } else if !self.allowed_connection_types.is_empty()
+        if !self.allowed_connection_types.is_empty()
             && !self
                 .allowed_connection_types
                 .iter()
@@ -429,7 +508,7 @@ fn decode<T: DeserializeOwned>(jwt: &str) -> Result<Claims<T>, JwtError> {
     let (Some(header), Some(claims), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(JwtError::Malformed);
+        return Err(JwtError::Chunks);
     };
     let part = |p: &str| {
         b64.decode(p.trim_end_matches('='))
@@ -524,6 +603,12 @@ struct Account {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Operator {
     accounts: HashMap<String, Account>,
+    /// The operator JWT's `system_account` (the first one that names it).
+    system_account: Option<String>,
+    /// The JWTs this trust was built from, to build it again with more or newer
+    /// account JWTs ([`Operator::with_accounts`]).
+    operator_jwts: Vec<String>,
+    account_jwts: BTreeMap<String, String>,
     jetstream: Vec<AccountName>,
     stream_imports: Vec<StreamImport>,
     service_imports: Vec<ServiceImport>,
@@ -552,6 +637,7 @@ impl Operator {
     ) -> Result<Operator, JwtError> {
         let now = now_millis();
         let mut trusted = Vec::new();
+        let mut system_account = None;
         for jwt in operators {
             let op: Claims<OperatorNats> = decode(jwt)?;
             check_type("operator", &op.nats.kind)?;
@@ -559,6 +645,9 @@ impl Operator {
                 return Err(JwtError::OperatorIssuer(op.sub));
             }
             op.check_time("operator", now)?;
+            if system_account.is_none() && !op.nats.system_account.is_empty() {
+                system_account = Some(op.nats.system_account.clone());
+            }
             trusted.push(op.sub);
             trusted.extend(op.nats.signing_keys);
         }
@@ -617,11 +706,6 @@ impl Operator {
             for sk in &claims.nats.signing_keys {
                 match sk {
                     RawSigningKey::Plain(k) => signing_keys.insert(k.clone(), None),
-                    RawSigningKey::Scoped { template, .. } if !template.limits.times.is_empty() => {
-                        return Err(unsupported(
-                            "connection time windows (times) in a signing key template".into(),
-                        ));
-                    }
                     RawSigningKey::Scoped { key, template } => signing_keys.insert(
                         key.clone(),
                         Some(Scope {
@@ -712,10 +796,45 @@ impl Operator {
         jetstream.sort();
         Ok(Operator {
             accounts,
+            system_account,
+            operator_jwts: operators.to_vec(),
+            account_jwts: preload.clone(),
             jetstream,
             stream_imports,
             service_imports,
         })
+    }
+
+    /// This trust with `accounts` (public key → account JWT) added or replacing the
+    /// JWTs of the same accounts: an account resolver's fetch or a claims update.
+    pub fn with_accounts(&self, accounts: &BTreeMap<String, String>) -> Result<Operator, JwtError> {
+        let mut all = self.account_jwts.clone();
+        all.extend(accounts.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Operator::new(&self.operator_jwts, &all)
+    }
+
+    /// The account JWTs this trust holds, by account public key.
+    pub fn account_jwts(&self) -> &BTreeMap<String, String> {
+        &self.account_jwts
+    }
+
+    /// The operator JWT's `system_account`, if it names one.
+    pub fn system_account(&self) -> Option<&str> {
+        self.system_account.as_deref()
+    }
+
+    /// Whether the resolver gave this operator `account`'s JWT.
+    pub fn knows(&self, account: &str) -> bool {
+        self.accounts.contains_key(account)
+    }
+
+    /// The account a user JWT names (its `issuer_account`, else its issuer) when this
+    /// operator does not know it: the one a URL resolver fetches. None: known, or not
+    /// a user JWT signed by an account key.
+    pub(crate) fn unknown_account(&self, user_jwt: &str) -> Option<String> {
+        let user: Claims<UserNats> = decode(user_jwt).ok()?;
+        let account = user.nats.issuer_account.unwrap_or(user.iss);
+        (account.starts_with('A') && !self.knows(&account)).then_some(account)
     }
 
     /// The accounts whose JWT enables JetStream.
@@ -804,6 +923,16 @@ impl Operator {
                 user.nats.limits.limits(),
             ),
         };
+        // nats-server's `validateTimes`: refused outside the windows, closed (as an
+        // expired user) when the window ends.
+        let window_end = match &own.times {
+            None => None,
+            Some(times) => Some(
+                times
+                    .window_end(now.div_euclid(1000))
+                    .ok_or_else(|| JwtError::OutsideTimes(user.sub.clone()))?,
+            ),
+        };
         // nats-server's applyAccountLimits: the smaller of the user's and the account's.
         let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -816,7 +945,10 @@ impl Operator {
             account: account.name.clone(),
             permissions,
             expires: Expiry::earliest(
-                expiry(user.exp, "User Authentication Expired"),
+                Expiry::earliest(
+                    expiry(user.exp, "User Authentication Expired"),
+                    expiry(window_end, "User Authentication Expired"),
+                ),
                 expiry(account.exp, "Account Authentication Expired"),
             ),
             limits: ConnLimits {
@@ -858,6 +990,15 @@ fn jetstream_limits(
         max_consumers: or_unlimited(limits.consumer),
         ..AccountLimits::default()
     }))
+}
+
+/// The account an account JWT is about (its `sub`), once its signature verifies with
+/// its issuer's key (whether the operator trusts that issuer is
+/// [`Operator::new`]'s check).
+pub fn account_subject(jwt: &str) -> Result<String, JwtError> {
+    let claims: Claims<AccountNats> = decode(jwt)?;
+    check_type("account", &claims.nats.kind)?;
+    Ok(claims.sub)
 }
 
 /// Test and tooling helper: encodes `claims` (JSON) as a JWT signed by `issuer`.

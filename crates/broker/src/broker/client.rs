@@ -531,6 +531,9 @@ struct Reader {
     /// The service imports this connection's publishes may reach (refreshed with
     /// `permissions`).
     services: Arc<[auth::ServiceImport]>,
+    /// A `CONNECT` whose user JWT names an account the account resolver must fetch
+    /// first (operator mode with the URL resolver): handled once it is fetched.
+    pending_connect: Option<(Box<Connect>, String)>,
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -590,6 +593,7 @@ impl Reader {
             redirect: None,
             lame_duck: None,
             handshake: None,
+            pending_connect: None,
             permissions: None,
             permissions_seen: 0,
             publish_verdicts: HashMap::new(),
@@ -700,7 +704,15 @@ impl Reader {
                     Ok(_) => {
                         data_since_tick = true;
                         last_read = tokio::time::Instant::now();
-                        let outcome = self.process(&mut buf);
+                        let mut outcome = self.process(&mut buf);
+                        while outcome.is_ok()
+                            && let Some((connect, account)) = self.pending_connect.take()
+                        {
+                            self.inner.fetch_account(&account).await;
+                            outcome = self
+                                .handle(ClientOp::Connect(connect))
+                                .and_then(|()| self.process(&mut buf));
+                        }
                         self.finish_batch(shutdown).await;
                         if let Err(reason) = outcome {
                             return reason;
@@ -735,6 +747,15 @@ impl Reader {
                     if self.verbose {
                         self.client.enqueue_proto(server::OK);
                     }
+                }
+                Ok(Some(ClientOp::Connect(c)))
+                    if !self.connected
+                        && let Some(account) = self.inner.account_to_fetch(&c) =>
+                {
+                    // The rest of `buf` waits until the account is fetched and the
+                    // `CONNECT` handled (see `run`).
+                    self.pending_connect = Some((c, account));
+                    break Ok(());
                 }
                 Ok(Some(op)) => {
                     let ping = matches!(op, ClientOp::Ping);

@@ -82,9 +82,14 @@ pub struct RawAgentConfig {
     /// file path (config file only; see `operator.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator: Option<operator::RawJwtSetting>,
-    /// The account resolver for JWT auth: `"MEMORY"` (the only one built).
+    /// The account resolver for JWT auth: `"MEMORY"` or `"URL(http://…/accounts/)"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolver: Option<operator::RawJwtSetting>,
+    /// Operator mode: the account (public key) whose users may push account JWT
+    /// updates (`$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`); default: the operator JWT's
+    /// `system_account`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_account: Option<String>,
     /// The memory resolver's account JWTs: account public key → account JWT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolver_preload: Option<std::collections::BTreeMap<String, String>>,

@@ -7,10 +7,19 @@
 //! ACSU3XZAMG3HT2OXGXF56YXXPGPCKD3V3RZJYOROIGEKUN2PTPYOEOEY = "eyJ0eXAiOiJKV1Qi…"
 //! ```
 //!
+//! or, as nats-server fetches account JWTs from an account server over HTTP:
+//!
+//! ```toml
+//! resolver = "URL(http://accounts.example:9090/jwt/v1/accounts/)"
+//! system_account = "AD…"   # optional: else the operator JWT's `system_account`
+//! ```
+//!
 //! Clients sign in with a user JWT and its seed (a `nats` credentials file). The JWTs
 //! are read here; the broker checks signatures, the chain and the claims
-//! (`infinistream_broker::jwt`). Only the memory resolver is built: the `full` and
-//! URL resolvers are refused by name, and so is combining operator mode with
+//! (`infinistream_broker::jwt`); the agent fetches accounts from the URL resolver and
+//! applies `CLAIMS.UPDATE` pushes (`infinistream_agent::account_resolver`). The `full`
+//! (directory) resolver is refused by name, and so are `resolver_preload` with the
+//! URL resolver (as nats-server refuses it) and combining operator mode with
 //! `[[users]]`, `[accounts.NAME]` or the single user/token settings (nats-server's
 //! operator mode takes its users and accounts from JWTs only).
 
@@ -39,6 +48,10 @@ pub struct OperatorSpec {
     pub operators: Vec<String>,
     /// Account public key → account JWT.
     pub accounts: BTreeMap<String, String>,
+    /// The URL resolver's base URL (ending in `/`): account `K`'s JWT is at `<url>K`.
+    pub resolver_url: Option<String>,
+    /// The `system_account` setting (account public key), if set.
+    pub system_account: Option<String>,
 }
 
 impl fmt::Debug for OperatorSpec {
@@ -46,6 +59,8 @@ impl fmt::Debug for OperatorSpec {
         f.debug_struct("OperatorSpec")
             .field("operators", &self.operators.len())
             .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .field("resolver_url", &self.resolver_url)
+            .field("system_account", &self.system_account)
             .finish()
     }
 }
@@ -56,6 +71,7 @@ pub(crate) fn resolve(raw: &RawAgentConfig) -> Result<Option<OperatorSpec>, Conf
         for (setting, set) in [
             ("resolver", raw.resolver.is_some()),
             ("resolver_preload", raw.resolver_preload.is_some()),
+            ("system_account", raw.system_account.is_some()),
         ] {
             if set {
                 return Err(invalid(
@@ -95,20 +111,48 @@ pub(crate) fn resolve(raw: &RawAgentConfig) -> Result<Option<OperatorSpec>, Conf
         .iter()
         .map(|o| read_jwt("operator", o))
         .collect::<Result<Vec<_>, _>>()?;
-    match &raw.resolver {
-        Some(RawJwtSetting::Text(kind)) if kind.eq_ignore_ascii_case("MEMORY") => {}
+    let resolver_url = match &raw.resolver {
+        Some(RawJwtSetting::Text(kind)) if kind.eq_ignore_ascii_case("MEMORY") => None,
+        Some(RawJwtSetting::Text(kind)) if resolver_url(kind).is_some() => {
+            if raw.resolver_preload.is_some() {
+                return Err(invalid(
+                    "resolver_preload",
+                    "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR (nats-server's rule; not with the URL resolver)",
+                ));
+            }
+            let url = resolver_url(kind).unwrap_or_default();
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(invalid(
+                    "resolver",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
+            }
+            Some(if url.ends_with('/') {
+                url
+            } else {
+                format!("{url}/")
+            })
+        }
         None => {
             return Err(invalid(
                 "resolver",
-                "operator mode needs a resolver: resolver = \"MEMORY\" with [resolver_preload]",
+                "operator mode needs a resolver: resolver = \"MEMORY\" with [resolver_preload], or resolver = \"URL(http://…)\"",
             ));
         }
         Some(_) => {
             return Err(invalid(
                 "resolver",
-                "only the memory resolver is supported yet (resolver = \"MEMORY\" with [resolver_preload]); the full and URL resolvers are not",
+                "the full (directory) resolver is not supported yet: use resolver = \"MEMORY\" with [resolver_preload], or resolver = \"URL(http://…)\"",
             ));
         }
+    };
+    if let Some(key) = &raw.system_account
+        && !key.starts_with('A')
+    {
+        return Err(invalid(
+            "system_account",
+            format!("must be an account public key (starting with A), got `{key}`"),
+        ));
     }
     let mut accounts = BTreeMap::new();
     for (key, jwt) in raw.resolver_preload.iter().flatten() {
@@ -123,7 +167,23 @@ pub(crate) fn resolve(raw: &RawAgentConfig) -> Result<Option<OperatorSpec>, Conf
     Ok(Some(OperatorSpec {
         operators,
         accounts,
+        resolver_url,
+        system_account: raw.system_account.clone(),
     }))
+}
+
+/// nats-server's `URL(...)` resolver setting: the URL inside, unquoted.
+fn resolver_url(setting: &str) -> Option<String> {
+    let inner = setting
+        .trim()
+        .strip_prefix("URL(")?
+        .strip_suffix(')')?
+        .trim();
+    let inner = inner
+        .strip_prefix('"')
+        .and_then(|i| i.strip_suffix('"'))
+        .unwrap_or(inner);
+    Some(inner.to_owned())
 }
 
 /// A JWT given inline, or the path of a file holding one (raw, or between the
@@ -185,7 +245,26 @@ mod tests {
         .expect("valid")
         .expect("operator mode");
         assert_eq!(inline.operators.len(), 1);
+        assert_eq!(inline.resolver_url, None);
         assert_eq!(resolve(&raw("")).expect("valid"), None);
+        for (setting, url) in [
+            (
+                "URL(http://h:9090/jwt/v1/accounts/)",
+                "http://h:9090/jwt/v1/accounts/",
+            ),
+            (
+                "URL(\\\"https://h/jwt/v1/accounts\\\")",
+                "https://h/jwt/v1/accounts/",
+            ),
+        ] {
+            let spec = resolve(&raw(&format!(
+                "operator = \"{JWT}\"\nresolver = \"{setting}\"\nsystem_account = \"ASYS\"\n"
+            )))
+            .expect("valid")
+            .expect("operator mode");
+            assert_eq!(spec.resolver_url.as_deref(), Some(url), "{setting}");
+            assert_eq!(spec.system_account.as_deref(), Some("ASYS"));
+        }
     }
 
     #[test]
@@ -194,15 +273,25 @@ mod tests {
         let op = format!("operator = \"{JWT}\"\n");
         assert!(err(&op).contains("needs a resolver"));
         assert!(
-            err(&format!("{op}resolver = \"URL(http://x)\"\n"))
-                .contains("only the memory resolver")
+            err(&format!(
+                "{op}resolver = \"URL(http://x)\"\n[resolver_preload]\nAABC = \"{JWT}\"\n"
+            ))
+            .contains("resolver preloads only available")
         );
+        assert!(err(&format!("{op}resolver = \"URL(ftp://x)\"\n")).contains("not an http"));
         assert!(
             err(&format!(
                 "{op}resolver = {{ type = \"full\", dir = \"/x\" }}\n"
             ))
-            .contains("only the memory resolver")
+            .contains("full (directory) resolver is not supported yet")
         );
+        assert!(
+            err(&format!(
+                "{op}resolver = \"MEMORY\"\nsystem_account = \"UX\"\n"
+            ))
+            .contains("account public key")
+        );
+        assert!(err("system_account = \"AX\"\n").contains("needs `operator`"));
         assert!(err("resolver = \"MEMORY\"\n").contains("needs `operator`"));
         assert!(
             err(&format!(

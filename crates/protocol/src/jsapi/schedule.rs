@@ -131,6 +131,21 @@ impl Zone {
         db.get(name).ok().map(Zone)
     }
 
+    /// Go's `time.Date` of the wall-clock `hour:minute:second` on the day `days_after`
+    /// the local day of Unix second `now`, in Unix seconds (nats-server's reading of a
+    /// user JWT's connection `times` in its `times_location`).
+    pub fn day_at(&self, now: i64, days_after: i64, hour: u32, minute: u32, second: u32) -> i64 {
+        let today = self.fields(now);
+        self.date(
+            today.year,
+            i64::from(today.month),
+            i64::from(today.day) + days_after,
+            i64::from(hour),
+            i64::from(minute),
+            i64::from(second),
+        )
+    }
+
     /// UTC offset in seconds at Unix second `t` (0 outside jiff's range).
     fn offset(&self, t: i64) -> i64 {
         jiff::Timestamp::from_second(t)

@@ -288,13 +288,6 @@ fn malformed_tokens_are_refused() {
     for bad in ["", "a.b", "a.b.c.d", "!!.??.**"] {
         assert!(op.verify_user(bad, None).is_err(), "{bad}");
     }
-    let times = json!({"times": [{"start": "01:00:00", "end": "02:00:00"}]});
-    let jwt = c.user_jwt(&c.account, json!({"nats": times}));
-    let err = op.verify_user(&jwt, None).expect_err("refused").to_string();
-    assert!(
-        err.contains("times") && err.contains("not supported yet"),
-        "{err}"
-    );
     let unlimited = c.user_jwt(
         &c.account,
         json!({"nats": {"subs": -1, "data": -1, "payload": -1}}),
@@ -417,4 +410,90 @@ fn the_earlier_of_user_and_account_expiry_closes_the_connection() {
             message: "Account Authentication Expired"
         })
     );
+}
+
+#[test]
+fn connect_times_are_read_as_nats_server_reads_them() {
+    let range = |start: &str, end: &str| RawTimeRange {
+        start: start.into(),
+        end: end.into(),
+    };
+    let times = |ranges: Vec<RawTimeRange>, location: &str| Times {
+        ranges,
+        location: location.into(),
+    };
+    // 2026-12-08 10:30:00 UTC.
+    let now = 1_796_725_800;
+    let day = |h: i64, m: i64| now - (10 * 3600 + 30 * 60) + h * 3600 + m * 60;
+    let inside = times(vec![range("09:00:00", "11:00:00")], "");
+    assert_eq!(inside.window_end(now), Some(day(11, 0)));
+    assert_eq!(
+        times(vec![range("11:00:00", "12:00:00")], "").window_end(now),
+        None
+    );
+    // The first window that holds `now` wins; a one-digit hour parses as in Go.
+    let two = times(
+        vec![range("1:00:00", "2:00:00"), range("10:00:00", "10:45:00")],
+        "UTC",
+    );
+    assert_eq!(two.window_end(now), Some(day(10, 45)));
+    // An end before the start is the next day's: 10:00 → 09:00 tomorrow holds now,
+    // 11:00 → 10:45 tomorrow does not (nats-server's reading, not "until 10:45 today").
+    assert_eq!(
+        times(vec![range("10:00:00", "09:00:00")], "").window_end(now),
+        Some(day(24 + 9, 0))
+    );
+    assert_eq!(
+        times(vec![range("11:00:00", "10:45:00")], "").window_end(now),
+        None
+    );
+    // Strictly inside: not at the start second itself.
+    assert_eq!(
+        times(vec![range("10:30:00", "11:00:00")], "").window_end(now),
+        None
+    );
+    // In another zone: 10:30 UTC is 19:30 in Tokyo.
+    assert_eq!(
+        times(vec![range("19:00:00", "20:00:00")], "Asia/Tokyo").window_end(now),
+        Some(day(11, 0))
+    );
+    // What does not parse holds nothing, as nats-server refuses it.
+    assert_eq!(
+        times(vec![range("09:00:00", "11:00:00")], "Nowhere/Bad").window_end(now),
+        None
+    );
+    for bad in ["25:00:00", "10:5:00", "10:00", "aa:00:00", "10:00:00:00"] {
+        assert_eq!(
+            times(vec![range(bad, "23:00:00")], "").window_end(now),
+            None,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_user_outside_its_connect_times_is_refused() {
+    let c = chain();
+    let op = c.operator_with(json!({})).expect("operator");
+    let now = super::now_millis() / 1000;
+    let hms = |t: i64| {
+        let t = t.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
+    };
+    let outside = json!({"times": [{"start": hms(now + 3600), "end": hms(now + 7200)}]});
+    let jwt = c.user_jwt(&c.account, json!({"nats": outside}));
+    assert!(matches!(
+        op.verify_user(&jwt, None),
+        Err(JwtError::OutsideTimes(_))
+    ));
+    // From a minute ago, but not across midnight (a window whose start is after its
+    // end reaches into tomorrow, not back into yesterday).
+    let start = (now - 60).max(now - now.rem_euclid(86_400));
+    let inside = json!({"times": [{"start": hms(start), "end": hms(now + 7200)}]});
+    let jwt = c.user_jwt(&c.account, json!({"nats": inside}));
+    let user = op.verify_user(&jwt, None).expect("inside its window");
+    let expiry = user.expires.expect("closed when the window ends");
+    assert_eq!(expiry.message, "User Authentication Expired");
+    // The window's end, on today's date or (across midnight) tomorrow's.
+    assert_eq!((expiry.at - (now + 7200)).rem_euclid(86_400), 0);
 }
