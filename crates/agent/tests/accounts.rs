@@ -1,9 +1,10 @@
 //! Accounts (issue 19, item 3): users in `[accounts.NAME]` publish and subscribe in
 //! their own subject space — on one agent and across agents over the route mesh —
-//! JetStream serves the one account marked `jetstream = true` and answers the others
-//! with nats-server's `JetStream not enabled for account` (10039); a stream import
-//! shares what one account exports with another, under a prefix. The single-agent
-//! answers are compared with nats-server 2.15.1 configured the same way.
+//! JetStream serves the accounts marked `jetstream = true` (each its own streams and
+//! KV buckets, also two of one name) and answers the others with nats-server's
+//! `JetStream not enabled for account` (10039); a stream import shares what one
+//! account exports with another, under a prefix. The answers are compared with
+//! nats-server 2.15.1 configured the same way.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -84,25 +84,13 @@ where
         .map_err(|e| convert::call_error(&e))
 }
 
-/// Every stream of every account (the server-wide `/jsz`).
-pub(crate) async fn list_all(ctx: &ApiContext) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    list_in(ctx, "", "").await
-}
-
 /// The streams of the context's account whose subjects overlap `subject` (empty =
 /// all), by id.
 pub(crate) async fn list_filtered(
     ctx: &ApiContext,
     subject: &str,
 ) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
-    list_in(ctx, subject, ctx.account.list_filter()).await
-}
-
-async fn list_in(
-    ctx: &ApiContext,
-    subject: &str,
-    account: &str,
-) -> Result<Vec<v1::StreamInfoResponse>, ApiError> {
+    let account = ctx.account.list_filter();
     let mut list = cp_call(|| ctx.cp.list_streams_in(subject, account)).await?;
     list.sort_by(|a, b| {
         let name = |r: &v1::StreamInfoResponse| r.config.as_ref().map(|c| c.name.clone());

@@ -20,7 +20,7 @@ use infinistream_protocol::jsapi::jsz::{
 use infinistream_protocol::jsapi::stream::ClusterInfo;
 use infinistream_protocol::jsapi::{API_LEVEL, ApiError, Timestamp, codes};
 
-use crate::context::{ApiContext, ApiCounters, list_all, now};
+use crate::context::{ApiContext, ApiCounters, list_filtered, now};
 use crate::convert;
 
 /// Builds `/jsz` documents for one agent (cheap to clone).
@@ -39,7 +39,8 @@ impl JszSource {
     pub async fn jsz(&self, opts: &JszOptions) -> Result<Jsz, ApiError> {
         let ctx = &self.ctx;
         let now = now(ctx);
-        let listed = list_all(ctx).await?;
+        // The account whose streams have bare ids (the others' are not in `/jsz` yet).
+        let listed = list_filtered(ctx, "").await?;
 
         let mut totals = Totals::default();
         let mut details = Vec::new();
