@@ -26,6 +26,9 @@
 //! agent routes a copy into the importing account (forwarded to peers under that
 //! account), so a peer never imports again.
 //!
+//! An auth callout ([`Callout`], see [`callout`]) hands every user but its own to an
+//! external service, which answers with a user JWT.
+//!
 //! JetStream needs nothing of its own: its API, acks and flow control are subjects a
 //! connection publishes to and inboxes it subscribes to, so a user allowed only
 //! `$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker`, `$JS.ACK.ORDERS.worker.>` and its inbox

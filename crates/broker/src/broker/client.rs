@@ -531,8 +531,9 @@ struct Reader {
     /// The service imports this connection's publishes may reach (refreshed with
     /// `permissions`).
     services: Arc<[auth::ServiceImport]>,
-    /// A `CONNECT` whose user JWT names an account the account resolver must fetch
-    /// first (operator mode with the URL resolver): handled once it is fetched.
+    /// A `CONNECT` that waits for something before it is checked: the account its
+    /// user JWT names (operator mode with the URL resolver), or the auth callout
+    /// service's decision. The rest of the read buffer waits with it.
     pending_connect: Option<(Box<Connect>, PendingAuth)>,
     /// What the auth callout decided for the pending `CONNECT` (None: refused).
     callout_login: Option<Option<Login>>,
