@@ -28,6 +28,7 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
             jetstream_account,
             stream_imports,
             service_imports,
+            auth_callout,
             ..
         } => {
             let services = service_imports
@@ -60,13 +61,19 @@ pub fn broker_auth(auth: &ClientAuth) -> anyhow::Result<Auth> {
                     account: spec.account.as_deref().unwrap_or(DEFAULT_ACCOUNT).into(),
                 })
                 .collect();
-            Auth::Users(Arc::new(
-                Users::new(users)
-                    .context("users")?
-                    .with_jetstream_account(jetstream_account)
-                    .with_stream_imports(imports)
-                    .with_service_imports(services),
-            ))
+            let mut users = Users::new(users)
+                .context("users")?
+                .with_jetstream_account(jetstream_account)
+                .with_stream_imports(imports)
+                .with_service_imports(services);
+            if let Some(callout) = auth_callout {
+                users = users.with_callout(infinistream_broker::Callout {
+                    issuer: callout.issuer.clone(),
+                    auth_users: callout.auth_users.clone(),
+                    account: callout.account.as_str().into(),
+                });
+            }
+            Auth::Users(Arc::new(users))
         }
         ClientAuth::Operator(spec) => {
             let operator = infinistream_broker::jwt::Operator::new(&spec.operators, &spec.accounts)

@@ -26,6 +26,9 @@
 //! agent routes a copy into the importing account (forwarded to peers under that
 //! account), so a peer never imports again.
 //!
+//! An auth callout ([`Callout`], see [`callout`]) hands every user but its own to an
+//! external service, which answers with a user JWT.
+//!
 //! JetStream needs nothing of its own: its API, acks and flow control are subjects a
 //! connection publishes to and inboxes it subscribes to, so a user allowed only
 //! `$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker`, `$JS.ACK.ORDERS.worker.>` and its inbox
@@ -43,6 +46,7 @@ use infinistream_protocol::info::Connect;
 use infinistream_protocol::subject;
 use parking_lot::Mutex;
 
+pub(crate) mod callout;
 pub mod jwt;
 
 /// An account's name: subjects, subscriptions and JetStream assets are isolated per
@@ -156,6 +160,19 @@ pub struct Users {
     service_imports: Vec<ServiceImport>,
     /// Operator mode (decentralized JWT auth): users sign in with user JWTs instead.
     operator: Option<Arc<jwt::Operator>>,
+    /// Every user but the callout's own is signed in by an external service.
+    callout: Option<Arc<Callout>>,
+}
+
+/// nats-server's `auth_callout`: a service subscribed to `$SYS.REQ.USER.AUTH` in
+/// `account` decides who signs in (see [`callout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    /// The account public key that signs the service's answers and user JWTs.
+    pub issuer: String,
+    /// Users that sign in with their own credentials.
+    pub auth_users: Vec<String>,
+    pub account: AccountName,
 }
 
 impl fmt::Debug for Users {
@@ -221,6 +238,57 @@ impl Users {
             stream_imports: Vec::new(),
             service_imports: Vec::new(),
             operator: None,
+            callout: None,
+        })
+    }
+
+    /// Signs every user but `callout.auth_users` in through the auth callout.
+    pub fn with_callout(mut self, callout: Callout) -> Users {
+        self.callout = Some(Arc::new(callout));
+        self
+    }
+
+    /// The auth callout `connect` must go through (None: none configured, or one of
+    /// its own users).
+    pub(crate) fn callout_for(&self, connect: &Connect) -> Option<Arc<Callout>> {
+        let callout = self.callout.as_ref()?;
+        let name = connect.nkey.as_deref().or(connect.user.as_deref());
+        (!name.is_some_and(|n| callout.auth_users.iter().any(|u| u == n))).then(|| callout.clone())
+    }
+
+    /// Whether `account` is one this configuration signs users in to.
+    pub(crate) fn has_account(&self, account: &str) -> bool {
+        account == DEFAULT_ACCOUNT
+            || self.users.iter().any(|u| &*u.account == account)
+            || self
+                .callout
+                .as_ref()
+                .is_some_and(|c| &*c.account == account)
+            || *self.jetstream == *account
+    }
+
+    /// The login a callout-approved user gets.
+    pub(crate) fn callout_login(&self, user: jwt::CalloutUser) -> Option<Login> {
+        if !self.has_account(&user.account) {
+            tracing::info!(account = %user.account, "auth callout: the user JWT names an unknown account");
+            return None;
+        }
+        let account: AccountName = user.account.as_str().into();
+        Some(Login {
+            user: user.name,
+            permissions: user
+                .permissions
+                .as_ref()
+                .map(|p| Arc::new(ConnPermissions::new(p))),
+            imports: self.imports_from(&account),
+            services: self.services_into(&account),
+            account,
+            expires: user.exp.map(|at| Expiry {
+                at,
+                message: "User Authentication Expired",
+            }),
+            via_callout: true,
+            ..Login::default()
         })
     }
 
@@ -249,6 +317,7 @@ impl Users {
             stream_imports: operator.stream_imports().to_vec(),
             service_imports: operator.service_imports().to_vec(),
             operator: Some(Arc::new(operator)),
+            callout: None,
         })
     }
 
@@ -263,6 +332,7 @@ impl Users {
             stream_imports: operator.stream_imports().to_vec(),
             service_imports: operator.service_imports().to_vec(),
             operator: Some(Arc::new(operator)),
+            callout: None,
         }
     }
 
@@ -353,6 +423,7 @@ impl Users {
                 jwt: Some(jwt.into()),
                 expires: user.expires,
                 limits: user.limits,
+                via_callout: false,
             }),
             Err(error) => {
                 tracing::info!(%error, "user JWT refused");
@@ -528,6 +599,8 @@ pub(crate) struct Login {
     /// nats-server closes it.
     pub expires: Option<Expiry>,
     pub limits: ConnLimits,
+    /// Signed in by the auth callout (kept on reload while the callout's issuer stays).
+    pub via_callout: bool,
 }
 
 /// Checks `connect` against `auth` (`nonce`: the one this connection's `INFO` sent;
@@ -604,6 +677,12 @@ pub(crate) fn authenticate(
 /// (its user is gone, or its credential or account changed).
 pub(crate) fn relogin(old: Option<&Auth>, new: Option<&Auth>, login: &Login) -> Option<Login> {
     match (old, new) {
+        (_, Some(Auth::Users(new))) if login.via_callout => new
+            .callout
+            .is_some()
+            .then(|| new.has_account(&login.account))
+            .filter(|known| *known)
+            .map(|_| login.clone()),
         (_, None) => Some(Login {
             user: String::new(),
             permissions: None,

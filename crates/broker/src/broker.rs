@@ -140,6 +140,8 @@ impl Stats {
 pub(crate) struct Inner {
     pub config: BrokerConfig,
     pub server_id: String,
+    /// The key pair `server_id` is the public key of.
+    pub server_key: nkeys::KeyPair,
     pub sublist: RwLock<Sublist>,
     /// Bumped (under the sublist write lock) whenever subscriptions change.
     pub sub_generation: AtomicU64,
@@ -228,6 +230,20 @@ impl Inner {
         self.account_fetcher.0.read().as_ref()?;
         match &*self.auth.read() {
             Some(Auth::Users(users)) => users.unknown_account(connect),
+            _ => None,
+        }
+    }
+
+    /// The auth callout a `CONNECT` must go through, if any.
+    pub(crate) fn callout_for(
+        &self,
+        connect: &infinistream_protocol::Connect,
+    ) -> Option<(Arc<crate::auth::Users>, Arc<crate::auth::Callout>)> {
+        match &*self.auth.read() {
+            Some(Auth::Users(users)) => {
+                let callout = users.callout_for(connect)?;
+                Some((users.clone(), callout))
+            }
             _ => None,
         }
     }
@@ -434,15 +450,10 @@ pub(crate) fn random_seed() -> u64 {
 }
 
 /// A nats-style server id: `N` plus 55 base32 characters.
-fn generate_server_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut ctx = RouteCtx::new(random_seed());
-    let mut id = String::with_capacity(56);
-    id.push('N');
-    for _ in 0..55 {
-        id.push(char::from(ALPHABET[(ctx.next_random() % 32) as usize]));
-    }
-    id
+/// A server identity as nats-server makes one: an NKey server key pair, whose
+/// public key (`N…`) is the server id; it signs auth callout requests.
+fn generate_server_key() -> nkeys::KeyPair {
+    nkeys::KeyPair::new_server()
 }
 
 impl Broker {
@@ -455,6 +466,7 @@ impl Broker {
             _ => DEFAULT_ACCOUNT.into(),
         };
         let auth = RwLock::new(config.auth.clone());
+        let server_key = generate_server_key();
         Broker {
             account: internal_account.clone(),
             inner: Arc::new(Inner {
@@ -462,7 +474,8 @@ impl Broker {
                 internal_account,
                 more_jetstream: RwLock::new(Vec::new()),
                 config,
-                server_id: generate_server_id(),
+                server_id: server_key.public_key(),
+                server_key,
                 sublist: RwLock::new(Sublist::default()),
                 sub_generation: AtomicU64::new(1),
                 clients: Mutex::new(HashMap::new()),

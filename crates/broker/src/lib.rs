@@ -17,8 +17,8 @@ pub mod routing;
 pub mod tls;
 
 pub use auth::{
-    AccountName, Auth, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission, ServiceImport,
-    StreamImport, SubjectPermission, User, Users, UsersError, jwt,
+    AccountName, Auth, Callout, Credential, DEFAULT_ACCOUNT, Permissions, ResponsePermission,
+    ServiceImport, StreamImport, SubjectPermission, User, Users, UsersError, jwt,
 };
 pub use broker::peer::{
     InternalTarget, PEER_PENDING_LIMIT, Peer, PeerFrame, PeerMsg, account_or_default,

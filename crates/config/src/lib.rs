@@ -24,9 +24,9 @@ mod values;
 pub use accounts::{GLOBAL_ACCOUNT, JetStreamLimits, RawAccount};
 pub use advertise::Advertise;
 pub use agent::{
-    AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, ClientAuth, FLUSH_DEADLINE, JobsSettings,
-    METADATA_URL_DEFAULT, MIN_ORPHAN_GRACE, MetadataUrls, OperatorSpec, RawAgentConfig,
-    RawJwtSetting, TlsFiles, ZoneSource, agent_figment, load_agent,
+    AgentConfig, CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT, CalloutSpec, ClientAuth, FLUSH_DEADLINE,
+    JobsSettings, METADATA_URL_DEFAULT, MIN_ORPHAN_GRACE, MetadataUrls, OperatorSpec,
+    RawAgentConfig, RawAuthCallout, RawJwtSetting, TlsFiles, ZoneSource, agent_figment, load_agent,
 };
 pub use control_plane::{ControlPlaneConfig, RawControlPlaneConfig, StoreUrl, load_control_plane};
 pub use error::ConfigError;

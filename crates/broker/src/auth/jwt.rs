@@ -95,6 +95,8 @@ pub enum JwtError {
     UnsupportedUser { user: String, what: &'static str },
     #[error("{0}")]
     Permissions(String),
+    #[error("auth callout: {0}")]
+    Callout(String),
 }
 
 /// The claims every NATS JWT carries.
@@ -999,6 +1001,101 @@ pub fn account_subject(jwt: &str) -> Result<String, JwtError> {
     let claims: Claims<AccountNats> = decode(jwt)?;
     check_type("account", &claims.nats.kind)?;
     Ok(claims.sub)
+}
+
+/// What an auth callout service's answer lets in.
+#[derive(Debug)]
+pub(crate) struct CalloutUser {
+    /// The account the user JWT's audience names.
+    pub account: String,
+    pub name: String,
+    pub permissions: Option<Permissions>,
+    pub exp: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CalloutResponseNats {
+    #[serde(default)]
+    jwt: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Audience {
+    #[serde(default)]
+    aud: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Reads the parts of a JWT's claims every claims type has but [`Claims`] does not
+/// keep (`aud`, `name`), once [`decode`] verified it.
+fn audience(jwt: &str) -> Result<Audience, JwtError> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = jwt.trim().split('.').nth(1).ok_or(JwtError::Chunks)?;
+    let bytes = b64
+        .decode(claims.trim_end_matches('='))
+        .map_err(|_| JwtError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|e| JwtError::Claims(e.to_string()))
+}
+
+/// Checks an auth callout service's answer as nats-server does: an
+/// `authorization_response` signed by `issuer`, for this server (`aud`) and the
+/// request's user key (`sub`), without an `error`, carrying a user JWT signed by
+/// `issuer` for the same user key, whose `aud` names the account to sign in to.
+pub(crate) fn callout_answer(
+    response: &str,
+    issuer: &str,
+    server_id: &str,
+    user_key: &str,
+) -> Result<CalloutUser, JwtError> {
+    let now = now_millis();
+    let answer: Claims<CalloutResponseNats> = decode(response)?;
+    check_type("authorization_response", &answer.nats.kind)?;
+    answer.check_time("authorization response", now)?;
+    let to = audience(response)?;
+    if answer.iss != issuer || to.aud != server_id || answer.sub != user_key {
+        return Err(JwtError::Callout(format!(
+            "the answer is from `{}` for server `{}` and user `{}`",
+            answer.iss, to.aud, answer.sub
+        )));
+    }
+    if !answer.nats.error.is_empty() {
+        return Err(JwtError::Callout(format!(
+            "the service refused: {}",
+            answer.nats.error
+        )));
+    }
+    let user: Claims<UserNats> = decode(&answer.nats.jwt)?;
+    check_type("user", &user.nats.kind)?;
+    user.check_time("user", now)?;
+    if user.iss != issuer || user.sub != user_key {
+        return Err(JwtError::Callout(format!(
+            "the user JWT is from `{}` for user `{}`",
+            user.iss, user.sub
+        )));
+    }
+    if let Some(what) = user.nats.unsupported() {
+        return Err(JwtError::UnsupportedUser {
+            user: user.sub,
+            what,
+        });
+    }
+    let about = audience(&answer.nats.jwt)?;
+    if about.aud.is_empty() {
+        return Err(JwtError::Callout(
+            "the user JWT names no account (aud)".into(),
+        ));
+    }
+    Ok(CalloutUser {
+        account: about.aud,
+        name: about.name,
+        permissions: user.nats.permissions.permissions()?,
+        exp: user.exp.filter(|e| *e > 0),
+    })
 }
 
 /// Test and tooling helper: encodes `claims` (JSON) as a JWT signed by `issuer`.

@@ -531,9 +531,20 @@ struct Reader {
     /// The service imports this connection's publishes may reach (refreshed with
     /// `permissions`).
     services: Arc<[auth::ServiceImport]>,
-    /// A `CONNECT` whose user JWT names an account the account resolver must fetch
-    /// first (operator mode with the URL resolver): handled once it is fetched.
-    pending_connect: Option<(Box<Connect>, String)>,
+    /// A `CONNECT` that waits for something before it is checked: the account its
+    /// user JWT names (operator mode with the URL resolver), or the auth callout
+    /// service's decision. The rest of the read buffer waits with it.
+    pending_connect: Option<(Box<Connect>, PendingAuth)>,
+    /// What the auth callout decided for the pending `CONNECT` (None: refused).
+    callout_login: Option<Option<Login>>,
+}
+
+/// What a `CONNECT` waits for before it is checked.
+enum PendingAuth {
+    /// The account resolver fetches this account.
+    Fetch(String),
+    /// The auth callout service decides.
+    Callout(Arc<auth::Users>, Arc<auth::Callout>),
 }
 
 /// A redirected connection on its way out, as nats-server's lame-duck mode does it:
@@ -594,6 +605,7 @@ impl Reader {
             lame_duck: None,
             handshake: None,
             pending_connect: None,
+            callout_login: None,
             permissions: None,
             permissions_seen: 0,
             publish_verdicts: HashMap::new(),
@@ -706,9 +718,35 @@ impl Reader {
                         last_read = tokio::time::Instant::now();
                         let mut outcome = self.process(&mut buf);
                         while outcome.is_ok()
-                            && let Some((connect, account)) = self.pending_connect.take()
+                            && let Some((connect, pending)) = self.pending_connect.take()
                         {
-                            self.inner.fetch_account(&account).await;
+                            match pending {
+                                PendingAuth::Fetch(account) => {
+                                    self.inner.fetch_account(&account).await;
+                                }
+                                PendingAuth::Callout(users, callout) => {
+                                    let broker = Broker {
+                                        inner: self.inner.clone(),
+                                        account: callout.account.clone(),
+                                    };
+                                    let caller = auth::callout::Caller {
+                                        cid: self.client.cid,
+                                        host: self.client.addr.ip(),
+                                        nonce: self.client.nonce.get().map(String::as_str),
+                                    };
+                                    let login = auth::callout::sign_in(
+                                        &broker,
+                                        &self.inner.server_key,
+                                        &users,
+                                        &callout,
+                                        &connect,
+                                        caller,
+                                        config.auth_timeout,
+                                    )
+                                    .await;
+                                    self.callout_login = Some(login);
+                                }
+                            }
                             outcome = self
                                 .handle(ClientOp::Connect(connect))
                                 .and_then(|()| self.process(&mut buf));
@@ -754,7 +792,15 @@ impl Reader {
                 {
                     // The rest of `buf` waits until the account is fetched and the
                     // `CONNECT` handled (see `run`).
-                    self.pending_connect = Some((c, account));
+                    self.pending_connect = Some((c, PendingAuth::Fetch(account)));
+                    break Ok(());
+                }
+                Ok(Some(ClientOp::Connect(c)))
+                    if !self.connected
+                        && self.callout_login.is_none()
+                        && let Some((users, callout)) = self.inner.callout_for(&c) =>
+                {
+                    self.pending_connect = Some((c, PendingAuth::Callout(users, callout)));
                     break Ok(());
                 }
                 Ok(Some(op)) => {
@@ -1035,8 +1081,20 @@ impl Reader {
     }
 
     fn connect(&mut self, c: Connect) -> Result<(), Reason> {
+        let decided = self.callout_login.take();
         let login = match self.inner.auth() {
             None => None,
+            Some(_) if decided.is_some() => match decided.flatten() {
+                Some(login) => Some(login),
+                None => {
+                    info!(
+                        cid = self.client.cid,
+                        "authorization violation (auth callout)"
+                    );
+                    self.client.send_err("Authorization Violation");
+                    return Err("authorization violation");
+                }
+            },
             Some(auth) => {
                 let nonce = self.client.nonce.get().map(String::as_str);
                 match auth::authenticate(&auth, &c, nonce, self.client.addr.ip()) {

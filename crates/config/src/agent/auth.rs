@@ -32,6 +32,8 @@ pub enum ClientAuth {
         stream_imports: Vec<crate::accounts::StreamImportSpec>,
         /// Services one account reaches in another (see [`crate::accounts`]).
         service_imports: Vec<crate::accounts::ServiceImportSpec>,
+        /// An external service signs in every other user (see [`CalloutSpec`]).
+        auth_callout: Option<CalloutSpec>,
     },
     /// Operator mode (decentralized JWT auth, see [`super::operator`]).
     Operator(super::operator::OperatorSpec),
@@ -54,6 +56,7 @@ impl std::fmt::Debug for ClientAuth {
                 jetstream_more,
                 stream_imports,
                 service_imports,
+                auth_callout,
             } => f
                 .debug_struct("Users")
                 .field("users", users)
@@ -62,9 +65,98 @@ impl std::fmt::Debug for ClientAuth {
                 .field("jetstream_more", jetstream_more)
                 .field("stream_imports", stream_imports)
                 .field("service_imports", service_imports)
+                .field("auth_callout", auth_callout)
                 .finish(),
             ClientAuth::Operator(spec) => f.debug_tuple("Operator").field(spec).finish(),
         }
+    }
+}
+
+/// nats-server's `authorization { auth_callout { … } }`, written in TOML:
+///
+/// ```toml
+/// [auth_callout]
+/// issuer = "ABJ…"          # the account public key that signs the service's answers
+/// auth_users = ["auth"]    # users that sign in themselves (the service's own)
+/// account = "AUTH"         # where the service listens on $SYS.REQ.USER.AUTH (default $G)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RawAuthCallout {
+    pub issuer: String,
+    #[serde(default)]
+    pub auth_users: Vec<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Encrypted requests (an X25519 public key): not supported yet.
+    #[serde(default)]
+    pub xkey: Option<String>,
+}
+
+/// The auth callout as checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutSpec {
+    /// The account public key whose signature the service's answers carry.
+    pub issuer: String,
+    /// Users that sign in with their own credentials, never through the service.
+    pub auth_users: Vec<String>,
+    /// The account the service's `$SYS.REQ.USER.AUTH` subscription is in.
+    pub account: String,
+}
+
+impl RawAgentConfig {
+    fn auth_callout(
+        &self,
+        users: &[crate::users::UserSpec],
+    ) -> Result<Option<CalloutSpec>, ConfigError> {
+        let Some(raw) = &self.auth_callout else {
+            return Ok(None);
+        };
+        if raw.xkey.is_some() {
+            return Err(invalid(
+                "auth_callout.xkey",
+                "encrypted callout requests (xkey) are not supported yet",
+            ));
+        }
+        if !raw.issuer.starts_with('A') || raw.issuer.len() != 56 {
+            return Err(invalid(
+                "auth_callout.issuer",
+                format!(
+                    "must be an account public key (56 characters starting with A), got `{}`",
+                    raw.issuer
+                ),
+            ));
+        }
+        if raw.auth_users.is_empty() {
+            return Err(invalid(
+                "auth_callout.auth_users",
+                "must name the callout service's own users",
+            ));
+        }
+        for name in &raw.auth_users {
+            if !users.iter().any(|u| &u.name == name) {
+                return Err(invalid(
+                    "auth_callout.auth_users",
+                    format!("`{name}` is not a configured user"),
+                ));
+            }
+        }
+        let account = raw.account.clone().unwrap_or_else(|| "$G".to_owned());
+        let known = account == "$G"
+            || self
+                .accounts
+                .as_ref()
+                .is_some_and(|a| a.contains_key(&account));
+        if !known {
+            return Err(invalid(
+                "auth_callout.account",
+                format!("`{account}` is not a configured account"),
+            ));
+        }
+        Ok(Some(CalloutSpec {
+            issuer: raw.issuer.clone(),
+            auth_users: raw.auth_users.clone(),
+            account,
+        }))
     }
 }
 
@@ -84,7 +176,22 @@ impl RawAgentConfig {
     /// `[[users]]` of the file, or none.
     pub(super) fn client_auth(&self) -> Result<Option<ClientAuth>, ConfigError> {
         if let Some(spec) = super::operator::resolve(self)? {
+            if self.auth_callout.is_some() {
+                return Err(invalid(
+                    "auth_callout",
+                    "in operator mode the callout is configured in the account JWT, which is not supported yet",
+                ));
+            }
             return Ok(Some(ClientAuth::Operator(spec)));
+        }
+        if self.auth_callout.is_some()
+            && self.users.as_ref().is_none_or(|u| u.is_empty())
+            && self.accounts.is_none()
+        {
+            return Err(invalid(
+                "auth_callout",
+                "needs the callout service's own users (`[[users]]` or `[accounts.NAME]`, named in `auth_users`)",
+            ));
         }
         let accounts = self.accounts.as_ref().filter(|a| !a.is_empty());
         let users = self
@@ -98,6 +205,7 @@ impl RawAgentConfig {
                     users.unwrap_or_default(),
                     accounts.unwrap_or(&Default::default()),
                 )?;
+                let auth_callout = self.auth_callout(&resolved.users)?;
                 Some(ClientAuth::Users {
                     users: resolved.users,
                     jetstream_account: resolved.jetstream,
@@ -105,6 +213,7 @@ impl RawAgentConfig {
                     jetstream_more: resolved.jetstream_more,
                     stream_imports: resolved.stream_imports,
                     service_imports: resolved.service_imports,
+                    auth_callout,
                 })
             }
             _ if users.is_some() => {

@@ -17,7 +17,7 @@ use figment::Figment;
 use infinistream_types::{Role, limits};
 use serde::{Deserialize, Serialize};
 
-pub use auth::{ClientAuth, TlsFiles};
+pub use auth::{CalloutSpec, ClientAuth, RawAuthCallout, TlsFiles};
 pub use cache::{CACHE_DISK_MIN, CACHE_MEMORY_DEFAULT};
 pub use jobs::{FLUSH_DEADLINE, JobsSettings, MIN_ORPHAN_GRACE};
 pub use operator::{OperatorSpec, RawJwtSetting};
@@ -90,6 +90,10 @@ pub struct RawAgentConfig {
     /// `system_account`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_account: Option<String>,
+    /// nats-server's `auth_callout`: an external service decides who signs in (config
+    /// file only; see `auth.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_callout: Option<auth::RawAuthCallout>,
     /// The memory resolver's account JWTs: account public key → account JWT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolver_preload: Option<std::collections::BTreeMap<String, String>>,
