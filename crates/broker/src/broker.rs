@@ -299,12 +299,6 @@ pub struct Deliveries<'a> {
 }
 
 impl Deliveries<'_> {
-    /// Whether nothing, here or on a linked peer agent, subscribes to the deliver
-    /// subject (what is sent goes nowhere).
-    pub fn is_empty(&self) -> bool {
-        self.result.is_empty()
-    }
-
     /// Routes one message (see [`Broker::deliver`]).
     pub fn send(
         &mut self,

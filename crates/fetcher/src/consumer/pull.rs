@@ -399,19 +399,14 @@ fn deliver_pull(engine: &Arc<Engine>, rt: &Runtime, out: Vec<Outgoing>, route: &
                 st.waiters.remove(index);
                 continue;
             }
+            // A request whose client went away while the claim was made still gets its
+            // messages (they come back after ack_wait). Releasing them at once, as
+            // nats-server hands them on, needs a release fenced by its delivery: an
+            // unfenced release from an agent that was paused can cancel another
+            // agent's newer delivery of the same message (the chaos run's "delivered
+            // after ack").
             if to.as_ref().is_none_or(|(reply, _)| *reply != w.reply) {
-                let deliveries = engine.broker.deliveries(&w.reply);
-                if deliveries.is_empty() {
-                    // Its client went away while the claim was made (nats-server checks
-                    // a request's interest as it hands it a message): the message goes
-                    // to the next request, or back to the consumer at once instead of
-                    // after ack_wait. The release names its delivery, so when this
-                    // agent was paused past the deadline it cannot cancel another
-                    // agent's newer claim (see `claim::release`).
-                    st.waiters.remove(index);
-                    continue;
-                }
-                to = Some((w.reply.clone(), deliveries));
+                to = Some((w.reply.clone(), engine.broker.deliveries(&w.reply)));
             }
             if let Some((_, deliveries)) = &mut to {
                 deliveries.send(
