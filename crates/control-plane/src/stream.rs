@@ -463,7 +463,14 @@ impl Stream {
                         live: 0,
                     },
                 );
-                *self.obj_delta.entry(ctx.object_key.to_owned()).or_default() += 1;
+                // No key allocation when the object is counted already (every chunk
+                // of a flush after the first).
+                match self.obj_delta.get_mut(ctx.object_key) {
+                    Some(d) => *d += 1,
+                    None => {
+                        self.obj_delta.insert(ctx.object_key.to_owned(), 1);
+                    }
+                }
                 ctx.entry = Some(seq);
                 ctx.subject_idx.clear();
                 seq
