@@ -329,7 +329,7 @@ pub(crate) struct Settled {
 impl Settled {
     /// Starts a pass: `true` when this one is a full sweep.
     pub(crate) fn begin(&mut self) -> bool {
-        let full = self.passes % FULL_SWEEP_EVERY == 0;
+        let full = self.passes.is_multiple_of(FULL_SWEEP_EVERY);
         self.passes += 1;
         if full {
             self.streams.clear();
@@ -339,7 +339,7 @@ impl Settled {
 
     /// The streams of `listing` a pass must look at (changed, or not settled); the
     /// others are counted in `report.unchanged`. Forgets deleted streams.
-    pub(crate) fn to_visit(
+    pub(crate) fn worth_a_look(
         &mut self,
         listing: Vec<v1::StreamInfoResponse>,
         report: &mut CompactionReport,

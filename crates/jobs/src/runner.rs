@@ -233,7 +233,7 @@ impl Jobs {
             settled.begin();
             let listing = ctx.cp.list_streams("").await?;
             let mut report = CompactionReport::default();
-            for (name, mark) in settled.to_visit(listing, &mut report) {
+            for (name, mark) in settled.worth_a_look(listing, &mut report) {
                 report.streams += 1;
                 match compaction::compact_stream(ctx, &name, &mut report).await {
                     Ok(true) => settled.settle(name, mark),

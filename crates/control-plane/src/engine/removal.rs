@@ -349,10 +349,16 @@ mod tests {
             names.push((format!("A{i}"), Some(Duration::from_secs(60))));
         }
         for (name, age) in &names {
-            let r = engine.create_stream("g", spec(name, *age, false)).await.unwrap();
+            let r = engine
+                .create_stream("g", spec(name, *age, false))
+                .await
+                .unwrap();
             assert!(r.error.is_none());
         }
-        let r = engine.create_stream("g", spec("T", None, true)).await.unwrap();
+        let r = engine
+            .create_stream("g", spec("T", None, true))
+            .await
+            .unwrap();
         assert!(r.error.is_none());
         let now = clock.now_unix_nanos();
         let record = |name: &str| Record {
@@ -448,7 +454,11 @@ mod tests {
                 }],
             )],
         };
-        assert!(engine.commit("g", again).await.unwrap().chunks[0].error.is_none());
+        assert!(
+            engine.commit("g", again).await.unwrap().chunks[0]
+                .error
+                .is_none()
+        );
         assert_eq!(engine.next_expiry().await, Some(later + 60_000_000_000));
         clock.advance(Duration::from_secs(61));
         assert_eq!(
