@@ -8,8 +8,10 @@
 //! `COMMIT_BENCH_PACED_AGENTS` agents (default 125) each committing once per 250 ms
 //! batch window (500 commits/s offered: the load the targets are stated for).
 //!
-//! - The in-process client is used, so protobuf encoding and the auth interceptor are
-//!   included; the network hop to a remote control plane is not.
+//! - The in-process client is used (`ControlPlane::client`): since session 12 its
+//!   `CommitBatch` calls the service directly (no protobuf encoding, routes or auth
+//!   interceptor, as an embedded agent commits); the network hop to a remote control
+//!   plane is not included either.
 //! - etcd is a real `etcd` started by testkit on loopback (one member, its own temp
 //!   data dir, `--max-txn-ops` 10,240); the control plane runs as an elected leader with
 //!   every write fenced on the leader key's revision, as `infinistream control-plane`

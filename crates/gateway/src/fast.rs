@@ -29,6 +29,12 @@
 //! the batch ended (10208, unknown batch). A message the batcher refuses itself (over
 //! the publish buffer) is queued as a refusal in its place (`batcher::Refusal`), so its
 //! answer also comes after the earlier messages' and the later ones are withdrawn.
+//! The intake holds one ordering lock from this module's decision until the message
+//! (or its refusal) is in the batcher's queue, so the queue keeps this module's order
+//! even for a batch whose subjects are captured by two tasks. What that lock cannot
+//! give: the order in which two capture tasks (one per stream subject) reach
+//! `on_message` is theirs, not the client's, so a batch publishing on two subjects of
+//! a stream can see a message before the one the client sent first (a gap here).
 //!
 //! Flow: each batch gets its client's flow up to what one flush carries ([`flow_for`]),
 //! and when a flush ends a client waiting on its whole window gets an ack for what is

@@ -164,6 +164,7 @@ impl Intake {
             catalog: catalog.clone(),
             atomic: Mutex::new(AtomicBatches::new()),
             fast,
+            fast_order: tokio::sync::Mutex::new(()),
         });
         let capture = {
             let sinks = sinks.clone();
@@ -220,6 +221,11 @@ struct Sinks {
     /// Fast batches in flight (`fast`), shared with [`BrokerAcks`]; never locked across
     /// an await.
     fast: Arc<Mutex<FastBatches>>,
+    /// Held by a fast-batch message from the batch state's decision until it is in the
+    /// batcher's queue (as a record or a refusal): a batch's messages on two subjects
+    /// of a stream are captured by two tasks, and without it a later message taken
+    /// after a refused one could reach the queue first and escape the withdrawal.
+    fast_order: tokio::sync::Mutex<()>,
 }
 
 async fn forward(stream: &Arc<str>, msg: InternalMsg, sinks: &Sinks) {
@@ -299,6 +305,9 @@ async fn forward_fast(stream: &Arc<str>, msg: InternalMsg, reply: &str, sinks: &
     let level = map
         .as_ref()
         .and_then(|m| m.get(headers::REQUIRED_API_LEVEL));
+    // Decided and queued in one turn (see `Sinks::fast_order`); the batcher's queue is
+    // FIFO, so queue order is the batch state's order.
+    let _order = sinks.fast_order.lock().await;
     let (take, out) = match sinks.fast.lock() {
         Ok(mut fast) => fast.on_message(
             &entry.config,
