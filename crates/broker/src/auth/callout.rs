@@ -15,14 +15,12 @@
 //! configuration).
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use infinistream_protocol::Connect;
 use serde_json::json;
 
 use super::{Callout, Login, Users, jwt};
-use crate::broker::Broker;
 
 /// The subject the service listens on.
 pub(crate) const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
@@ -34,20 +32,32 @@ pub(crate) struct Caller<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Asks the callout service about `connect`; the login it grants, or None.
-pub(crate) async fn sign_in(
-    broker: &Broker,
-    server_key: &nkeys::KeyPair,
-    users: &Users,
-    callout: &Callout,
+/// This server as the request's `server_id` names it.
+pub(crate) struct Server<'a> {
+    pub key: &'a nkeys::KeyPair,
+    pub name: &'a str,
+    pub host: &'a str,
+    pub version: &'a str,
+}
+
+/// One sign-in in flight: the signed request to send, and what its answer must name.
+pub(crate) struct Request {
+    /// The authorization request JWT, the message's payload.
+    pub jwt: String,
+    server_id: String,
+    user: String,
+}
+
+/// Builds and signs the authorization request for `connect`, with a fresh user key;
+/// None (logged) when it cannot be signed.
+pub(crate) fn request(
+    server: &Server<'_>,
     connect: &Connect,
-    caller: Caller<'_>,
-    timeout: Duration,
-) -> Option<Login> {
+    caller: &Caller<'_>,
+) -> Option<Request> {
     let user_key = nkeys::KeyPair::new_user();
     let user = user_key.public_key();
-    let server_id = server_key.public_key();
-    let config = broker.config();
+    let server_id = server.key.public_key();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -67,8 +77,8 @@ pub(crate) async fn sign_in(
         "sub": user,
         "aud": "nats-authorization-request",
         "nats": {
-            "server_id": {"name": config.server_name, "host": config.host, "id": server_id,
-                          "version": config.version},
+            "server_id": {"name": server.name, "host": server.host, "id": server_id,
+                          "version": server.version},
             "user_nkey": user,
             "client_info": {"host": caller.host.to_string(), "id": caller.cid,
                             "user": connect.user.as_deref().unwrap_or_default(),
@@ -80,35 +90,32 @@ pub(crate) async fn sign_in(
             "version": 2,
         }
     });
-    let request = match jwt::encode(&claims, server_key) {
-        Ok(request) => request,
+    match jwt::encode(&claims, server.key) {
+        Ok(jwt) => Some(Request {
+            jwt,
+            server_id,
+            user,
+        }),
         Err(error) => {
             tracing::warn!(%error, "auth callout: cannot sign the request");
-            return None;
+            None
         }
-    };
-    let service = broker.in_account(&callout.account);
-    let inbox = format!("_INBOX.callout.{}", super::new_nonce());
-    let mut answers = match service.subscribe_internal(&inbox, None, 1) {
-        Ok(sub) => sub,
-        Err(error) => {
-            tracing::warn!(%error, "auth callout: cannot subscribe to its answer");
-            return None;
-        }
-    };
-    service.publish(AUTH_SUBJECT, Some(&inbox), None, Bytes::from(request));
-    let answer = match tokio::time::timeout(timeout, answers.recv()).await {
-        Ok(Some(msg)) => msg.payload,
-        Ok(None) | Err(_) => {
-            tracing::info!(cid = caller.cid, "auth callout: no answer in time");
-            return None;
-        }
-    };
-    let answer = String::from_utf8_lossy(&answer);
-    match jwt::callout_answer(&answer, &callout.issuer, &server_id, &user) {
+    }
+}
+
+/// The login the service's `answer` to `request` grants, or None (logged).
+pub(crate) fn answer(
+    request: &Request,
+    answer: &[u8],
+    users: &Users,
+    callout: &Callout,
+    cid: u64,
+) -> Option<Login> {
+    let answer = String::from_utf8_lossy(answer);
+    match jwt::callout_answer(&answer, &callout.issuer, &request.server_id, &request.user) {
         Ok(approved) => users.callout_login(approved),
         Err(error) => {
-            tracing::info!(cid = caller.cid, %error, "auth callout: refused");
+            tracing::info!(cid, %error, "auth callout: refused");
             None
         }
     }

@@ -734,13 +734,12 @@ impl Reader {
                                         host: self.client.addr.ip(),
                                         nonce: self.client.nonce.get().map(String::as_str),
                                     };
-                                    let login = auth::callout::sign_in(
+                                    let login = ask_callout(
                                         &broker,
-                                        &self.inner.server_key,
                                         &users,
                                         &callout,
                                         &connect,
-                                        caller,
+                                        &caller,
                                         config.auth_timeout,
                                     )
                                     .await;
@@ -1318,4 +1317,46 @@ fn close_at_expiry(client: Arc<Client>, expiry: auth::Expiry, timer: Cancellatio
             }
         }
     });
+}
+
+/// Asks the auth callout service, in `broker`'s account (the callout's), about
+/// `connect` (see [`auth::callout`]): the login it grants, or None when it refuses,
+/// answers wrongly or not within `timeout`.
+async fn ask_callout(
+    broker: &Broker,
+    users: &auth::Users,
+    callout: &auth::Callout,
+    connect: &Connect,
+    caller: &auth::callout::Caller<'_>,
+    timeout: Duration,
+) -> Option<Login> {
+    let config = broker.config();
+    let server = auth::callout::Server {
+        key: &broker.inner.server_key,
+        name: &config.server_name,
+        host: &config.host,
+        version: &config.version,
+    };
+    let request = auth::callout::request(&server, connect, caller)?;
+    let inbox = format!("_INBOX.callout.{}", auth::new_nonce());
+    let mut answers = match broker.subscribe_internal(&inbox, None, 1) {
+        Ok(sub) => sub,
+        Err(error) => {
+            tracing::warn!(%error, "auth callout: cannot subscribe to its answer");
+            return None;
+        }
+    };
+    broker.publish(
+        auth::callout::AUTH_SUBJECT,
+        Some(&inbox),
+        None,
+        Bytes::from(request.jwt.clone()),
+    );
+    match tokio::time::timeout(timeout, answers.recv()).await {
+        Ok(Some(msg)) => auth::callout::answer(&request, &msg.payload, users, callout, caller.cid),
+        Ok(None) | Err(_) => {
+            tracing::info!(cid = caller.cid, "auth callout: no answer in time");
+            None
+        }
+    }
 }
