@@ -359,6 +359,10 @@ impl Batcher {
 /// One record's bookkeeping between push and ack.
 struct Slot {
     stream: Arc<str>,
+    /// The subject, shared with the publish: written into `meta` only when a commit
+    /// request is built (one copy per attempt instead of one more per record).
+    subject: Bytes,
+    /// Everything but the subject (left empty until the request is built).
     meta: v1::RecordMeta,
     reply: Option<String>,
     batch: Option<BatchTag>,
@@ -426,6 +430,7 @@ impl FlushShared {
     /// message of its fast batch.
     fn commit_meta(&self, slot: &Slot) -> v1::RecordMeta {
         let mut meta = slot.meta.clone();
+        meta.subject = String::from_utf8_lossy(&slot.subject).into_owned();
         if let Some(id) = meta.fail_batch.as_deref() {
             let failed = self
                 .failed_fast
@@ -596,12 +601,14 @@ impl Writer {
         {
             meta.withdrawn = true;
         }
-        meta.subject = String::from_utf8_lossy(&record.subject).into_owned();
+        // The subject goes into the request from `Slot::subject`.
+        meta.subject = String::new();
         meta.size = size;
         meta.header_size = u32::try_from(record.headers.len()).unwrap_or(u32::MAX);
         meta.timestamp_unix_nanos = timestamp;
         self.pending.push(Slot {
             stream: record.stream,
+            subject: record.subject,
             meta,
             reply: record.reply,
             batch: record.batch,
