@@ -441,20 +441,22 @@ impl Startup {
             consume,
             produce: config.roles.contains(&Role::ProxyProduce),
         };
+        // What every account's `$JS.API` server shares, with that account's limits.
+        let api_deps = |account_limits| ApiDeps {
+            broker: shared.broker.clone(),
+            cp: shared.cp.clone(),
+            catalog: shared.catalog.clone(),
+            server_name: config.server_name.clone(),
+            group: shared.group.clone(),
+            health: {
+                let readiness = readiness.clone();
+                Arc::new(move || readiness.status())
+            },
+            account_limits,
+        };
         let jsz_source = infinistream_jetstream::start(
             &mut ctx,
-            ApiDeps {
-                broker: shared.broker.clone(),
-                cp: shared.cp.clone(),
-                catalog: shared.catalog.clone(),
-                server_name: config.server_name.clone(),
-                group: shared.group.clone(),
-                health: {
-                    let readiness = readiness.clone();
-                    Arc::new(move || readiness.status())
-                },
-                account_limits: crate::client_auth::jetstream_limits(config.auth.as_ref()),
-            },
+            api_deps(crate::client_auth::jetstream_limits(config.auth.as_ref())),
             routes.clone(),
         )?;
         // Every other JetStream account: its own `$JS.API` server (see
@@ -462,18 +464,7 @@ impl Startup {
         for (account, limits) in crate::client_auth::more_jetstream(config.auth.as_ref()) {
             infinistream_jetstream::start_account(
                 &mut ctx,
-                ApiDeps {
-                    broker: shared.broker.clone(),
-                    cp: shared.cp.clone(),
-                    catalog: shared.catalog.clone(),
-                    server_name: config.server_name.clone(),
-                    group: shared.group.clone(),
-                    health: {
-                        let readiness = readiness.clone();
-                        Arc::new(move || readiness.status())
-                    },
-                    account_limits: limits,
-                },
+                api_deps(limits),
                 &routes,
                 &account,
                 limits,
