@@ -35,7 +35,7 @@ use infinistream_broker::jwt::{self, JwtError};
 use infinistream_broker::{Auth, Broker, InternalSubscription, Users};
 use infinistream_config::OperatorSpec;
 use infinistream_protocol::jsapi::time::Timestamp;
-use infinistream_protocol::sysapi::{FLAG_JETSTREAM, ServerInfo};
+use infinistream_protocol::sysapi::ServerInfo;
 use infinistream_runtime::CancellationToken;
 use serde::Serialize;
 use tracing::Instrument;
@@ -259,24 +259,15 @@ impl Resolver {
 
     /// nats-server's answer to a claims update (`respondToUpdate`).
     fn answer(&self, account: &str, outcome: Result<&'static str, String>) -> Bytes {
-        let config = self.broker.config();
-        let server = ServerInfo {
-            name: config.server_name.clone(),
-            host: config.host.clone(),
-            id: self.broker.server_id().to_owned(),
-            cluster: String::new(),
-            domain: String::new(),
-            version: config.version.clone(),
-            tags: Vec::new(),
-            jetstream: config.jetstream,
-            flags: if config.jetstream { FLAG_JETSTREAM } else { 0 },
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            time: Timestamp::from_unix_nanos(
+        let server = self.broker.server_info(
+            String::new(),
+            self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            Timestamp::from_unix_nanos(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as i128),
             ),
-        };
+        );
         let (data, error) = match outcome {
             Ok(message) => (
                 Some(UpdateData {

@@ -591,6 +591,34 @@ impl Broker {
             )),
         }
     }
+    /// This agent as nats-server's system messages name their server (`server` in
+    /// an envelope): `cluster` as the caller knows it, `seq` its message counter,
+    /// `time` now.
+    pub fn server_info(
+        &self,
+        cluster: String,
+        seq: u64,
+        time: infinistream_protocol::jsapi::time::Timestamp,
+    ) -> infinistream_protocol::sysapi::ServerInfo {
+        let config = self.config();
+        infinistream_protocol::sysapi::ServerInfo {
+            name: config.server_name.clone(),
+            host: config.host.clone(),
+            id: self.server_id().to_owned(),
+            cluster,
+            domain: String::new(),
+            version: config.version.clone(),
+            tags: Vec::new(),
+            jetstream: config.jetstream,
+            flags: if config.jetstream {
+                infinistream_protocol::sysapi::FLAG_JETSTREAM
+            } else {
+                0
+            },
+            seq,
+            time,
+        }
+    }
 
     pub fn server_id(&self) -> &str {
         &self.inner.server_id

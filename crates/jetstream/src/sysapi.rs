@@ -40,9 +40,9 @@ use infinistream_protocol::jsapi::jsz::{GLOBAL_ACCOUNT, JszLimits, JszOptions};
 use infinistream_protocol::jsapi::time::Timestamp;
 use infinistream_protocol::sysapi::{
     ACCOUNT_CONNZ, ACCOUNT_STATZ, AccountStat, AccountStatz, AccountStatzEventOptions,
-    ConnzEventOptions, DataStats, Endpoint, FLAG_JETSTREAM, FilterOnly, HealthStatus,
-    JetStreamVarz, JszEventOptions, SERVER_PING, ServerApiResponse, ServerId, ServerInfo,
-    ServerStats, ServerStatsMsg, SysApiError, SysRequest, USER_INFO, UserInfo, parse_options,
+    ConnzEventOptions, DataStats, Endpoint, FilterOnly, HealthStatus, JetStreamVarz,
+    JszEventOptions, SERVER_PING, ServerApiResponse, ServerId, ServerInfo, ServerStats,
+    ServerStatsMsg, SysApiError, SysRequest, USER_INFO, UserInfo, parse_options,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -144,20 +144,11 @@ impl SysApi {
 
     /// This agent as the envelope names it, with the next sequence number.
     fn server_info(&self) -> ServerInfo {
-        let config = self.broker().config();
-        ServerInfo {
-            name: config.server_name.clone(),
-            host: config.host.clone(),
-            id: self.broker().server_id().to_owned(),
-            cluster: self.cluster.clone(),
-            domain: String::new(),
-            version: config.version.clone(),
-            tags: Vec::new(),
-            jetstream: config.jetstream,
-            flags: if config.jetstream { FLAG_JETSTREAM } else { 0 },
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            time: now(&self.ctx),
-        }
+        self.broker().server_info(
+            self.cluster.clone(),
+            self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            now(&self.ctx),
+        )
     }
 
     /// The answer to one request, or `None` when this agent stays silent.
