@@ -168,13 +168,11 @@ impl ControlPlane {
     /// whose key checks out, `CommitBatch` also skips the encoding and the routes
     /// (`infinistream_cp_client::local`); a wrong key gets the routes' refusal.
     pub fn client(&self, group: &str, key: &str) -> Result<ControlPlaneClient, ClientError> {
-        let routes = self.router().prepare();
-        match self.direct(group) {
-            Some(direct) if self.groups.check(group, key) => {
-                ControlPlaneClient::in_process_direct(routes, Arc::new(direct), group, key)
-            }
-            _ => ControlPlaneClient::in_process(routes, group, key),
-        }
+        let client = ControlPlaneClient::in_process(self.router().prepare(), group, key)?;
+        Ok(match self.direct(group) {
+            Some(direct) if self.groups.check(group, key) => client.with_local(Arc::new(direct)),
+            _ => client,
+        })
     }
 
     /// Direct in-process calls as `group` (no codec, no group proof): for the

@@ -173,29 +173,13 @@ impl ControlPlaneClient {
 }
 
 impl ControlPlaneClient {
-    /// [`ControlPlaneClient::in_process`] whose calls `local` serves (today
-    /// `CommitBatch`) go straight to it, without encoding (see [`crate::local`]); the
-    /// control plane hands `local` over only for a group whose key checked out.
-    pub fn in_process_direct<S>(
-        routes: S,
-        local: Arc<dyn LocalCalls>,
-        group: &str,
-        key: &str,
-    ) -> Result<ControlPlaneClient, ClientError>
-    where
-        S: tower::Service<
-                http::Request<Body>,
-                Response = http::Response<Body>,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let mut client = ControlPlaneClient::in_process(routes, group, key)?;
-        client.local = Some(local);
-        Ok(client)
+    /// This client with the calls `local` serves (today `CommitBatch`) going straight
+    /// to it, without encoding (see [`crate::local`]): for a client made by
+    /// [`ControlPlaneClient::in_process`]; the control plane hands `local` over only
+    /// for a group whose key checked out.
+    pub fn with_local(mut self, local: Arc<dyn LocalCalls>) -> ControlPlaneClient {
+        self.local = Some(local);
+        self
     }
 
     /// Whether calls skip the transport to a control plane in this process.

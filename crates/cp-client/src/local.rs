@@ -4,7 +4,7 @@
 //! same tonic clients as a remote one (`ControlPlaneClient::in_process`): every call
 //! is encoded, routed and decoded. On the publish path that is a measurable part of a
 //! flush's commit (docs/benchmarks.md, "many streams"), so a co-located control plane
-//! may also hand the client a [`LocalCalls`] (`ControlPlaneClient::in_process_direct`),
+//! may also hand the client a [`LocalCalls`] (`ControlPlaneClient::with_local`),
 //! which the typed calls listed there use instead: the same service code and engine,
 //! the same answers, and failures given as the same [`CallError`] a routed call gets.
 //! Callers see no difference; every other call still goes through the routes.
